@@ -1,0 +1,489 @@
+#include "alloc_map.hpp"
+
+#include <algorithm>
+#include <numeric>
+
+namespace bai::core {
+namespace {
+
+// Keeps every sum of units (and unit * device-count products of the water fill) in int64.
+constexpr std::int64_t kMaxTotalUnits = std::int64_t{1} << 52;
+
+}  // namespace
+
+const char* allocationErrorKindName(AllocationErrorKind kind) {
+  switch (kind) {
+    case AllocationErrorKind::InsufficientResource: return "InsufficientResource";
+    case AllocationErrorKind::InvalidResourceCombination: return "InvalidResourceCombination";
+    case AllocationErrorKind::InvalidResourceArgument: return "InvalidResourceArgument";
+    case AllocationErrorKind::NotMultipleOfQuantum: return "NotMultipleOfQuantum";
+    case AllocationErrorKind::FractionalResourceFragmented: return "FractionalResourceFragmented";
+    case AllocationErrorKind::UnsupportedResource: return "UnsupportedResource";
+  }
+  return "Unknown";
+}
+
+const char* allocationStrategyName(AllocationStrategy strategy) {
+  return strategy == AllocationStrategy::Fill ? "fill" : "evenly";
+}
+
+Result<AllocationStrategy> parseAllocationStrategy(std::string_view text) {
+  if (text == "fill") return AllocationStrategy::Fill;
+  if (text == "evenly") return AllocationStrategy::Evenly;
+  return fail(ErrorCode::InvalidArgument,
+              "unknown allocation strategy '" + std::string(text) + "' (expected fill or evenly)");
+}
+
+AllocMap::AllocMap(SlotName slot, SlotType slotType, AllocationStrategy strategy, __int128 unitRaw)
+    : slot_(std::move(slot)), slotType_(slotType), strategy_(strategy), unitRaw_(unitRaw) {}
+
+Result<void> AllocMap::addDevices(const std::vector<DeviceSpec>& devices) {
+  std::vector<std::uint32_t> perNode;  // devices seen so far per NUMA node (+1 for "unknown")
+  std::int64_t total = 0;
+  for (const DeviceSpec& spec : devices) {
+    const std::string where = "slot " + slot_.str() + ", device '" + spec.id + "'";
+    if (spec.id.empty()) return fail(ErrorCode::InvalidArgument, "slot " + slot_.str() + ": a device has an empty id");
+    if (findDevice(spec.id)) return fail(ErrorCode::InvalidArgument, where + ": duplicate device id");
+    if (spec.capacity.isNegative() || spec.capacity.isInfinite()) {
+      return fail(ErrorCode::InvalidArgument, where + ": capacity must be finite and not negative");
+    }
+    if (spec.numaNode < -1) return fail(ErrorCode::InvalidArgument, where + ": NUMA node must be >= -1");
+    const __int128 units = spec.capacity.raw() / unitRaw_;  // fraction maps use whole quanta only
+    if (!isFraction() && units * unitRaw_ != spec.capacity.raw()) {
+      return fail(ErrorCode::InvalidArgument, where + ": capacity " + spec.capacity.toString() + " is not a whole number");
+    }
+    if (units > kMaxTotalUnits - total) return fail(ErrorCode::OutOfRange, where + ": total capacity too large");
+    total += static_cast<std::int64_t>(units);
+    const auto nodeSlot = static_cast<std::size_t>(spec.numaNode + 1);
+    if (perNode.size() <= nodeSlot) perNode.resize(nodeSlot + 1, 0);
+    devices_.push_back(Device{spec.id, static_cast<std::int64_t>(units), 0, spec.numaNode, perNode[nodeSlot]++, true});
+  }
+  return {};
+}
+
+std::optional<std::uint32_t> AllocMap::findDevice(std::string_view id) const {
+  for (std::uint32_t i = 0; i < devices_.size(); ++i) {
+    if (devices_[i].id == id) return i;
+  }
+  return std::nullopt;
+}
+
+Quantity AllocMap::capacityTotal() const {
+  std::int64_t total = 0;
+  for (const Device& d : devices_) total += d.capacity;
+  return toQuantity(total);
+}
+
+Quantity AllocMap::allocatedTotal() const {
+  std::int64_t total = 0;
+  for (const Device& d : devices_) total += d.used;
+  return toQuantity(total);
+}
+
+Quantity AllocMap::freeTotal() const {
+  std::int64_t total = 0;
+  for (const Device& d : devices_) total += d.enabled ? d.free() : 0;
+  return toQuantity(total);
+}
+
+Quantity AllocMap::largestAllocatable() const {
+  if (slotType_ == SlotType::Unified) return Quantity();
+  std::int64_t total = 0, largestSingle = 0;
+  for (const Device& d : devices_) {
+    if (!d.enabled) continue;
+    total += d.free();
+    largestSingle = std::max(largestSingle, d.free());
+  }
+  if (slotType_ == SlotType::Unique) return Quantity(toQuantity(largestSingle) >= Quantity(1) ? 1 : 0);
+  return largestFor(total, largestSingle);
+}
+
+Quantity AllocMap::largestFor(std::int64_t freeUnits, std::int64_t) const { return toQuantity(freeUnits); }
+
+AllocationError AllocMap::error(AllocationErrorKind kind, Quantity requested, Quantity allocatable,
+                                std::string why) const {
+  AllocationError e;
+  e.kind = kind;
+  e.slot = slot_.str();
+  e.requested = requested;
+  e.allocatable = allocatable;
+  e.message = std::string(allocationErrorKindName(kind)) + ": " + slot_.str() + ": " + why + " (requested " +
+              requested.toString() + ", allocatable " + allocatable.toString() + ")";
+  return e;
+}
+
+AllocationError AllocMap::insufficient(std::int64_t units, std::int64_t freeUnits) const {
+  return error(AllocationErrorKind::InsufficientResource, toQuantity(units), toQuantity(freeUnits),
+               "not enough free capacity");
+}
+
+Result<Grants, AllocationError> AllocMap::allocate(Quantity amount, const AffinityHint& hint) {
+  auto invalid = [&](const std::string& why) {
+    return Failure{error(AllocationErrorKind::InvalidResourceArgument, amount, largestAllocatable(), why)};
+  };
+  if (slotType_ == SlotType::Unified) return invalid("a unified slot is given to every session, not allocated");
+  if (amount.isNegative()) return invalid("a negative amount");
+  if (amount.isInfinite()) return invalid("an infinite amount");
+  if (amount.isZero()) return Grants{};
+  if (slotType_ == SlotType::Unique && amount != Quantity(1)) return invalid("a unique slot is requested as exactly 1");
+
+  auto units = toUnits(amount);
+  if (!units) return Failure{units.error()};
+  auto placed = placeWithAffinity(*units, hint);
+  if (!placed) return Failure{placed.error()};
+
+  std::sort(placed->begin(), placed->end(), [](const Placement& a, const Placement& b) { return a.device < b.device; });
+  Grants grants;
+  grants.reserve(placed->size());
+  for (const Placement& p : *placed) {
+    devices_[p.device].used += p.units;
+    grants.push_back(DeviceGrant{p.device, toQuantity(p.units)});
+  }
+  return grants;
+}
+
+std::vector<std::uint32_t> AllocMap::candidates(const AffinityHint& hint, int onlyNode) const {
+  std::vector<std::uint32_t> out;
+  out.reserve(devices_.size());
+  for (std::uint32_t i = 0; i < devices_.size(); ++i) {
+    const Device& d = devices_[i];
+    if (!d.enabled || d.free() <= 0) continue;
+    if (onlyNode == kHintedNodes && d.numaNode >= 0 && !hint.prefers(d.numaNode)) continue;
+    if (onlyNode >= 0 && d.numaNode >= 0 && d.numaNode != onlyNode) continue;
+    out.push_back(i);
+  }
+  // Preference: hinted NUMA nodes, then most free, then interleaved across nodes.
+  std::sort(out.begin(), out.end(), [&](std::uint32_t a, std::uint32_t b) {
+    const Device& x = devices_[a];
+    const Device& y = devices_[b];
+    const bool hx = hint.prefers(x.numaNode), hy = hint.prefers(y.numaNode);
+    if (hx != hy) return hx;
+    if (x.free() != y.free()) return x.free() > y.free();
+    if (x.rankInNode != y.rankInNode) return x.rankInNode < y.rankInNode;
+    if (x.numaNode != y.numaNode) return x.numaNode < y.numaNode;
+    return a < b;
+  });
+  return out;
+}
+
+AllocMap::PlaceResult AllocMap::placeWithAffinity(std::int64_t units, const AffinityHint& hint) const {
+  if (hint.policy == AffinityPolicy::PreferSingleNode) {
+    if (!hint.numaNodes.empty()) {
+      if (auto placed = place(units, candidates(hint, kHintedNodes))) return placed;
+    } else {
+      // Try whole NUMA nodes, the one with most free capacity first.
+      std::vector<std::pair<std::int64_t, int>> nodes;  // (free, node)
+      for (const Device& d : devices_) {
+        if (!d.enabled || d.numaNode < 0) continue;
+        auto it = std::find_if(nodes.begin(), nodes.end(), [&](const auto& n) { return n.second == d.numaNode; });
+        if (it == nodes.end()) nodes.emplace_back(d.free(), d.numaNode);
+        else it->first += d.free();
+      }
+      std::sort(nodes.begin(), nodes.end(),
+                [](const auto& a, const auto& b) { return a.first != b.first ? a.first > b.first : a.second < b.second; });
+      if (nodes.size() > 1) {
+        for (const auto& [nodeFree, node] : nodes) {
+          if (nodeFree < units) break;
+          if (auto placed = place(units, candidates(hint, node))) return placed;
+        }
+      }
+    }
+  }
+  return place(units, candidates(hint, kAnyNode));
+}
+
+AllocMap::PlaceResult AllocMap::fill(std::int64_t units, const std::vector<std::uint32_t>& candidates) const {
+  std::int64_t total = 0;
+  for (std::uint32_t i : candidates) total += devices_[i].free();
+  if (total < units) return Failure{insufficient(units, total)};
+  std::vector<Placement> out;
+  std::int64_t remaining = units;
+  for (std::uint32_t i : candidates) {  // already most-free first
+    const std::int64_t take = std::min(remaining, devices_[i].free());
+    out.push_back({i, take});
+    remaining -= take;
+    if (remaining == 0) break;
+  }
+  return out;
+}
+
+// Water filling: devices with less free than the even share give all they have; the
+// rest get the same level, the remainder one unit each to the preferred devices.
+AllocMap::PlaceResult AllocMap::spreadEvenly(std::int64_t units, const std::vector<std::uint32_t>& candidates) const {
+  std::int64_t total = 0;
+  for (std::uint32_t i : candidates) total += devices_[i].free();
+  if (total < units) return Failure{insufficient(units, total)};
+
+  const std::size_t n = candidates.size();
+  std::vector<std::uint32_t> byFree(n);  // positions into candidates, least free first
+  std::iota(byFree.begin(), byFree.end(), 0u);
+  std::stable_sort(byFree.begin(), byFree.end(), [&](std::uint32_t a, std::uint32_t b) {
+    return devices_[candidates[a]].free() < devices_[candidates[b]].free();
+  });
+  std::vector<Placement> out;
+  std::int64_t remaining = units;
+  std::size_t taken = 0;
+  std::vector<bool> isTaken(n, false);
+  while (taken < n) {
+    const std::int64_t free = devices_[candidates[byFree[taken]]].free();
+    if (free * static_cast<std::int64_t>(n - taken) >= remaining) break;
+    out.push_back({candidates[byFree[taken]], free});
+    isTaken[byFree[taken]] = true;
+    remaining -= free;
+    ++taken;
+  }
+  const auto level = static_cast<std::int64_t>(n - taken);
+  const std::int64_t base = remaining / level;
+  std::int64_t extra = remaining % level;
+  for (std::size_t pos = 0; pos < n; ++pos) {  // candidates are in preference order
+    if (isTaken[pos]) continue;
+    const std::int64_t give = base + (extra > 0 ? 1 : 0);
+    if (extra > 0) --extra;
+    if (give > 0) out.push_back({candidates[pos], give});
+  }
+  return out;
+}
+
+Result<std::vector<AllocMap::Placement>, AllocationError> AllocMap::toPlacements(const Grants& grants) const {
+  std::vector<Placement> out;
+  out.reserve(grants.size());
+  for (const DeviceGrant& g : grants) {
+    if (g.device >= devices_.size()) {
+      return Failure{error(AllocationErrorKind::InvalidResourceArgument, g.amount, Quantity(),
+                           "no device with index " + std::to_string(g.device))};
+    }
+    auto units = toUnits(g.amount);
+    if (!units || g.amount.isNegative()) {
+      return Failure{error(AllocationErrorKind::InvalidResourceArgument, g.amount, Quantity(),
+                           "recorded amount " + g.amount.toString() + " for device '" + devices_[g.device].id +
+                               "' is not a valid amount of this slot")};
+    }
+    auto same = std::find_if(out.begin(), out.end(), [&](const Placement& p) { return p.device == g.device; });
+    if (same != out.end()) same->units += *units;
+    else out.push_back({g.device, *units});
+  }
+  return out;
+}
+
+Result<void, AllocationError> AllocMap::checkFree(const Grants& grants) const {
+  auto placements = toPlacements(grants);
+  if (!placements) return Failure{placements.error()};
+  for (const Placement& p : *placements) {
+    const Device& d = devices_[p.device];
+    if (p.units > d.used) {
+      return Failure{error(AllocationErrorKind::InvalidResourceArgument, toQuantity(p.units), toQuantity(d.used),
+                           "freeing more than device '" + d.id + "' holds")};
+    }
+  }
+  return {};
+}
+
+Result<void, AllocationError> AllocMap::free(const Grants& grants) {
+  if (auto checked = checkFree(grants); !checked) return checked;
+  for (const DeviceGrant& g : grants) devices_[g.device].used -= toUnits(g.amount).value();
+  return {};
+}
+
+Result<void, AllocationError> AllocMap::checkApply(const Grants& grants) const {
+  auto placements = toPlacements(grants);
+  if (!placements) return Failure{placements.error()};
+  for (const Placement& p : *placements) {
+    const Device& d = devices_[p.device];
+    if (p.units > d.free()) {
+      return Failure{error(AllocationErrorKind::InsufficientResource, toQuantity(p.units), toQuantity(d.free()),
+                           "a restored allocation exceeds the free capacity of device '" + d.id + "'")};
+    }
+  }
+  return {};
+}
+
+Result<void, AllocationError> AllocMap::apply(const Grants& grants) {
+  if (auto checked = checkApply(grants); !checked) return checked;
+  for (const DeviceGrant& g : grants) devices_[g.device].used += toUnits(g.amount).value();
+  return {};
+}
+
+void AllocMap::clear() {
+  for (Device& d : devices_) d.used = 0;
+}
+
+// ---- DiscreteAllocMap -------------------------------------------------------------
+
+DiscreteAllocMap::DiscreteAllocMap(SlotName slot, SlotType slotType, AllocationStrategy strategy)
+    : AllocMap(std::move(slot), slotType, strategy, Quantity::kScale) {}
+
+Result<std::unique_ptr<DiscreteAllocMap>> DiscreteAllocMap::create(SlotName slot, SlotType slotType,
+                                                                   const std::vector<DeviceSpec>& devices,
+                                                                   AllocMapOptions options) {
+  std::unique_ptr<DiscreteAllocMap> map(new DiscreteAllocMap(std::move(slot), slotType, options.strategy));
+  if (auto added = map->addDevices(devices); !added) return Failure{added.error()};
+  return map;
+}
+
+Result<std::int64_t, AllocationError> DiscreteAllocMap::toUnits(Quantity amount) const {
+  if (!amount.isInteger()) {
+    AllocationError e = error(AllocationErrorKind::InvalidResourceArgument, amount, largestAllocatable(),
+                              "a discrete slot takes whole numbers");
+    e.nearestValid = {Quantity::fromRaw(amount.wholeUnits() * Quantity::kScale),
+                      Quantity::fromRaw((amount.wholeUnits() + 1) * Quantity::kScale)};
+    return Failure{std::move(e)};
+  }
+  const __int128 units = amount.wholeUnits();
+  if (units > kMaxTotalUnits) return Failure{insufficient(kMaxTotalUnits, 0)};
+  return static_cast<std::int64_t>(units);
+}
+
+AllocMap::PlaceResult DiscreteAllocMap::place(std::int64_t units, const std::vector<std::uint32_t>& candidates) const {
+  return strategy() == AllocationStrategy::Fill ? fill(units, candidates) : spreadEvenly(units, candidates);
+}
+
+// ---- FractionAllocMap -------------------------------------------------------------
+
+FractionAllocMap::FractionAllocMap(SlotName slot, SlotType slotType, AllocationStrategy strategy, Quantity quantum,
+                                   bool guard)
+    : AllocMap(std::move(slot), slotType, strategy, quantum.raw()), fragmentationGuard_(guard) {}
+
+Result<std::unique_ptr<FractionAllocMap>> FractionAllocMap::create(SlotName slot, SlotType slotType,
+                                                                   const std::vector<DeviceSpec>& devices,
+                                                                   AllocMapOptions options) {
+  if (options.quantum <= Quantity() || options.quantum.isInfinite()) {
+    return fail(ErrorCode::InvalidArgument,
+                "slot " + slot.str() + ": quantum must be positive and finite, not " + options.quantum.toString());
+  }
+  std::unique_ptr<FractionAllocMap> map(
+      new FractionAllocMap(std::move(slot), slotType, options.strategy, options.quantum, options.fragmentationGuard));
+  if (auto added = map->addDevices(devices); !added) return Failure{added.error()};
+  return map;
+}
+
+Result<std::int64_t, AllocationError> FractionAllocMap::toUnits(Quantity amount) const {
+  const __int128 q = quantum().raw();
+  if (amount.raw() % q != 0) {
+    const __int128 below = amount.raw() / q;
+    AllocationError e = error(AllocationErrorKind::NotMultipleOfQuantum, amount, largestAllocatable(),
+                              "not a multiple of the quantum " + quantum().toString());
+    if (below > 0) e.nearestValid.push_back(Quantity::fromRaw(below * q));
+    e.nearestValid.push_back(Quantity::fromRaw((below + 1) * q));
+    e.message += "; nearest valid amounts: ";
+    for (std::size_t i = 0; i < e.nearestValid.size(); ++i) {
+      e.message += (i ? ", " : "") + e.nearestValid[i].toString();
+    }
+    return Failure{std::move(e)};
+  }
+  const __int128 units = amount.raw() / q;
+  if (units > kMaxTotalUnits) return Failure{insufficient(kMaxTotalUnits, 0)};
+  return static_cast<std::int64_t>(units);
+}
+
+std::int64_t FractionAllocMap::largestCapacity() const {
+  std::int64_t largest = 0;
+  for (const Device& d : devices_) largest = std::max(largest, d.capacity);
+  return largest;
+}
+
+Quantity FractionAllocMap::largestFor(std::int64_t freeUnits, std::int64_t largestSingleFree) const {
+  if (!fragmentationGuard_) return toQuantity(freeUnits);
+  // Under the guard, amounts up to one device's capacity must fit on one device.
+  return toQuantity(freeUnits > largestCapacity() ? freeUnits : largestSingleFree);
+}
+
+AllocMap::PlaceResult FractionAllocMap::place(std::int64_t units, const std::vector<std::uint32_t>& candidates) const {
+  std::int64_t total = 0;
+  const Device* bestFit = nullptr;
+  std::uint32_t bestFitIndex = 0;
+  for (std::uint32_t i : candidates) {
+    const Device& d = devices_[i];
+    total += d.free();
+    if (d.free() >= units && (bestFit == nullptr || d.free() < bestFit->free())) {
+      bestFit = &d;
+      bestFitIndex = i;
+    }
+  }
+  if (total < units) return Failure{insufficient(units, total)};
+  if (fragmentationGuard_ && bestFit == nullptr && units <= largestCapacity()) {
+    std::int64_t largestSingle = 0;
+    for (std::uint32_t i : candidates) largestSingle = std::max(largestSingle, devices_[i].free());
+    return Failure{error(AllocationErrorKind::FractionalResourceFragmented, toQuantity(units),
+                         toQuantity(largestSingle),
+                         "free capacity is split across devices and no single device can hold the request")};
+  }
+  if (strategy() == AllocationStrategy::Fill) return fill(units, candidates);
+  if (bestFit != nullptr) return std::vector<Placement>{{bestFitIndex, units}};
+  return placeMostEvenRun(units, candidates);
+}
+
+// No single device holds the request: choose a run of devices, adjacent in the
+// most-free-first order, whose water-filled split is the most even (a difference of
+// one quantum counts as even); ties go to fewer devices, then to the run of smaller
+// devices so that big free devices stay whole. Prefix sums make each run O(log n).
+AllocMap::PlaceResult FractionAllocMap::placeMostEvenRun(std::int64_t units,
+                                                         const std::vector<std::uint32_t>& candidates) const {
+  std::vector<std::uint32_t> order = candidates;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::uint32_t a, std::uint32_t b) { return devices_[a].free() > devices_[b].free(); });
+  const std::size_t n = order.size();
+  std::vector<std::int64_t> f(n), prefix(n + 1, 0);
+  for (std::size_t j = 0; j < n; ++j) {
+    f[j] = devices_[order[j]].free();
+    prefix[j + 1] = prefix[j] + f[j];
+  }
+
+  struct Split {
+    std::size_t level;  // devices [0, level) of the run share the level; the rest give all
+    std::int64_t base, extra, unevenness;
+  };
+  // Water fill of run [i, i + k), which must cover `units`.
+  auto split = [&](std::size_t i, std::size_t k) {
+    // A device at run position p gives all it has iff filling everyone to its level
+    // still falls short: f[p] * (p + 1) + sum(f after p) < units. Monotone in p.
+    std::size_t lo = 1, hi = k;  // position 0 never gives all, since the run covers units
+    while (lo < hi) {
+      const std::size_t p = (lo + hi) / 2;
+      const std::int64_t fillTo = f[i + p] * static_cast<std::int64_t>(p + 1) + (prefix[i + k] - prefix[i + p + 1]);
+      if (fillTo < units) hi = p;
+      else lo = p + 1;
+    }
+    const std::size_t level = lo;
+    const std::int64_t rest = units - (prefix[i + k] - prefix[i + level]);
+    const std::int64_t base = rest / static_cast<std::int64_t>(level);
+    const std::int64_t extra = rest % static_cast<std::int64_t>(level);
+    const std::int64_t highest = base + (extra > 0 ? 1 : 0);
+    const std::int64_t lowest = level < k ? f[i + k - 1] : base;
+    return Split{level, base, extra, std::max<std::int64_t>(0, highest - lowest - 1)};
+  };
+
+  std::size_t kMin = 1;
+  while (prefix[kMin] < units) ++kMin;
+  std::size_t bestK = kMin;
+  std::int64_t bestUnevenness = split(0, kMin).unevenness;
+  for (std::size_t k = kMin + 1; k <= n && bestUnevenness > 0; ++k) {
+    const std::int64_t unevenness = split(0, k).unevenness;
+    if (unevenness < bestUnevenness) {
+      bestUnevenness = unevenness;
+      bestK = k;
+    }
+  }
+  // Slide the run towards smaller devices while it stays as even (monotone in i).
+  std::size_t lo = 0, hi = n - bestK;
+  while (lo < hi) {
+    const std::size_t i = (lo + hi + 1) / 2;
+    const bool ok = prefix[i + bestK] - prefix[i] >= units && split(i, bestK).unevenness == bestUnevenness;
+    if (ok) lo = i;
+    else hi = i - 1;
+  }
+  const std::size_t start = lo;
+  const Split s = split(start, bestK);
+  std::vector<Placement> out;
+  std::int64_t extra = s.extra;
+  for (std::size_t p = 0; p < bestK; ++p) {
+    std::int64_t give = f[start + p];
+    if (p < s.level) {
+      give = s.base + (extra > 0 ? 1 : 0);
+      if (extra > 0) --extra;
+    }
+    if (give > 0) out.push_back({order[start + p], give});
+  }
+  return out;
+}
+
+}  // namespace bai::core

@@ -1,0 +1,173 @@
+// Allocation maps: which device of one slot holds how much of it. Plugins describe
+// devices; the maps decide placement, so every plugin gets the same semantics.
+#pragma once
+
+#include "affinity.hpp"
+#include "allocation_error.hpp"
+
+#include <bai/result.hpp>
+#include <bai/slots.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace bai::core {
+
+enum class AllocationStrategy {
+  Fill,    // most-free device first, as few devices as possible
+  Evenly,  // spread the request evenly (fractions: best single fit, else the most even run of devices)
+};
+
+const char* allocationStrategyName(AllocationStrategy strategy);
+Result<AllocationStrategy> parseAllocationStrategy(std::string_view text);
+
+struct DeviceSpec {
+  std::string id;
+  Quantity capacity;
+  int numaNode = -1;  // -1: unknown, fits any NUMA preference
+};
+
+struct DeviceGrant {
+  std::uint32_t device = 0;  // index into the map's devices
+  Quantity amount;
+  friend bool operator==(const DeviceGrant&, const DeviceGrant&) = default;
+};
+using Grants = std::vector<DeviceGrant>;  // sorted by device index, amounts > 0
+
+struct AllocMapOptions {
+  AllocationStrategy strategy = AllocationStrategy::Evenly;
+  // Fraction maps only: the smallest grantable step, and whether a request that fits in
+  // one device's capacity must be placed on a single device.
+  Quantity quantum = Quantity::fromRaw(Quantity::kScale / 100);
+  bool fragmentationGuard = false;
+};
+
+// One slot (e.g. cuda.device) over a set of devices. Amounts are kept as integers of
+// the map's unit (1 for discrete maps, the quantum for fraction maps), so every grant
+// is exact and sums equal requests.
+class AllocMap {
+ public:
+  virtual ~AllocMap() = default;
+  AllocMap(const AllocMap&) = delete;
+  AllocMap& operator=(const AllocMap&) = delete;
+
+  const SlotName& slot() const { return slot_; }
+  SlotType slotType() const { return slotType_; }
+  AllocationStrategy strategy() const { return strategy_; }
+  virtual bool isFraction() const = 0;
+
+  std::size_t deviceCount() const { return devices_.size(); }
+  const std::string& deviceId(std::uint32_t device) const { return devices_.at(device).id; }
+  int numaNode(std::uint32_t device) const { return devices_.at(device).numaNode; }
+  std::optional<std::uint32_t> findDevice(std::string_view id) const;
+  Quantity capacity(std::uint32_t device) const { return toQuantity(devices_.at(device).capacity); }
+  Quantity allocated(std::uint32_t device) const { return toQuantity(devices_.at(device).used); }
+  bool enabled(std::uint32_t device) const { return devices_.at(device).enabled; }
+
+  Quantity capacityTotal() const;
+  Quantity allocatedTotal() const;
+  // Free capacity on enabled devices.
+  Quantity freeTotal() const;
+  // The largest amount one request could be granted now under this map's rules.
+  Quantity largestAllocatable() const;
+
+  // Grants exactly `amount` or fails with the reason; the map is unchanged on failure.
+  Result<Grants, AllocationError> allocate(Quantity amount, const AffinityHint& hint = {});
+  // Gives back a grant; freeing more than a device holds is an error and changes nothing.
+  Result<void, AllocationError> free(const Grants& grants);
+  Result<void, AllocationError> checkFree(const Grants& grants) const;
+  // Re-applies a recorded grant (agent restart); exceeding a device's capacity is an error.
+  Result<void, AllocationError> apply(const Grants& grants);
+  Result<void, AllocationError> checkApply(const Grants& grants) const;
+  void clear();
+  // A disabled device (unhealthy or masked) gets no new grants; what it holds stays.
+  void setEnabled(std::uint32_t device, bool enabled) { devices_.at(device).enabled = enabled; }
+
+ protected:
+  struct Device {
+    std::string id;
+    std::int64_t capacity = 0;  // in units
+    std::int64_t used = 0;      // in units
+    int numaNode = -1;
+    std::uint32_t rankInNode = 0;  // position among the devices of its NUMA node
+    bool enabled = true;
+    std::int64_t free() const { return capacity - used; }
+  };
+  struct Placement {
+    std::uint32_t device;
+    std::int64_t units;
+  };
+  using PlaceResult = Result<std::vector<Placement>, AllocationError>;
+
+  AllocMap(SlotName slot, SlotType slotType, AllocationStrategy strategy, __int128 unitRaw);
+  // Called by subclass constructors once the unit is known.
+  Result<void> addDevices(const std::vector<DeviceSpec>& devices);
+
+  Quantity toQuantity(std::int64_t units) const { return Quantity::fromRaw(units * unitRaw_); }
+  virtual Result<std::int64_t, AllocationError> toUnits(Quantity amount) const = 0;
+  // Chooses devices for `units` among candidates (enabled, free > 0, in preference order).
+  virtual PlaceResult place(std::int64_t units, const std::vector<std::uint32_t>& candidates) const = 0;
+  virtual Quantity largestFor(std::int64_t freeUnits, std::int64_t largestSingleFree) const;
+
+  PlaceResult fill(std::int64_t units, const std::vector<std::uint32_t>& candidates) const;
+  PlaceResult spreadEvenly(std::int64_t units, const std::vector<std::uint32_t>& candidates) const;
+  AllocationError error(AllocationErrorKind kind, Quantity requested, Quantity allocatable, std::string why) const;
+  AllocationError insufficient(std::int64_t units, std::int64_t freeUnits) const;
+
+  std::vector<Device> devices_;
+
+ private:
+  static constexpr int kAnyNode = -2;      // for candidates(): no NUMA restriction
+  static constexpr int kHintedNodes = -3;  // for candidates(): only the hint's nodes
+  // Enabled devices with free capacity, restricted as `onlyNode` says (or to one node),
+  // in preference order: hinted nodes, most free, interleaved across nodes.
+  std::vector<std::uint32_t> candidates(const AffinityHint& hint, int onlyNode) const;
+  PlaceResult placeWithAffinity(std::int64_t units, const AffinityHint& hint) const;
+  Result<std::vector<Placement>, AllocationError> toPlacements(const Grants& grants) const;
+
+  SlotName slot_;
+  SlotType slotType_;
+  AllocationStrategy strategy_;
+  __int128 unitRaw_;
+};
+
+// Whole units per device: cores, GPUs, MIG slices, bytes. Requests must be integers.
+class DiscreteAllocMap final : public AllocMap {
+ public:
+  static Result<std::unique_ptr<DiscreteAllocMap>> create(SlotName slot, SlotType slotType,
+                                                          const std::vector<DeviceSpec>& devices,
+                                                          AllocMapOptions options = {});
+  bool isFraction() const override { return false; }
+
+ private:
+  DiscreteAllocMap(SlotName slot, SlotType slotType, AllocationStrategy strategy);
+  Result<std::int64_t, AllocationError> toUnits(Quantity amount) const override;
+  PlaceResult place(std::int64_t units, const std::vector<std::uint32_t>& candidates) const override;
+};
+
+// Decimal shares in steps of a quantum: fractional GPUs. A device's capacity is used
+// down to a whole number of quanta.
+class FractionAllocMap final : public AllocMap {
+ public:
+  static Result<std::unique_ptr<FractionAllocMap>> create(SlotName slot, SlotType slotType,
+                                                          const std::vector<DeviceSpec>& devices,
+                                                          AllocMapOptions options = {});
+  bool isFraction() const override { return true; }
+  Quantity quantum() const { return toQuantity(1); }
+
+ private:
+  FractionAllocMap(SlotName slot, SlotType slotType, AllocationStrategy strategy, Quantity quantum, bool guard);
+  Result<std::int64_t, AllocationError> toUnits(Quantity amount) const override;
+  PlaceResult place(std::int64_t units, const std::vector<std::uint32_t>& candidates) const override;
+  Quantity largestFor(std::int64_t freeUnits, std::int64_t largestSingleFree) const override;
+  PlaceResult placeMostEvenRun(std::int64_t units, const std::vector<std::uint32_t>& candidates) const;
+  std::int64_t largestCapacity() const;
+
+  bool fragmentationGuard_;
+};
+
+}  // namespace bai::core

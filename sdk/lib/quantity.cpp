@@ -1,0 +1,140 @@
+#include <bai/slots.hpp>
+
+#include "int128_text.hpp"
+
+#include <stdexcept>
+#include <string>
+
+namespace bai {
+namespace {
+
+bool equalsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char c = a[i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if (c != b[i]) return false;
+  }
+  return true;
+}
+
+bool isDigit(char c) { return c >= '0' && c <= '9'; }
+
+// The largest finite magnitude we accept from text: keeps every parsed value far from
+// the infinity sentinels so that a few sums of parsed values cannot reach them.
+constexpr int kMaxRawDigits = 37;
+
+}  // namespace
+
+Result<Quantity> Quantity::parse(std::string_view text) {
+  const std::string shown(text);
+  if (text.empty()) return fail(ErrorCode::InvalidArgument, "empty quantity");
+
+  std::string_view rest = text;
+  bool negative = false;
+  if (rest.front() == '+' || rest.front() == '-') {
+    negative = rest.front() == '-';
+    rest.remove_prefix(1);
+  }
+  if (equalsIgnoreCase(rest, "inf") || equalsIgnoreCase(rest, "infinity")) {
+    return negative ? negativeInfinity() : infinity();
+  }
+  if (equalsIgnoreCase(rest, "nan")) {
+    return fail(ErrorCode::InvalidArgument, "'" + shown + "' is not a number");
+  }
+
+  std::string digits;  // significant digits, integer and fraction concatenated
+  int exponent = 0;    // value = digits * 10^exponent
+  std::size_t i = 0;
+  bool sawDigit = false;
+  while (i < rest.size() && isDigit(rest[i])) {
+    digits += rest[i++];
+    sawDigit = true;
+  }
+  if (i < rest.size() && rest[i] == '.') {
+    ++i;
+    bool sawFraction = false;
+    while (i < rest.size() && isDigit(rest[i])) {
+      digits += rest[i++];
+      --exponent;
+      sawFraction = true;
+    }
+    if (!sawFraction) return fail(ErrorCode::InvalidArgument, "'" + shown + "' is not a decimal number");
+    sawDigit = true;
+  }
+  if (!sawDigit) return fail(ErrorCode::InvalidArgument, "'" + shown + "' is not a decimal number");
+  if (i < rest.size() && (rest[i] == 'e' || rest[i] == 'E')) {
+    ++i;
+    bool negativeExponent = false;
+    if (i < rest.size() && (rest[i] == '+' || rest[i] == '-')) negativeExponent = rest[i++] == '-';
+    int value = 0;
+    std::size_t start = i;
+    while (i < rest.size() && isDigit(rest[i]) && i - start < 4) value = value * 10 + (rest[i++] - '0');
+    if (i == start) return fail(ErrorCode::InvalidArgument, "'" + shown + "' has an empty exponent");
+    exponent += negativeExponent ? -value : value;
+  }
+  if (i != rest.size()) return fail(ErrorCode::InvalidArgument, "'" + shown + "' is not a decimal number");
+
+  // Scale to raw units: raw = digits * 10^(exponent + 6).
+  int shift = exponent + kFractionDigits;
+  std::size_t firstNonZero = digits.find_first_not_of('0');
+  if (firstNonZero == std::string::npos) return Quantity();
+  digits.erase(0, firstNonZero);
+  if (shift < 0) {
+    std::size_t drop = static_cast<std::size_t>(-shift);
+    if (drop > digits.size() || digits.find_first_not_of('0', digits.size() - drop) != std::string::npos) {
+      return fail(ErrorCode::InvalidArgument,
+                  "'" + shown + "' has more than 6 fractional digits; bai quantities are exact");
+    }
+    digits.resize(digits.size() - drop);
+  } else {
+    if (digits.size() + static_cast<std::size_t>(shift) > kMaxRawDigits) {
+      return fail(ErrorCode::OutOfRange, "'" + shown + "' is too large");
+    }
+    digits.append(static_cast<std::size_t>(shift), '0');
+  }
+  if (digits.size() > kMaxRawDigits) return fail(ErrorCode::OutOfRange, "'" + shown + "' is too large");
+  __int128 raw = 0;
+  for (char c : digits) raw = raw * 10 + (c - '0');
+  return fromRaw(negative ? -raw : raw);
+}
+
+std::string Quantity::toString() const {
+  if (raw_ == kPosInf) return "Infinity";
+  if (raw_ == kNegInf) return "-Infinity";
+  unsigned __int128 abs = detail::magnitude(raw_);
+  std::string text = raw_ < 0 ? "-" : "";
+  text += detail::unsignedToString(abs / kScale);
+  auto fraction = static_cast<std::int64_t>(abs % kScale);
+  if (fraction != 0) {
+    std::string digits = std::to_string(fraction);
+    digits.insert(0, kFractionDigits - digits.size(), '0');
+    digits.erase(digits.find_last_not_of('0') + 1);
+    text += '.';
+    text += digits;
+  }
+  return text;
+}
+
+__int128 Quantity::wholeUnits() const {
+  if (isInfinite()) throw std::domain_error("wholeUnits() of an infinite quantity");
+  return raw_ / kScale;
+}
+
+Quantity operator+(Quantity a, Quantity b) {
+  if (a.isInfinite() || b.isInfinite()) {
+    if (a.isInfinite() && b.isInfinite() && a.raw_ != b.raw_) {
+      throw std::domain_error("Infinity + -Infinity is undefined");
+    }
+    return a.isInfinite() ? a : b;
+  }
+  __int128 sum;
+  if (__builtin_add_overflow(a.raw_, b.raw_, &sum) || sum >= Quantity::kPosInf || sum <= Quantity::kNegInf) {
+    throw std::overflow_error("quantity sum out of range");
+  }
+  return Quantity::fromRaw(sum);
+}
+
+Quantity operator-(Quantity a, Quantity b) { return a + (-b); }
+
+}  // namespace bai
