@@ -383,8 +383,10 @@ std::int64_t FractionAllocMap::largestCapacity() const {
 
 Quantity FractionAllocMap::largestFor(std::int64_t freeUnits, std::int64_t largestSingleFree) const {
   if (!fragmentationGuard_) return toQuantity(freeUnits);
-  // Under the guard, amounts up to one device's capacity must fit on one device.
-  return toQuantity(freeUnits > largestCapacity() ? freeUnits : largestSingleFree);
+  // Under the guard, amounts up to one device's capacity must fit on one device, so
+  // every amount up to the free total is grantable only while a largest device is
+  // wholly free; otherwise only what the freest device holds is.
+  return toQuantity(largestSingleFree >= largestCapacity() ? freeUnits : largestSingleFree);
 }
 
 AllocMap::PlaceResult FractionAllocMap::place(std::int64_t units, const std::vector<std::uint32_t>& candidates) const {
@@ -470,6 +472,15 @@ AllocMap::PlaceResult FractionAllocMap::placeMostEvenRun(std::int64_t units,
     const bool ok = prefix[i + bestK] - prefix[i] >= units && split(i, bestK).unevenness == bestUnevenness;
     if (ok) lo = i;
     else hi = i - 1;
+  }
+  // Runs with the same total are the same devices by free capacity: take the most preferred.
+  const std::int64_t runTotal = prefix[lo + bestK] - prefix[lo];
+  hi = lo;
+  lo = 0;
+  while (lo < hi) {
+    const std::size_t i = (lo + hi) / 2;
+    if (prefix[i + bestK] - prefix[i] == runTotal) hi = i;
+    else lo = i + 1;
   }
   const std::size_t start = lo;
   const Split s = split(start, bestK);

@@ -72,7 +72,8 @@ class AllocMap {
   Quantity allocatedTotal() const;
   // Free capacity on enabled devices.
   Quantity freeTotal() const;
-  // The largest amount one request could be granted now under this map's rules.
+  // The largest amount L such that every request up to L (in valid steps) is granted
+  // now: what the manager may place here without failing on fragmentation.
   Quantity largestAllocatable() const;
 
   // Grants exactly `amount` or fails with the reason; the map is unchanged on failure.

@@ -134,7 +134,10 @@ std::string BinarySize::toString() const {
   std::string best = exactUnitText(bytes_, 0);
   for (int unit = 1; unit < static_cast<int>(kUnitLetters.size()); ++unit) {
     std::string candidate = exactUnitText(bytes_, unit);
-    if (!candidate.empty() && candidate.size() <= best.size()) best = std::move(candidate);
+    // Shortest wins; on a tie a whole number ("512m", "1536") beats a fraction ("0.5g").
+    const bool shorter = candidate.size() < best.size();
+    const bool tieButWhole = candidate.size() == best.size() && candidate.find('.') == std::string::npos;
+    if (!candidate.empty() && (shorter || tieButWhole)) best = std::move(candidate);
   }
   return best;
 }
