@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The one test command (README "Test", .ci/run): installs Debian packages, builds and
+# runs every test and the benchmark smoke runs. The last line is "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+builddir=${BAI_BUILD_DIR:-build}
+
+scripts/install-deps.sh || { echo "install-deps failed"; echo "0 passed, 1 failed"; exit 1; }
+
+if [ -f "$builddir/build.ninja" ]; then
+  meson setup --reconfigure "$builddir" >/dev/null || { echo "0 passed, 1 failed"; exit 1; }
+else
+  meson setup "$builddir" || { echo "0 passed, 1 failed"; exit 1; }
+fi
+ninja -C "$builddir" || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
+
+rm -rf "$builddir/tests/results"
+meson test -C "$builddir" --num-processes "$(nproc)" --print-errorlogs
+python3 scripts/summarize-tests.py "$builddir"
