@@ -1,6 +1,5 @@
 #include "affinity.hpp"
 
-#include <algorithm>
 #include <string>
 
 namespace bai::core {
@@ -16,14 +15,12 @@ Result<AffinityPolicy> parseAffinityPolicy(std::string_view text) {
               "unknown affinity policy '" + std::string(text) + "' (expected interleaved or prefer-single-node)");
 }
 
-bool AffinityHint::prefers(int numaNode) const {
-  return std::binary_search(numaNodes.begin(), numaNodes.end(), numaNode);
+AffinityHint::AffinityHint(AffinityPolicy policy, std::initializer_list<int> numaNodes) : policy_(policy) {
+  for (int node : numaNodes) addNode(node);
 }
 
 void AffinityHint::addNode(int numaNode) {
-  if (numaNode < 0) return;
-  auto it = std::lower_bound(numaNodes.begin(), numaNodes.end(), numaNode);
-  if (it == numaNodes.end() || *it != numaNode) numaNodes.insert(it, numaNode);
+  if (numaNode >= 0 && numaNode < kMaxNumaNodes) nodes_.set(static_cast<std::size_t>(numaNode));
 }
 
 }  // namespace bai::core

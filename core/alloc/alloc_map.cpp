@@ -43,7 +43,7 @@ Result<void> AllocMap::addDevices(const std::vector<DeviceSpec>& devices) {
   for (const DeviceSpec& spec : devices) {
     const std::string where = "slot " + slot_.str() + ", device '" + spec.id + "'";
     if (spec.id.empty()) return fail(ErrorCode::InvalidArgument, "slot " + slot_.str() + ": a device has an empty id");
-    if (findDevice(spec.id)) return fail(ErrorCode::InvalidArgument, where + ": duplicate device id");
+    if (index_.count(spec.id) != 0) return fail(ErrorCode::InvalidArgument, where + ": duplicate device id");
     if (spec.capacity.isNegative() || spec.capacity.isInfinite()) {
       return fail(ErrorCode::InvalidArgument, where + ": capacity must be finite and not negative");
     }
@@ -56,16 +56,16 @@ Result<void> AllocMap::addDevices(const std::vector<DeviceSpec>& devices) {
     total += static_cast<std::int64_t>(units);
     const auto nodeSlot = static_cast<std::size_t>(spec.numaNode + 1);
     if (perNode.size() <= nodeSlot) perNode.resize(nodeSlot + 1, 0);
+    index_.emplace(spec.id, static_cast<std::uint32_t>(devices_.size()));
     devices_.push_back(Device{spec.id, static_cast<std::int64_t>(units), 0, spec.numaNode, perNode[nodeSlot]++, true});
   }
   return {};
 }
 
 std::optional<std::uint32_t> AllocMap::findDevice(std::string_view id) const {
-  for (std::uint32_t i = 0; i < devices_.size(); ++i) {
-    if (devices_[i].id == id) return i;
-  }
-  return std::nullopt;
+  auto it = index_.find(std::string(id));
+  if (it == index_.end()) return std::nullopt;
+  return it->second;
 }
 
 Quantity AllocMap::capacityTotal() const {
@@ -142,34 +142,33 @@ Result<Grants, AllocationError> AllocMap::allocate(Quantity amount, const Affini
   return grants;
 }
 
-std::vector<std::uint32_t> AllocMap::candidates(const AffinityHint& hint, int onlyNode) const {
-  std::vector<std::uint32_t> out;
+bool AllocMap::preferred(const Candidate& a, const Candidate& b) {
+  if (a.hinted != b.hinted) return a.hinted;
+  if (a.free != b.free) return a.free > b.free;
+  if (a.rankInNode != b.rankInNode) return a.rankInNode < b.rankInNode;
+  if (a.numaNode != b.numaNode) return a.numaNode < b.numaNode;
+  return a.device < b.device;
+}
+
+AllocMap::Candidates AllocMap::candidates(const AffinityHint& hint, int onlyNode) const {
+  Candidates out;
   out.reserve(devices_.size());
   for (std::uint32_t i = 0; i < devices_.size(); ++i) {
     const Device& d = devices_[i];
     if (!d.enabled || d.free() <= 0) continue;
-    if (onlyNode == kHintedNodes && d.numaNode >= 0 && !hint.prefers(d.numaNode)) continue;
+    const bool hinted = hint.prefers(d.numaNode);
+    if (onlyNode == kHintedNodes && !hinted) continue;
     if (onlyNode >= 0 && d.numaNode >= 0 && d.numaNode != onlyNode) continue;
-    out.push_back(i);
+    out.push_back(Candidate{d.free(), i, d.rankInNode, d.numaNode, hinted});
   }
-  // Preference: hinted NUMA nodes, then most free, then interleaved across nodes.
-  std::sort(out.begin(), out.end(), [&](std::uint32_t a, std::uint32_t b) {
-    const Device& x = devices_[a];
-    const Device& y = devices_[b];
-    const bool hx = hint.prefers(x.numaNode), hy = hint.prefers(y.numaNode);
-    if (hx != hy) return hx;
-    if (x.free() != y.free()) return x.free() > y.free();
-    if (x.rankInNode != y.rankInNode) return x.rankInNode < y.rankInNode;
-    if (x.numaNode != y.numaNode) return x.numaNode < y.numaNode;
-    return a < b;
-  });
   return out;
 }
 
 AllocMap::PlaceResult AllocMap::placeWithAffinity(std::int64_t units, const AffinityHint& hint) const {
-  if (hint.policy == AffinityPolicy::PreferSingleNode) {
-    if (!hint.numaNodes.empty()) {
-      if (auto placed = place(units, candidates(hint, kHintedNodes))) return placed;
+  if (hint.policy() == AffinityPolicy::PreferSingleNode) {
+    if (!hint.empty()) {
+      Candidates onHinted = candidates(hint, kHintedNodes);
+      if (auto placed = place(units, onHinted)) return placed;
     } else {
       // Try whole NUMA nodes, the one with most free capacity first.
       std::vector<std::pair<std::int64_t, int>> nodes;  // (free, node)
@@ -184,62 +183,87 @@ AllocMap::PlaceResult AllocMap::placeWithAffinity(std::int64_t units, const Affi
       if (nodes.size() > 1) {
         for (const auto& [nodeFree, node] : nodes) {
           if (nodeFree < units) break;
-          if (auto placed = place(units, candidates(hint, node))) return placed;
+          Candidates onNode = candidates(hint, node);
+          if (auto placed = place(units, onNode)) return placed;
         }
       }
     }
   }
-  return place(units, candidates(hint, kAnyNode));
+  Candidates all = candidates(hint, kAnyNode);
+  return place(units, all);
 }
 
-AllocMap::PlaceResult AllocMap::fill(std::int64_t units, const std::vector<std::uint32_t>& candidates) const {
+AllocMap::PlaceResult AllocMap::fill(std::int64_t units, Candidates& candidates) const {
   std::int64_t total = 0;
-  for (std::uint32_t i : candidates) total += devices_[i].free();
+  for (const Candidate& c : candidates) total += c.free;
   if (total < units) return Failure{insufficient(units, total)};
+  // Most-free first, sorting only as many devices as the request needs.
+  std::size_t sorted = 0;
+  for (std::size_t want = std::min<std::size_t>(8, candidates.size());; want = std::min(candidates.size(), want * 4)) {
+    std::partial_sort(candidates.begin(), candidates.begin() + static_cast<std::ptrdiff_t>(want), candidates.end(), preferred);
+    sorted = want;
+    std::int64_t covered = 0;
+    for (std::size_t i = 0; i < want; ++i) covered += candidates[i].free;
+    if (covered >= units || want == candidates.size()) break;
+  }
   std::vector<Placement> out;
   std::int64_t remaining = units;
-  for (std::uint32_t i : candidates) {  // already most-free first
-    const std::int64_t take = std::min(remaining, devices_[i].free());
-    out.push_back({i, take});
+  for (std::size_t i = 0; i < sorted && remaining > 0; ++i) {
+    const std::int64_t take = std::min(remaining, candidates[i].free);
+    out.push_back({candidates[i].device, take});
     remaining -= take;
-    if (remaining == 0) break;
   }
   return out;
 }
 
 // Water filling: devices with less free than the even share give all they have; the
 // rest get the same level, the remainder one unit each to the preferred devices.
-AllocMap::PlaceResult AllocMap::spreadEvenly(std::int64_t units, const std::vector<std::uint32_t>& candidates) const {
-  std::int64_t total = 0;
-  for (std::uint32_t i : candidates) total += devices_[i].free();
+AllocMap::PlaceResult AllocMap::spreadEvenly(std::int64_t units, Candidates& candidates) const {
+  std::int64_t total = 0, minFree = INT64_MAX;
+  for (const Candidate& c : candidates) {
+    total += c.free;
+    minFree = std::min(minFree, c.free);
+  }
   if (total < units) return Failure{insufficient(units, total)};
 
   const std::size_t n = candidates.size();
+  std::vector<Placement> out;
+  if (minFree * static_cast<std::int64_t>(n) >= units) {
+    // Common case: every device can take the even share, so only the order of the
+    // `extra` preferred devices matters.
+    const std::int64_t base = units / static_cast<std::int64_t>(n);
+    const auto extra = static_cast<std::size_t>(units % static_cast<std::int64_t>(n));
+    std::nth_element(candidates.begin(), candidates.begin() + static_cast<std::ptrdiff_t>(extra), candidates.end(), preferred);
+    const std::size_t count = base > 0 ? n : extra;
+    out.reserve(count);
+    for (std::size_t i = 0; i < count; ++i) out.push_back({candidates[i].device, base + (i < extra ? 1 : 0)});
+    return out;
+  }
+
+  std::sort(candidates.begin(), candidates.end(), preferred);
   std::vector<std::uint32_t> byFree(n);  // positions into candidates, least free first
   std::iota(byFree.begin(), byFree.end(), 0u);
-  std::stable_sort(byFree.begin(), byFree.end(), [&](std::uint32_t a, std::uint32_t b) {
-    return devices_[candidates[a]].free() < devices_[candidates[b]].free();
-  });
-  std::vector<Placement> out;
+  std::stable_sort(byFree.begin(), byFree.end(),
+                   [&](std::uint32_t a, std::uint32_t b) { return candidates[a].free < candidates[b].free; });
   std::int64_t remaining = units;
   std::size_t taken = 0;
-  std::vector<bool> isTaken(n, false);
+  std::vector<char> isTaken(n, 0);
   while (taken < n) {
-    const std::int64_t free = devices_[candidates[byFree[taken]]].free();
-    if (free * static_cast<std::int64_t>(n - taken) >= remaining) break;
-    out.push_back({candidates[byFree[taken]], free});
-    isTaken[byFree[taken]] = true;
-    remaining -= free;
+    const Candidate& c = candidates[byFree[taken]];
+    if (c.free * static_cast<std::int64_t>(n - taken) >= remaining) break;
+    out.push_back({c.device, c.free});
+    isTaken[byFree[taken]] = 1;
+    remaining -= c.free;
     ++taken;
   }
   const auto level = static_cast<std::int64_t>(n - taken);
   const std::int64_t base = remaining / level;
   std::int64_t extra = remaining % level;
-  for (std::size_t pos = 0; pos < n; ++pos) {  // candidates are in preference order
+  for (std::size_t pos = 0; pos < n; ++pos) {  // in preference order
     if (isTaken[pos]) continue;
     const std::int64_t give = base + (extra > 0 ? 1 : 0);
     if (extra > 0) --extra;
-    if (give > 0) out.push_back({candidates[pos], give});
+    if (give > 0) out.push_back({candidates[pos].device, give});
   }
   return out;
 }
@@ -258,9 +282,15 @@ Result<std::vector<AllocMap::Placement>, AllocationError> AllocMap::toPlacements
                            "recorded amount " + g.amount.toString() + " for device '" + devices_[g.device].id +
                                "' is not a valid amount of this slot")};
     }
-    auto same = std::find_if(out.begin(), out.end(), [&](const Placement& p) { return p.device == g.device; });
-    if (same != out.end()) same->units += *units;
-    else out.push_back({g.device, *units});
+    if (!out.empty() && out.back().device >= g.device) {
+      // Out of order or repeated: merge into the entry for that device (rare; records are sorted).
+      auto same = std::find_if(out.begin(), out.end(), [&](const Placement& p) { return p.device == g.device; });
+      if (same != out.end()) {
+        same->units += *units;
+        continue;
+      }
+    }
+    out.push_back({g.device, *units});
   }
   return out;
 }
@@ -333,7 +363,7 @@ Result<std::int64_t, AllocationError> DiscreteAllocMap::toUnits(Quantity amount)
   return static_cast<std::int64_t>(units);
 }
 
-AllocMap::PlaceResult DiscreteAllocMap::place(std::int64_t units, const std::vector<std::uint32_t>& candidates) const {
+AllocMap::PlaceResult DiscreteAllocMap::place(std::int64_t units, Candidates& candidates) const {
   return strategy() == AllocationStrategy::Fill ? fill(units, candidates) : spreadEvenly(units, candidates);
 }
 
@@ -389,28 +419,43 @@ Quantity FractionAllocMap::largestFor(std::int64_t freeUnits, std::int64_t large
   return toQuantity(largestSingleFree >= largestCapacity() ? freeUnits : largestSingleFree);
 }
 
-AllocMap::PlaceResult FractionAllocMap::place(std::int64_t units, const std::vector<std::uint32_t>& candidates) const {
-  std::int64_t total = 0;
-  const Device* bestFit = nullptr;
-  std::uint32_t bestFitIndex = 0;
-  for (std::uint32_t i : candidates) {
-    const Device& d = devices_[i];
-    total += d.free();
-    if (d.free() >= units && (bestFit == nullptr || d.free() < bestFit->free())) {
-      bestFit = &d;
-      bestFitIndex = i;
+AllocMap::PlaceResult FractionAllocMap::place(std::int64_t units, Candidates& candidates) const {
+  std::int64_t total = 0, hintedTotal = 0;
+  const Candidate* bestFit = nullptr;  // the tightest single device, hinted ones first
+  for (const Candidate& c : candidates) {
+    total += c.free;
+    hintedTotal += c.hinted ? c.free : 0;
+    if (c.free < units) continue;
+    if (bestFit == nullptr || (c.hinted != bestFit->hinted ? c.hinted
+                               : c.free != bestFit->free   ? c.free < bestFit->free
+                                                           : preferred(c, *bestFit))) {
+      bestFit = &c;
     }
   }
   if (total < units) return Failure{insufficient(units, total)};
-  if (fragmentationGuard_ && bestFit == nullptr && units <= largestCapacity()) {
-    std::int64_t largestSingle = 0;
-    for (std::uint32_t i : candidates) largestSingle = std::max(largestSingle, devices_[i].free());
-    return Failure{error(AllocationErrorKind::FractionalResourceFragmented, toQuantity(units),
-                         toQuantity(largestSingle),
-                         "free capacity is split across devices and no single device can hold the request")};
+  if (fragmentationGuard_ && units <= largestCapacity()) {
+    if (bestFit == nullptr) {
+      std::int64_t largestSingle = 0;
+      for (const Candidate& c : candidates) largestSingle = std::max(largestSingle, c.free);
+      return Failure{error(AllocationErrorKind::FractionalResourceFragmented, toQuantity(units),
+                           toQuantity(largestSingle),
+                           "free capacity is split across devices and no single device can hold the request")};
+    }
+    if (strategy() == AllocationStrategy::Fill) {  // the most preferred device that holds it all
+      const Candidate* first = nullptr;
+      for (const Candidate& c : candidates) {
+        if (c.free >= units && (first == nullptr || preferred(c, *first))) first = &c;
+      }
+      return std::vector<Placement>{{first->device, units}};
+    }
   }
   if (strategy() == AllocationStrategy::Fill) return fill(units, candidates);
-  if (bestFit != nullptr) return std::vector<Placement>{{bestFitIndex, units}};
+  if (bestFit != nullptr) return std::vector<Placement>{{bestFit->device, units}};
+  // A split stays on the hinted NUMA nodes when they can hold the whole request.
+  if (hintedTotal >= units && hintedTotal < total) {
+    candidates.erase(std::remove_if(candidates.begin(), candidates.end(), [](const Candidate& c) { return !c.hinted; }),
+                     candidates.end());
+  }
   return placeMostEvenRun(units, candidates);
 }
 
@@ -418,15 +463,15 @@ AllocMap::PlaceResult FractionAllocMap::place(std::int64_t units, const std::vec
 // most-free-first order, whose water-filled split is the most even (a difference of
 // one quantum counts as even); ties go to fewer devices, then to the run of smaller
 // devices so that big free devices stay whole. Prefix sums make each run O(log n).
-AllocMap::PlaceResult FractionAllocMap::placeMostEvenRun(std::int64_t units,
-                                                         const std::vector<std::uint32_t>& candidates) const {
-  std::vector<std::uint32_t> order = candidates;
-  std::stable_sort(order.begin(), order.end(),
-                   [&](std::uint32_t a, std::uint32_t b) { return devices_[a].free() > devices_[b].free(); });
+AllocMap::PlaceResult FractionAllocMap::placeMostEvenRun(std::int64_t units, Candidates& candidates) const {
+  std::sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
+    return a.free != b.free ? a.free > b.free : preferred(a, b);
+  });
+  const Candidates& order = candidates;
   const std::size_t n = order.size();
   std::vector<std::int64_t> f(n), prefix(n + 1, 0);
   for (std::size_t j = 0; j < n; ++j) {
-    f[j] = devices_[order[j]].free();
+    f[j] = order[j].free;
     prefix[j + 1] = prefix[j] + f[j];
   }
 
@@ -492,7 +537,7 @@ AllocMap::PlaceResult FractionAllocMap::placeMostEvenRun(std::int64_t units,
       give = s.base + (extra > 0 ? 1 : 0);
       if (extra > 0) --extra;
     }
-    if (give > 0) out.push_back({order[start + p], give});
+    if (give > 0) out.push_back({order[start + p].device, give});
   }
   return out;
 }

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace bai::core {
@@ -103,6 +104,17 @@ class AllocMap {
     std::int64_t units;
   };
   using PlaceResult = Result<std::vector<Placement>, AllocationError>;
+  // A device that may take part in a grant, with its preference keys computed once.
+  struct Candidate {
+    std::int64_t free;
+    std::uint32_t device;
+    std::uint32_t rankInNode;
+    int numaNode;
+    bool hinted;
+  };
+  using Candidates = std::vector<Candidate>;
+  // Preference order: hinted NUMA nodes, most free, interleaved across nodes, index.
+  static bool preferred(const Candidate& a, const Candidate& b);
 
   AllocMap(SlotName slot, SlotType slotType, AllocationStrategy strategy, __int128 unitRaw);
   // Called by subclass constructors once the unit is known.
@@ -110,12 +122,12 @@ class AllocMap {
 
   Quantity toQuantity(std::int64_t units) const { return Quantity::fromRaw(units * unitRaw_); }
   virtual Result<std::int64_t, AllocationError> toUnits(Quantity amount) const = 0;
-  // Chooses devices for `units` among candidates (enabled, free > 0, in preference order).
-  virtual PlaceResult place(std::int64_t units, const std::vector<std::uint32_t>& candidates) const = 0;
+  // Chooses devices for `units` among candidates (enabled, free > 0, any order; may reorder them).
+  virtual PlaceResult place(std::int64_t units, Candidates& candidates) const = 0;
   virtual Quantity largestFor(std::int64_t freeUnits, std::int64_t largestSingleFree) const;
 
-  PlaceResult fill(std::int64_t units, const std::vector<std::uint32_t>& candidates) const;
-  PlaceResult spreadEvenly(std::int64_t units, const std::vector<std::uint32_t>& candidates) const;
+  PlaceResult fill(std::int64_t units, Candidates& candidates) const;
+  PlaceResult spreadEvenly(std::int64_t units, Candidates& candidates) const;
   AllocationError error(AllocationErrorKind kind, Quantity requested, Quantity allocatable, std::string why) const;
   AllocationError insufficient(std::int64_t units, std::int64_t freeUnits) const;
 
@@ -123,13 +135,13 @@ class AllocMap {
 
  private:
   static constexpr int kAnyNode = -2;      // for candidates(): no NUMA restriction
-  static constexpr int kHintedNodes = -3;  // for candidates(): only the hint's nodes
-  // Enabled devices with free capacity, restricted as `onlyNode` says (or to one node),
-  // in preference order: hinted nodes, most free, interleaved across nodes.
-  std::vector<std::uint32_t> candidates(const AffinityHint& hint, int onlyNode) const;
+  static constexpr int kHintedNodes = -3;  // for candidates(): only devices the hint prefers
+  // Enabled devices with free capacity on `onlyNode` (or as the constants above say).
+  Candidates candidates(const AffinityHint& hint, int onlyNode) const;
   PlaceResult placeWithAffinity(std::int64_t units, const AffinityHint& hint) const;
   Result<std::vector<Placement>, AllocationError> toPlacements(const Grants& grants) const;
 
+  std::unordered_map<std::string, std::uint32_t> index_;  // device id -> index
   SlotName slot_;
   SlotType slotType_;
   AllocationStrategy strategy_;
@@ -147,7 +159,7 @@ class DiscreteAllocMap final : public AllocMap {
  private:
   DiscreteAllocMap(SlotName slot, SlotType slotType, AllocationStrategy strategy);
   Result<std::int64_t, AllocationError> toUnits(Quantity amount) const override;
-  PlaceResult place(std::int64_t units, const std::vector<std::uint32_t>& candidates) const override;
+  PlaceResult place(std::int64_t units, Candidates& candidates) const override;
 };
 
 // Decimal shares in steps of a quantum: fractional GPUs. A device's capacity is used
@@ -163,9 +175,9 @@ class FractionAllocMap final : public AllocMap {
  private:
   FractionAllocMap(SlotName slot, SlotType slotType, AllocationStrategy strategy, Quantity quantum, bool guard);
   Result<std::int64_t, AllocationError> toUnits(Quantity amount) const override;
-  PlaceResult place(std::int64_t units, const std::vector<std::uint32_t>& candidates) const override;
+  PlaceResult place(std::int64_t units, Candidates& candidates) const override;
   Quantity largestFor(std::int64_t freeUnits, std::int64_t largestSingleFree) const override;
-  PlaceResult placeMostEvenRun(std::int64_t units, const std::vector<std::uint32_t>& candidates) const;
+  PlaceResult placeMostEvenRun(std::int64_t units, Candidates& candidates) const;
   std::int64_t largestCapacity() const;
 
   bool fragmentationGuard_;

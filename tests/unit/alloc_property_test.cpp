@@ -94,6 +94,13 @@ TEST_P(RandomSequences, KeepTheInvariants) {
           total += g.amount;
         }
         ASSERT_EQ(total, amount) << "granted total must equal the request exactly";
+        if (GetParam().guard) {
+          Quantity largestCapacity;
+          for (std::uint32_t i = 0; i < map->deviceCount(); ++i) largestCapacity = std::max(largestCapacity, map->capacity(i));
+          if (!amount.isZero() && amount <= largestCapacity) {
+            ASSERT_EQ(grants->size(), 1u) << "the guard keeps " << amount.toString() << " whole";
+          }
+        }
         live.push_back(std::move(*grants));
       } else {
         const auto pick = static_cast<std::size_t>(uniform(0, static_cast<std::int64_t>(live.size()) - 1));

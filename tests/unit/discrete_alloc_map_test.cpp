@@ -211,3 +211,18 @@ TEST(DiscreteAllocMap, PreferSingleNodeKeepsARequestOnOneNode) {
 
 }  // namespace
 }  // namespace bai::core::testing
+
+namespace bai::core::testing {
+namespace {
+
+TEST(DiscreteAllocMap, DevicesOfUnknownNumaNodeSuitAnyHint) {
+  auto map = std::move(DiscreteAllocMap::create(SlotName::of("acme.device"), SlotType::Count,
+                                                {{"a0", 1, 0}, {"a1", 1, -1}, {"a2", 1, 1}},
+                                                {AllocationStrategy::Evenly})
+                           .value());
+  EXPECT_EQ(granted(*map, allocateOk(*map, "2", AffinityHint(AffinityPolicy::Interleaved, {1}))),
+            (Texts{"0", "1", "1"}));
+}
+
+}  // namespace
+}  // namespace bai::core::testing

@@ -156,3 +156,37 @@ TEST_P(Guard, AllowsSpanningForMoreThanOneDevice) {
 
 }  // namespace
 }  // namespace bai::core::testing
+
+namespace bai::core::testing {
+namespace {
+
+std::unique_ptr<FractionAllocMap> onNodes(std::vector<DeviceSpec> specs) {
+  return std::move(FractionAllocMap::create(SlotName::of("cuda.shares"), SlotType::Count, specs,
+                                            {AllocationStrategy::Evenly, q("0.01"), false})
+                       .value());
+}
+
+TEST(FractionEvenly, BestFitPrefersTheHintedNode) {
+  auto map = onNodes({{"g0", 1, 0}, {"g1", 1, 1}});
+  ASSERT_TRUE(map->apply({{1, q("0.5")}}).ok());  // g1 has 0.5 free: the tightest fit
+  EXPECT_EQ(granted(*map, allocateOk(*map, "0.5", AffinityHint(AffinityPolicy::Interleaved, {0}))), (Texts{"0.5", "0"}));
+  auto unhinted = onNodes({{"g0", 1, 0}, {"g1", 1, 1}});
+  ASSERT_TRUE(unhinted->apply({{1, q("0.5")}}).ok());
+  EXPECT_EQ(granted(*unhinted, allocateOk(*unhinted, "0.5")), (Texts{"0", "0.5"}));
+}
+
+TEST(FractionEvenly, ASplitStaysOnTheHintedNodesWhenTheyHoldIt) {
+  auto make = [] {
+    auto map = onNodes({{"g0", 1, 0}, {"g1", 1, 0}, {"g2", 1, 1}, {"g3", 1, 1}});
+    EXPECT_TRUE(map->apply({{2, q("0.3")}, {3, q("0.3")}}).ok());
+    return map;
+  };
+  auto unhinted = make();  // best fit picks the smaller devices on node 1
+  EXPECT_EQ(granted(*unhinted, allocateOk(*unhinted, "1.2")), (Texts{"0", "0", "0.6", "0.6"}));
+  auto hinted = make();
+  EXPECT_EQ(granted(*hinted, allocateOk(*hinted, "1.2", AffinityHint(AffinityPolicy::Interleaved, {0}))),
+            (Texts{"0.6", "0.6", "0", "0"}));
+}
+
+}  // namespace
+}  // namespace bai::core::testing
