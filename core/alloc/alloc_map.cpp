@@ -9,6 +9,18 @@ namespace {
 // Keeps every sum of units (and unit * device-count products of the water fill) in int64.
 constexpr std::int64_t kMaxTotalUnits = std::int64_t{1} << 52;
 
+// raw / unit when it divides exactly; 64-bit arithmetic in the common case, since
+// 128-bit division is a library call.
+std::optional<__int128> divideExactly(__int128 raw, __int128 unit) {
+  if (raw >= INT64_MIN && raw <= INT64_MAX && unit <= INT64_MAX) {
+    const auto r = static_cast<std::int64_t>(raw), u = static_cast<std::int64_t>(unit);
+    if (r % u != 0) return std::nullopt;
+    return r / u;
+  }
+  if (raw % unit != 0) return std::nullopt;
+  return raw / unit;
+}
+
 }  // namespace
 
 const char* allocationErrorKindName(AllocationErrorKind kind) {
@@ -142,21 +154,17 @@ Result<Grants, AllocationError> AllocMap::allocate(Quantity amount, const Affini
   return grants;
 }
 
-bool AllocMap::preferred(const Candidate& a, const Candidate& b) {
-  if (a.hinted != b.hinted) return a.hinted;
-  if (a.free != b.free) return a.free > b.free;
-  if (a.rankInNode != b.rankInNode) return a.rankInNode < b.rankInNode;
-  if (a.numaNode != b.numaNode) return a.numaNode < b.numaNode;
-  return a.device < b.device;
-}
+bool AllocMap::preferred(const Candidate& a, const Candidate& b) { return byPreference(a, b); }
 
-AllocMap::Candidates AllocMap::candidates(const AffinityHint& hint, int onlyNode) const {
-  Candidates out;
-  out.reserve(devices_.size());
+AllocMap::Candidates& AllocMap::candidates(const AffinityHint& hint, int onlyNode) const {
+  // One buffer per thread: allocation runs often and a map is used by one thread at a time.
+  thread_local Candidates out;
+  out.clear();
+  const bool hintGiven = !hint.empty();
   for (std::uint32_t i = 0; i < devices_.size(); ++i) {
     const Device& d = devices_[i];
     if (!d.enabled || d.free() <= 0) continue;
-    const bool hinted = hint.prefers(d.numaNode);
+    const bool hinted = hintGiven && (d.numaNode < 0 || hint.contains(d.numaNode));
     if (onlyNode == kHintedNodes && !hinted) continue;
     if (onlyNode >= 0 && d.numaNode >= 0 && d.numaNode != onlyNode) continue;
     out.push_back(Candidate{d.free(), i, d.rankInNode, d.numaNode, hinted});
@@ -167,8 +175,7 @@ AllocMap::Candidates AllocMap::candidates(const AffinityHint& hint, int onlyNode
 AllocMap::PlaceResult AllocMap::placeWithAffinity(std::int64_t units, const AffinityHint& hint) const {
   if (hint.policy() == AffinityPolicy::PreferSingleNode) {
     if (!hint.empty()) {
-      Candidates onHinted = candidates(hint, kHintedNodes);
-      if (auto placed = place(units, onHinted)) return placed;
+      if (auto placed = place(units, candidates(hint, kHintedNodes))) return placed;
     } else {
       // Try whole NUMA nodes, the one with most free capacity first.
       std::vector<std::pair<std::int64_t, int>> nodes;  // (free, node)
@@ -183,14 +190,12 @@ AllocMap::PlaceResult AllocMap::placeWithAffinity(std::int64_t units, const Affi
       if (nodes.size() > 1) {
         for (const auto& [nodeFree, node] : nodes) {
           if (nodeFree < units) break;
-          Candidates onNode = candidates(hint, node);
-          if (auto placed = place(units, onNode)) return placed;
+          if (auto placed = place(units, candidates(hint, node))) return placed;
         }
       }
     }
   }
-  Candidates all = candidates(hint, kAnyNode);
-  return place(units, all);
+  return place(units, candidates(hint, kAnyNode));
 }
 
 AllocMap::PlaceResult AllocMap::fill(std::int64_t units, Candidates& candidates) const {
@@ -200,7 +205,7 @@ AllocMap::PlaceResult AllocMap::fill(std::int64_t units, Candidates& candidates)
   // Most-free first, sorting only as many devices as the request needs.
   std::size_t sorted = 0;
   for (std::size_t want = std::min<std::size_t>(8, candidates.size());; want = std::min(candidates.size(), want * 4)) {
-    std::partial_sort(candidates.begin(), candidates.begin() + static_cast<std::ptrdiff_t>(want), candidates.end(), preferred);
+    std::partial_sort(candidates.begin(), candidates.begin() + static_cast<std::ptrdiff_t>(want), candidates.end(), byPreference);
     sorted = want;
     std::int64_t covered = 0;
     for (std::size_t i = 0; i < want; ++i) covered += candidates[i].free;
@@ -233,14 +238,14 @@ AllocMap::PlaceResult AllocMap::spreadEvenly(std::int64_t units, Candidates& can
     // `extra` preferred devices matters.
     const std::int64_t base = units / static_cast<std::int64_t>(n);
     const auto extra = static_cast<std::size_t>(units % static_cast<std::int64_t>(n));
-    std::nth_element(candidates.begin(), candidates.begin() + static_cast<std::ptrdiff_t>(extra), candidates.end(), preferred);
+    std::nth_element(candidates.begin(), candidates.begin() + static_cast<std::ptrdiff_t>(extra), candidates.end(), byPreference);
     const std::size_t count = base > 0 ? n : extra;
     out.reserve(count);
     for (std::size_t i = 0; i < count; ++i) out.push_back({candidates[i].device, base + (i < extra ? 1 : 0)});
     return out;
   }
 
-  std::sort(candidates.begin(), candidates.end(), preferred);
+  std::sort(candidates.begin(), candidates.end(), byPreference);
   std::vector<std::uint32_t> byFree(n);  // positions into candidates, least free first
   std::iota(byFree.begin(), byFree.end(), 0u);
   std::stable_sort(byFree.begin(), byFree.end(),
@@ -268,7 +273,7 @@ AllocMap::PlaceResult AllocMap::spreadEvenly(std::int64_t units, Candidates& can
   return out;
 }
 
-Result<std::vector<AllocMap::Placement>, AllocationError> AllocMap::toPlacements(const Grants& grants) const {
+AllocMap::PlaceResult AllocMap::toPlacements(const Grants& grants) const {
   std::vector<Placement> out;
   out.reserve(grants.size());
   for (const DeviceGrant& g : grants) {
@@ -295,9 +300,9 @@ Result<std::vector<AllocMap::Placement>, AllocationError> AllocMap::toPlacements
   return out;
 }
 
-Result<void, AllocationError> AllocMap::checkFree(const Grants& grants) const {
+AllocMap::PlaceResult AllocMap::placementsToFree(const Grants& grants) const {
   auto placements = toPlacements(grants);
-  if (!placements) return Failure{placements.error()};
+  if (!placements) return placements;
   for (const Placement& p : *placements) {
     const Device& d = devices_[p.device];
     if (p.units > d.used) {
@@ -305,18 +310,12 @@ Result<void, AllocationError> AllocMap::checkFree(const Grants& grants) const {
                            "freeing more than device '" + d.id + "' holds")};
     }
   }
-  return {};
+  return placements;
 }
 
-Result<void, AllocationError> AllocMap::free(const Grants& grants) {
-  if (auto checked = checkFree(grants); !checked) return checked;
-  for (const DeviceGrant& g : grants) devices_[g.device].used -= toUnits(g.amount).value();
-  return {};
-}
-
-Result<void, AllocationError> AllocMap::checkApply(const Grants& grants) const {
+AllocMap::PlaceResult AllocMap::placementsToApply(const Grants& grants) const {
   auto placements = toPlacements(grants);
-  if (!placements) return Failure{placements.error()};
+  if (!placements) return placements;
   for (const Placement& p : *placements) {
     const Device& d = devices_[p.device];
     if (p.units > d.free()) {
@@ -324,12 +323,30 @@ Result<void, AllocationError> AllocMap::checkApply(const Grants& grants) const {
                            "a restored allocation exceeds the free capacity of device '" + d.id + "'")};
     }
   }
+  return placements;
+}
+
+Result<void, AllocationError> AllocMap::checkFree(const Grants& grants) const {
+  if (auto placements = placementsToFree(grants); !placements) return Failure{placements.error()};
+  return {};
+}
+
+Result<void, AllocationError> AllocMap::free(const Grants& grants) {
+  auto placements = placementsToFree(grants);
+  if (!placements) return Failure{placements.error()};
+  for (const Placement& p : *placements) devices_[p.device].used -= p.units;
+  return {};
+}
+
+Result<void, AllocationError> AllocMap::checkApply(const Grants& grants) const {
+  if (auto placements = placementsToApply(grants); !placements) return Failure{placements.error()};
   return {};
 }
 
 Result<void, AllocationError> AllocMap::apply(const Grants& grants) {
-  if (auto checked = checkApply(grants); !checked) return checked;
-  for (const DeviceGrant& g : grants) devices_[g.device].used += toUnits(g.amount).value();
+  auto placements = placementsToApply(grants);
+  if (!placements) return Failure{placements.error()};
+  for (const Placement& p : *placements) devices_[p.device].used += p.units;
   return {};
 }
 
@@ -351,16 +368,16 @@ Result<std::unique_ptr<DiscreteAllocMap>> DiscreteAllocMap::create(SlotName slot
 }
 
 Result<std::int64_t, AllocationError> DiscreteAllocMap::toUnits(Quantity amount) const {
-  if (!amount.isInteger()) {
+  const std::optional<__int128> units = divideExactly(amount.raw(), Quantity::kScale);
+  if (!units) {
     AllocationError e = error(AllocationErrorKind::InvalidResourceArgument, amount, largestAllocatable(),
                               "a discrete slot takes whole numbers");
     e.nearestValid = {Quantity::fromRaw(amount.wholeUnits() * Quantity::kScale),
                       Quantity::fromRaw((amount.wholeUnits() + 1) * Quantity::kScale)};
     return Failure{std::move(e)};
   }
-  const __int128 units = amount.wholeUnits();
-  if (units > kMaxTotalUnits) return Failure{insufficient(kMaxTotalUnits, 0)};
-  return static_cast<std::int64_t>(units);
+  if (*units > kMaxTotalUnits) return Failure{insufficient(kMaxTotalUnits, 0)};
+  return static_cast<std::int64_t>(*units);
 }
 
 AllocMap::PlaceResult DiscreteAllocMap::place(std::int64_t units, Candidates& candidates) const {
@@ -388,7 +405,8 @@ Result<std::unique_ptr<FractionAllocMap>> FractionAllocMap::create(SlotName slot
 
 Result<std::int64_t, AllocationError> FractionAllocMap::toUnits(Quantity amount) const {
   const __int128 q = quantum().raw();
-  if (amount.raw() % q != 0) {
+  const std::optional<__int128> units = divideExactly(amount.raw(), q);
+  if (!units) {
     const __int128 below = amount.raw() / q;
     AllocationError e = error(AllocationErrorKind::NotMultipleOfQuantum, amount, largestAllocatable(),
                               "not a multiple of the quantum " + quantum().toString());
@@ -400,9 +418,8 @@ Result<std::int64_t, AllocationError> FractionAllocMap::toUnits(Quantity amount)
     }
     return Failure{std::move(e)};
   }
-  const __int128 units = amount.raw() / q;
-  if (units > kMaxTotalUnits) return Failure{insufficient(kMaxTotalUnits, 0)};
-  return static_cast<std::int64_t>(units);
+  if (*units > kMaxTotalUnits) return Failure{insufficient(kMaxTotalUnits, 0)};
+  return static_cast<std::int64_t>(*units);
 }
 
 std::int64_t FractionAllocMap::largestCapacity() const {

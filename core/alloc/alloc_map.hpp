@@ -115,6 +115,16 @@ class AllocMap {
   using Candidates = std::vector<Candidate>;
   // Preference order: hinted NUMA nodes, most free, interleaved across nodes, index.
   static bool preferred(const Candidate& a, const Candidate& b);
+  // The same order as a function object, so that sorting algorithms inline it.
+  static constexpr struct ByPreference {
+    bool operator()(const Candidate& a, const Candidate& b) const {
+      if (a.hinted != b.hinted) return a.hinted;
+      if (a.free != b.free) return a.free > b.free;
+      if (a.rankInNode != b.rankInNode) return a.rankInNode < b.rankInNode;
+      if (a.numaNode != b.numaNode) return a.numaNode < b.numaNode;
+      return a.device < b.device;
+    }
+  } byPreference{};
 
   AllocMap(SlotName slot, SlotType slotType, AllocationStrategy strategy, __int128 unitRaw);
   // Called by subclass constructors once the unit is known.
@@ -136,10 +146,13 @@ class AllocMap {
  private:
   static constexpr int kAnyNode = -2;      // for candidates(): no NUMA restriction
   static constexpr int kHintedNodes = -3;  // for candidates(): only devices the hint prefers
-  // Enabled devices with free capacity on `onlyNode` (or as the constants above say).
-  Candidates candidates(const AffinityHint& hint, int onlyNode) const;
+  // Enabled devices with free capacity on `onlyNode` (or as the constants above say), in
+  // a per-thread buffer that stays valid until the next call on this thread.
+  Candidates& candidates(const AffinityHint& hint, int onlyNode) const;
   PlaceResult placeWithAffinity(std::int64_t units, const AffinityHint& hint) const;
-  Result<std::vector<Placement>, AllocationError> toPlacements(const Grants& grants) const;
+  PlaceResult toPlacements(const Grants& grants) const;
+  PlaceResult placementsToFree(const Grants& grants) const;   // validated: each device holds it
+  PlaceResult placementsToApply(const Grants& grants) const;  // validated: each device has room
 
   std::unordered_map<std::string, std::uint32_t> index_;  // device id -> index
   SlotName slot_;
