@@ -15,6 +15,6 @@ else
 fi
 ninja -C "$builddir" || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
 
-rm -rf "$builddir/tests/results"
+rm -rf "$builddir/test-results"
 meson test -C "$builddir" --num-processes "$(nproc)" --print-errorlogs
 python3 scripts/summarize-tests.py "$builddir"
