@@ -1,0 +1,19 @@
+// Where the agent's components send log lines: one sink, set by the daemon (or a test).
+#pragma once
+
+#include <functional>
+#include <string>
+
+namespace bai::core {
+
+enum class LogLevel { Debug, Info, Warning, Error };
+
+const char* logLevelName(LogLevel level);
+
+// `source` names the component or plugin ("host", "plugin cuda-device").
+using LogSink = std::function<void(LogLevel level, const std::string& source, const std::string& message)>;
+
+// Writes "level source: message" lines to standard error.
+LogSink stderrLogSink();
+
+}  // namespace bai::core

@@ -1,0 +1,357 @@
+#include "plugin/accelerator_plugin.hpp"
+
+#include "json_schema.hpp"
+#include "module_loader.hpp"
+
+#include <cstring>
+#include <set>
+
+namespace bai::core {
+
+struct AcceleratorPlugin::HostContext {
+  std::string source;
+  LogSink log;
+  nlohmann::json config;
+  bai_host_services services{};
+
+  static void logLine(void* context, int32_t level, const char* message) {
+    auto* self = static_cast<HostContext*>(context);
+    if (self == nullptr || message == nullptr || !self->log) return;
+    const LogLevel mapped = level <= BAI_LOG_DEBUG     ? LogLevel::Debug
+                            : level == BAI_LOG_INFO    ? LogLevel::Info
+                            : level == BAI_LOG_WARNING ? LogLevel::Warning
+                                                       : LogLevel::Error;
+    self->log(mapped, self->source, message);
+  }
+
+  static bai_status configGet(void* context, const char* key, char* buffer, size_t size, size_t* needed) {
+    auto* self = static_cast<HostContext*>(context);
+    if (self == nullptr || key == nullptr) return BAI_ERR_INVALID_ARGUMENT;
+    const nlohmann::json* node = &self->config;
+    std::string_view path(key);
+    while (!path.empty()) {  // walk "a.b.c" through nested objects
+      const std::size_t dot = path.find('.');
+      const std::string part(path.substr(0, dot));
+      if (!node->is_object() || !node->contains(part)) return BAI_ERR_NOT_FOUND;
+      node = &(*node)[part];
+      path = dot == std::string_view::npos ? std::string_view{} : path.substr(dot + 1);
+    }
+    const std::string text = node->dump();
+    if (needed != nullptr) *needed = text.size() + 1;
+    if (buffer == nullptr || size < text.size() + 1) return BAI_ERR_INVALID_ARGUMENT;
+    std::memcpy(buffer, text.c_str(), text.size() + 1);
+    return BAI_OK;
+  }
+};
+
+std::string describeStatus(bai_status status) {
+  switch (status) {
+    case BAI_OK: return "BAI_OK";
+    case BAI_ERR_INVALID_ARGUMENT: return "BAI_ERR_INVALID_ARGUMENT";
+    case BAI_ERR_NOT_FOUND: return "BAI_ERR_NOT_FOUND";
+    case BAI_ERR_UNAVAILABLE: return "BAI_ERR_UNAVAILABLE";
+    case BAI_ERR_UNSUPPORTED: return "BAI_ERR_UNSUPPORTED";
+    case BAI_ERR_OUT_OF_MEMORY: return "BAI_ERR_OUT_OF_MEMORY";
+    case BAI_ERR_INTERNAL: return "BAI_ERR_INTERNAL";
+    case BAI_ERR_EXCEPTION: return "BAI_ERR_EXCEPTION (a C++ exception reached the ABI boundary)";
+    case BAI_ERR_UNKNOWN_EXCEPTION: return "BAI_ERR_UNKNOWN_EXCEPTION (a non-standard exception reached the ABI boundary)";
+  }
+  return "unknown status " + std::to_string(status);
+}
+
+std::string sessionDocument(const std::string& sessionId,
+                            const std::map<std::string, std::map<std::string, Quantity>>& allocation) {
+  nlohmann::json doc{{"session_id", sessionId}, {"allocation", nlohmann::json::object()}};
+  for (const auto& [slot, devices] : allocation) {
+    nlohmann::json perDevice = nlohmann::json::object();
+    for (const auto& [device, amount] : devices) perDevice[device] = amount.toString();
+    doc["allocation"][slot] = std::move(perDevice);
+  }
+  return doc.dump();
+}
+
+AcceleratorPlugin::AcceleratorPlugin(std::shared_ptr<LoadedModule> module, PluginIdentity identity,
+                                     const bai_accelerator_vtable* vtable, std::string configJson,
+                                     PluginCallOptions options)
+    : module_(std::move(module)),
+      identity_(std::move(identity)),
+      vtable_(vtable),
+      options_(std::move(options)),
+      context_(std::make_shared<HostContext>()),
+      worker_("plugin " + identity_.name) {
+  context_->source = "plugin " + identity_.name;
+  context_->log = options_.log;
+  context_->config = nlohmann::json::parse(configJson, nullptr, false);
+  if (context_->config.is_discarded()) context_->config = nlohmann::json::object();
+  context_->services = bai_host_services{BAI_ACCELERATOR_ABI_MAJOR, BAI_ACCELERATOR_ABI_MINOR,
+                                         sizeof(bai_host_services), 0, context_.get(), &HostContext::logLine,
+                                         &HostContext::configGet};
+}
+
+AcceleratorPlugin::~AcceleratorPlugin() {
+  if (instance_ != nullptr && !worker_.hung()) {
+    auto vtable = vtable_;
+    auto instance = instance_;
+    auto context = context_;
+    (void)worker_.call<int>(
+        [vtable, instance, context] {
+          vtable->destroy(instance);
+          return 0;
+        },
+        options_.deadline);
+  }
+  // A thread stuck in the plugin may run its code later: never unmap it.
+  if (worker_.hung() && module_) module_->keepLoadedForever();
+}
+
+Result<std::unique_ptr<AcceleratorPlugin>> AcceleratorPlugin::start(std::shared_ptr<LoadedModule> module,
+                                                                    PluginIdentity identity,
+                                                                    const bai_accelerator_vtable* vtable,
+                                                                    std::string configJson,
+                                                                    PluginCallOptions options) {
+  std::unique_ptr<AcceleratorPlugin> plugin(new AcceleratorPlugin(std::move(module), std::move(identity), vtable,
+                                                                  std::move(configJson), std::move(options)));
+  if (auto created = plugin->create(); !created) return Failure{created.error()};
+  if (auto discovered = plugin->discover(); !discovered) return Failure{discovered.error()};
+  return plugin;
+}
+
+Error AcceleratorPlugin::callError(const char* call, const std::string& why) const {
+  return Error{ErrorCode::InvalidArgument, std::string(call) + ": " + why};
+}
+
+Result<void> AcceleratorPlugin::create() {
+  auto vtable = vtable_;
+  auto context = context_;
+  const std::string config = context_->config.dump();
+  using Created = std::pair<bai_status, bai_accelerator*>;
+  auto created = worker_.call<Created>(
+      [vtable, context, config] {
+        bai_accelerator* out = nullptr;
+        const bai_status status = vtable->create(&context->services, config.c_str(), &out);
+        return Created{status, out};
+      },
+      options_.deadline);
+  if (!created) {
+    return Failure{callError("create", "did not return within " + std::to_string(options_.deadline.count()) + " ms")};
+  }
+  if (created->first != BAI_OK) return Failure{callError("create", "failed with " + describeStatus(created->first))};
+  if (created->second == nullptr) return Failure{callError("create", "returned BAI_OK but no instance")};
+  instance_ = created->second;
+  return {};
+}
+
+Result<nlohmann::json> AcceleratorPlugin::parseOutput(const char* call, const std::optional<CallResult>& result) {
+  if (!result) {
+    return Failure{callError(call, worker_.hung() ? "did not return within " + std::to_string(options_.deadline.count()) +
+                                                        " ms; the plugin is withdrawn"
+                                                  : "the plugin is withdrawn")};
+  }
+  if (result->status != BAI_OK) return Failure{callError(call, "failed with " + describeStatus(result->status))};
+  nlohmann::json document = nlohmann::json::parse(result->output, nullptr, false);
+  if (document.is_discarded()) {
+    return Failure{callError(call, "returned invalid JSON: '" + result->output.substr(0, 80) + "'")};
+  }
+  const std::string schema = std::strcmp(call, "session_measures") == 0 ? "node_measures" : call;
+  if (auto valid = json::abiSchemas().validate(schema, document); !valid) {
+    return Failure{callError(call, "breaks docs/abi/" + schema + ".schema.json " + valid.error().message)};
+  }
+  return document;
+}
+
+Result<nlohmann::json> AcceleratorPlugin::callForJson(const char* call, bai_status (*fn)(bai_accelerator*, char**)) {
+  if (fn == nullptr) return Failure{callError(call, "not implemented (null in the call table)")};
+  auto vtable = vtable_;
+  auto instance = instance_;
+  auto context = context_;
+  return parseOutput(call, worker_.call<CallResult>(
+                               [vtable, instance, context, fn] {
+                                 char* out = nullptr;
+                                 const bai_status status = fn(instance, &out);
+                                 CallResult result{status, out != nullptr ? out : ""};
+                                 vtable->free_string(out);
+                                 return result;
+                               },
+                               options_.deadline));
+}
+
+Result<nlohmann::json> AcceleratorPlugin::callWithInput(const char* call,
+                                                        bai_status (*fn)(bai_accelerator*, const char*, char**),
+                                                        const std::string& input) {
+  if (fn == nullptr) return Failure{callError(call, "not implemented (null in the call table)")};
+  auto vtable = vtable_;
+  auto instance = instance_;
+  auto context = context_;
+  return parseOutput(call, worker_.call<CallResult>(
+                               [vtable, instance, context, fn, input] {
+                                 char* out = nullptr;
+                                 const bai_status status = fn(instance, input.c_str(), &out);
+                                 CallResult result{status, out != nullptr ? out : ""};
+                                 vtable->free_string(out);
+                                 return result;
+                               },
+                               options_.deadline));
+}
+
+namespace {
+
+// "cpu" may offer the intrinsic slots; every other slot starts with "<key>.".
+bool slotBelongsTo(const SlotName& slot, const std::string& key) {
+  if (key == "cpu" && (slot.str() == "cpu" || slot.str() == "mem")) return true;
+  return slot.str().size() > key.size() + 1 && slot.str().compare(0, key.size() + 1, key + ".") == 0;
+}
+
+}  // namespace
+
+Result<void> AcceleratorPlugin::discover() {
+  auto described = callForJson("describe", vtable_->describe);
+  if (!described) return Failure{described.error()};
+  const std::string reportedKey = (*described)["key"];
+  if (identity_.key == BAI_PLUGIN_KEY_DYNAMIC) {
+    if (reportedKey == BAI_PLUGIN_KEY_DYNAMIC) return Failure{callError("describe", "a dynamic plugin must report its real key")};
+    identity_.key = reportedKey;
+  } else if (reportedKey != identity_.key) {
+    return Failure{callError("describe", "reports key '" + reportedKey + "' but the info record says '" + identity_.key + "'")};
+  }
+  discovery_.extraInfo = described->value("extra_info", nlohmann::json::object());
+
+  auto devices = callForJson("list_devices", vtable_->list_devices);
+  if (!devices) return Failure{devices.error()};
+  std::map<std::string, int> numaOf;
+  for (const auto& d : (*devices)["devices"]) {
+    DeviceInfo info;
+    info.id = d["id"];
+    info.model = d.value("model", "");
+    info.uuid = d.value("uuid", "");
+    info.pciBus = d.value("pci_bus", "");
+    info.numaNode = d.value("numa_node", -1);
+    if (d.contains("memory")) {
+      auto memory = Quantity::parse(d["memory"].get<std::string>());
+      if (!memory) return Failure{callError("list_devices", "device '" + info.id + "': memory: " + memory.error().message)};
+      info.memory = *memory;
+    }
+    info.processingUnits = d.value("processing_units", std::int64_t{0});
+    info.health = d.value("health", "healthy");
+    info.extra = d.value("extra", nlohmann::json::object());
+    if (!numaOf.emplace(info.id, info.numaNode).second) {
+      return Failure{callError("list_devices", "device id '" + info.id + "' appears twice")};
+    }
+    discovery_.devices.push_back(std::move(info));
+  }
+
+  auto slots = callForJson("slot_types", vtable_->slot_types);
+  if (!slots) return Failure{slots.error()};
+  for (const auto& s : (*slots)["slots"]) {
+    const SlotName name = SlotName::of(s["name"].get<std::string>());  // the schema checked the syntax
+    if (!slotBelongsTo(name, identity_.key)) {
+      return Failure{callError("slot_types", "slot '" + name.str() + "' does not start with the plugin key '" +
+                                                 identity_.key + ".'")};
+    }
+    for (const auto& [known, type] : discovery_.slots) {
+      if (known == name) return Failure{callError("slot_types", "slot '" + name.str() + "' is listed twice")};
+    }
+    discovery_.slots.emplace_back(name, parseSlotType(s["type"].get<std::string>()).value());
+  }
+
+  auto spec = callForJson("alloc_map_spec", vtable_->alloc_map_spec);
+  if (!spec) return Failure{spec.error()};
+  std::set<std::string> mapped;
+  for (const auto& m : (*spec)["maps"]) {
+    MapSpec map{SlotName::of(m["slot"].get<std::string>()), SlotType::Count, m["kind"] == "fraction", {}, {}};
+    const std::string where = "map for '" + map.slot.str() + "'";
+    auto declared = std::find_if(discovery_.slots.begin(), discovery_.slots.end(),
+                                 [&](const auto& s) { return s.first == map.slot; });
+    if (declared == discovery_.slots.end()) {
+      return Failure{callError("alloc_map_spec", where + ": the slot is not in slot_types")};
+    }
+    if (declared->second == SlotType::Unified) {
+      return Failure{callError("alloc_map_spec", where + ": unified slots are not allocated and take no map")};
+    }
+    if (!mapped.insert(map.slot.str()).second) return Failure{callError("alloc_map_spec", where + ": listed twice")};
+    map.type = declared->second;
+    map.options.strategy = parseAllocationStrategy(m.value("strategy", "evenly")).value();
+    if (m.contains("quantum")) {
+      auto quantum = Quantity::parse(m["quantum"].get<std::string>());
+      if (!quantum) return Failure{callError("alloc_map_spec", where + ": quantum: " + quantum.error().message)};
+      map.options.quantum = *quantum;
+    }
+    map.options.fragmentationGuard = m.value("fragmentation_guard", false);
+    for (const auto& d : m["devices"]) {
+      const std::string id = d["id"];
+      auto device = numaOf.find(id);
+      if (device == numaOf.end()) {
+        return Failure{callError("alloc_map_spec", where + ": device '" + id + "' is not in list_devices")};
+      }
+      auto capacity = Quantity::parse(d["capacity"].get<std::string>());
+      if (!capacity) return Failure{callError("alloc_map_spec", where + ": device '" + id + "': " + capacity.error().message)};
+      map.devices.push_back(DeviceSpec{id, *capacity, device->second});
+    }
+    discovery_.maps.push_back(std::move(map));
+  }
+  for (const auto& [slot, type] : discovery_.slots) {
+    if (type != SlotType::Unified && mapped.count(slot.str()) == 0) {
+      return Failure{callError("alloc_map_spec", "slot '" + slot.str() + "' has no allocation map")};
+    }
+  }
+  if (spec->contains("exclusive")) discovery_.exclusive = (*spec)["exclusive"].get<std::vector<std::vector<std::string>>>();
+  // Building the maps once proves the spec (capacities, quanta) is usable.
+  if (auto maps = buildMaps(); !maps) return Failure{callError("alloc_map_spec", maps.error().message)};
+  return {};
+}
+
+Result<std::vector<std::unique_ptr<AllocMap>>> AcceleratorPlugin::buildMaps() const {
+  std::vector<std::unique_ptr<AllocMap>> maps;
+  for (const MapSpec& spec : discovery_.maps) {
+    if (spec.fraction) {
+      auto map = FractionAllocMap::create(spec.slot, spec.type, spec.devices, spec.options);
+      if (!map) return Failure{map.error()};
+      maps.push_back(std::move(*map));
+    } else {
+      auto map = DiscreteAllocMap::create(spec.slot, spec.type, spec.devices, spec.options);
+      if (!map) return Failure{map.error()};
+      maps.push_back(std::move(*map));
+    }
+  }
+  return maps;
+}
+
+Result<SessionResources> AcceleratorPlugin::prepareSession(
+    const std::string& sessionId, const std::map<std::string, std::map<std::string, Quantity>>& allocation) {
+  auto prepared = callWithInput("prepare_session", vtable_->prepare_session, sessionDocument(sessionId, allocation));
+  if (!prepared) return Failure{prepared.error()};
+  SessionResources resources;
+  resources.env = prepared->value("env", std::map<std::string, std::string>{});
+  resources.devices = prepared->value("devices", std::vector<std::string>{});
+  for (const auto& m : prepared->value("mounts", nlohmann::json::array())) {
+    resources.mounts.push_back({m["source"], m["target"], m.value("read_only", false)});
+  }
+  resources.limits = prepared->value("limits", nlohmann::json::object());
+  return resources;
+}
+
+Result<void> AcceleratorPlugin::releaseSession(const std::string& sessionId,
+                                               const std::map<std::string, std::map<std::string, Quantity>>& allocation) {
+  if (vtable_->release_session == nullptr) return Failure{callError("release_session", "not implemented")};
+  auto vtable = vtable_;
+  auto instance = instance_;
+  auto context = context_;
+  const std::string input = sessionDocument(sessionId, allocation);
+  auto status = worker_.call<bai_status>([vtable, instance, context, input] {
+    return vtable->release_session(instance, input.c_str());
+  }, options_.deadline);
+  if (!status) return Failure{callError("release_session", "did not return in time; the plugin is withdrawn")};
+  if (*status != BAI_OK) return Failure{callError("release_session", "failed with " + describeStatus(*status))};
+  return {};
+}
+
+Result<nlohmann::json> AcceleratorPlugin::nodeMeasures() { return callForJson("node_measures", vtable_->node_measures); }
+
+Result<std::vector<DeviceHealth>> AcceleratorPlugin::health() {
+  auto reported = callForJson("health", vtable_->health);
+  if (!reported) return Failure{reported.error()};
+  std::vector<DeviceHealth> out;
+  for (const auto& d : (*reported)["devices"]) out.push_back({d["id"], d["health"], d.value("reason", "")});
+  return out;
+}
+
+}  // namespace bai::core

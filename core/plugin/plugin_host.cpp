@@ -1,0 +1,172 @@
+#include "plugin/plugin_host.hpp"
+
+#include "module_loader.hpp"
+
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
+#include <regex>
+#include <system_error>
+
+namespace bai::core {
+namespace {
+
+// The 1.0 call table ends after `health`: a smaller table is from a broken build.
+constexpr std::size_t kMinimumVtableSize = offsetof(bai_accelerator_vtable, health) + sizeof(void*);
+
+bool validName(const std::string& name) {
+  static const std::regex pattern("^[a-z0-9][a-z0-9._-]*$");
+  return std::regex_match(name, pattern);
+}
+
+}  // namespace
+
+Result<std::string> infoString(const char* field, std::size_t size, const char* what) {
+  const void* nul = std::memchr(field, '\0', size);
+  if (nul == nullptr) return fail(ErrorCode::InvalidArgument, std::string("the info record's ") + what + " is not NUL-terminated");
+  return std::string(field, static_cast<const char*>(nul));
+}
+
+PluginHost::PluginHost(PluginHostOptions options) : options_(std::move(options)) {
+  if (!options_.log) options_.log = stderrLogSink();
+  if (!options_.configFor) options_.configFor = [](const std::string&, const std::string&) { return std::string("{}"); };
+}
+
+PluginHost::~PluginHost() = default;
+
+bool PluginHost::allowed(const std::string& name) const {
+  const bool inAllow = options_.allow.empty() || std::count(options_.allow.begin(), options_.allow.end(), name) > 0;
+  return inAllow && std::count(options_.block.begin(), options_.block.end(), name) == 0;
+}
+
+void PluginHost::skip(const std::filesystem::path& file, const std::string& name, const std::string& reason) {
+  skipped_.push_back({file, name, reason});
+  options_.log(LogLevel::Error, "host", "plugin " + file.string() + (name.empty() ? "" : " (" + name + ")") +
+                                            " skipped: " + reason);
+}
+
+void PluginHost::loadAll() {
+  for (const auto& dir : options_.searchPath) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(dir, ec)) {
+      options_.log(LogLevel::Warning, "host", "plugin directory " + dir.string() + " does not exist; skipped");
+      continue;
+    }
+    std::vector<std::filesystem::path> files;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+      if (entry.path().extension() == ".so") files.push_back(std::filesystem::absolute(entry.path()));
+    }
+    std::sort(files.begin(), files.end());
+    for (const auto& file : files) loadFile(file);
+  }
+  options_.log(LogLevel::Info, "host", std::to_string(plugins_.size()) + " accelerator plugin(s) loaded, " +
+                                           std::to_string(skipped_.size()) + " skipped");
+}
+
+void PluginHost::loadFile(const std::filesystem::path& file) {
+  for (const auto& p : plugins_) {
+    if (p->identity().file == file) return;  // already loaded by an earlier scan
+  }
+  auto opened = LoadedModule::open(file);
+  if (!opened) return skip(file, "", opened.error().message);
+  auto module = std::make_shared<LoadedModule>(std::move(*opened));
+
+  // Identity before code: the info record is plain data, read before any plugin call.
+  const auto* info = static_cast<const bai_plugin_info*>(module->symbol(BAI_ACCELERATOR_INFO_SYMBOL));
+  if (info == nullptr) return skip(file, "", "no bai_accelerator_info symbol: not a bai accelerator plugin");
+  if (info->abi_major != BAI_ACCELERATOR_ABI_MAJOR) {
+    return skip(file, "", "built for plugin ABI " + std::to_string(info->abi_major) + "." +
+                              std::to_string(info->abi_minor) + ", this agent speaks " +
+                              std::to_string(BAI_ACCELERATOR_ABI_MAJOR) + ".x");
+  }
+  PluginIdentity identity;
+  for (auto [field, size, what, target] :
+       {std::tuple{info->name, sizeof info->name, "name", &identity.name},
+        std::tuple{info->vendor, sizeof info->vendor, "vendor", &identity.vendor},
+        std::tuple{info->version, sizeof info->version, "version", &identity.version},
+        std::tuple{info->key, sizeof info->key, "key", &identity.key},
+        std::tuple{info->description, sizeof info->description, "description", &identity.description}}) {
+    auto text = infoString(field, size, what);
+    if (!text) return skip(file, "", text.error().message);
+    *target = std::move(*text);
+  }
+  identity.abiMajor = info->abi_major;
+  identity.abiMinor = info->abi_minor;
+  identity.file = file;
+  if (!validName(identity.name)) return skip(file, "", "invalid plugin name '" + identity.name + "'");
+  if (!allowed(identity.name)) {
+    options_.log(LogLevel::Info, "host", "plugin " + file.string() + " (" + identity.name +
+                                             ") not loaded: excluded by allow-plugins/block-plugins");
+    return;
+  }
+  for (const auto& p : plugins_) {
+    if (p->identity().name == identity.name) {
+      return skip(file, identity.name, "a plugin named '" + identity.name + "' is already loaded from " +
+                                           p->identity().file.string());
+    }
+    if (identity.key != BAI_PLUGIN_KEY_DYNAMIC && p->identity().key == identity.key) {
+      return skip(file, identity.name, "device key '" + identity.key + "' is already provided by " +
+                                           p->identity().file.string() + " (" + p->identity().name +
+                                           "); allow only one of them");
+    }
+  }
+
+  auto entry = reinterpret_cast<bai_accelerator_entry_fn>(module->symbol(BAI_ACCELERATOR_ENTRY_SYMBOL));
+  if (entry == nullptr) return skip(file, identity.name, "no bai_accelerator_entry symbol");
+  const bai_accelerator_vtable* vtable = entry();
+  if (vtable == nullptr) return skip(file, identity.name, "bai_accelerator_entry returned no call table");
+  if (vtable->abi_major != BAI_ACCELERATOR_ABI_MAJOR) {
+    return skip(file, identity.name, "call table is for ABI major " + std::to_string(vtable->abi_major) +
+                                         ", this agent speaks " + std::to_string(BAI_ACCELERATOR_ABI_MAJOR));
+  }
+  if (vtable->struct_size < kMinimumVtableSize) {
+    return skip(file, identity.name, "call table struct_size " + std::to_string(vtable->struct_size) +
+                                         " is smaller than the ABI 1.0 table (" + std::to_string(kMinimumVtableSize) + ")");
+  }
+  if (vtable->create == nullptr || vtable->destroy == nullptr || vtable->free_string == nullptr) {
+    return skip(file, identity.name, "call table lacks create, destroy or free_string");
+  }
+
+  const std::string config = options_.configFor(identity.name, identity.key);
+  auto started = AcceleratorPlugin::start(module, identity, vtable, config,
+                                          PluginCallOptions{options_.callDeadline, options_.log});
+  if (!started) return skip(file, identity.name, started.error().message);
+  const std::string key = (*started)->identity().key;
+  for (const auto& p : plugins_) {
+    if (p->identity().key == key) {  // a dynamic key resolved to one that is taken
+      return skip(file, identity.name, "device key '" + key + "' is already provided by " +
+                                           p->identity().file.string() + " (" + p->identity().name +
+                                           "); allow only one of them");
+    }
+  }
+  options_.log(LogLevel::Info, "host", "plugin " + identity.name + " " + identity.version + " (key " + key + ", ABI " +
+                                           std::to_string(identity.abiMajor) + "." + std::to_string(identity.abiMinor) +
+                                           ") loaded from " + file.string() + ": " +
+                                           std::to_string((*started)->discovery().devices.size()) + " device(s)");
+  plugins_.push_back(std::move(*started));
+}
+
+AcceleratorPlugin* PluginHost::find(std::string_view key) const {
+  for (const auto& p : plugins_) {
+    if (p->identity().key == key) return p.get();
+  }
+  return nullptr;
+}
+
+std::vector<std::string> PluginHost::withdrawFailed() {
+  std::vector<std::string> names;
+  for (auto it = plugins_.begin(); it != plugins_.end();) {
+    if ((*it)->failed()) {
+      names.push_back((*it)->identity().name);
+      options_.log(LogLevel::Error, "host", "plugin " + (*it)->identity().name +
+                                                " withdrawn: a call exceeded its deadline; its slots are no longer offered");
+      withdrawn_.push_back(std::move(*it));
+      it = plugins_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return names;
+}
+
+}  // namespace bai::core
