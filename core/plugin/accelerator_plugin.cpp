@@ -1,10 +1,8 @@
 #include "plugin/accelerator_plugin.hpp"
 
-#include "json_schema.hpp"
 #include "module_loader.hpp"
 
 #include <cstring>
-#include <set>
 
 namespace bai::core {
 
@@ -148,14 +146,8 @@ Result<nlohmann::json> AcceleratorPlugin::parseOutput(const char* call, const st
                                                   : "the plugin is withdrawn")};
   }
   if (result->status != BAI_OK) return Failure{callError(call, "failed with " + describeStatus(result->status))};
-  nlohmann::json document = nlohmann::json::parse(result->output, nullptr, false);
-  if (document.is_discarded()) {
-    return Failure{callError(call, "returned invalid JSON: '" + result->output.substr(0, 80) + "'")};
-  }
-  const std::string schema = std::strcmp(call, "session_measures") == 0 ? "node_measures" : call;
-  if (auto valid = json::abiSchemas().validate(schema, document); !valid) {
-    return Failure{callError(call, "breaks docs/abi/" + schema + ".schema.json " + valid.error().message)};
-  }
+  auto document = parsePayload(call, result->output);
+  if (!document) return Failure{callError(call, document.error().message)};
   return document;
 }
 
@@ -193,126 +185,26 @@ Result<nlohmann::json> AcceleratorPlugin::callWithInput(const char* call,
                                options_.deadline));
 }
 
-namespace {
-
-// "cpu" may offer the intrinsic slots; every other slot starts with "<key>.".
-bool slotBelongsTo(const SlotName& slot, const std::string& key) {
-  if (key == "cpu" && (slot.str() == "cpu" || slot.str() == "mem")) return true;
-  return slot.str().size() > key.size() + 1 && slot.str().compare(0, key.size() + 1, key + ".") == 0;
-}
-
-}  // namespace
-
 Result<void> AcceleratorPlugin::discover() {
+  struct Step {
+    const char* call;
+    bai_status (*fn)(bai_accelerator*, char**);
+    Result<void> (*read)(const nlohmann::json&, Discovery&);
+  };
   auto described = callForJson("describe", vtable_->describe);
   if (!described) return Failure{described.error()};
-  const std::string reportedKey = (*described)["key"];
-  if (identity_.key == BAI_PLUGIN_KEY_DYNAMIC) {
-    if (reportedKey == BAI_PLUGIN_KEY_DYNAMIC) return Failure{callError("describe", "a dynamic plugin must report its real key")};
-    identity_.key = reportedKey;
-  } else if (reportedKey != identity_.key) {
-    return Failure{callError("describe", "reports key '" + reportedKey + "' but the info record says '" + identity_.key + "'")};
+  if (auto read = readDescribe(identity_.key, *described, discovery_); !read) {
+    return Failure{callError("describe", read.error().message)};
   }
-  discovery_.extraInfo = described->value("extra_info", nlohmann::json::object());
-
-  auto devices = callForJson("list_devices", vtable_->list_devices);
-  if (!devices) return Failure{devices.error()};
-  std::map<std::string, int> numaOf;
-  for (const auto& d : (*devices)["devices"]) {
-    DeviceInfo info;
-    info.id = d["id"];
-    info.model = d.value("model", "");
-    info.uuid = d.value("uuid", "");
-    info.pciBus = d.value("pci_bus", "");
-    info.numaNode = d.value("numa_node", -1);
-    if (d.contains("memory")) {
-      auto memory = Quantity::parse(d["memory"].get<std::string>());
-      if (!memory) return Failure{callError("list_devices", "device '" + info.id + "': memory: " + memory.error().message)};
-      info.memory = *memory;
-    }
-    info.processingUnits = d.value("processing_units", std::int64_t{0});
-    info.health = d.value("health", "healthy");
-    info.extra = d.value("extra", nlohmann::json::object());
-    if (!numaOf.emplace(info.id, info.numaNode).second) {
-      return Failure{callError("list_devices", "device id '" + info.id + "' appears twice")};
-    }
-    discovery_.devices.push_back(std::move(info));
+  identity_.key = discovery_.key;
+  for (const Step& step : {Step{"list_devices", vtable_->list_devices, &readDevices},
+                           Step{"slot_types", vtable_->slot_types, &readSlotTypes},
+                           Step{"alloc_map_spec", vtable_->alloc_map_spec, &readAllocMapSpec}}) {
+    auto document = callForJson(step.call, step.fn);
+    if (!document) return Failure{document.error()};
+    if (auto read = step.read(*document, discovery_); !read) return Failure{callError(step.call, read.error().message)};
   }
-
-  auto slots = callForJson("slot_types", vtable_->slot_types);
-  if (!slots) return Failure{slots.error()};
-  for (const auto& s : (*slots)["slots"]) {
-    const SlotName name = SlotName::of(s["name"].get<std::string>());  // the schema checked the syntax
-    if (!slotBelongsTo(name, identity_.key)) {
-      return Failure{callError("slot_types", "slot '" + name.str() + "' does not start with the plugin key '" +
-                                                 identity_.key + ".'")};
-    }
-    for (const auto& [known, type] : discovery_.slots) {
-      if (known == name) return Failure{callError("slot_types", "slot '" + name.str() + "' is listed twice")};
-    }
-    discovery_.slots.emplace_back(name, parseSlotType(s["type"].get<std::string>()).value());
-  }
-
-  auto spec = callForJson("alloc_map_spec", vtable_->alloc_map_spec);
-  if (!spec) return Failure{spec.error()};
-  std::set<std::string> mapped;
-  for (const auto& m : (*spec)["maps"]) {
-    MapSpec map{SlotName::of(m["slot"].get<std::string>()), SlotType::Count, m["kind"] == "fraction", {}, {}};
-    const std::string where = "map for '" + map.slot.str() + "'";
-    auto declared = std::find_if(discovery_.slots.begin(), discovery_.slots.end(),
-                                 [&](const auto& s) { return s.first == map.slot; });
-    if (declared == discovery_.slots.end()) {
-      return Failure{callError("alloc_map_spec", where + ": the slot is not in slot_types")};
-    }
-    if (declared->second == SlotType::Unified) {
-      return Failure{callError("alloc_map_spec", where + ": unified slots are not allocated and take no map")};
-    }
-    if (!mapped.insert(map.slot.str()).second) return Failure{callError("alloc_map_spec", where + ": listed twice")};
-    map.type = declared->second;
-    map.options.strategy = parseAllocationStrategy(m.value("strategy", "evenly")).value();
-    if (m.contains("quantum")) {
-      auto quantum = Quantity::parse(m["quantum"].get<std::string>());
-      if (!quantum) return Failure{callError("alloc_map_spec", where + ": quantum: " + quantum.error().message)};
-      map.options.quantum = *quantum;
-    }
-    map.options.fragmentationGuard = m.value("fragmentation_guard", false);
-    for (const auto& d : m["devices"]) {
-      const std::string id = d["id"];
-      auto device = numaOf.find(id);
-      if (device == numaOf.end()) {
-        return Failure{callError("alloc_map_spec", where + ": device '" + id + "' is not in list_devices")};
-      }
-      auto capacity = Quantity::parse(d["capacity"].get<std::string>());
-      if (!capacity) return Failure{callError("alloc_map_spec", where + ": device '" + id + "': " + capacity.error().message)};
-      map.devices.push_back(DeviceSpec{id, *capacity, device->second});
-    }
-    discovery_.maps.push_back(std::move(map));
-  }
-  for (const auto& [slot, type] : discovery_.slots) {
-    if (type != SlotType::Unified && mapped.count(slot.str()) == 0) {
-      return Failure{callError("alloc_map_spec", "slot '" + slot.str() + "' has no allocation map")};
-    }
-  }
-  if (spec->contains("exclusive")) discovery_.exclusive = (*spec)["exclusive"].get<std::vector<std::vector<std::string>>>();
-  // Building the maps once proves the spec (capacities, quanta) is usable.
-  if (auto maps = buildMaps(); !maps) return Failure{callError("alloc_map_spec", maps.error().message)};
   return {};
-}
-
-Result<std::vector<std::unique_ptr<AllocMap>>> AcceleratorPlugin::buildMaps() const {
-  std::vector<std::unique_ptr<AllocMap>> maps;
-  for (const MapSpec& spec : discovery_.maps) {
-    if (spec.fraction) {
-      auto map = FractionAllocMap::create(spec.slot, spec.type, spec.devices, spec.options);
-      if (!map) return Failure{map.error()};
-      maps.push_back(std::move(*map));
-    } else {
-      auto map = DiscreteAllocMap::create(spec.slot, spec.type, spec.devices, spec.options);
-      if (!map) return Failure{map.error()};
-      maps.push_back(std::move(*map));
-    }
-  }
-  return maps;
 }
 
 Result<SessionResources> AcceleratorPlugin::prepareSession(

@@ -5,6 +5,7 @@
 
 #include "alloc/alloc_map.hpp"
 #include "log.hpp"
+#include "plugin/payloads.hpp"
 #include "plugin/plugin_worker.hpp"
 
 #include <bai/accelerator.h>
@@ -35,35 +36,6 @@ struct PluginIdentity {
   std::uint32_t abiMajor = 0;
   std::uint32_t abiMinor = 0;
   std::filesystem::path file;
-};
-
-struct DeviceInfo {
-  std::string id;
-  std::string model;
-  std::string uuid;
-  std::string pciBus;
-  int numaNode = -1;
-  Quantity memory;
-  std::int64_t processingUnits = 0;
-  std::string health = "healthy";
-  nlohmann::json extra;
-};
-
-struct MapSpec {
-  SlotName slot;
-  SlotType type = SlotType::Count;
-  bool fraction = false;
-  AllocMapOptions options;
-  std::vector<DeviceSpec> devices;  // NUMA nodes filled in from list_devices
-};
-
-// What a plugin reported at start, already validated.
-struct Discovery {
-  nlohmann::json extraInfo = nlohmann::json::object();
-  std::vector<DeviceInfo> devices;
-  std::vector<std::pair<SlotName, SlotType>> slots;
-  std::vector<MapSpec> maps;
-  std::vector<std::vector<std::string>> exclusive;
 };
 
 // What a session gets from a plugin's prepare_session.
@@ -116,7 +88,7 @@ class AcceleratorPlugin {
   Result<std::vector<DeviceHealth>> health();
 
   // Builds the allocation maps this plugin's spec describes.
-  Result<std::vector<std::unique_ptr<AllocMap>>> buildMaps() const;
+  Result<std::vector<std::unique_ptr<AllocMap>>> buildMaps() const { return core::buildMaps(discovery_); }
 
  private:
   struct HostContext;

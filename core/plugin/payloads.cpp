@@ -1,0 +1,147 @@
+#include "plugin/payloads.hpp"
+
+#include "json_schema.hpp"
+
+#include <bai/accelerator.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+namespace bai::core {
+namespace {
+
+Failure<Error> broken(const std::string& why) { return fail(ErrorCode::InvalidArgument, why); }
+
+Result<Quantity> quantityAt(const nlohmann::json& value, const std::string& where) {
+  auto parsed = Quantity::parse(value.get<std::string>());
+  if (!parsed) return broken(where + ": " + parsed.error().message);
+  return parsed;
+}
+
+}  // namespace
+
+Result<nlohmann::json> parsePayload(const std::string& call, const std::string& text) {
+  nlohmann::json document = nlohmann::json::parse(text, nullptr, false);
+  if (document.is_discarded()) return broken("returned invalid JSON: '" + text.substr(0, 80) + "'");
+  const std::string schema = call == "session_measures" ? "node_measures" : call;
+  if (auto valid = json::abiSchemas().validate(schema, document); !valid) {
+    return broken("breaks docs/abi/" + schema + ".schema.json " + valid.error().message);
+  }
+  return document;
+}
+
+bool slotBelongsTo(const SlotName& slot, const std::string& key) {
+  if (key == "cpu" && (slot.str() == "cpu" || slot.str() == "mem")) return true;
+  return slot.str().size() > key.size() + 1 && slot.str().compare(0, key.size() + 1, key + ".") == 0;
+}
+
+Result<void> readDescribe(const std::string& infoKey, const nlohmann::json& document, Discovery& discovery) {
+  const std::string reported = document["key"];
+  if (infoKey == BAI_PLUGIN_KEY_DYNAMIC) {
+    if (reported == BAI_PLUGIN_KEY_DYNAMIC) return broken("a dynamic plugin must report its real key");
+  } else if (reported != infoKey) {
+    return broken("reports key '" + reported + "' but the info record says '" + infoKey + "'");
+  }
+  discovery.key = reported;
+  discovery.extraInfo = document.value("extra_info", nlohmann::json::object());
+  return {};
+}
+
+Result<void> readDevices(const nlohmann::json& document, Discovery& discovery) {
+  std::set<std::string> ids;
+  for (const auto& d : document["devices"]) {
+    DeviceInfo info;
+    info.id = d["id"];
+    info.model = d.value("model", "");
+    info.uuid = d.value("uuid", "");
+    info.pciBus = d.value("pci_bus", "");
+    info.numaNode = d.value("numa_node", -1);
+    if (d.contains("memory")) {
+      auto memory = quantityAt(d["memory"], "device '" + info.id + "': memory");
+      if (!memory) return Failure{memory.error()};
+      info.memory = *memory;
+    }
+    info.processingUnits = d.value("processing_units", std::int64_t{0});
+    info.health = d.value("health", "healthy");
+    info.extra = d.value("extra", nlohmann::json::object());
+    if (!ids.insert(info.id).second) return broken("device id '" + info.id + "' appears twice");
+    discovery.devices.push_back(std::move(info));
+  }
+  return {};
+}
+
+Result<void> readSlotTypes(const nlohmann::json& document, Discovery& discovery) {
+  for (const auto& s : document["slots"]) {
+    const SlotName name = SlotName::of(s["name"].get<std::string>());  // the schema checked the syntax
+    if (!slotBelongsTo(name, discovery.key)) {
+      return broken("slot '" + name.str() + "' does not start with the plugin key '" + discovery.key + ".'");
+    }
+    for (const auto& [known, type] : discovery.slots) {
+      if (known == name) return broken("slot '" + name.str() + "' is listed twice");
+    }
+    discovery.slots.emplace_back(name, parseSlotType(s["type"].get<std::string>()).value());
+  }
+  return {};
+}
+
+Result<void> readAllocMapSpec(const nlohmann::json& document, Discovery& discovery) {
+  std::map<std::string, int> numaOf;
+  for (const DeviceInfo& d : discovery.devices) numaOf[d.id] = d.numaNode;
+  std::set<std::string> mapped;
+  for (const auto& m : document["maps"]) {
+    MapSpec map{SlotName::of(m["slot"].get<std::string>()), SlotType::Count, m["kind"] == "fraction", {}, {}};
+    const std::string where = "map for '" + map.slot.str() + "'";
+    auto declared = std::find_if(discovery.slots.begin(), discovery.slots.end(),
+                                 [&](const auto& s) { return s.first == map.slot; });
+    if (declared == discovery.slots.end()) return broken(where + ": the slot is not in slot_types");
+    if (declared->second == SlotType::Unified) return broken(where + ": unified slots are not allocated and take no map");
+    if (!mapped.insert(map.slot.str()).second) return broken(where + ": listed twice");
+    map.type = declared->second;
+    map.options.strategy = parseAllocationStrategy(m.value("strategy", "evenly")).value();
+    if (m.contains("quantum")) {
+      auto quantum = quantityAt(m["quantum"], where + ": quantum");
+      if (!quantum) return Failure{quantum.error()};
+      map.options.quantum = *quantum;
+    }
+    map.options.fragmentationGuard = m.value("fragmentation_guard", false);
+    for (const auto& d : m["devices"]) {
+      const std::string id = d["id"];
+      auto device = numaOf.find(id);
+      if (device == numaOf.end()) return broken(where + ": device '" + id + "' is not in list_devices");
+      auto capacity = quantityAt(d["capacity"], where + ": device '" + id + "'");
+      if (!capacity) return Failure{capacity.error()};
+      map.devices.push_back(DeviceSpec{id, *capacity, device->second});
+    }
+    discovery.maps.push_back(std::move(map));
+  }
+  for (const auto& [slot, type] : discovery.slots) {
+    if (type != SlotType::Unified && mapped.count(slot.str()) == 0) {
+      return broken("slot '" + slot.str() + "' has no allocation map");
+    }
+  }
+  if (document.contains("exclusive")) {
+    discovery.exclusive = document["exclusive"].get<std::vector<std::vector<std::string>>>();
+  }
+  // Building the maps once proves the spec (capacities, quanta) is usable.
+  if (auto maps = buildMaps(discovery); !maps) return Failure{maps.error()};
+  return {};
+}
+
+Result<std::vector<std::unique_ptr<AllocMap>>> buildMaps(const Discovery& discovery) {
+  std::vector<std::unique_ptr<AllocMap>> maps;
+  for (const MapSpec& spec : discovery.maps) {
+    if (spec.fraction) {
+      auto map = FractionAllocMap::create(spec.slot, spec.type, spec.devices, spec.options);
+      if (!map) return Failure{map.error()};
+      maps.push_back(std::move(*map));
+    } else {
+      auto map = DiscreteAllocMap::create(spec.slot, spec.type, spec.devices, spec.options);
+      if (!map) return Failure{map.error()};
+      maps.push_back(std::move(*map));
+    }
+  }
+  return maps;
+}
+
+}  // namespace bai::core
