@@ -21,10 +21,65 @@ bool validName(const std::string& name) {
 
 }  // namespace
 
+namespace {
+
 Result<std::string> infoString(const char* field, std::size_t size, const char* what) {
   const void* nul = std::memchr(field, '\0', size);
   if (nul == nullptr) return fail(ErrorCode::InvalidArgument, std::string("the info record's ") + what + " is not NUL-terminated");
   return std::string(field, static_cast<const char*>(nul));
+}
+
+}  // namespace
+
+Result<PluginIdentity> readIdentity(const LoadedModule& module) {
+  const auto* info = static_cast<const bai_plugin_info*>(module.symbol(BAI_ACCELERATOR_INFO_SYMBOL));
+  if (info == nullptr) return fail(ErrorCode::InvalidArgument, "no bai_accelerator_info symbol: not a bai accelerator plugin");
+  if (info->abi_major != BAI_ACCELERATOR_ABI_MAJOR) {
+    return fail(ErrorCode::InvalidArgument, "built for plugin ABI " + std::to_string(info->abi_major) + "." +
+                                                std::to_string(info->abi_minor) + ", this agent speaks " +
+                                                std::to_string(BAI_ACCELERATOR_ABI_MAJOR) + ".x");
+  }
+  PluginIdentity identity;
+  for (auto [field, size, what, target] :
+       {std::tuple{info->name, sizeof info->name, "name", &identity.name},
+        std::tuple{info->vendor, sizeof info->vendor, "vendor", &identity.vendor},
+        std::tuple{info->version, sizeof info->version, "version", &identity.version},
+        std::tuple{info->key, sizeof info->key, "key", &identity.key},
+        std::tuple{info->description, sizeof info->description, "description", &identity.description}}) {
+    auto text = infoString(field, size, what);
+    if (!text) return Failure{text.error()};
+    *target = std::move(*text);
+  }
+  identity.abiMajor = info->abi_major;
+  identity.abiMinor = info->abi_minor;
+  identity.file = module.path();
+  if (!validName(identity.name)) {
+    return fail(ErrorCode::InvalidArgument, "invalid plugin name '" + identity.name + "' (use a-z, 0-9, '.', '_', '-')");
+  }
+  if (identity.key != BAI_PLUGIN_KEY_DYNAMIC && !SlotName::parse(identity.key).ok()) {
+    return fail(ErrorCode::InvalidArgument, "invalid device key '" + identity.key + "'");
+  }
+  return identity;
+}
+
+Result<const bai_accelerator_vtable*> readCallTable(const LoadedModule& module) {
+  auto entry = reinterpret_cast<bai_accelerator_entry_fn>(module.symbol(BAI_ACCELERATOR_ENTRY_SYMBOL));
+  if (entry == nullptr) return fail(ErrorCode::InvalidArgument, "no bai_accelerator_entry symbol");
+  const bai_accelerator_vtable* vtable = entry();
+  if (vtable == nullptr) return fail(ErrorCode::InvalidArgument, "bai_accelerator_entry returned no call table");
+  if (vtable->abi_major != BAI_ACCELERATOR_ABI_MAJOR) {
+    return fail(ErrorCode::InvalidArgument, "call table is for ABI major " + std::to_string(vtable->abi_major) +
+                                                ", this agent speaks " + std::to_string(BAI_ACCELERATOR_ABI_MAJOR));
+  }
+  if (vtable->struct_size < kMinimumVtableSize) {
+    return fail(ErrorCode::InvalidArgument, "call table struct_size " + std::to_string(vtable->struct_size) +
+                                                " is smaller than the ABI 1.0 table (" +
+                                                std::to_string(kMinimumVtableSize) + ")");
+  }
+  if (vtable->create == nullptr || vtable->destroy == nullptr || vtable->free_string == nullptr) {
+    return fail(ErrorCode::InvalidArgument, "call table lacks create, destroy or free_string");
+  }
+  return vtable;
 }
 
 PluginHost::PluginHost(PluginHostOptions options) : options_(std::move(options)) {
@@ -72,28 +127,9 @@ void PluginHost::loadFile(const std::filesystem::path& file) {
   auto module = std::make_shared<LoadedModule>(std::move(*opened));
 
   // Identity before code: the info record is plain data, read before any plugin call.
-  const auto* info = static_cast<const bai_plugin_info*>(module->symbol(BAI_ACCELERATOR_INFO_SYMBOL));
-  if (info == nullptr) return skip(file, "", "no bai_accelerator_info symbol: not a bai accelerator plugin");
-  if (info->abi_major != BAI_ACCELERATOR_ABI_MAJOR) {
-    return skip(file, "", "built for plugin ABI " + std::to_string(info->abi_major) + "." +
-                              std::to_string(info->abi_minor) + ", this agent speaks " +
-                              std::to_string(BAI_ACCELERATOR_ABI_MAJOR) + ".x");
-  }
-  PluginIdentity identity;
-  for (auto [field, size, what, target] :
-       {std::tuple{info->name, sizeof info->name, "name", &identity.name},
-        std::tuple{info->vendor, sizeof info->vendor, "vendor", &identity.vendor},
-        std::tuple{info->version, sizeof info->version, "version", &identity.version},
-        std::tuple{info->key, sizeof info->key, "key", &identity.key},
-        std::tuple{info->description, sizeof info->description, "description", &identity.description}}) {
-    auto text = infoString(field, size, what);
-    if (!text) return skip(file, "", text.error().message);
-    *target = std::move(*text);
-  }
-  identity.abiMajor = info->abi_major;
-  identity.abiMinor = info->abi_minor;
-  identity.file = file;
-  if (!validName(identity.name)) return skip(file, "", "invalid plugin name '" + identity.name + "'");
+  auto read = readIdentity(*module);
+  if (!read) return skip(file, "", read.error().message);
+  PluginIdentity identity = std::move(*read);
   if (!allowed(identity.name)) {
     options_.log(LogLevel::Info, "host", "plugin " + file.string() + " (" + identity.name +
                                              ") not loaded: excluded by allow-plugins/block-plugins");
@@ -111,24 +147,11 @@ void PluginHost::loadFile(const std::filesystem::path& file) {
     }
   }
 
-  auto entry = reinterpret_cast<bai_accelerator_entry_fn>(module->symbol(BAI_ACCELERATOR_ENTRY_SYMBOL));
-  if (entry == nullptr) return skip(file, identity.name, "no bai_accelerator_entry symbol");
-  const bai_accelerator_vtable* vtable = entry();
-  if (vtable == nullptr) return skip(file, identity.name, "bai_accelerator_entry returned no call table");
-  if (vtable->abi_major != BAI_ACCELERATOR_ABI_MAJOR) {
-    return skip(file, identity.name, "call table is for ABI major " + std::to_string(vtable->abi_major) +
-                                         ", this agent speaks " + std::to_string(BAI_ACCELERATOR_ABI_MAJOR));
-  }
-  if (vtable->struct_size < kMinimumVtableSize) {
-    return skip(file, identity.name, "call table struct_size " + std::to_string(vtable->struct_size) +
-                                         " is smaller than the ABI 1.0 table (" + std::to_string(kMinimumVtableSize) + ")");
-  }
-  if (vtable->create == nullptr || vtable->destroy == nullptr || vtable->free_string == nullptr) {
-    return skip(file, identity.name, "call table lacks create, destroy or free_string");
-  }
+  auto vtable = readCallTable(*module);
+  if (!vtable) return skip(file, identity.name, vtable.error().message);
 
   const std::string config = options_.configFor(identity.name, identity.key);
-  auto started = AcceleratorPlugin::start(module, identity, vtable, config,
+  auto started = AcceleratorPlugin::start(module, identity, *vtable, config,
                                           PluginCallOptions{options_.callDeadline, options_.log});
   if (!started) return skip(file, identity.name, started.error().message);
   const std::string key = (*started)->identity().key;

@@ -5,6 +5,7 @@
 
 #include "log.hpp"
 #include "plugin/accelerator_plugin.hpp"
+#include "module_loader.hpp"
 
 #include <chrono>
 #include <filesystem>
@@ -57,7 +58,9 @@ class PluginHost {
   std::vector<SkippedPlugin> skipped_;
 };
 
-// Reads a fixed-size char array of the info record; error when it has no terminating NUL.
-Result<std::string> infoString(const char* field, std::size_t size, const char* what);
+// Reads and checks the info record (identity before code: no plugin code runs).
+Result<PluginIdentity> readIdentity(const LoadedModule& module);
+// Calls the entry point and checks the call table's ABI version, size and required calls.
+Result<const bai_accelerator_vtable*> readCallTable(const LoadedModule& module);
 
 }  // namespace bai::core
