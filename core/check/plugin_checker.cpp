@@ -1,0 +1,563 @@
+#include "check/plugin_checker.hpp"
+
+#include "alloc/node_allocator.hpp"
+#include "module_loader.hpp"
+#include "plugin/accelerator_plugin.hpp"
+#include "plugin/payloads.hpp"
+#include "plugin/plugin_host.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+namespace bai::core {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using CallFn = bai_status (*)(bai_accelerator*, char**);
+
+double millisSince(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+Failure<Error> problem(const std::string& why) { return fail(ErrorCode::InvalidArgument, why); }
+
+// Everything one check needs, set up inside the forked child.
+class CheckSession {
+ public:
+  explicit CheckSession(const CheckerOptions& options) : options_(options) {
+    services_ = {BAI_ACCELERATOR_ABI_MAJOR, BAI_ACCELERATOR_ABI_MINOR, sizeof(bai_host_services), 0, this,
+                 &CheckSession::logLine, &CheckSession::configGet};
+    config_ = nlohmann::json::parse(options.configJson, nullptr, false);
+  }
+  ~CheckSession() {
+    for (bai_accelerator* instance : instances_) vtable_->destroy(instance);
+  }
+
+  Result<void> open() {
+    auto module = LoadedModule::open(std::filesystem::absolute(options_.plugin));
+    if (!module) return Failure{module.error()};
+    module_ = std::make_unique<LoadedModule>(std::move(*module));
+    auto identity = readIdentity(*module_);
+    if (!identity) return Failure{identity.error()};
+    identity_ = std::move(*identity);
+    return {};
+  }
+
+  Result<void> openCallTable() {
+    if (auto opened = open(); !opened) return opened;
+    auto vtable = readCallTable(*module_);
+    if (!vtable) return Failure{vtable.error()};
+    vtable_ = *vtable;
+    return {};
+  }
+
+  // Creates an instance with the configured (or the given) config.
+  Result<bai_accelerator*> create(const std::string& config) {
+    bai_accelerator* instance = nullptr;
+    const auto start = Clock::now();
+    const bai_status status = vtable_->create(&services_, config.c_str(), &instance);
+    noteDuration("create", start);
+    if (status != BAI_OK) {
+      return problem("expected create to return BAI_OK, got " + describeStatus(status) + lastLogSuffix());
+    }
+    if (instance == nullptr) return problem("create returned BAI_OK but left the instance NULL");
+    instances_.insert(instance);
+    return instance;
+  }
+  Result<bai_accelerator*> create() { return create(options_.configJson); }
+
+  void destroy(bai_accelerator* instance) {
+    const auto start = Clock::now();
+    vtable_->destroy(instance);
+    noteDuration("destroy", start);
+    instances_.erase(instance);
+  }
+
+  // Calls `fn` and checks the status, the JSON and its schema.
+  Result<nlohmann::json> call(const char* name, CallFn fn, bai_accelerator* instance) {
+    if (fn == nullptr) return problem(std::string(name) + " is NULL in the call table");
+    char* out = nullptr;
+    const auto start = Clock::now();
+    const bai_status status = fn(instance, &out);
+    noteDuration(name, start);
+    const std::string text = out != nullptr ? out : "";
+    vtable_->free_string(out);
+    if (status != BAI_OK) return problem(std::string(name) + " returned " + describeStatus(status) + lastLogSuffix());
+    auto document = parsePayload(name, text);
+    if (!document) return problem(std::string(name) + " " + document.error().message);
+    return document;
+  }
+
+  Result<nlohmann::json> callWith(const char* name, bai_status (*fn)(bai_accelerator*, const char*, char**),
+                                  bai_accelerator* instance, const std::string& input) {
+    char* out = nullptr;
+    const auto start = Clock::now();
+    const bai_status status = fn(instance, input.c_str(), &out);
+    noteDuration(name, start);
+    const std::string text = out != nullptr ? out : "";
+    vtable_->free_string(out);
+    if (status != BAI_OK) return problem(std::string(name) + " returned " + describeStatus(status) + lastLogSuffix());
+    auto document = parsePayload(name, text);
+    if (!document) return problem(std::string(name) + " " + document.error().message);
+    return document;
+  }
+
+  // describe, list_devices, slot_types, alloc_map_spec as far as `last` (in that order).
+  Result<void> discover(const std::string& last) {
+    auto instance = create();
+    if (!instance) return Failure{instance.error()};
+    struct Step {
+      const char* name;
+      CallFn fn;
+      std::function<Result<void>(const nlohmann::json&)> read;
+    };
+    const Step steps[] = {
+        {"describe", vtable_->describe, [&](const nlohmann::json& d) { return readDescribe(identity_.key, d, discovery_); }},
+        {"list_devices", vtable_->list_devices, [&](const nlohmann::json& d) { return readDevices(d, discovery_); }},
+        {"slot_types", vtable_->slot_types, [&](const nlohmann::json& d) { return readSlotTypes(d, discovery_); }},
+        {"alloc_map_spec", vtable_->alloc_map_spec, [&](const nlohmann::json& d) { return readAllocMapSpec(d, discovery_); }},
+    };
+    for (const Step& step : steps) {
+      auto document = call(step.name, step.fn, *instance);
+      if (!document) return Failure{document.error()};
+      if (auto read = step.read(*document); !read) return problem(std::string(step.name) + ": " + read.error().message);
+      if (last == step.name) break;
+    }
+    instance_ = *instance;
+    return {};
+  }
+
+  const bai_accelerator_vtable& vtable() const { return *vtable_; }
+  const PluginIdentity& identity() const { return identity_; }
+  const Discovery& discovery() const { return discovery_; }
+  bai_accelerator* instance() const { return instance_; }
+  std::vector<std::pair<int, std::string>> logs() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return logs_;
+  }
+  const std::map<std::string, double>& slowest() const { return slowest_; }
+
+ private:
+  static void logLine(void* context, int32_t level, const char* message) {
+    auto* self = static_cast<CheckSession*>(context);
+    std::lock_guard<std::mutex> lock(self->mutex_);
+    self->logs_.emplace_back(level, message != nullptr ? message : "");
+  }
+  static bai_status configGet(void* context, const char* key, char* buffer, size_t size, size_t* needed) {
+    auto* self = static_cast<CheckSession*>(context);
+    if (!self->config_.is_object() || key == nullptr || !self->config_.contains(key)) return BAI_ERR_NOT_FOUND;
+    const std::string text = self->config_[key].dump();
+    if (needed != nullptr) *needed = text.size() + 1;
+    if (buffer == nullptr || size < text.size() + 1) return BAI_ERR_INVALID_ARGUMENT;
+    std::memcpy(buffer, text.c_str(), text.size() + 1);
+    return BAI_OK;
+  }
+  std::string lastLogSuffix() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return logs_.empty() ? std::string(" (the plugin logged nothing)") : "; the plugin logged: \"" + logs_.back().second + "\"";
+  }
+  void noteDuration(const std::string& call, Clock::time_point start) {
+    const double ms = millisSince(start);
+    std::lock_guard<std::mutex> lock(mutex_);
+    slowest_[call] = std::max(slowest_[call], ms);
+  }
+
+  const CheckerOptions& options_;
+  std::unique_ptr<LoadedModule> module_;
+  PluginIdentity identity_;
+  const bai_accelerator_vtable* vtable_ = nullptr;
+  bai_host_services services_{};
+  nlohmann::json config_;
+  std::set<bai_accelerator*> instances_;
+  bai_accelerator* instance_ = nullptr;
+  Discovery discovery_;
+  std::mutex mutex_;
+  std::vector<std::pair<int, std::string>> logs_;
+  std::map<std::string, double> slowest_;
+};
+
+// The smallest grantable amount of a map: one unit, one quantum, one slice.
+Quantity smallestAmount(const AllocMap& map) {
+  if (map.isFraction()) return static_cast<const FractionAllocMap&>(map).quantum();
+  return Quantity(1);
+}
+
+Result<void> roundTrip(CheckSession& session) {
+  auto maps = buildMaps(session.discovery());
+  if (!maps) return problem("alloc_map_spec: " + maps.error().message);
+  for (auto& map : *maps) {
+    const Quantity largest = map->largestAllocatable();
+    if (largest.isZero()) continue;
+    const Quantity amount = map->slotType() == SlotType::Unique ? Quantity(1) : largest;
+    auto grants = map->allocate(amount);
+    if (!grants) {
+      return problem("expected the map for '" + map->slot().str() + "' to grant its largest allocatable amount " +
+                     amount.toString() + ", got " + grants.error().message);
+    }
+    Quantity granted;
+    for (const DeviceGrant& g : *grants) granted += g.amount;
+    if (granted != amount) return problem("granted " + granted.toString() + " of " + amount.toString());
+    if (map->slotType() != SlotType::Unique) {
+      auto over = map->allocate(smallestAmount(*map));
+      if (map->largestAllocatable().isZero() && over) {
+        return problem("the map for '" + map->slot().str() + "' granted more than its capacity");
+      }
+      if (over) (void)map->free(*over);
+    }
+    if (auto freed = map->free(*grants); !freed) return problem(freed.error().message);
+    if (!map->allocatedTotal().isZero()) return problem("the map for '" + map->slot().str() + "' did not return to empty");
+  }
+  return {};
+}
+
+// An allocation of the smallest amount on the first map with room, as the ABI's session document.
+std::map<std::string, std::map<std::string, Quantity>> smallAllocation(const Discovery& discovery) {
+  std::map<std::string, std::map<std::string, Quantity>> allocation;
+  auto maps = buildMaps(discovery);
+  if (!maps) return allocation;
+  for (auto& map : *maps) {
+    auto grants = map->allocate(smallestAmount(*map));
+    if (!grants) continue;
+    for (const DeviceGrant& g : *grants) allocation[map->slot().str()][map->deviceId(g.device)] = g.amount;
+    break;
+  }
+  return allocation;
+}
+
+Result<void> prepareRelease(CheckSession& session) {
+  const auto& vt = session.vtable();
+  if (vt.prepare_session == nullptr || vt.release_session == nullptr) {
+    return problem("prepare_session and release_session must both be implemented");
+  }
+  for (const auto& allocation : {smallAllocation(session.discovery()), std::map<std::string, std::map<std::string, Quantity>>{}}) {
+    const std::string id = allocation.empty() ? "bai-plugin-check-empty" : "bai-plugin-check-1";
+    const std::string document = sessionDocument(id, allocation);
+    auto prepared = session.callWith("prepare_session", vt.prepare_session, session.instance(), document);
+    if (!prepared) return problem(prepared.error().message + " for " + document);
+    const bai_status released = vt.release_session(session.instance(), document.c_str());
+    if (released != BAI_OK) {
+      return problem("expected release_session to undo prepare_session with BAI_OK, got " + describeStatus(released) +
+                     " for " + document);
+    }
+  }
+  return {};
+}
+
+Result<void> healthCheck(CheckSession& session) {
+  auto health = session.call("health", session.vtable().health, session.instance());
+  if (!health) return Failure{health.error()};
+  std::set<std::string> known;
+  for (const DeviceInfo& d : session.discovery().devices) known.insert(d.id);
+  for (const auto& d : (*health)["devices"]) {
+    if (known.count(d["id"]) == 0) return problem("health reports device '" + d["id"].get<std::string>() + "', which list_devices did not list");
+  }
+  return {};
+}
+
+long residentKiB() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return 0;
+}
+
+Result<void> createDestroyCycles(CheckSession& session, int cycles) {
+  long before = 0;
+  for (int i = 0; i < cycles; ++i) {
+    auto instance = session.create();
+    if (!instance) return problem("cycle " + std::to_string(i + 1) + ": " + instance.error().message);
+    if (auto listed = session.call("list_devices", session.vtable().list_devices, *instance); !listed) {
+      return problem("cycle " + std::to_string(i + 1) + ": " + listed.error().message);
+    }
+    session.destroy(*instance);
+    if (i == 9) before = residentKiB();  // after warm-up: allocator pools, lazy init
+  }
+  const long growth = residentKiB() - before;
+  if (growth > 16 * 1024) {
+    return problem("resident memory grew by " + std::to_string(growth) + " KiB over " + std::to_string(cycles - 10) +
+                   " create/destroy cycles: destroy must release what create took");
+  }
+  return {};
+}
+
+Result<void> twoThreads(CheckSession& session) {
+  auto first = session.create();
+  auto second = session.create();
+  if (!first || !second) return problem("could not create two instances at once: " + (first ? second : first).error().message);
+  std::string failure;
+  std::mutex failureMutex;
+  auto hammer = [&](bai_accelerator* instance) {
+    std::string expected;
+    for (int i = 0; i < 50; ++i) {
+      auto devices = session.call("list_devices", session.vtable().list_devices, instance);
+      auto health = session.call("health", session.vtable().health, instance);
+      std::lock_guard<std::mutex> lock(failureMutex);
+      if (!devices || !health) {
+        failure = !devices ? devices.error().message : health.error().message;
+        return;
+      }
+      const std::string now = devices->dump();
+      if (i == 0) expected = now;
+      if (now != expected) failure = "list_devices changed between calls on one instance while another thread used a second one";
+    }
+  };
+  std::thread a(hammer, *first), b(hammer, *second);
+  a.join();
+  b.join();
+  if (!failure.empty()) return problem(failure);
+  return {};
+}
+
+struct Check {
+  const char* name;
+  const char* doc;
+  std::vector<const char*> needs;
+  std::function<Result<void>(CheckSession&, const CheckerOptions&)> run;
+};
+
+std::vector<Check> allChecks() {
+  using S = CheckSession;
+  using O = CheckerOptions;
+  return {
+      {"info-record", "identity", {}, [](S& s, const O&) { return s.open(); }},
+      {"abi-version", "abi-versions", {"info-record"}, [](S& s, const O&) { return s.openCallTable(); }},
+      {"create", "create-and-config", {"abi-version"},
+       [](S& s, const O&) -> Result<void> {
+         if (auto opened = s.openCallTable(); !opened) return opened;
+         auto instance = s.create();
+         if (!instance) return Failure{instance.error()};
+         s.destroy(*instance);
+         return {};
+       }},
+      {"describe", "describe", {"create"},
+       [](S& s, const O&) -> Result<void> {
+         if (auto opened = s.openCallTable(); !opened) return opened;
+         return s.discover("describe");
+       }},
+      {"list-devices", "list_devices", {"create"},
+       [](S& s, const O&) -> Result<void> {
+         if (auto opened = s.openCallTable(); !opened) return opened;
+         return s.discover("list_devices");
+       }},
+      {"slot-types", "slots-and-the-key-prefix", {"describe", "list-devices"},
+       [](S& s, const O&) -> Result<void> {
+         if (auto opened = s.openCallTable(); !opened) return opened;
+         return s.discover("slot_types");
+       }},
+      {"alloc-map-spec", "allocation-maps", {"slot-types"},
+       [](S& s, const O&) -> Result<void> {
+         if (auto opened = s.openCallTable(); !opened) return opened;
+         return s.discover("alloc_map_spec");
+       }},
+      {"allocation-round-trip", "allocation-maps", {"alloc-map-spec"},
+       [](S& s, const O&) -> Result<void> {
+         if (auto ready = s.openCallTable(); !ready) return ready;
+         if (auto ready = s.discover("alloc_map_spec"); !ready) return ready;
+         return roundTrip(s);
+       }},
+      {"prepare-release", "what-a-session-receives", {"alloc-map-spec"},
+       [](S& s, const O&) -> Result<void> {
+         if (auto ready = s.openCallTable(); !ready) return ready;
+         if (auto ready = s.discover("alloc_map_spec"); !ready) return ready;
+         return prepareRelease(s);
+       }},
+      {"node-measures", "measures", {"create"},
+       [](S& s, const O&) -> Result<void> {
+         if (auto ready = s.openCallTable(); !ready) return ready;
+         if (auto ready = s.discover("describe"); !ready) return ready;
+         if (auto measured = s.call("node_measures", s.vtable().node_measures, s.instance()); !measured) {
+           return Failure{measured.error()};
+         }
+         return {};
+       }},
+      {"health", "health", {"list-devices"},
+       [](S& s, const O&) -> Result<void> {
+         if (auto ready = s.openCallTable(); !ready) return ready;
+         if (auto ready = s.discover("list_devices"); !ready) return ready;
+         return healthCheck(s);
+       }},
+      {"create-destroy-cycles", "create-and-config", {"list-devices"},
+       [](S& s, const O& o) -> Result<void> {
+         if (auto ready = s.openCallTable(); !ready) return ready;
+         return createDestroyCycles(s, o.cycles);
+       }},
+      {"two-threads", "threading", {"list-devices"},
+       [](S& s, const O&) -> Result<void> {
+         if (auto ready = s.openCallTable(); !ready) return ready;
+         return twoThreads(s);
+       }},
+      {"bad-config", "create-and-config", {"create"},
+       [](S& s, const O& o) -> Result<void> {
+         if (auto ready = s.openCallTable(); !ready) return ready;
+         nlohmann::json config = nlohmann::json::parse(o.configJson, nullptr, false);
+         if (!config.is_object()) config = nlohmann::json::object();
+         config["bai_plugin_check_unknown_key"] = {{"nested", {1, 2}}};
+         const std::size_t logsBefore = s.logs().size();
+         auto instance = s.create(config.dump());
+         if (instance) {
+           s.destroy(*instance);
+           return {};  // tolerating an unknown key is allowed
+         }
+         if (instance.error().message.find("BAI_ERR_INVALID_ARGUMENT") == std::string::npos) {
+           return problem("expected an unknown config key to be accepted or refused with BAI_ERR_INVALID_ARGUMENT; " +
+                          instance.error().message);
+         }
+         if (s.logs().size() == logsBefore) {
+           return problem("create refused a config with an unknown key but logged no reason: say which key is wrong");
+         }
+         return {};
+       }},
+      {"deadlines", "threading", {"alloc-map-spec"},
+       [](S& s, const O& o) -> Result<void> {
+         if (auto ready = s.openCallTable(); !ready) return ready;
+         if (auto ready = s.discover("alloc_map_spec"); !ready) return ready;
+         if (auto measured = s.call("node_measures", s.vtable().node_measures, s.instance()); !measured) {
+           return Failure{measured.error()};
+         }
+         if (auto health = s.call("health", s.vtable().health, s.instance()); !health) return Failure{health.error()};
+         for (const auto& [call, ms] : s.slowest()) {
+           if (ms > static_cast<double>(o.deadline.count())) {
+             return problem(call + " took " + std::to_string(static_cast<long>(ms)) + " ms, over the " +
+                            std::to_string(o.deadline.count()) + " ms deadline the agent enforces");
+           }
+         }
+         return {};
+       }},
+  };
+}
+
+// Runs `check` in a child process; a crash, a hang or an exit without a verdict fails it.
+CheckResult runForked(const Check& check, const CheckerOptions& options) {
+  CheckResult result{check.name, CheckStatus::Fail, "", std::string("docs/plugin-guide.md#") + check.doc, 0};
+  const auto start = Clock::now();
+  int fds[2];
+  if (pipe(fds) != 0) {
+    result.reason = std::string("pipe: ") + std::strerror(errno);
+    return result;
+  }
+  const pid_t child = fork();
+  if (child == 0) {
+    close(fds[0]);
+    std::string verdict;
+    {
+      CheckSession session(options);
+      auto outcome = check.run(session, options);
+      verdict = outcome ? "P" : "F" + outcome.error().message;
+    }
+    (void)!write(fds[1], verdict.data(), verdict.size());
+    _exit(0);
+  }
+  close(fds[1]);
+  std::string verdict;
+  const auto limit = options.deadline * 2 + std::chrono::milliseconds(check.name == std::string("create-destroy-cycles")
+                                                                          ? 60000 : 2000);
+  bool timedOut = false;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(limit - (Clock::now() - start)).count();
+    if (left <= 0) {
+      timedOut = true;
+      break;
+    }
+    pollfd pfd{fds[0], POLLIN, 0};
+    if (poll(&pfd, 1, static_cast<int>(left)) <= 0) continue;
+    char buffer[4096];
+    const ssize_t n = read(fds[0], buffer, sizeof buffer);
+    if (n <= 0) break;
+    verdict.append(buffer, static_cast<std::size_t>(n));
+  }
+  close(fds[0]);
+  if (timedOut) kill(child, SIGKILL);
+  int status = 0;
+  waitpid(child, &status, 0);
+  result.millis = millisSince(start);
+  if (timedOut) {
+    result.reason = "did not finish within " + std::to_string(limit.count()) +
+                    " ms: a call hung (the agent gives each call " + std::to_string(options.deadline.count()) + " ms)";
+  } else if (WIFSIGNALED(status)) {
+    result.reason = std::string("the plugin crashed the process with ") + strsignal(WTERMSIG(status));
+  } else if (verdict.empty()) {
+    result.reason = "the check ended without a verdict (the plugin exited the process?)";
+  } else if (verdict[0] == 'P') {
+    result.status = CheckStatus::Pass;
+  } else {
+    result.reason = verdict.substr(1);
+  }
+  return result;
+}
+
+}  // namespace
+
+const char* checkStatusName(CheckStatus status) {
+  switch (status) {
+    case CheckStatus::Pass: return "PASS";
+    case CheckStatus::Fail: return "FAIL";
+    case CheckStatus::Skip: return "SKIP";
+  }
+  return "?";
+}
+
+std::vector<CheckResult> runPluginChecks(const CheckerOptions& options) {
+  std::vector<CheckResult> results;
+  std::set<std::string> passed;
+  for (const Check& check : allChecks()) {
+    std::vector<std::string> missing;
+    for (const char* need : check.needs) {
+      if (passed.count(need) == 0) missing.push_back(need);
+    }
+    if (!missing.empty()) {
+      std::string list;
+      for (const auto& m : missing) list += (list.empty() ? "" : ", ") + m;
+      results.push_back({check.name, CheckStatus::Skip, "needs " + list, std::string("docs/plugin-guide.md#") + check.doc, 0});
+      continue;
+    }
+    results.push_back(runForked(check, options));
+    if (results.back().status == CheckStatus::Pass) passed.insert(check.name);
+  }
+  return results;
+}
+
+std::string formatText(const std::vector<CheckResult>& results) {
+  std::string out;
+  int failed = 0, skipped = 0;
+  for (const CheckResult& r : results) {
+    char timing[32];
+    std::snprintf(timing, sizeof timing, "%.1f ms", r.millis);
+    out += std::string(checkStatusName(r.status)) + " " + r.check;
+    if (r.status == CheckStatus::Pass) out += " (" + std::string(timing) + ")";
+    if (!r.reason.empty()) out += ": " + r.reason;
+    if (r.status == CheckStatus::Fail) out += " (see " + r.doc + ")";
+    out += "\n";
+    failed += r.status == CheckStatus::Fail;
+    skipped += r.status == CheckStatus::Skip;
+  }
+  out += std::to_string(results.size() - static_cast<std::size_t>(failed + skipped)) + " passed, " +
+         std::to_string(failed) + " failed, " + std::to_string(skipped) + " skipped\n";
+  return out;
+}
+
+std::string formatJson(const std::filesystem::path& plugin, const std::vector<CheckResult>& results) {
+  nlohmann::json checks = nlohmann::json::array();
+  bool ok = true;
+  for (const CheckResult& r : results) {
+    checks.push_back({{"check", r.check}, {"status", checkStatusName(r.status)}, {"reason", r.reason}, {"doc", r.doc},
+                      {"millis", r.millis}});
+    ok &= r.status == CheckStatus::Pass;
+  }
+  return nlohmann::json{{"plugin", plugin.string()}, {"passed", ok}, {"checks", checks}}.dump(2) + "\n";
+}
+
+}  // namespace bai::core

@@ -1,0 +1,70 @@
+// bai-plugin-check PLUGIN.so [--config FILE] [--json]: runs an accelerator plugin
+// through the whole ABI contract the way the agent loads it. Exit status 0 only when
+// every check passes.
+#include "check/plugin_checker.hpp"
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <toml++/toml.h>
+
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+namespace {
+
+// The plugin's config table from a .json file, or from a TOML file (converted to JSON).
+std::string readConfig(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot read config file " + path);
+  std::stringstream text;
+  text << in.rdbuf();
+  if (path.size() >= 5 && path.compare(path.size() - 5, 5, ".json") == 0) {
+    nlohmann::json config = nlohmann::json::parse(text.str(), nullptr, false);
+    if (config.is_discarded() || !config.is_object()) throw std::runtime_error(path + ": not a JSON object");
+    return config.dump();
+  }
+  try {
+    toml::table table = toml::parse(text.str(), path);
+    std::stringstream json;
+    json << toml::json_formatter{table};
+    return json.str();
+  } catch (const toml::parse_error& e) {
+    std::ostringstream why;
+    why << path << ":" << e.source().begin.line << ": " << e.description();
+    throw std::runtime_error(why.str());
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Checks an accelerator plugin against bai's plugin ABI v1, each check in its own process."};
+  std::string plugin, configFile;
+  bool json = false;
+  int deadlineMs = 5000, cycles = 100;
+  app.add_option("plugin", plugin, "the plugin's .so file")->required()->check(CLI::ExistingFile);
+  app.add_option("--config", configFile, "the plugin's config table: TOML (as under [plugins.<key>]) or .json")
+      ->check(CLI::ExistingFile);
+  app.add_flag("--json", json, "print a JSON report for CI");
+  app.add_option("--deadline-ms", deadlineMs, "the per-call deadline the agent enforces")->check(CLI::PositiveNumber);
+  app.add_option("--cycles", cycles, "create/destroy cycles")->check(CLI::Range(11, 100000));
+  CLI11_PARSE(app, argc, argv);
+
+  bai::core::CheckerOptions options;
+  options.plugin = plugin;
+  options.deadline = std::chrono::milliseconds(deadlineMs);
+  options.cycles = cycles;
+  try {
+    if (!configFile.empty()) options.configJson = readConfig(configFile);
+  } catch (const std::exception& e) {
+    std::cerr << "bai-plugin-check: " << e.what() << "\n";
+    return 2;
+  }
+  const auto results = bai::core::runPluginChecks(options);
+  std::cout << (json ? bai::core::formatJson(options.plugin, results) : bai::core::formatText(results));
+  for (const auto& r : results) {
+    if (r.status != bai::core::CheckStatus::Pass) return 1;
+  }
+  return 0;
+}

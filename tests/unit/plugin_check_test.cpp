@@ -1,0 +1,105 @@
+// bai-plugin-check as a vendor runs it: the real binary on fixture plugins.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+namespace {
+
+struct CheckerRun {
+  int exitCode = -1;
+  std::string output;
+};
+
+CheckerRun check(const std::string& plugin, const std::string& extra = "") {
+  const char* checker = std::getenv("BAI_PLUGIN_CHECK");
+  const char* fixtures = std::getenv("BAI_FIXTURE_DIR");
+  EXPECT_NE(checker, nullptr);
+  EXPECT_NE(fixtures, nullptr);
+  const std::string command = std::string(checker) + " " + fixtures + "/" + plugin + ".so --deadline-ms 300 --cycles 20 " +
+                              extra + " 2>&1";
+  CheckerRun run;
+  FILE* pipe = popen(command.c_str(), "r");
+  std::array<char, 4096> buffer{};
+  while (std::fgets(buffer.data(), buffer.size(), pipe) != nullptr) run.output += buffer.data();
+  const int status = pclose(pipe);
+  run.exitCode = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return run;
+}
+
+void expectLine(const CheckerRun& run, const std::string& line) {
+  EXPECT_NE(run.output.find(line), std::string::npos) << "missing: " << line << "\n" << run.output;
+}
+
+TEST(PluginCheck, PassesAWellBehavedPlugin) {
+  CheckerRun run = check("good");
+  EXPECT_EQ(run.exitCode, 0) << run.output;
+  for (const char* name : {"info-record", "abi-version", "create", "describe", "list-devices", "slot-types",
+                           "alloc-map-spec", "allocation-round-trip", "prepare-release", "node-measures", "health",
+                           "create-destroy-cycles", "two-threads", "bad-config", "deadlines"}) {
+    expectLine(run, std::string("PASS ") + name + " (");
+  }
+  expectLine(run, "15 passed, 0 failed, 0 skipped");
+}
+
+struct Expected {
+  const char* fixture;
+  const char* line;
+};
+
+class PluginCheckFails : public ::testing::TestWithParam<Expected> {};
+
+TEST_P(PluginCheckFails, WithTheRightReason) {
+  CheckerRun run = check(GetParam().fixture);
+  EXPECT_EQ(run.exitCode, 1) << run.output;
+  expectLine(run, GetParam().line);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Fixtures, PluginCheckFails,
+    ::testing::Values(
+        Expected{"wrong-major", "FAIL info-record: built for plugin ABI 2.0, this agent speaks 1.x (see docs/plugin-guide.md#identity)"},
+        Expected{"not-a-plugin", "FAIL info-record: no bai_accelerator_info symbol"},
+        Expected{"no-entry", "FAIL abi-version: no bai_accelerator_entry symbol"},
+        Expected{"small-table", "FAIL abi-version: call table struct_size 16 is smaller than the ABI 1.0 table"},
+        Expected{"create-fails", "FAIL create: expected create to return BAI_OK, got BAI_ERR_UNAVAILABLE; the plugin logged: \"fixture: the device driver is not loaded\""},
+        Expected{"garbage-json", "FAIL list-devices: list_devices returned invalid JSON: '{not json'"},
+        Expected{"schema-violation", "FAIL list-devices: list_devices breaks docs/abi/list_devices.schema.json at /devices/0/numa_node: expected integer, got string"},
+        Expected{"bad-prefix", "FAIL slot-types: slot_types: slot 'gpu.device' does not start with the plugin key 'prefix.'"},
+        Expected{"throws", "FAIL list-devices: list_devices returned BAI_ERR_EXCEPTION"},
+        Expected{"hangs", "FAIL list-devices: did not finish within"},
+        Expected{"hangs-on-prepare", "FAIL prepare-release: did not finish within"}));
+
+TEST(PluginCheck, SkipsWhatDependsOnAFailure) {
+  CheckerRun run = check("create-fails");
+  expectLine(run, "SKIP describe: needs create");
+  expectLine(run, "SKIP alloc-map-spec: needs slot-types");
+}
+
+TEST(PluginCheck, JsonReportForCi) {
+  CheckerRun run = check("bad-prefix", "--json");
+  EXPECT_EQ(run.exitCode, 1);
+  nlohmann::json report = nlohmann::json::parse(run.output, nullptr, false);
+  ASSERT_FALSE(report.is_discarded()) << run.output;
+  EXPECT_FALSE(report["passed"].get<bool>());
+  bool found = false;
+  for (const auto& c : report["checks"]) {
+    if (c["check"] == "slot-types") {
+      found = true;
+      EXPECT_EQ(c["status"], "FAIL");
+      EXPECT_EQ(c["doc"], "docs/plugin-guide.md#slots-and-the-key-prefix");
+    }
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST(PluginCheck, RefusesAMissingPluginFile) {
+  CheckerRun run = check("does-not-exist");
+  EXPECT_NE(run.exitCode, 0);
+  EXPECT_NE(run.output.find("does-not-exist"), std::string::npos) << run.output;
+}
+
+}  // namespace
