@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs bai into a temporary prefix, checks the installed file list, then builds the
+# plugin template and the plain-C example out of tree against it, as a vendor would,
+# and runs both through bai-plugin-check and the agent's plugin host.
+# Usage: sdk_install_test.sh BUILD_DIR SOURCE_ROOT PLUGIN_HOST_PROBE
+set -euo pipefail
+build=$1 source_root=$2 probe=$3
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+meson install -C "$build" --destdir "$tmp/dest" --no-rebuild --quiet
+pcfile=$(find "$tmp/dest" -name bai-sdk.pc) || true
+[ -n "$pcfile" ] || fail "bai-sdk.pc is not installed"
+pcdir=$(dirname "$pcfile")
+libdir=$(dirname "$pcdir")
+prefix=$(dirname "$(find "$tmp/dest" -path '*/include/bai' -type d)")
+prefix=$(dirname "$prefix")
+
+# What a vendor gets, and nothing of the agent's internals.
+for f in bin/bai-plugin-check include/bai/accelerator.h include/bai/plugin.hpp include/bai/slots.hpp \
+         include/bai/result.hpp; do
+  [ -e "$prefix/$f" ] || fail "$f is not installed"
+done
+ls "$libdir"/libbai.so.* >/dev/null 2>&1 || fail "libbai is not installed"
+[ -e "$pcdir/bai.pc" ] || fail "bai.pc is not installed"
+unexpected=$(cd "$tmp/dest" && find . -type f | grep -Ev '/bin/bai-plugin-check$|/include/bai/(accelerator\.h|plugin\.hpp|slots\.hpp|result\.hpp)$|/libbai\.so\.[0-9.]+$|/pkgconfig/bai(-sdk)?\.pc$|/bai/accelerators/[a-z0-9-]+\.so$' || true)
+[ -z "$unexpected" ] || fail "unexpected installed files: $unexpected"
+echo "installed file list OK"
+
+export PKG_CONFIG_PATH="$pcdir" PKG_CONFIG_SYSROOT_DIR="$tmp/dest"
+meson setup "$tmp/template" "$source_root/sdk/template" >/dev/null || fail "template: meson setup"
+ninja -C "$tmp/template" >/dev/null || fail "template: build"
+meson setup "$tmp/c-example" "$source_root/sdk/examples/c-plugin" >/dev/null || fail "c example: meson setup"
+ninja -C "$tmp/c-example" >/dev/null || fail "c example: build"
+if readelf -d "$tmp/c-example/c-example.so" | grep -q 'libstdc++'; then fail "the C example links the C++ runtime"; fi
+
+export LD_LIBRARY_PATH="$libdir"
+for plugin in "$tmp/template/acme.so" "$tmp/c-example/c-example.so"; do
+  "$prefix/bin/bai-plugin-check" "$plugin" > "$tmp/check.txt" || { cat "$tmp/check.txt"; fail "bai-plugin-check $plugin"; }
+  grep -q "15 passed, 0 failed, 0 skipped" "$tmp/check.txt" || { cat "$tmp/check.txt"; fail "not every check passed"; }
+done
+echo "bai-plugin-check passes the template and the C example"
+
+mkdir "$tmp/plugins"
+cp "$tmp/template/acme.so" "$tmp/c-example/c-example.so" "$tmp/plugins/"
+"$probe" "$tmp/plugins" > "$tmp/probe.txt"
+grep -q "loaded acme key=acme devices=2" "$tmp/probe.txt" || { cat "$tmp/probe.txt"; fail "the host did not load the template"; }
+grep -q "loaded c-example key=cdev devices=1" "$tmp/probe.txt" || { cat "$tmp/probe.txt"; fail "the host did not load the C example"; }
+echo "the agent's host loads both"
