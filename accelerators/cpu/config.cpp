@@ -1,0 +1,115 @@
+#include "config.hpp"
+
+#include <bai/plugin.hpp>
+
+#include <array>
+
+namespace bai::cpu {
+namespace {
+
+using nlohmann::json;
+
+// Bounds the factors so that bytes times factor stays far inside 128-bit arithmetic.
+constexpr Micros kMaxOvercommit = wholeUnits(1000);
+
+[[noreturn]] void invalid(const std::string& key, const std::string& why) {
+  throw plugin::StatusError(BAI_ERR_INVALID_ARGUMENT, "config key '" + key + "': " + why);
+}
+
+std::string nonEmptyString(const std::string& key, const json& value) {
+  if (!value.is_string() || value.get_ref<const std::string&>().empty()) invalid(key, "expected a non-empty string");
+  return value.get<std::string>();
+}
+
+Micros overcommitFactor(const std::string& key, const json& value) {
+  const auto factor = decimalFromJson(value);
+  if (!factor) invalid(key, value.dump() + " is not a non-negative decimal with at most 6 fractional digits");
+  if (*factor < kMicrosPerUnit) invalid(key, value.dump() + " is below 1");
+  if (*factor > kMaxOvercommit) invalid(key, value.dump() + " is above " + formatDecimal(kMaxOvercommit));
+  return *factor;
+}
+
+std::string strategy(const std::string& key, const json& value) {
+  std::string name = nonEmptyString(key, value);
+  if (name != "evenly" && name != "fill") invalid(key, "\"" + name + "\" is neither \"evenly\" nor \"fill\"");
+  return name;
+}
+
+json parseObject(std::string_view configJson) {
+  json config = json::parse(configJson, nullptr, /*allow_exceptions=*/false);
+  if (config.is_discarded() || !config.is_object()) {
+    throw plugin::StatusError(BAI_ERR_INVALID_ARGUMENT, "config is not a JSON object");
+  }
+  return config;
+}
+
+void setTopologySource(CpuConfig& config, TopologySource source, const std::string& key, const json& value) {
+  if (config.source != TopologySource::ThisMachine) invalid(key, "topology_xml and synthetic exclude each other");
+  config.source = source;
+  config.topologyArgument = nonEmptyString(key, value);
+}
+
+void applyCpuOvercommit(CpuConfig& config, const std::string& key, const json& value) {
+  config.cpuOvercommit = overcommitFactor(key, value);
+  if (!isWhole(config.cpuOvercommit)) invalid(key, value.dump() + " is not a whole number: the cpu map is discrete");
+}
+
+struct ConfigKey {
+  const char* name;
+  const char* description;
+  void (*apply)(CpuConfig& config, const std::string& key, const json& value);
+};
+
+// Every key the plugin accepts, declared once.
+constexpr std::array kConfigKeys = {
+    ConfigKey{"topology_xml", "path of an hwloc XML topology to use instead of this machine",
+              [](CpuConfig& c, const std::string& k, const json& v) { setTopologySource(c, TopologySource::Xml, k, v); }},
+    ConfigKey{"synthetic", "an hwloc synthetic topology, e.g. \"numa:2(memory=1GiB) core:4 pu:2\"",
+              [](CpuConfig& c, const std::string& k, const json& v) {
+                setTopologySource(c, TopologySource::Synthetic, k, v);
+              }},
+    ConfigKey{"cpu_overcommit", "capacity of each PU, a whole number >= 1 (default 1)", &applyCpuOvercommit},
+    ConfigKey{"mem_overcommit", "factor on each NUMA node's memory, a decimal >= 1 (default 1)",
+              [](CpuConfig& c, const std::string& k, const json& v) { c.memOvercommit = overcommitFactor(k, v); }},
+    ConfigKey{"strategy", "allocation strategy of the cpu map: evenly (default) or fill",
+              [](CpuConfig& c, const std::string& k, const json& v) { c.cpuStrategy = strategy(k, v); }},
+    ConfigKey{"mem_strategy", "allocation strategy of the mem map: evenly (default) or fill",
+              [](CpuConfig& c, const std::string& k, const json& v) { c.memStrategy = strategy(k, v); }},
+};
+
+const ConfigKey* findKey(const std::string& key) {
+  for (const ConfigKey& known : kConfigKeys) {
+    if (key == known.name) return &known;
+  }
+  return nullptr;
+}
+
+std::string knownKeyList() {
+  std::string names;
+  for (const ConfigKey& known : kConfigKeys) names += (names.empty() ? "" : ", ") + std::string(known.name);
+  return names;
+}
+
+}  // namespace
+
+std::string CpuConfig::sourceName() const {
+  switch (source) {
+    case TopologySource::Xml: return "xml:" + topologyArgument;
+    case TopologySource::Synthetic: return "synthetic:" + topologyArgument;
+    case TopologySource::ThisMachine: break;
+  }
+  return "this machine";
+}
+
+CpuConfig parseConfig(std::string_view configJson) {
+  CpuConfig config;
+  const json table = parseObject(configJson);
+  for (const auto& [key, value] : table.items()) {
+    const ConfigKey* known = findKey(key);
+    if (known == nullptr) invalid(key, "unknown key (known: " + knownKeyList() + ")");
+    known->apply(config, key, value);
+  }
+  return config;
+}
+
+}  // namespace bai::cpu
