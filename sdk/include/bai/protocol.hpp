@@ -1,0 +1,145 @@
+// The wire protocol between agent and manager, and the agent's RPC: every JSON shape
+// defined once, with parsing that validates and serialisation that round-trips. Both
+// daemons and the tests use these types; nothing else writes these documents by hand.
+#pragma once
+
+#include <bai/result.hpp>
+#include <bai/slots.hpp>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace bai::protocol {
+
+// Bumped on an incompatible change; a peer answers a newer version with an error.
+inline constexpr int kVersion = 1;
+
+// slot -> device id -> amount: what one session holds on one agent.
+using DeviceAllocation = std::map<std::string, std::map<std::string, Quantity>>;
+
+enum class SessionState { Pending, Preparing, Running, Exited, Failed, Destroyed };
+const char* sessionStateName(SessionState state);
+Result<SessionState> parseSessionState(std::string_view text);
+
+struct PluginReport {
+  std::string name, version, key;
+  std::string extraInfoJson = "{}";  // the plugin's describe() extra_info, as JSON text
+};
+
+struct DeviceHealthReport {
+  std::string pluginKey, deviceId, health, reason;
+};
+
+struct SessionSummary {
+  std::string id;
+  SessionState state = SessionState::Running;
+};
+
+// Everything the manager keeps about an agent; sent in full on registration, after an
+// outage, when it changed, or when the manager asks.
+struct AgentState {
+  std::string rpcAddress;
+  std::string region;
+  std::string scalingGroup;
+  std::string architecture;
+  std::string version;
+  ResourceSlot available;           // capacity offered to sessions (after reservations)
+  ResourceSlot occupied;            // held by sessions now
+  ResourceSlot largestAllocatable;  // the largest amount one new session can get, per slot
+  std::map<std::string, SlotType> slotTypes;
+  std::vector<PluginReport> plugins;
+  std::vector<DeviceHealthReport> deviceHealth;
+  std::vector<SessionSummary> sessions;
+};
+
+// POST /v1/agents/{id}/heartbeat. `digest` changes whenever the state does; the state
+// travels only when `state` is set.
+struct Heartbeat {
+  std::string agentId;
+  std::uint64_t digest = 0;
+  std::optional<AgentState> state;
+
+  std::string toJson() const;
+  static Result<Heartbeat> fromJson(std::string_view json);
+};
+
+struct HeartbeatReply {
+  bool sendFull = false;  // the manager's copy is stale: send the whole state next time
+
+  std::string toJson() const;
+  static Result<HeartbeatReply> fromJson(std::string_view json);
+};
+
+enum class EventKind { Started, Exited, Failed };
+const char* eventKindName(EventKind kind);
+
+struct SessionEvent {
+  std::uint64_t seq = 0;  // per agent, increasing; the manager acknowledges by it
+  std::string sessionId;
+  EventKind kind = EventKind::Started;
+  std::optional<int> exitCode;  // Exited
+  std::string reason;           // Failed
+  std::int64_t atMillis = 0;    // Unix time in milliseconds
+};
+
+// POST /v1/agents/{id}/events
+struct EventBatch {
+  std::string agentId;
+  std::vector<SessionEvent> events;
+
+  std::string toJson() const;
+  static Result<EventBatch> fromJson(std::string_view json);
+};
+
+struct EventAck {
+  std::uint64_t ackedThrough = 0;  // every event with seq <= this is stored
+
+  std::string toJson() const;
+  static Result<EventAck> fromJson(std::string_view json);
+};
+
+// ---- The agent's RPC -----------------------------------------------------------------
+
+// POST /v1/sessions: idempotent by id.
+struct CreateSessionRequest {
+  std::string sessionId;
+  std::vector<std::string> command;  // argv; command[0] is looked up in PATH
+  std::map<std::string, std::string> env;
+  ResourceSlot slots;
+
+  std::string toJson() const;
+  static Result<CreateSessionRequest> fromJson(std::string_view json);
+};
+
+struct SessionInfo {
+  std::string id;
+  SessionState state = SessionState::Pending;
+  std::optional<int> exitCode;
+  std::string reason;
+  DeviceAllocation allocation;
+  std::int64_t pid = 0;
+  std::int64_t startedAtMillis = 0;
+  std::int64_t endedAtMillis = 0;
+
+  std::string toJson() const;
+  static Result<SessionInfo> fromJson(std::string_view json);
+};
+
+// Errors of both daemons' HTTP APIs: {type, title, detail}.
+struct ApiError {
+  std::string type;    // a stable identifier: "invalid-request", "unknown-slot", ...
+  std::string title;   // short, for people
+  std::string detail;  // what exactly was wrong
+
+  std::string toJson() const;
+  static Result<ApiError> fromJson(std::string_view json);
+};
+
+std::string allocationToJson(const DeviceAllocation& allocation);
+Result<DeviceAllocation> allocationFromJson(std::string_view json);
+
+}  // namespace bai::protocol

@@ -1,0 +1,412 @@
+#include <bai/protocol.hpp>
+
+#include <nlohmann/json.hpp>
+
+namespace bai::protocol {
+namespace {
+
+using json = nlohmann::json;
+
+// Reads members of one object, remembering the first problem with its path.
+class Reader {
+ public:
+  Reader(const json& object, std::string where) : object_(object), where_(std::move(where)) {}
+
+  bool has(const char* key) const { return object_.contains(key) && !object_[key].is_null(); }
+
+  std::string string(const char* key, bool required = true) {
+    if (!has(key)) return missing(key, required), std::string();
+    if (!object_[key].is_string()) return wrong(key, "a string"), std::string();
+    return object_[key].get<std::string>();
+  }
+  std::int64_t integer(const char* key, bool required = true) {
+    if (!has(key)) return missing(key, required), 0;
+    if (!object_[key].is_number_integer()) return wrong(key, "an integer"), 0;
+    return object_[key].get<std::int64_t>();
+  }
+  std::uint64_t unsignedInteger(const char* key) {
+    if (!has(key)) return missing(key, true), 0;
+    if (!object_[key].is_number_unsigned()) return wrong(key, "a non-negative integer"), 0;
+    return object_[key].get<std::uint64_t>();
+  }
+  bool boolean(const char* key) {
+    if (!has(key)) return false;
+    if (!object_[key].is_boolean()) return wrong(key, "true or false"), false;
+    return object_[key].get<bool>();
+  }
+  ResourceSlot slots(const char* key, bool required = true) {
+    if (!has(key)) return missing(key, required), ResourceSlot();
+    auto parsed = ResourceSlot::fromJson(object_[key].dump());
+    if (!parsed) return note(where_ + "." + key + ": " + parsed.error().message), ResourceSlot();
+    return *parsed;
+  }
+  std::map<std::string, std::string> stringMap(const char* key) {
+    std::map<std::string, std::string> out;
+    if (!has(key)) return out;
+    if (!object_[key].is_object()) return wrong(key, "an object of strings"), out;
+    for (const auto& [k, v] : object_[key].items()) {
+      if (!v.is_string()) return wrong(key, "an object of strings"), out;
+      out[k] = v.get<std::string>();
+    }
+    return out;
+  }
+  const json* array(const char* key, bool required = true) {
+    if (!has(key)) return missing(key, required), nullptr;
+    if (!object_[key].is_array()) return wrong(key, "an array"), nullptr;
+    return &object_[key];
+  }
+  const json* object(const char* key, bool required = true) {
+    if (!has(key)) return missing(key, required), nullptr;
+    if (!object_[key].is_object()) return wrong(key, "an object"), nullptr;
+    return &object_[key];
+  }
+
+  void note(const std::string& problem) {
+    if (error_.empty()) error_ = problem;
+  }
+  bool ok() const { return error_.empty(); }
+  Failure<Error> failure() const { return fail(ErrorCode::InvalidArgument, error_); }
+  const std::string& where() const { return where_; }
+
+ private:
+  void missing(const char* key, bool required) {
+    if (required) note(where_ + ": missing '" + key + "'");
+  }
+  void wrong(const char* key, const char* expected) { note(where_ + "." + key + ": expected " + expected); }
+
+  const json& object_;
+  std::string where_;
+  std::string error_;
+};
+
+Result<json> parseDocument(std::string_view text, const std::string& what, bool versioned) {
+  json document = json::parse(text, nullptr, false);
+  if (document.is_discarded()) return fail(ErrorCode::InvalidArgument, what + ": malformed JSON");
+  if (!document.is_object()) return fail(ErrorCode::InvalidArgument, what + ": expected a JSON object");
+  if (versioned) {
+    if (!document.contains("protocol") || !document["protocol"].is_number_integer()) {
+      return fail(ErrorCode::InvalidArgument, what + ": missing 'protocol' version");
+    }
+    const int version = document["protocol"].get<int>();
+    if (version != kVersion) {
+      return fail(ErrorCode::InvalidArgument, what + ": protocol version " + std::to_string(version) +
+                                                  " is not supported (this side speaks " + std::to_string(kVersion) + ")");
+    }
+  }
+  return document;
+}
+
+json slotsJson(const ResourceSlot& slots) { return json::parse(slots.toJson()); }
+
+json allocationJson(const DeviceAllocation& allocation) {
+  json out = json::object();
+  for (const auto& [slot, devices] : allocation) {
+    json perDevice = json::object();
+    for (const auto& [device, amount] : devices) perDevice[device] = amount.toString();
+    out[slot] = std::move(perDevice);
+  }
+  return out;
+}
+
+Result<DeviceAllocation> readAllocation(const json& object, const std::string& where) {
+  DeviceAllocation out;
+  if (!object.is_object()) return fail(ErrorCode::InvalidArgument, where + ": expected an object");
+  for (const auto& [slot, devices] : object.items()) {
+    if (!SlotName::parse(slot)) return fail(ErrorCode::InvalidArgument, where + ": invalid slot name '" + slot + "'");
+    if (!devices.is_object()) return fail(ErrorCode::InvalidArgument, where + "." + slot + ": expected an object");
+    for (const auto& [device, amount] : devices.items()) {
+      auto parsed = amount.is_string() ? Quantity::parse(amount.get<std::string>())
+                                       : Result<Quantity>(fail(ErrorCode::InvalidArgument, "expected a decimal string"));
+      if (!parsed) return fail(ErrorCode::InvalidArgument, where + "." + slot + "." + device + ": " + parsed.error().message);
+      out[slot][device] = *parsed;
+    }
+  }
+  return out;
+}
+
+json stateJson(const AgentState& s) {
+  json slotTypes = json::object();
+  for (const auto& [slot, type] : s.slotTypes) slotTypes[slot] = slotTypeName(type);
+  json plugins = json::array();
+  for (const auto& p : s.plugins) {
+    plugins.push_back({{"name", p.name}, {"version", p.version}, {"key", p.key},
+                       {"extra_info", json::parse(p.extraInfoJson, nullptr, false)}});
+  }
+  json health = json::array();
+  for (const auto& h : s.deviceHealth) {
+    health.push_back({{"plugin", h.pluginKey}, {"device", h.deviceId}, {"health", h.health}, {"reason", h.reason}});
+  }
+  json sessions = json::array();
+  for (const auto& session : s.sessions) sessions.push_back({{"id", session.id}, {"state", sessionStateName(session.state)}});
+  return {{"rpc_address", s.rpcAddress},       {"region", s.region},
+          {"scaling_group", s.scalingGroup},   {"architecture", s.architecture},
+          {"version", s.version},              {"available", slotsJson(s.available)},
+          {"occupied", slotsJson(s.occupied)}, {"largest_allocatable", slotsJson(s.largestAllocatable)},
+          {"slot_types", slotTypes},           {"plugins", plugins},
+          {"device_health", health},           {"sessions", sessions}};
+}
+
+Result<AgentState> readState(const json& object) {
+  Reader r(object, "heartbeat.state");
+  AgentState s;
+  s.rpcAddress = r.string("rpc_address");
+  s.region = r.string("region");
+  s.scalingGroup = r.string("scaling_group");
+  s.architecture = r.string("architecture");
+  s.version = r.string("version");
+  s.available = r.slots("available");
+  s.occupied = r.slots("occupied");
+  s.largestAllocatable = r.slots("largest_allocatable");
+  if (const json* types = r.object("slot_types")) {
+    for (const auto& [slot, type] : types->items()) {
+      auto name = SlotName::parse(slot);
+      auto parsed = type.is_string() ? parseSlotType(type.get<std::string>())
+                                     : Result<SlotType>(fail(ErrorCode::InvalidArgument, "expected a string"));
+      if (!name) r.note("heartbeat.state.slot_types: " + name.error().message);
+      else if (!parsed) r.note("heartbeat.state.slot_types." + slot + ": " + parsed.error().message);
+      else s.slotTypes[slot] = *parsed;
+    }
+  }
+  if (const json* plugins = r.array("plugins")) {
+    for (const auto& p : *plugins) {
+      if (!p.is_object()) return fail(ErrorCode::InvalidArgument, "heartbeat.state.plugins: expected objects");
+      Reader pr(p, "heartbeat.state.plugins[]");
+      PluginReport report{pr.string("name"), pr.string("version"), pr.string("key"), "{}"};
+      if (p.contains("extra_info")) report.extraInfoJson = p["extra_info"].dump();
+      if (!pr.ok()) return pr.failure();
+      s.plugins.push_back(std::move(report));
+    }
+  }
+  if (const json* health = r.array("device_health")) {
+    for (const auto& h : *health) {
+      if (!h.is_object()) return fail(ErrorCode::InvalidArgument, "heartbeat.state.device_health: expected objects");
+      Reader hr(h, "heartbeat.state.device_health[]");
+      DeviceHealthReport report{hr.string("plugin"), hr.string("device"), hr.string("health"), hr.string("reason", false)};
+      if (!hr.ok()) return hr.failure();
+      s.deviceHealth.push_back(std::move(report));
+    }
+  }
+  if (const json* sessions = r.array("sessions")) {
+    for (const auto& session : *sessions) {
+      if (!session.is_object()) return fail(ErrorCode::InvalidArgument, "heartbeat.state.sessions: expected objects");
+      Reader sr(session, "heartbeat.state.sessions[]");
+      const std::string id = sr.string("id");
+      auto state = parseSessionState(sr.string("state"));
+      if (!sr.ok()) return sr.failure();
+      if (!state) return fail(ErrorCode::InvalidArgument, "heartbeat.state.sessions[]: " + state.error().message);
+      s.sessions.push_back({id, *state});
+    }
+  }
+  if (!r.ok()) return r.failure();
+  return s;
+}
+
+}  // namespace
+
+const char* sessionStateName(SessionState state) {
+  switch (state) {
+    case SessionState::Pending: return "pending";
+    case SessionState::Preparing: return "preparing";
+    case SessionState::Running: return "running";
+    case SessionState::Exited: return "exited";
+    case SessionState::Failed: return "failed";
+    case SessionState::Destroyed: return "destroyed";
+  }
+  return "unknown";
+}
+
+Result<SessionState> parseSessionState(std::string_view text) {
+  for (SessionState s : {SessionState::Pending, SessionState::Preparing, SessionState::Running, SessionState::Exited,
+                         SessionState::Failed, SessionState::Destroyed}) {
+    if (text == sessionStateName(s)) return s;
+  }
+  return fail(ErrorCode::InvalidArgument, "unknown session state '" + std::string(text) + "'");
+}
+
+const char* eventKindName(EventKind kind) {
+  switch (kind) {
+    case EventKind::Started: return "started";
+    case EventKind::Exited: return "exited";
+    case EventKind::Failed: return "failed";
+  }
+  return "unknown";
+}
+
+std::string Heartbeat::toJson() const {
+  json out{{"protocol", kVersion}, {"agent_id", agentId}, {"digest", digest}};
+  if (state) out["state"] = stateJson(*state);
+  return out.dump();
+}
+
+Result<Heartbeat> Heartbeat::fromJson(std::string_view text) {
+  auto document = parseDocument(text, "heartbeat", true);
+  if (!document) return Failure{document.error()};
+  Reader r(*document, "heartbeat");
+  Heartbeat h;
+  h.agentId = r.string("agent_id");
+  h.digest = r.unsignedInteger("digest");
+  if (!r.ok()) return r.failure();
+  if (h.agentId.empty()) return fail(ErrorCode::InvalidArgument, "heartbeat: empty 'agent_id'");
+  if (r.has("state")) {
+    auto state = readState((*document)["state"]);
+    if (!state) return Failure{state.error()};
+    h.state = std::move(*state);
+  }
+  return h;
+}
+
+std::string HeartbeatReply::toJson() const { return json{{"protocol", kVersion}, {"send_full", sendFull}}.dump(); }
+
+Result<HeartbeatReply> HeartbeatReply::fromJson(std::string_view text) {
+  auto document = parseDocument(text, "heartbeat reply", true);
+  if (!document) return Failure{document.error()};
+  Reader r(*document, "heartbeat reply");
+  HeartbeatReply reply{r.boolean("send_full")};
+  if (!r.ok()) return r.failure();
+  return reply;
+}
+
+std::string EventBatch::toJson() const {
+  json events = json::array();
+  for (const auto& e : this->events) {
+    json event{{"seq", e.seq}, {"session_id", e.sessionId}, {"kind", eventKindName(e.kind)}, {"at_ms", e.atMillis}};
+    if (e.exitCode) event["exit_code"] = *e.exitCode;
+    if (!e.reason.empty()) event["reason"] = e.reason;
+    events.push_back(std::move(event));
+  }
+  return json{{"protocol", kVersion}, {"agent_id", agentId}, {"events", events}}.dump();
+}
+
+Result<EventBatch> EventBatch::fromJson(std::string_view text) {
+  auto document = parseDocument(text, "events", true);
+  if (!document) return Failure{document.error()};
+  Reader r(*document, "events");
+  EventBatch batch;
+  batch.agentId = r.string("agent_id");
+  const json* events = r.array("events");
+  if (!r.ok()) return r.failure();
+  for (const auto& e : *events) {
+    if (!e.is_object()) return fail(ErrorCode::InvalidArgument, "events: expected objects");
+    Reader er(e, "events[]");
+    SessionEvent event;
+    event.seq = er.unsignedInteger("seq");
+    event.sessionId = er.string("session_id");
+    const std::string kind = er.string("kind");
+    event.atMillis = er.integer("at_ms");
+    if (er.has("exit_code")) event.exitCode = static_cast<int>(er.integer("exit_code"));
+    event.reason = er.string("reason", false);
+    if (!er.ok()) return er.failure();
+    if (kind == "started") event.kind = EventKind::Started;
+    else if (kind == "exited") event.kind = EventKind::Exited;
+    else if (kind == "failed") event.kind = EventKind::Failed;
+    else return fail(ErrorCode::InvalidArgument, "events[].kind: unknown kind '" + kind + "'");
+    if (event.kind == EventKind::Exited && !event.exitCode) {
+      return fail(ErrorCode::InvalidArgument, "events[]: an 'exited' event needs 'exit_code'");
+    }
+    batch.events.push_back(std::move(event));
+  }
+  return batch;
+}
+
+std::string EventAck::toJson() const { return json{{"protocol", kVersion}, {"acked_through", ackedThrough}}.dump(); }
+
+Result<EventAck> EventAck::fromJson(std::string_view text) {
+  auto document = parseDocument(text, "event ack", true);
+  if (!document) return Failure{document.error()};
+  Reader r(*document, "event ack");
+  EventAck ack{r.unsignedInteger("acked_through")};
+  if (!r.ok()) return r.failure();
+  return ack;
+}
+
+std::string CreateSessionRequest::toJson() const {
+  return json{{"protocol", kVersion}, {"session_id", sessionId}, {"command", command},
+              {"env", env},             {"slots", slotsJson(slots)}}
+      .dump();
+}
+
+Result<CreateSessionRequest> CreateSessionRequest::fromJson(std::string_view text) {
+  auto document = parseDocument(text, "create-session", true);
+  if (!document) return Failure{document.error()};
+  Reader r(*document, "create-session");
+  CreateSessionRequest request;
+  request.sessionId = r.string("session_id");
+  const json* command = r.array("command");
+  request.env = r.stringMap("env");
+  request.slots = r.slots("slots", false);
+  if (!r.ok()) return r.failure();
+  if (request.sessionId.empty() || request.sessionId.size() > 128 ||
+      request.sessionId.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") !=
+          std::string::npos) {
+    return fail(ErrorCode::InvalidArgument,
+                "create-session.session_id: use 1 to 128 letters, digits, '-', '_' or '.'");
+  }
+  for (const auto& arg : *command) {
+    if (!arg.is_string()) return fail(ErrorCode::InvalidArgument, "create-session.command: expected strings");
+    request.command.push_back(arg.get<std::string>());
+  }
+  if (request.command.empty()) return fail(ErrorCode::InvalidArgument, "create-session.command: empty");
+  for (const auto& [slot, amount] : request.slots) {
+    if (amount.isNegative()) {
+      return fail(ErrorCode::InvalidArgument, "create-session.slots." + slot.str() + ": negative amount " + amount.toString());
+    }
+  }
+  return request;
+}
+
+std::string SessionInfo::toJson() const {
+  json out{{"id", id},
+           {"state", sessionStateName(state)},
+           {"allocation", allocationJson(allocation)},
+           {"pid", pid},
+           {"started_at_ms", startedAtMillis},
+           {"ended_at_ms", endedAtMillis}};
+  if (exitCode) out["exit_code"] = *exitCode;
+  if (!reason.empty()) out["reason"] = reason;
+  return out.dump();
+}
+
+Result<SessionInfo> SessionInfo::fromJson(std::string_view text) {
+  auto document = parseDocument(text, "session", false);
+  if (!document) return Failure{document.error()};
+  Reader r(*document, "session");
+  SessionInfo info;
+  info.id = r.string("id");
+  auto state = parseSessionState(r.string("state"));
+  info.pid = r.integer("pid", false);
+  info.startedAtMillis = r.integer("started_at_ms", false);
+  info.endedAtMillis = r.integer("ended_at_ms", false);
+  if (r.has("exit_code")) info.exitCode = static_cast<int>(r.integer("exit_code"));
+  info.reason = r.string("reason", false);
+  const json* allocation = r.object("allocation", false);
+  if (!r.ok()) return r.failure();
+  if (!state) return Failure{state.error()};
+  info.state = *state;
+  if (allocation != nullptr) {
+    auto parsed = readAllocation(*allocation, "session.allocation");
+    if (!parsed) return Failure{parsed.error()};
+    info.allocation = std::move(*parsed);
+  }
+  return info;
+}
+
+std::string ApiError::toJson() const { return json{{"type", type}, {"title", title}, {"detail", detail}}.dump(); }
+
+Result<ApiError> ApiError::fromJson(std::string_view text) {
+  auto document = parseDocument(text, "error", false);
+  if (!document) return Failure{document.error()};
+  Reader r(*document, "error");
+  ApiError error{r.string("type"), r.string("title"), r.string("detail", false)};
+  if (!r.ok()) return r.failure();
+  return error;
+}
+
+std::string allocationToJson(const DeviceAllocation& allocation) { return allocationJson(allocation).dump(); }
+
+Result<DeviceAllocation> allocationFromJson(std::string_view text) {
+  json document = json::parse(text, nullptr, false);
+  if (document.is_discarded()) return fail(ErrorCode::InvalidArgument, "allocation: malformed JSON");
+  return readAllocation(document, "allocation");
+}
+
+}  // namespace bai::protocol

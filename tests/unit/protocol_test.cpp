@@ -1,0 +1,113 @@
+#include <bai/protocol.hpp>
+
+#include <gtest/gtest.h>
+
+namespace bai::protocol {
+namespace {
+
+Quantity q(std::string_view text) { return Quantity::parse(text).value(); }
+
+AgentState sampleState() {
+  AgentState s;
+  s.rpcAddress = "127.0.0.1:6001";
+  s.region = "local";
+  s.scalingGroup = "default";
+  s.architecture = "x86_64";
+  s.version = "26.11.0";
+  s.available = ResourceSlot{{SlotName::of("cpu"), 8}, {SlotName::of("cuda.shares"), q("3.5")}};
+  s.occupied = ResourceSlot{{SlotName::of("cpu"), 2}};
+  s.largestAllocatable = ResourceSlot{{SlotName::of("cpu"), 6}, {SlotName::of("cuda.shares"), q("1.25")}};
+  s.slotTypes = {{"cpu", SlotType::Count}, {"mem", SlotType::Bytes}, {"cuda.shares", SlotType::Count}};
+  s.plugins = {{"cpu", "26.11.0", "cpu", R"({"pus":2})"}};
+  s.deviceHealth = {{"cuda", "0", "unhealthy", "XID 79"}};
+  s.sessions = {{"s1", SessionState::Running}};
+  return s;
+}
+
+TEST(Protocol, HeartbeatRoundTrip) {
+  Heartbeat h{"agent-1", 42, sampleState()};
+  auto back = Heartbeat::fromJson(h.toJson());
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->agentId, "agent-1");
+  EXPECT_EQ(back->digest, 42u);
+  ASSERT_TRUE(back->state.has_value());
+  EXPECT_EQ(back->state->available.get("cuda.shares"), q("3.5"));
+  EXPECT_EQ(back->state->largestAllocatable.get("cuda.shares"), q("1.25"));
+  EXPECT_EQ(back->state->slotTypes.at("mem"), SlotType::Bytes);
+  EXPECT_EQ(back->state->plugins.at(0).extraInfoJson, R"({"pus":2})");
+  EXPECT_EQ(back->state->deviceHealth.at(0).reason, "XID 79");
+  EXPECT_EQ(back->state->sessions.at(0).state, SessionState::Running);
+  EXPECT_EQ(back->toJson(), h.toJson());
+
+  Heartbeat digestOnly{"agent-1", 43, std::nullopt};
+  auto small = Heartbeat::fromJson(digestOnly.toJson());
+  ASSERT_TRUE(small.ok());
+  EXPECT_FALSE(small->state.has_value());
+  EXPECT_LT(digestOnly.toJson().size(), 80u);
+}
+
+TEST(Protocol, EventsRoundTrip) {
+  EventBatch batch{"agent-1", {{1, "s1", EventKind::Started, std::nullopt, "", 1000},
+                               {2, "s1", EventKind::Exited, 3, "", 2000},
+                               {3, "s2", EventKind::Failed, std::nullopt, "command not found", 3000}}};
+  auto back = EventBatch::fromJson(batch.toJson());
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  ASSERT_EQ(back->events.size(), 3u);
+  EXPECT_EQ(back->events[1].exitCode, 3);
+  EXPECT_EQ(back->events[2].reason, "command not found");
+  EXPECT_EQ(back->toJson(), batch.toJson());
+  EXPECT_EQ(EventAck::fromJson(EventAck{3}.toJson())->ackedThrough, 3u);
+}
+
+TEST(Protocol, SessionsRoundTrip) {
+  CreateSessionRequest request{"s-1", {"/bin/sh", "-c", "exit 3"}, {{"A", "b"}}, {{SlotName::of("cpu"), 1}}};
+  auto back = CreateSessionRequest::fromJson(request.toJson());
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->command, request.command);
+  EXPECT_EQ(back->slots.get("cpu"), Quantity(1));
+
+  SessionInfo info{"s-1", SessionState::Exited, 3, "", {{"cpu", {{"0", Quantity(1)}}}}, 1234, 10, 20};
+  auto infoBack = SessionInfo::fromJson(info.toJson());
+  ASSERT_TRUE(infoBack.ok()) << infoBack.error().message;
+  EXPECT_EQ(infoBack->exitCode, 3);
+  EXPECT_EQ(infoBack->allocation.at("cpu").at("0"), Quantity(1));
+  EXPECT_EQ(infoBack->toJson(), info.toJson());
+}
+
+TEST(Protocol, RefusesBadDocumentsNamingTheField) {
+  auto error = [](auto result) { return result.ok() ? std::string() : result.error().message; };
+  EXPECT_EQ(error(Heartbeat::fromJson("{")), "heartbeat: malformed JSON");
+  EXPECT_EQ(error(Heartbeat::fromJson("[]")), "heartbeat: expected a JSON object");
+  EXPECT_EQ(error(Heartbeat::fromJson(R"({"agent_id":"a","digest":1})")), "heartbeat: missing 'protocol' version");
+  EXPECT_EQ(error(Heartbeat::fromJson(R"({"protocol":2,"agent_id":"a","digest":1})")),
+            "heartbeat: protocol version 2 is not supported (this side speaks 1)");
+  EXPECT_EQ(error(Heartbeat::fromJson(R"({"protocol":1,"digest":1})")), "heartbeat: missing 'agent_id'");
+  EXPECT_EQ(error(Heartbeat::fromJson(R"({"protocol":1,"agent_id":"a","digest":-1})")),
+            "heartbeat.digest: expected a non-negative integer");
+  EXPECT_EQ(error(Heartbeat::fromJson(R"({"protocol":1,"agent_id":"a","digest":1,"state":{}})")),
+            "heartbeat.state: missing 'rpc_address'");
+  EXPECT_EQ(error(EventBatch::fromJson(R"({"protocol":1,"agent_id":"a","events":[{"seq":1,"session_id":"s","kind":"exited","at_ms":1}]})")),
+            "events[]: an 'exited' event needs 'exit_code'");
+  EXPECT_EQ(error(EventBatch::fromJson(R"({"protocol":1,"agent_id":"a","events":[{"seq":1,"session_id":"s","kind":"paused","at_ms":1}]})")),
+            "events[].kind: unknown kind 'paused'");
+  EXPECT_EQ(error(CreateSessionRequest::fromJson(R"({"protocol":1,"session_id":"s","command":[]})")),
+            "create-session.command: empty");
+  EXPECT_EQ(error(CreateSessionRequest::fromJson(R"({"protocol":1,"session_id":"../x","command":["true"]})")),
+            "create-session.session_id: use 1 to 128 letters, digits, '-', '_' or '.'");
+  EXPECT_EQ(error(CreateSessionRequest::fromJson(R"({"protocol":1,"session_id":"s","command":["true"],"slots":{"cpu":"-1"}})")),
+            "create-session.slots.cpu: negative amount -1");
+  EXPECT_EQ(error(CreateSessionRequest::fromJson(R"({"protocol":1,"session_id":"s","command":["true"],"slots":{"cpu":"two"}})")),
+            "create-session.slots: resource slot 'cpu': 'two' is not a decimal number");
+  EXPECT_EQ(error(CreateSessionRequest::fromJson(R"({"protocol":1,"session_id":"s","command":[1]})")),
+            "create-session.command: expected strings");
+  EXPECT_EQ(error(SessionInfo::fromJson(R"({"id":"s","state":"sleeping"})")), "unknown session state 'sleeping'");
+}
+
+TEST(Protocol, ApiErrorShape) {
+  ApiError e{"unknown-slot", "Unknown resource slot", "slot 'tpu.device' is not served by this agent"};
+  EXPECT_EQ(e.toJson(), R"({"detail":"slot 'tpu.device' is not served by this agent","title":"Unknown resource slot","type":"unknown-slot"})");
+  EXPECT_EQ(ApiError::fromJson(e.toJson())->type, "unknown-slot");
+}
+
+}  // namespace
+}  // namespace bai::protocol
