@@ -1,0 +1,69 @@
+// A small HTTP/1.1 server (Boost.Asio + Beast, kept out of this header) for the agent's
+// RPC and the manager's API: keep-alive, bounded bodies, one io_context per thread with
+// SO_REUSEPORT acceptors. Internal to bai.
+#pragma once
+
+#include <bai/result.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+namespace bai::http {
+
+struct Request {
+  std::string method;  // "GET"
+  std::string target;  // "/v1/sessions/s1?wait=5"
+  std::string path;    // "/v1/sessions/s1"
+  std::map<std::string, std::string> query;
+  std::map<std::string, std::string> headers;  // names in lower case
+  std::string body;
+  std::string peer;  // "127.0.0.1:53122"
+
+  std::string header(const std::string& lowerName) const;
+};
+
+struct Response {
+  int status = 200;
+  std::string contentType = "application/json";
+  std::string body;
+  std::map<std::string, std::string> headers;
+};
+
+using Handler = std::function<Response(const Request&)>;
+
+struct ServerOptions {
+  std::string address = "127.0.0.1";
+  std::uint16_t port = 0;  // 0: an ephemeral port, read back with port()
+  int threads = 1;
+  std::size_t maxBodyBytes = 1 << 20;
+  std::string tlsCertificateFile;  // both set: HTTPS
+  std::string tlsKeyFile;
+};
+
+class Server {
+ public:
+  Server(ServerOptions options, Handler handler);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds and starts serving; errors name the address and the reason.
+  Result<void> start();
+  void stop();
+  std::uint16_t port() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// "host:port" -> (host, port); accepts "[::1]:80" and "127.0.0.1:0".
+Result<std::pair<std::string, std::uint16_t>> splitHostPort(const std::string& text);
+
+// Decodes %XX and '+' of a query component.
+std::string urlDecode(const std::string& text);
+
+}  // namespace bai::http
