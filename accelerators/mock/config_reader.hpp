@@ -1,0 +1,82 @@
+// Reads TOML tables against declared keys. Each table of the mock's config declares its
+// keys once (name, type, default, meaning); the reader rejects unknown keys, wrong types,
+// negative numbers and missing required keys, and every error names the key path and
+// where it was written ("mock-4xa100.toml:12:1", or "inline config" for JSON settings).
+#pragma once
+
+#include "decimal.hpp"
+
+#include <toml++/toml.h>
+
+#include <chrono>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace bai::mock {
+
+enum class ValueType {
+  String,
+  Count,     // a non-negative integer
+  Flag,      // a boolean
+  Amount,    // a Decimal: decimal text or a non-negative integer
+  Bytes,     // a binary size ("40g") or a non-negative integer of bytes
+  Duration,  // decimal text, a non-negative integer or float; its unit is the reader's caller's
+  Strings,   // an array of strings
+  Table,
+  Tables,  // an array of tables
+};
+
+struct KeySpec {
+  std::string_view name;
+  ValueType type;
+  bool required;
+  const char* fallback;  // the default as config text, read like a configured value; nullptr: none
+  std::string_view description;
+};
+
+// "file.toml:12:5" for a value read from a file, "inline config" for one converted from JSON.
+std::string describeSource(const toml::source_region& source);
+
+// Throws StatusError(BAI_ERR_INVALID_ARGUMENT) with "<where>: <key path>: <message>".
+[[noreturn]] void failConfig(const toml::source_region& where, std::string_view keyPath, std::string_view message);
+
+class TableReader {
+ public:
+  // Validates `table` against `keys` at once; `path` names the table in messages ("devices[2]").
+  TableReader(const toml::table& table, std::string path, std::span<const KeySpec> keys);
+
+  bool has(std::string_view key) const { return table_->get(key) != nullptr; }
+  // Getters return the configured value or the declared default; reading an absent key
+  // without a default is a programming error (std::logic_error).
+  std::string string(std::string_view key) const;
+  std::int64_t count(std::string_view key) const;
+  bool flag(std::string_view key) const;
+  Decimal amount(std::string_view key) const;
+  std::uint64_t bytes(std::string_view key) const;
+  std::chrono::nanoseconds duration(std::string_view key, std::chrono::nanoseconds unit) const;
+  std::vector<std::string> strings(std::string_view key) const;
+  TableReader table(std::string_view key, std::span<const KeySpec> keys) const;
+  std::vector<TableReader> tables(std::string_view key, std::span<const KeySpec> keys) const;
+
+  // The table itself, for free-form tables whose keys are data (e.g. attributes).
+  const toml::table& raw() const { return *table_; }
+  std::string keyPath(std::string_view key) const;
+  // Fails naming `key` and where it was written (the table's position when it is absent).
+  [[noreturn]] void fail(std::string_view key, std::string_view message) const;
+  [[noreturn]] void failTable(std::string_view message) const;
+
+ private:
+  void validate() const;
+  const KeySpec& spec(std::string_view key) const;
+  // The configured node, or nullptr when the default applies.
+  const toml::node* nodeOrDefault(std::string_view key, const char*& fallback) const;
+
+  const toml::table* table_;
+  std::string path_;
+  std::span<const KeySpec> keys_;
+};
+
+}  // namespace bai::mock

@@ -1,0 +1,396 @@
+#include "mock_accelerator.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <thread>
+
+namespace bai::mock {
+namespace {
+
+using nlohmann::json;
+
+[[noreturn]] void failInput(const std::string& message) {
+  throw plugin::StatusError(BAI_ERR_INVALID_ARGUMENT, message);
+}
+
+// A non-negative JSON integer up to 10^18 (beyond any real amount); nullopt for anything else.
+std::optional<std::int64_t> wholeNumber(const json& value) {
+  constexpr std::int64_t kLargest = 1'000'000'000'000'000'000;
+  if (value.is_number_unsigned()) {
+    if (value.get<std::uint64_t>() <= static_cast<std::uint64_t>(kLargest)) return value.get<std::int64_t>();
+  } else if (value.is_number_integer()) {
+    std::int64_t number = value.get<std::int64_t>();
+    if (number >= 0 && number <= kLargest) return number;
+  }
+  return std::nullopt;
+}
+
+// A quantity from the host: decimal text, or a JSON integer (exact by nature), never a float.
+Decimal amountFromJson(const json& value, const std::string& where) {
+  if (std::optional<std::int64_t> number = wholeNumber(value)) return Decimal::whole(*number);
+  if (value.is_string()) {
+    if (std::optional<Decimal> amount = Decimal::parse(value.get<std::string>())) return *amount;
+  }
+  failInput(where + ": expected a non-negative decimal string such as \"0.5\", got " + value.dump());
+}
+
+std::string joined(const std::vector<std::string>& items) {
+  std::string text;
+  for (const std::string& item : items) text += (text.empty() ? "" : ",") + item;
+  return text;
+}
+
+}  // namespace
+
+MockAccelerator::MockAccelerator(const plugin::Host& host, std::string_view configJson)
+    : host_(host), createdAt_(std::chrono::steady_clock::now()), config_(loadMockConfig(configJson)) {
+  indexSlots();
+  enter(Call::Create);
+  host_.info("mock: key \"" + config_.key + "\", " + std::to_string(config_.devices.size()) + " devices and slices (" +
+             (config_.mode == AllocationMode::Discrete ? "discrete" : "fractional") + ") from " + config_.source);
+}
+
+MockAccelerator::~MockAccelerator() {
+  const auto& delay = config_.faults.delay[static_cast<std::size_t>(Call::Destroy)];
+  if (delay) std::this_thread::sleep_for(*delay);
+}
+
+void MockAccelerator::enter(Call call) const {
+  const auto& delay = config_.faults.delay[static_cast<std::size_t>(call)];
+  if (delay) std::this_thread::sleep_for(*delay);
+  if (config_.faults.fail[static_cast<std::size_t>(call)]) {
+    throw plugin::StatusError(BAI_ERR_UNAVAILABLE,
+                              "mock fault: " + std::string(callName(call)) + " fails by configuration");
+  }
+}
+
+// The main slot is offered even with no device, so the manager learns its type; MIG
+// slots exist only where a slice of that profile does.
+void MockAccelerator::indexSlots() {
+  bool discrete = config_.mode == AllocationMode::Discrete;
+  slots_.push_back({config_.key + (discrete ? ".device" : ".shares"), false, !discrete, {}});
+  for (std::size_t i = 0; i < config_.devices.size(); ++i) {
+    const MockDevice& device = config_.devices[i];
+    deviceById_.emplace(device.id, i);
+    if (device.slot.empty()) continue;  // a GPU in MIG mode: only its slices are allocated
+    auto slot = std::find_if(slots_.begin(), slots_.end(), [&](const Slot& s) { return s.name == device.slot; });
+    if (slot == slots_.end()) slot = slots_.insert(slots_.end(), Slot{device.slot, true, false, {}});
+    slot->devices.push_back(i);
+  }
+  inUse_.assign(config_.devices.size(), Decimal());
+}
+
+const MockAccelerator::Slot* MockAccelerator::findSlot(std::string_view name) const {
+  for (const Slot& slot : slots_) {
+    if (slot.name == name) return &slot;
+  }
+  return nullptr;
+}
+
+// ---- Health --------------------------------------------------------------------------------
+
+std::string_view MockAccelerator::healthName(Health health) {
+  switch (health) {
+    case Health::Healthy:
+      return "healthy";
+    case Health::Unhealthy:
+      return "unhealthy";
+    case Health::Gone:
+      return "gone";
+  }
+  return "unhealthy";
+}
+
+MockAccelerator::HealthState MockAccelerator::ownHealth(const MockDevice& device,
+                                                        std::chrono::nanoseconds elapsed) const {
+  const HealthFault& fault = device.fault;
+  auto reason = [&](std::string_view fallback) { return fault.reason.empty() ? std::string(fallback) : fault.reason; };
+  if (fault.goneAfter && elapsed >= *fault.goneAfter) return {Health::Gone, reason("mock fault: device gone")};
+  bool unhealthy = fault.unhealthyAfter && elapsed >= *fault.unhealthyAfter &&
+                   !(fault.recoverAfter && elapsed >= *fault.recoverAfter);
+  if (unhealthy) return {Health::Unhealthy, reason("mock fault: device unhealthy")};
+  return {};
+}
+
+// A MIG slice is no better than its GPU.
+MockAccelerator::HealthState MockAccelerator::healthOf(std::size_t index) const {
+  auto elapsed = std::chrono::steady_clock::now() - createdAt_;
+  const MockDevice& device = config_.devices[index];
+  HealthState own = ownHealth(device, elapsed);
+  if (!device.parent) return own;
+  const MockDevice& gpu = config_.devices[*device.parent];
+  HealthState inherited = ownHealth(gpu, elapsed);
+  if (inherited.health <= own.health) return own;
+  return {inherited.health, "GPU " + gpu.id + ": " + inherited.reason};
+}
+
+std::string MockAccelerator::health() {
+  enter(Call::Health);
+  json devices = json::array();
+  for (std::size_t i = 0; i < config_.devices.size(); ++i) {
+    HealthState state = healthOf(i);
+    json entry = {{"id", config_.devices[i].id}, {"health", healthName(state.health)}};
+    if (!state.reason.empty()) entry["reason"] = state.reason;
+    devices.push_back(std::move(entry));
+  }
+  return json{{"devices", std::move(devices)}}.dump();
+}
+
+// ---- Identity and devices -----------------------------------------------------------------
+
+std::string MockAccelerator::describe() {
+  enter(Call::Describe);
+  json attributes = json::object();
+  for (const auto& [name, value] : config_.attributes) attributes[name] = value;
+  std::size_t slices = std::count_if(config_.devices.begin(), config_.devices.end(),
+                                     [](const MockDevice& d) { return d.parent.has_value(); });
+  json extra = {
+      {"config", config_.source},
+      {"mode", config_.mode == AllocationMode::Discrete ? "discrete" : "fractional"},
+      {"device_count", config_.devices.size() - slices},
+      {"mig_slice_count", slices},
+      {"masked", config_.masked},
+      {"attributes", std::move(attributes)},
+  };
+  return json{{"key", config_.key}, {"extra_info", std::move(extra)}}.dump();
+}
+
+std::string MockAccelerator::listDevices() {
+  enter(Call::ListDevices);
+  json devices = json::array();
+  for (std::size_t i = 0; i < config_.devices.size(); ++i) {
+    const MockDevice& device = config_.devices[i];
+    HealthState state = healthOf(i);
+    json entry = {{"id", device.id},          {"model", device.model},        {"uuid", device.uuid},
+                  {"pci_bus", device.pciBus}, {"numa_node", device.numaNode}, {"health", healthName(state.health)}};
+    if (device.memory) entry["memory"] = toDecimalText(*device.memory);
+    if (device.processingUnits) entry["processing_units"] = *device.processingUnits;
+    json extra = json::object();
+    if (!device.slot.empty()) extra["slot"] = device.slot;
+    if (!device.parent) {
+      extra["mig"] = device.migEnabled;
+    } else {
+      extra["mig_parent"] = config_.devices[*device.parent].id;
+      extra["mig_profile"] = device.migProfile;
+    }
+    entry["extra"] = std::move(extra);
+    devices.push_back(std::move(entry));
+  }
+  return json{{"devices", std::move(devices)}}.dump();
+}
+
+std::string MockAccelerator::slotTypes() {
+  enter(Call::SlotTypes);
+  json slots = json::array();
+  for (const Slot& slot : slots_) slots.push_back({{"name", slot.name}, {"type", slot.unique ? "unique" : "count"}});
+  return json{{"slots", std::move(slots)}}.dump();
+}
+
+std::string MockAccelerator::allocMapSpec() {
+  enter(Call::AllocMapSpec);
+  json maps = json::array();
+  for (const Slot& slot : slots_) {
+    json devices = json::array();
+    for (std::size_t index : slot.devices) {
+      devices.push_back({{"id", config_.devices[index].id}, {"capacity", config_.devices[index].capacity.toString()}});
+    }
+    json map = {{"slot", slot.name},
+                {"kind", slot.fraction ? "fraction" : "discrete"},
+                {"strategy", config_.strategy == Strategy::Evenly ? "evenly" : "fill"},
+                {"devices", std::move(devices)}};
+    if (slot.fraction) map["quantum"] = config_.quantum.toString();
+    maps.push_back(std::move(map));
+  }
+  // Whole GPUs, shares and MIG slices are three views of the same hardware.
+  json exclusive =
+      json::array({json::array({config_.key + ".device", config_.key + ".shares", config_.key + ".device:*-mig"})});
+  return json{{"exclusive", std::move(exclusive)}, {"maps", std::move(maps)}}.dump();
+}
+
+// ---- Sessions --------------------------------------------------------------------------------
+
+MockAccelerator::Session MockAccelerator::parseSession(std::string_view sessionJson) const {
+  json session = json::parse(sessionJson, nullptr, false);
+  if (session.is_discarded() || !session.is_object()) failInput("the session must be a JSON object");
+  auto id = session.find("session_id");
+  if (id == session.end() || !id->is_string() || id->get<std::string>().empty()) {
+    failInput("session_id: expected a non-empty string");
+  }
+  auto allocation = session.find("allocation");
+  if (allocation == session.end() || !allocation->is_object()) failInput("allocation: expected an object");
+  return {id->get<std::string>(), parseGrants(*allocation)};
+}
+
+// Checks every slot and device of `allocation` against what this instance offers.
+std::vector<MockAccelerator::Grant> MockAccelerator::parseGrants(const json& allocation) const {
+  std::vector<Grant> grants;
+  for (const auto& [slotName, perDevice] : allocation.items()) {
+    const Slot* slot = findSlot(slotName);
+    if (slot == nullptr) failInput("allocation: unknown slot \"" + slotName + "\"");
+    if (!perDevice.is_object()) failInput("allocation." + slotName + ": expected an object of device amounts");
+    Decimal total;
+    for (const auto& [deviceId, value] : perDevice.items()) {
+      std::string where = "allocation." + slotName + "." + deviceId;
+      Decimal amount = amountFromJson(value, where);
+      auto device = deviceById_.find(deviceId);
+      if (device == deviceById_.end()) failInput(where + ": unknown device \"" + deviceId + "\"");
+      if (config_.devices[device->second].slot != slotName) failInput(where + ": the device is not in this slot");
+      if (amount.isZero()) continue;
+      if (!slot->fraction && !(amount == Decimal::whole(1))) failInput(where + ": a whole device is \"1\"");
+      total = total + amount;
+      grants.push_back({device->second, amount});
+    }
+    if (slot->unique && total > Decimal::whole(1)) {
+      failInput("allocation." + slotName + ": a unique slot takes one device");
+    }
+  }
+  std::sort(grants.begin(), grants.end(), [](const Grant& a, const Grant& b) { return a.device < b.device; });
+  return grants;
+}
+
+// Catches an allocator that hands out more than a device has, or a device that is gone.
+void MockAccelerator::checkFits(const std::vector<Grant>& grants) const {
+  for (const Grant& grant : grants) {
+    const MockDevice& device = config_.devices[grant.device];
+    Decimal free = device.capacity - inUse_[grant.device];
+    if (free < grant.amount) {
+      failInput("device " + device.id + ": asked " + grant.amount.toString() + " of " + device.slot + ", free " +
+                free.toString());
+    }
+    if (healthOf(grant.device).health == Health::Gone) {
+      throw plugin::StatusError(BAI_ERR_UNAVAILABLE, "device " + device.id + " is gone");
+    }
+  }
+}
+
+// slots_.front() is the main slot: <key>.shares in fractional mode.
+bool MockAccelerator::inSharesSlot(const MockDevice& device) const {
+  return slots_.front().fraction && device.slot == slots_.front().name;
+}
+
+// A share stands for unit_mem bytes and unit_proc SMs (rounded down, at least one SM).
+std::string MockAccelerator::memoryLimit(const Grant& grant) const {
+  return toDecimalText(static_cast<unsigned __int128>(grant.amount.timesFloor(config_.unitMem)));
+}
+
+std::string MockAccelerator::processorLimit(const Grant& grant) const {
+  return toDecimalText(
+      static_cast<unsigned __int128>(std::max<__int128>(1, grant.amount.timesFloor(config_.unitProc))));
+}
+
+std::string MockAccelerator::envName(std::string_view suffix) const {
+  std::string name = "BAI_MOCK_";
+  for (char c : config_.key) {
+    name.push_back(c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+  }
+  return name + "_" + std::string(suffix);
+}
+
+// The host calls prepare_session of every plugin for every session, so a session with no
+// device of this key still gets BAI_MOCK_<KEY>_DEVICES, empty: it sees no device.
+json MockAccelerator::sessionEnv(const std::vector<Grant>& grants) const {
+  std::vector<std::string> uuids;
+  std::vector<std::string> memLimits;
+  std::vector<std::string> procLimits;
+  for (const Grant& grant : grants) {
+    const MockDevice& device = config_.devices[grant.device];
+    uuids.push_back(device.uuid);
+    if (!inSharesSlot(device)) continue;
+    memLimits.push_back(device.uuid + ":" + memoryLimit(grant));
+    procLimits.push_back(device.uuid + ":" + processorLimit(grant));
+  }
+  json env = {{envName("DEVICES"), joined(uuids)}, {envName("DEVICE_COUNT"), std::to_string(uuids.size())}};
+  if (config_.mode == AllocationMode::Fractional) {
+    env[envName("MEM_LIMITS")] = joined(memLimits);
+    env[envName("PROC_LIMITS")] = joined(procLimits);
+  }
+  return env;
+}
+
+// Fractional mode: what each share amounts to, for a host that enforces it.
+json MockAccelerator::shareLimits(const std::vector<Grant>& grants) const {
+  json limits = json::object();
+  for (const Grant& grant : grants) {
+    const MockDevice& device = config_.devices[grant.device];
+    if (!inSharesSlot(device)) continue;
+    limits[device.id] = {{"memory", memoryLimit(grant)}, {"processing_units", processorLimit(grant)}};
+  }
+  return limits;
+}
+
+std::string MockAccelerator::prepareSession(std::string_view sessionJson) {
+  enter(Call::PrepareSession);
+  Session session = parseSession(sessionJson);
+  if (prepared_.count(session.id) != 0) failInput("session " + session.id + " is prepared already; release it first");
+  checkFits(session.grants);
+  for (const Grant& grant : session.grants) inUse_[grant.device] = inUse_[grant.device] + grant.amount;
+  json result = {{"env", sessionEnv(session.grants)},
+                 {"devices", json::array()},
+                 {"mounts", json::array()},
+                 {"limits", shareLimits(session.grants)}};
+  prepared_.emplace(session.id, std::move(session.grants));
+  return result.dump();
+}
+
+void MockAccelerator::releaseSession(std::string_view sessionJson) {
+  enter(Call::ReleaseSession);
+  Session session = parseSession(sessionJson);
+  auto prepared = prepared_.find(session.id);
+  if (prepared == prepared_.end()) {
+    throw plugin::StatusError(BAI_ERR_NOT_FOUND, "session " + session.id + " is not prepared (or released already)");
+  }
+  for (const Grant& grant : prepared->second) inUse_[grant.device] = inUse_[grant.device] - grant.amount;
+  prepared_.erase(prepared);
+}
+
+// ---- Measures ------------------------------------------------------------------------------
+
+// Fixed figures from the config, so that tests can expect exact values. Gone devices and
+// MIG slices (whose figures belong to their GPU) report nothing.
+json MockAccelerator::measures(const std::vector<std::size_t>& devices) const {
+  json utilization = json::object();
+  json memory = json::object();
+  Decimal utilizationTotal;
+  unsigned __int128 memoryTotal = 0;
+  for (std::size_t index : devices) {
+    const MockDevice& device = config_.devices[index];
+    if (device.parent || healthOf(index).health == Health::Gone) continue;
+    utilization[device.id] = device.utilization.toString();
+    memory[device.id] = toDecimalText(device.memoryUsed);
+    utilizationTotal = utilizationTotal + device.utilization;
+    memoryTotal += device.memoryUsed;
+  }
+  json list = json::array();
+  list.push_back({{"key", config_.key + "_util"},
+                  {"unit", "percent"},
+                  {"value", utilizationTotal.toString()},
+                  {"per_device", std::move(utilization)}});
+  list.push_back({{"key", config_.key + "_mem"},
+                  {"unit", "bytes"},
+                  {"value", toDecimalText(memoryTotal)},
+                  {"per_device", std::move(memory)}});
+  return json{{"measures", std::move(list)}};
+}
+
+std::string MockAccelerator::nodeMeasures() {
+  enter(Call::NodeMeasures);
+  std::vector<std::size_t> all(config_.devices.size());
+  for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
+  return measures(all).dump();
+}
+
+std::string MockAccelerator::sessionMeasures(std::string_view sessionJson) {
+  enter(Call::SessionMeasures);
+  Session session = parseSession(sessionJson);
+  auto prepared = prepared_.find(session.id);
+  if (prepared == prepared_.end()) {
+    throw plugin::StatusError(BAI_ERR_NOT_FOUND, "session " + session.id + " is not prepared");
+  }
+  std::vector<std::size_t> devices;
+  for (const Grant& grant : prepared->second) devices.push_back(grant.device);
+  return measures(devices).dump();
+}
+
+}  // namespace bai::mock

@@ -1,0 +1,1 @@
+/* Deliberately empty: the baseline library for mock_timing's bare dlopen. */
