@@ -157,12 +157,18 @@ typedef struct bai_accelerator_vtable {
 
   /* Given {"session_id", "allocation": {"<slot>": {"<device id>": "<amount>"}}} returns
    * {"env": {...}, "devices": ["/dev/..."], "mounts": [{"source", "target", "read_only"}],
-   *  "limits": {...}}: what the session's process needs. Every successful call is
-   * paired with exactly one release_session for the same session id. */
+   *  "limits": {...}}: what the session's process needs. The host calls it for EVERY
+   * plugin before EVERY session, with an empty allocation when the session asked for
+   * none of this plugin's slots (hide your devices from it: e.g. an empty visibility
+   * variable). Every successful call is paired with exactly one release_session for the
+   * same session id; preparing an id that is already prepared returns
+   * BAI_ERR_INVALID_ARGUMENT. The output is freed with free_string. */
   bai_status (*prepare_session)(bai_accelerator* instance, const char* session_json, char** out_json);
 
   /* Undoes prepare_session for {"session_id", "allocation"}: stops MPS clients, frees
-   * MIG handles. Called once per successful prepare, also after the session failed. */
+   * MIG handles. Called once per successful prepare, also after the session failed.
+   * An unknown or already released session id returns BAI_ERR_NOT_FOUND (an agent that
+   * restarted may release sessions a previous instance prepared). */
   bai_status (*release_session)(bai_accelerator* instance, const char* session_json);
 
   /* {"measures": [{"key", "unit", "value", "per_device": {"<id>": "<value>"}}]} for the node. */

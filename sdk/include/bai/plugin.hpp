@@ -10,7 +10,8 @@
 //
 // Every exception is caught at the ABI boundary, logged through the host and mapped to
 // a distinct status; nothing from the C++ library crosses dlopen. Uses the standard
-// library only.
+// library only. Throw std::invalid_argument (or StatusError) for bad input: other
+// exceptions, such as a JSON library's parse errors, come back as BAI_ERR_EXCEPTION.
 #pragma once
 
 #include <bai/accelerator.h>
@@ -46,6 +47,10 @@ class Host {
     if (services_ == nullptr || services_->log == nullptr) return;
     std::string text(message);
     services_->log(services_->context, level, text.c_str());
+  }
+  // Logs a literal without allocating: usable when memory has run out.
+  void logLiteral(int32_t level, const char* message) const noexcept {
+    if (services_ != nullptr && services_->log != nullptr) services_->log(services_->context, level, message);
   }
   void debug(std::string_view message) const { log(BAI_LOG_DEBUG, message); }
   void info(std::string_view message) const { log(BAI_LOG_INFO, message); }
@@ -111,6 +116,7 @@ bai_status guarded(const Host& host, const char* call, Body&& body) noexcept {
     host.error(std::string(call) + ": invalid argument: " + e.what());
     return BAI_ERR_INVALID_ARGUMENT;
   } catch (const std::bad_alloc&) {
+    host.logLiteral(BAI_LOG_ERROR, "out of memory");
     return BAI_ERR_OUT_OF_MEMORY;
   } catch (const std::exception& e) {
     host.error(std::string(call) + ": exception: " + e.what());
