@@ -1,5 +1,7 @@
 #include "config.hpp"
 
+#include "json_quantity.hpp"
+
 #include <bai/plugin.hpp>
 
 #include <array>
@@ -10,7 +12,7 @@ namespace {
 using nlohmann::json;
 
 // Bounds the factors so that bytes times factor stays far inside 128-bit arithmetic.
-constexpr Micros kMaxOvercommit = wholeUnits(1000);
+constexpr Quantity kMaxOvercommit = 1000;
 
 [[noreturn]] void invalid(const std::string& key, const std::string& why) {
   throw plugin::StatusError(BAI_ERR_INVALID_ARGUMENT, "config key '" + key + "': " + why);
@@ -21,11 +23,11 @@ std::string nonEmptyString(const std::string& key, const json& value) {
   return value.get<std::string>();
 }
 
-Micros overcommitFactor(const std::string& key, const json& value) {
-  const auto factor = decimalFromJson(value);
+Quantity overcommitFactor(const std::string& key, const json& value) {
+  const std::optional<Quantity> factor = quantityFromJson(value);
   if (!factor) invalid(key, value.dump() + " is not a non-negative decimal with at most 6 fractional digits");
-  if (*factor < kMicrosPerUnit) invalid(key, value.dump() + " is below 1");
-  if (*factor > kMaxOvercommit) invalid(key, value.dump() + " is above " + formatDecimal(kMaxOvercommit));
+  if (*factor < 1) invalid(key, value.dump() + " is below 1");
+  if (*factor > kMaxOvercommit) invalid(key, value.dump() + " is above " + kMaxOvercommit.toString());
   return *factor;
 }
 
@@ -51,7 +53,7 @@ void setTopologySource(CpuConfig& config, TopologySource source, const std::stri
 
 void applyCpuOvercommit(CpuConfig& config, const std::string& key, const json& value) {
   config.cpuOvercommit = overcommitFactor(key, value);
-  if (!isWhole(config.cpuOvercommit)) invalid(key, value.dump() + " is not a whole number: the cpu map is discrete");
+  if (!config.cpuOvercommit.isInteger()) invalid(key, value.dump() + " is not a whole number: the cpu map is discrete");
 }
 
 struct ConfigKey {

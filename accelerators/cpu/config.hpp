@@ -2,7 +2,7 @@
 // an unknown key is an error, so that a typo never silently falls back to a default.
 #pragma once
 
-#include "decimal.hpp"
+#include <bai/slots.hpp>
 
 #include <string>
 #include <string_view>
@@ -14,8 +14,8 @@ enum class TopologySource { ThisMachine, Xml, Synthetic };
 struct CpuConfig {
   TopologySource source = TopologySource::ThisMachine;
   std::string topologyArgument;  // the XML path or the synthetic description
-  Micros cpuOvercommit = kMicrosPerUnit;  // capacity of each PU; whole, since the cpu map is discrete
-  Micros memOvercommit = kMicrosPerUnit;  // factor on each NUMA node's bytes, floored to whole bytes
+  Quantity cpuOvercommit = 1;  // capacity of each PU; whole, since the cpu map is discrete
+  Quantity memOvercommit = 1;  // factor on each NUMA node's bytes, floored to whole bytes
   std::string cpuStrategy = "evenly";
   std::string memStrategy = "evenly";
 

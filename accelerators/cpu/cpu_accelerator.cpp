@@ -2,7 +2,6 @@
 // `mem` (one device per NUMA node), discovered with hwloc once at create.
 #include "config.hpp"
 #include "cpu_list.hpp"
-#include "decimal.hpp"
 #include "inventory.hpp"
 #include "proc_stats.hpp"
 #include "session.hpp"
@@ -43,8 +42,8 @@ class CpuAccelerator final : public plugin::Accelerator {
         {"packages", inventory_.packages},
         {"numa_nodes", numaNodeCount()},
         {"memory", std::to_string(inventory_.totalMemory)},
-        {"cpu_overcommit", formatDecimal(config_.cpuOvercommit)},
-        {"mem_overcommit", formatDecimal(config_.memOvercommit)},
+        {"cpu_overcommit", config_.cpuOvercommit.toString()},
+        {"mem_overcommit", config_.memOvercommit.toString()},
         {"measures", inventory_.isThisMachine ? "this machine" : "none: the topology is not this machine"},
     };
     return json{{"key", "cpu"}, {"extra_info", extra}}.dump();
@@ -83,10 +82,10 @@ class CpuAccelerator final : public plugin::Accelerator {
     json document;
     json& maps = document["maps"] = json::array();
     json& cpuDevices = discreteMap(maps, "cpu", config_.cpuStrategy);
-    const std::string puCapacity = formatDecimal(inventory_.puCapacity);
+    const std::string puCapacity = inventory_.puCapacity.toString();
     for (const ProcessingUnit& pu : inventory_.pus) addCapacity(cpuDevices, puId(pu), puCapacity);
     json& memDevices = discreteMap(maps, "mem", config_.memStrategy);
-    for (const MemoryNode& node : inventory_.memory) addCapacity(memDevices, node.id, formatDecimal(node.capacity));
+    for (const MemoryNode& node : inventory_.memory) addCapacity(memDevices, node.id, node.capacity.toString());
     return document.dump();
   }
 
@@ -100,7 +99,7 @@ class CpuAccelerator final : public plugin::Accelerator {
       for (const char* variable : kThreadCountVariables) env[variable] = std::to_string(resources.cpus.size());
       limits["cpuset"] = cpuset;
     }
-    if (resources.memory != 0) limits["memory"] = formatDecimal(resources.memory);
+    if (!resources.memory.isZero()) limits["memory"] = resources.memory.toString();
     if (!resources.memoryNodes.empty()) limits["mems"] = formatCpuList(resources.memoryNodes);
     return json{{"env", std::move(env)}, {"limits", std::move(limits)}}.dump();
   }

@@ -97,13 +97,13 @@ std::vector<ProcessingUnit> processingUnits(hwloc_topology_t topology, const std
   return pus;
 }
 
-Micros overcommitted(std::uint64_t bytes, Micros factor) {
-  const Micros scaled = Micros{bytes} * factor;
-  return scaled - scaled % kMicrosPerUnit;
+// bytes × factor, floored: a memory capacity is a whole number of bytes.
+Quantity overcommitted(std::uint64_t bytes, Quantity factor) {
+  return Quantity::fromRaw(factor.timesFloor(bytes) * Quantity::kScale);
 }
 
 std::vector<MemoryNode> memoryNodes(hwloc_topology_t topology, const std::vector<hwloc_obj_t>& numaNodes,
-                                    Micros factor) {
+                                    Quantity factor) {
   std::vector<MemoryNode> memory;
   for (hwloc_obj_t node : numaNodes) {
     const std::uint64_t bytes = node->attr->numanode.local_memory;

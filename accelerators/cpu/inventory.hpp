@@ -3,7 +3,8 @@
 #pragma once
 
 #include "config.hpp"
-#include "decimal.hpp"
+
+#include <bai/slots.hpp>
 
 #include <cstdint>
 #include <string>
@@ -24,7 +25,7 @@ struct MemoryNode {
   std::string id;           // "mem<N>" for NUMA node N; "mem" without NUMA information
   int numaNode = -1;
   std::uint64_t bytes = 0;  // the node's local memory
-  Micros capacity = 0;      // bytes times mem_overcommit, floored to whole bytes
+  Quantity capacity;        // bytes times mem_overcommit, floored to whole bytes
 };
 
 struct CpuInventory {
@@ -32,7 +33,7 @@ struct CpuInventory {
   bool isThisMachine = false;        // measures of /proc apply only then
   std::vector<ProcessingUnit> pus;   // allowed PUs only, sorted by osIndex
   std::vector<MemoryNode> memory;    // sorted by numaNode
-  Micros puCapacity = kMicrosPerUnit;
+  Quantity puCapacity = 1;
   unsigned machinePus = 0;           // PUs of the whole machine, allowed or not
   unsigned cores = 0;
   unsigned packages = 0;

@@ -1,6 +1,6 @@
 #include "proc_stats.hpp"
 
-#include "decimal.hpp"
+#include <bai/slots.hpp>
 
 #include <charconv>
 #include <cstdio>
@@ -71,8 +71,7 @@ std::string busyPercent(CpuTimes before, CpuTimes after) {
   if (after.total < before.total || after.busy < before.busy) before = {};
   const std::uint64_t total = after.total - before.total;
   if (total == 0) return "0";
-  const Micros busy = Micros{after.busy - before.busy};
-  return formatDecimal(busy * 100 * kMicrosPerUnit / total);
+  return Quantity::ratioFloor(__int128{after.busy - before.busy} * 100, total).toString();
 }
 
 std::optional<MemoryUsage> parseMemoryUsage(std::string_view procMeminfo) {

@@ -1,6 +1,6 @@
 #include "session.hpp"
 
-#include "decimal.hpp"
+#include "json_quantity.hpp"
 
 #include <bai/plugin.hpp>
 
@@ -28,12 +28,12 @@ json parseDocument(std::string_view sessionJson) {
 }
 
 // A positive whole amount no larger than `capacity`.
-Micros checkedAmount(const std::string& slot, const std::string& device, const json& amount, Micros capacity) {
+Quantity checkedAmount(const std::string& slot, const std::string& device, const json& amount, Quantity capacity) {
   const std::string where = "allocation of " + slot + " on device '" + device + "': ";
-  const auto value = decimalFromJson(amount);
+  const std::optional<Quantity> value = quantityFromJson(amount);
   if (!value) invalid(where + amount.dump() + " is not a quantity");
-  if (*value == 0 || !isWhole(*value)) invalid(where + amount.dump() + " is not a positive whole number");
-  if (*value > capacity) invalid(where + amount.dump() + " exceeds the capacity " + formatDecimal(capacity));
+  if (value->isZero() || !value->isInteger()) invalid(where + amount.dump() + " is not a positive whole number");
+  if (*value > capacity) invalid(where + amount.dump() + " exceeds the capacity " + capacity.toString());
   return *value;
 }
 

@@ -2,8 +2,9 @@
 // inventory: the host must only hand back devices and amounts this plugin offered.
 #pragma once
 
-#include "decimal.hpp"
 #include "inventory.hpp"
+
+#include <bai/slots.hpp>
 
 #include <string_view>
 #include <vector>
@@ -12,7 +13,7 @@ namespace bai::cpu {
 
 struct SessionResources {
   std::vector<unsigned> cpus;         // OS indexes, sorted, unique
-  Micros memory = 0;                  // bytes, summed over the memory nodes
+  Quantity memory;                    // bytes, summed over the memory nodes
   std::vector<unsigned> memoryNodes;  // NUMA nodes of the memory, sorted, unique
 };
 

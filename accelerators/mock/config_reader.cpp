@@ -1,5 +1,7 @@
 #include "config_reader.hpp"
 
+#include "mock_config.hpp"
+
 #include <bai/plugin.hpp>
 
 #include <charconv>
@@ -166,13 +168,13 @@ bool TableReader::flag(std::string_view key) const {
   return node != nullptr ? node->as_boolean()->get() : std::string_view(fallback) == "true";
 }
 
-Decimal TableReader::amount(std::string_view key) const {
+Quantity TableReader::amount(std::string_view key) const {
   const char* fallback = nullptr;
   const toml::node* node = nodeOrDefault(key, fallback);
-  if (node != nullptr && node->is_integer()) return Decimal::whole(node->as_integer()->get());
+  if (node != nullptr && node->is_integer()) return node->as_integer()->get();
   std::string text = node != nullptr ? node->as_string()->get() : std::string(fallback);
-  std::optional<Decimal> value = Decimal::parse(text);
-  if (!value) fail(key, quoted(text) + " is not a decimal such as \"0.5\" (at most 6 fractional digits, no sign)");
+  std::optional<Quantity> value = parseAmount(text);
+  if (!value) fail(key, quoted(text) + " is not a decimal such as \"0.5\" (non-negative, at most 6 fractional digits)");
   return *value;
 }
 
@@ -181,9 +183,9 @@ std::uint64_t TableReader::bytes(std::string_view key) const {
   const toml::node* node = nodeOrDefault(key, fallback);
   if (node != nullptr && node->is_integer()) return static_cast<std::uint64_t>(node->as_integer()->get());
   std::string text = node != nullptr ? node->as_string()->get() : std::string(fallback);
-  std::optional<std::uint64_t> value = parseBinarySize(text);
+  Result<BinarySize> value = BinarySize::parse(text);
   if (!value) fail(key, quoted(text) + " is not a whole number of bytes such as \"40g\", \"1.5GiB\" or \"512\"");
-  return *value;
+  return value->bytes();
 }
 
 std::chrono::nanoseconds TableReader::duration(std::string_view key, std::chrono::nanoseconds unit) const {
@@ -197,9 +199,9 @@ std::chrono::nanoseconds TableReader::duration(std::string_view key, std::chrono
     nanos = static_cast<double>(node->as_integer()->get()) * static_cast<double>(unit.count());
   } else {
     std::string text = node != nullptr ? node->as_string()->get() : std::string(fallback);
-    std::optional<Decimal> value = Decimal::parse(text);
+    std::optional<Quantity> value = parseAmount(text);
     if (!value) fail(key, quoted(text) + " is not a number such as \"0.2\"");
-    __int128 exact = value->timesFloor(unit.count());
+    __int128 exact = value->timesFloor(unit.count());  // an amount is at most 10^18: no overflow
     if (exact > static_cast<__int128>(kLimit)) fail(key, "too long");
     return std::chrono::nanoseconds(static_cast<std::int64_t>(exact));
   }

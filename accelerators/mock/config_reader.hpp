@@ -4,7 +4,7 @@
 // where it was written ("mock-4xa100.toml:12:1", or "inline config" for JSON settings).
 #pragma once
 
-#include "decimal.hpp"
+#include <bai/slots.hpp>
 
 #include <toml++/toml.h>
 
@@ -21,7 +21,7 @@ enum class ValueType {
   String,
   Count,     // a non-negative integer
   Flag,      // a boolean
-  Amount,    // a Decimal: decimal text or a non-negative integer
+  Amount,    // a Quantity: decimal text or a non-negative integer
   Bytes,     // a binary size ("40g") or a non-negative integer of bytes
   Duration,  // decimal text, a non-negative integer or float; its unit is the reader's caller's
   Strings,   // an array of strings
@@ -54,7 +54,7 @@ class TableReader {
   std::string string(std::string_view key) const;
   std::int64_t count(std::string_view key) const;
   bool flag(std::string_view key) const;
-  Decimal amount(std::string_view key) const;
+  Quantity amount(std::string_view key) const;
   std::uint64_t bytes(std::string_view key) const;
   std::chrono::nanoseconds duration(std::string_view key, std::chrono::nanoseconds unit) const;
   std::vector<std::string> strings(std::string_view key) const;

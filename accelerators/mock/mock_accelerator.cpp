@@ -15,23 +15,11 @@ using nlohmann::json;
   throw plugin::StatusError(BAI_ERR_INVALID_ARGUMENT, message);
 }
 
-// A non-negative JSON integer up to 10^18 (beyond any real amount); nullopt for anything else.
-std::optional<std::int64_t> wholeNumber(const json& value) {
-  constexpr std::int64_t kLargest = 1'000'000'000'000'000'000;
-  if (value.is_number_unsigned()) {
-    if (value.get<std::uint64_t>() <= static_cast<std::uint64_t>(kLargest)) return value.get<std::int64_t>();
-  } else if (value.is_number_integer()) {
-    std::int64_t number = value.get<std::int64_t>();
-    if (number >= 0 && number <= kLargest) return number;
-  }
-  return std::nullopt;
-}
-
 // A quantity from the host: decimal text, or a JSON integer (exact by nature), never a float.
-Decimal amountFromJson(const json& value, const std::string& where) {
-  if (std::optional<std::int64_t> number = wholeNumber(value)) return Decimal::whole(*number);
-  if (value.is_string()) {
-    if (std::optional<Decimal> amount = Decimal::parse(value.get<std::string>())) return *amount;
+Quantity amountFromJson(const json& value, const std::string& where) {
+  if (value.is_string() || value.is_number_integer()) {
+    std::optional<Quantity> amount = parseAmount(value.is_string() ? value.get<std::string>() : value.dump());
+    if (amount) return *amount;
   }
   failInput(where + ": expected a non-negative decimal string such as \"0.5\", got " + value.dump());
 }
@@ -79,7 +67,7 @@ void MockAccelerator::indexSlots() {
     if (slot == slots_.end()) slot = slots_.insert(slots_.end(), Slot{device.slot, true, false, {}});
     slot->devices.push_back(i);
   }
-  inUse_.assign(config_.devices.size(), Decimal());
+  inUse_.assign(config_.devices.size(), Quantity());
 }
 
 const MockAccelerator::Slot* MockAccelerator::findSlot(std::string_view name) const {
@@ -165,7 +153,7 @@ std::string MockAccelerator::listDevices() {
     HealthState state = healthOf(i);
     json entry = {{"id", device.id},          {"model", device.model},        {"uuid", device.uuid},
                   {"pci_bus", device.pciBus}, {"numa_node", device.numaNode}, {"health", healthName(state.health)}};
-    if (device.memory) entry["memory"] = toDecimalText(*device.memory);
+    if (device.memory) entry["memory"] = std::to_string(*device.memory);
     if (device.processingUnits) entry["processing_units"] = *device.processingUnits;
     json extra = json::object();
     if (!device.slot.empty()) extra["slot"] = device.slot;
@@ -230,19 +218,19 @@ std::vector<MockAccelerator::Grant> MockAccelerator::parseGrants(const json& all
     const Slot* slot = findSlot(slotName);
     if (slot == nullptr) failInput("allocation: unknown slot \"" + slotName + "\"");
     if (!perDevice.is_object()) failInput("allocation." + slotName + ": expected an object of device amounts");
-    Decimal total;
+    Quantity total;
     for (const auto& [deviceId, value] : perDevice.items()) {
       std::string where = "allocation." + slotName + "." + deviceId;
-      Decimal amount = amountFromJson(value, where);
+      Quantity amount = amountFromJson(value, where);
       auto device = deviceById_.find(deviceId);
       if (device == deviceById_.end()) failInput(where + ": unknown device \"" + deviceId + "\"");
       if (config_.devices[device->second].slot != slotName) failInput(where + ": the device is not in this slot");
       if (amount.isZero()) continue;
-      if (!slot->fraction && !(amount == Decimal::whole(1))) failInput(where + ": a whole device is \"1\"");
-      total = total + amount;
+      if (!slot->fraction && amount != 1) failInput(where + ": a whole device is \"1\"");
+      total += amount;
       grants.push_back({device->second, amount});
     }
-    if (slot->unique && total > Decimal::whole(1)) {
+    if (slot->unique && total > 1) {
       failInput("allocation." + slotName + ": a unique slot takes one device");
     }
   }
@@ -254,7 +242,7 @@ std::vector<MockAccelerator::Grant> MockAccelerator::parseGrants(const json& all
 void MockAccelerator::checkFits(const std::vector<Grant>& grants) const {
   for (const Grant& grant : grants) {
     const MockDevice& device = config_.devices[grant.device];
-    Decimal free = device.capacity - inUse_[grant.device];
+    Quantity free = device.capacity - inUse_[grant.device];
     if (free < grant.amount) {
       failInput("device " + device.id + ": asked " + grant.amount.toString() + " of " + device.slot + ", free " +
                 free.toString());
@@ -271,13 +259,13 @@ bool MockAccelerator::inSharesSlot(const MockDevice& device) const {
 }
 
 // A share stands for unit_mem bytes and unit_proc SMs (rounded down, at least one SM).
+// A grant fits its device (checkFits), so neither exceeds the device's own 64-bit figure.
 std::string MockAccelerator::memoryLimit(const Grant& grant) const {
-  return toDecimalText(static_cast<unsigned __int128>(grant.amount.timesFloor(config_.unitMem)));
+  return std::to_string(static_cast<std::uint64_t>(grant.amount.timesFloor(config_.unitMem)));
 }
 
 std::string MockAccelerator::processorLimit(const Grant& grant) const {
-  return toDecimalText(
-      static_cast<unsigned __int128>(std::max<__int128>(1, grant.amount.timesFloor(config_.unitProc))));
+  return std::to_string(static_cast<std::int64_t>(std::max<__int128>(1, grant.amount.timesFloor(config_.unitProc))));
 }
 
 std::string MockAccelerator::envName(std::string_view suffix) const {
@@ -352,15 +340,15 @@ void MockAccelerator::releaseSession(std::string_view sessionJson) {
 json MockAccelerator::measures(const std::vector<std::size_t>& devices) const {
   json utilization = json::object();
   json memory = json::object();
-  Decimal utilizationTotal;
-  unsigned __int128 memoryTotal = 0;
+  Quantity utilizationTotal;
+  Quantity memoryTotal;  // bytes: a sum over 65536 devices may pass 2^64
   for (std::size_t index : devices) {
     const MockDevice& device = config_.devices[index];
     if (device.parent || healthOf(index).health == Health::Gone) continue;
     utilization[device.id] = device.utilization.toString();
-    memory[device.id] = toDecimalText(device.memoryUsed);
-    utilizationTotal = utilizationTotal + device.utilization;
-    memoryTotal += device.memoryUsed;
+    memory[device.id] = std::to_string(device.memoryUsed);
+    utilizationTotal += device.utilization;
+    memoryTotal += BinarySize(device.memoryUsed).toQuantity();
   }
   json list = json::array();
   list.push_back({{"key", config_.key + "_util"},
@@ -369,7 +357,7 @@ json MockAccelerator::measures(const std::vector<std::size_t>& devices) const {
                   {"per_device", std::move(utilization)}});
   list.push_back({{"key", config_.key + "_mem"},
                   {"unit", "bytes"},
-                  {"value", toDecimalText(memoryTotal)},
+                  {"value", memoryTotal.toString()},
                   {"per_device", std::move(memory)}});
   return json{{"measures", std::move(list)}};
 }

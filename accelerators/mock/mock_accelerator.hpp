@@ -48,7 +48,7 @@ class MockAccelerator final : public plugin::Accelerator {
   };
   struct Grant {
     std::size_t device;
-    Decimal amount;
+    Quantity amount;
   };
   struct Session {
     std::string id;
@@ -78,7 +78,7 @@ class MockAccelerator final : public plugin::Accelerator {
   MockConfig config_;
   std::vector<Slot> slots_;
   std::unordered_map<std::string, std::size_t> deviceById_;
-  std::vector<Decimal> inUse_;  // per device, over the prepared sessions
+  std::vector<Quantity> inUse_;  // per device, over the prepared sessions
   std::unordered_map<std::string, std::vector<Grant>> prepared_;
 };
 

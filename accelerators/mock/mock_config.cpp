@@ -319,7 +319,7 @@ class DeviceBuilder {
     gpu.memoryUsed = entry.bytes("memory_used");
     if (*gpu.processingUnits < 1) entry.fail("sm_count", "must be at least 1");
     if (*gpu.memory == 0) entry.fail("memory", "must be greater than 0");
-    if (Decimal::whole(100) < gpu.utilization) entry.fail("utilization", "is a percentage: at most 100");
+    if (gpu.utilization > 100) entry.fail("utilization", "is a percentage: at most 100");
     if (gpu.memoryUsed > *gpu.memory) entry.fail("memory_used", "is more than memory");
     if (!gpu.migEnabled) assignMainSlot(entry, gpu);
     return gpu;
@@ -328,12 +328,12 @@ class DeviceBuilder {
   void assignMainSlot(const TableReader& entry, MockDevice& gpu) const {
     if (config_.mode == AllocationMode::Discrete) {
       gpu.slot = config_.key + ".device";
-      gpu.capacity = Decimal::whole(1);
+      gpu.capacity = 1;
       return;
     }
     gpu.slot = config_.key + ".shares";
-    Decimal byMemory = Decimal::floorRatio(*gpu.memory, config_.unitMem);
-    Decimal byProcessors = Decimal::floorRatio(*gpu.processingUnits, config_.unitProc);
+    Quantity byMemory = Quantity::ratioFloor(*gpu.memory, config_.unitMem);
+    Quantity byProcessors = Quantity::ratioFloor(*gpu.processingUnits, config_.unitProc);
     gpu.capacity = std::min(byMemory, byProcessors);
     if (gpu.capacity < config_.quantum) {
       entry.failTable("holds " + gpu.capacity.toString() +
@@ -392,7 +392,7 @@ class DeviceBuilder {
     slice.parent = parent;
     slice.migProfile = spec.profile;
     slice.slot = config_.key + ".device:" + spec.profile + "-mig";
-    slice.capacity = Decimal::whole(1);
+    slice.capacity = 1;
     checkDeviceName(entry, "uuid", slice.id);
     claimName(entry, "uuid", slice.id);
     config_.devices.push_back(std::move(slice));
@@ -494,6 +494,13 @@ void readHealthFaults(const TableReader& faults, MockConfig& config) {
 }  // namespace
 
 std::string_view callName(Call call) { return kCallNames[static_cast<std::size_t>(call)].name; }
+
+std::optional<Quantity> parseAmount(std::string_view text) {
+  constexpr Quantity kLargest = 1'000'000'000'000'000'000;
+  Result<Quantity> amount = Quantity::parse(text);
+  if (!amount || amount->isNegative() || *amount > kLargest) return std::nullopt;  // Infinity too
+  return *amount;
+}
 
 MockConfig loadMockConfig(std::string_view configJson) {
   MockConfig config;

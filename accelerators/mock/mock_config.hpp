@@ -3,7 +3,7 @@
 // described in accelerators/mock/README.md and shown by configs/accelerator/mock-*.toml.
 #pragma once
 
-#include "decimal.hpp"
+#include <bai/slots.hpp>
 
 #include <array>
 #include <chrono>
@@ -63,8 +63,8 @@ struct MockDevice {
   std::optional<std::size_t> parent;            // a slice: index of its GPU
   std::string migProfile;                       // a slice: "1g.10gb"
   std::string slot;                             // the slot it is allocated through; empty for a MIG GPU
-  Decimal capacity;                             // in `slot`: 1, or the GPU's shares
-  Decimal utilization;                          // percent, for node_measures
+  Quantity capacity;                            // in `slot`: 1, or the GPU's shares
+  Quantity utilization;                         // percent, for node_measures
   std::uint64_t memoryUsed = 0;                 // bytes, for node_measures
   HealthFault fault;
 };
@@ -74,7 +74,7 @@ struct MockConfig {
   std::string source;  // the TOML file, or "inline config"
   AllocationMode mode = AllocationMode::Discrete;
   Strategy strategy = Strategy::Evenly;
-  Decimal quantum;
+  Quantity quantum;
   std::uint64_t unitMem = 0;
   std::int64_t unitProc = 0;
   std::vector<std::pair<std::string, std::string>> attributes;
@@ -82,6 +82,10 @@ struct MockConfig {
   std::vector<MockDevice> devices;  // the visible ones
   Faults faults;
 };
+
+// An amount as configs and sessions write it: a non-negative decimal ("0.5", "2") up to
+// 10^18, beyond any real amount, so that sums of amounts stay far from overflow.
+std::optional<Quantity> parseAmount(std::string_view text);
 
 // Reads the JSON object `create` receives: `config_file` names a TOML file, and any other
 // key is a setting given inline that replaces the file's top-level key of the same name.

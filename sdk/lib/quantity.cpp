@@ -24,7 +24,27 @@ bool isDigit(char c) { return c >= '0' && c <= '9'; }
 // the infinity sentinels so that a few sums of parsed values cannot reach them.
 constexpr int kMaxRawDigits = 37;
 
+// Rounds towards negative infinity, where `/` truncates towards zero.
+__int128 floorDivide(__int128 numerator, __int128 denominator) {
+  __int128 quotient = numerator / denominator;
+  if (numerator % denominator != 0 && (numerator < 0) != (denominator < 0)) --quotient;
+  return quotient;
+}
+
+__int128 checkedProduct(__int128 a, __int128 b, const char* operation) {
+  __int128 product;
+  if (__builtin_mul_overflow(a, b, &product)) throw std::overflow_error(std::string(operation) + " out of range");
+  return product;
+}
+
 }  // namespace
+
+Quantity Quantity::ratioFloor(__int128 numerator, __int128 denominator) {
+  if (denominator == 0) throw std::domain_error("ratioFloor() by zero");
+  const __int128 raw = floorDivide(checkedProduct(numerator, kScale, "ratioFloor()"), denominator);
+  if (raw >= kPosInf || raw <= kNegInf) throw std::overflow_error("ratioFloor() out of range");
+  return fromRaw(raw);
+}
 
 Result<Quantity> Quantity::parse(std::string_view text) {
   const std::string shown(text);
@@ -119,6 +139,11 @@ std::string Quantity::toString() const {
 __int128 Quantity::wholeUnits() const {
   if (isInfinite()) throw std::domain_error("wholeUnits() of an infinite quantity");
   return raw_ / kScale;
+}
+
+__int128 Quantity::timesFloor(__int128 amount) const {
+  if (isInfinite()) throw std::domain_error("timesFloor() of an infinite quantity");
+  return floorDivide(checkedProduct(amount, raw_, "timesFloor()"), kScale);
 }
 
 Quantity operator+(Quantity a, Quantity b) {

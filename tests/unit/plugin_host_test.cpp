@@ -1,5 +1,6 @@
 // The host against one fixture plugin per failure mode: it skips each with a clear
 // reason, keeps the good ones, and survives hangs, throws and garbage.
+#include "alloc/node_allocator.hpp"
 #include "plugin/plugin_host.hpp"
 
 #include <gtest/gtest.h>
@@ -276,6 +277,61 @@ TEST(PluginHostLeaks, ValgrindSeesThePluginsLeakAndNoneOfTheHosts) {
   EXPECT_EQ(runUnderValgrind("good", cleanLog), 0) << read(cleanLog);
   fs::remove(leakLog);
   fs::remove(cleanLog);
+}
+
+}  // namespace
+}  // namespace bai::core
+
+namespace bai::core {
+namespace {
+
+// The real cpu and mock plugins next to broken fixtures: both load, the mock resolves its
+// dynamic key, and one allocation spans them.
+TEST(PluginHostWithRealPlugins, LoadsCpuAndMockBesideBrokenOnes) {
+  const char* cpu = std::getenv("BAI_CPU_PLUGIN");
+  const char* mock = std::getenv("BAI_MOCK_PLUGIN");
+  const char* configs = std::getenv("BAI_MOCK_CONFIG_DIR");
+  if (cpu == nullptr || mock == nullptr || configs == nullptr) GTEST_SKIP() << "built without the cpu or mock plugin";
+  const fs::path dir = fs::temp_directory_path() / ("bai-real-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  fs::create_symlink(cpu, dir / "cpu.so");
+  fs::create_symlink(mock, dir / "mock.so");
+  for (const char* broken : {"garbage-json", "wrong-major", "throws"}) {
+    fs::create_symlink(fixtureDir() / (std::string(broken) + ".so"), dir / (std::string(broken) + ".so"));
+  }
+  PluginHostOptions options;
+  options.searchPath = {dir};
+  options.log = [](LogLevel, const std::string&, const std::string&) {};
+  const std::string mockConfig = R"({"config_file": ")" + std::string(configs) + R"(/mock-4xa100.toml"})";
+  options.configFor = [&](const std::string& name, const std::string&) { return name == "mock" ? mockConfig : "{}"; };
+  PluginHost host(options);
+  host.loadAll();
+  ASSERT_NE(host.find("cpu"), nullptr);
+  AcceleratorPlugin* cuda = host.find("cuda");
+  ASSERT_NE(cuda, nullptr) << "the mock's dynamic key resolves to cuda";
+  EXPECT_EQ(cuda->identity().name, "mock");
+  EXPECT_EQ(cuda->discovery().devices.size(), 4u);
+  EXPECT_EQ(host.skipped().size(), 3u);
+
+  NodeAllocator allocator;
+  for (const auto& plugin : host.plugins()) {
+    auto maps = plugin->buildMaps();
+    ASSERT_TRUE(maps.ok()) << maps.error().message;
+    for (auto& map : *maps) ASSERT_TRUE(allocator.addMap(std::move(map)).ok());
+  }
+  auto allocation = allocator.allocate({{SlotName::of("cuda.device"), 2}, {SlotName::of("cpu"), 1}});
+  ASSERT_TRUE(allocation.ok()) << allocation.error().message;
+  std::map<std::string, std::map<std::string, Quantity>> gpus;
+  for (const SlotGrants& s : *allocation) {
+    if (s.slot.str() != "cuda.device") continue;
+    for (const DeviceGrant& g : s.grants) gpus["cuda.device"][allocator.map("cuda.device")->deviceId(g.device)] = g.amount;
+  }
+  auto prepared = cuda->prepareSession("s1", gpus);
+  ASSERT_TRUE(prepared.ok()) << prepared.error().message;
+  EXPECT_EQ(std::count(prepared->env.at("BAI_MOCK_CUDA_DEVICES").begin(), prepared->env.at("BAI_MOCK_CUDA_DEVICES").end(), ','), 1);
+  EXPECT_TRUE(cuda->releaseSession("s1", gpus).ok());
+  fs::remove_all(dir);
 }
 
 }  // namespace

@@ -79,6 +79,32 @@ TEST(Quantity, ClusterWideByteSumsDoNotOverflow) {
   EXPECT_EQ(total, Quantity());
 }
 
+TEST(Quantity, RatioFloorRoundsDownToSixDigits) {
+  EXPECT_EQ(Quantity::ratioFloor(1, 3).toString(), "0.333333");
+  EXPECT_EQ(Quantity::ratioFloor(2, 3).toString(), "0.666666");
+  EXPECT_EQ(Quantity::ratioFloor(80, 8), Quantity(10));
+  EXPECT_EQ(Quantity::ratioFloor(0, 7), Quantity());
+  EXPECT_EQ(Quantity::ratioFloor(-1, 3).toString(), "-0.333334");  // floor, not truncation
+  EXPECT_EQ(Quantity::ratioFloor(1, -3).toString(), "-0.333334");
+  // 40 GiB of memory in shares of 3 GiB.
+  EXPECT_EQ(Quantity::ratioFloor(__int128{40} << 30, __int128{3} << 30).toString(), "13.333333");
+  EXPECT_EQ(Quantity::ratioFloor(UINT64_MAX, 1).toString(), "18446744073709551615");
+  EXPECT_THROW((void)Quantity::ratioFloor(1, 0), std::domain_error);
+  EXPECT_THROW((void)Quantity::ratioFloor(static_cast<__int128>(1) << 120, 1), std::overflow_error);
+}
+
+TEST(Quantity, TimesFloorGivesWholeUnits) {
+  EXPECT_EQ(q("0.5").timesFloor(std::int64_t{1} << 31), std::int64_t{1} << 30);
+  EXPECT_EQ(q("0.333333").timesFloor(3), 0);
+  EXPECT_EQ(q("1.5").timesFloor(3), 4);
+  EXPECT_EQ(q("0.25").timesFloor(1'000'000'000), 250'000'000);
+  EXPECT_EQ(Quantity(7).timesFloor(0), 0);
+  EXPECT_EQ(q("-0.5").timesFloor(3), -2);  // floor, not truncation
+  EXPECT_EQ(q("1.000001").timesFloor(UINT64_MAX), static_cast<__int128>(UINT64_MAX) + UINT64_MAX / 1'000'000);
+  EXPECT_THROW((void)Quantity::infinity().timesFloor(1), std::domain_error);
+  EXPECT_THROW((void)Quantity(INT64_MAX).timesFloor(static_cast<__int128>(1) << 100), std::overflow_error);
+}
+
 TEST(Quantity, LeavingTheRangeThrows) {
   const Quantity huge = Quantity::fromRaw((static_cast<__int128>(1) << 125) + 1);
   EXPECT_THROW((void)(huge + huge), std::overflow_error);

@@ -1,6 +1,6 @@
-// The cpu plugin's pure helpers, compiled into the test: decimals, cpuset lists, /proc parsers.
+// The cpu plugin's pure helpers, compiled into the test: JSON quantities, cpuset lists, /proc parsers.
 #include "cpu_list.hpp"
-#include "decimal.hpp"
+#include "json_quantity.hpp"
 #include "proc_stats.hpp"
 
 #include <gtest/gtest.h>
@@ -10,39 +10,34 @@ namespace {
 
 using nlohmann::json;
 
-std::string roundTrip(std::string_view text) {
-  const auto value = parseDecimal(text);
-  return value ? formatDecimal(*value) : "<invalid>";
+std::optional<std::string> fromJson(const json& value) {
+  const std::optional<Quantity> quantity = quantityFromJson(value);
+  return quantity ? std::optional(quantity->toString()) : std::nullopt;
 }
 
-TEST(CpuDecimal, ParsesAndFormatsExactly) {
-  EXPECT_EQ(roundTrip("0"), "0");
-  EXPECT_EQ(roundTrip("2"), "2");
-  EXPECT_EQ(roundTrip("1.5"), "1.5");
-  EXPECT_EQ(roundTrip("1.500000"), "1.5");
-  EXPECT_EQ(roundTrip("0.000001"), "0.000001");
-  EXPECT_EQ(roundTrip("9999999999999999999.999999"), "9999999999999999999.999999");  // beyond 2^63
-  EXPECT_EQ(parseDecimal("1.25"), Micros{1'250'000});
-}
-
-TEST(CpuDecimal, RejectsWhatIsNotAPlainDecimal) {
-  for (const char* text : {"", "-1", "+1", "1.", ".5", "1.0000001", "1e3", " 1", "1 ", "abc", "0x10", "1,5",
-                           "12345678901234567890"}) {
-    EXPECT_FALSE(parseDecimal(text).has_value()) << text;
+TEST(CpuJsonQuantity, TakesDecimalText) {
+  EXPECT_EQ(fromJson("3"), "3");
+  EXPECT_EQ(fromJson("1.500000"), "1.5");
+  EXPECT_EQ(fromJson("0.000001"), "0.000001");
+  EXPECT_EQ(fromJson("9999999999999999999.999999"), "9999999999999999999.999999");  // beyond 2^63
+  for (const char* text : {"", "-1", "-0.5", "1.0000001", "abc", " 1", "Infinity", "NaN"}) {
+    EXPECT_EQ(fromJson(text), std::nullopt) << text;
   }
 }
 
-TEST(CpuDecimal, AcceptsJsonNumbersOnlyWhenExact) {
-  EXPECT_EQ(decimalFromJson(json(2)), wholeUnits(2));
-  EXPECT_EQ(decimalFromJson(json::parse("2")), wholeUnits(2));  // parsed: unsigned
-  EXPECT_EQ(decimalFromJson(json(1.5)), Micros{1'500'000});
-  EXPECT_EQ(decimalFromJson(json(0.1)), Micros{100'000});
-  EXPECT_EQ(decimalFromJson(json("3")), wholeUnits(3));
-  EXPECT_FALSE(decimalFromJson(json(-1)).has_value());
-  EXPECT_FALSE(decimalFromJson(json(-1.5)).has_value());
-  EXPECT_FALSE(decimalFromJson(json(1e-7)).has_value());
-  EXPECT_FALSE(decimalFromJson(json(true)).has_value());
-  EXPECT_FALSE(decimalFromJson(json::object()).has_value());
+TEST(CpuJsonQuantity, AcceptsJsonNumbersOnlyWhenExact) {
+  EXPECT_EQ(fromJson(json(2)), "2");
+  EXPECT_EQ(fromJson(json::parse("2")), "2");  // parsed: unsigned
+  EXPECT_EQ(fromJson(json(UINT64_MAX)), "18446744073709551615");
+  EXPECT_EQ(fromJson(json(1.5)), "1.5");
+  EXPECT_EQ(fromJson(json(0.1)), "0.1");
+  EXPECT_EQ(fromJson(json(1e6)), "1000000");
+  EXPECT_EQ(fromJson(json(-1)), std::nullopt);
+  EXPECT_EQ(fromJson(json(-1.5)), std::nullopt);
+  EXPECT_EQ(fromJson(json(1e-7)), std::nullopt);
+  EXPECT_EQ(fromJson(json(1e20)), std::nullopt);  // past 2^53: send it as text
+  EXPECT_EQ(fromJson(json(true)), std::nullopt);
+  EXPECT_EQ(fromJson(json::object()), std::nullopt);
 }
 
 TEST(CpuList, FormatsRunsAsRanges) {

@@ -34,6 +34,11 @@ class Quantity {
   // input, garbage and more than 6 significant fractional digits (never rounds).
   static Result<Quantity> parse(std::string_view text);
 
+  // numerator / denominator rounded down to 6 fractional digits, e.g. how many shares of
+  // 2 GiB a GPU's memory holds. Throws std::domain_error when denominator is 0 and
+  // std::overflow_error when the result is out of range.
+  static Quantity ratioFloor(__int128 numerator, __int128 denominator);
+
   // Shortest exact text: "0.5", "13.5", "4", "Infinity", "-Infinity".
   std::string toString() const;
 
@@ -45,6 +50,9 @@ class Quantity {
   constexpr bool isInteger() const { return isFinite() && raw_ % kScale == 0; }
   // The integer part, truncated towards zero. Precondition: finite.
   __int128 wholeUnits() const;
+  // floor(amount * this) as a whole number, e.g. the bytes 0.5 shares of 2 GiB stand for.
+  // Throws std::domain_error when infinite, std::overflow_error past 128 bits.
+  __int128 timesFloor(__int128 amount) const;
 
   // Arithmetic on finite values is exact. Infinity absorbs finite values;
   // Infinity - Infinity has no meaning and throws std::domain_error (a programming error),
