@@ -46,9 +46,9 @@ std::map<std::string, std::string> parseQuery(const std::string& query) {
   return out;
 }
 
-Response plainError(int status, const std::string& type, const std::string& title) {
+Response plainError(int status, const std::string& type, const std::string& title, const std::string& detail) {
   return Response{status, "application/json",
-                  R"({"type":")" + type + R"(","title":")" + title + R"(","detail":""})", {}};
+                  R"({"type":")" + type + R"(","title":")" + title + R"(","detail":")" + detail + R"("})", {}};
 }
 
 template <class Stream>
@@ -81,7 +81,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
   void onRead(beast::error_code ec) {
     if (ec == bhttp::error::body_limit) {
-      return respond(plainError(413, "body-too-large", "Request body too large"), false);
+      return respond(plainError(413, "body-too-large", "Request body too large",
+                                "the limit is " + std::to_string(maxBody_) + " bytes"),
+                     false);
     }
     if (ec) return close();
     const auto& message = parser_->get();
@@ -97,8 +99,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     Response response;
     try {
       response = handler_(request);
-    } catch (const std::exception& e) {
-      response = plainError(500, "internal-error", "Internal server error");
+    } catch (const std::exception&) {
+      response = plainError(500, "internal-error", "Internal server error", "the request handler failed");
     }
     respond(std::move(response), message.keep_alive());
   }

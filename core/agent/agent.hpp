@@ -1,0 +1,94 @@
+// The agent: allocates a node's devices to sessions, prepares them through the plugins,
+// runs them through the session shim, records everything under the state dir so that a
+// restart loses nothing, and reports to the manager.
+#pragma once
+
+#include "agent/agent_config.hpp"
+#include "agent/node_inventory.hpp"
+#include "report/event_journal.hpp"
+#include "report/reporter.hpp"
+#include "runtime/cgroup_limits.hpp"
+#include "runtime/session_runner.hpp"
+
+#include <bai/protocol.hpp>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace bai::core {
+
+// Why a request failed, as the RPC answers it: an HTTP status and an ApiError.
+struct AgentError {
+  int status = 400;
+  protocol::ApiError error;
+};
+
+template <class T>
+using AgentResult = Result<T, AgentError>;
+
+class Agent {
+ public:
+  static Result<std::unique_ptr<Agent>> start(AgentSettings settings, std::string clusterToken, LogSink log);
+  ~Agent();
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  // Idempotent by session id: a retried call returns the session as it stands (created = false).
+  AgentResult<std::pair<protocol::SessionInfo, bool>> createSession(const protocol::CreateSessionRequest& request);
+  AgentResult<protocol::SessionInfo> destroySession(const std::string& id);
+  AgentResult<protocol::SessionInfo> session(const std::string& id) const;
+  std::vector<protocol::SessionInfo> sessions() const;
+  // Bytes [offset, offset + limit) of a session's stdout or stderr log.
+  AgentResult<std::string> sessionLogs(const std::string& id, const std::string& stream, std::uint64_t offset,
+                                       std::uint64_t limit) const;
+
+  std::string allocMapJson() const;
+  std::string healthJson();
+  std::string metricsText() const;
+
+  const AgentSettings& settings() const { return settings_; }
+  const std::string& clusterToken() const { return token_; }
+  const NodeInventory& inventory() const { return *inventory_; }
+  // What the heartbeat carries, and its version.
+  protocol::AgentState snapshot() const;
+  std::uint64_t digest() const { return digest_.load(); }
+
+ private:
+  struct Session {
+    protocol::CreateSessionRequest request;
+    NodeAllocation allocation;
+    protocol::SessionInfo info;
+    std::vector<std::string> preparedPlugins;  // keys whose prepare_session succeeded
+    bool destroyRequested = false;
+    bool released = false;  // allocation freed and plugins released: exactly once
+  };
+
+  Agent(AgentSettings settings, std::string token, LogSink log);
+  Result<void> recover();
+  void onExit(const std::string& id, const ExitStatus& status);
+  // Frees the allocation and releases the plugins; caller holds mutex_.
+  void releaseResources(Session& session);
+  Result<void> persist(const Session& session) const;
+  std::filesystem::path sessionDir(const std::string& id) const;
+  void recordEvent(protocol::EventKind kind, const std::string& id, std::optional<int> exitCode, std::string reason);
+  void changed() { ++digest_; }
+
+  AgentSettings settings_;
+  std::string token_;
+  LogSink log_;
+  std::unique_ptr<NodeInventory> inventory_;
+  std::unique_ptr<LimitsBackend> limits_;
+  std::unique_ptr<EventJournal> journal_;
+  std::unique_ptr<SessionRunner> runner_;
+  std::unique_ptr<Reporter> reporter_;
+
+  mutable std::mutex mutex_;
+  std::map<std::string, Session> sessions_;
+  std::atomic<std::uint64_t> digest_{1};
+  std::atomic<std::uint64_t> sessionsStarted_{0}, sessionsFailed_{0};
+};
+
+}  // namespace bai::core

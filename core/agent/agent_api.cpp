@@ -1,0 +1,92 @@
+#include "agent/agent_api.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <openssl/crypto.h>
+
+namespace bai::core {
+namespace {
+
+http::Response json(int status, std::string body) { return http::Response{status, "application/json", std::move(body), {}}; }
+
+http::Response error(int status, const std::string& type, const std::string& title, const std::string& detail) {
+  return json(status, protocol::ApiError{type, title, detail}.toJson());
+}
+
+http::Response error(const AgentError& e) { return json(e.status, e.error.toJson()); }
+
+// Compares in constant time so the token cannot be guessed byte by byte from timings.
+bool authorized(const http::Request& request, const std::string& token) {
+  const std::string header = request.header("authorization");
+  const std::string expected = "Bearer " + token;
+  return header.size() == expected.size() && CRYPTO_memcmp(header.data(), expected.data(), header.size()) == 0;
+}
+
+std::uint64_t number(const http::Request& request, const std::string& name, std::uint64_t fallback) {
+  auto it = request.query.find(name);
+  if (it == request.query.end()) return fallback;
+  try {
+    std::size_t used = 0;
+    const auto value = std::stoull(it->second, &used);
+    if (used == it->second.size()) return value;
+  } catch (const std::exception&) {
+  }
+  return UINT64_MAX;  // caught by the caller as invalid
+}
+
+}  // namespace
+
+http::Handler agentApi(Agent& agent) {
+  return [&agent](const http::Request& request) -> http::Response {
+    if (!authorized(request, agent.clusterToken())) {
+      return error(401, "unauthorized", "Missing or wrong cluster token", "send 'Authorization: Bearer <cluster token>'");
+    }
+    const std::string& path = request.path;
+    const std::string& method = request.method;
+    if (path == "/v1/sessions" && method == "POST") {
+      auto parsed = protocol::CreateSessionRequest::fromJson(request.body);
+      if (!parsed) return error(400, "invalid-request", "Invalid create-session request", parsed.error().message);
+      auto created = agent.createSession(*parsed);
+      if (!created) return error(created.error());
+      return json(created->second ? 201 : 200, created->first.toJson());
+    }
+    if (path == "/v1/sessions" && method == "GET") {
+      nlohmann::json list = nlohmann::json::array();
+      for (const auto& info : agent.sessions()) list.push_back(nlohmann::json::parse(info.toJson()));
+      return json(200, nlohmann::json{{"sessions", list}}.dump());
+    }
+    const std::string prefix = "/v1/sessions/";
+    if (path.rfind(prefix, 0) == 0) {
+      std::string id = path.substr(prefix.size());
+      const bool logs = id.size() > 5 && id.compare(id.size() - 5, 5, "/logs") == 0;
+      if (logs) id.resize(id.size() - 5);
+      if (id.empty() || id.find('/') != std::string::npos) return error(404, "not-found", "No such resource", path);
+      if (logs && method == "GET") {
+        const std::uint64_t offset = number(request, "offset", 0), limit = number(request, "limit", 1 << 20);
+        if (offset == UINT64_MAX || limit == UINT64_MAX) {
+          return error(400, "invalid-request", "Invalid log range", "offset and limit must be non-negative integers");
+        }
+        auto text = agent.sessionLogs(id, request.query.count("stream") ? request.query.at("stream") : "stdout", offset, limit);
+        if (!text) return error(text.error());
+        return http::Response{200, "text/plain; charset=utf-8", std::move(*text), {}};
+      }
+      if (!logs && method == "GET") {
+        auto info = agent.session(id);
+        return info ? json(200, info->toJson()) : error(info.error());
+      }
+      if (!logs && method == "DELETE") {
+        auto info = agent.destroySession(id);
+        return info ? json(202, info->toJson()) : error(info.error());
+      }
+      return error(405, "method-not-allowed", "Method not allowed", method + " " + path);
+    }
+    if (path == "/v1/alloc-map" && method == "GET") return json(200, agent.allocMapJson());
+    if (path == "/v1/health" && method == "GET") return json(200, agent.healthJson());
+    if (path == "/metrics" && method == "GET") {
+      return http::Response{200, "text/plain; version=0.0.4", agent.metricsText(), {}};
+    }
+    return error(404, "not-found", "No such resource", method + " " + path);
+  };
+}
+
+}  // namespace bai::core

@@ -1,0 +1,114 @@
+#include "agent/agent_config.hpp"
+
+#include <unistd.h>
+
+#include <fstream>
+
+#ifndef BAI_PLUGIN_DIR
+#define BAI_PLUGIN_DIR "/usr/local/lib/bai/accelerators"
+#endif
+#ifndef BAI_SHIM_PATH
+#define BAI_SHIM_PATH "/usr/local/bin/bai-session-shim"
+#endif
+
+namespace bai::core {
+
+using config::Key;
+using config::KeyType;
+
+const config::Schema& agentConfigSchema() {
+  static const config::Schema schema("bai-agent", {
+      {"agent.id", KeyType::String, "", "this agent's id; default: agent-<hostname>-<machine-id prefix>"},
+      {"agent.region", KeyType::String, "\"local\"", "region reported to the manager"},
+      {"agent.scaling-group", KeyType::String, "\"default\"", "scaling group this agent joins"},
+      {"agent.rpc-listen-addr", KeyType::String, "\"127.0.0.1:6001\"", "host:port of the RPC server (loopback unless configured)"},
+      {"agent.manager-url", KeyType::String, "\"http://127.0.0.1:8081\"", "the manager's base URL"},
+      {"agent.cluster-token-file", KeyType::String, "", "file (mode 0600) holding the cluster's bearer token; required"},
+      {"agent.state-dir", KeyType::String, "\"/var/lib/bai/agent\"", "allocation records, session logs and the event journal"},
+      {"agent.plugin-path", KeyType::StringList, "[\"" BAI_PLUGIN_DIR "\"]", "directories searched for accelerator plugins"},
+      {"agent.allow-plugins", KeyType::StringList, "[]", "plugin names to load; empty loads all"},
+      {"agent.block-plugins", KeyType::StringList, "[]", "plugin names never to load"},
+      {"agent.heartbeat-interval", KeyType::Seconds, "5", "seconds between heartbeats (jittered)"},
+      {"agent.plugin-call-timeout", KeyType::Seconds, "5", "deadline of each plugin call; a plugin that misses it is withdrawn"},
+      {"agent.rpc-threads", KeyType::Integer, "2", "threads serving the RPC"},
+      {"agent.tls-cert-file", KeyType::String, "", "PEM certificate: serve the RPC over HTTPS"},
+      {"agent.tls-key-file", KeyType::String, "", "PEM private key for agent.tls-cert-file"},
+      {"resource.reserved-cpu", KeyType::Integer, "0", "CPU cores kept from sessions for the system"},
+      {"resource.reserved-mem", KeyType::Size, "\"0\"", "memory kept from sessions for the system, e.g. \"1g\""},
+      {"resource.allocation-order", KeyType::StringList, "[\"cuda\", \"rocm\", \"cpu\", \"mem\"]",
+       "device names allocated first to last; others follow"},
+      {"resource.affinity-policy", KeyType::String, "\"interleaved\"", "interleaved or prefer-single-node"},
+      {"runtime.run-as", KeyType::String, "", "user sessions run as when the agent runs as root"},
+      {"runtime.shim-path", KeyType::String, "\"" BAI_SHIM_PATH "\"", "the bai-session-shim executable"},
+      {"runtime.destroy-grace", KeyType::Seconds, "10", "seconds between SIGTERM and SIGKILL on destroy"},
+      {"runtime.cgroup-root", KeyType::String, "\"/sys/fs/cgroup\"", "cgroup file system root"},
+      {"runtime.cgroup-parent", KeyType::String, "\"bai\"", "cgroup under which session cgroups are made"},
+      {"plugins.*", KeyType::Table, "", "a plugin's own settings, by plugin key or name (e.g. [plugins.mock])"},
+  });
+  return schema;
+}
+
+std::string defaultAgentId() {
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  std::string machine;
+  std::ifstream("/etc/machine-id") >> machine;
+  std::string id = std::string("agent-") + host;
+  if (!machine.empty()) id += "-" + machine.substr(0, 8);
+  return id;
+}
+
+namespace {
+
+std::chrono::milliseconds millis(double seconds) {
+  return std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000.0));
+}
+
+}  // namespace
+
+Result<AgentSettings> agentSettings(const config::Config& c) {
+  AgentSettings s;
+  s.id = c.isSet("agent.id") ? c.string("agent.id") : defaultAgentId();
+  if (s.id.empty() || s.id.size() > 128 || s.id.find_first_of(" /\\\t\n") != std::string::npos) {
+    return fail(ErrorCode::InvalidArgument, "agent.id '" + s.id + "' must be 1 to 128 characters without spaces or slashes");
+  }
+  s.region = c.string("agent.region");
+  s.scalingGroup = c.string("agent.scaling-group");
+  s.rpcListen = c.string("agent.rpc-listen-addr");
+  s.managerUrl = c.string("agent.manager-url");
+  s.clusterTokenFile = c.string("agent.cluster-token-file");
+  if (s.clusterTokenFile.empty()) {
+    return fail(ErrorCode::InvalidArgument,
+                "agent.cluster-token-file is required: the RPC and the manager link are authenticated with it");
+  }
+  s.stateDir = c.string("agent.state-dir");
+  for (const auto& dir : c.stringList("agent.plugin-path")) s.pluginPath.emplace_back(dir);
+  s.allowPlugins = c.stringList("agent.allow-plugins");
+  s.blockPlugins = c.stringList("agent.block-plugins");
+  s.heartbeatInterval = millis(c.seconds("agent.heartbeat-interval"));
+  s.pluginCallTimeout = millis(c.seconds("agent.plugin-call-timeout"));
+  if (s.pluginCallTimeout.count() <= 0) return fail(ErrorCode::InvalidArgument, "agent.plugin-call-timeout must be positive");
+  s.rpcThreads = static_cast<int>(c.integer("agent.rpc-threads"));
+  if (s.rpcThreads < 1 || s.rpcThreads > 64) return fail(ErrorCode::InvalidArgument, "agent.rpc-threads must be 1 to 64");
+  s.tlsCertificateFile = c.string("agent.tls-cert-file");
+  s.tlsKeyFile = c.string("agent.tls-key-file");
+  if (s.tlsCertificateFile.empty() != s.tlsKeyFile.empty()) {
+    return fail(ErrorCode::InvalidArgument, "agent.tls-cert-file and agent.tls-key-file go together");
+  }
+  s.reservedCpu = c.integer("resource.reserved-cpu");
+  if (s.reservedCpu < 0) return fail(ErrorCode::InvalidArgument, "resource.reserved-cpu must not be negative");
+  s.reservedMem = c.size("resource.reserved-mem");
+  s.allocationOrder = c.stringList("resource.allocation-order");
+  auto policy = parseAffinityPolicy(c.string("resource.affinity-policy"));
+  if (!policy) return fail(ErrorCode::InvalidArgument, "resource.affinity-policy: " + policy.error().message);
+  s.affinityPolicy = *policy;
+  s.runAs = c.string("runtime.run-as");
+  s.shimPath = c.string("runtime.shim-path");
+  s.destroyGrace = millis(c.seconds("runtime.destroy-grace"));
+  s.cgroupRoot = c.string("runtime.cgroup-root");
+  s.cgroupParent = c.string("runtime.cgroup-parent");
+  for (const auto& [name, table] : c.tables("plugins")) s.pluginConfigs[name] = table.dump();
+  return s;
+}
+
+}  // namespace bai::core

@@ -1,0 +1,55 @@
+// bai-agent's configuration: every key declared once (agent.toml, --print-config-reference).
+#pragma once
+
+#include "alloc/affinity.hpp"
+#include "config_schema.hpp"
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace bai::core {
+
+const config::Schema& agentConfigSchema();
+
+// The typed settings the agent runs with, read from a validated Config.
+struct AgentSettings {
+  std::string id;
+  std::string region;
+  std::string scalingGroup;
+  std::string rpcListen;
+  std::string managerUrl;
+  std::filesystem::path clusterTokenFile;
+  std::filesystem::path stateDir;
+  std::vector<std::filesystem::path> pluginPath;
+  std::vector<std::string> allowPlugins, blockPlugins;
+  std::chrono::milliseconds heartbeatInterval{5000};
+  std::chrono::milliseconds pluginCallTimeout{5000};
+  int rpcThreads = 2;
+  std::string tlsCertificateFile, tlsKeyFile;
+
+  std::int64_t reservedCpu = 0;
+  std::uint64_t reservedMem = 0;
+  std::vector<std::string> allocationOrder;
+  AffinityPolicy affinityPolicy = AffinityPolicy::Interleaved;
+
+  std::string runAs;
+  std::filesystem::path shimPath;
+  std::chrono::milliseconds destroyGrace{10000};
+  std::filesystem::path cgroupRoot;
+  std::string cgroupParent;
+
+  std::map<std::string, std::string> pluginConfigs;  // plugin key or name -> its table as JSON
+};
+
+// Validates cross-key rules (an id, a token file, a known policy) and fills derived values.
+Result<AgentSettings> agentSettings(const config::Config& config);
+
+// A stable id for this machine when none is configured: "agent-" + hostname + the first
+// 8 characters of /etc/machine-id.
+std::string defaultAgentId();
+
+}  // namespace bai::core

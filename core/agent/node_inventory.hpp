@@ -1,0 +1,53 @@
+// What this node offers: the loaded plugins, one allocation map per slot, the exclusive
+// slot sets, and the system reservation taken out of the maps before any session.
+#pragma once
+
+#include "agent/agent_config.hpp"
+#include "alloc/node_allocator.hpp"
+#include "plugin/plugin_host.hpp"
+
+#include <bai/protocol.hpp>
+
+#include <map>
+#include <memory>
+#include <string>
+
+namespace bai::core {
+
+class NodeInventory {
+ public:
+  // Loads plugins, builds the maps, takes the reservation; a reservation larger than
+  // the node is an error naming the slot and both amounts.
+  static Result<std::unique_ptr<NodeInventory>> build(const AgentSettings& settings, LogSink log);
+
+  PluginHost& host() { return *host_; }
+  NodeAllocator& allocator() { return allocator_; }
+  const NodeAllocator& allocator() const { return allocator_; }
+  const std::map<std::string, SlotType>& slotTypes() const { return slotTypes_; }
+  // The plugin that offers `slot`, or nullptr.
+  AcceleratorPlugin* ownerOf(const std::string& slot) const;
+
+  // Capacity offered to sessions: the maps' capacity minus the reservation.
+  ResourceSlot available() const;
+  ResourceSlot occupied() const;  // held by sessions (without the reservation)
+  const NodeAllocation& reservation() const { return reservation_; }
+
+  // NodeAllocation <-> slot -> device id -> amount, for records and plugins.
+  protocol::DeviceAllocation describe(const NodeAllocation& allocation) const;
+  Result<NodeAllocation> resolve(const protocol::DeviceAllocation& allocation) const;
+
+  // A table of plugins, devices and slots for the start-up log.
+  std::string summary() const;
+
+ private:
+  NodeInventory() = default;
+
+  std::unique_ptr<PluginHost> host_;
+  NodeAllocator allocator_;
+  std::map<std::string, SlotType> slotTypes_;
+  std::map<std::string, AcceleratorPlugin*> owners_;
+  NodeAllocation reservation_;
+  ResourceSlot reserved_;
+};
+
+}  // namespace bai::core

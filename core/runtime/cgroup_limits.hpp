@@ -1,0 +1,46 @@
+// Session limits (CPU set, NUMA memory nodes, memory size) behind one interface, with
+// cgroup v2, cgroup v1 and advisory back ends. The agent picks one at start with
+// detectLimitsBackend() and prints its one-line reason.
+#pragma once
+
+#include "bai/result.hpp"
+#include "log.hpp"
+#include "runtime/cgroup_fs.hpp"
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace bai::core {
+
+struct SessionLimits {
+  std::vector<int> cpus;  // empty: the parent's CPUs
+  std::vector<int> mems;  // NUMA nodes; empty: the parent's
+  std::optional<std::uint64_t> memoryBytes;
+};
+
+class LimitsBackend {
+ public:
+  virtual ~LimitsBackend() = default;
+  // Creates the session's cgroups and applies the limits; returns the cgroup.procs files
+  // the command must join (RunSpec::cgroupProcs). Calling it again for a session reuses them.
+  virtual Result<std::vector<std::filesystem::path>> prepare(const std::string& sessionId,
+                                                             const SessionLimits& limits) = 0;
+  // Kills what is left in the session's cgroups and removes them; an unknown session is fine.
+  virtual Result<void> release(const std::string& sessionId) = 0;
+  virtual std::string describe() const = 0;
+  virtual bool enforcing() const = 0;
+};
+
+// v2 when <root>/cgroup.controllers lists cpuset and memory and <root>/<parent> (or <root>)
+// is writable; else v1 when <root>/memory and <root>/cpuset are; else advisory. Logs which
+// and why in one line. Fails only for a malformed `parent` (a relative path without "..").
+Result<std::unique_ptr<LimitsBackend>> detectLimitsBackend(std::filesystem::path cgroupRoot = "/sys/fs/cgroup",
+                                                           std::string parent = "bai",
+                                                           LogSink log = stderrLogSink(),
+                                                           std::shared_ptr<CgroupFs> fs = kernelCgroupFs());
+
+}  // namespace bai::core

@@ -1,0 +1,189 @@
+#include "runtime/session_files.hpp"
+
+#include <charconv>
+#include <nlohmann/json.hpp>
+#include <sched.h>
+
+namespace bai::core::session_files {
+namespace {
+
+using nlohmann::json;
+
+Result<json> parseObject(std::string_view text, const char* file) {
+  json document = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (document.is_discarded()) return fail(ErrorCode::InvalidArgument, std::string(file) + ": not valid JSON");
+  if (!document.is_object()) return fail(ErrorCode::InvalidArgument, std::string(file) + ": not a JSON object");
+  return document;
+}
+
+Failure<Error> badField(const char* field, const char* expected) {
+  return fail(ErrorCode::InvalidArgument, std::string("spec.json: '") + field + "' must be " + expected);
+}
+
+bool isStringArray(const json& value) {
+  if (!value.is_array()) return false;
+  for (const json& item : value) {
+    if (!item.is_string()) return false;
+  }
+  return true;
+}
+
+bool isNonNegativeInteger(const json& value, std::int64_t max) {
+  return value.is_number_integer() && value.get<std::int64_t>() >= 0 && value.get<std::int64_t>() <= max;
+}
+
+Result<void> readCommand(const json& spec, ShimSpec& out) {
+  auto found = spec.find("command");
+  if (found == spec.end() || !isStringArray(*found) || found->empty()) {
+    return badField("command", "a non-empty array of strings");
+  }
+  out.command = found->get<std::vector<std::string>>();
+  if (out.command[0].empty()) return badField("command", "an array whose first string is not empty");
+  return {};
+}
+
+Result<void> readEnv(const json& spec, ShimSpec& out) {
+  auto found = spec.find("env");
+  if (found == spec.end() || !found->is_object()) return badField("env", "an object of strings");
+  for (const auto& [key, value] : found->items()) {
+    if (!value.is_string() || key.empty() || key.find('=') != std::string::npos) {
+      return badField("env", "an object of strings whose names are not empty and hold no '='");
+    }
+    out.env[key] = value.get<std::string>();
+  }
+  return {};
+}
+
+Result<void> readOptionalFields(const json& spec, ShimSpec& out) {
+  if (auto cwd = spec.find("cwd"); cwd != spec.end()) {
+    if (!cwd->is_string() || cwd->get<std::string>().empty()) return badField("cwd", "a non-empty string");
+    out.cwd = cwd->get<std::string>();
+  }
+  if (auto cpus = spec.find("cpus"); cpus != spec.end()) {
+    if (!cpus->is_array()) return badField("cpus", "an array of CPU numbers");
+    for (const json& cpu : *cpus) {
+      if (!isNonNegativeInteger(cpu, CPU_SETSIZE - 1)) return badField("cpus", "an array of CPU numbers");
+      out.cpus.push_back(cpu.get<int>());
+    }
+  }
+  if (auto procs = spec.find("cgroup_procs"); procs != spec.end()) {
+    if (!isStringArray(*procs)) return badField("cgroup_procs", "an array of paths");
+    for (const json& file : *procs) out.cgroupProcs.emplace_back(file.get<std::string>());
+  }
+  if (auto runAs = spec.find("run_as"); runAs != spec.end()) {
+    constexpr std::int64_t kMaxId = 0xfffffffe;  // (uid_t)-1 means "unchanged" to setuid
+    if (!runAs->is_object() || !isNonNegativeInteger(runAs->value("uid", json()), kMaxId) ||
+        !isNonNegativeInteger(runAs->value("gid", json()), kMaxId)) {
+      return badField("run_as", "an object with integer 'uid' and 'gid'");
+    }
+    out.runAs = std::make_pair(runAs->at("uid").get<uid_t>(), runAs->at("gid").get<gid_t>());
+  }
+  return {};
+}
+
+Result<void> readLogPaths(const json& spec, ShimSpec& out) {
+  for (auto [field, target] : {std::pair{"stdout", &out.stdoutPath}, std::pair{"stderr", &out.stderrPath}}) {
+    auto found = spec.find(field);
+    if (found == spec.end() || !found->is_string() || found->get<std::string>().empty()) {
+      return badField(field, "a file path");
+    }
+    *target = found->get<std::string>();
+  }
+  return {};
+}
+
+bool isPositivePid(const json& value) {
+  constexpr std::int64_t kMaxPid = 1 << 22;  // PID_MAX_LIMIT on 64-bit Linux
+  return value.is_number_integer() && value.get<std::int64_t>() > 0 && value.get<std::int64_t>() <= kMaxPid;
+}
+
+template <class Number>
+bool parseNumber(std::string_view text, Number& out) {
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return error == std::errc() && end == text.data() + text.size();
+}
+
+}  // namespace
+
+std::string renderShimSpec(const ShimSpec& spec) {
+  json document = {{"command", spec.command}, {"env", spec.env},
+                   {"stdout", spec.stdoutPath.string()}, {"stderr", spec.stderrPath.string()}};
+  if (spec.cwd) document["cwd"] = spec.cwd->string();
+  if (!spec.cpus.empty()) document["cpus"] = spec.cpus;
+  if (!spec.cgroupProcs.empty()) {
+    json files = json::array();
+    for (const auto& file : spec.cgroupProcs) files.push_back(file.string());
+    document["cgroup_procs"] = std::move(files);
+  }
+  if (spec.runAs) document["run_as"] = {{"uid", spec.runAs->first}, {"gid", spec.runAs->second}};
+  return document.dump() + "\n";
+}
+
+Result<ShimSpec> parseShimSpec(std::string_view text) {
+  Result<json> document = parseObject(text, kSpec);
+  if (!document.ok()) return Failure{document.error()};
+  ShimSpec spec;
+  for (auto read : {readCommand, readEnv, readOptionalFields, readLogPaths}) {
+    if (Result<void> field = read(*document, spec); !field.ok()) return Failure{field.error()};
+  }
+  return spec;
+}
+
+std::string renderCommandIds(const CommandIds& ids) {
+  return std::to_string(ids.pid) + " " + std::to_string(ids.pgid) + "\n";
+}
+
+Result<CommandIds> parseCommandIds(std::string_view text) {
+  if (!text.empty() && text.back() == '\n') text.remove_suffix(1);
+  std::size_t space = text.find(' ');
+  CommandIds ids;
+  if (space == std::string_view::npos || !parseNumber(text.substr(0, space), ids.pid) ||
+      !parseNumber(text.substr(space + 1), ids.pgid) || ids.pid <= 0 || ids.pgid <= 0) {
+    return fail(ErrorCode::InvalidArgument, std::string(kCommandIds) + ": expected \"PID PGID\"");
+  }
+  return ids;
+}
+
+std::string renderRecordedExit(const RecordedExit& exit) {
+  json document = {{"exit_code", exit.exitCode}, {"ended_at_ms", exit.endedAtMillis}};
+  if (exit.signal) document["signal"] = *exit.signal;
+  if (!exit.error.empty()) document["error"] = exit.error;
+  return document.dump() + "\n";
+}
+
+Result<RecordedExit> parseRecordedExit(std::string_view text) {
+  Result<json> document = parseObject(text, kExit);
+  if (!document.ok()) return Failure{document.error()};
+  const json& record = *document;
+  RecordedExit exit;
+  json code = record.value("exit_code", json());
+  json ended = record.value("ended_at_ms", json());
+  json signal = record.value("signal", json());
+  json error = record.value("error", json(""));
+  if (!code.is_number_integer() || !ended.is_number_integer() || !(signal.is_null() || signal.is_number_integer()) ||
+      !error.is_string()) {
+    return fail(ErrorCode::InvalidArgument, std::string(kExit) + ": unexpected fields");
+  }
+  exit.exitCode = code.get<int>();
+  exit.endedAtMillis = ended.get<std::int64_t>();
+  if (signal.is_number_integer()) exit.signal = signal.get<int>();
+  exit.error = error.get<std::string>();
+  return exit;
+}
+
+std::string renderShimIdentity(const ShimIdentity& identity) {
+  return json{{"pid", identity.pid}, {"start_time", identity.startTime}}.dump() + "\n";
+}
+
+Result<ShimIdentity> parseShimIdentity(std::string_view text) {
+  Result<json> document = parseObject(text, kShimIdentity);
+  if (!document.ok()) return Failure{document.error()};
+  json pid = document->value("pid", json());
+  json startTime = document->value("start_time", json());
+  if (!isPositivePid(pid) || !startTime.is_number_unsigned()) {
+    return fail(ErrorCode::InvalidArgument, std::string(kShimIdentity) + ": expected integer 'pid' and 'start_time'");
+  }
+  return ShimIdentity{pid.get<pid_t>(), startTime.get<std::uint64_t>()};
+}
+
+}  // namespace bai::core::session_files

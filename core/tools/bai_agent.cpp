@@ -1,0 +1,103 @@
+// bai-agent: serves one compute node. Loads accelerator plugins, allocates devices to
+// sessions, runs them, and reports to the manager. systemd-friendly: logs to stderr,
+// READY=1 once serving, clean stop on SIGTERM (sessions keep running for the next start).
+#include "agent/agent.hpp"
+#include "agent/agent_api.hpp"
+#include "http_server.hpp"
+#include "report/manager_client.hpp"
+#include "runtime/atomic_file.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <systemd/sd-daemon.h>
+
+#include <csignal>
+#include <iostream>
+
+int main(int argc, char** argv) {
+  using namespace bai::core;
+  CLI::App app{"bai-agent: allocates this node's devices to sessions and runs them"};
+  std::string configFile, readyFile;
+  std::map<std::string, std::string> flags;
+  bool printReference = false;
+  app.add_option("--config", configFile, "agent.toml")->check(CLI::ExistingFile);
+  app.add_flag("--print-config-reference", printReference, "print every config key with its type, default and meaning");
+  app.add_option("--id", flags["agent.id"], "overrides agent.id");
+  app.add_option("--rpc-listen", flags["agent.rpc-listen-addr"], "overrides agent.rpc-listen-addr (host:port)");
+  app.add_option("--manager-url", flags["agent.manager-url"], "overrides agent.manager-url");
+  app.add_option("--state-dir", flags["agent.state-dir"], "overrides agent.state-dir");
+  app.add_option("--plugin-path", flags["agent.plugin-path"], "overrides agent.plugin-path (comma-separated)");
+  app.add_option("--cluster-token-file", flags["agent.cluster-token-file"], "overrides agent.cluster-token-file");
+  app.add_option("--ready-file", readyFile, "write host:port here once the RPC serves (for scripts and tests)");
+  CLI11_PARSE(app, argc, argv);
+
+  if (printReference) {
+    std::cout << agentConfigSchema().reference();
+    return 0;
+  }
+  const LogSink log = stderrLogSink();
+  auto config = configFile.empty() ? bai::Result<bai::config::Config>(agentConfigSchema().defaults())
+                                   : agentConfigSchema().load(configFile);
+  if (!config) {
+    std::cerr << "bai-agent: " << config.error().message << "\n";
+    return 2;
+  }
+  for (const auto& [path, value] : flags) {
+    if (value.empty()) continue;
+    if (auto set = config->override(path, value); !set) {
+      std::cerr << "bai-agent: " << set.error().message << "\n";
+      return 2;
+    }
+  }
+  auto settings = agentSettings(*config);
+  if (!settings) {
+    std::cerr << "bai-agent: " << settings.error().message << "\n";
+    return 2;
+  }
+  auto token = readClusterToken(settings->clusterTokenFile);
+  if (!token) {
+    std::cerr << "bai-agent: " << token.error().message << "\n";
+    return 2;
+  }
+  auto listen = bai::http::splitHostPort(settings->rpcListen);
+  if (!listen) {
+    std::cerr << "bai-agent: agent.rpc-listen-addr: " << listen.error().message << "\n";
+    return 2;
+  }
+
+  // Signals are taken by sigwait below; block them before any thread starts.
+  sigset_t stopSignals;
+  sigemptyset(&stopSignals);
+  sigaddset(&stopSignals, SIGTERM);
+  sigaddset(&stopSignals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stopSignals, nullptr);
+
+  auto agent = Agent::start(*settings, *token, log);
+  if (!agent) {
+    std::cerr << "bai-agent: " << agent.error().message << "\n";
+    return 1;
+  }
+  bai::http::Server server({listen->first, listen->second, settings->rpcThreads, 1 << 20, settings->tlsCertificateFile,
+                            settings->tlsKeyFile},
+                           agentApi(**agent));
+  if (auto started = server.start(); !started) {
+    std::cerr << "bai-agent: " << started.error().message << "\n";
+    return 1;
+  }
+  const std::string address = listen->first + ":" + std::to_string(server.port());
+  log(LogLevel::Info, "agent", "agent " + settings->id + " serving RPC on " +
+                                   (settings->tlsCertificateFile.empty() ? "http://" : "https://") + address);
+  if (!readyFile.empty()) {
+    if (auto written = writeFileAtomically(readyFile, address + "\n"); !written) {
+      log(LogLevel::Error, "agent", "ready file: " + written.error().message);
+    }
+  }
+  sd_notify(0, "READY=1");
+  int signal = 0;
+  sigwait(&stopSignals, &signal);
+  sd_notify(0, "STOPPING=1");
+  log(LogLevel::Info, "agent", std::string("stopping on ") + strsignal(signal) + "; sessions keep running");
+  server.stop();
+  agent->reset();
+  return 0;
+}

@@ -1,0 +1,284 @@
+// bai-session-shim SESSION_DIR
+//
+// Runs one session's command for the agent. The agent is multithreaded, and work between
+// fork and exec there (malloc, hwloc) can deadlock; this single-threaded helper does it
+// instead: it reads SESSION_DIR/spec.json, forks the command into a new process group,
+// joins the session's cgroups, sets CPU affinity, drops privileges, redirects output,
+// execs with exactly the given environment, and records the outcome atomically in
+// SESSION_DIR/exit.json, so that an agent restarted meanwhile still learns it.
+//
+// Exit status: 0 when exit.json was written; 2 when the spec is unusable; 1 when the
+// shim itself failed (fork, writing its records). The reason is one line on stderr.
+#include "runtime/atomic_file.hpp"
+#include "runtime/session_files.hpp"
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <fcntl.h>
+#include <grp.h>
+#include <sched.h>
+#include <string>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <vector>
+
+extern char** environ;
+
+namespace {
+
+using bai::Result;
+using bai::core::describeErrno;
+namespace files = bai::core::session_files;
+
+constexpr int kExitSpecUnusable = 2;
+constexpr int kExitShimFailed = 1;
+// Shell conventions: 127 "not found"; 126 "found but could not be run" (and setup failures).
+constexpr int kCommandNotFound = 127;
+constexpr int kCommandNotRunnable = 126;
+
+[[noreturn]] void die(int status, const std::string& reason) {
+  std::fprintf(stderr, "bai-session-shim: %s\n", reason.c_str());
+  std::exit(status);
+}
+
+// What the command child needs, built before fork so the child only makes system calls.
+struct PreparedCommand {
+  std::vector<std::string> envEntries;  // "NAME=value"
+  std::vector<char*> argv;
+  std::vector<char*> envp;
+  cpu_set_t cpus;
+  bool setAffinity = false;
+  int stdinFd = -1;
+  int stdoutFd = -1;
+  int stderrFd = -1;
+};
+
+int openLog(const std::filesystem::path& file) {
+  int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  if (fd < 0) die(kExitSpecUnusable, describeErrno("opening log " + file.string(), errno));
+  return fd;
+}
+
+void checkRunAs(const files::ShimSpec& spec) {
+  if (!spec.runAs || ::geteuid() == 0) return;
+  if (spec.runAs->first != ::getuid() || spec.runAs->second != ::getgid()) {
+    die(kExitSpecUnusable, "spec.json: 'run_as' needs the shim to run as root");
+  }
+}
+
+PreparedCommand prepare(files::ShimSpec& spec, const std::filesystem::path& sessionDir) {
+  PreparedCommand prepared;
+  for (std::string& arg : spec.command) prepared.argv.push_back(arg.data());
+  prepared.argv.push_back(nullptr);
+  for (const auto& [name, value] : spec.env) prepared.envEntries.push_back(name + "=" + value);
+  for (std::string& entry : prepared.envEntries) prepared.envp.push_back(entry.data());
+  prepared.envp.push_back(nullptr);
+  CPU_ZERO(&prepared.cpus);
+  for (int cpu : spec.cpus) CPU_SET(cpu, &prepared.cpus);
+  prepared.setAffinity = !spec.cpus.empty();
+  prepared.stdinFd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (prepared.stdinFd < 0) die(kExitShimFailed, describeErrno("opening /dev/null", errno));
+  prepared.stdoutFd = openLog(sessionDir / spec.stdoutPath);  // an absolute path replaces sessionDir
+  prepared.stderrFd = openLog(sessionDir / spec.stderrPath);
+  if (spec.runAs) {
+    // The logs are the session's output: its user may reopen them (e.g. /dev/stderr).
+    for (int fd : {prepared.stdoutFd, prepared.stderrFd}) {
+      if (::fchown(fd, spec.runAs->first, spec.runAs->second) != 0) {
+        die(kExitShimFailed, describeErrno("giving the logs to the run-as user", errno));
+      }
+    }
+  }
+  return prepared;
+}
+
+// In the command child: report why the command could not start (to its stderr log and,
+// through the status pipe, to the shim for exit.json) and exit with `status`.
+[[noreturn]] void failStart(int statusPipe, int status, const std::string& reason) {
+  std::string line = "bai-session-shim: " + reason + "\n";
+  (void)!::write(STDERR_FILENO, line.data(), line.size());
+  (void)!::write(statusPipe, reason.data(), reason.size());
+  ::_exit(status);
+}
+
+void joinCgroups(const files::ShimSpec& spec, int statusPipe) {
+  std::string pid = std::to_string(::getpid());
+  for (const auto& procs : spec.cgroupProcs) {
+    int fd = ::open(procs.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || ::write(fd, pid.data(), pid.size()) != static_cast<ssize_t>(pid.size())) {
+      failStart(statusPipe, kCommandNotRunnable, describeErrno("joining cgroup " + procs.string(), errno));
+    }
+    ::close(fd);
+  }
+}
+
+void dropPrivileges(const files::ShimSpec& spec, int statusPipe) {
+  if (!spec.runAs || ::geteuid() != 0) return;
+  auto [uid, gid] = *spec.runAs;
+  if (::setgroups(0, nullptr) != 0) failStart(statusPipe, kCommandNotRunnable, describeErrno("setgroups", errno));
+  if (::setgid(gid) != 0) failStart(statusPipe, kCommandNotRunnable, describeErrno("setgid", errno));
+  if (::setuid(uid) != 0) failStart(statusPipe, kCommandNotRunnable, describeErrno("setuid", errno));
+}
+
+// Dispositions first, then the mask: a pending SIGTERM then takes its default action.
+void resetSignals() {
+  for (int signal = 1; signal < NSIG; ++signal) ::signal(signal, SIG_DFL);  // fails harmlessly for KILL/STOP
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
+[[noreturn]] void runCommand(const files::ShimSpec& spec, const PreparedCommand& prepared, int statusPipe) {
+  // Its own group, so that the agent signals the whole session without hitting the shim.
+  if (::setpgid(0, 0) != 0) failStart(statusPipe, kCommandNotRunnable, describeErrno("setpgid", errno));
+  if (::dup2(prepared.stdinFd, STDIN_FILENO) < 0 || ::dup2(prepared.stdoutFd, STDOUT_FILENO) < 0 ||
+      ::dup2(prepared.stderrFd, STDERR_FILENO) < 0) {
+    failStart(statusPipe, kCommandNotRunnable, describeErrno("redirecting output", errno));
+  }
+  joinCgroups(spec, statusPipe);
+  if (prepared.setAffinity && ::sched_setaffinity(0, sizeof prepared.cpus, &prepared.cpus) != 0) {
+    failStart(statusPipe, kCommandNotRunnable, describeErrno("setting CPU affinity", errno));
+  }
+  dropPrivileges(spec, statusPipe);
+  if (spec.cwd && ::chdir(spec.cwd->c_str()) != 0) {
+    failStart(statusPipe, kCommandNotRunnable, describeErrno("entering " + spec.cwd->string(), errno));
+  }
+  resetSignals();
+  // execvpe() would search the shim's PATH; with environ replaced, execvp searches the
+  // command's own PATH and passes exactly the given environment.
+  environ = const_cast<char**>(prepared.envp.data());
+  ::execvp(prepared.argv[0], prepared.argv.data());
+  int error = errno;
+  failStart(statusPipe, error == ENOENT || error == ENOTDIR ? kCommandNotFound : kCommandNotRunnable,
+            describeErrno("cannot run '" + spec.command[0] + "'", error));
+}
+
+// Until exec succeeds the pipe stays open; a failed start writes its reason, then closes it.
+std::string readStartError(int statusPipe) {
+  std::string reason;
+  char buffer[512];
+  for (;;) {
+    ssize_t got = ::read(statusPipe, buffer, sizeof buffer);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) break;
+    reason.append(buffer, static_cast<std::size_t>(got));
+  }
+  ::close(statusPipe);
+  return reason;
+}
+
+// As a child subreaper the shim inherits the session's orphans: reap them as they die,
+// so that none lingers as a zombie, until the command itself exits.
+int waitForCommand(pid_t command) {
+  for (;;) {
+    int status = 0;
+    pid_t reaped = ::waitpid(-1, &status, 0);
+    if (reaped == command) return status;
+    if (reaped < 0 && errno != EINTR) die(kExitShimFailed, describeErrno("waitpid", errno));
+  }
+}
+
+std::vector<pid_t> readChildren(bool& readable) {
+  Result<std::string> text =
+      bai::core::readWholeFile("/proc/self/task/" + std::to_string(::getpid()) + "/children");
+  readable = text.ok();
+  std::vector<pid_t> children;
+  if (!readable) return children;
+  const char* cursor = text->c_str();
+  char* end = nullptr;
+  for (long pid = std::strtol(cursor, &end, 10); end != cursor; pid = std::strtol(cursor, &end, 10)) {
+    children.push_back(static_cast<pid_t>(pid));
+    cursor = end;
+  }
+  return children;
+}
+
+// The session ends with its command (as a container ends with its first process): what
+// is left of its group, and any orphan that moved to another group, is killed and reaped.
+void killLeftovers(pid_t group) {
+  ::kill(-group, SIGKILL);
+  for (;;) {
+    bool readable = false;
+    std::vector<pid_t> children = readChildren(readable);
+    if (!readable) break;
+    if (children.empty()) return;
+    for (pid_t child : children) ::kill(child, SIGKILL);
+    while (::waitpid(-1, nullptr, 0) < 0 && errno == EINTR) {
+    }
+  }
+  while (::waitpid(-1, nullptr, WNOHANG) > 0) {  // without /proc children lists: reap what is dead
+  }
+}
+
+files::RecordedExit describeStatus(int status, std::string startError) {
+  files::RecordedExit exit;
+  exit.endedAtMillis = bai::core::wallClockMillis();
+  if (WIFSIGNALED(status)) {
+    exit.signal = WTERMSIG(status);
+    exit.exitCode = 128 + WTERMSIG(status);
+  } else {
+    exit.exitCode = WEXITSTATUS(status);
+  }
+  exit.error = std::move(startError);
+  return exit;
+}
+
+// Blocked rather than ignored: the command child inherits the mask, so a SIGTERM sent to
+// its group before it has restored the default dispositions stays pending, and is
+// delivered (not lost) when resetSignals() unblocks it.
+void blockTerminationSignals() {
+  sigset_t termination;
+  sigemptyset(&termination);
+  for (int signal : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&termination, signal);
+  ::sigprocmask(SIG_BLOCK, &termination, nullptr);
+  ::signal(SIGCHLD, SIG_DFL);  // an inherited SIG_IGN would make the kernel reap the command
+}
+
+files::ShimSpec readSpec(const std::filesystem::path& sessionDir) {
+  Result<std::string> text = bai::core::readWholeFile(sessionDir / files::kSpec);
+  if (!text.ok()) die(kExitSpecUnusable, "cannot read spec: " + text.error().message);
+  Result<files::ShimSpec> spec = files::parseShimSpec(*text);
+  if (!spec.ok()) die(kExitSpecUnusable, spec.error().message);
+  return std::move(spec).value();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) die(kExitSpecUnusable, "usage: bai-session-shim SESSION_DIR");
+  const std::filesystem::path sessionDir = argv[1];
+  blockTerminationSignals();
+  files::ShimSpec spec = readSpec(sessionDir);
+  checkRunAs(spec);
+  PreparedCommand prepared = prepare(spec, sessionDir);
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) die(kExitShimFailed, describeErrno("PR_SET_CHILD_SUBREAPER", errno));
+
+  int statusPipe[2];
+  if (::pipe2(statusPipe, O_CLOEXEC) != 0) die(kExitShimFailed, describeErrno("pipe2", errno));
+  pid_t command = ::fork();
+  if (command < 0) die(kExitShimFailed, describeErrno("fork", errno));
+  if (command == 0) {
+    ::close(statusPipe[0]);
+    runCommand(spec, prepared, statusPipe[1]);
+  }
+  ::close(statusPipe[1]);
+  // Also set here, so that the group exists before command.pid names it.
+  ::setpgid(command, command);
+  Result<void> ids = bai::core::writeFileAtomically(sessionDir / files::kCommandIds,
+                                                    files::renderCommandIds({command, command}));
+  if (!ids.ok()) {
+    ::kill(-command, SIGKILL);  // unrecorded, the agent could never stop it
+    die(kExitShimFailed, ids.error().message);
+  }
+  for (int fd : {prepared.stdinFd, prepared.stdoutFd, prepared.stderrFd}) ::close(fd);
+  std::string startError = readStartError(statusPipe[0]);
+  int status = waitForCommand(command);
+  files::RecordedExit exit = describeStatus(status, std::move(startError));
+  killLeftovers(command);
+  Result<void> recorded = bai::core::writeFileAtomically(sessionDir / files::kExit, files::renderRecordedExit(exit));
+  if (!recorded.ok()) die(kExitShimFailed, recorded.error().message);
+  return 0;
+}

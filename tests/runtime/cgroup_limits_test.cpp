@@ -1,0 +1,329 @@
+// The limits back ends against a fake cgroupfs (v2, v1 hybrid, nothing usable), and once
+// against the machine's real /sys/fs/cgroup where it is writable.
+#include "fake_cgroupfs.hpp"
+#include "runtime_test_support.hpp"
+
+#include "runtime/cgroup_limits.hpp"
+
+#include <csignal>
+#include <spawn.h>
+#include <sys/wait.h>
+
+extern char** environ;
+
+namespace bai::test {
+namespace {
+
+namespace fs = std::filesystem;
+using core::LimitsBackend;
+using core::SessionLimits;
+
+constexpr std::uint64_t kOneGiB = std::uint64_t{1} << 30;
+
+std::string trimmed(const fs::path& file) {
+  std::string text = readText(file);
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  return text;
+}
+
+// A real process to put in a fake cgroup, so that release has something to kill.
+class Sleeper {
+ public:
+  Sleeper() {
+    char sleep[] = "sleep";
+    char seconds[] = "100";
+    char* argv[] = {sleep, seconds, nullptr};
+    if (::posix_spawnp(&pid_, "sleep", nullptr, nullptr, argv, environ) != 0) pid_ = 0;
+  }
+  ~Sleeper() {
+    if (pid_ > 0 && !reaped_) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  Sleeper(const Sleeper&) = delete;
+  Sleeper& operator=(const Sleeper&) = delete;
+
+  pid_t pid() const { return pid_; }
+  // The signal that ended it, waiting at most a few seconds; 0 when it is still alive.
+  int endedBy() {
+    int status = 0;
+    bool ended = waitUntil([&] { return ::waitpid(pid_, &status, WNOHANG) == pid_; }, std::chrono::seconds(5));
+    reaped_ = ended;
+    return ended && WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+  }
+
+ private:
+  pid_t pid_ = 0;
+  bool reaped_ = false;
+};
+
+class LimitsTest : public ::testing::Test {
+ protected:
+  fs::path root() const { return temp_.path() / "cgroup"; }
+
+  std::unique_ptr<LimitsBackend> detect(FakeCgroupFs::Options options = {}, std::string parent = "bai") {
+    fake_ = std::make_shared<FakeCgroupFs>(root(), options);
+    for (const fs::path& dir : readOnly_) fake_->makeReadOnly(dir);
+    auto log = [this](core::LogLevel level, const std::string&, const std::string& message) {
+      logLines_.push_back(std::string(core::logLevelName(level)) + " " + message);
+    };
+    Result<std::unique_ptr<LimitsBackend>> backend = core::detectLimitsBackend(root(), std::move(parent), log, fake_);
+    EXPECT_TRUE(backend.ok());
+    EXPECT_EQ(logLines_.size(), 1u) << "detection says once which back end and why";
+    return backend.ok() ? std::move(backend).value() : nullptr;
+  }
+
+  bool wrote(const fs::path& file, const std::string& value) const {
+    for (const auto& [path, written] : fake_->writes()) {
+      if (path == file && written == value) return true;
+    }
+    return false;
+  }
+
+  TempDir temp_;
+  std::shared_ptr<FakeCgroupFs> fake_;
+  std::vector<fs::path> readOnly_;
+  std::vector<std::string> logLines_;
+};
+
+TEST_F(LimitsTest, V2IsChosenWhenItOffersCpusetAndMemory) {
+  FakeCgroupFs::buildV2Root(root(), "cpuset cpu io memory pids", {});
+  auto backend = detect();
+  ASSERT_TRUE(backend);
+  EXPECT_TRUE(backend->enforcing());
+  EXPECT_NE(backend->describe().find("cgroup v2"), std::string::npos);
+  EXPECT_EQ(logLines_[0].rfind("info limits: cgroup v2", 0), 0u) << logLines_[0];
+}
+
+TEST_F(LimitsTest, V2PrepareCreatesTheSessionCgroupWithItsLimits) {
+  FakeCgroupFs::buildV2Root(root(), "cpuset cpu io memory pids", {});
+  auto backend = detect();
+  Result<std::vector<fs::path>> procs = backend->prepare("s1", {{0, 1, 2}, {0}, kOneGiB});
+  ASSERT_TRUE(procs.ok()) << procs.error().message;
+  fs::path session = root() / "bai" / "bai-s1";
+  EXPECT_EQ(*procs, std::vector<fs::path>{session / "cgroup.procs"});
+  EXPECT_EQ(trimmed(root() / "cgroup.subtree_control"), "cpuset memory");
+  EXPECT_EQ(trimmed(root() / "bai" / "cgroup.subtree_control"), "cpuset memory");
+  EXPECT_EQ(trimmed(session / "cpuset.cpus"), "0-2");
+  EXPECT_EQ(trimmed(session / "cpuset.mems"), "0");
+  EXPECT_EQ(trimmed(session / "memory.max"), "1073741824");
+}
+
+TEST_F(LimitsTest, V2PrepareWithoutLimitsKeepsTheKernelDefaults) {
+  FakeCgroupFs::buildV2Root(root(), "cpuset memory", {});
+  auto backend = detect();
+  ASSERT_TRUE(backend->prepare("s1", {}).ok());
+  fs::path session = root() / "bai" / "bai-s1";
+  EXPECT_EQ(trimmed(session / "memory.max"), "max");
+  EXPECT_EQ(trimmed(session / "cpuset.cpus"), "");
+  // A retried prepare reuses the cgroup.
+  ASSERT_TRUE(backend->prepare("s1", {{3}, {}, std::nullopt}).ok());
+  EXPECT_EQ(trimmed(session / "cpuset.cpus"), "3");
+}
+
+TEST_F(LimitsTest, V2PrepareThatTheKernelRefusesLeavesNothingBehind) {
+  FakeCgroupFs::buildV2Root(root(), "cpuset memory", {});
+  auto backend = detect();
+  Result<std::vector<fs::path>> procs = backend->prepare("s1", {{7}, {}, kOneGiB});  // the machine has CPUs 0-3
+  ASSERT_FALSE(procs.ok());
+  EXPECT_NE(procs.error().message.find("cpuset.cpus"), std::string::npos) << procs.error().message;
+  EXPECT_FALSE(fs::exists(root() / "bai" / "bai-s1"));
+}
+
+TEST_F(LimitsTest, V2ReleaseKillsThroughCgroupKillAndRemovesTheCgroup) {
+  FakeCgroupFs::buildV2Root(root(), "cpuset memory", {});
+  auto backend = detect();
+  Result<std::vector<fs::path>> procs = backend->prepare("s1", {});
+  ASSERT_TRUE(procs.ok());
+  Sleeper sleeper;
+  ASSERT_TRUE(fake_->write(procs->front(), std::to_string(sleeper.pid())).ok());
+  ASSERT_TRUE(fake_->makeDir(root() / "bai" / "bai-s1" / "nested").ok());  // made by the session
+
+  Result<void> released = backend->release("s1");
+  ASSERT_TRUE(released.ok()) << released.error().message;
+  EXPECT_TRUE(wrote(root() / "bai" / "bai-s1" / "cgroup.kill", "1"));
+  EXPECT_EQ(sleeper.endedBy(), SIGKILL);
+  EXPECT_FALSE(fs::exists(root() / "bai" / "bai-s1"));
+  EXPECT_TRUE(fs::exists(root() / "bai"));
+}
+
+TEST_F(LimitsTest, V2ReleaseKillsEachProcessWithoutCgroupKill) {
+  FakeCgroupFs::Options oldKernel;
+  oldKernel.cgroupKill = false;
+  FakeCgroupFs::buildV2Root(root(), "cpuset memory", oldKernel);
+  auto backend = detect(oldKernel);
+  Result<std::vector<fs::path>> procs = backend->prepare("s1", {});
+  ASSERT_TRUE(procs.ok());
+  Sleeper sleeper;
+  ASSERT_TRUE(fake_->write(procs->front(), std::to_string(sleeper.pid())).ok());
+  ASSERT_TRUE(backend->release("s1").ok());
+  EXPECT_EQ(sleeper.endedBy(), SIGKILL);
+  EXPECT_FALSE(fs::exists(root() / "bai" / "bai-s1"));
+}
+
+TEST_F(LimitsTest, ReleasingAnUnknownSessionIsFine) {
+  FakeCgroupFs::buildV2Root(root(), "cpuset memory", {});
+  EXPECT_TRUE(detect()->release("never-prepared").ok());
+}
+
+TEST_F(LimitsTest, SessionIdsThatCannotNameACgroupAreRefused) {
+  FakeCgroupFs::buildV2Root(root(), "cpuset memory", {});
+  auto backend = detect();
+  for (const char* id : {"", "../escape", "a/b", "new\nline"}) {
+    Result<std::vector<fs::path>> procs = backend->prepare(id, {});
+    ASSERT_FALSE(procs.ok()) << id;
+    EXPECT_EQ(procs.error().code, ErrorCode::InvalidArgument) << id;
+  }
+  EXPECT_FALSE(backend->release("../escape").ok());
+}
+
+TEST_F(LimitsTest, AParentOutsideTheRootIsRefused) {
+  FakeCgroupFs::buildV2Root(root(), "cpuset memory", {});
+  auto fake = std::make_shared<FakeCgroupFs>(root(), FakeCgroupFs::Options{});
+  for (const char* parent : {"/abs", "../up", "", "a/../../b"}) {
+    Result<std::unique_ptr<LimitsBackend>> backend = core::detectLimitsBackend(root(), parent, quietLog(), fake);
+    ASSERT_FALSE(backend.ok()) << parent;
+    EXPECT_EQ(backend.error().code, ErrorCode::InvalidArgument);
+  }
+}
+
+TEST_F(LimitsTest, V1IsChosenOnAHybridWithoutUsableV2) {
+  FakeCgroupFs::buildV1Root(root(), {});
+  auto backend = detect();
+  ASSERT_TRUE(backend);
+  EXPECT_TRUE(backend->enforcing());
+  EXPECT_NE(backend->describe().find("cgroup v1"), std::string::npos);
+  EXPECT_NE(logLines_[0].find("cgroup.controllers is missing"), std::string::npos) << logLines_[0];
+}
+
+TEST_F(LimitsTest, V1PrepareCreatesBothHierarchiesAndMakesTheCpusetJoinable) {
+  FakeCgroupFs::buildV1Root(root(), {});
+  auto backend = detect({}, "agents/bai");
+  Result<std::vector<fs::path>> procs = backend->prepare("s1", {{1, 2}, {}, 512 << 20});
+  ASSERT_TRUE(procs.ok()) << procs.error().message;
+  fs::path memory = root() / "memory" / "agents" / "bai" / "bai-s1";
+  fs::path cpuset = root() / "cpuset" / "agents" / "bai" / "bai-s1";
+  EXPECT_EQ(*procs, (std::vector<fs::path>{memory / "cgroup.procs", cpuset / "cgroup.procs"}));
+  EXPECT_EQ(trimmed(memory / "memory.limit_in_bytes"), "536870912");
+  EXPECT_EQ(trimmed(root() / "cpuset" / "agents" / "cpuset.cpus"), "0-3");
+  EXPECT_EQ(trimmed(root() / "cpuset" / "agents" / "bai" / "cpuset.mems"), "0");
+  EXPECT_EQ(trimmed(cpuset / "cpuset.cpus"), "1-2");
+  EXPECT_EQ(trimmed(cpuset / "cpuset.mems"), "0");  // inherited: a v1 cpuset needs both
+  for (const fs::path& file : *procs) {
+    EXPECT_TRUE(fake_->write(file, std::to_string(::getpid())).ok()) << file;
+  }
+}
+
+TEST_F(LimitsTest, V1PrepareWithoutCpusInheritsTheParents) {
+  FakeCgroupFs::buildV1Root(root(), {});
+  auto backend = detect();
+  ASSERT_TRUE(backend->prepare("s1", {}).ok());
+  EXPECT_EQ(trimmed(root() / "cpuset" / "bai" / "bai-s1" / "cpuset.cpus"), "0-3");
+  EXPECT_EQ(trimmed(root() / "memory" / "bai" / "bai-s1" / "memory.limit_in_bytes"), "9223372036854771712");
+}
+
+TEST_F(LimitsTest, V1ReleaseKillsAndRemovesBothCgroups) {
+  FakeCgroupFs::buildV1Root(root(), {});
+  auto backend = detect();
+  Result<std::vector<fs::path>> procs = backend->prepare("s1", {});
+  ASSERT_TRUE(procs.ok());
+  Sleeper sleeper;
+  for (const fs::path& file : *procs) ASSERT_TRUE(fake_->write(file, std::to_string(sleeper.pid())).ok());
+  ASSERT_TRUE(backend->release("s1").ok());
+  EXPECT_EQ(sleeper.endedBy(), SIGKILL);
+  EXPECT_FALSE(fs::exists(root() / "memory" / "bai" / "bai-s1"));
+  EXPECT_FALSE(fs::exists(root() / "cpuset" / "bai" / "bai-s1"));
+}
+
+TEST_F(LimitsTest, AReadOnlyHierarchyLeavesLimitsAdvisory) {
+  FakeCgroupFs::buildV1Root(root(), {});
+  readOnly_.push_back(root() / "memory");
+  auto backend = detect();
+  ASSERT_TRUE(backend);
+  EXPECT_FALSE(backend->enforcing());
+  EXPECT_NE(backend->describe().find("not writable"), std::string::npos) << backend->describe();
+}
+
+TEST_F(LimitsTest, NothingUsableIsAdvisoryAndSaysSo) {
+  fs::create_directories(root());
+  auto backend = detect();
+  ASSERT_TRUE(backend);
+  EXPECT_FALSE(backend->enforcing());
+  EXPECT_EQ(backend->describe().rfind("advisory", 0), 0u) << backend->describe();
+  EXPECT_EQ(logLines_[0].rfind("warning limits: advisory", 0), 0u) << logLines_[0];
+  Result<std::vector<fs::path>> procs = backend->prepare("s1", {{0}, {0}, kOneGiB});
+  ASSERT_TRUE(procs.ok());
+  EXPECT_TRUE(procs->empty());
+  EXPECT_TRUE(backend->release("s1").ok());
+}
+
+TEST_F(LimitsTest, V2WithoutTheMemoryControllerIsNotUsed) {
+  FakeCgroupFs::buildV2Root(root(), "cpuset cpu", {});
+  auto backend = detect();
+  ASSERT_TRUE(backend);
+  EXPECT_FALSE(backend->enforcing());
+  EXPECT_NE(backend->describe().find("no memory controller"), std::string::npos) << backend->describe();
+}
+
+// The machine's own cgroup tree: a session cgroup with a memory limit, the shim's command
+// joining it, then release. Skipped where no hierarchy is writable.
+TEST(RealCgroupTree, SessionJoinsItsCgroupAndReleaseRemovesIt) {
+  std::string parent = "bai-test-" + std::to_string(::getpid());
+  std::vector<std::string> logLines;
+  auto log = [&](core::LogLevel, const std::string&, const std::string& message) { logLines.push_back(message); };
+  Result<std::unique_ptr<LimitsBackend>> detected = core::detectLimitsBackend("/sys/fs/cgroup", parent, log);
+  ASSERT_TRUE(detected.ok());
+  LimitsBackend& backend = **detected;
+  if (!backend.enforcing()) GTEST_SKIP() << backend.describe();
+  std::printf("[ real tree ] %s\n", logLines.at(0).c_str());
+  bool v1 = backend.describe().find("cgroup v1") != std::string::npos;
+  std::vector<fs::path> parentDirs = v1 ? std::vector<fs::path>{fs::path("/sys/fs/cgroup/memory") / parent,
+                                                                fs::path("/sys/fs/cgroup/cpuset") / parent}
+                                        : std::vector<fs::path>{fs::path("/sys/fs/cgroup") / parent};
+  struct RemoveParents {
+    std::vector<fs::path> dirs;
+    ~RemoveParents() {
+      for (const fs::path& dir : dirs) ::rmdir(dir.c_str());
+    }
+  } removeParents{parentDirs};
+
+  const std::string sessionId = "real-" + std::to_string(::getpid());
+  const std::string cgroupName = parent + "/bai-" + sessionId;
+  Result<std::vector<fs::path>> procs = backend.prepare(sessionId, {{0}, {}, 64 << 20});
+  ASSERT_TRUE(procs.ok()) << procs.error().message;
+  fs::path memoryLimit = v1 ? parentDirs[0] / ("bai-" + sessionId) / "memory.limit_in_bytes"
+                            : parentDirs[0] / ("bai-" + sessionId) / "memory.max";
+  EXPECT_EQ(trimmed(memoryLimit), std::to_string(64 << 20));
+
+  TempDir temp;
+  ExitCollector exits;
+  {
+    core::SessionRunner runner(shimPath(), quietLog(), exits.callback());
+    core::RunSpec spec;
+    spec.sessionId = sessionId;
+    spec.sessionDir = temp.path() / sessionId;
+    spec.command = {"cat", "/proc/self/cgroup"};
+    spec.env = {{"PATH", kSessionPath}};
+    spec.cgroupProcs = *procs;
+    ASSERT_TRUE(runner.start(spec).ok());
+    std::optional<core::ExitStatus> status = exits.waitFor(sessionId);
+    ASSERT_TRUE(status);
+    EXPECT_EQ(status->exitCode, 0) << status->error;
+  }
+  std::string membership = readText(temp.path() / sessionId / "stdout.log");
+  std::printf("[ real tree ] the session's /proc/self/cgroup:\n%s", membership.c_str());
+  if (v1) {
+    EXPECT_NE(membership.find(":memory:/" + cgroupName + "\n"), std::string::npos) << membership;
+    EXPECT_NE(membership.find(":cpuset:/" + cgroupName + "\n"), std::string::npos) << membership;
+  } else {
+    EXPECT_NE(membership.find("0::/" + cgroupName + "\n"), std::string::npos) << membership;
+  }
+
+  Result<void> released = backend.release(sessionId);
+  ASSERT_TRUE(released.ok()) << released.error().message;
+  for (const fs::path& dir : parentDirs) EXPECT_FALSE(fs::exists(dir / ("bai-" + sessionId))) << dir;
+}
+
+}  // namespace
+}  // namespace bai::test

@@ -1,0 +1,259 @@
+#include "fake_cgroupfs.hpp"
+
+#include "runtime/atomic_file.hpp"
+#include "runtime/proc_stat.hpp"
+
+#include <algorithm>
+#include <csignal>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+#include <unistd.h>
+
+namespace bai::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+void createFile(const fs::path& file, const std::string& content) {
+  std::ofstream out(file, std::ios::trunc);
+  out << content;
+}
+
+std::string contentOf(const fs::path& file) {
+  std::ifstream in(file);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::string trim(const std::string& text) {
+  std::size_t start = text.find_first_not_of(" \n");
+  if (start == std::string::npos) return "";
+  return text.substr(start, text.find_last_not_of(" \n") + 1 - start);
+}
+
+std::set<std::string> words(const std::string& text) {
+  std::istringstream stream(text);
+  return {std::istream_iterator<std::string>(stream), std::istream_iterator<std::string>()};
+}
+
+std::string joinWords(const std::set<std::string>& set) {
+  std::string text;
+  for (const std::string& word : set) text += (text.empty() ? "" : " ") + word;
+  return text + "\n";
+}
+
+// The kernel drops a process from cgroup.procs when it exits, before it becomes a zombie.
+bool isLive(pid_t pid) {
+  Result<core::ProcessStat> stat = core::readProcessStat(pid);
+  return stat.ok() && stat->state != 'Z';
+}
+
+Failure<Error> kernelError(const fs::path& file, const char* why) {
+  return fail(ErrorCode::Internal, "writing " + file.string() + ": " + why);
+}
+
+}  // namespace
+
+bool parseCpuList(const std::string& text, std::set<int>& numbers) {
+  std::istringstream ranges(trim(text));
+  for (std::string range; std::getline(ranges, range, ',');) {
+    int first = 0;
+    int last = 0;
+    char dash = 0;
+    std::istringstream parts(range);
+    if (!(parts >> first)) return false;
+    last = first;
+    if (parts >> dash && (dash != '-' || !(parts >> last))) return false;
+    for (int n = first; n <= last; ++n) numbers.insert(n);
+  }
+  return true;
+}
+
+void FakeCgroupFs::buildV2Root(const fs::path& root, const std::string& controllers, const Options& options) {
+  fs::create_directories(root);
+  createFile(root / "cgroup.controllers", controllers + "\n");
+  createFile(root / "cgroup.subtree_control", "");
+  createFile(root / "cgroup.procs", "");
+  createFile(root / "cpuset.cpus.effective", options.cpus + "\n");
+  createFile(root / "cpuset.mems.effective", options.mems + "\n");
+}
+
+void FakeCgroupFs::buildV1Root(const fs::path& root, const Options& options) {
+  fs::create_directories(root / "memory");
+  createFile(root / "memory" / "cgroup.procs", "");
+  createFile(root / "memory" / "tasks", "");
+  createFile(root / "memory" / "memory.limit_in_bytes", "9223372036854771712\n");
+  createFile(root / "memory" / "memory.usage_in_bytes", "0\n");
+  fs::create_directories(root / "cpuset");
+  createFile(root / "cpuset" / "cgroup.procs", "");
+  createFile(root / "cpuset" / "tasks", "");
+  createFile(root / "cpuset" / "cpuset.cpus", options.cpus + "\n");
+  createFile(root / "cpuset" / "cpuset.mems", options.mems + "\n");
+  createFile(root / "cpuset" / "cgroup.clone_children", "0\n");
+  fs::create_directories(root / "unified");
+  createFile(root / "unified" / "cgroup.controllers", "hugetlb\n");
+}
+
+std::vector<std::pair<fs::path, std::string>> FakeCgroupFs::writes() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return writes_;
+}
+
+FakeCgroupFs::Hierarchy FakeCgroupFs::hierarchyOf(const fs::path& dir) const {
+  fs::path relative = dir.lexically_relative(root_);
+  std::string first = relative.begin() == relative.end() ? "" : relative.begin()->string();
+  if (first == "memory") return Hierarchy::V1Memory;
+  if (first == "cpuset") return Hierarchy::V1Cpuset;
+  return Hierarchy::V2;
+}
+
+bool FakeCgroupFs::exists(const fs::path& path) const { return fs::exists(path); }
+
+bool FakeCgroupFs::writable(const fs::path& dir) const {
+  for (fs::path level = dir; level.has_relative_path(); level = level.parent_path()) {
+    if (readOnly_.count(level)) return false;
+  }
+  return fs::is_directory(dir);
+}
+
+Result<std::string> FakeCgroupFs::read(const fs::path& file) const {
+  if (!fs::is_regular_file(file)) return fail(ErrorCode::NotFound, file.string() + ": No such file or directory");
+  std::string content = contentOf(file);
+  if (file.filename() != "cgroup.procs") return content;
+  std::string live;
+  std::istringstream pids(content);
+  for (pid_t pid = 0; pids >> pid;) {
+    if (isLive(pid)) live += std::to_string(pid) + "\n";
+  }
+  return live;
+}
+
+Result<void> FakeCgroupFs::write(const fs::path& file, std::string_view value) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    writes_.emplace_back(file, std::string(value));
+  }
+  if (!fs::is_regular_file(file)) return kernelError(file, "No such file or directory");
+  const std::string name = file.filename().string();
+  if (name == "cgroup.subtree_control") return writeSubtreeControl(file, value);
+  if (name == "cgroup.kill") return value == "1" ? killAll(file.parent_path()) : kernelError(file, "Invalid argument");
+  if (name == "cgroup.procs") return join(file, value);
+  if (name == "cpuset.cpus" || name == "cpuset.mems") {
+    if (Result<void> valid = checkCpuset(file, value); !valid.ok()) return valid;
+  }
+  if (name == "memory.max" || name == "memory.limit_in_bytes") {
+    std::string text(value);
+    bool number = !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
+    if (!number && !(name == "memory.max" && text == "max")) return kernelError(file, "Invalid argument");
+  }
+  createFile(file, std::string(value) + "\n");
+  return {};
+}
+
+Result<void> FakeCgroupFs::writeSubtreeControl(const fs::path& file, std::string_view value) {
+  std::set<std::string> available = words(contentOf(file.parent_path() / "cgroup.controllers"));
+  std::set<std::string> enabled = words(contentOf(file));
+  for (const std::string& word : words(std::string(value))) {
+    std::string controller = word.substr(1);
+    if ((word[0] != '+' && word[0] != '-') || !available.count(controller)) return kernelError(file, "No such file or directory");
+    if (word[0] == '+') {
+      enabled.insert(controller);
+    } else {
+      enabled.erase(controller);
+    }
+  }
+  createFile(file, joinWords(enabled));
+  return {};
+}
+
+Result<void> FakeCgroupFs::killAll(const fs::path& dir) {
+  for (const fs::path& child : subdirectories(dir)) (void)killAll(child);
+  Result<std::string> procs = read(dir / "cgroup.procs");
+  std::istringstream pids(procs.ok() ? *procs : "");
+  for (pid_t pid = 0; pids >> pid;) ::kill(pid, SIGKILL);
+  return {};
+}
+
+Result<void> FakeCgroupFs::join(const fs::path& file, std::string_view value) {
+  if (hierarchyOf(file) == Hierarchy::V1Cpuset) {
+    for (const char* setting : {"cpuset.cpus", "cpuset.mems"}) {
+      if (trim(contentOf(file.parent_path() / setting)).empty()) return kernelError(file, "No space left on device");
+    }
+  }
+  std::ofstream(file, std::ios::app) << value << "\n";
+  return {};
+}
+
+// The kernel refuses CPUs or nodes the machine (here: the options) does not have.
+Result<void> FakeCgroupFs::checkCpuset(const fs::path& file, std::string_view value) const {
+  std::set<int> requested;
+  std::set<int> available;
+  bool cpus = file.filename() == "cpuset.cpus";
+  if (!parseCpuList(std::string(value), requested) || !parseCpuList(cpus ? options_.cpus : options_.mems, available) ||
+      !std::includes(available.begin(), available.end(), requested.begin(), requested.end())) {
+    return kernelError(file, "Invalid argument");
+  }
+  return {};
+}
+
+Result<void> FakeCgroupFs::makeDir(const fs::path& dir) {
+  if (fs::is_directory(dir)) return {};
+  if (!fs::is_directory(dir.parent_path())) return fail(ErrorCode::Internal, dir.string() + ": No such file or directory");
+  fs::create_directory(dir);
+  createFile(dir / "cgroup.procs", "");
+  switch (hierarchyOf(dir)) {
+    case Hierarchy::V1Memory:
+      createFile(dir / "tasks", "");
+      createFile(dir / "memory.limit_in_bytes", "9223372036854771712\n");
+      createFile(dir / "memory.usage_in_bytes", "0\n");
+      break;
+    case Hierarchy::V1Cpuset:
+      createFile(dir / "tasks", "");
+      createFile(dir / "cpuset.cpus", "\n");
+      createFile(dir / "cpuset.mems", "\n");
+      break;
+    case Hierarchy::V2: {
+      std::string handedDown = contentOf(dir.parent_path() / "cgroup.subtree_control");
+      createFile(dir / "cgroup.controllers", handedDown);
+      createFile(dir / "cgroup.subtree_control", "");
+      createFile(dir / "cgroup.events", "populated 0\nfrozen 0\n");
+      if (options_.cgroupKill) createFile(dir / "cgroup.kill", "");
+      std::set<std::string> controllers = words(handedDown);
+      if (controllers.count("cpuset")) {
+        createFile(dir / "cpuset.cpus", "\n");
+        createFile(dir / "cpuset.mems", "\n");
+        createFile(dir / "cpuset.cpus.effective", options_.cpus + "\n");
+      }
+      if (controllers.count("memory")) {
+        createFile(dir / "memory.max", "max\n");
+        createFile(dir / "memory.current", "0\n");
+      }
+      break;
+    }
+  }
+  return {};
+}
+
+Result<void> FakeCgroupFs::removeDir(const fs::path& dir) {
+  if (!fs::is_directory(dir)) return {};
+  Result<std::string> procs = read(dir / "cgroup.procs");
+  if (!subdirectories(dir).empty() || (procs.ok() && !trim(*procs).empty())) {
+    return fail(ErrorCode::Conflict, "removing " + dir.string() + ": Device or resource busy");
+  }
+  fs::remove_all(dir);  // the kernel's control files go with the directory
+  return {};
+}
+
+std::vector<fs::path> FakeCgroupFs::subdirectories(const fs::path& dir) const {
+  std::vector<fs::path> children;
+  std::error_code error;
+  for (const auto& entry : fs::directory_iterator(dir, error)) {
+    if (entry.is_directory()) children.push_back(entry.path());
+  }
+  std::sort(children.begin(), children.end());
+  return children;
+}
+
+}  // namespace bai::test
