@@ -8,7 +8,7 @@ packages=(
   nlohmann-json3-dev libfmt-dev libspdlog-dev
   libboost-dev libhwloc-dev libcurl4-openssl-dev libssl-dev
   libsqlite3-dev libtomlplusplus-dev libcli11-dev libsystemd-dev
-  valgrind
+  valgrind openssl
 )
 
 missing=()

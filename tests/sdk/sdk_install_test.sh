@@ -17,14 +17,14 @@ libdir=$(dirname "$pcdir")
 prefix=$(dirname "$(find "$tmp/dest" -path '*/include/bai' -type d)")
 prefix=$(dirname "$prefix")
 
-# What a vendor gets, and nothing of the agent's internals.
+# What a vendor gets (and the daemons), and nothing of the agent's internals: no core headers or archives.
 for f in bin/bai-plugin-check include/bai/accelerator.h include/bai/plugin.hpp include/bai/slots.hpp \
          include/bai/result.hpp; do
   [ -e "$prefix/$f" ] || fail "$f is not installed"
 done
 ls "$libdir"/libbai.so.* >/dev/null 2>&1 || fail "libbai is not installed"
 [ -e "$pcdir/bai.pc" ] || fail "bai.pc is not installed"
-unexpected=$(cd "$tmp/dest" && find . -type f | grep -Ev '/bin/bai-plugin-check$|/include/bai/(accelerator\.h|plugin\.hpp|protocol\.hpp|slots\.hpp|result\.hpp)$|/libbai\.so\.[0-9.]+$|/pkgconfig/bai(-sdk)?\.pc$|/bai/accelerators/[a-z0-9-]+\.so$' || true)
+unexpected=$(cd "$tmp/dest" && find . -type f | grep -Ev '/bin/(bai-plugin-check|bai-agent|bai-session-shim)$|/include/bai/(accelerator\.h|plugin\.hpp|protocol\.hpp|slots\.hpp|result\.hpp)$|/libbai\.so\.[0-9.]+$|/pkgconfig/bai(-sdk)?\.pc$|/bai/accelerators/[a-z0-9-]+\.so$' || true)
 [ -z "$unexpected" ] || fail "unexpected installed files: $unexpected"
 echo "installed file list OK"
 
