@@ -369,13 +369,20 @@ std::vector<protocol::SessionInfo> Agent::sessions() const {
 }
 
 AgentResult<std::string> Agent::sessionLogs(const std::string& id, const std::string& stream, std::uint64_t offset,
-                                           std::uint64_t limit) const {
+                                           std::uint64_t limit, std::optional<std::uint64_t> tail) const {
   if (stream != "stdout" && stream != "stderr") {
     return Failure{apiError(400, "invalid-request", "Invalid log stream", "stream must be stdout or stderr, not '" + stream + "'")};
   }
   if (auto known = session(id); !known) return Failure{known.error()};
-  std::ifstream in(sessionDir(id) / (stream + ".log"), std::ios::binary);
+  const std::filesystem::path file = sessionDir(id) / (stream + ".log");
+  std::ifstream in(file, std::ios::binary);
   if (!in) return std::string();
+  if (tail) {
+    std::error_code ec;
+    const std::uint64_t size = std::filesystem::file_size(file, ec);
+    offset = ec || size < *tail ? 0 : size - *tail;
+    limit = *tail;
+  }
   in.seekg(static_cast<std::streamoff>(offset));
   std::string out(static_cast<std::size_t>(std::min<std::uint64_t>(limit, 16u << 20)), '\0');
   in.read(out.data(), static_cast<std::streamsize>(out.size()));
@@ -484,6 +491,37 @@ std::string Agent::metricsText() const {
       << "# TYPE bai_agent_limits_enforced gauge\nbai_agent_limits_enforced " << (limits_->enforcing() ? 1 : 0) << "\n";
   out << "# HELP bai_agent_events_unacked Session events not yet acknowledged by the manager.\n"
       << "# TYPE bai_agent_events_unacked gauge\nbai_agent_events_unacked " << journal_->unackedCount() << "\n";
+  if (reporter_) {
+    const ReporterCounters c = reporter_->counters();
+    out << "# HELP bai_agent_heartbeats_total Heartbeats by outcome.\n# TYPE bai_agent_heartbeats_total counter\n"
+        << "bai_agent_heartbeats_total{outcome=\"sent\"} " << c.heartbeatsSent << "\n"
+        << "bai_agent_heartbeats_total{outcome=\"failed\"} " << c.heartbeatsFailed << "\n"
+        << "# HELP bai_agent_events_total Session events delivered to the manager, by outcome.\n"
+        << "# TYPE bai_agent_events_total counter\n"
+        << "bai_agent_events_total{outcome=\"acknowledged\"} " << c.eventsSent << "\n"
+        << "bai_agent_events_total{outcome=\"failed\"} " << c.eventsFailed << "\n"
+        << "# HELP bai_agent_manager_connected Whether the last contact with the manager succeeded.\n"
+        << "# TYPE bai_agent_manager_connected gauge\nbai_agent_manager_connected " << (c.connected ? 1 : 0) << "\n";
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  out << "# HELP bai_agent_device_allocated Amount of a slot held on each device.\n"
+      << "# TYPE bai_agent_device_allocated gauge\n";
+  for (const auto& map : inventory_->allocator().maps()) {
+    for (std::uint32_t i = 0; i < map->deviceCount(); ++i) {
+      out << "bai_agent_device_allocated{slot=\"" << map->slot().str() << "\",device=\"" << map->deviceId(i) << "\"} "
+          << map->allocated(i).toString() << "\n";
+    }
+  }
+  out << "# HELP bai_agent_session_allocation Amount of a slot each running session holds.\n"
+      << "# TYPE bai_agent_session_allocation gauge\n";
+  for (const auto& [id, session] : sessions_) {
+    if (session.released) continue;
+    for (const auto& [slot, devices] : session.info.allocation) {
+      Quantity total;
+      for (const auto& [device, amount] : devices) total += amount;
+      out << "bai_agent_session_allocation{session=\"" << id << "\",slot=\"" << slot << "\"} " << total.toString() << "\n";
+    }
+  }
   return out.str();
 }
 

@@ -41,9 +41,10 @@ class Agent {
   AgentResult<protocol::SessionInfo> destroySession(const std::string& id);
   AgentResult<protocol::SessionInfo> session(const std::string& id) const;
   std::vector<protocol::SessionInfo> sessions() const;
-  // Bytes [offset, offset + limit) of a session's stdout or stderr log.
+  // Bytes [offset, offset + limit) of a session's stdout or stderr log; with `tail`, its
+  // last `tail` bytes instead.
   AgentResult<std::string> sessionLogs(const std::string& id, const std::string& stream, std::uint64_t offset,
-                                       std::uint64_t limit) const;
+                                       std::uint64_t limit, std::optional<std::uint64_t> tail = std::nullopt) const;
 
   std::string allocMapJson() const;
   std::string healthJson();

@@ -63,10 +63,12 @@ http::Handler agentApi(Agent& agent) {
       if (id.empty() || id.find('/') != std::string::npos) return error(404, "not-found", "No such resource", path);
       if (logs && method == "GET") {
         const std::uint64_t offset = number(request, "offset", 0), limit = number(request, "limit", 1 << 20);
-        if (offset == UINT64_MAX || limit == UINT64_MAX) {
-          return error(400, "invalid-request", "Invalid log range", "offset and limit must be non-negative integers");
+        const std::uint64_t tail = number(request, "tail", 0);
+        if (offset == UINT64_MAX || limit == UINT64_MAX || tail == UINT64_MAX) {
+          return error(400, "invalid-request", "Invalid log range", "offset, limit and tail must be non-negative integers");
         }
-        auto text = agent.sessionLogs(id, request.query.count("stream") ? request.query.at("stream") : "stdout", offset, limit);
+        auto text = agent.sessionLogs(id, request.query.count("stream") ? request.query.at("stream") : "stdout", offset,
+                                      limit, request.query.count("tail") ? std::optional<std::uint64_t>(tail) : std::nullopt);
         if (!text) return error(text.error());
         return http::Response{200, "text/plain; charset=utf-8", std::move(*text), {}};
       }

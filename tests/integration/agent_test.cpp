@@ -15,9 +15,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <thread>
 
 extern char** environ;
@@ -122,6 +124,7 @@ class AgentProcess {
     return true;
   }
 
+  pid_t pid() const { return pid_; }
   const std::string& base() const { return base_; }
   const std::string& token() const { return token_; }
   std::string log() const { return readFile(dir_ / "agent.log"); }
@@ -162,9 +165,22 @@ class AgentTest : public ::testing::Test {
     manager_->start();
   }
   void TearDown() override {
+    // Sessions outlive a killed agent by design: end them first, so none is left behind.
+    if (agent_ && client_ && agent_->alive()) {
+      const json listed = json::parse(client_->get("/v1/sessions").body, nullptr, false);
+      if (listed.is_object()) {
+        for (const auto& info : listed["sessions"]) {
+          if (info["state"] == "running") {
+            client_->del("/v1/sessions/" + info["id"].get<std::string>());
+            waitForEnd(info["id"]);
+          }
+        }
+      }
+    }
     agent_.reset();
     if (manager_) manager_->stop();
-    fs::remove_all(dir_);
+    std::error_code ignored;
+    fs::remove_all(dir_, ignored);
   }
 
   AgentProcess& startAgent(std::string extraConfig = "", std::string mockConfig = "mock-4xa100.toml") {
@@ -356,10 +372,12 @@ TEST_F(AgentTest, ARestartKeepsAllocationsAndReportsWhatEndedMeanwhile) {
   EXPECT_EQ(protocol::SessionInfo::fromJson(client_->get("/v1/sessions/long").body)->state,
             protocol::SessionState::Running);
   // "long" still holds its 2 GPUs: 2 are free, not 1 and not 4.
-  EXPECT_EQ(create("two", {"true"}, {{slot("cuda.device"), 2}}).status, 201);
+  EXPECT_EQ(create("two", {"sleep", "30"}, {{slot("cuda.device"), 2}}).status, 201);
   EXPECT_EQ(create("more", {"true"}, {{slot("cuda.device"), 1}}).status, 409);
-  client_->del("/v1/sessions/long");
-  waitForEnd("long");
+  for (const char* id : {"long", "two"}) {
+    client_->del(std::string("/v1/sessions/") + id);
+    waitForEnd(id);
+  }
 }
 
 TEST_F(AgentTest, StartUpErrorsAreClear) {
@@ -382,6 +400,150 @@ TEST_F(AgentTest, StartUpErrorsAreClear) {
 
   EXPECT_EQ(agent.run({"--print-config-reference"}), 0);
   EXPECT_NE(agent.log().find("| `agent.rpc-listen-addr` | string | `\"127.0.0.1:6001\"` |"), std::string::npos);
+}
+
+TEST_F(AgentTest, LogsByOffsetAndTail) {
+  startAgent();
+  ASSERT_EQ(create("logs", {"sh", "-c", "printf 0123456789"}, {{slot("cpu"), 1}}).status, 201);
+  waitForEnd("logs");
+  EXPECT_EQ(client_->get("/v1/sessions/logs/logs?offset=3&limit=4").body, "3456");
+  EXPECT_EQ(client_->get("/v1/sessions/logs/logs?tail=3").body, "789");
+  EXPECT_EQ(client_->get("/v1/sessions/logs/logs?offset=-1").status, 400);
+  EXPECT_EQ(client_->get("/v1/sessions/logs/logs?stream=stdin").status, 400);
+}
+
+TEST_F(AgentTest, MetricsInPrometheusText) {
+  startAgent();
+  ASSERT_EQ(create("m", {"sleep", "5"}, {{slot("cuda.device"), 1}}).status, 201);
+  ASSERT_TRUE(eventually([&] { return !manager_->heartbeats().empty(); }));
+  const std::string metrics = client_->get("/metrics").body;
+  for (const char* line : {"bai_agent_slot_capacity{slot=\"cuda.device\"} 4", "bai_agent_slot_used{slot=\"cuda.device\"} 1",
+                           "bai_agent_sessions{state=\"running\"} 1", "bai_agent_session_allocation{session=\"m\",slot=\"cuda.device\"} 1",
+                           "bai_agent_limits_enforced 0", "bai_agent_manager_connected 1", "# TYPE bai_agent_heartbeats_total counter"}) {
+    EXPECT_NE(metrics.find(line), std::string::npos) << line << "\n" << metrics;
+  }
+  client_->del("/v1/sessions/m");
+  waitForEnd("m");
+}
+
+// Several clients create and destroy at once; at the end every device is free again.
+TEST_F(AgentTest, ConcurrentCreatesAndDestroysLeaveTheMapsClean) {
+  startAgent();
+  std::atomic<int> created{0}, refused{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      HttpClient client(agent_->base(), agent_->token());
+      std::mt19937 rng(static_cast<unsigned>(t));
+      for (int i = 0; i < 25; ++i) {
+        const std::string id = "c" + std::to_string(t) + "-" + std::to_string(i);
+        ResourceSlot slots{{slot("cpu"), static_cast<std::int64_t>(rng() % 2)},
+                           {slot("cuda.device"), static_cast<std::int64_t>(rng() % 3)}};
+        protocol::CreateSessionRequest request{id, {"sleep", rng() % 2 ? "0.05" : "5"}, {}, slots};
+        const auto reply = client.post("/v1/sessions", request.toJson());
+        if (reply.status == 201) ++created;
+        else if (reply.status == 409) ++refused;
+        else ADD_FAILURE() << reply.status << " " << reply.body;
+        if (rng() % 2) client.del("/v1/sessions/" + id);
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_GT(created.load(), 20);
+  const json listed = json::parse(client_->get("/v1/sessions").body);
+  for (const auto& info : listed["sessions"]) {
+    const std::string id = info["id"];
+    if (info["state"] == "running") client_->del("/v1/sessions/" + id);
+  }
+  ASSERT_TRUE(eventually([&] {
+    const json now = json::parse(client_->get("/v1/sessions").body);
+    for (const auto& info : now["sessions"]) {
+      if (info["state"] == "running" || info["state"] == "preparing") return false;
+    }
+    return true;
+  })) << client_->get("/v1/sessions").body;
+  const json maps = json::parse(client_->get("/v1/alloc-map").body);
+  for (const auto& m : maps["maps"]) {
+    for (const auto& d : m["devices"]) EXPECT_EQ(d["allocated"], "0") << m["slot"] << " " << d["id"];
+  }
+}
+
+long residentKiB(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+double percentile(std::vector<double> values, double p) {
+  std::sort(values.begin(), values.end());
+  return values.empty() ? 0 : values[static_cast<std::size_t>(p * static_cast<double>(values.size() - 1))];
+}
+
+// The figures, printed and recorded in the XML; bounds are loose so a busy
+// machine does not fail them. Session dirs on tmpfs where there is one (see the note).
+TEST_F(AgentTest, Figures) {
+  if (fs::is_directory("/dev/shm")) {
+    dir_ = fs::path("/dev/shm") / dir_.filename();
+    fs::remove_all(dir_);
+  }
+  using Clock = std::chrono::steady_clock;
+  const auto spawned = Clock::now();
+  startAgent();
+  ASSERT_TRUE(eventually([&] { return !manager_->requests().empty(); }));
+  const double firstHeartbeatMs =
+      std::chrono::duration<double, std::milli>(manager_->requests().front().receivedAt - spawned).count();
+  std::this_thread::sleep_for(200ms);
+  const long idleKiB = residentKiB(agent_->pid());
+
+  std::vector<double> createMs, runningMs;
+  for (int i = 0; i < 40; ++i) {
+    const std::string id = "lat" + std::to_string(i);
+    const auto start = Clock::now();
+    ASSERT_EQ(create(id, {"sleep", "5"}, {{slot("cpu"), 1}}).status, 201);
+    createMs.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+    const fs::path pidFile = dir_ / "state" / "sessions" / id / "command.pid";
+    while (!fs::exists(pidFile) && Clock::now() - start < 5s) std::this_thread::sleep_for(100us);  // fine-grained poll
+    runningMs.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+    client_->del("/v1/sessions/" + id);
+  }
+
+  const int count = 200;
+  const auto batch = Clock::now();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&, t] {
+      HttpClient client(agent_->base(), agent_->token());
+      for (int i = t; i < count; i += 2) {
+        protocol::CreateSessionRequest request{"rate" + std::to_string(i), {"true"}, {}, {}};
+        EXPECT_EQ(client.post("/v1/sessions", request.toJson()).status, 201);
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  ASSERT_TRUE(eventually([&] {
+    int ended = 0;
+    const json now = json::parse(client_->get("/v1/sessions").body);
+    for (const auto& info : now["sessions"]) {
+      ended += info["id"].get<std::string>().rfind("rate", 0) == 0 && info["state"] == "exited";
+    }
+    return ended == count;
+  }, 60s));
+  const double perSecond = count / std::chrono::duration<double>(Clock::now() - batch).count();
+
+  std::printf("figure: start -> first heartbeat %.1f ms; idle RSS %ld KiB; create-session p50 %.2f ms p99 %.2f ms; "
+              "create -> command running p50 %.2f ms; %.0f sessions started and reaped per second (state on %s)\n",
+              firstHeartbeatMs, idleKiB, percentile(createMs, 0.5), percentile(createMs, 0.99), percentile(runningMs, 0.5),
+              perSecond, dir_.parent_path().c_str());
+  RecordProperty("first_heartbeat_ms", std::to_string(firstHeartbeatMs));
+  RecordProperty("idle_rss_kib", std::to_string(idleKiB));
+  RecordProperty("create_to_running_p50_ms", std::to_string(percentile(runningMs, 0.5)));
+  RecordProperty("sessions_per_second", std::to_string(perSecond));
+  EXPECT_LT(firstHeartbeatMs, 2000);
+  EXPECT_LT(idleKiB, 64 * 1024);
+  EXPECT_GT(perSecond, 20);
 }
 
 }  // namespace
