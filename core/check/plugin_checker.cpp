@@ -139,6 +139,12 @@ class CheckSession {
     return {};
   }
 
+  // The call table and the discovery calls up to `last`: what most checks start from.
+  Result<void> ready(const std::string& last) {
+    if (auto opened = openCallTable(); !opened) return opened;
+    return discover(last);
+  }
+
   const bai_accelerator_vtable& vtable() const { return *vtable_; }
   const PluginIdentity& identity() const { return identity_; }
   const Discovery& discovery() const { return discovery_; }
@@ -344,41 +350,26 @@ std::vector<Check> allChecks() {
          return {};
        }},
       {"describe", "describe", {"create"},
-       [](S& s, const O&) -> Result<void> {
-         if (auto opened = s.openCallTable(); !opened) return opened;
-         return s.discover("describe");
-       }},
+       [](S& s, const O&) { return s.ready("describe"); }},
       {"list-devices", "list_devices", {"create"},
-       [](S& s, const O&) -> Result<void> {
-         if (auto opened = s.openCallTable(); !opened) return opened;
-         return s.discover("list_devices");
-       }},
+       [](S& s, const O&) { return s.ready("list_devices"); }},
       {"slot-types", "slots-and-the-key-prefix", {"describe", "list-devices"},
-       [](S& s, const O&) -> Result<void> {
-         if (auto opened = s.openCallTable(); !opened) return opened;
-         return s.discover("slot_types");
-       }},
+       [](S& s, const O&) { return s.ready("slot_types"); }},
       {"alloc-map-spec", "allocation-maps", {"slot-types"},
-       [](S& s, const O&) -> Result<void> {
-         if (auto opened = s.openCallTable(); !opened) return opened;
-         return s.discover("alloc_map_spec");
-       }},
+       [](S& s, const O&) { return s.ready("alloc_map_spec"); }},
       {"allocation-round-trip", "allocation-maps", {"alloc-map-spec"},
        [](S& s, const O&) -> Result<void> {
-         if (auto ready = s.openCallTable(); !ready) return ready;
-         if (auto ready = s.discover("alloc_map_spec"); !ready) return ready;
+         if (auto ready = s.ready("alloc_map_spec"); !ready) return ready;
          return roundTrip(s);
        }},
       {"prepare-release", "what-a-session-receives", {"alloc-map-spec"},
        [](S& s, const O&) -> Result<void> {
-         if (auto ready = s.openCallTable(); !ready) return ready;
-         if (auto ready = s.discover("alloc_map_spec"); !ready) return ready;
+         if (auto ready = s.ready("alloc_map_spec"); !ready) return ready;
          return prepareRelease(s);
        }},
       {"node-measures", "measures", {"create"},
        [](S& s, const O&) -> Result<void> {
-         if (auto ready = s.openCallTable(); !ready) return ready;
-         if (auto ready = s.discover("describe"); !ready) return ready;
+         if (auto ready = s.ready("describe"); !ready) return ready;
          if (auto measured = s.call("node_measures", s.vtable().node_measures, s.instance()); !measured) {
            return Failure{measured.error()};
          }
@@ -386,8 +377,7 @@ std::vector<Check> allChecks() {
        }},
       {"health", "health", {"list-devices"},
        [](S& s, const O&) -> Result<void> {
-         if (auto ready = s.openCallTable(); !ready) return ready;
-         if (auto ready = s.discover("list_devices"); !ready) return ready;
+         if (auto ready = s.ready("list_devices"); !ready) return ready;
          return healthCheck(s);
        }},
       {"create-destroy-cycles", "create-and-config", {"list-devices"},
@@ -423,8 +413,7 @@ std::vector<Check> allChecks() {
        }},
       {"deadlines", "threading", {"alloc-map-spec"},
        [](S& s, const O& o) -> Result<void> {
-         if (auto ready = s.openCallTable(); !ready) return ready;
-         if (auto ready = s.discover("alloc_map_spec"); !ready) return ready;
+         if (auto ready = s.ready("alloc_map_spec"); !ready) return ready;
          if (auto measured = s.call("node_measures", s.vtable().node_measures, s.instance()); !measured) {
            return Failure{measured.error()};
          }

@@ -2,6 +2,8 @@
 // percentiles.
 #pragma once
 
+#include "temp_dir.hpp"
+
 #include <bai/protocol.hpp>
 
 #include <stdlib.h>
@@ -14,26 +16,6 @@
 #include <vector>
 
 namespace bai::test {
-
-class TempDir {
- public:
-  explicit TempDir(const std::filesystem::path& base = std::filesystem::temp_directory_path()) {
-    std::string pattern = (base / "bai-report-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed under " + base.string());
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
 
 // For tests about bookkeeping rather than the disk: an fsync costs ~4 ms on this
 // machine's disk and nothing on tmpfs.

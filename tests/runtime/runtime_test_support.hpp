@@ -2,6 +2,8 @@
 // path, exit collection and /proc scans for zombies and process groups.
 #pragma once
 
+#include "temp_dir.hpp"
+
 #include "runtime/atomic_file.hpp"
 #include "runtime/proc_stat.hpp"
 #include "runtime/session_runner.hpp"
@@ -21,25 +23,6 @@
 #include <vector>
 
 namespace bai::test {
-
-class TempDir {
- public:
-  explicit TempDir(const std::filesystem::path& parent = std::filesystem::temp_directory_path()) {
-    std::string pattern = (parent / "bai-runtime-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
 
 inline std::filesystem::path shimPath() {
   const char* path = std::getenv("BAI_SESSION_SHIM");
