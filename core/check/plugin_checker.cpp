@@ -88,30 +88,13 @@ class CheckSession {
   // Calls `fn` and checks the status, the JSON and its schema.
   Result<nlohmann::json> call(const char* name, CallFn fn, bai_accelerator* instance) {
     if (fn == nullptr) return problem(std::string(name) + " is NULL in the call table");
-    char* out = nullptr;
-    const auto start = Clock::now();
-    const bai_status status = fn(instance, &out);
-    noteDuration(name, start);
-    const std::string text = out != nullptr ? out : "";
-    vtable_->free_string(out);
-    if (status != BAI_OK) return problem(std::string(name) + " returned " + describeStatus(status) + lastLogSuffix());
-    auto document = parsePayload(name, text);
-    if (!document) return problem(std::string(name) + " " + document.error().message);
-    return document;
+    return timed(name, [&](char** out) { return fn(instance, out); });
   }
 
   Result<nlohmann::json> callWith(const char* name, bai_status (*fn)(bai_accelerator*, const char*, char**),
                                   bai_accelerator* instance, const std::string& input) {
-    char* out = nullptr;
-    const auto start = Clock::now();
-    const bai_status status = fn(instance, input.c_str(), &out);
-    noteDuration(name, start);
-    const std::string text = out != nullptr ? out : "";
-    vtable_->free_string(out);
-    if (status != BAI_OK) return problem(std::string(name) + " returned " + describeStatus(status) + lastLogSuffix());
-    auto document = parsePayload(name, text);
-    if (!document) return problem(std::string(name) + " " + document.error().message);
-    return document;
+    if (fn == nullptr) return problem(std::string(name) + " is NULL in the call table");
+    return timed(name, [&](char** out) { return fn(instance, input.c_str(), out); });
   }
 
   // describe, list_devices, slot_types, alloc_map_spec as far as `last` (in that order).
@@ -156,6 +139,21 @@ class CheckSession {
   const std::map<std::string, double>& slowest() const { return slowest_; }
 
  private:
+  // Times one call that returns a JSON string, frees the string, and validates it.
+  template <class Invoke>
+  Result<nlohmann::json> timed(const char* name, Invoke invoke) {
+    char* out = nullptr;
+    const auto start = Clock::now();
+    const bai_status status = invoke(&out);
+    noteDuration(name, start);
+    const std::string text = out != nullptr ? out : "";
+    vtable_->free_string(out);
+    if (status != BAI_OK) return problem(std::string(name) + " returned " + describeStatus(status) + lastLogSuffix());
+    auto document = parsePayload(name, text);
+    if (!document) return problem(std::string(name) + " " + document.error().message);
+    return document;
+  }
+
   static void logLine(void* context, int32_t level, const char* message) {
     auto* self = static_cast<CheckSession*>(context);
     std::lock_guard<std::mutex> lock(self->mutex_);

@@ -151,15 +151,15 @@ Result<nlohmann::json> AcceleratorPlugin::parseOutput(const char* call, const st
   return document;
 }
 
-Result<nlohmann::json> AcceleratorPlugin::callForJson(const char* call, bai_status (*fn)(bai_accelerator*, char**)) {
-  if (fn == nullptr) return Failure{callError(call, "not implemented (null in the call table)")};
+Result<nlohmann::json> AcceleratorPlugin::callReturningJson(const char* call,
+                                                            std::function<bai_status(bai_accelerator*, char**)> invoke) {
   auto vtable = vtable_;
   auto instance = instance_;
-  auto context = context_;
+  auto context = context_;  // keeps the host services alive for a call that outlives us
   return parseOutput(call, worker_.call<CallResult>(
-                               [vtable, instance, context, fn] {
+                               [vtable, instance, context, invoke = std::move(invoke)] {
                                  char* out = nullptr;
-                                 const bai_status status = fn(instance, &out);
+                                 const bai_status status = invoke(instance, &out);
                                  CallResult result{status, out != nullptr ? out : ""};
                                  vtable->free_string(out);
                                  return result;
@@ -167,22 +167,16 @@ Result<nlohmann::json> AcceleratorPlugin::callForJson(const char* call, bai_stat
                                options_.deadline));
 }
 
+Result<nlohmann::json> AcceleratorPlugin::callForJson(const char* call, bai_status (*fn)(bai_accelerator*, char**)) {
+  if (fn == nullptr) return Failure{callError(call, "not implemented (null in the call table)")};
+  return callReturningJson(call, fn);
+}
+
 Result<nlohmann::json> AcceleratorPlugin::callWithInput(const char* call,
                                                         bai_status (*fn)(bai_accelerator*, const char*, char**),
                                                         const std::string& input) {
   if (fn == nullptr) return Failure{callError(call, "not implemented (null in the call table)")};
-  auto vtable = vtable_;
-  auto instance = instance_;
-  auto context = context_;
-  return parseOutput(call, worker_.call<CallResult>(
-                               [vtable, instance, context, fn, input] {
-                                 char* out = nullptr;
-                                 const bai_status status = fn(instance, input.c_str(), &out);
-                                 CallResult result{status, out != nullptr ? out : ""};
-                                 vtable->free_string(out);
-                                 return result;
-                               },
-                               options_.deadline));
+  return callReturningJson(call, [fn, input](bai_accelerator* instance, char** out) { return fn(instance, input.c_str(), out); });
 }
 
 Result<void> AcceleratorPlugin::discover() {

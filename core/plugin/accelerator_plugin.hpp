@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -105,6 +106,7 @@ class AcceleratorPlugin {
   Result<nlohmann::json> callForJson(const char* call, bai_status (*fn)(bai_accelerator*, char**));
   Result<nlohmann::json> callWithInput(const char* call, bai_status (*fn)(bai_accelerator*, const char*, char**),
                                        const std::string& input);
+  Result<nlohmann::json> callReturningJson(const char* call, std::function<bai_status(bai_accelerator*, char**)> invoke);
   Result<nlohmann::json> parseOutput(const char* call, const std::optional<CallResult>& result);
   Error callError(const char* call, const std::string& why) const;
 
