@@ -100,10 +100,18 @@ Result<std::unique_ptr<Agent>> Agent::start(AgentSettings settings, std::string 
                                   *agent->journal_);
   if (!reporter) return Failure{reporter.error()};
   agent->reporter_ = std::move(*reporter);
+  agent->pollHealth();
+  agent->healthThread_ = std::thread([self] { self->healthLoop(); });
   return agent;
 }
 
 Agent::~Agent() {
+  {
+    std::lock_guard<std::mutex> lock(healthMutex_);
+    stopping_ = true;
+  }
+  healthWake_.notify_all();
+  if (healthThread_.joinable()) healthThread_.join();
   if (reporter_) reporter_->stop();
   runner_.reset();  // stops watching; sessions keep running for the next agent
 }
@@ -207,6 +215,7 @@ AgentResult<std::pair<protocol::SessionInfo, bool>> Agent::createSession(const p
   std::vector<std::string> prepared;
   std::string failure;
   for (const auto& plugin : inventory_->host().plugins()) {
+    if (plugin->failed()) continue;  // withdrawn: none of its devices can be in the allocation
     protocol::DeviceAllocation mine;
     for (const auto& [slot, perDevice] : devices) {
       if (inventory_->ownerOf(slot) == plugin.get()) mine[slot] = perDevice;
@@ -405,9 +414,9 @@ protocol::AgentState Agent::snapshot() const {
   for (const auto& plugin : inventory_->host().plugins()) {
     const auto& id = plugin->identity();
     state.plugins.push_back({id.name, id.version, id.key, plugin->discovery().extraInfo.dump()});
-    for (const auto& device : plugin->discovery().devices) {
-      state.deviceHealth.push_back({id.key, device.id, device.health, ""});
-    }
+  }
+  for (const auto& [key, devices] : health_) {
+    for (const auto& [id, report] : devices) state.deviceHealth.push_back(report);
   }
   for (const auto& [id, session] : sessions_) {
     if (session.info.state == SessionState::Running || session.info.state == SessionState::Preparing) {
@@ -448,25 +457,67 @@ std::string Agent::allocMapJson() const {
   return nlohmann::json{{"agent_id", settings_.id}, {"maps", maps}}.dump();
 }
 
-std::string Agent::healthJson() {
+void Agent::healthLoop() {
+  const auto period = std::max(settings_.heartbeatInterval, std::chrono::milliseconds(50));
+  std::unique_lock<std::mutex> lock(healthMutex_);
+  while (!healthWake_.wait_for(lock, period, [&] { return stopping_; })) {
+    lock.unlock();
+    pollHealth();
+    lock.lock();
+  }
+}
+
+void Agent::pollHealth() {
+  // Plugin calls happen outside mutex_: a slow plugin must not stall the RPC.
+  std::vector<std::pair<AcceleratorPlugin*, Result<std::vector<DeviceHealth>>>> reports;
+  for (const auto& plugin : inventory_->host().plugins()) reports.emplace_back(plugin.get(), plugin->health());
+
+  std::lock_guard<std::mutex> lock(mutex_);
+  bool anyChange = false;
+  for (auto& [plugin, report] : reports) {
+    const std::string& key = plugin->identity().key;
+    if (!report) {
+      const std::string& name = plugin->identity().name;
+      if (plugin->failed() && std::find(withdrawn_.begin(), withdrawn_.end(), name) == withdrawn_.end()) {
+        // It stays in the host's list (other threads iterate it) but offers nothing more.
+        inventory_->withdraw(plugin);
+        withdrawn_.push_back(name);
+        log_(LogLevel::Error, "agent", "plugin " + name + " withdrawn: " + report.error().message);
+        anyChange = true;
+      }
+      continue;
+    }
+    for (const DeviceHealth& d : *report) {
+      auto& known = health_[key][d.id];
+      const bool healthy = d.health == "healthy";
+      if (known.health != d.health && !known.health.empty()) {
+        log_(healthy ? LogLevel::Info : LogLevel::Warning, "agent",
+             "device " + key + "/" + d.id + " is " + d.health + (d.reason.empty() ? "" : ": " + d.reason) +
+                 (healthy ? "; it takes new sessions again" : "; it gets no new sessions"));
+      }
+      anyChange |= known.health != d.health;
+      known = protocol::DeviceHealthReport{key, d.id, d.health, d.reason};
+      anyChange |= inventory_->setDeviceEnabled(plugin, d.id, healthy);
+    }
+  }
+  if (anyChange) changed();
+}
+
+std::string Agent::healthJson() const {
+  std::lock_guard<std::mutex> lock(mutex_);
   nlohmann::json plugins = nlohmann::json::array();
   for (const auto& plugin : inventory_->host().plugins()) {
-    auto health = plugin->health();
     nlohmann::json devices = nlohmann::json::array();
-    if (health) {
-      for (const auto& d : *health) devices.push_back({{"id", d.id}, {"health", d.health}, {"reason", d.reason}});
+    if (auto it = health_.find(plugin->identity().key); it != health_.end()) {
+      for (const auto& [id, d] : it->second) devices.push_back({{"id", id}, {"health", d.health}, {"reason", d.reason}});
     }
-    plugins.push_back({{"name", plugin->identity().name},
-                       {"key", plugin->identity().key},
-                       {"ok", health.ok()},
-                       {"error", health ? "" : health.error().message},
-                       {"devices", devices}});
+    plugins.push_back({{"name", plugin->identity().name}, {"key", plugin->identity().key}, {"devices", devices}});
   }
-  const auto withdrawn = inventory_->host().withdrawFailed();
-  return nlohmann::json{{"agent_id", settings_.id},
-                        {"limits", limits_->describe()},
-                        {"plugins", plugins},
-                        {"withdrawn_plugins", withdrawn}}
+  nlohmann::json skipped = nlohmann::json::array();
+  for (const auto& s : inventory_->host().skipped()) skipped.push_back({{"file", s.file.string()}, {"reason", s.reason}});
+  return nlohmann::json{{"agent_id", settings_.id},       {"limits", limits_->describe()},
+                        {"limits_enforced", limits_->enforcing()}, {"plugins", plugins},
+                        {"skipped_plugins", skipped},     {"withdrawn_plugins", withdrawn_}}
       .dump();
 }
 

@@ -13,7 +13,9 @@
 #include <bai/protocol.hpp>
 
 #include <atomic>
+#include <condition_variable>
 #include <map>
+#include <thread>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -47,7 +49,10 @@ class Agent {
                                        std::uint64_t limit, std::optional<std::uint64_t> tail = std::nullopt) const;
 
   std::string allocMapJson() const;
-  std::string healthJson();
+  std::string healthJson() const;
+  // Asks every plugin for its devices' health now: unhealthy or gone devices get no new
+  // sessions, recovered ones do again; a plugin that hung is withdrawn. Runs on a timer.
+  void pollHealth();
   std::string metricsText() const;
 
   const AgentSettings& settings() const { return settings_; }
@@ -76,6 +81,7 @@ class Agent {
   std::filesystem::path sessionDir(const std::string& id) const;
   void recordEvent(protocol::EventKind kind, const std::string& id, std::optional<int> exitCode, std::string reason);
   void changed() { ++digest_; }
+  void healthLoop();
 
   AgentSettings settings_;
   std::string token_;
@@ -88,6 +94,14 @@ class Agent {
 
   mutable std::mutex mutex_;
   std::map<std::string, Session> sessions_;
+  // plugin key -> device id -> latest report; guarded by mutex_.
+  std::map<std::string, std::map<std::string, protocol::DeviceHealthReport>> health_;
+  std::vector<std::string> withdrawn_;
+
+  std::mutex healthMutex_;
+  std::condition_variable healthWake_;
+  bool stopping_ = false;
+  std::thread healthThread_;
   std::atomic<std::uint64_t> digest_{1};
   std::atomic<std::uint64_t> sessionsStarted_{0}, sessionsFailed_{0};
 };

@@ -94,6 +94,25 @@ Result<NodeAllocation> NodeInventory::resolve(const protocol::DeviceAllocation& 
   return out;
 }
 
+bool NodeInventory::setDeviceEnabled(const AcceleratorPlugin* owner, const std::string& deviceId, bool enabled) {
+  bool changed = false;
+  for (const auto& map : allocator_.maps()) {
+    if (ownerOf(map->slot().str()) != owner) continue;
+    if (auto device = map->findDevice(deviceId); device && map->enabled(*device) != enabled) {
+      map->setEnabled(*device, enabled);
+      changed = true;
+    }
+  }
+  return changed;
+}
+
+void NodeInventory::withdraw(const AcceleratorPlugin* owner) {
+  for (const auto& map : allocator_.maps()) {
+    if (ownerOf(map->slot().str()) != owner) continue;
+    for (std::uint32_t i = 0; i < map->deviceCount(); ++i) map->setEnabled(i, false);
+  }
+}
+
 std::string NodeInventory::summary() const {
   std::ostringstream out;
   out << "plugins:";

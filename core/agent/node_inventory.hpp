@@ -36,6 +36,11 @@ class NodeInventory {
   protocol::DeviceAllocation describe(const NodeAllocation& allocation) const;
   Result<NodeAllocation> resolve(const protocol::DeviceAllocation& allocation) const;
 
+  // Enables or disables `deviceId` in every map of `owner`; true when something changed.
+  bool setDeviceEnabled(const AcceleratorPlugin* owner, const std::string& deviceId, bool enabled);
+  // Disables every device of `owner`'s maps: a withdrawn plugin's slots get no new sessions.
+  void withdraw(const AcceleratorPlugin* owner);
+
   // A table of plugins, devices and slots for the start-up log.
   std::string summary() const;
 

@@ -547,5 +547,51 @@ TEST_F(AgentTest, Figures) {
   EXPECT_GT(perSecond, 20);
 }
 
+// A device that turns unhealthy gets no new sessions; once it recovers it does again.
+TEST_F(AgentTest, UnhealthyDevicesAreFencedUntilTheyRecover) {
+  startAgent("faults = { devices = [ { device = \"1\", unhealthy_after = \"0.3\", recover_after = \"1.2\", "
+             "reason = \"XID 79\" } ] }\n");
+  ASSERT_TRUE(eventually([&] {
+    return client_->get("/v1/health").body.find("\"unhealthy\"") != std::string::npos;
+  }, 5s)) << client_->get("/v1/health").body;
+  auto refused = create("all4", {"true"}, {{slot("cuda.device"), 4}});
+  EXPECT_EQ(refused.status, 409) << refused.body;
+  ASSERT_TRUE(eventually([&] {
+    for (const auto& h : manager_->heartbeats()) {
+      if (!h.state) continue;
+      for (const auto& d : h.state->deviceHealth) {
+        if (d.deviceId == "1" && d.health == "unhealthy" && d.reason == "XID 79") return true;
+      }
+    }
+    return false;
+  })) << "the manager hears of it";
+  ASSERT_TRUE(eventually([&] { return create("all4-later", {"true"}, {{slot("cuda.device"), 4}}).status == 201; }, 5s));
+  EXPECT_NE(agent_->log().find("takes new sessions again"), std::string::npos) << agent_->log();
+  waitForEnd("all4-later");
+}
+
+// The RPC over HTTPS with a self-signed pair made here.
+TEST_F(AgentTest, ServesTheRpcOverTls) {
+  if (std::system("openssl version > /dev/null 2>&1") != 0) GTEST_SKIP() << "no openssl command";
+  fs::create_directories(dir_);
+  const std::string cert = (dir_ / "cert.pem").string(), key = (dir_ / "key.pem").string();
+  ASSERT_EQ(std::system(("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 -keyout " + key +
+                         " -out " + cert + " > /dev/null 2>&1").c_str()),
+            0);
+  agent_ = std::make_unique<AgentProcess>(dir_, manager_->url());
+  // The [agent] table is first: put the TLS keys into it.
+  std::string config = readFile(dir_ / "agent.toml");
+  config.replace(config.find("heartbeat-interval"), 0, "tls-cert-file = \"" + cert + "\"\ntls-key-file = \"" + key + "\"\n");
+  std::ofstream(dir_ / "agent.toml") << config;
+  ASSERT_TRUE(agent_->start()) << agent_->log();
+  std::string base = agent_->base();
+  base.replace(0, 4, "https");
+  HttpClient tls(base, agent_->token());
+  EXPECT_EQ(tls.request("GET", "/v1/health", "", true).status, 200);
+  HttpClient plain(agent_->base(), agent_->token());
+  EXPECT_NE(plain.get("/v1/health").status, 200);
+  EXPECT_NE(agent_->log().find("serving RPC on https://"), std::string::npos) << agent_->log();
+}
+
 }  // namespace
 }  // namespace bai::testing
