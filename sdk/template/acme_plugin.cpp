@@ -1,5 +1,5 @@
 // A complete bai accelerator plugin for a made-up "Acme NPU". Copy this folder, rename
-// the key, and replace the marked parts with calls into your driver library.
+// the key, and replace the parts marked "replace:" with calls into your driver library.
 #include <bai/plugin.hpp>
 
 #include <stdexcept>
@@ -10,38 +10,46 @@ namespace {
 
 struct Npu {
   std::string id, uuid;
-  int numaNode;
+  int numaNode;  // -1 when unknown: never guess, the agent places CPUs by it
   long long memoryBytes;
 };
 
 std::string quoted(const std::string& text) { return "\"" + text + "\""; }
+
+// The config value of `devices` (JSON text, as the host hands it over): a whole number 0..64.
+int deviceCount(const bai::plugin::Host& host) {
+  const auto text = host.config("devices");
+  if (!text) return 2;  // replace: ask your driver how many devices there are
+  const std::string digits = *text;
+  if (digits.empty() || digits.size() > 2 || digits.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoi(digits) > 64) {
+    throw std::invalid_argument("config key 'devices' must be a whole number from 0 to 64, got " + digits);
+  }
+  return std::stoi(digits);
+}
 
 class AcmeAccelerator : public bai::plugin::Accelerator {
  public:
   // Discovery happens here. A missing driver is not an error: report zero devices and
   // say why in describe(), so the agent keeps running.
   AcmeAccelerator(const bai::plugin::Host& host, std::string_view /*configJson*/) : host_(host) {
-    int count = 2;  // replace: ask your driver
-    if (auto configured = host.config("devices")) count = std::stoi(*configured);
-    if (count < 0 || count > 64) throw std::invalid_argument("devices must be between 0 and 64");
+    const int count = deviceCount(host);
     for (int i = 0; i < count; ++i) {
-      npus_.push_back({std::to_string(i), "ACME-" + std::to_string(1000 + i), i % 2, 16LL << 30});
+      // replace: read each device's uuid, NUMA node and memory from your driver
+      npus_.push_back({std::to_string(i), "ACME-" + std::to_string(1000 + i), -1, 16LL << 30});
     }
     host_.info("found " + std::to_string(npus_.size()) + " Acme NPU(s)");
   }
 
-  std::string describe() override {
-    return R"({"key": "acme", "extra_info": {"driver": "acme-sim 1.0"}})";
-  }
+  std::string describe() override { return R"({"key": "acme", "extra_info": {"driver": "acme-sim 1.0"}})"; }
 
   std::string listDevices() override {
     std::string out = R"({"devices": [)";
-    for (std::size_t i = 0; i < npus_.size(); ++i) {
-      const Npu& n = npus_[i];
-      out += (i ? "," : "") + std::string("{\"id\": ") + quoted(n.id) + ", \"uuid\": " + quoted(n.uuid) +
-             R"(, "model": "Acme NPU 1", "numa_node": )" + std::to_string(n.numaNode) +
-             ", \"memory\": " + quoted(std::to_string(n.memoryBytes)) +
-             R"(, "processing_units": 64, "health": "healthy"})";
+    for (const Npu& n : npus_) {
+      if (&n != &npus_.front()) out += ",";
+      out += R"({"id": )" + quoted(n.id) + R"(, "uuid": )" + quoted(n.uuid) + R"(, "model": "Acme NPU 1", "numa_node": )";
+      out += std::to_string(n.numaNode) + R"(, "memory": )" + quoted(std::to_string(n.memoryBytes));
+      out += R"(, "processing_units": 64, "health": "healthy"})";
     }
     return out + "]}";
   }
@@ -52,7 +60,10 @@ class AcmeAccelerator : public bai::plugin::Accelerator {
   // One map per slot: whole devices, spread evenly.
   std::string allocMapSpec() override {
     std::string devices;
-    for (const Npu& n : npus_) devices += (devices.empty() ? "" : ",") + std::string("{\"id\": ") + quoted(n.id) + R"(, "capacity": "1"})";
+    for (const Npu& n : npus_) {
+      if (!devices.empty()) devices += ",";
+      devices += R"({"id": )" + quoted(n.id) + R"(, "capacity": "1"})";
+    }
     return R"({"maps": [{"slot": "acme.device", "kind": "discrete", "strategy": "evenly", "devices": [)" + devices + "]}]}";
   }
 
@@ -62,7 +73,9 @@ class AcmeAccelerator : public bai::plugin::Accelerator {
   std::string prepareSession(std::string_view session) override {
     std::string visible;
     for (const Npu& n : npus_) {
-      if (session.find("\"" + n.id + "\":") != std::string_view::npos) visible += (visible.empty() ? "" : ",") + n.uuid;
+      if (session.find("\"" + n.id + "\":") == std::string_view::npos) continue;
+      if (!visible.empty()) visible += ",";
+      visible += n.uuid;
     }
     return R"({"env": {"ACME_VISIBLE_DEVICES": )" + quoted(visible) + "}}";
   }
@@ -71,8 +84,9 @@ class AcmeAccelerator : public bai::plugin::Accelerator {
 
   std::string health() override {
     std::string out = R"({"devices": [)";
-    for (std::size_t i = 0; i < npus_.size(); ++i) {
-      out += (i ? "," : "") + std::string("{\"id\": ") + quoted(npus_[i].id) + R"(, "health": "healthy"})";
+    for (const Npu& n : npus_) {
+      if (&n != &npus_.front()) out += ",";
+      out += R"({"id": )" + quoted(n.id) + R"(, "health": "healthy"})";  // replace: ask your driver
     }
     return out + "]}";
   }

@@ -24,12 +24,19 @@ for f in bin/bai-plugin-check include/bai/accelerator.h include/bai/plugin.hpp i
 done
 ls "$libdir"/libbai.so.* >/dev/null 2>&1 || fail "libbai is not installed"
 [ -e "$pcdir/bai.pc" ] || fail "bai.pc is not installed"
-unexpected=$(cd "$tmp/dest" && find . -type f | grep -Ev '/bin/(bai-plugin-check|bai-agent|bai-session-shim)$|/include/bai/(accelerator\.h|plugin\.hpp|protocol\.hpp|slots\.hpp|result\.hpp)$|/libbai\.so\.[0-9.]+$|/pkgconfig/bai(-sdk)?\.pc$|/bai/accelerators/[a-z0-9-]+\.so$' || true)
+unexpected=$(cd "$tmp/dest" && find . -type f | grep -Ev '/bin/(bai-plugin-check|bai-agent|bai-session-shim)$|/include/bai/(accelerator\.h|plugin\.hpp|protocol\.hpp|slots\.hpp|result\.hpp)$|/libbai\.so\.[0-9.]+$|/pkgconfig/bai(-sdk)?\.pc$|/bai/accelerators/[a-z0-9-]+\.so$|/share/bai/(template|examples|docs)/' || true)
 [ -z "$unexpected" ] || fail "unexpected installed files: $unexpected"
 echo "installed file list OK"
 
 export PKG_CONFIG_PATH="$pcdir" PKG_CONFIG_SYSROOT_DIR="$tmp/dest"
-meson setup "$tmp/template" "$source_root/sdk/template" >/dev/null || fail "template: meson setup"
+# The template as installed, not from the sources: the guide tells vendors to copy it from there.
+templatedir=$(pkg-config --variable=templatedir bai-sdk)  # pkgconf already prefixes the sysroot
+[ -f "$templatedir/acme_plugin.cpp" ] || fail "the template is not installed at $templatedir"
+for f in plugin-guide.md abi/list_devices.schema.json; do
+  [ -f "$(pkg-config --variable=docdir bai-sdk)/$f" ] || fail "docs/$f is not installed"
+done
+cp -r "$templatedir" "$tmp/template-src"
+meson setup "$tmp/template" "$tmp/template-src" >/dev/null || fail "template: meson setup"
 ninja -C "$tmp/template" >/dev/null || fail "template: build"
 meson setup "$tmp/c-example" "$source_root/sdk/examples/c-plugin" >/dev/null || fail "c example: meson setup"
 ninja -C "$tmp/c-example" >/dev/null || fail "c example: build"
