@@ -108,6 +108,13 @@ Result<AgentSettings> agentSettings(const config::Config& c) {
   s.cgroupRoot = c.string("runtime.cgroup-root");
   s.cgroupParent = c.string("runtime.cgroup-parent");
   for (const auto& [name, table] : c.tables("plugins")) s.pluginConfigs[name] = table.dump();
+  // Relative paths mean "from where the agent was started", also for the shim, which
+  // works from each session's directory.
+  std::error_code ec;
+  for (auto* path : {&s.stateDir, &s.clusterTokenFile, &s.shimPath, &s.cgroupRoot}) {
+    if (!path->empty()) *path = std::filesystem::absolute(*path, ec);
+  }
+  for (auto& dir : s.pluginPath) dir = std::filesystem::absolute(dir, ec);
   return s;
 }
 

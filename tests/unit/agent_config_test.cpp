@@ -43,6 +43,11 @@ TEST(AgentConfig, CrossKeyRules) {
   ASSERT_TRUE(derived.ok());
   EXPECT_EQ(derived->id.rfind("agent-", 0), 0u);
   EXPECT_EQ(derived->id, defaultAgentId()) << "stable across calls";
+  auto relative = settingsOf("[agent]\ncluster-token-file = \"t\"\nstate-dir = \"state\"\nplugin-path = [\"build\"]\n");
+  ASSERT_TRUE(relative.ok());
+  EXPECT_EQ(relative->stateDir, std::filesystem::current_path() / "state") << "the shim works from session dirs";
+  EXPECT_EQ(relative->pluginPath.at(0), std::filesystem::current_path() / "build");
+  EXPECT_EQ(relative->clusterTokenFile, std::filesystem::current_path() / "t");
 }
 
 }  // namespace
