@@ -168,14 +168,14 @@ Result<nlohmann::json> AcceleratorPlugin::callReturningJson(const char* call,
 }
 
 Result<nlohmann::json> AcceleratorPlugin::callForJson(const char* call, bai_status (*fn)(bai_accelerator*, char**)) {
-  if (fn == nullptr) return Failure{callError(call, "not implemented (null in the call table)")};
+  if (fn == nullptr) return Failure{callError(call, "missing from the call table (NULL)")};
   return callReturningJson(call, fn);
 }
 
 Result<nlohmann::json> AcceleratorPlugin::callWithInput(const char* call,
                                                         bai_status (*fn)(bai_accelerator*, const char*, char**),
                                                         const std::string& input) {
-  if (fn == nullptr) return Failure{callError(call, "not implemented (null in the call table)")};
+  if (fn == nullptr) return Failure{callError(call, "missing from the call table (NULL)")};
   return callReturningJson(call, [fn, input](bai_accelerator* instance, char** out) { return fn(instance, input.c_str(), out); });
 }
 
@@ -217,7 +217,7 @@ Result<SessionResources> AcceleratorPlugin::prepareSession(
 
 Result<void> AcceleratorPlugin::releaseSession(const std::string& sessionId,
                                                const std::map<std::string, std::map<std::string, Quantity>>& allocation) {
-  if (vtable_->release_session == nullptr) return Failure{callError("release_session", "not implemented")};
+  if (vtable_->release_session == nullptr) return Failure{callError("release_session", "missing from the call table (NULL)")};
   auto vtable = vtable_;
   auto instance = instance_;
   auto context = context_;
