@@ -54,11 +54,14 @@ void MockAccelerator::enter(Call call) const {
   }
 }
 
-// The main slot is offered even with no device, so the manager learns its type; MIG
-// slots exist only where a slice of that profile does.
+// The main slot is offered even with no device, so the manager learns its type (but not
+// by an unconfigured mock, which simulates nothing); MIG slots exist only where a slice
+// of that profile does.
 void MockAccelerator::indexSlots() {
   bool discrete = config_.mode == AllocationMode::Discrete;
-  slots_.push_back({config_.key + (discrete ? ".device" : ".shares"), false, !discrete, {}});
+  if (config_.source != kUnconfigured) {
+    slots_.push_back({config_.key + (discrete ? ".device" : ".shares"), false, !discrete, {}});
+  }
   for (std::size_t i = 0; i < config_.devices.size(); ++i) {
     const MockDevice& device = config_.devices[i];
     deviceById_.emplace(device.id, i);

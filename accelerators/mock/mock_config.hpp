@@ -87,6 +87,9 @@ struct MockConfig {
 // 10^18, beyond any real amount, so that sums of amounts stay far from overflow.
 std::optional<Quantity> parseAmount(std::string_view text);
 
+// The source of a mock created with an empty config: key "mock", no devices.
+inline constexpr const char* kUnconfigured = "unconfigured: no [plugins.mock] table, nothing to simulate";
+
 // Reads the JSON object `create` receives: `config_file` names a TOML file, and any other
 // key is a setting given inline that replaces the file's top-level key of the same name.
 // Throws plugin::StatusError(BAI_ERR_INVALID_ARGUMENT) naming the key and where it was written.

@@ -212,7 +212,6 @@ INSTANTIATE_TEST_SUITE_P(
     Cases, MockBadInline,
     ::testing::Values(
         BadInline{"not_json", "nope", "must be a JSON object"}, BadInline{"not_object", "[1]", "must be a JSON object"},
-        BadInline{"empty", "{}", "no settings"},
         BadInline{"config_file_number", R"({"config_file": 7})", "config_file: expected a file path"},
         BadInline{"null_value", R"({"key": "cuda", "device_mask": null})", "inline config: device_mask: null"},
         BadInline{"float_memory",

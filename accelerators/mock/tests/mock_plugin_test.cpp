@@ -78,6 +78,18 @@ INSTANTIATE_TEST_SUITE_P(Samples, MockSample, ::testing::ValuesIn(allSamples()),
   return name;
 });
 
+// Loaded by an agent without a [plugins.mock] table: no devices, a reason, no error.
+TEST(MockPluginInfo, UnconfiguredOffersNothing) {
+  DirectPlugin plugin(pluginPath());
+  ASSERT_EQ(plugin.create("{}"), BAI_OK) << plugin.lastLog();
+  const auto describe = nlohmann::json::parse(plugin.describe());
+  EXPECT_EQ(describe["key"], "mock");
+  EXPECT_NE(describe["extra_info"]["config"].get<std::string>().find("nothing to simulate"), std::string::npos);
+  EXPECT_TRUE(nlohmann::json::parse(plugin.listDevices())["devices"].empty());
+  EXPECT_TRUE(nlohmann::json::parse(plugin.slotTypes())["slots"].empty());
+  EXPECT_TRUE(nlohmann::json::parse(plugin.allocMapSpec())["maps"].empty());
+}
+
 TEST(MockSamples, AllSixArePresent) {
   EXPECT_EQ(allSamples(), (std::vector<std::string>{"mock-1024.toml", "mock-2gpu-mig.toml", "mock-4xa100.toml",
                                                     "mock-acme.toml", "mock-fractional.toml", "mock-rocm.toml"}));
