@@ -2,6 +2,8 @@
 
 #include "int128_text.hpp"
 
+#include <charconv>
+#include <cmath>
 #include <stdexcept>
 #include <string>
 
@@ -117,6 +119,17 @@ Result<Quantity> Quantity::parse(std::string_view text) {
   __int128 raw = 0;
   for (char c : digits) raw = raw * 10 + (c - '0');
   return fromRaw(negative ? -raw : raw);
+}
+
+Result<Quantity> Quantity::fromDouble(double value) {
+  if (!std::isfinite(value)) return fail(ErrorCode::InvalidArgument, "not a finite number");
+  if (std::fabs(value) >= 9007199254740992.0) {  // 2^53
+    return fail(ErrorCode::InvalidArgument, "number too large to be exact; send it as a string");
+  }
+  char buffer[64];
+  const auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, value);
+  if (ec != std::errc()) return fail(ErrorCode::Internal, "cannot format number");
+  return parse(std::string_view(buffer, static_cast<std::size_t>(end - buffer)));
 }
 
 std::string Quantity::toString() const {

@@ -3,8 +3,6 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <charconv>
-#include <cmath>
 
 namespace bai {
 namespace {
@@ -24,17 +22,7 @@ Result<Quantity> quantityFromJson(const nlohmann::json& value) {
   if (value.is_number_unsigned()) {
     return Quantity::fromRaw(static_cast<__int128>(value.get<std::uint64_t>()) * Quantity::kScale);
   }
-  if (value.is_number_float()) {
-    const double d = value.get<double>();
-    if (!std::isfinite(d)) return fail(ErrorCode::InvalidArgument, "not a finite number");
-    if (std::fabs(d) >= 9007199254740992.0) {  // 2^53: beyond it doubles skip integers
-      return fail(ErrorCode::InvalidArgument, "number too large to be exact; send it as a string");
-    }
-    char buffer[64];
-    auto [end, ec] = std::to_chars(buffer, buffer + sizeof(buffer), d);
-    if (ec != std::errc()) return fail(ErrorCode::Internal, "cannot format number");
-    return Quantity::parse(std::string_view(buffer, static_cast<std::size_t>(end - buffer)));
-  }
+  if (value.is_number_float()) return Quantity::fromDouble(value.get<double>());
   return fail(ErrorCode::InvalidArgument, "expected a decimal string or number, got " + std::string(value.type_name()));
 }
 

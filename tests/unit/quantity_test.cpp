@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <stdexcept>
 
 namespace bai {
@@ -55,6 +56,17 @@ TEST(Quantity, DecimalArithmeticIsExact) {
   for (int i = 0; i < 1000; ++i) sum += q("0.001");
   EXPECT_EQ(sum, Quantity(1));
   EXPECT_EQ((-q("0.5")).toString(), "-0.5");
+}
+
+TEST(Quantity, FromDoubleOnlyWhenExact) {
+  EXPECT_EQ(Quantity::fromDouble(0.1).value(), q("0.1"));
+  EXPECT_EQ(Quantity::fromDouble(-2.5).value(), q("-2.5"));
+  EXPECT_EQ(Quantity::fromDouble(1e6).value(), Quantity(1000000));
+  EXPECT_NE(Quantity::fromDouble(1e-7).error().message.find("6 fractional digits"), std::string::npos);
+  EXPECT_NE(Quantity::fromDouble(1e300).error().message.find("send it as a string"), std::string::npos);
+  EXPECT_NE(Quantity::fromDouble(9007199254740992.0).error().message.find("too large"), std::string::npos);
+  EXPECT_NE(Quantity::fromDouble(std::nan("")).error().message.find("not a finite"), std::string::npos);
+  EXPECT_FALSE(Quantity::fromDouble(HUGE_VAL).ok());
 }
 
 TEST(Quantity, Ordering) {

@@ -39,6 +39,11 @@ class Quantity {
   // std::overflow_error when the result is out of range.
   static Quantity ratioFloor(__int128 numerator, __int128 denominator);
 
+  // A double taken exactly as its shortest round-trip text ("0.1" stays 0.1): refused when
+  // not finite, at or beyond 2^53 (where doubles skip integers), or needing more than 6
+  // fractional digits. For JSON numbers, which reach us as doubles.
+  static Result<Quantity> fromDouble(double value);
+
   // Shortest exact text: "0.5", "13.5", "4", "Infinity", "-Infinity".
   std::string toString() const;
 
