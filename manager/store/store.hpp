@@ -1,0 +1,164 @@
+// The manager's persistent state behind a small interface: SQLite today, PostgreSQL
+// later. Callers see typed records and transactions only; no SQL leaves the store.
+// Every state change is one write transaction; quantities are stored as exact decimal
+// text, never as floating point.
+#pragma once
+
+#include <bai/result.hpp>
+#include <bai/slots.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace bai::manager {
+
+enum class SessionStatus { Pending, Scheduled, Preparing, Running, Terminating, Terminated, Cancelled, Error };
+const char* sessionStatusName(SessionStatus status);  // "PENDING", ...
+Result<SessionStatus> parseSessionStatus(std::string_view text);
+// TERMINATED, CANCELLED and ERROR: the session is over and holds nothing.
+bool isFinal(SessionStatus status);
+
+enum class AgentStatus { Alive, Lost };
+const char* agentStatusName(AgentStatus status);  // "ALIVE", "LOST"
+Result<AgentStatus> parseAgentStatus(std::string_view text);
+
+struct KeypairRecord {
+  std::string accessKey;
+  std::string secretKey;
+  bool admin = false;
+  bool active = true;
+  std::int64_t createdAtMillis = 0;
+};
+
+struct AgentSlotFigures {
+  Quantity capacity;  // what the agent offers (its "available" report)
+  Quantity used;      // the manager's reservations on it
+  Quantity largest;   // the largest amount one new session can get, as last reported
+};
+
+struct AgentRecord {
+  std::string id;
+  AgentStatus status = AgentStatus::Alive;
+  std::string rpcUrl;  // "http://127.0.0.1:6001"
+  std::string region;
+  std::string scalingGroup;
+  std::string architecture;
+  std::string version;
+  std::uint64_t digest = 0;  // the agent's state version of the last full report
+  std::map<std::string, AgentSlotFigures> slots;
+  std::string pluginsJson = "[]";       // plugin reports, as JSON text
+  std::string deviceHealthJson = "[]";  // device health reports, as JSON text
+  std::uint64_t lastEventSeq = 0;       // every event of this agent with seq <= this is applied
+  std::int64_t registeredAtMillis = 0;
+  std::int64_t statusChangedAtMillis = 0;
+};
+
+struct SessionRecord {
+  std::string id;
+  std::string name;
+  std::string owner;  // access key of the keypair that created it
+  std::string scalingGroup;
+  std::vector<std::string> command;
+  std::map<std::string, std::string> env;
+  ResourceSlot requested;
+  SessionStatus status = SessionStatus::Pending;
+  std::string statusReason;
+  std::string agentId;  // empty until scheduled
+  std::optional<int> exitCode;
+  std::uint64_t enqueueSeq = 0;  // assigned by insertSession: FIFO order, increasing
+  std::int64_t createdAtMillis = 0;
+  std::int64_t scheduledAtMillis = 0;  // 0: not yet
+  std::int64_t startedAtMillis = 0;
+  std::int64_t endedAtMillis = 0;
+};
+
+// A reservation of `slots` on `agentId` for one session; released ones no longer count
+// in the agent's used figures.
+struct AllocationRecord {
+  std::string sessionId;
+  std::string agentId;
+  ResourceSlot slots;
+  bool released = false;
+};
+
+struct SessionFilter {
+  std::optional<SessionStatus> status;
+  std::optional<std::string> owner;
+  std::optional<std::string> agentId;
+  bool activeOnly = false;  // only sessions whose status is not final
+};
+
+// Valid only inside the function given to Store::write/read. Every call fails with a
+// clear message on a storage error; writes through a read transaction fail.
+class StoreTransaction {
+ public:
+  virtual ~StoreTransaction() = default;
+
+  virtual Result<void> insertKeypair(const KeypairRecord& keypair) = 0;  // Conflict if it exists
+  virtual Result<std::optional<KeypairRecord>> keypair(const std::string& accessKey) = 0;
+  virtual Result<std::vector<KeypairRecord>> keypairs() = 0;
+
+  virtual Result<std::map<std::string, SlotType>> slotTypes() = 0;
+  virtual Result<void> insertSlotType(const std::string& slot, SlotType type) = 0;  // Conflict if known
+
+  virtual Result<std::optional<AgentRecord>> agent(const std::string& id) = 0;
+  virtual Result<std::vector<AgentRecord>> agents() = 0;
+  // Inserts or replaces the agent row and its slot rows (slots absent from `agent` are
+  // removed), keeping nothing of an older version.
+  virtual Result<void> upsertAgent(const AgentRecord& agent) = 0;
+  virtual Result<void> setAgentStatus(const std::string& id, AgentStatus status, std::int64_t atMillis) = 0;
+  // Sets the used figure of each slot in `used`; a slot the agent does not have is added
+  // with capacity 0 and largest 0.
+  virtual Result<void> setAgentUsed(const std::string& id, const ResourceSlot& used) = 0;
+  virtual Result<void> setAgentLastEventSeq(const std::string& id, std::uint64_t seq) = 0;
+
+  // Assigns enqueueSeq (returned) and stores the session; Conflict if the id exists.
+  virtual Result<std::uint64_t> insertSession(const SessionRecord& session) = 0;
+  virtual Result<std::optional<SessionRecord>> session(const std::string& id) = 0;
+  virtual Result<std::vector<SessionRecord>> sessions(const SessionFilter& filter) = 0;  // by enqueueSeq
+  // Writes the fields that change over a session's life: status, statusReason, agentId,
+  // exitCode and the four timestamps. NotFound if the id is unknown.
+  virtual Result<void> updateSession(const SessionRecord& session) = 0;
+
+  virtual Result<void> insertAllocation(const AllocationRecord& allocation) = 0;  // Conflict if the session has one
+  virtual Result<std::optional<AllocationRecord>> allocation(const std::string& sessionId) = 0;
+  virtual Result<std::vector<AllocationRecord>> allocations(const std::string& agentId) = 0;
+  virtual Result<void> setAllocationReleased(const std::string& sessionId, bool released) = 0;
+  virtual Result<void> deleteAllocation(const std::string& sessionId) = 0;
+};
+
+struct StoreOptions {
+  bool fullSync = false;  // SQLite synchronous=FULL instead of NORMAL (both durable in WAL against a crash of the process)
+  std::chrono::milliseconds busyTimeout{5000};
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  using TransactionFn = std::function<Result<void>(StoreTransaction&)>;
+  // One write transaction (BEGIN IMMEDIATE on SQLite: writers are serialised before the
+  // first read, so a check-then-write inside `fn` cannot race another writer). Commits
+  // when `fn` succeeds; rolls back and returns its error when it fails or throws.
+  virtual Result<void> write(const TransactionFn& fn) = 0;
+  // A consistent read-only snapshot.
+  virtual Result<void> read(const TransactionFn& fn) = 0;
+
+  virtual int schemaVersion() const = 0;
+  virtual std::string describe() const = 0;  // "sqlite:///var/lib/bai/manager.db", no secrets
+};
+
+// Opens the store named by `url` and brings its schema up to date (versioned migrations,
+// each in its own transaction). Accepted: "sqlite:///abs/path.db", "sqlite://rel/path.db",
+// "sqlite::memory:" (tests); "postgresql://..." fails with "not built" until that back end
+// exists. A database from a newer bai (a schema version above ours) is refused.
+Result<std::unique_ptr<Store>> openStore(const std::string& url, const StoreOptions& options = {});
+
+}  // namespace bai::manager
