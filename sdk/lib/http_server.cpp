@@ -54,7 +54,7 @@ Response plainError(int status, const std::string& type, const std::string& titl
 template <class Stream>
 class Session : public std::enable_shared_from_this<Session<Stream>> {
  public:
-  Session(Stream stream, const Handler& handler, std::size_t maxBody, std::string peer)
+  Session(Stream stream, const AsyncHandler& handler, std::size_t maxBody, std::string peer)
       : stream_(std::move(stream)), handler_(handler), maxBody_(maxBody), peer_(std::move(peer)) {}
 
   void run() {
@@ -96,13 +96,19 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     for (const auto& field : message) request.headers[lower(std::string(field.name_string()))] = std::string(field.value());
     request.body = message.body();
     request.peer = peer_;
-    Response response;
+    const bool keepAlive = message.keep_alive();
+    auto answered = std::make_shared<std::atomic<bool>>(false);
+    Responder responder = [self = this->shared_from_this(), keepAlive, answered](Response response) {
+      if (answered->exchange(true)) return;
+      asio::post(self->stream_.get_executor(), [self, keepAlive, response = std::move(response)]() mutable {
+        self->respond(std::move(response), keepAlive);
+      });
+    };
     try {
-      response = handler_(request);
+      handler_(std::move(request), responder);
     } catch (const std::exception&) {
-      response = plainError(500, "internal-error", "Internal server error", "the request handler failed");
+      responder(plainError(500, "internal-error", "Internal server error", "the request handler failed"));
     }
-    respond(std::move(response), message.keep_alive());
   }
 
   void respond(Response response, bool keepAlive) {
@@ -128,7 +134,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
-  const Handler& handler_;
+  const AsyncHandler& handler_;
   std::size_t maxBody_;
   std::string peer_;
 };
@@ -142,7 +148,7 @@ std::string Request::header(const std::string& lowerName) const {
 
 struct Server::Impl {
   ServerOptions options;
-  Handler handler;
+  AsyncHandler handler;
   std::optional<asio::ssl::context> tls;
   // One io_context and acceptor per thread: no cross-thread handoff per request.
   std::vector<std::unique_ptr<asio::io_context>> contexts;
@@ -176,7 +182,12 @@ struct Server::Impl {
   }
 };
 
-Server::Server(ServerOptions options, Handler handler) : impl_(std::make_unique<Impl>()) {
+Server::Server(ServerOptions options, Handler handler)
+    : Server(std::move(options), AsyncHandler([handler = std::move(handler)](Request request, Responder respond) {
+        respond(handler(request));
+      })) {}
+
+Server::Server(ServerOptions options, AsyncHandler handler) : impl_(std::make_unique<Impl>()) {
   impl_->options = std::move(options);
   impl_->handler = std::move(handler);
 }

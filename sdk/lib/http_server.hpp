@@ -34,6 +34,12 @@ struct Response {
 
 using Handler = std::function<Response(const Request&)>;
 
+// Answers a request later, from any thread, exactly once (later calls are ignored); the
+// connection waits without holding its thread, so a long poll costs no thread. Every
+// responder must be called or dropped before the Server is destroyed.
+using Responder = std::function<void(Response)>;
+using AsyncHandler = std::function<void(Request, Responder)>;
+
 struct ServerOptions {
   std::string address = "127.0.0.1";
   std::uint16_t port = 0;  // 0: an ephemeral port, read back with port()
@@ -46,6 +52,7 @@ struct ServerOptions {
 class Server {
  public:
   Server(ServerOptions options, Handler handler);
+  Server(ServerOptions options, AsyncHandler handler);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

@@ -6,6 +6,9 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <mutex>
+#include <optional>
+#include <thread>
 
 namespace bai::http {
 namespace {
@@ -85,6 +88,44 @@ TEST(HttpServer, AHandlerExceptionIsA500) {
   Reply reply = client.request("http://127.0.0.1:" + std::to_string(server.port()) + "/");
   EXPECT_EQ(reply.status, 500);
   EXPECT_EQ(reply.body.find("boom"), std::string::npos) << "internal details stay inside";
+}
+
+TEST(HttpServer, ADeferredAnswerHoldsNoThread) {
+  // One server thread: the parked request must not stop the second one being served.
+  std::mutex mutex;
+  std::optional<Responder> parked;
+  Server server({"127.0.0.1", 0, 1, 1024, "", ""}, AsyncHandler([&](Request request, Responder respond) {
+                  if (request.path == "/park") {
+                    std::lock_guard<std::mutex> lock(mutex);
+                    parked = std::move(respond);
+                    return;
+                  }
+                  respond(Response{200, "text/plain", "quick", {}});
+                }));
+  ASSERT_TRUE(server.start().ok());
+  const std::string base = "http://127.0.0.1:" + std::to_string(server.port());
+  Reply parkedReply;
+  std::thread waiter([&] { parkedReply = Client().request(base + "/park"); });
+  for (int i = 0; i < 500; ++i) {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (parked) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  Reply quick = Client().request(base + "/other");
+  EXPECT_EQ(quick.body, "quick");
+  EXPECT_EQ(parkedReply.status, 0) << "the parked request is still waiting";
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    ASSERT_TRUE(parked.has_value());
+    (*parked)(Response{202, "text/plain", "late", {}});
+    (*parked)(Response{500, "text/plain", "twice", {}});  // ignored: one answer per request
+    parked.reset();
+  }
+  waiter.join();
+  EXPECT_EQ(parkedReply.status, 202);
+  EXPECT_EQ(parkedReply.body, "late");
 }
 
 TEST(HttpServer, RejectsABadListenAddress) {
