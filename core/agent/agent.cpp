@@ -401,7 +401,7 @@ AgentResult<std::string> Agent::sessionLogs(const std::string& id, const std::st
 
 protocol::AgentState Agent::snapshot() const {
   protocol::AgentState state;
-  state.rpcAddress = settings_.rpcListen;
+  state.rpcAddress = settings_.rpcUrl.empty() ? "http://" + settings_.rpcListen : settings_.rpcUrl;
   state.region = settings_.region;
   state.scalingGroup = settings_.scalingGroup;
   state.architecture = architecture();

@@ -31,6 +31,7 @@ const config::Schema& agentConfigSchema() {
       {"agent.heartbeat-interval", KeyType::Seconds, "5", "seconds between heartbeats (jittered)"},
       {"agent.plugin-call-timeout", KeyType::Seconds, "5", "deadline of each plugin call; a plugin that misses it is withdrawn"},
       {"agent.rpc-threads", KeyType::Integer, "2", "threads serving the RPC"},
+      {"agent.rpc-advertise-addr", KeyType::String, "\"\"", "host:port the manager uses to reach the RPC (default: the bound address)"},
       {"agent.tls-cert-file", KeyType::String, "", "PEM certificate: serve the RPC over HTTPS"},
       {"agent.tls-key-file", KeyType::String, "", "PEM private key for agent.tls-cert-file"},
       {"resource.reserved-cpu", KeyType::Integer, "0", "CPU cores kept from sessions for the system"},
@@ -75,6 +76,7 @@ Result<AgentSettings> agentSettings(const config::Config& c) {
   s.region = c.string("agent.region");
   s.scalingGroup = c.string("agent.scaling-group");
   s.rpcListen = c.string("agent.rpc-listen-addr");
+  s.rpcAdvertise = c.string("agent.rpc-advertise-addr");
   s.managerUrl = c.string("agent.manager-url");
   s.clusterTokenFile = c.string("agent.cluster-token-file");
   if (s.clusterTokenFile.empty()) {

@@ -21,6 +21,8 @@ struct AgentSettings {
   std::string region;
   std::string scalingGroup;
   std::string rpcListen;
+  std::string rpcAdvertise;  // host:port the manager calls; empty: the bound address
+  std::string rpcUrl;        // what the agent reports: set by the front end once the RPC is bound
   std::string managerUrl;
   std::filesystem::path clusterTokenFile;
   std::filesystem::path stateDir;

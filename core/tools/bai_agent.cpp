@@ -12,6 +12,7 @@
 #include <systemd/sd-daemon.h>
 
 #include <csignal>
+#include <atomic>
 #include <iostream>
 
 int main(int argc, char** argv) {
@@ -72,21 +73,36 @@ int main(int argc, char** argv) {
   sigaddset(&stopSignals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stopSignals, nullptr);
 
+  // The RPC binds first so the agent registers with the address it really serves on
+  // (an ephemeral port included); requests before the agent is up get a 503.
+  std::atomic<bool> agentReady{false};
+  bai::http::Handler api;
+  bai::http::Server server({listen->first, listen->second, settings->rpcThreads, 1 << 20, settings->tlsCertificateFile,
+                            settings->tlsKeyFile},
+                           [&](const bai::http::Request& request) {
+                             if (!agentReady.load(std::memory_order_acquire)) {
+                               return bai::http::Response{503, "application/json",
+                                                          R"({"type":"starting","title":"Agent starting","detail":"retry shortly"})",
+                                                          {{"Retry-After", "1"}}};
+                             }
+                             return api(request);
+                           });
+  if (auto started = server.start(); !started) {
+    std::cerr << "bai-agent: " << started.error().message << "\n";
+    return 1;
+  }
+  const std::string scheme = settings->tlsCertificateFile.empty() ? "http://" : "https://";
+  settings->rpcUrl = scheme + (settings->rpcAdvertise.empty() ? listen->first + ":" + std::to_string(server.port())
+                                                              : settings->rpcAdvertise);
   auto agent = Agent::start(*settings, *token, log);
   if (!agent) {
     std::cerr << "bai-agent: " << agent.error().message << "\n";
     return 1;
   }
-  bai::http::Server server({listen->first, listen->second, settings->rpcThreads, 1 << 20, settings->tlsCertificateFile,
-                            settings->tlsKeyFile},
-                           agentApi(**agent));
-  if (auto started = server.start(); !started) {
-    std::cerr << "bai-agent: " << started.error().message << "\n";
-    return 1;
-  }
+  api = agentApi(**agent);
+  agentReady.store(true, std::memory_order_release);
   const std::string address = listen->first + ":" + std::to_string(server.port());
-  log(LogLevel::Info, "agent", "agent " + settings->id + " serving RPC on " +
-                                   (settings->tlsCertificateFile.empty() ? "http://" : "https://") + address);
+  log(LogLevel::Info, "agent", "agent " + settings->id + " serving RPC on " + scheme + address);
   if (!readyFile.empty()) {
     if (auto written = writeFileAtomically(readyFile, address + "\n"); !written) {
       log(LogLevel::Error, "agent", "ready file: " + written.error().message);

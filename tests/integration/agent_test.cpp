@@ -356,6 +356,7 @@ TEST_F(AgentTest, HeartbeatsCarryTheNodeToTheManager) {
     mockPlugin |= p.name == "mock" && p.key == "cuda";
   }
   EXPECT_TRUE(cpuPlugin && mockPlugin);
+  EXPECT_EQ(state.rpcAddress, agent_->base()) << "the bound (ephemeral) port, as a URL the manager can call";
 }
 
 TEST_F(AgentTest, ARestartKeepsAllocationsAndReportsWhatEndedMeanwhile) {
