@@ -1,19 +1,13 @@
-// Where the agent's components send log lines: one sink, set by the daemon (or a test).
+// The agent's components log through the daemons' shared sink (sdk/lib/log_sink.hpp).
 #pragma once
 
-#include <functional>
-#include <string>
+#include "log_sink.hpp"
 
 namespace bai::core {
 
-enum class LogLevel { Debug, Info, Warning, Error };
-
-const char* logLevelName(LogLevel level);
-
-// `source` names the component or plugin ("host", "plugin cuda-device").
-using LogSink = std::function<void(LogLevel level, const std::string& source, const std::string& message)>;
-
-// Writes "level source: message" lines to standard error.
-LogSink stderrLogSink();
+using bai::LogLevel;
+using bai::logLevelName;
+using bai::LogSink;
+using bai::stderrLogSink;
 
 }  // namespace bai::core

@@ -2,6 +2,8 @@
 // kept-alive connection, authenticated with the cluster token.
 #pragma once
 
+#include "secret_file.hpp"
+
 #include <bai/protocol.hpp>
 #include <bai/result.hpp>
 
@@ -48,8 +50,6 @@ class ManagerClient {
   std::unique_ptr<Impl> impl_;
 };
 
-// Reads the cluster token from `file`, which must be a regular file that neither group
-// nor others may access (mode 0600 or stricter). A trailing newline is dropped.
-Result<std::string> readClusterToken(std::filesystem::path file);
+using bai::readClusterToken;  // from secret_file.hpp
 
 }  // namespace bai::core

@@ -1,9 +1,9 @@
-#include "log.hpp"
+#include "log_sink.hpp"
 
 #include <cstdio>
 #include <mutex>
 
-namespace bai::core {
+namespace bai {
 
 const char* logLevelName(LogLevel level) {
   switch (level) {
@@ -15,12 +15,13 @@ const char* logLevelName(LogLevel level) {
   return "unknown";
 }
 
-LogSink stderrLogSink() {
-  return [](LogLevel level, const std::string& source, const std::string& message) {
+LogSink stderrLogSink(LogLevel minimum) {
+  return [minimum](LogLevel level, const std::string& source, const std::string& message) {
+    if (level < minimum) return;
     static std::mutex mutex;
     std::lock_guard<std::mutex> lock(mutex);
     std::fprintf(stderr, "%s %s: %s\n", logLevelName(level), source.c_str(), message.c_str());
   };
 }
 
-}  // namespace bai::core
+}  // namespace bai

@@ -1,0 +1,60 @@
+#include "agent_client.hpp"
+
+#include "http_client.hpp"
+
+namespace bai::manager {
+
+std::string AgentCallError::describe() const {
+  if (transport()) return error.detail;
+  return error.type + ": " + (error.detail.empty() ? error.title : error.detail);
+}
+
+AgentClient::AgentClient(std::string clusterToken, std::chrono::milliseconds timeout)
+    : token_(std::move(clusterToken)), timeout_(timeout) {}
+
+AgentCall<AgentReply> AgentClient::call(const std::string& method, const std::string& url, const std::string& body) const {
+  http::ClientRequest request;
+  request.method = method;
+  request.url = url;
+  request.body = body;
+  request.headers = {{"Authorization", "Bearer " + token_}};
+  if (!body.empty()) request.headers["Content-Type"] = "application/json";
+  request.timeout = timeout_;
+  request.connectTimeout = std::min(timeout_, std::chrono::milliseconds(2000));
+  auto response = http::send(request);
+  if (!response) return Failure{AgentCallError{0, {"agent-unreachable", "Agent unreachable", response.error().message}}};
+  return AgentReply{response->status, response->contentType, std::move(response->body)};
+}
+
+AgentCall<protocol::SessionInfo> AgentClient::sessionCall(const std::string& method, const std::string& url,
+                                                          const std::string& body) const {
+  auto reply = call(method, url, body);
+  if (!reply) return Failure{reply.error()};
+  if (reply->status >= 200 && reply->status < 300) {
+    auto info = protocol::SessionInfo::fromJson(reply->body);
+    if (info) return *info;
+    return Failure{AgentCallError{reply->status, {"bad-agent-reply", "Unreadable agent reply", info.error().message}}};
+  }
+  auto error = protocol::ApiError::fromJson(reply->body);
+  if (!error) return Failure{AgentCallError{reply->status, {"agent-error", "Agent error", "HTTP " + std::to_string(reply->status)}}};
+  return Failure{AgentCallError{reply->status, *error}};
+}
+
+AgentCall<protocol::SessionInfo> AgentClient::createSession(const std::string& rpcUrl,
+                                                            const protocol::CreateSessionRequest& request) const {
+  return sessionCall("POST", rpcUrl + "/v1/sessions", request.toJson());
+}
+
+AgentCall<protocol::SessionInfo> AgentClient::destroySession(const std::string& rpcUrl, const std::string& sessionId) const {
+  return sessionCall("DELETE", rpcUrl + "/v1/sessions/" + http::urlEncode(sessionId), "");
+}
+
+AgentCall<protocol::SessionInfo> AgentClient::session(const std::string& rpcUrl, const std::string& sessionId) const {
+  return sessionCall("GET", rpcUrl + "/v1/sessions/" + http::urlEncode(sessionId), "");
+}
+
+AgentCall<AgentReply> AgentClient::get(const std::string& rpcUrl, const std::string& pathAndQuery) const {
+  return call("GET", rpcUrl + pathAndQuery, "");
+}
+
+}  // namespace bai::manager

@@ -1,0 +1,51 @@
+// The manager's calls to agents' RPC (create, destroy, status, logs), authenticated
+// with the cluster token. Blocking; called from the manager's dispatch threads.
+#pragma once
+
+#include <bai/protocol.hpp>
+#include <bai/result.hpp>
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+namespace bai::manager {
+
+// What went wrong with a call: either the agent answered with an error (httpStatus set,
+// error is its document) or the exchange failed (httpStatus 0: unreachable, timed out).
+struct AgentCallError {
+  int httpStatus = 0;
+  protocol::ApiError error;
+
+  bool transport() const { return httpStatus == 0; }
+  std::string describe() const;
+};
+
+template <class T>
+using AgentCall = Result<T, AgentCallError>;
+
+struct AgentReply {
+  int status = 0;
+  std::string contentType;
+  std::string body;
+};
+
+class AgentClient {
+ public:
+  AgentClient(std::string clusterToken, std::chrono::milliseconds timeout);
+
+  AgentCall<protocol::SessionInfo> createSession(const std::string& rpcUrl, const protocol::CreateSessionRequest& request) const;
+  AgentCall<protocol::SessionInfo> destroySession(const std::string& rpcUrl, const std::string& sessionId) const;
+  AgentCall<protocol::SessionInfo> session(const std::string& rpcUrl, const std::string& sessionId) const;
+  // GET {rpcUrl}{pathAndQuery} passed through as the agent answered (logs, alloc-map).
+  AgentCall<AgentReply> get(const std::string& rpcUrl, const std::string& pathAndQuery) const;
+
+ private:
+  AgentCall<AgentReply> call(const std::string& method, const std::string& url, const std::string& body) const;
+  AgentCall<protocol::SessionInfo> sessionCall(const std::string& method, const std::string& url, const std::string& body) const;
+
+  std::string token_;  // never logged, never in an error
+  std::chrono::milliseconds timeout_;
+};
+
+}  // namespace bai::manager

@@ -1,0 +1,109 @@
+#include "manager_config.hpp"
+
+#include <filesystem>
+
+namespace bai::manager {
+
+using config::Key;
+using config::KeyType;
+
+const config::Schema& managerConfigSchema() {
+  static const config::Schema schema("bai-manager", {
+      {"manager.listen", KeyType::String, "\"127.0.0.1:8081\"", "host:port of the API (loopback unless configured)"},
+      {"manager.api-threads", KeyType::Integer, "2", "threads serving the API"},
+      {"manager.db", KeyType::String, "\"sqlite://bai-manager.db\"",
+       "store URL: sqlite:///abs/path.db or sqlite://relative/path.db (from the start directory)"},
+      {"manager.cluster-token-file", KeyType::String, "\"\"",
+       "file (mode 0600) with the agents' bearer token; empty: ./bai-cluster-token, created if absent"},
+      {"manager.tls-cert-file", KeyType::String, "\"\"", "PEM certificate: serve the API over HTTPS"},
+      {"manager.tls-key-file", KeyType::String, "\"\"", "PEM private key for manager.tls-cert-file"},
+      {"manager.log-level", KeyType::String, "\"info\"", "debug, info, warning or error"},
+      {"manager.max-wait", KeyType::Seconds, "600", "longest GET /v1/sessions/{id}?wait= in seconds"},
+      {"agents.heartbeat-timeout", KeyType::Seconds, "15", "an agent silent this long is LOST (3 heartbeat intervals)"},
+      {"agents.rpc-timeout", KeyType::Seconds, "10", "deadline of each call to an agent's RPC"},
+      {"store.synchronous", KeyType::String, "\"normal\"", "SQLite synchronous mode: normal or full"},
+      {"scheduler.selector", KeyType::String, "\"concentrated\"",
+       "agent selector: concentrated (pack) or dispersed (spread)"},
+      {"scheduler.period", KeyType::Seconds, "1", "placement runs on every event and at least this often"},
+      {"scheduler.dispatch-threads", KeyType::Integer, "4", "threads calling agents to start and stop sessions"},
+  });
+  return schema;
+}
+
+Result<LogLevel> parseLogLevel(const std::string& text) {
+  for (LogLevel level : {LogLevel::Debug, LogLevel::Info, LogLevel::Warning, LogLevel::Error}) {
+    if (text == logLevelName(level)) return level;
+  }
+  return fail(ErrorCode::InvalidArgument, "'" + text + "' is not a log level (debug, info, warning, error)");
+}
+
+const char* selectorKindName(SelectorKind kind) {
+  return kind == SelectorKind::Concentrated ? "concentrated" : "dispersed";
+}
+
+Result<SelectorKind> parseSelectorKind(const std::string& text) {
+  for (SelectorKind kind : {SelectorKind::Concentrated, SelectorKind::Dispersed}) {
+    if (text == selectorKindName(kind)) return kind;
+  }
+  return fail(ErrorCode::InvalidArgument, "'" + text + "' is not a selector (concentrated, dispersed)");
+}
+
+namespace {
+
+std::chrono::milliseconds millis(double seconds) {
+  return std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000.0));
+}
+
+// sqlite://relative/path is resolved against the start directory now, so a later
+// chdir (or systemd's WorkingDirectory) cannot move the database.
+std::string absoluteStoreUrl(const std::string& url) {
+  const std::string prefix = "sqlite://";
+  if (url.rfind(prefix, 0) != 0 || url.rfind("sqlite:///", 0) == 0) return url;
+  std::error_code ec;
+  return "sqlite://" + std::filesystem::absolute(url.substr(prefix.size()), ec).string();
+}
+
+}  // namespace
+
+Result<ManagerSettings> managerSettings(const config::Config& c) {
+  ManagerSettings s;
+  s.listen = c.string("manager.listen");
+  s.apiThreads = static_cast<int>(c.integer("manager.api-threads"));
+  if (s.apiThreads < 1 || s.apiThreads > 64) return fail(ErrorCode::InvalidArgument, "manager.api-threads must be 1 to 64");
+  s.db = absoluteStoreUrl(c.string("manager.db"));
+  s.clusterTokenFile = c.string("manager.cluster-token-file");
+  s.createClusterToken = s.clusterTokenFile.empty();
+  if (s.createClusterToken) s.clusterTokenFile = "bai-cluster-token";
+  std::error_code ec;
+  s.clusterTokenFile = std::filesystem::absolute(s.clusterTokenFile, ec).string();
+  s.tlsCertificateFile = c.string("manager.tls-cert-file");
+  s.tlsKeyFile = c.string("manager.tls-key-file");
+  if (s.tlsCertificateFile.empty() != s.tlsKeyFile.empty()) {
+    return fail(ErrorCode::InvalidArgument, "manager.tls-cert-file and manager.tls-key-file go together");
+  }
+  auto level = parseLogLevel(c.string("manager.log-level"));
+  if (!level) return fail(ErrorCode::InvalidArgument, "manager.log-level: " + level.error().message);
+  s.logLevel = *level;
+  s.maxWait = std::chrono::seconds(static_cast<std::int64_t>(c.seconds("manager.max-wait")));
+  s.heartbeatTimeout = millis(c.seconds("agents.heartbeat-timeout"));
+  if (s.heartbeatTimeout.count() < 100) return fail(ErrorCode::InvalidArgument, "agents.heartbeat-timeout must be at least 0.1 s");
+  s.agentRpcTimeout = millis(c.seconds("agents.rpc-timeout"));
+  if (s.agentRpcTimeout.count() < 10) return fail(ErrorCode::InvalidArgument, "agents.rpc-timeout must be at least 0.01 s");
+  const std::string sync = c.string("store.synchronous");
+  if (sync != "normal" && sync != "full") {
+    return fail(ErrorCode::InvalidArgument, "store.synchronous: '" + sync + "' is not normal or full");
+  }
+  s.storeFullSync = sync == "full";
+  auto selector = parseSelectorKind(c.string("scheduler.selector"));
+  if (!selector) return fail(ErrorCode::InvalidArgument, "scheduler.selector: " + selector.error().message);
+  s.selector = *selector;
+  s.schedulerPeriod = millis(c.seconds("scheduler.period"));
+  if (s.schedulerPeriod.count() < 10) return fail(ErrorCode::InvalidArgument, "scheduler.period must be at least 0.01 s");
+  s.dispatchThreads = static_cast<int>(c.integer("scheduler.dispatch-threads"));
+  if (s.dispatchThreads < 1 || s.dispatchThreads > 64) {
+    return fail(ErrorCode::InvalidArgument, "scheduler.dispatch-threads must be 1 to 64");
+  }
+  return s;
+}
+
+}  // namespace bai::manager

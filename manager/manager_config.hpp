@@ -1,0 +1,43 @@
+// bai-manager's configuration: the declared keys of manager.toml and the settings they
+// resolve to (paths absolute, durations typed, choices checked).
+#pragma once
+
+#include "config_schema.hpp"
+#include "log_sink.hpp"
+
+#include <bai/result.hpp>
+
+#include <chrono>
+#include <string>
+
+namespace bai::manager {
+
+const config::Schema& managerConfigSchema();
+
+enum class SelectorKind { Concentrated, Dispersed };
+
+struct ManagerSettings {
+  std::string listen;  // host:port
+  int apiThreads = 2;
+  std::string db;                // store URL
+  std::string clusterTokenFile;  // absolute
+  bool createClusterToken = false;  // no file configured: make ./bai-cluster-token if absent
+  std::string tlsCertificateFile;
+  std::string tlsKeyFile;
+  LogLevel logLevel = LogLevel::Info;
+  std::chrono::milliseconds heartbeatTimeout{15000};
+  std::chrono::milliseconds agentRpcTimeout{10000};
+  bool storeFullSync = false;
+  SelectorKind selector = SelectorKind::Concentrated;
+  std::chrono::milliseconds schedulerPeriod{1000};
+  int dispatchThreads = 4;
+  std::chrono::seconds maxWait{600};  // cap of GET /v1/sessions/{id}?wait=
+};
+
+Result<ManagerSettings> managerSettings(const config::Config& config);
+
+Result<LogLevel> parseLogLevel(const std::string& text);
+Result<SelectorKind> parseSelectorKind(const std::string& text);
+const char* selectorKindName(SelectorKind kind);
+
+}  // namespace bai::manager

@@ -1,0 +1,44 @@
+// The manager's counters and its placement latency histogram, for /metrics. Lock-free
+// increments; the gauges (agents, slots, sessions) are read from state when rendered.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace bai::manager {
+
+class LatencyHistogram {
+ public:
+  static constexpr std::array<double, 12> kBounds = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                                     0.01,   0.025,   0.05,   0.1,   0.5,    1.0};
+  void observe(std::chrono::nanoseconds duration);
+  // Prometheus histogram lines for `name` (cumulative buckets, sum, count).
+  std::string render(const std::string& name, const std::string& help) const;
+
+ private:
+  std::array<std::atomic<std::uint64_t>, kBounds.size() + 1> buckets_{};
+  std::atomic<std::uint64_t> count_{0};
+  std::atomic<std::uint64_t> sumNanos_{0};
+};
+
+struct Metrics {
+  std::atomic<std::uint64_t> heartbeats{0};
+  std::atomic<std::uint64_t> fullHeartbeats{0};
+  std::atomic<std::uint64_t> events{0};
+  std::atomic<std::uint64_t> duplicateEvents{0};
+  std::atomic<std::uint64_t> placements{0};
+  std::atomic<std::uint64_t> agentRefusals{0};
+  std::atomic<std::uint64_t> agentCallFailures{0};
+  std::atomic<std::uint64_t> agentsLost{0};
+  std::atomic<std::uint64_t> slotTypeConflicts{0};
+  std::atomic<std::uint64_t> authFailures{0};
+  std::atomic<std::uint64_t> storeErrors{0};
+  LatencyHistogram placementLatency;  // one decision: pick, select and the reserving commit
+
+  std::string renderCounters() const;
+};
+
+}  // namespace bai::manager

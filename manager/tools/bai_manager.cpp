@@ -1,0 +1,177 @@
+// bai-manager: the cluster's manager daemon, and `bai-manager init` to create its
+// database and first admin keypair offline.
+#include "auth/keypair_generator.hpp"
+#include "http_server.hpp"
+#include "manager.hpp"
+#include "manager_api.hpp"
+#include "manager_config.hpp"
+#include "secret_file.hpp"
+#include "store/store.hpp"
+
+#include <CLI/CLI.hpp>
+#include <openssl/rand.h>
+#include <systemd/sd-daemon.h>
+
+#include <csignal>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+using namespace bai;
+using namespace bai::manager;
+
+namespace {
+
+std::string randomHex(std::size_t bytes) {
+  std::string raw(bytes, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes)) != 1) {
+    throw std::runtime_error("the system random number generator failed");
+  }
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : raw) out += {hex[c >> 4], hex[c & 15]};
+  return out;
+}
+
+// The token is created once, 0600, and never printed: admins copy the file to agents.
+Result<std::string> clusterToken(const ManagerSettings& settings, const LogSink& log) {
+  if (settings.createClusterToken && !std::filesystem::exists(settings.clusterTokenFile)) {
+    if (auto written = writeSecretFile(settings.clusterTokenFile, randomHex(32) + "\n"); !written) return Failure{written.error()};
+    log(LogLevel::Info, "manager", "created cluster token file " + settings.clusterTokenFile + " (give it to the agents)");
+  }
+  return readClusterToken(settings.clusterTokenFile);
+}
+
+std::string keypairFileText(const KeypairRecord& keypair) {
+  return "# bai admin keypair, written by bai-manager init. Keep it secret (mode 0600).\n"
+         "access-key = \"" + keypair.accessKey + "\"\nsecret-key = \"" + keypair.secretKey + "\"\n";
+}
+
+int runInit(const std::string& dbUrl, const std::string& keypairOut) {
+  auto store = openStore(dbUrl);
+  if (!store) {
+    std::cerr << "bai-manager init: " << store.error().message << "\n";
+    return 2;
+  }
+  if (std::filesystem::exists(keypairOut)) {
+    std::cerr << "bai-manager init: " << keypairOut << " exists; the schema of " << dbUrl
+              << " is current and no keypair was made (remove the file to make another admin keypair)\n";
+    return 0;
+  }
+  const Keypair generated = generateKeypair();
+  const KeypairRecord record{generated.accessKey, generated.secretKey, true, true,
+                             std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch()).count()};
+  // The file first: a keypair in the database that nobody holds is worse than none.
+  if (auto written = writeSecretFile(keypairOut, keypairFileText(record)); !written) {
+    std::cerr << "bai-manager init: " << written.error().message << "\n";
+    return 1;
+  }
+  if (auto inserted = (*store)->write([&](StoreTransaction& tx) { return tx.insertKeypair(record); }); !inserted) {
+    std::filesystem::remove(keypairOut);
+    std::cerr << "bai-manager init: " << inserted.error().message << "\n";
+    return 1;
+  }
+  std::cout << "initialised " << (*store)->describe() << " (schema " << (*store)->schemaVersion() << "); admin keypair "
+            << record.accessKey << " written to " << keypairOut << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"bai-manager: keeps the cluster's state and schedules sessions onto agents"};
+  app.set_version_flag("--version", std::string("bai-manager ") + BAI_VERSION);
+  std::string configFile, readyFile;
+  std::map<std::string, std::string> flags;
+  bool printReference = false;
+  app.add_option("--config", configFile, "manager.toml")->check(CLI::ExistingFile);
+  app.add_flag("--print-config-reference", printReference, "print every config key with its type, default and meaning");
+  app.add_option("--listen", flags["manager.listen"], "overrides manager.listen (host:port)");
+  app.add_option("--db", flags["manager.db"], "overrides manager.db (sqlite:///path.db)");
+  app.add_option("--cluster-token-file", flags["manager.cluster-token-file"], "overrides manager.cluster-token-file");
+  app.add_option("--ready-file", readyFile, "write host:port here once the API serves (for scripts and tests)");
+  std::string initDb, initKeypairOut;
+  CLI::App* init = app.add_subcommand("init", "create the database schema and the first admin keypair, offline");
+  init->add_option("--db", initDb, "store URL, e.g. sqlite:///var/lib/bai/manager.db")->required();
+  init->add_option("--admin-keypair-out", initKeypairOut, "file to create (mode 0600) with the admin keypair")->required();
+  CLI11_PARSE(app, argc, argv);
+
+  if (init->parsed()) return runInit(initDb, initKeypairOut);
+  if (printReference) {
+    std::cout << managerConfigSchema().reference();
+    return 0;
+  }
+  auto config = configFile.empty() ? Result<config::Config>(managerConfigSchema().defaults())
+                                   : managerConfigSchema().load(configFile);
+  if (!config) {
+    std::cerr << "bai-manager: " << config.error().message << "\n";
+    return 2;
+  }
+  for (const auto& [path, value] : flags) {
+    if (value.empty()) continue;
+    if (auto set = config->override(path, value); !set) {
+      std::cerr << "bai-manager: " << set.error().message << "\n";
+      return 2;
+    }
+  }
+  auto settings = managerSettings(*config);
+  if (!settings) {
+    std::cerr << "bai-manager: " << settings.error().message << "\n";
+    return 2;
+  }
+  const LogSink log = stderrLogSink(settings->logLevel);
+  auto token = clusterToken(*settings, log);
+  if (!token) {
+    std::cerr << "bai-manager: " << token.error().message << "\n";
+    return 2;
+  }
+  auto listen = http::splitHostPort(settings->listen);
+  if (!listen) {
+    std::cerr << "bai-manager: manager.listen: " << listen.error().message << "\n";
+    return 2;
+  }
+  StoreOptions storeOptions;
+  storeOptions.fullSync = settings->storeFullSync;
+  auto store = openStore(settings->db, storeOptions);
+  if (!store) {
+    std::cerr << "bai-manager: " << store.error().message << "\n";
+    return 2;
+  }
+
+  sigset_t stopSignals;
+  sigemptyset(&stopSignals);
+  sigaddset(&stopSignals, SIGTERM);
+  sigaddset(&stopSignals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stopSignals, nullptr);
+
+  auto manager = Manager::start(*settings, std::move(*store), *token, log);
+  if (!manager) {
+    std::cerr << "bai-manager: " << manager.error().message << "\n";
+    return 1;
+  }
+  http::Server server({listen->first, listen->second, settings->apiThreads, 1 << 20, settings->tlsCertificateFile,
+                       settings->tlsKeyFile},
+                      managerApi(**manager, *token));
+  if (auto started = server.start(); !started) {
+    std::cerr << "bai-manager: " << started.error().message << "\n";
+    return 1;
+  }
+  const std::string address = listen->first + ":" + std::to_string(server.port());
+  log(LogLevel::Info, "manager", std::string("serving the API on ") + (settings->tlsCertificateFile.empty() ? "http://" : "https://") +
+                                     address + ", store " + settings->db);
+  if (!readyFile.empty()) {
+    std::ofstream(readyFile + ".tmp") << address << "\n";
+    std::filesystem::rename(readyFile + ".tmp", readyFile);
+  }
+  sd_notify(0, "READY=1");
+  int signal = 0;
+  sigwait(&stopSignals, &signal);
+  sd_notify(0, "STOPPING=1");
+  log(LogLevel::Info, "manager", std::string("stopping on ") + strsignal(signal));
+  (*manager)->shutdown();
+  server.stop();
+  manager->reset();
+  return 0;
+}

@@ -1,0 +1,109 @@
+#include "http_client.hpp"
+
+#include <curl/curl.h>
+
+#include <memory>
+#include <mutex>
+
+namespace bai::http {
+namespace {
+
+Result<void> initialiseCurlOnce() {
+  static std::once_flag once;
+  static CURLcode result = CURLE_OK;
+  std::call_once(once, [] { result = curl_global_init(CURL_GLOBAL_DEFAULT); });
+  if (result != CURLE_OK) return fail(ErrorCode::Internal, std::string("libcurl init failed: ") + curl_easy_strerror(result));
+  return {};
+}
+
+struct EasyDeleter {
+  void operator()(CURL* easy) const { curl_easy_cleanup(easy); }
+};
+
+// One handle per thread keeps its connections alive between calls without locking.
+CURL* threadHandle() {
+  thread_local std::unique_ptr<CURL, EasyDeleter> handle(curl_easy_init());
+  return handle.get();
+}
+
+struct Sink {
+  std::string* body;
+  std::size_t limit;
+  bool tooLarge = false;
+};
+
+std::size_t collect(char* data, std::size_t size, std::size_t count, void* out) {
+  auto* sink = static_cast<Sink*>(out);
+  const std::size_t bytes = size * count;
+  if (sink->body->size() + bytes > sink->limit) {
+    sink->tooLarge = true;
+    return 0;
+  }
+  sink->body->append(data, bytes);
+  return bytes;
+}
+
+}  // namespace
+
+Result<ClientResponse> send(const ClientRequest& request) {
+  if (auto init = initialiseCurlOnce(); !init) return fail(init.error().code, init.error().message);
+  CURL* easy = threadHandle();
+  if (easy == nullptr) return fail(ErrorCode::Internal, "libcurl could not create a handle");
+  curl_easy_reset(easy);
+  ClientResponse response;
+  Sink sink{&response.body, request.maxReplyBytes};
+  curl_slist* headers = nullptr;
+  for (const auto& [name, value] : request.headers) headers = curl_slist_append(headers, (name + ": " + value).c_str());
+  headers = curl_slist_append(headers, "Expect:");  // no 100-continue round trip for bodies over 1 KiB
+  std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> headerList(headers, &curl_slist_free_all);
+  char errorBuffer[CURL_ERROR_SIZE] = {};
+  curl_easy_setopt(easy, CURLOPT_URL, request.url.c_str());
+  curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, request.method.c_str());
+  if (!request.body.empty() || request.method == "POST" || request.method == "PUT" || request.method == "PATCH") {
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, request.body.data());
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
+  }
+  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headerList.get());
+  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &collect);
+  curl_easy_setopt(easy, CURLOPT_WRITEDATA, &sink);
+  curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, errorBuffer);
+  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(request.connectTimeout.count()));
+  curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(request.timeout.count()));
+  curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, request.verifyTls ? 1L : 0L);
+  curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, request.verifyTls ? 2L : 0L);
+  curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+  const CURLcode code = curl_easy_perform(easy);
+  if (sink.tooLarge) {
+    return fail(ErrorCode::OutOfRange, request.method + " " + request.url + ": reply larger than " +
+                                           std::to_string(request.maxReplyBytes) + " bytes");
+  }
+  if (code != CURLE_OK) {
+    return fail(ErrorCode::Internal, request.method + " " + request.url + ": " +
+                                         (errorBuffer[0] != '\0' ? errorBuffer : curl_easy_strerror(code)));
+  }
+  long status = 0;
+  curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+  response.status = static_cast<int>(status);
+  char* contentType = nullptr;
+  curl_easy_getinfo(easy, CURLINFO_CONTENT_TYPE, &contentType);
+  if (contentType != nullptr) response.contentType = contentType;
+  return response;
+}
+
+std::string urlEncode(const std::string& text) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (const unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
+
+}  // namespace bai::http

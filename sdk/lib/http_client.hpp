@@ -1,0 +1,37 @@
+// A small blocking HTTP client (libcurl) for bai's own calls between daemons and from
+// clients: one kept-alive handle per calling thread, bounded replies, timeouts. Internal.
+#pragma once
+
+#include <bai/result.hpp>
+
+#include <chrono>
+#include <map>
+#include <string>
+
+namespace bai::http {
+
+struct ClientRequest {
+  std::string method = "GET";
+  std::string url;
+  std::map<std::string, std::string> headers;
+  std::string body;
+  std::chrono::milliseconds connectTimeout{2000};
+  std::chrono::milliseconds timeout{10000};  // the whole exchange
+  std::size_t maxReplyBytes = 16u << 20;
+  bool verifyTls = true;
+};
+
+struct ClientResponse {
+  int status = 0;
+  std::string body;
+  std::string contentType;
+};
+
+// Any HTTP status is a response; only a failed exchange (unreachable, timed out, reply
+// too large) is an error, whose message names the URL but never a header's value.
+Result<ClientResponse> send(const ClientRequest& request);
+
+// Percent-encodes one path segment or query value.
+std::string urlEncode(const std::string& text);
+
+}  // namespace bai::http

@@ -1,0 +1,703 @@
+// The manager's store on real SQLite files: migrations, exact round trips, transactions
+// and two connections racing for the same capacity.
+#include "store/store.hpp"
+
+#include "../support/temp_dir.hpp"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <atomic>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+
+namespace bai::manager {
+namespace {
+
+#define ASSERT_OK(expr)                                   \
+  do {                                                    \
+    const auto& result_ = (expr);                         \
+    ASSERT_TRUE(result_.ok()) << result_.error().message; \
+  } while (0)
+
+Quantity q(std::string_view text) {
+  Result<Quantity> parsed = Quantity::parse(text);
+  if (!parsed.ok()) throw std::invalid_argument(parsed.error().message);
+  return *parsed;
+}
+
+ResourceSlot slots(std::initializer_list<std::pair<const char*, const char*>> entries) {
+  ResourceSlot result;
+  for (const auto& [slot, amount] : entries) result.set(SlotName::of(slot), q(amount));
+  return result;
+}
+
+std::unique_ptr<Store> open(const std::string& url) {
+  Result<std::unique_ptr<Store>> store = openStore(url);
+  if (!store.ok()) throw std::runtime_error(store.error().message);
+  return std::move(*store);
+}
+
+// Runs `fn` in a read transaction and returns its value; a failure throws, which
+// GoogleTest reports as a failed test.
+template <class T>
+T readValue(Store& store, const std::function<Result<T>(StoreTransaction&)>& fn) {
+  std::optional<T> out;
+  Result<void> done = store.read([&](StoreTransaction& tx) -> Result<void> {
+    Result<T> value = fn(tx);
+    if (!value.ok()) return Failure{value.error()};
+    out = std::move(*value);
+    return {};
+  });
+  if (!done.ok()) throw std::runtime_error(done.error().message);
+  return std::move(*out);
+}
+
+// Runs `fn` in a write transaction and returns its value, or the error.
+template <class T>
+Result<T> writeValue(Store& store, const std::function<Result<T>(StoreTransaction&)>& fn) {
+  std::optional<T> out;
+  Result<void> done = store.write([&](StoreTransaction& tx) -> Result<void> {
+    Result<T> value = fn(tx);
+    if (!value.ok()) return Failure{value.error()};
+    out = std::move(*value);
+    return {};
+  });
+  if (!done.ok()) return Failure{done.error()};
+  return std::move(*out);
+}
+
+Result<void> writeOne(Store& store, const std::function<Result<void>(StoreTransaction&)>& fn) {
+  return store.write(fn);
+}
+
+void execRaw(const std::filesystem::path& file, const std::string& sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(file.c_str(), &db), SQLITE_OK);
+  char* message = nullptr;
+  int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &message);
+  std::string text = message != nullptr ? message : "";
+  sqlite3_free(message);
+  sqlite3_close(db);
+  ASSERT_EQ(rc, SQLITE_OK) << text;
+}
+
+int userVersion(const std::filesystem::path& file) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open(file.c_str(), &db) != SQLITE_OK) throw std::runtime_error("cannot open " + file.string());
+  sqlite3_stmt* stmt = nullptr;
+  sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, nullptr);
+  int version = sqlite3_step(stmt) == SQLITE_ROW ? sqlite3_column_int(stmt, 0) : -1;
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  return version;
+}
+
+AgentRecord sampleAgent(const std::string& id) {
+  AgentRecord agent;
+  agent.id = id;
+  agent.rpcUrl = "http://127.0.0.1:6001";
+  agent.region = "local";
+  agent.scalingGroup = "default";
+  agent.architecture = "x86_64";
+  agent.version = "0.1.0";
+  agent.digest = 0xfedcba9876543210ULL;  // above INT64_MAX: stored bit for bit
+  agent.slots["cpu"] = AgentSlotFigures{q("16"), q("0.000001"), q("15.999999")};
+  agent.slots["mem"] = AgentSlotFigures{q("1152921504606846976"), q("0"), q("1152921504606846976")};
+  agent.pluginsJson = R"([{"name":"cpu","ok":true}])";
+  agent.deviceHealthJson = R"([{"device":"0","healthy":true}])";
+  agent.lastEventSeq = 42;
+  agent.registeredAtMillis = 1'700'000'000'000;
+  agent.statusChangedAtMillis = 1'700'000'000'001;
+  return agent;
+}
+
+SessionRecord sampleSession(const std::string& id, const std::string& owner = "AKOWNER") {
+  SessionRecord session;
+  session.id = id;
+  session.name = "name-" + id;
+  session.owner = owner;
+  session.scalingGroup = "default";
+  session.command = {"python3", "-c", "print(\"héllo ✓\") # 'quoted' \\ back"};
+  session.env = {{"GREETING", "こんにちは \"world\""}, {"EMPTY", ""}, {"PATH", "/usr/bin:/bin"}};
+  session.requested = slots({{"cpu", "0.5"}, {"mem", "1152921504606846976"}, {"cuda.shares", "0.000001"}});
+  session.createdAtMillis = 1'700'000'000'123;
+  return session;
+}
+
+class StoreTest : public ::testing::Test {
+ protected:
+  std::filesystem::path file() const { return dir_.path() / "manager.db"; }
+  std::string url() const { return "sqlite://" + file().string(); }
+
+  test::TempDir dir_;
+};
+
+TEST_F(StoreTest, MigratesAFreshFileAndKeepsDataAcrossReopen) {
+  int version = 0;
+  {
+    auto store = open(url());
+    version = store->schemaVersion();
+    EXPECT_GE(version, 1);
+    EXPECT_EQ(store->describe(), url());
+    ASSERT_OK(writeOne(*store, [](StoreTransaction& tx) {
+      return tx.insertKeypair(KeypairRecord{"AKREOPEN", "secret", true, true, 5});
+    }));
+  }
+  EXPECT_EQ(userVersion(file()), version);
+  auto store = open(url());
+  EXPECT_EQ(store->schemaVersion(), version);
+  auto keypair =
+      readValue<std::optional<KeypairRecord>>(*store, [](StoreTransaction& tx) { return tx.keypair("AKREOPEN"); });
+  ASSERT_TRUE(keypair.has_value());
+  EXPECT_EQ(keypair->secretKey, "secret");
+}
+
+TEST_F(StoreTest, UsesWalOnFiles) {
+  auto store = open(url());
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(file().c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &stmt, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)), "wal");
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+}
+
+TEST_F(StoreTest, RefusesADatabaseFromANewerManager) {
+  execRaw(file(), "PRAGMA user_version = 99");
+  Result<std::unique_ptr<Store>> store = openStore(url());
+  ASSERT_FALSE(store.ok());
+  EXPECT_NE(store.error().message.find("database schema version 99 is newer than this bai-manager"), std::string::npos)
+      << store.error().message;
+  EXPECT_EQ(userVersion(file()), 99);  // left untouched
+}
+
+TEST_F(StoreTest, RoundTripsKeypairsAndSlotTypes) {
+  auto store = open("sqlite::memory:");
+  ASSERT_OK(writeOne(*store, [](StoreTransaction& tx) -> Result<void> {
+    if (auto r = tx.insertKeypair(KeypairRecord{"AKB", "sb", false, false, 2}); !r.ok()) return r;
+    if (auto r = tx.insertKeypair(KeypairRecord{"AKA", "sa", true, true, 1}); !r.ok()) return r;
+    if (auto r = tx.insertSlotType("cpu", SlotType::Count); !r.ok()) return r;
+    if (auto r = tx.insertSlotType("mem", SlotType::Bytes); !r.ok()) return r;
+    if (auto r = tx.insertSlotType("cuda.device:1g.10gb-mig", SlotType::Unique); !r.ok()) return r;
+    return tx.insertSlotType("cuda.shares", SlotType::Unified);
+  }));
+  auto keypairs = readValue<std::vector<KeypairRecord>>(*store, [](StoreTransaction& tx) { return tx.keypairs(); });
+  ASSERT_EQ(keypairs.size(), 2u);
+  EXPECT_EQ(keypairs[0].accessKey, "AKA");
+  EXPECT_EQ(keypairs[0].secretKey, "sa");
+  EXPECT_TRUE(keypairs[0].admin);
+  EXPECT_TRUE(keypairs[0].active);
+  EXPECT_EQ(keypairs[0].createdAtMillis, 1);
+  EXPECT_EQ(keypairs[1].accessKey, "AKB");
+  EXPECT_FALSE(keypairs[1].admin);
+  EXPECT_FALSE(keypairs[1].active);
+  auto missing =
+      readValue<std::optional<KeypairRecord>>(*store, [](StoreTransaction& tx) { return tx.keypair("AKX"); });
+  EXPECT_FALSE(missing.has_value());
+
+  auto types = readValue<std::map<std::string, SlotType>>(*store, [](StoreTransaction& tx) { return tx.slotTypes(); });
+  std::map<std::string, SlotType> expected{{"cpu", SlotType::Count},
+                                           {"mem", SlotType::Bytes},
+                                           {"cuda.device:1g.10gb-mig", SlotType::Unique},
+                                           {"cuda.shares", SlotType::Unified}};
+  EXPECT_EQ(types, expected);
+}
+
+TEST_F(StoreTest, RoundTripsAgentsExactly) {
+  auto store = open(url());
+  AgentRecord agent = sampleAgent("agent-1");
+  agent.slots["unlimited"] = AgentSlotFigures{Quantity::infinity(), q("0"), Quantity::infinity()};
+  ASSERT_OK(writeOne(*store, [&](StoreTransaction& tx) { return tx.upsertAgent(agent); }));
+  store.reset();
+  store = open(url());
+  auto got = readValue<std::optional<AgentRecord>>(*store, [](StoreTransaction& tx) { return tx.agent("agent-1"); });
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->id, agent.id);
+  EXPECT_EQ(got->status, AgentStatus::Alive);
+  EXPECT_EQ(got->rpcUrl, agent.rpcUrl);
+  EXPECT_EQ(got->region, agent.region);
+  EXPECT_EQ(got->scalingGroup, agent.scalingGroup);
+  EXPECT_EQ(got->architecture, agent.architecture);
+  EXPECT_EQ(got->version, agent.version);
+  EXPECT_EQ(got->digest, 0xfedcba9876543210ULL);
+  EXPECT_EQ(got->pluginsJson, agent.pluginsJson);
+  EXPECT_EQ(got->deviceHealthJson, agent.deviceHealthJson);
+  EXPECT_EQ(got->lastEventSeq, 42u);
+  EXPECT_EQ(got->registeredAtMillis, agent.registeredAtMillis);
+  EXPECT_EQ(got->statusChangedAtMillis, agent.statusChangedAtMillis);
+  ASSERT_EQ(got->slots.size(), 3u);
+  EXPECT_EQ(got->slots.at("cpu").used.toString(), "0.000001");
+  EXPECT_EQ(got->slots.at("cpu").largest.toString(), "15.999999");
+  EXPECT_EQ(got->slots.at("mem").capacity.toString(), "1152921504606846976");
+  EXPECT_EQ(got->slots.at("mem").capacity, q("1152921504606846976"));
+  EXPECT_EQ(got->slots.at("unlimited").capacity, Quantity::infinity());
+
+  ASSERT_OK(writeOne(*store, [](StoreTransaction& tx) -> Result<void> {
+    if (auto r = tx.setAgentStatus("agent-1", AgentStatus::Lost, 99); !r.ok()) return r;
+    return tx.setAgentLastEventSeq("agent-1", 43);
+  }));
+  auto agents = readValue<std::vector<AgentRecord>>(*store, [](StoreTransaction& tx) { return tx.agents(); });
+  ASSERT_EQ(agents.size(), 1u);
+  EXPECT_EQ(agents[0].status, AgentStatus::Lost);
+  EXPECT_EQ(agents[0].statusChangedAtMillis, 99);
+  EXPECT_EQ(agents[0].lastEventSeq, 43u);
+  EXPECT_EQ(agents[0].slots.size(), 3u);
+}
+
+TEST_F(StoreTest, UpsertAgentReplacesItsSlots) {
+  auto store = open(url());
+  ASSERT_OK(writeOne(*store, [](StoreTransaction& tx) { return tx.upsertAgent(sampleAgent("agent-1")); }));
+  AgentRecord newer = sampleAgent("agent-1");
+  newer.rpcUrl = "http://127.0.0.1:6002";
+  newer.slots.clear();
+  newer.slots["cuda.device"] = AgentSlotFigures{q("4"), q("1"), q("3")};
+  ASSERT_OK(writeOne(*store, [&](StoreTransaction& tx) { return tx.upsertAgent(newer); }));
+  auto got = readValue<std::optional<AgentRecord>>(*store, [](StoreTransaction& tx) { return tx.agent("agent-1"); });
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->rpcUrl, "http://127.0.0.1:6002");
+  ASSERT_EQ(got->slots.size(), 1u);
+  EXPECT_EQ(got->slots.at("cuda.device").capacity, q("4"));
+  EXPECT_EQ(got->slots.at("cuda.device").used, q("1"));
+  EXPECT_EQ(got->slots.at("cuda.device").largest, q("3"));
+}
+
+TEST_F(StoreTest, SetAgentUsedUpdatesAndAddsSlots) {
+  auto store = open(url());
+  ASSERT_OK(writeOne(*store, [](StoreTransaction& tx) { return tx.upsertAgent(sampleAgent("agent-1")); }));
+  ASSERT_OK(writeOne(*store, [](StoreTransaction& tx) {
+    return tx.setAgentUsed("agent-1", slots({{"cpu", "2.5"}, {"cuda.shares", "0.000001"}}));
+  }));
+  auto got = readValue<std::optional<AgentRecord>>(*store, [](StoreTransaction& tx) { return tx.agent("agent-1"); });
+  ASSERT_TRUE(got.has_value());
+  ASSERT_EQ(got->slots.size(), 3u);
+  EXPECT_EQ(got->slots.at("cpu").capacity, q("16"));  // untouched
+  EXPECT_EQ(got->slots.at("cpu").used, q("2.5"));
+  EXPECT_EQ(got->slots.at("cpu").largest, q("15.999999"));
+  EXPECT_EQ(got->slots.at("mem").used, q("0"));  // not in the update: kept
+  EXPECT_EQ(got->slots.at("cuda.shares").capacity, q("0"));
+  EXPECT_EQ(got->slots.at("cuda.shares").used, q("0.000001"));
+  EXPECT_EQ(got->slots.at("cuda.shares").largest, q("0"));
+
+  Result<void> unknown = writeOne(*store, [](StoreTransaction& tx) {
+    return tx.setAgentUsed("nope", slots({{"cpu", "1"}}));
+  });
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.error().code, ErrorCode::NotFound);
+  EXPECT_NE(unknown.error().message.find("agent 'nope' not found"), std::string::npos) << unknown.error().message;
+  Result<void> status =
+      writeOne(*store, [](StoreTransaction& tx) { return tx.setAgentStatus("nope", AgentStatus::Lost, 1); });
+  ASSERT_FALSE(status.ok());
+  EXPECT_EQ(status.error().code, ErrorCode::NotFound);
+}
+
+TEST_F(StoreTest, RoundTripsSessionsWithUnicodeAndQuotes) {
+  auto store = open(url());
+  SessionRecord session = sampleSession("s-1");
+  Result<std::uint64_t> seq =
+      writeValue<std::uint64_t>(*store, [&](StoreTransaction& tx) { return tx.insertSession(session); });
+  ASSERT_OK(seq);
+  store.reset();
+  store = open(url());
+  auto got = readValue<std::optional<SessionRecord>>(*store, [](StoreTransaction& tx) { return tx.session("s-1"); });
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->id, "s-1");
+  EXPECT_EQ(got->name, session.name);
+  EXPECT_EQ(got->owner, session.owner);
+  EXPECT_EQ(got->scalingGroup, session.scalingGroup);
+  EXPECT_EQ(got->command, session.command);
+  EXPECT_EQ(got->env, session.env);
+  EXPECT_EQ(got->requested, session.requested);
+  EXPECT_EQ(got->requested.get("cuda.shares").toString(), "0.000001");
+  EXPECT_EQ(got->requested.get("mem").toString(), "1152921504606846976");
+  EXPECT_EQ(got->status, SessionStatus::Pending);
+  EXPECT_EQ(got->agentId, "");
+  EXPECT_FALSE(got->exitCode.has_value());
+  EXPECT_EQ(got->enqueueSeq, *seq);
+  EXPECT_EQ(got->createdAtMillis, session.createdAtMillis);
+  EXPECT_EQ(got->scheduledAtMillis, 0);
+
+  SessionRecord later = *got;
+  later.status = SessionStatus::Error;
+  later.statusReason = "exited: \"oops\" ✗";
+  later.agentId = "agent-1";
+  later.exitCode = -9;
+  later.scheduledAtMillis = 10;
+  later.startedAtMillis = 11;
+  later.endedAtMillis = 12;
+  later.name = "renamed";  // not a field that changes: ignored
+  ASSERT_OK(writeOne(*store, [&](StoreTransaction& tx) { return tx.updateSession(later); }));
+  got = readValue<std::optional<SessionRecord>>(*store, [](StoreTransaction& tx) { return tx.session("s-1"); });
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->status, SessionStatus::Error);
+  EXPECT_EQ(got->statusReason, later.statusReason);
+  EXPECT_EQ(got->agentId, "agent-1");
+  EXPECT_EQ(got->exitCode, std::optional<int>(-9));
+  EXPECT_EQ(got->scheduledAtMillis, 10);
+  EXPECT_EQ(got->startedAtMillis, 11);
+  EXPECT_EQ(got->endedAtMillis, 12);
+  EXPECT_EQ(got->name, session.name);
+  EXPECT_EQ(got->enqueueSeq, *seq);
+}
+
+TEST_F(StoreTest, RefusesTextThatIsNotUtf8) {
+  auto store = open("sqlite::memory:");
+  SessionRecord session = sampleSession("s-bad");
+  session.command = {"echo", std::string("\xff\xfe")};
+  Result<std::uint64_t> seq =
+      writeValue<std::uint64_t>(*store, [&](StoreTransaction& tx) { return tx.insertSession(session); });
+  ASSERT_FALSE(seq.ok());
+  EXPECT_EQ(seq.error().code, ErrorCode::InvalidArgument);
+  EXPECT_NE(seq.error().message.find("s-bad"), std::string::npos) << seq.error().message;
+}
+
+TEST_F(StoreTest, EnqueueSeqIsMonotonicAcrossReopenAndNeverReused) {
+  std::uint64_t last = 0;
+  {
+    auto store = open(url());
+    for (int i = 0; i < 3; ++i) {
+      Result<std::uint64_t> seq = writeValue<std::uint64_t>(
+          *store, [&](StoreTransaction& tx) { return tx.insertSession(sampleSession("s-" + std::to_string(i))); });
+      ASSERT_OK(seq);
+      EXPECT_GT(*seq, last);
+      last = *seq;
+    }
+  }
+  // The manager never deletes sessions today; a later cleanup might, and FIFO order
+  // must not hand a deleted session's place to a new one.
+  execRaw(file(), "DELETE FROM sessions WHERE id = 's-2'");
+  auto store = open(url());
+  Result<std::uint64_t> seq =
+      writeValue<std::uint64_t>(*store, [&](StoreTransaction& tx) { return tx.insertSession(sampleSession("s-3")); });
+  ASSERT_OK(seq);
+  EXPECT_GT(*seq, last);
+
+  auto all = readValue<std::vector<SessionRecord>>(*store, [](StoreTransaction& tx) { return tx.sessions({}); });
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[0].id, "s-0");
+  EXPECT_EQ(all[1].id, "s-1");
+  EXPECT_EQ(all[2].id, "s-3");
+  EXPECT_LT(all[0].enqueueSeq, all[1].enqueueSeq);
+  EXPECT_LT(all[1].enqueueSeq, all[2].enqueueSeq);
+}
+
+TEST_F(StoreTest, FiltersSessions) {
+  auto store = open("sqlite::memory:");
+  ASSERT_OK(writeOne(*store, [](StoreTransaction& tx) -> Result<void> {
+    struct Row {
+      const char* id;
+      const char* owner;
+      SessionStatus status;
+      const char* agent;
+    };
+    for (const Row& row :
+         {Row{"a", "AK1", SessionStatus::Pending, ""}, Row{"b", "AK2", SessionStatus::Running, "ag1"},
+          Row{"c", "AK1", SessionStatus::Running, "ag2"}, Row{"d", "AK1", SessionStatus::Terminated, "ag1"},
+          Row{"e", "AK2", SessionStatus::Cancelled, ""}, Row{"f", "AK1", SessionStatus::Error, "ag2"}}) {
+      SessionRecord session = sampleSession(row.id, row.owner);
+      session.status = row.status;
+      session.agentId = row.agent;
+      if (auto seq = tx.insertSession(session); !seq.ok()) return Failure{seq.error()};
+    }
+    return {};
+  }));
+  // The ids of the sessions that a filter, shaped by `shape`, selects, in order.
+  auto ids = [&](const std::function<void(SessionFilter&)>& shape) {
+    SessionFilter filter;
+    shape(filter);
+    std::string joined;
+    for (const SessionRecord& s :
+         readValue<std::vector<SessionRecord>>(*store, [&](StoreTransaction& tx) { return tx.sessions(filter); })) {
+      joined += s.id;
+    }
+    return joined;
+  };
+  EXPECT_EQ(ids([](SessionFilter&) {}), "abcdef");
+  EXPECT_EQ(ids([](SessionFilter& f) { f.status = SessionStatus::Running; }), "bc");
+  EXPECT_EQ(ids([](SessionFilter& f) { f.owner = "AK1"; }), "acdf");
+  EXPECT_EQ(ids([](SessionFilter& f) { f.agentId = "ag1"; }), "bd");
+  EXPECT_EQ(ids([](SessionFilter& f) { f.activeOnly = true; }), "abc");
+  EXPECT_EQ(ids([](SessionFilter& f) {
+              f.owner = "AK1";
+              f.activeOnly = true;
+            }),
+            "ac");
+  EXPECT_EQ(ids([](SessionFilter& f) {
+              f.status = SessionStatus::Running;
+              f.owner = "AK1";
+              f.agentId = "ag2";
+            }),
+            "c");
+  EXPECT_EQ(ids([](SessionFilter& f) {
+              f.status = SessionStatus::Terminated;
+              f.activeOnly = true;
+            }),
+            "");
+}
+
+TEST_F(StoreTest, AllocationsInsertReleaseAndDelete) {
+  auto store = open(url());
+  ASSERT_OK(writeOne(*store, [](StoreTransaction& tx) -> Result<void> {
+    if (auto r = tx.upsertAgent(sampleAgent("ag1")); !r.ok()) return r;
+    for (const char* id : {"s1", "s2"}) {
+      if (auto seq = tx.insertSession(sampleSession(id)); !seq.ok()) return Failure{seq.error()};
+    }
+    if (auto r = tx.insertAllocation({"s2", "ag1", slots({{"cpu", "1"}}), false}); !r.ok()) return r;
+    return tx.insertAllocation({"s1", "ag1", slots({{"cpu", "0.000001"}, {"mem", "1152921504606846976"}}), false});
+  }));
+  auto one =
+      readValue<std::optional<AllocationRecord>>(*store, [](StoreTransaction& tx) { return tx.allocation("s1"); });
+  ASSERT_TRUE(one.has_value());
+  EXPECT_EQ(one->agentId, "ag1");
+  EXPECT_EQ(one->slots, slots({{"cpu", "0.000001"}, {"mem", "1152921504606846976"}}));
+  EXPECT_FALSE(one->released);
+
+  ASSERT_OK(writeOne(*store, [](StoreTransaction& tx) { return tx.setAllocationReleased("s1", true); }));
+  auto all =
+      readValue<std::vector<AllocationRecord>>(*store, [](StoreTransaction& tx) { return tx.allocations("ag1"); });
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].sessionId, "s1");
+  EXPECT_TRUE(all[0].released);
+  EXPECT_EQ(all[1].sessionId, "s2");
+  EXPECT_FALSE(all[1].released);
+  EXPECT_TRUE(readValue<std::vector<AllocationRecord>>(*store, [](StoreTransaction& tx) {
+                return tx.allocations("ag2");
+              }).empty());
+
+  ASSERT_OK(writeOne(*store, [](StoreTransaction& tx) { return tx.deleteAllocation("s1"); }));
+  EXPECT_FALSE(readValue<std::optional<AllocationRecord>>(*store, [](StoreTransaction& tx) {
+                 return tx.allocation("s1");
+               }).has_value());
+  Result<void> again = writeOne(*store, [](StoreTransaction& tx) { return tx.deleteAllocation("s1"); });
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code, ErrorCode::NotFound);
+
+  Result<void> orphan = writeOne(*store, [](StoreTransaction& tx) {
+    return tx.insertAllocation({"no-such-session", "ag1", slots({{"cpu", "1"}}), false});
+  });
+  ASSERT_FALSE(orphan.ok());
+  EXPECT_EQ(orphan.error().code, ErrorCode::NotFound);
+  EXPECT_NE(orphan.error().message.find("no-such-session"), std::string::npos);
+}
+
+TEST_F(StoreTest, DuplicatesAreConflicts) {
+  auto store = open(url());
+  ASSERT_OK(writeOne(*store, [](StoreTransaction& tx) -> Result<void> {
+    if (auto r = tx.insertKeypair({"AKDUP", "top-secret-key", false, true, 0}); !r.ok()) return r;
+    if (auto r = tx.insertSlotType("cpu", SlotType::Count); !r.ok()) return r;
+    if (auto r = tx.upsertAgent(sampleAgent("ag1")); !r.ok()) return r;
+    if (auto seq = tx.insertSession(sampleSession("s1")); !seq.ok()) return Failure{seq.error()};
+    return tx.insertAllocation({"s1", "ag1", slots({{"cpu", "1"}}), false});
+  }));
+  auto expectConflict = [&](const std::function<Result<void>(StoreTransaction&)>& fn, const std::string& needle) {
+    Result<void> result = writeOne(*store, fn);
+    ASSERT_FALSE(result.ok()) << needle;
+    EXPECT_EQ(result.error().code, ErrorCode::Conflict) << result.error().message;
+    EXPECT_NE(result.error().message.find(needle), std::string::npos) << result.error().message;
+    EXPECT_EQ(result.error().message.find("top-secret-key"), std::string::npos) << result.error().message;
+  };
+  expectConflict(
+      [](StoreTransaction& tx) {
+        return tx.insertKeypair({"AKDUP", "top-secret-key", true, true, 1});
+      },
+      "keypair 'AKDUP' already exists");
+  expectConflict([](StoreTransaction& tx) { return tx.insertSlotType("cpu", SlotType::Bytes); }, "'cpu'");
+  expectConflict(
+      [](StoreTransaction& tx) -> Result<void> {
+        if (auto seq = tx.insertSession(sampleSession("s1")); !seq.ok()) return Failure{seq.error()};
+        return {};
+      },
+      "session 's1' already exists");
+  expectConflict(
+      [](StoreTransaction& tx) {
+        return tx.insertAllocation({"s1", "ag1", slots({{"cpu", "2"}}), false});
+      },
+      "'s1'");
+  // The first keypair is intact.
+  auto keypair =
+      readValue<std::optional<KeypairRecord>>(*store, [](StoreTransaction& tx) { return tx.keypair("AKDUP"); });
+  ASSERT_TRUE(keypair.has_value());
+  EXPECT_FALSE(keypair->admin);
+}
+
+TEST_F(StoreTest, UpdatingAnUnknownSessionIsNotFound) {
+  auto store = open("sqlite::memory:");
+  Result<void> result = writeOne(*store, [](StoreTransaction& tx) { return tx.updateSession(sampleSession("ghost")); });
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.error().code, ErrorCode::NotFound);
+  EXPECT_EQ(result.error().message, "session 'ghost' not found");
+}
+
+TEST_F(StoreTest, AFailedWriteLeavesNothing) {
+  auto store = open(url());
+  Result<void> result = writeOne(*store, [](StoreTransaction& tx) -> Result<void> {
+    if (auto r = tx.insertKeypair({"AK1", "s", false, true, 0}); !r.ok()) return r;
+    if (auto seq = tx.insertSession(sampleSession("s1")); !seq.ok()) return Failure{seq.error()};
+    return fail(ErrorCode::OutOfRange, "no room");
+  });
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.error().code, ErrorCode::OutOfRange);
+  EXPECT_EQ(result.error().message, "no room");
+  store.reset();
+  store = open(url());
+  EXPECT_TRUE(
+      readValue<std::vector<KeypairRecord>>(*store, [](StoreTransaction& tx) { return tx.keypairs(); }).empty());
+  EXPECT_TRUE(
+      readValue<std::vector<SessionRecord>>(*store, [](StoreTransaction& tx) { return tx.sessions({}); }).empty());
+}
+
+TEST_F(StoreTest, AThrowingWriteRollsBackAndReportsTheException) {
+  auto store = open(url());
+  Result<void> result = writeOne(*store, [](StoreTransaction& tx) -> Result<void> {
+    if (auto r = tx.insertKeypair({"AK1", "s", false, true, 0}); !r.ok()) return r;
+    throw std::runtime_error("scheduler bug");
+  });
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.error().code, ErrorCode::Internal);
+  EXPECT_NE(result.error().message.find("scheduler bug"), std::string::npos) << result.error().message;
+  EXPECT_TRUE(
+      readValue<std::vector<KeypairRecord>>(*store, [](StoreTransaction& tx) { return tx.keypairs(); }).empty());
+  // The store is usable afterwards.
+  ASSERT_OK(writeOne(*store, [](StoreTransaction& tx) { return tx.insertKeypair({"AK1", "s", false, true, 0}); }));
+}
+
+TEST_F(StoreTest, AReadTransactionRefusesWrites) {
+  auto store = open(url());
+  Result<void> insert;
+  Result<void> result = store->read([&](StoreTransaction& tx) -> Result<void> {
+    insert = tx.insertKeypair({"AK1", "s", false, true, 0});
+    return {};
+  });
+  ASSERT_OK(result);
+  ASSERT_FALSE(insert.ok());
+  EXPECT_EQ(insert.error().code, ErrorCode::InvalidArgument);
+  EXPECT_EQ(insert.error().message, "write in a read transaction");
+  EXPECT_TRUE(
+      readValue<std::vector<KeypairRecord>>(*store, [](StoreTransaction& tx) { return tx.keypairs(); }).empty());
+}
+
+TEST_F(StoreTest, ANestedTransactionFailsInsteadOfDeadlocking) {
+  auto store = open("sqlite::memory:");
+  Result<void> inner;
+  ASSERT_OK(store->write([&](StoreTransaction&) -> Result<void> {
+    inner = store->read([](StoreTransaction&) -> Result<void> { return {}; });
+    return {};
+  }));
+  ASSERT_FALSE(inner.ok());
+  EXPECT_NE(inner.error().message.find("inside another transaction"), std::string::npos) << inner.error().message;
+  ASSERT_OK(store->read([](StoreTransaction&) -> Result<void> { return {}; }));  // not left locked
+}
+
+// Check-then-write through two connections: BEGIN IMMEDIATE must serialise them so
+// that no reservation is lost and none goes past capacity.
+TEST_F(StoreTest, TwoConnectionsNeverOverbook) {
+  auto first = open(url());
+  auto second = open(url());
+  AgentRecord agent = sampleAgent("ag1");
+  agent.slots.clear();
+  agent.slots["cpu"] = AgentSlotFigures{q("10"), q("0"), q("10")};
+  ASSERT_OK(writeOne(*first, [&](StoreTransaction& tx) { return tx.upsertAgent(agent); }));
+
+  std::atomic<int> successes{0};
+  std::atomic<int> errors{0};
+  std::string firstError;
+  std::mutex errorMutex;
+  auto reserve = [&](Store& store) {
+    for (int attempt = 0; attempt < 50; ++attempt) {
+      bool reserved = false;
+      Result<void> result = store.write([&](StoreTransaction& tx) -> Result<void> {
+        reserved = false;
+        Result<std::optional<AgentRecord>> current = tx.agent("ag1");
+        if (!current.ok()) return Failure{current.error()};
+        Quantity used = (*current)->slots.at("cpu").used;
+        if (used + Quantity(1) > (*current)->slots.at("cpu").capacity) return {};
+        std::this_thread::yield();  // widen the window between the check and the write
+        ResourceSlot next;
+        next.set(SlotName::of("cpu"), used + Quantity(1));
+        if (Result<void> set = tx.setAgentUsed("ag1", next); !set.ok()) return set;
+        reserved = true;
+        return {};
+      });
+      if (!result.ok()) {
+        std::lock_guard lock(errorMutex);
+        if (errors++ == 0) firstError = result.error().message;
+      } else if (reserved) {
+        ++successes;
+      }
+    }
+  };
+  std::thread a(reserve, std::ref(*first));
+  std::thread b(reserve, std::ref(*second));
+  a.join();
+  b.join();
+  EXPECT_EQ(errors.load(), 0) << firstError;
+  EXPECT_EQ(successes.load(), 10);
+  auto got = readValue<std::optional<AgentRecord>>(*second, [](StoreTransaction& tx) { return tx.agent("ag1"); });
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->slots.at("cpu").used, q("10"));
+}
+
+TEST_F(StoreTest, UnsupportedUrlsAreRefused) {
+  Result<std::unique_ptr<Store>> postgres = openStore("postgresql://bai:hunter2@db:5432/bai");
+  ASSERT_FALSE(postgres.ok());
+  EXPECT_NE(postgres.error().message.find("PostgreSQL store not built in this bai"), std::string::npos);
+  EXPECT_EQ(postgres.error().message.find("hunter2"), std::string::npos);
+
+  Result<std::unique_ptr<Store>> mysql = openStore("mysql://root:hunter2@db/bai");
+  ASSERT_FALSE(mysql.ok());
+  EXPECT_EQ(mysql.error().code, ErrorCode::InvalidArgument);
+  EXPECT_NE(mysql.error().message.find("'mysql'"), std::string::npos) << mysql.error().message;
+  EXPECT_EQ(mysql.error().message.find("hunter2"), std::string::npos);
+
+  Result<std::unique_ptr<Store>> bare = openStore("/var/lib/bai/manager.db");
+  ASSERT_FALSE(bare.ok());
+  EXPECT_EQ(bare.error().code, ErrorCode::InvalidArgument);
+
+  Result<std::unique_ptr<Store>> empty = openStore("sqlite://");
+  ASSERT_FALSE(empty.ok());
+  EXPECT_EQ(empty.error().code, ErrorCode::InvalidArgument);
+}
+
+TEST_F(StoreTest, AMissingDirectoryIsNamed) {
+  std::filesystem::path missing = dir_.path() / "no-such-dir";
+  Result<std::unique_ptr<Store>> store = openStore("sqlite://" + (missing / "manager.db").string());
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.error().code, ErrorCode::NotFound);
+  EXPECT_NE(store.error().message.find(missing.string()), std::string::npos) << store.error().message;
+  EXPECT_FALSE(std::filesystem::exists(missing));
+}
+
+TEST_F(StoreTest, OpensARelativePath) {
+  std::filesystem::path previous = std::filesystem::current_path();
+  std::filesystem::current_path(dir_.path());
+  Result<std::unique_ptr<Store>> store = openStore("sqlite://relative.db");
+  std::filesystem::current_path(previous);
+  ASSERT_OK(store);
+  EXPECT_TRUE(std::filesystem::exists(dir_.path() / "relative.db"));
+}
+
+TEST(SessionStatusTest, NamesRoundTripAndFinalStates) {
+  for (SessionStatus status :
+       {SessionStatus::Pending, SessionStatus::Scheduled, SessionStatus::Preparing, SessionStatus::Running,
+        SessionStatus::Terminating, SessionStatus::Terminated, SessionStatus::Cancelled, SessionStatus::Error}) {
+    Result<SessionStatus> parsed = parseSessionStatus(sessionStatusName(status));
+    ASSERT_OK(parsed);
+    EXPECT_EQ(*parsed, status);
+  }
+  EXPECT_STREQ(sessionStatusName(SessionStatus::Pending), "PENDING");
+  EXPECT_FALSE(parseSessionStatus("pending").ok());
+  EXPECT_TRUE(isFinal(SessionStatus::Terminated));
+  EXPECT_TRUE(isFinal(SessionStatus::Cancelled));
+  EXPECT_TRUE(isFinal(SessionStatus::Error));
+  EXPECT_FALSE(isFinal(SessionStatus::Terminating));
+  EXPECT_FALSE(isFinal(SessionStatus::Running));
+  EXPECT_EQ(*parseAgentStatus("LOST"), AgentStatus::Lost);
+  EXPECT_STREQ(agentStatusName(AgentStatus::Alive), "ALIVE");
+  EXPECT_FALSE(parseAgentStatus("DEAD").ok());
+}
+
+}  // namespace
+}  // namespace bai::manager
