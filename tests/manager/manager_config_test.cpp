@@ -1,0 +1,62 @@
+#include "manager_config.hpp"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+namespace bai::manager {
+namespace {
+
+TEST(ManagerConfig, TheSampleLoads) {
+  auto config = managerConfigSchema().load(std::string(BAI_SOURCE_ROOT) + "/configs/manager.sample.toml");
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  auto settings = managerSettings(*config);
+  ASSERT_TRUE(settings.ok()) << settings.error().message;
+  EXPECT_EQ(settings->listen, "127.0.0.1:8081");
+  EXPECT_EQ(settings->db, "sqlite:///var/lib/bai/manager.db");
+  EXPECT_EQ(settings->clusterTokenFile, "/etc/bai/cluster-token");
+  EXPECT_FALSE(settings->createClusterToken);
+  EXPECT_EQ(settings->heartbeatTimeout, std::chrono::seconds(15));
+  EXPECT_EQ(settings->selector, SelectorKind::Concentrated);
+}
+
+TEST(ManagerConfig, WithoutAFileItServesLoopbackWithSqliteHere) {
+  auto settings = managerSettings(managerConfigSchema().defaults());
+  ASSERT_TRUE(settings.ok()) << settings.error().message;
+  EXPECT_EQ(settings->listen, "127.0.0.1:8081");
+  EXPECT_EQ(settings->db, "sqlite://" + (std::filesystem::current_path() / "bai-manager.db").string());
+  EXPECT_TRUE(settings->createClusterToken);
+  EXPECT_EQ(settings->clusterTokenFile, (std::filesystem::current_path() / "bai-cluster-token").string());
+}
+
+TEST(ManagerConfig, UnknownKeysAndBadValuesAreRefusedByName) {
+  auto typo = managerConfigSchema().parse("[manager]\nlisten = \"127.0.0.1:1\"\nlistn = \"x\"\n", "m.toml");
+  ASSERT_FALSE(typo.ok());
+  EXPECT_NE(typo.error().message.find("m.toml:3: unknown key 'manager.listn'"), std::string::npos) << typo.error().message;
+
+  for (const auto& [toml, expected] : std::vector<std::pair<std::string, std::string>>{
+           {"[scheduler]\nselector = \"random\"\n", "scheduler.selector"},
+           {"[store]\nsynchronous = \"off\"\n", "store.synchronous"},
+           {"[manager]\nlog-level = \"loud\"\n", "manager.log-level"},
+           {"[manager]\ntls-cert-file = \"a.pem\"\n", "go together"},
+           {"[agents]\nheartbeat-timeout = 0\n", "agents.heartbeat-timeout"},
+           {"[manager]\napi-threads = 0\n", "manager.api-threads"},
+       }) {
+    auto config = managerConfigSchema().parse(toml, "m.toml");
+    ASSERT_TRUE(config.ok()) << toml << config.error().message;
+    auto settings = managerSettings(*config);
+    ASSERT_FALSE(settings.ok()) << toml;
+    EXPECT_NE(settings.error().message.find(expected), std::string::npos) << settings.error().message;
+  }
+}
+
+TEST(ManagerConfig, TheReferenceListsEveryKey) {
+  const std::string reference = managerConfigSchema().reference();
+  for (const char* key : {"manager.listen", "manager.db", "manager.cluster-token-file", "agents.heartbeat-timeout",
+                          "store.synchronous", "scheduler.selector"}) {
+    EXPECT_NE(reference.find(std::string("`") + key + "`"), std::string::npos) << key;
+  }
+}
+
+}  // namespace
+}  // namespace bai::manager

@@ -1,0 +1,371 @@
+// The manager's core in process: a real store (SQLite), heartbeats and events fed
+// directly, and a fake agent RPC (a real HTTP server) that the dispatch calls.
+#include "http_server.hpp"
+#include "manager.hpp"
+
+#include "../support/temp_dir.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <future>
+#include <thread>
+
+namespace bai::manager {
+namespace {
+
+using namespace std::chrono_literals;
+
+template <class F>
+bool eventually(F condition, std::chrono::milliseconds limit = 5000ms) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(5ms);
+  }
+  return condition();
+}
+
+// An agent's RPC that starts whatever it is asked (or refuses, or is away).
+class FakeAgentRpc {
+ public:
+  enum class Mode { Accept, Refuse, BadRequest };
+
+  explicit FakeAgentRpc(std::uint16_t port = 0)
+      : server_({"127.0.0.1", port, 1, 1 << 20, "", ""}, [this](const http::Request& r) { return handle(r); }) {}
+
+  std::uint16_t start() {
+    EXPECT_TRUE(server_.start().ok());
+    return server_.port();
+  }
+  void stop() { server_.stop(); }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(server_.port()); }
+  void setMode(Mode mode) { mode_ = mode; }
+  std::vector<std::string> created() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return created_;
+  }
+  std::vector<std::string> destroyed() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return destroyed_;
+  }
+
+ private:
+  http::Response handle(const http::Request& request) {
+    if (request.header("authorization") != "Bearer token") return {401, "application/json", "{}", {}};
+    if (request.method == "POST" && request.path == "/v1/sessions") {
+      if (mode_ == Mode::Refuse) {
+        return {409, "application/json", protocol::ApiError{"insufficient-resource", "Busy", "no room here"}.toJson(), {}};
+      }
+      if (mode_ == Mode::BadRequest) {
+        return {400, "application/json", protocol::ApiError{"invalid-resource-combination", "Bad", "exclusive slots"}.toJson(), {}};
+      }
+      auto create = protocol::CreateSessionRequest::fromJson(request.body);
+      EXPECT_TRUE(create.ok());
+      std::lock_guard<std::mutex> lock(mutex_);
+      created_.push_back(create->sessionId);
+      protocol::SessionInfo info;
+      info.id = create->sessionId;
+      info.state = protocol::SessionState::Running;
+      info.startedAtMillis = 1;
+      return {201, "application/json", info.toJson(), {}};
+    }
+    if (request.method == "DELETE" && request.path.rfind("/v1/sessions/", 0) == 0) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      protocol::SessionInfo info;
+      info.id = request.path.substr(13);
+      destroyed_.push_back(info.id);
+      info.state = protocol::SessionState::Running;  // stopping; its exit event follows
+      return {200, "application/json", info.toJson(), {}};
+    }
+    return {404, "application/json", protocol::ApiError{"not-found", "No", request.path}.toJson(), {}};
+  }
+
+  http::Server server_;
+  std::atomic<Mode> mode_{Mode::Accept};
+  mutable std::mutex mutex_;
+  std::vector<std::string> created_;
+  std::vector<std::string> destroyed_;
+};
+
+protocol::AgentState nodeState(const std::string& rpcUrl, std::map<std::string, std::string> capacity,
+                               std::vector<std::string> running = {}, const std::string& group = "default") {
+  protocol::AgentState state;
+  state.rpcAddress = rpcUrl;
+  state.scalingGroup = group;
+  state.architecture = "x86_64";
+  state.version = "test";
+  for (const auto& [slot, amount] : capacity) {
+    state.available.set(SlotName::of(slot), *Quantity::parse(amount));
+    state.largestAllocatable.set(SlotName::of(slot), *Quantity::parse(amount));
+    state.slotTypes[slot] = slot == "mem" ? SlotType::Bytes : SlotType::Count;
+  }
+  for (const auto& id : running) state.sessions.push_back({id, protocol::SessionState::Running});
+  return state;
+}
+
+class ManagerCoreTest : public ::testing::Test {
+ protected:
+  void startManager(std::chrono::milliseconds heartbeatTimeout = 10s) {
+    ManagerSettings settings;
+    settings.heartbeatTimeout = heartbeatTimeout;
+    settings.schedulerPeriod = 50ms;
+    settings.agentRpcTimeout = 2s;
+    settings.dispatchThreads = 2;
+    auto store = openStore("sqlite://" + (dir_.path() / "m.db").string());
+    ASSERT_TRUE(store.ok()) << store.error().message;
+    auto manager = Manager::start(settings, std::move(*store), "token", LogSink());
+    ASSERT_TRUE(manager.ok()) << manager.error().message;
+    manager_ = std::move(*manager);
+  }
+
+  void report(const std::string& id, const protocol::AgentState& state, std::uint64_t digest = 1) {
+    protocol::Heartbeat heartbeat{id, digest, state};
+    auto reply = manager_->heartbeat(id, heartbeat);
+    ASSERT_TRUE(reply.ok()) << reply.error().error.detail;
+  }
+
+  protocol::EventAck event(const std::string& agentId, std::uint64_t seq, const std::string& session, protocol::EventKind kind,
+                           std::optional<int> exitCode = std::nullopt) {
+    protocol::EventBatch batch{agentId, {{seq, session, kind, exitCode, "", 1000}}};
+    auto ack = manager_->events(agentId, batch);
+    EXPECT_TRUE(ack.ok());
+    return ack ? *ack : protocol::EventAck{};
+  }
+
+  SessionRecord submit(std::vector<std::pair<std::string, std::string>> resources, const Caller& caller = kAdmin,
+                       const std::string& group = "default") {
+    NewSession request;
+    request.command = {"true"};
+    request.resources = std::move(resources);
+    request.scalingGroup = group;
+    auto created = manager_->createSession(caller, request);
+    EXPECT_TRUE(created.ok()) << (created.ok() ? "" : created.error().error.detail);
+    return created ? *created : SessionRecord{};
+  }
+
+  SessionStatus status(const std::string& id) { return manager_->session(kAdmin, id)->status; }
+
+  Quantity used(const std::string& agentId, const std::string& slot) {
+    for (const auto& agent : manager_->agents()) {
+      if (agent.record.id == agentId) {
+        auto it = agent.record.slots.find(slot);
+        return it == agent.record.slots.end() ? Quantity() : it->second.used;
+      }
+    }
+    return Quantity(-1);
+  }
+
+  AgentStatus agentStatus(const std::string& agentId) {
+    for (const auto& agent : manager_->agents()) {
+      if (agent.record.id == agentId) return agent.record.status;
+    }
+    return AgentStatus::Lost;
+  }
+
+  static inline const Caller kAdmin{"AKADMIN", true};
+  test::TempDir dir_;
+  std::unique_ptr<Manager> manager_;
+};
+
+TEST_F(ManagerCoreTest, AnAgentRegistersByFullHeartbeatAndIsAskedForItWhenStale) {
+  startManager();
+  EXPECT_TRUE(manager_->heartbeat("a", {"a", 7, std::nullopt})->sendFull) << "unknown agent";
+  report("a", nodeState("http://127.0.0.1:1", {{"cpu", "4"}, {"mem", "8589934592"}, {"acme.device", "2"}}), 7);
+  EXPECT_FALSE(manager_->heartbeat("a", {"a", 7, std::nullopt})->sendFull);
+  EXPECT_TRUE(manager_->heartbeat("a", {"a", 8, std::nullopt})->sendFull) << "its state changed since";
+  const auto types = manager_->slotTypes();
+  EXPECT_EQ(types.at("acme.device"), SlotType::Count);
+  EXPECT_EQ(types.at("mem"), SlotType::Bytes);
+  EXPECT_FALSE(manager_->heartbeat("b", {"a", 1, std::nullopt}).ok()) << "the URL and body must name the same agent";
+}
+
+TEST_F(ManagerCoreTest, AConflictingSlotTypeIsNotTakenFromThatAgent) {
+  startManager();
+  report("a", nodeState("http://127.0.0.1:1", {{"cpu", "4"}, {"mem", "1024"}}));
+  auto state = nodeState("http://127.0.0.1:2", {{"cpu", "4"}, {"mem", "1024"}});
+  state.slotTypes["mem"] = SlotType::Count;
+  report("b", state);
+  EXPECT_EQ(manager_->slotTypes().at("mem"), SlotType::Bytes) << "never silently changed";
+  for (const auto& agent : manager_->agents()) {
+    const std::size_t expected = agent.record.id == "b" ? 0u : 1u;  // b's mem is refused
+    EXPECT_EQ(agent.record.slots.count("mem"), expected) << agent.record.id;
+  }
+  EXPECT_NE(manager_->metricsText().find("bai_manager_slot_type_conflicts_total 1"), std::string::npos);
+}
+
+TEST_F(ManagerCoreTest, EnqueueRefusesUnknownAndUnservedSlotsAndParsesSizes) {
+  startManager();
+  report("a", nodeState("http://127.0.0.1:1", {{"cpu", "4"}, {"mem", "8589934592"}, {"cuda.device", "0"}}));
+  NewSession request;
+  request.command = {"true"};
+  request.resources = {{"acme.device", "1"}};
+  auto unknown = manager_->createSession(kAdmin, request);
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.error().error.type, "unknown-slot");
+  EXPECT_NE(unknown.error().error.detail.find("acme.device"), std::string::npos);
+  request.resources = {{"cuda.device", "1"}};
+  auto unserved = manager_->createSession(kAdmin, request);
+  ASSERT_FALSE(unserved.ok());
+  EXPECT_EQ(unserved.error().error.type, "slot-not-served");
+  EXPECT_NE(unserved.error().error.detail.find("cuda.device"), std::string::npos);
+  request.resources = {{"cpu", "1"}};
+  request.scalingGroup = "elsewhere";
+  EXPECT_EQ(manager_->createSession(kAdmin, request).error().error.type, "slot-not-served");
+  request.scalingGroup = "default";
+  request.resources = {{"mem", "-1"}};
+  EXPECT_EQ(manager_->createSession(kAdmin, request).error().status, 400);
+  request.command = {};
+  request.resources = {{"cpu", "1"}};
+  EXPECT_EQ(manager_->createSession(kAdmin, request).error().status, 400);
+  const SessionRecord sized = submit({{"mem", "4g"}, {"cuda.device", "0"}});
+  EXPECT_EQ(sized.requested.get("mem"), Quantity(4LL << 30));
+  EXPECT_FALSE(sized.requested.contains("cuda.device")) << "zero amounts are not requests";
+}
+
+TEST_F(ManagerCoreTest, APlacedSessionRunsAndItsExitFreesTheReservationOnce) {
+  FakeAgentRpc rpc;
+  rpc.start();
+  startManager();
+  report("a", nodeState(rpc.url(), {{"cpu", "4"}, {"cuda.device", "2"}}));
+  const SessionRecord session = submit({{"cpu", "1"}, {"cuda.device", "2"}});
+  ASSERT_TRUE(eventually([&] { return status(session.id) == SessionStatus::Running; }));
+  EXPECT_EQ(rpc.created(), std::vector<std::string>{session.id});
+  EXPECT_EQ(used("a", "cuda.device"), Quantity(2));
+  EXPECT_EQ(manager_->session(kAdmin, session.id)->agentId, "a");
+
+  // A second one waits: no GPU left. Its reason says which slot is short.
+  const SessionRecord waiting = submit({{"cuda.device", "1"}});
+  ASSERT_TRUE(eventually([&] { return manager_->pendingReason(waiting.id).find("cuda.device") != std::string::npos; }));
+  EXPECT_EQ(status(waiting.id), SessionStatus::Pending);
+
+  EXPECT_EQ(event("a", 1, session.id, protocol::EventKind::Exited, 3).ackedThrough, 1u);
+  auto ended = manager_->session(kAdmin, session.id);
+  EXPECT_EQ(ended->status, SessionStatus::Terminated);
+  EXPECT_EQ(ended->exitCode, 3);
+  // Delivered again (the agent missed our ack): acknowledged, not applied twice.
+  EXPECT_EQ(event("a", 1, session.id, protocol::EventKind::Exited, 9).ackedThrough, 1u);
+  EXPECT_EQ(manager_->session(kAdmin, session.id)->exitCode, 3);
+  // The freed GPUs go to the waiting session.
+  ASSERT_TRUE(eventually([&] { return status(waiting.id) == SessionStatus::Running; }));
+  EXPECT_EQ(used("a", "cuda.device"), Quantity(1));
+  EXPECT_EQ(used("a", "cpu"), Quantity());
+}
+
+TEST_F(ManagerCoreTest, ARefusingAgentIsPassedOverForAnother) {
+  FakeAgentRpc busy, willing;
+  busy.start();
+  willing.start();
+  busy.setMode(FakeAgentRpc::Mode::Refuse);
+  startManager();
+  // busy looks emptier, so the dispersed-or-concentrated choice is not what decides.
+  report("busy", nodeState(busy.url(), {{"cpu", "4"}}));
+  report("willing", nodeState(willing.url(), {{"cpu", "4"}}));
+  const SessionRecord first = submit({{"cpu", "3"}});
+  ASSERT_TRUE(eventually([&] { return status(first.id) == SessionStatus::Running; }));
+  const SessionRecord second = submit({{"cpu", "1"}});
+  ASSERT_TRUE(eventually([&] { return status(second.id) == SessionStatus::Running; }));
+  for (const auto& id : {first.id, second.id}) EXPECT_EQ(manager_->session(kAdmin, id)->agentId, "willing");
+  EXPECT_EQ(used("busy", "cpu"), Quantity()) << "a refusal releases the reservation";
+  EXPECT_EQ(used("willing", "cpu"), Quantity(4));
+}
+
+TEST_F(ManagerCoreTest, ABadRequestRefusalEndsTheSessionWithTheAgentsReason) {
+  FakeAgentRpc rpc;
+  rpc.start();
+  rpc.setMode(FakeAgentRpc::Mode::BadRequest);
+  startManager();
+  report("a", nodeState(rpc.url(), {{"cpu", "4"}}));
+  const SessionRecord session = submit({{"cpu", "1"}});
+  ASSERT_TRUE(eventually([&] { return status(session.id) == SessionStatus::Error; }));
+  EXPECT_NE(manager_->session(kAdmin, session.id)->statusReason.find("exclusive slots"), std::string::npos);
+  EXPECT_EQ(used("a", "cpu"), Quantity());
+}
+
+TEST_F(ManagerCoreTest, ASilentAgentIsLostAndComesBackWithWhatStillRuns) {
+  FakeAgentRpc rpc;
+  rpc.start();
+  startManager(400ms);
+  report("a", nodeState(rpc.url(), {{"cpu", "4"}}));
+  const SessionRecord running = submit({{"cpu", "2"}});
+  ASSERT_TRUE(eventually([&] { return status(running.id) == SessionStatus::Running; }));
+  const SessionRecord cancelled = submit({{"cpu", "1"}});
+  ASSERT_TRUE(eventually([&] { return status(cancelled.id) == SessionStatus::Running; }));
+
+  ASSERT_TRUE(eventually([&] { return agentStatus("a") == AgentStatus::Lost; }, 3s));
+  EXPECT_EQ(status(running.id), SessionStatus::Running) << "its state stays; only the accounting frees it";
+  EXPECT_NE(manager_->session(kAdmin, running.id)->statusReason.find("lost"), std::string::npos);
+  EXPECT_EQ(used("a", "cpu"), Quantity());
+  // Destroyed while the agent is away: carried out when it returns.
+  EXPECT_EQ(manager_->destroySession(kAdmin, cancelled.id)->status, SessionStatus::Terminating);
+  EXPECT_TRUE(manager_->heartbeat("a", {"a", 1, std::nullopt})->sendFull) << "a lost agent must send its state";
+
+  report("a", nodeState(rpc.url(), {{"cpu", "4"}}, {running.id, cancelled.id}), 2);
+  EXPECT_EQ(agentStatus("a"), AgentStatus::Alive);
+  EXPECT_EQ(used("a", "cpu"), Quantity(3)) << "what still runs counts again";
+  EXPECT_EQ(manager_->session(kAdmin, running.id)->statusReason, "");
+  ASSERT_TRUE(eventually([&] { return rpc.destroyed() == std::vector<std::string>{cancelled.id}; }));
+  event("a", 1, cancelled.id, protocol::EventKind::Exited, 143);
+  EXPECT_EQ(status(cancelled.id), SessionStatus::Terminated);
+  EXPECT_EQ(used("a", "cpu"), Quantity(2));
+}
+
+TEST_F(ManagerCoreTest, ARestartRetriesPlacementsInFlightWithTheSameId) {
+  FakeAgentRpc away;
+  const std::uint16_t port = away.start();
+  away.stop();  // the agent's RPC does not answer: the start stays in flight
+  startManager();
+  report("a", nodeState("http://127.0.0.1:" + std::to_string(port), {{"cpu", "4"}}));
+  const SessionRecord session = submit({{"cpu", "2"}});
+  ASSERT_TRUE(eventually([&] { return status(session.id) == SessionStatus::Scheduled; }));
+  manager_.reset();
+
+  FakeAgentRpc back(port);
+  back.start();
+  startManager();
+  EXPECT_EQ(used("a", "cpu"), Quantity(2)) << "the reservation survived";
+  ASSERT_TRUE(eventually([&] { return status(session.id) == SessionStatus::Running; }));
+  EXPECT_EQ(back.created(), std::vector<std::string>{session.id});
+  EXPECT_EQ(used("a", "cpu"), Quantity(2)) << "not reserved twice";
+}
+
+TEST_F(ManagerCoreTest, ALongPollAnswersWhenTheSessionEndsOrTheWaitRunsOut) {
+  FakeAgentRpc rpc;
+  rpc.start();
+  startManager();
+  report("a", nodeState(rpc.url(), {{"cpu", "4"}}));
+  const SessionRecord session = submit({{"cpu", "1"}});
+  ASSERT_TRUE(eventually([&] { return status(session.id) == SessionStatus::Running; }));
+
+  std::promise<ApiResult<SessionRecord>> timedOut;
+  const auto started = std::chrono::steady_clock::now();
+  manager_->waitForSession(kAdmin, session.id, 200ms, [&](ApiResult<SessionRecord> r) { timedOut.set_value(std::move(r)); });
+  auto early = timedOut.get_future().get();
+  EXPECT_GE(std::chrono::steady_clock::now() - started, 190ms);
+  EXPECT_EQ(early->status, SessionStatus::Running);
+
+  std::promise<ApiResult<SessionRecord>> ended;
+  auto future = ended.get_future();
+  manager_->waitForSession(kAdmin, session.id, 10s, [&](ApiResult<SessionRecord> r) { ended.set_value(std::move(r)); });
+  EXPECT_EQ(future.wait_for(50ms), std::future_status::timeout);
+  event("a", 1, session.id, protocol::EventKind::Exited, 0);
+  ASSERT_EQ(future.wait_for(2s), std::future_status::ready);
+  EXPECT_EQ(future.get()->status, SessionStatus::Terminated);
+}
+
+TEST_F(ManagerCoreTest, UsersSeeOnlyTheirOwnSessions) {
+  startManager();
+  report("a", nodeState("http://127.0.0.1:1", {{"cpu", "4"}}));
+  const Caller alice{"AKALICE", false}, bob{"AKBOB", false};
+  const SessionRecord mine = submit({{"cpu", "5"}}, alice);  // more than the agent has: it stays pending
+  EXPECT_TRUE(manager_->session(alice, mine.id).ok());
+  EXPECT_EQ(manager_->session(bob, mine.id).error().status, 404);
+  EXPECT_EQ(manager_->destroySession(bob, mine.id).error().status, 404);
+  EXPECT_EQ(manager_->listSessions(bob, std::nullopt).size(), 0u);
+  EXPECT_EQ(manager_->listSessions(alice, std::nullopt).size(), 1u);
+  EXPECT_EQ(manager_->listSessions(kAdmin, std::nullopt).size(), 1u);
+  EXPECT_EQ(manager_->destroySession(alice, mine.id)->status, SessionStatus::Cancelled);
+}
+
+}  // namespace
+}  // namespace bai::manager
