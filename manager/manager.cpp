@@ -57,25 +57,24 @@ Result<std::unique_ptr<Manager>> Manager::start(ManagerSettings settings, std::u
 Manager::~Manager() { shutdown(); }
 
 void Manager::shutdown() {
-  std::multimap<std::string, Waiter> waiters;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (stopping_ && scheduler_.joinable() == false) return;
     stopping_ = true;
-    waiters.swap(waiters_);
-  }
-  for (auto& [id, waiter] : waiters) {
-    waiter.done(apiFailure(503, "shutting-down", "The manager is stopping", "retry against the restarted manager"));
   }
   schedulerWake_.notify_all();
   dispatchWake_.notify_all();
-  waiterWake_.notify_all();
   if (scheduler_.joinable()) scheduler_.join();
-  if (waiterThread_.joinable()) waiterThread_.join();
   for (auto& thread : dispatchers_) {
     if (thread.joinable()) thread.join();
   }
   dispatchers_.clear();
+  // Last, so that it answers every long poll, including those ended by the threads above.
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    waitersStopping_ = true;
+  }
+  waiterWake_.notify_all();
+  if (waiterThread_.joinable()) waiterThread_.join();
 }
 
 void Manager::log(LogLevel level, const std::string& message) const {
@@ -275,11 +274,10 @@ Result<void> Manager::commit(Transition t) {
 
 void Manager::finished(const SessionRecord& session) {
   auto [first, last] = waiters_.equal_range(session.id);
-  std::vector<SessionCallback> callbacks;
-  for (auto it = first; it != last; ++it) callbacks.push_back(std::move(it->second.done));
+  if (first == last) return;
+  for (auto it = first; it != last; ++it) answers_.emplace_back(std::move(it->second.done), session);
   waiters_.erase(first, last);
-  // Callbacks only post to the HTTP server's threads; safe under the lock.
-  for (auto& callback : callbacks) callback(session);
+  waiterWake_.notify_one();
 }
 
 bool Manager::visibleTo(const Caller& caller, const SessionRecord& session) const {
@@ -385,42 +383,52 @@ void Manager::waitForSession(const Caller& caller, const std::string& id, std::c
                              SessionCallback done) {
   auto current = session(caller, id);
   if (!current || isFinal(current->status) || wait.count() <= 0) return done(std::move(current));
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (stopping_ || active_.count(id) == 0) {
-    // It ended between the two looks: answer from the store.
-    return done(session(caller, id));
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (!stopping_ && active_.count(id) != 0) {
+    const auto limit = std::min<std::chrono::milliseconds>(wait, settings_.maxWait);
+    waiters_.emplace(id, Waiter{caller, std::chrono::steady_clock::now() + limit, std::move(done)});
+    waiterWake_.notify_one();
+    return;
   }
-  const auto limit = std::min<std::chrono::milliseconds>(wait, settings_.maxWait);
-  waiters_.emplace(id, Waiter{caller, std::chrono::steady_clock::now() + limit, std::move(done)});
-  waiterWake_.notify_one();
+  lock.unlock();
+  done(session(caller, id));  // it ended between the two looks
 }
 
+// Answers long polls: those whose session ended (queued by finished()) and those whose
+// wait ran out, always outside mutex_.
 void Manager::waiterLoop() {
   std::unique_lock<std::mutex> lock(mutex_);
-  while (!stopping_) {
+  while (true) {
+    std::vector<std::pair<SessionCallback, ApiResult<SessionRecord>>> ready(std::make_move_iterator(answers_.begin()),
+                                                                             std::make_move_iterator(answers_.end()));
+    answers_.clear();
+    std::vector<std::pair<std::string, Waiter>> expired;
     auto next = std::chrono::steady_clock::time_point::max();
     const auto now = std::chrono::steady_clock::now();
-    std::vector<std::pair<std::string, Waiter>> due;
     for (auto it = waiters_.begin(); it != waiters_.end();) {
-      if (it->second.deadline <= now) {
-        due.emplace_back(it->first, std::move(it->second));
+      if (it->second.deadline <= now || waitersStopping_) {
+        expired.emplace_back(it->first, std::move(it->second));
         it = waiters_.erase(it);
       } else {
         next = std::min(next, it->second.deadline);
         ++it;
       }
     }
-    for (auto& [id, waiter] : due) {
-      auto it = active_.find(id);
-      if (it != active_.end()) {
-        waiter.done(it->second);
-      } else {
-        lock.unlock();
-        waiter.done(session(waiter.caller, id));
-        lock.lock();
+    const bool stop = waitersStopping_;
+    if (!ready.empty() || !expired.empty()) {
+      lock.unlock();
+      for (auto& [callback, result] : ready) callback(std::move(result));
+      for (auto& [id, waiter] : expired) {
+        if (stop) {
+          waiter.done(apiFailure(503, "shutting-down", "The manager is stopping", "retry against the restarted manager"));
+        } else {
+          waiter.done(session(waiter.caller, id));
+        }
       }
+      lock.lock();
+      continue;
     }
-    if (!due.empty()) continue;
+    if (stop) return;
     if (next == std::chrono::steady_clock::time_point::max()) {
       waiterWake_.wait(lock);
     } else {

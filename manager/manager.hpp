@@ -133,7 +133,7 @@ class Manager {
     std::function<Result<void>(StoreTransaction&)> extra;  // more writes in the same transaction
   };
   Result<void> commit(Transition transition);
-  void finished(const SessionRecord& session);  // answers its long polls
+  void finished(const SessionRecord& session);  // queues the answers to its long polls
   bool visibleTo(const Caller& caller, const SessionRecord& session) const;
   void notifyScheduler();
   void waiterLoop();
@@ -157,9 +157,13 @@ class Manager {
   std::set<std::string> inFlight_;                                   // sessions with an agent call running
   std::map<std::string, std::chrono::steady_clock::time_point> retryAt_;
   std::multimap<std::string, Waiter> waiters_;
+  // Answers for long polls, given by the waiter thread without holding mutex_ (the
+  // callbacks may call back into the manager).
+  std::deque<std::pair<SessionCallback, ApiResult<SessionRecord>>> answers_;
   std::set<std::string> unknownSessionsLogged_;
 
   bool stopping_ = false;
+  bool waitersStopping_ = false;
   bool schedulerDirty_ = true;
   std::condition_variable schedulerWake_;
   std::condition_variable dispatchWake_;

@@ -353,6 +353,35 @@ TEST_F(ManagerCoreTest, ALongPollAnswersWhenTheSessionEndsOrTheWaitRunsOut) {
   EXPECT_EQ(future.get()->status, SessionStatus::Terminated);
 }
 
+// The HTTP layer's callback reads the pending reason: answering must not hold the
+// manager's lock (it did once, and a timed-out wait on a pending session deadlocked).
+TEST_F(ManagerCoreTest, ALongPollCallbackMayCallBackIntoTheManager) {
+  startManager();
+  report("a", nodeState("http://127.0.0.1:1", {{"cpu", "1"}}));
+  const SessionRecord pending = submit({{"cpu", "2"}});
+  std::promise<std::string> answered;
+  manager_->waitForSession(kAdmin, pending.id, 100ms, [&](ApiResult<SessionRecord> r) {
+    answered.set_value(sessionStatusName(r->status) + std::string(" ") + manager_->pendingReason(pending.id));
+  });
+  auto future = answered.get_future();
+  ASSERT_EQ(future.wait_for(3s), std::future_status::ready);
+  EXPECT_EQ(future.get(), "PENDING no agent has cpu 2 free (best: a with 1)");
+}
+
+TEST_F(ManagerCoreTest, ShutdownAnswersEveryLongPoll) {
+  startManager();
+  report("a", nodeState("http://127.0.0.1:1", {{"cpu", "1"}}));
+  const SessionRecord pending = submit({{"cpu", "2"}});
+  std::promise<int> answered;
+  manager_->waitForSession(kAdmin, pending.id, 60s, [&](ApiResult<SessionRecord> r) {
+    answered.set_value(r ? 200 : r.error().status);
+  });
+  manager_->shutdown();
+  auto future = answered.get_future();
+  ASSERT_EQ(future.wait_for(0s), std::future_status::ready);
+  EXPECT_EQ(future.get(), 503);
+}
+
 TEST_F(ManagerCoreTest, UsersSeeOnlyTheirOwnSessions) {
   startManager();
   report("a", nodeState("http://127.0.0.1:1", {{"cpu", "4"}}));
