@@ -48,11 +48,18 @@ std::string keypairFileText(const KeypairRecord& keypair) {
          "access-key = \"" + keypair.accessKey + "\"\nsecret-key = \"" + keypair.secretKey + "\"\n";
 }
 
-int runInit(const std::string& dbUrl, const std::string& keypairOut) {
+int runInit(const std::string& dbUrl, const std::string& keypairOut, const std::string& tokenOut) {
   auto store = openStore(dbUrl);
   if (!store) {
     std::cerr << "bai-manager init: " << store.error().message << "\n";
     return 2;
+  }
+  if (!tokenOut.empty() && !std::filesystem::exists(tokenOut)) {
+    if (auto written = writeSecretFile(tokenOut, randomHex(32) + "\n"); !written) {
+      std::cerr << "bai-manager init: " << written.error().message << "\n";
+      return 1;
+    }
+    std::cout << "cluster token written to " << tokenOut << " (give it to the agents)\n";
   }
   if (std::filesystem::exists(keypairOut)) {
     std::cerr << "bai-manager init: " << keypairOut << " exists; the schema of " << dbUrl
@@ -96,9 +103,11 @@ int main(int argc, char** argv) {
   CLI::App* init = app.add_subcommand("init", "create the database schema and the first admin keypair, offline");
   init->add_option("--db", initDb, "store URL, e.g. sqlite:///var/lib/bai/manager.db")->required();
   init->add_option("--admin-keypair-out", initKeypairOut, "file to create (mode 0600) with the admin keypair")->required();
+  std::string initTokenOut;
+  init->add_option("--cluster-token-out", initTokenOut, "also create this cluster token file (mode 0600) if absent");
   CLI11_PARSE(app, argc, argv);
 
-  if (init->parsed()) return runInit(initDb, initKeypairOut);
+  if (init->parsed()) return runInit(initDb, initKeypairOut, initTokenOut);
   if (printReference) {
     std::cout << managerConfigSchema().reference();
     return 0;
