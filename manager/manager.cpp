@@ -280,6 +280,19 @@ void Manager::finished(const SessionRecord& session) {
   waiterWake_.notify_one();
 }
 
+void Manager::endSession(SessionRecord session, SessionStatus status, std::string reason, std::optional<int> exitCode,
+                         std::int64_t endedAtMillis) {
+  session.status = status;
+  session.statusReason = std::move(reason);
+  if (exitCode) session.exitCode = exitCode;
+  session.endedAtMillis = endedAtMillis != 0 ? endedAtMillis : nowMillis();
+  Transition t;
+  t.sessions.push_back(std::move(session));
+  t.release.push_back(t.sessions.back().id);
+  (void)commit(std::move(t));  // a store failure is logged and counted; the session stays as it was
+  notifyScheduler();
+}
+
 bool Manager::visibleTo(const Caller& caller, const SessionRecord& session) const {
   return caller.admin || session.owner == caller.accessKey;
 }

@@ -134,6 +134,14 @@ class Manager {
   };
   Result<void> commit(Transition transition);
   void finished(const SessionRecord& session);  // queues the answers to its long polls
+  // Ends an active session with `status` and frees its reservation, in one transaction.
+  void endSession(SessionRecord session, SessionStatus status, std::string reason, std::optional<int> exitCode = {},
+                  std::int64_t endedAtMillis = 0);
+  // Calls `call(rpcUrl)` for the agent of session `id` with mutex_ released (held again
+  // on return, the session's in-flight mark cleared); nullopt when there is no agent to call.
+  template <class Call>
+  auto callSessionAgent(std::unique_lock<std::mutex>& lock, const std::string& id, Call call)
+      -> std::optional<decltype(call(std::string()))>;
   bool visibleTo(const Caller& caller, const SessionRecord& session) const;
   void notifyScheduler();
   void waiterLoop();

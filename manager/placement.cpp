@@ -13,6 +13,23 @@ bool agentSessionOver(protocol::SessionState state) {
 
 }  // namespace
 
+template <class Call>
+auto Manager::callSessionAgent(std::unique_lock<std::mutex>& lock, const std::string& id, Call call)
+    -> std::optional<decltype(call(std::string()))> {
+  auto session = active_.find(id);
+  auto agent = session == active_.end() ? agents_.end() : agents_.find(session->second.agentId);
+  if (session == active_.end() || agent == agents_.end()) {
+    inFlight_.erase(id);
+    return std::nullopt;
+  }
+  const std::string rpcUrl = agent->second.record.rpcUrl;
+  lock.unlock();
+  auto result = call(rpcUrl);
+  lock.lock();
+  inFlight_.erase(id);
+  return result;
+}
+
 void Manager::schedulerLoop() {
   std::unique_lock<std::mutex> lock(mutex_);
   while (!stopping_) {
@@ -101,18 +118,19 @@ void Manager::dispatchLoop() {
 void Manager::startOnAgent(const std::string& id) {
   std::unique_lock<std::mutex> lock(mutex_);
   auto it = active_.find(id);
-  auto agent = it == active_.end() ? agents_.end() : agents_.find(it->second.agentId);
-  if (it == active_.end() || it->second.status != SessionStatus::Scheduled || agent == agents_.end()) {
+  if (it == active_.end() || it->second.status != SessionStatus::Scheduled) {
     inFlight_.erase(id);
     return;
   }
-  protocol::CreateSessionRequest request{id, it->second.command, it->second.env, it->second.requested};
-  const std::string agentId = agent->first;
-  const std::string rpcUrl = agent->second.record.rpcUrl;
-  lock.unlock();
-  auto created = agentClient_.createSession(rpcUrl, request);
-  lock.lock();
-  inFlight_.erase(id);
+  const protocol::CreateSessionRequest request{id, it->second.command, it->second.env, it->second.requested};
+  const std::string agentId = it->second.agentId;
+  std::string rpcUrl;
+  auto call = callSessionAgent(lock, id, [&](const std::string& url) {
+    rpcUrl = url;
+    return agentClient_.createSession(url, request);
+  });
+  if (!call) return;
+  auto& created = *call;
   it = active_.find(id);
   if (it == active_.end()) {
     // Over meanwhile (cancelled and found absent on the agent): make sure it does not run.
@@ -139,27 +157,18 @@ void Manager::startOnAgent(const std::string& id) {
     metrics_.agentRefusals.fetch_add(1, std::memory_order_relaxed);
     const std::string reason = "agent " + agentId + " refused: " + error.describe();
     log(LogLevel::Info, "session " + id + ": " + reason);
+    if (session.status == SessionStatus::Terminating) return endSession(session, SessionStatus::Cancelled, "destroyed before it started");
+    // A malformed request (a bad combination of slots, say): no other agent would take it.
+    if (error.httpStatus == 400) return endSession(session, SessionStatus::Error, reason);
+    // Busy or failing: try another agent; this one again after its next report.
     SessionRecord updated = session;
+    updated.status = SessionStatus::Pending;
+    updated.statusReason = reason;
     updated.agentId.clear();
     updated.scheduledAtMillis = 0;
+    refusals_[id][agentId] = Refusal{error.describe()};
     Transition t;
     t.release.push_back(id);
-    if (session.status == SessionStatus::Terminating) {
-      updated.status = SessionStatus::Cancelled;
-      updated.statusReason = "destroyed before it started";
-      updated.endedAtMillis = nowMillis();
-    } else if (error.httpStatus == 400) {
-      // The request itself is wrong for bai (a bad combination of slots, say): no
-      // other agent would take it either.
-      updated.status = SessionStatus::Error;
-      updated.statusReason = reason;
-      updated.endedAtMillis = nowMillis();
-    } else {
-      // Busy or failing: try another agent; this one again after its next report.
-      updated.status = SessionStatus::Pending;
-      updated.statusReason = reason;
-      refusals_[id][agentId] = Refusal{error.describe()};
-    }
     t.sessions.push_back(updated);
     (void)commit(std::move(t));
     notifyScheduler();
@@ -174,110 +183,57 @@ void Manager::startOnAgent(const std::string& id) {
     return;
   }
   if (session.status != SessionStatus::Scheduled) return;
-  Transition t;
   if (agentSessionOver(info.state)) {
     // A retried create found the session already over: take its result now.
-    updated.status = info.state == protocol::SessionState::Failed ? SessionStatus::Error : SessionStatus::Terminated;
-    updated.exitCode = info.exitCode;
-    updated.statusReason = info.reason;
-    updated.startedAtMillis = info.startedAtMillis;
-    updated.endedAtMillis = info.endedAtMillis != 0 ? info.endedAtMillis : nowMillis();
-    t.release.push_back(id);
-  } else if (info.state == protocol::SessionState::Running) {
+    return endSession(session, info.state == protocol::SessionState::Failed ? SessionStatus::Error : SessionStatus::Terminated,
+                      info.reason, info.exitCode, info.endedAtMillis);
+  }
+  if (info.state == protocol::SessionState::Running) {
     updated.status = SessionStatus::Running;
     updated.startedAtMillis = info.startedAtMillis != 0 ? info.startedAtMillis : nowMillis();
   } else {
     updated.status = SessionStatus::Preparing;
   }
+  Transition t;
   t.sessions.push_back(updated);
   (void)commit(std::move(t));
 }
 
 void Manager::destroyOnAgent(const std::string& id) {
   std::unique_lock<std::mutex> lock(mutex_);
+  auto destroyed = callSessionAgent(lock, id, [&](const std::string& rpcUrl) { return agentClient_.destroySession(rpcUrl, id); });
   auto it = active_.find(id);
-  auto agent = it == active_.end() ? agents_.end() : agents_.find(it->second.agentId);
-  if (it == active_.end() || agent == agents_.end()) {
-    inFlight_.erase(id);
-    return;
+  if (!destroyed || it == active_.end()) return;
+  if (!*destroyed && destroyed->error().httpStatus == 404) {
+    return endSession(it->second, SessionStatus::Cancelled, "destroyed before it started");  // nothing runs there
   }
-  const std::string rpcUrl = agent->second.record.rpcUrl;
-  lock.unlock();
-  auto destroyed = agentClient_.destroySession(rpcUrl, id);
-  lock.lock();
-  inFlight_.erase(id);
-  it = active_.find(id);
-  if (it == active_.end()) return;
-  if (!destroyed) {
-    if (destroyed.error().httpStatus == 404) {
-      // The agent never started it: nothing runs, the session is over.
-      SessionRecord updated = it->second;
-      updated.status = SessionStatus::Cancelled;
-      updated.statusReason = "destroyed before it started";
-      updated.endedAtMillis = nowMillis();
-      Transition t;
-      t.sessions.push_back(updated);
-      t.release.push_back(id);
-      (void)commit(std::move(t));
-      notifyScheduler();
-      return;
-    }
+  if (!*destroyed) {
     metrics_.agentCallFailures.fetch_add(1, std::memory_order_relaxed);
-    log(LogLevel::Warning, "session " + id + ": destroy on its agent failed (" + destroyed.error().describe() + "); retrying");
+    log(LogLevel::Warning, "session " + id + ": destroy on its agent failed (" + destroyed->error().describe() + "); retrying");
     retryAt_[id] = std::chrono::steady_clock::now() + kRetryDelay;
     return;
   }
-  if (agentSessionOver(destroyed->state)) {
-    // Already over on the agent: its exit event may be on its way, but the answer is here.
-    SessionRecord updated = it->second;
-    updated.status = SessionStatus::Terminated;
-    updated.exitCode = destroyed->exitCode;
-    updated.endedAtMillis = destroyed->endedAtMillis != 0 ? destroyed->endedAtMillis : nowMillis();
-    Transition t;
-    t.sessions.push_back(updated);
-    t.release.push_back(id);
-    (void)commit(std::move(t));
-    notifyScheduler();
-  }
+  const protocol::SessionInfo& info = **destroyed;
+  // Already over on the agent: its exit event may still come, but the answer is here.
+  if (agentSessionOver(info.state)) endSession(it->second, SessionStatus::Terminated, "destroyed", info.exitCode, info.endedAtMillis);
 }
 
 // After an agent came back, a session it no longer lists ended while nobody listened:
 // ask it for the result (its exit event may also still come and is then a duplicate).
 void Manager::verifyOnAgent(const std::string& id) {
   std::unique_lock<std::mutex> lock(mutex_);
+  auto info = callSessionAgent(lock, id, [&](const std::string& rpcUrl) { return agentClient_.session(rpcUrl, id); });
   auto it = active_.find(id);
-  auto agent = it == active_.end() ? agents_.end() : agents_.find(it->second.agentId);
-  if (it == active_.end() || agent == agents_.end()) {
-    inFlight_.erase(id);
-    return;
-  }
-  const std::string rpcUrl = agent->second.record.rpcUrl;
-  lock.unlock();
-  auto info = agentClient_.session(rpcUrl, id);
-  lock.lock();
-  inFlight_.erase(id);
-  it = active_.find(id);
-  if (it == active_.end()) return;
-  SessionRecord updated = it->second;
-  if (info && !agentSessionOver(info->state)) return;  // runs after all: the next report says so
-  if (!info && info.error().httpStatus != 404) {
+  if (!info || it == active_.end()) return;
+  if (*info && !agentSessionOver((*info)->state)) return;  // runs after all: the next report says so
+  if (!*info && info->error().httpStatus != 404) {
     retryAt_[id] = std::chrono::steady_clock::now() + kRetryDelay;
     return;
   }
-  if (info) {
-    updated.status = info->state == protocol::SessionState::Failed ? SessionStatus::Error : SessionStatus::Terminated;
-    updated.exitCode = info->exitCode;
-    updated.statusReason = info->reason;
-    updated.endedAtMillis = info->endedAtMillis != 0 ? info->endedAtMillis : nowMillis();
-  } else {
-    updated.status = SessionStatus::Error;
-    updated.statusReason = "agent " + updated.agentId + " no longer knows this session";
-    updated.endedAtMillis = nowMillis();
-  }
-  Transition t;
-  t.sessions.push_back(updated);
-  t.release.push_back(id);
-  (void)commit(std::move(t));
+  if (!*info) return endSession(it->second, SessionStatus::Error, "agent " + it->second.agentId + " no longer knows this session");
+  const protocol::SessionInfo& over = **info;
+  endSession(it->second, over.state == protocol::SessionState::Failed ? SessionStatus::Error : SessionStatus::Terminated,
+             over.reason, over.exitCode, over.endedAtMillis);
 }
 
 // Calls that got no answer are tried again while their agent is alive.

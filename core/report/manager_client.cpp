@@ -1,5 +1,7 @@
 #include "report/manager_client.hpp"
 
+#include "http_client.hpp"
+
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -21,14 +23,6 @@ constexpr std::size_t kMaxReplyBytes = 1 << 20;
 // How long one wait for socket activity may last before the cancel flag is looked at
 // again; curl_multi_wakeup() normally ends the wait sooner.
 constexpr int kPollMillis = 1000;
-
-Result<void> initialiseCurlOnce() {
-  static std::once_flag once;
-  static CURLcode result = CURLE_OK;
-  std::call_once(once, [] { result = curl_global_init(CURL_GLOBAL_DEFAULT); });
-  if (result != CURLE_OK) return fail(ErrorCode::Internal, std::string("libcurl init failed: ") + curl_easy_strerror(result));
-  return {};
-}
 
 ErrorCode errorCodeForStatus(long status) {
   if (status == 404) return ErrorCode::NotFound;
@@ -209,7 +203,7 @@ Result<ManagerClient> ManagerClient::create(ManagerClientOptions options) {
   if (!isPrintableWithoutSpaces(options.token)) {
     return fail(ErrorCode::InvalidArgument, "the cluster token contains whitespace or control characters");
   }
-  if (auto initialised = initialiseCurlOnce(); !initialised) return Failure{initialised.error()};
+  if (auto initialised = http::initialiseCurl(); !initialised) return Failure{initialised.error()};
 
   auto impl = std::make_unique<Impl>();
   impl->options = std::move(options);

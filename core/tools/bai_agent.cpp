@@ -37,18 +37,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   const LogSink log = stderrLogSink();
-  auto config = configFile.empty() ? bai::Result<bai::config::Config>(agentConfigSchema().defaults())
-                                   : agentConfigSchema().load(configFile);
+  auto config = agentConfigSchema().load(configFile, flags);
   if (!config) {
     std::cerr << "bai-agent: " << config.error().message << "\n";
     return 2;
-  }
-  for (const auto& [path, value] : flags) {
-    if (value.empty()) continue;
-    if (auto set = config->override(path, value); !set) {
-      std::cerr << "bai-agent: " << set.error().message << "\n";
-      return 2;
-    }
   }
   auto settings = agentSettings(*config);
   if (!settings) {

@@ -112,18 +112,10 @@ int main(int argc, char** argv) {
     std::cout << managerConfigSchema().reference();
     return 0;
   }
-  auto config = configFile.empty() ? Result<config::Config>(managerConfigSchema().defaults())
-                                   : managerConfigSchema().load(configFile);
+  auto config = managerConfigSchema().load(configFile, flags);
   if (!config) {
     std::cerr << "bai-manager: " << config.error().message << "\n";
     return 2;
-  }
-  for (const auto& [path, value] : flags) {
-    if (value.empty()) continue;
-    if (auto set = config->override(path, value); !set) {
-      std::cerr << "bai-manager: " << set.error().message << "\n";
-      return 2;
-    }
   }
   auto settings = managerSettings(*config);
   if (!settings) {

@@ -212,6 +212,16 @@ Result<Config> Schema::load(const std::string& path) const {
   return parse(text.str(), path);
 }
 
+Result<Config> Schema::load(const std::string& path, const std::map<std::string, std::string>& overrides) const {
+  auto config = path.empty() ? Result<Config>(defaults()) : load(path);
+  if (!config) return config;
+  for (const auto& [key, value] : overrides) {
+    if (value.empty()) continue;
+    if (auto set = config->override(key, value); !set) return Failure{set.error()};
+  }
+  return config;
+}
+
 std::string Schema::reference() const {
   std::string out = "| key | type | default | description |\n|---|---|---|---|\n";
   for (const Key& key : keys_) {

@@ -45,6 +45,10 @@ class Schema {
   // Parses TOML text; `source` names it in errors ("agent.toml").
   Result<Config> parse(std::string_view toml, const std::string& source) const;
   Result<Config> load(const std::string& path) const;
+  // What a daemon starts from: `path` (only the defaults when empty), then `overrides`
+  // (dotted path -> text, from command-line flags; empty texts are skipped), each checked
+  // like the file's values.
+  Result<Config> load(const std::string& path, const std::map<std::string, std::string>& overrides) const;
   // Only defaults: for a daemon started without a config file.
   Config defaults() const;
 

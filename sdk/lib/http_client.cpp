@@ -8,14 +8,6 @@
 namespace bai::http {
 namespace {
 
-Result<void> initialiseCurlOnce() {
-  static std::once_flag once;
-  static CURLcode result = CURLE_OK;
-  std::call_once(once, [] { result = curl_global_init(CURL_GLOBAL_DEFAULT); });
-  if (result != CURLE_OK) return fail(ErrorCode::Internal, std::string("libcurl init failed: ") + curl_easy_strerror(result));
-  return {};
-}
-
 struct EasyDeleter {
   void operator()(CURL* easy) const { curl_easy_cleanup(easy); }
 };
@@ -45,8 +37,16 @@ std::size_t collect(char* data, std::size_t size, std::size_t count, void* out) 
 
 }  // namespace
 
+Result<void> initialiseCurl() {
+  static std::once_flag once;
+  static CURLcode result = CURLE_OK;
+  std::call_once(once, [] { result = curl_global_init(CURL_GLOBAL_DEFAULT); });
+  if (result != CURLE_OK) return fail(ErrorCode::Internal, std::string("libcurl init failed: ") + curl_easy_strerror(result));
+  return {};
+}
+
 Result<ClientResponse> send(const ClientRequest& request) {
-  if (auto init = initialiseCurlOnce(); !init) return fail(init.error().code, init.error().message);
+  if (auto init = initialiseCurl(); !init) return fail(init.error().code, init.error().message);
   CURL* easy = threadHandle();
   if (easy == nullptr) return fail(ErrorCode::Internal, "libcurl could not create a handle");
   curl_easy_reset(easy);

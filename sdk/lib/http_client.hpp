@@ -31,6 +31,9 @@ struct ClientResponse {
 // too large) is an error, whose message names the URL but never a header's value.
 Result<ClientResponse> send(const ClientRequest& request);
 
+// curl_global_init, once per process, before any thread uses libcurl.
+Result<void> initialiseCurl();
+
 // Percent-encodes one path segment or query value.
 std::string urlEncode(const std::string& text);
 
