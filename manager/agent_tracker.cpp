@@ -131,6 +131,7 @@ ApiResult<protocol::HeartbeatReply> Manager::heartbeat(const std::string& agentI
     if (auto current = agent.record.slots.find(slot); current != agent.record.slots.end()) figures.used = current->second.used;
   }
   agent.record = std::move(record);
+  dirtyAgents_.insert(agentId);
   agent.lastSeen = now;
   agent.fullReportSinceStart = true;
   agent.reportedSessions = reported;
@@ -282,6 +283,7 @@ void Manager::detectLostAgents() {
     t.extra = [&, id = agentId](StoreTransaction& tx) { return tx.setAgentStatus(id, AgentStatus::Lost, at); };
     if (auto done = commit(std::move(t)); !done) continue;  // logged; tried again next round
     agent.record.status = AgentStatus::Lost;
+    dirtyAgents_.insert(agentId);
     agent.record.statusChangedAtMillis = at;
     agent.unseenPlacements.clear();
     agent.fullReportSinceStart = false;

@@ -3,17 +3,13 @@
 // of the manager's placements (so its largest-allocatable figures are never used stale).
 #pragma once
 
-#include "manager_config.hpp"
 #include "store/store.hpp"
 
 #include <bai/slots.hpp>
 
 #include <chrono>
 #include <map>
-#include <memory>
-#include <optional>
 #include <set>
-#include <span>
 #include <string>
 #include <vector>
 
@@ -41,30 +37,8 @@ struct AgentView {
   void subtractUsed(const ResourceSlot& amount);  // never below zero
 };
 
-// Chooses among agents that all fit a request. Behind this interface so the next step
-// can load policies from plugins.
-class AgentSelector {
- public:
-  virtual ~AgentSelector() = default;
-  virtual const char* name() const = 0;
-  // `candidates` is not empty; returns an index into it.
-  virtual std::size_t select(const SessionRecord& session, std::span<const AgentView* const> candidates) const = 0;
-};
-
-std::unique_ptr<AgentSelector> makeSelector(SelectorKind kind);
-
 // Slots in the order selectors weigh them: accelerators first (cuda, rocm, others'
 // devices), then cpu, then mem, then the rest by name.
 std::vector<std::string> slotPriorityOrder(std::set<std::string> slots);
-
-struct PlacementChoice {
-  const AgentView* agent = nullptr;  // null: nothing fits now
-  std::string reason;                // why nothing fits, naming the slot and the best offer
-};
-
-// Filters the live agents of the session's scaling group that fit it (except those in
-// `excluded`) and lets `selector` pick one.
-PlacementChoice choosePlacement(const SessionRecord& session, const std::map<std::string, AgentView>& agents,
-                                const AgentSelector& selector, const std::set<std::string>& excluded = {});
 
 }  // namespace bai::manager

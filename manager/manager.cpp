@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <filesystem>
 #include <random>
 
 namespace bai::manager {
@@ -39,12 +40,15 @@ Manager::Manager(ManagerSettings settings, std::unique_ptr<Store> store, std::st
       store_(std::move(store)),
       clusterToken_(std::move(clusterToken)),
       log_(std::move(log)),
-      agentClient_(clusterToken_, settings_.agentRpcTimeout),
-      selector_(makeSelector(settings_.selector)) {}
+      agentClient_(clusterToken_, settings_.agentRpcTimeout) {}
 
 Result<std::unique_ptr<Manager>> Manager::start(ManagerSettings settings, std::unique_ptr<Store> store,
                                                 std::string clusterToken, LogSink log) {
   std::unique_ptr<Manager> manager(new Manager(std::move(settings), std::move(store), std::move(clusterToken), std::move(log)));
+  std::vector<std::filesystem::path> dirs(manager->settings_.policyPath.begin(), manager->settings_.policyPath.end());
+  auto catalog = PolicyCatalog::load(dirs, manager->log_);
+  if (!catalog) return fail(catalog.error().code, "policies: " + catalog.error().message);
+  manager->policies_ = std::make_unique<PolicyCatalog>(std::move(*catalog));
   if (auto recovered = manager->recover(); !recovered) return fail(recovered.error().code, recovered.error().message);
   manager->scheduler_ = std::thread([m = manager.get()] { m->schedulerLoop(); });
   manager->waiterThread_ = std::thread([m = manager.get()] { m->waiterLoop(); });
@@ -95,6 +99,7 @@ Result<void> Manager::recover() {
     auto keys = tx.keypairs();
     if (!keys) return fail(keys.error().code, keys.error().message);
     for (auto& key : *keys) keypairs_[key.accessKey] = key;
+    if (auto admin = loadAdminRecords(tx); !admin) return admin;
     auto rows = tx.agents();
     if (!rows) return fail(rows.error().code, rows.error().message);
     agents = std::move(*rows);
@@ -242,6 +247,7 @@ Result<void> Manager::commit(Transition t) {
     return written;
   }
   for (const auto& [agentId, used] : newUsed) {
+    dirtyAgents_.insert(agentId);
     auto agent = agents_.find(agentId);
     if (agent == agents_.end()) continue;
     for (auto& [slot, figures] : agent->second.record.slots) figures.used = used.get(slot);
@@ -255,7 +261,9 @@ Result<void> Manager::commit(Transition t) {
   }
   for (const auto& ids : {t.release, t.suspend}) {
     for (const auto& id : ids) {
-      for (auto& [agentId, agent] : agents_) agent.unseenPlacements.erase(id);
+      auto session = active_.find(id);
+      if (session == active_.end()) continue;
+      if (auto agent = agents_.find(session->second.agentId); agent != agents_.end()) agent->second.unseenPlacements.erase(id);
     }
   }
   for (auto& session : t.sessions) {
@@ -311,6 +319,7 @@ ApiResult<SessionRecord> Manager::createSession(const Caller& caller, const NewS
   if (request.name.size() > 256) return apiFailure(400, "invalid-request", "Invalid session", "name is longer than 256 characters");
   if (request.scalingGroup.empty()) return apiFailure(400, "invalid-request", "Invalid session", "scaling_group must not be empty");
   std::unique_lock<std::mutex> lock(mutex_);
+  if (auto refused = admissionRefusalLocked(caller.accessKey, request.scalingGroup)) return Failure{*refused};
   for (const auto& [slot, amount] : request.resources) {
     if (registry_.find(slot) == nullptr) {
       return apiFailure(400, "unknown-slot", "Unknown resource slot",

@@ -5,14 +5,18 @@
 
 #include "agent_client.hpp"
 #include "cluster.hpp"
+#include "group_scheduler.hpp"
 #include "log_sink.hpp"
 #include "manager_config.hpp"
 #include "metrics.hpp"
+#include "quota.hpp"
 #include "slot_registry.hpp"
 #include "store/store.hpp"
 
 #include <bai/protocol.hpp>
 #include <bai/result.hpp>
+
+#include <nlohmann/json_fwd.hpp>
 
 #include <condition_variable>
 #include <deque>
@@ -88,6 +92,23 @@ class Manager {
   ApiResult<KeypairRecord> createKeypair(bool admin);
   std::vector<KeypairRecord> keypairs() const;
   std::optional<KeypairRecord> keypair(const std::string& accessKey) const;
+  // 404 when `resourcePolicy` (empty: none) is unknown.
+  ApiResult<KeypairRecord> createKeypair(bool admin, const std::string& resourcePolicy);
+  ApiResult<KeypairRecord> setKeypairResourcePolicy(const std::string& accessKey, const std::string& resourcePolicy);
+
+  // Scaling groups and resource policies (admin). Create and patch take the JSON of
+  // admin_records.hpp: create refuses a name in use (409); patch overlays the given
+  // fields on the stored record. Upsert takes a checked record as it is.
+  ApiResult<ScalingGroupRecord> createScalingGroup(const nlohmann::json& doc);
+  ApiResult<ScalingGroupRecord> patchScalingGroup(const std::string& name, const nlohmann::json& fields);
+  ApiResult<ScalingGroupRecord> upsertScalingGroup(ScalingGroupRecord group);
+  std::vector<ScalingGroupRecord> scalingGroups() const;
+  std::optional<ScalingGroupRecord> scalingGroup(const std::string& name) const;
+  ApiResult<ResourcePolicyRecord> createResourcePolicy(const nlohmann::json& doc);
+  ApiResult<ResourcePolicyRecord> patchResourcePolicy(const std::string& name, const nlohmann::json& fields);
+  ApiResult<ResourcePolicyRecord> upsertResourcePolicy(ResourcePolicyRecord policy);
+  std::vector<ResourcePolicyRecord> resourcePolicies() const;
+  std::optional<ResourcePolicyRecord> resourcePolicy(const std::string& name) const;
 
   std::string metricsText() const;
   Metrics& metrics() { return metrics_; }
@@ -108,10 +129,39 @@ class Manager {
   Manager(ManagerSettings settings, std::unique_ptr<Store> store, std::string clusterToken, LogSink log);
   Result<void> recover();
 
+  // manager_admin.cpp: scaling groups, resource policies and enqueue admission.
+  Result<void> loadAdminRecords(StoreTransaction& tx);  // during recover()
+  // The policy of keypair `accessKey`; nullptr: none, nothing limited. Callers hold mutex_.
+  const ResourcePolicyRecord* policyOfOwnerLocked(const std::string& accessKey) const;
+  // nullptr when the group has no record (its defaults apply). Callers hold mutex_.
+  const ScalingGroupRecord* scalingGroupLocked(const std::string& name) const;
+  // Why a new session of `owner` in `group` is refused at enqueue (inactive group, max
+  // pending); nullopt when it is not. Callers hold mutex_.
+  std::optional<ApiFailure> admissionRefusalLocked(const std::string& owner, const std::string& group) const;
+  ApiResult<ScalingGroupRecord> storeScalingGroupLocked(ScalingGroupRecord group);
+  ApiResult<ResourcePolicyRecord> storeResourcePolicyLocked(ResourcePolicyRecord policy);
+
+  // What sessions hold, per owner and group, during one placement round.
+  struct RoundUsage {
+    std::map<std::string, OwnerUsage> byOwner;
+    std::map<std::string, std::map<std::string, ResourceSlot>> heldInGroup;  // group -> owner -> held
+    std::map<std::string, std::uint32_t> sharedDevices;  // agent -> sessions there on fractional slots
+    std::map<std::string, std::string> blockedBy;        // group -> the session at the head of its line
+
+    void hold(const SessionRecord& session);  // counts a session that holds its request
+  };
+
   // placement.cpp: the loop, reservations and calls to agents.
   void schedulerLoop();
   void placePending();
-  void placeOne(SessionRecord& session);
+  std::vector<std::string> sequence(GroupScheduler& group, std::vector<std::string> ids, const RoundUsage& usage);
+  void placeOne(GroupScheduler& group, const SessionRecord& session, RoundUsage& usage);
+  bool hasPriority(GroupScheduler& group, const SessionRecord& session);
+  RoundUsage roundUsage() const;
+  ScalingGroupRecord groupRecord(const std::string& name) const;
+  GroupScheduler& groupFor(const std::string& name);
+  void syncGroups();
+  void refreshIndexes();
   void dispatch(std::function<void()> job);
   void dispatchLoop();
   void startOnAgent(const std::string& sessionId);
@@ -152,7 +202,7 @@ class Manager {
   std::string clusterToken_;
   LogSink log_;
   AgentClient agentClient_;
-  std::unique_ptr<AgentSelector> selector_;
+  std::unique_ptr<PolicyCatalog> policies_;
   mutable Metrics metrics_;
 
   mutable std::mutex mutex_;
@@ -160,6 +210,8 @@ class Manager {
   std::map<std::string, AgentView> agents_;
   std::map<std::string, SessionRecord> active_;  // sessions not yet final
   std::map<std::string, KeypairRecord> keypairs_;
+  std::map<std::string, ScalingGroupRecord> scalingGroups_;
+  std::map<std::string, ResourcePolicyRecord> resourcePolicies_;
   std::map<std::string, std::string> pendingReasons_;
   std::map<std::string, std::map<std::string, Refusal>> refusals_;  // session -> agent -> why
   std::set<std::string> inFlight_;                                   // sessions with an agent call running
@@ -169,6 +221,10 @@ class Manager {
   // callbacks may call back into the manager).
   std::deque<std::pair<SessionCallback, ApiResult<SessionRecord>>> answers_;
   std::set<std::string> unknownSessionsLogged_;
+  std::map<std::string, GroupScheduler> groups_;
+  std::set<std::string> dirtyAgents_;                 // figures changed since their index entry
+  std::map<std::string, std::string> indexedGroup_;  // agent -> the group whose index holds it
+  CandidateWindow window_;                            // reused by every decision
 
   bool stopping_ = false;
   bool waitersStopping_ = false;

@@ -1,5 +1,7 @@
 #include "manager_api.hpp"
 
+#include "admin_records.hpp"
+
 #include <nlohmann/json.hpp>
 #include <openssl/crypto.h>
 
@@ -79,6 +81,39 @@ Result<NewSession> parseNewSession(const std::string& body) {
     }
   }
   return session;
+}
+
+// Scaling groups, resource policies and one keypair: admin-only paths beyond the lists.
+bool isAdminRecordPath(const std::string& path) {
+  for (const std::string prefix : {"/v1/scaling-groups", "/v1/resource-policies"}) {
+    if (path == prefix || path.rfind(prefix + "/", 0) == 0) return true;
+  }
+  return path.rfind("/v1/keypairs/", 0) == 0;
+}
+
+Result<nlohmann::json, Response> objectBody(const Request& request) {
+  nlohmann::json doc = nlohmann::json::parse(request.body, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) {
+    return Failure{error(400, "invalid-request", "Invalid request body", "the body is not a JSON object")};
+  }
+  return doc;
+}
+
+template <class Record>
+Response recordReply(int status, const ApiResult<Record>& result, nlohmann::json (*toJson)(const Record&)) {
+  return result ? json(status, toJson(*result).dump()) : error(result.error());
+}
+
+template <class Record>
+std::string listJson(const std::vector<Record>& records, nlohmann::json (*toJson)(const Record&)) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const Record& record : records) out.push_back(toJson(record));
+  return out.dump();
+}
+
+nlohmann::json keypairToJson(const KeypairRecord& key) {  // never the secret
+  return {{"access_key", key.accessKey}, {"admin", key.admin}, {"active", key.active},
+          {"created_at_ms", key.createdAtMillis}, {"resource_policy", key.resourcePolicy}};
 }
 
 std::string sessionJson(Manager& manager, const SessionRecord& session) {
@@ -179,7 +214,8 @@ class Api {
       return respond(json(200, out.dump()));
     }
     if (!caller.admin) {
-      const bool known = path == "/metrics" || path == "/v1/agents" || path.rfind("/v1/agents/", 0) == 0 || path == "/v1/keypairs";
+      const bool known = path == "/metrics" || path == "/v1/agents" || path.rfind("/v1/agents/", 0) == 0 || path == "/v1/keypairs" ||
+                         isAdminRecordPath(path);
       return respond(known ? error(403, "forbidden", "Admins only", method + " " + path + " needs an admin keypair")
                            : error(404, "not-found", "No such resource", method + " " + path));
     }
@@ -190,6 +226,7 @@ class Api {
     const std::string& path = request.path;
     const std::string& method = request.method;
     if (path == "/metrics" && method == "GET") return Response{200, "text/plain; version=0.0.4", manager_.metricsText(), {}};
+    if (isAdminRecordPath(path)) return adminRecordRoute(request);
     if (path == "/v1/agents" && method == "GET") {
       const auto types = manager_.slotTypes();
       std::string out = "[";
@@ -213,24 +250,75 @@ class Api {
     }
     if (path == "/v1/keypairs" && method == "POST") {
       const nlohmann::json doc = request.body.empty() ? nlohmann::json::object() : nlohmann::json::parse(request.body, nullptr, false);
-      if (doc.is_discarded() || !doc.is_object() || (doc.contains("admin") && !doc["admin"].is_boolean())) {
-        return error(400, "invalid-request", "Invalid keypair request", "expected {\"admin\": true|false}");
+      if (doc.is_discarded() || !doc.is_object() || (doc.contains("admin") && !doc["admin"].is_boolean()) ||
+          (doc.contains("resource_policy") && !doc["resource_policy"].is_string())) {
+        return error(400, "invalid-request", "Invalid keypair request",
+                     "expected {\"admin\": true|false, \"resource_policy\": \"name\"}");
       }
-      auto created = manager_.createKeypair(doc.value("admin", false));
+      auto created = manager_.createKeypair(doc.value("admin", false), doc.value("resource_policy", ""));
       if (!created) return error(created.error());
       // The secret is shown once, to the admin who asked; it is never logged.
       return json(201, nlohmann::json{{"access_key", created->accessKey}, {"secret_key", created->secretKey},
-                                      {"admin", created->admin}}.dump());
+                                      {"admin", created->admin}, {"resource_policy", created->resourcePolicy}}.dump());
     }
     if (path == "/v1/keypairs" && method == "GET") {
       nlohmann::json out = nlohmann::json::array();
       for (const auto& key : manager_.keypairs()) {
-        out.push_back({{"access_key", key.accessKey}, {"admin", key.admin}, {"active", key.active},
-                       {"created_at_ms", key.createdAtMillis}});
+        out.push_back(keypairToJson(key));
       }
       return json(200, out.dump());
     }
     return error(404, "not-found", "No such resource", method + " " + path);
+  }
+
+  // The paths of isAdminRecordPath.
+  Response adminRecordRoute(const Request& request) {
+    const std::string& path = request.path;
+    const std::string& method = request.method;
+    const auto notAllowed = [&] { return error(405, "method-not-allowed", "Method not allowed", method + " " + path); };
+    if (path.rfind("/v1/keypairs/", 0) == 0) {
+      const auto parts = segmentsAfter(path, "/v1/keypairs/");
+      if (parts.size() != 1 || parts[0].empty()) return error(404, "not-found", "No such resource", method + " " + path);
+      return method == "PATCH" ? patchKeypair(request, parts[0]) : notAllowed();
+    }
+    const bool groups = path.rfind("/v1/scaling-groups", 0) == 0;
+    const std::string collection = groups ? "/v1/scaling-groups" : "/v1/resource-policies";
+    if (path == collection) {
+      if (method == "GET") return json(200, groups ? listJson(manager_.scalingGroups(), scalingGroupToJson)
+                                                   : listJson(manager_.resourcePolicies(), resourcePolicyToJson));
+      if (method != "POST") return notAllowed();
+      auto body = objectBody(request);
+      if (!body) return body.error();
+      return groups ? recordReply(201, manager_.createScalingGroup(*body), scalingGroupToJson)
+                    : recordReply(201, manager_.createResourcePolicy(*body), resourcePolicyToJson);
+    }
+    const auto parts = segmentsAfter(path, collection + "/");
+    if (parts.size() != 1 || parts[0].empty()) return error(404, "not-found", "No such resource", method + " " + path);
+    const std::string& name = parts[0];
+    if (method == "GET") {
+      if (groups) {
+        if (auto group = manager_.scalingGroup(name)) return json(200, scalingGroupToJson(*group).dump());
+        return error(404, "unknown-scaling-group", "No such scaling group", "no scaling group '" + name + "'");
+      }
+      if (auto policy = manager_.resourcePolicy(name)) return json(200, resourcePolicyToJson(*policy).dump());
+      return error(404, "unknown-resource-policy", "No such resource policy", "no resource policy '" + name + "'");
+    }
+    if (method != "PATCH") return notAllowed();
+    auto body = objectBody(request);
+    if (!body) return body.error();
+    return groups ? recordReply(200, manager_.patchScalingGroup(name, *body), scalingGroupToJson)
+                  : recordReply(200, manager_.patchResourcePolicy(name, *body), resourcePolicyToJson);
+  }
+
+  Response patchKeypair(const Request& request, const std::string& accessKey) {
+    auto body = objectBody(request);
+    if (!body) return body.error();
+    if (body->size() != 1 || !body->contains("resource_policy") || !(*body)["resource_policy"].is_string()) {
+      return error(400, "invalid-request", "Invalid keypair change",
+                   "expected {\"resource_policy\": \"name\"}, \"\" for none");
+    }
+    const std::string policy = (*body)["resource_policy"].get<std::string>();
+    return recordReply(200, manager_.setKeypairResourcePolicy(accessKey, policy), keypairToJson);
   }
 
   Response createSession(const Request& request, const Caller& caller) {

@@ -2,6 +2,10 @@
 
 #include <filesystem>
 
+#ifndef BAI_POLICY_DIR
+#define BAI_POLICY_DIR "/usr/local/lib/bai/policies"
+#endif
+
 namespace bai::manager {
 
 using config::Key;
@@ -22,8 +26,14 @@ const config::Schema& managerConfigSchema() {
       {"agents.heartbeat-timeout", KeyType::Seconds, "15", "an agent silent this long is LOST (3 heartbeat intervals)"},
       {"agents.rpc-timeout", KeyType::Seconds, "10", "deadline of each call to an agent's RPC"},
       {"store.synchronous", KeyType::String, "\"normal\"", "SQLite synchronous mode: normal or full"},
+      {"scheduler.sequencer", KeyType::String, "\"fifo\"",
+       "sequencer of scaling groups without their own: fifo, lifo, drf or another installed policy"},
       {"scheduler.selector", KeyType::String, "\"concentrated\"",
-       "agent selector: concentrated (pack) or dispersed (spread)"},
+       "selector of scaling groups without their own: concentrated (pack), dispersed (spread), roundrobin"},
+      {"scheduler.policy-path", KeyType::StringList, "[\"" BAI_POLICY_DIR "\"]",
+       "directories searched for policy plugins (the build tree's plugins/ is searched last)"},
+      {"scheduler.candidate-window", KeyType::Integer, "32",
+       "agents that fit offered to a selector per decision, taken from the free-capacity index"},
       {"scheduler.period", KeyType::Seconds, "1", "placement runs on every event and at least this often"},
       {"scheduler.dispatch-threads", KeyType::Integer, "4", "threads calling agents to start and stop sessions"},
   });
@@ -35,17 +45,6 @@ Result<LogLevel> parseLogLevel(const std::string& text) {
     if (text == logLevelName(level)) return level;
   }
   return fail(ErrorCode::InvalidArgument, "'" + text + "' is not a log level (debug, info, warning, error)");
-}
-
-const char* selectorKindName(SelectorKind kind) {
-  return kind == SelectorKind::Concentrated ? "concentrated" : "dispersed";
-}
-
-Result<SelectorKind> parseSelectorKind(const std::string& text) {
-  for (SelectorKind kind : {SelectorKind::Concentrated, SelectorKind::Dispersed}) {
-    if (text == selectorKindName(kind)) return kind;
-  }
-  return fail(ErrorCode::InvalidArgument, "'" + text + "' is not a selector (concentrated, dispersed)");
 }
 
 namespace {
@@ -94,9 +93,15 @@ Result<ManagerSettings> managerSettings(const config::Config& c) {
     return fail(ErrorCode::InvalidArgument, "store.synchronous: '" + sync + "' is not normal or full");
   }
   s.storeFullSync = sync == "full";
-  auto selector = parseSelectorKind(c.string("scheduler.selector"));
-  if (!selector) return fail(ErrorCode::InvalidArgument, "scheduler.selector: " + selector.error().message);
-  s.selector = *selector;
+  s.sequencer = c.string("scheduler.sequencer");
+  s.selector = c.string("scheduler.selector");
+  for (const auto& dir : c.stringList("scheduler.policy-path")) s.policyPath.push_back(std::filesystem::absolute(dir, ec).string());
+#ifdef BAI_UNINSTALLED_POLICY_DIR
+  s.policyPath.push_back(BAI_UNINSTALLED_POLICY_DIR);
+#endif
+  const std::int64_t window = c.integer("scheduler.candidate-window");
+  if (window < 1 || window > 4096) return fail(ErrorCode::InvalidArgument, "scheduler.candidate-window must be 1 to 4096");
+  s.candidateWindow = static_cast<std::size_t>(window);
   s.schedulerPeriod = millis(c.seconds("scheduler.period"));
   if (s.schedulerPeriod.count() < 10) return fail(ErrorCode::InvalidArgument, "scheduler.period must be at least 0.01 s");
   s.dispatchThreads = static_cast<int>(c.integer("scheduler.dispatch-threads"));

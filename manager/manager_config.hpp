@@ -9,12 +9,11 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 namespace bai::manager {
 
 const config::Schema& managerConfigSchema();
-
-enum class SelectorKind { Concentrated, Dispersed };
 
 struct ManagerSettings {
   std::string listen;  // host:port
@@ -28,7 +27,11 @@ struct ManagerSettings {
   std::chrono::milliseconds heartbeatTimeout{15000};
   std::chrono::milliseconds agentRpcTimeout{10000};
   bool storeFullSync = false;
-  SelectorKind selector = SelectorKind::Concentrated;
+  // Policies of a scaling group that has no record of its own (plugin names).
+  std::string sequencer = "fifo";
+  std::string selector = "concentrated";
+  std::vector<std::string> policyPath;  // directories searched for policy plugins
+  std::size_t candidateWindow = 32;     // agents offered to a selector per decision
   std::chrono::milliseconds schedulerPeriod{1000};
   int dispatchThreads = 4;
   std::chrono::seconds maxWait{600};  // cap of GET /v1/sessions/{id}?wait=
@@ -37,7 +40,5 @@ struct ManagerSettings {
 Result<ManagerSettings> managerSettings(const config::Config& config);
 
 Result<LogLevel> parseLogLevel(const std::string& text);
-Result<SelectorKind> parseSelectorKind(const std::string& text);
-const char* selectorKindName(SelectorKind kind);
 
 }  // namespace bai::manager

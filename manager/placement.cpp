@@ -44,41 +44,127 @@ void Manager::schedulerLoop() {
   }
 }
 
-// FIFO per scaling group: sessions are tried in the order they came; one that fits
-// nowhere waits (with its reason) without holding back those behind it.
+// One placement round: per scaling group, the group's sequencer orders its pending
+// sessions; for each, quotas are checked, the free-capacity index offers the agents
+// that fit, the group's selector picks one, and the reservation is committed. A session
+// that fits nowhere lets others pass it only up to the group's head-of-line bound.
 void Manager::placePending() {
-  std::vector<std::string> pending;
+  syncGroups();
+  refreshIndexes();
+  RoundUsage usage = roundUsage();
+  std::map<std::string, std::vector<std::string>> pendingByGroup;
   for (const auto& [id, session] : active_) {
-    if (session.status == SessionStatus::Pending) pending.push_back(id);
+    if (session.status == SessionStatus::Pending) pendingByGroup[session.scalingGroup].push_back(id);
   }
-  std::sort(pending.begin(), pending.end(),
-            [this](const auto& a, const auto& b) { return active_.at(a).enqueueSeq < active_.at(b).enqueueSeq; });
-  for (const auto& id : pending) {
-    auto it = active_.find(id);
-    if (it == active_.end() || it->second.status != SessionStatus::Pending) continue;
-    SessionRecord session = it->second;
-    placeOne(session);
+  for (auto& [groupName, ids] : pendingByGroup) {
+    GroupScheduler& group = groupFor(groupName);
+    if (!group.policyError.empty()) {
+      for (const auto& id : ids) pendingReasons_[id] = group.policyError;
+      continue;
+    }
+    for (const auto& id : sequence(group, ids, usage)) {
+      auto it = active_.find(id);
+      if (it == active_.end() || it->second.status != SessionStatus::Pending) continue;
+      placeOne(group, it->second, usage);
+    }
+    // Sessions that left the queue need no head-of-line count.
+    for (auto it = group.passedBy.begin(); it != group.passedBy.end();) {
+      auto session = active_.find(it->first);
+      it = session == active_.end() || session->second.status != SessionStatus::Pending ? group.passedBy.erase(it) : std::next(it);
+    }
   }
 }
 
-void Manager::placeOne(SessionRecord& session) {
+// The group's pending sessions in the order its sequencer wants (submission order if it fails).
+std::vector<std::string> Manager::sequence(GroupScheduler& group, std::vector<std::string> ids, const RoundUsage& usage) {
+  std::sort(ids.begin(), ids.end(), [this](const auto& a, const auto& b) { return active_.at(a).enqueueSeq < active_.at(b).enqueueSeq; });
+  const auto& slots = group.index.slotOrder();
+  std::vector<const char*> slotNames, sessionIds, owners;
+  std::vector<std::uint64_t> seqs;
+  std::vector<std::vector<double>> requested(slots.size()), allocated(slots.size());
+  std::vector<double> capacity;
+  for (const auto& slot : slots) {
+    slotNames.push_back(slot.c_str());
+    capacity.push_back(group.index.capacity(slot).toDouble());
+  }
+  const auto held = usage.heldInGroup.find(group.config.name);
+  for (const auto& id : ids) {
+    const SessionRecord& session = active_.at(id);
+    sessionIds.push_back(session.id.c_str());
+    owners.push_back(session.owner.c_str());
+    seqs.push_back(session.enqueueSeq);
+    const ResourceSlot* ownerHeld = nullptr;
+    if (held != usage.heldInGroup.end()) {
+      if (auto it = held->second.find(session.owner); it != held->second.end()) ownerHeld = &it->second;
+    }
+    for (std::size_t s = 0; s < slots.size(); ++s) {
+      requested[s].push_back(session.requested.get(slots[s]).toDouble());
+      allocated[s].push_back(ownerHeld ? ownerHeld->get(slots[s]).toDouble() : 0.0);
+    }
+  }
+  std::vector<const double*> requestedRows, allocatedRows;
+  for (std::size_t s = 0; s < slots.size(); ++s) {
+    requestedRows.push_back(requested[s].data());
+    allocatedRows.push_back(allocated[s].data());
+  }
+  const bai_pending_view view{sizeof(bai_pending_view), static_cast<std::uint32_t>(ids.size()),
+                              static_cast<std::uint32_t>(slots.size()), slotNames.data(), sessionIds.data(),
+                              owners.data(), seqs.data(), requestedRows.data(), capacity.data(), allocatedRows.data()};
+  auto order = group.sequencer->order(view);
+  if (!order) {
+    log(LogLevel::Error, "scaling group '" + group.config.name + "': sequencer " + group.config.sequencer + ": " +
+                             order.error().message + "; using submission order");
+    return ids;
+  }
+  std::vector<std::string> out;
+  out.reserve(ids.size());
+  for (std::uint32_t i : *order) out.push_back(ids[i]);
+  return out;
+}
+
+void Manager::placeOne(GroupScheduler& group, const SessionRecord& session, RoundUsage& usage) {
   const auto started = std::chrono::steady_clock::now();
+  if (!usage.blockedBy[group.config.name].empty()) {
+    pendingReasons_[session.id] = "waiting behind session " + usage.blockedBy[group.config.name] + " (head of line)";
+    return;
+  }
+  if (const ResourcePolicyRecord* policy = policyOfOwnerLocked(session.owner)) {
+    if (auto shortfall = quotaShortfall(*policy, usage.byOwner[session.owner], session.requested)) {
+      pendingReasons_[session.id] = *shortfall;  // over quota: waits, but blocks nobody
+      return;
+    }
+  }
   std::set<std::string> excluded;
   if (auto refused = refusals_.find(session.id); refused != refusals_.end()) {
     for (const auto& [agentId, refusal] : refused->second) excluded.insert(agentId);
   }
-  PlacementChoice choice = choosePlacement(session, agents_, *selector_, excluded);
-  if (choice.agent == nullptr) {
-    std::string reason = choice.reason;
+  std::string reason;
+  auto candidates = group.index.candidates(session, group.selector->preference(), settings_.candidateWindow, excluded, &reason);
+  if (candidates.empty()) {
     if (auto refused = refusals_.find(session.id); refused != refusals_.end() && !refused->second.empty()) {
       reason += "; refused by " + refused->second.begin()->first + ": " + refused->second.begin()->second.reason;
+    }
+    if (hasPriority(group, session)) {
+      usage.blockedBy[group.config.name] = session.id;
+      reason += "; it now has priority over the sessions behind it";
     }
     pendingReasons_[session.id] = reason;
     return;
   }
+  group.index.describe(candidates, usage.sharedDevices, window_);
+  std::vector<double> requested;
+  for (const auto& slot : group.index.slotOrder()) requested.push_back(session.requested.get(slot).toDouble());
+  const bai_session_view sessionView{sizeof(bai_session_view), session.id.c_str(), session.owner.c_str(), requested.data()};
+  auto chosen = group.selector->select(sessionView, window_.view);
+  if (!chosen) {
+    log(LogLevel::Error, "scaling group '" + group.config.name + "': selector " + group.config.selector + ": " +
+                             chosen.error().message + "; taking the first candidate");
+  }
+  const AgentView& agent = *candidates[chosen ? *chosen : 0];
+
   SessionRecord scheduled = session;
   scheduled.status = SessionStatus::Scheduled;
-  scheduled.agentId = choice.agent->record.id;
+  scheduled.agentId = agent.record.id;
   scheduled.scheduledAtMillis = nowMillis();
   scheduled.statusReason.clear();
   Transition t;
@@ -88,11 +174,99 @@ void Manager::placeOne(SessionRecord& session) {
     pendingReasons_[session.id] = "reservation failed: " + done.error().message;
     return;
   }
+  refreshIndexes();
   pendingReasons_.erase(session.id);
+  usage.hold(scheduled);
+  --usage.byOwner[scheduled.owner].pending;
+  for (auto& [waiting, passes] : group.passedBy) ++passes;
+  group.passedBy.erase(scheduled.id);
   metrics_.placements.fetch_add(1, std::memory_order_relaxed);
   metrics_.placementLatency.observe(std::chrono::steady_clock::now() - started);
   inFlight_.insert(scheduled.id);
   dispatch([this, id = scheduled.id] { startOnAgent(id); });
+}
+
+bool Manager::hasPriority(GroupScheduler& group, const SessionRecord& session) {
+  const int passes = group.passedBy.try_emplace(session.id, 0).first->second;
+  const bool waitedLong = nowMillis() - session.createdAtMillis >= group.config.holMaxWaitMillis;
+  return (passes >= group.config.holMaxPasses || waitedLong) && group.index.couldEverFit(session);
+}
+
+Manager::RoundUsage Manager::roundUsage() const {
+  RoundUsage usage;
+  for (const auto& [id, session] : active_) {
+    if (session.status == SessionStatus::Pending) {
+      ++usage.byOwner[session.owner].pending;
+    } else {
+      usage.hold(session);
+    }
+  }
+  return usage;
+}
+
+void Manager::RoundUsage::hold(const SessionRecord& session) {
+  OwnerUsage& owner = byOwner[session.owner];
+  owner.held = owner.held + session.requested;
+  ++owner.active;
+  ResourceSlot& inGroup = heldInGroup[session.scalingGroup][session.owner];
+  inGroup = inGroup + session.requested;
+  for (const auto& [slot, amount] : session.requested) {
+    const std::string& name = slot.str();
+    if (!amount.isZero() && name.size() > 7 && name.compare(name.size() - 7, 7, ".shares") == 0) {
+      ++sharedDevices[session.agentId];
+      break;
+    }
+  }
+}
+
+// A group without a record of its own runs the manager's default policies.
+ScalingGroupRecord Manager::groupRecord(const std::string& name) const {
+  if (const ScalingGroupRecord* record = scalingGroupLocked(name)) return *record;
+  ScalingGroupRecord record;
+  record.name = name;
+  record.sequencer = settings_.sequencer;
+  record.selector = settings_.selector;
+  return record;
+}
+
+GroupScheduler& Manager::groupFor(const std::string& name) {
+  auto [it, inserted] = groups_.try_emplace(name);
+  if (inserted) configureGroup(it->second, groupRecord(name), *policies_);
+  return it->second;
+}
+
+// Picks up changed scaling group records: new policies, options or slot priorities.
+void Manager::syncGroups() {
+  for (auto& [name, group] : groups_) {
+    const ScalingGroupRecord record = groupRecord(name);
+    if (!group.differsFrom(record)) continue;
+    const bool newPriority = record.slotPriority != group.config.slotPriority;
+    configureGroup(group, record, *policies_);
+    if (group.policyError.empty()) {
+      log(LogLevel::Info, "scaling group '" + name + "': " + record.sequencer + " / " + record.selector);
+    } else {
+      log(LogLevel::Error, group.policyError);
+    }
+    if (!newPriority) continue;
+    for (const auto& [agentId, groupName] : indexedGroup_) {
+      if (groupName == name) dirtyAgents_.insert(agentId);
+    }
+  }
+}
+
+void Manager::refreshIndexes() {
+  for (const auto& id : dirtyAgents_) {
+    auto agent = agents_.find(id);
+    auto indexed = indexedGroup_.find(id);
+    if (indexed != indexedGroup_.end() && (agent == agents_.end() || indexed->second != agent->second.record.scalingGroup)) {
+      groupFor(indexed->second).index.remove(id);
+      indexedGroup_.erase(indexed);
+    }
+    if (agent == agents_.end()) continue;
+    groupFor(agent->second.record.scalingGroup).index.update(agent->second);
+    indexedGroup_[id] = agent->second.record.scalingGroup;
+  }
+  dirtyAgents_.clear();
 }
 
 void Manager::dispatch(std::function<void()> job) {

@@ -1,6 +1,7 @@
 // The SQLite back end of the manager's store. One connection per Store, guarded by a
 // mutex; several handles on one file (or several processes) are serialised by SQLite's
 // own locks: BEGIN IMMEDIATE for writers, WAL snapshots for readers.
+#include "sqlite_migrations.hpp"
 #include "store.hpp"
 
 #include <nlohmann/json.hpp>
@@ -79,6 +80,29 @@ const std::vector<std::vector<const char*>> kMigrations = {
             slots_json TEXT NOT NULL,
             released INTEGER NOT NULL))sql",
         "CREATE INDEX allocations_by_agent ON allocations (agent_id)",
+    },
+    {
+        R"sql(CREATE TABLE scaling_groups (
+            name TEXT PRIMARY KEY,
+            description TEXT NOT NULL,
+            sequencer TEXT NOT NULL,
+            selector TEXT NOT NULL,
+            options_json TEXT NOT NULL,
+            slot_priority_json TEXT NOT NULL,
+            hol_max_passes INTEGER NOT NULL,
+            hol_max_wait_ms INTEGER NOT NULL,
+            is_active INTEGER NOT NULL,
+            created_at_ms INTEGER NOT NULL))sql",
+        R"sql(CREATE TABLE resource_policies (
+            name TEXT PRIMARY KEY,
+            total_resource_slots_json TEXT NOT NULL,
+            default_unlimited INTEGER NOT NULL,
+            max_concurrent_sessions INTEGER NOT NULL,
+            max_pending_sessions INTEGER NOT NULL,
+            created_at_ms INTEGER NOT NULL))sql",
+        // '' is no policy; a foreign key cannot be added to an existing table in SQLite,
+        // so the store checks the name on every write instead.
+        "ALTER TABLE keypairs ADD COLUMN resource_policy TEXT NOT NULL DEFAULT ''",
     },
 };
 const int kSchemaVersion = static_cast<int>(kMigrations.size());
@@ -247,11 +271,13 @@ class SqliteTransaction final : public StoreTransaction {
 
   Result<void> insertKeypair(const KeypairRecord& keypair) override {
     if (Result<void> ok = checkWrite("keypair", keypair.accessKey); !ok.ok()) return ok;
+    if (Result<void> known = requirePolicy(keypair.resourcePolicy); !known.ok()) return known;
     Result<Statement> stmt = db_.prepare(
-        "INSERT INTO keypairs (access_key, secret_key, is_admin, is_active, created_at_ms) VALUES (?, ?, ?, ?, ?)");
+        "INSERT INTO keypairs (access_key, secret_key, is_admin, is_active, created_at_ms, resource_policy) "
+        "VALUES (?, ?, ?, ?, ?, ?)");
     if (!stmt.ok()) return Failure{stmt.error()};
     stmt->bind(keypair.accessKey).bind(keypair.secretKey).bind(keypair.admin).bind(keypair.active);
-    stmt->bind(keypair.createdAtMillis);
+    stmt->bind(keypair.createdAtMillis).bind(keypair.resourcePolicy);
     return conflictAs(stmt->run(), "keypair '" + keypair.accessKey + "' already exists");
   }
 
@@ -263,6 +289,71 @@ class SqliteTransaction final : public StoreTransaction {
   }
 
   Result<std::vector<KeypairRecord>> keypairs() override { return readKeypairs(" ORDER BY access_key", std::nullopt); }
+
+  Result<void> setKeypairResourcePolicy(const std::string& accessKey, const std::string& name) override {
+    if (Result<void> ok = checkWrite("keypair", accessKey); !ok.ok()) return ok;
+    if (Result<void> known = requirePolicy(name); !known.ok()) return known;
+    Result<Statement> stmt = db_.prepare("UPDATE keypairs SET resource_policy = ? WHERE access_key = ?");
+    if (!stmt.ok()) return Failure{stmt.error()};
+    stmt->bind(name).bind(accessKey);
+    return requireChange(stmt->run(), "keypair '" + accessKey + "' not found");
+  }
+
+  Result<void> upsertScalingGroup(const ScalingGroupRecord& group) override {
+    if (Result<void> ok = checkWrite("scaling group", group.name); !ok.ok()) return ok;
+    Result<std::string> priority =
+        dumpJson(Json(group.slotPriority), "the slot priority of scaling group '" + group.name + "'");
+    if (!priority.ok()) return Failure{priority.error()};
+    Result<Statement> stmt = db_.prepare(
+        "INSERT INTO scaling_groups (name, description, sequencer, selector, options_json, slot_priority_json, "
+        "hol_max_passes, hol_max_wait_ms, is_active, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (name) DO UPDATE SET description = excluded.description, sequencer = excluded.sequencer, "
+        "selector = excluded.selector, options_json = excluded.options_json, "
+        "slot_priority_json = excluded.slot_priority_json, hol_max_passes = excluded.hol_max_passes, "
+        "hol_max_wait_ms = excluded.hol_max_wait_ms, is_active = excluded.is_active");
+    if (!stmt.ok()) return Failure{stmt.error()};
+    stmt->bind(group.name).bind(group.description).bind(group.sequencer).bind(group.selector);
+    stmt->bind(group.optionsJson).bind(*priority).bind(std::int64_t{group.holMaxPasses});
+    stmt->bind(group.holMaxWaitMillis).bind(group.active).bind(group.createdAtMillis);
+    return stmt->run();
+  }
+
+  Result<std::optional<ScalingGroupRecord>> scalingGroup(const std::string& name) override {
+    Result<std::vector<ScalingGroupRecord>> found = readScalingGroups(" WHERE name = ?", name);
+    if (!found.ok()) return Failure{found.error()};
+    if (found->empty()) return std::optional<ScalingGroupRecord>();
+    return std::optional<ScalingGroupRecord>(std::move(found->front()));
+  }
+
+  Result<std::vector<ScalingGroupRecord>> scalingGroups() override {
+    return readScalingGroups(" ORDER BY name", std::nullopt);
+  }
+
+  Result<void> upsertResourcePolicy(const ResourcePolicyRecord& policy) override {
+    if (Result<void> ok = checkWrite("resource policy", policy.name); !ok.ok()) return ok;
+    Result<Statement> stmt = db_.prepare(
+        "INSERT INTO resource_policies (name, total_resource_slots_json, default_unlimited, max_concurrent_sessions, "
+        "max_pending_sessions, created_at_ms) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+        "total_resource_slots_json = excluded.total_resource_slots_json, "
+        "default_unlimited = excluded.default_unlimited, max_concurrent_sessions = excluded.max_concurrent_sessions, "
+        "max_pending_sessions = excluded.max_pending_sessions");
+    if (!stmt.ok()) return Failure{stmt.error()};
+    stmt->bind(policy.name).bind(policy.totalResourceSlots.toJson()).bind(policy.defaultUnlimited);
+    stmt->bind(std::int64_t{policy.maxConcurrentSessions}).bind(std::int64_t{policy.maxPendingSessions});
+    stmt->bind(policy.createdAtMillis);
+    return stmt->run();
+  }
+
+  Result<std::optional<ResourcePolicyRecord>> resourcePolicy(const std::string& name) override {
+    Result<std::vector<ResourcePolicyRecord>> found = readResourcePolicies(" WHERE name = ?", name);
+    if (!found.ok()) return Failure{found.error()};
+    if (found->empty()) return std::optional<ResourcePolicyRecord>();
+    return std::optional<ResourcePolicyRecord>(std::move(found->front()));
+  }
+
+  Result<std::vector<ResourcePolicyRecord>> resourcePolicies() override {
+    return readResourcePolicies(" ORDER BY name", std::nullopt);
+  }
 
   Result<std::map<std::string, SlotType>> slotTypes() override {
     Result<Statement> stmt = db_.prepare("SELECT slot, type FROM slot_types");
@@ -514,8 +605,8 @@ class SqliteTransaction final : public StoreTransaction {
   }
 
   Result<std::vector<KeypairRecord>> readKeypairs(const std::string& tail, const std::optional<std::string>& key) {
-    Result<Statement> stmt =
-        db_.prepare("SELECT access_key, secret_key, is_admin, is_active, created_at_ms FROM keypairs" + tail);
+    Result<Statement> stmt = db_.prepare(
+        "SELECT access_key, secret_key, is_admin, is_active, created_at_ms, resource_policy FROM keypairs" + tail);
     if (!stmt.ok()) return Failure{stmt.error()};
     if (key) stmt->bind(*key);
     std::vector<KeypairRecord> found;
@@ -523,8 +614,78 @@ class SqliteTransaction final : public StoreTransaction {
       Result<bool> row = stmt->step();
       if (!row.ok()) return Failure{row.error()};
       if (!*row) return found;
-      found.push_back(
-          KeypairRecord{stmt->text(0), stmt->text(1), stmt->integer(2) != 0, stmt->integer(3) != 0, stmt->integer(4)});
+      found.push_back(KeypairRecord{stmt->text(0), stmt->text(1), stmt->integer(2) != 0, stmt->integer(3) != 0,
+                                    stmt->integer(4), stmt->text(5)});
+    }
+  }
+
+  Result<void> requirePolicy(const std::string& name) {
+    if (name.empty()) return {};
+    Result<Statement> stmt = db_.prepare("SELECT 1 FROM resource_policies WHERE name = ?");
+    if (!stmt.ok()) return Failure{stmt.error()};
+    stmt->bind(name);
+    Result<bool> row = stmt->step();
+    if (!row.ok()) return Failure{row.error()};
+    if (!*row) return fail(ErrorCode::NotFound, "resource policy '" + name + "' not found");
+    return {};
+  }
+
+  Result<std::vector<ScalingGroupRecord>> readScalingGroups(const std::string& tail,
+                                                            const std::optional<std::string>& name) {
+    Result<Statement> stmt = db_.prepare(
+        "SELECT name, description, sequencer, selector, options_json, slot_priority_json, hol_max_passes, "
+        "hol_max_wait_ms, is_active, created_at_ms FROM scaling_groups" + tail);
+    if (!stmt.ok()) return Failure{stmt.error()};
+    if (name) stmt->bind(*name);
+    std::vector<ScalingGroupRecord> found;
+    for (;;) {
+      Result<bool> row = stmt->step();
+      if (!row.ok()) return Failure{row.error()};
+      if (!*row) return found;
+      ScalingGroupRecord group;
+      group.name = stmt->text(0);
+      std::string where = "scaling group '" + group.name + "'";
+      group.description = stmt->text(1);
+      group.sequencer = stmt->text(2);
+      group.selector = stmt->text(3);
+      group.optionsJson = stmt->text(4);
+      Result<Json> priority = parseJson(stmt->text(5), where);
+      if (!priority.ok()) return Failure{priority.error()};
+      if (!priority->is_array()) return fail(ErrorCode::Internal, "corrupt store data in " + where + ": slot priority");
+      for (const Json& slot : *priority) {
+        if (!slot.is_string()) return fail(ErrorCode::Internal, "corrupt store data in " + where + ": slot priority");
+        group.slotPriority.push_back(slot.get<std::string>());
+      }
+      group.holMaxPasses = static_cast<int>(stmt->integer(6));
+      group.holMaxWaitMillis = stmt->integer(7);
+      group.active = stmt->integer(8) != 0;
+      group.createdAtMillis = stmt->integer(9);
+      found.push_back(std::move(group));
+    }
+  }
+
+  Result<std::vector<ResourcePolicyRecord>> readResourcePolicies(const std::string& tail,
+                                                                 const std::optional<std::string>& name) {
+    Result<Statement> stmt = db_.prepare(
+        "SELECT name, total_resource_slots_json, default_unlimited, max_concurrent_sessions, max_pending_sessions, "
+        "created_at_ms FROM resource_policies" + tail);
+    if (!stmt.ok()) return Failure{stmt.error()};
+    if (name) stmt->bind(*name);
+    std::vector<ResourcePolicyRecord> found;
+    for (;;) {
+      Result<bool> row = stmt->step();
+      if (!row.ok()) return Failure{row.error()};
+      if (!*row) return found;
+      ResourcePolicyRecord policy;
+      policy.name = stmt->text(0);
+      Result<ResourceSlot> slots = slotsColumn(*stmt, 1, "resource policy '" + policy.name + "'");
+      if (!slots.ok()) return Failure{slots.error()};
+      policy.totalResourceSlots = std::move(*slots);
+      policy.defaultUnlimited = stmt->integer(2) != 0;
+      policy.maxConcurrentSessions = static_cast<int>(stmt->integer(3));
+      policy.maxPendingSessions = static_cast<int>(stmt->integer(4));
+      policy.createdAtMillis = stmt->integer(5);
+      found.push_back(std::move(policy));
     }
   }
 
@@ -752,6 +913,8 @@ class SqliteStore final : public Store {
 };
 
 }  // namespace
+
+const std::vector<std::vector<const char*>>& sqliteMigrations() { return kMigrations; }
 
 Result<std::unique_ptr<Store>> openStore(const std::string& url, const StoreOptions& options) {
   std::string_view text = url;

@@ -35,6 +35,34 @@ struct KeypairRecord {
   bool admin = false;
   bool active = true;
   std::int64_t createdAtMillis = 0;
+  // Empty: no policy, nothing limited. Initialised so that brace-initialising only the
+  // fields above stays free of -Wmissing-field-initializers (as in the records below).
+  std::string resourcePolicy = "";
+};
+
+// How a scaling group's pending sessions are ordered and placed.
+struct ScalingGroupRecord {
+  std::string name;
+  std::string description = "";
+  std::string sequencer = "fifo";
+  std::string selector = "concentrated";
+  std::string optionsJson = "{}";  // {"sequencer": {...}, "selector": {...}}
+  std::vector<std::string> slotPriority = {};  // empty: the default order
+  int holMaxPasses = 16;
+  std::int64_t holMaxWaitMillis = 300000;
+  bool active = true;
+  std::int64_t createdAtMillis = 0;
+};
+
+// A keypair resource policy (quota). A slot absent from totalResourceSlots is unlimited
+// when defaultUnlimited, else limited to 0; an infinite amount is unlimited.
+struct ResourcePolicyRecord {
+  std::string name;
+  ResourceSlot totalResourceSlots = {};
+  bool defaultUnlimited = true;
+  int maxConcurrentSessions = 0;  // 0: unlimited
+  int maxPendingSessions = 0;     // 0: unlimited
+  std::int64_t createdAtMillis = 0;
 };
 
 struct AgentSlotFigures {
@@ -101,9 +129,20 @@ class StoreTransaction {
  public:
   virtual ~StoreTransaction() = default;
 
-  virtual Result<void> insertKeypair(const KeypairRecord& keypair) = 0;  // Conflict if it exists
+  // Conflict if it exists; NotFound if it names an unknown resource policy.
+  virtual Result<void> insertKeypair(const KeypairRecord& keypair) = 0;
   virtual Result<std::optional<KeypairRecord>> keypair(const std::string& accessKey) = 0;
   virtual Result<std::vector<KeypairRecord>> keypairs() = 0;
+  // NotFound when either the keypair or the policy (unless `name` is empty) is unknown.
+  virtual Result<void> setKeypairResourcePolicy(const std::string& accessKey, const std::string& name) = 0;
+
+  // Upserts replace every field but createdAtMillis, which an existing row keeps.
+  virtual Result<void> upsertScalingGroup(const ScalingGroupRecord& group) = 0;
+  virtual Result<std::optional<ScalingGroupRecord>> scalingGroup(const std::string& name) = 0;
+  virtual Result<std::vector<ScalingGroupRecord>> scalingGroups() = 0;  // by name
+  virtual Result<void> upsertResourcePolicy(const ResourcePolicyRecord& policy) = 0;
+  virtual Result<std::optional<ResourcePolicyRecord>> resourcePolicy(const std::string& name) = 0;
+  virtual Result<std::vector<ResourcePolicyRecord>> resourcePolicies() = 0;  // by name
 
   virtual Result<std::map<std::string, SlotType>> slotTypes() = 0;
   virtual Result<void> insertSlotType(const std::string& slot, SlotType type) = 0;  // Conflict if known

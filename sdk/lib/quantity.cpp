@@ -4,6 +4,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -174,5 +175,12 @@ Quantity operator+(Quantity a, Quantity b) {
 }
 
 Quantity operator-(Quantity a, Quantity b) { return a + (-b); }
+
+double Quantity::toDouble() const {
+  if (raw_ == kPosInf) return std::numeric_limits<double>::infinity();
+  if (raw_ == kNegInf) return -std::numeric_limits<double>::infinity();
+  // Integer and fractional parts apart, so large byte counts keep their precision.
+  return static_cast<double>(raw_ / kScale) + static_cast<double>(raw_ % kScale) / static_cast<double>(kScale);
+}
 
 }  // namespace bai

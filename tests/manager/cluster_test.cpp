@@ -1,4 +1,4 @@
-#include "cluster.hpp"
+#include "placement_index.hpp"
 #include "slot_registry.hpp"
 
 #include <gtest/gtest.h>
@@ -27,92 +27,122 @@ SessionRecord request(std::map<std::string, const char*> amounts, const std::str
   return session;
 }
 
-std::string pick(const std::map<std::string, AgentView>& agents, const SessionRecord& session, SelectorKind kind,
-                 const std::set<std::string>& excluded = {}) {
-  auto selector = makeSelector(kind);
-  PlacementChoice choice = choosePlacement(session, agents, *selector, excluded);
-  return choice.agent == nullptr ? "none: " + choice.reason : choice.agent->record.id;
+// The ids the index offers, in its order, or "none: <reason>".
+std::string offer(std::map<std::string, AgentView>& agents, const SessionRecord& session,
+                  std::uint32_t preference = BAI_PREFER_LEAST_REMAINING, const std::set<std::string>& excluded = {},
+                  std::size_t limit = 8) {
+  PlacementIndex index;
+  for (auto& [id, agent] : agents) index.update(agent);
+  std::string reason;
+  auto found = index.candidates(session, preference, limit, excluded, &reason);
+  if (found.empty()) return "none: " + reason;
+  std::string out;
+  for (const AgentView* agent : found) out += (out.empty() ? "" : " ") + agent->record.id;
+  return out;
 }
 
-TEST(Selectors, ConcentratedPacksAndDispersedSpreads) {
+TEST(PlacementIndex, OffersTheAgentsThatFitInTheSelectorsPreferredOrder) {
   std::map<std::string, AgentView> agents;
-  agents["a"] = agent("a", {{"cuda.device", {"8", "6"}}, {"cpu", {"64", "40"}}});
-  agents["b"] = agent("b", {{"cuda.device", {"8", "2"}}, {"cpu", {"64", "10"}}});
-  agents["c"] = agent("c", {{"cuda.device", {"8", "0"}}, {"cpu", {"64", "0"}}});
-  const auto session = request({{"cuda.device", "1"}, {"cpu", "4"}});
-  // a has 2 GPUs left, b 6, c 8 (and c is wholly idle).
-  EXPECT_EQ(pick(agents, session, SelectorKind::Concentrated), "a");
-  EXPECT_EQ(pick(agents, session, SelectorKind::Dispersed), "c");
+  agents["a"] = agent("a", {{"cuda.device", {"8", "6"}}, {"cpu", {"64", "40"}}});  // 2 GPUs left
+  agents["b"] = agent("b", {{"cuda.device", {"8", "2"}}, {"cpu", {"64", "10"}}});  // 6
+  agents["c"] = agent("c", {{"cuda.device", {"8", "0"}}, {"cpu", {"64", "0"}}});   // 8
+  agents["d"] = agent("d", {{"cuda.device", {"8", "7"}}, {"cpu", {"64", "0"}}});   // 1: too few
+  const auto session = request({{"cuda.device", "2"}, {"cpu", "4"}});
+  EXPECT_EQ(offer(agents, session, BAI_PREFER_LEAST_REMAINING), "a b c");
+  EXPECT_EQ(offer(agents, session, BAI_PREFER_MOST_REMAINING), "c b a");
+  EXPECT_EQ(offer(agents, session, BAI_PREFER_LEAST_REMAINING, {}, 2), "a b") << "a window, not the whole group";
+  EXPECT_EQ(offer(agents, session, BAI_PREFER_LEAST_REMAINING, {"a"}), "b c");
 }
 
-TEST(Selectors, ConcentratedPrefersAgentsWithFewerIdleSlotKinds) {
+TEST(PlacementIndex, ARotatingWindowStartsAfterThePreviousOne) {
   std::map<std::string, AgentView> agents;
-  // x has less left, but its GPUs are untouched; y already has work on every slot kind.
-  agents["x"] = agent("x", {{"cuda.device", {"2", "0"}}, {"cpu", {"8", "4"}}});
-  agents["y"] = agent("y", {{"cuda.device", {"8", "1"}}, {"cpu", {"64", "1"}}});
-  EXPECT_EQ(pick(agents, request({{"cpu", "1"}}), SelectorKind::Concentrated), "y")
-      << "starting on x would break into its idle GPUs' node";
+  for (const char* id : {"a", "b", "c"}) agents[id] = agent(id, {{"cpu", {"4", "0"}}});
+  PlacementIndex index;
+  for (auto& [id, view] : agents) index.update(view);
+  std::string starts;
+  for (int i = 0; i < 4; ++i) starts += index.candidates(request({{"cpu", "1"}}), BAI_PREFER_ANY, 1, {}, nullptr)[0]->record.id;
+  EXPECT_EQ(starts, "abca");
 }
 
-TEST(Selectors, AcceleratorsWeighFirstThenCpuThenMem) {
-  EXPECT_EQ(slotPriorityOrder({"mem", "cpu", "acme.device", "rocm.device", "cuda.shares", "zz"}),
-            (std::vector<std::string>{"cuda.shares", "rocm.device", "acme.device", "cpu", "mem", "zz"}));
-  std::map<std::string, AgentView> agents;
-  agents["gpu-rich"] = agent("gpu-rich", {{"cuda.device", {"8", "0"}}, {"cpu", {"8", "7"}}});
-  agents["cpu-rich"] = agent("cpu-rich", {{"cuda.device", {"8", "4"}}, {"cpu", {"64", "0"}}});
-  EXPECT_EQ(pick(agents, request({{"cpu", "1"}}), SelectorKind::Dispersed), "gpu-rich");
-}
-
-TEST(Placement, EverySlotMustFitAndTheReasonNamesTheShortSlot) {
+TEST(PlacementIndex, EverySlotMustFitAndTheReasonNamesTheShortSlot) {
   std::map<std::string, AgentView> agents;
   agents["a"] = agent("a", {{"cuda.device", {"4", "3"}}, {"cpu", {"16", "0"}}});
   agents["b"] = agent("b", {{"cuda.device", {"4", "2"}}, {"cpu", {"16", "15"}}});
-  EXPECT_EQ(pick(agents, request({{"cuda.device", "2"}, {"cpu", "1"}}), SelectorKind::Concentrated), "b");
-  EXPECT_EQ(pick(agents, request({{"cuda.device", "2"}, {"cpu", "2"}}), SelectorKind::Concentrated),
-            "none: no agent has cpu 2 free (best: b with 1)");
-  EXPECT_EQ(pick(agents, request({{"cuda.device", "3"}}), SelectorKind::Concentrated),
-            "none: no agent has cuda.device 3 free (best: b with 2)");
+  EXPECT_EQ(offer(agents, request({{"cuda.device", "2"}, {"cpu", "1"}})), "b");
+  EXPECT_EQ(offer(agents, request({{"cuda.device", "2"}, {"cpu", "2"}})),
+            "none: no agent has every requested slot free at once (b is short of cpu)");
+  EXPECT_EQ(offer(agents, request({{"cuda.device", "3"}})), "none: no agent has cuda.device 3 free (best: b with 2)");
 }
 
-TEST(Placement, AZeroAmountNeedsNothingAndAVendorSlotIsJustASlot) {
+TEST(PlacementIndex, AZeroAmountNeedsNothingAndAVendorSlotIsJustASlot) {
   std::map<std::string, AgentView> agents;
   agents["plain"] = agent("plain", {{"cpu", {"4", "0"}}});
   agents["acme"] = agent("acme", {{"acme.device", {"2", "0"}}, {"cpu", {"4", "3"}}});
-  EXPECT_EQ(pick(agents, request({{"acme.device", "1"}}), SelectorKind::Dispersed), "acme");
-  EXPECT_EQ(pick(agents, request({{"acme.device", "0"}, {"cpu", "2"}}), SelectorKind::Dispersed), "plain");
+  EXPECT_EQ(offer(agents, request({{"acme.device", "1"}})), "acme");
+  EXPECT_EQ(offer(agents, request({{"acme.device", "0"}, {"cpu", "2"}})), "plain");
+  EXPECT_EQ(offer(agents, request({{"rocm.device", "1"}})), "none: no agent has rocm.device 1 free");
 }
 
-TEST(Placement, FractionalRequestsNeedTheLargestAllocatableNotJustTheRemainder) {
+// The cluster where a naive placement (remaining capacity only) fails on the agent.
+TEST(PlacementIndex, FractionalRequestsNeedTheLargestAllocatableNotJustTheRemainder) {
   std::map<std::string, AgentView> agents;
   // "frag" has 2.0 shares left in total, but scattered: at most 0.6 on one GPU.
   agents["frag"] = agent("frag", {{"cuda.shares", {"4", "2"}}});
   agents["frag"].record.slots["cuda.shares"].largest = q("0.6");
   agents["whole"] = agent("whole", {{"cuda.shares", {"2", "1"}}});
-  const auto half = request({{"cuda.shares", "0.5"}});
-  const auto big = request({{"cuda.shares", "0.8"}});
-  EXPECT_EQ(pick(agents, half, SelectorKind::Dispersed), "frag");
-  EXPECT_EQ(pick(agents, big, SelectorKind::Dispersed), "whole") << "a naive remaining check would pick frag and be refused";
+  EXPECT_EQ(offer(agents, request({{"cuda.shares", "0.5"}}), BAI_PREFER_MOST_REMAINING), "frag whole");
+  EXPECT_EQ(offer(agents, request({{"cuda.shares", "0.8"}}), BAI_PREFER_MOST_REMAINING), "whole")
+      << "a naive remaining check would offer frag, whose agent would refuse";
 
   // Our own placement since frag's last report: its figure is no longer 0.6.
   agents["frag"].unseenPlacements["earlier"] = ResourceSlot{{SlotName::of("cuda.shares"), q("0.3")}};
   EXPECT_EQ(agents["frag"].largestAllocatable("cuda.shares"), q("0.3"));
-  EXPECT_EQ(pick(agents, request({{"cuda.shares", "0.4"}}), SelectorKind::Dispersed), "whole");
+  EXPECT_EQ(offer(agents, request({{"cuda.shares", "0.4"}}), BAI_PREFER_MOST_REMAINING), "whole");
   agents["frag"].unseenPlacements.clear();  // the agent reported it
-  EXPECT_EQ(pick(agents, request({{"cuda.shares", "0.4"}}), SelectorKind::Dispersed), "frag");
+  EXPECT_EQ(offer(agents, request({{"cuda.shares", "0.4"}}), BAI_PREFER_MOST_REMAINING), "frag whole");
 }
 
-TEST(Placement, OnlyLiveAgentsOfTheGroupAndNotExcludedOnes) {
+TEST(PlacementIndex, LostAgentsAreLeftOutAndUpdatesMoveAgentsInTheOrder) {
   std::map<std::string, AgentView> agents;
-  agents["gpu1"] = agent("gpu1", {{"cpu", {"8", "0"}}}, "gpu");
-  agents["gpu2"] = agent("gpu2", {{"cpu", {"8", "4"}}}, "gpu");
-  agents["cpu1"] = agent("cpu1", {{"cpu", {"64", "0"}}}, "default");
-  agents["gpu1"].record.status = AgentStatus::Lost;
-  const auto session = request({{"cpu", "1"}}, "gpu");
-  EXPECT_EQ(pick(agents, session, SelectorKind::Dispersed), "gpu2");
-  EXPECT_EQ(pick(agents, session, SelectorKind::Dispersed, {"gpu2"}),
-            "none: every live agent of scaling group 'gpu' refused it");
-  EXPECT_EQ(pick(agents, request({{"cpu", "1"}}, "none"), SelectorKind::Dispersed),
-            "none: no live agent in scaling group 'none'");
+  agents["x"] = agent("x", {{"cpu", {"8", "0"}}});
+  agents["y"] = agent("y", {{"cpu", {"8", "4"}}});
+  PlacementIndex index;
+  for (auto& [id, view] : agents) index.update(view);
+  auto ids = [&] {
+    std::string out;
+    for (auto* a : index.candidates(request({{"cpu", "1"}}), BAI_PREFER_LEAST_REMAINING, 8, {}, nullptr)) out += a->record.id;
+    return out;
+  };
+  EXPECT_EQ(ids(), "yx");
+  agents["x"].addUsed(ResourceSlot{{SlotName::of("cpu"), q("6")}});
+  index.update(agents["x"]);
+  EXPECT_EQ(ids(), "xy");
+  agents["y"].record.status = AgentStatus::Lost;
+  index.update(agents["y"]);
+  EXPECT_EQ(ids(), "x");
+  EXPECT_EQ(index.capacity("cpu"), q("8"));
+  std::string reason;
+  EXPECT_TRUE(index.candidates(request({{"cpu", "1"}}, "other"), BAI_PREFER_ANY, 8, {"x"}, &reason).empty());
+  EXPECT_TRUE(index.couldEverFit(request({{"cpu", "8"}})));
+  EXPECT_FALSE(index.couldEverFit(request({{"cpu", "9"}}))) << "bigger than any agent: it must not block the queue";
+}
+
+TEST(PlacementIndex, SlotsFollowTheGroupsPriorityThenTheDefaultOrder) {
+  EXPECT_EQ(slotPriorityOrder({"mem", "cpu", "acme.device", "rocm.device", "cuda.shares", "zz"}),
+            (std::vector<std::string>{"cuda.shares", "rocm.device", "acme.device", "cpu", "mem", "zz"}));
+  std::map<std::string, AgentView> agents;
+  agents["a"] = agent("a", {{"cpu", {"4", "0"}}, {"mem", {"8", "0"}}, {"cuda.device", {"1", "0"}}});
+  PlacementIndex index({"mem"});
+  index.update(agents["a"]);
+  EXPECT_EQ(index.slotOrder(), (std::vector<std::string>{"mem", "cuda.device", "cpu"}));
+  CandidateWindow window;
+  index.describe({&agents["a"]}, {{"a", 2}}, window);
+  ASSERT_EQ(window.view.agent_count, 1u);
+  ASSERT_EQ(window.view.slot_count, 3u);
+  EXPECT_STREQ(window.view.slot_names[0], "mem");
+  EXPECT_EQ(window.view.capacity[0][0], 8.0);
+  EXPECT_EQ(window.view.remaining[2][0], 4.0);
+  EXPECT_EQ(window.view.shared_devices[0], 2u);
 }
 
 TEST(AgentView, UsedNeverGoesNegativeAndRemainingFollowsIt) {

@@ -17,7 +17,9 @@ TEST(ManagerConfig, TheSampleLoads) {
   EXPECT_EQ(settings->clusterTokenFile, "/etc/bai/cluster-token");
   EXPECT_FALSE(settings->createClusterToken);
   EXPECT_EQ(settings->heartbeatTimeout, std::chrono::seconds(15));
-  EXPECT_EQ(settings->selector, SelectorKind::Concentrated);
+  EXPECT_EQ(settings->sequencer, "fifo");
+  EXPECT_EQ(settings->selector, "concentrated");
+  EXPECT_EQ(settings->candidateWindow, 32u);
 }
 
 TEST(ManagerConfig, WithoutAFileItServesLoopbackWithSqliteHere) {
@@ -35,7 +37,7 @@ TEST(ManagerConfig, UnknownKeysAndBadValuesAreRefusedByName) {
   EXPECT_NE(typo.error().message.find("m.toml:3: unknown key 'manager.listn'"), std::string::npos) << typo.error().message;
 
   for (const auto& [toml, expected] : std::vector<std::pair<std::string, std::string>>{
-           {"[scheduler]\nselector = \"random\"\n", "scheduler.selector"},
+           {"[scheduler]\ncandidate-window = 0\n", "scheduler.candidate-window"},
            {"[store]\nsynchronous = \"off\"\n", "store.synchronous"},
            {"[manager]\nlog-level = \"loud\"\n", "manager.log-level"},
            {"[manager]\ntls-cert-file = \"a.pem\"\n", "go together"},

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <future>
 #include <thread>
 
@@ -108,6 +109,7 @@ class ManagerCoreTest : public ::testing::Test {
  protected:
   void startManager(std::chrono::milliseconds heartbeatTimeout = 10s) {
     ManagerSettings settings;
+    if (const char* policies = std::getenv("BAI_POLICY_DIR")) settings.policyPath = {policies};
     settings.heartbeatTimeout = heartbeatTimeout;
     settings.schedulerPeriod = 50ms;
     settings.agentRpcTimeout = 2s;

@@ -1,5 +1,6 @@
 // The manager's store on real SQLite files: migrations, exact round trips, transactions
 // and two connections racing for the same capacity.
+#include "store/sqlite_migrations.hpp"
 #include "store/store.hpp"
 
 #include "../support/temp_dir.hpp"
@@ -677,6 +678,200 @@ TEST_F(StoreTest, OpensARelativePath) {
   std::filesystem::current_path(previous);
   ASSERT_OK(store);
   EXPECT_TRUE(std::filesystem::exists(dir_.path() / "relative.db"));
+}
+
+// ---- Schema version 2: scaling groups, resource policies, a keypair's policy ----------
+
+TEST_F(StoreTest, AFreshDatabaseIsAtTheLatestVersion) {
+  auto store = open(url());
+  EXPECT_EQ(store->schemaVersion(), 2);
+  EXPECT_EQ(static_cast<int>(sqliteMigrations().size()), 2);
+  store.reset();
+  EXPECT_EQ(userVersion(file()), 2);
+}
+
+// A file as bai-manager with schema 1 left it (migration 1's own SQL), with rows: the
+// upgrade keeps them and gives the old keypair no policy.
+TEST_F(StoreTest, UpgradesAVersionOneDatabaseKeepingItsRows) {
+  std::string v1 = "BEGIN;";
+  for (const char* sql : sqliteMigrations().at(0)) v1 += std::string(sql) + ";";
+  v1 += "INSERT INTO keypairs VALUES ('AKOLD', 'old-secret', 1, 1, 7);";
+  v1 += "INSERT INTO slot_types VALUES ('cpu', 'count');";
+  v1 += "PRAGMA user_version = 1; COMMIT;";
+  execRaw(file(), v1);
+  ASSERT_EQ(userVersion(file()), 1);
+
+  auto store = open(url());
+  EXPECT_EQ(store->schemaVersion(), 2);
+  auto keypair =
+      readValue<std::optional<KeypairRecord>>(*store, [](StoreTransaction& tx) { return tx.keypair("AKOLD"); });
+  ASSERT_TRUE(keypair.has_value());
+  EXPECT_EQ(keypair->secretKey, "old-secret");
+  EXPECT_TRUE(keypair->admin);
+  EXPECT_EQ(keypair->createdAtMillis, 7);
+  EXPECT_EQ(keypair->resourcePolicy, "");
+  using SlotTypes = std::map<std::string, SlotType>;
+  EXPECT_EQ(readValue<SlotTypes>(*store, [](StoreTransaction& tx) { return tx.slotTypes(); }).size(), 1u);
+  EXPECT_TRUE(readValue<std::vector<ScalingGroupRecord>>(*store, [](StoreTransaction& tx) {
+                return tx.scalingGroups();
+              }).empty());
+  // The new tables and column are usable.
+  ASSERT_OK(writeOne(*store, [](StoreTransaction& tx) -> Result<void> {
+    if (auto r = tx.upsertResourcePolicy({"small", slots({{"cpu", "2"}}), false, 1, 1, 9}); !r.ok()) return r;
+    return tx.setKeypairResourcePolicy("AKOLD", "small");
+  }));
+  store.reset();
+  EXPECT_EQ(userVersion(file()), 2);
+  store = open(url());
+  keypair = readValue<std::optional<KeypairRecord>>(*store, [](StoreTransaction& tx) { return tx.keypair("AKOLD"); });
+  ASSERT_TRUE(keypair.has_value());
+  EXPECT_EQ(keypair->resourcePolicy, "small");
+}
+
+TEST_F(StoreTest, RoundTripsScalingGroupsAndKeepsTheirCreationTime) {
+  auto store = open(url());
+  ScalingGroupRecord gpu;
+  gpu.name = "gpu";
+  gpu.description = "GPU nodes — \"A100\" ✓";
+  gpu.sequencer = "drf";
+  gpu.selector = "dispersed";
+  gpu.optionsJson = R"({"selector":{"spread":2},"sequencer":{}})";
+  gpu.slotPriority = {"cuda.device", "mem", "cpu"};
+  gpu.holMaxPasses = 0;
+  gpu.holMaxWaitMillis = 9'000'000'000'000;  // beyond 32 bits
+  gpu.active = false;
+  gpu.createdAtMillis = 11;
+  ScalingGroupRecord plain;  // every default
+  plain.name = "default";
+  plain.createdAtMillis = 12;
+  ASSERT_OK(writeOne(*store, [&](StoreTransaction& tx) -> Result<void> {
+    if (auto r = tx.upsertScalingGroup(gpu); !r.ok()) return r;
+    return tx.upsertScalingGroup(plain);
+  }));
+  store.reset();
+  store = open(url());
+  auto groups = readValue<std::vector<ScalingGroupRecord>>(*store, [](StoreTransaction& tx) { return tx.scalingGroups(); });
+  ASSERT_EQ(groups.size(), 2u);
+  EXPECT_EQ(groups[0].name, "default");  // by name
+  EXPECT_EQ(groups[0].sequencer, "fifo");
+  EXPECT_EQ(groups[0].selector, "concentrated");
+  EXPECT_EQ(groups[0].optionsJson, "{}");
+  EXPECT_TRUE(groups[0].slotPriority.empty());
+  EXPECT_EQ(groups[0].holMaxPasses, 16);
+  EXPECT_EQ(groups[0].holMaxWaitMillis, 300000);
+  EXPECT_TRUE(groups[0].active);
+  const ScalingGroupRecord& read = groups[1];
+  EXPECT_EQ(read.name, gpu.name);
+  EXPECT_EQ(read.description, gpu.description);
+  EXPECT_EQ(read.sequencer, gpu.sequencer);
+  EXPECT_EQ(read.selector, gpu.selector);
+  EXPECT_EQ(read.optionsJson, gpu.optionsJson);
+  EXPECT_EQ(read.slotPriority, gpu.slotPriority);
+  EXPECT_EQ(read.holMaxPasses, 0);
+  EXPECT_EQ(read.holMaxWaitMillis, gpu.holMaxWaitMillis);
+  EXPECT_FALSE(read.active);
+  EXPECT_EQ(read.createdAtMillis, 11);
+
+  gpu.active = true;
+  gpu.slotPriority.clear();
+  gpu.createdAtMillis = 99;
+  ASSERT_OK(writeOne(*store, [&](StoreTransaction& tx) { return tx.upsertScalingGroup(gpu); }));
+  auto updated = readValue<std::optional<ScalingGroupRecord>>(*store, [](StoreTransaction& tx) {
+    return tx.scalingGroup("gpu");
+  });
+  ASSERT_TRUE(updated.has_value());
+  EXPECT_TRUE(updated->active);
+  EXPECT_TRUE(updated->slotPriority.empty());
+  EXPECT_EQ(updated->createdAtMillis, 11) << "an upsert keeps the creation time";
+  EXPECT_FALSE(readValue<std::optional<ScalingGroupRecord>>(*store, [](StoreTransaction& tx) {
+                 return tx.scalingGroup("none");
+               }).has_value());
+}
+
+TEST_F(StoreTest, RoundTripsResourcePoliciesExactly) {
+  auto store = open(url());
+  // The smallest step, more than 2^63 bytes, an explicit 0 and no limit all come back as written.
+  const ResourceSlot totals = slots({{"cuda.shares", "0.000001"},
+                                     {"mem", "18446744073709551616"},
+                                     {"cuda.device", "0"},
+                                     {"cpu", "Infinity"}});
+  ASSERT_OK(writeOne(*store, [&](StoreTransaction& tx) -> Result<void> {
+    if (auto r = tx.upsertResourcePolicy({"small", totals, false, 3, 2147483647, 5}); !r.ok()) return r;
+    return tx.upsertResourcePolicy({"open", {}, true, 0, 0, 6});
+  }));
+  store.reset();
+  store = open(url());
+  auto policies =
+      readValue<std::vector<ResourcePolicyRecord>>(*store, [](StoreTransaction& tx) { return tx.resourcePolicies(); });
+  ASSERT_EQ(policies.size(), 2u);
+  EXPECT_EQ(policies[0].name, "open");
+  EXPECT_TRUE(policies[0].totalResourceSlots.empty());
+  EXPECT_TRUE(policies[0].defaultUnlimited);
+  const ResourcePolicyRecord& small = policies[1];
+  EXPECT_EQ(small.totalResourceSlots, totals);
+  EXPECT_TRUE(small.totalResourceSlots.contains("cuda.device")) << "an explicit 0 is a limit, not an absence";
+  EXPECT_EQ(small.totalResourceSlots.get("mem").toString(), "18446744073709551616");
+  EXPECT_EQ(small.totalResourceSlots.get("cuda.shares").toString(), "0.000001");
+  EXPECT_TRUE(small.totalResourceSlots.get("cpu").isInfinite());
+  EXPECT_FALSE(small.defaultUnlimited);
+  EXPECT_EQ(small.maxConcurrentSessions, 3);
+  EXPECT_EQ(small.maxPendingSessions, 2147483647);
+  EXPECT_EQ(small.createdAtMillis, 5);
+
+  ASSERT_OK(writeOne(*store, [](StoreTransaction& tx) {
+    return tx.upsertResourcePolicy({"small", slots({{"cpu", "1.5"}}), true, 0, 1, 77});
+  }));
+  auto updated = readValue<std::optional<ResourcePolicyRecord>>(*store, [](StoreTransaction& tx) {
+    return tx.resourcePolicy("small");
+  });
+  ASSERT_TRUE(updated.has_value());
+  EXPECT_EQ(updated->totalResourceSlots, slots({{"cpu", "1.5"}})) << "the old slots are gone";
+  EXPECT_TRUE(updated->defaultUnlimited);
+  EXPECT_EQ(updated->maxPendingSessions, 1);
+  EXPECT_EQ(updated->createdAtMillis, 5);
+  // Stored as exact text, never as a float.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(file().c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT total_resource_slots_json FROM resource_policies WHERE name = 'small'", -1,
+                               &stmt, nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)), R"({"cpu":"1.5"})");
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+}
+
+TEST_F(StoreTest, AKeypairNamesOnlyAKnownPolicy) {
+  auto store = open("sqlite::memory:");
+  ASSERT_OK(writeOne(*store, [](StoreTransaction& tx) -> Result<void> {
+    if (auto r = tx.upsertResourcePolicy({"small", {}, true, 1, 0, 1}); !r.ok()) return r;
+    if (auto r = tx.insertKeypair({"AKPLAIN", "s", false, true, 1}); !r.ok()) return r;
+    return tx.insertKeypair({"AKSMALL", "s", false, true, 2, "small"});
+  }));
+  auto expectNotFound = [&](const std::function<Result<void>(StoreTransaction&)>& fn, const std::string& message) {
+    Result<void> result = writeOne(*store, fn);
+    ASSERT_FALSE(result.ok()) << message;
+    EXPECT_EQ(result.error().code, ErrorCode::NotFound);
+    EXPECT_EQ(result.error().message, message);
+  };
+  expectNotFound([](StoreTransaction& tx) { return tx.insertKeypair({"AKX", "s", false, true, 3, "huge"}); },
+                 "resource policy 'huge' not found");
+  expectNotFound([](StoreTransaction& tx) { return tx.setKeypairResourcePolicy("AKPLAIN", "huge"); },
+                 "resource policy 'huge' not found");
+  expectNotFound([](StoreTransaction& tx) { return tx.setKeypairResourcePolicy("AKGHOST", "small"); },
+                 "keypair 'AKGHOST' not found");
+  ASSERT_OK(writeOne(*store, [](StoreTransaction& tx) -> Result<void> {
+    if (auto r = tx.setKeypairResourcePolicy("AKPLAIN", "small"); !r.ok()) return r;
+    return tx.setKeypairResourcePolicy("AKSMALL", "");
+  }));
+  auto keypairs = readValue<std::vector<KeypairRecord>>(*store, [](StoreTransaction& tx) { return tx.keypairs(); });
+  ASSERT_EQ(keypairs.size(), 2u);
+  EXPECT_EQ(keypairs[0].accessKey, "AKPLAIN");
+  EXPECT_EQ(keypairs[0].resourcePolicy, "small");
+  EXPECT_EQ(keypairs[1].resourcePolicy, "") << "'' takes the policy away";
+  Result<void> readOnly = store->read([](StoreTransaction& tx) { return tx.setKeypairResourcePolicy("AKPLAIN", ""); });
+  EXPECT_FALSE(readOnly.ok());
 }
 
 TEST(SessionStatusTest, NamesRoundTripAndFinalStates) {

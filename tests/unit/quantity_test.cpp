@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 
 namespace bai {
@@ -155,6 +156,21 @@ INSTANTIATE_TEST_SUITE_P(
                     BadQuantity{"1e-7", ErrorCode::InvalidArgument, "6 fractional digits"},
                     BadQuantity{"1e40", ErrorCode::OutOfRange, "too large"},
                     BadQuantity{"1234567890123456789012345678901234567890", ErrorCode::OutOfRange, "too large"}));
+
+}  // namespace
+}  // namespace bai
+
+namespace bai {
+namespace {
+
+TEST(Quantity, ToDoubleIsTheNearestDoubleForRanking) {
+  EXPECT_EQ(Quantity::parse("0.5")->toDouble(), 0.5);
+  EXPECT_EQ(Quantity::parse("-2.25")->toDouble(), -2.25);
+  EXPECT_EQ(Quantity::parse("1152921504606846976")->toDouble(), 1152921504606846976.0);
+  EXPECT_EQ(Quantity::infinity().toDouble(), std::numeric_limits<double>::infinity());
+  EXPECT_EQ(Quantity::negativeInfinity().toDouble(), -std::numeric_limits<double>::infinity());
+  EXPECT_LT(Quantity::parse("0.000001")->toDouble(), Quantity::parse("0.000002")->toDouble());
+}
 
 }  // namespace
 }  // namespace bai

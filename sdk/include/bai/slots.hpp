@@ -46,6 +46,9 @@ class Quantity {
 
   // Shortest exact text: "0.5", "13.5", "4", "Infinity", "-Infinity".
   std::string toString() const;
+  // The nearest double (±infinity for the infinities): for ranking and display only,
+  // never for arithmetic that must be exact.
+  double toDouble() const;
 
   constexpr __int128 raw() const { return raw_; }
   constexpr bool isInfinite() const { return raw_ == kPosInf || raw_ == kNegInf; }

@@ -1,0 +1,43 @@
+#include "group_scheduler.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace bai::manager {
+namespace {
+
+// The options of one policy: {"sequencer": {...}, "selector": {...}} -> the part for `kind`.
+std::string optionsFor(const std::string& optionsJson, const char* kind) {
+  const nlohmann::json options = nlohmann::json::parse(optionsJson, nullptr, false);
+  if (options.is_object() && options.contains(kind) && options[kind].is_object()) return options[kind].dump();
+  return "{}";
+}
+
+}  // namespace
+
+bool GroupScheduler::differsFrom(const ScalingGroupRecord& record) const {
+  return record.sequencer != config.sequencer || record.selector != config.selector ||
+         record.optionsJson != config.optionsJson || record.slotPriority != config.slotPriority ||
+         record.holMaxPasses != config.holMaxPasses || record.holMaxWaitMillis != config.holMaxWaitMillis ||
+         record.active != config.active;
+}
+
+void configureGroup(GroupScheduler& group, const ScalingGroupRecord& record, const PolicyCatalog& catalog) {
+  const bool newPriority = record.slotPriority != group.config.slotPriority;
+  group.config = record;
+  group.policyError.clear();
+  group.sequencer.reset();
+  group.selector.reset();
+  auto sequencer = catalog.makeSequencer(record.sequencer, optionsFor(record.optionsJson, "sequencer"));
+  auto selector = catalog.makeSelector(record.selector, optionsFor(record.optionsJson, "selector"));
+  if (!sequencer) {
+    group.policyError = "scaling group '" + record.name + "': sequencer: " + sequencer.error().message;
+  } else if (!selector) {
+    group.policyError = "scaling group '" + record.name + "': selector: " + selector.error().message;
+  } else {
+    group.sequencer = std::move(*sequencer);
+    group.selector = std::move(*selector);
+  }
+  if (newPriority) group.index = PlacementIndex(record.slotPriority);  // refilled by the caller
+}
+
+}  // namespace bai::manager

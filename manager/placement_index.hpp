@@ -1,0 +1,76 @@
+// The free-capacity index of one scaling group: its agents ordered by remaining capacity
+// per slot, so a placement looks at the few agents that can fit instead of scanning the
+// group (sub-linear in agents), and the struct-of-arrays view selector policies read.
+#pragma once
+
+#include "cluster.hpp"
+
+#include <bai/scheduler.h>
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace bai::manager {
+
+// A candidate view and the storage it points into.
+struct CandidateWindow {
+  std::vector<const AgentView*> agents;
+  bai_candidate_view view{};
+
+  std::vector<const char*> slotNames, agentIds;
+  std::vector<std::vector<double>> capacity, remaining, largest;
+  std::vector<const double*> capacityRows, remainingRows, largestRows;
+  std::vector<std::uint32_t> sharedDevices;
+};
+
+class PlacementIndex {
+ public:
+  // `priority`: slot names weighed first, in order; the other slots follow by the
+  // default rule (accelerators, cpu, mem, the rest by name).
+  explicit PlacementIndex(std::vector<std::string> priority = {});
+
+  // Adds or refreshes an agent (call after any change of its figures or liveness); a
+  // lost agent is kept out.
+  void update(const AgentView& agent);
+  void remove(const std::string& agentId);
+  std::size_t size() const { return agents_.size(); }
+
+  // Slots of the group in priority order (what views and pending views use).
+  const std::vector<std::string>& slotOrder() const { return slotOrder_; }
+
+  // Up to `limit` agents that fit `request` exactly (remaining and largest-allocatable on
+  // every slot), not in `excluded`, taken in the order `preference` (BAI_PREFER_*) asks.
+  // When none fits, `reason` says what was short.
+  std::vector<const AgentView*> candidates(const SessionRecord& session, std::uint32_t preference, std::size_t limit,
+                                           const std::set<std::string>& excluded, std::string* reason);
+
+  // Total capacity of the group's live agents.
+  Quantity capacity(const std::string& slot) const;
+  // Whether some agent of the group could hold `session` on each slot if it were empty:
+  // a session that never could must not hold back the queue.
+  bool couldEverFit(const SessionRecord& session) const;
+
+  // Fills `window` with the view of `agents` for a selector.
+  void describe(const std::vector<const AgentView*>& agents, const std::map<std::string, std::uint32_t>& sharedDevices,
+                CandidateWindow& window) const;
+
+ private:
+  using Key = std::pair<Quantity, std::string>;  // (remaining on the slot, agent id)
+
+  void rebuildSlotOrder();
+  std::string primarySlot(const SessionRecord& session) const;
+
+  std::vector<std::string> priority_;
+  std::vector<std::string> slotOrder_;
+  std::map<std::string, const AgentView*> agents_;            // live agents of the group, by id
+  std::map<std::string, std::map<std::string, Quantity>> keys_;  // agent -> slot -> remaining as indexed
+  std::map<std::string, std::set<Key>> bySlot_;                // slot -> agents by remaining
+  std::map<std::string, std::multiset<Quantity>> capacities_;  // slot -> the agents' capacities
+  std::map<std::string, std::map<std::string, Quantity>> capacityOf_;  // agent -> slot -> capacity as indexed
+  std::map<std::string, Quantity> totals_;                      // slot -> sum of the capacities
+  std::string rotation_;                                       // where the last BAI_PREFER_ANY window began
+};
+
+}  // namespace bai::manager

@@ -1,0 +1,75 @@
+// concentrated: packs sessions so whole agents stay free for big ones. Picks the agent
+// with the fewest idle slot kinds (idle: nothing of that slot reserved, remaining ==
+// capacity > 0), then the least remaining compared slot by slot in the view's order
+// (accelerators first), then the smallest agent id.
+//
+// Option {"prefer_shared": true} (default false) fights fragmentation of fractional GPUs:
+// when the session requests any "*.shares" slot, agents with more devices already shared
+// by other sessions come first, so fresh devices stay whole for sessions that need them.
+// A request for whole devices ("cuda.device") ignores it.
+#include "common/policy_support.hpp"
+
+#include <string_view>
+
+namespace {
+
+using bai::policy::idBefore;
+
+bool requestsShares(const bai_session_view& session, const bai_candidate_view& view) {
+  for (std::uint32_t slot = 0; slot < view.slot_count; ++slot) {
+    if (session.requested[slot] > 0 && std::string_view(view.slot_names[slot]).ends_with(".shares")) return true;
+  }
+  return false;
+}
+
+std::uint32_t idleKinds(const bai_candidate_view& view, std::uint32_t agent) {
+  std::uint32_t idle = 0;
+  for (std::uint32_t slot = 0; slot < view.slot_count; ++slot) {
+    const double capacity = view.capacity[slot][agent];
+    idle += capacity > 0 && view.remaining[slot][agent] == capacity;
+  }
+  return idle;
+}
+
+// -1, 0, 1 as agent a has less, equal or more remaining than b, the first slot deciding.
+int compareRemaining(const bai_candidate_view& view, std::uint32_t a, std::uint32_t b) {
+  for (std::uint32_t slot = 0; slot < view.slot_count; ++slot) {
+    const double x = view.remaining[slot][a], y = view.remaining[slot][b];
+    if (x != y) return x < y ? -1 : 1;
+  }
+  return 0;
+}
+
+class Concentrated {
+ public:
+  explicit Concentrated(const char* options)
+      : preferShared_(bai::policy::boolOption(bai::policy::parseOptions(options, {"prefer_shared"}), "prefer_shared",
+                                              false)) {}
+
+  std::uint32_t select(const bai_session_view& session, const bai_candidate_view& view) const {
+    const bool byShared = preferShared_ && requestsShares(session, view);
+    std::uint32_t best = 0;
+    for (std::uint32_t i = 1; i < view.agent_count; ++i) {
+      if (better(view, byShared, i, best)) best = i;
+    }
+    return best;
+  }
+
+ private:
+  static bool better(const bai_candidate_view& view, bool byShared, std::uint32_t a, std::uint32_t b) {
+    if (byShared && view.shared_devices[a] != view.shared_devices[b]) {
+      return view.shared_devices[a] > view.shared_devices[b];
+    }
+    const std::uint32_t idleA = idleKinds(view, a), idleB = idleKinds(view, b);
+    if (idleA != idleB) return idleA < idleB;
+    if (int c = compareRemaining(view, a, b); c != 0) return c < 0;
+    return idBefore(view.agent_ids[a], view.agent_ids[b]);
+  }
+
+  bool preferShared_;
+};
+
+}  // namespace
+
+BAI_SELECTOR_POLICY(Concentrated, BAI_PREFER_LEAST_REMAINING, "concentrated",
+                    "packs: fewest idle slot kinds, then least remaining; prefer_shared for *.shares")

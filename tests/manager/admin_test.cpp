@@ -1,0 +1,328 @@
+// Scaling groups, keypair resource policies and their checks at enqueue, through the
+// Manager's methods and its HTTP API, on a real SQLite file that outlives a restart.
+#include "http_client.hpp"
+#include "http_server.hpp"
+#include "manager.hpp"
+#include "manager_api.hpp"
+
+#include "../support/temp_dir.hpp"
+
+#include <bai/request_signing.hpp>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+namespace bai::manager {
+namespace {
+
+using namespace std::chrono_literals;
+using Json = nlohmann::json;
+
+protocol::AgentState nodeState(std::map<std::string, std::string> capacity) {
+  protocol::AgentState state;
+  state.rpcAddress = "http://127.0.0.1:1";  // never called: nothing here fits it
+  state.scalingGroup = "default";
+  state.architecture = "x86_64";
+  state.version = "test";
+  for (const auto& [slot, amount] : capacity) {
+    state.available.set(SlotName::of(slot), *Quantity::parse(amount));
+    state.largestAllocatable.set(SlotName::of(slot), *Quantity::parse(amount));
+    state.slotTypes[slot] = slot == "mem" ? SlotType::Bytes : SlotType::Count;
+  }
+  return state;
+}
+
+class AdminTest : public ::testing::Test {
+ protected:
+  void startManager() {
+    ManagerSettings settings;
+    settings.schedulerPeriod = 50ms;
+    settings.dispatchThreads = 1;
+    auto store = openStore("sqlite://" + (dir_.path() / "m.db").string());
+    ASSERT_TRUE(store.ok()) << store.error().message;
+    auto manager = Manager::start(settings, std::move(*store), "token", LogSink());
+    ASSERT_TRUE(manager.ok()) << manager.error().message;
+    manager_ = std::move(*manager);
+  }
+
+  void restart() {
+    manager_.reset();
+    startManager();
+  }
+
+  // One agent offering 1 cpu and 1 GiB: sessions asking 2 cpu are served but never fit,
+  // so they stay PENDING.
+  void addAgent() {
+    auto reply = manager_->heartbeat("a", {"a", 1, nodeState({{"cpu", "1"}, {"mem", "1073741824"}})});
+    ASSERT_TRUE(reply.ok()) << reply.error().error.detail;
+  }
+
+  ApiResult<SessionRecord> submit(const Caller& caller, const std::string& group = "default") {
+    NewSession request;
+    request.command = {"true"};
+    request.resources = {{"cpu", "2"}};
+    request.scalingGroup = group;
+    return manager_->createSession(caller, request);
+  }
+
+  static Json doc(const char* text) { return Json::parse(text); }
+
+  test::TempDir dir_;
+  std::unique_ptr<Manager> manager_;
+};
+
+TEST_F(AdminTest, ScalingGroupsAreCreatedPatchedAndKeptAcrossARestart) {
+  startManager();
+  auto created = manager_->createScalingGroup(doc(R"({"name": "gpu", "sequencer": "drf", "slot_priority": ["cuda.device"]})"));
+  ASSERT_TRUE(created.ok()) << created.error().error.detail;
+  EXPECT_GT(created->createdAtMillis, 0);
+  EXPECT_EQ(created->selector, "concentrated") << "a default";
+
+  auto again = manager_->createScalingGroup(doc(R"({"name": "gpu"})"));
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().status, 409);
+  auto bad = manager_->createScalingGroup(doc(R"({"name": "gpu2", "hol_max_passes": -1})"));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().status, 400);
+  EXPECT_NE(bad.error().error.detail.find("hol_max_passes"), std::string::npos) << bad.error().error.detail;
+
+  // A patch changes only the fields it names.
+  auto patched = manager_->patchScalingGroup("gpu", doc(R"({"active": false, "hol_max_passes": 3})"));
+  ASSERT_TRUE(patched.ok()) << patched.error().error.detail;
+  EXPECT_FALSE(patched->active);
+  EXPECT_EQ(patched->holMaxPasses, 3);
+  EXPECT_EQ(patched->sequencer, "drf");
+  EXPECT_EQ(patched->slotPriority, std::vector<std::string>{"cuda.device"});
+  EXPECT_EQ(patched->createdAtMillis, created->createdAtMillis);
+  EXPECT_EQ(manager_->patchScalingGroup("gpu", doc(R"({"name": "cpu"})")).error().status, 400);
+  EXPECT_EQ(manager_->patchScalingGroup("gpu", doc(R"({"colour": "red"})")).error().status, 400);
+  EXPECT_EQ(manager_->patchScalingGroup("none", doc("{}")).error().status, 404);
+  EXPECT_FALSE(manager_->scalingGroup("gpu")->active) << "a refused patch changes nothing";
+
+  restart();
+  auto kept = manager_->scalingGroup("gpu");
+  ASSERT_TRUE(kept.has_value());
+  EXPECT_FALSE(kept->active);
+  EXPECT_EQ(kept->holMaxPasses, 3);
+  EXPECT_EQ(kept->sequencer, "drf");
+  EXPECT_EQ(kept->createdAtMillis, created->createdAtMillis);
+  EXPECT_EQ(manager_->scalingGroups().size(), 1u);
+}
+
+TEST_F(AdminTest, ResourcePoliciesAreCreatedPatchedAndKeptAcrossARestart) {
+  startManager();
+  auto early = manager_->createResourcePolicy(doc(R"({"name": "small", "total_resource_slots": {"cpu": "2"}})"));
+  ASSERT_FALSE(early.ok()) << "no agent has offered cpu yet";
+  EXPECT_NE(early.error().error.detail.find("total_resource_slots.cpu"), std::string::npos) << early.error().error.detail;
+  addAgent();
+  auto created = manager_->createResourcePolicy(doc(R"({"name": "small",
+      "total_resource_slots": {"cpu": "2.5", "mem": "4g"}, "default_for_unspecified": "LIMITED",
+      "max_pending_session_count": 1})"));
+  ASSERT_TRUE(created.ok()) << created.error().error.detail;
+  EXPECT_EQ(created->totalResourceSlots.get("mem"), Quantity(4LL << 30));
+  EXPECT_EQ(manager_->createResourcePolicy(doc(R"({"name": "small"})")).error().status, 409);
+
+  auto patched = manager_->patchResourcePolicy("small", doc(R"({"max_concurrent_sessions": 2})"));
+  ASSERT_TRUE(patched.ok()) << patched.error().error.detail;
+  EXPECT_EQ(patched->maxConcurrentSessions, 2);
+  EXPECT_EQ(patched->maxPendingSessions, 1);
+  EXPECT_EQ(patched->totalResourceSlots.get("cpu"), *Quantity::parse("2.5")) << "kept exactly";
+  EXPECT_FALSE(patched->defaultUnlimited);
+  auto negative = manager_->patchResourcePolicy("small", doc(R"({"total_resource_slots": {"cpu": -1}})"));
+  ASSERT_FALSE(negative.ok());
+  EXPECT_EQ(negative.error().status, 400);
+  EXPECT_EQ(manager_->patchResourcePolicy("none", doc("{}")).error().error.type, "unknown-resource-policy");
+
+  restart();
+  auto kept = manager_->resourcePolicy("small");
+  ASSERT_TRUE(kept.has_value());
+  EXPECT_EQ(kept->totalResourceSlots, patched->totalResourceSlots);
+  EXPECT_EQ(kept->maxConcurrentSessions, 2);
+  EXPECT_EQ(kept->createdAtMillis, created->createdAtMillis);
+}
+
+TEST_F(AdminTest, AKeypairTakesOnlyAKnownPolicy) {
+  startManager();
+  ASSERT_TRUE(manager_->upsertResourcePolicy({"small", {}, true, 0, 1, 0}).ok());
+  auto unknown = manager_->createKeypair(false, "huge");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.error().status, 404);
+  EXPECT_NE(unknown.error().error.detail.find("'huge'"), std::string::npos);
+  EXPECT_EQ(manager_->keypairs().size(), 0u) << "nothing created";
+
+  auto user = manager_->createKeypair(false, "small");
+  ASSERT_TRUE(user.ok());
+  EXPECT_EQ(manager_->keypair(user->accessKey)->resourcePolicy, "small");
+  auto plain = manager_->createKeypair(false);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->resourcePolicy, "");
+
+  EXPECT_EQ(manager_->setKeypairResourcePolicy("AKGHOST", "small").error().error.type, "unknown-keypair");
+  auto badPolicy = manager_->setKeypairResourcePolicy(plain->accessKey, "huge");
+  ASSERT_FALSE(badPolicy.ok());
+  EXPECT_EQ(badPolicy.error().status, 404);
+  EXPECT_EQ(badPolicy.error().error.detail, "no resource policy 'huge'");
+  ASSERT_TRUE(manager_->setKeypairResourcePolicy(plain->accessKey, "small").ok());
+  ASSERT_TRUE(manager_->setKeypairResourcePolicy(user->accessKey, "").ok());
+
+  restart();
+  EXPECT_EQ(manager_->keypair(plain->accessKey)->resourcePolicy, "small");
+  EXPECT_EQ(manager_->keypair(user->accessKey)->resourcePolicy, "");
+}
+
+TEST_F(AdminTest, EnqueueRefusesPastTheOwnersMaxPending) {
+  startManager();
+  addAgent();
+  ASSERT_TRUE(manager_->upsertResourcePolicy({"two-pending", {}, true, 0, 2, 0}).ok());
+  auto key = manager_->createKeypair(false, "two-pending");
+  ASSERT_TRUE(key.ok());
+  const Caller user{key->accessKey, false};
+  auto first = submit(user);
+  ASSERT_TRUE(first.ok()) << first.error().error.detail;
+  ASSERT_TRUE(submit(user).ok());  // 1 pending + this one = 2: allowed
+  auto third = submit(user);       // 2 pending + this one = 3 > 2
+  ASSERT_FALSE(third.ok());
+  EXPECT_EQ(third.error().status, 429);
+  EXPECT_EQ(third.error().error.type, "too-many-pending");
+  EXPECT_EQ(third.error().error.detail, "keypair policy 'two-pending' allows 2 pending sessions; 2 pending");
+  EXPECT_TRUE(submit(Caller{"AKADMIN", true}).ok()) << "a keypair without a policy is not limited";
+
+  ASSERT_TRUE(manager_->destroySession(user, first->id).ok());  // cancelled: no longer pending
+  EXPECT_TRUE(submit(user).ok());
+  ASSERT_TRUE(manager_->patchResourcePolicy("two-pending", doc(R"({"max_pending_session_count": 0})")).ok());
+  EXPECT_TRUE(submit(user).ok()) << "0 is no limit";
+}
+
+TEST_F(AdminTest, EnqueueRefusesAnInactiveScalingGroup) {
+  startManager();
+  addAgent();
+  ScalingGroupRecord group;
+  group.name = "default";
+  group.active = false;
+  ASSERT_TRUE(manager_->upsertScalingGroup(group).ok());
+  auto refused = submit(Caller{"AKADMIN", true});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().status, 400);
+  EXPECT_EQ(refused.error().error.type, "inactive-scaling-group");
+  EXPECT_NE(refused.error().error.detail.find("'default'"), std::string::npos);
+  // A group without a record keeps its defaults (active); this one just has no agent.
+  EXPECT_EQ(submit(Caller{"AKADMIN", true}, "other").error().error.type, "slot-not-served");
+  ASSERT_TRUE(manager_->patchScalingGroup("default", doc(R"({"active": true})")).ok());
+  EXPECT_TRUE(submit(Caller{"AKADMIN", true}).ok());
+}
+
+// ---- Over HTTP -----------------------------------------------------------------------
+
+class AdminApiTest : public AdminTest {
+ protected:
+  void SetUp() override {
+    startManager();
+    auto admin = manager_->createKeypair(true);
+    ASSERT_TRUE(admin.ok());
+    admin_ = {admin->accessKey, admin->secretKey};
+    auto user = manager_->createKeypair(false);
+    ASSERT_TRUE(user.ok());
+    user_ = {user->accessKey, user->secretKey};
+    server_ = std::make_unique<http::Server>(http::ServerOptions{}, managerApi(*manager_, "token"));
+    ASSERT_TRUE(server_->start().ok());
+  }
+  void TearDown() override {
+    if (manager_) manager_->shutdown();
+    if (server_) server_->stop();
+  }
+
+  struct Reply {
+    int status = 0;
+    Json body;
+  };
+  Reply call(const std::string& method, const std::string& target, const std::string& body = "",
+             const auth::SigningKey* key = nullptr) {
+    http::ClientRequest request;
+    request.method = method;
+    request.url = "http://127.0.0.1:" + std::to_string(server_->port()) + target;
+    request.headers = auth::signRequest(key ? *key : admin_, method, target, body, std::chrono::system_clock::now());
+    if (!body.empty()) request.headers.emplace("Content-Type", "application/json");
+    request.body = body;
+    auto response = http::send(request);
+    if (!response) return {0, response.error().message};
+    return {response->status, Json::parse(response->body, nullptr, false)};
+  }
+
+  auth::SigningKey admin_;
+  auth::SigningKey user_;
+  std::unique_ptr<http::Server> server_;
+};
+
+TEST_F(AdminApiTest, ScalingGroupRoutes) {
+  auto created = call("POST", "/v1/scaling-groups", R"({"name": "gpu", "options": {"selector": {"spread": 2}}})");
+  ASSERT_EQ(created.status, 201) << created.body.dump();
+  EXPECT_EQ(created.body["options"]["selector"]["spread"], 2);
+  EXPECT_EQ(call("POST", "/v1/scaling-groups", R"({"name": "gpu"})").status, 409);
+  auto invalid = call("POST", "/v1/scaling-groups", R"({"name": "g", "selector": 7})");
+  EXPECT_EQ(invalid.status, 400);
+  EXPECT_EQ(invalid.body["type"], "invalid-request");
+  EXPECT_NE(invalid.body["detail"].get<std::string>().find("selector"), std::string::npos);
+  EXPECT_EQ(call("POST", "/v1/scaling-groups", "[1]").status, 400);
+
+  auto patched = call("PATCH", "/v1/scaling-groups/gpu", R"({"description": "A100s"})");
+  ASSERT_EQ(patched.status, 200) << patched.body.dump();
+  EXPECT_EQ(patched.body["description"], "A100s");
+  EXPECT_EQ(patched.body["options"]["selector"]["spread"], 2) << "kept";
+  auto got = call("GET", "/v1/scaling-groups/gpu");
+  ASSERT_EQ(got.status, 200);
+  EXPECT_EQ(got.body, patched.body);
+  auto list = call("GET", "/v1/scaling-groups");
+  ASSERT_EQ(list.status, 200);
+  ASSERT_EQ(list.body.size(), 1u);
+  EXPECT_EQ(list.body[0]["name"], "gpu");
+  EXPECT_EQ(call("GET", "/v1/scaling-groups/none").body["type"], "unknown-scaling-group");
+  EXPECT_EQ(call("DELETE", "/v1/scaling-groups/gpu").status, 405);
+  EXPECT_EQ(call("GET", "/v1/scaling-groups/gpu/extra").status, 404);
+  EXPECT_EQ(call("GET", "/v1/scaling-groups", "", &user_).status, 403) << "admins only";
+}
+
+TEST_F(AdminApiTest, ResourcePolicyAndKeypairRoutes) {
+  addAgent();
+  auto created = call("POST", "/v1/resource-policies",
+                      R"({"name": "small", "total_resource_slots": {"mem": "4g", "cpu": 2}, "max_pending_session_count": 1})");
+  ASSERT_EQ(created.status, 201) << created.body.dump();
+  EXPECT_EQ(created.body["total_resource_slots"], Json({{"cpu", "2"}, {"mem", "4294967296"}})) << "exact strings";
+  EXPECT_EQ(created.body["default_for_unspecified"], "UNLIMITED");
+  auto patched = call("PATCH", "/v1/resource-policies/small", R"({"default_for_unspecified": "LIMITED"})");
+  ASSERT_EQ(patched.status, 200) << patched.body.dump();
+  EXPECT_EQ(patched.body["max_pending_session_count"], 1);
+  EXPECT_EQ(call("GET", "/v1/resource-policies/small").body, patched.body);
+  EXPECT_EQ(call("GET", "/v1/resource-policies").body.size(), 1u);
+
+  const std::string target = "/v1/keypairs/" + user_.accessKey;
+  auto unknown = call("PATCH", target, R"({"resource_policy": "huge"})");
+  EXPECT_EQ(unknown.status, 404);
+  EXPECT_EQ(unknown.body["detail"], "no resource policy 'huge'");
+  EXPECT_EQ(call("PATCH", target, R"({"resource_policy": 1})").status, 400);
+  EXPECT_EQ(call("PATCH", target, R"({"admin": true})").status, 400);
+  EXPECT_EQ(call("PATCH", "/v1/keypairs/AKGHOST", R"({"resource_policy": ""})").status, 404);
+  auto set = call("PATCH", target, R"({"resource_policy": "small"})");
+  ASSERT_EQ(set.status, 200) << set.body.dump();
+  EXPECT_EQ(set.body["resource_policy"], "small");
+  EXPECT_FALSE(set.body.contains("secret_key"));
+  EXPECT_EQ(call("PATCH", target, R"({"resource_policy": ""})", &user_).status, 403) << "a user cannot lift its own";
+
+  auto key = call("POST", "/v1/keypairs", R"({"resource_policy": "small"})");
+  ASSERT_EQ(key.status, 201) << key.body.dump();
+  EXPECT_EQ(key.body["resource_policy"], "small");
+  EXPECT_EQ(call("POST", "/v1/keypairs", R"({"resource_policy": "huge"})").status, 404);
+  bool listed = false;
+  for (const auto& entry : call("GET", "/v1/keypairs").body) {
+    if (entry["access_key"] == user_.accessKey) listed = entry["resource_policy"] == "small";
+  }
+  EXPECT_TRUE(listed);
+
+  // The user's policy allows 1 pending session: the second is refused with 429.
+  EXPECT_EQ(call("POST", "/v1/sessions", R"({"command": ["true"], "resources": {"cpu": "2"}})", &user_).status, 201);
+  auto refused = call("POST", "/v1/sessions", R"({"command": ["true"], "resources": {"cpu": "2"}})", &user_);
+  EXPECT_EQ(refused.status, 429);
+  EXPECT_EQ(refused.body["type"], "too-many-pending");
+}
+
+}  // namespace
+}  // namespace bai::manager
