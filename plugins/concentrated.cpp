@@ -1,7 +1,8 @@
 // concentrated: packs sessions so whole agents stay free for big ones. Picks the agent
-// with the fewest idle slot kinds (idle: nothing of that slot reserved, remaining ==
-// capacity > 0), then the least remaining compared slot by slot in the view's order
-// (accelerators first), then the smallest agent id.
+// with the fewest spare device kinds the session does not ask for (so CPU-only sessions
+// keep off idle GPU nodes), then the fewest idle slot kinds (idle: nothing of that slot
+// reserved, remaining == capacity > 0), then the least remaining compared slot by slot
+// (the requested slots first, in the view's order), then the smallest agent id.
 //
 // Option {"prefer_shared": true} (default false) fights fragmentation of fractional GPUs:
 // when the session requests any "*.shares" slot, agents with more devices already shared
@@ -13,7 +14,9 @@
 
 namespace {
 
+using bai::policy::compareRemaining;
 using bai::policy::idBefore;
+using bai::policy::spareDeviceKinds;
 
 bool requestsShares(const bai_session_view& session, const bai_candidate_view& view) {
   for (std::uint32_t slot = 0; slot < view.slot_count; ++slot) {
@@ -31,15 +34,6 @@ std::uint32_t idleKinds(const bai_candidate_view& view, std::uint32_t agent) {
   return idle;
 }
 
-// -1, 0, 1 as agent a has less, equal or more remaining than b, the first slot deciding.
-int compareRemaining(const bai_candidate_view& view, std::uint32_t a, std::uint32_t b) {
-  for (std::uint32_t slot = 0; slot < view.slot_count; ++slot) {
-    const double x = view.remaining[slot][a], y = view.remaining[slot][b];
-    if (x != y) return x < y ? -1 : 1;
-  }
-  return 0;
-}
-
 class Concentrated {
  public:
   explicit Concentrated(const char* options)
@@ -50,19 +44,22 @@ class Concentrated {
     const bool byShared = preferShared_ && requestsShares(session, view);
     std::uint32_t best = 0;
     for (std::uint32_t i = 1; i < view.agent_count; ++i) {
-      if (better(view, byShared, i, best)) best = i;
+      if (better(session, view, byShared, i, best)) best = i;
     }
     return best;
   }
 
  private:
-  static bool better(const bai_candidate_view& view, bool byShared, std::uint32_t a, std::uint32_t b) {
+  static bool better(const bai_session_view& session, const bai_candidate_view& view, bool byShared, std::uint32_t a,
+                     std::uint32_t b) {
     if (byShared && view.shared_devices[a] != view.shared_devices[b]) {
       return view.shared_devices[a] > view.shared_devices[b];
     }
+    const std::uint32_t spareA = spareDeviceKinds(session, view, a), spareB = spareDeviceKinds(session, view, b);
+    if (spareA != spareB) return spareA < spareB;
     const std::uint32_t idleA = idleKinds(view, a), idleB = idleKinds(view, b);
     if (idleA != idleB) return idleA < idleB;
-    if (int c = compareRemaining(view, a, b); c != 0) return c < 0;
+    if (int c = compareRemaining(session, view, a, b); c != 0) return c < 0;
     return idBefore(view.agent_ids[a], view.agent_ids[b]);
   }
 

@@ -57,6 +57,33 @@ inline bool boolOption(const nlohmann::json& options, const char* key, bool fall
 // Byte order of agent ids, the tie-break every bundled selector uses.
 inline bool idBefore(const char* a, const char* b) { return std::strcmp(a, b) < 0; }
 
+// Device slot kinds ("cuda.device", "acme.device": names with a dot) an agent offers and
+// nobody uses there, that the session does not ask for. Placing a CPU-only session there
+// would tie up an accelerator node for nothing, so selectors weigh this first.
+inline std::uint32_t spareDeviceKinds(const bai_session_view& session, const bai_candidate_view& view, std::uint32_t agent) {
+  std::uint32_t spare = 0;
+  for (std::uint32_t slot = 0; slot < view.slot_count; ++slot) {
+    const double capacity = view.capacity[slot][agent];
+    spare += session.requested[slot] == 0 && capacity > 0 && view.remaining[slot][agent] == capacity &&
+             std::strchr(view.slot_names[slot], '.') != nullptr;
+  }
+  return spare;
+}
+
+// -1, 0, 1 as agent a has less, equal or more remaining than b: the slots the session
+// asks for decide first (in the view's order), then the others.
+inline int compareRemaining(const bai_session_view& session, const bai_candidate_view& view, std::uint32_t a,
+                            std::uint32_t b) {
+  for (const bool requested : {true, false}) {
+    for (std::uint32_t slot = 0; slot < view.slot_count; ++slot) {
+      if ((session.requested[slot] > 0) != requested) continue;
+      const double x = view.remaining[slot][a], y = view.remaining[slot][b];
+      if (x != y) return x < y ? -1 : 1;
+    }
+  }
+  return 0;
+}
+
 namespace detail {
 
 inline void writeError(char* error, std::size_t size, const char* message) {

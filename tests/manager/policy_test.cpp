@@ -192,6 +192,15 @@ TEST_F(PolicyTest, DrfPutsTheSmallestDominantShareFirstAndSkipsEmptySlots) {
   EXPECT_EQ(order("drf", pending), (std::vector<std::uint32_t>{4, 1, 3, 0, 2}));
 }
 
+TEST_F(PolicyTest, DrfInterleavesOwnersAsTheirSessionsWouldBePlaced) {
+  // Nobody holds anything yet (group: 8 GPUs). alice queued three 2-GPU sessions before
+  // bob's one. By shares alone all are 0 and age decides: a1 a2 a3 b1. Progressive
+  // filling counts a1 in alice's share (2/8 = 0.25), so bob (0) comes next: a1 b1 a2 a3.
+  Pending pending({"cuda.device"}, {8});
+  pending.add("a1", "alice", 1, {}, {2}).add("a2", "alice", 2, {}, {2}).add("a3", "alice", 3, {}, {2}).add("b1", "bob", 4, {}, {2});
+  EXPECT_EQ(order("drf", pending), (std::vector<std::uint32_t>{0, 3, 1, 2}));
+}
+
 TEST_F(PolicyTest, ConcentratedPicksFewestIdleKindsThenLeastRemaining) {
   // Slots cuda.device, cpu, mem; every agent has capacity {4, 32, 128}.
   //   a1 remaining {4, 32, 128}: all 3 kinds idle
@@ -222,6 +231,25 @@ TEST_F(PolicyTest, DispersedPicksMostRemaining) {
   Candidates tie({"cpu"});
   tie.add("y2", {8}, {8}).add("y1", {8}, {8});
   EXPECT_EQ(select("dispersed", tie), "y1");
+}
+
+TEST_F(PolicyTest, CpuOnlySessionsKeepOffIdleAcceleratorNodes) {
+  // gpu: 8 idle GPUs and 64 cpu left; cpu-node: no GPUs and 16 cpu left. A cpu-only
+  // session: both selectors avoid tying up the idle GPU node (1 spare device kind vs 0),
+  // although dispersed would otherwise prefer its larger remainder.
+  Candidates cpuOnly({"cuda.device", "cpu"});
+  cpuOnly.add("gpu", {8, 64}, {8, 64}).add("cpu-node", {0, 32}, {0, 16});
+  cpuOnly.requesting({0, 2});
+  EXPECT_EQ(select("dispersed", cpuOnly), "cpu-node");
+  EXPECT_EQ(select("concentrated", cpuOnly), "cpu-node");
+  // A GPU session goes to the GPU node, of course (the only candidate with GPUs would be
+  // offered anyway); with two GPU nodes, dispersed compares the requested GPUs first.
+  Candidates gpu({"cuda.device", "cpu"});
+  gpu.add("g1", {8, 64}, {2, 64}).add("g2", {8, 64}, {6, 8});
+  gpu.requesting({1, 1});
+  EXPECT_EQ(select("dispersed", gpu), "g2");
+  gpu.requesting({0, 1});  // cpu only: now cpu decides among nodes with no idle GPUs
+  EXPECT_EQ(select("dispersed", gpu), "g1");
 }
 
 TEST_F(PolicyTest, RoundRobinRotatesByAgentId) {
