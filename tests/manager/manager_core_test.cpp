@@ -42,6 +42,8 @@ class FakeAgentRpc {
   void stop() { server_.stop(); }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(server_.port()); }
   void setMode(Mode mode) { mode_ = mode; }
+  // Like a real agent whose free shares are scattered: refuses more than this on one GPU.
+  void setLargestShares(double largest) { largestShares_ = largest; }
   std::vector<std::string> created() const {
     std::lock_guard<std::mutex> lock(mutex_);
     return created_;
@@ -49,6 +51,10 @@ class FakeAgentRpc {
   std::vector<std::string> destroyed() const {
     std::lock_guard<std::mutex> lock(mutex_);
     return destroyed_;
+  }
+  std::vector<std::string> refused() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return refused_;
   }
 
  private:
@@ -64,6 +70,11 @@ class FakeAgentRpc {
       auto create = protocol::CreateSessionRequest::fromJson(request.body);
       EXPECT_TRUE(create.ok());
       std::lock_guard<std::mutex> lock(mutex_);
+      if (create->slots.get("cuda.shares").toDouble() > largestShares_) {
+        refused_.push_back(create->sessionId);
+        return {409, "application/json",
+                protocol::ApiError{"fractional-resource-fragmented", "Fragmented", "no GPU has that much free"}.toJson(), {}};
+      }
       created_.push_back(create->sessionId);
       protocol::SessionInfo info;
       info.id = create->sessionId;
@@ -84,9 +95,11 @@ class FakeAgentRpc {
 
   http::Server server_;
   std::atomic<Mode> mode_{Mode::Accept};
+  std::atomic<double> largestShares_{1e18};
   mutable std::mutex mutex_;
   std::vector<std::string> created_;
   std::vector<std::string> destroyed_;
+  std::vector<std::string> refused_;
 };
 
 protocol::AgentState nodeState(const std::string& rpcUrl, std::map<std::string, std::string> capacity,
@@ -102,6 +115,11 @@ protocol::AgentState nodeState(const std::string& rpcUrl, std::map<std::string, 
     state.slotTypes[slot] = slot == "mem" ? SlotType::Bytes : SlotType::Count;
   }
   for (const auto& id : running) state.sessions.push_back({id, protocol::SessionState::Running});
+  return state;
+}
+
+protocol::AgentState withLargest(protocol::AgentState state, const std::string& slot, const char* largest) {
+  state.largestAllocatable.set(SlotName::of(slot), *Quantity::parse(largest));
   return state;
 }
 
@@ -396,6 +414,141 @@ TEST_F(ManagerCoreTest, UsersSeeOnlyTheirOwnSessions) {
   EXPECT_EQ(manager_->listSessions(alice, std::nullopt).size(), 1u);
   EXPECT_EQ(manager_->listSessions(kAdmin, std::nullopt).size(), 1u);
   EXPECT_EQ(manager_->destroySession(alice, mine.id)->status, SessionStatus::Cancelled);
+}
+
+
+// ---- Scheduling: groups, policies, quotas, head of line ---------------------------------
+
+TEST_F(ManagerCoreTest, ANaivePlacementWouldBeRefusedOnTheFragmentedAgentButOursIsNot) {
+  FakeAgentRpc fragmented, whole;
+  fragmented.start();
+  whole.start();
+  fragmented.setLargestShares(0.6);  // 4 shares free in total, at most 0.6 on one GPU
+  startManager();
+  ScalingGroupRecord group;
+  group.name = "default";
+  group.selector = "dispersed";  // by remaining alone it would pick the fragmented agent
+  ASSERT_TRUE(manager_->upsertScalingGroup(group).ok());
+  report("fragmented", withLargest(nodeState(fragmented.url(), {{"cuda.shares", "4"}}), "cuda.shares", "0.6"));
+  report("whole", nodeState(whole.url(), {{"cuda.shares", "1"}}));
+  const SessionRecord session = submit({{"cuda.shares", "0.8"}});
+  ASSERT_TRUE(eventually([&] { return status(session.id) == SessionStatus::Running; }));
+  EXPECT_EQ(manager_->session(kAdmin, session.id)->agentId, "whole");
+  EXPECT_TRUE(fragmented.refused().empty()) << "never tried where it could not fit";
+  const SessionRecord small = submit({{"cuda.shares", "0.5"}});
+  ASSERT_TRUE(eventually([&] { return status(small.id) == SessionStatus::Running; }));
+  EXPECT_EQ(manager_->session(kAdmin, small.id)->agentId, "fragmented") << "what fits goes there";
+}
+
+TEST_F(ManagerCoreTest, EachScalingGroupRunsItsOwnPolicies) {
+  FakeAgentRpc rpc;
+  rpc.start();
+  startManager();
+  ScalingGroupRecord group;
+  group.name = "gpu";
+  group.selector = "dispersed";
+  ASSERT_TRUE(manager_->upsertScalingGroup(group).ok());
+  report("full", nodeState(rpc.url(), {{"cpu", "8"}}, {}, "gpu"));
+  report("empty", nodeState(rpc.url(), {{"cpu", "8"}}, {}, "gpu"));
+  const SessionRecord first = submit({{"cpu", "4"}}, kAdmin, "gpu");
+  ASSERT_TRUE(eventually([&] { return status(first.id) == SessionStatus::Running; }));
+  const SessionRecord spread = submit({{"cpu", "1"}}, kAdmin, "gpu");
+  ASSERT_TRUE(eventually([&] { return status(spread.id) == SessionStatus::Running; }));
+  EXPECT_NE(manager_->session(kAdmin, spread.id)->agentId, manager_->session(kAdmin, first.id)->agentId) << "dispersed";
+
+  group.selector = "concentrated";
+  ASSERT_TRUE(manager_->upsertScalingGroup(group).ok());
+  const SessionRecord packed = submit({{"cpu", "1"}}, kAdmin, "gpu");
+  ASSERT_TRUE(eventually([&] { return status(packed.id) == SessionStatus::Running; }));
+  EXPECT_EQ(manager_->session(kAdmin, packed.id)->agentId, manager_->session(kAdmin, first.id)->agentId)
+      << "concentrated: onto the fuller agent";
+
+  group.selector = "no-such-policy";
+  ASSERT_TRUE(manager_->upsertScalingGroup(group).ok());
+  const SessionRecord stuck = submit({{"cpu", "1"}}, kAdmin, "gpu");
+  ASSERT_TRUE(eventually([&] { return manager_->pendingReason(stuck.id).find("no-such-policy") != std::string::npos; }))
+      << manager_->pendingReason(stuck.id);
+  EXPECT_EQ(status(stuck.id), SessionStatus::Pending);
+}
+
+TEST_F(ManagerCoreTest, ASessionOverQuotaWaitsWithTheReasonAndBlocksNobody) {
+  FakeAgentRpc rpc;
+  rpc.start();
+  startManager();
+  report("a", nodeState(rpc.url(), {{"cpu", "8"}}));
+  ResourcePolicyRecord policy;
+  policy.name = "small";
+  policy.totalResourceSlots.set(SlotName::of("cpu"), Quantity(2));
+  policy.maxConcurrentSessions = 2;
+  ASSERT_TRUE(manager_->upsertResourcePolicy(policy).ok());
+  auto keypair = manager_->createKeypair(false, "small");
+  ASSERT_TRUE(keypair.ok());
+  const Caller user{keypair->accessKey, false};
+
+  const SessionRecord first = submit({{"cpu", "2"}}, user);
+  ASSERT_TRUE(eventually([&] { return status(first.id) == SessionStatus::Running; }));
+  const SessionRecord over = submit({{"cpu", "1"}}, user);
+  const SessionRecord other = submit({{"cpu", "1"}});  // the admin's, submitted later
+  ASSERT_TRUE(eventually([&] { return status(other.id) == SessionStatus::Running; })) << "quota waits block nobody";
+  EXPECT_EQ(status(over.id), SessionStatus::Pending);
+  const std::string reason = manager_->pendingReason(over.id);
+  EXPECT_NE(reason.find("small"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("cpu"), std::string::npos) << reason;
+
+  event("a", 1, first.id, protocol::EventKind::Exited, 0);
+  ASSERT_TRUE(eventually([&] { return status(over.id) == SessionStatus::Running; })) << "room in the quota again";
+}
+
+TEST_F(ManagerCoreTest, HowManyMayPassAWaitingSessionIsBounded) {
+  FakeAgentRpc rpc;
+  rpc.start();
+  startManager();
+  ScalingGroupRecord group;
+  group.name = "default";
+  group.holMaxPasses = 1;
+  ASSERT_TRUE(manager_->upsertScalingGroup(group).ok());
+  report("a", nodeState(rpc.url(), {{"cpu", "8"}}));
+  const SessionRecord running = submit({{"cpu", "6"}});
+  ASSERT_TRUE(eventually([&] { return status(running.id) == SessionStatus::Running; }));
+  const SessionRecord big = submit({{"cpu", "4"}});  // 2 free: waits
+  ASSERT_TRUE(eventually([&] { return !manager_->pendingReason(big.id).empty(); }));
+  const SessionRecord passes = submit({{"cpu", "1"}});  // may pass it once
+  ASSERT_TRUE(eventually([&] { return status(passes.id) == SessionStatus::Running; }));
+  const SessionRecord blocked = submit({{"cpu", "1"}});  // would fit, but big has priority now
+  ASSERT_TRUE(eventually([&] { return manager_->pendingReason(blocked.id).find(big.id) != std::string::npos; }))
+      << manager_->pendingReason(blocked.id);
+  EXPECT_EQ(status(blocked.id), SessionStatus::Pending);
+  // A session no agent could ever hold does not get priority: it must not stop the queue.
+  const SessionRecord impossible = submit({{"cpu", "100"}});
+  ASSERT_TRUE(eventually([&] { return !manager_->pendingReason(impossible.id).empty(); }));
+
+  event("a", 1, running.id, protocol::EventKind::Exited, 0);  // 7 free: big first, then the rest
+  ASSERT_TRUE(eventually([&] { return status(blocked.id) == SessionStatus::Running; }));
+  EXPECT_EQ(status(big.id), SessionStatus::Running);
+  EXPECT_LE(manager_->session(kAdmin, big.id)->scheduledAtMillis, manager_->session(kAdmin, blocked.id)->scheduledAtMillis);
+  EXPECT_EQ(manager_->pendingReason(impossible.id).find("priority"), std::string::npos);
+}
+
+TEST_F(ManagerCoreTest, DrfLetsTheSmallerShareGoFirst) {
+  FakeAgentRpc rpc;
+  rpc.start();
+  startManager();
+  ScalingGroupRecord group;
+  group.name = "default";
+  group.sequencer = "drf";
+  ASSERT_TRUE(manager_->upsertScalingGroup(group).ok());
+  report("a", nodeState(rpc.url(), {{"cpu", "4"}}));
+  const Caller heavy{"AKHEAVY", false}, light{"AKLIGHT", false};
+  const SessionRecord held = submit({{"cpu", "3"}}, heavy);
+  const SessionRecord filler = submit({{"cpu", "1"}});
+  ASSERT_TRUE(eventually([&] { return status(held.id) == SessionStatus::Running && status(filler.id) == SessionStatus::Running; }));
+  // The group is full. heavy asks first, light later; heavy already holds 3/4 of it.
+  const SessionRecord heavyNext = submit({{"cpu", "1"}}, heavy);
+  const SessionRecord lightNext = submit({{"cpu", "1"}}, light);
+  event("a", 1, filler.id, protocol::EventKind::Exited, 0);  // one cpu free: who gets it?
+  ASSERT_TRUE(eventually([&] { return status(heavyNext.id) == SessionStatus::Running || status(lightNext.id) == SessionStatus::Running; }));
+  EXPECT_EQ(status(lightNext.id), SessionStatus::Running);
+  EXPECT_EQ(status(heavyNext.id), SessionStatus::Pending);
 }
 
 }  // namespace
