@@ -98,15 +98,18 @@ std::vector<const AgentView*> PlacementIndex::candidates(const SessionRecord& se
       const auto first = keys.lower_bound({amount, ""});
       if (preference == BAI_PREFER_MOST_REMAINING) {
         for (auto it = keys.rbegin(); it != keys.rend() && it->first >= amount && out.size() < limit; ++it) consider(it->second);
-      } else if (preference == BAI_PREFER_ANY && !rotation_.empty()) {
+      } else if (preference == BAI_PREFER_ANY && rotation_.count(primary) != 0) {
         // A window that starts after the previous one and wraps round the fitting range.
-        auto start = std::find_if(first, keys.end(), [&](const Key& k) { return k.second > rotation_; });
+        auto start = keys.upper_bound(rotation_[primary]);
+        if (first == keys.end() || start == keys.end() || *start < *first) start = first;
         for (auto it = start; it != keys.end() && out.size() < limit; ++it) consider(it->second);
         for (auto it = first; it != start && out.size() < limit; ++it) consider(it->second);
       } else {
         for (auto it = first; it != keys.end() && out.size() < limit; ++it) consider(it->second);
       }
-      if (preference == BAI_PREFER_ANY && !out.empty()) rotation_ = out.front()->record.id;
+      if (preference == BAI_PREFER_ANY && !out.empty()) {
+        rotation_[primary] = {out.front()->remaining(primary), out.front()->record.id};
+      }
     }
     if (out.empty() && reason != nullptr) {
       const Key* best = slot == bySlot_.end() || slot->second.empty() ? nullptr : &*slot->second.rbegin();

@@ -70,7 +70,7 @@ class PlacementIndex {
   std::map<std::string, std::multiset<Quantity>> capacities_;  // slot -> the agents' capacities
   std::map<std::string, std::map<std::string, Quantity>> capacityOf_;  // agent -> slot -> capacity as indexed
   std::map<std::string, Quantity> totals_;                      // slot -> sum of the capacities
-  std::string rotation_;                                       // where the last BAI_PREFER_ANY window began
+  std::map<std::string, Key> rotation_;  // slot -> where the last BAI_PREFER_ANY window began
 };
 
 }  // namespace bai::manager

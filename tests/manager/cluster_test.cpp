@@ -62,6 +62,11 @@ TEST(PlacementIndex, ARotatingWindowStartsAfterThePreviousOne) {
   std::string starts;
   for (int i = 0; i < 4; ++i) starts += index.candidates(request({{"cpu", "1"}}), BAI_PREFER_ANY, 1, {}, nullptr)[0]->record.id;
   EXPECT_EQ(starts, "abca");
+  // Once a rotation exists, a request nothing fits must find nothing (and not walk off
+  // the end of the index, as it once did).
+  std::string reason;
+  EXPECT_TRUE(index.candidates(request({{"cpu", "5"}}), BAI_PREFER_ANY, 1, {}, &reason).empty());
+  EXPECT_EQ(reason, "no agent has cpu 5 free (best: c with 4)");
 }
 
 TEST(PlacementIndex, EverySlotMustFitAndTheReasonNamesTheShortSlot) {
