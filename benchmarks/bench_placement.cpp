@@ -854,6 +854,33 @@ void BM_EndToEnd(benchmark::State& state) {
   }
 }
 
+// The agent call of one placement alone: the manager's create-session RPC (libcurl, a
+// kept-alive connection) to an agent that answers at once, so the figure is the call's
+// own cost on loopback, without the agent's work of starting a process.
+void BM_AgentCall(benchmark::State& state) {
+  const std::string token = "bench-cluster-token";
+  FakeAgentRpc rpc(token);
+  rpc.start();
+  const bai::manager::AgentClient client(token, std::chrono::seconds(5));
+  protocol::CreateSessionRequest request;
+  request.command = {"true"};
+  request.slots.set(bai::SlotName::of("cpu"), bai::Quantity(1));
+  LatencySampler sampler(state);
+  std::uint64_t n = 0;
+  for (auto _ : state) {
+    request.sessionId = "call-" + std::to_string(n++);
+    const auto start = Clock::now();
+    auto created = client.createSession(rpc.url(), request);
+    const auto elapsed = Clock::now() - start;
+    if (!created) die("create-session: " + created.error().describe());
+    state.SetIterationTime(seconds(elapsed));
+    sampler.add(elapsed);
+  }
+  state.SetItemsProcessed(state.iterations());
+  sampler.report(state);
+}
+BENCHMARK(BM_AgentCall)->UseManualTime()->Unit(benchmark::kMicrosecond);
+
 BENCHMARK(BM_EndToEnd)
     ->ArgNames({"agents", "batch"})
     ->Args({100, 100})
