@@ -14,6 +14,8 @@
 #include "alloc/alloc_map.hpp"
 #include "alloc/node_allocator.hpp"
 
+#include "bench_support.hpp"
+
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -46,17 +48,8 @@ using bai::core::NodeAllocator;
 
 // ---- Setup helpers ----------------------------------------------------------------
 
-// Setup failures are bugs in this file, not measurements: stop loudly.
-[[noreturn]] void die(const std::string& what) {
-  std::fprintf(stderr, "bench_alloc: setup failed: %s\n", what.c_str());
-  std::abort();
-}
-
-template <class T, class E>
-T orDie(Result<T, E> result, const char* what) {
-  if (!result) die(std::string(what) + ": " + result.error().message);
-  return std::move(result).value();
-}
+using bai::bench::die;
+using bai::bench::orDie;
 
 Quantity gib(std::int64_t n) { return Quantity(n << 30); }
 
@@ -124,44 +117,23 @@ double occupiedPercent(const AllocMap& map) {
 
 // Per-operation latency percentiles. libbenchmark reports the mean time per iteration
 // (its statistics are across repetitions), so we keep our own samples: every
-// kStride-th allocate+free pair is bracketed by two steady_clock::now() calls
+// kSampleStride-th allocate+free pair is bracketed by two steady_clock::now() calls
 // (clock_gettime through the vDSO, ~20 ns each on x86-64 Linux). That adds about
 // 40 ns / 16 = 2.5 ns to the mean per iteration, and each sample includes one clock
 // read (~20 ns), which we do not subtract. The sample buffer is reserved before the
 // timed loop, so recording never allocates.
-class LatencySampler {
- public:
-  static constexpr std::uint64_t kStride = 16;
+constexpr std::uint64_t kSampleStride = 16;
 
-  explicit LatencySampler(const benchmark::State& state) {
-    samples_.reserve(static_cast<std::size_t>(state.max_iterations / kStride + 1));
-  }
-  void add(std::chrono::nanoseconds elapsed) { samples_.push_back(elapsed.count()); }
-  void report(benchmark::State& state) {
-    if (samples_.empty()) return;
-    state.counters["p50_ns"] = percentile(0.50);
-    state.counters["p99_ns"] = percentile(0.99);
-  }
-
- private:
-  double percentile(double q) {
-    const auto k = static_cast<std::size_t>(q * static_cast<double>(samples_.size() - 1));
-    std::nth_element(samples_.begin(), samples_.begin() + static_cast<std::ptrdiff_t>(k), samples_.end());
-    return static_cast<double>(samples_[k]);
-  }
-
-  std::vector<std::int64_t> samples_;
-};
 
 // Runs `roundTrip` (one allocate+free; returns false after calling SkipWithError) once
-// per iteration, timing every kStride-th call for the percentiles.
+// per iteration, timing every kSampleStride-th call for the percentiles.
 template <class RoundTrip>
 void runRoundTrips(benchmark::State& state, RoundTrip&& roundTrip) {
-  LatencySampler sampler(state);
+  bai::bench::LatencySampler sampler(static_cast<std::size_t>(state.max_iterations / kSampleStride));
   std::uint64_t iteration = 0;
   for (auto _ : state) {
     bool ok;
-    if (iteration++ % LatencySampler::kStride == 0) {
+    if (iteration++ % kSampleStride == 0) {
       const auto start = std::chrono::steady_clock::now();
       ok = roundTrip();
       sampler.add(std::chrono::steady_clock::now() - start);
@@ -170,7 +142,7 @@ void runRoundTrips(benchmark::State& state, RoundTrip&& roundTrip) {
     }
     if (!ok) return;
   }
-  sampler.report(state);
+  sampler.report(state, "", false);  // p50_ns, p99_ns
 }
 
 bool mapRoundTrip(benchmark::State& state, AllocMap& map, Quantity amount) {

@@ -23,6 +23,8 @@
 
 #include <bai/protocol.hpp>
 
+#include "bench_support.hpp"
+
 #include <benchmark/benchmark.h>
 #include <curl/curl.h>
 
@@ -57,32 +59,14 @@ using bai::SlotName;
 using bai::SlotType;
 namespace protocol = bai::protocol;
 
-using Clock = std::chrono::steady_clock;
+using bai::bench::Clock;
+using bai::bench::reportPercentiles;
+using bai::bench::seconds;
+using bai::bench::TempDir;
 
 // ---- Helpers --------------------------------------------------------------------------
 
-double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 Quantity gib(std::int64_t n) { return Quantity(n << 30); }
-
-// A fresh directory under $TMPDIR, removed with everything in it.
-class TempDir {
- public:
-  explicit TempDir(const char* prefix) {
-    std::string pattern = (std::filesystem::temp_directory_path() / (std::string(prefix) + "-XXXXXX")).string();
-    if (::mkdtemp(pattern.data()) != nullptr) path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  bool ok() const { return !path_.empty(); }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
 
 std::string lastLines(const std::filesystem::path& file, std::size_t bytes = 1500) {
   std::ifstream in(file);
@@ -99,7 +83,7 @@ std::string lastLines(const std::filesystem::path& file, std::size_t bytes = 150
 // process (PR_SET_PDEATHSIG), so a crashed benchmark leaves no daemon behind.
 class ManagerProcess {
  public:
-  explicit ManagerProcess(const std::string& synchronous) : dir_("bai-bench-heartbeat"), synchronous_(synchronous) {}
+  explicit ManagerProcess(const std::string& synchronous) : synchronous_(synchronous) {}
   ~ManagerProcess() { stop(); }
   ManagerProcess(const ManagerProcess&) = delete;
   ManagerProcess& operator=(const ManagerProcess&) = delete;
@@ -111,7 +95,6 @@ class ManagerProcess {
     if (binary.empty() || ::access(binary.c_str(), X_OK) != 0) {
       return "no bai-manager binary at '" + binary + "' (set BAI_MANAGER)";
     }
-    if (!dir_.ok()) return "cannot create a temporary directory";
     token_ = "bench-heartbeat-token-" + std::to_string(::getpid());
     const auto tokenFile = dir_.path() / "cluster-token";
     if (auto written = bai::writeSecretFile(tokenFile, token_ + "\n"); !written) return written.error().message;
@@ -433,18 +416,6 @@ HeartbeatCluster* clusterFor(benchmark::State& state, const std::string& synchro
   }
   cluster = std::move(fresh);
   return cluster.get();
-}
-
-// Counters p50_us and p99_us (`<prefix>p50_us`, ...) from nanosecond samples.
-void reportPercentiles(benchmark::State& state, std::vector<std::int64_t>& samples, const std::string& prefix) {
-  if (samples.empty()) return;
-  auto percentile = [&](double q) {
-    const auto k = static_cast<std::size_t>(q * static_cast<double>(samples.size() - 1));
-    std::nth_element(samples.begin(), samples.begin() + static_cast<std::ptrdiff_t>(k), samples.end());
-    return static_cast<double>(samples[k]) / 1000.0;
-  };
-  state.counters[prefix + "p50_us"] = percentile(0.50);
-  state.counters[prefix + "p99_us"] = percentile(0.99);
 }
 
 // fullEvery: 0 digest-only heartbeats, 1 every heartbeat a full state, N one in N.

@@ -18,6 +18,7 @@
 // test (`meson test --suite benchmark-smoke`) skips them with --benchmark_filter=-LARGE.
 // Temporary databases go under $TMPDIR (default /tmp): point it at the disk you care about.
 
+#include "bench_support.hpp"
 #include "cluster.hpp"
 #include "http_server.hpp"
 #include "manager.hpp"
@@ -74,59 +75,18 @@ using bai::manager::StoreTransaction;
 namespace http = bai::http;
 namespace protocol = bai::protocol;
 
-using Clock = std::chrono::steady_clock;
+using bai::bench::Clock;
+using bai::bench::die;
+using bai::bench::LatencySampler;
+using bai::bench::orDie;
+using bai::bench::seconds;
+using bai::bench::TempDir;
+using bai::bench::threadCpuNow;
 
 // ---- Setup helpers ----------------------------------------------------------------
 
-// Setup failures are bugs in this file, not measurements: stop loudly.
-[[noreturn]] void die(const std::string& what) {
-  std::fprintf(stderr, "bench_placement: setup failed: %s\n", what.c_str());
-  std::abort();
-}
-
-template <class T, class E>
-T orDie(Result<T, E> result, const char* what) {
-  if (!result) die(std::string(what) + ": " + result.error().message);
-  return std::move(result).value();
-}
-
-template <class E>
-void orDie(Result<void, E> result, const char* what) {
-  if (!result) die(std::string(what) + ": " + result.error().message);
-}
-
 Quantity q(const char* text) { return orDie(Quantity::parse(text), "Quantity::parse"); }
 Quantity gib(std::int64_t n) { return Quantity(n << 30); }
-
-double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
-
-// CPU time of the calling thread: unlike wall time, it does not grow while other
-// processes on the shared cores run instead of us.
-std::chrono::nanoseconds threadCpuNow() {
-  timespec now{};
-  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
-  return std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec);
-}
-
-// A fresh directory under $TMPDIR, removed with everything in it.
-class TempDir {
- public:
-  explicit TempDir(const char* prefix) {
-    std::string pattern = (std::filesystem::temp_directory_path() / (std::string(prefix) + "-XXXXXX")).string();
-    if (::mkdtemp(pattern.data()) == nullptr) die("mkdtemp " + pattern);
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
 
 // splitmix64: a deterministic cluster for every run.
 class Random {
@@ -268,30 +228,6 @@ std::vector<SessionRecord> requestStream() {
 
 // Per-operation latency percentiles from every sample (the operations here take
 // microseconds to seconds, so two clock reads per operation cost nothing that matters).
-class LatencySampler {
- public:
-  explicit LatencySampler(const benchmark::State& state, std::size_t perIteration = 1) {
-    samples_.reserve(static_cast<std::size_t>(state.max_iterations) * perIteration + 1);
-  }
-  void add(Clock::duration elapsed) {
-    samples_.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count());
-  }
-  // Counters `<prefix>p50_us` and `<prefix>p99_us`.
-  void report(benchmark::State& state, const std::string& prefix = "") {
-    if (samples_.empty()) return;
-    state.counters[prefix + "p50_us"] = percentile(0.50) / 1000.0;
-    state.counters[prefix + "p99_us"] = percentile(0.99) / 1000.0;
-  }
-
- private:
-  double percentile(double q) {
-    const auto k = static_cast<std::size_t>(q * static_cast<double>(samples_.size() - 1));
-    std::nth_element(samples_.begin(), samples_.begin() + static_cast<std::ptrdiff_t>(k), samples_.end());
-    return static_cast<double>(samples_[k]);
-  }
-
-  std::vector<std::int64_t> samples_;
-};
 
 // ---- 1. One decision in memory ---------------------------------------------------------
 
@@ -501,7 +437,7 @@ void BM_StoreReserve(benchmark::State& state, bool fullSync) {
   constexpr std::size_t kPool = 256;           // pending sessions inserted per batch (untimed)
   constexpr std::size_t kWindow = 256;         // reservations alive at a time
   constexpr std::size_t kReleaseBatch = 64;    // released per transaction (untimed)
-  TempDir dir("bai-bench-store");
+  TempDir dir;
   auto store = openFileStore(dir.path() / "reserve.db", fullSync);
   orDie(store->write([&](StoreTransaction& tx) -> Result<void> {
           for (const auto& [slot, type] : std::map<std::string, SlotType>{
@@ -774,7 +710,7 @@ void BM_EndToEnd(benchmark::State& state) {
   const auto agentCount = static_cast<std::size_t>(state.range(0));
   const auto batch = static_cast<std::size_t>(state.range(1));
   const std::string token = "bench-cluster-token";
-  TempDir dir("bai-bench-e2e");
+  TempDir dir;
   FakeAgentRpc rpc(token);
   rpc.start();
 

@@ -294,6 +294,12 @@ void Manager::startOnAgent(const std::string& id) {
   auto it = active_.find(id);
   if (it == active_.end() || it->second.status != SessionStatus::Scheduled) {
     inFlight_.erase(id);
+    // Destroyed while this call was queued: destroySession left the stop to us (the id
+    // was in flight). The agent answers 404 if it never got it, and the session is over.
+    if (it != active_.end() && it->second.status == SessionStatus::Terminating) {
+      inFlight_.insert(id);
+      dispatch([this, id] { destroyOnAgent(id); });
+    }
     return;
   }
   const protocol::CreateSessionRequest request{id, it->second.command, it->second.env, it->second.requested};
