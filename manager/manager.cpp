@@ -49,6 +49,17 @@ Result<std::unique_ptr<Manager>> Manager::start(ManagerSettings settings, std::u
   auto catalog = PolicyCatalog::load(dirs, manager->log_);
   if (!catalog) return fail(catalog.error().code, "policies: " + catalog.error().message);
   manager->policies_ = std::make_unique<PolicyCatalog>(std::move(*catalog));
+  // Said once at start: otherwise only each pending session's reason would tell.
+  for (const auto& [kind, name] : {std::pair{PolicyKind::Sequencer, manager->settings_.sequencer},
+                                   std::pair{PolicyKind::Selector, manager->settings_.selector}}) {
+    const auto known = manager->policies_->names(kind);
+    if (std::find(known.begin(), known.end(), name) != known.end()) continue;
+    std::string where;
+    for (const auto& dir : dirs) where += (where.empty() ? "" : ", ") + dir.string();
+    manager->log(LogLevel::Error, std::string("the default ") + (kind == PolicyKind::Sequencer ? "sequencer" : "selector") +
+                                      " '" + name + "' is not installed in " + (where.empty() ? "(no policy path)" : where) +
+                                      ": sessions of groups without their own policies will wait");
+  }
   if (auto recovered = manager->recover(); !recovered) return fail(recovered.error().code, recovered.error().message);
   manager->scheduler_ = std::thread([m = manager.get()] { m->schedulerLoop(); });
   manager->waiterThread_ = std::thread([m = manager.get()] { m->waiterLoop(); });

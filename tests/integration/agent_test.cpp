@@ -2,6 +2,7 @@
 // over HTTP, reporting to a fake manager.
 #include "../report/fake_manager.hpp"
 #include "http_client.hpp"
+#include "wait.hpp"
 
 #include <bai/protocol.hpp>
 
@@ -30,26 +31,6 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using json = nlohmann::json;
-
-std::string env(const char* name) {
-  const char* value = std::getenv(name);
-  return value != nullptr ? value : "";
-}
-
-std::string readFile(const fs::path& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-template <class Predicate>
-bool eventually(Predicate done, std::chrono::milliseconds limit = 10s) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (done()) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return done();
-}
 
 // One bai-agent process with its own state dir, token and config.
 class AgentProcess {

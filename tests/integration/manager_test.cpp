@@ -4,6 +4,7 @@
 #include "http_client.hpp"
 #include "signed_client.hpp"
 #include "temp_dir.hpp"
+#include "wait.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -41,26 +42,6 @@ using namespace std::chrono_literals;
 using json = nlohmann::json;
 
 constexpr const char* kMarkerVariable = "BAI_MANAGER_TEST_RUN";
-
-std::string env(const char* name) {
-  const char* value = std::getenv(name);
-  return value != nullptr ? value : "";
-}
-
-std::string readFile(const fs::path& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-template <class Predicate>
-bool eventually(Predicate done, std::chrono::milliseconds limit = 10s) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (done()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return done();
-}
 
 bool isFinal(const std::string& status) { return status == "TERMINATED" || status == "CANCELLED" || status == "ERROR"; }
 

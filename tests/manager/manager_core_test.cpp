@@ -4,6 +4,7 @@
 #include "manager.hpp"
 
 #include "../support/temp_dir.hpp"
+#include "../support/wait.hpp"
 
 #include <gtest/gtest.h>
 
@@ -17,15 +18,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-template <class F>
-bool eventually(F condition, std::chrono::milliseconds limit = 5000ms) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return condition();
-}
+using bai::testing::eventually;
 
 // An agent's RPC that starts whatever it is asked (or refuses, or is away).
 class FakeAgentRpc {
