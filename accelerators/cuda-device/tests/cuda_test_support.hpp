@@ -1,0 +1,50 @@
+// Shared helpers of the cuda-device tests: the plugin and fake NVML paths, scenario
+// configs with a sysfs tree of their NUMA nodes, and schema checks of every payload.
+#pragma once
+
+#include <direct_plugin.hpp>
+#include <temp_dir.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace bai::cuda::testing {
+
+using nlohmann::json;
+
+std::string pluginPath();                  // BAI_CUDA_DEVICE_PLUGIN
+std::string fakeLibrary();                 // BAI_FAKE_NVML_LIBRARY: every symbol
+std::string minimalFakeLibrary();          // BAI_FAKE_NVML_MINIMAL_LIBRARY: no optional symbols
+std::string noCountFakeLibrary();          // BAI_FAKE_NVML_NO_COUNT_LIBRARY: lacks a required one
+std::string scenarioPath(std::string_view name);  // BAI_FAKE_SCENARIO_DIR/<name>.json
+
+// A scenario made current: BAI_FAKE_NVML_CONFIG names it (read at the fake's first
+// nvmlInit_v2) and a sysfs tree in a temporary directory holds its GPUs' NUMA nodes.
+class Scenario {
+ public:
+  explicit Scenario(std::string_view name);
+  // The plugin config: the fake library and the sysfs tree, with `settings` laid over it.
+  json config(const json& settings = json::object()) const;
+  std::string sysfsRoot() const { return (sysfs_.path() / "sys").string(); }
+  const json& document() const { return document_; }
+  std::string gpuUuid(std::size_t index) const;
+
+ private:
+  std::string path_;
+  json document_;
+  bai::test::TempDir sysfs_;
+};
+
+// Parses a payload and checks it against docs/abi/<schema>.schema.json.
+json parsePayload(std::string_view schema, const std::string& text);
+
+// A session document for prepare/release.
+std::string session(std::string_view id, const json& allocation);
+
+// The lines the plugin logged at `level` ("2: ...").
+std::vector<std::string> logLines(const bai::testing::DirectPlugin& plugin, int level);
+
+}  // namespace bai::cuda::testing
