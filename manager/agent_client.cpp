@@ -9,8 +9,8 @@ std::string AgentCallError::describe() const {
   return error.type + ": " + (error.detail.empty() ? error.title : error.detail);
 }
 
-AgentClient::AgentClient(std::string clusterToken, std::chrono::milliseconds timeout)
-    : token_(std::move(clusterToken)), timeout_(timeout) {}
+AgentClient::AgentClient(std::string clusterToken, std::chrono::milliseconds timeout, std::string caFile)
+    : token_(std::move(clusterToken)), timeout_(timeout), caFile_(std::move(caFile)) {}
 
 AgentCall<AgentReply> AgentClient::call(const std::string& method, const std::string& url, const std::string& body) const {
   http::ClientRequest request;
@@ -20,6 +20,7 @@ AgentCall<AgentReply> AgentClient::call(const std::string& method, const std::st
   request.headers = {{"Authorization", "Bearer " + token_}};
   if (!body.empty()) request.headers["Content-Type"] = "application/json";
   request.timeout = timeout_;
+  request.caFile = caFile_;
   request.connectTimeout = std::min(timeout_, std::chrono::milliseconds(2000));
   auto response = http::send(request);
   if (!response) return Failure{AgentCallError{0, {"agent-unreachable", "Agent unreachable", response.error().message}}};

@@ -32,7 +32,8 @@ struct AgentReply {
 
 class AgentClient {
  public:
-  AgentClient(std::string clusterToken, std::chrono::milliseconds timeout);
+  // `caFile`: the PEM bundle agents' RPC certificates are verified with (empty: the system's).
+  AgentClient(std::string clusterToken, std::chrono::milliseconds timeout, std::string caFile = "");
 
   AgentCall<protocol::SessionInfo> createSession(const std::string& rpcUrl, const protocol::CreateSessionRequest& request) const;
   AgentCall<protocol::SessionInfo> destroySession(const std::string& rpcUrl, const std::string& sessionId) const;
@@ -46,6 +47,7 @@ class AgentClient {
 
   std::string token_;  // never logged, never in an error
   std::chrono::milliseconds timeout_;
+  std::string caFile_;
 };
 
 }  // namespace bai::manager

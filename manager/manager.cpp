@@ -40,7 +40,7 @@ Manager::Manager(ManagerSettings settings, std::unique_ptr<Store> store, std::st
       store_(std::move(store)),
       clusterToken_(std::move(clusterToken)),
       log_(std::move(log)),
-      agentClient_(clusterToken_, settings_.agentRpcTimeout) {}
+      agentClient_(clusterToken_, settings_.agentRpcTimeout, settings_.agentCaFile) {}
 
 Result<std::unique_ptr<Manager>> Manager::start(ManagerSettings settings, std::unique_ptr<Store> store,
                                                 std::string clusterToken, LogSink log) {
@@ -149,6 +149,7 @@ Result<void> Manager::recover() {
       }
     }
     view.record = std::move(record);
+    dirtyAgents_.insert(view.record.id);  // placeable at once, not only after its next report
     agents_[view.record.id] = std::move(view);
   }
   int retried = 0;

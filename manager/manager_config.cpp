@@ -25,6 +25,8 @@ const config::Schema& managerConfigSchema() {
       {"manager.max-wait", KeyType::Seconds, "600", "longest GET /v1/sessions/{id}?wait= in seconds"},
       {"agents.heartbeat-timeout", KeyType::Seconds, "15", "an agent silent this long is LOST (3 heartbeat intervals)"},
       {"agents.rpc-timeout", KeyType::Seconds, "10", "deadline of each call to an agent's RPC"},
+      {"agents.tls-ca-file", KeyType::String, "\"\"",
+       "PEM bundle that agents' HTTPS certificates are verified with (default: the system's)"},
       {"store.synchronous", KeyType::String, "\"normal\"", "SQLite synchronous mode: normal or full"},
       {"scheduler.sequencer", KeyType::String, "\"fifo\"",
        "sequencer of scaling groups without their own: fifo, lifo, drf or another installed policy"},
@@ -88,6 +90,8 @@ Result<ManagerSettings> managerSettings(const config::Config& c) {
   if (s.heartbeatTimeout.count() < 100) return fail(ErrorCode::InvalidArgument, "agents.heartbeat-timeout must be at least 0.1 s");
   s.agentRpcTimeout = millis(c.seconds("agents.rpc-timeout"));
   if (s.agentRpcTimeout.count() < 10) return fail(ErrorCode::InvalidArgument, "agents.rpc-timeout must be at least 0.01 s");
+  s.agentCaFile = c.string("agents.tls-ca-file");
+  if (!s.agentCaFile.empty()) s.agentCaFile = std::filesystem::absolute(s.agentCaFile, ec).string();
   const std::string sync = c.string("store.synchronous");
   if (sync != "normal" && sync != "full") {
     return fail(ErrorCode::InvalidArgument, "store.synchronous: '" + sync + "' is not normal or full");

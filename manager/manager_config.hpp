@@ -26,6 +26,7 @@ struct ManagerSettings {
   LogLevel logLevel = LogLevel::Info;
   std::chrono::milliseconds heartbeatTimeout{15000};
   std::chrono::milliseconds agentRpcTimeout{10000};
+  std::string agentCaFile;  // verifies agents' HTTPS RPC; empty: the system's CA bundle
   bool storeFullSync = false;
   // Policies of a scaling group that has no record of its own (plugin names).
   std::string sequencer = "fifo";

@@ -19,6 +19,7 @@ struct ClientRequest {
   std::chrono::milliseconds timeout{10000};  // the whole exchange
   std::size_t maxReplyBytes = 16u << 20;
   bool verifyTls = true;
+  std::string caFile;  // PEM bundle to verify the server with instead of the system's
 };
 
 struct ClientResponse {

@@ -25,15 +25,16 @@ class FakeAgentRpc {
  public:
   enum class Mode { Accept, Refuse, BadRequest };
 
-  explicit FakeAgentRpc(std::uint16_t port = 0)
-      : server_({"127.0.0.1", port, 1, 1 << 20, "", ""}, [this](const http::Request& r) { return handle(r); }) {}
+  explicit FakeAgentRpc(std::uint16_t port = 0, std::string cert = "", std::string key = "")
+      : tls_(!cert.empty()),
+        server_({"127.0.0.1", port, 1, 1 << 20, cert, key}, [this](const http::Request& r) { return handle(r); }) {}
 
   std::uint16_t start() {
     EXPECT_TRUE(server_.start().ok());
     return server_.port();
   }
   void stop() { server_.stop(); }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(server_.port()); }
+  std::string url() const { return (tls_ ? "https" : "http") + std::string("://127.0.0.1:") + std::to_string(server_.port()); }
   void setMode(Mode mode) { mode_ = mode; }
   // Like a real agent whose free shares are scattered: refuses more than this on one GPU.
   void setLargestShares(double largest) { largestShares_ = largest; }
@@ -86,6 +87,7 @@ class FakeAgentRpc {
     return {404, "application/json", protocol::ApiError{"not-found", "No", request.path}.toJson(), {}};
   }
 
+  bool tls_;
   http::Server server_;
   std::atomic<Mode> mode_{Mode::Accept};
   std::atomic<double> largestShares_{1e18};
@@ -118,8 +120,9 @@ protocol::AgentState withLargest(protocol::AgentState state, const std::string& 
 
 class ManagerCoreTest : public ::testing::Test {
  protected:
-  void startManager(std::chrono::milliseconds heartbeatTimeout = 10s) {
+  void startManager(std::chrono::milliseconds heartbeatTimeout = 10s, const std::string& agentCaFile = "") {
     ManagerSettings settings;
+    settings.agentCaFile = agentCaFile;
     if (const char* policies = std::getenv("BAI_POLICY_DIR")) settings.policyPath = {policies};
     settings.heartbeatTimeout = heartbeatTimeout;
     settings.schedulerPeriod = 50ms;
@@ -409,6 +412,30 @@ TEST_F(ManagerCoreTest, UsersSeeOnlyTheirOwnSessions) {
   EXPECT_EQ(manager_->destroySession(alice, mine.id)->status, SessionStatus::Cancelled);
 }
 
+
+TEST_F(ManagerCoreTest, AgentsServingHttpsAreVerifiedWithTheConfiguredAuthority) {
+  if (std::system("openssl version > /dev/null 2>&1") != 0) GTEST_SKIP() << "no openssl command";
+  const std::string cert = (dir_.path() / "agent.pem").string(), key = (dir_.path() / "agent.key").string();
+  const std::string make = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
+                           "-addext subjectAltName=IP:127.0.0.1 -keyout " + key + " -out " + cert + " > /dev/null 2>&1";
+  ASSERT_EQ(std::system(make.c_str()), 0);
+  FakeAgentRpc rpc(0, cert, key);
+  rpc.start();
+  ASSERT_EQ(rpc.url().rfind("https://", 0), 0u);
+
+  startManager(10s, cert);
+  report("a", nodeState(rpc.url(), {{"cpu", "4"}}));
+  const SessionRecord trusted = submit({{"cpu", "1"}});
+  ASSERT_TRUE(eventually([&] { return status(trusted.id) == SessionStatus::Running; }));
+  manager_.reset();
+
+  startManager();  // the system's authorities do not know this self-signed agent
+  const SessionRecord untrusted = submit({{"cpu", "1"}});
+  ASSERT_TRUE(eventually([&] { return status(untrusted.id) == SessionStatus::Scheduled; }));
+  EXPECT_TRUE(eventually([&] { return manager_->metricsText().find("bai_manager_agent_call_failures_total 0") == std::string::npos; }))
+      << "the start is not sent to an agent it cannot verify";
+  EXPECT_EQ(rpc.created(), std::vector<std::string>{trusted.id});
+}
 
 // ---- Scheduling: groups, policies, quotas, head of line ---------------------------------
 
