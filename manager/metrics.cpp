@@ -43,6 +43,7 @@ std::string Metrics::renderCounters() const {
   counter("bai_manager_slot_type_conflicts_total", "slots refused for reporting another type than known", slotTypeConflicts);
   counter("bai_manager_auth_failures_total", "API requests refused as unauthenticated", authFailures);
   counter("bai_manager_store_errors_total", "store transactions that failed", storeErrors);
+  counter("bai_manager_policy_errors_total", "policy answers refused (submission order or the first candidate used)", policyErrors);
   return out + placementLatency.render("bai_manager_placement_seconds", "one placement decision including its commit");
 }
 

@@ -36,6 +36,7 @@ struct Metrics {
   std::atomic<std::uint64_t> slotTypeConflicts{0};
   std::atomic<std::uint64_t> authFailures{0};
   std::atomic<std::uint64_t> storeErrors{0};
+  std::atomic<std::uint64_t> policyErrors{0};
   LatencyHistogram placementLatency;  // one decision: pick, select and the reserving commit
 
   std::string renderCounters() const;

@@ -112,6 +112,7 @@ std::vector<std::string> Manager::sequence(GroupScheduler& group, std::vector<st
                               owners.data(), seqs.data(), requestedRows.data(), capacity.data(), allocatedRows.data()};
   auto order = group.sequencer->order(view);
   if (!order) {
+    metrics_.policyErrors.fetch_add(1, std::memory_order_relaxed);
     log(LogLevel::Error, "scaling group '" + group.config.name + "': sequencer " + group.config.sequencer + ": " +
                              order.error().message + "; using submission order");
     return ids;
@@ -157,6 +158,7 @@ void Manager::placeOne(GroupScheduler& group, const SessionRecord& session, Roun
   const bai_session_view sessionView{sizeof(bai_session_view), session.id.c_str(), session.owner.c_str(), requested.data()};
   auto chosen = group.selector->select(sessionView, window_.view);
   if (!chosen) {
+    metrics_.policyErrors.fetch_add(1, std::memory_order_relaxed);
     log(LogLevel::Error, "scaling group '" + group.config.name + "': selector " + group.config.selector + ": " +
                              chosen.error().message + "; taking the first candidate");
   }

@@ -123,7 +123,9 @@ class ManagerCoreTest : public ::testing::Test {
   void startManager(std::chrono::milliseconds heartbeatTimeout = 10s, const std::string& agentCaFile = "") {
     ManagerSettings settings;
     settings.agentCaFile = agentCaFile;
-    if (const char* policies = std::getenv("BAI_POLICY_DIR")) settings.policyPath = {policies};
+    for (const char* variable : {"BAI_POLICY_DIR", "BAI_POLICY_FIXTURE_DIR"}) {
+      if (const char* dir = std::getenv(variable)) settings.policyPath.push_back(dir);
+    }
     settings.heartbeatTimeout = heartbeatTimeout;
     settings.schedulerPeriod = 50ms;
     settings.agentRpcTimeout = 2s;
@@ -547,6 +549,24 @@ TEST_F(ManagerCoreTest, HowManyMayPassAWaitingSessionIsBounded) {
   EXPECT_EQ(status(big.id), SessionStatus::Running);
   EXPECT_LE(manager_->session(kAdmin, big.id)->scheduledAtMillis, manager_->session(kAdmin, blocked.id)->scheduledAtMillis);
   EXPECT_EQ(manager_->pendingReason(impossible.id).find("priority"), std::string::npos);
+}
+
+TEST_F(ManagerCoreTest, APolicyThatAnswersWrongIsLoggedCountedAndWorkedAround) {
+  if (std::getenv("BAI_POLICY_FIXTURE_DIR") == nullptr) GTEST_SKIP() << "BAI_POLICY_FIXTURE_DIR is not set (run through meson test)";
+  FakeAgentRpc rpc;
+  rpc.start();
+  startManager();
+  ScalingGroupRecord group;
+  group.name = "default";
+  group.sequencer = "bad-order";   // answers an order that is no permutation
+  group.selector = "bad-select";   // answers an index out of range
+  ASSERT_TRUE(manager_->upsertScalingGroup(group).ok());
+  report("a", nodeState(rpc.url(), {{"cpu", "4"}}));
+  const SessionRecord session = submit({{"cpu", "1"}});
+  ASSERT_TRUE(eventually([&] { return status(session.id) == SessionStatus::Running; })) << "submission order, first candidate";
+  const std::string metrics = manager_->metricsText();
+  EXPECT_EQ(metrics.find("bai_manager_policy_errors_total 0"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("bai_manager_policy_errors_total"), std::string::npos);
 }
 
 TEST_F(ManagerCoreTest, DrfLetsTheSmallerShareGoFirst) {
