@@ -1,5 +1,7 @@
 #include "check/plugin_checker.hpp"
 
+#include <algorithm>
+
 #include "alloc/node_allocator.hpp"
 #include "module_loader.hpp"
 #include "plugin/accelerator_plugin.hpp"
@@ -545,6 +547,37 @@ std::string formatJson(const std::filesystem::path& plugin, const std::vector<Ch
     ok &= r.status == CheckStatus::Pass;
   }
   return nlohmann::json{{"plugin", plugin.string()}, {"passed", ok}, {"checks", checks}}.dump(2) + "\n";
+}
+
+Result<nlohmann::json> showPlugin(const CheckerOptions& options, const std::map<std::string, std::string>& request) {
+  CheckSession session(options);
+  if (auto ready = session.ready("alloc_map_spec"); !ready) return Failure{ready.error()};
+  const auto& vt = session.vtable();
+  nlohmann::json out;
+  for (const auto& [name, fn] : {std::pair{"describe", vt.describe}, std::pair{"list_devices", vt.list_devices}}) {
+    auto document = session.call(name, fn, session.instance());
+    if (!document) return Failure{document.error()};
+    out[name] = std::move(*document);
+  }
+  if (request.empty()) return out;
+  auto maps = buildMaps(session.discovery());
+  if (!maps) return problem("alloc_map_spec: " + maps.error().message);
+  std::map<std::string, std::map<std::string, Quantity>> allocation;
+  for (const auto& [slot, text] : request) {
+    auto amount = Quantity::parse(text);
+    if (!amount) return problem("--session " + slot + "=" + text + ": " + amount.error().message);
+    auto map = std::find_if(maps->begin(), maps->end(), [&](const auto& m) { return m->slot().str() == slot; });
+    if (map == maps->end()) return problem("--session: the plugin offers no slot '" + slot + "'");
+    auto grants = (*map)->allocate(*amount);
+    if (!grants) return problem("--session " + slot + "=" + text + ": " + grants.error().message);
+    for (const DeviceGrant& g : *grants) allocation[slot][(*map)->deviceId(g.device)] = g.amount;
+  }
+  const std::string document = sessionDocument("bai-plugin-check-show", allocation);
+  auto prepared = session.callWith("prepare_session", vt.prepare_session, session.instance(), document);
+  if (!prepared) return Failure{prepared.error()};
+  out["session"] = {{"request", nlohmann::json::parse(document)}, {"prepared", std::move(*prepared)}};
+  (void)vt.release_session(session.instance(), document.c_str());
+  return out;
 }
 
 }  // namespace bai::core

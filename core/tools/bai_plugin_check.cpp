@@ -49,6 +49,11 @@ int main(int argc, char** argv) {
   app.add_flag("--json", json, "print a JSON report for CI");
   app.add_option("--deadline-ms", deadlineMs, "the per-call deadline the agent enforces")->check(CLI::PositiveNumber);
   app.add_option("--cycles", cycles, "create/destroy cycles")->check(CLI::Range(11, 100000));
+  bool show = false;
+  std::vector<std::string> sessionSlots;
+  app.add_flag("--show", show, "print what the plugin reports (describe, list_devices) as JSON instead of checking it");
+  app.add_option("--session", sessionSlots,
+                 "with --show: SLOT=AMOUNT (repeatable); also grant them from the plugin's maps and print prepare_session's answer");
   CLI11_PARSE(app, argc, argv);
 
   bai::core::CheckerOptions options;
@@ -60,6 +65,24 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     std::cerr << "bai-plugin-check: " << e.what() << "\n";
     return 2;
+  }
+  if (show) {
+    std::map<std::string, std::string> request;
+    for (const auto& item : sessionSlots) {
+      const auto eq = item.find('=');
+      if (eq == std::string::npos || eq == 0) {
+        std::cerr << "bai-plugin-check: --session '" << item << "' is not SLOT=AMOUNT\n";
+        return 2;
+      }
+      request[item.substr(0, eq)] = item.substr(eq + 1);
+    }
+    auto shown = bai::core::showPlugin(options, request);
+    if (!shown) {
+      std::cerr << "bai-plugin-check: " << shown.error().message << "\n";
+      return 1;
+    }
+    std::cout << shown->dump(2) << "\n";
+    return 0;
   }
   const auto results = bai::core::runPluginChecks(options);
   std::cout << (json ? bai::core::formatJson(options.plugin, results) : bai::core::formatText(results));

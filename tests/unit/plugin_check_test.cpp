@@ -96,6 +96,24 @@ TEST(PluginCheck, JsonReportForCi) {
   EXPECT_TRUE(found);
 }
 
+TEST(PluginCheck, ShowsWhatThePluginReportsAndWhatASessionGets) {
+  CheckerRun shown = check("good", "--show --session acme.device=1");
+  ASSERT_EQ(shown.exitCode, 0) << shown.output;
+  const auto document = nlohmann::json::parse(shown.output, nullptr, false);
+  ASSERT_FALSE(document.is_discarded()) << shown.output;
+  EXPECT_EQ(document["list_devices"]["devices"][0]["id"], "a0");
+  EXPECT_EQ(document["session"]["request"]["allocation"]["acme.device"]["a0"], "1") << "granted by the plugin's own map";
+  EXPECT_TRUE(document["session"]["prepared"].is_object());
+
+  CheckerRun tooMuch = check("good", "--show --session acme.device=2");
+  EXPECT_EQ(tooMuch.exitCode, 1);
+  expectLine(tooMuch, "acme.device");
+  CheckerRun unknown = check("good", "--show --session gpu.device=1");
+  EXPECT_EQ(unknown.exitCode, 1);
+  expectLine(unknown, "the plugin offers no slot 'gpu.device'");
+  EXPECT_EQ(check("good", "--show --session acme.device").exitCode, 2);
+}
+
 TEST(PluginCheck, RefusesAMissingPluginFile) {
   CheckerRun run = check("does-not-exist");
   EXPECT_NE(run.exitCode, 0);
