@@ -24,7 +24,7 @@ std::string joined(const std::vector<std::string>& items) {
 }  // namespace
 
 CudaDeviceAccelerator::CudaDeviceAccelerator(const plugin::Host& host, std::string_view configJson)
-    : host_(host), config_(parseCudaConfig(configJson)) {
+    : host_(host), config_(parseCudaConfig(configJson)), health_(host_, "cuda-device", config_.criticalXids) {
   slots_.push_back({kDeviceSlot, false, {}});  // offered even with no GPU, so the manager learns its type
   discover();
   inUse_.assign(devices_.size(), false);
@@ -64,19 +64,7 @@ void CudaDeviceAccelerator::discover() {
   if (gpus->empty()) noDeviceReason_ = skipped.empty() ? "NVML reports no GPU" : "no GPU answers: " + skipped.front();
   else if (devices_.empty()) noDeviceReason_ = "every GPU is masked by device_mask";
 
-  std::vector<nvmlDevice_t> watched;
-  for (const Device& device : devices_) {
-    if (!device.parent) watched.push_back(device.handle);
-  }
-  if (watched.empty()) return;
-  auto watching = nvml_->watchXids(watched);
-  eventsStatus_ = watching ? "watching critical XIDs" : watching.error().message;
-  if (!watching) host_.warning("cuda-device: " + watching.error().message);
-}
-
-bool CudaDeviceAccelerator::masked(const std::string& index, const std::string& uuid) const {
-  return std::any_of(config_.deviceMask.begin(), config_.deviceMask.end(),
-                     [&](const std::string& entry) { return entry == index || entry == uuid; });
+  eventsStatus_ = health_.watch(*nvml_);
 }
 
 void CudaDeviceAccelerator::addGpu(const nvml::Gpu& gpu) {
@@ -84,7 +72,7 @@ void CudaDeviceAccelerator::addGpu(const nvml::Gpu& gpu) {
   for (const std::string& entry : config_.deviceMask) {
     if (entry == index || entry == gpu.uuid) maskedDevices_.push_back(entry);
   }
-  if (masked(index, gpu.uuid)) return;  // its MIG slices go with it
+  if (nvml::masked(config_.deviceMask, index, gpu.uuid)) return;  // its MIG slices go with it
   Device device;
   device.id = index;
   device.uuid = gpu.uuid;
@@ -98,11 +86,12 @@ void CudaDeviceAccelerator::addGpu(const nvml::Gpu& gpu) {
   device.slot = gpu.migEnabled ? "" : kDeviceSlot;
   std::size_t parent = devices_.size();
   devices_.push_back(device);
+  health_.add(device.id, device.uuid, device.handle, std::nullopt);
   deviceById_.emplace(device.id, parent);
   if (!gpu.migEnabled) slots_.front().devices.push_back(parent);
 
   for (const nvml::MigSlice& slice : gpu.slices) {
-    if (masked(slice.uuid, slice.uuid)) {
+    if (nvml::masked(config_.deviceMask, slice.uuid, slice.uuid)) {
       maskedDevices_.push_back(slice.uuid);
       continue;
     }
@@ -123,6 +112,7 @@ void CudaDeviceAccelerator::addGpu(const nvml::Gpu& gpu) {
     sliceDevice.slot = std::string(kDeviceSlot) + ":" + slice.profile + "-mig";
     std::size_t at = devices_.size();
     devices_.push_back(sliceDevice);
+    health_.add(sliceDevice.id, sliceDevice.uuid, sliceDevice.handle, parent);
     deviceById_.emplace(sliceDevice.id, at);
     auto slot = std::find_if(slots_.begin(), slots_.end(), [&](const Slot& s) { return s.name == sliceDevice.slot; });
     if (slot == slots_.end()) slot = slots_.insert(slots_.end(), Slot{sliceDevice.slot, true, {}});
@@ -139,77 +129,12 @@ const CudaDeviceAccelerator::Slot* CudaDeviceAccelerator::findSlot(std::string_v
 
 // ---- Health ------------------------------------------------------------------------------
 
-std::string_view CudaDeviceAccelerator::healthName(Health health) {
-  switch (health) {
-    case Health::Healthy:
-      return "healthy";
-    case Health::Unhealthy:
-      return "unhealthy";
-    case Health::Gone:
-      return "gone";
-  }
-  return "unhealthy";
-}
-
-std::optional<std::size_t> CudaDeviceAccelerator::gpuOfHandle(nvmlDevice_t handle) const {
-  for (std::size_t i = 0; i < devices_.size(); ++i) {
-    if (devices_[i].handle == handle) return devices_[i].parent ? *devices_[i].parent : i;
-  }
-  return std::nullopt;
-}
-
-void CudaDeviceAccelerator::markUnhealthy(std::size_t index, unsigned long long xid) {
-  Device& gpu = devices_[index];
-  ++gpu.xidCount;
-  if (gpu.own.health == Health::Gone) return;
-  if (gpu.own.health == Health::Healthy) {
-    host_.warning("cuda-device: GPU " + gpu.id + " (" + gpu.uuid + ") reported critical XID " + std::to_string(xid) +
-                  ": withheld from new sessions");
-  }
-  gpu.own = {Health::Unhealthy, "XID " + std::to_string(xid) + " (" + std::to_string(gpu.xidCount) +
-                                    " critical XID events so far)"};
-}
-
-// Drains pending XID events (never waits) and checks that every GPU still answers.
-void CudaDeviceAccelerator::pollHealth() {
-  if (!nvml_) return;
-  for (const nvml::XidEvent& event : nvml_->pollXids()) {
-    std::optional<std::size_t> gpu = gpuOfHandle(event.device);
-    if (!gpu) continue;  // a masked GPU
-    if (config_.criticalXids.count(event.xid) == 0) {
-      host_.debug("cuda-device: GPU " + devices_[*gpu].id + " reported XID " + std::to_string(event.xid) + " (not critical)");
-      continue;
-    }
-    markUnhealthy(*gpu, event.xid);
-  }
-  auto count = nvml_->deviceCount();
-  bool countDropped = count && *count < countAtCreate_;
-  for (Device& device : devices_) {
-    if (device.parent || device.own.health == Health::Gone) continue;
-    // A GPU that fell off the bus still answers by handle on some drivers: ask for its UUID.
-    if (std::optional<std::string> lost = nvml_->lostReason(device.handle, device.uuid)) {
-      host_.warning("cuda-device: GPU " + device.id + " (" + device.uuid + ") is gone: " + *lost +
-                    (countDropped ? "; NVML now counts " + std::to_string(*count) + " GPUs" : ""));
-      device.own = {Health::Gone, *lost};
-    }
-  }
-}
-
-// A MIG slice is no healthier than its GPU.
-CudaDeviceAccelerator::HealthState CudaDeviceAccelerator::healthOf(std::size_t index) const {
-  const Device& device = devices_[index];
-  if (!device.parent) return device.own;
-  const Device& gpu = devices_[*device.parent];
-  if (gpu.own.health <= device.own.health) return device.own;
-  return {gpu.own.health, "GPU " + gpu.id + ": " + gpu.own.reason};
-}
-
 std::string CudaDeviceAccelerator::health() {
-  pollHealth();
+  if (nvml_) health_.poll(*nvml_, countAtCreate_);
   json devices = json::array();
   for (std::size_t i = 0; i < devices_.size(); ++i) {
-    HealthState state = healthOf(i);
-    json entry = {{"id", devices_[i].id}, {"health", healthName(state.health)}};
+    nvml::HealthState state = health_.of(i);
+    json entry = {{"id", devices_[i].id}, {"health", nvml::healthName(state.health)}};
     if (!state.reason.empty()) entry["reason"] = state.reason;
     devices.push_back(std::move(entry));
   }
@@ -317,10 +242,10 @@ std::string CudaDeviceAccelerator::prepareSession(std::string_view sessionJson) 
   std::vector<std::string> uuids;
   for (std::size_t index : granted) {
     const Device& device = devices_[index];
-    HealthState state = healthOf(index);
-    if (state.health != Health::Healthy) {
+    nvml::HealthState state = health_.of(index);
+    if (state.health != nvml::Health::Healthy) {
       throw plugin::StatusError(BAI_ERR_UNAVAILABLE, "device " + device.id + " is " +
-                                                         std::string(healthName(state.health)) + ": " + state.reason);
+                                                         std::string(nvml::healthName(state.health)) + ": " + state.reason);
     }
     if (inUse_[index]) failInput("device " + device.id + " is held by another session");
     uuids.push_back(device.uuid);
@@ -359,7 +284,7 @@ json CudaDeviceAccelerator::measures(const std::vector<std::size_t>& devices) co
   unsigned __int128 memoryTotal = 0;
   for (std::size_t index : devices) {
     const Device& device = devices_[index];
-    if (!nvml_ || healthOf(index).health == Health::Gone) continue;
+    if (!nvml_ || health_.of(index).health == nvml::Health::Gone) continue;
     nvml::Usage usage = nvml_->usage(device.handle);
     if (usage.utilizationPercent && !device.parent) {
       utilization[device.id] = std::to_string(*usage.utilizationPercent);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "cuda_config.hpp"
+#include "gpu_health.hpp"
 #include "nvml.hpp"
 
 #include <bai/plugin.hpp>
@@ -38,11 +39,6 @@ class CudaDeviceAccelerator final : public plugin::Accelerator {
   std::string health() override;
 
  private:
-  enum class Health { Healthy, Unhealthy, Gone };  // in order of badness
-  struct HealthState {
-    Health health = Health::Healthy;
-    std::string reason;
-  };
   // A GPU or a MIG slice, as offered.
   struct Device {
     std::string id;  // GPU: its NVML index at create; slice: its MIG UUID
@@ -57,8 +53,6 @@ class CudaDeviceAccelerator final : public plugin::Accelerator {
     std::string migProfile;
     bool migEnabled = false;
     nvmlDevice_t handle = nullptr;
-    HealthState own;       // XIDs and loss seen by this instance
-    unsigned xidCount = 0;  // critical XIDs so far
   };
   struct Slot {
     std::string name;
@@ -66,20 +60,15 @@ class CudaDeviceAccelerator final : public plugin::Accelerator {
     std::vector<std::size_t> devices;
   };
 
-  static std::string_view healthName(Health health);
   void discover();
   void addGpu(const nvml::Gpu& gpu);
-  bool masked(const std::string& index, const std::string& uuid) const;
-  void pollHealth();
-  void markUnhealthy(std::size_t index, unsigned long long xid);
-  HealthState healthOf(std::size_t index) const;
-  std::optional<std::size_t> gpuOfHandle(nvmlDevice_t handle) const;
   const Slot* findSlot(std::string_view name) const;
   std::pair<std::string, std::vector<std::size_t>> parseSession(std::string_view sessionJson) const;
   nlohmann::json measures(const std::vector<std::size_t>& devices) const;
 
   plugin::Host host_;
   CudaConfig config_;
+  nvml::HealthTracker health_;  // indexed as devices_
   std::unique_ptr<nvml::Library> nvml_;
   std::string noDeviceReason_;  // why there are no devices, when there are none
   std::optional<std::string> driverVersion_;

@@ -54,6 +54,8 @@ int main(int argc, char** argv) {
   app.add_flag("--show", show, "print what the plugin reports (describe, list_devices) as JSON instead of checking it");
   app.add_option("--session", sessionSlots,
                  "with --show: SLOT=AMOUNT (repeatable); also grant them from the plugin's maps and print prepare_session's answer");
+  bool envOnly = false;
+  app.add_flag("--env", envOnly, "with --show --session: print only the session's environment as shell export lines");
   CLI11_PARSE(app, argc, argv);
 
   bai::core::CheckerOptions options;
@@ -81,7 +83,19 @@ int main(int argc, char** argv) {
       std::cerr << "bai-plugin-check: " << shown.error().message << "\n";
       return 1;
     }
-    std::cout << shown->dump(2) << "\n";
+    if (!envOnly) {
+      std::cout << shown->dump(2) << "\n";
+      return 0;
+    }
+    if (!shown->contains("session")) {
+      std::cerr << "bai-plugin-check: --env needs --session SLOT=AMOUNT\n";
+      return 2;
+    }
+    for (const auto& [name, value] : (*shown)["session"]["prepared"].value("env", nlohmann::json::object()).items()) {
+      std::string quoted = value.is_string() ? value.get<std::string>() : value.dump();
+      for (std::size_t at = quoted.find('\''); at != std::string::npos; at = quoted.find('\'', at + 4)) quoted.replace(at, 1, "'\\''");
+      std::cout << "export " << name << "='" << quoted << "'\n";
+    }
     return 0;
   }
   const auto results = bai::core::runPluginChecks(options);

@@ -4,9 +4,17 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
+
+extern char** environ;
 
 namespace bai::cuda::testing {
 namespace {
@@ -18,7 +26,11 @@ std::string fromEnv(const char* name, const char* fallback) {
 
 }  // namespace
 
-std::string pluginPath() { return fromEnv("BAI_CUDA_DEVICE_PLUGIN", "cuda-device.so"); }
+// BAI_CUDA_PLUGIN names another CUDA plugin under test (cuda-fractional shares these helpers).
+std::string pluginPath() {
+  const char* other = std::getenv("BAI_CUDA_PLUGIN");
+  return other != nullptr ? other : fromEnv("BAI_CUDA_DEVICE_PLUGIN", "cuda-device.so");
+}
 std::string fakeLibrary() { return fromEnv("BAI_FAKE_NVML_LIBRARY", "libnvidia-ml.so.1"); }
 std::string minimalFakeLibrary() { return fromEnv("BAI_FAKE_NVML_MINIMAL_LIBRARY", "libnvidia-ml-minimal.so.1"); }
 std::string noCountFakeLibrary() { return fromEnv("BAI_FAKE_NVML_NO_COUNT_LIBRARY", "libnvidia-ml-no-count.so.1"); }
@@ -73,6 +85,36 @@ std::vector<std::string> logLines(const bai::testing::DirectPlugin& plugin, int 
     if (line.rfind(std::to_string(level) + ": ", 0) == 0) lines.push_back(line);
   }
   return lines;
+}
+
+CheckRun pluginCheck(const json& config) {
+  bai::test::TempDir dir;
+  std::string configFile = (dir.path() / "cuda.json").string();
+  std::ofstream(configFile) << config.dump();
+  std::string outputFile = (dir.path() / "out.txt").string();
+  const char* checker = std::getenv("BAI_PLUGIN_CHECK");
+  std::string program = checker != nullptr ? checker : "bai-plugin-check";
+  std::string plugin = pluginPath();
+  std::vector<char*> argv = {program.data(), plugin.data(), const_cast<char*>("--config"), configFile.data(), nullptr};
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, outputFile.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+  pid_t pid = 0;
+  CheckRun run;
+  int spawned = posix_spawn(&pid, program.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (spawned != 0) {
+    run.output = "cannot run " + program;
+    return run;
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  run.exitCode = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  std::stringstream text;
+  text << std::ifstream(outputFile).rdbuf();
+  run.output = text.str();
+  return run;
 }
 
 }  // namespace bai::cuda::testing

@@ -15,7 +15,7 @@ namespace bai::cuda::testing {
 
 using nlohmann::json;
 
-std::string pluginPath();                  // BAI_CUDA_DEVICE_PLUGIN
+std::string pluginPath();                  // BAI_CUDA_PLUGIN, else BAI_CUDA_DEVICE_PLUGIN
 std::string fakeLibrary();                 // BAI_FAKE_NVML_LIBRARY: every symbol
 std::string minimalFakeLibrary();          // BAI_FAKE_NVML_MINIMAL_LIBRARY: no optional symbols
 std::string noCountFakeLibrary();          // BAI_FAKE_NVML_NO_COUNT_LIBRARY: lacks a required one
@@ -46,5 +46,12 @@ std::string session(std::string_view id, const json& allocation);
 
 // The lines the plugin logged at `level` ("2: ...").
 std::vector<std::string> logLines(const bai::testing::DirectPlugin& plugin, int level);
+
+// bai-plugin-check (BAI_PLUGIN_CHECK) run on pluginPath() with `config` written to a file.
+struct CheckRun {
+  int exitCode = -1;
+  std::string output;
+};
+CheckRun pluginCheck(const json& config);
 
 }  // namespace bai::cuda::testing

@@ -1,0 +1,62 @@
+// The settings of the cuda-fractional plugin: the agent's [plugins.cuda] table as JSON.
+#pragma once
+
+#include <bai/slots.hpp>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace bai::cuda {
+
+struct FractionalConfigKey {
+  const char* name;
+  const char* type;
+  const char* defaultValue;
+  const char* description;
+};
+
+// Every key the plugin reads, declared once: parsing and the README follow this table.
+inline constexpr FractionalConfigKey kFractionalConfigKeys[] = {
+    {"nvml_library", "string", "\"libnvidia-ml.so.1\"", "path or soname of NVML, dlopen-ed at create"},
+    {"device_mask", "list of strings or integers", "[]", "GPUs to hide, by NVML index or UUID (a MIG slice by its UUID)"},
+    {"sysfs_root", "string", "\"/sys\"", "where <root>/bus/pci/devices/<bus>/numa_node is read"},
+    {"critical_xids", "list of integers", "[48, 63, 64, 74, 79, 94, 95]", "XIDs that make a GPU unhealthy"},
+    {"quantum_size", "decimal (number or string)", "0.01", "smallest step of a cuda.shares grant"},
+    {"unit_mem", "integer bytes (number or string)", "none", "device memory one share stands for"},
+    {"unit_proc", "integer (number or string)", "none", "processing units (NVML cores) one share stands for"},
+    {"default_mode", "\"shares\" or \"device\"", "\"shares\"", "mode of a GPU that `modes` does not name"},
+    {"modes", "table: GPU index or UUID -> \"shares\" | \"device\"", "{}", "per-GPU mode; MIG GPUs are always slices"},
+    {"mps", "table", "{}", "manage (bool, false), control (\"nvidia-cuda-mps-control\"), pipe_dir, log_dir"},
+};
+
+enum class GpuMode { Shares, Device };
+
+struct MpsConfig {
+  bool manage = false;
+  std::string control = "nvidia-cuda-mps-control";
+  std::string pipeDir = "/tmp/nvidia-mps";
+  std::string logDir = "/var/log/nvidia-mps";
+};
+
+struct FractionalConfig {
+  std::string nvmlLibrary = "libnvidia-ml.so.1";
+  std::vector<std::string> deviceMask;
+  std::string sysfsRoot = "/sys";
+  std::set<unsigned long long> criticalXids = {48, 63, 64, 74, 79, 94, 95};
+  Quantity quantum = Quantity::fromRaw(Quantity::kScale / 100);
+  std::optional<std::uint64_t> unitMem;
+  std::optional<std::uint64_t> unitProc;
+  GpuMode defaultMode = GpuMode::Shares;
+  std::map<std::string, GpuMode> modes;  // by NVML index (as text) or UUID
+  MpsConfig mps;
+};
+
+// Throws std::invalid_argument naming the key for an unknown key or a wrong type.
+FractionalConfig parseFractionalConfig(std::string_view configJson);
+
+}  // namespace bai::cuda
