@@ -20,8 +20,9 @@ bool masked(const std::vector<std::string>& mask, const std::string& index, cons
   return std::any_of(mask.begin(), mask.end(), [&](const std::string& entry) { return entry == index || entry == uuid; });
 }
 
-HealthTracker::HealthTracker(const plugin::Host& host, std::string plugin, std::set<unsigned long long> criticalXids)
-    : host_(host), plugin_(std::move(plugin)), criticalXids_(std::move(criticalXids)) {}
+HealthTracker::HealthTracker(const plugin::Host& host, std::string plugin, std::set<unsigned long long> criticalXids,
+                             std::chrono::milliseconds recovery)
+    : host_(host), plugin_(std::move(plugin)), criticalXids_(std::move(criticalXids)), recovery_(recovery) {}
 
 void HealthTracker::add(std::string id, std::string uuid, nvmlDevice_t handle, std::optional<std::size_t> parent) {
   Entry entry;
@@ -54,6 +55,7 @@ std::optional<std::size_t> HealthTracker::gpuOfHandle(nvmlDevice_t handle) const
 void HealthTracker::markUnhealthy(std::size_t index, unsigned long long xid) {
   Entry& gpu = entries_[index];
   ++gpu.xidCount;
+  gpu.lastXid = std::chrono::steady_clock::now();
   if (gpu.own.health == Health::Gone) return;
   if (gpu.own.health == Health::Healthy) {
     host_.warning(plugin_ + ": GPU " + gpu.id + " (" + gpu.uuid + ") reported critical XID " + std::to_string(xid) +
@@ -82,6 +84,12 @@ void HealthTracker::poll(Library& nvml, unsigned countAtCreate) {
       host_.warning(plugin_ + ": GPU " + entry.id + " (" + entry.uuid + ") is gone: " + *lost +
                     (countDropped ? "; NVML now counts " + std::to_string(*count) + " GPUs" : ""));
       entry.own = {Health::Gone, *lost};
+    } else if (entry.own.health == Health::Unhealthy && recovery_.count() > 0 &&
+               std::chrono::steady_clock::now() - entry.lastXid >= recovery_) {
+      // Quiet for the recovery time and still answering: back in service.
+      host_.info(plugin_ + ": GPU " + entry.id + " (" + entry.uuid + ") had no critical XID for " +
+                 std::to_string(recovery_.count() / 1000.0).substr(0, 6) + " s and answers NVML: back in service");
+      entry.own = {};
     }
   }
 }

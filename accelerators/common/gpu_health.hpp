@@ -7,6 +7,7 @@
 
 #include <bai/plugin.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <optional>
 #include <set>
@@ -31,7 +32,10 @@ bool masked(const std::vector<std::string>& mask, const std::string& index, cons
 class HealthTracker {
  public:
   // `plugin` prefixes the log lines ("cuda-device").
-  HealthTracker(const plugin::Host& host, std::string plugin, std::set<unsigned long long> criticalXids);
+  // A GPU made unhealthy by XIDs returns to service once `recovery` has passed without a
+  // new critical XID and it still answers NVML (zero: never).
+  HealthTracker(const plugin::Host& host, std::string plugin, std::set<unsigned long long> criticalXids,
+                std::chrono::milliseconds recovery = std::chrono::minutes(5));
 
   // Adds the device of the next index: a GPU, or a MIG slice of the GPU at index `parent`.
   void add(std::string id, std::string uuid, nvmlDevice_t handle, std::optional<std::size_t> parent);
@@ -50,6 +54,7 @@ class HealthTracker {
     std::optional<std::size_t> parent;
     HealthState own;
     unsigned xidCount = 0;
+    std::chrono::steady_clock::time_point lastXid;
   };
   std::optional<std::size_t> gpuOfHandle(nvmlDevice_t handle) const;
   void markUnhealthy(std::size_t index, unsigned long long xid);
@@ -57,6 +62,7 @@ class HealthTracker {
   plugin::Host host_;
   std::string plugin_;
   std::set<unsigned long long> criticalXids_;
+  std::chrono::milliseconds recovery_;
   std::vector<Entry> entries_;
 };
 

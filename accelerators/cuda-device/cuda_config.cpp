@@ -49,6 +49,9 @@ CudaConfig parseCudaConfig(std::string_view configJson) {
           badKey(key + "[]", "a GPU index or UUID", item);
         }
       }
+    } else if (key == "xid_recovery_seconds") {
+      if (!value.is_number() || value.get<double>() < 0) badKey(key, "a number of seconds, 0 or more", value);
+      result.xidRecovery = std::chrono::milliseconds(static_cast<long long>(value.get<double>() * 1000.0));
     } else if (key == "critical_xids") {
       if (!value.is_array()) badKey(key, "a list of XID numbers", value);
       result.criticalXids.clear();

@@ -24,7 +24,7 @@ std::string joined(const std::vector<std::string>& items) {
 }  // namespace
 
 CudaDeviceAccelerator::CudaDeviceAccelerator(const plugin::Host& host, std::string_view configJson)
-    : host_(host), config_(parseCudaConfig(configJson)), health_(host_, "cuda-device", config_.criticalXids) {
+    : host_(host), config_(parseCudaConfig(configJson)), health_(host_, "cuda-device", config_.criticalXids, config_.xidRecovery) {
   slots_.push_back({kDeviceSlot, false, {}});  // offered even with no GPU, so the manager learns its type
   discover();
   inUse_.assign(devices_.size(), false);

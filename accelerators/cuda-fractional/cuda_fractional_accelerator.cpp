@@ -95,7 +95,7 @@ std::string runCommand(std::vector<std::string> argv, const std::vector<std::str
 }  // namespace
 
 CudaFractionalAccelerator::CudaFractionalAccelerator(const plugin::Host& host, std::string_view configJson)
-    : host_(host), config_(parseFractionalConfig(configJson)), health_(host_, "cuda-fractional", config_.criticalXids) {
+    : host_(host), config_(parseFractionalConfig(configJson)), health_(host_, "cuda-fractional", config_.criticalXids, config_.xidRecovery) {
   // Offered even with no GPU, so the manager learns their types.
   slots_.push_back({kSharesSlot, false, true, {}});
   slots_.push_back({kDeviceSlot, false, false, {}});

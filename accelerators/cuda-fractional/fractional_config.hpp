@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <chrono>
 #include <set>
 #include <string>
 #include <string_view>
@@ -26,6 +27,7 @@ inline constexpr FractionalConfigKey kFractionalConfigKeys[] = {
     {"device_mask", "list of strings or integers", "[]", "GPUs to hide, by NVML index or UUID (a MIG slice by its UUID)"},
     {"sysfs_root", "string", "\"/sys\"", "where <root>/bus/pci/devices/<bus>/numa_node is read"},
     {"critical_xids", "list of integers", "[48, 63, 64, 74, 79, 94, 95]", "XIDs that make a GPU unhealthy"},
+    {"xid_recovery_seconds", "number", "300", "an unhealthy GPU with no critical XID for this long that still answers returns to service; 0: never"},
     {"quantum_size", "decimal (number or string)", "0.01", "smallest step of a cuda.shares grant"},
     {"unit_mem", "integer bytes (number or string)", "none", "device memory one share stands for"},
     {"unit_proc", "integer (number or string)", "none", "processing units (NVML cores) one share stands for"},
@@ -48,6 +50,7 @@ struct FractionalConfig {
   std::vector<std::string> deviceMask;
   std::string sysfsRoot = "/sys";
   std::set<unsigned long long> criticalXids = {48, 63, 64, 74, 79, 94, 95};
+  std::chrono::milliseconds xidRecovery{300000};
   Quantity quantum = Quantity::fromRaw(Quantity::kScale / 100);
   std::optional<std::uint64_t> unitMem;
   std::optional<std::uint64_t> unitProc;

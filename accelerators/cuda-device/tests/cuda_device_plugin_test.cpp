@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <thread>
+
 #include <set>
 
 namespace bai::cuda::testing {
@@ -216,6 +219,18 @@ TEST(CudaDevicePlugin, CriticalXidStormMakesOneGpuUnhealthy) {
   EXPECT_EQ(logLines(*plugin, BAI_LOG_WARNING).size(), 1u);  // one line for the storm, not 200
 }
 
+TEST(CudaDevicePlugin, AnUnhealthyGpuReturnsToServiceAfterAQuietRecoveryTime) {
+  Scenario scenario("xid-storm");
+  auto plugin = created(scenario.config({{"xid_recovery_seconds", 0.2}}));
+  EXPECT_EQ(healthById(*plugin)["5"]["health"], "unhealthy");  // the storm arrives with the first poll
+  EXPECT_EQ(prepareStatus(*plugin, session("s1", {{"cuda.device", {{"5", "1"}}}})), BAI_ERR_UNAVAILABLE);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // no new XID meanwhile
+  EXPECT_EQ(healthById(*plugin)["5"]["health"], "healthy") << "quiet for the recovery time and still answering";
+  parsePayload("prepare_session", plugin->prepareSession(session("s1", {{"cuda.device", {{"5", "1"}}}})));
+  EXPECT_EQ(plugin->releaseSession(session("s1", json::object())), BAI_OK);
+  EXPECT_FALSE(logLines(*plugin, BAI_LOG_INFO).empty());
+}
+
 TEST(CudaDevicePlugin, CriticalXidsAreConfigurable) {
   Scenario scenario("xid-storm");
   auto plugin = created(scenario.config({{"critical_xids", {31}}}));
@@ -310,7 +325,7 @@ TEST(CudaDevicePlugin, MissingOptionalSymbolsDisableTheirFeatureOnly) {
 
 TEST(CudaDevicePlugin, BadConfigIsRefusedNamingTheKey) {
   for (const char* config : {R"({"nvml_libary":"x"})", R"({"device_mask":"0"})", R"({"critical_xids":[-1]})",
-                             R"({"sysfs_root":7})", "[]"}) {
+                             R"({"sysfs_root":7})", R"({"xid_recovery_seconds":-1})", "[]"}) {
     DirectPlugin plugin(pluginPath());
     EXPECT_EQ(plugin.create(config), BAI_ERR_INVALID_ARGUMENT) << config;
     ASSERT_FALSE(logLines(plugin, BAI_LOG_ERROR).empty()) << config;
