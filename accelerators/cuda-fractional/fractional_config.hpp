@@ -1,6 +1,8 @@
 // The settings of the cuda-fractional plugin: the agent's [plugins.cuda] table as JSON.
 #pragma once
 
+#include "gpu_config.hpp"
+
 #include <bai/slots.hpp>
 
 #include <cstdint>
@@ -14,20 +16,8 @@
 
 namespace bai::cuda {
 
-struct FractionalConfigKey {
-  const char* name;
-  const char* type;
-  const char* defaultValue;
-  const char* description;
-};
-
-// Every key the plugin reads, declared once: parsing and the README follow this table.
-inline constexpr FractionalConfigKey kFractionalConfigKeys[] = {
-    {"nvml_library", "string", "\"libnvidia-ml.so.1\"", "path or soname of NVML, dlopen-ed at create"},
-    {"device_mask", "list of strings or integers", "[]", "GPUs to hide, by NVML index or UUID (a MIG slice by its UUID)"},
-    {"sysfs_root", "string", "\"/sys\"", "where <root>/bus/pci/devices/<bus>/numa_node is read"},
-    {"critical_xids", "list of integers", "[48, 63, 64, 74, 79, 94, 95]", "XIDs that make a GPU unhealthy"},
-    {"xid_recovery_seconds", "number", "300", "an unhealthy GPU with no critical XID for this long that still answers returns to service; 0: never"},
+// Its own keys, on top of nvml::kGpuConfigKeys.
+inline constexpr nvml::ConfigKey kFractionalConfigKeys[] = {
     {"quantum_size", "decimal (number or string)", "0.01", "smallest step of a cuda.shares grant"},
     {"unit_mem", "integer bytes (number or string)", "none", "device memory one share stands for"},
     {"unit_proc", "integer (number or string)", "none", "processing units (NVML cores) one share stands for"},
@@ -45,12 +35,7 @@ struct MpsConfig {
   std::string logDir = "/var/log/nvidia-mps";
 };
 
-struct FractionalConfig {
-  std::string nvmlLibrary = "libnvidia-ml.so.1";
-  std::vector<std::string> deviceMask;
-  std::string sysfsRoot = "/sys";
-  std::set<unsigned long long> criticalXids = {48, 63, 64, 74, 79, 94, 95};
-  std::chrono::milliseconds xidRecovery{300000};
+struct FractionalConfig : nvml::GpuConfig {
   Quantity quantum = Quantity::fromRaw(Quantity::kScale / 100);
   std::optional<std::uint64_t> unitMem;
   std::optional<std::uint64_t> unitProc;

@@ -1,0 +1,49 @@
+// The settings both CUDA plugins read ([plugins.cuda] as JSON), declared once: the
+// plugins add their own keys on top and share this parsing and its error messages.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace bai::nvml {
+
+struct ConfigKey {
+  const char* name;
+  const char* type;
+  const char* defaultValue;
+  const char* description;
+};
+
+inline constexpr ConfigKey kGpuConfigKeys[] = {
+    {"nvml_library", "string", "\"libnvidia-ml.so.1\"", "path or soname of NVML, dlopen-ed at create"},
+    {"device_mask", "list of strings or integers", "[]", "GPUs to hide, by NVML index or UUID (a MIG slice by its UUID)"},
+    {"sysfs_root", "string", "\"/sys\"", "where <root>/bus/pci/devices/<bus>/numa_node is read"},
+    {"critical_xids", "list of integers", "[48, 63, 64, 74, 79, 94, 95]", "XIDs that make a GPU unhealthy"},
+    {"xid_recovery_seconds", "number", "300",
+     "an unhealthy GPU with no critical XID for this long that still answers returns to service; 0: never"},
+};
+
+struct GpuConfig {
+  std::string nvmlLibrary = "libnvidia-ml.so.1";
+  std::vector<std::string> deviceMask;
+  std::string sysfsRoot = "/sys";
+  std::set<unsigned long long> criticalXids = {48, 63, 64, 74, 79, 94, 95};
+  std::chrono::milliseconds xidRecovery{300000};
+};
+
+// Throws std::invalid_argument("cuda config: <key>: expected ..., got ...").
+[[noreturn]] void badKey(const std::string& key, const std::string& expected, const nlohmann::json& got);
+std::string stringValue(const std::string& key, const nlohmann::json& value);
+
+// Reads `key` into `config` when it is one of kGpuConfigKeys (true), else leaves it to
+// the caller (false). Throws std::invalid_argument naming the key for a wrong value.
+bool readGpuKey(const std::string& key, const nlohmann::json& value, GpuConfig& config);
+
+// The config object, or std::invalid_argument; `known` lists every key the plugin takes.
+nlohmann::json configObject(std::string_view configJson, const std::vector<std::string>& known);
+
+}  // namespace bai::nvml
