@@ -102,4 +102,15 @@ HealthState HealthTracker::of(std::size_t index) const {
   return {gpu.own.health, "GPU " + gpu.id + ": " + gpu.own.reason};
 }
 
+nlohmann::json HealthTracker::report() const {
+  nlohmann::json devices = nlohmann::json::array();
+  for (std::size_t i = 0; i < entries_.size(); ++i) {
+    const HealthState state = of(i);
+    nlohmann::json entry = {{"id", entries_[i].id}, {"health", healthName(state.health)}};
+    if (!state.reason.empty()) entry["reason"] = state.reason;
+    devices.push_back(std::move(entry));
+  }
+  return devices;
+}
+
 }  // namespace bai::nvml

@@ -6,6 +6,7 @@
 #include "nvml.hpp"
 
 #include <bai/plugin.hpp>
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -45,6 +46,8 @@ class HealthTracker {
   // Drains the pending XID events (never waits) and checks that every GPU still answers.
   void poll(Library& nvml, unsigned countAtCreate);
   HealthState of(std::size_t index) const;
+  // The health payload's device list: {id, health, reason} of every device added.
+  nlohmann::json report() const;
 
  private:
   struct Entry {

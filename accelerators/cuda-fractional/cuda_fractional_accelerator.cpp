@@ -287,14 +287,7 @@ const CudaFractionalAccelerator::Slot* CudaFractionalAccelerator::findSlot(std::
 
 std::string CudaFractionalAccelerator::health() {
   if (nvml_) health_.poll(*nvml_, countAtCreate_);
-  json devices = json::array();
-  for (std::size_t i = 0; i < devices_.size(); ++i) {
-    nvml::HealthState state = health_.of(i);
-    json entry = {{"id", devices_[i].id}, {"health", nvml::healthName(state.health)}};
-    if (!state.reason.empty()) entry["reason"] = state.reason;
-    devices.push_back(std::move(entry));
-  }
-  return json{{"devices", std::move(devices)}}.dump();
+  return json{{"devices", health_.report()}}.dump();
 }
 
 // ---- Identity and devices ----------------------------------------------------------------
