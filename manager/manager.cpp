@@ -183,14 +183,21 @@ Result<void> Manager::commit(Transition t) {
     if (t.extra) {
       if (auto done = t.extra(tx); !done) return done;
     }
+    std::map<std::string, std::optional<AgentRecord>> rows;  // each agent read once per transaction
+    auto rowOf = [&](const std::string& agentId) -> Result<const std::optional<AgentRecord>*> {
+      if (auto it = rows.find(agentId); it != rows.end()) return &it->second;
+      auto row = tx.agent(agentId);
+      if (!row) return fail(row.error().code, row.error().message);
+      return &rows.emplace(agentId, std::move(*row)).first->second;
+    };
     auto usedOf = [&](const std::string& agentId) -> Result<ResourceSlot*> {
       auto it = newUsed.find(agentId);
       if (it != newUsed.end()) return &it->second;
-      auto row = tx.agent(agentId);
+      auto row = rowOf(agentId);
       if (!row) return fail(row.error().code, row.error().message);
-      if (!row->has_value()) return fail(ErrorCode::NotFound, "agent '" + agentId + "' is not registered");
+      if (!(*row)->has_value()) return fail(ErrorCode::NotFound, "agent '" + agentId + "' is not registered");
       ResourceSlot used;
-      for (const auto& [slot, figures] : (*row)->slots) {
+      for (const auto& [slot, figures] : (**row)->slots) {
         if (auto name = SlotName::parse(slot)) used.set(*name, figures.used);
       }
       return &newUsed.emplace(agentId, used).first->second;
@@ -200,16 +207,17 @@ Result<void> Manager::commit(Transition t) {
     for (const auto& id : t.reserve) {
       auto session = std::find_if(t.sessions.begin(), t.sessions.end(), [&](const auto& s) { return s.id == id; });
       if (session == t.sessions.end()) return fail(ErrorCode::Internal, "reservation without its session");
-      auto row = tx.agent(session->agentId);
+      auto row = rowOf(session->agentId);
       if (!row) return fail(row.error().code, row.error().message);
-      if (!row->has_value() || (*row)->status != AgentStatus::Alive) {
+      if (!(*row)->has_value() || (**row)->status != AgentStatus::Alive) {
         return fail(ErrorCode::Conflict, "agent '" + session->agentId + "' is not alive");
       }
+      const AgentRecord& agent = **(*row);
       auto used = usedOf(session->agentId);
       if (!used) return fail(used.error().code, used.error().message);
       for (const auto& [slot, amount] : session->requested) {
-        auto figures = (*row)->slots.find(slot.str());
-        const Quantity capacity = figures == (*row)->slots.end() ? Quantity() : figures->second.capacity;
+        auto figures = agent.slots.find(slot.str());
+        const Quantity capacity = figures == agent.slots.end() ? Quantity() : figures->second.capacity;
         if ((*used)->get(slot) + amount > capacity) {
           return fail(ErrorCode::Conflict, "agent '" + session->agentId + "' has no " + slot.str() + " " +
                                                amount.toString() + " free");
@@ -546,17 +554,6 @@ ApiResult<AgentReply> Manager::agentRpcGet(const std::string& agentId, const std
 std::map<std::string, SlotType> Manager::slotTypes() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return registry_.all();
-}
-
-ApiResult<KeypairRecord> Manager::createKeypair(bool admin) {
-  const Keypair generated = generateKeypair();
-  KeypairRecord record{generated.accessKey, generated.secretKey, admin, true, nowMillis()};
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (auto done = store_->write([&](StoreTransaction& tx) { return tx.insertKeypair(record); }); !done) {
-    return Failure{storeFailure(done.error())};
-  }
-  keypairs_[record.accessKey] = record;
-  return record;
 }
 
 std::vector<KeypairRecord> Manager::keypairs() const {

@@ -89,11 +89,10 @@ class Manager {
   // GET on an agent's RPC (its alloc-map, say), passed through.
   ApiResult<AgentReply> agentRpcGet(const std::string& agentId, const std::string& pathAndQuery);
   std::map<std::string, SlotType> slotTypes() const;
-  ApiResult<KeypairRecord> createKeypair(bool admin);
   std::vector<KeypairRecord> keypairs() const;
   std::optional<KeypairRecord> keypair(const std::string& accessKey) const;
   // 404 when `resourcePolicy` (empty: none) is unknown.
-  ApiResult<KeypairRecord> createKeypair(bool admin, const std::string& resourcePolicy);
+  ApiResult<KeypairRecord> createKeypair(bool admin, const std::string& resourcePolicy = "");
   ApiResult<KeypairRecord> setKeypairResourcePolicy(const std::string& accessKey, const std::string& resourcePolicy);
 
   // Scaling groups and resource policies (admin). Create and patch take the JSON of
