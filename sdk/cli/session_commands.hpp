@@ -1,0 +1,12 @@
+// `bai session create|run|list|info|logs|destroy`.
+#pragma once
+
+#include "command_context.hpp"
+
+#include <CLI/CLI.hpp>
+
+namespace bai::cli {
+
+void addSessionCommands(CLI::App& app, CommandContext& context);
+
+}  // namespace bai::cli

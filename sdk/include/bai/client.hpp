@@ -1,0 +1,271 @@
+// libbai's client of the bai-manager API: every request signed with a keypair (see
+// bai/request_signing.hpp), typed results, and errors that carry the server's
+// {type, title, detail}. Used by the `bai` command line; usable from any C++20 program:
+//
+//   auto config = bai::client::Config::load();          // BAI_* variables, config file
+//   if (!config) { std::cerr << config.error().message << "\n"; return 2; }
+//   bai::client::Client api(*config);
+//   auto session = api.createSession({.command = {"nvidia-smi"},
+//                                     .resources = {{"cpu", "1"}, {"cuda.shares", "0.5"}}});
+//   if (!session) std::cerr << session.error().message() << "\n";
+//
+// A Client holds no connection of its own (each calling thread keeps one kept-alive
+// connection), so one Client may be used from several threads at once.
+#pragma once
+
+#include <bai/result.hpp>
+#include <bai/slots.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace bai::client {
+
+// Where a call failed. `status` is the HTTP status of the manager's answer, or 0 when no
+// answer came; then `type` is "unreachable" (refused, timed out, TLS failure) or
+// "invalid-reply" (an answer that is not what the API documents).
+struct ApiError {
+  int status = 0;
+  std::string type;
+  std::string title;
+  std::string detail;
+
+  // One line: "title: detail" (or what is there of them).
+  std::string message() const;
+};
+
+template <class T>
+using ClientResult = Result<T, ApiError>;
+
+// Where the manager is and who calls it.
+struct Config {
+  std::string endpoint = "http://127.0.0.1:8081";
+  std::string accessKey;
+  std::string secretKey;
+  std::string caFile;  // PEM bundle to verify an https endpoint with, instead of the system's
+  std::chrono::milliseconds timeout{30000};  // one exchange; a long poll adds its wait
+
+  // The default file: $BAI_CONFIG, else $XDG_CONFIG_HOME/bai/config.toml, else
+  // ~/.config/bai/config.toml.
+  static std::filesystem::path defaultFile();
+
+  // Reads `file` (when it exists), then lets BAI_ENDPOINT, BAI_ACCESS_KEY, BAI_SECRET_KEY
+  // and BAI_CA_FILE override it. The file is TOML with the optional keys endpoint,
+  // access-key, secret-key and ca-file, so the keypair file `bai-manager init` writes is
+  // one too. A file holding a secret key must be mode 0600 or stricter, a TOML error
+  // names the line, and an unknown key is refused. Missing keys are an error only when
+  // the caller asks for credentials (requireCredentials).
+  static Result<Config> load(const std::filesystem::path& file = defaultFile());
+
+  // Failure naming what to set when the access or secret key is missing.
+  Result<void> requireCredentials() const;
+};
+
+// Session states, as the manager names them.
+inline constexpr const char* kSessionStates[] = {"PENDING",   "SCHEDULED", "PREPARING", "RUNNING",
+                                                 "TERMINATING", "TERMINATED", "ERROR", "CANCELLED"};
+
+struct Session {
+  std::string id;
+  std::string name;
+  std::string owner;
+  std::string scalingGroup;
+  std::vector<std::string> command;
+  std::map<std::string, std::string> env;
+  std::map<std::string, std::string> resources;  // slot -> exact amount ("4294967296" for 4g)
+  std::string status;
+  std::string statusReason;  // why it waits (PENDING), failed or was stopped
+  std::string agent;
+  std::optional<int> exitCode;
+  std::int64_t createdAtMs = 0;  // 0: not reached
+  std::int64_t scheduledAtMs = 0;
+  std::int64_t startedAtMs = 0;
+  std::int64_t endedAtMs = 0;
+  std::string json;  // the document as the manager sent it (for --json output)
+
+  // TERMINATED, ERROR or CANCELLED: nothing will change any more.
+  bool isFinal() const;
+};
+
+struct SessionSpec {
+  std::string name;  // empty: the manager names it
+  std::vector<std::string> command;
+  std::map<std::string, std::string> env;
+  // As a person types them: {"cpu", "2"}, {"mem", "4g"}, {"cuda.shares", "0.5"}.
+  std::vector<std::pair<std::string, std::string>> resources;
+  std::string scalingGroup;  // empty: "default"
+};
+
+struct LogQuery {
+  std::string stream = "stdout";  // or "stderr"
+  std::uint64_t offset = 0;       // bytes already read
+  std::optional<std::uint64_t> limit;
+  std::optional<std::uint64_t> tail;  // only the last N bytes
+};
+
+// One slot of an agent, in exact amounts.
+struct SlotUsage {
+  std::string type;  // count, bytes, unique, unified
+  Quantity capacity;
+  Quantity used;
+  Quantity largestAllocatable;  // the most one session can get on this agent
+  Quantity available() const { return capacity - used; }
+};
+
+struct AgentInfo {
+  std::string id;
+  std::string status;  // ALIVE, LOST, TERMINATED
+  std::string rpcUrl;
+  std::string region;
+  std::string scalingGroup;
+  std::string architecture;
+  std::string version;
+  std::map<std::string, SlotUsage> slots;
+  double secondsSinceHeartbeat = 0;
+  std::int64_t registeredAtMs = 0;
+  std::int64_t statusChangedAtMs = 0;
+  std::string pluginsJson;       // as the agent reported them
+  std::string deviceHealthJson;  // as the agent reported it
+  std::string json;  // the document as the manager sent it (for --json output)
+};
+
+// An agent's devices for one slot, and who holds how much of each.
+struct DeviceAllocation {
+  std::string id;
+  int numaNode = -1;
+  Quantity capacity;
+  Quantity allocated;
+  bool enabled = true;
+  std::map<std::string, Quantity> sessions;  // session id -> amount held
+};
+
+struct SlotAllocationMap {
+  std::string slot;
+  std::string type;      // count, bytes, unique
+  std::string kind;      // discrete or fraction
+  std::string strategy;  // fill or evenly
+  Quantity free;
+  Quantity largestAllocatable;
+  std::vector<DeviceAllocation> devices;
+};
+
+struct AllocationMap {
+  std::string agentId;
+  std::vector<SlotAllocationMap> maps;
+  std::string json;  // the document as the manager sent it (for --json output)
+};
+
+struct Keypair {
+  std::string accessKey;
+  bool admin = false;
+  bool active = true;
+  std::string resourcePolicy;
+  std::int64_t createdAtMs = 0;
+  std::string json;  // the document as the manager sent it (for --json output)
+};
+
+// Only the answer to createKeypair carries the secret; it is shown once.
+struct NewKeypair {
+  std::string accessKey;
+  std::string secretKey;
+  bool admin = false;
+  std::string resourcePolicy;
+  std::string json;  // the document as the manager sent it (for --json output)
+};
+
+struct ResourcePolicy {
+  std::string name;
+  std::map<std::string, std::string> totalResourceSlots;  // slot -> limit ("Infinity": none)
+  std::string defaultForUnspecified;                      // LIMITED or UNLIMITED
+  int maxConcurrentSessions = 0;                          // 0: no limit
+  int maxPendingSessionCount = 0;
+  std::int64_t createdAtMs = 0;
+  std::string json;  // the document as the manager sent it (for --json output)
+};
+
+struct ScalingGroup {
+  std::string name;
+  std::string description;
+  std::string sequencer;
+  std::string selector;
+  std::string optionsJson;  // {"sequencer": {...}, "selector": {...}}
+  std::vector<std::string> slotPriority;
+  int holMaxPasses = 0;
+  std::int64_t holMaxWaitMs = 0;
+  bool active = true;
+  std::int64_t createdAtMs = 0;
+  std::string json;  // the document as the manager sent it (for --json output)
+};
+
+// Any answer of the manager, for routes without a typed call.
+struct RawResponse {
+  int status = 0;
+  std::string contentType;
+  std::string body;
+};
+
+class Client {
+ public:
+  explicit Client(Config config);
+
+  const Config& config() const { return config_; }
+
+  // GET /healthz (unsigned): the manager's version.
+  ClientResult<std::string> version() const;
+
+  ClientResult<Session> createSession(const SessionSpec& spec) const;
+  // `status` filters by state ("RUNNING"); empty: all of the caller's sessions.
+  ClientResult<std::vector<Session>> listSessions(const std::string& status = {}) const;
+  // With a wait, the answer comes when the session ends or the wait runs out (a long
+  // poll; at most the manager's limit).
+  ClientResult<Session> session(const std::string& id,
+                                std::chrono::milliseconds wait = std::chrono::milliseconds(0)) const;
+  ClientResult<std::string> sessionLogs(const std::string& id, const LogQuery& query = {}) const;
+  ClientResult<Session> destroySession(const std::string& id) const;
+
+  // slot -> type, every slot the cluster's agents offer.
+  ClientResult<std::map<std::string, std::string>> resourceSlots() const;
+
+  // Admin calls.
+  ClientResult<std::vector<AgentInfo>> agents() const;
+  ClientResult<AgentInfo> agent(const std::string& id) const;
+  ClientResult<AllocationMap> allocationMap(const std::string& agentId) const;
+
+  ClientResult<std::vector<Keypair>> keypairs() const;
+  ClientResult<NewKeypair> createKeypair(bool admin, const std::string& resourcePolicy = {}) const;
+  // "" removes the policy.
+  ClientResult<Keypair> setKeypairResourcePolicy(const std::string& accessKey, const std::string& policy) const;
+
+  ClientResult<std::vector<ResourcePolicy>> resourcePolicies() const;
+  ClientResult<ResourcePolicy> resourcePolicy(const std::string& name) const;
+  // `fieldsJson` is the JSON object the API takes (docs/manager.md), e.g.
+  // {"name":"small","total_resource_slots":{"cuda.device":2}}.
+  ClientResult<ResourcePolicy> createResourcePolicy(const std::string& fieldsJson) const;
+  ClientResult<ResourcePolicy> updateResourcePolicy(const std::string& name, const std::string& fieldsJson) const;
+
+  ClientResult<std::vector<ScalingGroup>> scalingGroups() const;
+  ClientResult<ScalingGroup> scalingGroup(const std::string& name) const;
+  ClientResult<ScalingGroup> createScalingGroup(const std::string& fieldsJson) const;
+  ClientResult<ScalingGroup> updateScalingGroup(const std::string& name, const std::string& fieldsJson) const;
+
+  // One signed request; any HTTP status is a RawResponse, only a failed exchange is an
+  // error. `target` is the path and query ("/v1/sessions?status=RUNNING").
+  ClientResult<RawResponse> call(const std::string& method, const std::string& target, const std::string& body = {},
+                                 std::chrono::milliseconds extraTimeout = std::chrono::milliseconds(0)) const;
+
+ private:
+  Config config_;
+};
+
+// An amount as people read it for its slot type: bytes in the largest binary unit with at
+// most two decimals ("4g", "1.5g", "9.21g": rounded, for display only), everything else
+// as its exact decimal ("2", "0.5", "Infinity").
+std::string formatSlotAmount(const std::string& type, Quantity amount);
+
+}  // namespace bai::client

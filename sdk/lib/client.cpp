@@ -1,0 +1,438 @@
+#include <bai/client.hpp>
+#include <bai/request_signing.hpp>
+
+#include "http_client.hpp"
+
+#include <nlohmann/json.hpp>
+#include <toml++/toml.h>
+
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <iomanip>
+#include <sstream>
+
+namespace bai::client {
+namespace {
+
+using Json = nlohmann::json;
+
+std::string environment(const char* name) {
+  const char* value = std::getenv(name);
+  return value == nullptr ? std::string() : std::string(value);
+}
+
+Failure<ApiError> invalidReply(const std::string& what) {
+  return Failure<ApiError>{ApiError{0, "invalid-reply", "Unexpected answer from the manager", what}};
+}
+
+// The manager's error document, or what can be said about a body that is not one.
+ApiError errorFrom(const RawResponse& response) {
+  ApiError error{response.status, "", "", ""};
+  const Json doc = Json::parse(response.body, nullptr, false);
+  if (doc.is_object()) {
+    error.type = doc.value("type", "");
+    error.title = doc.value("title", "");
+    error.detail = doc.value("detail", "");
+  }
+  if (error.type.empty()) error.type = "http-" + std::to_string(response.status);
+  if (error.title.empty() && error.detail.empty()) {
+    error.title = "HTTP " + std::to_string(response.status);
+    error.detail = response.body.substr(0, 200);
+  }
+  return error;
+}
+
+// Converts one document and keeps its text in the record's `json` field.
+template <class Convert>
+auto record(const Json& doc, Convert convert) {
+  auto value = convert(doc);
+  if constexpr (requires { value.json; }) value.json = doc.dump();
+  return value;
+}
+
+// Reads one reply: a 2xx JSON document converted by `convert`, else the server's error.
+template <class T, class Convert>
+ClientResult<T> expect(const ClientResult<RawResponse>& response, Convert convert) {
+  if (!response) return Failure{response.error()};
+  if (response->status < 200 || response->status > 299) return Failure{errorFrom(*response)};
+  const Json doc = Json::parse(response->body, nullptr, false);
+  if (doc.is_discarded()) return invalidReply("the body is not JSON");
+  try {
+    return record(doc, convert);
+  } catch (const std::exception& e) {  // a JSON type error or a bad quantity
+    return invalidReply(e.what());
+  }
+}
+
+template <class T, class Convert>
+ClientResult<std::vector<T>> expectList(const ClientResult<RawResponse>& response, Convert convert) {
+  return expect<std::vector<T>>(response, [&](const Json& doc) {
+    std::vector<T> out;
+    for (const Json& item : doc) out.push_back(record(item, convert));
+    return out;
+  });
+}
+
+std::int64_t millis(const Json& doc, const char* key) {
+  const auto it = doc.find(key);
+  return it == doc.end() || it->is_null() ? 0 : it->get<std::int64_t>();
+}
+
+Quantity quantity(const Json& value) {
+  auto parsed = Quantity::parse(value.get<std::string>());
+  if (!parsed) throw std::invalid_argument(parsed.error().message);
+  return *parsed;
+}
+
+std::map<std::string, std::string> stringMap(const Json& doc) {
+  std::map<std::string, std::string> out;
+  for (auto it = doc.begin(); it != doc.end(); ++it) {
+    out[it.key()] = it->is_string() ? it->get<std::string>() : it->dump();
+  }
+  return out;
+}
+
+Session sessionFrom(const Json& doc) {
+  Session s;
+  s.id = doc.at("id").get<std::string>();
+  s.name = doc.value("name", "");
+  s.owner = doc.value("owner", "");
+  s.scalingGroup = doc.value("scaling_group", "");
+  s.command = doc.value("command", std::vector<std::string>{});
+  s.env = doc.value("env", std::map<std::string, std::string>{});
+  if (doc.contains("resources")) s.resources = stringMap(doc.at("resources"));
+  s.status = doc.at("status").get<std::string>();
+  s.statusReason = doc.value("status_reason", "");
+  s.agent = doc.value("agent", "");
+  if (doc.contains("exit_code") && !doc.at("exit_code").is_null()) s.exitCode = doc.at("exit_code").get<int>();
+  s.createdAtMs = millis(doc, "created_at_ms");
+  s.scheduledAtMs = millis(doc, "scheduled_at_ms");
+  s.startedAtMs = millis(doc, "started_at_ms");
+  s.endedAtMs = millis(doc, "ended_at_ms");
+  return s;
+}
+
+AgentInfo agentFrom(const Json& doc) {
+  AgentInfo a;
+  a.id = doc.at("id").get<std::string>();
+  a.status = doc.at("status").get<std::string>();
+  a.rpcUrl = doc.value("rpc_url", "");
+  a.region = doc.value("region", "");
+  a.scalingGroup = doc.value("scaling_group", "");
+  a.architecture = doc.value("architecture", "");
+  a.version = doc.value("version", "");
+  for (const auto& [slot, figures] : doc.at("slots").items()) {
+    a.slots[slot] = SlotUsage{figures.at("type").get<std::string>(), quantity(figures.at("capacity")),
+                              quantity(figures.at("used")), quantity(figures.at("largest_allocatable"))};
+  }
+  a.secondsSinceHeartbeat = doc.value("seconds_since_heartbeat", 0.0);
+  a.registeredAtMs = millis(doc, "registered_at_ms");
+  a.statusChangedAtMs = millis(doc, "status_changed_at_ms");
+  a.pluginsJson = doc.contains("plugins") ? doc.at("plugins").dump() : "null";
+  a.deviceHealthJson = doc.contains("device_health") ? doc.at("device_health").dump() : "null";
+  return a;
+}
+
+AllocationMap allocationMapFrom(const Json& doc) {
+  AllocationMap out;
+  out.agentId = doc.value("agent_id", "");
+  for (const Json& map : doc.at("maps")) {
+    SlotAllocationMap slot{map.at("slot").get<std::string>(), map.value("type", ""), map.value("kind", ""),
+                           map.value("strategy", ""), quantity(map.at("free")),
+                           quantity(map.at("largest_allocatable")), {}};
+    for (const Json& device : map.at("devices")) {
+      DeviceAllocation d{device.at("id").get<std::string>(), device.value("numa_node", -1),
+                         quantity(device.at("capacity")), quantity(device.at("allocated")),
+                         device.value("enabled", true), {}};
+      for (const auto& [session, amount] : device.at("sessions").items()) d.sessions[session] = quantity(amount);
+      slot.devices.push_back(std::move(d));
+    }
+    out.maps.push_back(std::move(slot));
+  }
+  return out;
+}
+
+Keypair keypairFrom(const Json& doc) {
+  return Keypair{doc.at("access_key").get<std::string>(), doc.value("admin", false), doc.value("active", true),
+                 doc.value("resource_policy", ""), millis(doc, "created_at_ms"), {}};
+}
+
+ResourcePolicy resourcePolicyFrom(const Json& doc) {
+  return ResourcePolicy{doc.at("name").get<std::string>(),
+                        stringMap(doc.value("total_resource_slots", Json::object())),
+                        doc.value("default_for_unspecified", ""),
+                        doc.value("max_concurrent_sessions", 0),
+                        doc.value("max_pending_session_count", 0),
+                        millis(doc, "created_at_ms"),
+                        {}};
+}
+
+ScalingGroup scalingGroupFrom(const Json& doc) {
+  return ScalingGroup{doc.at("name").get<std::string>(),
+                      doc.value("description", ""),
+                      doc.value("sequencer", ""),
+                      doc.value("selector", ""),
+                      doc.value("options", Json::object()).dump(),
+                      doc.value("slot_priority", std::vector<std::string>{}),
+                      doc.value("hol_max_passes", 0),
+                      doc.value("hol_max_wait_ms", std::int64_t{0}),
+                      doc.value("active", true),
+                      millis(doc, "created_at_ms"),
+                      {}};
+}
+
+// A caller's JSON text must be an object before it is sent (the manager would refuse it
+// too, but this names the caller's mistake without a round trip).
+ClientResult<std::string> objectText(const std::string& fieldsJson) {
+  const Json doc = Json::parse(fieldsJson, nullptr, false);
+  if (!doc.is_object()) {
+    return Failure<ApiError>{ApiError{0, "invalid-request", "Invalid fields", "expected a JSON object, not: " + fieldsJson}};
+  }
+  return doc.dump();
+}
+
+std::string segment(const std::string& text) { return http::urlEncode(text); }
+
+}  // namespace
+
+std::string ApiError::message() const {
+  if (title.empty()) return detail;
+  if (detail.empty()) return title;
+  return title + ": " + detail;
+}
+
+// ---- Config -----------------------------------------------------------------------
+
+std::filesystem::path Config::defaultFile() {
+  if (const std::string explicitFile = environment("BAI_CONFIG"); !explicitFile.empty()) return explicitFile;
+  if (const std::string xdg = environment("XDG_CONFIG_HOME"); !xdg.empty()) return std::filesystem::path(xdg) / "bai/config.toml";
+  return std::filesystem::path(environment("HOME")) / ".config/bai/config.toml";
+}
+
+Result<Config> Config::load(const std::filesystem::path& file) {
+  Config config;
+  std::error_code error;
+  const bool named = !environment("BAI_CONFIG").empty();
+  if (std::filesystem::exists(file, error)) {
+    toml::table table;
+    try {
+      table = toml::parse_file(file.string());
+    } catch (const toml::parse_error& e) {
+      return fail(ErrorCode::InvalidArgument, file.string() + ":" + std::to_string(e.source().begin.line) + ": " +
+                                                  std::string(e.description()));
+    }
+    for (const auto& [key, value] : table) {
+      const std::string name(key.str());
+      std::string* field = name == "endpoint"     ? &config.endpoint
+                           : name == "access-key" ? &config.accessKey
+                           : name == "secret-key" ? &config.secretKey
+                           : name == "ca-file"    ? &config.caFile
+                                                  : nullptr;
+      if (field == nullptr) {
+        return fail(ErrorCode::InvalidArgument,
+                    file.string() + ": unknown key '" + name + "' (endpoint, access-key, secret-key, ca-file)");
+      }
+      if (!value.is_string()) return fail(ErrorCode::InvalidArgument, file.string() + ": " + name + " must be a string");
+      *field = value.value<std::string>().value_or("");
+    }
+    struct stat info {};
+    if (!config.secretKey.empty() && ::stat(file.c_str(), &info) == 0 && (info.st_mode & 077) != 0) {
+      return fail(ErrorCode::InvalidArgument, file.string() + " holds a secret key but others may read it; run: chmod 600 " +
+                                                  file.string());
+    }
+  } else if (named) {
+    return fail(ErrorCode::NotFound, "BAI_CONFIG names " + file.string() + ", which does not exist");
+  }
+  const std::pair<const char*, std::string*> overrides[] = {{"BAI_ENDPOINT", &config.endpoint},
+                                                            {"BAI_ACCESS_KEY", &config.accessKey},
+                                                            {"BAI_SECRET_KEY", &config.secretKey},
+                                                            {"BAI_CA_FILE", &config.caFile}};
+  for (const auto& [name, field] : overrides) {
+    if (std::string value = environment(name); !value.empty()) *field = std::move(value);
+  }
+  while (!config.endpoint.empty() && config.endpoint.back() == '/') config.endpoint.pop_back();
+  if (config.endpoint.rfind("http://", 0) != 0 && config.endpoint.rfind("https://", 0) != 0) {
+    return fail(ErrorCode::InvalidArgument, "endpoint '" + config.endpoint + "' must start with http:// or https://");
+  }
+  return config;
+}
+
+Result<void> Config::requireCredentials() const {
+  if (!accessKey.empty() && !secretKey.empty()) return {};
+  return fail(ErrorCode::InvalidArgument,
+              std::string("no ") + (accessKey.empty() ? "access key" : "secret key") +
+                  ": set BAI_ACCESS_KEY and BAI_SECRET_KEY, or write access-key and secret-key to " +
+                  defaultFile().string() + " (mode 0600)");
+}
+
+// ---- Client -------------------------------------------------------------------------
+
+bool Session::isFinal() const { return status == "TERMINATED" || status == "ERROR" || status == "CANCELLED"; }
+
+Client::Client(Config config) : config_(std::move(config)) {}
+
+ClientResult<RawResponse> Client::call(const std::string& method, const std::string& target, const std::string& body,
+                                       std::chrono::milliseconds extraTimeout) const {
+  http::ClientRequest request;
+  request.method = method;
+  request.url = config_.endpoint + target;
+  request.body = body;
+  request.caFile = config_.caFile;
+  request.timeout = config_.timeout + extraTimeout;
+  if (target != "/healthz") {
+    request.headers = auth::signRequest({config_.accessKey, config_.secretKey}, method, target, body,
+                                        std::chrono::system_clock::now());
+  }
+  if (!body.empty()) request.headers["Content-Type"] = "application/json";
+  auto response = http::send(request);
+  if (!response) {
+    return Failure<ApiError>{ApiError{0, "unreachable", "Cannot reach the manager", response.error().message}};
+  }
+  return RawResponse{response->status, response->contentType, std::move(response->body)};
+}
+
+ClientResult<std::string> Client::version() const {
+  return expect<std::string>(call("GET", "/healthz"), [](const Json& doc) { return doc.value("version", ""); });
+}
+
+ClientResult<Session> Client::createSession(const SessionSpec& spec) const {
+  Json resources = Json::object();
+  for (const auto& [slot, amount] : spec.resources) {
+    if (resources.contains(slot)) {
+      return Failure<ApiError>{ApiError{0, "invalid-request", "Invalid session", "slot '" + slot + "' is requested twice"}};
+    }
+    resources[slot] = amount;
+  }
+  Json doc = {{"command", spec.command}, {"resources", resources}};
+  if (!spec.env.empty()) doc["env"] = spec.env;
+  if (!spec.name.empty()) doc["name"] = spec.name;
+  if (!spec.scalingGroup.empty()) doc["scaling_group"] = spec.scalingGroup;
+  return expect<Session>(call("POST", "/v1/sessions", doc.dump()), sessionFrom);
+}
+
+ClientResult<std::vector<Session>> Client::listSessions(const std::string& status) const {
+  const std::string target = status.empty() ? "/v1/sessions" : "/v1/sessions?status=" + http::urlEncode(status);
+  return expectList<Session>(call("GET", target), sessionFrom);
+}
+
+ClientResult<Session> Client::session(const std::string& id, std::chrono::milliseconds wait) const {
+  std::string target = "/v1/sessions/" + segment(id);
+  if (wait.count() > 0) {
+    std::ostringstream seconds;
+    seconds << wait.count() / 1000 << '.' << std::setfill('0') << std::setw(3) << wait.count() % 1000;
+    target += "?wait=" + seconds.str();
+  }
+  return expect<Session>(call("GET", target, {}, wait), sessionFrom);
+}
+
+ClientResult<std::string> Client::sessionLogs(const std::string& id, const LogQuery& query) const {
+  std::string target = "/v1/sessions/" + segment(id) + "/logs?stream=" + http::urlEncode(query.stream) +
+                       "&offset=" + std::to_string(query.offset);
+  if (query.limit) target += "&limit=" + std::to_string(*query.limit);
+  if (query.tail) target += "&tail=" + std::to_string(*query.tail);
+  auto response = call("GET", target);
+  if (!response) return Failure{response.error()};
+  if (response->status != 200) return Failure{errorFrom(*response)};
+  return std::move(response->body);
+}
+
+ClientResult<Session> Client::destroySession(const std::string& id) const {
+  return expect<Session>(call("DELETE", "/v1/sessions/" + segment(id)), sessionFrom);
+}
+
+ClientResult<std::map<std::string, std::string>> Client::resourceSlots() const {
+  return expect<std::map<std::string, std::string>>(call("GET", "/v1/resource-slots"), stringMap);
+}
+
+ClientResult<std::vector<AgentInfo>> Client::agents() const {
+  return expectList<AgentInfo>(call("GET", "/v1/agents"), agentFrom);
+}
+
+ClientResult<AgentInfo> Client::agent(const std::string& id) const {
+  return expect<AgentInfo>(call("GET", "/v1/agents/" + segment(id)), agentFrom);
+}
+
+ClientResult<AllocationMap> Client::allocationMap(const std::string& agentId) const {
+  return expect<AllocationMap>(call("GET", "/v1/agents/" + segment(agentId) + "/alloc-map"), allocationMapFrom);
+}
+
+ClientResult<std::vector<Keypair>> Client::keypairs() const {
+  return expectList<Keypair>(call("GET", "/v1/keypairs"), keypairFrom);
+}
+
+ClientResult<NewKeypair> Client::createKeypair(bool admin, const std::string& resourcePolicy) const {
+  Json doc = {{"admin", admin}};
+  if (!resourcePolicy.empty()) doc["resource_policy"] = resourcePolicy;
+  return expect<NewKeypair>(call("POST", "/v1/keypairs", doc.dump()), [](const Json& reply) {
+    return NewKeypair{reply.at("access_key").get<std::string>(), reply.at("secret_key").get<std::string>(),
+                      reply.value("admin", false), reply.value("resource_policy", ""), {}};
+  });
+}
+
+ClientResult<Keypair> Client::setKeypairResourcePolicy(const std::string& accessKey, const std::string& policy) const {
+  return expect<Keypair>(call("PATCH", "/v1/keypairs/" + segment(accessKey), Json{{"resource_policy", policy}}.dump()),
+                         keypairFrom);
+}
+
+ClientResult<std::vector<ResourcePolicy>> Client::resourcePolicies() const {
+  return expectList<ResourcePolicy>(call("GET", "/v1/resource-policies"), resourcePolicyFrom);
+}
+
+ClientResult<ResourcePolicy> Client::resourcePolicy(const std::string& name) const {
+  return expect<ResourcePolicy>(call("GET", "/v1/resource-policies/" + segment(name)), resourcePolicyFrom);
+}
+
+ClientResult<ResourcePolicy> Client::createResourcePolicy(const std::string& fieldsJson) const {
+  auto body = objectText(fieldsJson);
+  if (!body) return Failure{body.error()};
+  return expect<ResourcePolicy>(call("POST", "/v1/resource-policies", *body), resourcePolicyFrom);
+}
+
+ClientResult<ResourcePolicy> Client::updateResourcePolicy(const std::string& name, const std::string& fieldsJson) const {
+  auto body = objectText(fieldsJson);
+  if (!body) return Failure{body.error()};
+  return expect<ResourcePolicy>(call("PATCH", "/v1/resource-policies/" + segment(name), *body), resourcePolicyFrom);
+}
+
+ClientResult<std::vector<ScalingGroup>> Client::scalingGroups() const {
+  return expectList<ScalingGroup>(call("GET", "/v1/scaling-groups"), scalingGroupFrom);
+}
+
+ClientResult<ScalingGroup> Client::scalingGroup(const std::string& name) const {
+  return expect<ScalingGroup>(call("GET", "/v1/scaling-groups/" + segment(name)), scalingGroupFrom);
+}
+
+ClientResult<ScalingGroup> Client::createScalingGroup(const std::string& fieldsJson) const {
+  auto body = objectText(fieldsJson);
+  if (!body) return Failure{body.error()};
+  return expect<ScalingGroup>(call("POST", "/v1/scaling-groups", *body), scalingGroupFrom);
+}
+
+ClientResult<ScalingGroup> Client::updateScalingGroup(const std::string& name, const std::string& fieldsJson) const {
+  auto body = objectText(fieldsJson);
+  if (!body) return Failure{body.error()};
+  return expect<ScalingGroup>(call("PATCH", "/v1/scaling-groups/" + segment(name), *body), scalingGroupFrom);
+}
+
+std::string formatSlotAmount(const std::string& type, Quantity amount) {
+  if (type != "bytes" || !amount.isFinite() || amount.isNegative()) return amount.toString();
+  auto bytes = BinarySize::fromQuantity(amount);
+  if (!bytes) return amount.toString();
+  static constexpr char kUnits[] = "kmgtpe";
+  const std::uint64_t value = bytes->bytes();
+  int unit = -1;
+  while (unit + 1 < 6 && value >> (10 * (unit + 2)) != 0) ++unit;
+  if (unit < 0) return std::to_string(value);
+  // Two decimals, trailing zeros dropped: 4g, 1.5g, 9.21g.
+  const double scaled = static_cast<double>(value) / static_cast<double>(std::uint64_t{1} << (10 * (unit + 1)));
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2f", scaled);
+  std::string out = text;
+  out.erase(out.find_last_not_of('0') + 1);
+  if (out.back() == '.') out.pop_back();
+  return out + kUnits[unit];
+}
+
+}  // namespace bai::client
