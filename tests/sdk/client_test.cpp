@@ -1,0 +1,301 @@
+// libbai's API client (bai/client.hpp) against a scripted HTTP server: what it sends
+// (signed requests, bodies, targets), how it reads answers and errors, and its config.
+#include <bai/client.hpp>
+#include <bai/request_signing.hpp>
+
+#include "http_server.hpp"
+#include "temp_dir.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <mutex>
+
+namespace bai::client {
+namespace {
+
+using Json = nlohmann::json;
+
+constexpr const char* kAccessKey = "AKBAITEST0000000001";
+constexpr const char* kSecretKey = "s3cret-key-for-tests";
+
+// A manager stand-in: records each request and answers with the next scripted reply.
+class ScriptedManager {
+ public:
+  ScriptedManager()
+      : server_({"127.0.0.1", 0, 2, 1 << 20, "", ""}, [this](const http::Request& request) {
+          std::lock_guard<std::mutex> lock(mutex_);
+          requests_.push_back(request);
+          return reply_;
+        }) {
+    EXPECT_TRUE(server_.start().ok());
+  }
+  ~ScriptedManager() { server_.stop(); }
+
+  void answer(int status, std::string body, std::string contentType = "application/json") {
+    std::lock_guard<std::mutex> lock(mutex_);
+    reply_ = http::Response{status, std::move(contentType), std::move(body), {}};
+  }
+  http::Request last() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return requests_.empty() ? http::Request{} : requests_.back();
+  }
+  Client client() const {
+    Config config;
+    config.endpoint = "http://127.0.0.1:" + std::to_string(server_.port());
+    config.accessKey = kAccessKey;
+    config.secretKey = kSecretKey;
+    return Client(config);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<http::Request> requests_;
+  http::Response reply_{200, "application/json", "{}", {}};
+  http::Server server_;
+};
+
+const char* kSessionDoc = R"({"id":"s1","name":"train","owner":"AKBAITEST0000000001","scaling_group":"default",
+  "command":["python","train.py"],"env":{"A":"1"},"resources":{"cpu":"2","mem":"4294967296"},"status":"TERMINATED",
+  "status_reason":"exited","agent":"a1","exit_code":3,"created_at_ms":1000,"scheduled_at_ms":1002,
+  "started_at_ms":1010,"ended_at_ms":1500})";
+
+class ClientTest : public ::testing::Test {
+ protected:
+  ScriptedManager manager_;
+};
+
+TEST_F(ClientTest, EveryRequestCarriesAValidSignatureOverWhatWasSent) {
+  manager_.answer(201, kSessionDoc);
+  SessionSpec spec;
+  spec.command = {"python", "train.py"};
+  spec.resources = {{"cpu", "2"}, {"mem", "4g"}, {"cuda.shares", "0.5"}};
+  spec.env = {{"A", "1"}};
+  spec.scalingGroup = "gpu";
+  ASSERT_TRUE(manager_.client().createSession(spec).ok());
+
+  const http::Request sent = manager_.last();
+  EXPECT_EQ(sent.method, "POST");
+  EXPECT_EQ(sent.target, "/v1/sessions");
+  const Json body = Json::parse(sent.body);
+  EXPECT_EQ(body["command"], Json({"python", "train.py"}));
+  EXPECT_EQ(body["resources"], Json({{"cpu", "2"}, {"mem", "4g"}, {"cuda.shares", "0.5"}}));
+  EXPECT_EQ(body["env"], Json({{"A", "1"}}));
+  EXPECT_EQ(body["scaling_group"], "gpu");
+  EXPECT_FALSE(body.contains("name")) << "an empty name is left to the manager";
+
+  EXPECT_EQ(sent.header("x-bai-content-sha256"), auth::sha256Hex(sent.body));
+  const std::string expected = auth::hmacSha256Hex(
+      kSecretKey, auth::stringToSign("POST", sent.target, sent.header("x-bai-date"), sent.header("x-bai-nonce"),
+                                     sent.header("x-bai-content-sha256")));
+  EXPECT_EQ(sent.header("authorization"),
+            std::string("BAI-HMAC-SHA256 Credential=") + kAccessKey + ", Signature=" + expected);
+}
+
+TEST_F(ClientTest, ASessionIsReadWithEveryFieldAndItsDocument) {
+  manager_.answer(200, kSessionDoc);
+  auto session = manager_.client().session("s1");
+  ASSERT_TRUE(session.ok()) << session.error().message();
+  EXPECT_EQ(session->id, "s1");
+  EXPECT_EQ(session->name, "train");
+  EXPECT_EQ(session->command, (std::vector<std::string>{"python", "train.py"}));
+  EXPECT_EQ(session->resources.at("mem"), "4294967296");
+  EXPECT_EQ(session->status, "TERMINATED");
+  EXPECT_TRUE(session->isFinal());
+  ASSERT_TRUE(session->exitCode.has_value());
+  EXPECT_EQ(*session->exitCode, 3);
+  EXPECT_EQ(session->startedAtMs, 1010);
+  EXPECT_EQ(Json::parse(session->json), Json::parse(kSessionDoc));
+  EXPECT_EQ(manager_.last().target, "/v1/sessions/s1");
+}
+
+TEST_F(ClientTest, ALongPollAsksForTheWaitInSeconds) {
+  manager_.answer(200, kSessionDoc);
+  ASSERT_TRUE(manager_.client().session("s 1", std::chrono::milliseconds(1500)).ok());
+  EXPECT_EQ(manager_.last().target, "/v1/sessions/s%201?wait=1.500") << "the id is encoded, the wait in seconds";
+}
+
+TEST_F(ClientTest, TheServersErrorDocumentIsTheError) {
+  manager_.answer(400, R"({"type":"unknown-slot","title":"Unknown resource slot","detail":"no agent offers 'gpu'"})");
+  auto created = manager_.client().createSession({"", {"true"}, {}, {{"gpu", "1"}}, ""});
+  ASSERT_FALSE(created.ok());
+  EXPECT_EQ(created.error().status, 400);
+  EXPECT_EQ(created.error().type, "unknown-slot");
+  EXPECT_EQ(created.error().message(), "Unknown resource slot: no agent offers 'gpu'");
+}
+
+TEST_F(ClientTest, AnAnswerThatIsNotAnErrorDocumentStillNamesTheStatus) {
+  manager_.answer(502, "bad gateway", "text/plain");
+  auto listed = manager_.client().listSessions();
+  ASSERT_FALSE(listed.ok());
+  EXPECT_EQ(listed.error().status, 502);
+  EXPECT_EQ(listed.error().type, "http-502");
+  EXPECT_NE(listed.error().message().find("bad gateway"), std::string::npos) << listed.error().message();
+}
+
+TEST_F(ClientTest, ASuccessThatIsNotTheDocumentedShapeIsAnInvalidReply) {
+  manager_.answer(200, "not json");
+  auto notJson = manager_.client().agents();
+  ASSERT_FALSE(notJson.ok());
+  EXPECT_EQ(notJson.error().type, "invalid-reply");
+  manager_.answer(200, R"([{"id":"a1"}])");
+  auto missingFields = manager_.client().agents();
+  ASSERT_FALSE(missingFields.ok());
+  EXPECT_EQ(missingFields.error().type, "invalid-reply");
+  manager_.answer(200, R"([{"id":"a1","status":"ALIVE","slots":{"cpu":{"type":"count","capacity":"x","used":"0","largest_allocatable":"0"}}}])");
+  EXPECT_FALSE(manager_.client().agents().ok()) << "an amount that is not a number";
+}
+
+TEST_F(ClientTest, AgentsAreReadInExactAmounts) {
+  manager_.answer(200, R"([{"id":"a1","status":"ALIVE","scaling_group":"default","slots":{
+      "cuda.shares":{"type":"count","capacity":"18.333333","used":"0.5","largest_allocatable":"8.5"},
+      "mem":{"type":"bytes","capacity":"17179869184","used":"4294967296","largest_allocatable":"12884901888"}},
+      "plugins":[{"name":"mock"}],"device_health":{}}])");
+  auto agents = manager_.client().agents();
+  ASSERT_TRUE(agents.ok()) << agents.error().message();
+  ASSERT_EQ(agents->size(), 1u);
+  const SlotUsage& shares = agents->front().slots.at("cuda.shares");
+  EXPECT_EQ(shares.available(), *Quantity::parse("17.833333"));
+  EXPECT_EQ(formatSlotAmount("bytes", agents->front().slots.at("mem").available()), "12g");
+  EXPECT_EQ(Json::parse(agents->front().pluginsJson), Json::parse(R"([{"name":"mock"}])"));
+}
+
+TEST_F(ClientTest, TheAllocationMapListsWhoHoldsEachDevice) {
+  manager_.answer(200, R"({"agent_id":"a1","maps":[{"slot":"cuda.shares","type":"count","kind":"fraction",
+      "strategy":"fill","free":"8.5","largest_allocatable":"8.5","devices":[{"id":"0","numa_node":0,"capacity":"9",
+      "allocated":"0.5","enabled":true,"sessions":{"s1":"0.5"}}]}]})");
+  auto map = manager_.client().allocationMap("a1");
+  ASSERT_TRUE(map.ok()) << map.error().message();
+  ASSERT_EQ(map->maps.size(), 1u);
+  ASSERT_EQ(map->maps[0].devices.size(), 1u);
+  EXPECT_EQ(map->maps[0].devices[0].sessions.at("s1"), *Quantity::parse("0.5"));
+  EXPECT_EQ(manager_.last().target, "/v1/agents/a1/alloc-map");
+}
+
+TEST_F(ClientTest, AdminRecordsSendTheCallersFieldsAsAnObject) {
+  manager_.answer(201, R"({"name":"small","total_resource_slots":{"cpu":"2"},"default_for_unspecified":"LIMITED",
+      "max_concurrent_sessions":3,"max_pending_session_count":0,"created_at_ms":5})");
+  auto policy = manager_.client().createResourcePolicy(R"({"name":"small","total_resource_slots":{"cpu":2}})");
+  ASSERT_TRUE(policy.ok()) << policy.error().message();
+  EXPECT_EQ(policy->maxConcurrentSessions, 3);
+  EXPECT_EQ(policy->totalResourceSlots.at("cpu"), "2");
+  EXPECT_EQ(manager_.last().method, "POST");
+  EXPECT_EQ(manager_.last().target, "/v1/resource-policies");
+
+  auto notAnObject = manager_.client().updateScalingGroup("gpu", "[1]");
+  ASSERT_FALSE(notAnObject.ok());
+  EXPECT_EQ(notAnObject.error().type, "invalid-request");
+  EXPECT_EQ(manager_.last().method, "POST") << "nothing was sent";
+}
+
+TEST_F(ClientTest, ARepeatedSlotIsRefusedBeforeSending) {
+  auto created = manager_.client().createSession({"", {"true"}, {}, {{"cpu", "1"}, {"cpu", "2"}}, ""});
+  ASSERT_FALSE(created.ok());
+  EXPECT_NE(created.error().detail.find("cpu"), std::string::npos);
+  EXPECT_TRUE(manager_.last().method.empty()) << "nothing was sent";
+}
+
+TEST(ClientUnreachableTest, NoAnswerIsStatusZeroAndNamesTheEndpoint) {
+  Config config;
+  config.endpoint = "http://127.0.0.1:1";
+  config.accessKey = kAccessKey;
+  config.secretKey = kSecretKey;
+  auto version = Client(config).listSessions();
+  ASSERT_FALSE(version.ok());
+  EXPECT_EQ(version.error().status, 0);
+  EXPECT_EQ(version.error().type, "unreachable");
+  EXPECT_NE(version.error().detail.find("127.0.0.1:1"), std::string::npos) << version.error().detail;
+  EXPECT_EQ(version.error().detail.find(kSecretKey), std::string::npos);
+}
+
+TEST(FormatSlotAmountTest, BytesInTheLargestUnitOthersExact) {
+  EXPECT_EQ(formatSlotAmount("bytes", Quantity(4LL << 30)), "4g");
+  EXPECT_EQ(formatSlotAmount("bytes", Quantity(1536LL << 20)), "1.5g");
+  EXPECT_EQ(formatSlotAmount("bytes", Quantity(9892487168LL)), "9.21g");
+  EXPECT_EQ(formatSlotAmount("bytes", Quantity(512)), "512");
+  EXPECT_EQ(formatSlotAmount("bytes", Quantity(0)), "0");
+  EXPECT_EQ(formatSlotAmount("count", *Quantity::parse("0.5")), "0.5");
+  EXPECT_EQ(formatSlotAmount("count", *Quantity::parse("18.333333")), "18.333333");
+  EXPECT_EQ(formatSlotAmount("count", Quantity::infinity()), "Infinity");
+}
+
+// ---- Config -----------------------------------------------------------------------
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (const char* name : {"BAI_CONFIG", "BAI_ENDPOINT", "BAI_ACCESS_KEY", "BAI_SECRET_KEY", "BAI_CA_FILE"}) ::unsetenv(name);
+    ::setenv("XDG_CONFIG_HOME", dir_.path().c_str(), 1);
+  }
+  std::filesystem::path write(const std::string& name, const std::string& text, mode_t mode = 0600) {
+    const auto file = dir_.path() / name;
+    std::ofstream(file) << text;
+    ::chmod(file.c_str(), mode);
+    return file;
+  }
+  bai::test::TempDir dir_;
+};
+
+TEST_F(ConfigTest, WithoutAFileTheDefaultsAndTheEnvironmentApply) {
+  auto config = Config::load();
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  EXPECT_EQ(config->endpoint, "http://127.0.0.1:8081");
+  auto missing = config->requireCredentials();
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().message.find("BAI_ACCESS_KEY"), std::string::npos) << missing.error().message;
+
+  ::setenv("BAI_ENDPOINT", "https://manager.example:8443/", 1);
+  ::setenv("BAI_ACCESS_KEY", "AK", 1);
+  ::setenv("BAI_SECRET_KEY", "SK", 1);
+  config = Config::load();
+  ASSERT_TRUE(config.ok());
+  EXPECT_EQ(config->endpoint, "https://manager.example:8443") << "the trailing slash is dropped";
+  EXPECT_TRUE(config->requireCredentials().ok());
+}
+
+TEST_F(ConfigTest, TheKeypairFileOfManagerInitIsAConfigFile) {
+  std::filesystem::create_directories(dir_.path() / "bai");
+  write("bai/config.toml", "# bai keypair\naccess-key = \"AKBAI1\"\nsecret-key = \"abc\"\n");
+  auto config = Config::load();
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  EXPECT_EQ(config->accessKey, "AKBAI1");
+  EXPECT_EQ(config->secretKey, "abc");
+  ::setenv("BAI_SECRET_KEY", "from-env", 1);
+  EXPECT_EQ(Config::load()->secretKey, "from-env") << "the environment overrides the file";
+}
+
+TEST_F(ConfigTest, ASecretOthersMayReadIsRefused) {
+  const auto file = write("open.toml", "access-key = \"AK\"\nsecret-key = \"abc\"\n", 0644);
+  auto config = Config::load(file);
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.error().message.find("chmod 600"), std::string::npos) << config.error().message;
+  EXPECT_EQ(config.error().message.find("abc"), std::string::npos) << "never the secret";
+  const auto noSecret = write("endpoint.toml", "endpoint = \"http://10.0.0.1:8081\"\n", 0644);
+  EXPECT_TRUE(Config::load(noSecret).ok()) << "a file without a secret may be shared";
+}
+
+TEST_F(ConfigTest, BadFilesAreRefusedNamingTheProblem) {
+  auto unknown = Config::load(write("unknown.toml", "endpoint = \"http://x\"\nsecret = \"s\"\n"));
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.error().message.find("unknown key 'secret'"), std::string::npos) << unknown.error().message;
+
+  auto broken = Config::load(write("broken.toml", "endpoint = \"http://x\"\naccess-key = \n"));
+  ASSERT_FALSE(broken.ok());
+  EXPECT_NE(broken.error().message.find("broken.toml:2"), std::string::npos) << broken.error().message;
+
+  auto scheme = Config::load(write("scheme.toml", "endpoint = \"127.0.0.1:8081\"\n"));
+  ASSERT_FALSE(scheme.ok());
+  EXPECT_NE(scheme.error().message.find("http://"), std::string::npos) << scheme.error().message;
+
+  ::setenv("BAI_CONFIG", (dir_.path() / "absent.toml").c_str(), 1);
+  auto absent = Config::load();
+  ASSERT_FALSE(absent.ok()) << "a file named on purpose must exist";
+  EXPECT_NE(absent.error().message.find("absent.toml"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace bai::client
