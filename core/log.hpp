@@ -7,7 +7,10 @@ namespace bai::core {
 
 using bai::LogLevel;
 using bai::logLevelName;
+using bai::LogThreshold;
+using bai::parseLogLevel;
 using bai::LogSink;
 using bai::stderrLogSink;
+using bai::thresholdLogSink;
 
 }  // namespace bai::core

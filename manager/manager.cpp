@@ -39,7 +39,8 @@ Manager::Manager(ManagerSettings settings, std::unique_ptr<Store> store, std::st
     : settings_(std::move(settings)),
       store_(std::move(store)),
       clusterToken_(std::move(clusterToken)),
-      log_(std::move(log)),
+      threshold_(std::make_shared<LogThreshold>(settings_.logLevel)),
+      log_(thresholdLogSink(std::move(log), threshold_)),
       agentClient_(clusterToken_, settings_.agentRpcTimeout, settings_.agentCaFile) {}
 
 Result<std::unique_ptr<Manager>> Manager::start(ManagerSettings settings, std::unique_ptr<Store> store,
@@ -94,6 +95,67 @@ void Manager::shutdown() {
 
 void Manager::log(LogLevel level, const std::string& message) const {
   if (log_) log_(level, "manager", message);
+}
+
+const std::vector<std::string>& managerReloadableKeys() {
+  static const std::vector<std::string> keys = {"manager.log-level", "manager.max-wait", "agents.heartbeat-timeout",
+                                                "scheduler.period", "scheduler.candidate-window"};
+  return keys;
+}
+
+// Every key applied here is read under mutex_ by the threads that use it, so a change
+// takes effect at their next look: the scheduler's next wait, the next long poll.
+Result<ReloadReport> Manager::reload(const config::Config& running, const config::Config& next) {
+  auto resolved = managerSettings(next);
+  if (!resolved) return Failure{resolved.error()};
+  ReloadReport report;
+  const auto& reloadable = managerReloadableKeys();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const std::string& key : next.changedKeys(running)) {
+      if (std::find(reloadable.begin(), reloadable.end(), key) == reloadable.end()) {
+        report.needsRestart.push_back(key);
+        continue;
+      }
+      if (key == "manager.log-level") {
+        settings_.logLevel = resolved->logLevel;
+        threshold_->set(resolved->logLevel);
+      } else if (key == "manager.max-wait") {
+        settings_.maxWait = resolved->maxWait;
+      } else if (key == "agents.heartbeat-timeout") {
+        settings_.heartbeatTimeout = resolved->heartbeatTimeout;
+      } else if (key == "scheduler.period") {
+        settings_.schedulerPeriod = resolved->schedulerPeriod;
+      } else if (key == "scheduler.candidate-window") {
+        settings_.candidateWindow = resolved->candidateWindow;
+      }
+      report.applied.push_back(key);
+    }
+    schedulerDirty_ = true;  // the next round runs with the new period and window
+  }
+  schedulerWake_.notify_all();
+  for (const auto& key : report.needsRestart) log(LogLevel::Warning, key + " changed; restart to apply");
+  std::string applied;
+  for (const auto& key : report.applied) applied += (applied.empty() ? "" : ", ") + key;
+  log(LogLevel::Info, "configuration reloaded" + (applied.empty() ? std::string("; nothing to apply") : "; applied " + applied));
+  return report;
+}
+
+Result<ReloadReport> reloadManagerConfig(Manager& manager, config::Config& running, const std::string& file,
+                                         const std::map<std::string, std::string>& overrides) {
+  auto next = managerConfigSchema().load(file, overrides);
+  if (!next) {
+    manager.logSink()(LogLevel::Error, "manager", "reload refused, running settings kept: " + next.error().message);
+    return Failure{next.error()};
+  }
+  auto reloaded = manager.reload(running, *next);
+  if (!reloaded) {
+    manager.logSink()(LogLevel::Error, "manager", "reload refused, running settings kept: " + reloaded.error().message);
+    return Failure{reloaded.error()};
+  }
+  next->keepValuesOf(running, reloaded->needsRestart);
+  running = std::move(*next);
+  return reloaded;
 }
 
 // Loads the state a previous run left and resumes what it was doing: reservations are
@@ -348,6 +410,12 @@ ApiResult<SessionRecord> Manager::createSession(const Caller& caller, const NewS
   }
   auto requested = ResourceSlot::parseUserInput(request.resources, registry_.table());
   if (!requested) return apiFailure(400, "invalid-resource", "Invalid resource amount", requested.error().message);
+  // A request over the owner's whole quota would wait forever: refuse it now.
+  if (const ResourcePolicyRecord* policy = policyOfOwnerLocked(caller.accessKey); policy != nullptr) {
+    if (auto why = quotaShortfall(*policy, OwnerUsage{}, *requested)) {
+      return apiFailure(400, "exceeds-quota", "Request exceeds the resource policy", "even with nothing else running: " + *why);
+    }
+  }
   for (const auto& [slot, amount] : *requested) {
     if (amount.isZero()) continue;
     const bool served = std::any_of(agents_.begin(), agents_.end(), [&](const auto& entry) {

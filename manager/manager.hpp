@@ -61,6 +61,16 @@ struct AgentSummary {
   double secondsSinceHeartbeat = 0;
 };
 
+// What a reload did with the keys that changed.
+struct ReloadReport {
+  std::vector<std::string> applied;       // in effect now
+  std::vector<std::string> needsRestart;  // kept at their running value, each logged
+};
+
+// The keys a running manager applies on SIGHUP; a change of any other key is logged as
+// needing a restart.
+const std::vector<std::string>& managerReloadableKeys();
+
 class Manager {
  public:
   static Result<std::unique_ptr<Manager>> start(ManagerSettings settings, std::unique_ptr<Store> store,
@@ -111,6 +121,14 @@ class Manager {
 
   std::string metricsText() const;
   Metrics& metrics() { return metrics_; }
+
+  // SIGHUP: applies manager.log-level, manager.max-wait, agents.heartbeat-timeout,
+  // scheduler.period and scheduler.candidate-window now, and logs every other changed key
+  // as needing a restart. `next` must resolve (managerSettings); if not, nothing changes.
+  Result<ReloadReport> reload(const config::Config& running, const config::Config& next);
+  // The manager's sink, at its current level: for the front end's own lines.
+  const LogSink& logSink() const { return log_; }
+  LogLevel logLevel() const { return threshold_->get(); }
 
   // Answers every long poll and stops the threads; call before the HTTP server stops.
   void shutdown();
@@ -199,6 +217,7 @@ class Manager {
   ManagerSettings settings_;
   std::unique_ptr<Store> store_;
   std::string clusterToken_;
+  std::shared_ptr<LogThreshold> threshold_;  // lines below it are dropped before the daemon's sink
   LogSink log_;
   AgentClient agentClient_;
   std::unique_ptr<PolicyCatalog> policies_;
@@ -236,6 +255,12 @@ class Manager {
   std::thread waiterThread_;
   std::vector<std::thread> dispatchers_;
 };
+
+// The daemon's SIGHUP: loads `file` with the command line's `overrides` as at start. A
+// config that does not load or resolve is refused, its error logged, and nothing changes;
+// otherwise Manager::reload applies it and `running` becomes it.
+Result<ReloadReport> reloadManagerConfig(Manager& manager, config::Config& running, const std::string& file,
+                                         const std::map<std::string, std::string>& overrides);
 
 std::string sessionToJson(const SessionRecord& session, const std::string& pendingReason = "");
 std::string agentToJson(const AgentSummary& agent, const std::map<std::string, SlotType>& types);

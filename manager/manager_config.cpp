@@ -42,13 +42,6 @@ const config::Schema& managerConfigSchema() {
   return schema;
 }
 
-Result<LogLevel> parseLogLevel(const std::string& text) {
-  for (LogLevel level : {LogLevel::Debug, LogLevel::Info, LogLevel::Warning, LogLevel::Error}) {
-    if (text == logLevelName(level)) return level;
-  }
-  return fail(ErrorCode::InvalidArgument, "'" + text + "' is not a log level (debug, info, warning, error)");
-}
-
 namespace {
 
 std::chrono::milliseconds millis(double seconds) {
@@ -101,7 +94,9 @@ Result<ManagerSettings> managerSettings(const config::Config& c) {
   s.selector = c.string("scheduler.selector");
   for (const auto& dir : c.stringList("scheduler.policy-path")) s.policyPath.push_back(std::filesystem::absolute(dir, ec).string());
 #ifdef BAI_UNINSTALLED_POLICY_DIR
-  s.policyPath.push_back(BAI_UNINSTALLED_POLICY_DIR);
+  // A manager run from its build tree finds the policies built beside it; one given a
+  // policy path (an installed one) loads exactly what it names.
+  if (!c.isSet("scheduler.policy-path")) s.policyPath.push_back(BAI_UNINSTALLED_POLICY_DIR);
 #endif
   const std::int64_t window = c.integer("scheduler.candidate-window");
   if (window < 1 || window > 4096) return fail(ErrorCode::InvalidArgument, "scheduler.candidate-window must be 1 to 4096");

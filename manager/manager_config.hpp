@@ -40,6 +40,6 @@ struct ManagerSettings {
 
 Result<ManagerSettings> managerSettings(const config::Config& config);
 
-Result<LogLevel> parseLogLevel(const std::string& text);
+using bai::parseLogLevel;
 
 }  // namespace bai::manager

@@ -63,7 +63,10 @@ std::vector<int> devicesAsNumbers(const protocol::DeviceAllocation& allocation, 
 }  // namespace
 
 Agent::Agent(AgentSettings settings, std::string token, LogSink log)
-    : settings_(std::move(settings)), token_(std::move(token)), log_(std::move(log)) {}
+    : settings_(std::move(settings)),
+      token_(std::move(token)),
+      threshold_(std::make_shared<LogThreshold>(settings_.logLevel)),
+      log_(thresholdLogSink(std::move(log), threshold_)) {}
 
 Result<std::unique_ptr<Agent>> Agent::start(AgentSettings settings, std::string clusterToken, LogSink log) {
   std::unique_ptr<Agent> agent(new Agent(std::move(settings), std::move(clusterToken), std::move(log)));
@@ -208,25 +211,29 @@ AgentResult<std::pair<protocol::SessionInfo, bool>> Agent::createSession(const p
   const protocol::DeviceAllocation devices = session.info.allocation;
   sessions_.emplace(request.sessionId, std::move(session));
   changed();
-  lock.unlock();
-
-  // Plugins and the limits back end are slow and may block: outside the lock.
-  std::map<std::string, std::string> env = request.env;
-  std::vector<std::string> prepared;
-  std::string failure;
-  for (const auto& plugin : inventory_->host().plugins()) {
-    if (plugin->failed()) continue;  // withdrawn: none of its devices can be in the allocation
+  // Which plugin gets which part, decided now: a reload may change the plugins meanwhile.
+  std::vector<std::pair<std::shared_ptr<AcceleratorPlugin>, protocol::DeviceAllocation>> toPrepare;
+  for (auto& plugin : activePluginsLocked()) {
     protocol::DeviceAllocation mine;
     for (const auto& [slot, perDevice] : devices) {
       if (inventory_->ownerOf(slot) == plugin.get()) mine[slot] = perDevice;
     }
+    toPrepare.emplace_back(std::move(plugin), std::move(mine));
+  }
+  lock.unlock();
+
+  // Plugins and the limits back end are slow and may block: outside the lock.
+  std::map<std::string, std::string> env = request.env;
+  std::vector<std::pair<std::shared_ptr<AcceleratorPlugin>, protocol::DeviceAllocation>> prepared;
+  std::string failure;
+  for (auto& [plugin, mine] : toPrepare) {
     auto resources = plugin->prepareSession(request.sessionId, mine);
     if (!resources) {
       failure = "plugin " + plugin->identity().name + ": " + resources.error().message;
       break;
     }
-    prepared.push_back(plugin->identity().key);
     for (const auto& [name, value] : resources->env) env[name] = value;
+    prepared.emplace_back(std::move(plugin), std::move(mine));
   }
   SessionLimits limits;
   limits.cpus = devicesAsNumbers(devices, "cpu");
@@ -242,7 +249,16 @@ AgentResult<std::pair<protocol::SessionInfo, bool>> Agent::createSession(const p
     else failure = "limits: " + joined.error().message;
   }
   lock.lock();
-  sessions_.at(request.sessionId).preparedPlugins = prepared;  // before start: an exit may come at once
+  std::vector<std::string> preparedKeys;
+  for (const auto& [plugin, mine] : prepared) {
+    if (inventory_->offers(plugin.get())) {
+      preparedKeys.push_back(plugin->identity().key);
+    } else if (auto released = plugin->releaseSession(request.sessionId, mine); !released) {
+      // Unloaded by a reload meanwhile (it held none of this session's devices): undone now.
+      log_(LogLevel::Warning, "agent", "session " + request.sessionId + ": " + released.error().message);
+    }
+  }
+  sessions_.at(request.sessionId).preparedPlugins = preparedKeys;  // before start: an exit may come at once
   lock.unlock();
 
   RunSpec spec;
@@ -270,7 +286,9 @@ AgentResult<std::pair<protocol::SessionInfo, bool>> Agent::createSession(const p
     ++sessionsFailed_;
     changed();
     const protocol::SessionInfo info = stored.info;
+    auto unloaded = unloadDrainedLocked();
     lock.unlock();
+    unloaded.clear();
     recordEvent(protocol::EventKind::Failed, request.sessionId, std::nullopt, info.reason);
     return Failure{apiError(500, "session-start-failed", "The session could not start", info.reason)};
   }
@@ -309,7 +327,9 @@ void Agent::onExit(const std::string& id, const ExitStatus& status) {
   changed();
   const bool failed = session.info.state == SessionState::Failed;
   const std::string reason = session.info.reason;
+  auto unloaded = unloadDrainedLocked();
   lock.unlock();
+  unloaded.clear();  // the last session of a draining plugin ended: destroyed here, unlocked
   if (failed) recordEvent(protocol::EventKind::Failed, id, status.recorded ? std::optional<int>(status.exitCode) : std::nullopt, reason);
   else recordEvent(protocol::EventKind::Exited, id, status.exitCode, "");
 }
@@ -412,6 +432,7 @@ protocol::AgentState Agent::snapshot() const {
   state.largestAllocatable = inventory_->allocator().largestAllocatable();
   for (const auto& [slot, type] : inventory_->slotTypes()) state.slotTypes[slot] = type;
   for (const auto& plugin : inventory_->host().plugins()) {
+    if (!inventory_->offers(plugin.get())) continue;
     const auto& id = plugin->identity();
     state.plugins.push_back({id.name, id.version, id.key, plugin->discovery().extraInfo.dump()});
   }
@@ -469,12 +490,21 @@ void Agent::healthLoop() {
 
 void Agent::pollHealth() {
   // Plugin calls happen outside mutex_: a slow plugin must not stall the RPC.
+  std::vector<std::shared_ptr<AcceleratorPlugin>> polled;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto& plugin : inventory_->host().plugins()) {
+      if (inventory_->offers(plugin.get()) && !drainingLocked(plugin.get())) polled.push_back(plugin);
+    }
+  }
   std::vector<std::pair<AcceleratorPlugin*, Result<std::vector<DeviceHealth>>>> reports;
-  for (const auto& plugin : inventory_->host().plugins()) reports.emplace_back(plugin.get(), plugin->health());
+  for (const auto& plugin : polled) reports.emplace_back(plugin.get(), plugin->health());
 
   std::lock_guard<std::mutex> lock(mutex_);
   bool anyChange = false;
   for (auto& [plugin, report] : reports) {
+    // A reload may have unloaded it, or stopped offering it, meanwhile: its devices stay off.
+    if (!inventory_->offers(plugin) || drainingLocked(plugin)) continue;
     const std::string& key = plugin->identity().key;
     if (!report) {
       const std::string& name = plugin->identity().name;
@@ -507,6 +537,7 @@ std::string Agent::healthJson() const {
   std::lock_guard<std::mutex> lock(mutex_);
   nlohmann::json plugins = nlohmann::json::array();
   for (const auto& plugin : inventory_->host().plugins()) {
+    if (!inventory_->offers(plugin.get())) continue;
     nlohmann::json devices = nlohmann::json::array();
     if (auto it = health_.find(plugin->identity().key); it != health_.end()) {
       for (const auto& [id, d] : it->second) devices.push_back({{"id", id}, {"health", d.health}, {"reason", d.reason}});
@@ -515,9 +546,12 @@ std::string Agent::healthJson() const {
   }
   nlohmann::json skipped = nlohmann::json::array();
   for (const auto& s : inventory_->host().skipped()) skipped.push_back({{"file", s.file.string()}, {"reason", s.reason}});
+  nlohmann::json drainingNames = nlohmann::json::array();
+  for (const AcceleratorPlugin* plugin : draining_) drainingNames.push_back(plugin->identity().name);
   return nlohmann::json{{"agent_id", settings_.id},       {"limits", limits_->describe()},
                         {"limits_enforced", limits_->enforcing()}, {"plugins", plugins},
-                        {"skipped_plugins", skipped},     {"withdrawn_plugins", withdrawn_}}
+                        {"skipped_plugins", skipped},     {"withdrawn_plugins", withdrawn_},
+                        {"draining_plugins", drainingNames}}
       .dump();
 }
 
@@ -555,6 +589,8 @@ std::string Agent::metricsText() const {
         << "# TYPE bai_agent_manager_connected gauge\nbai_agent_manager_connected " << (c.connected ? 1 : 0) << "\n";
   }
   std::lock_guard<std::mutex> lock(mutex_);
+  out << "# HELP bai_agent_plugins_draining Plugins no longer allowed that still serve sessions.\n"
+      << "# TYPE bai_agent_plugins_draining gauge\nbai_agent_plugins_draining " << draining_.size() << "\n";
   out << "# HELP bai_agent_device_allocated Amount of a slot held on each device.\n"
       << "# TYPE bai_agent_device_allocated gauge\n";
   for (const auto& map : inventory_->allocator().maps()) {
@@ -574,6 +610,189 @@ std::string Agent::metricsText() const {
     }
   }
   return out.str();
+}
+
+std::vector<std::shared_ptr<AcceleratorPlugin>> Agent::activePluginsLocked() const {
+  std::vector<std::shared_ptr<AcceleratorPlugin>> out;
+  for (auto& plugin : inventory_->host().plugins()) {
+    // A withdrawn or draining plugin's devices cannot be in a new allocation.
+    if (plugin->failed() || !inventory_->offers(plugin.get()) || drainingLocked(plugin.get())) continue;
+    out.push_back(std::move(plugin));
+  }
+  return out;
+}
+
+bool Agent::drainingLocked(const AcceleratorPlugin* plugin) const {
+  return std::find(draining_.begin(), draining_.end(), plugin) != draining_.end();
+}
+
+std::vector<std::string> Agent::drainingPlugins() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<std::string> names;
+  for (const AcceleratorPlugin* plugin : draining_) names.push_back(plugin->identity().name);
+  return names;
+}
+
+Result<ReloadReport> Agent::reload(const config::Config& running, const config::Config& next) {
+  auto resolved = agentSettings(next);
+  if (!resolved) return Failure{resolved.error()};
+  std::lock_guard<std::mutex> reloading(reloadMutex_);
+  ReloadReport report;
+  std::vector<std::string> pluginTables;  // changed [plugins.<name>] tables
+  for (const std::string& key : next.changedKeys(running)) {
+    if (key == "agent.log-level") {
+      threshold_->set(resolved->logLevel);
+      report.applied.push_back(key);
+    } else if (key == "agent.allow-plugins" || key == "agent.block-plugins") {
+      report.applied.push_back(key);
+    } else if (key.rfind("plugins.", 0) == 0) {
+      pluginTables.push_back(key);  // applies to a plugin this reload loads, else at restart
+    } else {
+      report.needsRestart.push_back(key);
+    }
+  }
+  // Always: a reload also loads plugins installed in plugin-path since the start and
+  // retries those skipped (a fixed [plugins.<name>] table, say).
+  const std::set<std::string> loadedNow = applyPluginLists(*resolved);
+  for (const std::string& key : pluginTables) {
+    if (loadedNow.count(key.substr(std::string("plugins.").size())) != 0) report.applied.push_back(key);
+    else report.needsRestart.push_back(key);
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    settings_.logLevel = resolved->logLevel;
+    settings_.allowPlugins = resolved->allowPlugins;
+    settings_.blockPlugins = resolved->blockPlugins;
+  }
+  for (const auto& key : report.needsRestart) log_(LogLevel::Warning, "agent", key + " changed; restart to apply");
+  std::string applied;
+  for (const auto& key : report.applied) applied += (applied.empty() ? "" : ", ") + key;
+  log_(LogLevel::Info, "agent", "configuration reloaded" + (applied.empty() ? std::string("; nothing to apply") : "; applied " + applied));
+  return report;
+}
+
+// Plugins no longer allowed stop taking sessions at once; newly allowed (or newly
+// installed) ones are loaded and offered; the digest changes, so the next heartbeat
+// carries the full state.
+std::set<std::string> Agent::applyPluginLists(const AgentSettings& next) {
+  PluginHost& host = inventory_->host();
+  std::set<std::string> loadedNames;
+  const auto configs = next.pluginConfigs;
+  host.reconfigure(next.allowPlugins, next.blockPlugins, [configs](const std::string& name, const std::string& key) {
+    if (auto it = configs.find(key); it != configs.end()) return it->second;
+    if (auto it = configs.find(name); it != configs.end()) return it->second;
+    return std::string("{}");
+  });
+  std::vector<std::shared_ptr<AcceleratorPlugin>> unloaded;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto& plugin : host.plugins()) {
+      const std::string& name = plugin->identity().name;
+      const bool allowed = host.allowed(name);
+      if (!allowed && !drainingLocked(plugin.get())) {
+        inventory_->withdraw(plugin.get());
+        draining_.push_back(plugin.get());
+        log_(LogLevel::Info, "agent", "plugin " + name + " is no longer allowed: its devices take no new sessions; " +
+                                          "it is unloaded once no session holds them");
+        changed();
+      } else if (allowed && drainingLocked(plugin.get())) {
+        draining_.erase(std::find(draining_.begin(), draining_.end(), plugin.get()));
+        if (!plugin->failed()) {
+          const auto& known = health_[plugin->identity().key];
+          for (const auto& device : plugin->discovery().devices) {
+            auto last = known.find(device.id);
+            inventory_->setDeviceEnabled(plugin.get(), device.id, last == known.end() || last->second.health == "healthy");
+          }
+        }
+        log_(LogLevel::Info, "agent", "plugin " + name + " is allowed again: its devices take new sessions");
+        changed();
+      }
+    }
+    unloaded = unloadDrainedLocked();
+  }
+  unloaded.clear();
+
+  auto loaded = host.loadAll();  // plugin calls: outside mutex_
+  std::vector<std::shared_ptr<AcceleratorPlugin>> refused;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto& plugin : loaded) {
+      const std::string& name = plugin->identity().name;
+      if (auto added = inventory_->addPlugin(plugin.get()); !added) {
+        log_(LogLevel::Error, "agent", "plugin " + name + " loaded but not offered: " + added.error().message);
+        refused.push_back(host.unload(plugin.get()));
+        continue;
+      }
+      std::string slots;
+      for (const auto& [slot, type] : plugin->discovery().slots) slots += (slots.empty() ? "" : ", ") + slot.str();
+      log_(LogLevel::Info, "agent", "plugin " + name + " loaded by reload: offers " + (slots.empty() ? "no slots" : slots));
+      loadedNames.insert(plugin->identity().key);
+      loadedNames.insert(name);
+      changed();
+    }
+  }
+  refused.clear();
+  loaded.clear();
+  pollHealth();  // the new plugins' devices, before the next heartbeat
+  return loadedNames;
+}
+
+std::vector<std::shared_ptr<AcceleratorPlugin>> Agent::unloadDrainedLocked() {
+  std::vector<std::shared_ptr<AcceleratorPlugin>> out;
+  for (auto it = draining_.begin(); it != draining_.end();) {
+    AcceleratorPlugin* plugin = *it;
+    const std::string key = plugin->identity().key;
+    std::size_t holders = 0;
+    for (const auto& [id, session] : sessions_) {
+      if (session.released) continue;
+      for (const auto& [slot, perDevice] : session.info.allocation) {
+        if (inventory_->ownerOf(slot) == plugin) {
+          ++holders;
+          break;
+        }
+      }
+    }
+    if (holders > 0) {
+      ++it;
+      continue;
+    }
+    // Sessions it prepared without any of its devices: undone now, so that prepare and
+    // release stay paired and a later plugin with the same key is never asked to release.
+    for (auto& [id, session] : sessions_) {
+      auto prepared = std::find(session.preparedPlugins.begin(), session.preparedPlugins.end(), key);
+      if (session.released || prepared == session.preparedPlugins.end()) continue;
+      if (auto released = plugin->releaseSession(id, {}); !released) {
+        log_(LogLevel::Warning, "agent", "session " + id + ": " + released.error().message);
+      }
+      session.preparedPlugins.erase(prepared);
+      (void)persist(session);
+    }
+    health_.erase(key);
+    std::erase(withdrawn_, plugin->identity().name);
+    inventory_->removePlugin(plugin);
+    log_(LogLevel::Info, "agent", "plugin " + plugin->identity().name + " unloaded: no session holds its devices");
+    out.push_back(inventory_->host().unload(plugin));
+    it = draining_.erase(it);
+    changed();
+  }
+  return out;
+}
+
+Result<ReloadReport> reloadAgentConfig(Agent& agent, config::Config& running, const std::string& file,
+                                       const std::map<std::string, std::string>& overrides) {
+  auto next = agentConfigSchema().load(file, overrides);
+  if (!next) {
+    agent.log()(LogLevel::Error, "agent", "reload refused, running settings kept: " + next.error().message);
+    return Failure{next.error()};
+  }
+  auto reloaded = agent.reload(running, *next);
+  if (!reloaded) {
+    agent.log()(LogLevel::Error, "agent", "reload refused, running settings kept: " + reloaded.error().message);
+    return Failure{reloaded.error()};
+  }
+  next->keepValuesOf(running, reloaded->needsRestart);
+  running = std::move(*next);
+  return reloaded;
 }
 
 }  // namespace bai::core

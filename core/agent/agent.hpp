@@ -18,6 +18,7 @@
 #include <thread>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 
 namespace bai::core {
@@ -31,8 +32,15 @@ struct AgentError {
 template <class T>
 using AgentResult = Result<T, AgentError>;
 
+// What a reload did with the keys that changed.
+struct ReloadReport {
+  std::vector<std::string> applied;       // in effect now
+  std::vector<std::string> needsRestart;  // kept at their running value, each logged
+};
+
 class Agent {
  public:
+  // Lines below settings.logLevel are dropped before `log`; reload() may change the level.
   static Result<std::unique_ptr<Agent>> start(AgentSettings settings, std::string clusterToken, LogSink log);
   ~Agent();
   Agent(const Agent&) = delete;
@@ -55,7 +63,19 @@ class Agent {
   void pollHealth();
   std::string metricsText() const;
 
+  // SIGHUP: applies what can change while sessions run (agent.log-level, the plugin
+  // allow/block lists, which also rescans plugin-path) and logs every other changed key
+  // as needing a restart. `next` must resolve (agentSettings); if not, nothing changes.
+  // A plugin no longer allowed takes no new sessions at once and is unloaded when the
+  // last session holding its devices ends; one allowed again before that is offered again.
+  Result<ReloadReport> reload(const config::Config& running, const config::Config& next);
+
   const AgentSettings& settings() const { return settings_; }
+  // The agent's sink, at its current level: for the front end's own lines.
+  const LogSink& log() const { return log_; }
+  LogLevel logLevel() const { return threshold_->get(); }
+  // Names of plugins no longer allowed that still serve sessions.
+  std::vector<std::string> drainingPlugins() const;
   const std::string& clusterToken() const { return token_; }
   const NodeInventory& inventory() const { return *inventory_; }
   // What the heartbeat carries, and its version.
@@ -82,9 +102,18 @@ class Agent {
   void recordEvent(protocol::EventKind kind, const std::string& id, std::optional<int> exitCode, std::string reason);
   void changed() { ++digest_; }
   void healthLoop();
+  // Plugins this agent offers now and that take new sessions; caller holds mutex_.
+  std::vector<std::shared_ptr<AcceleratorPlugin>> activePluginsLocked() const;
+  bool drainingLocked(const AcceleratorPlugin* plugin) const;
+  // Returns the names and keys of the plugins it loaded.
+  std::set<std::string> applyPluginLists(const AgentSettings& next);
+  // Unloads draining plugins whose devices no session holds any more; caller holds
+  // mutex_ and drops what is returned after releasing it (destroying runs plugin code).
+  std::vector<std::shared_ptr<AcceleratorPlugin>> unloadDrainedLocked();
 
   AgentSettings settings_;
   std::string token_;
+  std::shared_ptr<LogThreshold> threshold_;
   LogSink log_;
   std::unique_ptr<NodeInventory> inventory_;
   std::unique_ptr<LimitsBackend> limits_;
@@ -97,6 +126,8 @@ class Agent {
   // plugin key -> device id -> latest report; guarded by mutex_.
   std::map<std::string, std::map<std::string, protocol::DeviceHealthReport>> health_;
   std::vector<std::string> withdrawn_;
+  std::vector<AcceleratorPlugin*> draining_;  // no longer allowed; loaded while sessions hold their devices
+  std::mutex reloadMutex_;                    // one reload at a time
 
   std::mutex healthMutex_;
   std::condition_variable healthWake_;
@@ -105,5 +136,11 @@ class Agent {
   std::atomic<std::uint64_t> digest_{1};
   std::atomic<std::uint64_t> sessionsStarted_{0}, sessionsFailed_{0};
 };
+
+// The daemon's SIGHUP: loads `file` with the command line's `overrides` as at start. A
+// config that does not load or resolve is refused, its error logged, and nothing changes;
+// otherwise Agent::reload applies it and `running` becomes it.
+Result<ReloadReport> reloadAgentConfig(Agent& agent, config::Config& running, const std::string& file,
+                                       const std::map<std::string, std::string>& overrides);
 
 }  // namespace bai::core

@@ -26,14 +26,15 @@ const config::Schema& agentConfigSchema() {
       {"agent.cluster-token-file", KeyType::String, "", "file (mode 0600) holding the cluster's bearer token; required"},
       {"agent.state-dir", KeyType::String, "\"/var/lib/bai/agent\"", "allocation records, session logs and the event journal"},
       {"agent.plugin-path", KeyType::StringList, "[\"" BAI_PLUGIN_DIR "\"]", "directories searched for accelerator plugins"},
-      {"agent.allow-plugins", KeyType::StringList, "[]", "plugin names to load; empty loads all"},
-      {"agent.block-plugins", KeyType::StringList, "[]", "plugin names never to load"},
+      {"agent.allow-plugins", KeyType::StringList, "[]", "plugin names to load; empty loads all; SIGHUP applies a change"},
+      {"agent.block-plugins", KeyType::StringList, "[]", "plugin names never to load; SIGHUP applies a change"},
       {"agent.heartbeat-interval", KeyType::Seconds, "5", "seconds between heartbeats (jittered)"},
       {"agent.plugin-call-timeout", KeyType::Seconds, "5", "deadline of each plugin call; a plugin that misses it is withdrawn"},
       {"agent.rpc-threads", KeyType::Integer, "2", "threads serving the RPC"},
       {"agent.rpc-advertise-addr", KeyType::String, "\"\"", "host:port the manager uses to reach the RPC (default: the bound address)"},
       {"agent.tls-cert-file", KeyType::String, "", "PEM certificate: serve the RPC over HTTPS"},
       {"agent.tls-key-file", KeyType::String, "", "PEM private key for agent.tls-cert-file"},
+      {"agent.log-level", KeyType::String, "\"info\"", "debug, info, warning or error; SIGHUP applies a change"},
       {"resource.reserved-cpu", KeyType::Integer, "0", "CPU cores kept from sessions for the system"},
       {"resource.reserved-mem", KeyType::Size, "\"0\"", "memory kept from sessions for the system, e.g. \"1g\""},
       {"resource.allocation-order", KeyType::StringList, "[\"cuda\", \"rocm\", \"cpu\", \"mem\"]",
@@ -47,6 +48,11 @@ const config::Schema& agentConfigSchema() {
       {"plugins.*", KeyType::Table, "", "a plugin's own settings, by plugin key or name (e.g. [plugins.mock])"},
   });
   return schema;
+}
+
+const std::vector<std::string>& agentReloadableKeys() {
+  static const std::vector<std::string> keys = {"agent.log-level", "agent.allow-plugins", "agent.block-plugins"};
+  return keys;
 }
 
 std::string defaultAgentId() {
@@ -97,6 +103,9 @@ Result<AgentSettings> agentSettings(const config::Config& c) {
   if (s.tlsCertificateFile.empty() != s.tlsKeyFile.empty()) {
     return fail(ErrorCode::InvalidArgument, "agent.tls-cert-file and agent.tls-key-file go together");
   }
+  auto level = parseLogLevel(c.string("agent.log-level"));
+  if (!level) return fail(ErrorCode::InvalidArgument, "agent.log-level: " + level.error().message);
+  s.logLevel = *level;
   s.reservedCpu = c.integer("resource.reserved-cpu");
   if (s.reservedCpu < 0) return fail(ErrorCode::InvalidArgument, "resource.reserved-cpu must not be negative");
   s.reservedMem = c.size("resource.reserved-mem");

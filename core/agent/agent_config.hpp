@@ -3,6 +3,7 @@
 
 #include "alloc/affinity.hpp"
 #include "config_schema.hpp"
+#include "log.hpp"
 
 #include <chrono>
 #include <filesystem>
@@ -32,6 +33,7 @@ struct AgentSettings {
   std::chrono::milliseconds pluginCallTimeout{5000};
   int rpcThreads = 2;
   std::string tlsCertificateFile, tlsKeyFile;
+  LogLevel logLevel = LogLevel::Info;
 
   std::int64_t reservedCpu = 0;
   std::uint64_t reservedMem = 0;
@@ -49,6 +51,10 @@ struct AgentSettings {
 
 // Validates cross-key rules (an id, a token file, a known policy) and fills derived values.
 Result<AgentSettings> agentSettings(const config::Config& config);
+
+// The keys a running agent applies on SIGHUP (Agent::reload); a change of any other key
+// is logged as needing a restart.
+const std::vector<std::string>& agentReloadableKeys();
 
 // A stable id for this machine when none is configured: "agent-" + hostname + the first
 // 8 characters of /etc/machine-id.

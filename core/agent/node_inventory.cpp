@@ -1,5 +1,6 @@
 #include "agent/node_inventory.hpp"
 
+#include <algorithm>
 #include <iomanip>
 #include <sstream>
 
@@ -22,36 +23,89 @@ Result<std::unique_ptr<NodeInventory>> NodeInventory::build(const AgentSettings&
   inventory->host_ = std::make_unique<PluginHost>(std::move(options));
   inventory->host_->loadAll();
   inventory->allocator_ = NodeAllocator({settings.allocationOrder, settings.affinityPolicy});
-
-  for (const auto& plugin : inventory->host_->plugins()) {
-    auto maps = plugin->buildMaps();
-    if (!maps) return fail(ErrorCode::Internal, "plugin " + plugin->identity().name + ": " + maps.error().message);
-    for (auto& map : *maps) {
-      inventory->owners_[map->slot().str()] = plugin.get();
-      if (auto added = inventory->allocator_.addMap(std::move(map)); !added) return Failure{added.error()};
-    }
-    for (const auto& [slot, type] : plugin->discovery().slots) {
-      inventory->slotTypes_[slot.str()] = type;
-      inventory->owners_[slot.str()] = plugin.get();
-    }
-    for (const auto& globs : plugin->discovery().exclusive) inventory->allocator_.addExclusiveSet(globs);
+  if (settings.reservedCpu > 0) inventory->reservationRequest_.set(SlotName::of("cpu"), Quantity(settings.reservedCpu));
+  if (settings.reservedMem > 0) {
+    inventory->reservationRequest_.set(SlotName::of("mem"), BinarySize(settings.reservedMem).toQuantity());
   }
+  for (const auto& plugin : inventory->host_->plugins()) {
+    if (auto added = inventory->addPlugin(plugin.get()); !added) return Failure{added.error()};
+  }
+  for (const auto& [slot, amount] : inventory->reservationRequest_) {
+    if (!inventory->reserved_.contains(slot.str())) {
+      return fail(ErrorCode::InvalidArgument, "resource.reserved-" + slot.str() + " (" + amount.toString() +
+                                                  ") exceeds what this node has for '" + slot.str() +
+                                                  "' (0): no plugin offers it");
+    }
+  }
+  return inventory;
+}
 
+Result<void> NodeInventory::addPlugin(AcceleratorPlugin* plugin) {
+  auto maps = plugin->buildMaps();
+  if (!maps) return fail(ErrorCode::Internal, "plugin " + plugin->identity().name + ": " + maps.error().message);
+  std::vector<std::string> slots;
   ResourceSlot reservation;
-  if (settings.reservedCpu > 0) reservation.set(SlotName::of("cpu"), Quantity(settings.reservedCpu));
-  if (settings.reservedMem > 0) reservation.set(SlotName::of("mem"), BinarySize(settings.reservedMem).toQuantity());
+  for (auto& map : *maps) {
+    const std::string slot = map->slot().str();
+    if (auto added = allocator_.addMap(std::move(map)); !added) {
+      for (const auto& done : slots) allocator_.removeMap(done);
+      return Failure{added.error()};
+    }
+    slots.push_back(slot);
+    if (reservationRequest_.contains(slot)) reservation.set(SlotName::of(slot), reservationRequest_.get(slot));
+  }
   if (!reservation.empty()) {
-    auto taken = inventory->allocator_.allocate(reservation);
+    auto taken = allocator_.allocate(reservation);
     if (!taken) {
+      for (const auto& done : slots) allocator_.removeMap(done);
       const auto& e = taken.error();
       return fail(ErrorCode::InvalidArgument, "resource.reserved-" + std::string(e.slot == "mem" ? "mem" : "cpu") + " (" +
                                                   e.requested.toString() + ") exceeds what this node has for '" + e.slot +
                                                   "' (" + e.allocatable.toString() + "): " + e.message);
     }
-    inventory->reservation_ = std::move(*taken);
-    inventory->reserved_ = reservation;
+    for (auto& grants : *taken) reservation_.push_back(std::move(grants));
+    reserved_ = reserved_ + reservation;
   }
-  return inventory;
+  for (const auto& slot : slots) owners_[slot] = plugin;
+  for (const auto& [slot, type] : plugin->discovery().slots) {
+    slotTypes_[slot.str()] = type;
+    owners_[slot.str()] = plugin;
+  }
+  for (const auto& globs : plugin->discovery().exclusive) allocator_.addExclusiveSet(globs);
+  offered_.push_back(plugin);
+  return {};
+}
+
+void NodeInventory::removePlugin(const AcceleratorPlugin* plugin) {
+  auto offered = std::find(offered_.begin(), offered_.end(), plugin);
+  if (offered == offered_.end()) return;
+  offered_.erase(offered);
+  std::vector<std::string> slots;
+  for (const auto& [slot, owner] : owners_) {
+    if (owner == plugin) slots.push_back(slot);
+  }
+  NodeAllocation kept;
+  ResourceSlot keptReserved;
+  for (auto& grants : reservation_) {
+    if (std::find(slots.begin(), slots.end(), grants.slot.str()) == slots.end()) {
+      keptReserved.set(grants.slot, reserved_.get(grants.slot));
+      kept.push_back(std::move(grants));
+    } else {
+      (void)allocator_.free(NodeAllocation{grants});
+    }
+  }
+  reservation_ = std::move(kept);
+  reserved_ = keptReserved;
+  for (const auto& slot : slots) {
+    allocator_.removeMap(slot);
+    slotTypes_.erase(slot);
+    owners_.erase(slot);
+  }
+  for (const auto& globs : plugin->discovery().exclusive) allocator_.removeExclusiveSet(globs);
+}
+
+bool NodeInventory::offers(const AcceleratorPlugin* plugin) const {
+  return std::find(offered_.begin(), offered_.end(), plugin) != offered_.end();
 }
 
 AcceleratorPlugin* NodeInventory::ownerOf(const std::string& slot) const {
@@ -117,6 +171,7 @@ std::string NodeInventory::summary() const {
   std::ostringstream out;
   out << "plugins:";
   for (const auto& plugin : host_->plugins()) {
+    if (!offers(plugin.get())) continue;
     out << " " << plugin->identity().name << " " << plugin->identity().version << " (key "
         << plugin->identity().key << ", " << plugin->discovery().devices.size() << " devices)";
   }

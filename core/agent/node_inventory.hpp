@@ -41,6 +41,14 @@ class NodeInventory {
   // Disables every device of `owner`'s maps: a withdrawn plugin's slots get no new sessions.
   void withdraw(const AcceleratorPlugin* owner);
 
+  // Offers a plugin the host has loaded: its maps, slot types and exclusive sets, and the
+  // system reservation on its slots. On failure nothing of it is offered.
+  Result<void> addPlugin(AcceleratorPlugin* plugin);
+  // Takes back everything addPlugin offered, its share of the reservation included. The
+  // caller makes sure that no session holds its slots.
+  void removePlugin(const AcceleratorPlugin* plugin);
+  bool offers(const AcceleratorPlugin* plugin) const;
+
   // A table of plugins, devices and slots for the start-up log.
   std::string summary() const;
 
@@ -51,6 +59,8 @@ class NodeInventory {
   NodeAllocator allocator_;
   std::map<std::string, SlotType> slotTypes_;
   std::map<std::string, AcceleratorPlugin*> owners_;
+  std::vector<const AcceleratorPlugin*> offered_;  // plugins whose maps are in allocator_
+  ResourceSlot reservationRequest_;                // resource.reserved-*, taken where the slot exists
   NodeAllocation reservation_;
   ResourceSlot reserved_;
 };

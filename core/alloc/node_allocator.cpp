@@ -39,6 +39,19 @@ Result<void> NodeAllocator::addMap(std::unique_ptr<AllocMap> map) {
 
 void NodeAllocator::addExclusiveSet(std::vector<std::string> globs) { exclusiveSets_.push_back(std::move(globs)); }
 
+bool NodeAllocator::removeMap(std::string_view slot) {
+  auto it = std::find_if(maps_.begin(), maps_.end(), [&](const auto& m) { return m->slot().str() == slot; });
+  if (it == maps_.end()) return false;
+  maps_.erase(it);
+  return true;
+}
+
+void NodeAllocator::removeExclusiveSet(const std::vector<std::string>& globs) {
+  if (auto it = std::find(exclusiveSets_.begin(), exclusiveSets_.end(), globs); it != exclusiveSets_.end()) {
+    exclusiveSets_.erase(it);
+  }
+}
+
 AllocMap* NodeAllocator::map(std::string_view slot) {
   return const_cast<AllocMap*>(static_cast<const NodeAllocator*>(this)->map(slot));
 }

@@ -31,6 +31,9 @@ class NodeAllocator {
   // Slots matching globs of one set (e.g. {"cuda.device", "cuda.shares", "cuda.device:*-mig"})
   // cannot be requested together.
   void addExclusiveSet(std::vector<std::string> globs);
+  // For a plugin that is unloaded: the caller makes sure no allocation still uses the map.
+  bool removeMap(std::string_view slot);
+  void removeExclusiveSet(const std::vector<std::string>& globs);
 
   AllocMap* map(std::string_view slot);
   const AllocMap* map(std::string_view slot) const;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
+#include <optional>
 #include <regex>
 #include <system_error>
 
@@ -89,18 +90,50 @@ PluginHost::PluginHost(PluginHostOptions options) : options_(std::move(options))
 
 PluginHost::~PluginHost() = default;
 
-bool PluginHost::allowed(const std::string& name) const {
+bool PluginHost::allowedLocked(const std::string& name) const {
   const bool inAllow = options_.allow.empty() || std::count(options_.allow.begin(), options_.allow.end(), name) > 0;
   return inAllow && std::count(options_.block.begin(), options_.block.end(), name) == 0;
 }
 
-void PluginHost::skip(const std::filesystem::path& file, const std::string& name, const std::string& reason) {
-  skipped_.push_back({file, name, reason});
-  options_.log(LogLevel::Error, "host", "plugin " + file.string() + (name.empty() ? "" : " (" + name + ")") +
-                                            " skipped: " + reason);
+bool PluginHost::allowed(const std::string& name) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return allowedLocked(name);
 }
 
-void PluginHost::loadAll() {
+void PluginHost::reconfigure(std::vector<std::string> allow, std::vector<std::string> block,
+                             std::function<std::string(const std::string& name, const std::string& key)> configFor) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  options_.allow = std::move(allow);
+  options_.block = std::move(block);
+  if (configFor) options_.configFor = std::move(configFor);
+}
+
+std::vector<std::shared_ptr<AcceleratorPlugin>> PluginHost::plugins() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return plugins_;
+}
+
+std::vector<SkippedPlugin> PluginHost::skipped() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return skipped_;
+}
+
+std::nullptr_t PluginHost::skip(const std::filesystem::path& file, const std::string& name, const std::string& reason) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    skipped_.push_back({file, name, reason});
+  }
+  options_.log(LogLevel::Error, "host", "plugin " + file.string() + (name.empty() ? "" : " (" + name + ")") +
+                                            " skipped: " + reason);
+  return nullptr;
+}
+
+std::vector<std::shared_ptr<AcceleratorPlugin>> PluginHost::loadAll() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    skipped_.clear();  // describes the latest scan
+  }
+  std::vector<std::shared_ptr<AcceleratorPlugin>> loaded;
   for (const auto& dir : options_.searchPath) {
     std::error_code ec;
     if (!std::filesystem::is_directory(dir, ec)) {
@@ -112,16 +145,23 @@ void PluginHost::loadAll() {
       if (entry.path().extension() == ".so") files.push_back(std::filesystem::absolute(entry.path()));
     }
     std::sort(files.begin(), files.end());
-    for (const auto& file : files) loadFile(file);
+    for (const auto& file : files) {
+      if (auto plugin = loadFile(file)) loaded.push_back(std::move(plugin));
+    }
   }
+  std::lock_guard<std::mutex> lock(mutex_);
   options_.log(LogLevel::Info, "host", std::to_string(plugins_.size()) + " accelerator plugin(s) loaded, " +
                                            std::to_string(skipped_.size()) + " skipped");
+  return loaded;
 }
 
-void PluginHost::loadFile(const std::filesystem::path& file) {
+// Plugin calls run without mutex_: only the list checks and the final insertion hold it.
+std::shared_ptr<AcceleratorPlugin> PluginHost::loadFile(const std::filesystem::path& file) {
+  std::unique_lock<std::mutex> lock(mutex_);
   for (const auto& p : plugins_) {
-    if (p->identity().file == file) return;  // already loaded by an earlier scan
+    if (p->identity().file == file) return nullptr;  // already loaded by an earlier scan
   }
+  lock.unlock();
   auto opened = LoadedModule::open(file);
   if (!opened) return skip(file, "", opened.error().message);
   auto module = std::make_shared<LoadedModule>(std::move(*opened));
@@ -130,53 +170,74 @@ void PluginHost::loadFile(const std::filesystem::path& file) {
   auto read = readIdentity(*module);
   if (!read) return skip(file, "", read.error().message);
   PluginIdentity identity = std::move(*read);
-  if (!allowed(identity.name)) {
+  // A name or key that is taken, or an exclusion: why this file is not loaded.
+  auto refusal = [&](const std::string& name, const std::string& key) -> std::optional<std::string> {
+    for (const auto& p : plugins_) {
+      if (p->identity().name == name) {
+        return "a plugin named '" + name + "' is already loaded from " + p->identity().file.string();
+      }
+      if (key != BAI_PLUGIN_KEY_DYNAMIC && p->identity().key == key) {
+        return "device key '" + key + "' is already provided by " + p->identity().file.string() + " (" +
+               p->identity().name + "); allow only one of them";
+      }
+    }
+    return std::nullopt;
+  };
+  lock.lock();
+  if (!allowedLocked(identity.name)) {
+    lock.unlock();
     options_.log(LogLevel::Info, "host", "plugin " + file.string() + " (" + identity.name +
                                              ") not loaded: excluded by allow-plugins/block-plugins");
-    return;
+    return nullptr;
   }
-  for (const auto& p : plugins_) {
-    if (p->identity().name == identity.name) {
-      return skip(file, identity.name, "a plugin named '" + identity.name + "' is already loaded from " +
-                                           p->identity().file.string());
-    }
-    if (identity.key != BAI_PLUGIN_KEY_DYNAMIC && p->identity().key == identity.key) {
-      return skip(file, identity.name, "device key '" + identity.key + "' is already provided by " +
-                                           p->identity().file.string() + " (" + p->identity().name +
-                                           "); allow only one of them");
-    }
-  }
+  auto taken = refusal(identity.name, identity.key);
+  const std::string config = options_.configFor(identity.name, identity.key);
+  lock.unlock();
+  if (taken) return skip(file, identity.name, *taken);
 
   auto vtable = readCallTable(*module);
   if (!vtable) return skip(file, identity.name, vtable.error().message);
 
-  const std::string config = options_.configFor(identity.name, identity.key);
   auto started = AcceleratorPlugin::start(module, identity, *vtable, config,
                                           PluginCallOptions{options_.callDeadline, options_.log});
   if (!started) return skip(file, identity.name, started.error().message);
-  const std::string key = (*started)->identity().key;
-  for (const auto& p : plugins_) {
-    if (p->identity().key == key) {  // a dynamic key resolved to one that is taken
-      return skip(file, identity.name, "device key '" + key + "' is already provided by " +
-                                           p->identity().file.string() + " (" + p->identity().name +
-                                           "); allow only one of them");
-    }
+  std::shared_ptr<AcceleratorPlugin> plugin = std::move(*started);
+  const std::string key = plugin->identity().key;
+  lock.lock();
+  if (auto resolved = refusal(identity.name, key)) {  // a dynamic key resolved to one that is taken
+    lock.unlock();
+    return skip(file, identity.name, *resolved);
   }
+  plugins_.push_back(plugin);
+  lock.unlock();
   options_.log(LogLevel::Info, "host", "plugin " + identity.name + " " + identity.version + " (key " + key + ", ABI " +
                                            std::to_string(identity.abiMajor) + "." + std::to_string(identity.abiMinor) +
                                            ") loaded from " + file.string() + ": " +
-                                           std::to_string((*started)->discovery().devices.size()) + " device(s)");
-  plugins_.push_back(std::move(*started));
+                                           std::to_string(plugin->discovery().devices.size()) + " device(s)");
+  return plugin;
 }
 
 AcceleratorPlugin* PluginHost::find(std::string_view key) const {
+  std::lock_guard<std::mutex> lock(mutex_);
   for (const auto& p : plugins_) {
     if (p->identity().key == key) return p.get();
   }
   return nullptr;
 }
 
+std::shared_ptr<AcceleratorPlugin> PluginHost::unload(const AcceleratorPlugin* plugin) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (auto it = plugins_.begin(); it != plugins_.end(); ++it) {
+    if (it->get() != plugin) continue;
+    std::shared_ptr<AcceleratorPlugin> out = std::move(*it);
+    plugins_.erase(it);
+    return out;
+  }
+  return nullptr;
+}
+
 std::vector<std::string> PluginHost::withdrawFailed() {
+  std::lock_guard<std::mutex> lock(mutex_);
   std::vector<std::string> names;
   for (auto it = plugins_.begin(); it != plugins_.end();) {
     if ((*it)->failed()) {

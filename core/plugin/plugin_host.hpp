@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -32,29 +33,43 @@ struct SkippedPlugin {
   std::string reason;
 };
 
+// Thread-safe: the agent reads the plugin list from its RPC and health threads while a
+// reload loads or unloads plugins; readers get a snapshot that keeps each plugin alive.
 class PluginHost {
  public:
   explicit PluginHost(PluginHostOptions options);
   ~PluginHost();
 
-  // Scans the search path once; may be called again after a configuration change.
-  void loadAll();
+  // Scans the search path; may be called again after a configuration change: plugins
+  // already loaded stay, the skipped list is rebuilt. Returns the plugins this scan loaded.
+  std::vector<std::shared_ptr<AcceleratorPlugin>> loadAll();
 
-  const std::vector<std::unique_ptr<AcceleratorPlugin>>& plugins() const { return plugins_; }
-  const std::vector<SkippedPlugin>& skipped() const { return skipped_; }
+  std::vector<std::shared_ptr<AcceleratorPlugin>> plugins() const;
+  std::vector<SkippedPlugin> skipped() const;
   AcceleratorPlugin* find(std::string_view key) const;
+
+  // New allow/block lists and plugin configs, for the next loadAll() (a reload).
+  void reconfigure(std::vector<std::string> allow, std::vector<std::string> block,
+                   std::function<std::string(const std::string& name, const std::string& key)> configFor);
+  // Whether the allow/block lists admit a plugin of this name.
+  bool allowed(const std::string& name) const;
+  // Takes `plugin` out of the list; it is destroyed (and its module closed) when the
+  // last snapshot holding it goes. Null when it was not loaded.
+  std::shared_ptr<AcceleratorPlugin> unload(const AcceleratorPlugin* plugin);
 
   // Moves plugins whose calls hung out of the active list (they stay loaded); returns their names.
   std::vector<std::string> withdrawFailed();
 
  private:
-  void loadFile(const std::filesystem::path& file);
-  void skip(const std::filesystem::path& file, const std::string& name, const std::string& reason);
-  bool allowed(const std::string& name) const;
+  std::shared_ptr<AcceleratorPlugin> loadFile(const std::filesystem::path& file);
+  // Records and logs why `file` is not loaded; returns null for loadFile to pass on.
+  std::nullptr_t skip(const std::filesystem::path& file, const std::string& name, const std::string& reason);
+  bool allowedLocked(const std::string& name) const;
 
+  mutable std::mutex mutex_;  // guards everything below; never held during a plugin call
   PluginHostOptions options_;
-  std::vector<std::unique_ptr<AcceleratorPlugin>> plugins_;
-  std::vector<std::unique_ptr<AcceleratorPlugin>> withdrawn_;
+  std::vector<std::shared_ptr<AcceleratorPlugin>> plugins_;
+  std::vector<std::shared_ptr<AcceleratorPlugin>> withdrawn_;
   std::vector<SkippedPlugin> skipped_;
 };
 

@@ -1,11 +1,13 @@
 // bai-agent: serves one compute node. Loads accelerator plugins, allocates devices to
 // sessions, runs them, and reports to the manager. systemd-friendly: logs to stderr,
-// READY=1 once serving, clean stop on SIGTERM (sessions keep running for the next start).
+// READY=1 once serving, clean stop on SIGTERM (sessions keep running for the next start),
+// SIGHUP re-reads the config and applies what can change at run time (Agent::reload).
 #include "agent/agent.hpp"
 #include "agent/agent_api.hpp"
 #include "http_server.hpp"
 #include "report/manager_client.hpp"
 #include "runtime/atomic_file.hpp"
+#include "service_notify.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -36,7 +38,6 @@ int main(int argc, char** argv) {
     std::cout << agentConfigSchema().reference();
     return 0;
   }
-  const LogSink log = stderrLogSink();
   auto config = agentConfigSchema().load(configFile, flags);
   if (!config) {
     std::cerr << "bai-agent: " << config.error().message << "\n";
@@ -59,11 +60,12 @@ int main(int argc, char** argv) {
   }
 
   // Signals are taken by sigwait below; block them before any thread starts.
-  sigset_t stopSignals;
-  sigemptyset(&stopSignals);
-  sigaddset(&stopSignals, SIGTERM);
-  sigaddset(&stopSignals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stopSignals, nullptr);
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   // The RPC binds first so the agent registers with the address it really serves on
   // (an ephemeral port included); requests before the agent is up get a 503.
@@ -86,12 +88,13 @@ int main(int argc, char** argv) {
   const std::string scheme = settings->tlsCertificateFile.empty() ? "http://" : "https://";
   settings->rpcUrl = scheme + (settings->rpcAdvertise.empty() ? listen->first + ":" + std::to_string(server.port())
                                                               : settings->rpcAdvertise);
-  auto agent = Agent::start(*settings, *token, log);
+  auto agent = Agent::start(*settings, *token, stderrLogSink());
   if (!agent) {
     std::cerr << "bai-agent: " << agent.error().message << "\n";
     return 1;
   }
   api = agentApi(**agent);
+  const LogSink& log = (*agent)->log();
   agentReady.store(true, std::memory_order_release);
   const std::string address = listen->first + ":" + std::to_string(server.port());
   log(LogLevel::Info, "agent", "agent " + settings->id + " serving RPC on " + scheme + address);
@@ -101,8 +104,14 @@ int main(int argc, char** argv) {
     }
   }
   sd_notify(0, "READY=1");
+  bai::config::Config running = std::move(*config);
   int signal = 0;
-  sigwait(&stopSignals, &signal);
+  while (sigwait(&signals, &signal) == 0 && signal == SIGHUP) {
+    sd_notify(0, bai::reloadingNotification().c_str());
+    log(LogLevel::Info, "agent", "SIGHUP: reloading " + (configFile.empty() ? std::string("(no config file)") : configFile));
+    (void)reloadAgentConfig(**agent, running, configFile, flags);  // a refusal is logged and changes nothing
+    sd_notify(0, "READY=1");
+  }
   sd_notify(0, "STOPPING=1");
   log(LogLevel::Info, "agent", std::string("stopping on ") + strsignal(signal) + "; sessions keep running");
   server.stop();

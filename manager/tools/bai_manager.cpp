@@ -1,11 +1,13 @@
 // bai-manager: the cluster's manager daemon, and `bai-manager init` to create its
-// database and first admin keypair offline.
+// database and first admin keypair offline. SIGHUP re-reads the config and applies what
+// can change at run time (Manager::reload).
 #include "auth/keypair_generator.hpp"
 #include "http_server.hpp"
 #include "manager.hpp"
 #include "manager_api.hpp"
 #include "manager_config.hpp"
 #include "secret_file.hpp"
+#include "service_notify.hpp"
 #include "store/store.hpp"
 
 #include <CLI/CLI.hpp>
@@ -122,8 +124,9 @@ int main(int argc, char** argv) {
     std::cerr << "bai-manager: " << settings.error().message << "\n";
     return 2;
   }
-  const LogSink log = stderrLogSink(settings->logLevel);
-  auto token = clusterToken(*settings, log);
+  // Until the manager runs; then its own sink, whose level a reload may change.
+  const LogSink startLog = stderrLogSink(settings->logLevel);
+  auto token = clusterToken(*settings, startLog);
   if (!token) {
     std::cerr << "bai-manager: " << token.error().message << "\n";
     return 2;
@@ -141,13 +144,14 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  sigset_t stopSignals;
-  sigemptyset(&stopSignals);
-  sigaddset(&stopSignals, SIGTERM);
-  sigaddset(&stopSignals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stopSignals, nullptr);
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  auto manager = Manager::start(*settings, std::move(*store), *token, log);
+  auto manager = Manager::start(*settings, std::move(*store), *token, stderrLogSink());
   if (!manager) {
     std::cerr << "bai-manager: " << manager.error().message << "\n";
     return 1;
@@ -160,6 +164,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   const std::string address = listen->first + ":" + std::to_string(server.port());
+  const LogSink& log = (*manager)->logSink();
   log(LogLevel::Info, "manager", std::string("serving the API on ") + (settings->tlsCertificateFile.empty() ? "http://" : "https://") +
                                      address + ", store " + settings->db);
   if (!readyFile.empty()) {
@@ -167,8 +172,14 @@ int main(int argc, char** argv) {
     std::filesystem::rename(readyFile + ".tmp", readyFile);
   }
   sd_notify(0, "READY=1");
+  config::Config running = std::move(*config);
   int signal = 0;
-  sigwait(&stopSignals, &signal);
+  while (sigwait(&signals, &signal) == 0 && signal == SIGHUP) {
+    sd_notify(0, reloadingNotification().c_str());
+    log(LogLevel::Info, "manager", "SIGHUP: reloading " + (configFile.empty() ? std::string("(no config file)") : configFile));
+    (void)reloadManagerConfig(**manager, running, configFile, flags);  // a refusal is logged and changes nothing
+    sd_notify(0, "READY=1");
+  }
   sd_notify(0, "STOPPING=1");
   log(LogLevel::Info, "manager", std::string("stopping on ") + strsignal(signal));
   (*manager)->shutdown();

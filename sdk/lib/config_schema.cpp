@@ -6,6 +6,7 @@
 #include <charconv>
 #include <fstream>
 #include <functional>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 
@@ -278,6 +279,33 @@ std::map<std::string, nlohmann::json> Config::tables(std::string_view prefix) co
     if (path.compare(0, start.size(), start) == 0 && v.is_object()) out[path.substr(start.size())] = v;
   }
   return out;
+}
+
+std::vector<std::string> Config::changedKeys(const Config& before) const {
+  std::set<std::string> paths;
+  for (const auto* side : {this, &before}) {
+    for (const auto& [path, v] : side->values_) paths.insert(path);
+    for (const auto& [path, v] : side->defaults_) paths.insert(path);
+  }
+  auto effective = [](const Config& c, const std::string& path) -> const nlohmann::json* {
+    if (auto it = c.values_.find(path); it != c.values_.end()) return &it->second;
+    if (auto it = c.defaults_.find(path); it != c.defaults_.end()) return &it->second;
+    return nullptr;
+  };
+  std::vector<std::string> out;
+  for (const auto& path : paths) {
+    const nlohmann::json* now = effective(*this, path);
+    const nlohmann::json* then = effective(before, path);
+    if ((now == nullptr) != (then == nullptr) || (now != nullptr && *now != *then)) out.push_back(path);
+  }
+  return out;
+}
+
+void Config::keepValuesOf(const Config& other, const std::vector<std::string>& paths) {
+  for (const auto& path : paths) {
+    if (auto it = other.values_.find(path); it != other.values_.end()) values_[path] = it->second;
+    else values_.erase(path);
+  }
 }
 
 Result<void> Config::override(std::string_view path, const std::string& text) {

@@ -75,6 +75,12 @@ class Config {
   // Tables matching a "prefix.*" key: name -> table as JSON.
   std::map<std::string, nlohmann::json> tables(std::string_view prefix) const;
   bool isSet(std::string_view path) const { return values_.count(std::string(path)) != 0; }
+  // Paths whose value differs from `before`'s (same schema), sorted; a table of a
+  // "prefix.*" family by its own path ("plugins.mock"). What a reload compares.
+  std::vector<std::string> changedKeys(const Config& before) const;
+  // Gives `paths` the values they have in `other`: after a reload, the keys that wait for
+  // a restart keep what runs, so that the next reload compares against that.
+  void keepValuesOf(const Config& other, const std::vector<std::string>& paths);
 
   // Sets a value from a command-line flag, checked like the file's.
   Result<void> override(std::string_view path, const std::string& text);

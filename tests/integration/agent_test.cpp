@@ -575,5 +575,67 @@ TEST_F(AgentTest, ServesTheRpcOverTls) {
   EXPECT_NE(agent_->log().find("serving RPC on https://"), std::string::npos) << agent_->log();
 }
 
+// SIGHUP: the real agent re-reads its file. Rewrites [agent] in place, keeping the rest.
+void rewriteAgentTable(const fs::path& file, const std::string& extraAgentKeys) {
+  std::string text = readFile(file);
+  const std::string marker = "heartbeat-interval = 0.05\n";
+  const auto at = text.find(marker);
+  ASSERT_NE(at, std::string::npos);
+  text = text.substr(0, at + marker.size()) + extraAgentKeys + text.substr(at + marker.size());
+  std::ofstream(file) << text;
+}
+
+TEST_F(AgentTest, SighupAppliesThePluginListsAndTheLogLevelAndRefusesABrokenConfig) {
+  startAgent();
+  const fs::path file = agent_->dir() / "agent.toml";
+  const std::string original = readFile(file);
+  auto offersGpus = [&] {
+    auto state = lastFullState();
+    return state && state->slotTypes.count("cuda.device") != 0;
+  };
+  ASSERT_TRUE(eventually(offersGpus)) << agent_->log();
+  ASSERT_EQ(create("holder", {"sleep", "30"}, {{slot("cuda.device"), 1}}).status, 201);
+
+  // The mock plugin is no longer allowed: no new GPU sessions, the running one keeps its GPU.
+  rewriteAgentTable(file, "allow-plugins = [\"cpu\"]\nlog-level = \"debug\"\n");
+  const std::size_t heartbeatsBefore = manager_->heartbeats().size();
+  ASSERT_EQ(kill(agent_->pid(), SIGHUP), 0);
+  ASSERT_TRUE(eventually([&] { return agent_->log().find("configuration reloaded") != std::string::npos; })) << agent_->log();
+  EXPECT_NE(agent_->log().find("plugin mock is no longer allowed"), std::string::npos) << agent_->log();
+  const json health = json::parse(client_->get("/v1/health").body);
+  EXPECT_EQ(health["draining_plugins"], json::array({"mock"})) << health.dump();
+  EXPECT_EQ(create("refused", {"sleep", "30"}, {{slot("cuda.device"), 1}}).status, 409);
+  ASSERT_TRUE(eventually([&] {
+    auto state = lastFullState();
+    return manager_->heartbeats().size() > heartbeatsBefore && state && state->largestAllocatable.get("cuda.device").isZero();
+  })) << "the next heartbeat carries the change";
+
+  // Once the session ends the plugin is unloaded and its slots leave the report.
+  client_->del("/v1/sessions/holder");
+  waitForEnd("holder");
+  ASSERT_TRUE(eventually([&] { return !offersGpus(); })) << agent_->log();
+  EXPECT_NE(agent_->log().find("plugin mock unloaded"), std::string::npos) << agent_->log();
+
+  // A file that no longer parses is refused; the agent keeps running as it was.
+  std::ofstream(file) << "[agent\n";
+  ASSERT_EQ(kill(agent_->pid(), SIGHUP), 0);
+  ASSERT_TRUE(eventually([&] { return agent_->log().find("reload refused, running settings kept") != std::string::npos; }))
+      << agent_->log();
+  EXPECT_TRUE(agent_->alive());
+  EXPECT_EQ(client_->get("/v1/health").status, 200);
+
+  // Back to every plugin, plus a key that needs a restart.
+  std::ofstream(file) << original;
+  rewriteAgentTable(file, "region = \"moved\"\n");
+  ASSERT_EQ(kill(agent_->pid(), SIGHUP), 0);
+  ASSERT_TRUE(eventually(offersGpus)) << agent_->log();
+  EXPECT_NE(agent_->log().find("agent.region changed; restart to apply"), std::string::npos) << agent_->log();
+  EXPECT_EQ(lastFullState()->region, "local");
+  EXPECT_EQ(create("again", {"true"}, {{slot("cuda.device"), 1}}).status, 201);
+  // The level is info again: this reload's summary is logged.
+  EXPECT_TRUE(eventually([&] { return agent_->log().find("info agent: configuration reloaded") != std::string::npos; }))
+      << agent_->log();
+}
+
 }  // namespace
 }  // namespace bai::testing

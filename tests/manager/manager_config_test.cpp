@@ -13,7 +13,7 @@ TEST(ManagerConfig, TheSampleLoads) {
   auto settings = managerSettings(*config);
   ASSERT_TRUE(settings.ok()) << settings.error().message;
   EXPECT_EQ(settings->listen, "127.0.0.1:8081");
-  EXPECT_EQ(settings->db, "sqlite:///var/lib/bai/manager.db");
+  EXPECT_EQ(settings->db, "sqlite:///var/lib/bai/manager/manager.db");
   EXPECT_EQ(settings->clusterTokenFile, "/etc/bai/cluster-token");
   EXPECT_FALSE(settings->createClusterToken);
   EXPECT_EQ(settings->heartbeatTimeout, std::chrono::seconds(15));

@@ -508,7 +508,7 @@ TEST_F(ManagerCoreTest, ASessionOverQuotaWaitsWithTheReasonAndBlocksNobody) {
   const Caller user{keypair->accessKey, false};
 
   const SessionRecord first = submit({{"cpu", "2"}}, user);
-  ASSERT_TRUE(eventually([&] { return status(first.id) == SessionStatus::Running; }));
+  ASSERT_TRUE(eventually([&] { return status(first.id) == SessionStatus::Running; })) << manager_->pendingReason(first.id);
   const SessionRecord over = submit({{"cpu", "1"}}, user);
   const SessionRecord other = submit({{"cpu", "1"}});  // the admin's, submitted later
   ASSERT_TRUE(eventually([&] { return status(other.id) == SessionStatus::Running; })) << "quota waits block nobody";
@@ -519,6 +519,31 @@ TEST_F(ManagerCoreTest, ASessionOverQuotaWaitsWithTheReasonAndBlocksNobody) {
 
   event("a", 1, first.id, protocol::EventKind::Exited, 0);
   ASSERT_TRUE(eventually([&] { return status(over.id) == SessionStatus::Running; })) << "room in the quota again";
+}
+
+TEST_F(ManagerCoreTest, ARequestOverTheWholeQuotaIsRefusedAtOnce) {
+  FakeAgentRpc rpc;
+  rpc.start();
+  startManager();
+  report("a", nodeState(rpc.url(), {{"cpu", "8"}}));
+  ResourcePolicyRecord policy;
+  policy.name = "small";
+  policy.totalResourceSlots.set(SlotName::of("cpu"), Quantity(2));
+  ASSERT_TRUE(manager_->upsertResourcePolicy(policy).ok());
+  auto keypair = manager_->createKeypair(false, "small");
+  ASSERT_TRUE(keypair.ok());
+  const Caller user{keypair->accessKey, false};
+
+  NewSession request;
+  request.command = {"true"};
+  request.resources = {{"cpu", "3"}};
+  auto refused = manager_->createSession(user, request);
+  ASSERT_FALSE(refused.ok()) << "it could never be placed";
+  EXPECT_EQ(refused.error().status, 400);
+  EXPECT_EQ(refused.error().error.type, "exceeds-quota");
+  EXPECT_NE(refused.error().error.detail.find("cpu"), std::string::npos) << refused.error().error.detail;
+  request.resources = {{"cpu", "2"}};
+  EXPECT_TRUE(manager_->createSession(user, request).ok()) << "the whole quota is allowed";
 }
 
 TEST_F(ManagerCoreTest, HowManyMayPassAWaitingSessionIsBounded) {
