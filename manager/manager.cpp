@@ -142,20 +142,9 @@ Result<ReloadReport> Manager::reload(const config::Config& running, const config
 }
 
 Result<ReloadReport> reloadManagerConfig(Manager& manager, config::Config& running, const std::string& file,
-                                         const std::map<std::string, std::string>& overrides) {
-  auto next = managerConfigSchema().load(file, overrides);
-  if (!next) {
-    manager.logSink()(LogLevel::Error, "manager", "reload refused, running settings kept: " + next.error().message);
-    return Failure{next.error()};
-  }
-  auto reloaded = manager.reload(running, *next);
-  if (!reloaded) {
-    manager.logSink()(LogLevel::Error, "manager", "reload refused, running settings kept: " + reloaded.error().message);
-    return Failure{reloaded.error()};
-  }
-  next->keepValuesOf(running, reloaded->needsRestart);
-  running = std::move(*next);
-  return reloaded;
+                                       const std::map<std::string, std::string>& overrides) {
+  return config::reload(managerConfigSchema(), running, file, overrides, manager.logSink(), "manager",
+                        [&](const config::Config& before, const config::Config& next) { return manager.reload(before, next); });
 }
 
 // Loads the state a previous run left and resumes what it was doing: reservations are

@@ -62,10 +62,7 @@ struct AgentSummary {
 };
 
 // What a reload did with the keys that changed.
-struct ReloadReport {
-  std::vector<std::string> applied;       // in effect now
-  std::vector<std::string> needsRestart;  // kept at their running value, each logged
-};
+using config::ReloadReport;
 
 // The keys a running manager applies on SIGHUP; a change of any other key is logged as
 // needing a restart.

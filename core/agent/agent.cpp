@@ -780,19 +780,8 @@ std::vector<std::shared_ptr<AcceleratorPlugin>> Agent::unloadDrainedLocked() {
 
 Result<ReloadReport> reloadAgentConfig(Agent& agent, config::Config& running, const std::string& file,
                                        const std::map<std::string, std::string>& overrides) {
-  auto next = agentConfigSchema().load(file, overrides);
-  if (!next) {
-    agent.log()(LogLevel::Error, "agent", "reload refused, running settings kept: " + next.error().message);
-    return Failure{next.error()};
-  }
-  auto reloaded = agent.reload(running, *next);
-  if (!reloaded) {
-    agent.log()(LogLevel::Error, "agent", "reload refused, running settings kept: " + reloaded.error().message);
-    return Failure{reloaded.error()};
-  }
-  next->keepValuesOf(running, reloaded->needsRestart);
-  running = std::move(*next);
-  return reloaded;
+  return config::reload(agentConfigSchema(), running, file, overrides, agent.log(), "agent",
+                        [&](const config::Config& before, const config::Config& next) { return agent.reload(before, next); });
 }
 
 }  // namespace bai::core

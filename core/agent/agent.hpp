@@ -33,10 +33,7 @@ template <class T>
 using AgentResult = Result<T, AgentError>;
 
 // What a reload did with the keys that changed.
-struct ReloadReport {
-  std::vector<std::string> applied;       // in effect now
-  std::vector<std::string> needsRestart;  // kept at their running value, each logged
-};
+using config::ReloadReport;
 
 class Agent {
  public:

@@ -11,7 +11,6 @@
 
 #include <CLI/CLI.hpp>
 
-#include <systemd/sd-daemon.h>
 
 #include <csignal>
 #include <atomic>
@@ -60,12 +59,7 @@ int main(int argc, char** argv) {
   }
 
   // Signals are taken by sigwait below; block them before any thread starts.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  const sigset_t signals = bai::blockDaemonSignals();
 
   // The RPC binds first so the agent registers with the address it really serves on
   // (an ephemeral port included); requests before the agent is up get a 503.
@@ -103,16 +97,11 @@ int main(int argc, char** argv) {
       log(LogLevel::Error, "agent", "ready file: " + written.error().message);
     }
   }
-  sd_notify(0, "READY=1");
   bai::config::Config running = std::move(*config);
-  int signal = 0;
-  while (sigwait(&signals, &signal) == 0 && signal == SIGHUP) {
-    sd_notify(0, bai::reloadingNotification().c_str());
+  const int signal = bai::serveUntilStopped(signals, [&] {
     log(LogLevel::Info, "agent", "SIGHUP: reloading " + (configFile.empty() ? std::string("(no config file)") : configFile));
     (void)reloadAgentConfig(**agent, running, configFile, flags);  // a refusal is logged and changes nothing
-    sd_notify(0, "READY=1");
-  }
-  sd_notify(0, "STOPPING=1");
+  });
   log(LogLevel::Info, "agent", std::string("stopping on ") + strsignal(signal) + "; sessions keep running");
   server.stop();
   agent->reset();

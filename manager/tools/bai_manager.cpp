@@ -12,7 +12,6 @@
 
 #include <CLI/CLI.hpp>
 #include <openssl/rand.h>
-#include <systemd/sd-daemon.h>
 
 #include <csignal>
 #include <cstring>
@@ -144,12 +143,7 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  const sigset_t signals = blockDaemonSignals();
 
   auto manager = Manager::start(*settings, std::move(*store), *token, stderrLogSink());
   if (!manager) {
@@ -171,16 +165,11 @@ int main(int argc, char** argv) {
     std::ofstream(readyFile + ".tmp") << address << "\n";
     std::filesystem::rename(readyFile + ".tmp", readyFile);
   }
-  sd_notify(0, "READY=1");
   config::Config running = std::move(*config);
-  int signal = 0;
-  while (sigwait(&signals, &signal) == 0 && signal == SIGHUP) {
-    sd_notify(0, reloadingNotification().c_str());
+  const int signal = serveUntilStopped(signals, [&] {
     log(LogLevel::Info, "manager", "SIGHUP: reloading " + (configFile.empty() ? std::string("(no config file)") : configFile));
     (void)reloadManagerConfig(**manager, running, configFile, flags);  // a refusal is logged and changes nothing
-    sd_notify(0, "READY=1");
-  }
-  sd_notify(0, "STOPPING=1");
+  });
   log(LogLevel::Info, "manager", std::string("stopping on ") + strsignal(signal));
   (*manager)->shutdown();
   server.stop();

@@ -345,4 +345,19 @@ Result<void> Config::override(std::string_view path, const std::string& text) {
   return {};
 }
 
+Result<ReloadReport> reload(const Schema& schema, Config& running, const std::string& file,
+                            const std::map<std::string, std::string>& overrides, const LogSink& log,
+                            const std::string& source,
+                            const std::function<Result<ReloadReport>(const Config&, const Config&)>& apply) {
+  auto next = schema.load(file, overrides);
+  auto applied = next ? apply(running, *next) : Result<ReloadReport>(Failure{next.error()});
+  if (!applied) {
+    if (log) log(LogLevel::Error, source, "reload refused, running settings kept: " + applied.error().message);
+    return Failure{applied.error()};
+  }
+  next->keepValuesOf(running, applied->needsRestart);
+  running = std::move(*next);
+  return applied;
+}
+
 }  // namespace bai::config

@@ -6,8 +6,11 @@
 #include <bai/result.hpp>
 #include <bai/slots.hpp>
 
+#include "log_sink.hpp"
+
 #include <nlohmann/json.hpp>
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -93,5 +96,21 @@ class Config {
   std::map<std::string, nlohmann::json> values_;    // explicit values by path
   std::map<std::string, nlohmann::json> defaults_;  // declared defaults by path
 };
+
+// What a reload did with each changed key.
+struct ReloadReport {
+  std::vector<std::string> applied;       // in effect now
+  std::vector<std::string> needsRestart;  // kept at their running value, each logged
+};
+
+// A daemon's SIGHUP: loads `file` again with the same command-line `overrides` and offers
+// it to `apply(running, next)`. A file that does not load, or one `apply` refuses,
+// changes nothing and is logged as "reload refused, running settings kept: ..." under
+// `source`; otherwise `running` becomes the new config, except that the keys waiting for
+// a restart keep their running values (so the next reload compares against what runs).
+Result<ReloadReport> reload(const Schema& schema, Config& running, const std::string& file,
+                            const std::map<std::string, std::string>& overrides, const LogSink& log,
+                            const std::string& source,
+                            const std::function<Result<ReloadReport>(const Config& running, const Config& next)>& apply);
 
 }  // namespace bai::config
