@@ -91,7 +91,9 @@ int main(int argc, char** argv) {
       std::cerr << "bai-plugin-check: --env needs --session SLOT=AMOUNT\n";
       return 2;
     }
-    for (const auto& [name, value] : (*shown)["session"]["prepared"].value("env", nlohmann::json::object()).items()) {
+    // Held in a local: a range-for over a temporary's items() would iterate a dead object.
+    const nlohmann::json env = (*shown)["session"]["prepared"].value("env", nlohmann::json::object());
+    for (const auto& [name, value] : env.items()) {
       std::string quoted = value.is_string() ? value.get<std::string>() : value.dump();
       for (std::size_t at = quoted.find('\''); at != std::string::npos; at = quoted.find('\'', at + 4)) quoted.replace(at, 1, "'\\''");
       std::cout << "export " << name << "='" << quoted << "'\n";
