@@ -183,14 +183,17 @@ ScalingGroup scalingGroupFrom(const Json& doc) {
                       {}};
 }
 
-// A caller's JSON text must be an object before it is sent (the manager would refuse it
-// too, but this names the caller's mistake without a round trip).
-ClientResult<std::string> objectText(const std::string& fieldsJson) {
+// Sends a caller's fields (JSON text) and reads the record the manager answers with. The
+// text must be an object before it is sent: the manager would refuse it too, but this
+// names the caller's mistake without a round trip.
+template <class T, class Convert>
+ClientResult<T> sendFields(const Client& client, const char* method, const std::string& target,
+                           const std::string& fieldsJson, Convert convert) {
   const Json doc = Json::parse(fieldsJson, nullptr, false);
   if (!doc.is_object()) {
     return Failure<ApiError>{ApiError{0, "invalid-request", "Invalid fields", "expected a JSON object, not: " + fieldsJson}};
   }
-  return doc.dump();
+  return expect<T>(client.call(method, target, doc.dump()), convert);
 }
 
 std::string segment(const std::string& text) { return http::urlEncode(text); }
@@ -385,15 +388,11 @@ ClientResult<ResourcePolicy> Client::resourcePolicy(const std::string& name) con
 }
 
 ClientResult<ResourcePolicy> Client::createResourcePolicy(const std::string& fieldsJson) const {
-  auto body = objectText(fieldsJson);
-  if (!body) return Failure{body.error()};
-  return expect<ResourcePolicy>(call("POST", "/v1/resource-policies", *body), resourcePolicyFrom);
+  return sendFields<ResourcePolicy>(*this, "POST", "/v1/resource-policies", fieldsJson, resourcePolicyFrom);
 }
 
 ClientResult<ResourcePolicy> Client::updateResourcePolicy(const std::string& name, const std::string& fieldsJson) const {
-  auto body = objectText(fieldsJson);
-  if (!body) return Failure{body.error()};
-  return expect<ResourcePolicy>(call("PATCH", "/v1/resource-policies/" + segment(name), *body), resourcePolicyFrom);
+  return sendFields<ResourcePolicy>(*this, "PATCH", "/v1/resource-policies/" + segment(name), fieldsJson, resourcePolicyFrom);
 }
 
 ClientResult<std::vector<ScalingGroup>> Client::scalingGroups() const {
@@ -405,15 +404,11 @@ ClientResult<ScalingGroup> Client::scalingGroup(const std::string& name) const {
 }
 
 ClientResult<ScalingGroup> Client::createScalingGroup(const std::string& fieldsJson) const {
-  auto body = objectText(fieldsJson);
-  if (!body) return Failure{body.error()};
-  return expect<ScalingGroup>(call("POST", "/v1/scaling-groups", *body), scalingGroupFrom);
+  return sendFields<ScalingGroup>(*this, "POST", "/v1/scaling-groups", fieldsJson, scalingGroupFrom);
 }
 
 ClientResult<ScalingGroup> Client::updateScalingGroup(const std::string& name, const std::string& fieldsJson) const {
-  auto body = objectText(fieldsJson);
-  if (!body) return Failure{body.error()};
-  return expect<ScalingGroup>(call("PATCH", "/v1/scaling-groups/" + segment(name), *body), scalingGroupFrom);
+  return sendFields<ScalingGroup>(*this, "PATCH", "/v1/scaling-groups/" + segment(name), fieldsJson, scalingGroupFrom);
 }
 
 std::string formatSlotAmount(const std::string& type, Quantity amount) {
