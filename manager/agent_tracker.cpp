@@ -4,6 +4,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <future>
+#include <tuple>
+
 namespace bai::manager {
 namespace {
 
@@ -24,20 +28,52 @@ std::string deviceHealthJson(const protocol::AgentState& state) {
   return out.dump();
 }
 
+// Whether saving `next` would leave `stored`'s row as it is. The digest does not count:
+// a restarted manager asks every agent for its full state whatever digest it stored.
+bool sameStoredRow(const AgentRecord& stored, const AgentRecord& next) {
+  auto fields = [](const AgentRecord& r) {
+    return std::tie(r.status, r.rpcUrl, r.region, r.scalingGroup, r.architecture, r.version, r.pluginsJson,
+                    r.deviceHealthJson, r.lastEventSeq, r.registeredAtMillis, r.statusChangedAtMillis);
+  };
+  auto sameFigures = [](const auto& a, const auto& b) {
+    return a.first == b.first && a.second.capacity == b.second.capacity && a.second.used == b.second.used &&
+           a.second.largest == b.second.largest;
+  };
+  return fields(stored) == fields(next) &&
+         std::equal(stored.slots.begin(), stored.slots.end(), next.slots.begin(), next.slots.end(), sameFigures);
+}
+
 bool validRpcUrl(const std::string& url) {
   return (url.rfind("http://", 0) == 0 && url.size() > 7) || (url.rfind("https://", 0) == 0 && url.size() > 8);
 }
 
 }  // namespace
 
+void Manager::heartbeat(const std::string& agentId, const protocol::Heartbeat& heartbeat, HeartbeatCallback done) {
+  std::optional<ApiResult<protocol::HeartbeatReply>> answer;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    answer = applyHeartbeat(agentId, heartbeat, done);
+  }
+  if (answer) done(std::move(*answer));
+}
+
 ApiResult<protocol::HeartbeatReply> Manager::heartbeat(const std::string& agentId, const protocol::Heartbeat& heartbeat) {
+  std::promise<ApiResult<protocol::HeartbeatReply>> answer;
+  auto answered = answer.get_future();
+  this->heartbeat(agentId, heartbeat, [&answer](ApiResult<protocol::HeartbeatReply> reply) { answer.set_value(std::move(reply)); });
+  return answered.get();
+}
+
+std::optional<ApiResult<protocol::HeartbeatReply>> Manager::applyHeartbeat(const std::string& agentId,
+                                                                           const protocol::Heartbeat& heartbeat,
+                                                                           HeartbeatCallback& done) {
   if (heartbeat.agentId != agentId) {
     return apiFailure(400, "invalid-request", "Agent id mismatch",
                       "the URL names agent '" + agentId + "' but the heartbeat '" + heartbeat.agentId + "'");
   }
   metrics_.heartbeats.fetch_add(1, std::memory_order_relaxed);
   const auto now = std::chrono::steady_clock::now();
-  std::lock_guard<std::mutex> lock(mutex_);
   auto known = agents_.find(agentId);
   if (!heartbeat.state) {
     // Liveness lives in memory: a heartbeat that changes nothing writes nothing.
@@ -120,8 +156,14 @@ ApiResult<protocol::HeartbeatReply> Manager::heartbeat(const std::string& agentI
       t.resume.push_back(id);
     }
   }
-  if (auto done = commit(std::move(t)); !done) {
-    return apiFailure(500, "store-error", "The agent's state could not be saved", done.error().message);
+  // A report that only changes a known agent's row is saved by the state writer with the
+  // reports of other agents, in one transaction; the rest is saved here and now.
+  const bool rowOnly = !isNew && !revived && learned.added.empty();
+  const bool saveLater = rowOnly && (known->second.rowUnsaved || !sameStoredRow(known->second.record, record));
+  if (!rowOnly) {
+    if (auto saved = commit(std::move(t)); !saved) {
+      return apiFailure(500, "store-error", "The agent's state could not be saved", saved.error().message);
+    }
   }
   registry_.add(learned.added);
   for (const auto& [slot, type] : learned.added) log(LogLevel::Info, "slot " + slot + " (" + slotTypeName(type) + ") learned from agent " + agentId);
@@ -141,7 +183,57 @@ ApiResult<protocol::HeartbeatReply> Manager::heartbeat(const std::string& agentI
   if (revived) log(LogLevel::Warning, "agent " + agentId + " is back after being lost");
   reconcile(agent, state, revived);
   notifyScheduler();
-  return protocol::HeartbeatReply{false};
+  if (!saveLater) return protocol::HeartbeatReply{false};
+  unsavedAgents_[agentId].push_back(std::move(done));
+  stateWriterWake_.notify_one();
+  return std::nullopt;
+}
+
+// Group commit of the agents' rows changed by full reports. The writer takes the rows
+// from memory under mutex_, then takes the store's write lock *before* letting mutex_
+// go: a transaction that saw later memory (a reservation, a lost agent) can only commit
+// after this batch, so the batch never overwrites newer figures. Heartbeats are applied
+// in memory meanwhile, so the batch grows while the previous one is being written.
+void Manager::stateWriterLoop() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  while (true) {
+    stateWriterWake_.wait(lock, [this] { return stopping_ || !unsavedAgents_.empty(); });
+    if (unsavedAgents_.empty()) return;  // stopping, and everything queued is saved
+    auto batch = std::exchange(unsavedAgents_, {});
+    std::vector<AgentRecord> rows;
+    rows.reserve(batch.size());
+    for (const auto& [agentId, answers] : batch) rows.push_back(agents_.at(agentId).record);
+    auto saved = store_->write([&](StoreTransaction& tx) -> Result<void> {
+      lock.unlock();
+      for (const auto& row : rows) {
+        if (auto done = tx.upsertAgent(row); !done) return done;
+      }
+      return {};
+    });
+    if (!lock.owns_lock()) lock.lock();
+    metrics_.agentRowBatches.fetch_add(1, std::memory_order_relaxed);
+    metrics_.agentRowsSaved.fetch_add(saved ? rows.size() : 0, std::memory_order_relaxed);
+    for (const auto& [agentId, answers] : batch) {
+      // Unsaved but applied: the agent sends its full state again, and it will be written.
+      AgentView& agent = agents_.at(agentId);
+      agent.rowUnsaved = !saved;
+      if (!saved) agent.fullReportSinceStart = false;
+    }
+    if (!saved) {
+      log(LogLevel::Error, "saving the state of " + std::to_string(rows.size()) + " agents failed: " + saved.error().message);
+    }
+    lock.unlock();
+    for (auto& [agentId, answers] : batch) {
+      for (auto& answer : answers) {
+        if (saved) {
+          answer(protocol::HeartbeatReply{false});
+        } else {
+          answer(apiFailure(500, "store-error", "The agent's state could not be saved", saved.error().message));
+        }
+      }
+    }
+    lock.lock();
+  }
 }
 
 // The agent's list of running sessions against the manager's: sessions the manager

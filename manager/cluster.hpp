@@ -19,6 +19,7 @@ struct AgentView {
   AgentRecord record;
   std::chrono::steady_clock::time_point lastSeen;
   bool fullReportSinceStart = false;      // the manager has this agent's session list
+  bool rowUnsaved = false;                // a group commit of its row failed: memory is newer than the store
   std::set<std::string> reportedSessions;  // running or preparing, per its last full report
   // Placed here by this manager but not in the agent's last report: the agent's
   // largest-allocatable figures do not account for them yet.

@@ -64,6 +64,7 @@ Result<std::unique_ptr<Manager>> Manager::start(ManagerSettings settings, std::u
   if (auto recovered = manager->recover(); !recovered) return fail(recovered.error().code, recovered.error().message);
   manager->scheduler_ = std::thread([m = manager.get()] { m->schedulerLoop(); });
   manager->waiterThread_ = std::thread([m = manager.get()] { m->waiterLoop(); });
+  manager->stateWriter_ = std::thread([m = manager.get()] { m->stateWriterLoop(); });
   for (int i = 0; i < manager->settings_.dispatchThreads; ++i) {
     manager->dispatchers_.emplace_back([m = manager.get()] { m->dispatchLoop(); });
   }
@@ -79,7 +80,9 @@ void Manager::shutdown() {
   }
   schedulerWake_.notify_all();
   dispatchWake_.notify_all();
+  stateWriterWake_.notify_all();
   if (scheduler_.joinable()) scheduler_.join();
+  if (stateWriter_.joinable()) stateWriter_.join();  // after saving what was queued
   for (auto& thread : dispatchers_) {
     if (thread.joinable()) thread.join();
   }

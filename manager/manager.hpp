@@ -76,7 +76,14 @@ class Manager {
   Manager(const Manager&) = delete;
   Manager& operator=(const Manager&) = delete;
 
-  // Agents (the API layer has checked the cluster token).
+  // Agents (the API layer has checked the cluster token). A digest-only heartbeat, or a
+  // full report that changes nothing stored, is answered at once; a full report that
+  // changes a known agent's row is answered once that row is stored, by one group commit
+  // with the other agents' reports that arrived meanwhile (stateWriterLoop). `done` runs
+  // exactly once, without the manager's lock held, maybe on another thread.
+  using HeartbeatCallback = std::function<void(ApiResult<protocol::HeartbeatReply>)>;
+  void heartbeat(const std::string& agentId, const protocol::Heartbeat& heartbeat, HeartbeatCallback done);
+  // The same, waiting for the answer.
   ApiResult<protocol::HeartbeatReply> heartbeat(const std::string& agentId, const protocol::Heartbeat& heartbeat);
   ApiResult<protocol::EventAck> events(const std::string& agentId, const protocol::EventBatch& batch);
 
@@ -184,6 +191,11 @@ class Manager {
   void retryStalled();
 
   // agent_tracker.cpp: heartbeats, events, liveness and reconciliation.
+  // Applies a heartbeat under mutex_; nullopt when `done` was queued for the group commit.
+  std::optional<ApiResult<protocol::HeartbeatReply>> applyHeartbeat(const std::string& agentId,
+                                                                    const protocol::Heartbeat& heartbeat,
+                                                                    HeartbeatCallback& done);
+  void stateWriterLoop();
   void detectLostAgents();
   void reconcile(AgentView& agent, const protocol::AgentState& state, bool revived);
 
@@ -238,6 +250,9 @@ class Manager {
   std::set<std::string> unknownSessionsLogged_;
   std::map<std::string, GroupScheduler> groups_;
   std::set<std::string> dirtyAgents_;                 // figures changed since their index entry
+  // Agents whose changed row waits for the state writer, with the heartbeats to answer then.
+  std::map<std::string, std::vector<HeartbeatCallback>> unsavedAgents_;
+  std::chrono::steady_clock::time_point nextLostCheck_;  // detectLostAgents runs at most this often
   std::map<std::string, std::string> indexedGroup_;  // agent -> the group whose index holds it
   CandidateWindow window_;                            // reused by every decision
 
@@ -247,9 +262,11 @@ class Manager {
   std::condition_variable schedulerWake_;
   std::condition_variable dispatchWake_;
   std::condition_variable waiterWake_;
+  std::condition_variable stateWriterWake_;
   std::deque<std::function<void()>> jobs_;
   std::thread scheduler_;
   std::thread waiterThread_;
+  std::thread stateWriter_;
   std::vector<std::thread> dispatchers_;
 };
 

@@ -137,7 +137,7 @@ class Api {
       return respond(json(200, nlohmann::json{{"status", "ok"}, {"version", BAI_VERSION}}.dump()));
     }
     if (path.rfind("/v1/agents/", 0) == 0 && request.header("authorization").rfind("Bearer ", 0) == 0) {
-      return respond(agentRoute(request));
+      return agentRoute(request, std::move(respond));
     }
     if (path == "/metrics" && request.method == "GET" && bearerMatches(request, clusterToken_)) {
       return respond(Response{200, "text/plain; version=0.0.4", manager_.metricsText(), {}});
@@ -158,32 +158,34 @@ class Api {
     return Failure<Response>{response};
   }
 
-  Response agentRoute(const Request& request) {
+  void agentRoute(const Request& request, Responder respond) {
     if (!bearerMatches(request, clusterToken_)) {
       manager_.metrics().authFailures.fetch_add(1, std::memory_order_relaxed);
-      return error(401, "bad-cluster-token", "Unauthorized", "the bearer token is not this cluster's");
+      return respond(error(401, "bad-cluster-token", "Unauthorized", "the bearer token is not this cluster's"));
     }
     const auto parts = segmentsAfter(request.path, "/v1/agents/");
     if (parts.size() != 2 || parts[0].empty() || request.method != "POST") {
-      return error(404, "not-found", "No such resource", request.method + " " + request.path);
+      return respond(error(404, "not-found", "No such resource", request.method + " " + request.path));
     }
     const std::string& agentId = parts[0];
     if (parts[1] == "heartbeat" || parts[1] == "register") {
       auto heartbeat = protocol::Heartbeat::fromJson(request.body);
-      if (!heartbeat) return error(400, "invalid-request", "Invalid heartbeat", heartbeat.error().message);
+      if (!heartbeat) return respond(error(400, "invalid-request", "Invalid heartbeat", heartbeat.error().message));
       if (parts[1] == "register" && !heartbeat->state) {
-        return error(400, "invalid-request", "Invalid registration", "a registration carries the agent's state");
+        return respond(error(400, "invalid-request", "Invalid registration", "a registration carries the agent's state"));
       }
-      auto reply = manager_.heartbeat(agentId, *heartbeat);
-      return reply ? json(200, reply->toJson()) : error(reply.error());
+      // Answered later when the report waits for the group commit of agents' rows.
+      return manager_.heartbeat(agentId, *heartbeat, [respond = std::move(respond)](auto reply) {
+        respond(reply ? json(200, reply->toJson()) : error(reply.error()));
+      });
     }
     if (parts[1] == "events") {
       auto batch = protocol::EventBatch::fromJson(request.body);
-      if (!batch) return error(400, "invalid-request", "Invalid event batch", batch.error().message);
+      if (!batch) return respond(error(400, "invalid-request", "Invalid event batch", batch.error().message));
       auto ack = manager_.events(agentId, *batch);
-      return ack ? json(200, ack->toJson()) : error(ack.error());
+      return respond(ack ? json(200, ack->toJson()) : error(ack.error()));
     }
-    return error(404, "not-found", "No such resource", request.method + " " + request.path);
+    return respond(error(404, "not-found", "No such resource", request.method + " " + request.path));
   }
 
   void userRoute(const Request& request, const Caller& caller, Responder respond) {

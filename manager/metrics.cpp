@@ -34,6 +34,8 @@ std::string Metrics::renderCounters() const {
   };
   counter("bai_manager_heartbeats_total", "heartbeats received", heartbeats);
   counter("bai_manager_full_heartbeats_total", "heartbeats carrying the agent's full state", fullHeartbeats);
+  counter("bai_manager_agent_row_batches_total", "group commits of agents' changed rows", agentRowBatches);
+  counter("bai_manager_agent_rows_saved_total", "agents' rows saved by group commits", agentRowsSaved);
   counter("bai_manager_events_total", "session events applied", events);
   counter("bai_manager_duplicate_events_total", "session events received again and ignored", duplicateEvents);
   counter("bai_manager_placements_total", "sessions reserved on an agent", placements);

@@ -27,6 +27,8 @@ class LatencyHistogram {
 struct Metrics {
   std::atomic<std::uint64_t> heartbeats{0};
   std::atomic<std::uint64_t> fullHeartbeats{0};
+  std::atomic<std::uint64_t> agentRowBatches{0};  // group commits of agents' rows
+  std::atomic<std::uint64_t> agentRowsSaved{0};
   std::atomic<std::uint64_t> events{0};
   std::atomic<std::uint64_t> duplicateEvents{0};
   std::atomic<std::uint64_t> placements{0};

@@ -33,12 +33,17 @@ auto Manager::callSessionAgent(std::unique_lock<std::mutex>& lock, const std::st
 void Manager::schedulerLoop() {
   std::unique_lock<std::mutex> lock(mutex_);
   while (!stopping_) {
-    // Lost agents are looked for at least four times per timeout.
-    const auto period = std::min(settings_.schedulerPeriod, settings_.heartbeatTimeout / 4);
+    // Lost agents are looked for four times per timeout: not at every wake-up, which
+    // under heavy heartbeat load would scan every agent thousands of times a second.
+    const auto lostCheckEvery = settings_.heartbeatTimeout / 4;
+    const auto period = std::min(settings_.schedulerPeriod, lostCheckEvery);
     schedulerWake_.wait_for(lock, period, [this] { return stopping_ || schedulerDirty_; });
     if (stopping_) break;
     schedulerDirty_ = false;
-    detectLostAgents();
+    if (const auto now = std::chrono::steady_clock::now(); now >= nextLostCheck_) {
+      detectLostAgents();
+      nextLostCheck_ = now + lostCheckEvery;
+    }
     retryStalled();
     placePending();
   }

@@ -118,6 +118,24 @@ protocol::AgentState withLargest(protocol::AgentState state, const std::string& 
   return state;
 }
 
+// The real store, whose writes fail while `failWrites` is set (a full disk, say).
+class FlakyStore final : public Store {
+ public:
+  FlakyStore(std::unique_ptr<Store> store, std::shared_ptr<std::atomic<bool>> failWrites)
+      : store_(std::move(store)), failWrites_(std::move(failWrites)) {}
+  Result<void> write(const TransactionFn& fn) override {
+    if (*failWrites_) return fail(ErrorCode::Internal, "disk full (injected)");
+    return store_->write(fn);
+  }
+  Result<void> read(const TransactionFn& fn) override { return store_->read(fn); }
+  int schemaVersion() const override { return store_->schemaVersion(); }
+  std::string describe() const override { return store_->describe(); }
+
+ private:
+  std::unique_ptr<Store> store_;
+  std::shared_ptr<std::atomic<bool>> failWrites_;
+};
+
 class ManagerCoreTest : public ::testing::Test {
  protected:
   void startManager(std::chrono::milliseconds heartbeatTimeout = 10s, const std::string& agentCaFile = "") {
@@ -132,7 +150,8 @@ class ManagerCoreTest : public ::testing::Test {
     settings.dispatchThreads = 2;
     auto store = openStore("sqlite://" + (dir_.path() / "m.db").string());
     ASSERT_TRUE(store.ok()) << store.error().message;
-    auto manager = Manager::start(settings, std::move(*store), "token", LogSink());
+    auto flaky = std::make_unique<FlakyStore>(std::move(*store), failWrites_);
+    auto manager = Manager::start(settings, std::move(flaky), "token", LogSink());
     ASSERT_TRUE(manager.ok()) << manager.error().message;
     manager_ = std::move(*manager);
   }
@@ -174,6 +193,18 @@ class ManagerCoreTest : public ::testing::Test {
     return Quantity(-1);
   }
 
+  Quantity capacity(const std::string& agentId, const std::string& slot) {
+    for (const auto& agent : manager_->agents()) {
+      if (agent.record.id == agentId) {
+        auto it = agent.record.slots.find(slot);
+        return it == agent.record.slots.end() ? Quantity() : it->second.capacity;
+      }
+    }
+    return Quantity(-1);
+  }
+
+  std::uint64_t agentRowsSaved() const { return manager_->metrics().agentRowsSaved.load(); }
+
   AgentStatus agentStatus(const std::string& agentId) {
     for (const auto& agent : manager_->agents()) {
       if (agent.record.id == agentId) return agent.record.status;
@@ -183,6 +214,7 @@ class ManagerCoreTest : public ::testing::Test {
 
   static inline const Caller kAdmin{"AKADMIN", true};
   test::TempDir dir_;
+  std::shared_ptr<std::atomic<bool>> failWrites_ = std::make_shared<std::atomic<bool>>(false);
   std::unique_ptr<Manager> manager_;
 };
 
@@ -196,6 +228,69 @@ TEST_F(ManagerCoreTest, AnAgentRegistersByFullHeartbeatAndIsAskedForItWhenStale)
   EXPECT_EQ(types.at("acme.device"), SlotType::Count);
   EXPECT_EQ(types.at("mem"), SlotType::Bytes);
   EXPECT_FALSE(manager_->heartbeat("b", {"a", 1, std::nullopt}).ok()) << "the URL and body must name the same agent";
+}
+
+TEST_F(ManagerCoreTest, AChangedReportIsSavedBeforeItsAnswerAndAnUnchangedOneWritesNothing) {
+  startManager();
+  const auto fourCores = nodeState("http://127.0.0.1:1", {{"cpu", "4"}});
+  report("a", fourCores, 1);
+  const std::uint64_t saved = agentRowsSaved();
+  report("a", fourCores, 2);
+  EXPECT_EQ(agentRowsSaved(), saved) << "only the digest changed: nothing to write";
+  EXPECT_FALSE(manager_->heartbeat("a", {"a", 2, std::nullopt})->sendFull) << "yet the new digest is known";
+
+  report("a", nodeState("http://127.0.0.1:1", {{"cpu", "8"}}), 3);
+  EXPECT_EQ(agentRowsSaved(), saved + 1);
+  manager_.reset();
+  startManager();
+  EXPECT_EQ(capacity("a", "cpu"), Quantity(8)) << "answered means stored";
+}
+
+TEST_F(ManagerCoreTest, ChangedReportsOfManyAgentsAtOnceAreAllSavedAndAnswered) {
+  startManager();
+  constexpr int kAgents = 8, kReports = 25;
+  auto state = [](int cores) { return nodeState("http://127.0.0.1:1", {{"cpu", std::to_string(cores)}}); };
+  for (int agent = 0; agent < kAgents; ++agent) report("agent-" + std::to_string(agent), state(1), 1);
+  const std::uint64_t saved = agentRowsSaved();
+  const std::uint64_t batches = manager_->metrics().agentRowBatches.load();
+  std::atomic<int> failures{0};
+  std::vector<std::thread> agents;
+  for (int agent = 0; agent < kAgents; ++agent) {
+    agents.emplace_back([&, agent] {
+      const std::string id = "agent-" + std::to_string(agent);
+      for (std::uint64_t n = 2; n <= kReports + 1; ++n) {
+        if (!manager_->heartbeat(id, {id, n, state(static_cast<int>(n) + agent)}).ok()) ++failures;
+      }
+    });
+  }
+  for (auto& agent : agents) agent.join();
+  EXPECT_EQ(failures, 0);
+  EXPECT_EQ(agentRowsSaved(), saved + kAgents * kReports);
+  const std::uint64_t commits = manager_->metrics().agentRowBatches.load() - batches;
+  EXPECT_GE(commits, 1u);
+  EXPECT_LE(commits, static_cast<std::uint64_t>(kAgents * kReports));
+  manager_.reset();
+  startManager();
+  for (int agent = 0; agent < kAgents; ++agent) {
+    EXPECT_EQ(capacity("agent-" + std::to_string(agent), "cpu"), Quantity(kReports + 1 + agent)) << "the last report won";
+  }
+}
+
+TEST_F(ManagerCoreTest, AReportTheStoreCannotSaveIsRefusedAndAskedForAgain) {
+  startManager();
+  report("a", nodeState("http://127.0.0.1:1", {{"cpu", "4"}}), 1);
+  const auto eightCores = nodeState("http://127.0.0.1:1", {{"cpu", "8"}});
+  *failWrites_ = true;
+  auto refused = manager_->heartbeat("a", {"a", 2, eightCores});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().status, 500);
+  EXPECT_EQ(refused.error().error.type, "store-error");
+  *failWrites_ = false;
+  EXPECT_TRUE(manager_->heartbeat("a", {"a", 2, std::nullopt})->sendFull) << "its unsaved state is asked for again";
+  report("a", eightCores, 2);
+  manager_.reset();
+  startManager();
+  EXPECT_EQ(capacity("a", "cpu"), Quantity(8));
 }
 
 TEST_F(ManagerCoreTest, AConflictingSlotTypeIsNotTakenFromThatAgent) {
