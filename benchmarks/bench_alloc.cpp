@@ -1,8 +1,10 @@
 // Allocation micro-benchmarks: the cost of one allocate+free pair for each map kind,
-// strategy, device count and occupancy the scheduler meets, plus a realistic node.
+// strategy, device count and occupancy the scheduler meets, plus a realistic node, and
+// a churn workload (section 4) that measures throughput and fragmentation failures.
 //
-// Every iteration allocates a request and frees it again, so the map is in the same
-// state at every iteration and the numbers do not drift with the iteration count.
+// In sections 1-3 every iteration allocates a request and frees it again, so the map is
+// in the same state at every iteration and the numbers do not drift with the iteration
+// count. The churn changes the map on purpose, from a fixed pseudo-random stream.
 //
 // Naming: families whose name contains LARGE run up to 4,096 devices; the smoke test
 // (`meson test --suite benchmark-smoke`) skips them with --benchmark_filter=-LARGE.
@@ -24,6 +26,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -36,6 +39,8 @@ using bai::ResourceSlot;
 using bai::Result;
 using bai::SlotName;
 using bai::SlotType;
+using bai::core::AllocationError;
+using bai::core::AllocationErrorKind;
 using bai::core::AllocationStrategy;
 using bai::core::AllocMap;
 using bai::core::AllocMapOptions;
@@ -77,9 +82,12 @@ std::unique_ptr<AllocMap> discreteMap(const char* slot, SlotType type, std::vect
 }
 
 // Fractional GPUs: capacity 1.0 each, quantum 0.01 (the AllocMapOptions default).
-std::unique_ptr<AllocMap> fractionMap(std::int64_t count, AllocationStrategy strategy) {
+std::unique_ptr<AllocMap> fractionMap(std::int64_t count, AllocationStrategy strategy,
+                                      bool fragmentationGuard = false) {
+  AllocMapOptions options = withStrategy(strategy);
+  options.fragmentationGuard = fragmentationGuard;
   return orDie(FractionAllocMap::create(SlotName::of("cuda.shares"), SlotType::Count,
-                                        devices("cuda", count, Quantity(1), 2), withStrategy(strategy)),
+                                        devices("cuda", count, Quantity(1), 2), options),
                "FractionAllocMap::create");
 }
 
@@ -339,10 +347,284 @@ void BM_Workload_FractionFill_0_5of8GPUs(benchmark::State& state) {
 }
 BENCHMARK(BM_Workload_FractionFill_0_5of8GPUs);
 
+// ---- 4. Churn at 90% occupancy -------------------------------------------------------
+
+// A node kept about 90% full while sessions of random sizes arrive and leave: how many
+// allocations per second a map sustains, and how often it refuses a request that its
+// free capacity as a whole could hold (fragmentation), FILL vs EVENLY, fraction maps
+// with and without the fragmentation guard.
+//
+// Families: BM_Churn/fraction/<strategy>[/guard]/gpus:N over 8 and 64 fractional GPUs
+// (kFractionMix), BM_Churn/discrete/<strategy>/cores:128 (kCoreMix), and
+// BM_Churn_LARGE/fraction/... over 512 and 4,096 GPUs to show growth.
+//
+// The workload is the same in every run: splitmix64 from a fixed seed draws the sizes
+// and the departures.
+//   - Target: 90% of the map's capacity.
+//   - Settling (untimed): arrivals fill the empty map to the target, a refused request
+//     being dropped; then kWarmUpTurnovers times as many steps as there are live
+//     allocations, so that the measured layout is the churned one and not the tidy one
+//     of a fill from empty (about 5% of the first allocations are still live).
+//   - One iteration (a step): one departure (a uniformly chosen live allocation is
+//     freed), then arrivals while the allocated total is below the target. The first
+//     refused arrival ends the step and its request is dropped, as if the scheduler
+//     placed it on another node. A step may end above the target by less than the
+//     last request.
+//
+// Counters (the percentages are of the arrivals of the timed loop, i.e. allocate() calls):
+//   items_per_second    granted allocations per second; the time also holds the free()
+//                       of the departures and the refused calls
+//   frag_fail_pct       refused although the free total was enough (freeTotal() >= request)
+//   full_fail_pct       refused because the free total was not enough
+//   guard_refusals_pct  (guard only) refused as FractionalResourceFragmented; equal to
+//                       frag_fail_pct unless the map refuses fitting requests otherwise
+//   split_pct           (fraction maps) the granted requests of at most one device's
+//                       capacity that were split over several devices, in % of those
+//   occupied_pct        mean allocated share of capacity at the end of a step
+//   p50_ns, p99_ns      latency of the granted allocate() calls; refused_p50_ns and
+//                       refused_p99_ns of the refused ones, which build an error message
+// Without the guard both map kinds split whatever fits in total, so frag_fail_pct is 0
+// by construction there and fragmentation shows as split_pct instead.
+
+constexpr std::uint64_t kChurnSeed = 0x5EED'C4A5'0000'0001;
+constexpr int kChurnTargetPct = 90;
+constexpr std::size_t kWarmUpTurnovers = 3;
+
+// splitmix64 (Steele, Lea and Flood, 2014): small, fast, and the same stream for a seed
+// with every compiler and library, which the std distributions do not promise.
+class SplitMix64 {
+ public:
+  explicit SplitMix64(std::uint64_t seed) : state_(seed) {}
+  std::uint64_t next() {
+    std::uint64_t z = state_ += 0x9E3779B97F4A7C15;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EB;
+    return z ^ (z >> 31);
+  }
+  // In [0, n); the modulo bias (below n / 2^64) is far too small to matter here.
+  std::uint64_t below(std::uint64_t n) { return next() % n; }
+
+ private:
+  std::uint64_t state_;
+};
+
+struct WeightedSize {
+  const char* amount;
+  int weight;
+};
+
+// GPU shares: many small inference sessions, whole GPUs, a few multi-GPU jobs; mean 0.65.
+constexpr WeightedSize kFractionMix[] = {{"0.1", 15}, {"0.25", 15}, {"0.3", 15}, {"0.5", 20},
+                                         {"1", 20},   {"1.5", 10},  {"2", 5}};
+// Cores; mean 6.25.
+constexpr WeightedSize kCoreMix[] = {{"1", 25}, {"2", 20}, {"4", 20}, {"8", 20}, {"16", 10}, {"32", 5}};
+
+struct ChurnCounts {
+  std::uint64_t steps = 0;
+  std::uint64_t arrivals = 0;
+  std::uint64_t granted = 0;
+  std::uint64_t fragmented = 0;    // refused, though the free total was enough
+  std::uint64_t insufficient = 0;  // refused, the free total was not enough
+  std::uint64_t guardRefusals = 0;
+  std::uint64_t oneDeviceGranted = 0;  // granted requests of at most one device's capacity ...
+  std::uint64_t oneDeviceSplit = 0;    // ... of which split over several devices
+  double occupiedSum = 0;           // allocated share of capacity at the end of each step
+};
+
+// One map under churn. Sizes and the allocated total are kept in the map's units, so the
+// free total is known without a scan of the devices in the timed loop; report() checks it
+// against the map.
+class Churn {
+ public:
+  Churn(std::unique_ptr<AllocMap> map, std::span<const WeightedSize> mix, bool guard)
+      : map_(std::move(map)), guard_(guard), unitRaw_(unitOf(*map_).raw()) {
+    capacityUnits_ = units(map_->capacityTotal());
+    targetUnits_ = capacityUnits_ * kChurnTargetPct / 100;
+    deviceCapacityUnits_ = units(map_->capacity(0));  // every device has the same capacity
+    int cumulative = 0;
+    for (const WeightedSize& size : mix) {
+      const Quantity amount = orDie(Quantity::parse(size.amount), "Quantity::parse");
+      cumulative += size.weight;
+      sizes_.push_back(Size{amount, units(amount), cumulative});
+      smallestUnits_ = std::min(smallestUnits_, sizes_.back().units);
+    }
+  }
+
+  // Fills to the target (below it some device always has room for a smallest request in
+  // both mixes, so this ends), then churns the live set kWarmUpTurnovers times over.
+  void settle() {
+    while (liveUnits_ < targetUnits_) arrive();
+    const std::size_t warmUpSteps = kWarmUpTurnovers * live_.size();
+    for (std::size_t i = 0; i < warmUpSteps; ++i) step();
+  }
+
+  // Each step refuses at most once, and over a run the grants exceed the departures by at
+  // most the number of allocations that fit at once: a bound on the timed calls, so that
+  // recording never allocates.
+  void startMeasuring(benchmark::IterationCount iterations) {
+    counts_ = {};
+    const auto calls = 2 * static_cast<std::size_t>(iterations) + static_cast<std::size_t>(capacityUnits_ / smallestUnits_);
+    granted_ = bai::bench::LatencySampler(calls / kSampleStride + 1);
+    refused_ = bai::bench::LatencySampler(calls / kSampleStride + 1);
+    measuring_ = true;
+  }
+
+  void step() {
+    depart();
+    while (liveUnits_ < targetUnits_ && arrive()) {
+    }
+    ++counts_.steps;
+    counts_.occupiedSum += static_cast<double>(liveUnits_) / static_cast<double>(capacityUnits_);
+  }
+
+  void report(benchmark::State& state) {
+    if (map_->allocatedTotal() != Quantity::fromRaw(liveUnits_ * unitRaw_)) {
+      die("churn bookkeeping: the map holds " + map_->allocatedTotal().toString() + ", the live set " +
+          Quantity::fromRaw(liveUnits_ * unitRaw_).toString());
+    }
+    auto percent = [](std::uint64_t part, std::uint64_t whole) {
+      return whole == 0 ? 0.0 : 100.0 * static_cast<double>(part) / static_cast<double>(whole);
+    };
+    state.SetItemsProcessed(static_cast<std::int64_t>(counts_.granted));
+    state.counters["frag_fail_pct"] = percent(counts_.fragmented, counts_.arrivals);
+    state.counters["full_fail_pct"] = percent(counts_.insufficient, counts_.arrivals);
+    if (guard_) state.counters["guard_refusals_pct"] = percent(counts_.guardRefusals, counts_.arrivals);
+    if (map_->isFraction()) state.counters["split_pct"] = percent(counts_.oneDeviceSplit, counts_.oneDeviceGranted);
+    state.counters["occupied_pct"] = 100.0 * counts_.occupiedSum / static_cast<double>(counts_.steps);
+    granted_.report(state, "", false);
+    refused_.report(state, "refused_", false);
+  }
+
+ private:
+  struct Size {
+    Quantity amount;
+    std::int64_t units;
+    int cumulativeWeight;
+  };
+  struct Live {
+    Grants grants;
+    std::int64_t units;
+  };
+
+  std::int64_t units(Quantity amount) const {
+    if (amount.raw() % unitRaw_ != 0) die("churn size " + amount.toString() + " is not a whole number of map units");
+    return static_cast<std::int64_t>(amount.raw() / unitRaw_);
+  }
+
+  const Size& drawSize() {
+    const auto pick = static_cast<int>(random_.below(static_cast<std::uint64_t>(sizes_.back().cumulativeWeight)));
+    return *std::find_if(sizes_.begin(), sizes_.end(), [&](const Size& s) { return pick < s.cumulativeWeight; });
+  }
+
+  // Every kSampleStride-th call is timed once measuring.
+  bool arrive() {
+    const Size& size = drawSize();
+    const bool timed = measuring_ && counts_.arrivals % kSampleStride == 0;
+    ++counts_.arrivals;
+    const auto start = timed ? bai::bench::Clock::now() : bai::bench::Clock::time_point{};
+    auto grants = map_->allocate(size.amount);
+    if (timed) (grants ? granted_ : refused_).add(bai::bench::Clock::now() - start);
+    if (!grants) {
+      countRefusal(size, grants.error());
+      return false;
+    }
+    ++counts_.granted;
+    if (size.units <= deviceCapacityUnits_) {
+      ++counts_.oneDeviceGranted;
+      counts_.oneDeviceSplit += grants->size() > 1 ? 1 : 0;
+    }
+    live_.push_back(Live{std::move(*grants), size.units});
+    liveUnits_ += size.units;
+    return true;
+  }
+
+  // frag_fail_pct follows the definition (enough free in total, yet refused), not the
+  // error kind, so that a map refusing a fitting request for another reason shows there.
+  void countRefusal(const Size& size, const AllocationError& error) {
+    if (error.kind != AllocationErrorKind::InsufficientResource &&
+        error.kind != AllocationErrorKind::FractionalResourceFragmented) {
+      die("churn: unexpected refusal: " + error.message);
+    }
+    if (capacityUnits_ - liveUnits_ >= size.units) ++counts_.fragmented;
+    else ++counts_.insufficient;
+    if (error.kind == AllocationErrorKind::FractionalResourceFragmented) ++counts_.guardRefusals;
+  }
+
+  void depart() {
+    std::swap(live_[random_.below(live_.size())], live_.back());
+    orDie(map_->free(live_.back().grants), "free of a grant the map gave");
+    liveUnits_ -= live_.back().units;
+    live_.pop_back();
+  }
+
+  std::unique_ptr<AllocMap> map_;
+  bool guard_;
+  __int128 unitRaw_;
+  std::int64_t capacityUnits_ = 0;
+  std::int64_t targetUnits_ = 0;
+  std::int64_t deviceCapacityUnits_ = 0;
+  std::int64_t smallestUnits_ = INT64_MAX;
+  std::vector<Size> sizes_;
+  SplitMix64 random_{kChurnSeed};
+  std::vector<Live> live_;
+  std::int64_t liveUnits_ = 0;
+  bool measuring_ = false;
+  ChurnCounts counts_;
+  bai::bench::LatencySampler granted_{0};
+  bai::bench::LatencySampler refused_{0};
+};
+
+void BM_Churn(benchmark::State& state, MapKind kind, AllocationStrategy strategy, bool guard) {
+  const std::int64_t count = state.range(0);
+  Churn churn = kind == MapKind::Fraction
+                    ? Churn(fractionMap(count, strategy, guard), kFractionMix, guard)
+                    : Churn(discreteMap("cpu", SlotType::Count, devices("cpu", count, Quantity(1), 2), strategy),
+                            kCoreMix, false);
+  churn.settle();
+  churn.startMeasuring(state.max_iterations);
+  for (auto _ : state) churn.step();
+  churn.report(state);
+}
+
+void registerChurn() {
+  struct Family {
+    MapKind kind;
+    AllocationStrategy strategy;
+    bool guard;
+  };
+  static constexpr Family kFamilies[] = {
+      {MapKind::Fraction, AllocationStrategy::Fill, false},   {MapKind::Fraction, AllocationStrategy::Fill, true},
+      {MapKind::Fraction, AllocationStrategy::Evenly, false}, {MapKind::Fraction, AllocationStrategy::Evenly, true},
+      {MapKind::Discrete, AllocationStrategy::Fill, false},   {MapKind::Discrete, AllocationStrategy::Evenly, false},
+  };
+  struct Range {
+    const char* suffix;
+    std::vector<std::int64_t> gpus;
+    std::vector<std::int64_t> cores;
+  };
+  const Range kRanges[] = {
+      {"", {8, 64}, {128}},
+      {"_LARGE", {512, 4096}, {}},
+  };
+  for (const Range& range : kRanges) {
+    for (const Family& family : kFamilies) {
+      const bool fraction = family.kind == MapKind::Fraction;
+      const std::vector<std::int64_t>& counts = fraction ? range.gpus : range.cores;
+      if (counts.empty()) continue;
+      const std::string name = std::string("BM_Churn") + range.suffix + (fraction ? "/fraction/" : "/discrete/") +
+                               bai::core::allocationStrategyName(family.strategy) + (family.guard ? "/guard" : "");
+      auto* b = benchmark::RegisterBenchmark(name.c_str(), BM_Churn, family.kind, family.strategy, family.guard);
+      b->ArgName(fraction ? "gpus" : "cores");
+      for (std::int64_t count : counts) b->Arg(count);
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   registerSweeps();
+  registerChurn();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
