@@ -1,21 +1,25 @@
 // Heartbeat throughput of a real bai-manager process: many simulated agents on loopback,
 // each registered once with its full state (~2 KB, like a real GPU node's report), then
-// sending heartbeats over kept-alive connections (one libcurl easy handle per connection,
-// one thread per connection).
+// sending heartbeats over kept-alive HTTP/1.1 connections.
 //
 //   BM_Heartbeat/digest/...      digest-only heartbeats: the manager only notes liveness
-//   BM_Heartbeat/full_state/...  every heartbeat carries the full state with a new digest:
-//                                the worst case, every heartbeat is a store write
+//   BM_Heartbeat/full_state/...  every heartbeat carries a changed full state: the worst
+//                                case, every heartbeat is a store write (group-committed)
 //   BM_Heartbeat/mixed_10pct_full/...  one agent in ten sends a changed full state; also
 //                                reports digest_p50_us/digest_p99_us, the latency of the
 //                                digest-only heartbeats among them
 // each at store.synchronous = normal and full (written to the manager.toml of a temporary
-// directory under $TMPDIR, which also holds the database and the cluster token).
+// directory under $TMPDIR, which also holds the database and the cluster token), and each
+//   rate:0      closed loop over 32 connections: the most the manager answers per second
+//   rate:20000  open loop, 1,000 agents on their own connections offering 20,000/s between
+//               them: whether the manager keeps up, and its latency while it does
 //
-// One iteration is one round: every agent sends one heartbeat, spread over the
-// connections. items_per_second is heartbeats per second over the rounds' wall time;
-// p50_us/p99_us are per heartbeat, measured by the client around each request. The load
-// generator runs on the same machine as the manager and shares its cores.
+// One iteration is one round: every agent sends one heartbeat. items_per_second is
+// heartbeats per second over the rounds' wall time; p50_us/p99_us are per heartbeat, from
+// when it was due to its answer. manager_cpu_us and generator_cpu_us are CPU time per
+// heartbeat of the manager (all threads) and of this load generator: the load generator
+// runs on the same machine as the manager and shares its cores, so it is one thread
+// driving every connection through epoll, with requests built before the timing starts.
 //
 // The manager binary: $BAI_MANAGER, else the path meson built it at.
 
@@ -26,21 +30,31 @@
 #include "bench_support.hpp"
 
 #include <benchmark/benchmark.h>
-#include <curl/curl.h>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <deque>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -141,7 +155,9 @@ class ManagerProcess {
     }
     std::string address;
     std::ifstream(ready) >> address;
-    baseUrl_ = "http://" + address;
+    auto hostPort = address.rfind(':');
+    if (hostPort == std::string::npos) return "bad ready file: " + address;
+    port_ = static_cast<std::uint16_t>(std::stoul(address.substr(hostPort + 1)));
     return "";
   }
 
@@ -166,7 +182,8 @@ class ManagerProcess {
     int status = 0;
     return pid_ > 0 && ::waitpid(pid_, &status, WNOHANG) == 0;
   }
-  const std::string& baseUrl() const { return baseUrl_; }
+  std::uint16_t port() const { return port_; }
+  pid_t pid() const { return pid_; }
   const std::string& token() const { return token_; }
   const std::string& synchronous() const { return synchronous_; }
   std::string logTail() const { return lastLines(log_); }
@@ -175,67 +192,203 @@ class ManagerProcess {
   TempDir dir_;
   std::string synchronous_;
   std::string token_;
-  std::string baseUrl_;
+  std::uint16_t port_ = 0;
   std::filesystem::path log_;
   pid_t pid_ = -1;
 };
 
 // ---- The load generator -------------------------------------------------------------------
 
-std::size_t collect(char* data, std::size_t size, std::size_t count, void* out) {
-  static_cast<std::string*>(out)->append(data, size * count);
-  return size * count;
-}
+// One kept-alive HTTP/1.1 connection to the manager, driven without blocking by the
+// LoadGenerator's epoll loop: one request in flight at a time, like an agent.
+struct Connection {
+  int fd = -1;
+  std::deque<std::size_t> queued;  // heartbeats (indexes into the round) waiting for this connection
+  std::size_t current = 0;         // the heartbeat in flight
+  bool busy = false;
+  std::string out;
+  std::size_t sent = 0;
+  std::string in;
+};
 
-// One libcurl easy handle: one kept-alive connection, used by one thread at a time.
-class Connection {
+// Manager and load generator share the cores, so the generator must cost little: requests
+// are pre-built bytes, one thread drives every connection through epoll, and a reply is
+// parsed only as far as the status line, Content-Length and the JSON body.
+class LoadGenerator {
  public:
-  explicit Connection(const std::string& token) : easy_(curl_easy_init()) {
-    headers_ = curl_slist_append(headers_, ("Authorization: Bearer " + token).c_str());
-    headers_ = curl_slist_append(headers_, "Content-Type: application/json");
-    headers_ = curl_slist_append(headers_, "Expect:");  // no 100-continue round trip for bodies over 1 KiB
-    curl_easy_setopt(easy_, CURLOPT_HTTPHEADER, headers_);
-    curl_easy_setopt(easy_, CURLOPT_POST, 1L);
-    curl_easy_setopt(easy_, CURLOPT_WRITEFUNCTION, &collect);
-    curl_easy_setopt(easy_, CURLOPT_WRITEDATA, &reply_);
-    curl_easy_setopt(easy_, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(easy_, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(easy_, CURLOPT_TIMEOUT_MS, 30000L);
+  LoadGenerator() = default;
+  ~LoadGenerator() {
+    for (auto& connection : connections_) {
+      if (connection.fd >= 0) ::close(connection.fd);
+    }
+    if (epoll_ >= 0) ::close(epoll_);
   }
-  ~Connection() {
-    curl_easy_cleanup(easy_);
-    curl_slist_free_all(headers_);
-  }
-  Connection(const Connection&) = delete;
-  Connection& operator=(const Connection&) = delete;
+  LoadGenerator(const LoadGenerator&) = delete;
+  LoadGenerator& operator=(const LoadGenerator&) = delete;
 
-  // Empty when the manager answered 200 with a heartbeat reply that does not ask for
-  // the full state; else what went wrong.
-  std::string heartbeat(const std::string& url, const std::string& body) {
-    reply_.clear();
-    curl_easy_setopt(easy_, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(easy_, CURLOPT_POSTFIELDS, body.data());
-    curl_easy_setopt(easy_, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-    const CURLcode code = curl_easy_perform(easy_);
-    if (code != CURLE_OK) return url + ": " + curl_easy_strerror(code);
-    long status = 0, connects = 0;
-    curl_easy_getinfo(easy_, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_getinfo(easy_, CURLINFO_NUM_CONNECTS, &connects);
-    connects_ += connects;
-    if (status != 200) return url + ": HTTP " + std::to_string(status) + " " + reply_;
-    auto reply = protocol::HeartbeatReply::fromJson(reply_);
-    if (!reply) return url + ": " + reply.error().message;
-    if (reply->sendFull) return url + ": the manager asks for the full state (it lost track of the digest)";
+  // Empty on success, else why the connections could not be made.
+  std::string connect(std::uint16_t port, std::size_t count) {
+    epoll_ = ::epoll_create1(EPOLL_CLOEXEC);
+    if (epoll_ < 0) return std::string("epoll_create1: ") + std::strerror(errno);
+    connections_.resize(count);
+    for (std::size_t i = 0; i < count; ++i) {
+      const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (fd < 0) return std::string("socket: ") + std::strerror(errno);
+      connections_[i].fd = fd;
+      sockaddr_in address{};
+      address.sin_family = AF_INET;
+      address.sin_port = htons(port);
+      address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+        return "connect to 127.0.0.1:" + std::to_string(port) + ": " + std::strerror(errno);
+      }
+      const int one = 1;
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+      epoll_event event{};
+      event.events = EPOLLIN;
+      event.data.u64 = i;
+      if (::epoll_ctl(epoll_, EPOLL_CTL_ADD, fd, &event) != 0) return std::string("epoll_ctl: ") + std::strerror(errno);
+    }
     return "";
   }
 
-  long takeConnects() { return std::exchange(connects_, 0); }
+  // Sends every request of `requests` once and waits for every answer. rate 0: closed
+  // loop, each connection sends its next request as soon as the last is answered. rate R:
+  // open loop, request k is due at k/R seconds and goes over connection k % connections;
+  // its latency counts from when it was due, so a manager that falls behind shows in the
+  // percentiles instead of slowing the generator down (no coordinated omission).
+  // latencies[k] gets request k's latency in nanoseconds. Returns the wall time.
+  Clock::duration run(const std::vector<std::string>& requests, double rate, std::vector<std::int64_t>& latencies,
+                      std::string& failure) {
+    const std::size_t total = requests.size();
+    latencies.assign(total, 0);
+    due_.assign(total, Clock::time_point());
+    std::size_t next = 0, answered = 0;
+    const auto start = Clock::now();
+    auto scheduleDue = [&](Clock::time_point now) {
+      if (rate > 0) {
+        for (; next < total; ++next) {
+          due_[next] = start + std::chrono::nanoseconds(static_cast<std::int64_t>(static_cast<double>(next) * 1e9 / rate));
+          if (due_[next] > now) break;
+          Connection& connection = connections_[next % connections_.size()];
+          connection.queued.push_back(next);
+          if (!connection.busy) send(connection, requests, failure);
+        }
+        return;
+      }
+      for (auto& connection : connections_) {
+        if (next < total && !connection.busy) {
+          due_[next] = now;
+          connection.queued.push_back(next++);
+          send(connection, requests, failure);
+        }
+      }
+    };
+    scheduleDue(start);
+    std::vector<epoll_event> events(connections_.size());
+    while (answered < total && failure.empty()) {
+      int timeoutMs = -1;
+      if (rate > 0 && next < total) {
+        const auto wait = std::chrono::duration_cast<std::chrono::microseconds>(due_[next] - Clock::now()).count();
+        timeoutMs = wait <= 0 ? 0 : static_cast<int>((wait + 999) / 1000);
+      }
+      const int ready = ::epoll_wait(epoll_, events.data(), static_cast<int>(events.size()), timeoutMs);
+      if (ready < 0 && errno != EINTR) failure = std::string("epoll_wait: ") + std::strerror(errno);
+      const auto now = Clock::now();
+      for (int e = 0; e < ready; ++e) {
+        Connection& connection = connections_[events[static_cast<std::size_t>(e)].data.u64];
+        if (events[static_cast<std::size_t>(e)].events & EPOLLOUT) flush(connection, failure);
+        if (!(events[static_cast<std::size_t>(e)].events & (EPOLLIN | EPOLLERR | EPOLLHUP))) continue;
+        if (!receive(connection, failure)) continue;
+        latencies[connection.current] = std::chrono::duration_cast<std::chrono::nanoseconds>(now - due_[connection.current]).count();
+        ++answered;
+        connection.busy = false;
+        if (!connection.queued.empty()) send(connection, requests, failure);
+      }
+      scheduleDue(now);
+    }
+    return Clock::now() - start;
+  }
 
  private:
-  CURL* easy_;
-  curl_slist* headers_ = nullptr;
-  std::string reply_;
-  long connects_ = 0;
+  void send(Connection& connection, const std::vector<std::string>& requests, std::string& failure) {
+    connection.current = connection.queued.front();
+    connection.queued.pop_front();
+    connection.busy = true;
+    connection.out = requests[connection.current];
+    connection.sent = 0;
+    connection.in.clear();
+    flush(connection, failure);
+  }
+
+  void flush(Connection& connection, std::string& failure) {
+    while (connection.sent < connection.out.size()) {
+      const ssize_t n = ::write(connection.fd, connection.out.data() + connection.sent, connection.out.size() - connection.sent);
+      if (n > 0) {
+        connection.sent += static_cast<std::size_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) break;
+      failure = std::string("write: ") + std::strerror(errno);
+      return;
+    }
+    epoll_event event{};
+    event.events = connection.sent < connection.out.size() ? EPOLLIN | EPOLLOUT : EPOLLIN;
+    event.data.u64 = static_cast<std::uint64_t>(&connection - connections_.data());
+    ::epoll_ctl(epoll_, EPOLL_CTL_MOD, connection.fd, &event);
+  }
+
+  // True once the whole reply to the request in flight is in and checked.
+  bool receive(Connection& connection, std::string& failure) {
+    char buffer[4096];
+    while (true) {
+      const ssize_t n = ::read(connection.fd, buffer, sizeof buffer);
+      if (n > 0) {
+        connection.in.append(buffer, static_cast<std::size_t>(n));
+        continue;
+      }
+      if (n == 0) {
+        failure = "the manager closed a connection";
+        return false;
+      }
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) break;
+      failure = std::string("read: ") + std::strerror(errno);
+      return false;
+    }
+    const std::size_t headerEnd = connection.in.find("\r\n\r\n");
+    if (headerEnd == std::string::npos) return false;
+    std::string head = connection.in.substr(0, headerEnd);
+    std::transform(head.begin(), head.end(), head.begin(), [](unsigned char c) { return std::tolower(c); });
+    const std::size_t lengthAt = head.find("\r\ncontent-length:");
+    if (lengthAt == std::string::npos) {
+      failure = "a reply without Content-Length: " + head;
+      return false;
+    }
+    const std::size_t length = std::strtoul(head.c_str() + lengthAt + 17, nullptr, 10);
+    if (connection.in.size() < headerEnd + 4 + length) return false;
+    const std::string body = connection.in.substr(headerEnd + 4, length);
+    if (head.compare(0, 12, "http/1.1 200") != 0) {
+      failure = connection.in.substr(0, connection.in.find("\r\n")) + ": " + body;
+      return false;
+    }
+    auto reply = protocol::HeartbeatReply::fromJson(body);
+    if (!reply) {
+      failure = reply.error().message;
+      return false;
+    }
+    if (reply->sendFull) {
+      failure = "the manager asks for the full state (it lost track of the digest)";
+      return false;
+    }
+    return true;
+  }
+
+  int epoll_ = -1;
+  std::vector<Connection> connections_;
+  std::vector<Clock::time_point> due_;
 };
 
 // A GPU node's report as the agent sends it: cpu, mem and 8 GPUs, two plugins with
@@ -273,26 +426,34 @@ protocol::AgentState gpuNodeState(std::size_t index) {
 
 struct SimulatedAgent {
   std::string id;
-  std::string heartbeatUrl;
-  std::string registerUrl;
   protocol::AgentState state;
   std::uint64_t digest = 0;
 };
 
-// A round's heartbeats: what each agent sends, and whether it is a full state.
+// A round's heartbeats: one request per agent, and whether it carries the full state.
 struct Round {
-  std::vector<std::string> bodies;
+  std::vector<std::string> requests;
   std::vector<bool> full;
+  std::size_t bodyBytes = 0;
 };
 
-struct ThreadTally {
-  std::vector<std::int64_t> latencies;        // nanoseconds, every heartbeat
-  std::vector<std::int64_t> digestLatencies;  // nanoseconds, digest-only heartbeats
-  std::uint64_t failures = 0;
-  std::string firstFailure;
-};
+// CPU seconds (user + system, all threads) a process has used so far.
+double processCpuSeconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::size_t afterName = text.rfind(')');
+  if (afterName == std::string::npos) return 0;
+  std::istringstream fields(text.substr(afterName + 2));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i) {  // fields 14 and 15: utime, stime
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
 
-// A manager with its agents registered and one connection per load thread.
+// A manager with its agents registered, and the connections that carry their heartbeats.
 class HeartbeatCluster {
  public:
   HeartbeatCluster(const std::string& synchronous, std::size_t agents, std::size_t connections)
@@ -300,86 +461,56 @@ class HeartbeatCluster {
 
   std::string start() {
     if (std::string failed = manager_.start(); !failed.empty()) return failed;
-    for (std::size_t i = 0; i < connectionCount_; ++i) connections_.push_back(std::make_unique<Connection>(manager_.token()));
+    if (std::string failed = load_.connect(manager_.port(), connectionCount_); !failed.empty()) return failed;
     for (std::size_t i = 0; i < agentCount_; ++i) {
       SimulatedAgent agent;
       char id[32];
       std::snprintf(id, sizeof id, "agent-%06zu", i);
       agent.id = id;
-      agent.heartbeatUrl = manager_.baseUrl() + "/v1/agents/" + agent.id + "/heartbeat";
-      agent.registerUrl = manager_.baseUrl() + "/v1/agents/" + agent.id + "/register";
       agent.state = gpuNodeState(i);
       agent.digest = 1000 + i;
       agents_.push_back(std::move(agent));
     }
     Round registrations;
     for (const auto& agent : agents_) {
-      registrations.bodies.push_back(protocol::Heartbeat{agent.id, agent.digest, agent.state}.toJson());
+      registrations.requests.push_back(request(agent.id, "register", protocol::Heartbeat{agent.id, agent.digest, agent.state}.toJson()));
       registrations.full.push_back(true);
     }
-    std::vector<ThreadTally> tallies;
-    round(registrations, true, tallies);
-    for (const auto& tally : tallies) {
-      if (tally.failures != 0) return "registration failed: " + tally.firstFailure;
-    }
-    takeConnects();
-    return "";
+    std::vector<std::int64_t> latencies;
+    std::string failure;
+    load_.run(registrations.requests, 0, latencies, failure);
+    return failure.empty() ? "" : "registration failed: " + failure;
   }
 
   // The next round: one agent in `fullEvery` (rotating; 1: all, 0: none) sends its full
-  // state with a new digest, the others their current digest only.
+  // state with a new digest, the others their current digest only. A full state differs
+  // from the last one as after a session started or ended (the largest number of GPUs one
+  // session could get now), so the manager must save it: an unchanged one writes nothing.
   Round nextRound(std::size_t fullEvery) {
     Round next;
-    next.bodies.reserve(agents_.size());
+    next.requests.reserve(agents_.size());
     for (std::size_t i = 0; i < agents_.size(); ++i) {
       SimulatedAgent& agent = agents_[i];
       const bool full = fullEvery != 0 && (i + rounds_) % fullEvery == 0;
+      std::string body;
       if (full) {
         ++agent.digest;
-        next.bodies.push_back(protocol::Heartbeat{agent.id, agent.digest, agent.state}.toJson());
+        const auto gpus = SlotName::of("cuda.device");
+        agent.state.largestAllocatable.set(gpus, Quantity(agent.state.largestAllocatable.get(gpus) == Quantity(8) ? 7 : 8));
+        body = protocol::Heartbeat{agent.id, agent.digest, agent.state}.toJson();
       } else {
-        next.bodies.push_back(protocol::Heartbeat{agent.id, agent.digest, std::nullopt}.toJson());
+        body = protocol::Heartbeat{agent.id, agent.digest, std::nullopt}.toJson();
       }
+      next.bodyBytes += body.size();
+      next.requests.push_back(request(agent.id, "heartbeat", body));
       next.full.push_back(full);
     }
     ++rounds_;
     return next;
   }
 
-  // Every agent sends bodies[i] once; agent i goes over connection i % connections, each
-  // connection on its own thread. Returns the round's wall time.
-  Clock::duration round(const Round& heartbeats, bool registering, std::vector<ThreadTally>& tallies) {
-    tallies.assign(connections_.size(), ThreadTally{});
-    for (auto& tally : tallies) {
-      tally.latencies.reserve(agents_.size() / connections_.size() + 1);
-      tally.digestLatencies.reserve(agents_.size() / connections_.size() + 1);
-    }
-    std::vector<std::thread> threads;
-    const auto start = Clock::now();
-    for (std::size_t t = 0; t < connections_.size(); ++t) {
-      threads.emplace_back([&, t] {
-        Connection& connection = *connections_[t];
-        ThreadTally& tally = tallies[t];
-        for (std::size_t i = t; i < agents_.size(); i += connections_.size()) {
-          const SimulatedAgent& agent = agents_[i];
-          const auto sent = Clock::now();
-          std::string failed =
-              connection.heartbeat(registering ? agent.registerUrl : agent.heartbeatUrl, heartbeats.bodies[i]);
-          const auto took = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - sent).count();
-          tally.latencies.push_back(took);
-          if (!heartbeats.full[i]) tally.digestLatencies.push_back(took);
-          if (!failed.empty() && tally.failures++ == 0) tally.firstFailure = std::move(failed);
-        }
-      });
-    }
-    for (auto& thread : threads) thread.join();
-    return Clock::now() - start;
-  }
-
-  long takeConnects() {
-    long total = 0;
-    for (auto& connection : connections_) total += connection->takeConnects();
-    return total;
+  Clock::duration round(const Round& round, double rate, std::vector<std::int64_t>& latencies, std::string& failure) {
+    return load_.run(round.requests, rate, latencies, failure);
   }
 
   bool matches(const std::string& synchronous, std::size_t agents, std::size_t connections) const {
@@ -388,16 +519,22 @@ class HeartbeatCluster {
   ManagerProcess& manager() { return manager_; }
 
  private:
+  std::string request(const std::string& agentId, const char* what, const std::string& body) const {
+    return "POST /v1/agents/" + agentId + "/" + what + " HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " +
+           manager_.token() + "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+           "\r\n\r\n" + body;
+  }
+
   ManagerProcess manager_;
   std::size_t agentCount_;
   std::size_t connectionCount_;
-  std::vector<std::unique_ptr<Connection>> connections_;
+  LoadGenerator load_;
   std::vector<SimulatedAgent> agents_;
   std::size_t rounds_ = 0;
 };
 
 // One cluster at a time, kept between the runs libbenchmark makes of one benchmark (and
-// between benchmarks of the same synchronous mode); replaced when the mode changes.
+// between benchmarks of the same shape); replaced when the shape changes.
 std::unique_ptr<HeartbeatCluster>& currentCluster() {
   static std::unique_ptr<HeartbeatCluster> cluster;
   return cluster;
@@ -418,27 +555,29 @@ HeartbeatCluster* clusterFor(benchmark::State& state, const std::string& synchro
   return cluster.get();
 }
 
-// fullEvery: 0 digest-only heartbeats, 1 every heartbeat a full state, N one in N.
+// fullEvery: 0 digest-only heartbeats, 1 every heartbeat a changed full state, N one in N.
+// range(2): heartbeats offered per second (0: closed loop, as fast as answered).
 void BM_Heartbeat(benchmark::State& state, std::size_t fullEvery, std::string synchronous) {
   HeartbeatCluster* cluster = clusterFor(state, synchronous);
   if (cluster == nullptr) return;
-  std::vector<std::int64_t> samples, digestSamples;
-  std::vector<ThreadTally> tallies;
+  const double rate = static_cast<double>(state.range(2));
+  std::vector<std::int64_t> samples, digestSamples, latencies;
   std::size_t bodyBytes = 0, heartbeats = 0;
-  cluster->takeConnects();
+  const double managerCpuBefore = processCpuSeconds(cluster->manager().pid());
+  rusage before{};
+  ::getrusage(RUSAGE_SELF, &before);
   for (auto _ : state) {
     state.PauseTiming();  // manual time anyway; this keeps CPU time honest too
     const Round next = cluster->nextRound(fullEvery);
     state.ResumeTiming();
-    const auto elapsed = cluster->round(next, false, tallies);
-    state.SetIterationTime(seconds(elapsed));
-    for (const auto& body : next.bodies) bodyBytes += body.size();
-    heartbeats += next.bodies.size();
     std::string failure;
-    for (auto& tally : tallies) {
-      samples.insert(samples.end(), tally.latencies.begin(), tally.latencies.end());
-      digestSamples.insert(digestSamples.end(), tally.digestLatencies.begin(), tally.digestLatencies.end());
-      if (tally.failures != 0 && failure.empty()) failure = std::to_string(tally.failures) + " failed: " + tally.firstFailure;
+    const auto elapsed = cluster->round(next, rate, latencies, failure);
+    state.SetIterationTime(seconds(elapsed));
+    bodyBytes += next.bodyBytes;
+    heartbeats += next.requests.size();
+    samples.insert(samples.end(), latencies.begin(), latencies.end());
+    for (std::size_t i = 0; i < latencies.size(); ++i) {
+      if (!next.full[i]) digestSamples.push_back(latencies[i]);
     }
     if (!failure.empty()) {
       if (!cluster->manager().running()) failure += "; the manager died: " + cluster->manager().logTail();
@@ -446,9 +585,20 @@ void BM_Heartbeat(benchmark::State& state, std::size_t fullEvery, std::string sy
       break;
     }
   }
+  rusage after{};
+  ::getrusage(RUSAGE_SELF, &after);
+  if (heartbeats == 0) return;
+  const double count = static_cast<double>(heartbeats);
+  auto cpuSeconds = [](const rusage& r) {
+    return static_cast<double>(r.ru_utime.tv_sec + r.ru_stime.tv_sec) + static_cast<double>(r.ru_utime.tv_usec + r.ru_stime.tv_usec) / 1e6;
+  };
   state.SetItemsProcessed(static_cast<std::int64_t>(heartbeats));
-  state.counters["new_connections"] = static_cast<double>(cluster->takeConnects());
-  if (heartbeats != 0) state.counters["body_bytes"] = static_cast<double>(bodyBytes) / static_cast<double>(heartbeats);
+  state.counters["body_bytes"] = static_cast<double>(bodyBytes) / count;
+  // CPU per heartbeat: on shared cores a steadier figure than the rate, and it tells the
+  // manager's cost from the load generator's.
+  state.counters["manager_cpu_us"] = (processCpuSeconds(cluster->manager().pid()) - managerCpuBefore) * 1e6 / count;
+  state.counters["generator_cpu_us"] = (cpuSeconds(after) - cpuSeconds(before)) * 1e6 / count;
+  if (rate > 0) state.counters["offered_per_s"] = rate;
   reportPercentiles(state, samples, "");
   // Mixed rounds: how long the cheap heartbeats wait behind the store writes of others.
   if (fullEvery > 1) reportPercentiles(state, digestSamples, "digest_");
@@ -464,8 +614,9 @@ void registerHeartbeats() {
     for (const Variant& variant : kVariants) {
       const std::string name = std::string("BM_Heartbeat/") + variant.name + "/sync:" + synchronous;
       benchmark::RegisterBenchmark(name.c_str(), BM_Heartbeat, variant.fullEvery, std::string(synchronous))
-          ->ArgNames({"agents", "connections"})
-          ->Args({1000, 8})
+          ->ArgNames({"agents", "connections", "rate"})
+          ->Args({1000, 32, 0})        // closed loop: the most the manager answers
+          ->Args({1000, 1000, 20000})  // 1,000 agents offering 20,000 heartbeats/s: the target
           ->UseManualTime()
           ->Unit(benchmark::kMillisecond);
     }
@@ -475,16 +626,11 @@ void registerHeartbeats() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-    std::fprintf(stderr, "bench_heartbeat: libcurl initialisation failed\n");
-    return 1;
-  }
   registerHeartbeats();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   currentCluster().reset();  // stops the manager
-  curl_global_cleanup();
   return 0;
 }

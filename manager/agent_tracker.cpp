@@ -11,13 +11,17 @@
 namespace bai::manager {
 namespace {
 
+// Written at every changed report, so built as text: a plugin's extra_info is JSON text
+// already, spliced in after a validity check instead of parsed into a tree and dumped.
 std::string pluginsJson(const protocol::AgentState& state) {
-  nlohmann::json out = nlohmann::json::array();
+  std::string out = "[";
   for (const auto& plugin : state.plugins) {
-    out.push_back({{"name", plugin.name}, {"version", plugin.version}, {"key", plugin.key},
-                   {"extra_info", nlohmann::json::parse(plugin.extraInfoJson, nullptr, false)}});
+    if (out.size() > 1) out += ',';
+    out += R"({"name":)" + nlohmann::json(plugin.name).dump() + R"(,"version":)" + nlohmann::json(plugin.version).dump() +
+           R"(,"key":)" + nlohmann::json(plugin.key).dump() + R"(,"extra_info":)" +
+           (nlohmann::json::accept(plugin.extraInfoJson) ? plugin.extraInfoJson : "null") + "}";
   }
-  return out.dump();
+  return out + "]";
 }
 
 std::string deviceHealthJson(const protocol::AgentState& state) {

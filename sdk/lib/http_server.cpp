@@ -94,7 +94,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     request.path = request.target.substr(0, question);
     if (question != std::string::npos) request.query = parseQuery(request.target.substr(question + 1));
     for (const auto& field : message) request.headers[lower(std::string(field.name_string()))] = std::string(field.value());
-    request.body = message.body();
+    request.body = std::move(parser_->get().body());
     request.peer = peer_;
     const bool keepAlive = message.keep_alive();
     auto answered = std::make_shared<std::atomic<bool>>(false);
