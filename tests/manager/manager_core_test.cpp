@@ -183,25 +183,19 @@ class ManagerCoreTest : public ::testing::Test {
 
   SessionStatus status(const std::string& id) { return manager_->session(kAdmin, id)->status; }
 
-  Quantity used(const std::string& agentId, const std::string& slot) {
+  // The manager's figures for one slot of an agent: zeros if it lacks the slot, -1 used
+  // and capacity if the agent is unknown.
+  AgentSlotFigures figures(const std::string& agentId, const std::string& slot) {
     for (const auto& agent : manager_->agents()) {
       if (agent.record.id == agentId) {
         auto it = agent.record.slots.find(slot);
-        return it == agent.record.slots.end() ? Quantity() : it->second.used;
+        return it == agent.record.slots.end() ? AgentSlotFigures{} : it->second;
       }
     }
-    return Quantity(-1);
+    return {Quantity(-1), Quantity(-1), Quantity(-1)};
   }
-
-  Quantity capacity(const std::string& agentId, const std::string& slot) {
-    for (const auto& agent : manager_->agents()) {
-      if (agent.record.id == agentId) {
-        auto it = agent.record.slots.find(slot);
-        return it == agent.record.slots.end() ? Quantity() : it->second.capacity;
-      }
-    }
-    return Quantity(-1);
-  }
+  Quantity used(const std::string& agentId, const std::string& slot) { return figures(agentId, slot).used; }
+  Quantity capacity(const std::string& agentId, const std::string& slot) { return figures(agentId, slot).capacity; }
 
   std::uint64_t agentRowsSaved() const { return manager_->metrics().agentRowsSaved.load(); }
 
