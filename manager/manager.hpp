@@ -253,6 +253,8 @@ class Manager {
   // Agents whose changed row waits for the state writer, with the heartbeats to answer then.
   std::map<std::string, std::vector<HeartbeatCallback>> unsavedAgents_;
   std::chrono::steady_clock::time_point nextLostCheck_;  // detectLostAgents runs at most this often
+  std::chrono::steady_clock::time_point lastRound_;      // when the last scheduler round began
+  std::size_t lastRoundPending_ = 0;                     // how many sessions it found pending
   std::map<std::string, std::string> indexedGroup_;  // agent -> the group whose index holds it
   CandidateWindow window_;                            // reused by every decision
 

@@ -39,6 +39,16 @@ void Manager::schedulerLoop() {
     const auto period = std::min(settings_.schedulerPeriod, lostCheckEvery);
     schedulerWake_.wait_for(lock, period, [this] { return stopping_ || schedulerDirty_; });
     if (stopping_) break;
+    // With a long queue, submissions arriving faster than one a millisecond share a round
+    // instead of each sequencing the whole queue again; with a short one a round is cheap,
+    // and a new session is placed at once.
+    constexpr auto kRoundSpacing = std::chrono::milliseconds(1);
+    constexpr std::size_t kLongQueue = 32;
+    if (const auto since = std::chrono::steady_clock::now() - lastRound_; since < kRoundSpacing && lastRoundPending_ >= kLongQueue) {
+      schedulerWake_.wait_for(lock, kRoundSpacing - since, [this] { return stopping_; });
+      if (stopping_) break;
+    }
+    lastRound_ = std::chrono::steady_clock::now();
     schedulerDirty_ = false;
     if (const auto now = std::chrono::steady_clock::now(); now >= nextLostCheck_) {
       detectLostAgents();
@@ -57,11 +67,20 @@ void Manager::placePending() {
   syncGroups();
   refreshIndexes();
   RoundUsage usage = roundUsage();
-  std::map<std::string, std::vector<std::string>> pendingByGroup;
+  // Each group's pending sessions in submission order: sorted by their sequence numbers,
+  // not by looking every comparison up in active_ (a round runs at every submission).
+  std::map<std::string, std::vector<std::pair<std::uint64_t, const std::string*>>> pendingByGroup;
+  lastRoundPending_ = 0;
   for (const auto& [id, session] : active_) {
-    if (session.status == SessionStatus::Pending) pendingByGroup[session.scalingGroup].push_back(id);
+    if (session.status != SessionStatus::Pending) continue;
+    pendingByGroup[session.scalingGroup].emplace_back(session.enqueueSeq, &id);
+    ++lastRoundPending_;
   }
-  for (auto& [groupName, ids] : pendingByGroup) {
+  for (auto& [groupName, bySeq] : pendingByGroup) {
+    std::sort(bySeq.begin(), bySeq.end());
+    std::vector<std::string> ids;
+    ids.reserve(bySeq.size());
+    for (const auto& [seq, id] : bySeq) ids.push_back(*id);
     GroupScheduler& group = groupFor(groupName);
     if (!group.policyError.empty()) {
       for (const auto& id : ids) pendingReasons_[id] = group.policyError;
@@ -80,9 +99,9 @@ void Manager::placePending() {
   }
 }
 
-// The group's pending sessions in the order its sequencer wants (submission order if it fails).
+// The group's pending sessions (`ids`, in submission order) in the order its sequencer
+// wants (submission order if it fails).
 std::vector<std::string> Manager::sequence(GroupScheduler& group, std::vector<std::string> ids, const RoundUsage& usage) {
-  std::sort(ids.begin(), ids.end(), [this](const auto& a, const auto& b) { return active_.at(a).enqueueSeq < active_.at(b).enqueueSeq; });
   const auto& slots = group.index.slotOrder();
   std::vector<const char*> slotNames, sessionIds, owners;
   std::vector<std::uint64_t> seqs;
