@@ -64,7 +64,10 @@ void addCreateOptions(CLI::App* command, CreateOptions& options) {
   command->add_option("command", options.command, "the command to run, after --")->required();
 }
 
-// Copies what a session wrote since the last call to our stdout and stderr.
+// Copies what a session wrote since the last call to our stdout and stderr, each stream
+// in order. A pump that starts after the session was seen ending copies everything: the
+// shim kills and reaps whatever the command left before the session ends, so by then
+// nothing writes to the logs any more.
 class LogFollower {
  public:
   LogFollower(const client::Client& api, std::string id) : api_(api), id_(std::move(id)) {}
@@ -76,16 +79,20 @@ class LogFollower {
   const client::ApiError& error() const { return error_; }
 
  private:
+  // At most this much per request. An answer shorter than that reached the end of what
+  // the stream held when it was read: no further, empty read is needed to find the end.
+  static constexpr std::uint64_t kChunk = 1u << 20;
+
   bool pumpStream(const char* stream, std::uint64_t& offset, std::ostream& out) {
     while (true) {
-      auto text = api_.sessionLogs(id_, {stream, offset, std::nullopt, std::nullopt});
+      auto text = api_.sessionLogs(id_, {stream, offset, kChunk, std::nullopt});
       if (!text) {
         error_ = text.error();
         return false;
       }
-      if (text->empty()) return true;
-      out << *text << std::flush;
+      if (!text->empty()) out << *text << std::flush;
       offset += text->size();
+      if (text->size() < kChunk) return true;
     }
   }
 
