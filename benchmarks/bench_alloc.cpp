@@ -54,6 +54,7 @@ using bai::core::NodeAllocator;
 // ---- Setup helpers ----------------------------------------------------------------
 
 using bai::bench::die;
+using bai::bench::SplitMix64;
 using bai::bench::orDie;
 
 Quantity gib(std::int64_t n) { return Quantity(n << 30); }
@@ -128,8 +129,7 @@ double occupiedPercent(const AllocMap& map) {
 // kSampleStride-th allocate+free pair is bracketed by two steady_clock::now() calls
 // (clock_gettime through the vDSO, ~20 ns each on x86-64 Linux). That adds about
 // 40 ns / 16 = 2.5 ns to the mean per iteration, and each sample includes one clock
-// read (~20 ns), which we do not subtract. The sample buffer is reserved before the
-// timed loop, so recording never allocates.
+// read (~20 ns), which we do not subtract. The histogram never allocates.
 constexpr std::uint64_t kSampleStride = 16;
 
 
@@ -137,7 +137,7 @@ constexpr std::uint64_t kSampleStride = 16;
 // per iteration, timing every kSampleStride-th call for the percentiles.
 template <class RoundTrip>
 void runRoundTrips(benchmark::State& state, RoundTrip&& roundTrip) {
-  bai::bench::LatencySampler sampler(static_cast<std::size_t>(state.max_iterations / kSampleStride));
+  bai::bench::LatencyHistogram sampler;
   std::uint64_t iteration = 0;
   for (auto _ : state) {
     bool ok;
@@ -390,24 +390,6 @@ constexpr std::uint64_t kChurnSeed = 0x5EED'C4A5'0000'0001;
 constexpr int kChurnTargetPct = 90;
 constexpr std::size_t kWarmUpTurnovers = 3;
 
-// splitmix64 (Steele, Lea and Flood, 2014): small, fast, and the same stream for a seed
-// with every compiler and library, which the std distributions do not promise.
-class SplitMix64 {
- public:
-  explicit SplitMix64(std::uint64_t seed) : state_(seed) {}
-  std::uint64_t next() {
-    std::uint64_t z = state_ += 0x9E3779B97F4A7C15;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EB;
-    return z ^ (z >> 31);
-  }
-  // In [0, n); the modulo bias (below n / 2^64) is far too small to matter here.
-  std::uint64_t below(std::uint64_t n) { return next() % n; }
-
- private:
-  std::uint64_t state_;
-};
-
 struct WeightedSize {
   const char* amount;
   int weight;
@@ -446,7 +428,6 @@ class Churn {
       const Quantity amount = orDie(Quantity::parse(size.amount), "Quantity::parse");
       cumulative += size.weight;
       sizes_.push_back(Size{amount, units(amount), cumulative});
-      smallestUnits_ = std::min(smallestUnits_, sizes_.back().units);
     }
   }
 
@@ -458,14 +439,10 @@ class Churn {
     for (std::size_t i = 0; i < warmUpSteps; ++i) step();
   }
 
-  // Each step refuses at most once, and over a run the grants exceed the departures by at
-  // most the number of allocations that fit at once: a bound on the timed calls, so that
-  // recording never allocates.
-  void startMeasuring(benchmark::IterationCount iterations) {
+  void startMeasuring() {
     counts_ = {};
-    const auto calls = 2 * static_cast<std::size_t>(iterations) + static_cast<std::size_t>(capacityUnits_ / smallestUnits_);
-    granted_ = bai::bench::LatencySampler(calls / kSampleStride + 1);
-    refused_ = bai::bench::LatencySampler(calls / kSampleStride + 1);
+    granted_ = {};
+    refused_ = {};
     measuring_ = true;
   }
 
@@ -563,15 +540,14 @@ class Churn {
   std::int64_t capacityUnits_ = 0;
   std::int64_t targetUnits_ = 0;
   std::int64_t deviceCapacityUnits_ = 0;
-  std::int64_t smallestUnits_ = INT64_MAX;
   std::vector<Size> sizes_;
   SplitMix64 random_{kChurnSeed};
   std::vector<Live> live_;
   std::int64_t liveUnits_ = 0;
   bool measuring_ = false;
   ChurnCounts counts_;
-  bai::bench::LatencySampler granted_{0};
-  bai::bench::LatencySampler refused_{0};
+  bai::bench::LatencyHistogram granted_;
+  bai::bench::LatencyHistogram refused_;
 };
 
 void BM_Churn(benchmark::State& state, MapKind kind, AllocationStrategy strategy, bool guard) {
@@ -581,7 +557,7 @@ void BM_Churn(benchmark::State& state, MapKind kind, AllocationStrategy strategy
                     : Churn(discreteMap("cpu", SlotType::Count, devices("cpu", count, Quantity(1), 2), strategy),
                             kCoreMix, false);
   churn.settle();
-  churn.startMeasuring(state.max_iterations);
+  churn.startMeasuring();
   for (auto _ : state) churn.step();
   churn.report(state);
 }

@@ -14,7 +14,8 @@
 //   rate:20000  open loop, 1,000 agents on their own connections offering 20,000/s between
 //               them: whether the manager keeps up, and its latency while it does
 //
-// One iteration is one round: every agent sends one heartbeat. items_per_second is
+// One iteration is one round, every agent sending one heartbeat (open loop: as many rounds
+// as fill half a second at the offered rate). items_per_second is
 // heartbeats per second over the rounds' wall time; p50_us/p99_us are per heartbeat, from
 // when it was due to its answer. manager_cpu_us and generator_cpu_us are CPU time per
 // heartbeat of the manager (all threads) and of this load generator: the load generator
@@ -437,6 +438,35 @@ struct Round {
   std::size_t bodyBytes = 0;
 };
 
+// GET `path` from 127.0.0.1:port with the bearer token, on a connection of its own; the
+// body, or empty when the manager did not answer 200.
+std::string fetch(std::uint16_t port, const std::string& token, const std::string& path) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return "";
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string reply;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) {
+    const std::string request = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + token +
+                                "\r\nConnection: close\r\n\r\n";
+    if (::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
+      char buffer[4096];
+      for (ssize_t n; (n = ::read(fd, buffer, sizeof buffer)) > 0;) reply.append(buffer, static_cast<std::size_t>(n));
+    }
+  }
+  ::close(fd);
+  const std::size_t body = reply.find("\r\n\r\n");
+  return reply.rfind("HTTP/1.1 200", 0) == 0 && body != std::string::npos ? reply.substr(body + 4) : "";
+}
+
+// A counter's value in the manager's Prometheus text, or -1.
+double metric(const std::string& text, const std::string& name) {
+  const std::size_t at = text.find("\n" + name + " ");
+  return at == std::string::npos ? -1 : std::strtod(text.c_str() + at + name.size() + 2, nullptr);
+}
+
 // CPU seconds (user + system, all threads) a process has used so far.
 double processCpuSeconds(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
@@ -482,14 +512,16 @@ class HeartbeatCluster {
     return failure.empty() ? "" : "registration failed: " + failure;
   }
 
-  // The next round: one agent in `fullEvery` (rotating; 1: all, 0: none) sends its full
-  // state with a new digest, the others their current digest only. A full state differs
+  // The next `repeats` rounds: in each, one agent in `fullEvery` (rotating; 1: all, 0:
+  // none) sends its full state with a new digest, the others their current digest only. A full state differs
   // from the last one as after a session started or ended (the largest number of GPUs one
   // session could get now), so the manager must save it: an unchanged one writes nothing.
-  Round nextRound(std::size_t fullEvery) {
+  Round nextRound(std::size_t fullEvery, std::size_t repeats) {
     Round next;
-    next.requests.reserve(agents_.size());
-    for (std::size_t i = 0; i < agents_.size(); ++i) {
+    next.requests.reserve(agents_.size() * repeats);
+    for (std::size_t k = 0; k < agents_.size() * repeats; ++k) {
+      const std::size_t i = k % agents_.size();
+      if (i == 0 && k != 0) ++rounds_;
       SimulatedAgent& agent = agents_[i];
       const bool full = fullEvery != 0 && (i + rounds_) % fullEvery == 0;
       std::string body;
@@ -517,6 +549,7 @@ class HeartbeatCluster {
     return manager_.synchronous() == synchronous && agentCount_ == agents && connectionCount_ == connections;
   }
   ManagerProcess& manager() { return manager_; }
+  std::string metrics() const { return fetch(manager_.port(), manager_.token(), "/metrics"); }
 
  private:
   std::string request(const std::string& agentId, const char* what, const std::string& body) const {
@@ -561,14 +594,19 @@ void BM_Heartbeat(benchmark::State& state, std::size_t fullEvery, std::string sy
   HeartbeatCluster* cluster = clusterFor(state, synchronous);
   if (cluster == nullptr) return;
   const double rate = static_cast<double>(state.range(2));
+  // An open-loop iteration lasts about half a second, so that the answer time of its last
+  // heartbeats does not drag the measured rate below the offered one.
+  const std::size_t agents = static_cast<std::size_t>(state.range(0));
+  const std::size_t repeats = rate > 0 ? std::max<std::size_t>(1, static_cast<std::size_t>(rate / 2) / agents) : 1;
   std::vector<std::int64_t> samples, digestSamples, latencies;
   std::size_t bodyBytes = 0, heartbeats = 0;
   const double managerCpuBefore = processCpuSeconds(cluster->manager().pid());
+  const std::string metricsBefore = cluster->metrics();
   rusage before{};
   ::getrusage(RUSAGE_SELF, &before);
   for (auto _ : state) {
     state.PauseTiming();  // manual time anyway; this keeps CPU time honest too
-    const Round next = cluster->nextRound(fullEvery);
+    const Round next = cluster->nextRound(fullEvery, repeats);
     state.ResumeTiming();
     std::string failure;
     const auto elapsed = cluster->round(next, rate, latencies, failure);
@@ -599,6 +637,11 @@ void BM_Heartbeat(benchmark::State& state, std::size_t fullEvery, std::string sy
   state.counters["manager_cpu_us"] = (processCpuSeconds(cluster->manager().pid()) - managerCpuBefore) * 1e6 / count;
   state.counters["generator_cpu_us"] = (cpuSeconds(after) - cpuSeconds(before)) * 1e6 / count;
   if (rate > 0) state.counters["offered_per_s"] = rate;
+  // Group commit at work: changed agents' rows saved per store transaction.
+  const std::string metricsAfter = cluster->metrics();
+  const double rows = metric(metricsAfter, "bai_manager_agent_rows_saved_total") - metric(metricsBefore, "bai_manager_agent_rows_saved_total");
+  const double commits = metric(metricsAfter, "bai_manager_agent_row_batches_total") - metric(metricsBefore, "bai_manager_agent_row_batches_total");
+  if (rows > 0 && commits > 0) state.counters["rows_per_commit"] = rows / commits;
   reportPercentiles(state, samples, "");
   // Mixed rounds: how long the cheap heartbeats wait behind the store writes of others.
   if (fullEvery > 1) reportPercentiles(state, digestSamples, "digest_");

@@ -77,9 +77,10 @@ namespace protocol = bai::protocol;
 
 using bai::bench::Clock;
 using bai::bench::die;
-using bai::bench::LatencySampler;
+using bai::bench::LatencyHistogram;
 using bai::bench::orDie;
 using bai::bench::seconds;
+using bai::bench::SplitMix64;
 using bai::bench::TempDir;
 using bai::bench::threadCpuNow;
 
@@ -87,22 +88,6 @@ using bai::bench::threadCpuNow;
 
 Quantity q(const char* text) { return orDie(Quantity::parse(text), "Quantity::parse"); }
 Quantity gib(std::int64_t n) { return Quantity(n << 30); }
-
-// splitmix64: a deterministic cluster for every run.
-class Random {
- public:
-  explicit Random(std::uint64_t seed) : state_(seed) {}
-  std::uint64_t next() {
-    std::uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-  int below(int n) { return static_cast<int>(next() % static_cast<std::uint64_t>(n)); }
-
- private:
-  std::uint64_t state_;
-};
 
 // ---- The simulated cluster -------------------------------------------------------------
 
@@ -169,15 +154,15 @@ std::string agentId(std::size_t index) {
 }
 
 // A busy cluster: a fifth of the nodes idle, a tenth full, the rest between.
-int backgroundEighths(Random& random) {
-  const int r = random.below(10);
+int backgroundEighths(SplitMix64& random) {
+  const auto r = random.below(10);
   if (r < 2) return 0;
   if (r == 2) return 8;
-  return 1 + random.below(7);
+  return 1 + static_cast<int>(random.below(7));
 }
 
 std::map<std::string, AgentView> simulatedCluster(std::size_t count, bool busy) {
-  Random random(count);
+  SplitMix64 random(count);
   std::map<std::string, AgentView> agents;
   for (std::size_t i = 0; i < count; ++i) {
     AgentView view;
@@ -313,7 +298,7 @@ void BM_Decision(benchmark::State& state, const std::string& sequencerName, cons
   CandidateWindow candidates;
   const std::map<std::string, std::uint32_t> shared;
 
-  LatencySampler sampler(state), cpuSampler(state);
+  LatencyHistogram sampler, cpuSampler;
   std::uint64_t decision = 0, unplaced = 0;
   for (auto _ : state) {
     Reservation& slot = window[decision % window.size()];
@@ -510,7 +495,7 @@ void BM_StoreReserve(benchmark::State& state, bool fullSync) {
     live.erase(live.begin(), live.begin() + static_cast<std::ptrdiff_t>(count));
   };
 
-  LatencySampler sampler(state);
+  LatencyHistogram sampler;
   for (auto _ : state) {
     if (nextInPool == pool.size()) refillPool();
     if (live.size() >= kWindow + kReleaseBatch) releaseOldest();
@@ -616,7 +601,7 @@ protocol::Heartbeat registration(std::size_t index, const std::string& rpcUrl) {
 // final status); adds each one's time since createdAt[i] to `sampler`. False after
 // SkipWithError (a session failed, or the deadline passed).
 bool waitFor(benchmark::State& state, Manager& manager, const Caller& caller, const std::vector<std::string>& ids,
-             const std::vector<Clock::time_point>& createdAt, SessionStatus wanted, bool final, LatencySampler* sampler) {
+             const std::vector<Clock::time_point>& createdAt, SessionStatus wanted, bool final, LatencyHistogram* sampler) {
   std::vector<std::size_t> open(ids.size());
   for (std::size_t i = 0; i < ids.size(); ++i) open[i] = i;
   const auto deadline = Clock::now() + std::chrono::seconds(60);
@@ -735,7 +720,7 @@ void BM_EndToEnd(benchmark::State& state) {
     session.resources = resources;
     requests.push_back(std::move(session));
   }
-  LatencySampler sampler(state, batch);
+  LatencyHistogram sampler;
   std::vector<std::string> ids;
   std::vector<Clock::time_point> createdAt;
   std::vector<Clock::duration> heartbeatLatencies;
@@ -801,7 +786,7 @@ void BM_AgentCall(benchmark::State& state) {
   protocol::CreateSessionRequest request;
   request.command = {"true"};
   request.slots.set(bai::SlotName::of("cpu"), bai::Quantity(1));
-  LatencySampler sampler(state);
+  LatencyHistogram sampler;
   std::uint64_t n = 0;
   for (auto _ : state) {
     request.sessionId = "call-" + std::to_string(n++);
@@ -830,7 +815,7 @@ BENCHMARK(BM_EndToEnd)
 int main(int argc, char** argv) {
   // Before any thread exists: the manager's dispatch threads call agents through libcurl.
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-    std::fprintf(stderr, "bench_placement: libcurl initialisation failed\n");
+    std::fprintf(stderr, "bench_schedule: libcurl initialisation failed\n");
     return 1;
   }
   registerDecisions();

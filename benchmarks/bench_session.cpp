@@ -1,0 +1,913 @@
+// Sessions end to end on one node: a real bai-manager and a real bai-agent (cpu and mock
+// plugins, one fractional mock GPU) started once from a temporary directory and reused by
+// every benchmark of the run. Every session is `true` asking cpu=1, mem=64m and
+// cuda.shares=0.1.
+//
+//   BM_SessionRoundTrip/client   createSession through libbai's Client in this process, then
+//                                long polls until it has an exit code: p50_ms/p99_ms per
+//                                round trip; queue_p50_ms, start_p50_ms and run_p50_ms split
+//                                it by the manager's own timestamps (created -> scheduled ->
+//                                started -> ended, whole ms)
+//   BM_SessionRoundTrip/cli      `bai session run -r ... -- true` (posix_spawn of the CLI,
+//                                exit code 0 checked): p50_ms/p99_ms; an untimed
+//                                `bai --version` after each timed run gives version_p50_ms
+//                                and ratio_vs_version from the same run
+//   BM_CliStartup                `bai --version` alone: the CLI's bare start-up
+//   BM_Throughput/queue:50       N sessions queued behind a blocker session that holds the
+//   BM_Throughput_LARGE/queue:500  whole GPU; the blocker is destroyed and the clock runs
+//                                until all N have ended: items_per_second is sessions
+//                                completed/s with a standing queue of N (the "queue"
+//                                workload of benchmarks/peers/slurm.sh). submit_per_s is the
+//                                untimed queueing; manager_cpu_ms and agent_cpu_ms are CPU
+//                                per session from submission to end (the agent's includes
+//                                its session shims and the commands), which bound what two
+//                                cores can complete per second
+//   BM_Submit/threads:T          createSession calls/s from T threads (items_per_second),
+//                                p50_us/p99_us per call, manager_cpu_us per call. The
+//                                sessions queue behind the blocker, so this is the
+//                                acceptance path (auth, checks, store insert, the scheduler
+//                                pass each submission triggers) and not the cluster running
+//                                them; each batch is cancelled untimed, so no queue builds
+//                                up between iterations
+//
+// Tuning, all of it an admin's own config (written to the temporary directory):
+//   [plugins.cpu] cpu_overcommit = 32   cores x 32 sessions of cpu=1 at once (64 here): the
+//                                       binding limit of BM_Throughput's concurrency
+//   [resource] reserved-cpu = 0         a benchmark node with 2 cores keeps none back
+//   log-level = "warning"               no log line per session in either daemon
+//   the mock GPU: 80 shares of quantum 0.01 (unit_mem 1g, unit_proc 1)
+// Everything else (scheduler period, dispatch threads, API and RPC threads, heartbeat
+// interval, store synchronous mode) keeps its default. The database and the agent's state
+// live under $TMPDIR. Session limits use the real cgroup file system under a cgroup-parent
+// of this run's own, removed at the end; $BAI_BENCH_CGROUP_ROOT points the agent elsewhere
+// (a directory without cgroups: advisory limits, to see what cgroups cost).
+//
+// Binaries: $BAI_MANAGER, $BAI_AGENT, $BAI_SESSION_SHIM, $BAI_CLI, $BAI_CPU_PLUGIN_DIR,
+// $BAI_MOCK_PLUGIN_DIR, $BAI_POLICY_DIR; each defaults to where meson built it. The daemons
+// are stopped (SIGTERM, SIGKILL after 10 s) at exit and die with this process
+// (PR_SET_PDEATHSIG). Any failed benchmark makes the exit status 1, so the smoke test fails.
+//
+// Run it in full with
+//   ./build/benchmarks/bench_session --benchmark_min_time=2
+
+#include <bai/client.hpp>
+
+#include "http_client.hpp"
+#include "secret_file.hpp"
+
+#include "bench_support.hpp"
+
+#include <benchmark/benchmark.h>
+#include <toml++/toml.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#ifndef BAI_MANAGER_BUILD_PATH
+#define BAI_MANAGER_BUILD_PATH ""
+#endif
+#ifndef BAI_AGENT_BUILD_PATH
+#define BAI_AGENT_BUILD_PATH ""
+#endif
+#ifndef BAI_SESSION_SHIM_BUILD_PATH
+#define BAI_SESSION_SHIM_BUILD_PATH ""
+#endif
+#ifndef BAI_CLI_BUILD_PATH
+#define BAI_CLI_BUILD_PATH ""
+#endif
+#ifndef BAI_CPU_PLUGIN_BUILD_DIR
+#define BAI_CPU_PLUGIN_BUILD_DIR ""
+#endif
+#ifndef BAI_MOCK_PLUGIN_BUILD_DIR
+#define BAI_MOCK_PLUGIN_BUILD_DIR ""
+#endif
+#ifndef BAI_POLICY_BUILD_DIR
+#define BAI_POLICY_BUILD_DIR ""
+#endif
+
+extern char** environ;
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using bai::bench::Clock;
+using bai::bench::seconds;
+using bai::bench::TempDir;
+using bai::client::Client;
+using bai::client::Session;
+using bai::client::SessionSpec;
+
+constexpr int kCpuOvercommit = 32;
+constexpr const char* kGpuShares = "80";  // the mock GPU's whole capacity (see mockConfig)
+
+// ---- Small helpers ----------------------------------------------------------------------
+
+std::string fromEnvOr(const char* name, const char* built) {
+  const char* value = std::getenv(name);
+  return value != nullptr && *value != '\0' ? value : built;
+}
+
+std::string lastLines(const fs::path& file, std::size_t bytes = 1500) {
+  std::ifstream in(file);
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string all = text.str();
+  return all.size() > bytes ? all.substr(all.size() - bytes) : all;
+}
+
+std::string firstLine(const fs::path& file) {
+  std::string line;
+  std::ifstream in(file);
+  std::getline(in, line);
+  return line;
+}
+
+// The q-quantile of nanosecond samples (reordered in place), as they are.
+double percentile(std::vector<std::int64_t>& samples, double q) {
+  if (samples.empty()) return 0;
+  const auto k = static_cast<std::size_t>(q * static_cast<double>(samples.size() - 1));
+  std::nth_element(samples.begin(), samples.begin() + static_cast<std::ptrdiff_t>(k), samples.end());
+  return static_cast<double>(samples[k]);
+}
+
+// Counters `<prefix>p50_ms` and `<prefix>p99_ms` from nanosecond samples: round trips are
+// milliseconds long, where bench_support's microsecond counters read badly.
+void reportMillis(benchmark::State& state, std::vector<std::int64_t>& samples, const std::string& prefix = "") {
+  if (samples.empty()) return;
+  state.counters[prefix + "p50_ms"] = percentile(samples, 0.50) / 1e6;
+  state.counters[prefix + "p99_ms"] = percentile(samples, 0.99) / 1e6;
+}
+
+// A failed benchmark is reported by libbenchmark and also fails the process (main).
+std::atomic<int> failedBenchmarks{0};
+void fail(benchmark::State& state, const std::string& why) {
+  ++failedBenchmarks;
+  state.SkipWithError(why.c_str());
+}
+
+// The environment of a child: ours without BAI_* (so a developer's own endpoint or keys
+// cannot leak in), plus `extra`.
+std::vector<std::string> childEnvironment(const std::vector<std::string>& extra) {
+  std::vector<std::string> out;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::string_view(*e).rfind("BAI_", 0) != 0) out.emplace_back(*e);
+  }
+  out.insert(out.end(), extra.begin(), extra.end());
+  return out;
+}
+
+std::vector<char*> pointers(std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  for (auto& s : strings) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+// fork+exec with stdout and stderr to `log` (O_APPEND), dying with this process. Only
+// async-signal-safe calls between fork and exec. -1 when fork failed.
+pid_t spawnDaemon(std::vector<std::string> args, const fs::path& log) {
+  auto argv = pointers(args);
+  std::vector<std::string> environment = childEnvironment({});
+  auto envp = pointers(environment);
+  const int logFd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (logFd < 0) return -1;
+  const pid_t parent = ::getpid();
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    // The signal follows the thread that forked: the daemons are started from the main
+    // thread, which lives as long as the benchmark does.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(126);
+    ::dup2(logFd, STDOUT_FILENO);
+    ::dup2(logFd, STDERR_FILENO);
+    ::execve(argv[0], argv.data(), envp.data());
+    ::_exit(127);
+  }
+  ::close(logFd);
+  return pid;
+}
+
+int exitStatus(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
+
+// SIGTERM, then SIGKILL after `grace`; reaps it either way.
+void stopProcess(pid_t pid, const char* name, std::chrono::milliseconds grace = 10s) {
+  if (pid <= 0) return;
+  ::kill(pid, SIGTERM);
+  const auto deadline = Clock::now() + grace;
+  int status = 0;
+  while (::waitpid(pid, &status, WNOHANG) == 0) {
+    if (Clock::now() > deadline) {
+      std::fprintf(stderr, "bench_session: %s ignored SIGTERM for %lld ms; killing it\n", name,
+                   static_cast<long long>(grace.count()));
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      return;
+    }
+    std::this_thread::sleep_for(5ms);
+  }
+}
+
+// Runs a short-lived program (the CLI, `bai-manager init`) with the given environment;
+// stdout to /dev/null unless `out` names a file, stderr to `err`. Its exit status, or -1
+// when it could not be started.
+int runProgram(std::vector<std::string> args, std::vector<std::string>& environment, const fs::path& err,
+               const fs::path& out = "/dev/null") {
+  auto argv = pointers(args);
+  auto envp = pointers(environment);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  pid_t pid = 0;
+  const int spawned = ::posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  if (spawned != 0) return -1;
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return exitStatus(status);
+}
+
+// Removes this run's cgroup parent from every v1 controller and the v2 root, children
+// first (cgroup directories go with rmdir only, and only once empty).
+void removeCgroupTree(const fs::path& dir) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    if (entry.is_directory(ec)) removeCgroupTree(entry.path());
+  }
+  ::rmdir(dir.c_str());
+}
+void removeCgroupParent(const std::string& parent) {
+  std::error_code ec;
+  removeCgroupTree(fs::path("/sys/fs/cgroup") / parent);
+  for (const auto& controller : fs::directory_iterator("/sys/fs/cgroup", ec)) {
+    if (controller.is_directory(ec) && fs::exists(controller.path() / parent, ec)) removeCgroupTree(controller.path() / parent);
+  }
+}
+
+// CPU seconds a process has used, with its children it has reaped: for the agent, its
+// session shims and, through them, the sessions' commands.
+double cpuSeconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto nameEnd = text.rfind(')');
+  if (nameEnd == std::string::npos) return 0;
+  std::istringstream fields(text.substr(nameEnd + 1));
+  std::string skipped;
+  for (int field = 3; field < 14; ++field) fields >> skipped;  // state .. cmajflt
+  long long user = 0, system = 0, childrenUser = 0, childrenSystem = 0;
+  fields >> user >> system >> childrenUser >> childrenSystem;
+  return static_cast<double>(user + system + childrenUser + childrenSystem) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// ---- Worker threads -------------------------------------------------------------------------
+
+// Threads kept for the whole run, so each keeps its one kept-alive connection to the
+// manager (a Client connects once per calling thread).
+class WorkerPool {
+ public:
+  explicit WorkerPool(std::size_t size) {
+    for (std::size_t i = 0; i < size; ++i) threads_.emplace_back([this, i] { loop(i); });
+  }
+  ~WorkerPool() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    for (auto& thread : threads_) thread.join();
+  }
+  WorkerPool(const WorkerPool&) = delete;
+  WorkerPool& operator=(const WorkerPool&) = delete;
+
+  std::size_t size() const { return threads_.size(); }
+
+  // job(worker) on the first `workers` threads at once; returns when all have finished.
+  void run(std::size_t workers, const std::function<void(std::size_t)>& job) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    job_ = &job;
+    active_ = std::min(workers, threads_.size());
+    pending_ = active_;
+    ++generation_;
+    wake_.notify_all();
+    done_.wait(lock, [&] { return pending_ == 0; });
+    job_ = nullptr;
+  }
+
+ private:
+  void loop(std::size_t index) {
+    std::uint64_t seen = 0;
+    std::unique_lock<std::mutex> lock(mutex_);
+    while (true) {
+      wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
+      if (stopping_) return;
+      seen = generation_;
+      if (index >= active_) continue;
+      const auto* job = job_;
+      lock.unlock();
+      (*job)(index);
+      lock.lock();
+      if (--pending_ == 0) done_.notify_one();
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable wake_, done_;
+  std::vector<std::thread> threads_;
+  const std::function<void(std::size_t)>* job_ = nullptr;
+  std::size_t active_ = 0, pending_ = 0;
+  std::uint64_t generation_ = 0;
+  bool stopping_ = false;
+};
+
+// ---- The cluster ---------------------------------------------------------------------------
+
+struct Binaries {
+  std::string manager = fromEnvOr("BAI_MANAGER", BAI_MANAGER_BUILD_PATH);
+  std::string agent = fromEnvOr("BAI_AGENT", BAI_AGENT_BUILD_PATH);
+  std::string shim = fromEnvOr("BAI_SESSION_SHIM", BAI_SESSION_SHIM_BUILD_PATH);
+  std::string cli = fromEnvOr("BAI_CLI", BAI_CLI_BUILD_PATH);
+  std::string cpuPluginDir = fromEnvOr("BAI_CPU_PLUGIN_DIR", BAI_CPU_PLUGIN_BUILD_DIR);
+  std::string mockPluginDir = fromEnvOr("BAI_MOCK_PLUGIN_DIR", BAI_MOCK_PLUGIN_BUILD_DIR);
+  std::string policyDir = fromEnvOr("BAI_POLICY_DIR", BAI_POLICY_BUILD_DIR);
+
+  // Empty when everything is there, else what is missing.
+  std::string missing() const {
+    const std::pair<const char*, const std::string*> programs[] = {
+        {"BAI_MANAGER", &manager}, {"BAI_AGENT", &agent}, {"BAI_SESSION_SHIM", &shim}, {"BAI_CLI", &cli}};
+    for (const auto& [variable, path] : programs) {
+      if (path->empty() || ::access(path->c_str(), X_OK) != 0) return std::string("no program at '") + *path + "' (set " + variable + ")";
+    }
+    const std::pair<const char*, fs::path> plugins[] = {{"BAI_CPU_PLUGIN_DIR", fs::path(cpuPluginDir) / "cpu.so"},
+                                                        {"BAI_MOCK_PLUGIN_DIR", fs::path(mockPluginDir) / "mock.so"},
+                                                        {"BAI_POLICY_DIR", fs::path(policyDir) / "fifo.so"}};
+    for (const auto& [variable, file] : plugins) {
+      if (!fs::exists(file)) return "no " + file.string() + " (set " + variable + ")";
+    }
+    return "";
+  }
+};
+
+// The mock GPU: one A100-like device in fractional mode, 80 shares (min(80g / 1g, 108 / 1)).
+std::string mockConfig() {
+  return "key = \"cuda\"\nmode = \"fractional\"\nunit_mem = \"1g\"\nunit_proc = 1\nquantum_size = \"0.01\"\n"
+         "[[devices]]\nuuid = \"GPU-bench0000-0000-4000-8000-000000000000\"\nmodel = \"NVIDIA A100-SXM4-80GB\"\n"
+         "sm_count = 108\nmemory = \"80g\"\n";
+}
+
+SessionSpec trivialSession() {
+  SessionSpec spec;
+  spec.command = {"true"};
+  spec.resources = {{"cpu", "1"}, {"mem", "64m"}, {"cuda.shares", "0.1"}};
+  return spec;
+}
+
+// $BAI_BENCH_CGROUP_ROOT replaces the agent's runtime.cgroup-root: a directory without
+// cgroups makes limits advisory, which shows what attaching each session to its cgroups
+// costs. Empty: the default, the real cgroup file system.
+std::string cgroupRootLine() {
+  const char* root = std::getenv("BAI_BENCH_CGROUP_ROOT");
+  return root != nullptr && *root != '\0' ? "cgroup-root = \"" + std::string(root) + "\"\n" : "";
+}
+
+// min over the slots of capacity / request.
+std::size_t trivialSessionsThatFit(const bai::client::AgentInfo& agent) {
+  std::size_t fit = SIZE_MAX;
+  for (const auto& [slot, amount] : trivialSession().resources) {
+    const auto it = agent.slots.find(slot);
+    auto request = slot == "mem" ? bai::BinarySize::parse(amount).value().toQuantity() : bai::Quantity::parse(amount).value();
+    if (it == agent.slots.end() || request.isZero()) return 0;
+    std::size_t n = 0;
+    for (bai::Quantity used = request; used <= it->second.capacity && n < 100000; used = used + request) ++n;
+    fit = std::min(fit, n);
+  }
+  return fit;
+}
+
+// bai-manager and bai-agent in one temporary directory, an admin Client, and the CLI's
+// environment (a config file with the endpoint and the admin keypair, mode 0600).
+class Cluster {
+ public:
+  ~Cluster() { stop(); }
+
+  // Empty on success, else why it did not start.
+  std::string start() {
+    if (std::string missing = binaries_.missing(); !missing.empty()) return missing;
+    const fs::path dir = dir_.path();
+    cgroupParent_ = "bai-bench-session-" + std::to_string(::getpid());
+
+    // The database, the admin keypair and the cluster token, as an admin makes them.
+    std::vector<std::string> initEnvironment = childEnvironment({});
+    const int init = runProgram({binaries_.manager, "init", "--db", "sqlite://" + (dir / "manager.db").string(),
+                                 "--admin-keypair-out", (dir / "admin.keypair").string(), "--cluster-token-out",
+                                 (dir / "cluster-token").string()},
+                                initEnvironment, dir / "init.err", dir / "init.out");
+    if (init != 0) return "bai-manager init exited " + std::to_string(init) + ": " + lastLines(dir / "init.err");
+    bai::client::Config config;
+    try {
+      const toml::table keypair = toml::parse_file((dir / "admin.keypair").string());
+      config.accessKey = keypair["access-key"].value_or(std::string());
+      config.secretKey = keypair["secret-key"].value_or(std::string());
+    } catch (const toml::parse_error& e) {
+      return std::string("the admin keypair file: ") + std::string(e.description());
+    }
+
+    std::ofstream(dir / "manager.toml") << "[manager]\n"
+                                        << "listen = \"127.0.0.1:0\"\n"
+                                        << "db = \"sqlite://" << (dir / "manager.db").string() << "\"\n"
+                                        << "cluster-token-file = \"" << (dir / "cluster-token").string() << "\"\n"
+                                        << "log-level = \"warning\"\n"
+                                        << "[scheduler]\n"
+                                        << "policy-path = [\"" << binaries_.policyDir << "\"]\n";
+    managerPid_ = spawnDaemon({binaries_.manager, "--config", (dir / "manager.toml").string(), "--ready-file",
+                               (dir / "manager.ready").string()},
+                              dir / "manager.log");
+    if (std::string failed = waitReady(managerPid_, dir / "manager.ready", dir / "manager.log", "bai-manager"); !failed.empty()) {
+      return failed;
+    }
+    config.endpoint = "http://" + firstLine(dir / "manager.ready");
+    config.timeout = 30s;
+
+    std::ofstream(dir / "mock-gpu.toml") << mockConfig();
+    std::ofstream(dir / "agent.toml") << "[agent]\n"
+                                      << "id = \"bench-agent\"\n"
+                                      << "rpc-listen-addr = \"127.0.0.1:0\"\n"
+                                      << "manager-url = \"" << config.endpoint << "\"\n"
+                                      << "cluster-token-file = \"" << (dir / "cluster-token").string() << "\"\n"
+                                      << "state-dir = \"" << (dir / "agent-state").string() << "\"\n"
+                                      << "plugin-path = [\"" << binaries_.cpuPluginDir << "\", \"" << binaries_.mockPluginDir
+                                      << "\"]\n"
+                                      << "allow-plugins = [\"cpu\", \"mock\"]\n"
+                                      << "log-level = \"warning\"\n"
+                                      << "[resource]\n"
+                                      << "reserved-cpu = 0\n"
+                                      << "[runtime]\n"
+                                      << "shim-path = \"" << binaries_.shim << "\"\n"
+                                      << "destroy-grace = 1\n"
+                                      << "cgroup-parent = \"" << cgroupParent_ << "\"\n"
+                                      << cgroupRootLine()
+                                      << "[plugins.cpu]\n"
+                                      << "cpu_overcommit = " << kCpuOvercommit << "\n"
+                                      << "[plugins.mock]\n"
+                                      << "config_file = \"" << (dir / "mock-gpu.toml").string() << "\"\n";
+    agentPid_ = spawnDaemon({binaries_.agent, "--config", (dir / "agent.toml").string(), "--ready-file",
+                             (dir / "agent.ready").string()},
+                            dir / "agent.log");
+    if (std::string failed = waitReady(agentPid_, dir / "agent.ready", dir / "agent.log", "bai-agent"); !failed.empty()) {
+      return failed;
+    }
+    api_.emplace(config);
+    const auto deadline = Clock::now() + 30s;
+    while (true) {
+      auto agents = api_->agents();
+      if (agents && agents->size() == 1 && agents->front().status == "ALIVE") {
+        concurrency_ = trivialSessionsThatFit(agents->front());
+        break;
+      }
+      if (Clock::now() > deadline) return "the agent did not register within 30 s: " + lastLines(dir / "agent.log");
+      if (std::string dead = health(); !dead.empty()) return dead;
+      std::this_thread::sleep_for(20ms);
+    }
+    if (concurrency_ < 2) return "the agent fits " + std::to_string(concurrency_) + " trivial sessions at once; expected many";
+
+    // The CLI reads the same keypair from its config file, as a user's would.
+    const std::string cliConfig = "endpoint = \"" + config.endpoint + "\"\naccess-key = \"" + config.accessKey +
+                                  "\"\nsecret-key = \"" + config.secretKey + "\"\n";
+    if (auto written = bai::writeSecretFile(dir / "cli-config.toml", cliConfig); !written) return written.error().message;
+    cliEnvironment_ = childEnvironment({"BAI_CONFIG=" + (dir / "cli-config.toml").string()});
+    return "";
+  }
+
+  // Ends what still runs or waits, then the agent, then the manager.
+  void stop() {
+    if (api_ && managerPid_ > 0 && agentPid_ > 0) {
+      for (const char* status : {"PENDING", "SCHEDULED", "PREPARING", "RUNNING"}) {
+        if (auto sessions = api_->listSessions(status)) {
+          for (const auto& session : *sessions) (void)api_->destroySession(session.id);
+        }
+      }
+      const auto deadline = Clock::now() + 5s;
+      while (Clock::now() < deadline) {
+        auto running = api_->listSessions("TERMINATING");
+        if (!running || running->empty()) break;
+        std::this_thread::sleep_for(20ms);
+      }
+    }
+    stopProcess(std::exchange(agentPid_, -1), "bai-agent");
+    stopProcess(std::exchange(managerPid_, -1), "bai-manager");
+    if (!cgroupParent_.empty()) removeCgroupParent(std::exchange(cgroupParent_, std::string()));
+  }
+
+  // Empty while both daemons run, else which one died and its log.
+  std::string health() {
+    const std::pair<pid_t*, const char*> daemons[] = {{&managerPid_, "manager"}, {&agentPid_, "agent"}};
+    for (const auto& [pid, name] : daemons) {
+      int status = 0;
+      if (*pid > 0 && ::waitpid(*pid, &status, WNOHANG) == *pid) {
+        *pid = -1;
+        return std::string("bai-") + name + " exited (" + std::to_string(exitStatus(status)) + "): " +
+               lastLines(dir_.path() / (std::string(name) + ".log"));
+      }
+    }
+    return "";
+  }
+
+  const Client& api() const { return *api_; }
+  double managerCpuSeconds() const { return cpuSeconds(managerPid_); }
+  double agentCpuSeconds() const { return cpuSeconds(agentPid_); }
+  const std::string& cli() const { return binaries_.cli; }
+  std::vector<std::string>& cliEnvironment() { return cliEnvironment_; }
+  fs::path file(const std::string& name) const { return dir_.path() / name; }
+  WorkerPool& workers() { return workers_; }
+  // How many trivial sessions the agent runs at once.
+  std::size_t concurrency() const { return concurrency_; }
+
+ private:
+  std::string waitReady(pid_t pid, const fs::path& ready, const fs::path& log, const std::string& name) {
+    if (pid < 0) return "cannot start " + name;
+    const auto deadline = Clock::now() + 30s;
+    while (!fs::exists(ready) || firstLine(ready).empty()) {
+      if (std::string dead = health(); !dead.empty()) return dead;
+      if (Clock::now() > deadline) return name + " not ready after 30 s: " + lastLines(log);
+      std::this_thread::sleep_for(10ms);
+    }
+    return "";
+  }
+
+  TempDir dir_;
+  Binaries binaries_;
+  std::string cgroupParent_;
+  pid_t managerPid_ = -1;
+  pid_t agentPid_ = -1;
+  std::optional<Client> api_;
+  std::vector<std::string> cliEnvironment_;
+  std::size_t concurrency_ = 0;
+  WorkerPool workers_{8};
+};
+
+std::unique_ptr<Cluster>& currentCluster() {
+  static std::unique_ptr<Cluster> cluster;
+  return cluster;
+}
+
+// The run's cluster, started by the first benchmark that needs it (on the main thread).
+Cluster* cluster(benchmark::State& state) {
+  static std::string startFailure;
+  auto& cluster = currentCluster();
+  if (!startFailure.empty()) {
+    fail(state, "the cluster did not start: " + startFailure);
+    return nullptr;
+  }
+  if (!cluster) {
+    auto fresh = std::make_unique<Cluster>();
+    if (std::string failed = fresh->start(); !failed.empty()) {
+      startFailure = failed;
+      fail(state, "the cluster did not start: " + failed);
+      return nullptr;
+    }
+    cluster = std::move(fresh);
+  }
+  if (std::string dead = cluster->health(); !dead.empty()) {
+    fail(state, dead);
+    return nullptr;
+  }
+  return cluster.get();
+}
+
+// ---- Session helpers -----------------------------------------------------------------------
+
+// Long polls until the session ends; its last record, or why not.
+bai::client::ClientResult<Session> waitFinal(const Client& api, Session session, std::chrono::seconds limit = 60s) {
+  const auto deadline = Clock::now() + limit;
+  while (!session.isFinal()) {
+    if (Clock::now() > deadline) {
+      return bai::Failure<bai::client::ApiError>{
+          bai::client::ApiError{0, "timeout", "", "session " + session.id + " is still " + session.status}};
+    }
+    auto next = api.session(session.id, 10s);
+    if (!next) return next;
+    session = std::move(*next);
+  }
+  return session;
+}
+
+std::string describe(const Session& session) {
+  return "session " + session.id + " ended " + session.status + (session.exitCode ? " with exit code " + std::to_string(*session.exitCode) : "") +
+         (session.statusReason.empty() ? "" : ": " + session.statusReason);
+}
+
+// A session holding the whole mock GPU, so every trivial session queues behind it; empty
+// when it runs, else why not.
+std::string startBlocker(const Client& api, std::string& id) {
+  SessionSpec spec;
+  spec.name = "blocker";
+  spec.command = {"sleep", "600"};  // bounded, should this process die before destroying it
+  spec.resources = {{"cpu", "1"}, {"mem", "64m"}, {"cuda.shares", kGpuShares}};
+  auto created = api.createSession(spec);
+  if (!created) return "the blocker session: " + created.error().message();
+  id = created->id;
+  const auto deadline = Clock::now() + 30s;
+  Session session = *created;
+  while (session.status != "RUNNING") {
+    if (session.isFinal()) return "the blocker " + describe(session);
+    if (Clock::now() > deadline) return "the blocker session is still " + session.status;
+    std::this_thread::sleep_for(5ms);
+    auto next = api.session(id);
+    if (!next) return "the blocker session: " + next.error().message();
+    session = std::move(*next);
+  }
+  return "";
+}
+
+// Destroys `ids` from every worker; the first failure, or empty.
+std::string destroyAll(Cluster& cluster, const std::vector<std::string>& ids) {
+  std::mutex mutex;
+  std::string failure;
+  const std::size_t workers = cluster.workers().size();
+  cluster.workers().run(workers, [&](std::size_t worker) {
+    for (std::size_t i = worker; i < ids.size(); i += workers) {
+      auto destroyed = cluster.api().destroySession(ids[i]);
+      if (!destroyed && destroyed.error().status != 404) {
+        std::lock_guard<std::mutex> lock(mutex);
+        if (failure.empty()) failure = "destroying " + ids[i] + ": " + destroyed.error().message();
+      }
+    }
+  });
+  return failure;
+}
+
+// ---- Benchmarks ------------------------------------------------------------------------------
+
+void BM_SessionRoundTripClient(benchmark::State& state) {
+  Cluster* c = cluster(state);
+  if (c == nullptr) return;
+  const SessionSpec spec = trivialSession();
+  std::vector<std::int64_t> samples, queued, starting, running;
+  for (auto _ : state) {
+    const auto start = Clock::now();
+    auto created = c->api().createSession(spec);
+    if (!created) return fail(state, "createSession: " + created.error().message());
+    auto ended = waitFinal(c->api(), *created);
+    const auto elapsed = Clock::now() - start;
+    if (!ended) return fail(state, ended.error().message());
+    if (ended->exitCode != 0) return fail(state, describe(*ended));
+    state.SetIterationTime(seconds(elapsed));
+    samples.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count());
+    queued.push_back((ended->scheduledAtMs - ended->createdAtMs) * 1'000'000);
+    starting.push_back((ended->startedAtMs - ended->scheduledAtMs) * 1'000'000);
+    running.push_back((ended->endedAtMs - ended->startedAtMs) * 1'000'000);
+  }
+  reportMillis(state, samples);
+  if (!queued.empty()) {
+    state.counters["queue_p50_ms"] = percentile(queued, 0.5) / 1e6;
+    state.counters["start_p50_ms"] = percentile(starting, 0.5) / 1e6;
+    state.counters["run_p50_ms"] = percentile(running, 0.5) / 1e6;
+  }
+}
+
+// One run of the CLI; its wall time, or why it failed.
+bai::Result<Clock::duration, std::string> runCli(Cluster& c, std::vector<std::string> args) {
+  args.insert(args.begin(), c.cli());
+  const auto start = Clock::now();
+  const int status = runProgram(args, c.cliEnvironment(), c.file("cli.err"));
+  const auto elapsed = Clock::now() - start;
+  if (status != 0) return bai::Failure<std::string>{"bai " + args[1] + " exited " + std::to_string(status) + ": " + lastLines(c.file("cli.err"))};
+  return elapsed;
+}
+
+const std::vector<std::string> kCliRun = {"session", "run", "-r", "cpu=1", "-r", "mem=64m", "-r", "cuda.shares=0.1", "--", "true"};
+
+void BM_SessionRoundTripCli(benchmark::State& state) {
+  Cluster* c = cluster(state);
+  if (c == nullptr) return;
+  std::vector<std::int64_t> samples, versions;
+  for (auto _ : state) {
+    auto elapsed = runCli(*c, kCliRun);
+    if (!elapsed) return fail(state, elapsed.error());
+    state.SetIterationTime(seconds(*elapsed));
+    samples.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(*elapsed).count());
+    // Untimed, alternating with the timed runs: the CLI's bare start-up under the same
+    // conditions, for the ratio below.
+    auto version = runCli(*c, {"--version"});
+    if (!version) return fail(state, version.error());
+    versions.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(*version).count());
+  }
+  reportMillis(state, samples);
+  reportMillis(state, versions, "version_");
+  if (!versions.empty()) state.counters["ratio_vs_version"] = state.counters["p50_ms"] / state.counters["version_p50_ms"];
+}
+
+void BM_CliStartup(benchmark::State& state) {
+  Cluster* c = cluster(state);  // the same environment as the round trips
+  if (c == nullptr) return;
+  std::vector<std::int64_t> samples;
+  for (auto _ : state) {
+    auto elapsed = runCli(*c, {"--version"});
+    if (!elapsed) return fail(state, elapsed.error());
+    state.SetIterationTime(seconds(*elapsed));
+    samples.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(*elapsed).count());
+  }
+  reportMillis(state, samples);
+}
+
+// Submits `count` trivial sessions from `threads` workers; their ids in submission order per
+// worker, or why not. Latencies of each call go to `latencies` when given.
+std::string submit(Cluster& c, std::size_t count, std::size_t threads, std::vector<std::string>& ids,
+                   std::vector<std::int64_t>* latencies = nullptr) {
+  const SessionSpec spec = trivialSession();
+  std::vector<std::vector<std::string>> perWorker(threads);
+  std::vector<std::vector<std::int64_t>> perWorkerLatency(threads);
+  std::vector<std::string> failures(threads);
+  c.workers().run(threads, [&](std::size_t worker) {
+    for (std::size_t i = worker; i < count; i += threads) {
+      const auto sent = Clock::now();
+      auto created = c.api().createSession(spec);
+      if (latencies != nullptr) {
+        perWorkerLatency[worker].push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - sent).count());
+      }
+      if (!created) {
+        failures[worker] = "createSession: " + created.error().message();
+        return;
+      }
+      perWorker[worker].push_back(created->id);
+    }
+  });
+  for (std::size_t w = 0; w < threads; ++w) {
+    ids.insert(ids.end(), perWorker[w].begin(), perWorker[w].end());
+    if (latencies != nullptr) latencies->insert(latencies->end(), perWorkerLatency[w].begin(), perWorkerLatency[w].end());
+  }
+  for (const auto& failure : failures) {
+    if (!failure.empty()) return failure;
+  }
+  return "";
+}
+
+// range(0): sessions in the queue. One iteration: queue them behind the blocker (untimed),
+// destroy the blocker and time until every one has ended.
+void BM_Throughput(benchmark::State& state) {
+  Cluster* c = cluster(state);
+  if (c == nullptr) return;
+  const auto queue = static_cast<std::size_t>(state.range(0));
+  const std::size_t threads = c->workers().size();
+  std::size_t completed = 0;
+  double submitSeconds = 0;
+  const double managerCpuBefore = c->managerCpuSeconds(), agentCpuBefore = c->agentCpuSeconds();
+  for (auto _ : state) {
+    std::string blocker;
+    if (std::string failed = startBlocker(c->api(), blocker); !failed.empty()) return fail(state, failed);
+    std::vector<std::string> ids;
+    const auto submitStart = Clock::now();
+    std::string failed = submit(*c, queue, threads, ids);
+    submitSeconds += seconds(Clock::now() - submitStart);
+    if (!failed.empty()) {
+      (void)destroyAll(*c, ids);
+      (void)c->api().destroySession(blocker);
+      return fail(state, failed);
+    }
+
+    const auto start = Clock::now();
+    auto destroyed = c->api().destroySession(blocker);
+    if (!destroyed) {
+      (void)destroyAll(*c, ids);
+      return fail(state, "destroying the blocker: " + destroyed.error().message());
+    }
+    std::vector<std::string> failures(threads);
+    std::vector<Clock::time_point> lastEnd(threads, start);
+    c->workers().run(threads, [&](std::size_t worker) {
+      for (std::size_t i = worker; i < ids.size(); i += threads) {
+        auto session = c->api().session(ids[i], 10s);
+        if (session) session = waitFinal(c->api(), *session);
+        if (!session) {
+          failures[worker] = session.error().message();
+          return;
+        }
+        if (session->exitCode != 0) {
+          failures[worker] = describe(*session);
+          return;
+        }
+        lastEnd[worker] = Clock::now();
+      }
+    });
+    const auto elapsed = *std::max_element(lastEnd.begin(), lastEnd.end()) - start;
+    for (const auto& failure : failures) {
+      if (!failure.empty()) {
+        (void)destroyAll(*c, ids);
+        return fail(state, failure);
+      }
+    }
+    state.SetIterationTime(seconds(elapsed));
+    completed += queue;
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(completed));
+  if (completed != 0) {
+    state.counters["submit_per_s"] = static_cast<double>(completed) / submitSeconds;
+    // Per session, from submission to its end (10 ms ticks of /proc accounting).
+    const double sessions = static_cast<double>(completed);
+    state.counters["manager_cpu_ms"] = (c->managerCpuSeconds() - managerCpuBefore) * 1000 / sessions;
+    state.counters["agent_cpu_ms"] = (c->agentCpuSeconds() - agentCpuBefore) * 1000 / sessions;
+  }
+  state.counters["max_concurrent"] = static_cast<double>(c->concurrency());
+}
+
+// range(0): client threads. One iteration: a batch of kSubmitBatch submissions (timed),
+// then the batch cancelled (untimed). The blocker holds the GPU for the whole run.
+constexpr std::size_t kSubmitBatch = 200;
+
+void BM_Submit(benchmark::State& state) {
+  Cluster* c = cluster(state);
+  if (c == nullptr) return;
+  const auto threads = static_cast<std::size_t>(state.range(0));
+  std::string blocker;
+  if (std::string failed = startBlocker(c->api(), blocker); !failed.empty()) return fail(state, failed);
+  std::vector<std::int64_t> latencies;
+  std::size_t accepted = 0;
+  double managerCpu = 0;
+  for (auto _ : state) {
+    std::vector<std::string> ids;
+    const double managerCpuBefore = c->managerCpuSeconds();
+    const auto start = Clock::now();
+    std::string failed = submit(*c, kSubmitBatch, threads, ids, &latencies);
+    const auto elapsed = Clock::now() - start;
+    managerCpu += c->managerCpuSeconds() - managerCpuBefore;
+    std::string cancelled = destroyAll(*c, ids);
+    if (!failed.empty() || !cancelled.empty()) {
+      (void)c->api().destroySession(blocker);
+      return fail(state, failed.empty() ? cancelled : failed);
+    }
+    state.SetIterationTime(seconds(elapsed));
+    accepted += ids.size();
+  }
+  auto destroyed = c->api().destroySession(blocker);
+  if (!destroyed) return fail(state, "destroying the blocker: " + destroyed.error().message());
+  // Back to idle before the next benchmark: the blocker has ended and freed the GPU.
+  if (auto ended = waitFinal(c->api(), *destroyed); !ended) return fail(state, ended.error().message());
+  state.SetItemsProcessed(static_cast<std::int64_t>(accepted));
+  if (accepted != 0) state.counters["manager_cpu_us"] = managerCpu * 1e6 / static_cast<double>(accepted);
+  bai::bench::reportPercentiles(state, latencies);
+}
+
+void registerBenchmarks() {
+  benchmark::RegisterBenchmark("BM_SessionRoundTrip/client", BM_SessionRoundTripClient)
+      ->UseManualTime()
+      ->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("BM_SessionRoundTrip/cli", BM_SessionRoundTripCli)->UseManualTime()->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("BM_CliStartup", BM_CliStartup)->UseManualTime()->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("BM_Throughput", BM_Throughput)
+      ->ArgName("queue")
+      ->Arg(50)
+      ->UseManualTime()
+      ->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("BM_Throughput_LARGE", BM_Throughput)
+      ->ArgName("queue")
+      ->Arg(500)
+      ->UseManualTime()
+      ->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("BM_Submit", BM_Submit)
+      ->ArgName("threads")
+      ->Arg(1)
+      ->Arg(4)
+      ->UseManualTime()
+      ->Unit(benchmark::kMillisecond);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (auto ready = bai::http::initialiseCurl(); !ready) {
+    std::fprintf(stderr, "bench_session: %s\n", ready.error().message.c_str());
+    return 1;
+  }
+  ::signal(SIGPIPE, SIG_IGN);
+  registerBenchmarks();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  currentCluster().reset();  // ends its sessions, stops the agent, then the manager
+  return failedBenchmarks.load() == 0 ? 0 : 1;
+}
