@@ -106,12 +106,12 @@ def side_by_side(documents, slurm):
                     f"{theirs_text if theirs is not None else 'not measured'} | "
                     f"{ratio(ours, theirs, higher_is_better)} | {target} |")
 
-    cli = find(documents, "bench_session", r"RoundTrip/cli", "p50_ms")
-    version = find(documents, "bench_session", r"CliStartup", "p50_ms")
+    cli = find(documents, "bench_session", r"RoundTrip/cli(/|$)", "p50_ms")
+    version = find(documents, "bench_session", r"CliStartup(/|$)", "p50_ms")
     srun = slurm.get("srun_p50_ms")
     row("round trip of `true` from the command line, p50", cli, f"{si(cli)} ms (`bai --version` alone: {si(version)} ms)",
         srun, f"{si(srun)} ms (`srun -n1 --gres=gpu:1 true`)", False, "≤ half of srun's")
-    inproc = find(documents, "bench_session", r"RoundTrip/client", "p50_ms")
+    inproc = find(documents, "bench_session", r"RoundTrip/client(/|$)", "p50_ms")
     row("round trip of `true` in process (libbai client), p50", inproc, f"{si(inproc)} ms", None, "", False, "≤ 3 ms")
     done = find(documents, "bench_session", r"Throughput.*queue:500", "items_per_second")
     row("trivial sessions completed per second, queue of 500", done, f"{si(done)}/s", slurm.get("complete_per_s"),
@@ -125,31 +125,30 @@ def side_by_side(documents, slurm):
 def own_targets(documents):
     rows = []
 
-    def row(what, value, text, target, met):
-        verdict = "–" if value is None else ("met" if met(value) else "**missed**")
+    def row(what, value, text, target, met=None):
+        verdict = "–" if value is None or met is None else ("met" if met(value) else "**missed**")
         rows.append(f"| {what} | {text if value is not None else 'not measured'} | {target} | {verdict} |")
 
     for selector in ("concentrated", "dispersed", "roundrobin"):
-        rate = find(documents, "bench_schedule", rf"BM_Decision/fifo/{selector}/agents:5000", "items_per_second")
-        p99 = find(documents, "bench_schedule", rf"BM_Decision/fifo/{selector}/agents:5000", "p99_us")
+        rate = find(documents, "bench_schedule", rf"BM_Decision/fifo/{selector}/agents:5000(/|$)", "items_per_second")
+        p99 = find(documents, "bench_schedule", rf"BM_Decision/fifo/{selector}/agents:5000(/|$)", "p99_us")
         row(f"placement decisions/s at 5,000 agents (fifo × {selector})", rate, f"{si(rate)}/s, p99 {si(p99)} µs",
             "≥ 10,000/s", lambda v: v >= 10000)
     for agents in (100, 1000, 5000, 20000, 100000):
         suffix = "_LARGE" if agents > 5000 else ""
-        p50 = find(documents, "bench_schedule", rf"BM_Decision{suffix}/fifo/concentrated/agents:{agents}$", "p50_us")
-        row(f"decision p50 at {agents:,} agents (fifo × concentrated)", p50, f"{si(p50)} µs", "sub-linear in agents",
-            lambda v: True)
+        p50 = find(documents, "bench_schedule", rf"BM_Decision{suffix}/fifo/concentrated/agents:{agents}(/|$)", "p50_us")
+        row(f"decision p50 at {agents:,} agents (fifo × concentrated)", p50, f"{si(p50)} µs", "sub-linear in agents")
     for sync in ("normal", "full"):
         for variant in ("digest", "mixed_10pct_full"):
-            rate = find(documents, "bench_heartbeat", rf"{variant}/sync:{sync}/.*rate:20000", "items_per_second")
-            p99 = find(documents, "bench_heartbeat", rf"{variant}/sync:{sync}/.*rate:20000", "p99_us")
+            rate = find(documents, "bench_heartbeat", rf"{variant}/sync:{sync}/.*rate:20000(/|$)", "items_per_second")
+            p99 = find(documents, "bench_heartbeat", rf"{variant}/sync:{sync}/.*rate:20000(/|$)", "p99_us")
             target = "≥ 20,000/s, p99 ≤ 50 ms" if sync == "normal" else "(FULL: reported)"
+            # 2% under the offered rate is the pacing's own granularity, not the manager.
             row(f"heartbeats/s offered 20,000/s, {variant}, synchronous={sync.upper()}", rate,
                 f"{si(rate)}/s, p99 {si(p99 / 1000 if p99 else None)} ms", target,
-                (lambda v, p99=p99: v >= 19000 and p99 is not None and p99 <= 50000) if sync == "normal" else (lambda v: True))
-            most = find(documents, "bench_heartbeat", rf"{variant}/sync:{sync}/.*rate:0", "items_per_second")
-            row(f"heartbeats/s closed loop (the most answered), {variant}, {sync.upper()}", most, f"{si(most)}/s", "–",
-                lambda v: True)
+                (lambda v, p99=p99: v >= 19600 and p99 is not None and p99 <= 50000) if sync == "normal" else None)
+            most = find(documents, "bench_heartbeat", rf"{variant}/sync:{sync}/.*rate:0(/|$)", "items_per_second")
+            row(f"heartbeats/s closed loop (the most answered), {variant}, {sync.upper()}", most, f"{si(most)}/s", "–")
     return "\n".join(["| measure | bai | target | |", "|---|---|---|---|"] + rows) + "\n"
 
 

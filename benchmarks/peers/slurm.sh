@@ -99,7 +99,8 @@ parse_args() {
         case "$1" in
             --jobs) JOBS="${2:?--jobs needs a value}"; shift 2 ;;
             --srun-runs) SRUN_RUNS="${2:?--srun-runs needs a value}"; shift 2 ;;
-            --json) JSON_FILE="${2:?--json needs a file}"; shift 2 ;;
+            # Absolute now: the measurements run from the work directory.
+            --json) JSON_FILE="$(realpath -m "${2:?--json needs a file}")"; shift 2 ;;
             --keep) KEEP=1; shift ;;
             --workdir) WORKDIR="${2:?--workdir needs a directory}"; shift 2 ;;
             --ctld-port) CTLD_PORT="${2:?--ctld-port needs a value}"; shift 2 ;;
