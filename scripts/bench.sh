@@ -45,7 +45,7 @@ if [ "$deps" = 1 ]; then
 fi
 
 if [ -f "$builddir/build.ninja" ]; then
-  meson setup --reconfigure "$builddir" -Dbuildtype=release -Dtests=false >/dev/null
+  meson setup --reconfigure "$builddir" -Dbuildtype=release -Dtests=false
 else
   meson setup "$builddir" -Dbuildtype=release -Dtests=false
 fi
