@@ -150,7 +150,7 @@ void runRoundTrips(benchmark::State& state, RoundTrip&& roundTrip) {
     }
     if (!ok) return;
   }
-  sampler.report(state, "", false);  // p50_ns, p99_ns
+  sampler.report(state, "", bai::bench::TimeUnit::Nanoseconds);
 }
 
 bool mapRoundTrip(benchmark::State& state, AllocMap& map, Quantity amount) {
@@ -468,8 +468,8 @@ class Churn {
     if (guard_) state.counters["guard_refusals_pct"] = percent(counts_.guardRefusals, counts_.arrivals);
     if (map_->isFraction()) state.counters["split_pct"] = percent(counts_.oneDeviceSplit, counts_.oneDeviceGranted);
     state.counters["occupied_pct"] = 100.0 * counts_.occupiedSum / static_cast<double>(counts_.steps);
-    granted_.report(state, "", false);
-    refused_.report(state, "refused_", false);
+    granted_.report(state, "", bai::bench::TimeUnit::Nanoseconds);
+    refused_.report(state, "refused_", bai::bench::TimeUnit::Nanoseconds);
   }
 
  private:

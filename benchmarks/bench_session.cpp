@@ -148,19 +148,10 @@ std::string firstLine(const fs::path& file) {
 }
 
 // The q-quantile of nanosecond samples (reordered in place), as they are.
-double percentile(std::vector<std::int64_t>& samples, double q) {
-  if (samples.empty()) return 0;
-  const auto k = static_cast<std::size_t>(q * static_cast<double>(samples.size() - 1));
-  std::nth_element(samples.begin(), samples.begin() + static_cast<std::ptrdiff_t>(k), samples.end());
-  return static_cast<double>(samples[k]);
-}
-
-// Counters `<prefix>p50_ms` and `<prefix>p99_ms` from nanosecond samples: round trips are
-// milliseconds long, where bench_support's microsecond counters read badly.
-void reportMillis(benchmark::State& state, std::vector<std::int64_t>& samples, const std::string& prefix = "") {
-  if (samples.empty()) return;
-  state.counters[prefix + "p50_ms"] = percentile(samples, 0.50) / 1e6;
-  state.counters[prefix + "p99_ms"] = percentile(samples, 0.99) / 1e6;
+// Counters `<prefix>p50_ms` and so on: round trips are milliseconds long, where the
+// suites' usual microsecond counters read badly.
+void reportMillis(benchmark::State& state, const std::vector<std::int64_t>& samples, const std::string& prefix = "") {
+  bai::bench::reportPercentiles(state, samples, prefix, bai::bench::TimeUnit::Milliseconds);
 }
 
 // A failed benchmark is reported by libbenchmark and also fails the process (main).
@@ -684,9 +675,9 @@ void BM_SessionRoundTripClient(benchmark::State& state) {
   }
   reportMillis(state, samples);
   if (!queued.empty()) {
-    state.counters["queue_p50_ms"] = percentile(queued, 0.5) / 1e6;
-    state.counters["start_p50_ms"] = percentile(starting, 0.5) / 1e6;
-    state.counters["run_p50_ms"] = percentile(running, 0.5) / 1e6;
+    state.counters["queue_p50_ms"] = bai::bench::histogramOf(queued).percentile(0.5) / 1e6;
+    state.counters["start_p50_ms"] = bai::bench::histogramOf(starting).percentile(0.5) / 1e6;
+    state.counters["run_p50_ms"] = bai::bench::histogramOf(running).percentile(0.5) / 1e6;
   }
 }
 

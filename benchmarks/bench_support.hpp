@@ -52,6 +52,9 @@ inline std::chrono::nanoseconds threadCpuNow() {
   return std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec);
 }
 
+// The unit of a benchmark's latency counters, named by their suffix: _ns, _us, _ms.
+enum class TimeUnit { Nanoseconds, Microseconds, Milliseconds };
+
 // Per-operation latencies as a log-linear histogram (the HdrHistogram layout): values
 // below 64 ns are exact; above, each power of two is split into 64 buckets, so a
 // percentile is within 1/128 (0.8%) of the true value. Recording is a few instructions
@@ -82,11 +85,11 @@ class LatencyHistogram {
     return static_cast<double>(max_);
   }
 
-  // Counters `<prefix>p50_<unit>`, `p90`, `p99` and `max`, in microseconds or nanoseconds.
-  void report(benchmark::State& state, const std::string& prefix = "", bool microseconds = true) const {
+  // Counters `<prefix>p50_<unit>`, `p90`, `p99` and `max`.
+  void report(benchmark::State& state, const std::string& prefix = "", TimeUnit timeUnit = TimeUnit::Microseconds) const {
     if (count_ == 0) return;
-    const double scale = microseconds ? 1000.0 : 1.0;
-    const std::string unit = microseconds ? "_us" : "_ns";
+    const double scale = timeUnit == TimeUnit::Nanoseconds ? 1.0 : timeUnit == TimeUnit::Microseconds ? 1e3 : 1e6;
+    const std::string unit = timeUnit == TimeUnit::Nanoseconds ? "_ns" : timeUnit == TimeUnit::Microseconds ? "_us" : "_ms";
     state.counters[prefix + "p50" + unit] = percentile(0.50) / scale;
     state.counters[prefix + "p90" + unit] = percentile(0.90) / scale;
     state.counters[prefix + "p99" + unit] = percentile(0.99) / scale;
@@ -114,12 +117,15 @@ class LatencyHistogram {
   std::uint64_t max_ = 0;
 };
 
-// The same counters from nanosecond samples kept elsewhere.
-inline void reportPercentiles(benchmark::State& state, const std::vector<std::int64_t>& samples,
-                              const std::string& prefix = "", bool microseconds = true) {
+// The same from nanosecond samples kept elsewhere.
+inline LatencyHistogram histogramOf(const std::vector<std::int64_t>& samples) {
   LatencyHistogram histogram;
   for (std::int64_t sample : samples) histogram.record(sample);
-  histogram.report(state, prefix, microseconds);
+  return histogram;
+}
+inline void reportPercentiles(benchmark::State& state, const std::vector<std::int64_t>& samples,
+                              const std::string& prefix = "", TimeUnit unit = TimeUnit::Microseconds) {
+  histogramOf(samples).report(state, prefix, unit);
 }
 
 // splitmix64 (Steele, Lea and Flood, 2014): small, fast, and the same stream for a seed
