@@ -20,8 +20,7 @@ import sys
 from pathlib import Path
 
 # Counters shown first, in this order; the rest follow alphabetically.
-LEADING = ["items_per_second", "p50_us", "p90_us", "p99_us", "max_us", "p50_ns", "p90_ns", "p99_ns", "max_ns",
-           "p50_ms", "p99_ms"]
+LEADING = ["items_per_second"] + [f"{p}_{unit}" for unit in ("ns", "us", "ms") for p in ("p50", "p90", "p99", "max")]
 # Keys of a benchmark entry that are libbenchmark's own, not counters.
 OWN_KEYS = {"name", "family_index", "per_family_instance_index", "run_name", "run_type", "repetitions",
             "repetition_index", "threads", "iterations", "real_time", "cpu_time", "time_unit", "aggregate_name",
