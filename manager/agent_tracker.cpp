@@ -163,8 +163,11 @@ std::optional<ApiResult<protocol::HeartbeatReply>> Manager::applyHeartbeat(const
   // A report that only changes a known agent's row is saved by the state writer with the
   // reports of other agents, in one transaction; the rest is saved here and now.
   const bool rowOnly = !isNew && !revived && learned.added.empty();
-  const bool saveLater = rowOnly && (known->second.rowUnsaved || !sameStoredRow(known->second.record, record));
-  if (!rowOnly) {
+  const bool changed = !rowOnly || known->second.rowUnsaved || !sameStoredRow(known->second.record, record);
+  // Once shutdown has begun the writer takes no more rows: they are saved here like the rest.
+  const bool saveLater = rowOnly && changed && !stopping_;
+  const bool saveNow = changed && !saveLater;
+  if (saveNow) {
     if (auto saved = commit(std::move(t)); !saved) {
       return apiFailure(500, "store-error", "The agent's state could not be saved", saved.error().message);
     }
@@ -177,6 +180,7 @@ std::optional<ApiResult<protocol::HeartbeatReply>> Manager::applyHeartbeat(const
     if (auto current = agent.record.slots.find(slot); current != agent.record.slots.end()) figures.used = current->second.used;
   }
   agent.record = std::move(record);
+  if (saveNow) agent.rowUnsaved = false;
   dirtyAgents_.insert(agentId);
   agent.lastSeen = now;
   agent.fullReportSinceStart = true;

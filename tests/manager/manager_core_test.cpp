@@ -287,6 +287,17 @@ TEST_F(ManagerCoreTest, AReportTheStoreCannotSaveIsRefusedAndAskedForAgain) {
   EXPECT_EQ(capacity("a", "cpu"), Quantity(8));
 }
 
+TEST_F(ManagerCoreTest, AChangedReportDuringShutdownIsSavedAndAnswered) {
+  startManager();
+  report("a", nodeState("http://127.0.0.1:1", {{"cpu", "4"}}), 1);
+  manager_->shutdown();  // the API still answers until the HTTP server stops
+  auto reply = manager_->heartbeat("a", {"a", 2, nodeState("http://127.0.0.1:1", {{"cpu", "8"}})});
+  ASSERT_TRUE(reply.ok()) << "answered, not left to the stopped writer";
+  manager_.reset();
+  startManager();
+  EXPECT_EQ(capacity("a", "cpu"), Quantity(8));
+}
+
 TEST_F(ManagerCoreTest, AConflictingSlotTypeIsNotTakenFromThatAgent) {
   startManager();
   report("a", nodeState("http://127.0.0.1:1", {{"cpu", "4"}, {"mem", "1024"}}));
