@@ -28,6 +28,7 @@
 
 #include <bai/protocol.hpp>
 
+#include "bench_process.hpp"
 #include "bench_support.hpp"
 
 #include <benchmark/benchmark.h>
@@ -36,11 +37,9 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -55,9 +54,7 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <utility>
@@ -75,21 +72,18 @@ using bai::SlotType;
 namespace protocol = bai::protocol;
 
 using bai::bench::Clock;
+using bai::bench::fromEnvOr;
+using bai::bench::lastLines;
+using bai::bench::processCpuSeconds;
 using bai::bench::reportPercentiles;
 using bai::bench::seconds;
+using bai::bench::spawnDaemon;
+using bai::bench::stopProcess;
 using bai::bench::TempDir;
 
 // ---- Helpers --------------------------------------------------------------------------
 
 Quantity gib(std::int64_t n) { return Quantity(n << 30); }
-
-std::string lastLines(const std::filesystem::path& file, std::size_t bytes = 1500) {
-  std::ifstream in(file);
-  std::stringstream text;
-  text << in.rdbuf();
-  const std::string all = text.str();
-  return all.size() > bytes ? all.substr(all.size() - bytes) : all;
-}
 
 // ---- The manager process --------------------------------------------------------------
 
@@ -105,8 +99,7 @@ class ManagerProcess {
 
   // Empty on success, else why it did not start.
   std::string start() {
-    const char* fromEnv = std::getenv("BAI_MANAGER");
-    const std::string binary = fromEnv != nullptr && *fromEnv != '\0' ? fromEnv : BAI_MANAGER_BUILD_PATH;
+    const std::string binary = fromEnvOr("BAI_MANAGER", BAI_MANAGER_BUILD_PATH);
     if (binary.empty() || ::access(binary.c_str(), X_OK) != 0) {
       return "no bai-manager binary at '" + binary + "' (set BAI_MANAGER)";
     }
@@ -125,25 +118,8 @@ class ManagerProcess {
                           << "synchronous = \"" << synchronous_ << "\"\n";
     const auto ready = dir_.path() / "ready";
     log_ = dir_.path() / "manager.log";
-    std::vector<std::string> args = {binary, "--config", config.string(), "--ready-file", ready.string()};
-    std::vector<char*> argv;
-    for (auto& arg : args) argv.push_back(arg.data());
-    argv.push_back(nullptr);
-    const int logFd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (logFd < 0) return "cannot create " + log_.string();
-    const pid_t parent = ::getpid();
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      // Only async-signal-safe calls between fork and exec.
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (::getppid() != parent) ::_exit(126);
-      ::dup2(logFd, STDOUT_FILENO);
-      ::dup2(logFd, STDERR_FILENO);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-    ::close(logFd);
-    if (pid_ < 0) return "fork failed";
+    pid_ = spawnDaemon({binary, "--config", config.string(), "--ready-file", ready.string()}, log_);
+    if (pid_ < 0) return "cannot start " + binary;
     const auto deadline = Clock::now() + std::chrono::seconds(30);
     while (!std::filesystem::exists(ready)) {
       int status = 0;
@@ -162,22 +138,7 @@ class ManagerProcess {
     return "";
   }
 
-  void stop() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    const auto deadline = Clock::now() + std::chrono::seconds(10);
-    int status = 0;
-    while (::waitpid(pid_, &status, WNOHANG) == 0) {
-      if (Clock::now() > deadline) {
-        std::fprintf(stderr, "bench_heartbeat: bai-manager ignored SIGTERM for 10 s; killing it\n");
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, &status, 0);
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    pid_ = -1;
-  }
+  void stop() { stopProcess(std::exchange(pid_, -1), "bai-manager"); }
 
   bool running() const {
     int status = 0;
@@ -465,22 +426,6 @@ std::string fetch(std::uint16_t port, const std::string& token, const std::strin
 double metric(const std::string& text, const std::string& name) {
   const std::size_t at = text.find("\n" + name + " ");
   return at == std::string::npos ? -1 : std::strtod(text.c_str() + at + name.size() + 2, nullptr);
-}
-
-// CPU seconds (user + system, all threads) a process has used so far.
-double processCpuSeconds(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const std::size_t afterName = text.rfind(')');
-  if (afterName == std::string::npos) return 0;
-  std::istringstream fields(text.substr(afterName + 2));
-  std::string field;
-  unsigned long long utime = 0, stime = 0;
-  for (int i = 3; i <= 15 && fields >> field; ++i) {  // fields 14 and 15: utime, stime
-    if (i == 14) utime = std::stoull(field);
-    if (i == 15) stime = std::stoull(field);
-  }
-  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
 // A manager with its agents registered, and the connections that carry their heartbeats.

@@ -55,6 +55,7 @@
 #include "http_client.hpp"
 #include "secret_file.hpp"
 
+#include "bench_process.hpp"
 #include "bench_support.hpp"
 
 #include <benchmark/benchmark.h>
@@ -63,7 +64,6 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -77,11 +77,9 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <iterator>
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <utility>
@@ -109,14 +107,20 @@
 #define BAI_POLICY_BUILD_DIR ""
 #endif
 
-extern char** environ;
-
 namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
+using bai::bench::childEnvironment;
 using bai::bench::Clock;
+using bai::bench::exitStatus;
+using bai::bench::fromEnvOr;
+using bai::bench::lastLines;
+using bai::bench::pointers;
+using bai::bench::processCpuSeconds;
 using bai::bench::seconds;
+using bai::bench::spawnDaemon;
+using bai::bench::stopProcess;
 using bai::bench::TempDir;
 using bai::client::Client;
 using bai::client::Session;
@@ -127,19 +131,6 @@ constexpr const char* kGpuShares = "80";  // the mock GPU's whole capacity (see 
 
 // ---- Small helpers ----------------------------------------------------------------------
 
-std::string fromEnvOr(const char* name, const char* built) {
-  const char* value = std::getenv(name);
-  return value != nullptr && *value != '\0' ? value : built;
-}
-
-std::string lastLines(const fs::path& file, std::size_t bytes = 1500) {
-  std::ifstream in(file);
-  std::stringstream text;
-  text << in.rdbuf();
-  const std::string all = text.str();
-  return all.size() > bytes ? all.substr(all.size() - bytes) : all;
-}
-
 std::string firstLine(const fs::path& file) {
   std::string line;
   std::ifstream in(file);
@@ -147,7 +138,6 @@ std::string firstLine(const fs::path& file) {
   return line;
 }
 
-// The q-quantile of nanosecond samples (reordered in place), as they are.
 // Counters `<prefix>p50_ms` and so on: round trips are milliseconds long, where the
 // suites' usual microsecond counters read badly.
 void reportMillis(benchmark::State& state, const std::vector<std::int64_t>& samples, const std::string& prefix = "") {
@@ -159,68 +149,6 @@ std::atomic<int> failedBenchmarks{0};
 void fail(benchmark::State& state, const std::string& why) {
   ++failedBenchmarks;
   state.SkipWithError(why.c_str());
-}
-
-// The environment of a child: ours without BAI_* (so a developer's own endpoint or keys
-// cannot leak in), plus `extra`.
-std::vector<std::string> childEnvironment(const std::vector<std::string>& extra) {
-  std::vector<std::string> out;
-  for (char** e = environ; *e != nullptr; ++e) {
-    if (std::string_view(*e).rfind("BAI_", 0) != 0) out.emplace_back(*e);
-  }
-  out.insert(out.end(), extra.begin(), extra.end());
-  return out;
-}
-
-std::vector<char*> pointers(std::vector<std::string>& strings) {
-  std::vector<char*> out;
-  for (auto& s : strings) out.push_back(s.data());
-  out.push_back(nullptr);
-  return out;
-}
-
-// fork+exec with stdout and stderr to `log` (O_APPEND), dying with this process. Only
-// async-signal-safe calls between fork and exec. -1 when fork failed.
-pid_t spawnDaemon(std::vector<std::string> args, const fs::path& log) {
-  auto argv = pointers(args);
-  std::vector<std::string> environment = childEnvironment({});
-  auto envp = pointers(environment);
-  const int logFd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  if (logFd < 0) return -1;
-  const pid_t parent = ::getpid();
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    // The signal follows the thread that forked: the daemons are started from the main
-    // thread, which lives as long as the benchmark does.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(126);
-    ::dup2(logFd, STDOUT_FILENO);
-    ::dup2(logFd, STDERR_FILENO);
-    ::execve(argv[0], argv.data(), envp.data());
-    ::_exit(127);
-  }
-  ::close(logFd);
-  return pid;
-}
-
-int exitStatus(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
-
-// SIGTERM, then SIGKILL after `grace`; reaps it either way.
-void stopProcess(pid_t pid, const char* name, std::chrono::milliseconds grace = 10s) {
-  if (pid <= 0) return;
-  ::kill(pid, SIGTERM);
-  const auto deadline = Clock::now() + grace;
-  int status = 0;
-  while (::waitpid(pid, &status, WNOHANG) == 0) {
-    if (Clock::now() > deadline) {
-      std::fprintf(stderr, "bench_session: %s ignored SIGTERM for %lld ms; killing it\n", name,
-                   static_cast<long long>(grace.count()));
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      return;
-    }
-    std::this_thread::sleep_for(5ms);
-  }
 }
 
 // Runs a short-lived program (the CLI, `bai-manager init`) with the given environment;
@@ -259,21 +187,6 @@ void removeCgroupParent(const std::string& parent) {
   for (const auto& controller : fs::directory_iterator("/sys/fs/cgroup", ec)) {
     if (controller.is_directory(ec) && fs::exists(controller.path() / parent, ec)) removeCgroupTree(controller.path() / parent);
   }
-}
-
-// CPU seconds a process has used, with its children it has reaped: for the agent, its
-// session shims and, through them, the sessions' commands.
-double cpuSeconds(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const auto nameEnd = text.rfind(')');
-  if (nameEnd == std::string::npos) return 0;
-  std::istringstream fields(text.substr(nameEnd + 1));
-  std::string skipped;
-  for (int field = 3; field < 14; ++field) fields >> skipped;  // state .. cmajflt
-  long long user = 0, system = 0, childrenUser = 0, childrenSystem = 0;
-  fields >> user >> system >> childrenUser >> childrenSystem;
-  return static_cast<double>(user + system + childrenUser + childrenSystem) / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
 // ---- Worker threads -------------------------------------------------------------------------
@@ -529,8 +442,8 @@ class Cluster {
   }
 
   const Client& api() const { return *api_; }
-  double managerCpuSeconds() const { return cpuSeconds(managerPid_); }
-  double agentCpuSeconds() const { return cpuSeconds(agentPid_); }
+  double managerCpuSeconds() const { return processCpuSeconds(managerPid_); }
+  double agentCpuSeconds() const { return processCpuSeconds(agentPid_); }
   const std::string& cli() const { return binaries_.cli; }
   std::vector<std::string>& cliEnvironment() { return cliEnvironment_; }
   fs::path file(const std::string& name) const { return dir_.path() / name; }
