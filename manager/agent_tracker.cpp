@@ -231,14 +231,11 @@ void Manager::stateWriterLoop() {
       log(LogLevel::Error, "saving the state of " + std::to_string(rows.size()) + " agents failed: " + saved.error().message);
     }
     lock.unlock();
+    const ApiResult<protocol::HeartbeatReply> outcome =
+        saved ? ApiResult<protocol::HeartbeatReply>(protocol::HeartbeatReply{false})
+              : apiFailure(500, "store-error", "The agent's state could not be saved", saved.error().message);
     for (auto& [agentId, answers] : batch) {
-      for (auto& answer : answers) {
-        if (saved) {
-          answer(protocol::HeartbeatReply{false});
-        } else {
-          answer(apiFailure(500, "store-error", "The agent's state could not be saved", saved.error().message));
-        }
-      }
+      for (auto& answer : answers) answer(outcome);
     }
     lock.lock();
   }

@@ -50,9 +50,9 @@ void Manager::schedulerLoop() {
     }
     lastRound_ = std::chrono::steady_clock::now();
     schedulerDirty_ = false;
-    if (const auto now = std::chrono::steady_clock::now(); now >= nextLostCheck_) {
+    if (lastRound_ >= nextLostCheck_) {
       detectLostAgents();
-      nextLostCheck_ = now + lostCheckEvery;
+      nextLostCheck_ = lastRound_ + lostCheckEvery;
     }
     retryStalled();
     placePending();
