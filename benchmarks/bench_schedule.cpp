@@ -610,7 +610,7 @@ bool waitFor(benchmark::State& state, Manager& manager, const Caller& caller, co
     for (std::size_t i : open) {
       auto session = manager.session(caller, ids[i]);
       if (!session) {
-        state.SkipWithError(("session " + ids[i] + ": " + session.error().error.detail).c_str());
+        state.SkipWithError(("session " + ids[i] + ": " + session.error().detail).c_str());
         return false;
       }
       const bool done = final ? bai::manager::isFinal(session->status) : session->status == wanted;
@@ -709,7 +709,7 @@ void BM_EndToEnd(benchmark::State& state) {
                        "Manager::start");
   for (std::size_t i = 0; i < agentCount; ++i) {
     auto reply = manager->heartbeat(agentId(i), registration(i, rpc.url()));
-    if (!reply) die("registering " + agentId(i) + ": " + reply.error().error.detail);
+    if (!reply) die("registering " + agentId(i) + ": " + reply.error().detail);
   }
 
   const Caller caller{"bench-user", false};
@@ -734,7 +734,7 @@ void BM_EndToEnd(benchmark::State& state) {
     for (std::size_t i = 0; i < batch; ++i) {
       auto session = manager->createSession(caller, requests[created++ % requests.size()]);
       if (!session) {
-        state.SkipWithError(("createSession: " + session.error().error.detail).c_str());
+        state.SkipWithError(("createSession: " + session.error().detail).c_str());
         break;
       }
       ids.push_back(session->id);
@@ -754,7 +754,7 @@ void BM_EndToEnd(benchmark::State& state) {
     bool destroyed = true;
     for (const auto& id : ids) {
       if (auto done = manager->destroySession(caller, id); !done) {
-        state.SkipWithError(("destroySession: " + done.error().error.detail).c_str());
+        state.SkipWithError(("destroySession: " + done.error().detail).c_str());
         destroyed = false;
         break;
       }

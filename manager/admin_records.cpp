@@ -190,4 +190,41 @@ Json scalingGroupToJson(const ScalingGroupRecord& group) {
           {"created_at_ms", group.createdAtMillis}};
 }
 
+namespace {
+
+// A PATCH: the stored record's JSON with the given fields replacing whole fields; the
+// creation time is the manager's.
+Result<nlohmann::json> overlay(nlohmann::json stored, const nlohmann::json& fields) {
+  if (!fields.is_object()) return fail(ErrorCode::InvalidArgument, "the body is not a JSON object");
+  stored.erase("created_at_ms");
+  for (const auto& [key, value] : fields.items()) stored[key] = value;
+  return stored;
+}
+
+}  // namespace
+
+RecordEdit<ScalingGroupRecord> scalingGroupCreate(const nlohmann::json& doc) {
+  return [doc](const ScalingGroupRecord&, const SlotTypeTable&) { return scalingGroupFromJson(doc); };
+}
+
+RecordEdit<ScalingGroupRecord> scalingGroupPatch(const nlohmann::json& fields) {
+  return [fields](const ScalingGroupRecord& stored, const SlotTypeTable&) -> Result<ScalingGroupRecord> {
+    auto merged = overlay(scalingGroupToJson(stored), fields);
+    if (!merged) return Failure{merged.error()};
+    return scalingGroupFromJson(*merged);
+  };
+}
+
+RecordEdit<ResourcePolicyRecord> resourcePolicyCreate(const nlohmann::json& doc) {
+  return [doc](const ResourcePolicyRecord&, const SlotTypeTable& types) { return resourcePolicyFromJson(doc, types); };
+}
+
+RecordEdit<ResourcePolicyRecord> resourcePolicyPatch(const nlohmann::json& fields) {
+  return [fields](const ResourcePolicyRecord& stored, const SlotTypeTable& types) -> Result<ResourcePolicyRecord> {
+    auto merged = overlay(resourcePolicyToJson(stored), fields);
+    if (!merged) return Failure{merged.error()};
+    return resourcePolicyFromJson(*merged, types);
+  };
+}
+
 }  // namespace bai::manager

@@ -3,6 +3,7 @@
 // left out take the record's defaults.
 #pragma once
 
+#include "admin_service.hpp"
 #include "store/store.hpp"
 
 #include <bai/result.hpp>
@@ -29,5 +30,12 @@ nlohmann::json resourcePolicyToJson(const ResourcePolicyRecord& policy);  // wit
 // "active"}. Sequencer and selector names are checked for shape only: placement resolves them.
 Result<ScalingGroupRecord> scalingGroupFromJson(const nlohmann::json& doc);
 nlohmann::json scalingGroupToJson(const ScalingGroupRecord& group);  // with created_at_ms
+
+// The API's edits for AdminService: a create reads the whole record from `doc`; a PATCH
+// lays the given fields over the stored record's JSON, replacing whole fields.
+RecordEdit<ScalingGroupRecord> scalingGroupCreate(const nlohmann::json& doc);
+RecordEdit<ScalingGroupRecord> scalingGroupPatch(const nlohmann::json& fields);
+RecordEdit<ResourcePolicyRecord> resourcePolicyCreate(const nlohmann::json& doc);
+RecordEdit<ResourcePolicyRecord> resourcePolicyPatch(const nlohmann::json& fields);
 
 }  // namespace bai::manager

@@ -1,5 +1,5 @@
 // The manager's calls to agents' RPC (create, destroy, status, logs), authenticated
-// with the cluster token. Blocking; called from the manager's dispatch threads.
+// with the cluster token. Blocking; called only from the AgentDispatcher's threads.
 #pragma once
 
 #include <bai/protocol.hpp>
@@ -40,6 +40,8 @@ class AgentClient {
   AgentCall<protocol::SessionInfo> session(const std::string& rpcUrl, const std::string& sessionId) const;
   // GET {rpcUrl}{pathAndQuery} passed through as the agent answered (logs, alloc-map).
   AgentCall<AgentReply> get(const std::string& rpcUrl, const std::string& pathAndQuery) const;
+
+  std::chrono::milliseconds timeout() const { return timeout_; }
 
  private:
   AgentCall<AgentReply> call(const std::string& method, const std::string& url, const std::string& body) const;

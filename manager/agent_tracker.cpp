@@ -1,11 +1,10 @@
 // Agents: registration and heartbeats, session events, liveness, and reconciliation
 // when an agent comes back.
-#include "manager.hpp"
+#include "agent_tracker.hpp"
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <future>
 #include <tuple>
 
 namespace bai::manager {
@@ -47,73 +46,105 @@ bool sameStoredRow(const AgentRecord& stored, const AgentRecord& next) {
          std::equal(stored.slots.begin(), stored.slots.end(), next.slots.begin(), next.slots.end(), sameFigures);
 }
 
+// One event of a session placed on the reporting agent.
+void applyEvent(SessionRecord& session, const protocol::SessionEvent& event) {
+  switch (event.kind) {
+    case protocol::EventKind::Started:
+      if (session.status == SessionStatus::Scheduled || session.status == SessionStatus::Preparing) {
+        session.status = SessionStatus::Running;
+      }
+      session.startedAtMillis = event.atMillis;
+      break;
+    case protocol::EventKind::Exited:
+      session.statusReason = session.status == SessionStatus::Terminating ? "destroyed" : "exited";
+      session.status = SessionStatus::Terminated;
+      session.exitCode = event.exitCode;
+      session.endedAtMillis = event.atMillis;
+      break;
+    case protocol::EventKind::Failed:
+      session.status = SessionStatus::Error;
+      session.statusReason = event.reason;
+      session.endedAtMillis = event.atMillis;
+      break;
+  }
+}
+
 bool validRpcUrl(const std::string& url) {
   return (url.rfind("http://", 0) == 0 && url.size() > 7) || (url.rfind("https://", 0) == 0 && url.size() > 8);
 }
 
 }  // namespace
 
-void Manager::heartbeat(const std::string& agentId, const protocol::Heartbeat& heartbeat, HeartbeatCallback done) {
-  std::optional<ApiResult<protocol::HeartbeatReply>> answer;
+AgentTracker::AgentTracker(Ledger& ledger, SessionLifecycle& lifecycle, Metrics& metrics, LogSink log)
+    : ledger_(ledger), lifecycle_(lifecycle), metrics_(metrics), log_(std::move(log)) {}
+
+AgentTracker::~AgentTracker() { stop(); }
+
+void AgentTracker::log(LogLevel level, const std::string& message) const {
+  if (log_) log_(level, "manager", message);
+}
+
+void AgentTracker::start() {
+  writer_ = std::thread([this] { writerLoop(); });
+}
+
+void AgentTracker::stop() {
+  writerWake_.notify_all();
+  if (writer_.joinable()) writer_.join();
+}
+
+void AgentTracker::heartbeat(const std::string& agentId, const protocol::Heartbeat& heartbeat, HeartbeatCallback done) {
+  Applied applied;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
-    answer = applyHeartbeat(agentId, heartbeat, done);
+    const Guard guard = ledger_.lock();
+    applied = apply(guard, agentId, heartbeat, done);
   }
-  if (answer) done(std::move(*answer));
+  if (!applied.notActive.empty()) stopEnded(agentId, applied.rpcUrl, applied.notActive);
+  if (applied.answer) done(std::move(*applied.answer));
 }
 
-ApiResult<protocol::HeartbeatReply> Manager::heartbeat(const std::string& agentId, const protocol::Heartbeat& heartbeat) {
-  std::promise<ApiResult<protocol::HeartbeatReply>> answer;
-  auto answered = answer.get_future();
-  this->heartbeat(agentId, heartbeat, [&answer](ApiResult<protocol::HeartbeatReply> reply) { answer.set_value(std::move(reply)); });
-  return answered.get();
-}
-
-std::optional<ApiResult<protocol::HeartbeatReply>> Manager::applyHeartbeat(const std::string& agentId,
-                                                                           const protocol::Heartbeat& heartbeat,
-                                                                           HeartbeatCallback& done) {
+AgentTracker::Applied AgentTracker::apply(const Guard& guard, const std::string& agentId,
+                                          const protocol::Heartbeat& heartbeat, HeartbeatCallback& done) {
+  Applied out;
   if (heartbeat.agentId != agentId) {
-    return apiFailure(400, "invalid-request", "Agent id mismatch",
-                      "the URL names agent '" + agentId + "' but the heartbeat '" + heartbeat.agentId + "'");
+    out.answer = refuse(ErrorKind::InvalidRequest,
+                        "the URL names agent '" + agentId + "' but the heartbeat '" + heartbeat.agentId + "'");
+    return out;
   }
   metrics_.heartbeats.fetch_add(1, std::memory_order_relaxed);
-  const auto now = std::chrono::steady_clock::now();
-  auto known = agents_.find(agentId);
+  ClusterState& state = ledger_.state(guard);
+  auto known = state.agents.find(agentId);
   if (!heartbeat.state) {
     // Liveness lives in memory: a heartbeat that changes nothing writes nothing.
-    if (known == agents_.end()) return protocol::HeartbeatReply{true};
+    if (known == state.agents.end()) {
+      out.answer = protocol::HeartbeatReply{true};
+      return out;
+    }
     AgentView& agent = known->second;
     const bool stale = !agent.fullReportSinceStart || !agent.alive() || agent.record.digest != heartbeat.digest;
-    if (agent.alive()) agent.lastSeen = now;
-    return protocol::HeartbeatReply{stale};
+    if (agent.alive()) agent.lastSeen = std::chrono::steady_clock::now();
+    out.answer = protocol::HeartbeatReply{stale};
+    return out;
   }
-  metrics_.fullHeartbeats.fetch_add(1, std::memory_order_relaxed);
+  bool saveLater = false;
+  auto reply = applyFullReport(guard, agentId, heartbeat, saveLater, out.notActive);
+  out.rpcUrl = heartbeat.state->rpcAddress;
+  if (!saveLater) {
+    out.answer = std::move(reply);
+    return out;
+  }
+  unsaved_[agentId].push_back(std::move(done));
+  writerWake_.notify_one();
+  return out;
+}
+
+namespace {
+
+// The row a full report makes of the agent's stored one (`record`, empty when new):
+// slots the report refuses are left out; reservations on slots it no longer offers stay
+// counted until they end.
+void takeReport(AgentRecord& record, const protocol::Heartbeat& heartbeat, const std::set<std::string>& refused) {
   const protocol::AgentState& state = *heartbeat.state;
-  if (!validRpcUrl(state.rpcAddress)) {
-    return apiFailure(400, "invalid-request", "Invalid RPC address",
-                      "rpc address '" + state.rpcAddress + "' is not an http:// or https:// URL");
-  }
-  if (state.scalingGroup.empty()) return apiFailure(400, "invalid-request", "Invalid heartbeat", "scaling group is empty");
-
-  LearnedSlots learned = registry_.compare(state.slotTypes);
-  std::set<std::string> refused;
-  for (const auto& conflict : learned.conflicts) {
-    refused.insert(conflict.slot);
-    metrics_.slotTypeConflicts.fetch_add(1, std::memory_order_relaxed);
-    log(LogLevel::Error, "agent " + agentId + " reports slot " + conflict.slot + " as " + slotTypeName(conflict.reported) +
-                             " but the cluster knows it as " + slotTypeName(conflict.known) + "; not offering it");
-  }
-  for (const auto& [slot, amount] : state.available) {
-    if (state.slotTypes.count(slot.str()) == 0 && registry_.find(slot.str()) == nullptr) {
-      refused.insert(slot.str());
-      log(LogLevel::Error, "agent " + agentId + " offers slot " + slot.str() + " without its type; not offering it");
-    }
-  }
-
-  const bool isNew = known == agents_.end();
-  const bool revived = !isNew && !known->second.alive();
-  AgentRecord record = isNew ? AgentRecord{} : known->second.record;
-  record.id = agentId;
   record.status = AgentStatus::Alive;
   record.rpcUrl = state.rpcAddress;
   record.region = state.region;
@@ -123,8 +154,6 @@ std::optional<ApiResult<protocol::HeartbeatReply>> Manager::applyHeartbeat(const
   record.digest = heartbeat.digest;
   record.pluginsJson = pluginsJson(state);
   record.deviceHealthJson = deviceHealthJson(state);
-  if (isNew) record.registeredAtMillis = nowMillis();
-  if (isNew || revived) record.statusChangedAtMillis = nowMillis();
   std::map<std::string, AgentSlotFigures> slots;
   for (const auto& [slot, amount] : state.available) {
     if (refused.count(slot.str()) != 0) continue;
@@ -134,16 +163,54 @@ std::optional<ApiResult<protocol::HeartbeatReply>> Manager::applyHeartbeat(const
     if (auto old = record.slots.find(slot.str()); old != record.slots.end()) figures.used = old->second.used;
     slots[slot.str()] = figures;
   }
-  // Reservations on slots the agent no longer offers stay counted until they end.
   for (const auto& [slot, figures] : record.slots) {
     if (slots.count(slot) == 0 && !figures.used.isZero()) slots[slot] = {Quantity(), figures.used, Quantity()};
   }
   record.slots = std::move(slots);
+}
+
+}  // namespace
+
+Outcome<protocol::HeartbeatReply> AgentTracker::applyFullReport(const Guard& guard, const std::string& agentId,
+                                                                const protocol::Heartbeat& heartbeat, bool& saveLater,
+                                                                std::vector<std::string>& notActive) {
+  metrics_.fullHeartbeats.fetch_add(1, std::memory_order_relaxed);
+  ClusterState& cluster = ledger_.state(guard);
+  const protocol::AgentState& state = *heartbeat.state;
+  if (!validRpcUrl(state.rpcAddress)) {
+    return refuse(ErrorKind::InvalidRequest, "rpc address '" + state.rpcAddress + "' is not an http:// or https:// URL");
+  }
+  if (state.scalingGroup.empty()) return refuse(ErrorKind::InvalidRequest, "scaling group is empty");
+  const LearnedSlots learned = cluster.registry.compare(state.slotTypes);
+  std::set<std::string> refused;
+  for (const auto& conflict : learned.conflicts) {
+    refused.insert(conflict.slot);
+    metrics_.slotTypeConflicts.fetch_add(1, std::memory_order_relaxed);
+    log(LogLevel::Error, "agent " + agentId + " reports slot " + conflict.slot + " as " + slotTypeName(conflict.reported) +
+                             " but the cluster knows it as " + slotTypeName(conflict.known) + "; not offering it");
+  }
+  for (const auto& [slot, amount] : state.available) {
+    if (state.slotTypes.count(slot.str()) == 0 && cluster.registry.find(slot.str()) == nullptr) {
+      refused.insert(slot.str());
+      log(LogLevel::Error, "agent " + agentId + " offers slot " + slot.str() + " without its type; not offering it");
+    }
+  }
+  auto known = cluster.agents.find(agentId);
+  const bool isNew = known == cluster.agents.end();
+  const bool revived = !isNew && !known->second.alive();
+  AgentRecord record = isNew ? AgentRecord{} : known->second.record;
+  record.id = agentId;
+  takeReport(record, heartbeat, refused);
+  if (isNew) record.registeredAtMillis = nowMillis();
+  if (isNew || revived) record.statusChangedAtMillis = nowMillis();
 
   Transition t;
   t.extra = [&](StoreTransaction& tx) -> Result<void> {
     for (const auto& [slot, type] : learned.added) {
       if (auto done = tx.insertSlotType(slot, type); !done) return done;
+    }
+    for (const auto& [slot, type] : learned.refined) {
+      if (auto done = tx.refineSlotType(slot, type); !done) return done;
     }
     return tx.upsertAgent(record);
   };
@@ -152,7 +219,7 @@ std::optional<ApiResult<protocol::HeartbeatReply>> Manager::applyHeartbeat(const
   if (revived) {
     // Its running processes are the truth for what runs: reservations of sessions it
     // still runs count again.
-    for (const auto& [id, session] : active_) {
+    for (const auto& [id, session] : cluster.active) {
       if (session.agentId != agentId || reported.count(id) == 0) continue;
       SessionRecord updated = session;
       updated.statusReason.clear();
@@ -162,143 +229,146 @@ std::optional<ApiResult<protocol::HeartbeatReply>> Manager::applyHeartbeat(const
   }
   // A report that only changes a known agent's row is saved by the state writer with the
   // reports of other agents, in one transaction; the rest is saved here and now.
-  const bool rowOnly = !isNew && !revived && learned.added.empty();
+  const bool rowOnly = !isNew && !revived && learned.added.empty() && learned.refined.empty();
   const bool changed = !rowOnly || known->second.rowUnsaved || !sameStoredRow(known->second.record, record);
   // Once shutdown has begun the writer takes no more rows: they are saved here like the rest.
-  const bool saveLater = rowOnly && changed && !stopping_;
+  saveLater = rowOnly && changed && !cluster.stopping;
   const bool saveNow = changed && !saveLater;
   if (saveNow) {
-    if (auto saved = commit(std::move(t)); !saved) {
-      return apiFailure(500, "store-error", "The agent's state could not be saved", saved.error().message);
-    }
+    if (auto saved = ledger_.commit(guard, std::move(t)); !saved) return refuse(ErrorKind::StoreFailed, saved.error().message);
   }
-  registry_.add(learned.added);
+  cluster.registry.add(learned);
   for (const auto& [slot, type] : learned.added) log(LogLevel::Info, "slot " + slot + " (" + slotTypeName(type) + ") learned from agent " + agentId);
-  AgentView& agent = agents_[agentId];
+  AgentView& agent = cluster.agents[agentId];
   // commit() already refreshed the used figures of agents whose reservations changed.
   for (auto& [slot, figures] : record.slots) {
     if (auto current = agent.record.slots.find(slot); current != agent.record.slots.end()) figures.used = current->second.used;
   }
   agent.record = std::move(record);
   if (saveNow) agent.rowUnsaved = false;
-  dirtyAgents_.insert(agentId);
-  agent.lastSeen = now;
+  cluster.dirtyAgents.insert(agentId);
+  agent.lastSeen = std::chrono::steady_clock::now();
   agent.fullReportSinceStart = true;
   agent.reportedSessions = reported;
   for (const auto& id : reported) agent.unseenPlacements.erase(id);
-  for (auto& [sessionId, byAgent] : refusals_) byAgent.erase(agentId);
+  for (auto& [sessionId, byAgent] : cluster.refusals) byAgent.erase(agentId);
   if (isNew) log(LogLevel::Info, "agent " + agentId + " registered (" + agent.record.rpcUrl + ", group " + agent.record.scalingGroup + ")");
   if (revived) log(LogLevel::Warning, "agent " + agentId + " is back after being lost");
-  reconcile(agent, state, revived);
-  notifyScheduler();
-  if (!saveLater) return protocol::HeartbeatReply{false};
-  unsavedAgents_[agentId].push_back(std::move(done));
-  stateWriterWake_.notify_one();
-  return std::nullopt;
+  notActive = reconcile(guard, agent, state, revived);
+  ledger_.wantPlacement(guard);
+  return protocol::HeartbeatReply{false};
 }
 
 // Group commit of the agents' rows changed by full reports. The writer takes the rows
-// from memory under mutex_, then takes the store's write lock *before* letting mutex_
-// go: a transaction that saw later memory (a reservation, a lost agent) can only commit
-// after this batch, so the batch never overwrites newer figures. Heartbeats are applied
-// in memory meanwhile, so the batch grows while the previous one is being written.
-void Manager::stateWriterLoop() {
-  std::unique_lock<std::mutex> lock(mutex_);
+// from memory under the ledger's lock, then takes the store's write lock *before*
+// letting the ledger's lock go: a transaction that saw later memory (a reservation, a
+// lost agent) can only commit after this batch, so the batch never overwrites newer
+// figures. Heartbeats are applied in memory meanwhile, so the batch grows while the
+// previous one is being written.
+void AgentTracker::writerLoop() {
+  Guard guard = ledger_.lock();
   while (true) {
-    stateWriterWake_.wait(lock, [this] { return stopping_ || !unsavedAgents_.empty(); });
-    if (unsavedAgents_.empty()) return;  // stopping, and everything queued is saved
-    auto batch = std::exchange(unsavedAgents_, {});
+    writerWake_.wait(guard, [this, &guard] { return ledger_.state(guard).stopping || !unsaved_.empty(); });
+    if (unsaved_.empty()) return;  // stopping, and everything queued is saved
+    auto batch = std::exchange(unsaved_, {});
     std::vector<AgentRecord> rows;
     rows.reserve(batch.size());
-    for (const auto& [agentId, answers] : batch) rows.push_back(agents_.at(agentId).record);
-    auto saved = store_->write([&](StoreTransaction& tx) -> Result<void> {
-      lock.unlock();
+    for (const auto& [agentId, answers] : batch) rows.push_back(ledger_.state(guard).agents.at(agentId).record);
+    auto saved = ledger_.store().write([&](StoreTransaction& tx) -> Result<void> {
+      guard.unlock();
       for (const auto& row : rows) {
         if (auto done = tx.upsertAgent(row); !done) return done;
       }
       return {};
     });
-    if (!lock.owns_lock()) lock.lock();
+    if (!guard.owns_lock()) guard.lock();
     metrics_.agentRowBatches.fetch_add(1, std::memory_order_relaxed);
     metrics_.agentRowsSaved.fetch_add(saved ? rows.size() : 0, std::memory_order_relaxed);
     for (const auto& [agentId, answers] : batch) {
       // Unsaved but applied: the agent sends its full state again, and it will be written.
-      AgentView& agent = agents_.at(agentId);
+      AgentView& agent = ledger_.state(guard).agents.at(agentId);
       agent.rowUnsaved = !saved;
       if (!saved) agent.fullReportSinceStart = false;
     }
-    if (!saved) {
-      log(LogLevel::Error, "saving the state of " + std::to_string(rows.size()) + " agents failed: " + saved.error().message);
-    }
-    lock.unlock();
-    const ApiResult<protocol::HeartbeatReply> outcome =
-        saved ? ApiResult<protocol::HeartbeatReply>(protocol::HeartbeatReply{false})
-              : apiFailure(500, "store-error", "The agent's state could not be saved", saved.error().message);
+    if (!saved) log(LogLevel::Error, "saving the state of " + std::to_string(rows.size()) + " agents failed: " + saved.error().message);
+    guard.unlock();
+    const Outcome<protocol::HeartbeatReply> outcome =
+        saved ? Outcome<protocol::HeartbeatReply>(protocol::HeartbeatReply{false})
+              : refuse(ErrorKind::StoreFailed, saved.error().message);
     for (auto& [agentId, answers] : batch) {
       for (auto& answer : answers) answer(outcome);
     }
-    lock.lock();
+    guard.lock();
   }
 }
 
-// The agent's list of running sessions against the manager's: sessions the manager
-// has ended (or cancelled while the agent was away) are stopped there; sessions the
-// manager thinks run but the agent no longer lists are asked about.
-void Manager::reconcile(AgentView& agent, const protocol::AgentState& state, bool revived) {
+// The agent's list of running sessions against the ledger's: sessions the manager has
+// ended (or cancelled while the agent was away) are stopped there; sessions the manager
+// thinks run but the agent no longer lists are asked about. Returns the sessions the
+// agent runs that are not active here, to be looked up in the store without the lock.
+std::vector<std::string> AgentTracker::reconcile(const Guard& guard, AgentView& agent, const protocol::AgentState& state,
+                                                 bool revived) {
+  ClusterState& cluster = ledger_.state(guard);
   const std::string& agentId = agent.record.id;
+  std::vector<std::string> notActive;
   for (const auto& summary : state.sessions) {
-    auto it = active_.find(summary.id);
-    if (it != active_.end() && it->second.agentId == agentId) {
-      if (it->second.status == SessionStatus::Terminating && inFlight_.count(summary.id) == 0) {
-        inFlight_.insert(summary.id);
-        dispatch([this, id = summary.id] { destroyOnAgent(id); });
-      }
+    auto it = cluster.active.find(summary.id);
+    if (it == cluster.active.end()) {
+      if (cluster.inFlight.count(summary.id) == 0) notActive.push_back(summary.id);
       continue;
     }
-    if (it != active_.end()) continue;  // placed elsewhere now; the agent's copy is stopped below
-    // Not active here: ended (or never known). Ended ones must not run.
-    std::optional<SessionRecord> stored;
-    (void)store_->read([&](StoreTransaction& tx) -> Result<void> {
-      auto row = tx.session(summary.id);
-      if (row && *row) stored = **row;
-      return {};
-    });
-    if (!stored) {
-      if (unknownSessionsLogged_.insert(summary.id).second) {
-        log(LogLevel::Warning, "agent " + agentId + " runs session " + summary.id + ", which this manager never placed");
-      }
-      continue;
-    }
-    if (inFlight_.insert(summary.id).second) {
-      log(LogLevel::Info, "agent " + agentId + " still runs ended session " + summary.id + "; stopping it");
-      dispatch([this, id = summary.id, rpcUrl = agent.record.rpcUrl] {
-        (void)agentClient_.destroySession(rpcUrl, id);
-        std::lock_guard<std::mutex> lock(mutex_);
-        inFlight_.erase(id);
-      });
+    // Placed elsewhere now: the agent's copy is not this manager's to stop here.
+    if (it->second.agentId != agentId) continue;
+    if (it->second.status == SessionStatus::Terminating && cluster.inFlight.count(summary.id) == 0) {
+      lifecycle_.destroy(guard, summary.id);
     }
   }
-  if (!revived) return;
+  if (!revived) return notActive;
   std::set<std::string> reported;
   for (const auto& summary : state.sessions) reported.insert(summary.id);
-  for (const auto& [id, session] : active_) {
-    if (session.agentId != agentId || reported.count(id) != 0 || inFlight_.count(id) != 0) continue;
+  for (const auto& [id, session] : cluster.active) {
+    if (session.agentId != agentId || reported.count(id) != 0 || cluster.inFlight.count(id) != 0) continue;
     if (session.status == SessionStatus::Running || session.status == SessionStatus::Terminating) {
-      inFlight_.insert(id);
-      dispatch([this, id = id] { verifyOnAgent(id); });
+      lifecycle_.verify(guard, id);
     }
+  }
+  return notActive;
+}
+
+void AgentTracker::stopEnded(const std::string& agentId, const std::string& rpcUrl, const std::vector<std::string>& ids) {
+  std::set<std::string> stored;
+  (void)ledger_.store().read([&](StoreTransaction& tx) -> Result<void> {
+    for (const auto& id : ids) {
+      auto row = tx.session(id);
+      if (row && *row) stored.insert(id);
+    }
+    return {};
+  });
+  const Guard guard = ledger_.lock();
+  ClusterState& cluster = ledger_.state(guard);
+  for (const auto& id : ids) {
+    if (cluster.active.count(id) != 0) continue;  // placed again meanwhile
+    if (stored.count(id) == 0) {
+      if (unknownLogged_.insert(id).second) {
+        log(LogLevel::Warning, "agent " + agentId + " runs session " + id + ", which this manager never placed");
+      }
+      continue;
+    }
+    if (cluster.inFlight.count(id) != 0) continue;
+    log(LogLevel::Info, "agent " + agentId + " still runs ended session " + id + "; stopping it");
+    lifecycle_.stopStray(guard, id, agentId, rpcUrl);
   }
 }
 
-ApiResult<protocol::EventAck> Manager::events(const std::string& agentId, const protocol::EventBatch& batch) {
+Outcome<protocol::EventAck> AgentTracker::events(const std::string& agentId, const protocol::EventBatch& batch) {
   if (batch.agentId != agentId) {
-    return apiFailure(400, "invalid-request", "Agent id mismatch",
-                      "the URL names agent '" + agentId + "' but the batch '" + batch.agentId + "'");
+    return refuse(ErrorKind::InvalidRequest, "the URL names agent '" + agentId + "' but the batch '" + batch.agentId + "'");
   }
-  std::lock_guard<std::mutex> lock(mutex_);
-  auto agent = agents_.find(agentId);
-  if (agent == agents_.end()) {
-    return apiFailure(409, "unknown-agent", "Agent not registered", "agent '" + agentId + "' must send a full heartbeat first");
+  const Guard guard = ledger_.lock();
+  ClusterState& cluster = ledger_.state(guard);
+  auto agent = cluster.agents.find(agentId);
+  if (agent == cluster.agents.end()) {
+    return refuse(ErrorKind::AgentNotRegistered, "agent '" + agentId + "' must send a full heartbeat first");
   }
   std::uint64_t last = agent->second.record.lastEventSeq;
   std::vector<protocol::SessionEvent> events = batch.events;
@@ -313,57 +383,35 @@ ApiResult<protocol::EventAck> Manager::events(const std::string& agentId, const 
     }
     last = event.seq;
     ++applied;
-    auto current = changed.count(event.sessionId) != 0 ? changed.find(event.sessionId) : changed.end();
+    auto current = changed.find(event.sessionId);
     if (current == changed.end()) {
-      auto it = active_.find(event.sessionId);
-      if (it == active_.end() || it->second.agentId != agentId) continue;  // over already, or not placed there
+      auto it = cluster.active.find(event.sessionId);
+      if (it == cluster.active.end() || it->second.agentId != agentId) continue;  // over already, or not placed there
       current = changed.emplace(event.sessionId, it->second).first;
     }
     SessionRecord& session = current->second;
     if (isFinal(session.status)) continue;
-    switch (event.kind) {
-      case protocol::EventKind::Started:
-        if (session.status == SessionStatus::Scheduled || session.status == SessionStatus::Preparing) {
-          session.status = SessionStatus::Running;
-        }
-        session.startedAtMillis = event.atMillis;
-        break;
-      case protocol::EventKind::Exited:
-        session.statusReason = session.status == SessionStatus::Terminating ? "destroyed" : "exited";
-        session.status = SessionStatus::Terminated;
-        session.exitCode = event.exitCode;
-        session.endedAtMillis = event.atMillis;
-        t.release.push_back(session.id);
-        break;
-      case protocol::EventKind::Failed:
-        session.status = SessionStatus::Error;
-        session.statusReason = event.reason;
-        session.endedAtMillis = event.atMillis;
-        t.release.push_back(session.id);
-        break;
-    }
+    applyEvent(session, event);
+    if (isFinal(session.status)) t.release.push_back(session.id);
   }
   for (auto& [id, session] : changed) t.sessions.push_back(std::move(session));
   t.extra = [&](StoreTransaction& tx) { return tx.setAgentLastEventSeq(agentId, last); };
-  if (auto done = commit(std::move(t)); !done) {
-    return apiFailure(500, "store-error", "The events could not be saved", done.error().message);
-  }
+  if (auto done = ledger_.commit(guard, std::move(t)); !done) return refuse(ErrorKind::StoreFailed, done.error().message);
   agent->second.record.lastEventSeq = last;
   metrics_.events.fetch_add(applied, std::memory_order_relaxed);
   metrics_.duplicateEvents.fetch_add(duplicates, std::memory_order_relaxed);
-  if (applied != 0) notifyScheduler();
+  if (applied != 0) ledger_.wantPlacement(guard);
   return protocol::EventAck{last};
 }
 
-// Agents silent past the timeout are LOST: sessions that had not started there fail,
-// running ones keep their state (marked) but stop counting against its capacity.
-void Manager::detectLostAgents() {
+void AgentTracker::detectLost(const Guard& guard) {
+  ClusterState& cluster = ledger_.state(guard);
   const auto now = std::chrono::steady_clock::now();
-  for (auto& [agentId, agent] : agents_) {
-    if (!agent.alive() || now - agent.lastSeen <= settings_.heartbeatTimeout) continue;
+  for (auto& [agentId, agent] : cluster.agents) {
+    if (!agent.alive() || now - agent.lastSeen <= cluster.tunables.heartbeatTimeout) continue;
     Transition t;
     const std::int64_t at = nowMillis();
-    for (const auto& [id, session] : active_) {
+    for (const auto& [id, session] : cluster.active) {
       if (session.agentId != agentId) continue;
       SessionRecord updated = session;
       if (session.status == SessionStatus::Scheduled || session.status == SessionStatus::Preparing) {
@@ -378,9 +426,9 @@ void Manager::detectLostAgents() {
       t.sessions.push_back(updated);
     }
     t.extra = [&, id = agentId](StoreTransaction& tx) { return tx.setAgentStatus(id, AgentStatus::Lost, at); };
-    if (auto done = commit(std::move(t)); !done) continue;  // logged; tried again next round
+    if (auto done = ledger_.commit(guard, std::move(t)); !done) continue;  // logged; tried again next round
     agent.record.status = AgentStatus::Lost;
-    dirtyAgents_.insert(agentId);
+    cluster.dirtyAgents.insert(agentId);
     agent.record.statusChangedAtMillis = at;
     agent.unseenPlacements.clear();
     agent.fullReportSinceStart = false;

@@ -48,20 +48,24 @@ void AgentView::subtractUsed(const ResourceSlot& amount) {
 
 namespace {
 
-int slotRank(const std::string& slot) {
-  const std::string device = slot.substr(0, slot.find('.'));
-  if (device == "cuda") return 0;
-  if (device == "rocm") return 1;
-  if (slot == "cpu") return 3;
-  if (slot == "mem") return 4;
-  return slot.find('.') != std::string::npos ? 2 : 5;  // another vendor's device before plain extras
+bool isAcceleratorSlot(const std::string& slot) { return slot.find('.') != std::string::npos; }
+
+int intrinsicRank(const std::string& slot, const std::map<std::string, SlotType>* types) {
+  const auto type = types == nullptr ? types->end() : types->find(slot);
+  if (types == nullptr || type == types->end()) return 3;
+  switch (type->second) {
+    case SlotType::Count: return 0;
+    case SlotType::Bytes: return 1;
+    default: return 2;
+  }
 }
 
 }  // namespace
 
-std::vector<std::string> slotPriorityOrder(std::set<std::string> slots) {
-  std::vector<std::string> order(slots.begin(), slots.end());
-  std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return slotRank(a) < slotRank(b); });
+std::vector<std::string> slotPriorityOrder(std::set<std::string> slots, const std::map<std::string, SlotType>* types) {
+  std::vector<std::string> order(slots.begin(), slots.end());  // by name already
+  auto rank = [types](const std::string& slot) { return isAcceleratorSlot(slot) ? -1 : intrinsicRank(slot, types); };
+  std::stable_sort(order.begin(), order.end(), [&](const auto& a, const auto& b) { return rank(a) < rank(b); });
   return order;
 }
 

@@ -38,8 +38,11 @@ struct AgentView {
   void subtractUsed(const ResourceSlot& amount);  // never below zero
 };
 
-// Slots in the order selectors weigh them: accelerators first (cuda, rocm, others'
-// devices), then cpu, then mem, then the rest by name.
-std::vector<std::string> slotPriorityOrder(std::set<std::string> slots);
+// Slots in the order placement weighs them when a scaling group names none: first the
+// accelerator slots, those a plugin reports under its own key ("<key>.<name>"), by name;
+// then the node's intrinsic slots (no namespace) by type, counts before byte sizes before
+// the rest, and by name within a type. `types` (may be null) are the cluster's slot
+// types; a slot of unknown type comes last. No slot name is special.
+std::vector<std::string> slotPriorityOrder(std::set<std::string> slots, const std::map<std::string, SlotType>* types);
 
 }  // namespace bai::manager

@@ -1,10 +1,11 @@
 // What placement keeps per scaling group: its configuration, its policy instances (a
 // sequencer and a selector from plugins), its free-capacity index and the head-of-line
-// bookkeeping. Guarded by the manager's state lock.
+// bookkeeping. Touched by the scheduler thread only (PlacementRound).
 #pragma once
 
 #include "placement_index.hpp"
 #include "policy/policy_host.hpp"
+#include "slot_registry.hpp"
 #include "store/store.hpp"
 
 #include <chrono>
@@ -27,6 +28,9 @@ struct GroupScheduler {
 };
 
 // The group's policies from the catalog; on failure the group keeps none and says why.
-void configureGroup(GroupScheduler& group, const ScalingGroupRecord& record, const PolicyCatalog& catalog);
+// `slots` (the cluster's slot types) orders the slots the record does not rank; it must
+// outlive the group.
+void configureGroup(GroupScheduler& group, const ScalingGroupRecord& record, const PolicyCatalog& catalog,
+                    const SlotRegistry& slots);
 
 }  // namespace bai::manager

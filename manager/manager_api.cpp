@@ -1,9 +1,12 @@
 #include "manager_api.hpp"
 
 #include "admin_records.hpp"
+#include "api_views.hpp"
 
 #include <nlohmann/json.hpp>
 #include <openssl/crypto.h>
+
+#include <array>
 
 namespace bai::manager {
 namespace {
@@ -12,13 +15,51 @@ using http::Request;
 using http::Responder;
 using http::Response;
 
+struct KindInfo {
+  ErrorKind kind;
+  int status;
+  const char* type;
+  const char* title;
+};
+
+constexpr std::array kKinds = {
+    KindInfo{ErrorKind::InvalidRequest, 400, "invalid-request", "Invalid request"},
+    KindInfo{ErrorKind::UnknownSlot, 400, "unknown-slot", "Unknown resource slot"},
+    KindInfo{ErrorKind::InvalidResource, 400, "invalid-resource", "Invalid resource amount"},
+    KindInfo{ErrorKind::ExceedsQuota, 400, "exceeds-quota", "Request exceeds the resource policy"},
+    KindInfo{ErrorKind::SlotNotServed, 400, "slot-not-served", "No agent serves this slot"},
+    KindInfo{ErrorKind::InactiveScalingGroup, 400, "inactive-scaling-group", "Scaling group not active"},
+    KindInfo{ErrorKind::TooManyPending, 429, "too-many-pending", "Too many pending sessions"},
+    KindInfo{ErrorKind::UnknownSession, 404, "unknown-session", "No such session"},
+    KindInfo{ErrorKind::UnknownAgent, 404, "unknown-agent", "No such agent"},
+    KindInfo{ErrorKind::UnknownKeypair, 404, "unknown-keypair", "No such keypair"},
+    KindInfo{ErrorKind::UnknownResourcePolicy, 404, "unknown-resource-policy", "No such resource policy"},
+    KindInfo{ErrorKind::UnknownScalingGroup, 404, "unknown-scaling-group", "No such scaling group"},
+    KindInfo{ErrorKind::AgentNotRegistered, 409, "unknown-agent", "Agent not registered"},
+    KindInfo{ErrorKind::ScalingGroupExists, 409, "scaling-group-exists", "The scaling group exists"},
+    KindInfo{ErrorKind::ResourcePolicyExists, 409, "resource-policy-exists", "The resource policy exists"},
+    KindInfo{ErrorKind::SessionNotStarted, 409, "no-logs-yet", "The session has not started"},
+    KindInfo{ErrorKind::AgentUnreachable, 502, "agent-unreachable", "The agent did not answer"},
+    KindInfo{ErrorKind::StoreFailed, 500, "store-error", "The cluster state could not be saved"},
+    KindInfo{ErrorKind::ShuttingDown, 503, "shutting-down", "The manager is stopping"},
+};
+
+const KindInfo& infoOf(ErrorKind kind) {
+  for (const auto& info : kKinds) {
+    if (info.kind == kind) return info;
+  }
+  return kKinds[0];
+}
+
 Response json(int status, std::string body) { return Response{status, "application/json", std::move(body), {}}; }
 
-Response error(const ApiFailure& failure) { return json(failure.status, failure.error.toJson()); }
-
 Response error(int status, std::string type, std::string title, std::string detail) {
-  return error(ApiFailure{status, {std::move(type), std::move(title), std::move(detail)}});
+  return json(status, protocol::ApiError{std::move(type), std::move(title), std::move(detail)}.toJson());
 }
+
+Response error(const DomainError& failure) { return json(httpStatusOf(failure.kind), apiErrorOf(failure).toJson()); }
+
+Response notFound(const Request& request) { return error(404, "not-found", "No such resource", request.method + " " + request.path); }
 
 bool bearerMatches(const Request& request, const std::string& token) {
   const std::string header = request.header("authorization");
@@ -26,10 +67,10 @@ bool bearerMatches(const Request& request, const std::string& token) {
   return header.size() == expected.size() && CRYPTO_memcmp(header.data(), expected.data(), header.size()) == 0;
 }
 
-// The last path segments after `prefix`: "/v1/sessions/abc/logs" -> {"abc", "logs"}.
-std::vector<std::string> segmentsAfter(const std::string& path, const std::string& prefix) {
+// "/v1/sessions/abc/logs" -> {"v1", "sessions", "abc", "logs"}, each URL-decoded.
+std::vector<std::string> segmentsOf(const std::string& path) {
   std::vector<std::string> out;
-  std::size_t start = prefix.size();
+  std::size_t start = 1;
   while (start <= path.size()) {
     std::size_t end = path.find('/', start);
     if (end == std::string::npos) end = path.size();
@@ -39,56 +80,16 @@ std::vector<std::string> segmentsAfter(const std::string& path, const std::strin
   return out;
 }
 
-Result<NewSession> parseNewSession(const std::string& body) {
-  const nlohmann::json doc = nlohmann::json::parse(body, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object()) return fail(ErrorCode::InvalidArgument, "the body is not a JSON object");
-  NewSession session;
-  for (const auto& [key, value] : doc.items()) {
-    if (key == "name") {
-      if (!value.is_string()) return fail(ErrorCode::InvalidArgument, "name must be a string");
-      session.name = value.get<std::string>();
-    } else if (key == "command") {
-      if (!value.is_array()) return fail(ErrorCode::InvalidArgument, "command must be an array of strings");
-      for (const auto& arg : value) {
-        if (!arg.is_string()) return fail(ErrorCode::InvalidArgument, "command must be an array of strings");
-        session.command.push_back(arg.get<std::string>());
-      }
-    } else if (key == "env") {
-      if (!value.is_object()) return fail(ErrorCode::InvalidArgument, "env must be an object of strings");
-      for (const auto& [name, text] : value.items()) {
-        if (!text.is_string()) return fail(ErrorCode::InvalidArgument, "env." + name + " must be a string");
-        if (name.empty() || name.find('=') != std::string::npos) {
-          return fail(ErrorCode::InvalidArgument, "env name '" + name + "' is empty or contains '='");
-        }
-        session.env[name] = text.get<std::string>();
-      }
-    } else if (key == "resources") {
-      if (!value.is_object()) return fail(ErrorCode::InvalidArgument, "resources must be an object {slot: amount}");
-      for (const auto& [slot, amount] : value.items()) {
-        if (amount.is_string()) {
-          session.resources.emplace_back(slot, amount.get<std::string>());
-        } else if (amount.is_number()) {
-          session.resources.emplace_back(slot, amount.dump());  // the number's own text, never a float round trip
-        } else {
-          return fail(ErrorCode::InvalidArgument, "resources." + slot + " must be a number or a string such as \"4g\"");
-        }
-      }
-    } else if (key == "scaling_group") {
-      if (!value.is_string()) return fail(ErrorCode::InvalidArgument, "scaling_group must be a string");
-      session.scalingGroup = value.get<std::string>();
-    } else {
-      return fail(ErrorCode::InvalidArgument, "unknown field '" + key + "' (name, command, env, resources, scaling_group)");
-    }
-  }
-  return session;
+template <class Record>
+Response reply(int status, const Outcome<Record>& result, nlohmann::json (*toJson)(const Record&)) {
+  return result ? json(status, toJson(*result).dump()) : error(result.error());
 }
 
-// Scaling groups, resource policies and one keypair: admin-only paths beyond the lists.
-bool isAdminRecordPath(const std::string& path) {
-  for (const std::string prefix : {"/v1/scaling-groups", "/v1/resource-policies"}) {
-    if (path == prefix || path.rfind(prefix + "/", 0) == 0) return true;
-  }
-  return path.rfind("/v1/keypairs/", 0) == 0;
+template <class Record>
+Response listReply(const std::vector<Record>& records, nlohmann::json (*toJson)(const Record&)) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const Record& record : records) out.push_back(toJson(record));
+  return json(200, out.dump());
 }
 
 Result<nlohmann::json, Response> objectBody(const Request& request) {
@@ -99,26 +100,54 @@ Result<nlohmann::json, Response> objectBody(const Request& request) {
   return doc;
 }
 
-template <class Record>
-Response recordReply(int status, const ApiResult<Record>& result, nlohmann::json (*toJson)(const Record&)) {
-  return result ? json(status, toJson(*result).dump()) : error(result.error());
+Response passThrough(const AgentCall<AgentReply>& reply, const char* defaultType) {
+  if (!reply) return error(DomainError{ErrorKind::AgentUnreachable, reply.error().describe()});
+  return Response{reply->status, reply->contentType.empty() ? defaultType : reply->contentType, reply->body, {}};
 }
 
-template <class Record>
-std::string listJson(const std::vector<Record>& records, nlohmann::json (*toJson)(const Record&)) {
-  nlohmann::json out = nlohmann::json::array();
-  for (const Record& record : records) out.push_back(toJson(record));
-  return out.dump();
+enum class Role { Public, Agent, Metrics, User, Admin };
+
+// What a handler gets: the request, the path's {parameters} in order, the caller.
+struct Call {
+  const Request& request;
+  std::vector<std::string> params;
+  Caller caller;
+};
+using Handler = std::function<void(Call&, Responder)>;
+
+struct Route {
+  const char* method;
+  const char* pattern;  // "/v1/sessions/{}/logs": {} is one non-empty segment
+  Role role;
+  Handler handler;
+};
+
+// The path's parameters when `pattern` matches `segments`.
+std::optional<std::vector<std::string>> match(const std::string& pattern, const std::vector<std::string>& segments) {
+  const auto parts = segmentsOf(pattern);
+  if (parts.size() != segments.size()) return std::nullopt;
+  std::vector<std::string> params;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    if (parts[i] == "{}") {
+      if (segments[i].empty()) return std::nullopt;
+      params.push_back(segments[i]);
+    } else if (parts[i] != segments[i]) {
+      return std::nullopt;
+    }
+  }
+  return params;
 }
 
-nlohmann::json keypairToJson(const KeypairRecord& key) {  // never the secret
-  return {{"access_key", key.accessKey}, {"admin", key.admin}, {"active", key.active},
-          {"created_at_ms", key.createdAtMillis}, {"resource_policy", key.resourcePolicy}};
+}  // namespace
+
+int httpStatusOf(ErrorKind kind) { return infoOf(kind).status; }
+
+protocol::ApiError apiErrorOf(const DomainError& failure) {
+  const KindInfo& info = infoOf(failure.kind);
+  return protocol::ApiError{info.type, info.title, failure.detail};
 }
 
-std::string sessionJson(Manager& manager, const SessionRecord& session) {
-  return sessionToJson(session, session.status == SessionStatus::Pending ? manager.pendingReason(session.id) : "");
-}
+namespace {
 
 class Api {
  public:
@@ -126,249 +155,284 @@ class Api {
       : manager_(manager),
         clusterToken_(std::move(clusterToken)),
         verifier_([&manager](const std::string& accessKey) -> std::optional<KeyInfo> {
-          auto keypair = manager.keypair(accessKey);
+          auto keypair = manager.admin().keypair(accessKey);
           if (!keypair) return std::nullopt;
           return KeyInfo{keypair->secretKey, keypair->admin, keypair->active};
-        }) {}
+        }),
+        routes_(routes()) {}
 
-  void handle(Request request, Responder respond) {
-    const std::string& path = request.path;
-    if (path == "/healthz" && request.method == "GET") {
-      return respond(json(200, nlohmann::json{{"status", "ok"}, {"version", BAI_VERSION}}.dump()));
-    }
-    if (path.rfind("/v1/agents/", 0) == 0 && request.header("authorization").rfind("Bearer ", 0) == 0) {
-      return agentRoute(request, std::move(respond));
-    }
-    if (path == "/metrics" && request.method == "GET" && bearerMatches(request, clusterToken_)) {
-      return respond(Response{200, "text/plain; version=0.0.4", manager_.metricsText(), {}});
-    }
-    auto caller = authenticate(request);
-    if (!caller) return respond(caller.error());
-    userRoute(request, *caller, std::move(respond));
-  }
+  void handle(Request request, Responder respond);
 
  private:
-  Result<Caller, Response> authenticate(const Request& request) {
-    auto principal = verifier_.verify(request.method, request.target, request.headers, request.body);
-    if (principal) return Caller{principal->accessKey, principal->admin};
-    manager_.metrics().authFailures.fetch_add(1, std::memory_order_relaxed);
-    const int status = principal.error().type == "nonce-cache-full" ? 503 : 401;
-    Response response = error(status, principal.error().type, "Unauthorized", principal.error().detail);
-    response.headers["WWW-Authenticate"] = "BAI-HMAC-SHA256";
-    return Failure<Response>{response};
-  }
+  std::vector<Route> routes();
+  std::vector<Route> adminRoutes();
+  Result<Caller, Response> authenticate(const Request& request);
+  void agentRequest(const Request& request, const std::vector<std::string>& segments, Responder respond);
 
-  void agentRoute(const Request& request, Responder respond) {
-    if (!bearerMatches(request, clusterToken_)) {
-      manager_.metrics().authFailures.fetch_add(1, std::memory_order_relaxed);
-      return respond(error(401, "bad-cluster-token", "Unauthorized", "the bearer token is not this cluster's"));
-    }
-    const auto parts = segmentsAfter(request.path, "/v1/agents/");
-    if (parts.size() != 2 || parts[0].empty() || request.method != "POST") {
-      return respond(error(404, "not-found", "No such resource", request.method + " " + request.path));
-    }
-    const std::string& agentId = parts[0];
-    if (parts[1] == "heartbeat" || parts[1] == "register") {
-      auto heartbeat = protocol::Heartbeat::fromJson(request.body);
-      if (!heartbeat) return respond(error(400, "invalid-request", "Invalid heartbeat", heartbeat.error().message));
-      if (parts[1] == "register" && !heartbeat->state) {
-        return respond(error(400, "invalid-request", "Invalid registration", "a registration carries the agent's state"));
-      }
-      // Answered later when the report waits for the group commit of agents' rows.
-      return manager_.heartbeat(agentId, *heartbeat, [respond = std::move(respond)](auto reply) {
-        respond(reply ? json(200, reply->toJson()) : error(reply.error()));
-      });
-    }
-    if (parts[1] == "events") {
-      auto batch = protocol::EventBatch::fromJson(request.body);
-      if (!batch) return respond(error(400, "invalid-request", "Invalid event batch", batch.error().message));
-      auto ack = manager_.events(agentId, *batch);
-      return respond(ack ? json(200, ack->toJson()) : error(ack.error()));
-    }
-    return respond(error(404, "not-found", "No such resource", request.method + " " + request.path));
-  }
-
-  void userRoute(const Request& request, const Caller& caller, Responder respond) {
-    const std::string& path = request.path;
-    const std::string& method = request.method;
-    if (path == "/v1/sessions") {
-      if (method == "POST") return respond(createSession(request, caller));
-      if (method == "GET") return respond(listSessions(request, caller));
-      return respond(error(405, "method-not-allowed", "Method not allowed", method + " " + path));
-    }
-    if (path.rfind("/v1/sessions/", 0) == 0) {
-      const auto parts = segmentsAfter(path, "/v1/sessions/");
-      if (parts[0].empty() || parts.size() > 2 || (parts.size() == 2 && parts[1] != "logs")) {
-        return respond(error(404, "not-found", "No such resource", path));
-      }
-      const std::string& id = parts[0];
-      if (parts.size() == 2 && method == "GET") return respond(sessionLogs(request, caller, id));
-      if (parts.size() == 1 && method == "GET") return sessionGet(request, caller, id, std::move(respond));
-      if (parts.size() == 1 && method == "DELETE") {
-        auto destroyed = manager_.destroySession(caller, id);
-        return respond(destroyed ? json(200, sessionJson(manager_, *destroyed)) : error(destroyed.error()));
-      }
-      return respond(error(405, "method-not-allowed", "Method not allowed", method + " " + path));
-    }
-    if (path == "/v1/resource-slots" && method == "GET") {
-      nlohmann::json out = nlohmann::json::object();
-      for (const auto& [slot, type] : manager_.slotTypes()) out[slot] = slotTypeName(type);
-      return respond(json(200, out.dump()));
-    }
-    if (!caller.admin) {
-      const bool known = path == "/metrics" || path == "/v1/agents" || path.rfind("/v1/agents/", 0) == 0 || path == "/v1/keypairs" ||
-                         isAdminRecordPath(path);
-      return respond(known ? error(403, "forbidden", "Admins only", method + " " + path + " needs an admin keypair")
-                           : error(404, "not-found", "No such resource", method + " " + path));
-    }
-    respond(adminRoute(request));
-  }
-
-  Response adminRoute(const Request& request) {
-    const std::string& path = request.path;
-    const std::string& method = request.method;
-    if (path == "/metrics" && method == "GET") return Response{200, "text/plain; version=0.0.4", manager_.metricsText(), {}};
-    if (isAdminRecordPath(path)) return adminRecordRoute(request);
-    if (path == "/v1/agents" && method == "GET") {
-      const auto types = manager_.slotTypes();
-      std::string out = "[";
-      for (const auto& agent : manager_.agents()) out += (out.size() > 1 ? "," : "") + agentToJson(agent, types);
-      return json(200, out + "]");
-    }
-    if (path.rfind("/v1/agents/", 0) == 0 && method == "GET") {
-      const auto parts = segmentsAfter(path, "/v1/agents/");
-      const auto types = manager_.slotTypes();
-      for (const auto& agent : manager_.agents()) {
-        if (agent.record.id != parts[0]) continue;
-        if (parts.size() == 1) return json(200, agentToJson(agent, types));
-        if (parts.size() == 2 && parts[1] == "alloc-map") {
-          auto reply = manager_.agentRpcGet(agent.record.id, "/v1/alloc-map");
-          if (!reply) return error(reply.error());
-          return Response{reply->status, "application/json", reply->body, {}};
-        }
-        break;
-      }
-      return error(404, "unknown-agent", "No such agent", "no agent '" + parts[0] + "'");
-    }
-    if (path == "/v1/keypairs" && method == "POST") {
-      const nlohmann::json doc = request.body.empty() ? nlohmann::json::object() : nlohmann::json::parse(request.body, nullptr, false);
-      if (doc.is_discarded() || !doc.is_object() || (doc.contains("admin") && !doc["admin"].is_boolean()) ||
-          (doc.contains("resource_policy") && !doc["resource_policy"].is_string())) {
-        return error(400, "invalid-request", "Invalid keypair request",
-                     "expected {\"admin\": true|false, \"resource_policy\": \"name\"}");
-      }
-      auto created = manager_.createKeypair(doc.value("admin", false), doc.value("resource_policy", ""));
-      if (!created) return error(created.error());
-      // The secret is shown once, to the admin who asked; it is never logged.
-      return json(201, nlohmann::json{{"access_key", created->accessKey}, {"secret_key", created->secretKey},
-                                      {"admin", created->admin}, {"resource_policy", created->resourcePolicy}}.dump());
-    }
-    if (path == "/v1/keypairs" && method == "GET") {
-      nlohmann::json out = nlohmann::json::array();
-      for (const auto& key : manager_.keypairs()) {
-        out.push_back(keypairToJson(key));
-      }
-      return json(200, out.dump());
-    }
-    return error(404, "not-found", "No such resource", method + " " + path);
-  }
-
-  // The paths of isAdminRecordPath.
-  Response adminRecordRoute(const Request& request) {
-    const std::string& path = request.path;
-    const std::string& method = request.method;
-    const auto notAllowed = [&] { return error(405, "method-not-allowed", "Method not allowed", method + " " + path); };
-    if (path.rfind("/v1/keypairs/", 0) == 0) {
-      const auto parts = segmentsAfter(path, "/v1/keypairs/");
-      if (parts.size() != 1 || parts[0].empty()) return error(404, "not-found", "No such resource", method + " " + path);
-      return method == "PATCH" ? patchKeypair(request, parts[0]) : notAllowed();
-    }
-    const bool groups = path.rfind("/v1/scaling-groups", 0) == 0;
-    const std::string collection = groups ? "/v1/scaling-groups" : "/v1/resource-policies";
-    if (path == collection) {
-      if (method == "GET") return json(200, groups ? listJson(manager_.scalingGroups(), scalingGroupToJson)
-                                                   : listJson(manager_.resourcePolicies(), resourcePolicyToJson));
-      if (method != "POST") return notAllowed();
-      auto body = objectBody(request);
-      if (!body) return body.error();
-      return groups ? recordReply(201, manager_.createScalingGroup(*body), scalingGroupToJson)
-                    : recordReply(201, manager_.createResourcePolicy(*body), resourcePolicyToJson);
-    }
-    const auto parts = segmentsAfter(path, collection + "/");
-    if (parts.size() != 1 || parts[0].empty()) return error(404, "not-found", "No such resource", method + " " + path);
-    const std::string& name = parts[0];
-    if (method == "GET") {
-      if (groups) {
-        if (auto group = manager_.scalingGroup(name)) return json(200, scalingGroupToJson(*group).dump());
-        return error(404, "unknown-scaling-group", "No such scaling group", "no scaling group '" + name + "'");
-      }
-      if (auto policy = manager_.resourcePolicy(name)) return json(200, resourcePolicyToJson(*policy).dump());
-      return error(404, "unknown-resource-policy", "No such resource policy", "no resource policy '" + name + "'");
-    }
-    if (method != "PATCH") return notAllowed();
-    auto body = objectBody(request);
-    if (!body) return body.error();
-    return groups ? recordReply(200, manager_.patchScalingGroup(name, *body), scalingGroupToJson)
-                  : recordReply(200, manager_.patchResourcePolicy(name, *body), resourcePolicyToJson);
-  }
-
-  Response patchKeypair(const Request& request, const std::string& accessKey) {
-    auto body = objectBody(request);
-    if (!body) return body.error();
-    if (body->size() != 1 || !body->contains("resource_policy") || !(*body)["resource_policy"].is_string()) {
-      return error(400, "invalid-request", "Invalid keypair change",
-                   "expected {\"resource_policy\": \"name\"}, \"\" for none");
-    }
-    const std::string policy = (*body)["resource_policy"].get<std::string>();
-    return recordReply(200, manager_.setKeypairResourcePolicy(accessKey, policy), keypairToJson);
-  }
-
-  Response createSession(const Request& request, const Caller& caller) {
-    auto parsed = parseNewSession(request.body);
-    if (!parsed) return error(400, "invalid-request", "Invalid session", parsed.error().message);
-    auto created = manager_.createSession(caller, *parsed);
-    return created ? json(201, sessionJson(manager_, *created)) : error(created.error());
-  }
-
-  Response listSessions(const Request& request, const Caller& caller) {
-    std::optional<SessionStatus> status;
-    if (auto it = request.query.find("status"); it != request.query.end()) {
-      auto parsed = parseSessionStatus(it->second);
-      if (!parsed) return error(400, "invalid-request", "Invalid status filter", parsed.error().message);
-      status = *parsed;
-    }
-    std::string out = "[";
-    for (const auto& session : manager_.listSessions(caller, status)) {
-      out += (out.size() > 1 ? "," : "") + sessionJson(manager_, session);
-    }
-    return json(200, out + "]");
-  }
-
-  void sessionGet(const Request& request, const Caller& caller, const std::string& id, Responder respond) {
-    std::chrono::milliseconds wait{0};
-    if (auto it = request.query.find("wait"); it != request.query.end()) {
-      auto seconds = Quantity::parse(it->second);
-      if (!seconds || seconds->isNegative() || !seconds->isFinite() || *seconds > Quantity(86400)) {
-        return respond(error(400, "invalid-request", "Invalid wait", "wait must be seconds from 0 to 86400, not '" + it->second + "'"));
-      }
-      wait = std::chrono::milliseconds(static_cast<std::int64_t>(seconds->raw() / 1000));
-    }
-    manager_.waitForSession(caller, id, wait, [this, respond](ApiResult<SessionRecord> session) {
-      respond(session ? json(200, sessionJson(manager_, *session)) : error(session.error()));
-    });
-  }
-
-  Response sessionLogs(const Request& request, const Caller& caller, const std::string& id) {
-    const std::size_t question = request.target.find('?');
-    auto reply = manager_.sessionLogs(caller, id, question == std::string::npos ? "" : request.target.substr(question + 1));
-    if (!reply) return error(reply.error());
-    return Response{reply->status, reply->contentType.empty() ? "text/plain" : reply->contentType, reply->body, {}};
+  void heartbeat(Call& call, Responder respond, bool registration);
+  Response createSession(Call& call);
+  Response listSessions(Call& call);
+  void getSession(Call& call, Responder respond);
+  Response createKeypair(Call& call);
+  Response patchKeypair(Call& call);
+  std::string sessionJson(const SessionRecord& session) {
+    return sessionToJson(session, session.status == SessionStatus::Pending ? manager_.pendingReason(session.id) : "");
   }
 
   Manager& manager_;
   std::string clusterToken_;
   RequestVerifier verifier_;
+  std::vector<Route> routes_;
 };
+
+void Api::handle(Request request, Responder respond) {
+  const auto segments = segmentsOf(request.path);
+  // Agents carry the cluster token; their paths are theirs alone.
+  if (request.path.rfind("/v1/agents/", 0) == 0 && request.header("authorization").rfind("Bearer ", 0) == 0) {
+    return agentRequest(request, segments, std::move(respond));
+  }
+  const Route* found = nullptr;
+  bool pathKnown = false, pathForAdmins = true;  // some route has this path; all of them admins'
+  Call call{request, {}, {}};
+  for (const Route& route : routes_) {
+    if (route.role == Role::Agent) continue;
+    auto params = match(route.pattern, segments);
+    if (!params) continue;
+    pathKnown = true;
+    pathForAdmins = pathForAdmins && (route.role == Role::Admin || route.role == Role::Metrics);
+    if (route.method != request.method) continue;
+    found = &route;
+    call.params = std::move(*params);
+    break;
+  }
+  if (found != nullptr && found->role == Role::Public) return found->handler(call, std::move(respond));
+  if (found != nullptr && found->role == Role::Metrics && bearerMatches(request, clusterToken_)) {
+    return found->handler(call, std::move(respond));
+  }
+  auto caller = authenticate(request);
+  if (!caller) return respond(caller.error());
+  call.caller = *caller;
+  const bool adminOnly = found == nullptr ? pathForAdmins : found->role == Role::Admin || found->role == Role::Metrics;
+  if (pathKnown && adminOnly && !call.caller.admin) {
+    return respond(error(403, "forbidden", "Admins only", request.method + " " + request.path + " needs an admin keypair"));
+  }
+  if (found == nullptr) {
+    return respond(pathKnown ? error(405, "method-not-allowed", "Method not allowed", request.method + " " + request.path)
+                             : notFound(request));
+  }
+  found->handler(call, std::move(respond));
+}
+
+Result<Caller, Response> Api::authenticate(const Request& request) {
+  auto principal = verifier_.verify(request.method, request.target, request.headers, request.body);
+  if (principal) return Caller{principal->accessKey, principal->admin};
+  manager_.metrics().authFailures.fetch_add(1, std::memory_order_relaxed);
+  const int status = principal.error().type == "nonce-cache-full" ? 503 : 401;
+  Response response = error(status, principal.error().type, "Unauthorized", principal.error().detail);
+  response.headers["WWW-Authenticate"] = "BAI-HMAC-SHA256";
+  return Failure<Response>{response};
+}
+
+void Api::agentRequest(const Request& request, const std::vector<std::string>& segments, Responder respond) {
+  if (!bearerMatches(request, clusterToken_)) {
+    manager_.metrics().authFailures.fetch_add(1, std::memory_order_relaxed);
+    return respond(error(401, "bad-cluster-token", "Unauthorized", "the bearer token is not this cluster's"));
+  }
+  for (const Route& route : routes_) {
+    if (route.role != Role::Agent || route.method != request.method) continue;
+    if (auto params = match(route.pattern, segments)) {
+      Call call{request, std::move(*params), {}};
+      return route.handler(call, std::move(respond));
+    }
+  }
+  respond(notFound(request));
+}
+
+std::vector<Route> Api::routes() {
+  auto sync = [](Response (Api::*method)(Call&), Api* api) {
+    return [api, method](Call& call, Responder respond) { respond((api->*method)(call)); };
+  };
+  std::vector<Route> table = {
+      {"GET", "/healthz", Role::Public,
+       [](Call&, Responder respond) {
+         respond(json(200, nlohmann::json{{"status", "ok"}, {"version", BAI_VERSION}}.dump()));
+       }},
+      {"POST", "/v1/agents/{}/heartbeat", Role::Agent, [this](Call& c, Responder r) { heartbeat(c, std::move(r), false); }},
+      {"POST", "/v1/agents/{}/register", Role::Agent, [this](Call& c, Responder r) { heartbeat(c, std::move(r), true); }},
+      {"POST", "/v1/agents/{}/events", Role::Agent,
+       [this](Call& call, Responder respond) {
+         auto batch = protocol::EventBatch::fromJson(call.request.body);
+         if (!batch) return respond(error(400, "invalid-request", "Invalid event batch", batch.error().message));
+         auto ack = manager_.events(call.params[0], *batch);
+         respond(ack ? json(200, ack->toJson()) : error(ack.error()));
+       }},
+      {"GET", "/metrics", Role::Metrics,
+       [this](Call&, Responder respond) {
+         respond(Response{200, "text/plain; version=0.0.4", metricsText(manager_.figures(), manager_.metrics()), {}});
+       }},
+      {"POST", "/v1/sessions", Role::User, sync(&Api::createSession, this)},
+      {"GET", "/v1/sessions", Role::User, sync(&Api::listSessions, this)},
+      {"GET", "/v1/sessions/{}", Role::User, [this](Call& c, Responder r) { getSession(c, std::move(r)); }},
+      {"DELETE", "/v1/sessions/{}", Role::User,
+       [this](Call& call, Responder respond) {
+         auto destroyed = manager_.sessions().destroy(call.caller, call.params[0]);
+         respond(destroyed ? json(200, sessionJson(*destroyed)) : error(destroyed.error()));
+       }},
+      {"GET", "/v1/sessions/{}/logs", Role::User,
+       [this](Call& call, Responder respond) {
+         const std::size_t question = call.request.target.find('?');
+         const std::string query = question == std::string::npos ? "" : call.request.target.substr(question + 1);
+         manager_.sessions().logs(call.caller, call.params[0], query, [respond](Outcome<AgentReply> reply) {
+           if (!reply) return respond(error(reply.error()));
+           respond(Response{reply->status, reply->contentType.empty() ? "text/plain" : reply->contentType, reply->body, {}});
+         });
+       }},
+      {"GET", "/v1/resource-slots", Role::User,
+       [this](Call&, Responder respond) {
+         nlohmann::json out = nlohmann::json::object();
+         for (const auto& [slot, type] : manager_.slotTypes()) out[slot] = slotTypeName(type);
+         respond(json(200, out.dump()));
+       }},
+      {"POST", "/v1/keypairs", Role::Admin, sync(&Api::createKeypair, this)},
+      {"PATCH", "/v1/keypairs/{}", Role::Admin, sync(&Api::patchKeypair, this)},
+  };
+  for (auto& route : adminRoutes()) table.push_back(std::move(route));
+  return table;
+}
+
+// Agents, keypair lists, scaling groups and resource policies.
+std::vector<Route> Api::adminRoutes() {
+  AdminService& admin = manager_.admin();
+  auto withBody = [](auto apply) {
+    return [apply](Call& call, Responder respond) {
+      auto body = objectBody(call.request);
+      respond(body ? apply(call, *body) : body.error());
+    };
+  };
+  return {
+      {"GET", "/v1/agents", Role::Admin,
+       [this](Call&, Responder respond) {
+         const auto types = manager_.slotTypes();
+         std::string out = "[";
+         for (const auto& agent : manager_.agents()) out += (out.size() > 1 ? "," : "") + agentToJson(agent, types);
+         respond(json(200, out + "]"));
+       }},
+      {"GET", "/v1/agents/{}", Role::Admin,
+       [this](Call& call, Responder respond) {
+         for (const auto& agent : manager_.agents()) {
+           if (agent.record.id == call.params[0]) return respond(json(200, agentToJson(agent, manager_.slotTypes())));
+         }
+         respond(error(DomainError{ErrorKind::UnknownAgent, "no agent '" + call.params[0] + "'"}));
+       }},
+      {"GET", "/v1/agents/{}/alloc-map", Role::Admin,
+       [this](Call& call, Responder respond) {
+         manager_.agentRpcGet(call.params[0], "/v1/alloc-map", [respond](AgentCall<AgentReply> reply) {
+           if (!reply && reply.error().httpStatus == 404) {
+             return respond(error(DomainError{ErrorKind::UnknownAgent, reply.error().error.detail}));
+           }
+           respond(passThrough(reply, "application/json"));
+         });
+       }},
+      {"GET", "/v1/keypairs", Role::Admin, [&admin](Call&, Responder r) { r(listReply(admin.keypairs(), keypairToJson)); }},
+      {"GET", "/v1/scaling-groups", Role::Admin,
+       [&admin](Call&, Responder r) { r(listReply(admin.scalingGroups(), scalingGroupToJson)); }},
+      {"POST", "/v1/scaling-groups", Role::Admin, withBody([&admin](Call&, const nlohmann::json& body) {
+         return reply(201, admin.createScalingGroup(scalingGroupCreate(body)), scalingGroupToJson);
+       })},
+      {"GET", "/v1/scaling-groups/{}", Role::Admin,
+       [&admin](Call& call, Responder respond) {
+         if (auto group = admin.scalingGroup(call.params[0])) return respond(json(200, scalingGroupToJson(*group).dump()));
+         respond(error(DomainError{ErrorKind::UnknownScalingGroup, "no scaling group '" + call.params[0] + "'"}));
+       }},
+      {"PATCH", "/v1/scaling-groups/{}", Role::Admin, withBody([&admin](Call& call, const nlohmann::json& body) {
+         return reply(200, admin.patchScalingGroup(call.params[0], scalingGroupPatch(body)), scalingGroupToJson);
+       })},
+      {"GET", "/v1/resource-policies", Role::Admin,
+       [&admin](Call&, Responder r) { r(listReply(admin.resourcePolicies(), resourcePolicyToJson)); }},
+      {"POST", "/v1/resource-policies", Role::Admin, withBody([&admin](Call&, const nlohmann::json& body) {
+         return reply(201, admin.createResourcePolicy(resourcePolicyCreate(body)), resourcePolicyToJson);
+       })},
+      {"GET", "/v1/resource-policies/{}", Role::Admin,
+       [&admin](Call& call, Responder respond) {
+         if (auto policy = admin.resourcePolicy(call.params[0])) return respond(json(200, resourcePolicyToJson(*policy).dump()));
+         respond(error(DomainError{ErrorKind::UnknownResourcePolicy, "no resource policy '" + call.params[0] + "'"}));
+       }},
+      {"PATCH", "/v1/resource-policies/{}", Role::Admin, withBody([&admin](Call& call, const nlohmann::json& body) {
+         return reply(200, admin.patchResourcePolicy(call.params[0], resourcePolicyPatch(body)), resourcePolicyToJson);
+       })},
+  };
+}
+
+void Api::heartbeat(Call& call, Responder respond, bool registration) {
+  auto heartbeat = protocol::Heartbeat::fromJson(call.request.body);
+  if (!heartbeat) return respond(error(400, "invalid-request", "Invalid heartbeat", heartbeat.error().message));
+  if (registration && !heartbeat->state) {
+    return respond(error(400, "invalid-request", "Invalid registration", "a registration carries the agent's state"));
+  }
+  // Answered later when the report waits for the group commit of agents' rows.
+  manager_.heartbeat(call.params[0], *heartbeat, [respond = std::move(respond)](auto reply) {
+    respond(reply ? json(200, reply->toJson()) : error(reply.error()));
+  });
+}
+
+Response Api::createSession(Call& call) {
+  auto parsed = parseNewSession(call.request.body);
+  if (!parsed) return error(400, "invalid-request", "Invalid session", parsed.error().message);
+  auto created = manager_.createSession(call.caller, *parsed);
+  return created ? json(201, sessionJson(*created)) : error(created.error());
+}
+
+Response Api::listSessions(Call& call) {
+  std::optional<SessionStatus> status;
+  if (auto it = call.request.query.find("status"); it != call.request.query.end()) {
+    auto parsed = parseSessionStatus(it->second);
+    if (!parsed) return error(400, "invalid-request", "Invalid status filter", parsed.error().message);
+    status = *parsed;
+  }
+  auto sessions = manager_.sessions().list(call.caller, status);
+  if (!sessions) return error(sessions.error());
+  std::string out = "[";
+  for (const auto& session : *sessions) out += (out.size() > 1 ? "," : "") + sessionJson(session);
+  return json(200, out + "]");
+}
+
+void Api::getSession(Call& call, Responder respond) {
+  std::chrono::milliseconds wait{0};
+  if (auto it = call.request.query.find("wait"); it != call.request.query.end()) {
+    auto seconds = Quantity::parse(it->second);
+    if (!seconds || seconds->isNegative() || !seconds->isFinite() || *seconds > Quantity(86400)) {
+      return respond(error(400, "invalid-request", "Invalid wait", "wait must be seconds from 0 to 86400, not '" + it->second + "'"));
+    }
+    wait = std::chrono::milliseconds(static_cast<std::int64_t>(seconds->raw() / 1000));
+  }
+  manager_.sessions().wait(call.caller, call.params[0], wait, [this, respond](Outcome<SessionRecord> session) {
+    respond(session ? json(200, sessionJson(*session)) : error(session.error()));
+  });
+}
+
+Response Api::createKeypair(Call& call) {
+  const auto& body = call.request.body;
+  const nlohmann::json doc = body.empty() ? nlohmann::json::object() : nlohmann::json::parse(body, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object() || (doc.contains("admin") && !doc["admin"].is_boolean()) ||
+      (doc.contains("resource_policy") && !doc["resource_policy"].is_string())) {
+    return error(400, "invalid-request", "Invalid keypair request", "expected {\"admin\": true|false, \"resource_policy\": \"name\"}");
+  }
+  auto created = manager_.admin().createKeypair(doc.value("admin", false), doc.value("resource_policy", ""));
+  if (!created) return error(created.error());
+  // The secret is shown once, to the admin who asked; it is never logged.
+  return json(201, nlohmann::json{{"access_key", created->accessKey}, {"secret_key", created->secretKey},
+                                  {"admin", created->admin}, {"resource_policy", created->resourcePolicy}}.dump());
+}
+
+Response Api::patchKeypair(Call& call) {
+  auto body = objectBody(call.request);
+  if (!body) return body.error();
+  if (body->size() != 1 || !body->contains("resource_policy") || !(*body)["resource_policy"].is_string()) {
+    return error(400, "invalid-request", "Invalid keypair change", "expected {\"resource_policy\": \"name\"}, \"\" for none");
+  }
+  return reply(200, manager_.admin().setKeypairResourcePolicy(call.params[0], (*body)["resource_policy"].get<std::string>()),
+               keypairToJson);
+}
 
 }  // namespace
 

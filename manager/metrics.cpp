@@ -41,6 +41,8 @@ std::string Metrics::renderCounters() const {
   counter("bai_manager_placements_total", "sessions reserved on an agent", placements);
   counter("bai_manager_agent_refusals_total", "create-session calls an agent refused", agentRefusals);
   counter("bai_manager_agent_call_failures_total", "agent calls that got no answer", agentCallFailures);
+  counter("bai_manager_agent_calls_dropped_total", "agent calls not sent: too many waiting for that agent, or waited too long",
+          agentCallsDropped);
   counter("bai_manager_agents_lost_total", "agents marked LOST after silence", agentsLost);
   counter("bai_manager_slot_type_conflicts_total", "slots refused for reporting another type than known", slotTypeConflicts);
   counter("bai_manager_auth_failures_total", "API requests refused as unauthenticated", authFailures);

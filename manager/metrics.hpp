@@ -34,6 +34,7 @@ struct Metrics {
   std::atomic<std::uint64_t> placements{0};
   std::atomic<std::uint64_t> agentRefusals{0};
   std::atomic<std::uint64_t> agentCallFailures{0};
+  std::atomic<std::uint64_t> agentCallsDropped{0};  // never sent: the agent's lane was full or too slow
   std::atomic<std::uint64_t> agentsLost{0};
   std::atomic<std::uint64_t> slotTypeConflicts{0};
   std::atomic<std::uint64_t> authFailures{0};

@@ -4,7 +4,8 @@
 
 namespace bai::manager {
 
-PlacementIndex::PlacementIndex(std::vector<std::string> priority) : priority_(std::move(priority)) {}
+PlacementIndex::PlacementIndex(std::vector<std::string> priority, const std::map<std::string, SlotType>* types)
+    : priority_(std::move(priority)), types_(types) {}
 
 void PlacementIndex::update(const AgentView& agent) {
   const std::string& id = agent.record.id;
@@ -46,7 +47,7 @@ void PlacementIndex::rebuildSlotOrder() {
   for (const auto& slot : priority_) {
     if (others.erase(slot) != 0) slotOrder_.push_back(slot);
   }
-  for (auto& slot : slotPriorityOrder(std::move(others))) slotOrder_.push_back(std::move(slot));
+  for (auto& slot : slotPriorityOrder(std::move(others), types_)) slotOrder_.push_back(std::move(slot));
 }
 
 // The first requested slot in priority order: the index of that slot is walked.

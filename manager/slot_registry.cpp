@@ -10,6 +10,8 @@ LearnedSlots SlotRegistry::compare(const std::map<std::string, SlotType>& report
     auto it = types_.find(slot);
     if (it == types_.end()) {
       learned.added.emplace(slot, type);
+    } else if (it->second == SlotType::Count && type == SlotType::Fraction) {
+      learned.refined.emplace(slot, type);
     } else if (it->second != type) {
       learned.conflicts.push_back({slot, it->second, type});
     }
@@ -17,8 +19,9 @@ LearnedSlots SlotRegistry::compare(const std::map<std::string, SlotType>& report
   return learned;
 }
 
-void SlotRegistry::add(const std::map<std::string, SlotType>& slots) {
-  for (const auto& [slot, type] : slots) types_.emplace(slot, type);
+void SlotRegistry::add(const LearnedSlots& learned) {
+  for (const auto& [slot, type] : learned.added) types_.emplace(slot, type);
+  for (const auto& [slot, type] : learned.refined) types_[slot] = type;
 }
 
 const SlotType* SlotRegistry::find(const std::string& slot) const {

@@ -18,6 +18,7 @@ struct SlotTypeConflict {
 
 struct LearnedSlots {
   std::map<std::string, SlotType> added;     // new to the cluster: to be stored
+  std::map<std::string, SlotType> refined;   // known as count, now reported as fraction: to be stored
   std::vector<SlotTypeConflict> conflicts;  // refused: the slot is not taken from that agent
 };
 
@@ -28,7 +29,8 @@ class SlotRegistry {
 
   // What `reported` would add or conflict with; changes nothing.
   LearnedSlots compare(const std::map<std::string, SlotType>& reported) const;
-  void add(const std::map<std::string, SlotType>& slots);
+  // Takes `learned`'s added and refined types.
+  void add(const LearnedSlots& learned);
 
   const std::map<std::string, SlotType>& all() const { return types_; }
   const SlotType* find(const std::string& slot) const;

@@ -378,6 +378,16 @@ class SqliteTransaction final : public StoreTransaction {
     return conflictAs(stmt->run(), "slot type '" + slot + "' is already known");
   }
 
+  Result<void> refineSlotType(const std::string& slot, SlotType type) override {
+    if (Result<void> ok = checkWrite("slot", slot); !ok.ok()) return ok;
+    Result<Statement> stmt = db_.prepare("UPDATE slot_types SET type = ? WHERE slot = ?");
+    if (!stmt.ok()) return Failure{stmt.error()};
+    stmt->bind(slotTypeName(type)).bind(slot);
+    if (Result<void> ran = stmt->run(); !ran.ok()) return ran;
+    if (sqlite3_changes(db_.handle()) == 0) return fail(ErrorCode::NotFound, "slot type '" + slot + "' is not known");
+    return {};
+  }
+
   Result<std::optional<AgentRecord>> agent(const std::string& id) override {
     Result<std::vector<AgentRecord>> found = readAgents(" WHERE id = ?", id);
     if (!found.ok()) return Failure{found.error()};

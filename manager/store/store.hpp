@@ -146,6 +146,9 @@ class StoreTransaction {
 
   virtual Result<std::map<std::string, SlotType>> slotTypes() = 0;
   virtual Result<void> insertSlotType(const std::string& slot, SlotType type) = 0;  // Conflict if known
+  // Count refined to Fraction (a cluster that learned a share slot before fractions had a
+  // type of their own); NotFound if unknown.
+  virtual Result<void> refineSlotType(const std::string& slot, SlotType type) = 0;
 
   virtual Result<std::optional<AgentRecord>> agent(const std::string& id) = 0;
   virtual Result<std::vector<AgentRecord>> agents() = 0;

@@ -158,6 +158,7 @@ Result<ResourceSlot> ResourceSlot::parseUserInput(const std::vector<std::pair<st
         break;
       }
       case SlotType::Count:
+      case SlotType::Fraction:
       case SlotType::Unique: {
         auto parsed = Quantity::parse(text);
         if (!parsed) return fail(parsed.error().code, "resource slot '" + key + "': " + parsed.error().message);

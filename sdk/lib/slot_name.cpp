@@ -75,16 +75,17 @@ const char* slotTypeName(SlotType type) {
     case SlotType::Bytes: return "bytes";
     case SlotType::Unique: return "unique";
     case SlotType::Unified: return "unified";
+    case SlotType::Fraction: return "fraction";
   }
   return "unknown";
 }
 
 Result<SlotType> parseSlotType(std::string_view text) {
-  for (SlotType type : {SlotType::Count, SlotType::Bytes, SlotType::Unique, SlotType::Unified}) {
+  for (SlotType type : {SlotType::Count, SlotType::Bytes, SlotType::Unique, SlotType::Unified, SlotType::Fraction}) {
     if (text == slotTypeName(type)) return type;
   }
   return fail(ErrorCode::InvalidArgument,
-              "unknown slot type '" + std::string(text) + "' (expected count, bytes, unique or unified)");
+              "unknown slot type '" + std::string(text) + "' (expected count, bytes, unique, unified or fraction)");
 }
 
 SlotTypeTable::SlotTypeTable(std::initializer_list<std::pair<SlotName, SlotType>> entries) {

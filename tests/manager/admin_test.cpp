@@ -2,6 +2,7 @@
 // Manager's methods and its HTTP API, on a real SQLite file that outlives a restart.
 #include "http_client.hpp"
 #include "http_server.hpp"
+#include "admin_records.hpp"
 #include "manager.hpp"
 #include "manager_api.hpp"
 
@@ -54,10 +55,10 @@ class AdminTest : public ::testing::Test {
   // so they stay PENDING.
   void addAgent() {
     auto reply = manager_->heartbeat("a", {"a", 1, nodeState({{"cpu", "1"}, {"mem", "1073741824"}})});
-    ASSERT_TRUE(reply.ok()) << reply.error().error.detail;
+    ASSERT_TRUE(reply.ok()) << reply.error().detail;
   }
 
-  ApiResult<SessionRecord> submit(const Caller& caller, const std::string& group = "default") {
+  Outcome<SessionRecord> submit(const Caller& caller, const std::string& group = "default") {
     NewSession request;
     request.command = {"true"};
     request.resources = {{"cpu", "2"}};
@@ -73,68 +74,68 @@ class AdminTest : public ::testing::Test {
 
 TEST_F(AdminTest, ScalingGroupsAreCreatedPatchedAndKeptAcrossARestart) {
   startManager();
-  auto created = manager_->createScalingGroup(doc(R"({"name": "gpu", "sequencer": "drf", "slot_priority": ["cuda.device"]})"));
-  ASSERT_TRUE(created.ok()) << created.error().error.detail;
+  auto created = manager_->admin().createScalingGroup(scalingGroupCreate(doc(R"({"name": "gpu", "sequencer": "drf", "slot_priority": ["cuda.device"]})")));
+  ASSERT_TRUE(created.ok()) << created.error().detail;
   EXPECT_GT(created->createdAtMillis, 0);
   EXPECT_EQ(created->selector, "concentrated") << "a default";
 
-  auto again = manager_->createScalingGroup(doc(R"({"name": "gpu"})"));
+  auto again = manager_->admin().createScalingGroup(scalingGroupCreate(doc(R"({"name": "gpu"})")));
   ASSERT_FALSE(again.ok());
-  EXPECT_EQ(again.error().status, 409);
-  auto bad = manager_->createScalingGroup(doc(R"({"name": "gpu2", "hol_max_passes": -1})"));
+  EXPECT_EQ(again.error().kind, ErrorKind::ScalingGroupExists);
+  auto bad = manager_->admin().createScalingGroup(scalingGroupCreate(doc(R"({"name": "gpu2", "hol_max_passes": -1})")));
   ASSERT_FALSE(bad.ok());
-  EXPECT_EQ(bad.error().status, 400);
-  EXPECT_NE(bad.error().error.detail.find("hol_max_passes"), std::string::npos) << bad.error().error.detail;
+  EXPECT_EQ(bad.error().kind, ErrorKind::InvalidRequest);
+  EXPECT_NE(bad.error().detail.find("hol_max_passes"), std::string::npos) << bad.error().detail;
 
   // A patch changes only the fields it names.
-  auto patched = manager_->patchScalingGroup("gpu", doc(R"({"active": false, "hol_max_passes": 3})"));
-  ASSERT_TRUE(patched.ok()) << patched.error().error.detail;
+  auto patched = manager_->admin().patchScalingGroup("gpu", scalingGroupPatch(doc(R"({"active": false, "hol_max_passes": 3})")));
+  ASSERT_TRUE(patched.ok()) << patched.error().detail;
   EXPECT_FALSE(patched->active);
   EXPECT_EQ(patched->holMaxPasses, 3);
   EXPECT_EQ(patched->sequencer, "drf");
   EXPECT_EQ(patched->slotPriority, std::vector<std::string>{"cuda.device"});
   EXPECT_EQ(patched->createdAtMillis, created->createdAtMillis);
-  EXPECT_EQ(manager_->patchScalingGroup("gpu", doc(R"({"name": "cpu"})")).error().status, 400);
-  EXPECT_EQ(manager_->patchScalingGroup("gpu", doc(R"({"colour": "red"})")).error().status, 400);
-  EXPECT_EQ(manager_->patchScalingGroup("none", doc("{}")).error().status, 404);
-  EXPECT_FALSE(manager_->scalingGroup("gpu")->active) << "a refused patch changes nothing";
+  EXPECT_EQ(manager_->admin().patchScalingGroup("gpu", scalingGroupPatch(doc(R"({"name": "cpu"})"))).error().kind, ErrorKind::InvalidRequest);
+  EXPECT_EQ(manager_->admin().patchScalingGroup("gpu", scalingGroupPatch(doc(R"({"colour": "red"})"))).error().kind, ErrorKind::InvalidRequest);
+  EXPECT_EQ(manager_->admin().patchScalingGroup("none", scalingGroupPatch(doc("{}"))).error().kind, ErrorKind::UnknownScalingGroup);
+  EXPECT_FALSE(manager_->admin().scalingGroup("gpu")->active) << "a refused patch changes nothing";
 
   restart();
-  auto kept = manager_->scalingGroup("gpu");
+  auto kept = manager_->admin().scalingGroup("gpu");
   ASSERT_TRUE(kept.has_value());
   EXPECT_FALSE(kept->active);
   EXPECT_EQ(kept->holMaxPasses, 3);
   EXPECT_EQ(kept->sequencer, "drf");
   EXPECT_EQ(kept->createdAtMillis, created->createdAtMillis);
-  EXPECT_EQ(manager_->scalingGroups().size(), 1u);
+  EXPECT_EQ(manager_->admin().scalingGroups().size(), 1u);
 }
 
 TEST_F(AdminTest, ResourcePoliciesAreCreatedPatchedAndKeptAcrossARestart) {
   startManager();
-  auto early = manager_->createResourcePolicy(doc(R"({"name": "small", "total_resource_slots": {"cpu": "2"}})"));
+  auto early = manager_->admin().createResourcePolicy(resourcePolicyCreate(doc(R"({"name": "small", "total_resource_slots": {"cpu": "2"}})")));
   ASSERT_FALSE(early.ok()) << "no agent has offered cpu yet";
-  EXPECT_NE(early.error().error.detail.find("total_resource_slots.cpu"), std::string::npos) << early.error().error.detail;
+  EXPECT_NE(early.error().detail.find("total_resource_slots.cpu"), std::string::npos) << early.error().detail;
   addAgent();
-  auto created = manager_->createResourcePolicy(doc(R"({"name": "small",
+  auto created = manager_->admin().createResourcePolicy(resourcePolicyCreate(doc(R"({"name": "small",
       "total_resource_slots": {"cpu": "2.5", "mem": "4g"}, "default_for_unspecified": "LIMITED",
-      "max_pending_session_count": 1})"));
-  ASSERT_TRUE(created.ok()) << created.error().error.detail;
+      "max_pending_session_count": 1})")));
+  ASSERT_TRUE(created.ok()) << created.error().detail;
   EXPECT_EQ(created->totalResourceSlots.get("mem"), Quantity(4LL << 30));
-  EXPECT_EQ(manager_->createResourcePolicy(doc(R"({"name": "small"})")).error().status, 409);
+  EXPECT_EQ(manager_->admin().createResourcePolicy(resourcePolicyCreate(doc(R"({"name": "small"})"))).error().kind, ErrorKind::ResourcePolicyExists);
 
-  auto patched = manager_->patchResourcePolicy("small", doc(R"({"max_concurrent_sessions": 2})"));
-  ASSERT_TRUE(patched.ok()) << patched.error().error.detail;
+  auto patched = manager_->admin().patchResourcePolicy("small", resourcePolicyPatch(doc(R"({"max_concurrent_sessions": 2})")));
+  ASSERT_TRUE(patched.ok()) << patched.error().detail;
   EXPECT_EQ(patched->maxConcurrentSessions, 2);
   EXPECT_EQ(patched->maxPendingSessions, 1);
   EXPECT_EQ(patched->totalResourceSlots.get("cpu"), *Quantity::parse("2.5")) << "kept exactly";
   EXPECT_FALSE(patched->defaultUnlimited);
-  auto negative = manager_->patchResourcePolicy("small", doc(R"({"total_resource_slots": {"cpu": -1}})"));
+  auto negative = manager_->admin().patchResourcePolicy("small", resourcePolicyPatch(doc(R"({"total_resource_slots": {"cpu": -1}})")));
   ASSERT_FALSE(negative.ok());
-  EXPECT_EQ(negative.error().status, 400);
-  EXPECT_EQ(manager_->patchResourcePolicy("none", doc("{}")).error().error.type, "unknown-resource-policy");
+  EXPECT_EQ(negative.error().kind, ErrorKind::InvalidRequest);
+  EXPECT_EQ(manager_->admin().patchResourcePolicy("none", resourcePolicyPatch(doc("{}"))).error().kind, ErrorKind::UnknownResourcePolicy);
 
   restart();
-  auto kept = manager_->resourcePolicy("small");
+  auto kept = manager_->admin().resourcePolicy("small");
   ASSERT_TRUE(kept.has_value());
   EXPECT_EQ(kept->totalResourceSlots, patched->totalResourceSlots);
   EXPECT_EQ(kept->maxConcurrentSessions, 2);
@@ -143,53 +144,53 @@ TEST_F(AdminTest, ResourcePoliciesAreCreatedPatchedAndKeptAcrossARestart) {
 
 TEST_F(AdminTest, AKeypairTakesOnlyAKnownPolicy) {
   startManager();
-  ASSERT_TRUE(manager_->upsertResourcePolicy({"small", {}, true, 0, 1, 0}).ok());
-  auto unknown = manager_->createKeypair(false, "huge");
+  ASSERT_TRUE(manager_->admin().upsertResourcePolicy({"small", {}, true, 0, 1, 0}).ok());
+  auto unknown = manager_->admin().createKeypair(false, "huge");
   ASSERT_FALSE(unknown.ok());
-  EXPECT_EQ(unknown.error().status, 404);
-  EXPECT_NE(unknown.error().error.detail.find("'huge'"), std::string::npos);
-  EXPECT_EQ(manager_->keypairs().size(), 0u) << "nothing created";
+  EXPECT_EQ(unknown.error().kind, ErrorKind::UnknownResourcePolicy);
+  EXPECT_NE(unknown.error().detail.find("'huge'"), std::string::npos);
+  EXPECT_EQ(manager_->admin().keypairs().size(), 0u) << "nothing created";
 
-  auto user = manager_->createKeypair(false, "small");
+  auto user = manager_->admin().createKeypair(false, "small");
   ASSERT_TRUE(user.ok());
-  EXPECT_EQ(manager_->keypair(user->accessKey)->resourcePolicy, "small");
-  auto plain = manager_->createKeypair(false);
+  EXPECT_EQ(manager_->admin().keypair(user->accessKey)->resourcePolicy, "small");
+  auto plain = manager_->admin().createKeypair(false);
   ASSERT_TRUE(plain.ok());
   EXPECT_EQ(plain->resourcePolicy, "");
 
-  EXPECT_EQ(manager_->setKeypairResourcePolicy("AKGHOST", "small").error().error.type, "unknown-keypair");
-  auto badPolicy = manager_->setKeypairResourcePolicy(plain->accessKey, "huge");
+  EXPECT_EQ(manager_->admin().setKeypairResourcePolicy("AKGHOST", "small").error().kind, ErrorKind::UnknownKeypair);
+  auto badPolicy = manager_->admin().setKeypairResourcePolicy(plain->accessKey, "huge");
   ASSERT_FALSE(badPolicy.ok());
-  EXPECT_EQ(badPolicy.error().status, 404);
-  EXPECT_EQ(badPolicy.error().error.detail, "no resource policy 'huge'");
-  ASSERT_TRUE(manager_->setKeypairResourcePolicy(plain->accessKey, "small").ok());
-  ASSERT_TRUE(manager_->setKeypairResourcePolicy(user->accessKey, "").ok());
+  EXPECT_EQ(badPolicy.error().kind, ErrorKind::UnknownResourcePolicy);
+  EXPECT_EQ(badPolicy.error().detail, "no resource policy 'huge'");
+  ASSERT_TRUE(manager_->admin().setKeypairResourcePolicy(plain->accessKey, "small").ok());
+  ASSERT_TRUE(manager_->admin().setKeypairResourcePolicy(user->accessKey, "").ok());
 
   restart();
-  EXPECT_EQ(manager_->keypair(plain->accessKey)->resourcePolicy, "small");
-  EXPECT_EQ(manager_->keypair(user->accessKey)->resourcePolicy, "");
+  EXPECT_EQ(manager_->admin().keypair(plain->accessKey)->resourcePolicy, "small");
+  EXPECT_EQ(manager_->admin().keypair(user->accessKey)->resourcePolicy, "");
 }
 
 TEST_F(AdminTest, EnqueueRefusesPastTheOwnersMaxPending) {
   startManager();
   addAgent();
-  ASSERT_TRUE(manager_->upsertResourcePolicy({"two-pending", {}, true, 0, 2, 0}).ok());
-  auto key = manager_->createKeypair(false, "two-pending");
+  ASSERT_TRUE(manager_->admin().upsertResourcePolicy({"two-pending", {}, true, 0, 2, 0}).ok());
+  auto key = manager_->admin().createKeypair(false, "two-pending");
   ASSERT_TRUE(key.ok());
   const Caller user{key->accessKey, false};
   auto first = submit(user);
-  ASSERT_TRUE(first.ok()) << first.error().error.detail;
+  ASSERT_TRUE(first.ok()) << first.error().detail;
   ASSERT_TRUE(submit(user).ok());  // 1 pending + this one = 2: allowed
   auto third = submit(user);       // 2 pending + this one = 3 > 2
   ASSERT_FALSE(third.ok());
-  EXPECT_EQ(third.error().status, 429);
-  EXPECT_EQ(third.error().error.type, "too-many-pending");
-  EXPECT_EQ(third.error().error.detail, "keypair policy 'two-pending' allows 2 pending sessions; 2 pending");
+  EXPECT_EQ(third.error().kind, ErrorKind::TooManyPending);
+  EXPECT_EQ(third.error().kind, ErrorKind::TooManyPending);
+  EXPECT_EQ(third.error().detail, "keypair policy 'two-pending' allows 2 pending sessions; 2 pending");
   EXPECT_TRUE(submit(Caller{"AKADMIN", true}).ok()) << "a keypair without a policy is not limited";
 
   ASSERT_TRUE(manager_->destroySession(user, first->id).ok());  // cancelled: no longer pending
   EXPECT_TRUE(submit(user).ok());
-  ASSERT_TRUE(manager_->patchResourcePolicy("two-pending", doc(R"({"max_pending_session_count": 0})")).ok());
+  ASSERT_TRUE(manager_->admin().patchResourcePolicy("two-pending", resourcePolicyPatch(doc(R"({"max_pending_session_count": 0})"))).ok());
   EXPECT_TRUE(submit(user).ok()) << "0 is no limit";
 }
 
@@ -199,15 +200,15 @@ TEST_F(AdminTest, EnqueueRefusesAnInactiveScalingGroup) {
   ScalingGroupRecord group;
   group.name = "default";
   group.active = false;
-  ASSERT_TRUE(manager_->upsertScalingGroup(group).ok());
+  ASSERT_TRUE(manager_->admin().upsertScalingGroup(group).ok());
   auto refused = submit(Caller{"AKADMIN", true});
   ASSERT_FALSE(refused.ok());
-  EXPECT_EQ(refused.error().status, 400);
-  EXPECT_EQ(refused.error().error.type, "inactive-scaling-group");
-  EXPECT_NE(refused.error().error.detail.find("'default'"), std::string::npos);
+  EXPECT_EQ(refused.error().kind, ErrorKind::InactiveScalingGroup);
+  EXPECT_EQ(refused.error().kind, ErrorKind::InactiveScalingGroup);
+  EXPECT_NE(refused.error().detail.find("'default'"), std::string::npos);
   // A group without a record keeps its defaults (active); this one just has no agent.
-  EXPECT_EQ(submit(Caller{"AKADMIN", true}, "other").error().error.type, "slot-not-served");
-  ASSERT_TRUE(manager_->patchScalingGroup("default", doc(R"({"active": true})")).ok());
+  EXPECT_EQ(submit(Caller{"AKADMIN", true}, "other").error().kind, ErrorKind::SlotNotServed);
+  ASSERT_TRUE(manager_->admin().patchScalingGroup("default", scalingGroupPatch(doc(R"({"active": true})"))).ok());
   EXPECT_TRUE(submit(Caller{"AKADMIN", true}).ok());
 }
 
@@ -217,10 +218,10 @@ class AdminApiTest : public AdminTest {
  protected:
   void SetUp() override {
     startManager();
-    auto admin = manager_->createKeypair(true);
+    auto admin = manager_->admin().createKeypair(true);
     ASSERT_TRUE(admin.ok());
     admin_ = {admin->accessKey, admin->secretKey};
-    auto user = manager_->createKeypair(false);
+    auto user = manager_->admin().createKeypair(false);
     ASSERT_TRUE(user.ok());
     user_ = {user->accessKey, user->secretKey};
     server_ = std::make_unique<http::Server>(http::ServerOptions{}, managerApi(*manager_, "token"));

@@ -133,8 +133,12 @@ TEST(PlacementIndex, LostAgentsAreLeftOutAndUpdatesMoveAgentsInTheOrder) {
 }
 
 TEST(PlacementIndex, SlotsFollowTheGroupsPriorityThenTheDefaultOrder) {
-  EXPECT_EQ(slotPriorityOrder({"mem", "cpu", "acme.device", "rocm.device", "cuda.shares", "zz"}),
-            (std::vector<std::string>{"cuda.shares", "rocm.device", "acme.device", "cpu", "mem", "zz"}));
+  const std::map<std::string, SlotType> types = {{"mem", SlotType::Bytes}, {"cpu", SlotType::Count},
+                                                 {"cuda.shares", SlotType::Fraction}, {"acme.device", SlotType::Count}};
+  // Accelerator slots (a plugin's key before the dot) by name, then intrinsic ones by
+  // type (count, bytes), then a slot of unknown type: no vendor's name is special.
+  EXPECT_EQ(slotPriorityOrder({"mem", "cpu", "acme.device", "rocm.device", "cuda.shares", "zz"}, &types),
+            (std::vector<std::string>{"acme.device", "cuda.shares", "rocm.device", "cpu", "mem", "zz"}));
   std::map<std::string, AgentView> agents;
   agents["a"] = agent("a", {{"cpu", {"4", "0"}}, {"mem", {"8", "0"}}, {"cuda.device", {"1", "0"}}});
   PlacementIndex index({"mem"});
@@ -167,11 +171,21 @@ TEST(SlotRegistry, LearnsNewSlotsKeepsThemAndRefusesAnotherType) {
   EXPECT_EQ(learned.conflicts[0].slot, "mem");
   EXPECT_EQ(learned.conflicts[0].known, SlotType::Bytes);
   EXPECT_EQ(registry.find("acme.device"), nullptr) << "compare changes nothing";
-  registry.add(learned.added);
+  registry.add(learned);
   ASSERT_NE(registry.find("acme.device"), nullptr);
-  registry.add({});
+  registry.add(LearnedSlots{});
   EXPECT_EQ(registry.all().size(), 3u) << "never removed";
   EXPECT_NE(registry.table().find("acme.device"), nullptr);
+}
+
+TEST(SlotRegistry, RefinesACountSlotToFractionButNothingElse) {
+  SlotRegistry registry({{"cuda.shares", SlotType::Count}, {"acme.npu", SlotType::Fraction}});
+  LearnedSlots learned = registry.compare({{"cuda.shares", SlotType::Fraction}, {"acme.npu", SlotType::Count}});
+  EXPECT_EQ(learned.refined, (std::map<std::string, SlotType>{{"cuda.shares", SlotType::Fraction}}));
+  ASSERT_EQ(learned.conflicts.size(), 1u) << "a fraction slot never turns back into a count";
+  EXPECT_EQ(learned.conflicts[0].slot, "acme.npu");
+  registry.add(learned);
+  EXPECT_EQ(*registry.find("cuda.shares"), SlotType::Fraction);
 }
 
 }  // namespace

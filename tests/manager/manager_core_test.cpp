@@ -1,7 +1,9 @@
 // The manager's core in process: a real store (SQLite), heartbeats and events fed
 // directly, and a fake agent RPC (a real HTTP server) that the dispatch calls.
 #include "http_server.hpp"
+#include "api_views.hpp"
 #include "manager.hpp"
+#include "manager_api.hpp"
 
 #include "../support/temp_dir.hpp"
 #include "../support/wait.hpp"
@@ -159,7 +161,7 @@ class ManagerCoreTest : public ::testing::Test {
   void report(const std::string& id, const protocol::AgentState& state, std::uint64_t digest = 1) {
     protocol::Heartbeat heartbeat{id, digest, state};
     auto reply = manager_->heartbeat(id, heartbeat);
-    ASSERT_TRUE(reply.ok()) << reply.error().error.detail;
+    ASSERT_TRUE(reply.ok()) << reply.error().detail;
   }
 
   protocol::EventAck event(const std::string& agentId, std::uint64_t seq, const std::string& session, protocol::EventKind kind,
@@ -177,7 +179,7 @@ class ManagerCoreTest : public ::testing::Test {
     request.resources = std::move(resources);
     request.scalingGroup = group;
     auto created = manager_->createSession(caller, request);
-    EXPECT_TRUE(created.ok()) << (created.ok() ? "" : created.error().error.detail);
+    EXPECT_TRUE(created.ok()) << (created.ok() ? "" : created.error().detail);
     return created ? *created : SessionRecord{};
   }
 
@@ -277,8 +279,8 @@ TEST_F(ManagerCoreTest, AReportTheStoreCannotSaveIsRefusedAndAskedForAgain) {
   *failWrites_ = true;
   auto refused = manager_->heartbeat("a", {"a", 2, eightCores});
   ASSERT_FALSE(refused.ok());
-  EXPECT_EQ(refused.error().status, 500);
-  EXPECT_EQ(refused.error().error.type, "store-error");
+  EXPECT_EQ(refused.error().kind, ErrorKind::StoreFailed);
+  EXPECT_EQ(refused.error().kind, ErrorKind::StoreFailed);
   *failWrites_ = false;
   EXPECT_TRUE(manager_->heartbeat("a", {"a", 2, std::nullopt})->sendFull) << "its unsaved state is asked for again";
   report("a", eightCores, 2);
@@ -309,7 +311,7 @@ TEST_F(ManagerCoreTest, AConflictingSlotTypeIsNotTakenFromThatAgent) {
     const std::size_t expected = agent.record.id == "b" ? 0u : 1u;  // b's mem is refused
     EXPECT_EQ(agent.record.slots.count("mem"), expected) << agent.record.id;
   }
-  EXPECT_NE(manager_->metricsText().find("bai_manager_slot_type_conflicts_total 1"), std::string::npos);
+  EXPECT_NE(metricsText(manager_->figures(), manager_->metrics()).find("bai_manager_slot_type_conflicts_total 1"), std::string::npos);
 }
 
 TEST_F(ManagerCoreTest, EnqueueRefusesUnknownAndUnservedSlotsAndParsesSizes) {
@@ -320,22 +322,22 @@ TEST_F(ManagerCoreTest, EnqueueRefusesUnknownAndUnservedSlotsAndParsesSizes) {
   request.resources = {{"acme.device", "1"}};
   auto unknown = manager_->createSession(kAdmin, request);
   ASSERT_FALSE(unknown.ok());
-  EXPECT_EQ(unknown.error().error.type, "unknown-slot");
-  EXPECT_NE(unknown.error().error.detail.find("acme.device"), std::string::npos);
+  EXPECT_EQ(unknown.error().kind, ErrorKind::UnknownSlot);
+  EXPECT_NE(unknown.error().detail.find("acme.device"), std::string::npos);
   request.resources = {{"cuda.device", "1"}};
   auto unserved = manager_->createSession(kAdmin, request);
   ASSERT_FALSE(unserved.ok());
-  EXPECT_EQ(unserved.error().error.type, "slot-not-served");
-  EXPECT_NE(unserved.error().error.detail.find("cuda.device"), std::string::npos);
+  EXPECT_EQ(unserved.error().kind, ErrorKind::SlotNotServed);
+  EXPECT_NE(unserved.error().detail.find("cuda.device"), std::string::npos);
   request.resources = {{"cpu", "1"}};
   request.scalingGroup = "elsewhere";
-  EXPECT_EQ(manager_->createSession(kAdmin, request).error().error.type, "slot-not-served");
+  EXPECT_EQ(manager_->createSession(kAdmin, request).error().kind, ErrorKind::SlotNotServed);
   request.scalingGroup = "default";
   request.resources = {{"mem", "-1"}};
-  EXPECT_EQ(manager_->createSession(kAdmin, request).error().status, 400);
+  EXPECT_EQ(manager_->createSession(kAdmin, request).error().kind, ErrorKind::InvalidResource);
   request.command = {};
   request.resources = {{"cpu", "1"}};
-  EXPECT_EQ(manager_->createSession(kAdmin, request).error().status, 400);
+  EXPECT_EQ(manager_->createSession(kAdmin, request).error().kind, ErrorKind::InvalidRequest);
   const SessionRecord sized = submit({{"mem", "4g"}, {"cuda.device", "0"}});
   EXPECT_EQ(sized.requested.get("mem"), Quantity(4LL << 30));
   EXPECT_FALSE(sized.requested.contains("cuda.device")) << "zero amounts are not requests";
@@ -455,16 +457,16 @@ TEST_F(ManagerCoreTest, ALongPollAnswersWhenTheSessionEndsOrTheWaitRunsOut) {
   const SessionRecord session = submit({{"cpu", "1"}});
   ASSERT_TRUE(eventually([&] { return status(session.id) == SessionStatus::Running; }));
 
-  std::promise<ApiResult<SessionRecord>> timedOut;
+  std::promise<Outcome<SessionRecord>> timedOut;
   const auto started = std::chrono::steady_clock::now();
-  manager_->waitForSession(kAdmin, session.id, 200ms, [&](ApiResult<SessionRecord> r) { timedOut.set_value(std::move(r)); });
+  manager_->sessions().wait(kAdmin, session.id, 200ms, [&](Outcome<SessionRecord> r) { timedOut.set_value(std::move(r)); });
   auto early = timedOut.get_future().get();
   EXPECT_GE(std::chrono::steady_clock::now() - started, 190ms);
   EXPECT_EQ(early->status, SessionStatus::Running);
 
-  std::promise<ApiResult<SessionRecord>> ended;
+  std::promise<Outcome<SessionRecord>> ended;
   auto future = ended.get_future();
-  manager_->waitForSession(kAdmin, session.id, 10s, [&](ApiResult<SessionRecord> r) { ended.set_value(std::move(r)); });
+  manager_->sessions().wait(kAdmin, session.id, 10s, [&](Outcome<SessionRecord> r) { ended.set_value(std::move(r)); });
   EXPECT_EQ(future.wait_for(50ms), std::future_status::timeout);
   event("a", 1, session.id, protocol::EventKind::Exited, 0);
   ASSERT_EQ(future.wait_for(2s), std::future_status::ready);
@@ -478,7 +480,7 @@ TEST_F(ManagerCoreTest, ALongPollCallbackMayCallBackIntoTheManager) {
   report("a", nodeState("http://127.0.0.1:1", {{"cpu", "1"}}));
   const SessionRecord pending = submit({{"cpu", "2"}});
   std::promise<std::string> answered;
-  manager_->waitForSession(kAdmin, pending.id, 100ms, [&](ApiResult<SessionRecord> r) {
+  manager_->sessions().wait(kAdmin, pending.id, 100ms, [&](Outcome<SessionRecord> r) {
     answered.set_value(sessionStatusName(r->status) + std::string(" ") + manager_->pendingReason(pending.id));
   });
   auto future = answered.get_future();
@@ -491,8 +493,8 @@ TEST_F(ManagerCoreTest, ShutdownAnswersEveryLongPoll) {
   report("a", nodeState("http://127.0.0.1:1", {{"cpu", "1"}}));
   const SessionRecord pending = submit({{"cpu", "2"}});
   std::promise<int> answered;
-  manager_->waitForSession(kAdmin, pending.id, 60s, [&](ApiResult<SessionRecord> r) {
-    answered.set_value(r ? 200 : r.error().status);
+  manager_->sessions().wait(kAdmin, pending.id, 60s, [&](Outcome<SessionRecord> r) {
+    answered.set_value(r ? 200 : httpStatusOf(r.error().kind));
   });
   manager_->shutdown();
   auto future = answered.get_future();
@@ -506,11 +508,11 @@ TEST_F(ManagerCoreTest, UsersSeeOnlyTheirOwnSessions) {
   const Caller alice{"AKALICE", false}, bob{"AKBOB", false};
   const SessionRecord mine = submit({{"cpu", "5"}}, alice);  // more than the agent has: it stays pending
   EXPECT_TRUE(manager_->session(alice, mine.id).ok());
-  EXPECT_EQ(manager_->session(bob, mine.id).error().status, 404);
-  EXPECT_EQ(manager_->destroySession(bob, mine.id).error().status, 404);
-  EXPECT_EQ(manager_->listSessions(bob, std::nullopt).size(), 0u);
-  EXPECT_EQ(manager_->listSessions(alice, std::nullopt).size(), 1u);
-  EXPECT_EQ(manager_->listSessions(kAdmin, std::nullopt).size(), 1u);
+  EXPECT_EQ(manager_->session(bob, mine.id).error().kind, ErrorKind::UnknownSession);
+  EXPECT_EQ(manager_->destroySession(bob, mine.id).error().kind, ErrorKind::UnknownSession);
+  EXPECT_EQ(manager_->sessions().list(bob, std::nullopt)->size(), 0u);
+  EXPECT_EQ(manager_->sessions().list(alice, std::nullopt)->size(), 1u);
+  EXPECT_EQ(manager_->sessions().list(kAdmin, std::nullopt)->size(), 1u);
   EXPECT_EQ(manager_->destroySession(alice, mine.id)->status, SessionStatus::Cancelled);
 }
 
@@ -534,7 +536,7 @@ TEST_F(ManagerCoreTest, AgentsServingHttpsAreVerifiedWithTheConfiguredAuthority)
   startManager();  // the system's authorities do not know this self-signed agent
   const SessionRecord untrusted = submit({{"cpu", "1"}});
   ASSERT_TRUE(eventually([&] { return status(untrusted.id) == SessionStatus::Scheduled; }));
-  EXPECT_TRUE(eventually([&] { return manager_->metricsText().find("bai_manager_agent_call_failures_total 0") == std::string::npos; }))
+  EXPECT_TRUE(eventually([&] { return metricsText(manager_->figures(), manager_->metrics()).find("bai_manager_agent_call_failures_total 0") == std::string::npos; }))
       << "the start is not sent to an agent it cannot verify";
   EXPECT_EQ(rpc.created(), std::vector<std::string>{trusted.id});
 }
@@ -550,7 +552,7 @@ TEST_F(ManagerCoreTest, ANaivePlacementWouldBeRefusedOnTheFragmentedAgentButOurs
   ScalingGroupRecord group;
   group.name = "default";
   group.selector = "dispersed";  // by remaining alone it would pick the fragmented agent
-  ASSERT_TRUE(manager_->upsertScalingGroup(group).ok());
+  ASSERT_TRUE(manager_->admin().upsertScalingGroup(group).ok());
   report("fragmented", withLargest(nodeState(fragmented.url(), {{"cuda.shares", "4"}}), "cuda.shares", "0.6"));
   report("whole", nodeState(whole.url(), {{"cuda.shares", "1"}}));
   const SessionRecord session = submit({{"cuda.shares", "0.8"}});
@@ -569,7 +571,7 @@ TEST_F(ManagerCoreTest, EachScalingGroupRunsItsOwnPolicies) {
   ScalingGroupRecord group;
   group.name = "gpu";
   group.selector = "dispersed";
-  ASSERT_TRUE(manager_->upsertScalingGroup(group).ok());
+  ASSERT_TRUE(manager_->admin().upsertScalingGroup(group).ok());
   report("full", nodeState(rpc.url(), {{"cpu", "8"}}, {}, "gpu"));
   report("empty", nodeState(rpc.url(), {{"cpu", "8"}}, {}, "gpu"));
   const SessionRecord first = submit({{"cpu", "4"}}, kAdmin, "gpu");
@@ -579,14 +581,14 @@ TEST_F(ManagerCoreTest, EachScalingGroupRunsItsOwnPolicies) {
   EXPECT_NE(manager_->session(kAdmin, spread.id)->agentId, manager_->session(kAdmin, first.id)->agentId) << "dispersed";
 
   group.selector = "concentrated";
-  ASSERT_TRUE(manager_->upsertScalingGroup(group).ok());
+  ASSERT_TRUE(manager_->admin().upsertScalingGroup(group).ok());
   const SessionRecord packed = submit({{"cpu", "1"}}, kAdmin, "gpu");
   ASSERT_TRUE(eventually([&] { return status(packed.id) == SessionStatus::Running; }));
   EXPECT_EQ(manager_->session(kAdmin, packed.id)->agentId, manager_->session(kAdmin, first.id)->agentId)
       << "concentrated: onto the fuller agent";
 
   group.selector = "no-such-policy";
-  ASSERT_TRUE(manager_->upsertScalingGroup(group).ok());
+  ASSERT_TRUE(manager_->admin().upsertScalingGroup(group).ok());
   const SessionRecord stuck = submit({{"cpu", "1"}}, kAdmin, "gpu");
   ASSERT_TRUE(eventually([&] { return manager_->pendingReason(stuck.id).find("no-such-policy") != std::string::npos; }))
       << manager_->pendingReason(stuck.id);
@@ -602,8 +604,8 @@ TEST_F(ManagerCoreTest, ASessionOverQuotaWaitsWithTheReasonAndBlocksNobody) {
   policy.name = "small";
   policy.totalResourceSlots.set(SlotName::of("cpu"), Quantity(2));
   policy.maxConcurrentSessions = 2;
-  ASSERT_TRUE(manager_->upsertResourcePolicy(policy).ok());
-  auto keypair = manager_->createKeypair(false, "small");
+  ASSERT_TRUE(manager_->admin().upsertResourcePolicy(policy).ok());
+  auto keypair = manager_->admin().createKeypair(false, "small");
   ASSERT_TRUE(keypair.ok());
   const Caller user{keypair->accessKey, false};
 
@@ -629,8 +631,8 @@ TEST_F(ManagerCoreTest, ARequestOverTheWholeQuotaIsRefusedAtOnce) {
   ResourcePolicyRecord policy;
   policy.name = "small";
   policy.totalResourceSlots.set(SlotName::of("cpu"), Quantity(2));
-  ASSERT_TRUE(manager_->upsertResourcePolicy(policy).ok());
-  auto keypair = manager_->createKeypair(false, "small");
+  ASSERT_TRUE(manager_->admin().upsertResourcePolicy(policy).ok());
+  auto keypair = manager_->admin().createKeypair(false, "small");
   ASSERT_TRUE(keypair.ok());
   const Caller user{keypair->accessKey, false};
 
@@ -639,9 +641,9 @@ TEST_F(ManagerCoreTest, ARequestOverTheWholeQuotaIsRefusedAtOnce) {
   request.resources = {{"cpu", "3"}};
   auto refused = manager_->createSession(user, request);
   ASSERT_FALSE(refused.ok()) << "it could never be placed";
-  EXPECT_EQ(refused.error().status, 400);
-  EXPECT_EQ(refused.error().error.type, "exceeds-quota");
-  EXPECT_NE(refused.error().error.detail.find("cpu"), std::string::npos) << refused.error().error.detail;
+  EXPECT_EQ(refused.error().kind, ErrorKind::ExceedsQuota);
+  EXPECT_EQ(refused.error().kind, ErrorKind::ExceedsQuota);
+  EXPECT_NE(refused.error().detail.find("cpu"), std::string::npos) << refused.error().detail;
   request.resources = {{"cpu", "2"}};
   EXPECT_TRUE(manager_->createSession(user, request).ok()) << "the whole quota is allowed";
 }
@@ -653,7 +655,7 @@ TEST_F(ManagerCoreTest, HowManyMayPassAWaitingSessionIsBounded) {
   ScalingGroupRecord group;
   group.name = "default";
   group.holMaxPasses = 1;
-  ASSERT_TRUE(manager_->upsertScalingGroup(group).ok());
+  ASSERT_TRUE(manager_->admin().upsertScalingGroup(group).ok());
   report("a", nodeState(rpc.url(), {{"cpu", "8"}}));
   const SessionRecord running = submit({{"cpu", "6"}});
   ASSERT_TRUE(eventually([&] { return status(running.id) == SessionStatus::Running; }));
@@ -685,11 +687,11 @@ TEST_F(ManagerCoreTest, APolicyThatAnswersWrongIsLoggedCountedAndWorkedAround) {
   group.name = "default";
   group.sequencer = "bad-order";   // answers an order that is no permutation
   group.selector = "bad-select";   // answers an index out of range
-  ASSERT_TRUE(manager_->upsertScalingGroup(group).ok());
+  ASSERT_TRUE(manager_->admin().upsertScalingGroup(group).ok());
   report("a", nodeState(rpc.url(), {{"cpu", "4"}}));
   const SessionRecord session = submit({{"cpu", "1"}});
   ASSERT_TRUE(eventually([&] { return status(session.id) == SessionStatus::Running; })) << "submission order, first candidate";
-  const std::string metrics = manager_->metricsText();
+  const std::string metrics = metricsText(manager_->figures(), manager_->metrics());
   EXPECT_EQ(metrics.find("bai_manager_policy_errors_total 0"), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("bai_manager_policy_errors_total"), std::string::npos);
 }
@@ -701,7 +703,7 @@ TEST_F(ManagerCoreTest, DrfLetsTheSmallerShareGoFirst) {
   ScalingGroupRecord group;
   group.name = "default";
   group.sequencer = "drf";
-  ASSERT_TRUE(manager_->upsertScalingGroup(group).ok());
+  ASSERT_TRUE(manager_->admin().upsertScalingGroup(group).ok());
   report("a", nodeState(rpc.url(), {{"cpu", "4"}}));
   const Caller heavy{"AKHEAVY", false}, light{"AKLIGHT", false};
   const SessionRecord held = submit({{"cpu", "3"}}, heavy);

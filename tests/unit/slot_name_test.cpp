@@ -64,7 +64,7 @@ INSTANTIATE_TEST_SUITE_P(Inputs, SlotNameRejects,
                                                  "longer than 64"}));
 
 TEST(SlotType, NamesRoundTrip) {
-  for (SlotType type : {SlotType::Count, SlotType::Bytes, SlotType::Unique, SlotType::Unified}) {
+  for (SlotType type : {SlotType::Count, SlotType::Bytes, SlotType::Unique, SlotType::Unified, SlotType::Fraction}) {
     auto parsed = parseSlotType(slotTypeName(type));
     ASSERT_TRUE(parsed.ok());
     EXPECT_EQ(*parsed, type);

@@ -136,10 +136,11 @@ class SlotName {
 };
 
 enum class SlotType {
-  Count,    // a decimal amount: cores, devices, shares
-  Bytes,    // an integral byte count: memory
-  Unique,   // requested as exactly 1: a MIG slice
-  Unified,  // given to every session, never allocated
+  Count,     // a decimal amount: cores, whole devices
+  Bytes,     // an integral byte count: memory
+  Unique,    // requested as exactly 1: a MIG slice
+  Unified,   // given to every session, never allocated
+  Fraction,  // a decimal amount of devices that sessions share (cuda.shares): packed by placement
 };
 
 const char* slotTypeName(SlotType type);

@@ -1,0 +1,122 @@
+#include "api_views.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace bai::manager {
+
+Result<NewSession> parseNewSession(const std::string& body) {
+  const nlohmann::json doc = nlohmann::json::parse(body, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) return fail(ErrorCode::InvalidArgument, "the body is not a JSON object");
+  NewSession session;
+  for (const auto& [key, value] : doc.items()) {
+    if (key == "name") {
+      if (!value.is_string()) return fail(ErrorCode::InvalidArgument, "name must be a string");
+      session.name = value.get<std::string>();
+    } else if (key == "command") {
+      if (!value.is_array()) return fail(ErrorCode::InvalidArgument, "command must be an array of strings");
+      for (const auto& arg : value) {
+        if (!arg.is_string()) return fail(ErrorCode::InvalidArgument, "command must be an array of strings");
+        session.command.push_back(arg.get<std::string>());
+      }
+    } else if (key == "env") {
+      if (!value.is_object()) return fail(ErrorCode::InvalidArgument, "env must be an object of strings");
+      for (const auto& [name, text] : value.items()) {
+        if (!text.is_string()) return fail(ErrorCode::InvalidArgument, "env." + name + " must be a string");
+        if (name.empty() || name.find('=') != std::string::npos) {
+          return fail(ErrorCode::InvalidArgument, "env name '" + name + "' is empty or contains '='");
+        }
+        session.env[name] = text.get<std::string>();
+      }
+    } else if (key == "resources") {
+      if (!value.is_object()) return fail(ErrorCode::InvalidArgument, "resources must be an object {slot: amount}");
+      for (const auto& [slot, amount] : value.items()) {
+        if (amount.is_string()) {
+          session.resources.emplace_back(slot, amount.get<std::string>());
+        } else if (amount.is_number()) {
+          session.resources.emplace_back(slot, amount.dump());  // the number's own text, never a float round trip
+        } else {
+          return fail(ErrorCode::InvalidArgument, "resources." + slot + " must be a number or a string such as \"4g\"");
+        }
+      }
+    } else if (key == "scaling_group") {
+      if (!value.is_string()) return fail(ErrorCode::InvalidArgument, "scaling_group must be a string");
+      session.scalingGroup = value.get<std::string>();
+    } else {
+      return fail(ErrorCode::InvalidArgument, "unknown field '" + key + "' (name, command, env, resources, scaling_group)");
+    }
+  }
+  return session;
+}
+
+std::string sessionToJson(const SessionRecord& s, const std::string& pendingReason) {
+  nlohmann::json resources = nlohmann::json::parse(s.requested.toJson());
+  nlohmann::json out = {{"id", s.id},
+                        {"name", s.name},
+                        {"owner", s.owner},
+                        {"scaling_group", s.scalingGroup},
+                        {"command", s.command},
+                        {"env", s.env},
+                        {"resources", resources},
+                        {"status", sessionStatusName(s.status)},
+                        {"status_reason", s.status == SessionStatus::Pending && !pendingReason.empty() ? pendingReason
+                                                                                                      : s.statusReason},
+                        {"agent", s.agentId},
+                        {"exit_code", s.exitCode ? nlohmann::json(*s.exitCode) : nlohmann::json()},
+                        {"created_at_ms", s.createdAtMillis},
+                        {"scheduled_at_ms", s.scheduledAtMillis},
+                        {"started_at_ms", s.startedAtMillis},
+                        {"ended_at_ms", s.endedAtMillis}};
+  return out.dump();
+}
+
+std::string agentToJson(const AgentSummary& a, const std::map<std::string, SlotType>& types) {
+  nlohmann::json slots = nlohmann::json::object();
+  for (const auto& [slot, figures] : a.record.slots) {
+    auto type = types.find(slot);
+    slots[slot] = {{"type", type == types.end() ? "count" : slotTypeName(type->second)},
+                   {"capacity", figures.capacity.toString()},
+                   {"used", figures.used.toString()},
+                   {"largest_allocatable", figures.largest.toString()}};
+  }
+  nlohmann::json out = {{"id", a.record.id},
+                        {"status", agentStatusName(a.record.status)},
+                        {"rpc_url", a.record.rpcUrl},
+                        {"region", a.record.region},
+                        {"scaling_group", a.record.scalingGroup},
+                        {"architecture", a.record.architecture},
+                        {"version", a.record.version},
+                        {"slots", slots},
+                        {"plugins", nlohmann::json::parse(a.record.pluginsJson, nullptr, false)},
+                        {"device_health", nlohmann::json::parse(a.record.deviceHealthJson, nullptr, false)},
+                        {"seconds_since_heartbeat", a.secondsSinceHeartbeat},
+                        {"registered_at_ms", a.record.registeredAtMillis},
+                        {"status_changed_at_ms", a.record.statusChangedAtMillis}};
+  return out.dump();
+}
+
+
+nlohmann::json keypairToJson(const KeypairRecord& key) {
+  return {{"access_key", key.accessKey}, {"admin", key.admin}, {"active", key.active},
+          {"created_at_ms", key.createdAtMillis}, {"resource_policy", key.resourcePolicy}};
+}
+
+std::string metricsText(const ClusterFigures& figures, const Metrics& metrics) {
+  std::string out = "# HELP bai_manager_agents agents by state\n# TYPE bai_manager_agents gauge\n";
+  for (const auto& [state, count] : figures.agentsByStatus) {
+    out += "bai_manager_agents{state=\"" + state + "\"} " + std::to_string(count) + "\n";
+  }
+  out += "# HELP bai_manager_slot_capacity capacity of live agents per slot\n# TYPE bai_manager_slot_capacity gauge\n";
+  for (const auto& [slot, f] : figures.slotsOfLive) out += "bai_manager_slot_capacity{slot=\"" + slot + "\"} " + f.first.toString() + "\n";
+  out += "# HELP bai_manager_slot_used reserved on live agents per slot\n# TYPE bai_manager_slot_used gauge\n";
+  for (const auto& [slot, f] : figures.slotsOfLive) out += "bai_manager_slot_used{slot=\"" + slot + "\"} " + f.second.toString() + "\n";
+  out += "# HELP bai_manager_sessions active sessions by status\n# TYPE bai_manager_sessions gauge\n";
+  for (SessionStatus status : {SessionStatus::Pending, SessionStatus::Scheduled, SessionStatus::Preparing, SessionStatus::Running,
+                               SessionStatus::Terminating}) {
+    auto count = figures.activeSessions.find(status);
+    out += std::string("bai_manager_sessions{status=\"") + sessionStatusName(status) + "\"} " +
+           std::to_string(count == figures.activeSessions.end() ? 0 : count->second) + "\n";
+  }
+  return out + metrics.renderCounters();
+}
+
+}  // namespace bai::manager

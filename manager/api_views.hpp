@@ -1,0 +1,26 @@
+// The manager API's JSON and text: what it reads from request bodies and writes for
+// sessions, agents, keypairs and /metrics. Part of the API layer: the domain returns
+// records and figures, never JSON.
+#pragma once
+
+#include "manager.hpp"
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <map>
+#include <string>
+
+namespace bai::manager {
+
+// POST /v1/sessions: {"name", "command", "env", "resources", "scaling_group"}; unknown
+// fields are refused.
+Result<NewSession> parseNewSession(const std::string& body);
+
+std::string sessionToJson(const SessionRecord& session, const std::string& pendingReason = "");
+std::string agentToJson(const AgentSummary& agent, const std::map<std::string, SlotType>& types);
+nlohmann::json keypairToJson(const KeypairRecord& key);  // never the secret
+
+// The Prometheus text of /metrics: the state's gauges, then the counters.
+std::string metricsText(const ClusterFigures& figures, const Metrics& metrics);
+
+}  // namespace bai::manager

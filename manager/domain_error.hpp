@@ -1,0 +1,46 @@
+// What a manager operation can refuse, as kinds. The domain says what went wrong and
+// why; only the API layer (manager_api.cpp) turns a kind into an HTTP status and body.
+#pragma once
+
+#include <bai/result.hpp>
+
+#include <string>
+#include <utility>
+
+namespace bai::manager {
+
+enum class ErrorKind {
+  InvalidRequest,        // malformed or out-of-domain input
+  UnknownSlot,           // no agent ever offered the slot
+  InvalidResource,       // an amount that does not parse for its slot type
+  ExceedsQuota,          // more than the owner's whole resource policy allows
+  SlotNotServed,         // no live agent of the group offers the slot
+  InactiveScalingGroup,  // the group takes no new sessions
+  TooManyPending,        // the owner's policy caps pending sessions
+  UnknownSession,
+  UnknownAgent,
+  UnknownKeypair,
+  UnknownResourcePolicy,
+  UnknownScalingGroup,
+  AgentNotRegistered,    // an agent sent events before its first full report
+  ScalingGroupExists,
+  ResourcePolicyExists,
+  SessionNotStarted,     // nothing to read from an agent yet
+  AgentUnreachable,      // the agent did not answer (or its calls are queued too long)
+  StoreFailed,           // the change could not be saved; nothing changed
+  ShuttingDown,
+};
+
+struct DomainError {
+  ErrorKind kind = ErrorKind::InvalidRequest;
+  std::string detail;  // for people: names the input and the limit
+};
+
+template <class T>
+using Outcome = Result<T, DomainError>;
+
+inline Failure<DomainError> refuse(ErrorKind kind, std::string detail) {
+  return Failure<DomainError>{DomainError{kind, std::move(detail)}};
+}
+
+}  // namespace bai::manager

@@ -1,0 +1,209 @@
+#include "session_service.hpp"
+
+#include "http_client.hpp"
+#include "quota.hpp"
+
+#include <algorithm>
+#include <random>
+
+namespace bai::manager {
+namespace {
+
+std::string newSessionId() {
+  static thread_local std::mt19937_64 random{std::random_device{}()};
+  static const char* hex = "0123456789abcdef";
+  std::string id;
+  for (int i = 0; i < 16; ++i) id += hex[random() & 15];
+  return id;
+}
+
+bool visibleTo(const Caller& caller, const SessionRecord& session) {
+  return caller.admin || session.owner == caller.accessKey;
+}
+
+Outcome<void> checkShape(const NewSession& request) {
+  if (request.command.empty() || request.command[0].empty()) {
+    return refuse(ErrorKind::InvalidRequest, "command must be a non-empty array of strings");
+  }
+  if (request.name.size() > 256) return refuse(ErrorKind::InvalidRequest, "name is longer than 256 characters");
+  if (request.scalingGroup.empty()) return refuse(ErrorKind::InvalidRequest, "scaling_group must not be empty");
+  return {};
+}
+
+}  // namespace
+
+SessionService::SessionService(Ledger& ledger, SessionLifecycle& lifecycle, AgentDispatcher& dispatcher, Waiters& waiters)
+    : ledger_(ledger), lifecycle_(lifecycle), dispatcher_(dispatcher), waiters_(waiters) {}
+
+Outcome<ResourceSlot> SessionService::admit(const ClusterState& state, const Caller& caller, const NewSession& request) const {
+  const std::string& group = request.scalingGroup;
+  if (const ScalingGroupRecord* record = state.scalingGroup(group); record != nullptr && !record->active) {
+    return refuse(ErrorKind::InactiveScalingGroup, "scaling group '" + group + "' is not active");
+  }
+  const ResourcePolicyRecord* policy = state.policyOfOwner(caller.accessKey);
+  if (policy != nullptr) {
+    if (auto why = pendingShortfall(*policy, ownerUsage(state.active, caller.accessKey))) {
+      return refuse(ErrorKind::TooManyPending, *why);
+    }
+  }
+  for (const auto& [slot, amount] : request.resources) {
+    if (state.registry.find(slot) == nullptr) {
+      return refuse(ErrorKind::UnknownSlot, "no agent of this cluster has ever offered slot '" + slot + "'");
+    }
+  }
+  auto requested = ResourceSlot::parseUserInput(request.resources, state.registry.table());
+  if (!requested) return refuse(ErrorKind::InvalidResource, requested.error().message);
+  // A request over the owner's whole quota would wait forever: refuse it now.
+  if (policy != nullptr) {
+    if (auto why = quotaShortfall(*policy, OwnerUsage{}, *requested)) {
+      return refuse(ErrorKind::ExceedsQuota, "even with nothing else running: " + *why);
+    }
+  }
+  for (const auto& [slot, amount] : *requested) {
+    if (amount.isZero()) continue;
+    const bool served = std::any_of(state.agents.begin(), state.agents.end(), [&](const auto& entry) {
+      const AgentView& agent = entry.second;
+      return agent.alive() && agent.record.scalingGroup == group && !agent.capacity(slot.str()).isZero();
+    });
+    if (!served) {
+      return refuse(ErrorKind::SlotNotServed, "no live agent of scaling group '" + group + "' offers " + slot.str());
+    }
+  }
+  return *requested;
+}
+
+Outcome<SessionRecord> SessionService::create(const Caller& caller, const NewSession& request) {
+  if (auto shape = checkShape(request); !shape) return Failure{shape.error()};
+  const Guard guard = ledger_.lock();
+  ClusterState& state = ledger_.state(guard);
+  auto requested = admit(state, caller, request);
+  if (!requested) return Failure{requested.error()};
+  SessionRecord session;
+  session.id = newSessionId();
+  session.name = request.name.empty() ? session.id : request.name;
+  session.owner = caller.accessKey;
+  session.scalingGroup = request.scalingGroup;
+  session.command = request.command;
+  session.env = request.env;
+  for (const auto& [slot, amount] : *requested) {
+    if (!amount.isZero()) session.requested.set(slot, amount);
+  }
+  session.status = SessionStatus::Pending;
+  session.createdAtMillis = nowMillis();
+  auto inserted = ledger_.store().write([&](StoreTransaction& tx) -> Result<void> {
+    auto seq = tx.insertSession(session);
+    if (!seq) return Failure{seq.error()};
+    session.enqueueSeq = *seq;
+    return {};
+  });
+  if (!inserted) return refuse(ErrorKind::StoreFailed, inserted.error().message);
+  state.active[session.id] = session;
+  ledger_.wantPlacement(guard);
+  return session;
+}
+
+Outcome<std::vector<SessionRecord>> SessionService::list(const Caller& caller, std::optional<SessionStatus> status) {
+  SessionFilter filter;
+  filter.status = status;
+  if (!caller.admin) filter.owner = caller.accessKey;
+  std::vector<SessionRecord> out;
+  auto read = ledger_.store().read([&](StoreTransaction& tx) -> Result<void> {
+    auto rows = tx.sessions(filter);
+    if (!rows) return Failure{rows.error()};
+    out = std::move(*rows);
+    return {};
+  });
+  if (!read) return refuse(ErrorKind::StoreFailed, read.error().message);
+  return out;
+}
+
+Outcome<SessionRecord> SessionService::get(const Caller& caller, const std::string& id) {
+  {
+    const Guard guard = ledger_.lock();
+    const ClusterState& state = ledger_.state(guard);
+    if (auto it = state.active.find(id); it != state.active.end() && visibleTo(caller, it->second)) return it->second;
+  }
+  std::optional<SessionRecord> found;
+  auto read = ledger_.store().read([&](StoreTransaction& tx) -> Result<void> {
+    auto row = tx.session(id);
+    if (!row) return Failure{row.error()};
+    found = std::move(*row);
+    return {};
+  });
+  if (!read) return refuse(ErrorKind::StoreFailed, read.error().message);
+  if (!found || !visibleTo(caller, *found)) return refuse(ErrorKind::UnknownSession, "no session '" + id + "'");
+  return *found;
+}
+
+std::string SessionService::pendingReason(const std::string& id) const {
+  const Guard guard = ledger_.lock();
+  const ClusterState& state = ledger_.state(guard);
+  auto it = state.pendingReasons.find(id);
+  return it == state.pendingReasons.end() ? "" : it->second;
+}
+
+void SessionService::wait(const Caller& caller, const std::string& id, std::chrono::milliseconds wait, SessionCallback done) {
+  auto current = get(caller, id);
+  if (!current || isFinal(current->status) || wait.count() <= 0) return done(std::move(current));
+  {
+    // Queued under the ledger's lock, so the session cannot end between the look and the queueing.
+    const Guard guard = ledger_.lock();
+    const ClusterState& state = ledger_.state(guard);
+    if (!state.stopping && state.active.count(id) != 0) {
+      const auto limit = std::min(wait, state.tunables.maxWait);
+      if (waiters_.add(id, caller, std::chrono::steady_clock::now() + limit, done)) return;
+      return done(refuse(ErrorKind::ShuttingDown, "retry against the restarted manager"));
+    }
+  }
+  done(get(caller, id));  // it ended between the two looks
+}
+
+Outcome<SessionRecord> SessionService::destroy(const Caller& caller, const std::string& id) {
+  {
+    const Guard guard = ledger_.lock();
+    ClusterState& state = ledger_.state(guard);
+    auto it = state.active.find(id);
+    if (it != state.active.end() && visibleTo(caller, it->second)) {
+      SessionRecord updated = it->second;
+      if (updated.status == SessionStatus::Pending) {
+        updated.status = SessionStatus::Cancelled;
+        updated.statusReason = "cancelled before it was placed";
+        updated.endedAtMillis = nowMillis();
+      } else if (updated.status != SessionStatus::Terminating) {
+        updated.status = SessionStatus::Terminating;
+        updated.statusReason = "destroy requested";
+      }
+      Transition t;
+      t.sessions.push_back(updated);
+      if (auto done = ledger_.commit(guard, std::move(t)); !done) return refuse(ErrorKind::StoreFailed, done.error().message);
+      if (updated.status == SessionStatus::Terminating && state.inFlight.count(id) == 0) {
+        auto agent = state.agents.find(updated.agentId);
+        if (agent != state.agents.end() && agent->second.alive()) lifecycle_.destroy(guard, id);
+      }
+      return updated;
+    }
+  }
+  return get(caller, id);  // already over (or unknown)
+}
+
+void SessionService::logs(const Caller& caller, const std::string& id, const std::string& query, ReplyCallback done) {
+  auto current = get(caller, id);
+  if (!current) return done(Failure{current.error()});
+  std::string rpcUrl;
+  {
+    const Guard guard = ledger_.lock();
+    const ClusterState& state = ledger_.state(guard);
+    auto agent = state.agents.find(current->agentId);
+    if (current->agentId.empty() || agent == state.agents.end()) {
+      return done(refuse(ErrorKind::SessionNotStarted, "session '" + id + "' is " + sessionStatusName(current->status)));
+    }
+    rpcUrl = agent->second.record.rpcUrl;
+  }
+  const std::string path = "/v1/sessions/" + http::urlEncode(id) + "/logs" + (query.empty() ? "" : "?" + query);
+  dispatcher_.get(current->agentId, rpcUrl, path, [done = std::move(done)](AgentCall<AgentReply> reply) {
+    if (!reply) return done(refuse(ErrorKind::AgentUnreachable, reply.error().describe()));
+    done(std::move(*reply));
+  });
+}
+
+}  // namespace bai::manager

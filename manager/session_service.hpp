@@ -1,0 +1,64 @@
+// The user's sessions: submit, list, look up, long-poll, destroy, and read logs. Checks
+// requests against the cluster's slots, the owner's quota and the group's admission,
+// then writes through the ledger; never calls an agent itself (logs go through the
+// AgentDispatcher and are answered from its thread).
+//
+// Threads: API threads. Keeps no state of its own.
+#pragma once
+
+#include "agent_dispatcher.hpp"
+#include "caller.hpp"
+#include "domain_error.hpp"
+#include "ledger.hpp"
+#include "session_lifecycle.hpp"
+#include "waiters.hpp"
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace bai::manager {
+
+struct NewSession {
+  std::string name;
+  std::vector<std::string> command;
+  std::map<std::string, std::string> env;
+  std::vector<std::pair<std::string, std::string>> resources;  // as the user typed them: {"mem", "4g"}
+  std::string scalingGroup = "default";
+};
+
+class SessionService {
+ public:
+  using Guard = Ledger::Guard;
+  using SessionCallback = Waiters::SessionCallback;
+  using ReplyCallback = std::function<void(Outcome<AgentReply>)>;
+
+  SessionService(Ledger& ledger, SessionLifecycle& lifecycle, AgentDispatcher& dispatcher, Waiters& waiters);
+
+  Outcome<SessionRecord> create(const Caller& caller, const NewSession& request);
+  // Users see their own; admins see all.
+  Outcome<std::vector<SessionRecord>> list(const Caller& caller, std::optional<SessionStatus> status);
+  Outcome<SessionRecord> get(const Caller& caller, const std::string& id);
+  // Answers once the session is over or after `wait` (capped by manager.max-wait).
+  void wait(const Caller& caller, const std::string& id, std::chrono::milliseconds wait, SessionCallback done);
+  Outcome<SessionRecord> destroy(const Caller& caller, const std::string& id);
+  // The agent's answer to GET .../logs?`query`, passed through; `done` runs once.
+  void logs(const Caller& caller, const std::string& id, const std::string& query, ReplyCallback done);
+  // Why a pending session waits; empty when it does not.
+  std::string pendingReason(const std::string& id) const;
+
+ private:
+  // Why `request` of `caller` cannot be queued now; nullopt when it can.
+  Outcome<ResourceSlot> admit(const ClusterState& state, const Caller& caller, const NewSession& request) const;
+
+  Ledger& ledger_;
+  SessionLifecycle& lifecycle_;
+  AgentDispatcher& dispatcher_;
+  Waiters& waiters_;
+};
+
+}  // namespace bai::manager
