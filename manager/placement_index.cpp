@@ -145,7 +145,12 @@ void PlacementIndex::describe(const std::vector<const AgentView*>& agents,
   const std::size_t slots = slotOrder_.size();
   w.agents = agents;
   w.slotNames.clear();
-  for (const auto& slot : slotOrder_) w.slotNames.push_back(slot.c_str());
+  w.slotIsFraction.clear();
+  for (const auto& slot : slotOrder_) {
+    w.slotNames.push_back(slot.c_str());
+    const auto type = types_ == nullptr ? types_->end() : types_->find(slot);
+    w.slotIsFraction.push_back(types_ != nullptr && type != types_->end() && type->second == SlotType::Fraction);
+  }
   w.agentIds.clear();
   w.sharedDevices.clear();
   for (auto* columns : {&w.capacity, &w.remaining, &w.largest}) {
@@ -179,7 +184,8 @@ void PlacementIndex::describe(const std::vector<const AgentView*>& agents,
                               w.capacityRows.data(),
                               w.remainingRows.data(),
                               w.largestRows.data(),
-                              w.sharedDevices.data()};
+                              w.sharedDevices.data(),
+                              w.slotIsFraction.data()};
 }
 
 }  // namespace bai::manager

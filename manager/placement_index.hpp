@@ -23,6 +23,7 @@ struct CandidateWindow {
   std::vector<std::vector<double>> capacity, remaining, largest;
   std::vector<const double*> capacityRows, remainingRows, largestRows;
   std::vector<std::uint32_t> sharedDevices;
+  std::vector<std::uint8_t> slotIsFraction;
 };
 
 class PlacementIndex {

@@ -5,12 +5,13 @@
 // (the requested slots first, in the view's order), then the smallest agent id.
 //
 // Option {"prefer_shared": true} (default false) fights fragmentation of fractional GPUs:
-// when the session requests any "*.shares" slot, agents with more devices already shared
+// when the session requests any fraction slot (cuda.shares, or any vendor's slot of type
+// "fraction"; policy ABI 1.1, read from the view's slot_is_fraction), agents with more devices already shared
 // by other sessions come first, so fresh devices stay whole for sessions that need them.
 // A request for whole devices ("cuda.device") ignores it.
 #include "common/policy_support.hpp"
 
-#include <string_view>
+#include <cstddef>
 
 namespace {
 
@@ -19,8 +20,10 @@ using bai::policy::idBefore;
 using bai::policy::spareDeviceKinds;
 
 bool requestsShares(const bai_session_view& session, const bai_candidate_view& view) {
+  // A manager older than ABI 1.1 says nothing of slot types: no packing by shares then.
+  if (view.struct_size < offsetof(bai_candidate_view, slot_is_fraction) + sizeof(view.slot_is_fraction)) return false;
   for (std::uint32_t slot = 0; slot < view.slot_count; ++slot) {
-    if (session.requested[slot] > 0 && std::string_view(view.slot_names[slot]).ends_with(".shares")) return true;
+    if (session.requested[slot] > 0 && view.slot_is_fraction[slot] != 0) return true;
   }
   return false;
 }
@@ -69,4 +72,4 @@ class Concentrated {
 }  // namespace
 
 BAI_SELECTOR_POLICY(Concentrated, BAI_PREFER_LEAST_REMAINING, "concentrated",
-                    "packs: fewest idle slot kinds, then least remaining; prefer_shared for *.shares")
+                    "packs: fewest idle slot kinds, then least remaining; prefer_shared for fraction slots")

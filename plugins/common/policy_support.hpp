@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <exception>
@@ -138,7 +139,9 @@ struct Adapter {
   static int select(bai_policy* policy, const bai_session_view* session, const bai_candidate_view* view,
                     std::uint32_t* chosen) noexcept {
     if (policy == nullptr || session == nullptr || view == nullptr || chosen == nullptr ||
-        session->struct_size < sizeof(bai_session_view) || view->struct_size < sizeof(bai_candidate_view) ||
+        session->struct_size < sizeof(bai_session_view) ||
+        // The 1.0 members; a policy reads later ones only where struct_size covers them.
+        view->struct_size < offsetof(bai_candidate_view, slot_is_fraction) ||
         view->agent_count == 0) {
       return kBadArguments;
     }

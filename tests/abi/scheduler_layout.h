@@ -37,7 +37,7 @@ BAI_STATIC_ASSERT(offsetof(bai_session_view, session_id) == 8, "session.session_
 BAI_STATIC_ASSERT(offsetof(bai_session_view, owner) == 16, "session.owner");
 BAI_STATIC_ASSERT(offsetof(bai_session_view, requested) == 24, "session.requested");
 
-BAI_STATIC_ASSERT(sizeof(bai_candidate_view) == 64, "bai_candidate_view size");
+BAI_STATIC_ASSERT(sizeof(bai_candidate_view) == 72, "bai_candidate_view size");
 BAI_STATIC_ASSERT(offsetof(bai_candidate_view, agent_count) == 4, "candidates.agent_count");
 BAI_STATIC_ASSERT(offsetof(bai_candidate_view, slot_count) == 8, "candidates.slot_count");
 BAI_STATIC_ASSERT(offsetof(bai_candidate_view, slot_names) == 16, "candidates.slot_names");
@@ -46,6 +46,7 @@ BAI_STATIC_ASSERT(offsetof(bai_candidate_view, capacity) == 32, "candidates.capa
 BAI_STATIC_ASSERT(offsetof(bai_candidate_view, remaining) == 40, "candidates.remaining");
 BAI_STATIC_ASSERT(offsetof(bai_candidate_view, largest) == 48, "candidates.largest");
 BAI_STATIC_ASSERT(offsetof(bai_candidate_view, shared_devices) == 56, "candidates.shared_devices");
+BAI_STATIC_ASSERT(offsetof(bai_candidate_view, slot_is_fraction) == 64, "candidates.slot_is_fraction (ABI 1.1)");
 
 BAI_STATIC_ASSERT(sizeof(bai_policy_vtable) == 56, "bai_policy_vtable size");
 BAI_STATIC_ASSERT(offsetof(bai_policy_vtable, abi_minor) == 4, "vtable.abi_minor");

@@ -718,5 +718,41 @@ TEST_F(ManagerCoreTest, DrfLetsTheSmallerShareGoFirst) {
   EXPECT_EQ(status(heavyNext.id), SessionStatus::Pending);
 }
 
+// A vendor's fraction slot is packed exactly as cuda.shares is: the manager keys on the
+// slot's type, never on its name. g1 already shares a device when g2 joins with fewer
+// remaining; plain concentrated takes g2, prefer_shared packs onto g1.
+TEST_F(ManagerCoreTest, AVendorsFractionSlotIsPlacedExactlyAsCudaSharesIs) {
+  std::map<std::string, std::vector<std::string>> placedOn;  // "slot prefer" -> agents of its two sessions
+  for (const std::string slot : {"cuda.shares", "acme.npu"}) {
+    for (const bool preferShared : {false, true}) {
+      for (const auto& file : std::filesystem::directory_iterator(dir_.path())) std::filesystem::remove(file.path());
+      startManager();
+      ScalingGroupRecord group;
+      group.name = "default";
+      group.optionsJson = preferShared ? R"({"selector": {"prefer_shared": true}})" : "{}";
+      ASSERT_TRUE(manager_->admin().upsertScalingGroup(group).ok());
+      auto node = [&](std::map<std::string, std::string> capacity) {
+        auto state = nodeState("http://127.0.0.1:1", std::move(capacity));
+        state.slotTypes[slot] = SlotType::Fraction;
+        return state;
+      };
+      report("g1", node({{"cpu", "8"}, {slot, "4"}}));
+      const SessionRecord first = submit({{slot, "1"}});
+      ASSERT_TRUE(eventually([&] { return status(first.id) != SessionStatus::Pending; }));
+      report("g2", node({{slot, "2"}}));  // as many idle kinds as g1 now, and less remaining
+      const SessionRecord second = submit({{slot, "0.5"}});
+      ASSERT_TRUE(eventually([&] { return status(second.id) != SessionStatus::Pending; }));
+      placedOn[slot + (preferShared ? " prefer" : "")] = {manager_->session(kAdmin, first.id)->agentId,
+                                                          manager_->session(kAdmin, second.id)->agentId};
+      EXPECT_EQ(manager_->slotTypes().at(slot), SlotType::Fraction);
+      manager_.reset();
+    }
+  }
+  EXPECT_EQ(placedOn["cuda.shares"], (std::vector<std::string>{"g1", "g2"}));
+  EXPECT_EQ(placedOn["cuda.shares prefer"], (std::vector<std::string>{"g1", "g1"}));
+  EXPECT_EQ(placedOn["acme.npu"], placedOn["cuda.shares"]);
+  EXPECT_EQ(placedOn["acme.npu prefer"], placedOn["cuda.shares prefer"]);
+}
+
 }  // namespace
 }  // namespace bai::manager

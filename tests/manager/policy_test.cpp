@@ -14,6 +14,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -84,13 +85,17 @@ struct Candidates {
   std::vector<const char*> ids;
   std::vector<std::vector<double>> capacity, remaining;  // [slot][agent]
   std::vector<std::uint32_t> shared;
+  std::vector<std::uint8_t> fraction;  // [slot]: the slot's type is "fraction"
   std::vector<const double*> capacityRows, remainingRows;
   std::vector<double> request;
   bai_candidate_view view{};
   bai_session_view session{};
 
   explicit Candidates(std::vector<const char*> slotNames)
-      : slots(std::move(slotNames)), capacity(slots.size()), remaining(slots.size()), request(slots.size(), 0.0) {}
+      : slots(std::move(slotNames)), capacity(slots.size()), remaining(slots.size()), request(slots.size(), 0.0) {
+    // As the manager marks them from the cluster's slot types; names are never read.
+    for (const char* slot : slots) fraction.push_back(std::string_view(slot) == "cuda.shares" || std::string_view(slot) == "acme.npu");
+  }
 
   Candidates& add(const char* id, std::vector<double> cap, std::vector<double> rem, std::uint32_t sharedDevices = 0) {
     ids.push_back(id), shared.push_back(sharedDevices);
@@ -116,7 +121,8 @@ struct Candidates {
     // `largest` equals remaining here: no bundled policy reads it.
     view = bai_candidate_view{sizeof(bai_candidate_view), static_cast<std::uint32_t>(ids.size()),
                               static_cast<std::uint32_t>(slots.size()), slots.data(), ids.data(),
-                              capacityRows.data(), remainingRows.data(), remainingRows.data(), shared.data()};
+                              capacityRows.data(), remainingRows.data(), remainingRows.data(), shared.data(),
+                              fraction.data()};
     session = bai_session_view{sizeof(bai_session_view), "s-1", "alice", request.data()};
     return view;
   }
@@ -284,6 +290,31 @@ TEST_F(PolicyTest, ConcentratedPreferSharedAppliesToSharesRequestsOnly) {
   devices.add("d1", {4, 0, 16, 64}, {1, 0, 4, 16}, 0).add("d2", {2, 2, 16, 64}, {1, 1.5, 8, 32}, 1);
   devices.requesting({1, 0, 1, 1});
   EXPECT_EQ(select("concentrated", devices, R"({"prefer_shared": true})"), "d1");
+}
+
+TEST_F(PolicyTest, AVendorsFractionSlotIsPackedExactlyAsCudaSharesIs) {
+  const std::vector<double> cap{2, 16, 64};
+  for (const char* slot : {"cuda.shares", "acme.npu"}) {
+    Candidates shares({slot, "cpu", "mem"});
+    shares.add("g1", cap, {1.0, 4, 16}, 0).add("g2", cap, {1.5, 8, 32}, 1).requesting({0.5, 1, 1});
+    EXPECT_EQ(select("concentrated", shares), "g1") << slot;
+    EXPECT_EQ(select("concentrated", shares, R"({"prefer_shared": true})"), "g2") << slot;
+  }
+  // A slot named like shares but not of the fraction type is not packed by shares.
+  Candidates named({"acme.shares", "cpu", "mem"});
+  named.add("g1", cap, {1.0, 4, 16}, 0).add("g2", cap, {1.5, 8, 32}, 1).requesting({0.5, 1, 1});
+  EXPECT_EQ(select("concentrated", named, R"({"prefer_shared": true})"), "g1");
+  // A view from a manager before policy ABI 1.1 carries no slot types: no packing by shares.
+  Candidates old({"cuda.shares", "cpu", "mem"});
+  old.add("g1", cap, {1.0, 4, 16}, 0).add("g2", cap, {1.5, 8, 32}, 1).requesting({0.5, 1, 1});
+  old.build();
+  old.view.struct_size = offsetof(bai_candidate_view, slot_is_fraction);
+  old.view.slot_is_fraction = nullptr;
+  auto selector = catalog_.makeSelector("concentrated", R"({"prefer_shared": true})");
+  ASSERT_TRUE(selector.ok());
+  auto chosen = (*selector)->select(old.session, old.view);
+  ASSERT_TRUE(chosen.ok());
+  EXPECT_STREQ(old.ids[*chosen], "g1");
 }
 
 TEST_F(PolicyTest, BadOptionsSurfaceTheCreateError) {

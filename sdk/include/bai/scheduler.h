@@ -43,7 +43,7 @@ extern "C" {
 #endif
 
 #define BAI_POLICY_ABI_MAJOR 1
-#define BAI_POLICY_ABI_MINOR 0
+#define BAI_POLICY_ABI_MINOR 1
 
 #define BAI_POLICY_NAME_SIZE 64
 #define BAI_POLICY_VERSION_SIZE 32
@@ -110,6 +110,10 @@ typedef struct bai_candidate_view {
   const double* const* remaining; /* [slot][agent] capacity less the manager's reservations */
   const double* const* largest;   /* [slot][agent] the largest amount one session can get there now */
   const uint32_t* shared_devices; /* [agent] fractional devices that already hold a session (anti-fragmentation) */
+  /* Since ABI 1.1 (read it only when struct_size covers it): 1 where the slot's type is
+   * "fraction" (shares of devices that sessions share, such as cuda.shares), else 0.
+   * Packing policies key on this, never on a slot's name. */
+  const uint8_t* slot_is_fraction; /* [slot] */
 } bai_candidate_view;
 
 typedef struct bai_policy bai_policy; /* opaque, owned by the policy */
