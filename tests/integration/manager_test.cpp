@@ -6,6 +6,8 @@
 #include "temp_dir.hpp"
 #include "wait.hpp"
 
+#include <bai/protocol.hpp>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -20,6 +22,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -776,6 +779,66 @@ TEST_F(ManagerTest, ALostAgentIsFreedAndCountedAgainWhenItReturns) {
   EXPECT_EQ(admin_->del("/v1/sessions/" + keeps).status, 200);
   EXPECT_EQ(waitFinal(keeps).value("status", ""), "TERMINATED");
   EXPECT_TRUE(eventually([&] { return used("agent-1", "cuda.device") == "0"; })) << agentInfo("agent-1").dump();
+}
+
+// Calls to a hung agent (SIGSTOP: it accepts connections and never answers) wait in
+// that agent's own lane of the dispatcher, never on an API thread: while clients fetch
+// its session's logs, /healthz, the agent list and other agents' heartbeats stay fast.
+TEST_F(ManagerTest, AHungAgentDelaysNobodyElse) {
+  ASSERT_TRUE(startManager());
+  AgentHandle& hung = startAgent("agent-hung", "mock-4xa100.toml");
+  ASSERT_TRUE(waitAgentStatus(hung.id, "ALIVE")) << hung.log();
+  const std::string id = mustSubmit("talks", {"sleep", "60"}, {{"cuda.device", 1}});
+  ASSERT_TRUE(waitStatus(id, "RUNNING")) << session(id).dump();
+  AgentHandle& healthy = startAgent("agent-healthy", "mock-4xa100.toml");
+  ASSERT_TRUE(waitAgentStatus(healthy.id, "ALIVE")) << healthy.log();
+  hung.process.signal(SIGSTOP);
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> logCalls{0};
+  std::vector<std::thread> readers;
+  auto keypair = readKeypairFile(dir_ / "admin.keypair");
+  ASSERT_TRUE(keypair.has_value());
+  for (int i = 0; i < 8; ++i) {
+    readers.emplace_back([&, i] {
+      SignedClient client(managerUrl_, *keypair);
+      client.setTimeout(30s);
+      while (!stop) {
+        client.get("/v1/sessions/" + id + "/logs?stream=stdout&n=" + std::to_string(i));
+        ++logCalls;
+      }
+    });
+  }
+  std::this_thread::sleep_for(300ms);  // the readers' calls now wait on the hung agent
+
+  std::map<std::string, std::vector<double>> millis;  // what -> latencies
+  auto timed = [&](const std::string& what, auto call) {
+    const auto start = std::chrono::steady_clock::now();
+    const int status = call();
+    millis[what].push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+    EXPECT_EQ(status, 200) << what;
+  };
+  const protocol::Heartbeat beat{"agent-other", 1, std::nullopt};
+  for (int round = 0; round < 100; ++round) {
+    timed("/healthz", [&] { return admin_->unsignedRequest("GET", "/healthz").status; });
+    timed("GET /v1/agents", [&] { return admin_->get("/v1/agents").status; });
+    timed("heartbeat", [&] {
+      return admin_->send("POST", "/v1/agents/agent-other/heartbeat", beat.toJson(), {{"Authorization", "Bearer " + token_}}).status;
+    });
+    std::this_thread::sleep_for(10ms);
+  }
+  stop = true;
+  hung.process.signal(SIGCONT);  // lets the waiting log calls finish
+  for (auto& reader : readers) reader.join();
+  EXPECT_GT(logCalls.load(), 0);
+  for (auto& [what, samples] : millis) {
+    std::sort(samples.begin(), samples.end());
+    const double p99 = samples[samples.size() * 99 / 100];
+    std::cout << "while a hung agent's logs are fetched, " << what << ": p50 " << samples[samples.size() / 2] << " ms, p99 "
+              << p99 << " ms\n";
+    EXPECT_LE(p99, 50.0) << what << ": p99 " << p99 << " ms, max " << samples.back() << " ms";
+  }
+  EXPECT_EQ(agentInfo(healthy.id).value("status", ""), "ALIVE") << "its heartbeats were not held up";
 }
 
 TEST_F(ManagerTest, AManagerKilledWhilePlacingFinishesEverySessionOnce) {
