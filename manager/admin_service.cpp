@@ -78,110 +78,132 @@ std::optional<KeypairRecord> AdminService::keypair(const std::string& accessKey)
   return find(ledger_.state(guard).keypairs, accessKey);
 }
 
-Outcome<ScalingGroupRecord> AdminService::createScalingGroup(const RecordEdit<ScalingGroupRecord>& make) {
-  const Guard guard = ledger_.lock();
-  ClusterState& state = ledger_.state(guard);
-  auto group = edited(make, ScalingGroupRecord{}, state.registry.table());
-  if (!group) return group;
-  if (state.scalingGroups.count(group->name) != 0) {
-    return refuse(ErrorKind::ScalingGroupExists, "scaling group '" + group->name + "' exists; PATCH it to change it");
+namespace {
+
+// What differs between the two kinds of named admin record; the rest is one code path.
+template <class Record>
+struct RecordKind;
+
+template <>
+struct RecordKind<ScalingGroupRecord> {
+  static constexpr const char* label = "scaling group";
+  static constexpr ErrorKind exists = ErrorKind::ScalingGroupExists;
+  static constexpr ErrorKind unknown = ErrorKind::UnknownScalingGroup;
+  template <class State>  // ClusterState, const or not
+  static auto& records(State& state) { return state.scalingGroups; }
+  static Result<void> save(StoreTransaction& tx, const ScalingGroupRecord& group) { return tx.upsertScalingGroup(group); }
+};
+
+template <>
+struct RecordKind<ResourcePolicyRecord> {
+  static constexpr const char* label = "resource policy";
+  static constexpr ErrorKind exists = ErrorKind::ResourcePolicyExists;
+  static constexpr ErrorKind unknown = ErrorKind::UnknownResourcePolicy;
+  template <class State>
+  static auto& records(State& state) { return state.resourcePolicies; }
+  static Result<void> save(StoreTransaction& tx, const ResourcePolicyRecord& policy) { return tx.upsertResourcePolicy(policy); }
+};
+
+// Writes `record` (keeping the first creation time, as the store does), then keeps it
+// in the ledger and wakes placement: an activated group, a new order or a raised limit
+// may place sessions now.
+template <class Record>
+Outcome<Record> storeRecord(Ledger& ledger, const Ledger::Guard& guard, Record record) {
+  auto& records = RecordKind<Record>::records(ledger.state(guard));
+  if (auto stored = records.find(record.name); stored != records.end()) {
+    record.createdAtMillis = stored->second.createdAtMillis;
+  } else if (record.createdAtMillis == 0) {
+    record.createdAtMillis = nowMillis();
   }
-  return store(guard, std::move(*group));
+  if (auto done = ledger.store().write([&](StoreTransaction& tx) { return RecordKind<Record>::save(tx, record); }); !done) {
+    return refuse(ErrorKind::StoreFailed, done.error().message);
+  }
+  records[record.name] = record;
+  ledger.wantPlacement(guard);
+  return record;
+}
+
+template <class Record>
+Outcome<Record> createRecord(Ledger& ledger, const RecordEdit<Record>& make) {
+  const Ledger::Guard guard = ledger.lock();
+  ClusterState& state = ledger.state(guard);
+  auto record = edited(make, Record{}, state.registry.table());
+  if (!record) return record;
+  if (RecordKind<Record>::records(state).count(record->name) != 0) {
+    return refuse(RecordKind<Record>::exists,
+                  std::string(RecordKind<Record>::label) + " '" + record->name + "' exists; PATCH it to change it");
+  }
+  return storeRecord(ledger, guard, std::move(*record));
+}
+
+template <class Record>
+Outcome<Record> patchRecord(Ledger& ledger, const std::string& name, const RecordEdit<Record>& edit) {
+  const Ledger::Guard guard = ledger.lock();
+  ClusterState& state = ledger.state(guard);
+  auto& records = RecordKind<Record>::records(state);
+  auto stored = records.find(name);
+  if (stored == records.end()) {
+    return refuse(RecordKind<Record>::unknown, std::string("no ") + RecordKind<Record>::label + " '" + name + "'");
+  }
+  auto record = edited(edit, stored->second, state.registry.table());
+  if (!record) return record;
+  return storeRecord(ledger, guard, std::move(*record));
+}
+
+template <class Record>
+Outcome<Record> upsertRecord(Ledger& ledger, Record record) {
+  if (!isValidRecordName(record.name)) return refuse(ErrorKind::InvalidRequest, "'" + record.name + "' is not a valid name");
+  const Ledger::Guard guard = ledger.lock();
+  return storeRecord(ledger, guard, std::move(record));
+}
+
+template <class Record>
+std::vector<Record> listRecords(const Ledger& ledger) {
+  const Ledger::Guard guard = ledger.lock();
+  return valuesOf(RecordKind<Record>::records(ledger.state(guard)));
+}
+
+template <class Record>
+std::optional<Record> findRecord(const Ledger& ledger, const std::string& name) {
+  const Ledger::Guard guard = ledger.lock();
+  return find(RecordKind<Record>::records(ledger.state(guard)), name);
+}
+
+}  // namespace
+
+Outcome<ScalingGroupRecord> AdminService::createScalingGroup(const RecordEdit<ScalingGroupRecord>& make) {
+  return createRecord(ledger_, make);
 }
 
 Outcome<ScalingGroupRecord> AdminService::patchScalingGroup(const std::string& name, const RecordEdit<ScalingGroupRecord>& edit) {
-  const Guard guard = ledger_.lock();
-  ClusterState& state = ledger_.state(guard);
-  const ScalingGroupRecord* stored = state.scalingGroup(name);
-  if (stored == nullptr) return refuse(ErrorKind::UnknownScalingGroup, "no scaling group '" + name + "'");
-  auto group = edited(edit, *stored, state.registry.table());
-  if (!group) return group;
-  return store(guard, std::move(*group));
+  return patchRecord(ledger_, name, edit);
 }
 
-Outcome<ScalingGroupRecord> AdminService::upsertScalingGroup(ScalingGroupRecord group) {
-  if (!isValidRecordName(group.name)) return refuse(ErrorKind::InvalidRequest, "'" + group.name + "' is not a valid name");
-  const Guard guard = ledger_.lock();
-  return store(guard, std::move(group));
-}
+Outcome<ScalingGroupRecord> AdminService::upsertScalingGroup(ScalingGroupRecord group) { return upsertRecord(ledger_, std::move(group)); }
 
-Outcome<ScalingGroupRecord> AdminService::store(const Guard& guard, ScalingGroupRecord group) {
-  ClusterState& state = ledger_.state(guard);
-  // An existing record keeps its creation time, as the store does.
-  if (const ScalingGroupRecord* stored = state.scalingGroup(group.name); stored != nullptr) {
-    group.createdAtMillis = stored->createdAtMillis;
-  } else if (group.createdAtMillis == 0) {
-    group.createdAtMillis = nowMillis();
-  }
-  if (auto done = ledger_.store().write([&](StoreTransaction& tx) { return tx.upsertScalingGroup(group); }); !done) {
-    return refuse(ErrorKind::StoreFailed, done.error().message);
-  }
-  state.scalingGroups[group.name] = group;
-  ledger_.wantPlacement(guard);  // an activated group or a new order may place sessions now
-  return group;
-}
-
-std::vector<ScalingGroupRecord> AdminService::scalingGroups() const {
-  const Guard guard = ledger_.lock();
-  return valuesOf(ledger_.state(guard).scalingGroups);
-}
+std::vector<ScalingGroupRecord> AdminService::scalingGroups() const { return listRecords<ScalingGroupRecord>(ledger_); }
 
 std::optional<ScalingGroupRecord> AdminService::scalingGroup(const std::string& name) const {
-  const Guard guard = ledger_.lock();
-  return find(ledger_.state(guard).scalingGroups, name);
+  return findRecord<ScalingGroupRecord>(ledger_, name);
 }
 
 Outcome<ResourcePolicyRecord> AdminService::createResourcePolicy(const RecordEdit<ResourcePolicyRecord>& make) {
-  const Guard guard = ledger_.lock();
-  ClusterState& state = ledger_.state(guard);
-  auto policy = edited(make, ResourcePolicyRecord{}, state.registry.table());
-  if (!policy) return policy;
-  if (state.resourcePolicies.count(policy->name) != 0) {
-    return refuse(ErrorKind::ResourcePolicyExists, "resource policy '" + policy->name + "' exists; PATCH it to change it");
-  }
-  return store(guard, std::move(*policy));
+  return createRecord(ledger_, make);
 }
 
 Outcome<ResourcePolicyRecord> AdminService::patchResourcePolicy(const std::string& name,
                                                                 const RecordEdit<ResourcePolicyRecord>& edit) {
-  const Guard guard = ledger_.lock();
-  ClusterState& state = ledger_.state(guard);
-  auto stored = state.resourcePolicies.find(name);
-  if (stored == state.resourcePolicies.end()) return unknownPolicy(name);
-  auto policy = edited(edit, stored->second, state.registry.table());
-  if (!policy) return policy;
-  return store(guard, std::move(*policy));
+  return patchRecord(ledger_, name, edit);
 }
 
 Outcome<ResourcePolicyRecord> AdminService::upsertResourcePolicy(ResourcePolicyRecord policy) {
-  if (!isValidRecordName(policy.name)) return refuse(ErrorKind::InvalidRequest, "'" + policy.name + "' is not a valid name");
-  const Guard guard = ledger_.lock();
-  return store(guard, std::move(policy));
+  return upsertRecord(ledger_, std::move(policy));
 }
 
-Outcome<ResourcePolicyRecord> AdminService::store(const Guard& guard, ResourcePolicyRecord policy) {
-  ClusterState& state = ledger_.state(guard);
-  if (auto stored = state.resourcePolicies.find(policy.name); stored != state.resourcePolicies.end()) {
-    policy.createdAtMillis = stored->second.createdAtMillis;
-  } else if (policy.createdAtMillis == 0) {
-    policy.createdAtMillis = nowMillis();
-  }
-  if (auto done = ledger_.store().write([&](StoreTransaction& tx) { return tx.upsertResourcePolicy(policy); }); !done) {
-    return refuse(ErrorKind::StoreFailed, done.error().message);
-  }
-  state.resourcePolicies[policy.name] = policy;
-  ledger_.wantPlacement(guard);  // a raised limit may place sessions now
-  return policy;
-}
-
-std::vector<ResourcePolicyRecord> AdminService::resourcePolicies() const {
-  const Guard guard = ledger_.lock();
-  return valuesOf(ledger_.state(guard).resourcePolicies);
-}
+std::vector<ResourcePolicyRecord> AdminService::resourcePolicies() const { return listRecords<ResourcePolicyRecord>(ledger_); }
 
 std::optional<ResourcePolicyRecord> AdminService::resourcePolicy(const std::string& name) const {
-  const Guard guard = ledger_.lock();
-  return find(ledger_.state(guard).resourcePolicies, name);
+  return findRecord<ResourcePolicyRecord>(ledger_, name);
 }
 
 }  // namespace bai::manager

@@ -47,9 +47,6 @@ class AdminService {
   std::optional<ResourcePolicyRecord> resourcePolicy(const std::string& name) const;
 
  private:
-  Outcome<ScalingGroupRecord> store(const Guard& guard, ScalingGroupRecord group);
-  Outcome<ResourcePolicyRecord> store(const Guard& guard, ResourcePolicyRecord policy);
-
   Ledger& ledger_;
 };
 
