@@ -182,19 +182,7 @@ Outcome<protocol::HeartbeatReply> AgentTracker::applyFullReport(const Guard& gua
   }
   if (state.scalingGroup.empty()) return refuse(ErrorKind::InvalidRequest, "scaling group is empty");
   const LearnedSlots learned = cluster.registry.compare(state.slotTypes);
-  std::set<std::string> refused;
-  for (const auto& conflict : learned.conflicts) {
-    refused.insert(conflict.slot);
-    metrics_.slotTypeConflicts.fetch_add(1, std::memory_order_relaxed);
-    log(LogLevel::Error, "agent " + agentId + " reports slot " + conflict.slot + " as " + slotTypeName(conflict.reported) +
-                             " but the cluster knows it as " + slotTypeName(conflict.known) + "; not offering it");
-  }
-  for (const auto& [slot, amount] : state.available) {
-    if (state.slotTypes.count(slot.str()) == 0 && cluster.registry.find(slot.str()) == nullptr) {
-      refused.insert(slot.str());
-      log(LogLevel::Error, "agent " + agentId + " offers slot " + slot.str() + " without its type; not offering it");
-    }
-  }
+  const std::set<std::string> refused = refusedSlots(cluster.registry, learned, agentId, state);
   auto known = cluster.agents.find(agentId);
   const bool isNew = known == cluster.agents.end();
   const bool revived = !isNew && !known->second.alive();
@@ -257,6 +245,25 @@ Outcome<protocol::HeartbeatReply> AgentTracker::applyFullReport(const Guard& gua
   notActive = reconcile(guard, agent, state, revived);
   ledger_.wantPlacement(guard);
   return protocol::HeartbeatReply{false};
+}
+
+// Slots of a report that are not offered: another type than the cluster knows, or no type.
+std::set<std::string> AgentTracker::refusedSlots(const SlotRegistry& registry, const LearnedSlots& learned,
+                                                 const std::string& agentId, const protocol::AgentState& state) const {
+  std::set<std::string> refused;
+  for (const auto& conflict : learned.conflicts) {
+    refused.insert(conflict.slot);
+    metrics_.slotTypeConflicts.fetch_add(1, std::memory_order_relaxed);
+    log(LogLevel::Error, "agent " + agentId + " reports slot " + conflict.slot + " as " + slotTypeName(conflict.reported) +
+                             " but the cluster knows it as " + slotTypeName(conflict.known) + "; not offering it");
+  }
+  for (const auto& [slot, amount] : state.available) {
+    if (state.slotTypes.count(slot.str()) == 0 && registry.find(slot.str()) == nullptr) {
+      refused.insert(slot.str());
+      log(LogLevel::Error, "agent " + agentId + " offers slot " + slot.str() + " without its type; not offering it");
+    }
+  }
+  return refused;
 }
 
 // Group commit of the agents' rows changed by full reports. The writer takes the rows

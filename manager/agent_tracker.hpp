@@ -57,6 +57,8 @@ class AgentTracker {
   Outcome<protocol::HeartbeatReply> applyFullReport(const Guard& guard, const std::string& agentId,
                                                     const protocol::Heartbeat& heartbeat, bool& saveLater,
                                                     std::vector<std::string>& notActive);
+  std::set<std::string> refusedSlots(const SlotRegistry& registry, const LearnedSlots& learned, const std::string& agentId,
+                                     const protocol::AgentState& state) const;
   // Sessions ended here that an agent still runs are stopped there; unknown ones logged.
   void stopEnded(const std::string& agentId, const std::string& rpcUrl, const std::vector<std::string>& ids);
   std::vector<std::string> reconcile(const Guard& guard, AgentView& agent, const protocol::AgentState& state, bool revived);

@@ -1,0 +1,573 @@
+// One transaction's typed reads and writes of the manager's records over SQLite: the
+// records' SQL lives here and nowhere else.
+#include "sqlite_connection.hpp"
+#include "store.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace bai::manager::sqlite {
+namespace {
+
+class SqliteTransaction final : public StoreTransaction {
+ public:
+  SqliteTransaction(Connection& connection, bool writable) : db_(connection), writable_(writable) {}
+
+  Result<void> insertKeypair(const KeypairRecord& keypair) override {
+    if (Result<void> ok = checkWrite("keypair", keypair.accessKey); !ok.ok()) return ok;
+    if (Result<void> known = requirePolicy(keypair.resourcePolicy); !known.ok()) return known;
+    Result<Statement> stmt = db_.prepare(
+        "INSERT INTO keypairs (access_key, secret_key, is_admin, is_active, created_at_ms, resource_policy) "
+        "VALUES (?, ?, ?, ?, ?, ?)");
+    if (!stmt.ok()) return Failure{stmt.error()};
+    stmt->bind(keypair.accessKey).bind(keypair.secretKey).bind(keypair.admin).bind(keypair.active);
+    stmt->bind(keypair.createdAtMillis).bind(keypair.resourcePolicy);
+    return conflictAs(stmt->run(), "keypair '" + keypair.accessKey + "' already exists");
+  }
+
+  Result<std::optional<KeypairRecord>> keypair(const std::string& accessKey) override {
+    Result<std::vector<KeypairRecord>> found = readKeypairs(" WHERE access_key = ?", accessKey);
+    if (!found.ok()) return Failure{found.error()};
+    if (found->empty()) return std::optional<KeypairRecord>();
+    return std::optional<KeypairRecord>(std::move(found->front()));
+  }
+
+  Result<std::vector<KeypairRecord>> keypairs() override { return readKeypairs(" ORDER BY access_key", std::nullopt); }
+
+  Result<void> setKeypairResourcePolicy(const std::string& accessKey, const std::string& name) override {
+    if (Result<void> ok = checkWrite("keypair", accessKey); !ok.ok()) return ok;
+    if (Result<void> known = requirePolicy(name); !known.ok()) return known;
+    Result<Statement> stmt = db_.prepare("UPDATE keypairs SET resource_policy = ? WHERE access_key = ?");
+    if (!stmt.ok()) return Failure{stmt.error()};
+    stmt->bind(name).bind(accessKey);
+    return requireChange(stmt->run(), "keypair '" + accessKey + "' not found");
+  }
+
+  Result<void> upsertScalingGroup(const ScalingGroupRecord& group) override {
+    if (Result<void> ok = checkWrite("scaling group", group.name); !ok.ok()) return ok;
+    Result<std::string> priority =
+        dumpJson(Json(group.slotPriority), "the slot priority of scaling group '" + group.name + "'");
+    if (!priority.ok()) return Failure{priority.error()};
+    Result<Statement> stmt = db_.prepare(
+        "INSERT INTO scaling_groups (name, description, sequencer, selector, options_json, slot_priority_json, "
+        "hol_max_passes, hol_max_wait_ms, is_active, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (name) DO UPDATE SET description = excluded.description, sequencer = excluded.sequencer, "
+        "selector = excluded.selector, options_json = excluded.options_json, "
+        "slot_priority_json = excluded.slot_priority_json, hol_max_passes = excluded.hol_max_passes, "
+        "hol_max_wait_ms = excluded.hol_max_wait_ms, is_active = excluded.is_active");
+    if (!stmt.ok()) return Failure{stmt.error()};
+    stmt->bind(group.name).bind(group.description).bind(group.sequencer).bind(group.selector);
+    stmt->bind(group.optionsJson).bind(*priority).bind(std::int64_t{group.holMaxPasses});
+    stmt->bind(group.holMaxWaitMillis).bind(group.active).bind(group.createdAtMillis);
+    return stmt->run();
+  }
+
+  Result<std::optional<ScalingGroupRecord>> scalingGroup(const std::string& name) override {
+    Result<std::vector<ScalingGroupRecord>> found = readScalingGroups(" WHERE name = ?", name);
+    if (!found.ok()) return Failure{found.error()};
+    if (found->empty()) return std::optional<ScalingGroupRecord>();
+    return std::optional<ScalingGroupRecord>(std::move(found->front()));
+  }
+
+  Result<std::vector<ScalingGroupRecord>> scalingGroups() override {
+    return readScalingGroups(" ORDER BY name", std::nullopt);
+  }
+
+  Result<void> upsertResourcePolicy(const ResourcePolicyRecord& policy) override {
+    if (Result<void> ok = checkWrite("resource policy", policy.name); !ok.ok()) return ok;
+    Result<Statement> stmt = db_.prepare(
+        "INSERT INTO resource_policies (name, total_resource_slots_json, default_unlimited, max_concurrent_sessions, "
+        "max_pending_sessions, created_at_ms) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+        "total_resource_slots_json = excluded.total_resource_slots_json, "
+        "default_unlimited = excluded.default_unlimited, max_concurrent_sessions = excluded.max_concurrent_sessions, "
+        "max_pending_sessions = excluded.max_pending_sessions");
+    if (!stmt.ok()) return Failure{stmt.error()};
+    stmt->bind(policy.name).bind(policy.totalResourceSlots.toJson()).bind(policy.defaultUnlimited);
+    stmt->bind(std::int64_t{policy.maxConcurrentSessions}).bind(std::int64_t{policy.maxPendingSessions});
+    stmt->bind(policy.createdAtMillis);
+    return stmt->run();
+  }
+
+  Result<std::optional<ResourcePolicyRecord>> resourcePolicy(const std::string& name) override {
+    Result<std::vector<ResourcePolicyRecord>> found = readResourcePolicies(" WHERE name = ?", name);
+    if (!found.ok()) return Failure{found.error()};
+    if (found->empty()) return std::optional<ResourcePolicyRecord>();
+    return std::optional<ResourcePolicyRecord>(std::move(found->front()));
+  }
+
+  Result<std::vector<ResourcePolicyRecord>> resourcePolicies() override {
+    return readResourcePolicies(" ORDER BY name", std::nullopt);
+  }
+
+  Result<std::map<std::string, SlotType>> slotTypes() override {
+    Result<Statement> stmt = db_.prepare("SELECT slot, type FROM slot_types");
+    if (!stmt.ok()) return Failure{stmt.error()};
+    std::map<std::string, SlotType> types;
+    for (;;) {
+      Result<bool> row = stmt->step();
+      if (!row.ok()) return Failure{row.error()};
+      if (!*row) return types;
+      std::string slot = stmt->text(0);
+      Result<SlotType> type = parseSlotType(stmt->text(1));
+      if (!type.ok()) return Failure{corrupt("slot_types for '" + slot + "'", type.error())};
+      types.emplace(std::move(slot), *type);
+    }
+  }
+
+  Result<void> insertSlotType(const std::string& slot, SlotType type) override {
+    if (Result<void> ok = checkWrite("slot", slot); !ok.ok()) return ok;
+    Result<Statement> stmt = db_.prepare("INSERT INTO slot_types (slot, type) VALUES (?, ?)");
+    if (!stmt.ok()) return Failure{stmt.error()};
+    stmt->bind(slot).bind(slotTypeName(type));
+    return conflictAs(stmt->run(), "slot type '" + slot + "' is already known");
+  }
+
+  Result<void> refineSlotType(const std::string& slot, SlotType type) override {
+    if (Result<void> ok = checkWrite("slot", slot); !ok.ok()) return ok;
+    Result<Statement> stmt = db_.prepare("UPDATE slot_types SET type = ? WHERE slot = ?");
+    if (!stmt.ok()) return Failure{stmt.error()};
+    stmt->bind(slotTypeName(type)).bind(slot);
+    if (Result<void> ran = stmt->run(); !ran.ok()) return ran;
+    if (sqlite3_changes(db_.handle()) == 0) return fail(ErrorCode::NotFound, "slot type '" + slot + "' is not known");
+    return {};
+  }
+
+  Result<std::optional<AgentRecord>> agent(const std::string& id) override {
+    Result<std::vector<AgentRecord>> found = readAgents(" WHERE id = ?", id);
+    if (!found.ok()) return Failure{found.error()};
+    if (found->empty()) return std::optional<AgentRecord>();
+    return std::optional<AgentRecord>(std::move(found->front()));
+  }
+
+  Result<std::vector<AgentRecord>> agents() override { return readAgents(" ORDER BY id", std::nullopt); }
+
+  Result<void> upsertAgent(const AgentRecord& agent) override {
+    if (Result<void> ok = checkWrite("agent", agent.id); !ok.ok()) return ok;
+    // An upsert, not INSERT OR REPLACE: replacing would delete the row first and cascade.
+    Result<Statement> stmt = db_.prepare(
+        "INSERT INTO agents (id, status, rpc_url, region, scaling_group, architecture, version, digest, "
+        "plugins_json, device_health_json, last_event_seq, registered_at_ms, status_changed_at_ms) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+        "status = excluded.status, rpc_url = excluded.rpc_url, region = excluded.region, "
+        "scaling_group = excluded.scaling_group, architecture = excluded.architecture, "
+        "version = excluded.version, digest = excluded.digest, plugins_json = excluded.plugins_json, "
+        "device_health_json = excluded.device_health_json, last_event_seq = excluded.last_event_seq, "
+        "registered_at_ms = excluded.registered_at_ms, status_changed_at_ms = excluded.status_changed_at_ms");
+    if (!stmt.ok()) return Failure{stmt.error()};
+    // Unsigned counters are stored bit for bit in SQLite's signed 64-bit integers.
+    stmt->bind(agent.id).bind(agentStatusName(agent.status)).bind(agent.rpcUrl).bind(agent.region);
+    stmt->bind(agent.scalingGroup).bind(agent.architecture).bind(agent.version);
+    stmt->bind(static_cast<std::int64_t>(agent.digest)).bind(agent.pluginsJson).bind(agent.deviceHealthJson);
+    stmt->bind(static_cast<std::int64_t>(agent.lastEventSeq)).bind(agent.registeredAtMillis);
+    stmt->bind(agent.statusChangedAtMillis);
+    if (Result<void> ran = stmt->run(); !ran.ok()) return ran;
+
+    Result<Statement> clear = db_.prepare("DELETE FROM agent_resources WHERE agent_id = ?");
+    if (!clear.ok()) return Failure{clear.error()};
+    clear->bind(agent.id);
+    if (Result<void> ran = clear->run(); !ran.ok()) return ran;
+    for (const auto& [slot, figures] : agent.slots) {
+      Result<Statement> insert =
+          db_.prepare("INSERT INTO agent_resources (agent_id, slot, capacity, used, largest) VALUES (?, ?, ?, ?, ?)");
+      if (!insert.ok()) return Failure{insert.error()};
+      insert->bind(agent.id).bind(slot).bind(figures.capacity.toString()).bind(figures.used.toString());
+      insert->bind(figures.largest.toString());
+      if (Result<void> ran = insert->run(); !ran.ok()) return ran;
+    }
+    return {};
+  }
+
+  Result<void> setAgentStatus(const std::string& id, AgentStatus status, std::int64_t atMillis) override {
+    if (Result<void> ok = checkWrite("agent", id); !ok.ok()) return ok;
+    Result<Statement> stmt = db_.prepare("UPDATE agents SET status = ?, status_changed_at_ms = ? WHERE id = ?");
+    if (!stmt.ok()) return Failure{stmt.error()};
+    stmt->bind(agentStatusName(status)).bind(atMillis).bind(id);
+    return requireChange(stmt->run(), "agent '" + id + "' not found");
+  }
+
+  Result<void> setAgentUsed(const std::string& id, const ResourceSlot& used) override {
+    if (Result<void> ok = checkWrite("agent", id); !ok.ok()) return ok;
+    if (Result<void> known = requireAgent(id); !known.ok()) return known;
+    for (const auto& [slot, amount] : used) {
+      Result<Statement> stmt = db_.prepare(
+          "INSERT INTO agent_resources (agent_id, slot, capacity, used, largest) VALUES (?, ?, '0', ?, '0') "
+          "ON CONFLICT (agent_id, slot) DO UPDATE SET used = excluded.used");
+      if (!stmt.ok()) return Failure{stmt.error()};
+      stmt->bind(id).bind(slot.str()).bind(amount.toString());
+      if (Result<void> ran = stmt->run(); !ran.ok()) return ran;
+    }
+    return {};
+  }
+
+  Result<void> setAgentLastEventSeq(const std::string& id, std::uint64_t seq) override {
+    if (Result<void> ok = checkWrite("agent", id); !ok.ok()) return ok;
+    Result<Statement> stmt = db_.prepare("UPDATE agents SET last_event_seq = ? WHERE id = ?");
+    if (!stmt.ok()) return Failure{stmt.error()};
+    stmt->bind(static_cast<std::int64_t>(seq)).bind(id);
+    return requireChange(stmt->run(), "agent '" + id + "' not found");
+  }
+
+  Result<std::uint64_t> insertSession(const SessionRecord& session) override {
+    if (Result<void> ok = checkWrite("session", session.id); !ok.ok()) return Failure{ok.error()};
+    Result<std::string> command = dumpJson(Json(session.command), "the command of session '" + session.id + "'");
+    if (!command.ok()) return Failure{command.error()};
+    Result<std::string> env = dumpJson(Json(session.env), "the environment of session '" + session.id + "'");
+    if (!env.ok()) return Failure{env.error()};
+    Result<Statement> stmt = db_.prepare(
+        "INSERT INTO sessions (id, name, owner, scaling_group, command_json, env_json, requested_json, status, "
+        "status_reason, agent_id, exit_code, created_at_ms, scheduled_at_ms, started_at_ms, ended_at_ms) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    if (!stmt.ok()) return Failure{stmt.error()};
+    stmt->bind(session.id).bind(session.name).bind(session.owner).bind(session.scalingGroup);
+    stmt->bind(*command).bind(*env).bind(session.requested.toJson()).bind(sessionStatusName(session.status));
+    stmt->bind(session.statusReason).bind(session.agentId);
+    bindExitCode(*stmt, session.exitCode);
+    stmt->bind(session.createdAtMillis).bind(session.scheduledAtMillis).bind(session.startedAtMillis);
+    stmt->bind(session.endedAtMillis);
+    Result<void> ran = conflictAs(stmt->run(), "session '" + session.id + "' already exists");
+    if (!ran.ok()) return Failure{ran.error()};
+    return static_cast<std::uint64_t>(sqlite3_last_insert_rowid(db_.handle()));
+  }
+
+  Result<std::optional<SessionRecord>> session(const std::string& id) override {
+    Result<Statement> stmt = db_.prepare(kSessionColumns + " WHERE id = ?");
+    if (!stmt.ok()) return Failure{stmt.error()};
+    stmt->bind(id);
+    Result<std::vector<SessionRecord>> found = readSessions(*stmt);
+    if (!found.ok()) return Failure{found.error()};
+    if (found->empty()) return std::optional<SessionRecord>();
+    return std::optional<SessionRecord>(std::move(found->front()));
+  }
+
+  Result<std::vector<SessionRecord>> sessions(const SessionFilter& filter) override {
+    // At most 16 shapes of this query, each prepared once.
+    std::string sql = kSessionColumns + " WHERE 1";
+    if (filter.status) sql += " AND status = ?";
+    if (filter.owner) sql += " AND owner = ?";
+    if (filter.agentId) sql += " AND agent_id = ?";
+    if (filter.activeOnly) {
+      sql += " AND status NOT IN (";
+      sql += std::string("'") + sessionStatusName(SessionStatus::Terminated) + "', '" +
+             sessionStatusName(SessionStatus::Cancelled) + "', '" + sessionStatusName(SessionStatus::Error) + "')";
+    }
+    sql += " ORDER BY enqueue_seq";
+    Result<Statement> stmt = db_.prepare(sql);
+    if (!stmt.ok()) return Failure{stmt.error()};
+    if (filter.status) stmt->bind(sessionStatusName(*filter.status));
+    if (filter.owner) stmt->bind(*filter.owner);
+    if (filter.agentId) stmt->bind(*filter.agentId);
+    return readSessions(*stmt);
+  }
+
+  Result<void> updateSession(const SessionRecord& session) override {
+    if (Result<void> ok = checkWrite("session", session.id); !ok.ok()) return ok;
+    Result<Statement> stmt = db_.prepare(
+        "UPDATE sessions SET status = ?, status_reason = ?, agent_id = ?, exit_code = ?, created_at_ms = ?, "
+        "scheduled_at_ms = ?, started_at_ms = ?, ended_at_ms = ? WHERE id = ?");
+    if (!stmt.ok()) return Failure{stmt.error()};
+    stmt->bind(sessionStatusName(session.status)).bind(session.statusReason).bind(session.agentId);
+    bindExitCode(*stmt, session.exitCode);
+    stmt->bind(session.createdAtMillis).bind(session.scheduledAtMillis).bind(session.startedAtMillis);
+    stmt->bind(session.endedAtMillis).bind(session.id);
+    return requireChange(stmt->run(), "session '" + session.id + "' not found");
+  }
+
+  Result<void> insertAllocation(const AllocationRecord& allocation) override {
+    if (Result<void> ok = checkWrite("session", allocation.sessionId); !ok.ok()) return ok;
+    if (Result<void> ok = requireId("agent", allocation.agentId); !ok.ok()) return ok;
+    // Checked here so that a missing row reads as NotFound, not as a foreign key failure.
+    Result<std::optional<SessionRecord>> owner = session(allocation.sessionId);
+    if (!owner.ok()) return Failure{owner.error()};
+    if (!owner->has_value()) return fail(ErrorCode::NotFound, "session '" + allocation.sessionId + "' not found");
+    if (Result<void> known = requireAgent(allocation.agentId); !known.ok()) return known;
+    Result<Statement> stmt =
+        db_.prepare("INSERT INTO allocations (session_id, agent_id, slots_json, released) VALUES (?, ?, ?, ?)");
+    if (!stmt.ok()) return Failure{stmt.error()};
+    stmt->bind(allocation.sessionId).bind(allocation.agentId).bind(allocation.slots.toJson());
+    stmt->bind(allocation.released);
+    return conflictAs(stmt->run(), "session '" + allocation.sessionId + "' already has an allocation");
+  }
+
+  Result<std::optional<AllocationRecord>> allocation(const std::string& sessionId) override {
+    Result<Statement> stmt =
+        db_.prepare("SELECT session_id, agent_id, slots_json, released FROM allocations WHERE session_id = ?");
+    if (!stmt.ok()) return Failure{stmt.error()};
+    stmt->bind(sessionId);
+    Result<std::vector<AllocationRecord>> found = readAllocations(*stmt);
+    if (!found.ok()) return Failure{found.error()};
+    if (found->empty()) return std::optional<AllocationRecord>();
+    return std::optional<AllocationRecord>(std::move(found->front()));
+  }
+
+  Result<std::vector<AllocationRecord>> allocations(const std::string& agentId) override {
+    Result<Statement> stmt = db_.prepare(
+        "SELECT session_id, agent_id, slots_json, released FROM allocations WHERE agent_id = ? ORDER BY session_id");
+    if (!stmt.ok()) return Failure{stmt.error()};
+    stmt->bind(agentId);
+    return readAllocations(*stmt);
+  }
+
+  Result<void> setAllocationReleased(const std::string& sessionId, bool released) override {
+    if (Result<void> ok = checkWrite("session", sessionId); !ok.ok()) return ok;
+    Result<Statement> stmt = db_.prepare("UPDATE allocations SET released = ? WHERE session_id = ?");
+    if (!stmt.ok()) return Failure{stmt.error()};
+    stmt->bind(released).bind(sessionId);
+    return requireChange(stmt->run(), "allocation of session '" + sessionId + "' not found");
+  }
+
+  Result<void> deleteAllocation(const std::string& sessionId) override {
+    if (Result<void> ok = checkWrite("session", sessionId); !ok.ok()) return ok;
+    Result<Statement> stmt = db_.prepare("DELETE FROM allocations WHERE session_id = ?");
+    if (!stmt.ok()) return Failure{stmt.error()};
+    stmt->bind(sessionId);
+    return requireChange(stmt->run(), "allocation of session '" + sessionId + "' not found");
+  }
+
+ private:
+  Result<void> checkWrite(std::string_view kind, const std::string& id) const {
+    if (!writable_) return fail(ErrorCode::InvalidArgument, "write in a read transaction");
+    return requireId(kind, id);
+  }
+
+  static Result<void> conflictAs(Result<void> ran, std::string message) {
+    if (!ran.ok() && ran.error().code == ErrorCode::Conflict) return fail(ErrorCode::Conflict, std::move(message));
+    return ran;
+  }
+
+  Result<void> requireChange(Result<void> ran, std::string notFound) const {
+    if (!ran.ok()) return ran;
+    if (sqlite3_changes(db_.handle()) == 0) return fail(ErrorCode::NotFound, std::move(notFound));
+    return {};
+  }
+
+  Result<void> requireAgent(const std::string& id) {
+    Result<Statement> stmt = db_.prepare("SELECT 1 FROM agents WHERE id = ?");
+    if (!stmt.ok()) return Failure{stmt.error()};
+    stmt->bind(id);
+    Result<bool> row = stmt->step();
+    if (!row.ok()) return Failure{row.error()};
+    if (!*row) return fail(ErrorCode::NotFound, "agent '" + id + "' not found");
+    return {};
+  }
+
+  static void bindExitCode(Statement& stmt, std::optional<int> exitCode) {
+    if (exitCode) {
+      stmt.bind(static_cast<std::int64_t>(*exitCode));
+    } else {
+      stmt.bindNull();
+    }
+  }
+
+  Result<std::vector<KeypairRecord>> readKeypairs(const std::string& tail, const std::optional<std::string>& key) {
+    Result<Statement> stmt = db_.prepare(
+        "SELECT access_key, secret_key, is_admin, is_active, created_at_ms, resource_policy FROM keypairs" + tail);
+    if (!stmt.ok()) return Failure{stmt.error()};
+    if (key) stmt->bind(*key);
+    std::vector<KeypairRecord> found;
+    for (;;) {
+      Result<bool> row = stmt->step();
+      if (!row.ok()) return Failure{row.error()};
+      if (!*row) return found;
+      found.push_back(KeypairRecord{stmt->text(0), stmt->text(1), stmt->integer(2) != 0, stmt->integer(3) != 0,
+                                    stmt->integer(4), stmt->text(5)});
+    }
+  }
+
+  Result<void> requirePolicy(const std::string& name) {
+    if (name.empty()) return {};
+    Result<Statement> stmt = db_.prepare("SELECT 1 FROM resource_policies WHERE name = ?");
+    if (!stmt.ok()) return Failure{stmt.error()};
+    stmt->bind(name);
+    Result<bool> row = stmt->step();
+    if (!row.ok()) return Failure{row.error()};
+    if (!*row) return fail(ErrorCode::NotFound, "resource policy '" + name + "' not found");
+    return {};
+  }
+
+  Result<std::vector<ScalingGroupRecord>> readScalingGroups(const std::string& tail,
+                                                            const std::optional<std::string>& name) {
+    Result<Statement> stmt = db_.prepare(
+        "SELECT name, description, sequencer, selector, options_json, slot_priority_json, hol_max_passes, "
+        "hol_max_wait_ms, is_active, created_at_ms FROM scaling_groups" + tail);
+    if (!stmt.ok()) return Failure{stmt.error()};
+    if (name) stmt->bind(*name);
+    std::vector<ScalingGroupRecord> found;
+    for (;;) {
+      Result<bool> row = stmt->step();
+      if (!row.ok()) return Failure{row.error()};
+      if (!*row) return found;
+      ScalingGroupRecord group;
+      group.name = stmt->text(0);
+      std::string where = "scaling group '" + group.name + "'";
+      group.description = stmt->text(1);
+      group.sequencer = stmt->text(2);
+      group.selector = stmt->text(3);
+      group.optionsJson = stmt->text(4);
+      Result<Json> priority = parseJson(stmt->text(5), where);
+      if (!priority.ok()) return Failure{priority.error()};
+      if (!priority->is_array()) return fail(ErrorCode::Internal, "corrupt store data in " + where + ": slot priority");
+      for (const Json& slot : *priority) {
+        if (!slot.is_string()) return fail(ErrorCode::Internal, "corrupt store data in " + where + ": slot priority");
+        group.slotPriority.push_back(slot.get<std::string>());
+      }
+      group.holMaxPasses = static_cast<int>(stmt->integer(6));
+      group.holMaxWaitMillis = stmt->integer(7);
+      group.active = stmt->integer(8) != 0;
+      group.createdAtMillis = stmt->integer(9);
+      found.push_back(std::move(group));
+    }
+  }
+
+  Result<std::vector<ResourcePolicyRecord>> readResourcePolicies(const std::string& tail,
+                                                                 const std::optional<std::string>& name) {
+    Result<Statement> stmt = db_.prepare(
+        "SELECT name, total_resource_slots_json, default_unlimited, max_concurrent_sessions, max_pending_sessions, "
+        "created_at_ms FROM resource_policies" + tail);
+    if (!stmt.ok()) return Failure{stmt.error()};
+    if (name) stmt->bind(*name);
+    std::vector<ResourcePolicyRecord> found;
+    for (;;) {
+      Result<bool> row = stmt->step();
+      if (!row.ok()) return Failure{row.error()};
+      if (!*row) return found;
+      ResourcePolicyRecord policy;
+      policy.name = stmt->text(0);
+      Result<ResourceSlot> slots = slotsColumn(*stmt, 1, "resource policy '" + policy.name + "'");
+      if (!slots.ok()) return Failure{slots.error()};
+      policy.totalResourceSlots = std::move(*slots);
+      policy.defaultUnlimited = stmt->integer(2) != 0;
+      policy.maxConcurrentSessions = static_cast<int>(stmt->integer(3));
+      policy.maxPendingSessions = static_cast<int>(stmt->integer(4));
+      policy.createdAtMillis = stmt->integer(5);
+      found.push_back(std::move(policy));
+    }
+  }
+
+  Result<std::vector<AgentRecord>> readAgents(const std::string& tail, const std::optional<std::string>& id) {
+    std::vector<AgentRecord> found;
+    {
+      Result<Statement> stmt = db_.prepare(kAgentColumns + tail);
+      if (!stmt.ok()) return Failure{stmt.error()};
+      if (id) stmt->bind(*id);
+      for (;;) {
+        Result<bool> row = stmt->step();
+        if (!row.ok()) return Failure{row.error()};
+        if (!*row) break;
+        AgentRecord agent;
+        agent.id = stmt->text(0);
+        Result<AgentStatus> status = parseAgentStatus(stmt->text(1));
+        if (!status.ok()) return Failure{corrupt("agent '" + agent.id + "'", status.error())};
+        agent.status = *status;
+        agent.rpcUrl = stmt->text(2);
+        agent.region = stmt->text(3);
+        agent.scalingGroup = stmt->text(4);
+        agent.architecture = stmt->text(5);
+        agent.version = stmt->text(6);
+        agent.digest = static_cast<std::uint64_t>(stmt->integer(7));
+        agent.pluginsJson = stmt->text(8);
+        agent.deviceHealthJson = stmt->text(9);
+        agent.lastEventSeq = static_cast<std::uint64_t>(stmt->integer(10));
+        agent.registeredAtMillis = stmt->integer(11);
+        agent.statusChangedAtMillis = stmt->integer(12);
+        found.push_back(std::move(agent));
+      }
+    }
+    for (AgentRecord& agent : found) {
+      if (Result<void> slots = readAgentSlots(agent); !slots.ok()) return Failure{slots.error()};
+    }
+    return found;
+  }
+
+  Result<void> readAgentSlots(AgentRecord& agent) {
+    Result<Statement> stmt =
+        db_.prepare("SELECT slot, capacity, used, largest FROM agent_resources WHERE agent_id = ?");
+    if (!stmt.ok()) return Failure{stmt.error()};
+    stmt->bind(agent.id);
+    for (;;) {
+      Result<bool> row = stmt->step();
+      if (!row.ok()) return Failure{row.error()};
+      if (!*row) return {};
+      std::string slot = stmt->text(0);
+      std::string where = "agent_resources of agent '" + agent.id + "' slot '" + slot + "'";
+      Result<Quantity> capacity = quantityColumn(*stmt, 1, where);
+      if (!capacity.ok()) return Failure{capacity.error()};
+      Result<Quantity> used = quantityColumn(*stmt, 2, where);
+      if (!used.ok()) return Failure{used.error()};
+      Result<Quantity> largest = quantityColumn(*stmt, 3, where);
+      if (!largest.ok()) return Failure{largest.error()};
+      agent.slots[slot] = AgentSlotFigures{*capacity, *used, *largest};
+    }
+  }
+
+  static Result<std::vector<SessionRecord>> readSessions(Statement& stmt) {
+    std::vector<SessionRecord> found;
+    for (;;) {
+      Result<bool> row = stmt.step();
+      if (!row.ok()) return Failure{row.error()};
+      if (!*row) return found;
+      SessionRecord session;
+      session.id = stmt.text(0);
+      std::string where = "session '" + session.id + "'";
+      session.name = stmt.text(1);
+      session.owner = stmt.text(2);
+      session.scalingGroup = stmt.text(3);
+      Result<Json> command = parseJson(stmt.text(4), where);
+      if (!command.ok()) return Failure{command.error()};
+      Result<Json> env = parseJson(stmt.text(5), where);
+      if (!env.ok()) return Failure{env.error()};
+      if (!command->is_array() || !env->is_object()) {
+        return fail(ErrorCode::Internal, "corrupt store data in " + where + ": command or env has the wrong shape");
+      }
+      for (const Json& word : *command) {
+        if (!word.is_string()) return fail(ErrorCode::Internal, "corrupt store data in " + where + ": command");
+        session.command.push_back(word.get<std::string>());
+      }
+      for (const auto& [key, value] : env->items()) {
+        if (!value.is_string()) return fail(ErrorCode::Internal, "corrupt store data in " + where + ": env");
+        session.env.emplace(key, value.get<std::string>());
+      }
+      Result<ResourceSlot> requested = slotsColumn(stmt, 6, where);
+      if (!requested.ok()) return Failure{requested.error()};
+      session.requested = std::move(*requested);
+      Result<SessionStatus> status = parseSessionStatus(stmt.text(7));
+      if (!status.ok()) return Failure{corrupt(where, status.error())};
+      session.status = *status;
+      session.statusReason = stmt.text(8);
+      session.agentId = stmt.text(9);
+      if (!stmt.isNull(10)) session.exitCode = static_cast<int>(stmt.integer(10));
+      session.enqueueSeq = static_cast<std::uint64_t>(stmt.integer(11));
+      session.createdAtMillis = stmt.integer(12);
+      session.scheduledAtMillis = stmt.integer(13);
+      session.startedAtMillis = stmt.integer(14);
+      session.endedAtMillis = stmt.integer(15);
+      found.push_back(std::move(session));
+    }
+  }
+
+  static Result<std::vector<AllocationRecord>> readAllocations(Statement& stmt) {
+    std::vector<AllocationRecord> found;
+    for (;;) {
+      Result<bool> row = stmt.step();
+      if (!row.ok()) return Failure{row.error()};
+      if (!*row) return found;
+      AllocationRecord allocation;
+      allocation.sessionId = stmt.text(0);
+      allocation.agentId = stmt.text(1);
+      Result<ResourceSlot> slots = slotsColumn(stmt, 2, "allocation of session '" + allocation.sessionId + "'");
+      if (!slots.ok()) return Failure{slots.error()};
+      allocation.slots = std::move(*slots);
+      allocation.released = stmt.integer(3) != 0;
+      found.push_back(std::move(allocation));
+    }
+  }
+
+  Connection& db_;
+  bool writable_;
+};
+
+}  // namespace
+
+std::unique_ptr<StoreTransaction> makeTransaction(Connection& connection, bool writable) {
+  return std::make_unique<SqliteTransaction>(connection, writable);
+}
+
+}  // namespace bai::manager::sqlite
