@@ -2,10 +2,10 @@
 
 namespace bai::manager {
 
-// Made on first use, so that another file's static initialiser may ask for it.
-const std::vector<std::vector<const char*>>& sqliteMigrations() {
 // Each migration is one transaction; its index + 1 is the schema version it produces.
-// Never edit a released step: add a new one.
+// Never edit a released step: add a new one. Made on first use, so that another file's
+// static initialiser may ask for it.
+const std::vector<std::vector<const char*>>& sqliteMigrations() {
   static const std::vector<std::vector<const char*>> kMigrations = {
       {
         R"sql(CREATE TABLE keypairs (
