@@ -2,8 +2,8 @@
 // sessions, runs them, and reports to the manager. systemd-friendly: logs to stderr,
 // READY=1 once serving, clean stop on SIGTERM (sessions keep running for the next start),
 // SIGHUP re-reads the config and applies what can change at run time (Agent::reload).
-#include "agent/agent.hpp"
 #include "agent/agent_api.hpp"
+#include "agent/agent_startup.hpp"
 #include "http_server.hpp"
 #include "report/manager_client.hpp"
 #include "runtime/atomic_file.hpp"
@@ -82,7 +82,7 @@ int main(int argc, char** argv) {
   const std::string scheme = settings->tlsCertificateFile.empty() ? "http://" : "https://";
   settings->rpcUrl = scheme + (settings->rpcAdvertise.empty() ? listen->first + ":" + std::to_string(server.port())
                                                               : settings->rpcAdvertise);
-  auto agent = Agent::start(*settings, *token, stderrLogSink());
+  auto agent = startAgent(*settings, *token, stderrLogSink());
   if (!agent) {
     std::cerr << "bai-agent: " << agent.error().message << "\n";
     return 1;
