@@ -190,7 +190,7 @@ void PluginSupervisor::undoPreparedSessions(AgentState& state, AcceleratorPlugin
       log_(LogLevel::Warning, "agent", "session " + id + ": " + released.error().message);
     }
     session.preparedPlugins.erase(prepared);
-    (void)records_.save(session);
+    records_.update(session, log_);
   }
 }
 

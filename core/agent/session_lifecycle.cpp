@@ -238,7 +238,7 @@ AgentResult<std::pair<protocol::SessionInfo, bool>> SessionLifecycle::settleStar
     stored.info.pid = *started;
     stored.info.startedAtMillis = wallClockMillis();
   }
-  (void)records_.save(stored);
+  records_.update(stored, options_.log);
   ++sessionsStarted_;
   ledger_.bumpDigest();
   const protocol::SessionInfo info = stored.info;
@@ -278,7 +278,7 @@ void SessionLifecycle::onExit(const std::string& id, const ExitStatus& status) {
 
 UnloadedPlugins SessionLifecycle::release(Access& state, SessionRecord& session) {
   freeResources(*state, session);
-  (void)records_.save(session);
+  records_.update(session, options_.log);
   ledger_.bumpDigest();
   return options_.afterRelease ? options_.afterRelease(*state) : UnloadedPlugins{};
 }
@@ -319,7 +319,7 @@ AgentResult<protocol::SessionInfo> SessionLifecycle::destroy(const std::string& 
   SessionRecord& session = it->second;
   if (!holdsResources(session.info.state)) return session.info;  // already over: destroying twice is not an error
   session.destroyRequested = true;
-  (void)records_.save(session);
+  records_.update(session, options_.log);
   state.unlock();
   if (auto destroyed = processes_->destroy(id, options_.destroyGrace); !destroyed) {
     return Failure{AgentError{AgentErrorKind::DestroyFailed, destroyed.error().message}};

@@ -39,6 +39,12 @@ Result<void> SessionRecords::save(const SessionRecord& session) const {
   return writeFileAtomically(dirOf(session.info.id) / kRecordFile, record.dump());
 }
 
+void SessionRecords::update(const SessionRecord& session, const LogSink& log) const {
+  if (auto saved = save(session); !saved) {
+    log(LogLevel::Error, "agent", "session " + session.info.id + ": cannot save its record: " + saved.error().message);
+  }
+}
+
 std::vector<SessionRecord> SessionRecords::loadAll(const LogSink& log) const {
   std::vector<SessionRecord> out;
   std::error_code ec;

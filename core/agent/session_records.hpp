@@ -26,6 +26,9 @@ class SessionRecords {
   Result<void> createRoot() const;
   // Writes record.json atomically, creating the session's directory.
   Result<void> save(const SessionRecord& session) const;
+  // save() for a session already under way: a failure cannot undo what happened, so it
+  // is logged; a restart would find the previous record.
+  void update(const SessionRecord& session, const LogSink& log) const;
   // Every readable record, as saved: `released` set and no allocation resolved yet. An
   // unreadable record is logged and left on disk; a directory without one is skipped.
   std::vector<SessionRecord> loadAll(const LogSink& log) const;

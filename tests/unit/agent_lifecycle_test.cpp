@@ -117,6 +117,17 @@ TEST_F(SessionLifecycleTest, ARestartTakesBackWhatRecordedSessionsHold) {
   EXPECT_EQ(used("acme.device"), Quantity(0));
 }
 
+TEST_F(SessionLifecycleTest, ARecordThatCannotBeSavedIsLogged) {
+  buildNode({"good"});
+  auto lifecycle = makeLifecycle();
+  ASSERT_TRUE(lifecycle->create(request("s1", "acme.device")).ok());
+  std::filesystem::remove_all(records_->dirOf("s1"));
+  std::ofstream(records_->dirOf("s1")) << "not a directory";
+  processes().exit("s1", 0);
+  EXPECT_EQ(lifecycle->session("s1")->state, SessionState::Exited) << "the session ends all the same";
+  EXPECT_NE(logText().find("error agent: session s1: cannot save its record"), std::string::npos) << logText();
+}
+
 TEST_F(SessionLifecycleTest, LogsAreReadByRangeOrTail) {
   buildNode({"good"});
   auto lifecycle = makeLifecycle();
