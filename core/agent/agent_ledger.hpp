@@ -1,7 +1,8 @@
 // The one owner of an agent's in-memory state: the node inventory (its allocation maps and
 // which plugins it offers), the sessions, each plugin's device health, the withdrawn and
 // draining plugins, and the state's digest. The session lifecycle, the plugin supervisor
-// and the views all read and change it through lock(), which is the only way in.
+// and the agent's views read and change that state only through lock(); the plugin host,
+// which is thread-safe on its own, is also reachable without it.
 #pragma once
 
 #include "agent/node_inventory.hpp"

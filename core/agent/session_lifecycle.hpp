@@ -58,8 +58,8 @@ struct SessionLifecycleOptions {
   std::string runAs;    // runtime.run-as, honoured when the agent runs as root
   std::chrono::milliseconds destroyGrace{10000};
   LogSink log;
-  // Builds the processes with the lifecycle's exit callback; it may be called at once,
-  // on the processes' own thread, also during recover().
+  // Builds the processes with the lifecycle's exit callback, which they call on their own
+  // thread from then on (during recover() too).
   std::function<std::unique_ptr<SessionProcesses>(SessionRunner::ExitCallback)> makeProcesses;
   // Called with the ledger locked after a session let go of its resources: the plugin
   // supervisor unloads draining plugins nothing holds any more. May be empty.
