@@ -1,47 +1,61 @@
 // The agent: allocates a node's devices to sessions, prepares them through the plugins,
 // runs them through the session shim, records everything under the state dir so that a
-// restart loses nothing, and reports to the manager.
+// restart loses nothing, and reports to the manager. It composes named parts, each of
+// which a test can build alone:
+//   AgentLedger       the in-memory state and its one mutex
+//   SessionLifecycle  create, destroy, exit, recovery after a restart, logs
+//   PluginSupervisor  health polling, withdrawing hung plugins, draining, reload
+// and answers with data (agent_figures.hpp); agent_api.cpp turns it into HTTP.
 #pragma once
 
 #include "agent/agent_config.hpp"
-#include "agent/node_inventory.hpp"
+#include "agent/agent_error.hpp"
+#include "agent/agent_figures.hpp"
+#include "agent/agent_ledger.hpp"
+#include "agent/plugin_supervisor.hpp"
+#include "agent/session_lifecycle.hpp"
+#include "agent/session_records.hpp"
 #include "report/event_journal.hpp"
 #include "report/reporter.hpp"
 #include "runtime/cgroup_limits.hpp"
-#include "runtime/session_runner.hpp"
 
 #include <bai/protocol.hpp>
 
-#include <atomic>
-#include <condition_variable>
+#include <functional>
 #include <map>
-#include <thread>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <string>
+#include <vector>
 
 namespace bai::core {
-
-// Why a request failed, as the RPC answers it: an HTTP status and an ApiError.
-struct AgentError {
-  int status = 400;
-  protocol::ApiError error;
-};
-
-template <class T>
-using AgentResult = Result<T, AgentError>;
 
 // What a reload did with the keys that changed.
 using config::ReloadReport;
 
+// What an agent runs with, built by startAgent (agent_startup.hpp) or by a test.
+struct AgentParts {
+  std::unique_ptr<NodeInventory> inventory;  // its plugins loaded
+  std::unique_ptr<LimitsBackend> limits;
+  std::unique_ptr<EventJournal> journal;
+  std::function<std::unique_ptr<SessionProcesses>(SessionRunner::ExitCallback)> makeProcesses;
+};
+
 class Agent {
  public:
-  // Lines below settings.logLevel are dropped before `log`; reload() may change the level.
-  static Result<std::unique_ptr<Agent>> start(AgentSettings settings, std::string clusterToken, LogSink log);
+  // `log` is already filtered by `threshold`, which reload() adjusts.
+  Agent(AgentSettings settings, std::string clusterToken, std::shared_ptr<LogThreshold> threshold, LogSink log,
+        AgentParts parts);
+  // Stops polling and reporting; sessions keep running for the next agent.
   ~Agent();
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
+
+  // Start-up, in this order, before serving: what the recorded sessions hold is taken
+  // back; the reporter (which reads snapshot() and digest()) is handed over; polling starts.
+  void recover();
+  void startReporting(std::unique_ptr<Reporter> reporter);
+  void startSupervision();
 
   // Idempotent by session id: a retried call returns the session as it stands (created = false).
   AgentResult<std::pair<protocol::SessionInfo, bool>> createSession(const protocol::CreateSessionRequest& request);
@@ -53,12 +67,12 @@ class Agent {
   AgentResult<std::string> sessionLogs(const std::string& id, const std::string& stream, std::uint64_t offset,
                                        std::uint64_t limit, std::optional<std::uint64_t> tail = std::nullopt) const;
 
-  std::string allocMapJson() const;
-  std::string healthJson() const;
+  AllocationFigures allocation() const;
+  AgentHealth health() const;
+  AgentMetrics metrics() const;
   // Asks every plugin for its devices' health now: unhealthy or gone devices get no new
   // sessions, recovered ones do again; a plugin that hung is withdrawn. Runs on a timer.
-  void pollHealth();
-  std::string metricsText() const;
+  void pollHealth() { supervisor_.pollHealth(); }
 
   // SIGHUP: applies what can change while sessions run (agent.log-level, the plugin
   // allow/block lists, which also rescans plugin-path) and logs every other changed key
@@ -72,66 +86,35 @@ class Agent {
   const LogSink& log() const { return log_; }
   LogLevel logLevel() const { return threshold_->get(); }
   // Names of plugins no longer allowed that still serve sessions.
-  std::vector<std::string> drainingPlugins() const;
+  std::vector<std::string> drainingPlugins() const { return supervisor_.drainingPlugins(); }
   const std::string& clusterToken() const { return token_; }
-  const NodeInventory& inventory() const { return *inventory_; }
+  // For tests; not synchronised with a reload.
+  const NodeInventory& inventory() const { return ledger_.inventoryUnlocked(); }
   // What the heartbeat carries, and its version.
   protocol::AgentState snapshot() const;
-  std::uint64_t digest() const { return digest_.load(); }
+  std::uint64_t digest() const { return ledger_.digest(); }
 
  private:
-  struct Session {
-    protocol::CreateSessionRequest request;
-    NodeAllocation allocation;
-    protocol::SessionInfo info;
-    std::vector<std::string> preparedPlugins;  // keys whose prepare_session succeeded
-    bool destroyRequested = false;
-    bool released = false;  // allocation freed and plugins released: exactly once
-  };
+  void notifyReporter();
 
-  Agent(AgentSettings settings, std::string token, LogSink log);
-  Result<void> recover();
-  void onExit(const std::string& id, const ExitStatus& status);
-  // Frees the allocation and releases the plugins; caller holds mutex_.
-  void releaseResources(Session& session);
-  Result<void> persist(const Session& session) const;
-  std::filesystem::path sessionDir(const std::string& id) const;
-  void recordEvent(protocol::EventKind kind, const std::string& id, std::optional<int> exitCode, std::string reason);
-  void changed() { ++digest_; }
-  void healthLoop();
-  // Plugins this agent offers now and that take new sessions; caller holds mutex_.
-  std::vector<std::shared_ptr<AcceleratorPlugin>> activePluginsLocked() const;
-  bool drainingLocked(const AcceleratorPlugin* plugin) const;
-  // Returns the names and keys of the plugins it loaded.
-  std::set<std::string> applyPluginLists(const AgentSettings& next);
-  // Unloads draining plugins whose devices no session holds any more; caller holds
-  // mutex_ and drops what is returned after releasing it (destroying runs plugin code).
-  std::vector<std::shared_ptr<AcceleratorPlugin>> unloadDrainedLocked();
-
+  // Fixed after construction, except the reloadable settings, which reload() sets under
+  // reloadMutex_ (one reload at a time).
   AgentSettings settings_;
-  std::string token_;
-  std::shared_ptr<LogThreshold> threshold_;
-  LogSink log_;
-  std::unique_ptr<NodeInventory> inventory_;
-  std::unique_ptr<LimitsBackend> limits_;
-  std::unique_ptr<EventJournal> journal_;
-  std::unique_ptr<SessionRunner> runner_;
+  const std::string token_;
+  const std::shared_ptr<LogThreshold> threshold_;
+  const LogSink log_;
+  std::mutex reloadMutex_;
+
+  const std::unique_ptr<LimitsBackend> limits_;
+  const std::unique_ptr<EventJournal> journal_;
+  AgentLedger ledger_;
+  SessionRecords records_;
+  PluginSupervisor supervisor_;
+  // Shared with the threads that journal session events; set once by startReporting.
+  mutable std::mutex reporterMutex_;
   std::unique_ptr<Reporter> reporter_;
-
-  mutable std::mutex mutex_;
-  std::map<std::string, Session> sessions_;
-  // plugin key -> device id -> latest report; guarded by mutex_.
-  std::map<std::string, std::map<std::string, protocol::DeviceHealthReport>> health_;
-  std::vector<std::string> withdrawn_;
-  std::vector<AcceleratorPlugin*> draining_;  // no longer allowed; loaded while sessions hold their devices
-  std::mutex reloadMutex_;                    // one reload at a time
-
-  std::mutex healthMutex_;
-  std::condition_variable healthWake_;
-  bool stopping_ = false;
-  std::thread healthThread_;
-  std::atomic<std::uint64_t> digest_{1};
-  std::atomic<std::uint64_t> sessionsStarted_{0}, sessionsFailed_{0};
+  // Last: destroyed first, so that no session exit arrives once the rest goes.
+  SessionLifecycle lifecycle_;
 };
 
 // The daemon's SIGHUP: loads `file` with the command line's `overrides` as at start. A

@@ -1,6 +1,6 @@
 #include "agent/agent_api.hpp"
 
-#include <nlohmann/json.hpp>
+#include "agent/agent_views.hpp"
 
 #include <openssl/crypto.h>
 
@@ -13,7 +13,6 @@ http::Response error(int status, const std::string& type, const std::string& tit
   return json(status, protocol::ApiError{type, title, detail}.toJson());
 }
 
-http::Response error(const AgentError& e) { return json(e.status, e.error.toJson()); }
 
 // Compares in constant time so the token cannot be guessed byte by byte from timings.
 bool authorized(const http::Request& request, const std::string& token) {
@@ -36,6 +35,30 @@ std::uint64_t number(const http::Request& request, const std::string& name, std:
 
 }  // namespace
 
+http::Response agentErrorResponse(const AgentError& e) {
+  switch (e.kind) {
+    case AgentErrorKind::UnknownSlot: return error(400, "unknown-slot", "Unknown resource slot", e.detail);
+    case AgentErrorKind::InsufficientResource:
+      return error(409, "insufficient-resource", "Not enough free resources", e.detail);
+    case AgentErrorKind::FractionalResourceFragmented:
+      return error(409, "fractional-resource-fragmented", "Free resources are fragmented", e.detail);
+    case AgentErrorKind::InvalidResourceCombination:
+      return error(400, "invalid-resource-combination", "Slots that exclude each other", e.detail);
+    case AgentErrorKind::NotMultipleOfQuantum:
+      return error(400, "not-multiple-of-quantum", "Amount is not a multiple of the quantum", e.detail);
+    case AgentErrorKind::InvalidResourceArgument:
+      return error(400, "invalid-resource-argument", "Invalid resource amount", e.detail);
+    case AgentErrorKind::UnknownSession: return error(404, "unknown-session", "No such session", e.detail);
+    case AgentErrorKind::InvalidLogStream: return error(400, "invalid-request", "Invalid log stream", e.detail);
+    case AgentErrorKind::StateDirUnwritable:
+      return error(500, "state-dir-error", "Cannot record the allocation", e.detail);
+    case AgentErrorKind::SessionStartFailed:
+      return error(500, "session-start-failed", "The session could not start", e.detail);
+    case AgentErrorKind::DestroyFailed: return error(500, "destroy-failed", "Cannot signal the session", e.detail);
+  }
+  return error(500, "internal", "Unexpected agent error", e.detail);
+}
+
 http::Handler agentApi(Agent& agent) {
   return [&agent](const http::Request& request) -> http::Response {
     if (!authorized(request, agent.clusterToken())) {
@@ -47,14 +70,10 @@ http::Handler agentApi(Agent& agent) {
       auto parsed = protocol::CreateSessionRequest::fromJson(request.body);
       if (!parsed) return error(400, "invalid-request", "Invalid create-session request", parsed.error().message);
       auto created = agent.createSession(*parsed);
-      if (!created) return error(created.error());
+      if (!created) return agentErrorResponse(created.error());
       return json(created->second ? 201 : 200, created->first.toJson());
     }
-    if (path == "/v1/sessions" && method == "GET") {
-      nlohmann::json list = nlohmann::json::array();
-      for (const auto& info : agent.sessions()) list.push_back(nlohmann::json::parse(info.toJson()));
-      return json(200, nlohmann::json{{"sessions", list}}.dump());
-    }
+    if (path == "/v1/sessions" && method == "GET") return json(200, sessionsJson(agent.sessions()));
     const std::string prefix = "/v1/sessions/";
     if (path.rfind(prefix, 0) == 0) {
       std::string id = path.substr(prefix.size());
@@ -69,23 +88,23 @@ http::Handler agentApi(Agent& agent) {
         }
         auto text = agent.sessionLogs(id, request.query.count("stream") ? request.query.at("stream") : "stdout", offset,
                                       limit, request.query.count("tail") ? std::optional<std::uint64_t>(tail) : std::nullopt);
-        if (!text) return error(text.error());
+        if (!text) return agentErrorResponse(text.error());
         return http::Response{200, "text/plain; charset=utf-8", std::move(*text), {}};
       }
       if (!logs && method == "GET") {
         auto info = agent.session(id);
-        return info ? json(200, info->toJson()) : error(info.error());
+        return info ? json(200, info->toJson()) : agentErrorResponse(info.error());
       }
       if (!logs && method == "DELETE") {
         auto info = agent.destroySession(id);
-        return info ? json(202, info->toJson()) : error(info.error());
+        return info ? json(202, info->toJson()) : agentErrorResponse(info.error());
       }
       return error(405, "method-not-allowed", "Method not allowed", method + " " + path);
     }
-    if (path == "/v1/alloc-map" && method == "GET") return json(200, agent.allocMapJson());
-    if (path == "/v1/health" && method == "GET") return json(200, agent.healthJson());
+    if (path == "/v1/alloc-map" && method == "GET") return json(200, allocationJson(agent.settings().id, agent.allocation()));
+    if (path == "/v1/health" && method == "GET") return json(200, healthJson(agent.health()));
     if (path == "/metrics" && method == "GET") {
-      return http::Response{200, "text/plain; version=0.0.4", agent.metricsText(), {}};
+      return http::Response{200, "text/plain; version=0.0.4", metricsText(agent.metrics()), {}};
     }
     return error(404, "not-found", "No such resource", method + " " + path);
   };

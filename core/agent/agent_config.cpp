@@ -16,37 +16,67 @@ namespace bai::core {
 using config::Key;
 using config::KeyType;
 
-const config::Schema& agentConfigSchema() {
-  static const config::Schema schema("bai-agent", {
-      {"agent.id", KeyType::String, "", "this agent's id; default: agent-<hostname>-<machine-id prefix>"},
-      {"agent.region", KeyType::String, "\"local\"", "region reported to the manager"},
-      {"agent.scaling-group", KeyType::String, "\"default\"", "scaling group this agent joins"},
-      {"agent.rpc-listen-addr", KeyType::String, "\"127.0.0.1:6001\"", "host:port of the RPC server (loopback unless configured)"},
-      {"agent.manager-url", KeyType::String, "\"http://127.0.0.1:8081\"", "the manager's base URL"},
-      {"agent.cluster-token-file", KeyType::String, "", "file (mode 0600) holding the cluster's bearer token; required"},
-      {"agent.state-dir", KeyType::String, "\"/var/lib/bai/agent\"", "allocation records, session logs and the event journal"},
-      {"agent.plugin-path", KeyType::StringList, "[\"" BAI_PLUGIN_DIR "\"]", "directories searched for accelerator plugins"},
-      {"agent.allow-plugins", KeyType::StringList, "[]", "plugin names to load; empty loads all; SIGHUP applies a change"},
-      {"agent.block-plugins", KeyType::StringList, "[]", "plugin names never to load; SIGHUP applies a change"},
-      {"agent.heartbeat-interval", KeyType::Seconds, "5", "seconds between heartbeats (jittered)"},
-      {"agent.plugin-call-timeout", KeyType::Seconds, "5", "deadline of each plugin call; a plugin that misses it is withdrawn"},
-      {"agent.rpc-threads", KeyType::Integer, "2", "threads serving the RPC"},
-      {"agent.rpc-advertise-addr", KeyType::String, "\"\"", "host:port the manager uses to reach the RPC (default: the bound address)"},
-      {"agent.tls-cert-file", KeyType::String, "", "PEM certificate: serve the RPC over HTTPS"},
-      {"agent.tls-key-file", KeyType::String, "", "PEM private key for agent.tls-cert-file"},
-      {"agent.log-level", KeyType::String, "\"info\"", "debug, info, warning or error; SIGHUP applies a change"},
-      {"resource.reserved-cpu", KeyType::Integer, "0", "CPU cores kept from sessions for the system"},
-      {"resource.reserved-mem", KeyType::Size, "\"0\"", "memory kept from sessions for the system, e.g. \"1g\""},
-      {"resource.allocation-order", KeyType::StringList, "[\"cuda\", \"rocm\", \"cpu\", \"mem\"]",
-       "device names allocated first to last; others follow"},
-      {"resource.affinity-policy", KeyType::String, "\"interleaved\"", "interleaved or prefer-single-node"},
-      {"runtime.run-as", KeyType::String, "", "user sessions run as when the agent runs as root"},
-      {"runtime.shim-path", KeyType::String, "\"" BAI_SHIM_PATH "\"", "the bai-session-shim executable"},
-      {"runtime.destroy-grace", KeyType::Seconds, "10", "seconds between SIGTERM and SIGKILL on destroy"},
-      {"runtime.cgroup-root", KeyType::String, "\"/sys/fs/cgroup\"", "cgroup file system root"},
-      {"runtime.cgroup-parent", KeyType::String, "\"bai\"", "cgroup under which session cgroups are made"},
-      {"plugins.*", KeyType::Table, "", "a plugin's own settings, by plugin key or name (e.g. [plugins.mock])"},
+namespace {
+
+// A table's keys, declared by their names within it.
+std::vector<Key> inTable(const std::string& table, std::vector<Key> keys) {
+  for (Key& key : keys) key.path = table + "." + key.path;
+  return keys;
+}
+
+std::vector<Key> agentTableKeys() {
+  return inTable("agent", {
+      {"id", KeyType::String, "", "this agent's id; default: agent-<hostname>-<machine-id prefix>"},
+      {"region", KeyType::String, "\"local\"", "region reported to the manager"},
+      {"scaling-group", KeyType::String, "\"default\"", "scaling group this agent joins"},
+      {"rpc-listen-addr", KeyType::String, "\"127.0.0.1:6001\"", "host:port of the RPC server (loopback unless configured)"},
+      {"manager-url", KeyType::String, "\"http://127.0.0.1:8081\"", "the manager's base URL"},
+      {"cluster-token-file", KeyType::String, "", "file (mode 0600) holding the cluster's bearer token; required"},
+      {"state-dir", KeyType::String, "\"/var/lib/bai/agent\"", "allocation records, session logs and the event journal"},
+      {"plugin-path", KeyType::StringList, "[\"" BAI_PLUGIN_DIR "\"]", "directories searched for accelerator plugins"},
+      {"allow-plugins", KeyType::StringList, "[]", "plugin names to load; empty loads all; SIGHUP applies a change"},
+      {"block-plugins", KeyType::StringList, "[]", "plugin names never to load; SIGHUP applies a change"},
+      {"heartbeat-interval", KeyType::Seconds, "5", "seconds between heartbeats (jittered)"},
+      {"plugin-call-timeout", KeyType::Seconds, "5", "deadline of each plugin call; a plugin that misses it is withdrawn"},
+      {"rpc-threads", KeyType::Integer, "2", "threads serving the RPC"},
+      {"rpc-advertise-addr", KeyType::String, "\"\"", "host:port the manager uses to reach the RPC (default: the bound address)"},
+      {"tls-cert-file", KeyType::String, "", "PEM certificate: serve the RPC over HTTPS"},
+      {"tls-key-file", KeyType::String, "", "PEM private key for agent.tls-cert-file"},
+      {"log-level", KeyType::String, "\"info\"", "debug, info, warning or error; SIGHUP applies a change"},
   });
+}
+
+std::vector<Key> resourceTableKeys() {
+  return inTable("resource", {
+      {"reserved-cpu", KeyType::Integer, "0", "CPU cores kept from sessions for the system"},
+      {"reserved-mem", KeyType::Size, "\"0\"", "memory kept from sessions for the system, e.g. \"1g\""},
+      {"allocation-order", KeyType::StringList, "[\"cuda\", \"rocm\", \"cpu\", \"mem\"]",
+       "device names allocated first to last; others follow"},
+      {"affinity-policy", KeyType::String, "\"interleaved\"", "interleaved or prefer-single-node"},
+  });
+}
+
+std::vector<Key> runtimeTableKeys() {
+  return inTable("runtime", {
+      {"run-as", KeyType::String, "", "user sessions run as when the agent runs as root"},
+      {"shim-path", KeyType::String, "\"" BAI_SHIM_PATH "\"", "the bai-session-shim executable"},
+      {"destroy-grace", KeyType::Seconds, "10", "seconds between SIGTERM and SIGKILL on destroy"},
+      {"cgroup-root", KeyType::String, "\"/sys/fs/cgroup\"", "cgroup file system root"},
+      {"cgroup-parent", KeyType::String, "\"bai\"", "cgroup under which session cgroups are made"},
+  });
+}
+
+std::vector<Key> allAgentKeys() {
+  std::vector<Key> keys = agentTableKeys();
+  for (auto table : {resourceTableKeys(), runtimeTableKeys()}) keys.insert(keys.end(), table.begin(), table.end());
+  keys.push_back({"plugins.*", KeyType::Table, "", "a plugin's own settings, by plugin key or name (e.g. [plugins.mock])"});
+  return keys;
+}
+
+}  // namespace
+
+const config::Schema& agentConfigSchema() {
+  static const config::Schema schema("bai-agent", allAgentKeys());
   return schema;
 }
 
@@ -63,6 +93,15 @@ std::string defaultAgentId() {
   std::string id = std::string("agent-") + host;
   if (!machine.empty()) id += "-" + machine.substr(0, 8);
   return id;
+}
+
+std::function<std::string(const std::string&, const std::string&)> pluginConfigLookup(
+    std::map<std::string, std::string> configs) {
+  return [configs = std::move(configs)](const std::string& name, const std::string& key) {
+    if (auto it = configs.find(key); it != configs.end()) return it->second;
+    if (auto it = configs.find(name); it != configs.end()) return it->second;
+    return std::string("{}");
+  };
 }
 
 namespace {

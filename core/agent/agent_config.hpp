@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -51,6 +52,11 @@ struct AgentSettings {
 
 // Validates cross-key rules (an id, a token file, a known policy) and fills derived values.
 Result<AgentSettings> agentSettings(const config::Config& config);
+
+// A plugin's config table (JSON text) from `configs`, found by its key first, then its
+// name; "{}" when it has none. What PluginHostOptions::configFor wants.
+std::function<std::string(const std::string& name, const std::string& key)> pluginConfigLookup(
+    std::map<std::string, std::string> configs);
 
 // The keys a running agent applies on SIGHUP (Agent::reload); a change of any other key
 // is logged as needing a restart.

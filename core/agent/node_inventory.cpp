@@ -6,22 +6,10 @@
 
 namespace bai::core {
 
-Result<std::unique_ptr<NodeInventory>> NodeInventory::build(const AgentSettings& settings, LogSink log) {
+Result<std::unique_ptr<NodeInventory>> NodeInventory::build(std::unique_ptr<PluginHost> host,
+                                                            const AgentSettings& settings) {
   std::unique_ptr<NodeInventory> inventory(new NodeInventory());
-  PluginHostOptions options;
-  options.searchPath = settings.pluginPath;
-  options.allow = settings.allowPlugins;
-  options.block = settings.blockPlugins;
-  options.callDeadline = settings.pluginCallTimeout;
-  options.log = log;
-  const auto configs = settings.pluginConfigs;
-  options.configFor = [configs](const std::string& name, const std::string& key) {
-    if (auto it = configs.find(key); it != configs.end()) return it->second;
-    if (auto it = configs.find(name); it != configs.end()) return it->second;
-    return std::string("{}");
-  };
-  inventory->host_ = std::make_unique<PluginHost>(std::move(options));
-  inventory->host_->loadAll();
+  inventory->host_ = std::move(host);
   inventory->allocator_ = NodeAllocator({settings.allocationOrder, settings.affinityPolicy});
   if (settings.reservedCpu > 0) inventory->reservationRequest_.set(SlotName::of("cpu"), Quantity(settings.reservedCpu));
   if (settings.reservedMem > 0) {

@@ -16,11 +16,12 @@ namespace bai::core {
 
 class NodeInventory {
  public:
-  // Loads plugins, builds the maps, takes the reservation; a reservation larger than
-  // the node is an error naming the slot and both amounts.
-  static Result<std::unique_ptr<NodeInventory>> build(const AgentSettings& settings, LogSink log);
+  // Offers the plugins `host` has loaded: builds their maps and takes the reservation; a
+  // reservation larger than the node is an error naming the slot and both amounts.
+  static Result<std::unique_ptr<NodeInventory>> build(std::unique_ptr<PluginHost> host, const AgentSettings& settings);
 
   PluginHost& host() { return *host_; }
+  const PluginHost& host() const { return *host_; }
   NodeAllocator& allocator() { return allocator_; }
   const NodeAllocator& allocator() const { return allocator_; }
   const std::map<std::string, SlotType>& slotTypes() const { return slotTypes_; }

@@ -2,7 +2,7 @@
 // restart, and the plugin allow-list with the real cpu and mock plugins, with and without
 // a session on the plugin that is no longer allowed. Also the shared pieces: the
 // adjustable log threshold and the config comparison.
-#include "agent/agent.hpp"
+#include "agent/agent_startup.hpp"
 #include "temp_dir.hpp"
 #include "wait.hpp"
 
@@ -121,7 +121,7 @@ class AgentReloadTest : public ::testing::Test {
     ASSERT_TRUE(config.ok()) << config.error().message;
     auto settings = agentSettings(*config);
     ASSERT_TRUE(settings.ok()) << settings.error().message;
-    auto agent = Agent::start(*settings, "reload-token-0123456789", log_.sink());
+    auto agent = core::startAgent(*settings, "reload-token-0123456789", log_.sink());
     ASSERT_TRUE(agent.ok()) << agent.error().message;
     agent_ = std::move(*agent);
     running_ = std::move(*config);
@@ -207,7 +207,7 @@ TEST_F(AgentReloadTest, ANewlyAllowedPluginIsLoadedAndOffered) {
   EXPECT_GT(agent_->digest(), before) << "the next heartbeat must carry the full state";
   EXPECT_TRUE(log_.contains("plugin mock loaded by reload")) << log_.text();
   auto created = create("on-mock", "cuda.device");
-  ASSERT_TRUE(created.ok()) << created.error().error.detail;
+  ASSERT_TRUE(created.ok()) << created.error().detail;
 }
 
 TEST_F(AgentReloadTest, APluginNoLongerAllowedWithoutSessionsIsUnloaded) {
@@ -222,7 +222,7 @@ TEST_F(AgentReloadTest, APluginNoLongerAllowedWithoutSessionsIsUnloaded) {
   EXPECT_TRUE(log_.contains("plugin mock unloaded")) << log_.text();
   auto refused = create("after", "cuda.device");
   ASSERT_FALSE(refused.ok());
-  EXPECT_EQ(refused.error().error.type, "unknown-slot");
+  EXPECT_EQ(refused.error().kind, AgentErrorKind::UnknownSlot);
 }
 
 TEST_F(AgentReloadTest, APluginInUseDrainsAndIsUnloadedWhenItsSessionsEnd) {
@@ -237,7 +237,7 @@ TEST_F(AgentReloadTest, APluginInUseDrainsAndIsUnloadedWhenItsSessionsEnd) {
   EXPECT_EQ(agent_->snapshot().largestAllocatable.get("cuda.device"), Quantity(0));
   auto refused = create("newcomer", "cuda.device");
   ASSERT_FALSE(refused.ok());
-  EXPECT_EQ(refused.error().status, 409) << refused.error().error.detail;
+  EXPECT_EQ(refused.error().kind, AgentErrorKind::InsufficientResource) << refused.error().detail;
   EXPECT_EQ(agent_->session("holder")->state, protocol::SessionState::Running);
   // Health polls must not bring its devices back.
   agent_->pollHealth();
@@ -262,7 +262,7 @@ TEST_F(AgentReloadTest, ADrainingPluginAllowedAgainTakesSessionsAgain) {
   ASSERT_TRUE(reloadWith("").ok());
   EXPECT_TRUE(agent_->drainingPlugins().empty());
   auto created = create("second", "cuda.device");
-  ASSERT_TRUE(created.ok()) << created.error().error.detail;
+  ASSERT_TRUE(created.ok()) << created.error().detail;
   EXPECT_EQ(agent_->snapshot().occupied.get("cuda.device"), Quantity(2));
 }
 

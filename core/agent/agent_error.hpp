@@ -1,0 +1,33 @@
+// Why an agent operation failed, as a kind the caller can act on. The agent's parts never
+// choose an HTTP status: agent_api.cpp alone maps each kind to a status and a body.
+#pragma once
+
+#include <bai/result.hpp>
+
+#include <string>
+
+namespace bai::core {
+
+enum class AgentErrorKind {
+  UnknownSlot,                   // no plugin on this node offers a requested slot
+  InsufficientResource,          // the allocator's kinds, one for one
+  FractionalResourceFragmented,
+  InvalidResourceCombination,
+  NotMultipleOfQuantum,
+  InvalidResourceArgument,
+  UnknownSession,
+  InvalidLogStream,              // neither stdout nor stderr
+  StateDirUnwritable,            // the session's record could not be written
+  SessionStartFailed,            // a plugin, the limits or the runner refused it
+  DestroyFailed,                 // the session could not be signalled
+};
+
+struct AgentError {
+  AgentErrorKind kind = AgentErrorKind::InvalidResourceArgument;
+  std::string detail;  // for people: what was asked and why it cannot be done
+};
+
+template <class T>
+using AgentResult = Result<T, AgentError>;
+
+}  // namespace bai::core

@@ -1,0 +1,69 @@
+#include "agent/agent_startup.hpp"
+
+namespace bai::core {
+namespace {
+
+std::unique_ptr<PluginHost> loadPlugins(const AgentSettings& settings, const LogSink& log) {
+  PluginHostOptions options;
+  options.searchPath = settings.pluginPath;
+  options.allow = settings.allowPlugins;
+  options.block = settings.blockPlugins;
+  options.callDeadline = settings.pluginCallTimeout;
+  options.log = log;
+  options.configFor = pluginConfigLookup(settings.pluginConfigs);
+  auto host = std::make_unique<PluginHost>(std::move(options));
+  host->loadAll();
+  return host;
+}
+
+Result<AgentParts> buildParts(const AgentSettings& settings, const LogSink& log) {
+  if (auto created = SessionRecords(settings.stateDir).createRoot(); !created) return Failure{created.error()};
+  AgentParts parts;
+  auto inventory = NodeInventory::build(loadPlugins(settings, log), settings);
+  if (!inventory) return Failure{inventory.error()};
+  parts.inventory = std::move(*inventory);
+  log(LogLevel::Info, "agent", parts.inventory->summary());
+
+  auto limits = detectLimitsBackend(settings.cgroupRoot, settings.cgroupParent, log);
+  if (!limits) return Failure{limits.error()};
+  parts.limits = std::move(*limits);
+
+  auto journal = EventJournal::open(settings.stateDir / "events");
+  if (!journal) return Failure{journal.error()};
+  parts.journal = std::make_unique<EventJournal>(std::move(*journal));
+
+  parts.makeProcesses = [shimPath = settings.shimPath, log](SessionRunner::ExitCallback onExit) {
+    return std::make_unique<ShimProcesses>(shimPath, log, std::move(onExit));
+  };
+  return parts;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Agent>> startAgent(AgentSettings settings, std::string clusterToken, LogSink log) {
+  auto threshold = std::make_shared<LogThreshold>(settings.logLevel);
+  const LogSink filtered = thresholdLogSink(std::move(log), threshold);
+  auto parts = buildParts(settings, filtered);
+  if (!parts) return Failure{parts.error()};
+  EventJournal& journal = *parts->journal;
+  auto agent = std::make_unique<Agent>(std::move(settings), std::move(clusterToken), threshold, filtered,
+                                       std::move(*parts));
+  agent->recover();
+
+  const AgentSettings& s = agent->settings();
+  ReporterOptions reporting;
+  reporting.agentId = s.id;
+  reporting.managerUrl = s.managerUrl;
+  reporting.token = agent->clusterToken();
+  reporting.interval = s.heartbeatInterval;
+  reporting.log = filtered;
+  Agent* self = agent.get();
+  auto reporter = Reporter::start(reporting, [self] { return self->snapshot(); }, [self] { return self->digest(); },
+                                  journal);
+  if (!reporter) return Failure{reporter.error()};
+  agent->startReporting(std::move(*reporter));
+  agent->startSupervision();
+  return agent;
+}
+
+}  // namespace bai::core

@@ -1,0 +1,354 @@
+#include "agent/session_lifecycle.hpp"
+
+#include "runtime/atomic_file.hpp"
+
+#include <pwd.h>
+#include <unistd.h>
+
+namespace bai::core {
+namespace {
+
+using protocol::SessionState;
+
+AgentError allocationRefusal(const AllocationError& e) {
+  switch (e.kind) {
+    case AllocationErrorKind::InsufficientResource: return {AgentErrorKind::InsufficientResource, e.message};
+    case AllocationErrorKind::FractionalResourceFragmented:
+      return {AgentErrorKind::FractionalResourceFragmented, e.message};
+    case AllocationErrorKind::UnsupportedResource: return {AgentErrorKind::UnknownSlot, e.message};
+    case AllocationErrorKind::InvalidResourceCombination: return {AgentErrorKind::InvalidResourceCombination, e.message};
+    case AllocationErrorKind::NotMultipleOfQuantum: return {AgentErrorKind::NotMultipleOfQuantum, e.message};
+    case AllocationErrorKind::InvalidResourceArgument: break;
+  }
+  return {AgentErrorKind::InvalidResourceArgument, e.message};
+}
+
+AgentError unknownSession(const std::string& id) { return {AgentErrorKind::UnknownSession, "no session '" + id + "'"}; }
+
+std::vector<int> devicesAsNumbers(const protocol::DeviceAllocation& allocation, const std::string& slot) {
+  std::vector<int> out;
+  auto it = allocation.find(slot);
+  if (it == allocation.end()) return out;
+  for (const auto& [device, amount] : it->second) {
+    try {
+      out.push_back(std::stoi(device));
+    } catch (const std::exception&) {
+    }
+  }
+  return out;
+}
+
+SessionLimits limitsFor(const protocol::DeviceAllocation& devices) {
+  SessionLimits limits;
+  limits.cpus = devicesAsNumbers(devices, "cpu");
+  if (auto mem = devices.find("mem"); mem != devices.end()) {
+    Quantity bytes;
+    for (const auto& [device, amount] : mem->second) bytes += amount;
+    limits.memoryBytes = static_cast<std::uint64_t>(bytes.wholeUnits());
+  }
+  return limits;
+}
+
+bool holdsResources(SessionState state) { return state == SessionState::Preparing || state == SessionState::Running; }
+
+}  // namespace
+
+// What the slow, unlocked part of a start produced.
+struct SessionLifecycle::Prepared {
+  std::map<std::string, std::string> env;
+  std::vector<std::pair<std::shared_ptr<AcceleratorPlugin>, protocol::DeviceAllocation>> plugins;  // prepared
+  SessionLimits limits;
+  std::vector<std::filesystem::path> cgroupProcs;
+  std::string failure;  // empty when everything succeeded
+};
+
+SessionLifecycle::SessionLifecycle(SessionLifecycleOptions options, AgentLedger& ledger, SessionRecords& records,
+                                   LimitsBackend& limits, EventJournal& journal)
+    : options_(std::move(options)), ledger_(ledger), records_(records), limits_(limits), journal_(journal) {
+  processes_ = options_.makeProcesses([this](const std::string& id, const ExitStatus& status) { onExit(id, status); });
+}
+
+SessionLifecycle::~SessionLifecycle() { processes_.reset(); }
+
+void SessionLifecycle::recover() {
+  std::vector<std::string> toAdopt;
+  {
+    auto state = ledger_.lock();
+    for (SessionRecord& session : records_.loadAll(options_.log)) {
+      const std::string id = session.info.id;
+      if (holdsResources(session.info.state)) {
+        restoreAllocation(*state, session);
+        toAdopt.push_back(id);
+      }
+      state->sessions.emplace(id, std::move(session));
+    }
+  }
+  for (const auto& id : toAdopt) {
+    if (auto adopted = processes_->adopt(id, records_.dirOf(id)); !adopted) {
+      options_.log(LogLevel::Error, "agent", "session " + id + ": " + adopted.error().message);
+    }
+  }
+  if (!toAdopt.empty()) {
+    options_.log(LogLevel::Info, "agent", "recovered " + std::to_string(toAdopt.size()) + " session(s) from " +
+                                              records_.stateDir().string());
+  }
+}
+
+void SessionLifecycle::restoreAllocation(AgentState& state, SessionRecord& session) {
+  NodeInventory& inventory = state.inventory;
+  auto allocation = inventory.resolve(session.info.allocation);
+  auto applied = allocation ? inventory.allocator().apply(*allocation)
+                            : Result<void, AllocationError>(Failure{AllocationError{}});
+  if (!allocation || !applied) {
+    options_.log(LogLevel::Error, "agent", "session " + session.info.id +
+                                               ": its recorded allocation no longer fits this node (" +
+                                               (allocation ? applied.error().message : allocation.error().message) +
+                                               "); its resources are not restored");
+    return;
+  }
+  session.allocation = std::move(*allocation);
+  session.released = false;
+}
+
+AgentResult<std::pair<protocol::SessionInfo, bool>> SessionLifecycle::create(const protocol::CreateSessionRequest& request) {
+  auto state = ledger_.lock();
+  if (auto existing = state->sessions.find(request.sessionId); existing != state->sessions.end()) {
+    return std::pair{existing->second.info, false};
+  }
+  auto devices = reserve(state, request);
+  if (!devices) return Failure{devices.error()};
+  // Which plugin gets which part, decided now: a reload may change the plugins meanwhile.
+  std::vector<std::pair<std::shared_ptr<AcceleratorPlugin>, protocol::DeviceAllocation>> parts;
+  for (auto& plugin : state->activePlugins()) {
+    auto part = state->partOf(plugin.get(), *devices);
+    parts.emplace_back(std::move(plugin), std::move(part));
+  }
+  state.unlock();
+
+  // Plugins, the limits back end and spawning are slow and may block: outside the lock.
+  Prepared prepared = prepare(request, *devices, std::move(parts));
+  state.lock();
+  keepPrepared(state, request.sessionId, prepared);  // before start: an exit may come at once
+  state.unlock();
+  const Result<std::int64_t> started = launch(request, prepared);
+  state.lock();
+  return settleStart(state, request.sessionId, started);
+}
+
+// Allocates and records the session as Preparing; the record is on disk before anything
+// runs, so a restart knows what is held.
+AgentResult<protocol::DeviceAllocation> SessionLifecycle::reserve(Access& state,
+                                                                  const protocol::CreateSessionRequest& request) {
+  NodeInventory& inventory = state->inventory;
+  for (const auto& [slot, amount] : request.slots) {
+    if (!amount.isZero() && inventory.slotTypes().count(slot.str()) == 0) {
+      return Failure{AgentError{AgentErrorKind::UnknownSlot, "slot '" + slot.str() +
+                                                                 "' is not offered by any plugin on agent " +
+                                                                 options_.agentId}};
+    }
+  }
+  auto allocation = inventory.allocator().allocate(request.slots);
+  if (!allocation) return Failure{allocationRefusal(allocation.error())};
+
+  SessionRecord session;
+  session.request = request;
+  session.allocation = std::move(*allocation);
+  session.info.id = request.sessionId;
+  session.info.state = SessionState::Preparing;
+  session.info.allocation = inventory.describe(session.allocation);
+  if (auto saved = records_.save(session); !saved) {
+    (void)inventory.allocator().free(session.allocation);
+    return Failure{AgentError{AgentErrorKind::StateDirUnwritable, saved.error().message}};
+  }
+  protocol::DeviceAllocation devices = session.info.allocation;
+  state->sessions.emplace(request.sessionId, std::move(session));
+  ledger_.bumpDigest();
+  return devices;
+}
+
+SessionLifecycle::Prepared SessionLifecycle::prepare(
+    const protocol::CreateSessionRequest& request, const protocol::DeviceAllocation& devices,
+    std::vector<std::pair<std::shared_ptr<AcceleratorPlugin>, protocol::DeviceAllocation>> parts) {
+  Prepared out;
+  out.env = request.env;
+  for (auto& [plugin, part] : parts) {
+    auto resources = plugin->prepareSession(request.sessionId, part);
+    if (!resources) {
+      out.failure = "plugin " + plugin->identity().name + ": " + resources.error().message;
+      break;
+    }
+    for (const auto& [name, value] : resources->env) out.env[name] = value;
+    out.plugins.emplace_back(std::move(plugin), std::move(part));
+  }
+  out.limits = limitsFor(devices);
+  if (out.failure.empty()) {
+    auto joined = limits_.prepare(request.sessionId, out.limits);
+    if (joined) out.cgroupProcs = std::move(*joined);
+    else out.failure = "limits: " + joined.error().message;
+  }
+  return out;
+}
+
+void SessionLifecycle::keepPrepared(Access& state, const std::string& id, const Prepared& prepared) {
+  std::vector<std::string> keys;
+  for (const auto& [plugin, part] : prepared.plugins) {
+    if (state->inventory.offers(plugin.get())) {
+      keys.push_back(plugin->identity().key);
+    } else if (auto released = plugin->releaseSession(id, part); !released) {
+      // Unloaded by a reload meanwhile (it held none of this session's devices): undone now.
+      options_.log(LogLevel::Warning, "agent", "session " + id + ": " + released.error().message);
+    }
+  }
+  state->sessions.at(id).preparedPlugins = std::move(keys);
+}
+
+Result<std::int64_t> SessionLifecycle::launch(const protocol::CreateSessionRequest& request, Prepared& prepared) {
+  if (!prepared.failure.empty()) return fail(ErrorCode::Internal, prepared.failure);
+  std::map<std::string, std::string>& env = prepared.env;
+  env["BAI_SESSION_ID"] = request.sessionId;
+  env["BAI_RESOURCE_SLOTS"] = request.slots.toJson();
+  if (env.count("PATH") == 0) env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
+  RunSpec spec{request.sessionId, records_.dirOf(request.sessionId), request.command, env, prepared.limits.cpus,
+               prepared.cgroupProcs, {}};
+  if (!options_.runAs.empty() && geteuid() == 0) {
+    const passwd* user = getpwnam(options_.runAs.c_str());
+    if (user == nullptr) return fail(ErrorCode::Internal, "runtime.run-as: no user '" + options_.runAs + "'");
+    spec.runAs = std::pair{user->pw_uid, user->pw_gid};
+  }
+  return processes_->start(spec);
+}
+
+AgentResult<std::pair<protocol::SessionInfo, bool>> SessionLifecycle::settleStart(Access& state, const std::string& id,
+                                                                                  const Result<std::int64_t>& started) {
+  SessionRecord& stored = state->sessions.at(id);
+  if (!started) {
+    stored.info.state = SessionState::Failed;
+    stored.info.reason = started.error().message;
+    stored.info.endedAtMillis = wallClockMillis();
+    ++sessionsFailed_;
+    UnloadedPlugins unloaded = release(state, stored);
+    const std::string reason = stored.info.reason;
+    state.unlock();
+    unloaded.clear();
+    recordEvent(protocol::EventKind::Failed, id, std::nullopt, reason);
+    return Failure{AgentError{AgentErrorKind::SessionStartFailed, reason}};
+  }
+  if (stored.info.state == SessionState::Preparing) {  // it may have exited already
+    stored.info.state = SessionState::Running;
+    stored.info.pid = *started;
+    stored.info.startedAtMillis = wallClockMillis();
+  }
+  records_.update(stored, options_.log);
+  ++sessionsStarted_;
+  ledger_.bumpDigest();
+  const protocol::SessionInfo info = stored.info;
+  state.unlock();
+  recordEvent(protocol::EventKind::Started, id, std::nullopt, "");
+  return std::pair{info, true};
+}
+
+void SessionLifecycle::onExit(const std::string& id, const ExitStatus& status) {
+  auto state = ledger_.lock();
+  auto it = state->sessions.find(id);
+  if (it == state->sessions.end()) return;
+  SessionRecord& session = it->second;
+  session.info.exitCode = status.exitCode;
+  session.info.endedAtMillis = status.endedAtMillis;
+  if (!status.recorded) {
+    session.info.state = SessionState::Failed;
+    session.info.reason = status.error.empty() ? "the session's shim ended without recording an exit status" : status.error;
+  } else if (!status.error.empty()) {  // the command never ran (exit 126/127)
+    session.info.state = SessionState::Failed;
+    session.info.reason = status.error;
+  } else {
+    session.info.state = session.destroyRequested ? SessionState::Destroyed : SessionState::Exited;
+  }
+  UnloadedPlugins unloaded = release(state, session);
+  const bool failed = session.info.state == SessionState::Failed;
+  const std::string reason = session.info.reason;
+  state.unlock();
+  unloaded.clear();  // the last session of a draining plugin ended: destroyed here, unlocked
+  if (failed) {
+    recordEvent(protocol::EventKind::Failed, id, status.recorded ? std::optional<int>(status.exitCode) : std::nullopt,
+                reason);
+  } else {
+    recordEvent(protocol::EventKind::Exited, id, status.exitCode, "");
+  }
+}
+
+UnloadedPlugins SessionLifecycle::release(Access& state, SessionRecord& session) {
+  freeResources(*state, session);
+  records_.update(session, options_.log);
+  ledger_.bumpDigest();
+  return options_.afterRelease ? options_.afterRelease(*state) : UnloadedPlugins{};
+}
+
+void SessionLifecycle::freeResources(AgentState& state, SessionRecord& session) {
+  if (session.released) return;
+  session.released = true;
+  const std::string& id = session.info.id;
+  for (const auto& key : session.preparedPlugins) {
+    AcceleratorPlugin* plugin = state.inventory.host().find(key);
+    if (plugin == nullptr) continue;
+    if (auto released = plugin->releaseSession(id, state.partOf(plugin, session.info.allocation)); !released) {
+      options_.log(LogLevel::Warning, "agent", "session " + id + ": " + released.error().message);
+    }
+  }
+  if (auto freed = state.inventory.allocator().free(session.allocation); !freed) {
+    options_.log(LogLevel::Error, "agent", "session " + id + ": freeing its allocation: " + freed.error().message);
+  }
+  if (auto released = limits_.release(id); !released) {
+    options_.log(LogLevel::Warning, "agent", "session " + id + ": " + released.error().message);
+  }
+}
+
+void SessionLifecycle::recordEvent(protocol::EventKind kind, const std::string& id, std::optional<int> exitCode,
+                                   std::string reason) {
+  auto appended = journal_.append(protocol::SessionEvent{0, id, kind, exitCode, std::move(reason), wallClockMillis()});
+  if (!appended) {
+    options_.log(LogLevel::Error, "agent", "session " + id + ": cannot journal its event: " + appended.error().message);
+    return;
+  }
+  if (options_.eventJournalled) options_.eventJournalled();
+}
+
+AgentResult<protocol::SessionInfo> SessionLifecycle::destroy(const std::string& id) {
+  auto state = ledger_.lock();
+  auto it = state->sessions.find(id);
+  if (it == state->sessions.end()) return Failure{unknownSession(id)};
+  SessionRecord& session = it->second;
+  if (!holdsResources(session.info.state)) return session.info;  // already over: destroying twice is not an error
+  session.destroyRequested = true;
+  records_.update(session, options_.log);
+  state.unlock();
+  if (auto destroyed = processes_->destroy(id, options_.destroyGrace); !destroyed) {
+    return Failure{AgentError{AgentErrorKind::DestroyFailed, destroyed.error().message}};
+  }
+  state.lock();
+  return state->sessions.at(id).info;
+}
+
+AgentResult<protocol::SessionInfo> SessionLifecycle::session(const std::string& id) const {
+  auto state = ledger_.lock();
+  auto it = state->sessions.find(id);
+  if (it == state->sessions.end()) return Failure{unknownSession(id)};
+  return it->second.info;
+}
+
+std::vector<protocol::SessionInfo> SessionLifecycle::sessions() const {
+  auto state = ledger_.lock();
+  std::vector<protocol::SessionInfo> out;
+  for (const auto& [id, session] : state->sessions) out.push_back(session.info);
+  return out;
+}
+
+AgentResult<std::string> SessionLifecycle::logs(const std::string& id, const std::string& stream, std::uint64_t offset,
+                                                std::uint64_t limit, std::optional<std::uint64_t> tail) const {
+  if (stream != "stdout" && stream != "stderr") {
+    return Failure{AgentError{AgentErrorKind::InvalidLogStream, "stream must be stdout or stderr, not '" + stream + "'"}};
+  }
+  if (auto known = session(id); !known) return Failure{known.error()};
+  return records_.readLog(id, stream, offset, limit, tail);
+}
+
+}  // namespace bai::core

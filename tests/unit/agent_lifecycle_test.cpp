@@ -1,0 +1,143 @@
+// SessionLifecycle alone: a node of fixture plugins, fake processes and limits. Creating,
+// ending, destroying and recovering sessions, and the kinds of its refusals.
+#include "agent_parts_fixture.hpp"
+
+#include <fstream>
+
+namespace bai::core::testing {
+namespace {
+
+using protocol::EventKind;
+using protocol::SessionState;
+
+std::vector<EventKind> journalled(const EventJournal& journal) {
+  std::vector<EventKind> kinds;
+  for (const auto& event : journal.unacked(100)) kinds.push_back(event.kind);
+  return kinds;
+}
+
+using SessionLifecycleTest = AgentPartsTest;
+
+TEST_F(SessionLifecycleTest, ASessionRunsWithItsDevicesAndItsExitFreesThem) {
+  buildNode({"good"});
+  auto lifecycle = makeLifecycle();
+  auto created = lifecycle->create(request("s1", "acme.device"));
+  ASSERT_TRUE(created.ok()) << created.error().detail;
+  EXPECT_TRUE(created->second);
+  EXPECT_EQ(created->first.state, SessionState::Running);
+  ASSERT_EQ(processes().started.size(), 1u);
+  EXPECT_EQ(processes().started[0].env.at("ACME_VISIBLE_DEVICES"), "a0") << "the plugin's environment";
+  EXPECT_EQ(processes().started[0].env.at("BAI_SESSION_ID"), "s1");
+  EXPECT_EQ(used("acme.device"), Quantity(1));
+  EXPECT_EQ(limits_.held, std::set<std::string>{"s1"});
+  EXPECT_TRUE(std::filesystem::exists(records_->dirOf("s1") / "record.json"));
+
+  auto retried = lifecycle->create(request("s1", "acme.device"));
+  ASSERT_TRUE(retried.ok());
+  EXPECT_FALSE(retried->second) << "a retry returns the session as it stands";
+  EXPECT_EQ(processes().started.size(), 1u);
+
+  processes().exit("s1", 0);
+  EXPECT_EQ(lifecycle->session("s1")->state, SessionState::Exited);
+  EXPECT_EQ(used("acme.device"), Quantity(0));
+  EXPECT_TRUE(limits_.held.empty());
+  EXPECT_EQ(journalled(*journal_), (std::vector<EventKind>{EventKind::Started, EventKind::Exited}));
+  EXPECT_EQ(eventsNotified_, 2);
+  EXPECT_EQ(lifecycle->sessionsStarted(), 1u);
+}
+
+TEST_F(SessionLifecycleTest, RefusalsAreKinds) {
+  buildNode({"good"});
+  auto lifecycle = makeLifecycle();
+  auto unknownSlot = lifecycle->create(request("s0", "nothing.device"));
+  ASSERT_FALSE(unknownSlot.ok());
+  EXPECT_EQ(unknownSlot.error().kind, AgentErrorKind::UnknownSlot);
+  EXPECT_NE(unknownSlot.error().detail.find("parts-agent"), std::string::npos) << unknownSlot.error().detail;
+
+  ASSERT_TRUE(lifecycle->create(request("s1", "acme.device")).ok());
+  auto full = lifecycle->create(request("s2", "acme.device"));
+  ASSERT_FALSE(full.ok());
+  EXPECT_EQ(full.error().kind, AgentErrorKind::InsufficientResource);
+  EXPECT_FALSE(lifecycle->session("s2").ok()) << "a refused session is not kept";
+
+  EXPECT_EQ(lifecycle->session("nope").error().kind, AgentErrorKind::UnknownSession);
+  EXPECT_EQ(lifecycle->destroy("nope").error().kind, AgentErrorKind::UnknownSession);
+  EXPECT_EQ(lifecycle->logs("nope", "stdout", 0, 10, std::nullopt).error().kind, AgentErrorKind::UnknownSession);
+  EXPECT_EQ(lifecycle->logs("s1", "stdin", 0, 10, std::nullopt).error().kind, AgentErrorKind::InvalidLogStream);
+}
+
+TEST_F(SessionLifecycleTest, AStartTheRuntimeRefusesFailsAndFreesItsDevices) {
+  buildNode({"good"});
+  auto lifecycle = makeLifecycle();
+  processes().refuseStart = true;
+  auto refused = lifecycle->create(request("s1", "acme.device"));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().kind, AgentErrorKind::SessionStartFailed);
+  EXPECT_NE(refused.error().detail.find("spawn refused"), std::string::npos) << refused.error().detail;
+  EXPECT_EQ(lifecycle->session("s1")->state, SessionState::Failed);
+  EXPECT_EQ(used("acme.device"), Quantity(0));
+  EXPECT_TRUE(limits_.held.empty());
+  EXPECT_EQ(journalled(*journal_), std::vector<EventKind>{EventKind::Failed});
+  EXPECT_EQ(lifecycle->sessionsFailed(), 1u);
+}
+
+TEST_F(SessionLifecycleTest, ADestroyedSessionEndsAsDestroyedWhenItsProcessExits) {
+  buildNode({"good"});
+  auto lifecycle = makeLifecycle();
+  ASSERT_TRUE(lifecycle->create(request("s1", "acme.device")).ok());
+  auto destroying = lifecycle->destroy("s1");
+  ASSERT_TRUE(destroying.ok());
+  EXPECT_EQ(destroying->state, SessionState::Running) << "it ends when its process does";
+  EXPECT_EQ(processes().destroyed, std::vector<std::string>{"s1"});
+  processes().exit("s1", 143);
+  EXPECT_EQ(lifecycle->session("s1")->state, SessionState::Destroyed);
+  EXPECT_EQ(used("acme.device"), Quantity(0));
+  ASSERT_TRUE(lifecycle->destroy("s1").ok()) << "destroying twice is not an error";
+  EXPECT_EQ(processes().destroyed.size(), 1u);
+}
+
+TEST_F(SessionLifecycleTest, ARestartTakesBackWhatRecordedSessionsHold) {
+  buildNode({"good"});
+  auto lifecycle = makeLifecycle();
+  ASSERT_TRUE(lifecycle->create(request("ended", "acme.device")).ok());
+  processes().exit("ended", 0);
+  ASSERT_TRUE(lifecycle->create(request("running", "acme.device")).ok());
+  lifecycle.reset();
+
+  buildNode({"good"});  // the next agent process: a fresh node over the same state dir
+  auto restarted = makeLifecycle();
+  EXPECT_EQ(used("acme.device"), Quantity(0)) << "nothing is held before recover()";
+  restarted->recover();
+  EXPECT_EQ(processes().adopted, std::vector<std::string>{"running"});
+  EXPECT_EQ(used("acme.device"), Quantity(1));
+  EXPECT_EQ(restarted->session("ended")->state, SessionState::Exited);
+  EXPECT_EQ(restarted->sessions().size(), 2u);
+  EXPECT_NE(logText().find("recovered 1 session(s)"), std::string::npos) << logText();
+  processes().exit("running", 0);
+  EXPECT_EQ(used("acme.device"), Quantity(0));
+}
+
+TEST_F(SessionLifecycleTest, ARecordThatCannotBeSavedIsLogged) {
+  buildNode({"good"});
+  auto lifecycle = makeLifecycle();
+  ASSERT_TRUE(lifecycle->create(request("s1", "acme.device")).ok());
+  std::filesystem::remove_all(records_->dirOf("s1"));
+  std::ofstream(records_->dirOf("s1")) << "not a directory";
+  processes().exit("s1", 0);
+  EXPECT_EQ(lifecycle->session("s1")->state, SessionState::Exited) << "the session ends all the same";
+  EXPECT_NE(logText().find("error agent: session s1: cannot save its record"), std::string::npos) << logText();
+}
+
+TEST_F(SessionLifecycleTest, LogsAreReadByRangeOrTail) {
+  buildNode({"good"});
+  auto lifecycle = makeLifecycle();
+  ASSERT_TRUE(lifecycle->create(request("s1", "acme.device")).ok());
+  EXPECT_EQ(*lifecycle->logs("s1", "stdout", 0, 100, std::nullopt), "") << "no output yet";
+  std::ofstream(records_->dirOf("s1") / "stdout.log") << "0123456789";
+  EXPECT_EQ(*lifecycle->logs("s1", "stdout", 2, 3, std::nullopt), "234");
+  EXPECT_EQ(*lifecycle->logs("s1", "stdout", 0, 100, std::uint64_t{4}), "6789");
+  EXPECT_EQ(*lifecycle->logs("s1", "stdout", 0, 100, std::uint64_t{40}), "0123456789");
+}
+
+}  // namespace
+}  // namespace bai::core::testing
