@@ -1,6 +1,7 @@
 // The host against one fixture plugin per failure mode: it skips each with a clear
 // reason, keeps the good ones, and survives hangs, throws and garbage.
 #include "alloc/node_allocator.hpp"
+#include "check/plugin_checker.hpp"
 #include "plugin/plugin_host.hpp"
 
 #include <gtest/gtest.h>
@@ -114,6 +115,37 @@ TEST_F(PluginHostTest, LoadsAWellBehavedPlugin) {
   ASSERT_TRUE(health.ok());
   EXPECT_EQ(health->at(0).health, "healthy");
   EXPECT_TRUE(plugin->nodeMeasures().ok());
+}
+
+// The agent's host and bai-plugin-check answer a plugin's config_get from one
+// implementation: dotted paths, plain keys and absent keys alike.
+TEST_F(PluginHostTest, HostAndCheckerGiveAPluginTheSameConfig) {
+  const fs::path file = use("config-echo");
+  const std::string config = R"({"greeting": {"text": "hi"}, "limits": {"gpu": {"max_mem": "8g"}}, "missing.dot": 1})";
+  PluginHostOptions o = options();
+  o.configFor = [&](const std::string&, const std::string&) { return config; };
+  PluginHost host(o);
+  host.loadAll();
+  AcceleratorPlugin* plugin = host.find("echo");
+  ASSERT_NE(plugin, nullptr) << logText();
+  const nlohmann::json throughHost = plugin->discovery().extraInfo;
+
+  CheckerOptions checkerOptions;
+  checkerOptions.plugin = file;
+  checkerOptions.configJson = config;
+  auto shown = showPlugin(checkerOptions, {});
+  ASSERT_TRUE(shown.ok()) << shown.error().message;
+  const nlohmann::json throughChecker = (*shown)["describe"]["extra_info"];
+
+  const nlohmann::json expected = {{"greeting", {{"text", "hi"}}},
+                                   {"greeting.text", "hi"},
+                                   {"limits.gpu.max_mem", "8g"},
+                                   {"missing", nullptr},
+                                   {"greeting.missing", nullptr},
+                                   {"", nullptr},
+                                   {"limits..gpu", nullptr}};
+  EXPECT_EQ(throughHost, expected);
+  EXPECT_EQ(throughChecker, expected);
 }
 
 TEST_F(PluginHostTest, NewerMinorWithABiggerTableLoads) {
