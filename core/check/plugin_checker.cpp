@@ -92,6 +92,39 @@ Result<void> prepareRelease(CheckSession& session) {
   return {};
 }
 
+// accelerator.h: preparing a session id that is prepared already returns
+// BAI_ERR_INVALID_ARGUMENT (the agent never does it; a plugin that accepts it would hand
+// the same devices out twice or lose the first grant).
+Result<void> secondPrepareRefused(CheckSession& session) {
+  const auto& vt = session.vtable();
+  const std::string document = sessionDocument("bai-plugin-check-twice", smallAllocation(session.discovery()));
+  auto first = session.callWith("prepare_session", vt.prepare_session, session.instance(), document);
+  if (!first) return problem(first.error().message + " for " + document);
+  const bai_status second = session.statusOf(vt.prepare_session, session.instance(), document);
+  const bai_status released = vt.release_session(session.instance(), document.c_str());
+  if (second != BAI_ERR_INVALID_ARGUMENT) {
+    return problem("expected a second prepare_session for session 'bai-plugin-check-twice', prepared and not yet "
+                   "released, to return BAI_ERR_INVALID_ARGUMENT, got " + describeStatus(second));
+  }
+  if (released != BAI_OK) {
+    return problem("expected release_session to undo prepare_session with BAI_OK, got " + describeStatus(released) +
+                   " for " + document);
+  }
+  return {};
+}
+
+// accelerator.h: releasing a session id the instance does not hold returns
+// BAI_ERR_NOT_FOUND: an agent that restarted may release what an earlier instance prepared.
+Result<void> unknownReleaseNotFound(CheckSession& session) {
+  const std::string document = sessionDocument("bai-plugin-check-never-prepared", {});
+  const bai_status released = session.vtable().release_session(session.instance(), document.c_str());
+  if (released != BAI_ERR_NOT_FOUND) {
+    return problem("expected release_session of session 'bai-plugin-check-never-prepared', which was never prepared, "
+                   "to return BAI_ERR_NOT_FOUND, got " + describeStatus(released));
+  }
+  return {};
+}
+
 Result<void> healthCheck(CheckSession& session) {
   auto health = session.call("health", session.vtable().health, session.instance());
   if (!health) return Failure{health.error()};
@@ -197,6 +230,16 @@ std::vector<Check> allChecks() {
        [](S& s, const O&) -> Result<void> {
          if (auto ready = s.ready("alloc_map_spec"); !ready) return ready;
          return prepareRelease(s);
+       }},
+      {"prepare-twice", "what-a-session-receives", {"prepare-release"},
+       [](S& s, const O&) -> Result<void> {
+         if (auto ready = s.ready("alloc_map_spec"); !ready) return ready;
+         return secondPrepareRefused(s);
+       }},
+      {"release-unknown", "what-a-session-receives", {"prepare-release"},
+       [](S& s, const O&) -> Result<void> {
+         if (auto ready = s.ready("alloc_map_spec"); !ready) return ready;
+         return unknownReleaseNotFound(s);
        }},
       {"node-measures", "measures", {"create"},
        [](S& s, const O&) -> Result<void> {
