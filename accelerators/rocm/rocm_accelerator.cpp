@@ -3,7 +3,6 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <array>
 #include <cctype>
 #include <cstdio>
 #include <filesystem>
@@ -15,19 +14,12 @@ namespace {
 
 using nlohmann::json;
 
-struct ConfigKey {
-  std::string_view name;
-  std::string_view type;
-  std::string_view fallback;
-  std::string_view description;
-};
-
 // Every key of [plugins.rocm], declared once.
-constexpr std::array kConfigKeys = {
-    ConfigKey{"smi_library", "string", "librocm_smi64.so.1, then /opt/rocm/lib/librocm_smi64.so.{7,6,5}",
+constexpr plugin::ConfigKey kConfigKeys[] = {
+    {"smi_library", "string", "librocm_smi64.so.1, then /opt/rocm/lib/librocm_smi64.so.{7,6,5}",
               "path or file name of the ROCm SMI library to dlopen (only that one is tried)"},
-    ConfigKey{"device_mask", "list of strings or integers", "[]", "SMI indexes or unique ids of GPUs to hide"},
-    ConfigKey{"sysfs_root", "string", "/sys", "where PCI devices' render nodes and NUMA nodes are read (tests)"},
+    {"device_mask", "list of strings or integers", "[]", "SMI indexes or unique ids of GPUs to hide"},
+    {"sysfs_root", "string", "/sys", "where PCI devices' render nodes and NUMA nodes are read (tests)"},
 };
 
 const std::vector<std::string> kDefaultLibraries = {
@@ -64,11 +56,8 @@ RocmConfig parseRocmConfig(std::string_view configJson) {
   json config = json::parse(configJson, nullptr, false);
   if (config.is_discarded() || !config.is_object()) throw std::invalid_argument("the config must be a JSON object");
   for (const auto& [key, value] : config.items()) {
-    bool known = std::any_of(kConfigKeys.begin(), kConfigKeys.end(), [&](const ConfigKey& k) { return k.name == key; });
-    if (!known) {
-      std::string names;
-      for (const ConfigKey& k : kConfigKeys) names += (names.empty() ? "" : ", ") + std::string(k.name);
-      throw std::invalid_argument("unknown config key \"" + key + "\" (known: " + names + ")");
+    if (plugin::findConfigKey(kConfigKeys, key) == nullptr) {
+      throw std::invalid_argument("unknown config key \"" + key + "\" (known: " + plugin::configKeyNames(kConfigKeys) + ")");
     }
   }
   RocmConfig result;

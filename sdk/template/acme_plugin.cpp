@@ -18,14 +18,20 @@ struct Npu {
 
 std::string quoted(const std::string& text) { return "\"" + text + "\""; }
 
-// The config value of `devices` (JSON text, as the host hands it over): a whole number 0..64.
+// Every config key the plugin takes, declared once: name, type, default, description.
+// A plugin with a JSON library also refuses the keys this table lacks (findConfigKey).
+constexpr bai::plugin::ConfigKey kConfigKeys[] = {
+    {"devices", "a whole number from 0 to 64", "2", "how many NPUs to simulate (replace: ask your driver)"},
+};
+
+// The config value of `devices` (JSON text, as the host hands it over), or its default.
 int deviceCount(const bai::plugin::Host& host) {
-  const auto text = host.config("devices");
-  if (!text) return 2;  // replace: ask your driver how many devices there are
-  const std::string digits = *text;
+  const bai::plugin::ConfigKey& key = kConfigKeys[0];
+  const std::string digits = host.config(key.name).value_or(std::string(key.defaultValue));
   if (digits.empty() || digits.size() > 2 || digits.find_first_not_of("0123456789") != std::string::npos ||
       std::stoi(digits) > 64) {
-    throw std::invalid_argument("config key 'devices' must be a whole number from 0 to 64, got " + digits);
+    throw std::invalid_argument("config key '" + std::string(key.name) + "' must be " + std::string(key.type) + ", got " +
+                                digits);
   }
   return std::stoi(digits);
 }
