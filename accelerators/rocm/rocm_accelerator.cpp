@@ -1,5 +1,8 @@
 #include "rocm_accelerator.hpp"
 
+#include "session_document.hpp"
+#include "text.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -12,6 +15,7 @@
 namespace bai::rocm {
 namespace {
 
+using accel::failInput;
 using nlohmann::json;
 
 // Every key of [plugins.rocm], declared once.
@@ -29,18 +33,8 @@ const std::vector<std::string> kDefaultLibraries = {
     "/opt/rocm/lib/librocm_smi64.so.5",
 };
 
-[[noreturn]] void failInput(const std::string& message) {
-  throw plugin::StatusError(BAI_ERR_INVALID_ARGUMENT, message);
-}
-
 std::string lowered(std::string text) {
   for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return text;
-}
-
-std::string joined(const std::vector<std::string>& items) {
-  std::string text;
-  for (const std::string& item : items) text += (text.empty() ? "" : ",") + item;
   return text;
 }
 
@@ -199,16 +193,9 @@ std::string RocmAccelerator::allocMapSpec() {
 // ---- Sessions --------------------------------------------------------------------------------
 
 RocmAccelerator::Session RocmAccelerator::parseSession(std::string_view sessionJson) const {
-  json session = json::parse(sessionJson, nullptr, false);
-  if (session.is_discarded() || !session.is_object()) failInput("the session must be a JSON object");
-  auto id = session.find("session_id");
-  if (id == session.end() || !id->is_string() || id->get<std::string>().empty()) {
-    failInput("session_id: expected a non-empty string");
-  }
-  auto allocation = session.find("allocation");
-  if (allocation == session.end() || !allocation->is_object()) failInput("allocation: expected an object");
-  Session result{id->get<std::string>(), {}};
-  for (const auto& [slot, perDevice] : allocation->items()) {
+  accel::SessionDocument session = accel::parseSessionDocument(sessionJson);
+  Session result{session.id, {}};
+  for (const auto& [slot, perDevice] : session.allocation.items()) {
     if (slot != "rocm.device") failInput("allocation: unknown slot \"" + slot + "\"");
     if (!perDevice.is_object()) failInput("allocation.rocm.device: expected an object of device amounts");
     for (const auto& [deviceId, amount] : perDevice.items()) {
@@ -245,7 +232,7 @@ std::string RocmAccelerator::prepareSession(std::string_view sessionJson) {
     for (const std::string& node : gpus_[index].renderNodes) devices.push_back(node);
     inUseBy_[index] = session.id;
   }
-  json env = {{"ROCR_VISIBLE_DEVICES", joined(rocr)}, {"HIP_VISIBLE_DEVICES", joined(hip)}};
+  json env = {{"ROCR_VISIBLE_DEVICES", accel::joined(rocr)}, {"HIP_VISIBLE_DEVICES", accel::joined(hip)}};
   prepared_.emplace(session.id, std::move(session.gpus));
   return json{{"env", std::move(env)}, {"devices", std::move(devices)}, {"mounts", json::array()},
               {"limits", json::object()}}
@@ -287,12 +274,7 @@ json RocmAccelerator::measures(const std::vector<std::size_t>& gpus) const {
                     {"per_device", std::move(utilization)}});
   }
   if (!memory.empty()) {
-    std::string total;
-    do {
-      total.insert(total.begin(), static_cast<char>('0' + static_cast<int>(usedTotal % 10)));
-      usedTotal /= 10;
-    } while (usedTotal != 0);
-    list.push_back({{"key", "rocm_mem"}, {"unit", "bytes"}, {"value", total}, {"per_device", std::move(memory)}});
+    list.push_back({{"key", "rocm_mem"}, {"unit", "bytes"}, {"value", accel::decimal(usedTotal)}, {"per_device", std::move(memory)}});
   }
   return json{{"measures", std::move(list)}};
 }
