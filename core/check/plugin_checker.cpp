@@ -192,114 +192,102 @@ Result<void> twoThreads(CheckSession& session) {
   return {};
 }
 
+Result<void> createOnce(CheckSession& session, const CheckerOptions&) {
+  auto instance = session.create();
+  if (!instance) return Failure{instance.error()};
+  session.destroy(*instance);
+  return {};
+}
+
+Result<void> nodeMeasures(CheckSession& session, const CheckerOptions&) {
+  if (auto measured = session.call("node_measures", session.vtable().node_measures, session.instance()); !measured) {
+    return Failure{measured.error()};
+  }
+  return {};
+}
+
+Result<void> unknownConfigKey(CheckSession& session, const CheckerOptions& options) {
+  nlohmann::json config = nlohmann::json::parse(options.configJson, nullptr, false);
+  if (!config.is_object()) config = nlohmann::json::object();
+  config["bai_plugin_check_unknown_key"] = {{"nested", {1, 2}}};
+  const std::size_t logsBefore = session.logs().size();
+  auto instance = session.create(config.dump());
+  if (instance) {
+    session.destroy(*instance);
+    return {};  // tolerating an unknown key is allowed
+  }
+  if (instance.error().message.find("BAI_ERR_INVALID_ARGUMENT") == std::string::npos) {
+    return problem("expected an unknown config key to be accepted or refused with BAI_ERR_INVALID_ARGUMENT; " +
+                   instance.error().message);
+  }
+  if (session.logs().size() == logsBefore) {
+    return problem("create refused a config with an unknown key but logged no reason: say which key is wrong");
+  }
+  return {};
+}
+
+Result<void> withinDeadlines(CheckSession& session, const CheckerOptions& options) {
+  if (auto measured = nodeMeasures(session, options); !measured) return measured;
+  if (auto health = session.call("health", session.vtable().health, session.instance()); !health) {
+    return Failure{health.error()};
+  }
+  for (const auto& [call, ms] : session.slowest()) {
+    if (ms > static_cast<double>(options.deadline.count())) {
+      return problem(call + " took " + std::to_string(static_cast<long>(ms)) + " ms, over the " +
+                     std::to_string(options.deadline.count()) + " ms deadline the agent enforces");
+    }
+  }
+  return {};
+}
+
+using CheckRun = std::function<Result<void>(CheckSession&, const CheckerOptions&)>;
+
 struct Check {
   const char* name;
   const char* doc;
   std::vector<const char*> needs;
-  std::function<Result<void>(CheckSession&, const CheckerOptions&)> run;
+  CheckRun run;
 };
+
+// `body` after the discovery calls up to `last` ("" for none: the call table alone).
+CheckRun startingFrom(std::string last, CheckRun body = {}) {
+  return [last = std::move(last), body = std::move(body)](CheckSession& s, const CheckerOptions& o) -> Result<void> {
+    if (auto ready = last.empty() ? s.openCallTable() : s.ready(last); !ready) return ready;
+    return body ? body(s, o) : Result<void>{};
+  };
+}
+
+// Adapts a check that needs the session alone.
+CheckRun sessionOnly(Result<void> (*body)(CheckSession&)) {
+  return [body](CheckSession& s, const CheckerOptions&) { return body(s); };
+}
 
 std::vector<Check> allChecks() {
   using S = CheckSession;
   using O = CheckerOptions;
   return {
       {"info-record", "identity", {}, [](S& s, const O&) { return s.open(); }},
-      {"abi-version", "abi-versions", {"info-record"}, [](S& s, const O&) { return s.openCallTable(); }},
-      {"create", "create-and-config", {"abi-version"},
-       [](S& s, const O&) -> Result<void> {
-         if (auto opened = s.openCallTable(); !opened) return opened;
-         auto instance = s.create();
-         if (!instance) return Failure{instance.error()};
-         s.destroy(*instance);
-         return {};
-       }},
-      {"describe", "describe", {"create"},
-       [](S& s, const O&) { return s.ready("describe"); }},
-      {"list-devices", "list_devices", {"create"},
-       [](S& s, const O&) { return s.ready("list_devices"); }},
-      {"slot-types", "slots-and-the-key-prefix", {"describe", "list-devices"},
-       [](S& s, const O&) { return s.ready("slot_types"); }},
-      {"alloc-map-spec", "allocation-maps", {"slot-types"},
-       [](S& s, const O&) { return s.ready("alloc_map_spec"); }},
+      {"abi-version", "abi-versions", {"info-record"}, startingFrom("")},
+      {"create", "create-and-config", {"abi-version"}, startingFrom("", createOnce)},
+      {"describe", "describe", {"create"}, startingFrom("describe")},
+      {"list-devices", "list_devices", {"create"}, startingFrom("list_devices")},
+      {"slot-types", "slots-and-the-key-prefix", {"describe", "list-devices"}, startingFrom("slot_types")},
+      {"alloc-map-spec", "allocation-maps", {"slot-types"}, startingFrom("alloc_map_spec")},
       {"allocation-round-trip", "allocation-maps", {"alloc-map-spec"},
-       [](S& s, const O&) -> Result<void> {
-         if (auto ready = s.ready("alloc_map_spec"); !ready) return ready;
-         return roundTrip(s);
-       }},
+       startingFrom("alloc_map_spec", sessionOnly(roundTrip))},
       {"prepare-release", "what-a-session-receives", {"alloc-map-spec"},
-       [](S& s, const O&) -> Result<void> {
-         if (auto ready = s.ready("alloc_map_spec"); !ready) return ready;
-         return prepareRelease(s);
-       }},
+       startingFrom("alloc_map_spec", sessionOnly(prepareRelease))},
       {"prepare-twice", "what-a-session-receives", {"prepare-release"},
-       [](S& s, const O&) -> Result<void> {
-         if (auto ready = s.ready("alloc_map_spec"); !ready) return ready;
-         return secondPrepareRefused(s);
-       }},
+       startingFrom("alloc_map_spec", sessionOnly(secondPrepareRefused))},
       {"release-unknown", "what-a-session-receives", {"prepare-release"},
-       [](S& s, const O&) -> Result<void> {
-         if (auto ready = s.ready("alloc_map_spec"); !ready) return ready;
-         return unknownReleaseNotFound(s);
-       }},
-      {"node-measures", "measures", {"create"},
-       [](S& s, const O&) -> Result<void> {
-         if (auto ready = s.ready("describe"); !ready) return ready;
-         if (auto measured = s.call("node_measures", s.vtable().node_measures, s.instance()); !measured) {
-           return Failure{measured.error()};
-         }
-         return {};
-       }},
-      {"health", "health", {"list-devices"},
-       [](S& s, const O&) -> Result<void> {
-         if (auto ready = s.ready("list_devices"); !ready) return ready;
-         return healthCheck(s);
-       }},
+       startingFrom("alloc_map_spec", sessionOnly(unknownReleaseNotFound))},
+      {"node-measures", "measures", {"create"}, startingFrom("describe", nodeMeasures)},
+      {"health", "health", {"list-devices"}, startingFrom("list_devices", sessionOnly(healthCheck))},
       {"create-destroy-cycles", "create-and-config", {"list-devices"},
-       [](S& s, const O& o) -> Result<void> {
-         if (auto ready = s.openCallTable(); !ready) return ready;
-         return createDestroyCycles(s, o.cycles);
-       }},
-      {"two-threads", "threading", {"list-devices"},
-       [](S& s, const O&) -> Result<void> {
-         if (auto ready = s.openCallTable(); !ready) return ready;
-         return twoThreads(s);
-       }},
-      {"bad-config", "create-and-config", {"create"},
-       [](S& s, const O& o) -> Result<void> {
-         if (auto ready = s.openCallTable(); !ready) return ready;
-         nlohmann::json config = nlohmann::json::parse(o.configJson, nullptr, false);
-         if (!config.is_object()) config = nlohmann::json::object();
-         config["bai_plugin_check_unknown_key"] = {{"nested", {1, 2}}};
-         const std::size_t logsBefore = s.logs().size();
-         auto instance = s.create(config.dump());
-         if (instance) {
-           s.destroy(*instance);
-           return {};  // tolerating an unknown key is allowed
-         }
-         if (instance.error().message.find("BAI_ERR_INVALID_ARGUMENT") == std::string::npos) {
-           return problem("expected an unknown config key to be accepted or refused with BAI_ERR_INVALID_ARGUMENT; " +
-                          instance.error().message);
-         }
-         if (s.logs().size() == logsBefore) {
-           return problem("create refused a config with an unknown key but logged no reason: say which key is wrong");
-         }
-         return {};
-       }},
-      {"deadlines", "threading", {"alloc-map-spec"},
-       [](S& s, const O& o) -> Result<void> {
-         if (auto ready = s.ready("alloc_map_spec"); !ready) return ready;
-         if (auto measured = s.call("node_measures", s.vtable().node_measures, s.instance()); !measured) {
-           return Failure{measured.error()};
-         }
-         if (auto health = s.call("health", s.vtable().health, s.instance()); !health) return Failure{health.error()};
-         for (const auto& [call, ms] : s.slowest()) {
-           if (ms > static_cast<double>(o.deadline.count())) {
-             return problem(call + " took " + std::to_string(static_cast<long>(ms)) + " ms, over the " +
-                            std::to_string(o.deadline.count()) + " ms deadline the agent enforces");
-           }
-         }
-         return {};
-       }},
+       startingFrom("", [](S& s, const O& o) { return createDestroyCycles(s, o.cycles); })},
+      {"two-threads", "threading", {"list-devices"}, startingFrom("", sessionOnly(twoThreads))},
+      {"bad-config", "create-and-config", {"create"}, startingFrom("", unknownConfigKey)},
+      {"deadlines", "threading", {"alloc-map-spec"}, startingFrom("alloc_map_spec", withinDeadlines)},
   };
 }
 
