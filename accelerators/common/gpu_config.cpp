@@ -1,6 +1,5 @@
 #include "gpu_config.hpp"
 
-#include <algorithm>
 #include <stdexcept>
 
 namespace bai::nvml {
@@ -48,16 +47,23 @@ bool readGpuKey(const std::string& key, const json& value, GpuConfig& config) {
   return true;
 }
 
-json configObject(std::string_view configJson, const std::vector<std::string>& known) {
+json configObject(std::string_view configJson, std::span<const plugin::ConfigKey> pluginKeys) {
   json config = json::parse(configJson, nullptr, false);
   if (config.is_discarded() || !config.is_object()) throw std::invalid_argument("cuda config: expected a JSON object");
   for (const auto& [key, value] : config.items()) {
-    if (std::find(known.begin(), known.end(), key) != known.end()) continue;
-    std::string names;
-    for (const auto& name : known) names += (names.empty() ? "" : ", ") + name;
+    if (plugin::findConfigKey(kGpuConfigKeys, key) != nullptr || plugin::findConfigKey(pluginKeys, key) != nullptr) continue;
+    std::string names = plugin::configKeyNames(kGpuConfigKeys);
+    if (!pluginKeys.empty()) names += ", " + plugin::configKeyNames(pluginKeys);
     throw std::invalid_argument("cuda config: unknown key \"" + key + "\" (known: " + names + ")");
   }
   return config;
+}
+
+GpuConfig parseGpuConfig(std::string_view configJson) {
+  const json config = configObject(configJson);  // kept: items() views it
+  GpuConfig result;
+  for (const auto& [key, value] : config.items()) readGpuKey(key, value, result);
+  return result;
 }
 
 }  // namespace bai::nvml

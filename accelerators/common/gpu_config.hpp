@@ -2,23 +2,19 @@
 // plugins add their own keys on top and share this parsing and its error messages.
 #pragma once
 
+#include <bai/plugin.hpp>
 #include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <set>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace bai::nvml {
 
-struct ConfigKey {
-  const char* name;
-  const char* type;
-  const char* defaultValue;
-  const char* description;
-};
-
-inline constexpr ConfigKey kGpuConfigKeys[] = {
+inline constexpr plugin::ConfigKey kGpuConfigKeys[] = {
     {"nvml_library", "string", "\"libnvidia-ml.so.1\"", "path or soname of NVML, dlopen-ed at create"},
     {"device_mask", "list of strings or integers", "[]", "GPUs to hide, by NVML index or UUID (a MIG slice by its UUID)"},
     {"sysfs_root", "string", "\"/sys\"", "where <root>/bus/pci/devices/<bus>/numa_node is read"},
@@ -43,7 +39,12 @@ std::string stringValue(const std::string& key, const nlohmann::json& value);
 // the caller (false). Throws std::invalid_argument naming the key for a wrong value.
 bool readGpuKey(const std::string& key, const nlohmann::json& value, GpuConfig& config);
 
-// The config object, or std::invalid_argument; `known` lists every key the plugin takes.
-nlohmann::json configObject(std::string_view configJson, const std::vector<std::string>& known);
+// The config object, or std::invalid_argument for an unknown key: the plugin takes
+// kGpuConfigKeys and `pluginKeys`.
+nlohmann::json configObject(std::string_view configJson, std::span<const plugin::ConfigKey> pluginKeys = {});
+
+// The config of a plugin that takes kGpuConfigKeys alone (cuda-device).
+// Throws std::invalid_argument naming the key for an unknown key or a wrong type.
+GpuConfig parseGpuConfig(std::string_view configJson);
 
 }  // namespace bai::nvml

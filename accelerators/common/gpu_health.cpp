@@ -4,18 +4,6 @@
 
 namespace bai::nvml {
 
-std::string_view healthName(Health health) {
-  switch (health) {
-    case Health::Healthy:
-      return "healthy";
-    case Health::Unhealthy:
-      return "unhealthy";
-    case Health::Gone:
-      return "gone";
-  }
-  return "unhealthy";
-}
-
 bool masked(const std::vector<std::string>& mask, const std::string& index, const std::string& uuid) {
   return std::any_of(mask.begin(), mask.end(), [&](const std::string& entry) { return entry == index || entry == uuid; });
 }
@@ -106,7 +94,7 @@ nlohmann::json HealthTracker::report() const {
   nlohmann::json devices = nlohmann::json::array();
   for (std::size_t i = 0; i < entries_.size(); ++i) {
     const HealthState state = of(i);
-    nlohmann::json entry = {{"id", entries_[i].id}, {"health", healthName(state.health)}};
+    nlohmann::json entry = {{"id", entries_[i].id}, {"health", accel::healthName(state.health)}};
     if (!state.reason.empty()) entry["reason"] = state.reason;
     devices.push_back(std::move(entry));
   }

@@ -3,6 +3,7 @@
 // is gone, a slice is no healthier than its GPU.
 #pragma once
 
+#include "device_health.hpp"
 #include "nvml.hpp"
 
 #include <bai/plugin.hpp>
@@ -18,13 +19,8 @@
 
 namespace bai::nvml {
 
-enum class Health { Healthy, Unhealthy, Gone };  // in order of badness
-std::string_view healthName(Health health);
-
-struct HealthState {
-  Health health = Health::Healthy;
-  std::string reason;
-};
+using accel::Health;
+using accel::HealthState;
 
 // Whether `mask` (device_mask entries) names the device by NVML index or UUID.
 bool masked(const std::vector<std::string>& mask, const std::string& index, const std::string& uuid);

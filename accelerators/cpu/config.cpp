@@ -4,7 +4,6 @@
 
 #include <bai/plugin.hpp>
 
-#include <array>
 
 namespace bai::cpu {
 namespace {
@@ -56,40 +55,31 @@ void applyCpuOvercommit(CpuConfig& config, const std::string& key, const json& v
   if (!config.cpuOvercommit.isInteger()) invalid(key, value.dump() + " is not a whole number: the cpu map is discrete");
 }
 
-struct ConfigKey {
-  const char* name;
-  const char* description;
-  void (*apply)(CpuConfig& config, const std::string& key, const json& value);
-};
-
 // Every key the plugin accepts, declared once.
-constexpr std::array kConfigKeys = {
-    ConfigKey{"topology_xml", "path of an hwloc XML topology to use instead of this machine",
-              [](CpuConfig& c, const std::string& k, const json& v) { setTopologySource(c, TopologySource::Xml, k, v); }},
-    ConfigKey{"synthetic", "an hwloc synthetic topology, e.g. \"numa:2(memory=1GiB) core:4 pu:2\"",
-              [](CpuConfig& c, const std::string& k, const json& v) {
-                setTopologySource(c, TopologySource::Synthetic, k, v);
-              }},
-    ConfigKey{"cpu_overcommit", "capacity of each PU, a whole number >= 1 (default 1)", &applyCpuOvercommit},
-    ConfigKey{"mem_overcommit", "factor on each NUMA node's memory, a decimal >= 1 (default 1)",
-              [](CpuConfig& c, const std::string& k, const json& v) { c.memOvercommit = overcommitFactor(k, v); }},
-    ConfigKey{"strategy", "allocation strategy of the cpu map: evenly (default) or fill",
-              [](CpuConfig& c, const std::string& k, const json& v) { c.cpuStrategy = strategy(k, v); }},
-    ConfigKey{"mem_strategy", "allocation strategy of the mem map: evenly (default) or fill",
-              [](CpuConfig& c, const std::string& k, const json& v) { c.memStrategy = strategy(k, v); }},
+constexpr plugin::ConfigKey kConfigKeys[] = {
+    {"topology_xml", "string", "", "path of an hwloc XML topology to use instead of this machine"},
+    {"synthetic", "string", "", "an hwloc synthetic topology, e.g. \"numa:2(memory=1GiB) core:4 pu:2\""},
+    {"cpu_overcommit", "a whole number >= 1", "1", "capacity of each PU"},
+    {"mem_overcommit", "a decimal >= 1", "1", "factor on each NUMA node's memory"},
+    {"strategy", "\"evenly\" or \"fill\"", "\"evenly\"", "allocation strategy of the cpu map"},
+    {"mem_strategy", "\"evenly\" or \"fill\"", "\"evenly\"", "allocation strategy of the mem map"},
 };
 
-const ConfigKey* findKey(const std::string& key) {
-  for (const ConfigKey& known : kConfigKeys) {
-    if (key == known.name) return &known;
+// Reads `key`, one of kConfigKeys, into `config`.
+void applyKey(CpuConfig& config, const std::string& key, const json& value) {
+  if (key == "topology_xml") {
+    setTopologySource(config, TopologySource::Xml, key, value);
+  } else if (key == "synthetic") {
+    setTopologySource(config, TopologySource::Synthetic, key, value);
+  } else if (key == "cpu_overcommit") {
+    applyCpuOvercommit(config, key, value);
+  } else if (key == "mem_overcommit") {
+    config.memOvercommit = overcommitFactor(key, value);
+  } else if (key == "strategy") {
+    config.cpuStrategy = strategy(key, value);
+  } else if (key == "mem_strategy") {
+    config.memStrategy = strategy(key, value);
   }
-  return nullptr;
-}
-
-std::string knownKeyList() {
-  std::string names;
-  for (const ConfigKey& known : kConfigKeys) names += (names.empty() ? "" : ", ") + std::string(known.name);
-  return names;
 }
 
 }  // namespace
@@ -107,9 +97,10 @@ CpuConfig parseConfig(std::string_view configJson) {
   CpuConfig config;
   const json table = parseObject(configJson);
   for (const auto& [key, value] : table.items()) {
-    const ConfigKey* known = findKey(key);
-    if (known == nullptr) invalid(key, "unknown key (known: " + knownKeyList() + ")");
-    known->apply(config, key, value);
+    if (plugin::findConfigKey(kConfigKeys, key) == nullptr) {
+      invalid(key, "unknown key (known: " + plugin::configKeyNames(kConfigKeys) + ")");
+    }
+    applyKey(config, key, value);
   }
   return config;
 }

@@ -10,7 +10,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace bai::cpu {
 namespace {
@@ -91,6 +93,9 @@ class CpuAccelerator final : public plugin::Accelerator {
 
   std::string prepareSession(std::string_view sessionJson) override {
     const SessionResources resources = parseSession(sessionJson, inventory_);
+    if (prepared_.count(resources.sessionId) != 0) {
+      throw plugin::StatusError(BAI_ERR_INVALID_ARGUMENT, "session " + resources.sessionId + " is prepared already");
+    }
     json env = json::object();
     json limits = json::object();
     if (!resources.cpus.empty()) {
@@ -101,11 +106,18 @@ class CpuAccelerator final : public plugin::Accelerator {
     }
     if (!resources.memory.isZero()) limits["memory"] = resources.memory.toString();
     if (!resources.memoryNodes.empty()) limits["mems"] = formatCpuList(resources.memoryNodes);
-    return json{{"env", std::move(env)}, {"limits", std::move(limits)}}.dump();
+    std::string answer = json{{"env", std::move(env)}, {"limits", std::move(limits)}}.dump();
+    prepared_.insert(resources.sessionId);
+    return answer;
   }
 
-  // Nothing to undo: prepare_session only computed values. Still refuses a bad document.
-  void releaseSession(std::string_view sessionJson) override { parseSession(sessionJson, inventory_); }
+  // prepare_session only computed values: releasing forgets the id (and refuses a bad document).
+  void releaseSession(std::string_view sessionJson) override {
+    const SessionResources resources = parseSession(sessionJson, inventory_);
+    if (prepared_.erase(resources.sessionId) == 0) {
+      throw plugin::StatusError(BAI_ERR_NOT_FOUND, "session " + resources.sessionId + " is not prepared (or released already)");
+    }
+  }
 
   // /proc describes this machine only: an XML or synthetic topology gets no measures
   // rather than numbers that belong to other CPUs. The first call measures since boot,
@@ -198,6 +210,7 @@ class CpuAccelerator final : public plugin::Accelerator {
   CpuConfig config_;
   CpuInventory inventory_;
   std::unordered_map<unsigned, CpuTimes> previousCpuTimes_;  // node_measures' previous sample
+  std::unordered_set<std::string> prepared_;                  // ids of the prepared sessions
 };
 
 }  // namespace

@@ -65,6 +65,7 @@ void sortUnique(std::vector<unsigned>& values) {
 SessionResources parseSession(std::string_view sessionJson, const CpuInventory& inventory) {
   const json session = parseDocument(sessionJson);
   SessionResources resources;
+  resources.sessionId = session.at("session_id").get<std::string>();
   for (const auto& [slot, devices] : session.at("allocation").items()) {
     if (!devices.is_object()) invalid("allocation of slot '" + slot + "' must be an object");
     if (slot == "cpu") {

@@ -6,12 +6,14 @@
 
 #include <bai/slots.hpp>
 
+#include <string>
 #include <string_view>
 #include <vector>
 
 namespace bai::cpu {
 
 struct SessionResources {
+  std::string sessionId;
   std::vector<unsigned> cpus;         // OS indexes, sorted, unique
   Quantity memory;                    // bytes, summed over the memory nodes
   std::vector<unsigned> memoryNodes;  // NUMA nodes of the memory, sorted, unique

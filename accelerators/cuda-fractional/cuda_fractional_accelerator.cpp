@@ -1,5 +1,7 @@
 #include "cuda_fractional_accelerator.hpp"
 
+#include "text.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <fcntl.h>
@@ -20,27 +22,7 @@ namespace {
 using nlohmann::json;
 
 constexpr const char* kSharesSlot = "cuda.shares";
-constexpr const char* kDeviceSlot = "cuda.device";
 constexpr std::uint64_t kMiB = 1024 * 1024;
-
-[[noreturn]] void failInput(const std::string& message) {
-  throw plugin::StatusError(BAI_ERR_INVALID_ARGUMENT, message);
-}
-
-std::string joined(const std::vector<std::string>& items) {
-  std::string text;
-  for (const std::string& item : items) text += (text.empty() ? "" : ",") + item;
-  return text;
-}
-
-std::string decimal(unsigned __int128 value) {
-  std::string text;
-  do {
-    text.insert(text.begin(), static_cast<char>('0' + static_cast<int>(value % 10)));
-    value /= 10;
-  } while (value != 0);
-  return text;
-}
 
 // floor(whole * part / total) of two quantities (total > 0).
 std::uint64_t scaled(std::uint64_t whole, Quantity part, Quantity total) {
@@ -95,17 +77,19 @@ std::string runCommand(std::vector<std::string> argv, const std::vector<std::str
 }  // namespace
 
 CudaFractionalAccelerator::CudaFractionalAccelerator(const plugin::Host& host, std::string_view configJson)
-    : host_(host), config_(parseFractionalConfig(configJson)), health_(host_, "cuda-fractional", config_.criticalXids, config_.xidRecovery) {
-  // Offered even with no GPU, so the manager learns their types.
-  slots_.push_back({kSharesSlot, false, true, {}});
-  slots_.push_back({kDeviceSlot, false, false, {}});
-  discover();
-  inUse_.assign(devices_.size(), Quantity());
-  if (!noDeviceReason_.empty()) {
-    host_.warning("cuda-fractional: no GPUs: " + noDeviceReason_);
-  } else {
-    host_.info("cuda-fractional: " + std::to_string(devices_.size()) + " GPUs and MIG slices through " +
-               config_.nvmlLibrary);
+    : CudaFractionalAccelerator(host, parseFractionalConfig(configJson)) {}
+
+// Both main slots are offered even with no GPU, so the manager learns their types.
+CudaFractionalAccelerator::CudaFractionalAccelerator(const plugin::Host& host, FractionalConfig config)
+    : GpuAccelerator(host, "cuda-fractional", config,
+                     {nvml::GpuSlot{kSharesSlot, false, true, {}}, nvml::GpuSlot{nvml::kDeviceSlot, false, false, {}}},
+                     config.quantum),
+      config_(std::move(config)) {
+  const std::vector<nvml::Gpu> gpus = discover([this](const nvml::Gpu& gpu) { return offerOf(gpu); });
+  for (const auto& [entry, mode] : config_.modes) {
+    bool used = std::any_of(gpus.begin(), gpus.end(),
+                            [&](const nvml::Gpu& g) { return entry == std::to_string(g.index) || entry == g.uuid; });
+    if (!used) host.warning("cuda-fractional: modes entry \"" + entry + "\" matches no GPU");
   }
   if (config_.mps.manage) startMps();
 }
@@ -120,9 +104,9 @@ CudaFractionalAccelerator::~CudaFractionalAccelerator() {
 // ---- MPS daemon --------------------------------------------------------------------------
 
 void CudaFractionalAccelerator::startMps() {
-  if (slots_.front().devices.empty()) {
+  if (slots().front().devices.empty()) {
     mpsStatus_ = "not started: no GPU in shares mode";
-    host_.info("cuda-fractional: mps.manage is set but no GPU is in shares mode: MPS not started");
+    host().info("cuda-fractional: mps.manage is set but no GPU is in shares mode: MPS not started");
     return;
   }
   std::error_code ignored;
@@ -134,12 +118,12 @@ void CudaFractionalAccelerator::startMps() {
                                   "");
   if (!failed.empty()) {
     mpsStatus_ = "start failed: " + failed;
-    host_.warning("cuda-fractional: cannot start the MPS control daemon: " + failed);
+    host().warning("cuda-fractional: cannot start the MPS control daemon: " + failed);
     return;
   }
   mpsStarted_ = true;
   mpsStatus_ = "started";
-  host_.info("cuda-fractional: started " + config_.mps.control + " -d (pipes in " + config_.mps.pipeDir + ")");
+  host().info("cuda-fractional: started " + config_.mps.control + " -d (pipes in " + config_.mps.pipeDir + ")");
 }
 
 void CudaFractionalAccelerator::stopMps() {
@@ -149,45 +133,10 @@ void CudaFractionalAccelerator::stopMps() {
                                   {"CUDA_MPS_PIPE_DIRECTORY=" + config_.mps.pipeDir,
                                    "CUDA_MPS_LOG_DIRECTORY=" + config_.mps.logDir},
                                   "quit\n");
-  if (!failed.empty()) host_.warning("cuda-fractional: cannot stop the MPS control daemon: " + failed);
+  if (!failed.empty()) host().warning("cuda-fractional: cannot stop the MPS control daemon: " + failed);
 }
 
-// ---- Discovery ---------------------------------------------------------------------------
-
-void CudaFractionalAccelerator::discover() {
-  auto library = nvml::Library::open(config_.nvmlLibrary);
-  if (!library) {
-    noDeviceReason_ = library.error().message;
-    return;
-  }
-  nvml_ = std::move(*library);
-  for (const std::string& name : nvml_->missingOptional()) {
-    host_.info("cuda-fractional: NVML lacks " + name + ": that feature is off");
-  }
-  driverVersion_ = nvml_->driverVersion();
-  std::vector<std::string> skipped;
-  auto gpus = nvml_->discover(config_.sysfsRoot, skipped);
-  if (!gpus) {
-    noDeviceReason_ = gpus.error().message;
-    return;
-  }
-  for (const std::string& why : skipped) host_.warning("cuda-fractional: skipped " + why);
-  countAtCreate_ = static_cast<unsigned>(gpus->size());
-  for (const nvml::Gpu& gpu : *gpus) addGpu(gpu);
-  for (const std::string& entry : config_.deviceMask) {
-    bool used = std::find(maskedDevices_.begin(), maskedDevices_.end(), entry) != maskedDevices_.end();
-    if (!used) host_.warning("cuda-fractional: device_mask entry \"" + entry + "\" matches no GPU or MIG slice");
-  }
-  for (const auto& [entry, mode] : config_.modes) {
-    bool used = std::any_of(gpus->begin(), gpus->end(),
-                            [&](const nvml::Gpu& g) { return entry == std::to_string(g.index) || entry == g.uuid; });
-    if (!used) host_.warning("cuda-fractional: modes entry \"" + entry + "\" matches no GPU");
-  }
-  if (gpus->empty()) noDeviceReason_ = skipped.empty() ? "NVML reports no GPU" : "no GPU answers: " + skipped.front();
-  else if (devices_.empty()) noDeviceReason_ = "every GPU is masked by device_mask";
-
-  eventsStatus_ = health_.watch(*nvml_);
-}
+// ---- Devices -----------------------------------------------------------------------------
 
 GpuMode CudaFractionalAccelerator::modeOf(const std::string& index, const std::string& uuid) const {
   if (auto byUuid = config_.modes.find(uuid); byUuid != config_.modes.end()) return byUuid->second;
@@ -209,217 +158,41 @@ Quantity CudaFractionalAccelerator::sharesOf(const nvml::Gpu& gpu) const {
   return Quantity::fromRaw(shares->raw() - shares->raw() % quantum);
 }
 
-void CudaFractionalAccelerator::addGpu(const nvml::Gpu& gpu) {
-  std::string index = std::to_string(gpu.index);
-  for (const std::string& entry : config_.deviceMask) {
-    if (entry == index || entry == gpu.uuid) maskedDevices_.push_back(entry);
-  }
-  if (nvml::masked(config_.deviceMask, index, gpu.uuid)) return;  // its MIG slices go with it
-  Device device;
-  device.id = index;
-  device.uuid = gpu.uuid;
-  device.model = gpu.name;
-  device.pciBus = gpu.pciBus;
-  device.numaNode = gpu.numaNode;
-  device.memory = gpu.memory;
-  device.cores = gpu.cores;
-  device.migEnabled = gpu.migEnabled;
-  device.handle = gpu.handle;
-  std::size_t parent = devices_.size();
-  if (!gpu.migEnabled) {
-    if (modeOf(index, gpu.uuid) == GpuMode::Shares) {
-      device.capacity = sharesOf(gpu);
-      if (device.capacity.isZero()) {
-        host_.warning("cuda-fractional: GPU " + index + " holds less than one quantum of a share (unit_mem/unit_proc): not offered");
-      } else {
-        device.slot = kSharesSlot;
-        device.shares = true;
-        slots_[0].devices.push_back(parent);
-      }
-    } else {
-      device.slot = kDeviceSlot;
-      slots_[1].devices.push_back(parent);
-    }
-  }
-  devices_.push_back(device);
-  health_.add(device.id, device.uuid, device.handle, std::nullopt);
-  deviceById_.emplace(device.id, parent);
-
-  for (const nvml::MigSlice& slice : gpu.slices) {
-    if (nvml::masked(config_.deviceMask, slice.uuid, slice.uuid)) {
-      maskedDevices_.push_back(slice.uuid);
-      continue;
-    }
-    if (slice.profile.empty()) {
-      host_.warning("cuda-fractional: MIG slice " + slice.uuid + " (\"" + slice.name +
-                    "\") has no profile in its name: not offered");
-      continue;
-    }
-    Device sliceDevice;
-    sliceDevice.id = slice.uuid;
-    sliceDevice.uuid = slice.uuid;
-    sliceDevice.model = slice.name;
-    sliceDevice.pciBus = gpu.pciBus;
-    sliceDevice.numaNode = gpu.numaNode;
-    sliceDevice.memory = slice.memory;
-    sliceDevice.parent = parent;
-    sliceDevice.migProfile = slice.profile;
-    sliceDevice.handle = slice.handle;
-    sliceDevice.slot = std::string(kDeviceSlot) + ":" + slice.profile + "-mig";
-    std::size_t at = devices_.size();
-    devices_.push_back(sliceDevice);
-    health_.add(sliceDevice.id, sliceDevice.uuid, sliceDevice.handle, parent);
-    deviceById_.emplace(sliceDevice.id, at);
-    auto slot = std::find_if(slots_.begin(), slots_.end(), [&](const Slot& s) { return s.name == sliceDevice.slot; });
-    if (slot == slots_.end()) slot = slots_.insert(slots_.end(), Slot{sliceDevice.slot, true, false, {}});
-    slot->devices.push_back(at);
-  }
+nvml::GpuOffer CudaFractionalAccelerator::offerOf(const nvml::Gpu& gpu) const {
+  const std::string index = std::to_string(gpu.index);
+  if (modeOf(index, gpu.uuid) == GpuMode::Device) return {};
+  const Quantity shares = sharesOf(gpu);
+  if (!shares.isZero()) return {kSharesSlot, shares};
+  host().warning("cuda-fractional: GPU " + index + " holds less than one quantum of a share (unit_mem/unit_proc): not offered");
+  return {"", shares};
 }
 
-const CudaFractionalAccelerator::Slot* CudaFractionalAccelerator::findSlot(std::string_view name) const {
-  for (const Slot& slot : slots_) {
-    if (slot.name == name) return &slot;
-  }
-  return nullptr;
+void CudaFractionalAccelerator::addFacts(json& extraInfo) const {
+  extraInfo["shares_device_count"] = slots()[0].devices.size();
+  extraInfo["whole_device_count"] = slots()[1].devices.size();
+  extraInfo["quantum_size"] = config_.quantum.toString();
+  extraInfo["mps"] = {{"manage", config_.mps.manage},
+                      {"status", mpsStatus_},
+                      {"pipe_dir", config_.mps.pipeDir},
+                      {"log_dir", config_.mps.logDir}};
+  if (config_.unitMem) extraInfo["unit_mem"] = std::to_string(*config_.unitMem);
+  if (config_.unitProc) extraInfo["unit_proc"] = std::to_string(*config_.unitProc);
 }
 
-// ---- Health ------------------------------------------------------------------------------
-
-std::string CudaFractionalAccelerator::health() {
-  if (nvml_) health_.poll(*nvml_, countAtCreate_);
-  return json{{"devices", health_.report()}}.dump();
-}
-
-// ---- Identity and devices ----------------------------------------------------------------
-
-std::string CudaFractionalAccelerator::describe() {
-  std::size_t slices = std::count_if(devices_.begin(), devices_.end(), [](const Device& d) { return d.parent.has_value(); });
-  json xids = json::array();
-  for (unsigned long long xid : config_.criticalXids) xids.push_back(xid);
-  json extra = {{"nvml_library", config_.nvmlLibrary},
-                {"nvml_loaded", nvml_ != nullptr},
-                {"device_count", devices_.size() - slices},
-                {"shares_device_count", slots_[0].devices.size()},
-                {"whole_device_count", slots_[1].devices.size()},
-                {"mig_slice_count", slices},
-                {"quantum_size", config_.quantum.toString()},
-                {"masked", maskedDevices_},
-                {"critical_xids", std::move(xids)},
-                {"xid_events", eventsStatus_},
-                {"mps", {{"manage", config_.mps.manage},
-                         {"status", mpsStatus_},
-                         {"pipe_dir", config_.mps.pipeDir},
-                         {"log_dir", config_.mps.logDir}}}};
-  if (config_.unitMem) extra["unit_mem"] = std::to_string(*config_.unitMem);
-  if (config_.unitProc) extra["unit_proc"] = std::to_string(*config_.unitProc);
-  if (!noDeviceReason_.empty()) extra["reason"] = noDeviceReason_;
-  if (driverVersion_) extra["driver_version"] = *driverVersion_;
-  if (nvml_) extra["missing_optional_symbols"] = nvml_->missingOptional();
-  return json{{"key", "cuda"}, {"extra_info", std::move(extra)}}.dump();
-}
-
-std::string CudaFractionalAccelerator::listDevices() {
-  json devices = json::array();
-  for (const Device& device : devices_) {
-    json entry = {{"id", device.id}, {"uuid", device.uuid}, {"numa_node", device.numaNode}};
-    if (!device.model.empty()) entry["model"] = device.model;
-    if (!device.pciBus.empty()) entry["pci_bus"] = device.pciBus;
-    if (device.memory) entry["memory"] = std::to_string(*device.memory);
-    if (device.cores) entry["processing_units"] = *device.cores;
-    json extra = json::object();
-    if (!device.slot.empty()) extra["slot"] = device.slot;
-    if (device.shares) extra["shares"] = device.capacity.toString();
-    if (device.parent) {
-      extra["mig_parent"] = devices_[*device.parent].id;
-      extra["mig_profile"] = device.migProfile;
-    } else {
-      extra["mig"] = device.migEnabled;
-      if (!device.migEnabled) extra["mode"] = device.shares ? "shares" : "device";
-    }
-    entry["extra"] = std::move(extra);
-    devices.push_back(std::move(entry));
-  }
-  return json{{"devices", std::move(devices)}}.dump();
-}
-
-std::string CudaFractionalAccelerator::slotTypes() {
-  json slots = json::array();
-  for (const Slot& slot : slots_) slots.push_back({{"name", slot.name}, {"type", slot.unique ? "unique" : "count"}});
-  return json{{"slots", std::move(slots)}}.dump();
-}
-
-std::string CudaFractionalAccelerator::allocMapSpec() {
-  json maps = json::array();
-  for (const Slot& slot : slots_) {
-    json devices = json::array();
-    for (std::size_t index : slot.devices) {
-      devices.push_back({{"id", devices_[index].id}, {"capacity", devices_[index].capacity.toString()}});
-    }
-    json map = {{"slot", slot.name},
-                {"kind", slot.fraction ? "fraction" : "discrete"},
-                {"strategy", "evenly"},
-                {"devices", std::move(devices)}};
-    if (slot.fraction) map["quantum"] = config_.quantum.toString();
-    maps.push_back(std::move(map));
-  }
-  json exclusive = json::array({json::array({"cuda.device", "cuda.shares", "cuda.device:*-mig"})});
-  return json{{"exclusive", std::move(exclusive)}, {"maps", std::move(maps)}}.dump();
+void CudaFractionalAccelerator::addDeviceFacts(std::size_t index, json& extra) const {
+  const nvml::GpuDevice& device = devices()[index];
+  if (device.fraction) extra["shares"] = device.capacity.toString();
+  if (!device.parent && !device.migEnabled) extra["mode"] = device.fraction ? "shares" : "device";
 }
 
 // ---- Sessions ----------------------------------------------------------------------------
 
-std::string CudaFractionalAccelerator::sessionId(std::string_view sessionJson) const {
-  json session = json::parse(sessionJson, nullptr, false);
-  if (session.is_discarded() || !session.is_object() || !session.contains("session_id") ||
-      !session["session_id"].is_string() || session["session_id"].get<std::string>().empty()) {
-    failInput("session_id: expected a non-empty string");
-  }
-  return session["session_id"].get<std::string>();
-}
-
-std::pair<std::string, std::vector<CudaFractionalAccelerator::Grant>> CudaFractionalAccelerator::parseSession(
-    std::string_view sessionJson) const {
-  std::string id = sessionId(sessionJson);
-  json session = json::parse(sessionJson);
-  auto allocation = session.find("allocation");
-  if (allocation == session.end() || !allocation->is_object()) failInput("allocation: expected an object");
-  std::vector<Grant> grants;
-  for (const auto& [slotName, perDevice] : allocation->items()) {
-    const Slot* slot = findSlot(slotName);
-    if (slot == nullptr) failInput("allocation: unknown slot \"" + slotName + "\"");
-    if (!perDevice.is_object()) failInput("allocation." + slotName + ": expected an object of device amounts");
-    std::size_t inSlot = 0;
-    for (const auto& [deviceId, value] : perDevice.items()) {
-      std::string where = "allocation." + slotName + "." + deviceId;
-      Result<Quantity> amount = value.is_string()         ? Quantity::parse(value.get<std::string>())
-                                : value.is_number_integer() ? Result<Quantity>(Quantity(value.get<std::int64_t>()))
-                                : value.is_number_float()   ? Quantity::fromDouble(value.get<double>())
-                                                            : Result<Quantity>(Quantity(-1));
-      if (!amount || !amount->isFinite() || amount->isNegative()) failInput(where + ": expected a non-negative decimal");
-      auto device = deviceById_.find(deviceId);
-      if (device == deviceById_.end()) failInput(where + ": unknown device \"" + deviceId + "\"");
-      const Device& target = devices_[device->second];
-      if (target.slot != slotName) failInput(where + ": the device is not in this slot");
-      if (amount->isZero()) continue;
-      if (!slot->fraction && *amount != 1) failInput(where + ": a whole device is \"1\", got " + value.dump());
-      if (slot->fraction && amount->raw() % config_.quantum.raw() != 0) {
-        failInput(where + ": " + amount->toString() + " is not a multiple of the quantum " + config_.quantum.toString());
-      }
-      ++inSlot;
-      grants.push_back({device->second, *amount});
-    }
-    if (slot->unique && inSlot > 1) failInput("allocation." + slotName + ": a unique slot takes one device");
-  }
-  std::sort(grants.begin(), grants.end(), [](const Grant& a, const Grant& b) { return a.device < b.device; });
-  return {id, grants};
-}
-
 // A share of a GPU in shares mode stands for unit_mem bytes and unit_proc units when set,
 // else for its fraction of the GPU's capacity. Whole devices and slices are all theirs.
-CudaFractionalAccelerator::GrantFigures CudaFractionalAccelerator::figures(const Grant& grant) const {
-  const Device& device = devices_[grant.device];
+CudaFractionalAccelerator::GrantFigures CudaFractionalAccelerator::figures(const nvml::GpuGrant& grant) const {
+  const nvml::GpuDevice& device = devices()[grant.device];
   GrantFigures result;
-  if (!device.shares) {
+  if (!device.fraction) {
     result.memoryBytes = device.memory;
     result.processingUnits = device.cores;
     return result;
@@ -441,33 +214,15 @@ CudaFractionalAccelerator::GrantFigures CudaFractionalAccelerator::figures(const
   return result;
 }
 
-// Every session gets the visibility variables: one that asked for no GPU gets empty/"void".
-// A session with shares also gets the MPS client limits; `<index>` of
-// CUDA_MPS_PINNED_DEVICE_MEM_LIMIT is the device's ordinal in CUDA_VISIBLE_DEVICES.
-std::string CudaFractionalAccelerator::prepareSession(std::string_view sessionJson) {
-  auto [id, grants] = parseSession(sessionJson);
-  if (prepared_.count(id) != 0) failInput("session " + id + " is prepared already; release it first");
-  for (const Grant& grant : grants) {
-    const Device& device = devices_[grant.device];
-    nvml::HealthState state = health_.of(grant.device);
-    if (state.health != nvml::Health::Healthy) {
-      throw plugin::StatusError(BAI_ERR_UNAVAILABLE, "device " + device.id + " is " +
-                                                         std::string(nvml::healthName(state.health)) + ": " + state.reason);
-    }
-    Quantity free = device.capacity - inUse_[grant.device];
-    if (free < grant.amount) {
-      failInput("device " + device.id + ": asked " + grant.amount.toString() + " of " + device.slot + ", free " +
-                free.toString());
-    }
-  }
-  std::vector<std::string> uuids;
+// A session with shares gets the MPS client limits on top of the visibility variables;
+// `<index>` of CUDA_MPS_PINNED_DEVICE_MEM_LIMIT is the device's ordinal in CUDA_VISIBLE_DEVICES.
+json CudaFractionalAccelerator::sessionResources(const std::vector<nvml::GpuGrant>& grants) const {
+  json resources = GpuAccelerator::sessionResources(grants);
   std::vector<std::string> memLimits;
   std::optional<unsigned> threadPercent;
-  json limits = json::object();
   for (std::size_t i = 0; i < grants.size(); ++i) {
-    const Device& device = devices_[grants[i].device];
-    uuids.push_back(device.uuid);
-    if (!device.shares) continue;
+    const nvml::GpuDevice& device = devices()[grants[i].device];
+    if (!device.fraction) continue;
     GrantFigures f = figures(grants[i]);
     json limit = {{"shares", grants[i].amount.toString()}, {"sm_percent", std::to_string(f.smPercent)}};
     if (f.memoryBytes) {
@@ -476,105 +231,51 @@ std::string CudaFractionalAccelerator::prepareSession(std::string_view sessionJs
     }
     if (f.processingUnits) limit["processing_units"] = std::to_string(*f.processingUnits);
     threadPercent = threadPercent ? std::min(*threadPercent, f.smPercent) : f.smPercent;
-    limits[device.id] = std::move(limit);
+    resources["limits"][device.id] = std::move(limit);
   }
-  for (const Grant& grant : grants) inUse_[grant.device] += grant.amount;
-  std::string visible = joined(uuids);
-  json env = {{"CUDA_VISIBLE_DEVICES", visible}, {"NVIDIA_VISIBLE_DEVICES", uuids.empty() ? "void" : visible}};
   if (threadPercent) {
+    json& env = resources["env"];
     env["CUDA_MPS_ACTIVE_THREAD_PERCENTAGE"] = std::to_string(*threadPercent);
-    if (!memLimits.empty()) env["CUDA_MPS_PINNED_DEVICE_MEM_LIMIT"] = joined(memLimits);
+    if (!memLimits.empty()) env["CUDA_MPS_PINNED_DEVICE_MEM_LIMIT"] = accel::joined(memLimits);
     env["CUDA_MPS_PIPE_DIRECTORY"] = config_.mps.pipeDir;
     env["CUDA_MPS_LOG_DIRECTORY"] = config_.mps.logDir;
   }
-  prepared_.emplace(id, std::move(grants));
-  return json{{"env", std::move(env)}, {"devices", json::array()}, {"mounts", json::array()}, {"limits", std::move(limits)}}
-      .dump();
-}
-
-void CudaFractionalAccelerator::releaseSession(std::string_view sessionJson) {
-  std::string id = sessionId(sessionJson);
-  auto prepared = prepared_.find(id);
-  if (prepared == prepared_.end()) {
-    throw plugin::StatusError(BAI_ERR_NOT_FOUND, "session " + id + " is not prepared (or released already)");
-  }
-  for (const Grant& grant : prepared->second) inUse_[grant.device] -= grant.amount;
-  prepared_.erase(prepared);
+  return resources;
 }
 
 // ---- Measures ----------------------------------------------------------------------------
 
-json CudaFractionalAccelerator::usageMeasures(const std::vector<std::size_t>& devices) const {
-  json utilization = json::object();
-  json memory = json::object();
-  unsigned long long utilizationTotal = 0;
-  unsigned __int128 memoryTotal = 0;
-  for (std::size_t index : devices) {
-    const Device& device = devices_[index];
-    if (!nvml_ || health_.of(index).health == nvml::Health::Gone) continue;
-    nvml::Usage usage = nvml_->usage(device.handle);
-    if (usage.utilizationPercent && !device.parent) {
-      utilization[device.id] = std::to_string(*usage.utilizationPercent);
-      utilizationTotal += *usage.utilizationPercent;
-    }
-    if (usage.memoryUsed && !device.migEnabled) {
-      memory[device.id] = std::to_string(*usage.memoryUsed);
-      memoryTotal += *usage.memoryUsed;
-    }
-  }
-  json list = json::array();
-  list.push_back({{"key", "cuda_util"},
-                  {"unit", "percent"},
-                  {"value", std::to_string(utilizationTotal)},
-                  {"per_device", std::move(utilization)}});
-  list.push_back({{"key", "cuda_mem"}, {"unit", "bytes"}, {"value", decimal(memoryTotal)}, {"per_device", std::move(memory)}});
-  return list;
-}
-
-std::string CudaFractionalAccelerator::nodeMeasures() {
-  std::vector<std::size_t> all(devices_.size());
-  for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
-  return json{{"measures", usageMeasures(all)}}.dump();
-}
-
-// Usage of the session's GPUs (a shared GPU's usage is the whole GPU's) and what the
-// session was granted: memory bytes and SM percent per device.
-std::string CudaFractionalAccelerator::sessionMeasures(std::string_view sessionJson) {
-  std::string id = sessionId(sessionJson);
-  auto prepared = prepared_.find(id);
-  if (prepared == prepared_.end()) {
-    throw plugin::StatusError(BAI_ERR_NOT_FOUND, "session " + id + " is not prepared");
-  }
-  std::vector<std::size_t> devices;
+// What the session was granted, beside its GPUs' usage (a shared GPU's usage is the whole
+// GPU's): memory bytes and SM percent per device, and shares.
+json CudaFractionalAccelerator::grantMeasures(const std::vector<nvml::GpuGrant>& grants) const {
   json memory = json::object();
   json sm = json::object();
   json shares = json::object();
   unsigned __int128 memoryTotal = 0;
   Quantity sharesTotal;
-  for (const Grant& grant : prepared->second) {
-    devices.push_back(grant.device);
-    const Device& device = devices_[grant.device];
+  unsigned smMin = 100;
+  for (const nvml::GpuGrant& grant : grants) {
+    const nvml::GpuDevice& device = devices()[grant.device];
     GrantFigures f = figures(grant);
     if (f.memoryBytes) {
       memory[device.id] = std::to_string(*f.memoryBytes);
       memoryTotal += *f.memoryBytes;
     }
     sm[device.id] = std::to_string(f.smPercent);
-    if (device.shares) {
+    smMin = std::min(smMin, f.smPercent);
+    if (device.fraction) {
       shares[device.id] = grant.amount.toString();
       sharesTotal += grant.amount;
     }
   }
-  unsigned smMin = 100;
-  for (const auto& [key, value] : sm.items()) smMin = std::min(smMin, static_cast<unsigned>(std::stoul(value.get<std::string>())));
-  json list = usageMeasures(devices);
-  list.push_back({{"key", "cuda_alloc_mem"}, {"unit", "bytes"}, {"value", decimal(memoryTotal)}, {"per_device", std::move(memory)}});
+  json list = json::array();
+  list.push_back({{"key", "cuda_alloc_mem"}, {"unit", "bytes"}, {"value", accel::decimal(memoryTotal)}, {"per_device", std::move(memory)}});
   list.push_back({{"key", "cuda_alloc_sm"},
                   {"unit", "percent"},
                   {"value", std::to_string(sm.empty() ? 0 : smMin)},
                   {"per_device", std::move(sm)}});
   list.push_back({{"key", "cuda_alloc_shares"}, {"value", sharesTotal.toString()}, {"per_device", std::move(shares)}});
-  return json{{"measures", std::move(list)}}.dump();
+  return list;
 }
 
 }  // namespace bai::cuda

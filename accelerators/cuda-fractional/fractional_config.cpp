@@ -59,10 +59,7 @@ void parseMps(const json& value, MpsConfig& mps) {
 }  // namespace
 
 FractionalConfig parseFractionalConfig(std::string_view configJson) {
-  std::vector<std::string> known;
-  for (const nvml::ConfigKey& key : nvml::kGpuConfigKeys) known.emplace_back(key.name);
-  for (const nvml::ConfigKey& key : kFractionalConfigKeys) known.emplace_back(key.name);
-  const json config = nvml::configObject(configJson, known);  // kept: items() views it
+  const json config = nvml::configObject(configJson, kFractionalConfigKeys);  // kept: items() views it
   FractionalConfig result;
   for (const auto& [key, value] : config.items()) {
     if (nvml::readGpuKey(key, value, result)) continue;

@@ -8,19 +8,16 @@
 #include <cstdint>
 #include <map>
 #include <optional>
-#include <chrono>
-#include <set>
 #include <string>
 #include <string_view>
-#include <vector>
 
 namespace bai::cuda {
 
 // Its own keys, on top of nvml::kGpuConfigKeys.
-inline constexpr nvml::ConfigKey kFractionalConfigKeys[] = {
+inline constexpr plugin::ConfigKey kFractionalConfigKeys[] = {
     {"quantum_size", "decimal (number or string)", "0.01", "smallest step of a cuda.shares grant"},
-    {"unit_mem", "integer bytes (number or string)", "none", "device memory one share stands for"},
-    {"unit_proc", "integer (number or string)", "none", "processing units (NVML cores) one share stands for"},
+    {"unit_mem", "integer bytes (number or string)", "", "device memory one share stands for"},
+    {"unit_proc", "integer (number or string)", "", "processing units (NVML cores) one share stands for"},
     {"default_mode", "\"shares\" or \"device\"", "\"shares\"", "mode of a GPU that `modes` does not name"},
     {"modes", "table: GPU index or UUID -> \"shares\" | \"device\"", "{}", "per-GPU mode; MIG GPUs are always slices"},
     {"mps", "table", "{}", "manage (bool, false), control (\"nvidia-cuda-mps-control\"), pipe_dir, log_dir"},

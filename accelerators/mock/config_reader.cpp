@@ -12,30 +12,6 @@
 namespace bai::mock {
 namespace {
 
-std::string_view expectation(ValueType type) {
-  switch (type) {
-    case ValueType::String:
-      return "a string";
-    case ValueType::Count:
-      return "a non-negative integer";
-    case ValueType::Flag:
-      return "true or false";
-    case ValueType::Amount:
-      return "a decimal string such as \"0.5\"";
-    case ValueType::Bytes:
-      return "a size such as \"40g\" or a number of bytes";
-    case ValueType::Duration:
-      return "a number such as \"0.2\"";
-    case ValueType::Strings:
-      return "a list of strings";
-    case ValueType::Table:
-      return "a table";
-    case ValueType::Tables:
-      return "a list of tables";
-  }
-  return "a value";
-}
-
 bool isStringList(const toml::node& node) {
   const toml::array* array = node.as_array();
   if (array == nullptr) return false;
@@ -106,34 +82,34 @@ void TableReader::validate() const {
   for (auto&& [key, node] : *table_) {
     const KeySpec* found = nullptr;
     for (const KeySpec& candidate : keys_) {
-      if (candidate.name == key.str()) found = &candidate;
+      if (candidate.key.name == key.str()) found = &candidate;
     }
     if (found == nullptr) {
       std::string accepted;
-      for (const KeySpec& candidate : keys_) accepted += (accepted.empty() ? "" : ", ") + std::string(candidate.name);
+      for (const KeySpec& candidate : keys_) accepted += (accepted.empty() ? "" : ", ") + std::string(candidate.key.name);
       failConfig(key.source(), keyPath(key.str()), "unknown key (accepted here: " + accepted + ")");
     }
     if (!hasType(node, found->type)) {
-      failConfig(node.source(), keyPath(key.str()), "expected " + std::string(expectation(found->type)));
+      failConfig(node.source(), keyPath(key.str()), "expected " + std::string(found->key.type));
     }
     if (isNegative(node)) failConfig(node.source(), keyPath(key.str()), "must not be negative");
   }
   for (const KeySpec& candidate : keys_) {
-    if (candidate.required && !has(candidate.name)) fail(candidate.name, "missing (required)");
+    if (candidate.required && !has(candidate.key.name)) fail(candidate.key.name, "missing (required)");
   }
 }
 
 const KeySpec& TableReader::spec(std::string_view key) const {
   for (const KeySpec& candidate : keys_) {
-    if (candidate.name == key) return candidate;
+    if (candidate.key.name == key) return candidate;
   }
   throw std::logic_error("undeclared config key " + std::string(key));
 }
 
-const toml::node* TableReader::nodeOrDefault(std::string_view key, const char*& fallback) const {
-  fallback = spec(key).fallback;
+const toml::node* TableReader::nodeOrDefault(std::string_view key, std::string_view& fallback) const {
+  fallback = spec(key).key.defaultValue;
   const toml::node* node = table_->get(key);
-  if (node == nullptr && fallback == nullptr) throw std::logic_error("config key without default: " + std::string(key));
+  if (node == nullptr && fallback.empty()) throw std::logic_error("config key without default: " + std::string(key));
   return node;
 }
 
@@ -151,25 +127,25 @@ void TableReader::failTable(std::string_view message) const {
 }
 
 std::string TableReader::string(std::string_view key) const {
-  const char* fallback = nullptr;
+  std::string_view fallback;
   const toml::node* node = nodeOrDefault(key, fallback);
   return node != nullptr ? node->as_string()->get() : std::string(fallback);
 }
 
 std::int64_t TableReader::count(std::string_view key) const {
-  const char* fallback = nullptr;
+  std::string_view fallback;
   const toml::node* node = nodeOrDefault(key, fallback);
   return node != nullptr ? node->as_integer()->get() : parseCount(fallback);
 }
 
 bool TableReader::flag(std::string_view key) const {
-  const char* fallback = nullptr;
+  std::string_view fallback;
   const toml::node* node = nodeOrDefault(key, fallback);
-  return node != nullptr ? node->as_boolean()->get() : std::string_view(fallback) == "true";
+  return node != nullptr ? node->as_boolean()->get() : fallback == "true";
 }
 
 Quantity TableReader::amount(std::string_view key) const {
-  const char* fallback = nullptr;
+  std::string_view fallback;
   const toml::node* node = nodeOrDefault(key, fallback);
   if (node != nullptr && node->is_integer()) return node->as_integer()->get();
   std::string text = node != nullptr ? node->as_string()->get() : std::string(fallback);
@@ -179,7 +155,7 @@ Quantity TableReader::amount(std::string_view key) const {
 }
 
 std::uint64_t TableReader::bytes(std::string_view key) const {
-  const char* fallback = nullptr;
+  std::string_view fallback;
   const toml::node* node = nodeOrDefault(key, fallback);
   if (node != nullptr && node->is_integer()) return static_cast<std::uint64_t>(node->as_integer()->get());
   std::string text = node != nullptr ? node->as_string()->get() : std::string(fallback);
@@ -189,7 +165,7 @@ std::uint64_t TableReader::bytes(std::string_view key) const {
 }
 
 std::chrono::nanoseconds TableReader::duration(std::string_view key, std::chrono::nanoseconds unit) const {
-  const char* fallback = nullptr;
+  std::string_view fallback;
   const toml::node* node = nodeOrDefault(key, fallback);
   constexpr double kLimit = 1e18;  // nanoseconds an int64 holds, with room to spare
   double nanos = 0;

@@ -4,6 +4,7 @@
 // where it was written ("mock-4xa100.toml:12:1", or "inline config" for JSON settings).
 #pragma once
 
+#include <bai/plugin.hpp>
 #include <bai/slots.hpp>
 
 #include <toml++/toml.h>
@@ -29,13 +30,43 @@ enum class ValueType {
   Tables,  // an array of tables
 };
 
+// What a value of `type` looks like, for the key's declaration and the reader's errors.
+constexpr std::string_view expectation(ValueType type) {
+  switch (type) {
+    case ValueType::String:
+      return "a string";
+    case ValueType::Count:
+      return "a non-negative integer";
+    case ValueType::Flag:
+      return "true or false";
+    case ValueType::Amount:
+      return "a decimal string such as \"0.5\"";
+    case ValueType::Bytes:
+      return "a size such as \"40g\" or a number of bytes";
+    case ValueType::Duration:
+      return "a number such as \"0.2\"";
+    case ValueType::Strings:
+      return "a list of strings";
+    case ValueType::Table:
+      return "a table";
+    case ValueType::Tables:
+      return "a list of tables";
+  }
+  return "a value";
+}
+
+// A key of a table: the SDK's declaration (its default is config text, read like a
+// configured value; empty: none) and how the reader checks a value.
 struct KeySpec {
-  std::string_view name;
-  ValueType type;
-  bool required;
-  const char* fallback;  // the default as config text, read like a configured value; nullptr: none
-  std::string_view description;
+  plugin::ConfigKey key;
+  ValueType type = ValueType::String;
+  bool required = false;
 };
+
+constexpr KeySpec keySpec(std::string_view name, ValueType type, bool required, std::string_view fallback,
+                          std::string_view description) {
+  return {{name, expectation(type), fallback, description}, type, required};
+}
 
 // "file.toml:12:5" for a value read from a file, "inline config" for one converted from JSON.
 std::string describeSource(const toml::source_region& source);
@@ -72,7 +103,7 @@ class TableReader {
   void validate() const;
   const KeySpec& spec(std::string_view key) const;
   // The configured node, or nullptr when the default applies.
-  const toml::node* nodeOrDefault(std::string_view key, const char*& fallback) const;
+  const toml::node* nodeOrDefault(std::string_view key, std::string_view& fallback) const;
 
   const toml::table* table_;
   std::string path_;

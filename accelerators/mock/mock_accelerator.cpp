@@ -1,5 +1,8 @@
 #include "mock_accelerator.hpp"
 
+#include "session_document.hpp"
+#include "text.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -9,11 +12,9 @@
 namespace bai::mock {
 namespace {
 
+using accel::failInput;
+using accel::healthName;
 using nlohmann::json;
-
-[[noreturn]] void failInput(const std::string& message) {
-  throw plugin::StatusError(BAI_ERR_INVALID_ARGUMENT, message);
-}
 
 // A quantity from the host: decimal text, or a JSON integer (exact by nature), never a float.
 Quantity amountFromJson(const json& value, const std::string& where) {
@@ -22,12 +23,6 @@ Quantity amountFromJson(const json& value, const std::string& where) {
     if (amount) return *amount;
   }
   failInput(where + ": expected a non-negative decimal string such as \"0.5\", got " + value.dump());
-}
-
-std::string joined(const std::vector<std::string>& items) {
-  std::string text;
-  for (const std::string& item : items) text += (text.empty() ? "" : ",") + item;
-  return text;
 }
 
 }  // namespace
@@ -82,19 +77,7 @@ const MockAccelerator::Slot* MockAccelerator::findSlot(std::string_view name) co
 
 // ---- Health --------------------------------------------------------------------------------
 
-std::string_view MockAccelerator::healthName(Health health) {
-  switch (health) {
-    case Health::Healthy:
-      return "healthy";
-    case Health::Unhealthy:
-      return "unhealthy";
-    case Health::Gone:
-      return "gone";
-  }
-  return "unhealthy";
-}
-
-MockAccelerator::HealthState MockAccelerator::ownHealth(const MockDevice& device,
+HealthState MockAccelerator::ownHealth(const MockDevice& device,
                                                         std::chrono::nanoseconds elapsed) const {
   const HealthFault& fault = device.fault;
   auto reason = [&](std::string_view fallback) { return fault.reason.empty() ? std::string(fallback) : fault.reason; };
@@ -106,7 +89,7 @@ MockAccelerator::HealthState MockAccelerator::ownHealth(const MockDevice& device
 }
 
 // A MIG slice is no better than its GPU.
-MockAccelerator::HealthState MockAccelerator::healthOf(std::size_t index) const {
+HealthState MockAccelerator::healthOf(std::size_t index) const {
   auto elapsed = std::chrono::steady_clock::now() - createdAt_;
   const MockDevice& device = config_.devices[index];
   HealthState own = ownHealth(device, elapsed);
@@ -203,15 +186,8 @@ std::string MockAccelerator::allocMapSpec() {
 // ---- Sessions --------------------------------------------------------------------------------
 
 MockAccelerator::Session MockAccelerator::parseSession(std::string_view sessionJson) const {
-  json session = json::parse(sessionJson, nullptr, false);
-  if (session.is_discarded() || !session.is_object()) failInput("the session must be a JSON object");
-  auto id = session.find("session_id");
-  if (id == session.end() || !id->is_string() || id->get<std::string>().empty()) {
-    failInput("session_id: expected a non-empty string");
-  }
-  auto allocation = session.find("allocation");
-  if (allocation == session.end() || !allocation->is_object()) failInput("allocation: expected an object");
-  return {id->get<std::string>(), parseGrants(*allocation)};
+  accel::SessionDocument session = accel::parseSessionDocument(sessionJson);
+  return {session.id, parseGrants(session.allocation)};
 }
 
 // Checks every slot and device of `allocation` against what this instance offers.
@@ -292,10 +268,10 @@ json MockAccelerator::sessionEnv(const std::vector<Grant>& grants) const {
     memLimits.push_back(device.uuid + ":" + memoryLimit(grant));
     procLimits.push_back(device.uuid + ":" + processorLimit(grant));
   }
-  json env = {{envName("DEVICES"), joined(uuids)}, {envName("DEVICE_COUNT"), std::to_string(uuids.size())}};
+  json env = {{envName("DEVICES"), accel::joined(uuids)}, {envName("DEVICE_COUNT"), std::to_string(uuids.size())}};
   if (config_.mode == AllocationMode::Fractional) {
-    env[envName("MEM_LIMITS")] = joined(memLimits);
-    env[envName("PROC_LIMITS")] = joined(procLimits);
+    env[envName("MEM_LIMITS")] = accel::joined(memLimits);
+    env[envName("PROC_LIMITS")] = accel::joined(procLimits);
   }
   return env;
 }

@@ -2,6 +2,7 @@
 // the agent, the manager and bai-plugin-check can be exercised without hardware.
 #pragma once
 
+#include "device_health.hpp"
 #include "mock_config.hpp"
 
 #include <bai/plugin.hpp>
@@ -17,12 +18,13 @@
 
 namespace bai::mock {
 
+using accel::Health;
+using accel::HealthState;
+
 class MockAccelerator final : public plugin::Accelerator {
  public:
   MockAccelerator(const plugin::Host& host, std::string_view configJson);
   ~MockAccelerator() override;
-  MockAccelerator(const MockAccelerator&) = delete;
-  MockAccelerator& operator=(const MockAccelerator&) = delete;
 
   std::string describe() override;
   std::string listDevices() override;
@@ -35,11 +37,6 @@ class MockAccelerator final : public plugin::Accelerator {
   std::string health() override;
 
  private:
-  enum class Health { Healthy, Unhealthy, Gone };  // in order of badness: a slice takes the worse of it and its GPU
-  struct HealthState {
-    Health health = Health::Healthy;
-    std::string reason;
-  };
   struct Slot {
     std::string name;
     bool unique = false;    // a MIG slot: exactly one slice per session
@@ -55,7 +52,6 @@ class MockAccelerator final : public plugin::Accelerator {
     std::vector<Grant> grants;  // in device order
   };
 
-  static std::string_view healthName(Health health);
   // Sleeps the configured delay of `call`, then fails it if configured to.
   void enter(Call call) const;
   void indexSlots();

@@ -25,52 +25,52 @@ using ValueType::Amount, ValueType::Bytes, ValueType::Count, ValueType::Duration
 // ---- The declared keys: the single description of the format --------------------------
 
 constexpr KeySpec kTopLevelKeys[] = {
-    {"key", String, true, nullptr, "device key, the prefix of every slot: \"cuda\", \"rocm\", \"acme\""},
-    {"mode", String, false, "discrete", "\"discrete\": <key>.device, one per GPU; \"fractional\": <key>.shares"},
-    {"strategy", String, false, "evenly", "how the agent spreads a request over devices: \"evenly\" or \"fill\""},
-    {"quantum_size", Amount, false, "0.01", "fractional mode: the smallest share a session can get"},
-    {"unit_mem", Bytes, false, "2g", "fractional mode: the memory of one share"},
-    {"unit_proc", Count, false, "8", "fractional mode: the SMs of one share"},
-    {"device_mask", Strings, false, nullptr, "ids or uuids of devices to hide"},
-    {"attributes", Table, false, nullptr, "string facts reported in describe's extra_info (driver version...)"},
-    {"devices", Tables, false, nullptr, "the GPUs"},
-    {"faults", Table, false, nullptr, "fault injection for tests of the host"},
+    keySpec("key", String, true, "", "device key, the prefix of every slot: \"cuda\", \"rocm\", \"acme\""),
+    keySpec("mode", String, false, "discrete", "\"discrete\": <key>.device, one per GPU; \"fractional\": <key>.shares"),
+    keySpec("strategy", String, false, "evenly", "how the agent spreads a request over devices: \"evenly\" or \"fill\""),
+    keySpec("quantum_size", Amount, false, "0.01", "fractional mode: the smallest share a session can get"),
+    keySpec("unit_mem", Bytes, false, "2g", "fractional mode: the memory of one share"),
+    keySpec("unit_proc", Count, false, "8", "fractional mode: the SMs of one share"),
+    keySpec("device_mask", Strings, false, "", "ids or uuids of devices to hide"),
+    keySpec("attributes", Table, false, "", "string facts reported in describe's extra_info (driver version...)"),
+    keySpec("devices", Tables, false, "", "the GPUs"),
+    keySpec("faults", Table, false, "", "fault injection for tests of the host"),
 };
 
 constexpr KeySpec kDeviceKeys[] = {
-    {"id", String, false, "{i}", "device id; {i} stands for the GPU's position in the whole list"},
-    {"uuid", String, true, nullptr, "unique id the session sees; needs {i} when count > 1"},
-    {"model", String, true, nullptr, "model name"},
-    {"count", Count, false, "1", "how many GPUs this entry describes (compact configs)"},
-    {"numa_node", Count, false, "0", "NUMA node the GPU is attached to"},
-    {"sm_count", Count, true, nullptr, "processing units (SMs, CUs)"},
-    {"memory", Bytes, true, nullptr, "device memory: \"40g\" or bytes"},
-    {"pci_bus", String, false, nullptr, "PCI address; generated from the position when absent"},
-    {"mig", Flag, false, "false", "MIG mode: the GPU is offered only as its slices"},
-    {"mig_slices", Tables, false, nullptr, "MIG slices of a GPU with mig = true"},
-    {"utilization", Amount, false, "0", "percent reported by node_measures"},
-    {"memory_used", Bytes, false, "0", "bytes reported in use by node_measures"},
+    keySpec("id", String, false, "{i}", "device id; {i} stands for the GPU's position in the whole list"),
+    keySpec("uuid", String, true, "", "unique id the session sees; needs {i} when count > 1"),
+    keySpec("model", String, true, "", "model name"),
+    keySpec("count", Count, false, "1", "how many GPUs this entry describes (compact configs)"),
+    keySpec("numa_node", Count, false, "0", "NUMA node the GPU is attached to"),
+    keySpec("sm_count", Count, true, "", "processing units (SMs, CUs)"),
+    keySpec("memory", Bytes, true, "", "device memory: \"40g\" or bytes"),
+    keySpec("pci_bus", String, false, "", "PCI address; generated from the position when absent"),
+    keySpec("mig", Flag, false, "false", "MIG mode: the GPU is offered only as its slices"),
+    keySpec("mig_slices", Tables, false, "", "MIG slices of a GPU with mig = true"),
+    keySpec("utilization", Amount, false, "0", "percent reported by node_measures"),
+    keySpec("memory_used", Bytes, false, "0", "bytes reported in use by node_measures"),
 };
 
 constexpr KeySpec kMigSliceKeys[] = {
-    {"profile", String, true, nullptr, "MIG profile: \"1g.10gb\" gives slot <key>.device:1g.10gb-mig"},
-    {"count", Count, false, "1", "how many slices of this profile"},
-    {"memory", Bytes, false, nullptr, "memory of one slice"},
-    {"sm_count", Count, false, nullptr, "SMs of one slice"},
+    keySpec("profile", String, true, "", "MIG profile: \"1g.10gb\" gives slot <key>.device:1g.10gb-mig"),
+    keySpec("count", Count, false, "1", "how many slices of this profile"),
+    keySpec("memory", Bytes, false, "", "memory of one slice"),
+    keySpec("sm_count", Count, false, "", "SMs of one slice"),
 };
 
 constexpr KeySpec kFaultKeys[] = {
-    {"fail", Strings, false, nullptr, "calls that return BAI_ERR_UNAVAILABLE, e.g. [\"list_devices\"]"},
-    {"delay_ms", Table, false, nullptr, "milliseconds slept at the start of a call: {list_devices = 300, all = 5}"},
-    {"devices", Tables, false, nullptr, "health faults of single devices"},
+    keySpec("fail", Strings, false, "", "calls that return BAI_ERR_UNAVAILABLE, e.g. [\"list_devices\"]"),
+    keySpec("delay_ms", Table, false, "", "milliseconds slept at the start of a call: {list_devices = 300, all = 5}"),
+    keySpec("devices", Tables, false, "", "health faults of single devices"),
 };
 
 constexpr KeySpec kDeviceFaultKeys[] = {
-    {"device", String, true, nullptr, "id or uuid of the device"},
-    {"unhealthy_after", Duration, false, nullptr, "seconds after create when it turns unhealthy"},
-    {"recover_after", Duration, false, nullptr, "seconds after create when it is healthy again"},
-    {"gone_after", Duration, false, nullptr, "seconds after create when it disappears for good"},
-    {"reason", String, false, nullptr, "the reason health reports"},
+    keySpec("device", String, true, "", "id or uuid of the device"),
+    keySpec("unhealthy_after", Duration, false, "", "seconds after create when it turns unhealthy"),
+    keySpec("recover_after", Duration, false, "", "seconds after create when it is healthy again"),
+    keySpec("gone_after", Duration, false, "", "seconds after create when it disappears for good"),
+    keySpec("reason", String, false, "", "the reason health reports"),
 };
 
 struct CallName {
@@ -104,9 +104,9 @@ static_assert(indexedByCall(), "kCallNames must list every Call in enum order");
 // [faults.delay_ms] accepts "all" and every call name.
 constexpr std::array<KeySpec, kCallCount + 1> delayKeys() {
   std::array<KeySpec, kCallCount + 1> keys{};
-  keys[0] = {"all", Duration, false, nullptr, "milliseconds slept at the start of every call without its own entry"};
+  keys[0] = keySpec("all", Duration, false, "", "milliseconds slept at the start of every call without its own entry");
   for (std::size_t i = 0; i < kCallCount; ++i) {
-    keys[i + 1] = {kCallNames[i].name, Duration, false, nullptr, "milliseconds slept at the start of this call"};
+    keys[i + 1] = keySpec(kCallNames[i].name, Duration, false, "", "milliseconds slept at the start of this call");
   }
   return keys;
 }

@@ -1,9 +1,11 @@
 #include "rocm_accelerator.hpp"
 
+#include "session_document.hpp"
+#include "text.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <array>
 #include <cctype>
 #include <cstdio>
 #include <filesystem>
@@ -13,21 +15,15 @@
 namespace bai::rocm {
 namespace {
 
+using accel::failInput;
 using nlohmann::json;
 
-struct ConfigKey {
-  std::string_view name;
-  std::string_view type;
-  std::string_view fallback;
-  std::string_view description;
-};
-
 // Every key of [plugins.rocm], declared once.
-constexpr std::array kConfigKeys = {
-    ConfigKey{"smi_library", "string", "librocm_smi64.so.1, then /opt/rocm/lib/librocm_smi64.so.{7,6,5}",
+constexpr plugin::ConfigKey kConfigKeys[] = {
+    {"smi_library", "string", "librocm_smi64.so.1, then /opt/rocm/lib/librocm_smi64.so.{7,6,5}",
               "path or file name of the ROCm SMI library to dlopen (only that one is tried)"},
-    ConfigKey{"device_mask", "list of strings or integers", "[]", "SMI indexes or unique ids of GPUs to hide"},
-    ConfigKey{"sysfs_root", "string", "/sys", "where PCI devices' render nodes and NUMA nodes are read (tests)"},
+    {"device_mask", "list of strings or integers", "[]", "SMI indexes or unique ids of GPUs to hide"},
+    {"sysfs_root", "string", "/sys", "where PCI devices' render nodes and NUMA nodes are read (tests)"},
 };
 
 const std::vector<std::string> kDefaultLibraries = {
@@ -37,18 +33,8 @@ const std::vector<std::string> kDefaultLibraries = {
     "/opt/rocm/lib/librocm_smi64.so.5",
 };
 
-[[noreturn]] void failInput(const std::string& message) {
-  throw plugin::StatusError(BAI_ERR_INVALID_ARGUMENT, message);
-}
-
 std::string lowered(std::string text) {
   for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return text;
-}
-
-std::string joined(const std::vector<std::string>& items) {
-  std::string text;
-  for (const std::string& item : items) text += (text.empty() ? "" : ",") + item;
   return text;
 }
 
@@ -64,11 +50,8 @@ RocmConfig parseRocmConfig(std::string_view configJson) {
   json config = json::parse(configJson, nullptr, false);
   if (config.is_discarded() || !config.is_object()) throw std::invalid_argument("the config must be a JSON object");
   for (const auto& [key, value] : config.items()) {
-    bool known = std::any_of(kConfigKeys.begin(), kConfigKeys.end(), [&](const ConfigKey& k) { return k.name == key; });
-    if (!known) {
-      std::string names;
-      for (const ConfigKey& k : kConfigKeys) names += (names.empty() ? "" : ", ") + std::string(k.name);
-      throw std::invalid_argument("unknown config key \"" + key + "\" (known: " + names + ")");
+    if (plugin::findConfigKey(kConfigKeys, key) == nullptr) {
+      throw std::invalid_argument("unknown config key \"" + key + "\" (known: " + plugin::configKeyNames(kConfigKeys) + ")");
     }
   }
   RocmConfig result;
@@ -210,16 +193,9 @@ std::string RocmAccelerator::allocMapSpec() {
 // ---- Sessions --------------------------------------------------------------------------------
 
 RocmAccelerator::Session RocmAccelerator::parseSession(std::string_view sessionJson) const {
-  json session = json::parse(sessionJson, nullptr, false);
-  if (session.is_discarded() || !session.is_object()) failInput("the session must be a JSON object");
-  auto id = session.find("session_id");
-  if (id == session.end() || !id->is_string() || id->get<std::string>().empty()) {
-    failInput("session_id: expected a non-empty string");
-  }
-  auto allocation = session.find("allocation");
-  if (allocation == session.end() || !allocation->is_object()) failInput("allocation: expected an object");
-  Session result{id->get<std::string>(), {}};
-  for (const auto& [slot, perDevice] : allocation->items()) {
+  accel::SessionDocument session = accel::parseSessionDocument(sessionJson);
+  Session result{session.id, {}};
+  for (const auto& [slot, perDevice] : session.allocation.items()) {
     if (slot != "rocm.device") failInput("allocation: unknown slot \"" + slot + "\"");
     if (!perDevice.is_object()) failInput("allocation.rocm.device: expected an object of device amounts");
     for (const auto& [deviceId, amount] : perDevice.items()) {
@@ -256,7 +232,7 @@ std::string RocmAccelerator::prepareSession(std::string_view sessionJson) {
     for (const std::string& node : gpus_[index].renderNodes) devices.push_back(node);
     inUseBy_[index] = session.id;
   }
-  json env = {{"ROCR_VISIBLE_DEVICES", joined(rocr)}, {"HIP_VISIBLE_DEVICES", joined(hip)}};
+  json env = {{"ROCR_VISIBLE_DEVICES", accel::joined(rocr)}, {"HIP_VISIBLE_DEVICES", accel::joined(hip)}};
   prepared_.emplace(session.id, std::move(session.gpus));
   return json{{"env", std::move(env)}, {"devices", std::move(devices)}, {"mounts", json::array()},
               {"limits", json::object()}}
@@ -298,12 +274,7 @@ json RocmAccelerator::measures(const std::vector<std::size_t>& gpus) const {
                     {"per_device", std::move(utilization)}});
   }
   if (!memory.empty()) {
-    std::string total;
-    do {
-      total.insert(total.begin(), static_cast<char>('0' + static_cast<int>(usedTotal % 10)));
-      usedTotal /= 10;
-    } while (usedTotal != 0);
-    list.push_back({{"key", "rocm_mem"}, {"unit", "bytes"}, {"value", total}, {"per_device", std::move(memory)}});
+    list.push_back({{"key", "rocm_mem"}, {"unit", "bytes"}, {"value", accel::decimal(usedTotal)}, {"per_device", std::move(memory)}});
   }
   return json{{"measures", std::move(list)}};
 }

@@ -1,11 +1,7 @@
 #include "check/plugin_checker.hpp"
 
-#include <algorithm>
-
 #include "alloc/node_allocator.hpp"
-#include "module_loader.hpp"
-#include "plugin/accelerator_plugin.hpp"
-#include "plugin/payloads.hpp"
+#include "check/check_session.hpp"
 #include "plugin/plugin_host.hpp"
 
 #include <nlohmann/json.hpp>
@@ -15,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -27,172 +24,6 @@ namespace bai::core {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-using CallFn = bai_status (*)(bai_accelerator*, char**);
-
-double millisSince(Clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
-
-Failure<Error> problem(const std::string& why) { return fail(ErrorCode::InvalidArgument, why); }
-
-// Everything one check needs, set up inside the forked child.
-class CheckSession {
- public:
-  explicit CheckSession(const CheckerOptions& options) : options_(options) {
-    services_ = {BAI_ACCELERATOR_ABI_MAJOR, BAI_ACCELERATOR_ABI_MINOR, sizeof(bai_host_services), 0, this,
-                 &CheckSession::logLine, &CheckSession::configGet};
-    config_ = nlohmann::json::parse(options.configJson, nullptr, false);
-  }
-  ~CheckSession() {
-    for (bai_accelerator* instance : instances_) vtable_->destroy(instance);
-  }
-
-  Result<void> open() {
-    auto module = LoadedModule::open(std::filesystem::absolute(options_.plugin));
-    if (!module) return Failure{module.error()};
-    module_ = std::make_unique<LoadedModule>(std::move(*module));
-    auto identity = readIdentity(*module_);
-    if (!identity) return Failure{identity.error()};
-    identity_ = std::move(*identity);
-    return {};
-  }
-
-  Result<void> openCallTable() {
-    if (auto opened = open(); !opened) return opened;
-    auto vtable = readCallTable(*module_);
-    if (!vtable) return Failure{vtable.error()};
-    vtable_ = *vtable;
-    return {};
-  }
-
-  // Creates an instance with the configured (or the given) config.
-  Result<bai_accelerator*> create(const std::string& config) {
-    bai_accelerator* instance = nullptr;
-    const auto start = Clock::now();
-    const bai_status status = vtable_->create(&services_, config.c_str(), &instance);
-    noteDuration("create", start);
-    if (status != BAI_OK) {
-      return problem("expected create to return BAI_OK, got " + describeStatus(status) + lastLogSuffix());
-    }
-    if (instance == nullptr) return problem("create returned BAI_OK but left the instance NULL");
-    instances_.insert(instance);
-    return instance;
-  }
-  Result<bai_accelerator*> create() { return create(options_.configJson); }
-
-  void destroy(bai_accelerator* instance) {
-    const auto start = Clock::now();
-    vtable_->destroy(instance);
-    noteDuration("destroy", start);
-    instances_.erase(instance);
-  }
-
-  // Calls `fn` and checks the status, the JSON and its schema.
-  Result<nlohmann::json> call(const char* name, CallFn fn, bai_accelerator* instance) {
-    if (fn == nullptr) return problem(std::string(name) + " is NULL in the call table");
-    return timed(name, [&](char** out) { return fn(instance, out); });
-  }
-
-  Result<nlohmann::json> callWith(const char* name, bai_status (*fn)(bai_accelerator*, const char*, char**),
-                                  bai_accelerator* instance, const std::string& input) {
-    if (fn == nullptr) return problem(std::string(name) + " is NULL in the call table");
-    return timed(name, [&](char** out) { return fn(instance, input.c_str(), out); });
-  }
-
-  // describe, list_devices, slot_types, alloc_map_spec as far as `last` (in that order).
-  Result<void> discover(const std::string& last) {
-    auto instance = create();
-    if (!instance) return Failure{instance.error()};
-    struct Step {
-      const char* name;
-      CallFn fn;
-      std::function<Result<void>(const nlohmann::json&)> read;
-    };
-    const Step steps[] = {
-        {"describe", vtable_->describe, [&](const nlohmann::json& d) { return readDescribe(identity_.key, d, discovery_); }},
-        {"list_devices", vtable_->list_devices, [&](const nlohmann::json& d) { return readDevices(d, discovery_); }},
-        {"slot_types", vtable_->slot_types, [&](const nlohmann::json& d) { return readSlotTypes(d, discovery_); }},
-        {"alloc_map_spec", vtable_->alloc_map_spec, [&](const nlohmann::json& d) { return readAllocMapSpec(d, discovery_); }},
-    };
-    for (const Step& step : steps) {
-      auto document = call(step.name, step.fn, *instance);
-      if (!document) return Failure{document.error()};
-      if (auto read = step.read(*document); !read) return problem(std::string(step.name) + ": " + read.error().message);
-      if (last == step.name) break;
-    }
-    instance_ = *instance;
-    return {};
-  }
-
-  // The call table and the discovery calls up to `last`: what most checks start from.
-  Result<void> ready(const std::string& last) {
-    if (auto opened = openCallTable(); !opened) return opened;
-    return discover(last);
-  }
-
-  const bai_accelerator_vtable& vtable() const { return *vtable_; }
-  const PluginIdentity& identity() const { return identity_; }
-  const Discovery& discovery() const { return discovery_; }
-  bai_accelerator* instance() const { return instance_; }
-  std::vector<std::pair<int, std::string>> logs() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return logs_;
-  }
-  const std::map<std::string, double>& slowest() const { return slowest_; }
-
- private:
-  // Times one call that returns a JSON string, frees the string, and validates it.
-  template <class Invoke>
-  Result<nlohmann::json> timed(const char* name, Invoke invoke) {
-    char* out = nullptr;
-    const auto start = Clock::now();
-    const bai_status status = invoke(&out);
-    noteDuration(name, start);
-    const std::string text = out != nullptr ? out : "";
-    vtable_->free_string(out);
-    if (status != BAI_OK) return problem(std::string(name) + " returned " + describeStatus(status) + lastLogSuffix());
-    auto document = parsePayload(name, text);
-    if (!document) return problem(std::string(name) + " " + document.error().message);
-    return document;
-  }
-
-  static void logLine(void* context, int32_t level, const char* message) {
-    auto* self = static_cast<CheckSession*>(context);
-    std::lock_guard<std::mutex> lock(self->mutex_);
-    self->logs_.emplace_back(level, message != nullptr ? message : "");
-  }
-  static bai_status configGet(void* context, const char* key, char* buffer, size_t size, size_t* needed) {
-    auto* self = static_cast<CheckSession*>(context);
-    if (!self->config_.is_object() || key == nullptr || !self->config_.contains(key)) return BAI_ERR_NOT_FOUND;
-    const std::string text = self->config_[key].dump();
-    if (needed != nullptr) *needed = text.size() + 1;
-    if (buffer == nullptr || size < text.size() + 1) return BAI_ERR_INVALID_ARGUMENT;
-    std::memcpy(buffer, text.c_str(), text.size() + 1);
-    return BAI_OK;
-  }
-  std::string lastLogSuffix() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return logs_.empty() ? std::string(" (the plugin logged nothing)") : "; the plugin logged: \"" + logs_.back().second + "\"";
-  }
-  void noteDuration(const std::string& call, Clock::time_point start) {
-    const double ms = millisSince(start);
-    std::lock_guard<std::mutex> lock(mutex_);
-    slowest_[call] = std::max(slowest_[call], ms);
-  }
-
-  const CheckerOptions& options_;
-  std::unique_ptr<LoadedModule> module_;
-  PluginIdentity identity_;
-  const bai_accelerator_vtable* vtable_ = nullptr;
-  bai_host_services services_{};
-  nlohmann::json config_;
-  std::set<bai_accelerator*> instances_;
-  bai_accelerator* instance_ = nullptr;
-  Discovery discovery_;
-  std::mutex mutex_;
-  std::vector<std::pair<int, std::string>> logs_;
-  std::map<std::string, double> slowest_;
-};
 
 // The smallest grantable amount of a map: one unit, one quantum, one slice.
 Quantity smallestAmount(const AllocMap& map) {
@@ -257,6 +88,39 @@ Result<void> prepareRelease(CheckSession& session) {
       return problem("expected release_session to undo prepare_session with BAI_OK, got " + describeStatus(released) +
                      " for " + document);
     }
+  }
+  return {};
+}
+
+// accelerator.h: preparing a session id that is prepared already returns
+// BAI_ERR_INVALID_ARGUMENT (the agent never does it; a plugin that accepts it would hand
+// the same devices out twice or lose the first grant).
+Result<void> secondPrepareRefused(CheckSession& session) {
+  const auto& vt = session.vtable();
+  const std::string document = sessionDocument("bai-plugin-check-twice", smallAllocation(session.discovery()));
+  auto first = session.callWith("prepare_session", vt.prepare_session, session.instance(), document);
+  if (!first) return problem(first.error().message + " for " + document);
+  const bai_status second = session.statusOf(vt.prepare_session, session.instance(), document);
+  const bai_status released = vt.release_session(session.instance(), document.c_str());
+  if (second != BAI_ERR_INVALID_ARGUMENT) {
+    return problem("expected a second prepare_session for session 'bai-plugin-check-twice', prepared and not yet "
+                   "released, to return BAI_ERR_INVALID_ARGUMENT, got " + describeStatus(second));
+  }
+  if (released != BAI_OK) {
+    return problem("expected release_session to undo prepare_session with BAI_OK, got " + describeStatus(released) +
+                   " for " + document);
+  }
+  return {};
+}
+
+// accelerator.h: releasing a session id the instance does not hold returns
+// BAI_ERR_NOT_FOUND: an agent that restarted may release what an earlier instance prepared.
+Result<void> unknownReleaseNotFound(CheckSession& session) {
+  const std::string document = sessionDocument("bai-plugin-check-never-prepared", {});
+  const bai_status released = session.vtable().release_session(session.instance(), document.c_str());
+  if (released != BAI_ERR_NOT_FOUND) {
+    return problem("expected release_session of session 'bai-plugin-check-never-prepared', which was never prepared, "
+                   "to return BAI_ERR_NOT_FOUND, got " + describeStatus(released));
   }
   return {};
 }
@@ -328,104 +192,102 @@ Result<void> twoThreads(CheckSession& session) {
   return {};
 }
 
+Result<void> createOnce(CheckSession& session, const CheckerOptions&) {
+  auto instance = session.create();
+  if (!instance) return Failure{instance.error()};
+  session.destroy(*instance);
+  return {};
+}
+
+Result<void> nodeMeasures(CheckSession& session, const CheckerOptions&) {
+  if (auto measured = session.call("node_measures", session.vtable().node_measures, session.instance()); !measured) {
+    return Failure{measured.error()};
+  }
+  return {};
+}
+
+Result<void> unknownConfigKey(CheckSession& session, const CheckerOptions& options) {
+  nlohmann::json config = nlohmann::json::parse(options.configJson, nullptr, false);
+  if (!config.is_object()) config = nlohmann::json::object();
+  config["bai_plugin_check_unknown_key"] = {{"nested", {1, 2}}};
+  const std::size_t logsBefore = session.logs().size();
+  auto instance = session.create(config.dump());
+  if (instance) {
+    session.destroy(*instance);
+    return {};  // tolerating an unknown key is allowed
+  }
+  if (instance.error().message.find("BAI_ERR_INVALID_ARGUMENT") == std::string::npos) {
+    return problem("expected an unknown config key to be accepted or refused with BAI_ERR_INVALID_ARGUMENT; " +
+                   instance.error().message);
+  }
+  if (session.logs().size() == logsBefore) {
+    return problem("create refused a config with an unknown key but logged no reason: say which key is wrong");
+  }
+  return {};
+}
+
+Result<void> withinDeadlines(CheckSession& session, const CheckerOptions& options) {
+  if (auto measured = nodeMeasures(session, options); !measured) return measured;
+  if (auto health = session.call("health", session.vtable().health, session.instance()); !health) {
+    return Failure{health.error()};
+  }
+  for (const auto& [call, ms] : session.slowest()) {
+    if (ms > static_cast<double>(options.deadline.count())) {
+      return problem(call + " took " + std::to_string(static_cast<long>(ms)) + " ms, over the " +
+                     std::to_string(options.deadline.count()) + " ms deadline the agent enforces");
+    }
+  }
+  return {};
+}
+
+using CheckRun = std::function<Result<void>(CheckSession&, const CheckerOptions&)>;
+
 struct Check {
   const char* name;
   const char* doc;
   std::vector<const char*> needs;
-  std::function<Result<void>(CheckSession&, const CheckerOptions&)> run;
+  CheckRun run;
 };
+
+// `body` after the discovery calls up to `last` ("" for none: the call table alone).
+CheckRun startingFrom(std::string last, CheckRun body = {}) {
+  return [last = std::move(last), body = std::move(body)](CheckSession& s, const CheckerOptions& o) -> Result<void> {
+    if (auto ready = last.empty() ? s.openCallTable() : s.ready(last); !ready) return ready;
+    return body ? body(s, o) : Result<void>{};
+  };
+}
+
+// Adapts a check that needs the session alone.
+CheckRun sessionOnly(Result<void> (*body)(CheckSession&)) {
+  return [body](CheckSession& s, const CheckerOptions&) { return body(s); };
+}
 
 std::vector<Check> allChecks() {
   using S = CheckSession;
   using O = CheckerOptions;
   return {
       {"info-record", "identity", {}, [](S& s, const O&) { return s.open(); }},
-      {"abi-version", "abi-versions", {"info-record"}, [](S& s, const O&) { return s.openCallTable(); }},
-      {"create", "create-and-config", {"abi-version"},
-       [](S& s, const O&) -> Result<void> {
-         if (auto opened = s.openCallTable(); !opened) return opened;
-         auto instance = s.create();
-         if (!instance) return Failure{instance.error()};
-         s.destroy(*instance);
-         return {};
-       }},
-      {"describe", "describe", {"create"},
-       [](S& s, const O&) { return s.ready("describe"); }},
-      {"list-devices", "list_devices", {"create"},
-       [](S& s, const O&) { return s.ready("list_devices"); }},
-      {"slot-types", "slots-and-the-key-prefix", {"describe", "list-devices"},
-       [](S& s, const O&) { return s.ready("slot_types"); }},
-      {"alloc-map-spec", "allocation-maps", {"slot-types"},
-       [](S& s, const O&) { return s.ready("alloc_map_spec"); }},
+      {"abi-version", "abi-versions", {"info-record"}, startingFrom("")},
+      {"create", "create-and-config", {"abi-version"}, startingFrom("", createOnce)},
+      {"describe", "describe", {"create"}, startingFrom("describe")},
+      {"list-devices", "list_devices", {"create"}, startingFrom("list_devices")},
+      {"slot-types", "slots-and-the-key-prefix", {"describe", "list-devices"}, startingFrom("slot_types")},
+      {"alloc-map-spec", "allocation-maps", {"slot-types"}, startingFrom("alloc_map_spec")},
       {"allocation-round-trip", "allocation-maps", {"alloc-map-spec"},
-       [](S& s, const O&) -> Result<void> {
-         if (auto ready = s.ready("alloc_map_spec"); !ready) return ready;
-         return roundTrip(s);
-       }},
+       startingFrom("alloc_map_spec", sessionOnly(roundTrip))},
       {"prepare-release", "what-a-session-receives", {"alloc-map-spec"},
-       [](S& s, const O&) -> Result<void> {
-         if (auto ready = s.ready("alloc_map_spec"); !ready) return ready;
-         return prepareRelease(s);
-       }},
-      {"node-measures", "measures", {"create"},
-       [](S& s, const O&) -> Result<void> {
-         if (auto ready = s.ready("describe"); !ready) return ready;
-         if (auto measured = s.call("node_measures", s.vtable().node_measures, s.instance()); !measured) {
-           return Failure{measured.error()};
-         }
-         return {};
-       }},
-      {"health", "health", {"list-devices"},
-       [](S& s, const O&) -> Result<void> {
-         if (auto ready = s.ready("list_devices"); !ready) return ready;
-         return healthCheck(s);
-       }},
+       startingFrom("alloc_map_spec", sessionOnly(prepareRelease))},
+      {"prepare-twice", "what-a-session-receives", {"prepare-release"},
+       startingFrom("alloc_map_spec", sessionOnly(secondPrepareRefused))},
+      {"release-unknown", "what-a-session-receives", {"prepare-release"},
+       startingFrom("alloc_map_spec", sessionOnly(unknownReleaseNotFound))},
+      {"node-measures", "measures", {"create"}, startingFrom("describe", nodeMeasures)},
+      {"health", "health", {"list-devices"}, startingFrom("list_devices", sessionOnly(healthCheck))},
       {"create-destroy-cycles", "create-and-config", {"list-devices"},
-       [](S& s, const O& o) -> Result<void> {
-         if (auto ready = s.openCallTable(); !ready) return ready;
-         return createDestroyCycles(s, o.cycles);
-       }},
-      {"two-threads", "threading", {"list-devices"},
-       [](S& s, const O&) -> Result<void> {
-         if (auto ready = s.openCallTable(); !ready) return ready;
-         return twoThreads(s);
-       }},
-      {"bad-config", "create-and-config", {"create"},
-       [](S& s, const O& o) -> Result<void> {
-         if (auto ready = s.openCallTable(); !ready) return ready;
-         nlohmann::json config = nlohmann::json::parse(o.configJson, nullptr, false);
-         if (!config.is_object()) config = nlohmann::json::object();
-         config["bai_plugin_check_unknown_key"] = {{"nested", {1, 2}}};
-         const std::size_t logsBefore = s.logs().size();
-         auto instance = s.create(config.dump());
-         if (instance) {
-           s.destroy(*instance);
-           return {};  // tolerating an unknown key is allowed
-         }
-         if (instance.error().message.find("BAI_ERR_INVALID_ARGUMENT") == std::string::npos) {
-           return problem("expected an unknown config key to be accepted or refused with BAI_ERR_INVALID_ARGUMENT; " +
-                          instance.error().message);
-         }
-         if (s.logs().size() == logsBefore) {
-           return problem("create refused a config with an unknown key but logged no reason: say which key is wrong");
-         }
-         return {};
-       }},
-      {"deadlines", "threading", {"alloc-map-spec"},
-       [](S& s, const O& o) -> Result<void> {
-         if (auto ready = s.ready("alloc_map_spec"); !ready) return ready;
-         if (auto measured = s.call("node_measures", s.vtable().node_measures, s.instance()); !measured) {
-           return Failure{measured.error()};
-         }
-         if (auto health = s.call("health", s.vtable().health, s.instance()); !health) return Failure{health.error()};
-         for (const auto& [call, ms] : s.slowest()) {
-           if (ms > static_cast<double>(o.deadline.count())) {
-             return problem(call + " took " + std::to_string(static_cast<long>(ms)) + " ms, over the " +
-                            std::to_string(o.deadline.count()) + " ms deadline the agent enforces");
-           }
-         }
-         return {};
-       }},
+       startingFrom("", [](S& s, const O& o) { return createDestroyCycles(s, o.cycles); })},
+      {"two-threads", "threading", {"list-devices"}, startingFrom("", sessionOnly(twoThreads))},
+      {"bad-config", "create-and-config", {"create"}, startingFrom("", unknownConfigKey)},
+      {"deadlines", "threading", {"alloc-map-spec"}, startingFrom("alloc_map_spec", withinDeadlines)},
   };
 }
 

@@ -1,6 +1,7 @@
 #include "plugin/accelerator_plugin.hpp"
 
 #include "module_loader.hpp"
+#include "plugin/plugin_config.hpp"
 
 #include <cstring>
 
@@ -9,8 +10,11 @@ namespace bai::core {
 struct AcceleratorPlugin::HostContext {
   std::string source;
   LogSink log;
-  nlohmann::json config;
+  PluginConfig config;
   bai_host_services services{};
+
+  HostContext(std::string source, LogSink log, std::string_view configJson)
+      : source(std::move(source)), log(std::move(log)), config(configJson) {}
 
   static void logLine(void* context, int32_t level, const char* message) {
     auto* self = static_cast<HostContext*>(context);
@@ -23,22 +27,8 @@ struct AcceleratorPlugin::HostContext {
   }
 
   static bai_status configGet(void* context, const char* key, char* buffer, size_t size, size_t* needed) {
-    auto* self = static_cast<HostContext*>(context);
-    if (self == nullptr || key == nullptr) return BAI_ERR_INVALID_ARGUMENT;
-    const nlohmann::json* node = &self->config;
-    std::string_view path(key);
-    while (!path.empty()) {  // walk "a.b.c" through nested objects
-      const std::size_t dot = path.find('.');
-      const std::string part(path.substr(0, dot));
-      if (!node->is_object() || !node->contains(part)) return BAI_ERR_NOT_FOUND;
-      node = &(*node)[part];
-      path = dot == std::string_view::npos ? std::string_view{} : path.substr(dot + 1);
-    }
-    const std::string text = node->dump();
-    if (needed != nullptr) *needed = text.size() + 1;
-    if (buffer == nullptr || size < text.size() + 1) return BAI_ERR_INVALID_ARGUMENT;
-    std::memcpy(buffer, text.c_str(), text.size() + 1);
-    return BAI_OK;
+    const auto* self = static_cast<const HostContext*>(context);
+    return self != nullptr ? self->config.get(key, buffer, size, needed) : BAI_ERR_INVALID_ARGUMENT;
   }
 };
 
@@ -75,12 +65,8 @@ AcceleratorPlugin::AcceleratorPlugin(std::shared_ptr<LoadedModule> module, Plugi
       identity_(std::move(identity)),
       vtable_(vtable),
       options_(std::move(options)),
-      context_(std::make_shared<HostContext>()),
+      context_(std::make_shared<HostContext>("plugin " + identity_.name, options_.log, configJson)),
       worker_("plugin " + identity_.name) {
-  context_->source = "plugin " + identity_.name;
-  context_->log = options_.log;
-  context_->config = nlohmann::json::parse(configJson, nullptr, false);
-  if (context_->config.is_discarded()) context_->config = nlohmann::json::object();
   context_->services = bai_host_services{BAI_ACCELERATOR_ABI_MAJOR, BAI_ACCELERATOR_ABI_MINOR,
                                          sizeof(bai_host_services), 0, context_.get(), &HostContext::logLine,
                                          &HostContext::configGet};
@@ -121,7 +107,7 @@ Error AcceleratorPlugin::callError(const char* call, const std::string& why) con
 Result<void> AcceleratorPlugin::create() {
   auto vtable = vtable_;
   auto context = context_;
-  const std::string config = context_->config.dump();
+  const std::string config = context_->config.table().dump();
   using Created = std::pair<bai_status, bai_accelerator*>;
   auto created = worker_.call<Created>(
       [vtable, context, config] {

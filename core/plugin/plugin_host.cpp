@@ -155,11 +155,29 @@ std::vector<std::shared_ptr<AcceleratorPlugin>> PluginHost::loadAll() {
   return loaded;
 }
 
+// A name or key that is taken, by an active or a withdrawn plugin.
+std::optional<std::string> PluginHost::refusalLocked(const std::string& name, const std::string& key) const {
+  for (const auto* list : {&plugins_, &withdrawn_}) {
+    for (const auto& p : *list) {
+      if (p->identity().name == name) {
+        return "a plugin named '" + name + "' is already loaded from " + p->identity().file.string();
+      }
+      if (key != BAI_PLUGIN_KEY_DYNAMIC && p->identity().key == key) {
+        return "device key '" + key + "' is already provided by " + p->identity().file.string() + " (" +
+               p->identity().name + "); allow only one of them";
+      }
+    }
+  }
+  return std::nullopt;
+}
+
 // Plugin calls run without mutex_: only the list checks and the final insertion hold it.
 std::shared_ptr<AcceleratorPlugin> PluginHost::loadFile(const std::filesystem::path& file) {
   std::unique_lock<std::mutex> lock(mutex_);
-  for (const auto& p : plugins_) {
-    if (p->identity().file == file) return nullptr;  // already loaded by an earlier scan
+  for (const auto* list : {&plugins_, &withdrawn_}) {
+    for (const auto& p : *list) {
+      if (p->identity().file == file) return nullptr;  // already loaded by an earlier scan
+    }
   }
   lock.unlock();
   auto opened = LoadedModule::open(file);
@@ -170,19 +188,6 @@ std::shared_ptr<AcceleratorPlugin> PluginHost::loadFile(const std::filesystem::p
   auto read = readIdentity(*module);
   if (!read) return skip(file, "", read.error().message);
   PluginIdentity identity = std::move(*read);
-  // A name or key that is taken, or an exclusion: why this file is not loaded.
-  auto refusal = [&](const std::string& name, const std::string& key) -> std::optional<std::string> {
-    for (const auto& p : plugins_) {
-      if (p->identity().name == name) {
-        return "a plugin named '" + name + "' is already loaded from " + p->identity().file.string();
-      }
-      if (key != BAI_PLUGIN_KEY_DYNAMIC && p->identity().key == key) {
-        return "device key '" + key + "' is already provided by " + p->identity().file.string() + " (" +
-               p->identity().name + "); allow only one of them";
-      }
-    }
-    return std::nullopt;
-  };
   lock.lock();
   if (!allowedLocked(identity.name)) {
     lock.unlock();
@@ -190,7 +195,7 @@ std::shared_ptr<AcceleratorPlugin> PluginHost::loadFile(const std::filesystem::p
                                              ") not loaded: excluded by allow-plugins/block-plugins");
     return nullptr;
   }
-  auto taken = refusal(identity.name, identity.key);
+  auto taken = refusalLocked(identity.name, identity.key);
   const std::string config = options_.configFor(identity.name, identity.key);
   lock.unlock();
   if (taken) return skip(file, identity.name, *taken);
@@ -204,7 +209,7 @@ std::shared_ptr<AcceleratorPlugin> PluginHost::loadFile(const std::filesystem::p
   std::shared_ptr<AcceleratorPlugin> plugin = std::move(*started);
   const std::string key = plugin->identity().key;
   lock.lock();
-  if (auto resolved = refusal(identity.name, key)) {  // a dynamic key resolved to one that is taken
+  if (auto resolved = refusalLocked(identity.name, key)) {  // a dynamic key resolved to one that is taken
     lock.unlock();
     return skip(file, identity.name, *resolved);
   }
@@ -227,30 +232,36 @@ AcceleratorPlugin* PluginHost::find(std::string_view key) const {
 
 std::shared_ptr<AcceleratorPlugin> PluginHost::unload(const AcceleratorPlugin* plugin) {
   std::lock_guard<std::mutex> lock(mutex_);
-  for (auto it = plugins_.begin(); it != plugins_.end(); ++it) {
-    if (it->get() != plugin) continue;
+  for (auto* list : {&plugins_, &withdrawn_}) {
+    auto it = std::find_if(list->begin(), list->end(), [&](const auto& p) { return p.get() == plugin; });
+    if (it == list->end()) continue;
     std::shared_ptr<AcceleratorPlugin> out = std::move(*it);
-    plugins_.erase(it);
+    list->erase(it);
     return out;
   }
   return nullptr;
 }
 
-std::vector<std::string> PluginHost::withdrawFailed() {
+std::vector<std::shared_ptr<AcceleratorPlugin>> PluginHost::withdrawFailed() {
   std::lock_guard<std::mutex> lock(mutex_);
-  std::vector<std::string> names;
+  std::vector<std::shared_ptr<AcceleratorPlugin>> moved;
   for (auto it = plugins_.begin(); it != plugins_.end();) {
     if ((*it)->failed()) {
-      names.push_back((*it)->identity().name);
       options_.log(LogLevel::Error, "host", "plugin " + (*it)->identity().name +
                                                 " withdrawn: a call exceeded its deadline; its slots are no longer offered");
+      moved.push_back(*it);
       withdrawn_.push_back(std::move(*it));
       it = plugins_.erase(it);
     } else {
       ++it;
     }
   }
-  return names;
+  return moved;
+}
+
+std::vector<std::shared_ptr<AcceleratorPlugin>> PluginHost::withdrawn() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return withdrawn_;
 }
 
 }  // namespace bai::core

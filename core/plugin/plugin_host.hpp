@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -53,23 +54,30 @@ class PluginHost {
                    std::function<std::string(const std::string& name, const std::string& key)> configFor);
   // Whether the allow/block lists admit a plugin of this name.
   bool allowed(const std::string& name) const;
-  // Takes `plugin` out of the list; it is destroyed (and its module closed) when the
-  // last snapshot holding it goes. Null when it was not loaded.
+  // Takes `plugin`, active or withdrawn, out of the host; it is destroyed (and its module
+  // closed) when the last snapshot holding it goes. Null when it was not loaded.
   std::shared_ptr<AcceleratorPlugin> unload(const AcceleratorPlugin* plugin);
 
-  // Moves plugins whose calls hung out of the active list (they stay loaded); returns their names.
-  std::vector<std::string> withdrawFailed();
+  // The one place a plugin is withdrawn: moves every plugin whose call hung (failed())
+  // from plugins() to withdrawn(), logs it once, and returns the plugins it moved, for
+  // the caller to stop offering their devices. A withdrawn plugin stays loaded (a thread
+  // may still be inside it) and keeps its file, name and key: a rescan does not start it
+  // again beside the hung one.
+  std::vector<std::shared_ptr<AcceleratorPlugin>> withdrawFailed();
+  std::vector<std::shared_ptr<AcceleratorPlugin>> withdrawn() const;
 
  private:
   std::shared_ptr<AcceleratorPlugin> loadFile(const std::filesystem::path& file);
   // Records and logs why `file` is not loaded; returns null for loadFile to pass on.
   std::nullptr_t skip(const std::filesystem::path& file, const std::string& name, const std::string& reason);
   bool allowedLocked(const std::string& name) const;
+  // Why a plugin of this name and key cannot be added now; nullopt when it can.
+  std::optional<std::string> refusalLocked(const std::string& name, const std::string& key) const;
 
   mutable std::mutex mutex_;  // guards everything below; never held during a plugin call
   PluginHostOptions options_;
-  std::vector<std::shared_ptr<AcceleratorPlugin>> plugins_;
-  std::vector<std::shared_ptr<AcceleratorPlugin>> withdrawn_;
+  std::vector<std::shared_ptr<AcceleratorPlugin>> plugins_;    // active
+  std::vector<std::shared_ptr<AcceleratorPlugin>> withdrawn_;  // a call hung: offered nothing more
   std::vector<SkippedPlugin> skipped_;
 };
 

@@ -2,8 +2,10 @@
 // the key, and replace the parts marked "replace:" with calls into your driver library.
 #include <bai/plugin.hpp>
 
+#include <set>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace {
@@ -16,16 +18,32 @@ struct Npu {
 
 std::string quoted(const std::string& text) { return "\"" + text + "\""; }
 
-// The config value of `devices` (JSON text, as the host hands it over): a whole number 0..64.
+// Every config key the plugin takes, declared once: name, type, default, description.
+// A plugin with a JSON library also refuses the keys this table lacks (findConfigKey).
+constexpr bai::plugin::ConfigKey kConfigKeys[] = {
+    {"devices", "a whole number from 0 to 64", "2", "how many NPUs to simulate (replace: ask your driver)"},
+};
+
+// The config value of `devices` (JSON text, as the host hands it over), or its default.
 int deviceCount(const bai::plugin::Host& host) {
-  const auto text = host.config("devices");
-  if (!text) return 2;  // replace: ask your driver how many devices there are
-  const std::string digits = *text;
+  const bai::plugin::ConfigKey& key = kConfigKeys[0];
+  const std::string digits = host.config(key.name).value_or(std::string(key.defaultValue));
   if (digits.empty() || digits.size() > 2 || digits.find_first_not_of("0123456789") != std::string::npos ||
       std::stoi(digits) > 64) {
-    throw std::invalid_argument("config key 'devices' must be a whole number from 0 to 64, got " + digits);
+    throw std::invalid_argument("config key '" + std::string(key.name) + "' must be " + std::string(key.type) + ", got " +
+                                digits);
   }
   return std::stoi(digits);
+}
+
+// The "session_id" of a session document. A real plugin parses it with its JSON library.
+std::string sessionIdOf(std::string_view session) {
+  const std::string_view field = "\"session_id\":";
+  const std::size_t at = session.find(field);
+  const std::size_t start = at == std::string_view::npos ? at : session.find('"', at + field.size());
+  const std::size_t end = start == std::string_view::npos ? start : session.find('"', start + 1);
+  if (end == std::string_view::npos || end == start + 1) throw std::invalid_argument("the session has no session_id");
+  return std::string(session.substr(start + 1, end - start - 1));
 }
 
 class AcmeAccelerator : public bai::plugin::Accelerator {
@@ -70,17 +88,26 @@ class AcmeAccelerator : public bai::plugin::Accelerator {
   // Tells the session's process which devices it got. The host passes
   // {"session_id": ..., "allocation": {"acme.device": {"<id>": "1"}}}; a real plugin
   // parses it with its JSON library of choice.
+  // Each session id is prepared once until released: the agent relies on it, and
+  // bai-plugin-check tests it.
   std::string prepareSession(std::string_view session) override {
+    const std::string id = sessionIdOf(session);
+    if (prepared_.count(id) != 0) throw std::invalid_argument("session " + id + " is prepared already");
     std::string visible;
     for (const Npu& n : npus_) {
       if (session.find("\"" + n.id + "\":") == std::string_view::npos) continue;
       if (!visible.empty()) visible += ",";
       visible += n.uuid;
     }
+    prepared_.insert(id);
     return R"({"env": {"ACME_VISIBLE_DEVICES": )" + quoted(visible) + "}}";
   }
 
-  void releaseSession(std::string_view /*session*/) override {}  // nothing to undo here
+  // An id that is not prepared is BAI_ERR_NOT_FOUND (an agent that restarted may ask).
+  void releaseSession(std::string_view session) override {
+    const std::string id = sessionIdOf(session);
+    if (prepared_.erase(id) == 0) throw bai::plugin::StatusError(BAI_ERR_NOT_FOUND, "session " + id + " is not prepared");
+  }
 
   std::string health() override {
     std::string out = R"({"devices": [)";
@@ -94,6 +121,7 @@ class AcmeAccelerator : public bai::plugin::Accelerator {
  private:
   const bai::plugin::Host& host_;
   std::vector<Npu> npus_;
+  std::set<std::string> prepared_;  // ids of the prepared sessions
 };
 
 }  // namespace

@@ -38,11 +38,12 @@ TEST(PluginCheck, PassesAWellBehavedPlugin) {
   CheckerRun run = check("good");
   EXPECT_EQ(run.exitCode, 0) << run.output;
   for (const char* name : {"info-record", "abi-version", "create", "describe", "list-devices", "slot-types",
-                           "alloc-map-spec", "allocation-round-trip", "prepare-release", "node-measures", "health",
-                           "create-destroy-cycles", "two-threads", "bad-config", "deadlines"}) {
+                           "alloc-map-spec", "allocation-round-trip", "prepare-release", "prepare-twice",
+                           "release-unknown", "node-measures", "health", "create-destroy-cycles", "two-threads",
+                           "bad-config", "deadlines"}) {
     expectLine(run, std::string("PASS ") + name + " (");
   }
-  expectLine(run, "15 passed, 0 failed, 0 skipped");
+  expectLine(run, "17 passed, 0 failed, 0 skipped");
 }
 
 struct Expected {
@@ -71,7 +72,30 @@ INSTANTIATE_TEST_SUITE_P(
         Expected{"bad-prefix", "FAIL slot-types: slot_types: slot 'gpu.device' does not start with the plugin key 'prefix.'"},
         Expected{"throws", "FAIL list-devices: list_devices returned BAI_ERR_EXCEPTION"},
         Expected{"hangs", "FAIL list-devices: did not finish within"},
-        Expected{"hangs-on-prepare", "FAIL prepare-release: did not finish within"}));
+        Expected{"hangs-on-prepare", "FAIL prepare-release: did not finish within"},
+        Expected{"prepares-twice",
+                 "FAIL prepare-twice: expected a second prepare_session for session 'bai-plugin-check-twice', prepared "
+                 "and not yet released, to return BAI_ERR_INVALID_ARGUMENT, got BAI_OK (see "
+                 "docs/plugin-guide.md#what-a-session-receives)"},
+        Expected{"releases-unknown",
+                 "FAIL release-unknown: expected release_session of session 'bai-plugin-check-never-prepared', which "
+                 "was never prepared, to return BAI_ERR_NOT_FOUND, got BAI_OK (see "
+                 "docs/plugin-guide.md#what-a-session-receives)"}));
+
+TEST(PluginCheck, AHungCallIsReportedWithTheAgentsDeadline) {
+  CheckerRun run = check("hangs");
+  expectLine(run, "FAIL list-devices: did not finish within 2600 ms: a call hung (the agent gives each call 300 ms)");
+}
+
+TEST(PluginCheck, EachSessionContractBreachFailsOnlyItsOwnCheck) {
+  CheckerRun twice = check("prepares-twice");
+  expectLine(twice, "PASS prepare-release (");
+  expectLine(twice, "PASS release-unknown (");
+  expectLine(twice, "16 passed, 1 failed, 0 skipped");
+  CheckerRun unknown = check("releases-unknown");
+  expectLine(unknown, "PASS prepare-twice (");
+  expectLine(unknown, "16 passed, 1 failed, 0 skipped");
+}
 
 TEST(PluginCheck, SkipsWhatDependsOnAFailure) {
   CheckerRun run = check("create-fails");

@@ -1,6 +1,7 @@
 // The host against one fixture plugin per failure mode: it skips each with a clear
 // reason, keeps the good ones, and survives hangs, throws and garbage.
 #include "alloc/node_allocator.hpp"
+#include "check/plugin_checker.hpp"
 #include "plugin/plugin_host.hpp"
 
 #include <gtest/gtest.h>
@@ -116,6 +117,37 @@ TEST_F(PluginHostTest, LoadsAWellBehavedPlugin) {
   EXPECT_TRUE(plugin->nodeMeasures().ok());
 }
 
+// The agent's host and bai-plugin-check answer a plugin's config_get from one
+// implementation: dotted paths, plain keys and absent keys alike.
+TEST_F(PluginHostTest, HostAndCheckerGiveAPluginTheSameConfig) {
+  const fs::path file = use("config-echo");
+  const std::string config = R"({"greeting": {"text": "hi"}, "limits": {"gpu": {"max_mem": "8g"}}, "missing.dot": 1})";
+  PluginHostOptions o = options();
+  o.configFor = [&](const std::string&, const std::string&) { return config; };
+  PluginHost host(o);
+  host.loadAll();
+  AcceleratorPlugin* plugin = host.find("echo");
+  ASSERT_NE(plugin, nullptr) << logText();
+  const nlohmann::json throughHost = plugin->discovery().extraInfo;
+
+  CheckerOptions checkerOptions;
+  checkerOptions.plugin = file;
+  checkerOptions.configJson = config;
+  auto shown = showPlugin(checkerOptions, {});
+  ASSERT_TRUE(shown.ok()) << shown.error().message;
+  const nlohmann::json throughChecker = (*shown)["describe"]["extra_info"];
+
+  const nlohmann::json expected = {{"greeting", {{"text", "hi"}}},
+                                   {"greeting.text", "hi"},
+                                   {"limits.gpu.max_mem", "8g"},
+                                   {"missing", nullptr},
+                                   {"greeting.missing", nullptr},
+                                   {"", nullptr},
+                                   {"limits..gpu", nullptr}};
+  EXPECT_EQ(throughHost, expected);
+  EXPECT_EQ(throughChecker, expected);
+}
+
 TEST_F(PluginHostTest, NewerMinorWithABiggerTableLoads) {
   use("newer-minor");
   PluginHost host(options());
@@ -188,11 +220,23 @@ TEST_F(PluginHostTest, APluginThatHangsLaterIsWithdrawn) {
   const auto start = std::chrono::steady_clock::now();
   EXPECT_FALSE(slow->health().ok());  // refused at once, not after another deadline
   EXPECT_LT(std::chrono::steady_clock::now() - start, 100ms);
-  EXPECT_EQ(host.withdrawFailed(), std::vector<std::string>{"hangs-on-prepare"});
+  auto withdrawn = host.withdrawFailed();
+  ASSERT_EQ(withdrawn.size(), 1u);
+  EXPECT_EQ(withdrawn[0].get(), slow);
+  EXPECT_TRUE(host.withdrawFailed().empty()) << "withdrawn once";
   ASSERT_EQ(host.plugins().size(), 1u);
   EXPECT_EQ(host.find("slow"), nullptr);
+  ASSERT_EQ(host.withdrawn().size(), 1u);
+  EXPECT_EQ(host.withdrawn()[0].get(), slow);
   EXPECT_TRUE(host.find("acme")->health().ok());  // the others keep serving
-  EXPECT_NE(logText().find("withdrawn"), std::string::npos);
+  EXPECT_NE(logText().find("plugin hangs-on-prepare withdrawn: a call exceeded its deadline"), std::string::npos);
+
+  // A rescan does not start the hung plugin again beside the withdrawn instance.
+  EXPECT_TRUE(host.loadAll().empty()) << logText();
+  EXPECT_EQ(host.plugins().size(), 1u);
+  // Unloading takes it out of the host altogether.
+  EXPECT_EQ(host.unload(slow).get(), slow);
+  EXPECT_TRUE(host.withdrawn().empty());
 }
 
 TEST_F(PluginHostTest, RefusesADuplicateKeyNamingBothFiles) {

@@ -15,26 +15,11 @@ using bai::testing::DirectPlugin;
 
 constexpr const char* kH100 = "NVIDIA H100 80GB HBM3";
 
-// Creates the plugin on `config`; the scenario must outlive it.
-std::unique_ptr<DirectPlugin> created(const json& config) {
-  auto plugin = std::make_unique<DirectPlugin>(pluginPath());
-  EXPECT_TRUE(plugin->loaded());
-  EXPECT_EQ(plugin->create(config.dump()), BAI_OK) << plugin->lastLog();
-  return plugin;
-}
-
 json healthById(DirectPlugin& plugin) {
   json byId = json::object();
   json health = parsePayload("health", plugin.health());
   for (const json& d : health["devices"]) byId[d["id"].get<std::string>()] = d;
   return byId;
-}
-
-bai_status prepareStatus(DirectPlugin& plugin, const std::string& document) {
-  char* out = nullptr;
-  bai_status status = plugin.vtable().prepare_session(plugin.instance(), document.c_str(), &out);
-  plugin.vtable().free_string(out);
-  return status;
 }
 
 TEST(CudaDevicePlugin, IdentityIsCudaDevice) {

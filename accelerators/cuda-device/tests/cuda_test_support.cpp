@@ -1,7 +1,5 @@
 #include "cuda_test_support.hpp"
 
-#include "json_schema.hpp"
-
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
@@ -66,13 +64,18 @@ json Scenario::config(const json& settings) const {
 
 std::string Scenario::gpuUuid(std::size_t index) const { return document_["devices"].at(index)["uuid"]; }
 
-json parsePayload(std::string_view schema, const std::string& text) {
-  json payload = json::parse(text, nullptr, false);
-  EXPECT_FALSE(payload.is_discarded()) << "not JSON: " << text;
-  if (payload.is_discarded()) return json::object();
-  auto valid = bai::json::abiSchemas().validate(schema, payload);
-  EXPECT_TRUE(valid.ok()) << schema << ": " << (valid.ok() ? "" : valid.error().message) << "\n" << text;
-  return payload;
+std::unique_ptr<bai::testing::DirectPlugin> created(const json& config) {
+  auto plugin = std::make_unique<bai::testing::DirectPlugin>(pluginPath());
+  EXPECT_TRUE(plugin->loaded());
+  EXPECT_EQ(plugin->create(config.dump()), BAI_OK) << plugin->lastLog();
+  return plugin;
+}
+
+bai_status prepareStatus(bai::testing::DirectPlugin& plugin, const std::string& document) {
+  char* out = nullptr;
+  bai_status status = plugin.vtable().prepare_session(plugin.instance(), document.c_str(), &out);
+  plugin.vtable().free_string(out);
+  return status;
 }
 
 std::string session(std::string_view id, const json& allocation) {

@@ -2,11 +2,13 @@
 // configs with a sysfs tree of their NUMA nodes, and schema checks of every payload.
 #pragma once
 
+#include <abi_payload.hpp>
 #include <direct_plugin.hpp>
 #include <temp_dir.hpp>
 
 #include <nlohmann/json.hpp>
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -39,7 +41,12 @@ class Scenario {
 };
 
 // Parses a payload and checks it against docs/abi/<schema>.schema.json.
-json parsePayload(std::string_view schema, const std::string& text);
+using bai::testing::parsePayload;
+
+// Creates the plugin of pluginPath() on `config`; the scenario must outlive it.
+std::unique_ptr<bai::testing::DirectPlugin> created(const json& config);
+// prepare_session's status for `document`; its answer is freed unread.
+bai_status prepareStatus(bai::testing::DirectPlugin& plugin, const std::string& document);
 
 // A session document for prepare/release.
 std::string session(std::string_view id, const json& allocation);

@@ -19,20 +19,6 @@ constexpr std::uint64_t kCores = 16896;
 constexpr std::uint64_t kMiB = 1024 * 1024;
 constexpr std::uint64_t kGiB = 1024 * kMiB;
 
-std::unique_ptr<DirectPlugin> created(const json& config) {
-  auto plugin = std::make_unique<DirectPlugin>(pluginPath());
-  EXPECT_TRUE(plugin->loaded());
-  EXPECT_EQ(plugin->create(config.dump()), BAI_OK) << plugin->lastLog();
-  return plugin;
-}
-
-bai_status prepareStatus(DirectPlugin& plugin, const std::string& document) {
-  char* out = nullptr;
-  bai_status status = plugin.vtable().prepare_session(plugin.instance(), document.c_str(), &out);
-  plugin.vtable().free_string(out);
-  return status;
-}
-
 json prepared(DirectPlugin& plugin, std::string_view id, const json& allocation) {
   return parsePayload("prepare_session", plugin.prepareSession(session(id, allocation)));
 }

@@ -1,7 +1,5 @@
 #include "mock_test_support.hpp"
 
-#include "json_schema.hpp"
-
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -25,15 +23,6 @@ std::string sampleConfig(std::string_view name, const json& inlineSettings) {
   json config = inlineSettings;
   config["config_file"] = samplePath(name);
   return config.dump();
-}
-
-json parsePayload(std::string_view schema, const std::string& text) {
-  json payload = json::parse(text, nullptr, false);
-  EXPECT_FALSE(payload.is_discarded()) << "not JSON: " << text;
-  if (payload.is_discarded()) return json::object();
-  auto valid = bai::json::abiSchemas().validate(schema, payload);
-  EXPECT_TRUE(valid.ok()) << schema << ": " << (valid.ok() ? "" : valid.error().message) << "\n" << text;
-  return payload;
 }
 
 TempDir::TempDir() {

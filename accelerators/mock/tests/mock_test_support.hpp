@@ -2,6 +2,7 @@
 // written to a temporary directory, and schema checks of every payload.
 #pragma once
 
+#include <abi_payload.hpp>
 #include <direct_plugin.hpp>
 
 #include <nlohmann/json.hpp>
@@ -23,7 +24,7 @@ std::string samplePath(std::string_view name);
 std::string sampleConfig(std::string_view name, const json& inlineSettings = json::object());
 
 // Parses a payload and checks it against docs/abi/<schema>.schema.json.
-json parsePayload(std::string_view schema, const std::string& text);
+using bai::testing::parsePayload;
 
 // A directory under TMPDIR, removed with its files when the test ends.
 class TempDir {

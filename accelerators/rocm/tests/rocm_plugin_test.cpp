@@ -1,7 +1,7 @@
 // Loads the built rocm.so through dlopen, as the agent does, with its `smi_library` set to
 // the fake ROCm SMI of tests/fakes/rocm, and checks every payload against docs/abi/.
-#include "json_schema.hpp"
 
+#include <abi_payload.hpp>
 #include <direct_plugin.hpp>
 #include <temp_dir.hpp>
 
@@ -25,6 +25,7 @@ namespace {
 
 using nlohmann::json;
 using bai::testing::DirectPlugin;
+using bai::testing::parsePayload;
 
 std::string fromEnv(const char* name) {
   const char* value = std::getenv(name);
@@ -33,15 +34,6 @@ std::string fromEnv(const char* name) {
 std::string pluginPath() { return fromEnv("BAI_ROCM_PLUGIN"); }
 std::string fakePath() { return fromEnv("BAI_FAKE_ROCM_SMI"); }
 std::string scenario(const std::string& name) { return fromEnv("BAI_FAKE_ROCM_SMI_SCENARIOS") + "/" + name; }
-
-json parsePayload(std::string_view schema, const std::string& text) {
-  json payload = json::parse(text, nullptr, false);
-  EXPECT_FALSE(payload.is_discarded()) << "not JSON: " << text;
-  if (payload.is_discarded()) return json::object();
-  auto valid = bai::json::abiSchemas().validate(schema, payload);
-  EXPECT_TRUE(valid.ok()) << schema << ": " << (valid.ok() ? "" : valid.error().message) << "\n" << text;
-  return payload;
-}
 
 std::string session(const std::string& id, const json& allocation) {
   return json{{"session_id", id}, {"allocation", allocation}}.dump();

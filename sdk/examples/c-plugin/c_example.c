@@ -5,8 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define MAX_SESSIONS 64
+#define SESSION_ID_SIZE 128
+
 struct bai_accelerator {
   const bai_host_services* host;
+  char prepared[MAX_SESSIONS][SESSION_ID_SIZE]; /* ids of the prepared sessions; "" is a free entry */
 };
 
 static bai_status reply(const char* json, char** out) {
@@ -19,7 +23,7 @@ static bai_status reply(const char* json, char** out) {
 
 static bai_status create(const bai_host_services* host, const char* config_json, bai_accelerator** out) {
   (void)config_json;
-  bai_accelerator* self = malloc(sizeof *self);
+  bai_accelerator* self = calloc(1, sizeof *self);
   if (self == NULL) return BAI_ERR_OUT_OF_MEMORY;
   self->host = host;
   host->log(host->context, BAI_LOG_INFO, "c-example: one device found");
@@ -51,15 +55,46 @@ static bai_status alloc_map_spec(bai_accelerator* self, char** out) {
                " \"devices\": [{\"id\": \"0\", \"capacity\": \"1\"}]}]}", out);
 }
 
-static bai_status prepare_session(bai_accelerator* self, const char* session, char** out) {
-  (void)self;
-  const int has_device = strstr(session, "\"cdev.device\"") != NULL;
-  return reply(has_device ? "{\"env\": {\"CDEV_VISIBLE\": \"0\"}}" : "{\"env\": {\"CDEV_VISIBLE\": \"\"}}", out);
+/* Copies the session document's "session_id" into `id`; 0 when it has none that fits. */
+static int session_id_of(const char* session, char id[SESSION_ID_SIZE]) {
+  const char* field = strstr(session, "\"session_id\":");
+  const char* start = field != NULL ? strchr(field + strlen("\"session_id\":"), '"') : NULL;
+  const char* end = start != NULL ? strchr(start + 1, '"') : NULL;
+  if (end == NULL || end == start + 1 || (size_t)(end - start - 1) >= SESSION_ID_SIZE) return 0;
+  memcpy(id, start + 1, (size_t)(end - start - 1));
+  id[end - start - 1] = '\0';
+  return 1;
 }
 
+/* The entry holding `id` ("" finds a free one); NULL when there is none. */
+static char* prepared_entry(bai_accelerator* self, const char* id) {
+  for (int i = 0; i < MAX_SESSIONS; ++i) {
+    if (strcmp(self->prepared[i], id) == 0) return self->prepared[i];
+  }
+  return NULL;
+}
+
+/* Each session id is prepared once until it is released. */
+static bai_status prepare_session(bai_accelerator* self, const char* session, char** out) {
+  char id[SESSION_ID_SIZE];
+  if (!session_id_of(session, id)) return BAI_ERR_INVALID_ARGUMENT;
+  if (prepared_entry(self, id) != NULL) return BAI_ERR_INVALID_ARGUMENT;
+  char* entry = prepared_entry(self, "");
+  if (entry == NULL) return BAI_ERR_UNAVAILABLE;
+  const int has_device = strstr(session, "\"cdev.device\"") != NULL;
+  bai_status status =
+      reply(has_device ? "{\"env\": {\"CDEV_VISIBLE\": \"0\"}}" : "{\"env\": {\"CDEV_VISIBLE\": \"\"}}", out);
+  if (status == BAI_OK) strcpy(entry, id);
+  return status;
+}
+
+/* A session that is not prepared is BAI_ERR_NOT_FOUND (an agent that restarted may ask). */
 static bai_status release_session(bai_accelerator* self, const char* session) {
-  (void)self;
-  (void)session;
+  char id[SESSION_ID_SIZE];
+  if (!session_id_of(session, id)) return BAI_ERR_INVALID_ARGUMENT;
+  char* entry = prepared_entry(self, id);
+  if (entry == NULL) return BAI_ERR_NOT_FOUND;
+  entry[0] = '\0';
   return BAI_OK;
 }
 

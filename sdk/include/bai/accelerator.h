@@ -161,14 +161,16 @@ typedef struct bai_accelerator_vtable {
    * plugin before EVERY session, with an empty allocation when the session asked for
    * none of this plugin's slots (hide your devices from it: e.g. an empty visibility
    * variable). Every successful call is paired with exactly one release_session for the
-   * same session id; preparing an id that is already prepared returns
-   * BAI_ERR_INVALID_ARGUMENT. The output is freed with free_string. */
+   * same session id; preparing an id that is prepared and not yet released returns
+   * BAI_ERR_INVALID_ARGUMENT (bai-plugin-check tests it). The output is freed with
+   * free_string. */
   bai_status (*prepare_session)(bai_accelerator* instance, const char* session_json, char** out_json);
 
   /* Undoes prepare_session for {"session_id", "allocation"}: stops MPS clients, frees
    * MIG handles. Called once per successful prepare, also after the session failed.
-   * An unknown or already released session id returns BAI_ERR_NOT_FOUND (an agent that
-   * restarted may release sessions a previous instance prepared). */
+   * A session id that is not prepared, unknown or released already, returns
+   * BAI_ERR_NOT_FOUND (bai-plugin-check tests it; an agent that restarted may release
+   * sessions a previous instance prepared). */
   bai_status (*release_session)(bai_accelerator* instance, const char* session_json);
 
   /* {"measures": [{"key", "unit", "value", "per_device": {"<id>": "<value>"}}]} for the node. */

@@ -9,8 +9,8 @@
 //   BAI_ACCELERATOR_PLUGIN(MyAccelerator, "my-accel", "Acme", "1.0.0", "acme", "Acme NPUs")
 //
 // Every exception is caught at the ABI boundary, logged through the host and mapped to
-// a distinct status; nothing from the C++ library crosses dlopen. Uses the standard
-// library only. Throw std::invalid_argument (or StatusError) for bad input: other
+// a distinct status; nothing from the C++ library crosses dlopen. Config keys are
+// declared once, in one table of ConfigKey. Uses the standard library only. Throw std::invalid_argument (or StatusError) for bad input: other
 // exceptions, such as a JSON library's parse errors, come back as BAI_ERR_EXCEPTION.
 #pragma once
 
@@ -22,6 +22,7 @@
 #include <memory>
 #include <new>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -37,6 +38,31 @@ class StatusError : public std::runtime_error {
  private:
   bai_status status_;
 };
+
+// One key of a plugin's config table. A plugin declares every key it takes once, in one
+// table of these, documents its keys from it and refuses any key the table lacks, so
+// that a typo never silently falls back to a default.
+struct ConfigKey {
+  std::string_view name;
+  std::string_view type;          // what a value looks like: "string", "list of integers"
+  std::string_view defaultValue;  // as written in the config; empty when the key has none
+  std::string_view description;
+};
+
+// The entry of `keys` named `name`; null when `keys` does not declare it.
+constexpr const ConfigKey* findConfigKey(std::span<const ConfigKey> keys, std::string_view name) {
+  for (const ConfigKey& key : keys) {
+    if (key.name == name) return &key;
+  }
+  return nullptr;
+}
+
+// "a, b, c": the names `keys` declares, for the message that refuses an unknown key.
+inline std::string configKeyNames(std::span<const ConfigKey> keys) {
+  std::string names;
+  for (const ConfigKey& key : keys) names.append(names.empty() ? "" : ", ").append(key.name);
+  return names;
+}
 
 // The host services an instance was created with.
 class Host {
@@ -80,8 +106,12 @@ class Host {
 };
 
 // One instance of a plugin. Every call returns a JSON document as text (see accelerator.h).
+// Instances are never copied: the host owns each one through its handle.
 class Accelerator {
  public:
+  Accelerator() = default;
+  Accelerator(const Accelerator&) = delete;
+  Accelerator& operator=(const Accelerator&) = delete;
   virtual ~Accelerator() = default;
   virtual std::string describe() = 0;
   virtual std::string listDevices() = 0;
