@@ -117,6 +117,9 @@ TEST(JsonReader, ReportsTheSizeAStringNeeds) {
   EXPECT_EQ(bai_json_read_string(&element, small, sizeof small, &needed), BAI_JSON_ERR_OVERFLOW);
   EXPECT_EQ(needed, 7u);
   EXPECT_STREQ(small, "") << "no partial text";
+  needed = 0;
+  EXPECT_EQ(bai_json_read_string(&element, nullptr, 0, &needed), BAI_JSON_ERR_OVERFLOW);
+  EXPECT_EQ(needed, 7u) << "a NULL buffer of size 0 asks for the size";
   char exact[7];
   EXPECT_EQ(bai_json_read_string(&element, exact, sizeof exact, &needed), BAI_JSON_OK);
   EXPECT_STREQ(exact, "abcdef");

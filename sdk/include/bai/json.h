@@ -73,13 +73,12 @@ static inline size_t bai_json_internal_utf8_length(const unsigned char* p, const
   const size_t left = (size_t)(end - p);
   if (left == 0) return 0;
   if (p[0] < 0x80) return 1;
-  size_t length = 0;
-  uint32_t min = 0, code = 0;
-  if (p[0] >= 0xC2 && p[0] <= 0xDF) length = 2, min = 0x80, code = p[0] & 0x1Fu;
-  else if ((p[0] & 0xF0) == 0xE0) length = 3, min = 0x800, code = p[0] & 0x0Fu;
-  else if (p[0] >= 0xF0 && p[0] <= 0xF4) length = 4, min = 0x10000, code = p[0] & 0x07u;
-  else return 0;
-  if (left < length) return 0;
+  /* The lead byte gives the length; 0x80..0xC1 and 0xF5..0xFF never lead. */
+  const size_t length = p[0] >= 0xC2 && p[0] <= 0xDF ? 2 : (p[0] & 0xF0) == 0xE0 ? 3 : p[0] >= 0xF0 && p[0] <= 0xF4 ? 4 : 0;
+  if (length == 0 || left < length) return 0;
+  static const uint32_t smallest[] = {0, 0, 0x80, 0x800, 0x10000}; /* below it, overlong */
+  const uint32_t min = smallest[length];
+  uint32_t code = p[0] & (0x7Fu >> length);
   for (size_t i = 1; i < length; ++i) {
     if ((p[i] & 0xC0) != 0x80) return 0;
     code = (code << 6) | (p[i] & 0x3Fu);

@@ -79,7 +79,10 @@ static inline size_t bai_json_internal_next_char(const char** p, const char* end
   if ((unsigned char)*at < 0x20) return 0;
   if (*at != '\\') {
     const size_t n = bai_json_internal_utf8_length((const unsigned char*)at, (const unsigned char*)end);
-    if (n > 0) memcpy(bytes, at, n), *p = at + n;
+    if (n > 0) {
+      memcpy(bytes, at, n);
+      *p = at + n;
+    }
     return n;
   }
   if (end - at < 2) return 0;
@@ -173,30 +176,35 @@ static inline bai_json_status bai_json_internal_scan_container(const char* p, co
   return BAI_JSON_OK;
 }
 
+/* Checks the literal `word` at `p`; `*after` gets the byte after it. */
+static inline bai_json_status bai_json_internal_scan_literal(const char* p, const char* end, const char* word,
+                                                              const char** after) {
+  const size_t n = strlen(word);
+  if ((size_t)(end - p) < n || memcmp(p, word, n) != 0) return BAI_JSON_ERR_SYNTAX;
+  *after = p + n;
+  return BAI_JSON_OK;
+}
+
 /* Checks the value at `p` (no leading space) and describes it in `*value`. */
 static inline bai_json_status bai_json_internal_scan_value(const char* p, const char* end, int depth,
                                                             bai_json_value* value) {
   if (p >= end) return BAI_JSON_ERR_SYNTAX;
   const char* after = p;
   bai_json_status status = BAI_JSON_ERR_SYNTAX;
-  bai_json_type type = BAI_JSON_NUMBER;
-  static const char* const literals[] = {"null", "true", "false"};
-  for (int i = 0; i < 3; ++i) {
-    const size_t n = strlen(literals[i]);
-    if (*p == literals[i][0]) {
-      if ((size_t)(end - p) < n || memcmp(p, literals[i], n) != 0) return BAI_JSON_ERR_SYNTAX;
-      after = p + n, status = BAI_JSON_OK, type = i == 0 ? BAI_JSON_NULL : BAI_JSON_BOOL;
-    }
-  }
-  if (*p == '"') status = bai_json_internal_scan_string(p, end, &after), type = BAI_JSON_STRING;
-  else if (*p == '[' || *p == '{') {
-    status = bai_json_internal_scan_container(p, end, depth, &after);
-    type = *p == '{' ? BAI_JSON_OBJECT : BAI_JSON_ARRAY;
-  } else if (*p == '-' || (*p >= '0' && *p <= '9')) {
-    status = bai_json_internal_scan_number(p, end, &after);
+  bai_json_type type = BAI_JSON_NULL;
+  switch (*p) {
+    case 'n': status = bai_json_internal_scan_literal(p, end, "null", &after); break;
+    case 't': status = bai_json_internal_scan_literal(p, end, "true", &after), type = BAI_JSON_BOOL; break;
+    case 'f': status = bai_json_internal_scan_literal(p, end, "false", &after), type = BAI_JSON_BOOL; break;
+    case '"': status = bai_json_internal_scan_string(p, end, &after), type = BAI_JSON_STRING; break;
+    case '[': status = bai_json_internal_scan_container(p, end, depth, &after), type = BAI_JSON_ARRAY; break;
+    case '{': status = bai_json_internal_scan_container(p, end, depth, &after), type = BAI_JSON_OBJECT; break;
+    default: status = bai_json_internal_scan_number(p, end, &after), type = BAI_JSON_NUMBER; break;
   }
   if (status != BAI_JSON_OK) return status;
-  value->text = p, value->length = (size_t)(after - p), value->type = type;
+  value->text = p;
+  value->length = (size_t)(after - p);
+  value->type = type;
   return BAI_JSON_OK;
 }
 
@@ -253,7 +261,8 @@ static inline bool bai_json_next(bai_json_iter* it, bai_json_value* key, bai_jso
 }
 
 /* Decodes the string `value` into `buffer` of `size` bytes, NUL-terminated. `*needed`
- * (if not NULL) receives the size required including the NUL. Returns BAI_JSON_OK,
+ * (if not NULL) receives the size required including the NUL; `buffer` may be NULL when
+ * `size` is 0, to learn that size first. Returns BAI_JSON_OK,
  * BAI_JSON_ERR_OVERFLOW when it did not fit (the buffer then holds no partial text),
  * BAI_JSON_ERR_TYPE for a value that is not a string, BAI_JSON_ERR_INVALID when the
  * string holds U+0000. */
