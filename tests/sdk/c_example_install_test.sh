@@ -35,7 +35,7 @@ check=$(find "$tmp/dest" -path '*/bin/bai-plugin-check')
 printf 'devices = 3\n' > "$tmp/three.toml"
 for config in "" "$tmp/three.toml"; do
   "$check" ${config:+--config "$config"} "$installed" > "$tmp/check.txt" || { cat "$tmp/check.txt"; fail "bai-plugin-check ${config:+with $config}"; }
-  grep -q "15 passed, 0 failed, 0 skipped" "$tmp/check.txt" || { cat "$tmp/check.txt"; fail "not every check passed"; }
+  grep -qE "^[0-9]+ passed, 0 failed, 0 skipped$" "$tmp/check.txt" || { cat "$tmp/check.txt"; fail "not every check passed"; }
 done
 "$check" --config "$tmp/three.toml" --show --session cdev.device=2 --env "$installed" > "$tmp/env.txt"
 grep -q "CDEV_VISIBLE='\?0,1'\?" "$tmp/env.txt" || { cat "$tmp/env.txt"; fail "a session of two devices does not see 0,1"; }
