@@ -24,7 +24,7 @@ for f in bin/bai-plugin-check include/bai/accelerator.h include/bai/plugin.hpp i
 done
 ls "$libdir"/libbai.so.* >/dev/null 2>&1 || fail "libbai is not installed"
 [ -e "$pcdir/bai.pc" ] || fail "bai.pc is not installed"
-unexpected=$(cd "$tmp/dest" && find . -type f | grep -Ev '/bin/(bai|bai-plugin-check|bai-agent|bai-manager|bai-session-shim)$|/include/bai/(accelerator\.h|client\.hpp|plugin\.hpp|protocol\.hpp|request_signing\.hpp|scheduler\.h|slots\.hpp|result\.hpp)$|/libbai\.so\.[0-9.]+$|/pkgconfig/bai(-sdk)?\.pc$|/bai/(accelerators|policies)/[a-z0-9-]+\.so$|/share/bai/(template|examples|docs)/|/lib/systemd/system/bai-(manager|agent)\.service$|/lib/sysusers\.d/bai\.conf$|/share/doc/bai/admin-guide\.md$' || true)
+unexpected=$(cd "$tmp/dest" && find . -type f | grep -Ev '/bin/(bai|bai-plugin-check|bai-agent|bai-manager|bai-session-shim)$|/include/bai/(accelerator\.h|client\.hpp|json(_reader|_writer)?\.h|plugin\.hpp|protocol\.hpp|request_signing\.hpp|scheduler\.h|slots\.hpp|result\.hpp)$|/libbai\.so\.[0-9.]+$|/pkgconfig/bai(-sdk)?\.pc$|/bai/(accelerators|policies)/[a-z0-9-]+\.so$|/share/bai/(template|examples|docs)/|/lib/systemd/system/bai-(manager|agent)\.service$|/lib/sysusers\.d/bai\.conf$|/share/doc/bai/admin-guide\.md$' || true)
 [ -z "$unexpected" ] || fail "unexpected installed files: $unexpected"
 echo "installed file list OK"
 
