@@ -19,6 +19,7 @@
 // Temporary databases go under $TMPDIR (default /tmp): point it at the disk you care about.
 
 #include "bench_support.hpp"
+#include "clock.hpp"
 #include "cluster.hpp"
 #include "http_server.hpp"
 #include "manager.hpp"
@@ -459,7 +460,7 @@ void BM_StoreReserve(benchmark::State& state, bool fullSync) {
       session.command = {"sleep", "infinity"};
       session.requested = kinds[requestKindFor(agent, d)];
       session.agentId = agentId(agent);  // decided by the benchmark, not the selector
-      session.createdAtMillis = bai::manager::nowMillis();
+      session.createdAtMillis = bai::nowMillis();
       pool.push_back(std::move(session));
     }
     orDie(store->write([&](StoreTransaction& tx) -> Result<void> {
@@ -486,7 +487,7 @@ void BM_StoreReserve(benchmark::State& state, bool fullSync) {
               if (auto done = tx.deleteAllocation(session.id); !done) return done;
               if (auto done = tx.setAgentUsed(session.agentId, used); !done) return done;
               session.status = SessionStatus::Terminated;
-              session.endedAtMillis = bai::manager::nowMillis();
+              session.endedAtMillis = bai::nowMillis();
               if (auto done = tx.updateSession(session); !done) return done;
             }
             return {};
@@ -501,7 +502,7 @@ void BM_StoreReserve(benchmark::State& state, bool fullSync) {
     if (live.size() >= kWindow + kReleaseBatch) releaseOldest();
     SessionRecord scheduled = pool[nextInPool++];
     scheduled.status = SessionStatus::Scheduled;
-    scheduled.scheduledAtMillis = bai::manager::nowMillis();
+    scheduled.scheduledAtMillis = bai::nowMillis();
     const auto start = Clock::now();
     auto reserved = reserveInStore(*store, scheduled);
     const auto elapsed = Clock::now() - start;
@@ -558,7 +559,7 @@ class FakeAgentRpc {
       info.id = create->sessionId;
       info.state = protocol::SessionState::Running;
       info.pid = 4242;
-      info.startedAtMillis = bai::manager::nowMillis();
+      info.startedAtMillis = bai::nowMillis();
       return http::Response{201, "application/json", info.toJson(), {}};
     }
     if (request.path.rfind(prefix, 0) != 0) return error(404, "not-found", request.path);
@@ -566,7 +567,7 @@ class FakeAgentRpc {
     if (request.method == "DELETE") {
       info.state = protocol::SessionState::Destroyed;
       info.exitCode = 0;
-      info.endedAtMillis = bai::manager::nowMillis();
+      info.endedAtMillis = bai::nowMillis();
       return http::Response{200, "application/json", info.toJson(), {}};
     }
     if (request.method == "GET") {

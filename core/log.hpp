@@ -1,4 +1,4 @@
-// The agent's components log through the daemons' shared sink (sdk/lib/log_sink.hpp).
+// The agent's components log through the daemons' shared sink (daemon/log_sink.hpp).
 #pragma once
 
 #include "log_sink.hpp"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes a C++ source that holds the given JSON schema files as strings, for libbai."""
+"""Writes a C++ source that holds the given JSON schema files as strings, for daemon-common."""
 import json
 import sys
 from pathlib import Path

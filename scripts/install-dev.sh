@@ -44,8 +44,8 @@ need, listening on 127.0.0.1 only. Several environments live side by side.
                           the environment has cuda.shares) and show the agents and its output
   -h, --help              this text
 
-Layout of DIR/ENV_ID: bin/ and lib/ (the installed build; binaries find libbai through
-their rpath), etc/ (manager.toml, agent.toml, cluster-token and admin.keypair, both 0600,
+Layout of DIR/ENV_ID: bin/ and lib/ (the installed build; binaries find bai's libraries
+through their rpath), etc/ (manager.toml, agent.toml, cluster-token and admin.keypair, both 0600,
 mock configs), var/ (the SQLite database, the agent's state), run/ (pid and ready files),
 log/ (daemon logs), env.sh (source it to use the environment).
 

@@ -1,15 +1,12 @@
 #include "report/reporter.hpp"
 
+#include "clock.hpp"
+
 #include <algorithm>
 #include <utility>
 
 namespace bai::core {
 namespace {
-
-std::int64_t unixMillisNow() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 Result<void> validate(const ReporterOptions& options) {
   using std::chrono::milliseconds;
@@ -158,7 +155,7 @@ bool Reporter::pushOneBatch() {
     }
     return false;
   }
-  lastContactMillis_ = unixMillisNow();
+  lastContactMillis_ = nowMillis();
 
   const std::uint64_t first = batch.events.front().seq;
   // An ack past this batch can only vouch for the batch: the journal refuses seqs it never wrote.
@@ -200,7 +197,7 @@ void Reporter::onContactLost(const Error& error) {
 }
 
 void Reporter::onContact() {
-  lastContactMillis_ = unixMillisNow();
+  lastContactMillis_ = nowMillis();
   contactBackoff_ = options_.initialBackoff;
   if (connected_.exchange(true)) return;
   std::string message = everConnected_ ? "contact with the manager restored" : "registered with the manager at " + options_.managerUrl;

@@ -1,5 +1,6 @@
 #include "runtime/session_runner.hpp"
 
+#include "clock.hpp"
 #include "runtime/atomic_file.hpp"
 #include "runtime/proc_stat.hpp"
 #include "runtime/session_files.hpp"
@@ -408,7 +409,7 @@ ExitStatus SessionRunner::readExitStatus(const std::filesystem::path& dir, const
     status.error = std::move(recorded->error);
     return status;
   }
-  status.endedAtMillis = wallClockMillis();
+  status.endedAtMillis = nowMillis();
   status.error = shimEnding + " without recording the command's exit (" + recorded.error().message + ")";
   Result<std::string> shimLog = readWholeFile(dir / files::kShimLog);
   if (shimLog.ok() && !lastLine(*shimLog).empty()) status.error += ": " + lastLine(*shimLog);

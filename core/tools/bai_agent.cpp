@@ -5,8 +5,8 @@
 #include "agent/agent_api.hpp"
 #include "agent/agent_startup.hpp"
 #include "http_server.hpp"
+#include "ready_file.hpp"
 #include "report/manager_client.hpp"
-#include "runtime/atomic_file.hpp"
 #include "service_notify.hpp"
 
 #include <CLI/CLI.hpp>
@@ -119,7 +119,7 @@ int main(int argc, char** argv) {
   const std::string address = host + ":" + std::to_string(server.port());
   log(LogLevel::Info, "agent", "agent " + settings.id + " serving RPC on " + scheme + address);
   if (!readyFile.empty()) {
-    if (auto written = writeFileAtomically(readyFile, address + "\n"); !written) {
+    if (auto written = bai::writeReadyFile(readyFile, address); !written) {
       log(LogLevel::Error, "agent", "ready file: " + written.error().message);
     }
   }

@@ -9,6 +9,7 @@
 //
 // Exit status: 0 when exit.json was written; 2 when the spec is unusable; 1 when the
 // shim itself failed (fork, writing its records). The reason is one line on stderr.
+#include "clock.hpp"
 #include "runtime/atomic_file.hpp"
 #include "runtime/session_files.hpp"
 
@@ -215,7 +216,7 @@ void killLeftovers(pid_t group) {
 
 files::RecordedExit describeStatus(int status, std::string startError) {
   files::RecordedExit exit;
-  exit.endedAtMillis = bai::core::wallClockMillis();
+  exit.endedAtMillis = bai::nowMillis();
   if (WIFSIGNALED(status)) {
     exit.signal = WTERMSIG(status);
     exit.exitCode = 128 + WTERMSIG(status);

@@ -2,10 +2,12 @@
 // database and first admin keypair offline. SIGHUP re-reads the config and applies what
 // can change at run time (Manager::reload).
 #include "auth/keypair_generator.hpp"
+#include "clock.hpp"
 #include "http_server.hpp"
 #include "manager.hpp"
 #include "manager_api.hpp"
 #include "manager_config.hpp"
+#include "ready_file.hpp"
 #include "secret_file.hpp"
 #include "service_notify.hpp"
 #include "store/store.hpp"
@@ -16,7 +18,6 @@
 #include <csignal>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 
 using namespace bai;
@@ -68,9 +69,7 @@ int runInit(const std::string& dbUrl, const std::string& keypairOut, const std::
     return 0;
   }
   const Keypair generated = generateKeypair();
-  const KeypairRecord record{generated.accessKey, generated.secretKey, true, true,
-                             std::chrono::duration_cast<std::chrono::milliseconds>(
-                                 std::chrono::system_clock::now().time_since_epoch()).count()};
+  const KeypairRecord record{generated.accessKey, generated.secretKey, true, true, bai::nowMillis()};
   // The file first: a keypair in the database that nobody holds is worse than none.
   if (auto written = writeSecretFile(keypairOut, keypairFileText(record)); !written) {
     std::cerr << "bai-manager init: " << written.error().message << "\n";
@@ -162,8 +161,9 @@ int main(int argc, char** argv) {
   log(LogLevel::Info, "manager", std::string("serving the API on ") + (settings->tlsCertificateFile.empty() ? "http://" : "https://") +
                                      address + ", store " + settings->db);
   if (!readyFile.empty()) {
-    std::ofstream(readyFile + ".tmp") << address << "\n";
-    std::filesystem::rename(readyFile + ".tmp", readyFile);
+    if (auto written = writeReadyFile(readyFile, address); !written) {
+      log(LogLevel::Error, "manager", "ready file: " + written.error().message);
+    }
   }
   config::Config running = std::move(*config);
   const int signal = serveUntilStopped(signals, [&] {

@@ -100,7 +100,7 @@ for env in alpha beta; do
     [ -s "$envs/$env/$f" ] || fail "$env/$f is missing"
   done
   grep -q "127.0.0.1:$(marker_get "$env" manager_port)" "$envs/$env/env.sh" || fail "$env/env.sh has the wrong endpoint"
-  # Relocatable: the installed binaries find libbai through their rpath alone.
+  # Relocatable: the installed binaries find bai's libraries through their rpath alone.
   env -i PATH=/usr/bin:/bin "$envs/$env/bin/bai-manager" --version >/dev/null || fail "$env: bin/bai-manager does not run without LD_LIBRARY_PATH"
   env -i PATH=/usr/bin:/bin "$envs/$env/bin/bai-agent" --help >/dev/null || fail "$env: bin/bai-agent does not run without LD_LIBRARY_PATH"
 done

@@ -2,6 +2,8 @@
 // documented file formats from the shim's side, independently of SessionRunner.
 #include "runtime_test_support.hpp"
 
+#include "clock.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <csignal>
@@ -82,14 +84,14 @@ class ShimTest : public ::testing::Test {
 
 TEST_F(ShimTest, RecordsASuccessfulCommand) {
   writeSpec(baseSpec({"true"}));
-  std::int64_t before = core::wallClockMillis();
+  std::int64_t before = nowMillis();
   runExpectingRecord();
   json record = exitRecord();
   EXPECT_EQ(record["exit_code"], 0);
   EXPECT_FALSE(record.contains("signal"));
   EXPECT_FALSE(record.contains("error"));
   EXPECT_GE(record["ended_at_ms"].get<std::int64_t>(), before);
-  EXPECT_LE(record["ended_at_ms"].get<std::int64_t>(), core::wallClockMillis());
+  EXPECT_LE(record["ended_at_ms"].get<std::int64_t>(), nowMillis());
 
   std::istringstream ids(readText(dir() / "command.pid"));
   pid_t pid = 0;

@@ -1,4 +1,4 @@
-// libbai's client of the bai-manager API: every request signed with a keypair (see
+// libbai-client's client of the bai-manager API: every request signed with a keypair (see
 // bai/request_signing.hpp), typed results, and errors that carry the server's
 // {type, title, detail}. Used by the `bai` command line; usable from any C++20 program:
 //

@@ -2,7 +2,6 @@
 
 #include <atomic>
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 #include <fcntl.h>
 #include <unistd.h>
@@ -73,11 +72,6 @@ Result<std::string> readWholeFile(const std::filesystem::path& file) {
   }
   ::close(fd);
   return content;
-}
-
-std::int64_t wallClockMillis() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 }  // namespace bai::core

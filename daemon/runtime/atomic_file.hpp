@@ -1,9 +1,10 @@
-// Small file helpers shared by the session runner and bai-session-shim: the session dir
+// Small file helpers shared by the daemons and bai-session-shim. The session dir
 // is how the agent, the shim and a restarted agent talk, so every record in it is
 // replaced atomically (temp file + rename) and readers never see half a file.
 #pragma once
 
 #include "bai/result.hpp"
+#include "clock.hpp"
 
 #include <cstdint>
 #include <filesystem>
@@ -22,7 +23,7 @@ Result<std::string> readWholeFile(const std::filesystem::path& file);
 // "what: strerror(errnum)" for error messages built from a failed system call.
 std::string describeErrno(std::string_view what, int errnum);
 
-// Wall-clock milliseconds since the epoch, as recorded in the session files.
-std::int64_t wallClockMillis();
+// The former name of bai::nowMillis(), kept for the agent until it moves to clock.hpp.
+inline std::int64_t wallClockMillis() { return nowMillis(); }
 
 }  // namespace bai::core
