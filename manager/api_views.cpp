@@ -101,22 +101,21 @@ nlohmann::json keypairToJson(const KeypairRecord& key) {
 }
 
 std::string metricsText(const ClusterFigures& figures, const Metrics& metrics) {
-  std::string out = "# HELP bai_manager_agents agents by state\n# TYPE bai_manager_agents gauge\n";
-  for (const auto& [state, count] : figures.agentsByStatus) {
-    out += "bai_manager_agents{state=\"" + state + "\"} " + std::to_string(count) + "\n";
-  }
-  out += "# HELP bai_manager_slot_capacity capacity of live agents per slot\n# TYPE bai_manager_slot_capacity gauge\n";
-  for (const auto& [slot, f] : figures.slotsOfLive) out += "bai_manager_slot_capacity{slot=\"" + slot + "\"} " + f.first.toString() + "\n";
-  out += "# HELP bai_manager_slot_used reserved on live agents per slot\n# TYPE bai_manager_slot_used gauge\n";
-  for (const auto& [slot, f] : figures.slotsOfLive) out += "bai_manager_slot_used{slot=\"" + slot + "\"} " + f.second.toString() + "\n";
-  out += "# HELP bai_manager_sessions active sessions by status\n# TYPE bai_manager_sessions gauge\n";
+  PrometheusText out;
+  out.family("bai_manager_agents", MetricType::Gauge, "agents by state");
+  for (const auto& [state, count] : figures.agentsByStatus) out.sample({{"state", state}}, count);
+  out.family("bai_manager_slot_capacity", MetricType::Gauge, "capacity of live agents per slot");
+  for (const auto& [slot, f] : figures.slotsOfLive) out.sample({{"slot", slot}}, f.first);
+  out.family("bai_manager_slot_used", MetricType::Gauge, "reserved on live agents per slot");
+  for (const auto& [slot, f] : figures.slotsOfLive) out.sample({{"slot", slot}}, f.second);
+  out.family("bai_manager_sessions", MetricType::Gauge, "active sessions by status");
   for (SessionStatus status : {SessionStatus::Pending, SessionStatus::Scheduled, SessionStatus::Preparing, SessionStatus::Running,
                                SessionStatus::Terminating}) {
     auto count = figures.activeSessions.find(status);
-    out += std::string("bai_manager_sessions{status=\"") + sessionStatusName(status) + "\"} " +
-           std::to_string(count == figures.activeSessions.end() ? 0 : count->second) + "\n";
+    out.sample({{"status", sessionStatusName(status)}}, count == figures.activeSessions.end() ? 0 : count->second);
   }
-  return out + metrics.renderCounters();
+  metrics.render(out);
+  return out.text();
 }
 
 }  // namespace bai::manager

@@ -5,10 +5,6 @@
 
 namespace bai::manager {
 
-std::int64_t nowMillis() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
 const ResourcePolicyRecord* ClusterState::policyOfOwner(const std::string& accessKey) const {
   auto keypair = keypairs.find(accessKey);
   if (keypair == keypairs.end() || keypair->second.resourcePolicy.empty()) return nullptr;

@@ -7,6 +7,7 @@
 // lock() returns; no part calls an agent or waits on the network while holding it.
 #pragma once
 
+#include "clock.hpp"
 #include "cluster.hpp"
 #include "log_sink.hpp"
 #include "metrics.hpp"
@@ -25,7 +26,7 @@
 
 namespace bai::manager {
 
-std::int64_t nowMillis();
+using bai::nowMillis;
 
 // The settings SIGHUP changes while the manager runs; read under the ledger's lock by
 // the threads that use them, so a change applies at their next look.

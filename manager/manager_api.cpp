@@ -2,9 +2,9 @@
 
 #include "admin_records.hpp"
 #include "api_views.hpp"
+#include "bearer_token.hpp"
 
 #include <nlohmann/json.hpp>
-#include <openssl/crypto.h>
 
 #include <array>
 
@@ -62,9 +62,7 @@ Response error(const DomainError& failure) { return json(httpStatusOf(failure.ki
 Response notFound(const Request& request) { return error(404, "not-found", "No such resource", request.method + " " + request.path); }
 
 bool bearerMatches(const Request& request, const std::string& token) {
-  const std::string header = request.header("authorization");
-  const std::string expected = "Bearer " + token;
-  return header.size() == expected.size() && CRYPTO_memcmp(header.data(), expected.data(), header.size()) == 0;
+  return bearerTokenMatches(request.header("authorization"), token);
 }
 
 // "/v1/sessions/abc/logs" -> {"v1", "sessions", "abc", "logs"}, each URL-decoded.

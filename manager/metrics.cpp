@@ -13,24 +13,23 @@ void LatencyHistogram::observe(std::chrono::nanoseconds duration) {
   sumNanos_.fetch_add(static_cast<std::uint64_t>(duration.count()), std::memory_order_relaxed);
 }
 
-std::string LatencyHistogram::render(const std::string& name, const std::string& help) const {
-  std::string out = fmt::format("# HELP {0} {1}\n# TYPE {0} histogram\n", name, help);
+void LatencyHistogram::render(PrometheusText& out, std::string_view name, std::string_view help) const {
+  out.family(name, MetricType::Histogram, help);
   std::uint64_t cumulative = 0;
   for (std::size_t i = 0; i < kBounds.size(); ++i) {
     cumulative += buckets_[i].load(std::memory_order_relaxed);
-    out += fmt::format("{}_bucket{{le=\"{}\"}} {}\n", name, kBounds[i], cumulative);
+    out.sampleWithSuffix("_bucket", {{"le", fmt::format("{}", kBounds[i])}}, std::to_string(cumulative));
   }
   cumulative += buckets_[kBounds.size()].load(std::memory_order_relaxed);
-  out += fmt::format("{}_bucket{{le=\"+Inf\"}} {}\n", name, cumulative);
-  out += fmt::format("{}_sum {:.9f}\n", name, static_cast<double>(sumNanos_.load(std::memory_order_relaxed)) / 1e9);
-  out += fmt::format("{}_count {}\n", name, count_.load(std::memory_order_relaxed));
-  return out;
+  out.sampleWithSuffix("_bucket", {{"le", "+Inf"}}, std::to_string(cumulative));
+  out.sampleWithSuffix("_sum", {}, fmt::format("{:.9f}", static_cast<double>(sumNanos_.load(std::memory_order_relaxed)) / 1e9));
+  out.sampleWithSuffix("_count", {}, std::to_string(count_.load(std::memory_order_relaxed)));
 }
 
-std::string Metrics::renderCounters() const {
-  std::string out;
+void Metrics::render(PrometheusText& out) const {
   auto counter = [&out](const char* name, const char* help, const std::atomic<std::uint64_t>& value) {
-    out += fmt::format("# HELP {0} {1}\n# TYPE {0} counter\n{0} {2}\n", name, help, value.load(std::memory_order_relaxed));
+    out.family(name, MetricType::Counter, help);
+    out.sample({}, value.load(std::memory_order_relaxed));
   };
   counter("bai_manager_heartbeats_total", "heartbeats received", heartbeats);
   counter("bai_manager_full_heartbeats_total", "heartbeats carrying the agent's full state", fullHeartbeats);
@@ -48,7 +47,7 @@ std::string Metrics::renderCounters() const {
   counter("bai_manager_auth_failures_total", "API requests refused as unauthenticated", authFailures);
   counter("bai_manager_store_errors_total", "store transactions that failed", storeErrors);
   counter("bai_manager_policy_errors_total", "policy answers refused (submission order or the first candidate used)", policyErrors);
-  return out + placementLatency.render("bai_manager_placement_seconds", "one placement decision including its commit");
+  placementLatency.render(out, "bai_manager_placement_seconds", "one placement decision including its commit");
 }
 
 }  // namespace bai::manager

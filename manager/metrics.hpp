@@ -2,11 +2,14 @@
 // increments; the gauges (agents, slots, sessions) are read from state when rendered.
 #pragma once
 
+#include "prometheus_text.hpp"
+
 #include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace bai::manager {
 
@@ -15,8 +18,8 @@ class LatencyHistogram {
   static constexpr std::array<double, 12> kBounds = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                                      0.01,   0.025,   0.05,   0.1,   0.5,    1.0};
   void observe(std::chrono::nanoseconds duration);
-  // Prometheus histogram lines for `name` (cumulative buckets, sum, count).
-  std::string render(const std::string& name, const std::string& help) const;
+  // The histogram family `name` (cumulative buckets, sum, count).
+  void render(PrometheusText& out, std::string_view name, std::string_view help) const;
 
  private:
   std::array<std::atomic<std::uint64_t>, kBounds.size() + 1> buckets_{};
@@ -42,7 +45,8 @@ struct Metrics {
   std::atomic<std::uint64_t> policyErrors{0};
   LatencyHistogram placementLatency;  // one decision: pick, select and the reserving commit
 
-  std::string renderCounters() const;
+  // The counters and the histogram, after the caller's gauges.
+  void render(PrometheusText& out) const;
 };
 
 }  // namespace bai::manager

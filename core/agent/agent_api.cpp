@@ -1,8 +1,7 @@
 #include "agent/agent_api.hpp"
 
 #include "agent/agent_views.hpp"
-
-#include <openssl/crypto.h>
+#include "bearer_token.hpp"
 
 namespace bai::core {
 namespace {
@@ -14,11 +13,8 @@ http::Response error(int status, const std::string& type, const std::string& tit
 }
 
 
-// Compares in constant time so the token cannot be guessed byte by byte from timings.
 bool authorized(const http::Request& request, const std::string& token) {
-  const std::string header = request.header("authorization");
-  const std::string expected = "Bearer " + token;
-  return header.size() == expected.size() && CRYPTO_memcmp(header.data(), expected.data(), header.size()) == 0;
+  return bearerTokenMatches(request.header("authorization"), token);
 }
 
 std::uint64_t number(const http::Request& request, const std::string& name, std::uint64_t fallback) {

@@ -1,8 +1,8 @@
 #include "agent/agent_views.hpp"
 
-#include <nlohmann/json.hpp>
+#include "prometheus_text.hpp"
 
-#include <sstream>
+#include <nlohmann/json.hpp>
 
 namespace bai::core {
 
@@ -61,65 +61,63 @@ std::string healthJson(const AgentHealth& health) {
 
 namespace {
 
-void writeReporting(std::ostringstream& out, const ReporterCounters& c) {
-  out << "# HELP bai_agent_heartbeats_total Heartbeats by outcome.\n# TYPE bai_agent_heartbeats_total counter\n"
-      << "bai_agent_heartbeats_total{outcome=\"sent\"} " << c.heartbeatsSent << "\n"
-      << "bai_agent_heartbeats_total{outcome=\"failed\"} " << c.heartbeatsFailed << "\n"
-      << "# HELP bai_agent_events_total Session events delivered to the manager, by outcome.\n"
-      << "# TYPE bai_agent_events_total counter\n"
-      << "bai_agent_events_total{outcome=\"acknowledged\"} " << c.eventsSent << "\n"
-      << "bai_agent_events_total{outcome=\"failed\"} " << c.eventsFailed << "\n"
-      << "# HELP bai_agent_manager_connected Whether the last contact with the manager succeeded.\n"
-      << "# TYPE bai_agent_manager_connected gauge\nbai_agent_manager_connected " << (c.connected ? 1 : 0) << "\n";
+void writeReporting(PrometheusText& out, const ReporterCounters& c) {
+  out.family("bai_agent_heartbeats_total", MetricType::Counter, "Heartbeats by outcome.");
+  out.sample({{"outcome", "sent"}}, c.heartbeatsSent);
+  out.sample({{"outcome", "failed"}}, c.heartbeatsFailed);
+  out.family("bai_agent_events_total", MetricType::Counter, "Session events delivered to the manager, by outcome.");
+  out.sample({{"outcome", "acknowledged"}}, c.eventsSent);
+  out.sample({{"outcome", "failed"}}, c.eventsFailed);
+  out.family("bai_agent_manager_connected", MetricType::Gauge, "Whether the last contact with the manager succeeded.");
+  out.sample({}, c.connected ? 1 : 0);
 }
 
-void writeAllocation(std::ostringstream& out, const AllocationFigures& allocation) {
-  out << "# HELP bai_agent_device_allocated Amount of a slot held on each device.\n"
-      << "# TYPE bai_agent_device_allocated gauge\n";
+void writeAllocation(PrometheusText& out, const AllocationFigures& allocation) {
+  out.family("bai_agent_device_allocated", MetricType::Gauge, "Amount of a slot held on each device.");
   for (const AllocationMapFigures& map : allocation.maps) {
-    for (const DeviceFigures& device : map.devices) {
-      out << "bai_agent_device_allocated{slot=\"" << map.slot << "\",device=\"" << device.id << "\"} "
-          << device.allocated.toString() << "\n";
-    }
+    for (const DeviceFigures& device : map.devices) out.sample({{"slot", map.slot}, {"device", device.id}}, device.allocated);
   }
-  out << "# HELP bai_agent_session_allocation Amount of a slot each running session holds.\n"
-      << "# TYPE bai_agent_session_allocation gauge\n";
+  out.family("bai_agent_session_allocation", MetricType::Gauge, "Amount of a slot each running session holds.");
   for (const auto& [id, held] : allocation.holdings) {
     for (const auto& [slot, devices] : held) {
       Quantity total;
       for (const auto& [device, amount] : devices) total += amount;
-      out << "bai_agent_session_allocation{session=\"" << id << "\",slot=\"" << slot << "\"} " << total.toString() << "\n";
+      out.sample({{"session", id}, {"slot", slot}}, total);
     }
   }
+}
+
+// A gauge or counter of one unlabelled sample.
+template <class T>
+void single(PrometheusText& out, std::string_view name, MetricType type, std::string_view help, T value) {
+  out.family(name, type, help);
+  out.sample({}, value);
 }
 
 }  // namespace
 
 std::string metricsText(const AgentMetrics& m) {
-  std::ostringstream out;
-  out << "# HELP bai_agent_slot_capacity Capacity offered to sessions per slot.\n# TYPE bai_agent_slot_capacity gauge\n";
-  for (const auto& [slot, amount] : m.state.available) out << "bai_agent_slot_capacity{slot=\"" << slot.str() << "\"} " << amount.toString() << "\n";
-  out << "# HELP bai_agent_slot_used Amount held by sessions per slot.\n# TYPE bai_agent_slot_used gauge\n";
-  for (const auto& [slot, amount] : m.state.occupied) out << "bai_agent_slot_used{slot=\"" << slot.str() << "\"} " << amount.toString() << "\n";
+  PrometheusText out;
+  out.family("bai_agent_slot_capacity", MetricType::Gauge, "Capacity offered to sessions per slot.");
+  for (const auto& [slot, amount] : m.state.available) out.sample({{"slot", slot.str()}}, amount);
+  out.family("bai_agent_slot_used", MetricType::Gauge, "Amount held by sessions per slot.");
+  for (const auto& [slot, amount] : m.state.occupied) out.sample({{"slot", slot.str()}}, amount);
   std::map<std::string, int> byState;
   for (const auto& info : m.sessions) ++byState[protocol::sessionStateName(info.state)];
-  out << "# HELP bai_agent_sessions Sessions by state.\n# TYPE bai_agent_sessions gauge\n";
-  for (const auto& [name, count] : byState) out << "bai_agent_sessions{state=\"" << name << "\"} " << count << "\n";
-  out << "# HELP bai_agent_sessions_started_total Sessions started.\n# TYPE bai_agent_sessions_started_total counter\n"
-      << "bai_agent_sessions_started_total " << m.sessionsStarted << "\n";
-  out << "# HELP bai_agent_sessions_failed_total Sessions that failed to start.\n# TYPE bai_agent_sessions_failed_total counter\n"
-      << "bai_agent_sessions_failed_total " << m.sessionsFailed << "\n";
-  out << "# HELP bai_agent_plugins_skipped Plugins skipped at start.\n# TYPE bai_agent_plugins_skipped gauge\n"
-      << "bai_agent_plugins_skipped " << m.pluginsSkipped << "\n";
-  out << "# HELP bai_agent_limits_enforced Whether session limits are enforced (1) or advisory (0).\n"
-      << "# TYPE bai_agent_limits_enforced gauge\nbai_agent_limits_enforced " << (m.limitsEnforced ? 1 : 0) << "\n";
-  out << "# HELP bai_agent_events_unacked Session events not yet acknowledged by the manager.\n"
-      << "# TYPE bai_agent_events_unacked gauge\nbai_agent_events_unacked " << m.eventsUnacked << "\n";
+  out.family("bai_agent_sessions", MetricType::Gauge, "Sessions by state.");
+  for (const auto& [name, count] : byState) out.sample({{"state", name}}, count);
+  single(out, "bai_agent_sessions_started_total", MetricType::Counter, "Sessions started.", m.sessionsStarted);
+  single(out, "bai_agent_sessions_failed_total", MetricType::Counter, "Sessions that failed to start.", m.sessionsFailed);
+  single(out, "bai_agent_plugins_skipped", MetricType::Gauge, "Plugins skipped at start.", m.pluginsSkipped);
+  single(out, "bai_agent_limits_enforced", MetricType::Gauge, "Whether session limits are enforced (1) or advisory (0).",
+         m.limitsEnforced ? 1 : 0);
+  single(out, "bai_agent_events_unacked", MetricType::Gauge, "Session events not yet acknowledged by the manager.",
+         m.eventsUnacked);
   if (m.reporting) writeReporting(out, *m.reporting);
-  out << "# HELP bai_agent_plugins_draining Plugins no longer allowed that still serve sessions.\n"
-      << "# TYPE bai_agent_plugins_draining gauge\nbai_agent_plugins_draining " << m.pluginsDraining << "\n";
+  single(out, "bai_agent_plugins_draining", MetricType::Gauge, "Plugins no longer allowed that still serve sessions.",
+         m.pluginsDraining);
   writeAllocation(out, m.allocation);
-  return out.str();
+  return out.text();
 }
 
 }  // namespace bai::core

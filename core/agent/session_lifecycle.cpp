@@ -1,5 +1,6 @@
 #include "agent/session_lifecycle.hpp"
 
+#include "clock.hpp"
 #include "runtime/atomic_file.hpp"
 
 #include <pwd.h>
@@ -224,7 +225,7 @@ AgentResult<std::pair<protocol::SessionInfo, bool>> SessionLifecycle::settleStar
   if (!started) {
     stored.info.state = SessionState::Failed;
     stored.info.reason = started.error().message;
-    stored.info.endedAtMillis = wallClockMillis();
+    stored.info.endedAtMillis = nowMillis();
     ++sessionsFailed_;
     UnloadedPlugins unloaded = release(state, stored);
     const std::string reason = stored.info.reason;
@@ -236,7 +237,7 @@ AgentResult<std::pair<protocol::SessionInfo, bool>> SessionLifecycle::settleStar
   if (stored.info.state == SessionState::Preparing) {  // it may have exited already
     stored.info.state = SessionState::Running;
     stored.info.pid = *started;
-    stored.info.startedAtMillis = wallClockMillis();
+    stored.info.startedAtMillis = nowMillis();
   }
   records_.update(stored, options_.log);
   ++sessionsStarted_;
@@ -304,7 +305,7 @@ void SessionLifecycle::freeResources(AgentState& state, SessionRecord& session) 
 
 void SessionLifecycle::recordEvent(protocol::EventKind kind, const std::string& id, std::optional<int> exitCode,
                                    std::string reason) {
-  auto appended = journal_.append(protocol::SessionEvent{0, id, kind, exitCode, std::move(reason), wallClockMillis()});
+  auto appended = journal_.append(protocol::SessionEvent{0, id, kind, exitCode, std::move(reason), nowMillis()});
   if (!appended) {
     options_.log(LogLevel::Error, "agent", "session " + id + ": cannot journal its event: " + appended.error().message);
     return;

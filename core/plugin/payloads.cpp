@@ -97,6 +97,10 @@ Result<void> readAllocMapSpec(const nlohmann::json& document, Discovery& discove
     if (declared == discovery.slots.end()) return broken(where + ": the slot is not in slot_types");
     if (declared->second == SlotType::Unified) return broken(where + ": unified slots are not allocated and take no map");
     if (!mapped.insert(map.slot.str()).second) return broken(where + ": listed twice");
+    // A fraction map's slot is one whose devices sessions share: its type says so, so that
+    // the manager packs it. A plugin from before the fraction type declared it a count.
+    if (map.fraction && declared->second == SlotType::Count) declared->second = SlotType::Fraction;
+    if (!map.fraction && declared->second == SlotType::Fraction) return broken(where + ": a fraction slot takes a fraction map");
     map.type = declared->second;
     map.options.strategy = parseAllocationStrategy(m.value("strategy", "evenly")).value();
     if (m.contains("quantum")) {

@@ -4,7 +4,6 @@
 #pragma once
 
 #include "bai/result.hpp"
-#include "clock.hpp"
 
 #include <cstdint>
 #include <filesystem>
@@ -22,8 +21,5 @@ Result<std::string> readWholeFile(const std::filesystem::path& file);
 
 // "what: strerror(errnum)" for error messages built from a failed system call.
 std::string describeErrno(std::string_view what, int errnum);
-
-// The former name of bai::nowMillis(), kept for the agent until it moves to clock.hpp.
-inline std::int64_t wallClockMillis() { return nowMillis(); }
 
 }  // namespace bai::core

@@ -1,96 +1,97 @@
 #include "sqlite_migrations.hpp"
 
 namespace bai::manager {
+namespace {
 
 // Each migration is one transaction; its index + 1 is the schema version it produces.
-// Never edit a released step: add a new one. Made on first use, so that another file's
-// static initialiser may ask for it.
-const std::vector<std::vector<const char*>>& sqliteMigrations() {
-  static const std::vector<std::vector<const char*>> kMigrations = {
-      {
-        R"sql(CREATE TABLE keypairs (
-              access_key TEXT PRIMARY KEY,
-              secret_key TEXT NOT NULL,
-              is_admin INTEGER NOT NULL,
-              is_active INTEGER NOT NULL,
-              created_at_ms INTEGER NOT NULL))sql",
-        R"sql(CREATE TABLE slot_types (
-              slot TEXT PRIMARY KEY,
-              type TEXT NOT NULL))sql",
-        R"sql(CREATE TABLE agents (
-              id TEXT PRIMARY KEY,
-              status TEXT NOT NULL,
-              rpc_url TEXT NOT NULL,
-              region TEXT NOT NULL,
-              scaling_group TEXT NOT NULL,
-              architecture TEXT NOT NULL,
-              version TEXT NOT NULL,
-              digest INTEGER NOT NULL,
-              plugins_json TEXT NOT NULL,
-              device_health_json TEXT NOT NULL,
-              last_event_seq INTEGER NOT NULL,
-              registered_at_ms INTEGER NOT NULL,
-              status_changed_at_ms INTEGER NOT NULL))sql",
-        R"sql(CREATE TABLE agent_resources (
-              agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
-              slot TEXT NOT NULL,
-              capacity TEXT NOT NULL,
-              used TEXT NOT NULL,
-              largest TEXT NOT NULL,
-              PRIMARY KEY (agent_id, slot)))sql",
-          // AUTOINCREMENT: a deleted session's enqueue_seq is never handed out again.
-        R"sql(CREATE TABLE sessions (
-              enqueue_seq INTEGER PRIMARY KEY AUTOINCREMENT,
-              id TEXT NOT NULL UNIQUE,
-              name TEXT NOT NULL,
-              owner TEXT NOT NULL,
-              scaling_group TEXT NOT NULL,
-              command_json TEXT NOT NULL,
-              env_json TEXT NOT NULL,
-              requested_json TEXT NOT NULL,
-              status TEXT NOT NULL,
-              status_reason TEXT NOT NULL,
-              agent_id TEXT NOT NULL,
-              exit_code INTEGER,
-              created_at_ms INTEGER NOT NULL,
-              scheduled_at_ms INTEGER NOT NULL,
-              started_at_ms INTEGER NOT NULL,
-              ended_at_ms INTEGER NOT NULL))sql",
-          "CREATE INDEX sessions_by_status ON sessions (status, enqueue_seq)",
-          "CREATE INDEX sessions_by_owner ON sessions (owner, enqueue_seq)",
-          "CREATE INDEX sessions_by_agent ON sessions (agent_id, enqueue_seq)",
-        R"sql(CREATE TABLE allocations (
-              session_id TEXT PRIMARY KEY REFERENCES sessions(id),
-              agent_id TEXT NOT NULL REFERENCES agents(id),
-              slots_json TEXT NOT NULL,
-              released INTEGER NOT NULL))sql",
-          "CREATE INDEX allocations_by_agent ON allocations (agent_id)",
-      },
-      {
-        R"sql(CREATE TABLE scaling_groups (
-              name TEXT PRIMARY KEY,
-              description TEXT NOT NULL,
-              sequencer TEXT NOT NULL,
-              selector TEXT NOT NULL,
-              options_json TEXT NOT NULL,
-              slot_priority_json TEXT NOT NULL,
-              hol_max_passes INTEGER NOT NULL,
-              hol_max_wait_ms INTEGER NOT NULL,
-              is_active INTEGER NOT NULL,
-              created_at_ms INTEGER NOT NULL))sql",
-        R"sql(CREATE TABLE resource_policies (
-              name TEXT PRIMARY KEY,
-              total_resource_slots_json TEXT NOT NULL,
-              default_unlimited INTEGER NOT NULL,
-              max_concurrent_sessions INTEGER NOT NULL,
-              max_pending_sessions INTEGER NOT NULL,
-              created_at_ms INTEGER NOT NULL))sql",
-          // '' is no policy; a foreign key cannot be added to an existing table in SQLite,
-          // so the store checks the name on every write instead.
-          "ALTER TABLE keypairs ADD COLUMN resource_policy TEXT NOT NULL DEFAULT ''",
-      },
-  };
-  return kMigrations;
-}
+// Never edit a released step: add a new one.
+const std::vector<std::vector<const char*>> kMigrations = {
+    {
+      R"sql(CREATE TABLE keypairs (
+            access_key TEXT PRIMARY KEY,
+            secret_key TEXT NOT NULL,
+            is_admin INTEGER NOT NULL,
+            is_active INTEGER NOT NULL,
+            created_at_ms INTEGER NOT NULL))sql",
+      R"sql(CREATE TABLE slot_types (
+            slot TEXT PRIMARY KEY,
+            type TEXT NOT NULL))sql",
+      R"sql(CREATE TABLE agents (
+            id TEXT PRIMARY KEY,
+            status TEXT NOT NULL,
+            rpc_url TEXT NOT NULL,
+            region TEXT NOT NULL,
+            scaling_group TEXT NOT NULL,
+            architecture TEXT NOT NULL,
+            version TEXT NOT NULL,
+            digest INTEGER NOT NULL,
+            plugins_json TEXT NOT NULL,
+            device_health_json TEXT NOT NULL,
+            last_event_seq INTEGER NOT NULL,
+            registered_at_ms INTEGER NOT NULL,
+            status_changed_at_ms INTEGER NOT NULL))sql",
+      R"sql(CREATE TABLE agent_resources (
+            agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
+            slot TEXT NOT NULL,
+            capacity TEXT NOT NULL,
+            used TEXT NOT NULL,
+            largest TEXT NOT NULL,
+            PRIMARY KEY (agent_id, slot)))sql",
+        // AUTOINCREMENT: a deleted session's enqueue_seq is never handed out again.
+      R"sql(CREATE TABLE sessions (
+            enqueue_seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            scaling_group TEXT NOT NULL,
+            command_json TEXT NOT NULL,
+            env_json TEXT NOT NULL,
+            requested_json TEXT NOT NULL,
+            status TEXT NOT NULL,
+            status_reason TEXT NOT NULL,
+            agent_id TEXT NOT NULL,
+            exit_code INTEGER,
+            created_at_ms INTEGER NOT NULL,
+            scheduled_at_ms INTEGER NOT NULL,
+            started_at_ms INTEGER NOT NULL,
+            ended_at_ms INTEGER NOT NULL))sql",
+        "CREATE INDEX sessions_by_status ON sessions (status, enqueue_seq)",
+        "CREATE INDEX sessions_by_owner ON sessions (owner, enqueue_seq)",
+        "CREATE INDEX sessions_by_agent ON sessions (agent_id, enqueue_seq)",
+      R"sql(CREATE TABLE allocations (
+            session_id TEXT PRIMARY KEY REFERENCES sessions(id),
+            agent_id TEXT NOT NULL REFERENCES agents(id),
+            slots_json TEXT NOT NULL,
+            released INTEGER NOT NULL))sql",
+        "CREATE INDEX allocations_by_agent ON allocations (agent_id)",
+    },
+    {
+      R"sql(CREATE TABLE scaling_groups (
+            name TEXT PRIMARY KEY,
+            description TEXT NOT NULL,
+            sequencer TEXT NOT NULL,
+            selector TEXT NOT NULL,
+            options_json TEXT NOT NULL,
+            slot_priority_json TEXT NOT NULL,
+            hol_max_passes INTEGER NOT NULL,
+            hol_max_wait_ms INTEGER NOT NULL,
+            is_active INTEGER NOT NULL,
+            created_at_ms INTEGER NOT NULL))sql",
+      R"sql(CREATE TABLE resource_policies (
+            name TEXT PRIMARY KEY,
+            total_resource_slots_json TEXT NOT NULL,
+            default_unlimited INTEGER NOT NULL,
+            max_concurrent_sessions INTEGER NOT NULL,
+            max_pending_sessions INTEGER NOT NULL,
+            created_at_ms INTEGER NOT NULL))sql",
+        // '' is no policy; a foreign key cannot be added to an existing table in SQLite,
+        // so the store checks the name on every write instead.
+        "ALTER TABLE keypairs ADD COLUMN resource_policy TEXT NOT NULL DEFAULT ''",
+    },
+};
+
+}  // namespace
+
+const std::vector<std::vector<const char*>>& sqliteMigrations() { return kMigrations; }
 
 }  // namespace bai::manager

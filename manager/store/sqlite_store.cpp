@@ -21,7 +21,8 @@ namespace {
 using namespace sqlite;
 using Json = nlohmann::json;
 
-const int kSchemaVersion = static_cast<int>(sqliteMigrations().size());
+// The schema version this bai-manager writes: one per migration step.
+int latestSchemaVersion() { return static_cast<int>(sqliteMigrations().size()); }
 
 class SqliteStore final : public Store {
  public:
@@ -53,7 +54,7 @@ class SqliteStore final : public Store {
         db_.rollback();
         return stepped;
       }
-      if (version_ == kSchemaVersion) return {};
+      if (version_ == latestSchemaVersion()) return {};
     }
   }
 
@@ -68,13 +69,13 @@ class SqliteStore final : public Store {
     Result<std::string> text = db_.pragmaText("PRAGMA user_version");
     if (!text.ok()) return Failure{text.error()};
     int found = std::stoi(text->empty() ? "0" : *text);
-    if (found > kSchemaVersion) {
+    if (found > latestSchemaVersion()) {
       return fail(ErrorCode::InvalidArgument, url_ + ": database schema version " + std::to_string(found) +
-                                                  " is newer than this bai-manager (" + std::to_string(kSchemaVersion) +
+                                                  " is newer than this bai-manager (" + std::to_string(latestSchemaVersion()) +
                                                   ")");
     }
     version_ = found;
-    if (found == kSchemaVersion) return {};
+    if (found == latestSchemaVersion()) return {};
     for (const char* sql : sqliteMigrations()[static_cast<std::size_t>(found)]) {
       if (Result<void> ok = db_.exec(sql); !ok.ok()) {
         return fail(ErrorCode::Internal, url_ + ": migration to schema version " + std::to_string(found + 1) +

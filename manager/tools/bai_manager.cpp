@@ -85,6 +85,33 @@ int runInit(const std::string& dbUrl, const std::string& keypairOut, const std::
   return 0;
 }
 
+// What the daemon needs before it serves: the config, its settings, the cluster token,
+// the listen address and the opened store; an error names what was wrong.
+struct Startup {
+  config::Config config;
+  ManagerSettings settings;
+  std::string token;
+  std::pair<std::string, std::uint16_t> listen;
+  std::unique_ptr<Store> store;
+};
+
+Result<Startup> prepareStartup(const std::string& configFile, const std::map<std::string, std::string>& flags) {
+  auto config = managerConfigSchema().load(configFile, flags);
+  if (!config) return Failure{config.error()};
+  auto settings = managerSettings(*config);
+  if (!settings) return Failure{settings.error()};
+  // Until the manager runs; then its own sink, whose level a reload may change.
+  auto token = clusterToken(*settings, stderrLogSink(settings->logLevel));
+  if (!token) return Failure{token.error()};
+  auto listen = http::splitHostPort(settings->listen);
+  if (!listen) return fail(listen.error().code, "manager.listen: " + listen.error().message);
+  StoreOptions storeOptions;
+  storeOptions.fullSync = settings->storeFullSync;
+  auto store = openStore(settings->db, storeOptions);
+  if (!store) return Failure{store.error()};
+  return Startup{std::move(*config), std::move(*settings), std::move(*token), std::move(*listen), std::move(*store)};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -112,60 +139,37 @@ int main(int argc, char** argv) {
     std::cout << managerConfigSchema().reference();
     return 0;
   }
-  auto config = managerConfigSchema().load(configFile, flags);
-  if (!config) {
-    std::cerr << "bai-manager: " << config.error().message << "\n";
+  auto startup = prepareStartup(configFile, flags);
+  if (!startup) {
+    std::cerr << "bai-manager: " << startup.error().message << "\n";
     return 2;
   }
-  auto settings = managerSettings(*config);
-  if (!settings) {
-    std::cerr << "bai-manager: " << settings.error().message << "\n";
-    return 2;
-  }
-  // Until the manager runs; then its own sink, whose level a reload may change.
-  const LogSink startLog = stderrLogSink(settings->logLevel);
-  auto token = clusterToken(*settings, startLog);
-  if (!token) {
-    std::cerr << "bai-manager: " << token.error().message << "\n";
-    return 2;
-  }
-  auto listen = http::splitHostPort(settings->listen);
-  if (!listen) {
-    std::cerr << "bai-manager: manager.listen: " << listen.error().message << "\n";
-    return 2;
-  }
-  StoreOptions storeOptions;
-  storeOptions.fullSync = settings->storeFullSync;
-  auto store = openStore(settings->db, storeOptions);
-  if (!store) {
-    std::cerr << "bai-manager: " << store.error().message << "\n";
-    return 2;
-  }
+  auto& [config, settings, token, listen, store] = *startup;
 
   const sigset_t signals = blockDaemonSignals();
 
-  auto manager = Manager::start(*settings, std::move(*store), *token, stderrLogSink());
+  auto manager = Manager::start(settings, std::move(store), token, stderrLogSink());
   if (!manager) {
     std::cerr << "bai-manager: " << manager.error().message << "\n";
     return 1;
   }
-  http::Server server({listen->first, listen->second, settings->apiThreads, 1 << 20, settings->tlsCertificateFile,
-                       settings->tlsKeyFile},
-                      managerApi(**manager, *token));
+  http::Server server({listen.first, listen.second, settings.apiThreads, 1 << 20, settings.tlsCertificateFile,
+                       settings.tlsKeyFile},
+                      managerApi(**manager, token));
   if (auto started = server.start(); !started) {
     std::cerr << "bai-manager: " << started.error().message << "\n";
     return 1;
   }
-  const std::string address = listen->first + ":" + std::to_string(server.port());
+  const std::string address = listen.first + ":" + std::to_string(server.port());
   const LogSink& log = (*manager)->logSink();
-  log(LogLevel::Info, "manager", std::string("serving the API on ") + (settings->tlsCertificateFile.empty() ? "http://" : "https://") +
-                                     address + ", store " + settings->db);
+  log(LogLevel::Info, "manager", std::string("serving the API on ") + (settings.tlsCertificateFile.empty() ? "http://" : "https://") +
+                                     address + ", store " + settings.db);
   if (!readyFile.empty()) {
     if (auto written = writeReadyFile(readyFile, address); !written) {
       log(LogLevel::Error, "manager", "ready file: " + written.error().message);
     }
   }
-  config::Config running = std::move(*config);
+  config::Config running = std::move(config);
   const int signal = serveUntilStopped(signals, [&] {
     log(LogLevel::Info, "manager", "SIGHUP: reloading " + (configFile.empty() ? std::string("(no config file)") : configFile));
     (void)reloadManagerConfig(**manager, running, configFile, flags);  // a refusal is logged and changes nothing

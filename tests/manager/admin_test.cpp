@@ -5,6 +5,7 @@
 #include "admin_records.hpp"
 #include "manager.hpp"
 #include "manager_api.hpp"
+#include "manager_test_support.hpp"
 
 #include "../support/temp_dir.hpp"
 
@@ -19,18 +20,9 @@ namespace {
 using namespace std::chrono_literals;
 using Json = nlohmann::json;
 
+// Never called: nothing here fits it.
 protocol::AgentState nodeState(std::map<std::string, std::string> capacity) {
-  protocol::AgentState state;
-  state.rpcAddress = "http://127.0.0.1:1";  // never called: nothing here fits it
-  state.scalingGroup = "default";
-  state.architecture = "x86_64";
-  state.version = "test";
-  for (const auto& [slot, amount] : capacity) {
-    state.available.set(SlotName::of(slot), *Quantity::parse(amount));
-    state.largestAllocatable.set(SlotName::of(slot), *Quantity::parse(amount));
-    state.slotTypes[slot] = slot == "mem" ? SlotType::Bytes : SlotType::Count;
-  }
-  return state;
+  return test_support::nodeState("http://127.0.0.1:1", std::move(capacity));
 }
 
 class AdminTest : public ::testing::Test {

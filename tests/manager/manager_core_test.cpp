@@ -4,6 +4,7 @@
 #include "api_views.hpp"
 #include "manager.hpp"
 #include "manager_api.hpp"
+#include "manager_test_support.hpp"
 
 #include "../support/temp_dir.hpp"
 #include "../support/wait.hpp"
@@ -99,21 +100,7 @@ class FakeAgentRpc {
   std::vector<std::string> refused_;
 };
 
-protocol::AgentState nodeState(const std::string& rpcUrl, std::map<std::string, std::string> capacity,
-                               std::vector<std::string> running = {}, const std::string& group = "default") {
-  protocol::AgentState state;
-  state.rpcAddress = rpcUrl;
-  state.scalingGroup = group;
-  state.architecture = "x86_64";
-  state.version = "test";
-  for (const auto& [slot, amount] : capacity) {
-    state.available.set(SlotName::of(slot), *Quantity::parse(amount));
-    state.largestAllocatable.set(SlotName::of(slot), *Quantity::parse(amount));
-    state.slotTypes[slot] = slot == "mem" ? SlotType::Bytes : SlotType::Count;
-  }
-  for (const auto& id : running) state.sessions.push_back({id, protocol::SessionState::Running});
-  return state;
-}
+using test_support::nodeState;
 
 protocol::AgentState withLargest(protocol::AgentState state, const std::string& slot, const char* largest) {
   state.largestAllocatable.set(SlotName::of(slot), *Quantity::parse(largest));

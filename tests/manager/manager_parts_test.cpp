@@ -145,76 +145,82 @@ class FakeAgent {
   http::Server server_;
 };
 
-TEST(AgentDispatcher, AHungAgentHoldsOnlyItsOwnLane) {
-  Metrics metrics;
-  FakeAgent hung, healthy;
-  AgentDispatcher dispatcher(AgentClient("token", 10s), DispatchOptions{3, 1, 8}, metrics);
-  dispatcher.start();
+// A dispatcher over a fake agent whose /slow calls hang until released.
+class AgentDispatcherTest : public ::testing::Test {
+ protected:
+  void start(DispatchOptions options) {
+    dispatcher_ = std::make_unique<AgentDispatcher>(AgentClient("token", 10s), options, metrics_);
+    dispatcher_->start();
+  }
+  void TearDown() override {
+    hung_.release();
+    if (dispatcher_) dispatcher_->stop();
+  }
+  // Releases the hung calls until `count` reaches `expected`.
+  bool releaseUntil(const std::atomic<int>& count, int expected) {
+    return testing::eventually([&] {
+      hung_.release();
+      return count == expected;
+    });
+  }
+
+  Metrics metrics_;
+  FakeAgent hung_;
+  std::unique_ptr<AgentDispatcher> dispatcher_;
+};
+
+TEST_F(AgentDispatcherTest, AHungAgentHoldsOnlyItsOwnLane) {
+  FakeAgent healthy;
+  start(DispatchOptions{3, 1, 8});
   std::atomic<int> slowAnswers{0};
   for (int i = 0; i < 4; ++i) {
-    dispatcher.get("hung", hung.url(), "/slow", [&](auto reply) { slowAnswers += reply.ok(); });
+    dispatcher_->get("hung", hung_.url(), "/slow", [&](auto reply) { slowAnswers += reply.ok(); });
   }  // the lane holds 8: none is dropped
-  ASSERT_TRUE(testing::eventually([&] { return hung.requests() == 1; })) << "one call at a time to that agent";
+  ASSERT_TRUE(testing::eventually([&] { return hung_.requests() == 1; })) << "one call at a time to that agent";
   std::promise<AgentCall<AgentReply>> fast;
-  const auto start = std::chrono::steady_clock::now();
-  dispatcher.get("healthy", healthy.url(), "/fast", [&](auto reply) { fast.set_value(std::move(reply)); });
+  const auto started = std::chrono::steady_clock::now();
+  dispatcher_->get("healthy", healthy.url(), "/fast", [&](auto reply) { fast.set_value(std::move(reply)); });
   auto future = fast.get_future();
   ASSERT_EQ(future.wait_for(2s), std::future_status::ready) << "another agent's call waited behind the hung one";
   EXPECT_TRUE(future.get().ok());
-  EXPECT_LT(std::chrono::steady_clock::now() - start, 1s);
-  EXPECT_EQ(hung.requests(), 1);
-  hung.release();
-  ASSERT_TRUE(testing::eventually([&] {
-    hung.release();
-    return slowAnswers == 4;
-  }));
-  dispatcher.stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 1s);
+  EXPECT_EQ(hung_.requests(), 1);
+  ASSERT_TRUE(releaseUntil(slowAnswers, 4));
 }
 
-TEST(AgentDispatcher, AFullLaneDropsAtOnceAndSaysWhy) {
-  Metrics metrics;
-  FakeAgent hung;
-  AgentDispatcher dispatcher(AgentClient("token", 10s), DispatchOptions{1, 1, 2}, metrics);
-  dispatcher.start();
+TEST_F(AgentDispatcherTest, AFullLaneDropsAtOnceAndSaysWhy) {
+  start(DispatchOptions{1, 1, 2});
   std::atomic<int> answered{0};
   auto count = [&](auto) { ++answered; };
-  dispatcher.get("hung", hung.url(), "/slow", count);
-  ASSERT_TRUE(testing::eventually([&] { return hung.requests() == 1; }));  // running: the lane holds two more
-  for (int i = 0; i < 2; ++i) dispatcher.get("hung", hung.url(), "/slow", count);
+  dispatcher_->get("hung", hung_.url(), "/slow", count);
+  ASSERT_TRUE(testing::eventually([&] { return hung_.requests() == 1; }));  // running: the lane holds two more
+  for (int i = 0; i < 2; ++i) dispatcher_->get("hung", hung_.url(), "/slow", count);
   std::promise<std::string> dropped;
-  dispatcher.get("hung", hung.url(), "/slow", [&](AgentCall<AgentReply> reply) {
+  dispatcher_->get("hung", hung_.url(), "/slow", [&](AgentCall<AgentReply> reply) {
     dropped.set_value(reply.ok() ? "sent" : reply.error().describe());
   });
   auto future = dropped.get_future();
   ASSERT_EQ(future.wait_for(1s), std::future_status::ready);
   EXPECT_NE(future.get().find("already waiting"), std::string::npos);
-  EXPECT_EQ(metrics.agentCallsDropped.load(), 1u);
-  ASSERT_TRUE(testing::eventually([&] {
-    hung.release();
-    return answered == 3;
-  }));
-  dispatcher.stop();
+  EXPECT_EQ(metrics_.agentCallsDropped.load(), 1u);
+  ASSERT_TRUE(releaseUntil(answered, 3));
 }
 
-TEST(AgentDispatcher, ACallQueuedPastItsDeadlineIsNotSent) {
-  Metrics metrics;
-  FakeAgent hung;
-  AgentDispatcher dispatcher(AgentClient("token", 10s), DispatchOptions{1, 1, 8}, metrics);
-  dispatcher.start();
-  dispatcher.submit("a", [&](const AgentClient& client) { (void)client.get(hung.url(), "/slow"); }, [](const std::string&) {});
-  ASSERT_TRUE(testing::eventually([&] { return hung.requests() == 1; }));
+TEST_F(AgentDispatcherTest, ACallQueuedPastItsDeadlineIsNotSent) {
+  start(DispatchOptions{1, 1, 8});
+  dispatcher_->submit("a", [&](const AgentClient& client) { (void)client.get(hung_.url(), "/slow"); }, [](const std::string&) {});
+  ASSERT_TRUE(testing::eventually([&] { return hung_.requests() == 1; }));
   std::atomic<bool> ran{false};
   std::promise<std::string> why;
-  dispatcher.submit(
+  dispatcher_->submit(
       "a", [&](const AgentClient&) { ran = true; }, [&](const std::string& reason) { why.set_value(reason); },
       std::chrono::steady_clock::now() + 50ms);
   std::this_thread::sleep_for(100ms);
-  hung.release();
+  hung_.release();
   auto future = why.get_future();
   ASSERT_EQ(future.wait_for(2s), std::future_status::ready);
   EXPECT_NE(future.get().find("deadline"), std::string::npos);
   EXPECT_FALSE(ran);
-  dispatcher.stop();
 }
 
 // ---- Waiters -----------------------------------------------------------------------

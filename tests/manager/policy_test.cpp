@@ -371,7 +371,7 @@ TEST_F(PolicyFixtureTest, BrokenPoliciesAreSkippedWithTheirReasons) {
       {"no-entry.so", "no bai_policy_entry symbol"},
       {"not-a-policy.so", "no bai_policy_info symbol: not a bai scheduling policy"},
       {"small-table.so", "call table struct_size 32 is smaller than the ABI 1.0 table (52)"},
-      {"wrong-major.so", "built for policy ABI 2.0, this manager speaks 1.x"},
+      {"wrong-major.so", "built for policy ABI 2." + std::to_string(BAI_POLICY_ABI_MINOR) + ", this manager speaks 1.x"},
   };
   ASSERT_EQ(catalog.skipped().size(), expected.size());
   for (std::size_t i = 0; i < expected.size(); ++i) {

@@ -2,6 +2,7 @@
 // records (admin_records.hpp). Expected answers are worked out next to each case.
 #include "admin_records.hpp"
 #include "quota.hpp"
+#include "manager_test_support.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -13,17 +14,8 @@ namespace {
 
 using Json = nlohmann::json;
 
-Quantity q(std::string_view text) {
-  Result<Quantity> parsed = Quantity::parse(text);
-  if (!parsed.ok()) throw std::invalid_argument(parsed.error().message);
-  return *parsed;
-}
-
-ResourceSlot slots(std::initializer_list<std::pair<const char*, const char*>> entries) {
-  ResourceSlot result;
-  for (const auto& [slot, amount] : entries) result.set(SlotName::of(slot), q(amount));
-  return result;
-}
+using test_support::q;
+using test_support::slots;
 
 ResourcePolicyRecord policy(ResourceSlot totals, bool defaultUnlimited, int maxConcurrent = 0, int maxPending = 0) {
   return ResourcePolicyRecord{"small", std::move(totals), defaultUnlimited, maxConcurrent, maxPending, 0};

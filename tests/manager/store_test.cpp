@@ -2,6 +2,7 @@
 // and two connections racing for the same capacity.
 #include "store/sqlite_migrations.hpp"
 #include "store/store.hpp"
+#include "manager_test_support.hpp"
 
 #include "../support/temp_dir.hpp"
 
@@ -22,17 +23,8 @@ namespace {
     ASSERT_TRUE(result_.ok()) << result_.error().message; \
   } while (0)
 
-Quantity q(std::string_view text) {
-  Result<Quantity> parsed = Quantity::parse(text);
-  if (!parsed.ok()) throw std::invalid_argument(parsed.error().message);
-  return *parsed;
-}
-
-ResourceSlot slots(std::initializer_list<std::pair<const char*, const char*>> entries) {
-  ResourceSlot result;
-  for (const auto& [slot, amount] : entries) result.set(SlotName::of(slot), q(amount));
-  return result;
-}
+using test_support::q;
+using test_support::slots;
 
 std::unique_ptr<Store> open(const std::string& url) {
   Result<std::unique_ptr<Store>> store = openStore(url);
