@@ -48,15 +48,18 @@ class LedgerTest : public ::testing::Test {
     return session;
   }
 
-  Result<void> reserve(SessionRecord session) {
-    session.status = SessionStatus::Scheduled;
+  // Writes `session` on agent "a" as `status`, its id listed in the transition's `list`.
+  Result<void> commit(SessionRecord session, SessionStatus status, std::vector<std::string> Transition::*list) {
+    session.status = status;
     session.agentId = "a";
     Transition t;
     t.sessions.push_back(session);
-    t.reserve.push_back(session.id);
+    (t.*list).push_back(session.id);
     const auto guard = ledger_->lock();
     return ledger_->commit(guard, std::move(t));
   }
+
+  Result<void> reserve(const SessionRecord& session) { return commit(session, SessionStatus::Scheduled, &Transition::reserve); }
 
   Quantity used() {
     const auto guard = ledger_->lock();
@@ -84,16 +87,8 @@ TEST_F(LedgerTest, AnEndedSessionFreesItsReservationAndIsAnnouncedOnce) {
   ASSERT_TRUE(reserve(session).ok());
   std::vector<std::string> ended;
   ledger_->onSessionEnded([&](const SessionRecord& s) { ended.push_back(s.id); });
-  session.status = SessionStatus::Terminated;
-  session.agentId = "a";
-  Transition t;
-  t.sessions.push_back(session);
-  t.release.push_back(session.id);
-  {
-    const auto guard = ledger_->lock();
-    ASSERT_TRUE(ledger_->commit(guard, std::move(t)).ok());
-    EXPECT_EQ(ledger_->state(guard).active.count(session.id), 0u);
-  }
+  ASSERT_TRUE(commit(session, SessionStatus::Terminated, &Transition::release).ok());
+  EXPECT_EQ(ledger_->state(ledger_->lock()).active.count(session.id), 0u);
   EXPECT_EQ(used(), Quantity());
   EXPECT_EQ(ended, std::vector<std::string>{session.id});
 }
