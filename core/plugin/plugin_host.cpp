@@ -155,17 +155,15 @@ std::vector<std::shared_ptr<AcceleratorPlugin>> PluginHost::loadAll() {
   return loaded;
 }
 
-// A name or key that is taken, by an active or a withdrawn plugin.
+// A name or key that is taken, by a serving or a withdrawn plugin.
 std::optional<std::string> PluginHost::refusalLocked(const std::string& name, const std::string& key) const {
-  for (const auto* list : {&plugins_, &withdrawn_}) {
-    for (const auto& p : *list) {
-      if (p->identity().name == name) {
-        return "a plugin named '" + name + "' is already loaded from " + p->identity().file.string();
-      }
-      if (key != BAI_PLUGIN_KEY_DYNAMIC && p->identity().key == key) {
-        return "device key '" + key + "' is already provided by " + p->identity().file.string() + " (" +
-               p->identity().name + "); allow only one of them";
-      }
+  for (const auto& p : plugins_) {
+    if (p->identity().name == name) {
+      return "a plugin named '" + name + "' is already loaded from " + p->identity().file.string();
+    }
+    if (key != BAI_PLUGIN_KEY_DYNAMIC && p->identity().key == key) {
+      return "device key '" + key + "' is already provided by " + p->identity().file.string() + " (" +
+             p->identity().name + "); allow only one of them";
     }
   }
   return std::nullopt;
@@ -174,10 +172,8 @@ std::optional<std::string> PluginHost::refusalLocked(const std::string& name, co
 // Plugin calls run without mutex_: only the list checks and the final insertion hold it.
 std::shared_ptr<AcceleratorPlugin> PluginHost::loadFile(const std::filesystem::path& file) {
   std::unique_lock<std::mutex> lock(mutex_);
-  for (const auto* list : {&plugins_, &withdrawn_}) {
-    for (const auto& p : *list) {
-      if (p->identity().file == file) return nullptr;  // already loaded by an earlier scan
-    }
+  for (const auto& p : plugins_) {
+    if (p->identity().file == file) return nullptr;  // already loaded by an earlier scan
   }
   lock.unlock();
   auto opened = LoadedModule::open(file);
@@ -232,36 +228,11 @@ AcceleratorPlugin* PluginHost::find(std::string_view key) const {
 
 std::shared_ptr<AcceleratorPlugin> PluginHost::unload(const AcceleratorPlugin* plugin) {
   std::lock_guard<std::mutex> lock(mutex_);
-  for (auto* list : {&plugins_, &withdrawn_}) {
-    auto it = std::find_if(list->begin(), list->end(), [&](const auto& p) { return p.get() == plugin; });
-    if (it == list->end()) continue;
-    std::shared_ptr<AcceleratorPlugin> out = std::move(*it);
-    list->erase(it);
-    return out;
-  }
-  return nullptr;
-}
-
-std::vector<std::shared_ptr<AcceleratorPlugin>> PluginHost::withdrawFailed() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  std::vector<std::shared_ptr<AcceleratorPlugin>> moved;
-  for (auto it = plugins_.begin(); it != plugins_.end();) {
-    if ((*it)->failed()) {
-      options_.log(LogLevel::Error, "host", "plugin " + (*it)->identity().name +
-                                                " withdrawn: a call exceeded its deadline; its slots are no longer offered");
-      moved.push_back(*it);
-      withdrawn_.push_back(std::move(*it));
-      it = plugins_.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  return moved;
-}
-
-std::vector<std::shared_ptr<AcceleratorPlugin>> PluginHost::withdrawn() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return withdrawn_;
+  auto it = std::find_if(plugins_.begin(), plugins_.end(), [&](const auto& p) { return p.get() == plugin; });
+  if (it == plugins_.end()) return nullptr;
+  std::shared_ptr<AcceleratorPlugin> out = std::move(*it);
+  plugins_.erase(it);
+  return out;
 }
 
 }  // namespace bai::core

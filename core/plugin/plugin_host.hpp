@@ -54,17 +54,14 @@ class PluginHost {
                    std::function<std::string(const std::string& name, const std::string& key)> configFor);
   // Whether the allow/block lists admit a plugin of this name.
   bool allowed(const std::string& name) const;
-  // Takes `plugin`, active or withdrawn, out of the host; it is destroyed (and its module
-  // closed) when the last snapshot holding it goes. Null when it was not loaded.
+  // Takes `plugin` out of the host; it is destroyed (and its module closed) when the last
+  // snapshot holding it goes. Null when it was not loaded.
   std::shared_ptr<AcceleratorPlugin> unload(const AcceleratorPlugin* plugin);
 
-  // The one place a plugin is withdrawn: moves every plugin whose call hung (failed())
-  // from plugins() to withdrawn(), logs it once, and returns the plugins it moved, for
-  // the caller to stop offering their devices. A withdrawn plugin stays loaded (a thread
-  // may still be inside it) and keeps its file, name and key: a rescan does not start it
-  // again beside the hung one.
-  std::vector<std::shared_ptr<AcceleratorPlugin>> withdrawFailed();
-  std::vector<std::shared_ptr<AcceleratorPlugin>> withdrawn() const;
+  // A plugin whose call hung (failed()) refuses every further call at once and stays in
+  // plugins() (a thread may still be inside it), keeping its file, name and key: a rescan
+  // does not start it again beside the hung one. The agent's PluginSupervisor is the one
+  // place that withdraws it: it stops offering its devices and reports it.
 
  private:
   std::shared_ptr<AcceleratorPlugin> loadFile(const std::filesystem::path& file);
@@ -76,8 +73,7 @@ class PluginHost {
 
   mutable std::mutex mutex_;  // guards everything below; never held during a plugin call
   PluginHostOptions options_;
-  std::vector<std::shared_ptr<AcceleratorPlugin>> plugins_;    // active
-  std::vector<std::shared_ptr<AcceleratorPlugin>> withdrawn_;  // a call hung: offered nothing more
+  std::vector<std::shared_ptr<AcceleratorPlugin>> plugins_;
   std::vector<SkippedPlugin> skipped_;
 };
 

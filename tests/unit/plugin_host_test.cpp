@@ -220,23 +220,16 @@ TEST_F(PluginHostTest, APluginThatHangsLaterIsWithdrawn) {
   const auto start = std::chrono::steady_clock::now();
   EXPECT_FALSE(slow->health().ok());  // refused at once, not after another deadline
   EXPECT_LT(std::chrono::steady_clock::now() - start, 100ms);
-  auto withdrawn = host.withdrawFailed();
-  ASSERT_EQ(withdrawn.size(), 1u);
-  EXPECT_EQ(withdrawn[0].get(), slow);
-  EXPECT_TRUE(host.withdrawFailed().empty()) << "withdrawn once";
-  ASSERT_EQ(host.plugins().size(), 1u);
-  EXPECT_EQ(host.find("slow"), nullptr);
-  ASSERT_EQ(host.withdrawn().size(), 1u);
-  EXPECT_EQ(host.withdrawn()[0].get(), slow);
   EXPECT_TRUE(host.find("acme")->health().ok());  // the others keep serving
-  EXPECT_NE(logText().find("plugin hangs-on-prepare withdrawn: a call exceeded its deadline"), std::string::npos);
+  ASSERT_EQ(host.plugins().size(), 2u) << "it stays listed while a thread may be inside it";
 
-  // A rescan does not start the hung plugin again beside the withdrawn instance.
+  // A rescan does not start the hung plugin again beside the failed instance.
   EXPECT_TRUE(host.loadAll().empty()) << logText();
-  EXPECT_EQ(host.plugins().size(), 1u);
+  EXPECT_EQ(host.plugins().size(), 2u);
   // Unloading takes it out of the host altogether.
   EXPECT_EQ(host.unload(slow).get(), slow);
-  EXPECT_TRUE(host.withdrawn().empty());
+  EXPECT_EQ(host.find("slow"), nullptr);
+  EXPECT_EQ(host.plugins().size(), 1u);
 }
 
 TEST_F(PluginHostTest, RefusesADuplicateKeyNamingBothFiles) {
