@@ -53,11 +53,7 @@ using bai::core::NodeAllocator;
 
 // ---- Setup helpers ----------------------------------------------------------------
 
-using bai::bench::die;
-using bai::bench::SplitMix64;
-using bai::bench::orDie;
-
-Quantity gib(std::int64_t n) { return Quantity(n << 30); }
+using namespace bai::bench;  // bench_support.hpp
 
 // `count` devices "<prefix>0", "<prefix>1", ... of equal capacity, numbered in blocks per
 // NUMA node (0..count/numaNodes-1 on node 0, ...) the way hardware enumerates them.
@@ -153,18 +149,24 @@ void runRoundTrips(benchmark::State& state, RoundTrip&& roundTrip) {
   sampler.report(state, "", bai::bench::TimeUnit::Nanoseconds);
 }
 
-bool mapRoundTrip(benchmark::State& state, AllocMap& map, Quantity amount) {
-  auto grants = map.allocate(amount);
-  if (!grants) {
-    state.SkipWithError(grants.error().message.c_str());
+// One allocate+free of `request` on a map or a node allocator; false after SkipWithError.
+template <class Allocator, class Request>
+bool allocateAndFree(benchmark::State& state, Allocator& allocator, const Request& request) {
+  auto granted = allocator.allocate(request);
+  if (!granted) {
+    state.SkipWithError(granted.error().message.c_str());
     return false;
   }
-  benchmark::DoNotOptimize(grants);
-  if (auto freed = map.free(*grants); !freed) {
+  benchmark::DoNotOptimize(granted);
+  if (auto freed = allocator.free(*granted); !freed) {
     state.SkipWithError(freed.error().message.c_str());
     return false;
   }
   return true;
+}
+
+bool mapRoundTrip(benchmark::State& state, AllocMap& map, Quantity amount) {
+  return allocateAndFree(state, map, amount);
 }
 
 // Checks the request once before timing and reports how many devices a grant spans
@@ -270,17 +272,7 @@ ResourceSlot realisticRequest() {
 
 // Not inlined, so that callgrind can count exactly this (--toggle-collect).
 [[gnu::noinline]] bool nodeRoundTrip(benchmark::State& state, NodeAllocator& node, const ResourceSlot& request) {
-  auto allocation = node.allocate(request);
-  if (!allocation) {
-    state.SkipWithError(allocation.error().message.c_str());
-    return false;
-  }
-  benchmark::DoNotOptimize(allocation);
-  if (auto freed = node.free(*allocation); !freed) {
-    state.SkipWithError(freed.error().message.c_str());
-    return false;
-  }
-  return true;
+  return allocateAndFree(state, node, request);
 }
 
 void BM_RealisticNode(benchmark::State& state) {

@@ -76,19 +76,11 @@ using bai::manager::StoreTransaction;
 namespace http = bai::http;
 namespace protocol = bai::protocol;
 
-using bai::bench::Clock;
-using bai::bench::die;
-using bai::bench::LatencyHistogram;
-using bai::bench::orDie;
-using bai::bench::seconds;
-using bai::bench::SplitMix64;
-using bai::bench::TempDir;
-using bai::bench::threadCpuNow;
+using namespace bai::bench;  // bench_support.hpp
 
 // ---- Setup helpers ----------------------------------------------------------------
 
 Quantity q(const char* text) { return orDie(Quantity::parse(text), "Quantity::parse"); }
-Quantity gib(std::int64_t n) { return Quantity(n << 30); }
 
 // ---- The simulated cluster -------------------------------------------------------------
 

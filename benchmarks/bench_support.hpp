@@ -6,6 +6,7 @@
 #include "../tests/support/temp_dir.hpp"
 
 #include <bai/result.hpp>
+#include <bai/slots.hpp>
 
 #include <benchmark/benchmark.h>
 #include <time.h>
@@ -41,6 +42,9 @@ template <class E>
 void orDie(Result<void, E> result, const char* what) {
   if (!result) die(std::string(what) + ": " + result.error().message);
 }
+
+// n GiB as a byte Quantity.
+inline Quantity gib(std::int64_t n) { return Quantity(n << 30); }
 
 inline double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
