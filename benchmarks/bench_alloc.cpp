@@ -36,20 +36,9 @@ namespace {
 using bai::BinarySize;
 using bai::Quantity;
 using bai::ResourceSlot;
-using bai::Result;
 using bai::SlotName;
 using bai::SlotType;
-using bai::core::AllocationError;
-using bai::core::AllocationErrorKind;
-using bai::core::AllocationStrategy;
-using bai::core::AllocMap;
-using bai::core::AllocMapOptions;
-using bai::core::DeviceGrant;
-using bai::core::DeviceSpec;
-using bai::core::DiscreteAllocMap;
-using bai::core::FractionAllocMap;
-using bai::core::Grants;
-using bai::core::NodeAllocator;
+using namespace bai::core;  // the allocation maps under test
 
 // ---- Setup helpers ----------------------------------------------------------------
 

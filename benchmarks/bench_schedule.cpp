@@ -48,7 +48,6 @@
 
 namespace {
 
-using bai::BinarySize;
 using bai::ErrorCode;
 using bai::Quantity;
 using bai::ResourceSlot;
@@ -56,27 +55,12 @@ using bai::Result;
 using bai::SlotName;
 using bai::SlotType;
 using bai::SlotTypeTable;
-using bai::manager::AgentRecord;
-using bai::manager::AgentSlotFigures;
-using bai::manager::AgentStatus;
-using bai::manager::AgentView;
-using bai::manager::AllocationRecord;
-using bai::manager::Caller;
-using bai::manager::Manager;
-using bai::manager::ManagerSettings;
-using bai::manager::NewSession;
-using bai::manager::CandidateWindow;
-using bai::manager::PlacementIndex;
-using bai::manager::PolicyCatalog;
-using bai::manager::SessionRecord;
-using bai::manager::SessionStatus;
-using bai::manager::Store;
-using bai::manager::StoreOptions;
-using bai::manager::StoreTransaction;
+using namespace bai::manager;  // the manager under test
 namespace http = bai::http;
 namespace protocol = bai::protocol;
 
 using namespace bai::bench;  // bench_support.hpp
+using bai::bench::LatencyHistogram;  // not the manager's own (metrics)
 
 // ---- Setup helpers ----------------------------------------------------------------
 
