@@ -582,9 +582,6 @@ void registerChurn() {
 int main(int argc, char** argv) {
   registerSweeps();
   registerChurn();
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
+  if (!bai::bench::runSpecifiedBenchmarks(argc, argv)) return 1;
   return 0;
 }

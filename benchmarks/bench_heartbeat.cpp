@@ -603,10 +603,7 @@ void registerHeartbeats() {
 
 int main(int argc, char** argv) {
   registerHeartbeats();
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
+  if (!bai::bench::runSpecifiedBenchmarks(argc, argv)) return 1;
   currentCluster().reset();  // stops the manager
   return 0;
 }

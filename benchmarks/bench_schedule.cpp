@@ -797,10 +797,7 @@ int main(int argc, char** argv) {
   }
   registerDecisions();
   registerStoreReserve();
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
+  if (!bai::bench::runSpecifiedBenchmarks(argc, argv)) return 1;
   curl_global_cleanup();
   return 0;
 }

@@ -798,10 +798,7 @@ int main(int argc, char** argv) {
   }
   ::signal(SIGPIPE, SIG_IGN);
   registerBenchmarks();
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
+  if (!bai::bench::runSpecifiedBenchmarks(argc, argv)) return 1;
   currentCluster().reset();  // ends its sessions, stops the agent, then the manager
   return failedBenchmarks.load() == 0 ? 0 : 1;
 }

@@ -132,6 +132,17 @@ inline void reportPercentiles(benchmark::State& state, const std::vector<std::in
   histogramOf(samples).report(state, prefix, unit);
 }
 
+// The end of every benchmark's main, after it has registered its families: parse the
+// flags, run what they select, shut libbenchmark down. False, before running anything,
+// on an argument it does not know (it has said which).
+inline bool runSpecifiedBenchmarks(int& argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return false;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return true;
+}
+
 // splitmix64 (Steele, Lea and Flood, 2014): small, fast, and the same stream for a seed
 // with every compiler and library, which the std distributions do not promise.
 class SplitMix64 {
