@@ -36,28 +36,13 @@ namespace {
 using bai::BinarySize;
 using bai::Quantity;
 using bai::ResourceSlot;
-using bai::Result;
 using bai::SlotName;
 using bai::SlotType;
-using bai::core::AllocationError;
-using bai::core::AllocationErrorKind;
-using bai::core::AllocationStrategy;
-using bai::core::AllocMap;
-using bai::core::AllocMapOptions;
-using bai::core::DeviceGrant;
-using bai::core::DeviceSpec;
-using bai::core::DiscreteAllocMap;
-using bai::core::FractionAllocMap;
-using bai::core::Grants;
-using bai::core::NodeAllocator;
+using namespace bai::core;  // the allocation maps under test
 
 // ---- Setup helpers ----------------------------------------------------------------
 
-using bai::bench::die;
-using bai::bench::SplitMix64;
-using bai::bench::orDie;
-
-Quantity gib(std::int64_t n) { return Quantity(n << 30); }
+using namespace bai::bench;  // bench_support.hpp
 
 // `count` devices "<prefix>0", "<prefix>1", ... of equal capacity, numbered in blocks per
 // NUMA node (0..count/numaNodes-1 on node 0, ...) the way hardware enumerates them.
@@ -153,18 +138,24 @@ void runRoundTrips(benchmark::State& state, RoundTrip&& roundTrip) {
   sampler.report(state, "", bai::bench::TimeUnit::Nanoseconds);
 }
 
-bool mapRoundTrip(benchmark::State& state, AllocMap& map, Quantity amount) {
-  auto grants = map.allocate(amount);
-  if (!grants) {
-    state.SkipWithError(grants.error().message.c_str());
+// One allocate+free of `request` on a map or a node allocator; false after SkipWithError.
+template <class Allocator, class Request>
+bool allocateAndFree(benchmark::State& state, Allocator& allocator, const Request& request) {
+  auto granted = allocator.allocate(request);
+  if (!granted) {
+    state.SkipWithError(granted.error().message.c_str());
     return false;
   }
-  benchmark::DoNotOptimize(grants);
-  if (auto freed = map.free(*grants); !freed) {
+  benchmark::DoNotOptimize(granted);
+  if (auto freed = allocator.free(*granted); !freed) {
     state.SkipWithError(freed.error().message.c_str());
     return false;
   }
   return true;
+}
+
+bool mapRoundTrip(benchmark::State& state, AllocMap& map, Quantity amount) {
+  return allocateAndFree(state, map, amount);
 }
 
 // Checks the request once before timing and reports how many devices a grant spans
@@ -270,17 +261,7 @@ ResourceSlot realisticRequest() {
 
 // Not inlined, so that callgrind can count exactly this (--toggle-collect).
 [[gnu::noinline]] bool nodeRoundTrip(benchmark::State& state, NodeAllocator& node, const ResourceSlot& request) {
-  auto allocation = node.allocate(request);
-  if (!allocation) {
-    state.SkipWithError(allocation.error().message.c_str());
-    return false;
-  }
-  benchmark::DoNotOptimize(allocation);
-  if (auto freed = node.free(*allocation); !freed) {
-    state.SkipWithError(freed.error().message.c_str());
-    return false;
-  }
-  return true;
+  return allocateAndFree(state, node, request);
 }
 
 void BM_RealisticNode(benchmark::State& state) {
@@ -601,9 +582,6 @@ void registerChurn() {
 int main(int argc, char** argv) {
   registerSweeps();
   registerChurn();
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
+  if (!bai::bench::runSpecifiedBenchmarks(argc, argv)) return 1;
   return 0;
 }

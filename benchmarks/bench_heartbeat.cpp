@@ -71,19 +71,7 @@ using bai::SlotName;
 using bai::SlotType;
 namespace protocol = bai::protocol;
 
-using bai::bench::Clock;
-using bai::bench::fromEnvOr;
-using bai::bench::lastLines;
-using bai::bench::processCpuSeconds;
-using bai::bench::reportPercentiles;
-using bai::bench::seconds;
-using bai::bench::spawnDaemon;
-using bai::bench::stopProcess;
-using bai::bench::TempDir;
-
-// ---- Helpers --------------------------------------------------------------------------
-
-Quantity gib(std::int64_t n) { return Quantity(n << 30); }
+using namespace bai::bench;  // bench_support.hpp, bench_process.hpp
 
 // ---- The manager process --------------------------------------------------------------
 
@@ -615,10 +603,7 @@ void registerHeartbeats() {
 
 int main(int argc, char** argv) {
   registerHeartbeats();
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
+  if (!bai::bench::runSpecifiedBenchmarks(argc, argv)) return 1;
   currentCluster().reset();  // stops the manager
   return 0;
 }

@@ -48,7 +48,6 @@
 
 namespace {
 
-using bai::BinarySize;
 using bai::ErrorCode;
 using bai::Quantity;
 using bai::ResourceSlot;
@@ -56,39 +55,16 @@ using bai::Result;
 using bai::SlotName;
 using bai::SlotType;
 using bai::SlotTypeTable;
-using bai::manager::AgentRecord;
-using bai::manager::AgentSlotFigures;
-using bai::manager::AgentStatus;
-using bai::manager::AgentView;
-using bai::manager::AllocationRecord;
-using bai::manager::Caller;
-using bai::manager::Manager;
-using bai::manager::ManagerSettings;
-using bai::manager::NewSession;
-using bai::manager::CandidateWindow;
-using bai::manager::PlacementIndex;
-using bai::manager::PolicyCatalog;
-using bai::manager::SessionRecord;
-using bai::manager::SessionStatus;
-using bai::manager::Store;
-using bai::manager::StoreOptions;
-using bai::manager::StoreTransaction;
+using namespace bai::manager;  // the manager under test
 namespace http = bai::http;
 namespace protocol = bai::protocol;
 
-using bai::bench::Clock;
-using bai::bench::die;
-using bai::bench::LatencyHistogram;
-using bai::bench::orDie;
-using bai::bench::seconds;
-using bai::bench::SplitMix64;
-using bai::bench::TempDir;
-using bai::bench::threadCpuNow;
+using namespace bai::bench;  // bench_support.hpp
+using bai::bench::LatencyHistogram;  // not the manager's own (metrics)
 
 // ---- Setup helpers ----------------------------------------------------------------
 
 Quantity q(const char* text) { return orDie(Quantity::parse(text), "Quantity::parse"); }
-Quantity gib(std::int64_t n) { return Quantity(n << 30); }
 
 // ---- The simulated cluster -------------------------------------------------------------
 
@@ -821,10 +797,7 @@ int main(int argc, char** argv) {
   }
   registerDecisions();
   registerStoreReserve();
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
+  if (!bai::bench::runSpecifiedBenchmarks(argc, argv)) return 1;
   curl_global_cleanup();
   return 0;
 }

@@ -111,17 +111,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
-using bai::bench::childEnvironment;
-using bai::bench::Clock;
-using bai::bench::exitStatus;
-using bai::bench::fromEnvOr;
-using bai::bench::lastLines;
-using bai::bench::pointers;
-using bai::bench::processCpuSeconds;
-using bai::bench::seconds;
-using bai::bench::spawnDaemon;
-using bai::bench::stopProcess;
-using bai::bench::TempDir;
+using namespace bai::bench;  // bench_support.hpp, bench_process.hpp
 using bai::client::Client;
 using bai::client::Session;
 using bai::client::SessionSpec;
@@ -808,10 +798,7 @@ int main(int argc, char** argv) {
   }
   ::signal(SIGPIPE, SIG_IGN);
   registerBenchmarks();
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
+  if (!bai::bench::runSpecifiedBenchmarks(argc, argv)) return 1;
   currentCluster().reset();  // ends its sessions, stops the agent, then the manager
   return failedBenchmarks.load() == 0 ? 0 : 1;
 }

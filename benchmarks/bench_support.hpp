@@ -6,6 +6,7 @@
 #include "../tests/support/temp_dir.hpp"
 
 #include <bai/result.hpp>
+#include <bai/slots.hpp>
 
 #include <benchmark/benchmark.h>
 #include <time.h>
@@ -41,6 +42,9 @@ template <class E>
 void orDie(Result<void, E> result, const char* what) {
   if (!result) die(std::string(what) + ": " + result.error().message);
 }
+
+// n GiB as a byte Quantity.
+inline Quantity gib(std::int64_t n) { return Quantity(n << 30); }
 
 inline double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
@@ -126,6 +130,17 @@ inline LatencyHistogram histogramOf(const std::vector<std::int64_t>& samples) {
 inline void reportPercentiles(benchmark::State& state, const std::vector<std::int64_t>& samples,
                               const std::string& prefix = "", TimeUnit unit = TimeUnit::Microseconds) {
   histogramOf(samples).report(state, prefix, unit);
+}
+
+// The end of every benchmark's main, after it has registered its families: parse the
+// flags, run what they select, shut libbenchmark down. False, before running anything,
+// on an argument it does not know (it has said which).
+inline bool runSpecifiedBenchmarks(int& argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return false;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return true;
 }
 
 // splitmix64 (Steele, Lea and Flood, 2014): small, fast, and the same stream for a seed
