@@ -256,19 +256,24 @@ TEST_F(PluginHostTest, RefusesADuplicateKeyNamingBothFiles) {
 TEST_F(PluginHostTest, AllowAndBlockListsByName) {
   use("good");
   use("newer-minor");
-  PluginHostOptions allowOnly = options();
-  allowOnly.allow = {"newer-minor"};
-  PluginHost allowed(allowOnly);
-  allowed.loadAll();
+  // A host that has loaded the fixtures in use under these allow-plugins and block-plugins.
+  const auto loadedWith = [&](std::vector<std::string> allow, std::vector<std::string> block) {
+    PluginHostOptions o = options();
+    o.allow = std::move(allow);
+    o.block = std::move(block);
+    auto host = std::make_unique<PluginHost>(o);
+    host->loadAll();
+    return host;
+  };
+  const auto allowedHost = loadedWith({"newer-minor"}, {});
+  PluginHost& allowed = *allowedHost;
   ASSERT_EQ(allowed.plugins().size(), 1u);
   EXPECT_EQ(allowed.plugins()[0]->identity().name, "newer-minor");
   EXPECT_TRUE(allowed.skipped().empty());
   EXPECT_NE(logText().find("(good) not loaded: excluded by allow-plugins/block-plugins"), std::string::npos);
 
-  PluginHostOptions blocking = options();
-  blocking.block = {"newer-minor"};
-  PluginHost blocked(blocking);
-  blocked.loadAll();
+  const auto blockedHost = loadedWith({}, {"newer-minor"});
+  PluginHost& blocked = *blockedHost;
   ASSERT_EQ(blocked.plugins().size(), 1u);
   EXPECT_EQ(blocked.plugins()[0]->identity().name, "good");
 }
