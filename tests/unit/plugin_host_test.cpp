@@ -3,6 +3,7 @@
 #include "alloc/node_allocator.hpp"
 #include "check/plugin_checker.hpp"
 #include "plugin/plugin_host.hpp"
+#include "../support/captured_log.hpp"
 
 #include <gtest/gtest.h>
 
@@ -10,7 +11,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <mutex>
 
 namespace bai::core {
 namespace {
@@ -45,19 +45,11 @@ class PluginHostTest : public ::testing::Test {
     PluginHostOptions o;
     o.searchPath = {dir_};
     o.callDeadline = deadline;
-    o.log = [this](LogLevel level, const std::string& source, const std::string& message) {
-      std::lock_guard<std::mutex> lock(mutex_);
-      logs_.push_back(std::string(logLevelName(level)) + " " + source + ": " + message);
-    };
+    o.log = log_.sink();
     return o;
   }
 
-  std::string logText() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    std::string all;
-    for (const auto& line : logs_) all += line + "\n";
-    return all;
-  }
+  std::string logText() const { return log_.text(); }
 
   // Loads the fixture alone and expects it skipped with `reason` in its report and log.
   void expectSkipped(const std::string& fixture, const std::string& reason) {
@@ -74,8 +66,7 @@ class PluginHostTest : public ::testing::Test {
   }
 
   fs::path dir_;
-  std::mutex mutex_;
-  std::vector<std::string> logs_;
+  bai::testing::CapturedLog log_;
 };
 
 TEST_F(PluginHostTest, LoadsAWellBehavedPlugin) {
