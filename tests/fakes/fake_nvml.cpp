@@ -116,6 +116,17 @@ nvmlReturn_t check(State& s, nvmlDevice_t handle) {
   return NVML_ERROR_INVALID_ARGUMENT;
 }
 
+// Under the lock: checks `device` and that no output pointer is null, then `read` answers
+// from the device.
+template <class Read, class... Out>
+nvmlReturn_t readDevice(nvmlDevice_t device, Read read, Out*... outputs) {
+  State& s = state();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  if (nvmlReturn_t status = check(s, device); status != NVML_SUCCESS) return status;
+  if ((... || (outputs == nullptr))) return NVML_ERROR_INVALID_ARGUMENT;
+  return read(*deviceOf(device));
+}
+
 nvmlReturn_t copyText(const std::string& text, char* buffer, unsigned length) {
   if (buffer == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
   if (text.size() + 1 > length) return NVML_ERROR_INSUFFICIENT_SIZE;
@@ -201,77 +212,54 @@ FAKE_EXPORT nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int index, nvmlD
 }
 
 FAKE_EXPORT nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t device, char* uuid, unsigned int length) {
-  State& s = state();
-  std::lock_guard<std::mutex> lock(s.mutex);
-  if (nvmlReturn_t status = check(s, device); status != NVML_SUCCESS) return status;
-  return copyText(deviceOf(device)->uuid, uuid, length);
+  return readDevice(device, [&](const FakeDevice& d) { return copyText(d.uuid, uuid, length); });
 }
 
 FAKE_EXPORT nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char* name, unsigned int length) {
-  State& s = state();
-  std::lock_guard<std::mutex> lock(s.mutex);
-  if (nvmlReturn_t status = check(s, device); status != NVML_SUCCESS) return status;
-  return copyText(deviceOf(device)->name, name, length);
+  return readDevice(device, [&](const FakeDevice& d) { return copyText(d.name, name, length); });
 }
 
 FAKE_EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t* memory) {
-  State& s = state();
-  std::lock_guard<std::mutex> lock(s.mutex);
-  if (nvmlReturn_t status = check(s, device); status != NVML_SUCCESS) return status;
-  if (memory == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
-  const FakeDevice& d = *deviceOf(device);
-  memory->total = d.memoryTotal;
-  memory->used = d.memoryUsed;
-  memory->free = d.memoryTotal - d.memoryUsed;
-  return NVML_SUCCESS;
+  return readDevice(
+      device,
+      [&](const FakeDevice& d) {
+        memory->total = d.memoryTotal;
+        memory->used = d.memoryUsed;
+        memory->free = d.memoryTotal - d.memoryUsed;
+        return NVML_SUCCESS;
+      },
+      memory);
 }
 
 FAKE_EXPORT nvmlReturn_t nvmlDeviceGetPciInfo_v3(nvmlDevice_t device, nvmlPciInfo_t* pci) {
-  State& s = state();
-  std::lock_guard<std::mutex> lock(s.mutex);
-  if (nvmlReturn_t status = check(s, device); status != NVML_SUCCESS) return status;
-  if (pci == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
-  *pci = nvmlPciInfo_t{};
-  return copyText(deviceOf(device)->pciBusId, pci->busId, sizeof pci->busId);
+  return readDevice(
+      device,
+      [&](const FakeDevice& d) {
+        *pci = nvmlPciInfo_t{};
+        return copyText(d.pciBusId, pci->busId, sizeof pci->busId);
+      },
+      pci);
 }
 
 #ifndef BAI_FAKE_NVML_MINIMAL
 FAKE_EXPORT nvmlReturn_t nvmlDeviceGetNumGpuCores(nvmlDevice_t device, unsigned int* numCores) {
-  State& s = state();
-  std::lock_guard<std::mutex> lock(s.mutex);
-  if (nvmlReturn_t status = check(s, device); status != NVML_SUCCESS) return status;
-  if (numCores == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
-  *numCores = deviceOf(device)->cores;
-  return NVML_SUCCESS;
+  return readDevice(device, [&](const FakeDevice& d) { return *numCores = d.cores, NVML_SUCCESS; }, numCores);
 }
 
 FAKE_EXPORT nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device, nvmlUtilization_t* utilization) {
-  State& s = state();
-  std::lock_guard<std::mutex> lock(s.mutex);
-  if (nvmlReturn_t status = check(s, device); status != NVML_SUCCESS) return status;
-  if (utilization == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
-  utilization->gpu = deviceOf(device)->utilization;
-  utilization->memory = 0;
-  return NVML_SUCCESS;
+  return readDevice(
+      device, [&](const FakeDevice& d) { return *utilization = {d.utilization, 0}, NVML_SUCCESS; }, utilization);
 }
 #endif
 
 FAKE_EXPORT nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t device, unsigned int* currentMode, unsigned int* pendingMode) {
-  State& s = state();
-  std::lock_guard<std::mutex> lock(s.mutex);
-  if (nvmlReturn_t status = check(s, device); status != NVML_SUCCESS) return status;
-  if (currentMode == nullptr || pendingMode == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
-  *currentMode = *pendingMode = deviceOf(device)->migMode;
-  return NVML_SUCCESS;
+  return readDevice(
+      device, [&](const FakeDevice& d) { return *currentMode = *pendingMode = d.migMode, NVML_SUCCESS; }, currentMode,
+      pendingMode);
 }
 
 FAKE_EXPORT nvmlReturn_t nvmlDeviceGetMaxMigDeviceCount(nvmlDevice_t device, unsigned int* count) {
-  State& s = state();
-  std::lock_guard<std::mutex> lock(s.mutex);
-  if (nvmlReturn_t status = check(s, device); status != NVML_SUCCESS) return status;
-  if (count == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
-  *count = deviceOf(device)->maxMigDevices;
-  return NVML_SUCCESS;
+  return readDevice(device, [&](const FakeDevice& d) { return *count = d.maxMigDevices, NVML_SUCCESS; }, count);
 }
 
 FAKE_EXPORT nvmlReturn_t nvmlDeviceGetMigDeviceHandleByIndex(nvmlDevice_t device, unsigned int index, nvmlDevice_t* migDevice) {

@@ -1,6 +1,7 @@
 // The real bai-agent binary with the cpu and mock plugins on a loopback port, driven
 // over HTTP, reporting to a fake manager.
 #include "../report/fake_manager.hpp"
+#include "daemon_process.hpp"
 #include "http_client.hpp"
 #include "wait.hpp"
 
@@ -9,9 +10,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -22,8 +21,6 @@
 #include <fstream>
 #include <random>
 #include <thread>
-
-extern char** environ;
 
 namespace bai::testing {
 namespace {
@@ -41,21 +38,7 @@ class AgentProcess {
     token_ = "test-token-0123456789";
     std::ofstream(dir_ / "token") << token_ << "\n";
     ::chmod((dir_ / "token").c_str(), 0600);
-    std::ofstream(dir_ / "agent.toml") << "[agent]\n"
-                                       << "id = \"test-agent\"\n"
-                                       << "rpc-listen-addr = \"127.0.0.1:0\"\n"
-                                       << "manager-url = \"" << managerUrl << "\"\n"
-                                       << "cluster-token-file = \"" << (dir_ / "token").string() << "\"\n"
-                                       << "state-dir = \"" << (dir_ / "state").string() << "\"\n"
-                                       << "plugin-path = [\"" << env("BAI_CPU_PLUGIN_DIR") << "\", \""
-                                       << env("BAI_MOCK_PLUGIN_DIR") << "\"]\n"
-                                       << "heartbeat-interval = 0.05\n"
-                                       << "[runtime]\n"
-                                       << "shim-path = \"" << env("BAI_SESSION_SHIM") << "\"\n"
-                                       << "destroy-grace = 1\n"
-                                       << "cgroup-root = \"" << (dir_ / "no-cgroups").string() << "\"\n"
-                                       << "[plugins.mock]\n"
-                                       << "config_file = \"" << env("BAI_MOCK_CONFIG_DIR") << "/" << mockConfig << "\"\n"
+    std::ofstream(dir_ / "agent.toml") << agentToml("test-agent", managerUrl, dir_ / "token", dir_, 0.05, mockConfig)
                                        << extraConfig;
   }
   ~AgentProcess() { stop(SIGKILL); }
@@ -112,19 +95,7 @@ class AgentProcess {
   const fs::path& dir() const { return dir_; }
 
  private:
-  static pid_t spawn(const std::vector<std::string>& args, const fs::path& log) {
-    std::vector<char*> argv;
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_adddup2(&actions, 1, 2);
-    pid_t pid = 0;
-    posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    return pid;
-  }
+  static pid_t spawn(const std::vector<std::string>& args, const fs::path& log) { return spawnLogged(args, log, log); }
 
   fs::path dir_;
   std::string token_;

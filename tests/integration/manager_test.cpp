@@ -1,6 +1,7 @@
 // The real bai-manager with real bai-agents (cpu and mock plugins) on loopback ports:
 // registration, placement by generic slots, the signed API over the wire, lost agents,
 // and a manager killed in the middle of placing sessions.
+#include "daemon_process.hpp"
 #include "http_client.hpp"
 #include "signed_client.hpp"
 #include "temp_dir.hpp"
@@ -12,10 +13,8 @@
 #include <nlohmann/json.hpp>
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -34,8 +33,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-extern char** environ;
 
 namespace bai::testing {
 namespace {
@@ -103,24 +100,14 @@ class Process {
 
   bool spawn(const std::vector<std::string>& args, const fs::path& out, const fs::path& err, const std::string& marker,
              const fs::path& cwd = {}) {
-    std::vector<char*> argv;
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
     std::vector<std::string> environment;
     for (char** e = environ; *e != nullptr; ++e) environment.emplace_back(*e);
     environment.push_back(std::string(kMarkerVariable) + "=" + marker);
     std::vector<char*> envp;
     for (auto& e : environment) envp.push_back(e.data());
     envp.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (!cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, cwd.c_str());
-    const int failed = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), envp.data());
-    posix_spawn_file_actions_destroy(&actions);
-    if (failed != 0) pid_ = 0;
-    return failed == 0;
+    pid_ = spawnLogged(args, out, err, envp.data(), cwd);
+    return pid_ != 0;
   }
 
   // Waits for the end: the exit code, or -signal.
@@ -264,21 +251,7 @@ class ManagerTest : public ::testing::Test {
     agent->id = id;
     agent->dir = dir_ / id;
     fs::create_directories(agent->dir);
-    std::ofstream(agent->dir / "agent.toml") << "[agent]\n"
-                                             << "id = \"" << id << "\"\n"
-                                             << "rpc-listen-addr = \"127.0.0.1:0\"\n"
-                                             << "manager-url = \"" << managerUrl_ << "\"\n"
-                                             << "cluster-token-file = \"" << (dir_ / "cluster-token").string() << "\"\n"
-                                             << "state-dir = \"" << (agent->dir / "state").string() << "\"\n"
-                                             << "plugin-path = [\"" << env("BAI_CPU_PLUGIN_DIR") << "\", \""
-                                             << env("BAI_MOCK_PLUGIN_DIR") << "\"]\n"
-                                             << "heartbeat-interval = 0.2\n"
-                                             << "[runtime]\n"
-                                             << "shim-path = \"" << env("BAI_SESSION_SHIM") << "\"\n"
-                                             << "destroy-grace = 1\n"
-                                             << "cgroup-root = \"" << (agent->dir / "no-cgroups").string() << "\"\n"
-                                             << "[plugins.mock]\n"
-                                             << "config_file = \"" << env("BAI_MOCK_CONFIG_DIR") << "/" << mockConfig << "\"\n";
+    std::ofstream(agent->dir / "agent.toml") << agentToml(id, managerUrl_, dir_ / "cluster-token", agent->dir, 0.2, mockConfig);
     agents_.push_back(std::move(agent));
     AgentHandle& handle = *agents_.back();
     EXPECT_TRUE(launchAgent(handle)) << handle.log();

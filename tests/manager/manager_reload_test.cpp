@@ -2,12 +2,12 @@
 // effect, a broken config is refused with the running settings kept, and other changed
 // keys are logged as needing a restart.
 #include "manager.hpp"
+#include "../support/captured_log.hpp"
 #include "../support/temp_dir.hpp"
 
 #include <gtest/gtest.h>
 
 #include <fstream>
-#include <mutex>
 
 namespace bai::manager {
 namespace {
@@ -23,11 +23,7 @@ class ManagerReloadTest : public ::testing::Test {
     if (const char* dir = std::getenv("BAI_POLICY_DIR")) settings->policyPath.push_back(dir);
     auto store = openStore(settings->db);
     ASSERT_TRUE(store.ok()) << store.error().message;
-    auto manager = Manager::start(*settings, std::move(*store), "token", [this](LogLevel level, const std::string&,
-                                                                               const std::string& message) {
-      std::lock_guard<std::mutex> lock(mutex_);
-      lines_.push_back(std::string(logLevelName(level)) + " " + message);
-    });
+    auto manager = Manager::start(*settings, std::move(*store), "token", log_.sink());
     ASSERT_TRUE(manager.ok()) << manager.error().message;
     manager_ = std::move(*manager);
     running_ = std::move(*config);
@@ -42,23 +38,11 @@ class ManagerReloadTest : public ::testing::Test {
     return reloadManagerConfig(*manager_, running_, file(), {});
   }
   std::string file() const { return (dir_.path() / "manager.toml").string(); }
-  bool logged(const std::string& text) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    for (const auto& line : lines_) {
-      if (line.find(text) != std::string::npos) return true;
-    }
-    return false;
-  }
-  std::string logText() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    std::string out;
-    for (const auto& line : lines_) out += line + "\n";
-    return out;
-  }
+  bool logged(const std::string& text) const { return log_.contains(text); }
+  std::string logText() const { return log_.text(); }
 
   bai::test::TempDir dir_;
-  std::mutex mutex_;
-  std::vector<std::string> lines_;
+  bai::testing::CapturedLog log_{false};  // the manager's lines without their source
   std::unique_ptr<Manager> manager_;
   config::Config running_;
 };

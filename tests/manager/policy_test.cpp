@@ -42,6 +42,18 @@ PolicyCatalog loadCatalog(const std::vector<fs::path>& dirs, std::vector<LogLine
   return std::move(*catalog);
 }
 
+// Figures per slot ([slot][row]): one more row's figures, in slot order, appended.
+void appendColumn(std::vector<std::vector<double>>& table, const std::vector<double>& figures) {
+  for (std::size_t s = 0; s < table.size(); ++s) table[s].push_back(figures.at(s));
+}
+
+// The C view of such a table: a pointer to each slot's figures.
+std::vector<const double*> rowPointers(const std::vector<std::vector<double>>& table) {
+  std::vector<const double*> rows;
+  for (const auto& figures : table) rows.push_back(figures.data());
+  return rows;
+}
+
 // A pending view built session by session; amounts are listed per session in slot order.
 struct Pending {
   std::vector<const char*> slots;
@@ -59,19 +71,14 @@ struct Pending {
                std::vector<double> request = {}) {
     ids.push_back(id), owners.push_back(owner), seq.push_back(enqueueSeq);
     ownerAllocated.resize(slots.size()), request.resize(slots.size());
-    for (std::size_t s = 0; s < slots.size(); ++s) {
-      allocated[s].push_back(ownerAllocated[s]);
-      requested[s].push_back(request[s]);
-    }
+    appendColumn(allocated, ownerAllocated);
+    appendColumn(requested, request);
     return *this;
   }
 
   const bai_pending_view& build() {
-    requestedRows.clear(), allocatedRows.clear();
-    for (std::size_t s = 0; s < slots.size(); ++s) {
-      requestedRows.push_back(requested[s].data());
-      allocatedRows.push_back(allocated[s].data());
-    }
+    requestedRows = rowPointers(requested);
+    allocatedRows = rowPointers(allocated);
     view = bai_pending_view{sizeof(bai_pending_view), static_cast<std::uint32_t>(ids.size()),
                             static_cast<std::uint32_t>(slots.size()), slots.data(), ids.data(), owners.data(),
                             seq.data(), requestedRows.data(), capacity.data(), allocatedRows.data()};
@@ -99,10 +106,8 @@ struct Candidates {
 
   Candidates& add(const char* id, std::vector<double> cap, std::vector<double> rem, std::uint32_t sharedDevices = 0) {
     ids.push_back(id), shared.push_back(sharedDevices);
-    for (std::size_t s = 0; s < slots.size(); ++s) {
-      capacity[s].push_back(cap.at(s));
-      remaining[s].push_back(rem.at(s));
-    }
+    appendColumn(capacity, cap);
+    appendColumn(remaining, rem);
     return *this;
   }
 
@@ -113,11 +118,8 @@ struct Candidates {
   }
 
   const bai_candidate_view& build() {
-    capacityRows.clear(), remainingRows.clear();
-    for (std::size_t s = 0; s < slots.size(); ++s) {
-      capacityRows.push_back(capacity[s].data());
-      remainingRows.push_back(remaining[s].data());
-    }
+    capacityRows = rowPointers(capacity);
+    remainingRows = rowPointers(remaining);
     // `largest` equals remaining here: no bundled policy reads it.
     view = bai_candidate_view{sizeof(bai_candidate_view), static_cast<std::uint32_t>(ids.size()),
                               static_cast<std::uint32_t>(slots.size()), slots.data(), ids.data(),

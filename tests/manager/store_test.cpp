@@ -32,26 +32,13 @@ std::unique_ptr<Store> open(const std::string& url) {
   return std::move(*store);
 }
 
-// Runs `fn` in a read transaction and returns its value; a failure throws, which
-// GoogleTest reports as a failed test.
+// Runs `fn` in the transaction `open` runs it in (Store::read or Store::write) and
+// returns its value, or the error.
 template <class T>
-T readValue(Store& store, const std::function<Result<T>(StoreTransaction&)>& fn) {
+Result<T> valueIn(const std::function<Result<void>(const Store::TransactionFn&)>& open,
+                  const std::function<Result<T>(StoreTransaction&)>& fn) {
   std::optional<T> out;
-  Result<void> done = store.read([&](StoreTransaction& tx) -> Result<void> {
-    Result<T> value = fn(tx);
-    if (!value.ok()) return Failure{value.error()};
-    out = std::move(*value);
-    return {};
-  });
-  if (!done.ok()) throw std::runtime_error(done.error().message);
-  return std::move(*out);
-}
-
-// Runs `fn` in a write transaction and returns its value, or the error.
-template <class T>
-Result<T> writeValue(Store& store, const std::function<Result<T>(StoreTransaction&)>& fn) {
-  std::optional<T> out;
-  Result<void> done = store.write([&](StoreTransaction& tx) -> Result<void> {
+  Result<void> done = open([&](StoreTransaction& tx) -> Result<void> {
     Result<T> value = fn(tx);
     if (!value.ok()) return Failure{value.error()};
     out = std::move(*value);
@@ -59,6 +46,21 @@ Result<T> writeValue(Store& store, const std::function<Result<T>(StoreTransactio
   });
   if (!done.ok()) return Failure{done.error()};
   return std::move(*out);
+}
+
+// Runs `fn` in a read transaction and returns its value; a failure throws, which
+// GoogleTest reports as a failed test.
+template <class T>
+T readValue(Store& store, const std::function<Result<T>(StoreTransaction&)>& fn) {
+  Result<T> value = valueIn<T>([&](const Store::TransactionFn& body) { return store.read(body); }, fn);
+  if (!value.ok()) throw std::runtime_error(value.error().message);
+  return std::move(*value);
+}
+
+// Runs `fn` in a write transaction and returns its value, or the error.
+template <class T>
+Result<T> writeValue(Store& store, const std::function<Result<T>(StoreTransaction&)>& fn) {
+  return valueIn<T>([&](const Store::TransactionFn& body) { return store.write(body); }, fn);
 }
 
 Result<void> writeOne(Store& store, const std::function<Result<void>(StoreTransaction&)>& fn) {

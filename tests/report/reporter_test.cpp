@@ -233,28 +233,26 @@ TEST_F(ReporterTest, SlowManagerIsAnOutageUntilItAnswersInTime) {
 
 TEST_F(ReporterTest, BackoffGrowsWhileTheManagerIsAway) {
   manager.stop();
-  auto o = options();
-  o.jitterFraction = 0.0;
-  o.initialBackoff = 5ms;
-  o.maxBackoff = 10s;
-  auto reporter = startReporter(std::move(o));
-  std::this_thread::sleep_for(400ms);
-  const auto growing = reporter->counters().heartbeatsFailed;
-  reporter->stop();
+  // Failed contact attempts in 400 ms without jitter, backoff from 5 ms up to maxBackoff.
+  const auto failedIn400ms = [&](std::chrono::milliseconds maxBackoff) {
+    auto o = options();
+    o.jitterFraction = 0.0;
+    o.initialBackoff = 5ms;
+    o.maxBackoff = maxBackoff;
+    auto reporter = startReporter(std::move(o));
+    std::this_thread::sleep_for(400ms);
+    const auto attempts = reporter->counters().heartbeatsFailed;
+    reporter->stop();
+    return attempts;
+  };
+  const auto growing = failedIn400ms(10s);
   // Attempts at 0, 5, 15, 35, 75, 155, 315 ms: 7. A fixed 5 ms retry would make ~80.
   EXPECT_GE(growing, 4u);
   EXPECT_LE(growing, 9u);
   EXPECT_EQ(logLinesContaining("cannot reach the manager"), 1u) << allLogs();
   EXPECT_EQ(logs.size(), 1u) << "one line for the outage, none per attempt:\n" << allLogs();
 
-  o = options();
-  o.jitterFraction = 0.0;
-  o.initialBackoff = 5ms;
-  o.maxBackoff = 20ms;
-  auto capped = startReporter(std::move(o));
-  std::this_thread::sleep_for(400ms);
-  const auto cappedAttempts = capped->counters().heartbeatsFailed;
-  capped->stop();
+  const auto cappedAttempts = failedIn400ms(20ms);
   // 0, 5, 15, 35, then every 20 ms: ~21.
   EXPECT_GE(cappedAttempts, 12u);
   EXPECT_LE(cappedAttempts, 24u);

@@ -43,12 +43,20 @@ core::RunSpec sessionIn(const std::filesystem::path& parent, int index, std::vec
   return spec;
 }
 
+// A session runner on the shim, its exits collected, its session dirs in a fresh temp
+// dir under `parent`.
+struct RunnerIn {
+  explicit RunnerIn(const std::filesystem::path& parent) : temp(parent) {}
+  TempDir temp;
+  ExitCollector exits;
+  core::SessionRunner runner{shimPath(), quietLog(), exits.callback()};
+};
+
 TEST(RuntimeFigures, SessionsStartedAndReapedPerSecond) {
   constexpr int kSessions = 500;
   for (const std::filesystem::path& parent : sessionDirParents()) {
-    TempDir temp(parent);
-    ExitCollector exits;
-    core::SessionRunner runner(shimPath(), quietLog(), exits.callback());
+    RunnerIn setup(parent);
+    auto& [temp, exits, runner] = setup;
     Clock::time_point begin = Clock::now();
     for (int i = 0; i < kSessions; ++i) ASSERT_TRUE(runner.start(sessionIn(temp.path(), i, {"true"})).ok());
     ASSERT_TRUE(exits.waitForTotal(kSessions));
@@ -66,9 +74,8 @@ TEST(RuntimeFigures, SessionsStartedAndReapedPerSecond) {
 TEST(RuntimeFigures, StartToCommandRunningLatency) {
   constexpr int kSamples = 100;
   for (const std::filesystem::path& parent : sessionDirParents()) {
-    TempDir temp(parent);
-    ExitCollector exits;
-    core::SessionRunner runner(shimPath(), quietLog(), exits.callback());
+    RunnerIn setup(parent);
+    auto& [temp, exits, runner] = setup;
     std::vector<double> latencies;
     for (int i = 0; i < kSamples; ++i) {
       std::filesystem::path fifo = temp.path() / ("ready-" + std::to_string(i));

@@ -3,6 +3,7 @@
 // a session on the plugin that is no longer allowed. Also the shared pieces: the
 // adjustable log threshold and the config comparison.
 #include "agent/agent_startup.hpp"
+#include "captured_log.hpp"
 #include "temp_dir.hpp"
 #include "wait.hpp"
 
@@ -11,7 +12,6 @@
 #include <sys/stat.h>
 
 #include <fstream>
-#include <mutex>
 
 namespace bai::core {
 namespace {
@@ -20,39 +20,7 @@ using namespace std::chrono_literals;
 using bai::testing::env;
 using bai::testing::eventually;
 
-// Every line the agent logs, for looking at afterwards.
-class CapturedLog {
- public:
-  LogSink sink() {
-    return [this](LogLevel level, const std::string& source, const std::string& message) {
-      std::lock_guard<std::mutex> lock(mutex_);
-      lines_.push_back(std::string(logLevelName(level)) + " " + source + ": " + message);
-    };
-  }
-  bool contains(const std::string& text) const {
-    std::lock_guard<std::mutex> lock(mutex_);
-    for (const auto& line : lines_) {
-      if (line.find(text) != std::string::npos) return true;
-    }
-    return false;
-  }
-  std::size_t countStartingWith(const std::string& prefix) const {
-    std::lock_guard<std::mutex> lock(mutex_);
-    std::size_t n = 0;
-    for (const auto& line : lines_) n += line.rfind(prefix, 0) == 0 ? 1 : 0;
-    return n;
-  }
-  std::string text() const {
-    std::lock_guard<std::mutex> lock(mutex_);
-    std::string out;
-    for (const auto& line : lines_) out += line + "\n";
-    return out;
-  }
-
- private:
-  mutable std::mutex mutex_;
-  std::vector<std::string> lines_;
-};
+using bai::testing::CapturedLog;
 
 TEST(LogThreshold, ChangesWhatASinkPassesWhileItRuns) {
   std::vector<std::string> seen;

@@ -1,3 +1,5 @@
+#include "../support/rejected_text.hpp"
+
 #include <bai/slots.hpp>
 
 #include <gtest/gtest.h>
@@ -65,20 +67,12 @@ TEST(BinarySize, QuantityConversions) {
   EXPECT_FALSE(BinarySize::fromQuantity(Quantity::infinity()).ok());
 }
 
-struct BadSize {
-  const char* text;
-  ErrorCode code;
-  const char* mentions;
-};
+using BadSize = test::RejectedText;
 
 class BinarySizeRejects : public testing::TestWithParam<BadSize> {};
 
 TEST_P(BinarySizeRejects, WithAClearError) {
-  const BadSize& bad = GetParam();
-  auto parsed = BinarySize::parse(bad.text);
-  ASSERT_FALSE(parsed.ok()) << bad.text << " parsed as " << parsed->bytes();
-  EXPECT_EQ(parsed.error().code, bad.code) << bad.text;
-  EXPECT_NE(parsed.error().message.find(bad.mentions), std::string::npos) << parsed.error().message;
+  test::expectRejected(GetParam(), BinarySize::parse, [](const BinarySize& size) { return size.bytes(); });
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -3,6 +3,7 @@
 #include "alloc/node_allocator.hpp"
 #include "check/plugin_checker.hpp"
 #include "plugin/plugin_host.hpp"
+#include "../support/captured_log.hpp"
 
 #include <gtest/gtest.h>
 
@@ -10,7 +11,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <mutex>
 
 namespace bai::core {
 namespace {
@@ -45,19 +45,11 @@ class PluginHostTest : public ::testing::Test {
     PluginHostOptions o;
     o.searchPath = {dir_};
     o.callDeadline = deadline;
-    o.log = [this](LogLevel level, const std::string& source, const std::string& message) {
-      std::lock_guard<std::mutex> lock(mutex_);
-      logs_.push_back(std::string(logLevelName(level)) + " " + source + ": " + message);
-    };
+    o.log = log_.sink();
     return o;
   }
 
-  std::string logText() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    std::string all;
-    for (const auto& line : logs_) all += line + "\n";
-    return all;
-  }
+  std::string logText() const { return log_.text(); }
 
   // Loads the fixture alone and expects it skipped with `reason` in its report and log.
   void expectSkipped(const std::string& fixture, const std::string& reason) {
@@ -74,8 +66,7 @@ class PluginHostTest : public ::testing::Test {
   }
 
   fs::path dir_;
-  std::mutex mutex_;
-  std::vector<std::string> logs_;
+  bai::testing::CapturedLog log_;
 };
 
 TEST_F(PluginHostTest, LoadsAWellBehavedPlugin) {
@@ -249,19 +240,24 @@ TEST_F(PluginHostTest, RefusesADuplicateKeyNamingBothFiles) {
 TEST_F(PluginHostTest, AllowAndBlockListsByName) {
   use("good");
   use("newer-minor");
-  PluginHostOptions allowOnly = options();
-  allowOnly.allow = {"newer-minor"};
-  PluginHost allowed(allowOnly);
-  allowed.loadAll();
+  // A host that has loaded the fixtures in use under these allow-plugins and block-plugins.
+  const auto loadedWith = [&](std::vector<std::string> allow, std::vector<std::string> block) {
+    PluginHostOptions o = options();
+    o.allow = std::move(allow);
+    o.block = std::move(block);
+    auto host = std::make_unique<PluginHost>(o);
+    host->loadAll();
+    return host;
+  };
+  const auto allowedHost = loadedWith({"newer-minor"}, {});
+  PluginHost& allowed = *allowedHost;
   ASSERT_EQ(allowed.plugins().size(), 1u);
   EXPECT_EQ(allowed.plugins()[0]->identity().name, "newer-minor");
   EXPECT_TRUE(allowed.skipped().empty());
   EXPECT_NE(logText().find("(good) not loaded: excluded by allow-plugins/block-plugins"), std::string::npos);
 
-  PluginHostOptions blocking = options();
-  blocking.block = {"newer-minor"};
-  PluginHost blocked(blocking);
-  blocked.loadAll();
+  const auto blockedHost = loadedWith({}, {"newer-minor"});
+  PluginHost& blocked = *blockedHost;
   ASSERT_EQ(blocked.plugins().size(), 1u);
   EXPECT_EQ(blocked.plugins()[0]->identity().name, "good");
 }

@@ -1,3 +1,5 @@
+#include "../support/rejected_text.hpp"
+
 #include <bai/slots.hpp>
 
 #include <gtest/gtest.h>
@@ -123,20 +125,12 @@ TEST(Quantity, LeavingTheRangeThrows) {
   EXPECT_THROW((void)(huge + huge), std::overflow_error);
 }
 
-struct BadQuantity {
-  const char* text;
-  ErrorCode code;
-  const char* mentions;
-};
+using BadQuantity = test::RejectedText;
 
 class QuantityRejects : public testing::TestWithParam<BadQuantity> {};
 
 TEST_P(QuantityRejects, WithAClearError) {
-  const BadQuantity& bad = GetParam();
-  auto parsed = Quantity::parse(bad.text);
-  ASSERT_FALSE(parsed.ok()) << bad.text << " parsed as " << parsed->toString();
-  EXPECT_EQ(parsed.error().code, bad.code) << bad.text;
-  EXPECT_NE(parsed.error().message.find(bad.mentions), std::string::npos) << parsed.error().message;
+  test::expectRejected(GetParam(), Quantity::parse, [](const Quantity& quantity) { return quantity.toString(); });
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -120,4 +120,21 @@ CheckRun pluginCheck(const json& config) {
   return run;
 }
 
+void expectCheckPasses(const json& config, bool everyCheckRan) {
+  CheckRun run = pluginCheck(config);
+  EXPECT_EQ(run.exitCode, 0) << run.output;
+  if (everyCheckRan) {
+    EXPECT_NE(run.output.find(" 0 failed, 0 skipped"), std::string::npos) << run.output;
+  }
+}
+
+void expectCheckPassesWithoutNvml() {
+  expectCheckPasses({{"nvml_library", "/nonexistent/libnvidia-ml.so.1"}}, false);
+}
+
+void expectCheckPassesWithoutOptionalSymbols() {
+  Scenario scenario("mig-mixed");
+  expectCheckPasses(scenario.config({{"nvml_library", minimalFakeLibrary()}}), false);
+}
+
 }  // namespace bai::cuda::testing

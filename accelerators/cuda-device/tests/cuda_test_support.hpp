@@ -61,4 +61,11 @@ struct CheckRun {
 };
 CheckRun pluginCheck(const json& config);
 
+// pluginCheck(config) exits 0 and, with `everyCheckRan`, reports none failed or skipped.
+void expectCheckPasses(const json& config, bool everyCheckRan = true);
+// The checks both cuda plugins pass alike: with no NVML library at all, and on a fake
+// NVML without its optional symbols (scenario mig-mixed).
+void expectCheckPassesWithoutNvml();
+void expectCheckPassesWithoutOptionalSymbols();
+
 }  // namespace bai::cuda::testing

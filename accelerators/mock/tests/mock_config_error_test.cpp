@@ -21,6 +21,11 @@ std::string device(const std::string& extraLines, const std::string& uuid = "U0"
   return "[[devices]]\nuuid = \"" + uuid + "\"\nmodel = \"M\"\nsm_count = 8\nmemory = \"8g\"\n" + extraLines;
 }
 
+// A file of one device whose `memory = <value>` line is the offending one.
+std::string withMemory(const std::string& value) {
+  return kKey + "[[devices]]\nuuid = \"U\"\nmodel = \"M\"\nsm_count = 1\nmemory = " + value + " # <-\n";
+}
+
 struct BadFile {
   std::string name;
   std::string toml;
@@ -72,8 +77,7 @@ const BadFile kBadFiles[] = {
     {"numa_node_string", kKey + device("numa_node = \"0\" # <-\n"),
      "devices[0].numa_node: expected a non-negative integer"},
     {"mode_number", kKey + "mode = 1 # <-\n", "mode: expected a string"},
-    {"memory_float", kKey + "[[devices]]\nuuid = \"U\"\nmodel = \"M\"\nsm_count = 1\nmemory = 40.0 # <-\n",
-     "devices[0].memory: expected a size"},
+    {"memory_float", withMemory("40.0"), "devices[0].memory: expected a size"},
     {"devices_not_tables", kKey + "devices = [1, 2] # <-\n", "devices: expected a list of tables"},
     {"mask_not_list", kKey + "device_mask = \"0\" # <-\n", "device_mask: expected a list of strings"},
     {"negative_sm_count", kKey + "[[devices]]\nuuid = \"U\"\nmodel = \"M\"\nsm_count = -4 # <-\nmemory = \"8g\"\n",
@@ -93,17 +97,11 @@ const BadFile kBadFiles[] = {
     {"key_with_dot", "key = \"cu.da\" # <-\n", "is not a device key"},
     {"key_leading_digit", "key = \"1gpu\" # <-\n", "is not a device key"},
     {"key_too_long", "key = \"abcdefghijklmnopqrstuvwxyzabcdef\" # <-\n", "at most 31 characters"},
-    {"memory_unknown_unit", kKey + "[[devices]]\nuuid = \"U\"\nmodel = \"M\"\nsm_count = 1\nmemory = \"40q\" # <-\n",
-     "devices[0].memory: \"40q\" is not a whole number of bytes"},
-    {"memory_fractional_bytes",
-     kKey + "[[devices]]\nuuid = \"U\"\nmodel = \"M\"\nsm_count = 1\nmemory = \"1.5\" # <-\n",
-     "\"1.5\" is not a whole number of bytes"},
-    {"memory_fraction_of_k", kKey + "[[devices]]\nuuid = \"U\"\nmodel = \"M\"\nsm_count = 1\nmemory = \"0.1k\" # <-\n",
-     "\"0.1k\" is not a whole number"},
-    {"memory_bare_ib", kKey + "[[devices]]\nuuid = \"U\"\nmodel = \"M\"\nsm_count = 1\nmemory = \"40ib\" # <-\n",
-     "\"40ib\" is not"},
-    {"memory_zero", kKey + "[[devices]]\nuuid = \"U\"\nmodel = \"M\"\nsm_count = 1\nmemory = 0 # <-\n",
-     "devices[0].memory: must be greater than 0"},
+    {"memory_unknown_unit", withMemory("\"40q\""), "devices[0].memory: \"40q\" is not a whole number of bytes"},
+    {"memory_fractional_bytes", withMemory("\"1.5\""), "\"1.5\" is not a whole number of bytes"},
+    {"memory_fraction_of_k", withMemory("\"0.1k\""), "\"0.1k\" is not a whole number"},
+    {"memory_bare_ib", withMemory("\"40ib\""), "\"40ib\" is not"},
+    {"memory_zero", withMemory("0"), "devices[0].memory: must be greater than 0"},
     {"sm_count_zero", kKey + "[[devices]]\nuuid = \"U\"\nmodel = \"M\"\nsm_count = 0 # <-\nmemory = 1\n",
      "devices[0].sm_count: must be at least 1"},
     {"missing_uuid", kKey + "[[devices]] # <-\nmodel = \"M\"\nsm_count = 1\nmemory = 1\n", "devices[0].uuid: missing"},

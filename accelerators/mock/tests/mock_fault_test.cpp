@@ -13,8 +13,8 @@ namespace {
 using namespace std::chrono_literals;
 using bai::testing::DirectPlugin;
 
-json healthOf(DirectPlugin& plugin, const std::string& id) {
-  json payload = parsePayload("health", plugin.health());
+// The entry of device `id` in a payload's "devices".
+json deviceIn(const json& payload, const std::string& id) {
   for (const json& device : payload.at("devices")) {
     if (device.at("id") == id) return device;
   }
@@ -22,13 +22,12 @@ json healthOf(DirectPlugin& plugin, const std::string& id) {
   return json::object();
 }
 
+json healthOf(DirectPlugin& plugin, const std::string& id) {
+  return deviceIn(parsePayload("health", plugin.health()), id);
+}
+
 json listedOf(DirectPlugin& plugin, const std::string& id) {
-  json payload = parsePayload("list_devices", plugin.listDevices());
-  for (const json& device : payload.at("devices")) {
-    if (device.at("id") == id) return device;
-  }
-  ADD_FAILURE() << "no device " << id;
-  return json::object();
+  return deviceIn(parsePayload("list_devices", plugin.listDevices()), id);
 }
 
 json faultConfig(const json& faults) { return json{{"faults", faults}}; }

@@ -308,43 +308,29 @@ EXPORT rsmi_status_t rsmi_dev_name_get(uint32_t dv_ind, char* name, size_t len) 
   return RSMI_STATUS_SUCCESS;
 }
 
-EXPORT rsmi_status_t rsmi_dev_unique_id_get(uint32_t dv_ind, uint64_t* id) {
-  rsmi_status_t status = enter("rsmi_dev_unique_id_get", dv_ind, id);
-  if (status == RSMI_STATUS_SUCCESS) *id = devices[dv_ind].unique_id;
-  return status;
-}
+/* A getter that copies one field of a device out once enter() lets it. */
+#define FIELD_GETTER(function, type, field)                          \
+  EXPORT rsmi_status_t function(uint32_t dv_ind, type* out) {        \
+    rsmi_status_t status = enter(#function, dv_ind, out);            \
+    if (status == RSMI_STATUS_SUCCESS) *out = devices[dv_ind].field; \
+    return status;                                                   \
+  }
 
-EXPORT rsmi_status_t rsmi_dev_pci_id_get(uint32_t dv_ind, uint64_t* bdfid) {
-  rsmi_status_t status = enter("rsmi_dev_pci_id_get", dv_ind, bdfid);
-  if (status == RSMI_STATUS_SUCCESS) *bdfid = devices[dv_ind].bdfid;
-  return status;
-}
+/* The same for memory, where the fake knows only VRAM. */
+#define VRAM_GETTER(function, field)                                                                         \
+  EXPORT rsmi_status_t function(uint32_t dv_ind, rsmi_memory_type_t mem_type, uint64_t* out) {               \
+    rsmi_status_t status = enter(#function, dv_ind, out);                                                    \
+    if (status == RSMI_STATUS_SUCCESS && mem_type != RSMI_MEM_TYPE_VRAM) status = RSMI_STATUS_NOT_SUPPORTED; \
+    if (status == RSMI_STATUS_SUCCESS) *out = devices[dv_ind].field;                                         \
+    return status;                                                                                           \
+  }
 
-EXPORT rsmi_status_t rsmi_topo_numa_affinity_get(uint32_t dv_ind, uint32_t* numa_node) {
-  rsmi_status_t status = enter("rsmi_topo_numa_affinity_get", dv_ind, numa_node);
-  if (status == RSMI_STATUS_SUCCESS) *numa_node = devices[dv_ind].numa_node;
-  return status;
-}
-
-EXPORT rsmi_status_t rsmi_dev_memory_total_get(uint32_t dv_ind, rsmi_memory_type_t mem_type, uint64_t* total) {
-  rsmi_status_t status = enter("rsmi_dev_memory_total_get", dv_ind, total);
-  if (status == RSMI_STATUS_SUCCESS && mem_type != RSMI_MEM_TYPE_VRAM) status = RSMI_STATUS_NOT_SUPPORTED;
-  if (status == RSMI_STATUS_SUCCESS) *total = devices[dv_ind].vram_total;
-  return status;
-}
-
-EXPORT rsmi_status_t rsmi_dev_memory_usage_get(uint32_t dv_ind, rsmi_memory_type_t mem_type, uint64_t* used) {
-  rsmi_status_t status = enter("rsmi_dev_memory_usage_get", dv_ind, used);
-  if (status == RSMI_STATUS_SUCCESS && mem_type != RSMI_MEM_TYPE_VRAM) status = RSMI_STATUS_NOT_SUPPORTED;
-  if (status == RSMI_STATUS_SUCCESS) *used = devices[dv_ind].vram_used;
-  return status;
-}
-
-EXPORT rsmi_status_t rsmi_dev_busy_percent_get(uint32_t dv_ind, uint32_t* busy_percent) {
-  rsmi_status_t status = enter("rsmi_dev_busy_percent_get", dv_ind, busy_percent);
-  if (status == RSMI_STATUS_SUCCESS) *busy_percent = devices[dv_ind].busy_percent;
-  return status;
-}
+FIELD_GETTER(rsmi_dev_unique_id_get, uint64_t, unique_id)
+FIELD_GETTER(rsmi_dev_pci_id_get, uint64_t, bdfid)
+FIELD_GETTER(rsmi_topo_numa_affinity_get, uint32_t, numa_node)
+VRAM_GETTER(rsmi_dev_memory_total_get, vram_total)
+VRAM_GETTER(rsmi_dev_memory_usage_get, vram_used)
+FIELD_GETTER(rsmi_dev_busy_percent_get, uint32_t, busy_percent)
 
 EXPORT rsmi_status_t rsmi_status_string(rsmi_status_t status, const char** status_string) {
   if (status_string == NULL) return RSMI_STATUS_INVALID_ARGS;
