@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <functional>
 #include <future>
 #include <thread>
 
@@ -187,6 +188,14 @@ class ManagerCoreTest : public ::testing::Test {
   Quantity capacity(const std::string& agentId, const std::string& slot) { return figures(agentId, slot).capacity; }
 
   std::uint64_t agentRowsSaved() const { return manager_->metrics().agentRowsSaved.load(); }
+
+  // Stores scaling group `name` as `configure` leaves a fresh record.
+  void storeGroup(const std::string& name, const std::function<void(ScalingGroupRecord&)>& configure) {
+    ScalingGroupRecord group;
+    group.name = name;
+    configure(group);
+    ASSERT_TRUE(manager_->admin().upsertScalingGroup(group).ok());
+  }
 
   AgentStatus agentStatus(const std::string& agentId) {
     for (const auto& agent : manager_->agents()) {
@@ -687,10 +696,7 @@ TEST_F(ManagerCoreTest, DrfLetsTheSmallerShareGoFirst) {
   FakeAgentRpc rpc;
   rpc.start();
   startManager();
-  ScalingGroupRecord group;
-  group.name = "default";
-  group.sequencer = "drf";
-  ASSERT_TRUE(manager_->admin().upsertScalingGroup(group).ok());
+  storeGroup("default", [](ScalingGroupRecord& group) { group.sequencer = "drf"; });
   report("a", nodeState(rpc.url(), {{"cpu", "4"}}));
   const Caller heavy{"AKHEAVY", false}, light{"AKLIGHT", false};
   const SessionRecord held = submit({{"cpu", "3"}}, heavy);
@@ -714,10 +720,9 @@ TEST_F(ManagerCoreTest, AVendorsFractionSlotIsPlacedExactlyAsCudaSharesIs) {
     for (const bool preferShared : {false, true}) {
       for (const auto& file : std::filesystem::directory_iterator(dir_.path())) std::filesystem::remove(file.path());
       startManager();
-      ScalingGroupRecord group;
-      group.name = "default";
-      group.optionsJson = preferShared ? R"({"selector": {"prefer_shared": true}})" : "{}";
-      ASSERT_TRUE(manager_->admin().upsertScalingGroup(group).ok());
+      storeGroup("default", [&](ScalingGroupRecord& group) {
+        group.optionsJson = preferShared ? R"({"selector": {"prefer_shared": true}})" : "{}";
+      });
       auto node = [&](std::map<std::string, std::string> capacity) {
         auto state = nodeState("http://127.0.0.1:1", std::move(capacity));
         state.slotTypes[slot] = SlotType::Fraction;
