@@ -50,10 +50,10 @@ namespace {
 
 bool isAcceleratorSlot(const std::string& slot) { return slot.find('.') != std::string::npos; }
 
-int intrinsicRank(const std::string& slot, const std::map<std::string, SlotType>* types) {
-  const auto type = types == nullptr ? types->end() : types->find(slot);
-  if (types == nullptr || type == types->end()) return 3;
-  switch (type->second) {
+int intrinsicRank(const std::string& slot, const SlotRegistry* types) {
+  const SlotType* type = types == nullptr ? nullptr : types->find(slot);
+  if (type == nullptr) return 3;
+  switch (*type) {
     case SlotType::Count: return 0;
     case SlotType::Bytes: return 1;
     default: return 2;
@@ -62,7 +62,7 @@ int intrinsicRank(const std::string& slot, const std::map<std::string, SlotType>
 
 }  // namespace
 
-std::vector<std::string> slotPriorityOrder(std::set<std::string> slots, const std::map<std::string, SlotType>* types) {
+std::vector<std::string> slotPriorityOrder(std::set<std::string> slots, const SlotRegistry* types) {
   std::vector<std::string> order(slots.begin(), slots.end());  // by name already
   auto rank = [types](const std::string& slot) { return isAcceleratorSlot(slot) ? -1 : intrinsicRank(slot, types); };
   std::stable_sort(order.begin(), order.end(), [&](const auto& a, const auto& b) { return rank(a) < rank(b); });

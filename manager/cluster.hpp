@@ -3,6 +3,7 @@
 // of the manager's placements (so its largest-allocatable figures are never used stale).
 #pragma once
 
+#include "slot_registry.hpp"
 #include "store/store.hpp"
 
 #include <bai/slots.hpp>
@@ -43,6 +44,6 @@ struct AgentView {
 // then the node's intrinsic slots (no namespace) by type, counts before byte sizes before
 // the rest, and by name within a type. `types` (may be null) are the cluster's slot
 // types; a slot of unknown type comes last. No slot name is special.
-std::vector<std::string> slotPriorityOrder(std::set<std::string> slots, const std::map<std::string, SlotType>* types);
+std::vector<std::string> slotPriorityOrder(std::set<std::string> slots, const SlotRegistry* types);
 
 }  // namespace bai::manager

@@ -23,8 +23,7 @@ bool GroupScheduler::differsFrom(const ScalingGroupRecord& record) const {
 
 void configureGroup(GroupScheduler& group, const ScalingGroupRecord& record, const PolicyCatalog& catalog,
                     const SlotRegistry& slots) {
-  // An empty index (a new group's) costs nothing to make anew with the cluster's slot types.
-  const bool newPriority = record.slotPriority != group.config.slotPriority || group.index.size() == 0;
+  const bool newPriority = record.slotPriority != group.config.slotPriority;
   group.config = record;
   group.policyError.clear();
   group.sequencer.reset();
@@ -39,7 +38,7 @@ void configureGroup(GroupScheduler& group, const ScalingGroupRecord& record, con
     group.sequencer = std::move(*sequencer);
     group.selector = std::move(*selector);
   }
-  if (newPriority) group.index = PlacementIndex(record.slotPriority, &slots.all());  // refilled by the caller
+  if (newPriority) group.index = PlacementIndex(record.slotPriority, &slots);  // refilled by the caller
 }
 
 }  // namespace bai::manager

@@ -4,7 +4,7 @@
 
 namespace bai::manager {
 
-PlacementIndex::PlacementIndex(std::vector<std::string> priority, const std::map<std::string, SlotType>* types)
+PlacementIndex::PlacementIndex(std::vector<std::string> priority, const SlotRegistry* types)
     : priority_(std::move(priority)), types_(types) {}
 
 void PlacementIndex::update(const AgentView& agent) {
@@ -148,8 +148,8 @@ void PlacementIndex::describe(const std::vector<const AgentView*>& agents,
   w.slotIsFraction.clear();
   for (const auto& slot : slotOrder_) {
     w.slotNames.push_back(slot.c_str());
-    const auto type = types_ == nullptr ? types_->end() : types_->find(slot);
-    w.slotIsFraction.push_back(types_ != nullptr && type != types_->end() && type->second == SlotType::Fraction);
+    const SlotType* type = types_ == nullptr ? nullptr : types_->find(slot);
+    w.slotIsFraction.push_back(type != nullptr && *type == SlotType::Fraction);
   }
   w.agentIds.clear();
   w.sharedDevices.clear();

@@ -30,7 +30,7 @@ class PlacementIndex {
  public:
   // `priority`: slot names weighed first, in order; the other slots follow by the
   // default rule of slotPriorityOrder over `types` (may be null; must outlive the index).
-  explicit PlacementIndex(std::vector<std::string> priority = {}, const std::map<std::string, SlotType>* types = nullptr);
+  explicit PlacementIndex(std::vector<std::string> priority = {}, const SlotRegistry* types = nullptr);
 
   // Adds or refreshes an agent (call after any change of its figures or liveness); a
   // lost agent is kept out.
@@ -64,7 +64,7 @@ class PlacementIndex {
   std::string primarySlot(const SessionRecord& session) const;
 
   std::vector<std::string> priority_;
-  const std::map<std::string, SlotType>* types_;
+  const SlotRegistry* types_;
   std::vector<std::string> slotOrder_;
   std::map<std::string, const AgentView*> agents_;            // live agents of the group, by id
   std::map<std::string, std::map<std::string, Quantity>> keys_;  // agent -> slot -> remaining as indexed

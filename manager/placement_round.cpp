@@ -221,7 +221,10 @@ ScalingGroupRecord PlacementRound::groupRecord(const ClusterState& state, const 
 
 GroupScheduler& PlacementRound::groupFor(const ClusterState& state, const std::string& name) {
   auto [it, inserted] = groups_.try_emplace(name);
-  if (inserted) configureGroup(it->second, groupRecord(state, name), policies_, state.registry);
+  if (inserted) {
+    it->second.index = PlacementIndex({}, &state.registry);
+    configureGroup(it->second, groupRecord(state, name), policies_, state.registry);
+  }
   return it->second;
 }
 

@@ -133,8 +133,8 @@ TEST(PlacementIndex, LostAgentsAreLeftOutAndUpdatesMoveAgentsInTheOrder) {
 }
 
 TEST(PlacementIndex, SlotsFollowTheGroupsPriorityThenTheDefaultOrder) {
-  const std::map<std::string, SlotType> types = {{"mem", SlotType::Bytes}, {"cpu", SlotType::Count},
-                                                 {"cuda.shares", SlotType::Fraction}, {"acme.device", SlotType::Count}};
+  const SlotRegistry types({{"mem", SlotType::Bytes}, {"cpu", SlotType::Count},
+                            {"cuda.shares", SlotType::Fraction}, {"acme.device", SlotType::Count}});
   // Accelerator slots (a plugin's key before the dot) by name, then intrinsic ones by
   // type (count, bytes), then a slot of unknown type: no vendor's name is special.
   EXPECT_EQ(slotPriorityOrder({"mem", "cpu", "acme.device", "rocm.device", "cuda.shares", "zz"}, &types),
