@@ -51,10 +51,13 @@ void AgentDispatcher::get(const std::string& agentId, const std::string& rpcUrl,
   // Waiting longer than one call may take would answer later than a direct call would.
   const auto deadline = Clock::now() + client_.timeout();
   submit(
-      agentId, [rpcUrl, pathAndQuery, done](const AgentClient& client) { done(client.get(rpcUrl, pathAndQuery)); },
-      [done](const std::string& why) {
-        done(Failure{AgentCallError{0, {"agent-unreachable", "Agent unreachable", "not sent: " + why}}});
+      agentId,
+      [rpcUrl, pathAndQuery, done](const AgentClient& client) {
+        auto reply = client.get(rpcUrl, pathAndQuery);
+        if (!reply) return done(refuse(ErrorKind::AgentUnreachable, reply.error().describe()));
+        done(std::move(*reply));
       },
+      [done](const std::string& why) { done(refuse(ErrorKind::AgentUnreachable, "not sent: " + why)); },
       deadline);
 }
 

@@ -9,6 +9,7 @@
 #pragma once
 
 #include "agent_client.hpp"
+#include "domain_error.hpp"
 
 #include <chrono>
 #include <condition_variable>
@@ -51,9 +52,10 @@ class AgentDispatcher {
   // when the lane is full or `deadline` passes before a worker takes the call.
   void submit(const std::string& agentId, Run run, Dropped dropped, Clock::time_point deadline = Clock::time_point::max());
 
-  // A GET passed through (logs, alloc-map); `done` runs exactly once, on a worker thread
-  // or, when dropped, maybe on this one.
-  using ReplyCallback = std::function<void(AgentCall<AgentReply>)>;
+  // A GET passed through (logs, alloc-map): the agent's answer whatever its status, or
+  // AgentUnreachable when it gave none or the call was dropped. `done` runs exactly once,
+  // on a worker thread or, when dropped, maybe on this one.
+  using ReplyCallback = std::function<void(Outcome<AgentReply>)>;
   void get(const std::string& agentId, const std::string& rpcUrl, const std::string& pathAndQuery, ReplyCallback done);
 
   std::chrono::milliseconds callTimeout() const { return client_.timeout(); }

@@ -144,7 +144,7 @@ void Manager::agentRpcGet(const std::string& agentId, const std::string& pathAnd
     auto agent = agents.find(agentId);
     if (agent != agents.end()) rpcUrl = agent->second.record.rpcUrl;
   }
-  if (rpcUrl.empty()) return done(Failure{AgentCallError{404, {"unknown-agent", "No such agent", "no agent '" + agentId + "'"}}});
+  if (rpcUrl.empty()) return done(refuse(ErrorKind::UnknownAgent, "no agent '" + agentId + "'"));
   dispatcher_.get(agentId, rpcUrl, pathAndQuery, std::move(done));
 }
 

@@ -98,8 +98,9 @@ Result<nlohmann::json, Response> objectBody(const Request& request) {
   return doc;
 }
 
-Response passThrough(const AgentCall<AgentReply>& reply, const char* defaultType) {
-  if (!reply) return error(DomainError{ErrorKind::AgentUnreachable, reply.error().describe()});
+// An agent's answer as it gave it (`defaultType` when it named none), or the error.
+Response passThrough(const Outcome<AgentReply>& reply, const char* defaultType) {
+  if (!reply) return error(reply.error());
   return Response{reply->status, reply->contentType.empty() ? defaultType : reply->contentType, reply->body, {}};
 }
 
@@ -118,11 +119,12 @@ struct Route {
   const char* pattern;  // "/v1/sessions/{}/logs": {} is one non-empty segment
   Role role;
   Handler handler;
+  std::vector<std::string> parts = {};  // the pattern's segments, split once when the table is made
 };
 
-// The path's parameters when `pattern` matches `segments`.
-std::optional<std::vector<std::string>> match(const std::string& pattern, const std::vector<std::string>& segments) {
-  const auto parts = segmentsOf(pattern);
+// The path's parameters when `route`'s pattern matches `segments`.
+std::optional<std::vector<std::string>> match(const Route& route, const std::vector<std::string>& segments) {
+  const auto& parts = route.parts;
   if (parts.size() != segments.size()) return std::nullopt;
   std::vector<std::string> params;
   for (std::size_t i = 0; i < parts.size(); ++i) {
@@ -157,7 +159,9 @@ class Api {
           if (!keypair) return std::nullopt;
           return KeyInfo{keypair->secretKey, keypair->admin, keypair->active};
         }),
-        routes_(routes()) {}
+        routes_(routes()) {
+    for (Route& route : routes_) route.parts = segmentsOf(route.pattern);
+  }
 
   void handle(Request request, Responder respond);
 
@@ -194,7 +198,7 @@ void Api::handle(Request request, Responder respond) {
   Call call{request, {}, {}};
   for (const Route& route : routes_) {
     if (route.role == Role::Agent) continue;
-    auto params = match(route.pattern, segments);
+    auto params = match(route, segments);
     if (!params) continue;
     pathKnown = true;
     pathForAdmins = pathForAdmins && (route.role == Role::Admin || route.role == Role::Metrics);
@@ -238,7 +242,7 @@ void Api::agentRequest(const Request& request, const std::vector<std::string>& s
   }
   for (const Route& route : routes_) {
     if (route.role != Role::Agent || route.method != request.method) continue;
-    if (auto params = match(route.pattern, segments)) {
+    if (auto params = match(route, segments)) {
       Call call{request, std::move(*params), {}};
       return route.handler(call, std::move(respond));
     }
@@ -280,10 +284,8 @@ std::vector<Route> Api::routes() {
        [this](Call& call, Responder respond) {
          const std::size_t question = call.request.target.find('?');
          const std::string query = question == std::string::npos ? "" : call.request.target.substr(question + 1);
-         manager_.sessions().logs(call.caller, call.params[0], query, [respond](Outcome<AgentReply> reply) {
-           if (!reply) return respond(error(reply.error()));
-           respond(Response{reply->status, reply->contentType.empty() ? "text/plain" : reply->contentType, reply->body, {}});
-         });
+         manager_.sessions().logs(call.caller, call.params[0], query,
+                                  [respond](Outcome<AgentReply> reply) { respond(passThrough(reply, "text/plain")); });
        }},
       {"GET", "/v1/resource-slots", Role::User,
        [this](Call&, Responder respond) {
@@ -324,12 +326,8 @@ std::vector<Route> Api::adminRoutes() {
        }},
       {"GET", "/v1/agents/{}/alloc-map", Role::Admin,
        [this](Call& call, Responder respond) {
-         manager_.agentRpcGet(call.params[0], "/v1/alloc-map", [respond](AgentCall<AgentReply> reply) {
-           if (!reply && reply.error().httpStatus == 404) {
-             return respond(error(DomainError{ErrorKind::UnknownAgent, reply.error().error.detail}));
-           }
-           respond(passThrough(reply, "application/json"));
-         });
+         manager_.agentRpcGet(call.params[0], "/v1/alloc-map",
+                              [respond](Outcome<AgentReply> reply) { respond(passThrough(reply, "application/json")); });
        }},
       {"GET", "/v1/keypairs", Role::Admin, [&admin](Call&, Responder r) { r(listReply(admin.keypairs(), keypairToJson)); }},
       {"GET", "/v1/scaling-groups", Role::Admin,

@@ -200,10 +200,7 @@ void SessionService::logs(const Caller& caller, const std::string& id, const std
     rpcUrl = agent->second.record.rpcUrl;
   }
   const std::string path = "/v1/sessions/" + http::urlEncode(id) + "/logs" + (query.empty() ? "" : "?" + query);
-  dispatcher_.get(current->agentId, rpcUrl, path, [done = std::move(done)](AgentCall<AgentReply> reply) {
-    if (!reply) return done(refuse(ErrorKind::AgentUnreachable, reply.error().describe()));
-    done(std::move(*reply));
-  });
+  dispatcher_.get(current->agentId, rpcUrl, path, std::move(done));
 }
 
 }  // namespace bai::manager

@@ -35,7 +35,7 @@ class SessionService {
  public:
   using Guard = Ledger::Guard;
   using SessionCallback = Waiters::SessionCallback;
-  using ReplyCallback = std::function<void(Outcome<AgentReply>)>;
+  using ReplyCallback = AgentDispatcher::ReplyCallback;
 
   SessionService(Ledger& ledger, SessionLifecycle& lifecycle, AgentDispatcher& dispatcher, Waiters& waiters);
 

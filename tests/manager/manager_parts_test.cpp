@@ -172,7 +172,7 @@ TEST_F(AgentDispatcherTest, AHungAgentHoldsOnlyItsOwnLane) {
     dispatcher_->get("hung", hung_.url(), "/slow", [&](auto reply) { slowAnswers += reply.ok(); });
   }  // the lane holds 8: none is dropped
   ASSERT_TRUE(testing::eventually([&] { return hung_.requests() == 1; })) << "one call at a time to that agent";
-  std::promise<AgentCall<AgentReply>> fast;
+  std::promise<Outcome<AgentReply>> fast;
   const auto started = std::chrono::steady_clock::now();
   dispatcher_->get("healthy", healthy.url(), "/fast", [&](auto reply) { fast.set_value(std::move(reply)); });
   auto future = fast.get_future();
@@ -191,8 +191,8 @@ TEST_F(AgentDispatcherTest, AFullLaneDropsAtOnceAndSaysWhy) {
   ASSERT_TRUE(testing::eventually([&] { return hung_.requests() == 1; }));  // running: the lane holds two more
   for (int i = 0; i < 2; ++i) dispatcher_->get("hung", hung_.url(), "/slow", count);
   std::promise<std::string> dropped;
-  dispatcher_->get("hung", hung_.url(), "/slow", [&](AgentCall<AgentReply> reply) {
-    dropped.set_value(reply.ok() ? "sent" : reply.error().describe());
+  dispatcher_->get("hung", hung_.url(), "/slow", [&](Outcome<AgentReply> reply) {
+    dropped.set_value(reply.ok() ? "sent" : reply.error().detail);
   });
   auto future = dropped.get_future();
   ASSERT_EQ(future.wait_for(1s), std::future_status::ready);
