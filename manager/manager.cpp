@@ -35,19 +35,18 @@ void warnOfMissingDefaults(const PolicyCatalog& catalog, const ManagerSettings& 
 
 }  // namespace
 
-Manager::Manager(ManagerSettings settings, std::unique_ptr<Store> store, std::string clusterToken, LogSink log,
+Manager::Manager(const ManagerSettings& settings, std::unique_ptr<Store> store, std::string clusterToken, LogSink log,
                  std::shared_ptr<LogThreshold> threshold, std::unique_ptr<PolicyCatalog> policies)
-    : settings_(std::move(settings)),
-      threshold_(std::move(threshold)),
+    : threshold_(std::move(threshold)),
       log_(std::move(log)),
       policies_(std::move(policies)),
-      ledger_(std::move(store), tunablesOf(settings_), metrics_, log_),
-      dispatcher_(AgentClient(std::move(clusterToken), settings_.agentRpcTimeout, settings_.agentCaFile),
-                  DispatchOptions{settings_.dispatchThreads, 2, 256}, metrics_),
+      ledger_(std::move(store), tunablesOf(settings), metrics_, log_),
+      dispatcher_(AgentClient(std::move(clusterToken), settings.agentRpcTimeout, settings.agentCaFile),
+                  DispatchOptions{settings.dispatchThreads, 2, 256}, metrics_),
       waiters_([this](const Caller& caller, const std::string& id) { return sessions_.get(caller, id); }),
       lifecycle_(ledger_, dispatcher_, metrics_, log_),
       tracker_(ledger_, lifecycle_, metrics_, log_),
-      round_(ledger_, lifecycle_, *policies_, defaultPolicies(settings_), metrics_, log_),
+      round_(ledger_, lifecycle_, *policies_, defaultPolicies(settings), metrics_, log_),
       scheduler_(ledger_, tracker_, lifecycle_, round_),
       sessions_(ledger_, lifecycle_, dispatcher_, waiters_),
       admin_(ledger_) {
@@ -62,7 +61,7 @@ Result<std::unique_ptr<Manager>> Manager::start(ManagerSettings settings, std::u
   auto catalog = PolicyCatalog::load(dirs, sink);
   if (!catalog) return fail(catalog.error().code, "policies: " + catalog.error().message);
   warnOfMissingDefaults(*catalog, settings, sink);
-  std::unique_ptr<Manager> manager(new Manager(std::move(settings), std::move(store), std::move(clusterToken), std::move(sink),
+  std::unique_ptr<Manager> manager(new Manager(settings, std::move(store), std::move(clusterToken), std::move(sink),
                                                std::move(threshold), std::make_unique<PolicyCatalog>(std::move(*catalog))));
   if (auto loaded = manager->ledger_.load(); !loaded) return Failure{loaded.error()};
   manager->resumeInterruptedCalls();

@@ -97,12 +97,11 @@ class Manager {
   void shutdown();
 
  private:
-  Manager(ManagerSettings settings, std::unique_ptr<Store> store, std::string clusterToken, LogSink log,
+  Manager(const ManagerSettings& settings, std::unique_ptr<Store> store, std::string clusterToken, LogSink log,
           std::shared_ptr<LogThreshold> threshold, std::unique_ptr<PolicyCatalog> policies);
   void resumeInterruptedCalls();
   void log(LogLevel level, const std::string& message) const;
 
-  ManagerSettings settings_;
   std::shared_ptr<LogThreshold> threshold_;  // lines below it are dropped before the daemon's sink
   LogSink log_;
   std::unique_ptr<PolicyCatalog> policies_;
