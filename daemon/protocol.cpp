@@ -1,5 +1,7 @@
 #include <bai/protocol.hpp>
 
+#include "parse_json.hpp"
+
 #include <nlohmann/json.hpp>
 
 namespace bai::protocol {
@@ -80,8 +82,9 @@ class Reader {
 };
 
 Result<json> parseDocument(std::string_view text, const std::string& what, bool versioned) {
-  json document = json::parse(text, nullptr, false);
-  if (document.is_discarded()) return fail(ErrorCode::InvalidArgument, what + ": malformed JSON");
+  auto parsed = parseJson(text);
+  if (!parsed) return fail(ErrorCode::InvalidArgument, what + ": " + parsed.error().message);
+  json& document = *parsed;
   if (!document.is_object()) return fail(ErrorCode::InvalidArgument, what + ": expected a JSON object");
   if (versioned) {
     if (!document.contains("protocol") || !document["protocol"].is_number_integer()) {
@@ -93,7 +96,7 @@ Result<json> parseDocument(std::string_view text, const std::string& what, bool 
                                                   " is not supported (this side speaks " + std::to_string(kVersion) + ")");
     }
   }
-  return document;
+  return parsed;
 }
 
 json slotsJson(const ResourceSlot& slots) { return json::parse(slots.toJson()); }
@@ -404,9 +407,9 @@ Result<ApiError> ApiError::fromJson(std::string_view text) {
 std::string allocationToJson(const DeviceAllocation& allocation) { return allocationJson(allocation).dump(); }
 
 Result<DeviceAllocation> allocationFromJson(std::string_view text) {
-  json document = json::parse(text, nullptr, false);
-  if (document.is_discarded()) return fail(ErrorCode::InvalidArgument, "allocation: malformed JSON");
-  return readAllocation(document, "allocation");
+  auto document = parseJson(text);
+  if (!document) return fail(ErrorCode::InvalidArgument, "allocation: " + document.error().message);
+  return readAllocation(*document, "allocation");
 }
 
 }  // namespace bai::protocol

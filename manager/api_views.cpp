@@ -1,12 +1,16 @@
 #include "api_views.hpp"
 
+#include "parse_json.hpp"
+
 #include <nlohmann/json.hpp>
 
 namespace bai::manager {
 
 Result<NewSession> parseNewSession(const std::string& body) {
-  const nlohmann::json doc = nlohmann::json::parse(body, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object()) return fail(ErrorCode::InvalidArgument, "the body is not a JSON object");
+  auto parsed = parseJson(body);
+  if (!parsed) return Failure{parsed.error()};
+  const nlohmann::json& doc = *parsed;
+  if (!doc.is_object()) return fail(ErrorCode::InvalidArgument, "the body is not a JSON object");
   NewSession session;
   for (const auto& [key, value] : doc.items()) {
     if (key == "name") {

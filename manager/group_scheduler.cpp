@@ -1,5 +1,7 @@
 #include "group_scheduler.hpp"
 
+#include "parse_json.hpp"
+
 #include <nlohmann/json.hpp>
 
 namespace bai::manager {
@@ -7,8 +9,10 @@ namespace {
 
 // The options of one policy: {"sequencer": {...}, "selector": {...}} -> the part for `kind`.
 std::string optionsFor(const std::string& optionsJson, const char* kind) {
-  const nlohmann::json options = nlohmann::json::parse(optionsJson, nullptr, false);
-  if (options.is_object() && options.contains(kind) && options[kind].is_object()) return options[kind].dump();
+  const auto options = parseJson(optionsJson);
+  if (options && options->is_object() && options->contains(kind) && (*options)[kind].is_object()) {
+    return (*options)[kind].dump();
+  }
   return "{}";
 }
 

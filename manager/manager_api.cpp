@@ -3,6 +3,7 @@
 #include "admin_records.hpp"
 #include "api_views.hpp"
 #include "bearer_token.hpp"
+#include "parse_json.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -91,11 +92,12 @@ Response listReply(const std::vector<Record>& records, nlohmann::json (*toJson)(
 }
 
 Result<nlohmann::json, Response> objectBody(const Request& request) {
-  nlohmann::json doc = nlohmann::json::parse(request.body, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object()) {
+  auto doc = parseJson(request.body);
+  if (!doc) return Failure{error(400, "invalid-request", "Invalid request body", doc.error().message)};
+  if (!doc->is_object()) {
     return Failure{error(400, "invalid-request", "Invalid request body", "the body is not a JSON object")};
   }
-  return doc;
+  return std::move(*doc);
 }
 
 // An agent's answer as it gave it (`defaultType` when it named none), or the error.
@@ -408,8 +410,9 @@ void Api::getSession(Call& call, Responder respond) {
 
 Response Api::createKeypair(Call& call) {
   const auto& body = call.request.body;
-  const nlohmann::json doc = body.empty() ? nlohmann::json::object() : nlohmann::json::parse(body, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object() || (doc.contains("admin") && !doc["admin"].is_boolean()) ||
+  auto parsed = body.empty() ? Result<nlohmann::json>(nlohmann::json::object()) : parseJson(body);
+  const nlohmann::json doc = parsed ? std::move(*parsed) : nlohmann::json();
+  if (!doc.is_object() || (doc.contains("admin") && !doc["admin"].is_boolean()) ||
       (doc.contains("resource_policy") && !doc["resource_policy"].is_string())) {
     return error(400, "invalid-request", "Invalid keypair request", "expected {\"admin\": true|false, \"resource_policy\": \"name\"}");
   }

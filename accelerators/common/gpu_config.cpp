@@ -1,5 +1,7 @@
 #include "gpu_config.hpp"
 
+#include "bounded_json.hpp"
+
 #include <stdexcept>
 
 namespace bai::nvml {
@@ -48,8 +50,8 @@ bool readGpuKey(const std::string& key, const json& value, GpuConfig& config) {
 }
 
 json configObject(std::string_view configJson, std::span<const plugin::ConfigKey> pluginKeys) {
-  json config = json::parse(configJson, nullptr, false);
-  if (config.is_discarded() || !config.is_object()) throw std::invalid_argument("cuda config: expected a JSON object");
+  json config = bai::internal::parseBoundedJson(configJson).document;  // null when refused
+  if (!config.is_object()) throw std::invalid_argument("cuda config: expected a JSON object");
   for (const auto& [key, value] : config.items()) {
     if (plugin::findConfigKey(kGpuConfigKeys, key) != nullptr || plugin::findConfigKey(pluginKeys, key) != nullptr) continue;
     std::string names = plugin::configKeyNames(kGpuConfigKeys);

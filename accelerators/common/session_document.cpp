@@ -1,5 +1,7 @@
 #include "session_document.hpp"
 
+#include "bounded_json.hpp"
+
 #include <bai/plugin.hpp>
 
 namespace bai::accel {
@@ -11,8 +13,10 @@ void failInput(const std::string& message) { throw plugin::StatusError(BAI_ERR_I
 namespace {
 
 json sessionObject(std::string_view sessionJson) {
-  json session = json::parse(sessionJson, nullptr, /*allow_exceptions=*/false);
-  if (session.is_discarded() || !session.is_object()) failInput("the session must be a JSON object");
+  internal::BoundedJson parsed = internal::parseBoundedJson(sessionJson);
+  if (!parsed) failInput("the session: " + parsed.error);
+  json session = std::move(parsed.document);
+  if (!session.is_object()) failInput("the session must be a JSON object");
   auto id = session.find("session_id");
   if (id == session.end() || !id->is_string() || id->get<std::string>().empty()) {
     failInput("session_id: expected a non-empty string");

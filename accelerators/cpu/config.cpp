@@ -1,5 +1,6 @@
 #include "config.hpp"
 
+#include "bounded_json.hpp"
 #include "json_quantity.hpp"
 
 #include <bai/plugin.hpp>
@@ -37,8 +38,8 @@ std::string strategy(const std::string& key, const json& value) {
 }
 
 json parseObject(std::string_view configJson) {
-  json config = json::parse(configJson, nullptr, /*allow_exceptions=*/false);
-  if (config.is_discarded() || !config.is_object()) {
+  json config = internal::parseBoundedJson(configJson).document;  // null when refused
+  if (!config.is_object()) {
     throw plugin::StatusError(BAI_ERR_INVALID_ARGUMENT, "config is not a JSON object");
   }
   return config;

@@ -1,5 +1,6 @@
 #include "session.hpp"
 
+#include "bounded_json.hpp"
 #include "json_quantity.hpp"
 
 #include <bai/plugin.hpp>
@@ -16,8 +17,10 @@ using nlohmann::json;
 }
 
 json parseDocument(std::string_view sessionJson) {
-  json session = json::parse(sessionJson, nullptr, /*allow_exceptions=*/false);
-  if (session.is_discarded() || !session.is_object()) invalid("not a JSON object");
+  internal::BoundedJson parsed = internal::parseBoundedJson(sessionJson);
+  if (!parsed) invalid("not a JSON object (" + parsed.error + ")");
+  json session = std::move(parsed.document);
+  if (!session.is_object()) invalid("not a JSON object");
   const auto id = session.find("session_id");
   if (id == session.end() || !id->is_string() || id->get_ref<const std::string&>().empty()) {
     invalid("\"session_id\" must be a non-empty string");

@@ -1,5 +1,6 @@
 #include "mock_config.hpp"
 
+#include "bounded_json.hpp"
 #include "config_reader.hpp"
 
 #include <bai/accelerator.h>
@@ -184,8 +185,8 @@ std::unique_ptr<toml::node> tomlFromJson(const nlohmann::json& value, const std:
 // The file's top-level table with every inline key laid over it: inline settings win, so
 // one sample file can serve several tests or nodes (a different device_mask, faults...).
 toml::table mergedSettings(std::string_view configJson, std::string& source) {
-  nlohmann::json config = nlohmann::json::parse(configJson, nullptr, false);
-  if (config.is_discarded() || !config.is_object()) failSettings("the plugin config must be a JSON object");
+  nlohmann::json config = internal::parseBoundedJson(configJson).document;  // null when refused
+  if (!config.is_object()) failSettings("the plugin config must be a JSON object");
   toml::table settings;
   source = "inline config";
   if (auto file = config.find("config_file"); file != config.end()) {
@@ -504,7 +505,7 @@ MockConfig loadMockConfig(std::string_view configJson) {
   // An agent that loads every plugin in its path passes "{}" when it has no
   // [plugins.mock] table: offer nothing rather than fail, as a plugin without its
   // hardware does.
-  const nlohmann::json given = nlohmann::json::parse(configJson, nullptr, false);
+  const nlohmann::json given = internal::parseBoundedJson(configJson).document;
   if (given.is_object() && given.empty()) {
     config.key = "mock";
     config.source = kUnconfigured;

@@ -1,5 +1,6 @@
 #include "rocm_accelerator.hpp"
 
+#include "bounded_json.hpp"
 #include "session_document.hpp"
 #include "text.hpp"
 
@@ -47,8 +48,8 @@ std::string hex64(std::uint64_t value) {
 }  // namespace
 
 RocmConfig parseRocmConfig(std::string_view configJson) {
-  json config = json::parse(configJson, nullptr, false);
-  if (config.is_discarded() || !config.is_object()) throw std::invalid_argument("the config must be a JSON object");
+  json config = internal::parseBoundedJson(configJson).document;  // null when refused
+  if (!config.is_object()) throw std::invalid_argument("the config must be a JSON object");
   for (const auto& [key, value] : config.items()) {
     if (plugin::findConfigKey(kConfigKeys, key) == nullptr) {
       throw std::invalid_argument("unknown config key \"" + key + "\" (known: " + plugin::configKeyNames(kConfigKeys) + ")");

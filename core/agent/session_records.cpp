@@ -1,5 +1,6 @@
 #include "agent/session_records.hpp"
 
+#include "parse_json.hpp"
 #include "runtime/atomic_file.hpp"
 
 #include <nlohmann/json.hpp>
@@ -52,11 +53,12 @@ std::vector<SessionRecord> SessionRecords::loadAll(const LogSink& log) const {
     const std::string id = entry.path().filename().string();
     auto text = readWholeFile(entry.path() / kRecordFile);
     if (!text) continue;  // a dir without a record never got resources
-    nlohmann::json record = nlohmann::json::parse(*text, nullptr, false);
-    if (record.is_discarded()) {
-      log(LogLevel::Error, "agent", "session " + id + ": unreadable record.json; left as it is");
+    auto parsed = parseJson(*text);
+    if (!parsed) {
+      log(LogLevel::Error, "agent", "session " + id + ": unreadable record.json (" + parsed.error().message + "); left as it is");
       continue;
     }
+    nlohmann::json& record = *parsed;
     auto request = protocol::CreateSessionRequest::fromJson(record["request"].dump());
     auto info = protocol::SessionInfo::fromJson(record["info"].dump());
     if (!request || !info) {

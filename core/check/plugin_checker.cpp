@@ -2,6 +2,7 @@
 
 #include "alloc/node_allocator.hpp"
 #include "check/check_session.hpp"
+#include "parse_json.hpp"
 #include "plugin/plugin_host.hpp"
 
 #include <nlohmann/json.hpp>
@@ -207,8 +208,8 @@ Result<void> nodeMeasures(CheckSession& session, const CheckerOptions&) {
 }
 
 Result<void> unknownConfigKey(CheckSession& session, const CheckerOptions& options) {
-  nlohmann::json config = nlohmann::json::parse(options.configJson, nullptr, false);
-  if (!config.is_object()) config = nlohmann::json::object();
+  auto parsed = parseJson(options.configJson);
+  nlohmann::json config = parsed && parsed->is_object() ? std::move(*parsed) : nlohmann::json::object();
   config["bai_plugin_check_unknown_key"] = {{"nested", {1, 2}}};
   const std::size_t logsBefore = session.logs().size();
   auto instance = session.create(config.dump());

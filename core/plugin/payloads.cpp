@@ -1,6 +1,7 @@
 #include "plugin/payloads.hpp"
 
 #include "json_schema.hpp"
+#include "parse_json.hpp"
 
 #include <bai/accelerator.h>
 
@@ -22,13 +23,14 @@ Result<Quantity> quantityAt(const nlohmann::json& value, const std::string& wher
 }  // namespace
 
 Result<nlohmann::json> parsePayload(const std::string& call, const std::string& text) {
-  nlohmann::json document = nlohmann::json::parse(text, nullptr, false);
-  if (document.is_discarded()) return broken("returned invalid JSON: '" + text.substr(0, 80) + "'");
+  auto parsed = parseJson(text);
+  if (!parsed) return broken("returned invalid JSON: '" + text.substr(0, 80) + "' (" + parsed.error().message + ")");
+  const nlohmann::json& document = *parsed;
   const std::string schema = call == "session_measures" ? "node_measures" : call;
   if (auto valid = json::abiSchemas().validate(schema, document); !valid) {
     return broken("breaks docs/abi/" + schema + ".schema.json " + valid.error().message);
   }
-  return document;
+  return parsed;
 }
 
 bool slotBelongsTo(const SlotName& slot, const std::string& key) {

@@ -1,13 +1,15 @@
 #include "plugin/plugin_config.hpp"
 
+#include "parse_json.hpp"
+
 #include <cstring>
 #include <string>
 
 namespace bai::core {
 
-PluginConfig::PluginConfig(std::string_view configJson)
-    : table_(nlohmann::json::parse(configJson, nullptr, /*allow_exceptions=*/false)) {
-  if (table_.is_discarded()) table_ = nlohmann::json::object();
+PluginConfig::PluginConfig(std::string_view configJson) {
+  auto parsed = parseJson(configJson);
+  table_ = parsed ? std::move(*parsed) : nlohmann::json::object();
 }
 
 const nlohmann::json* PluginConfig::find(std::string_view key) const {

@@ -1,5 +1,7 @@
 #include "runtime/session_files.hpp"
 
+#include "parse_json.hpp"
+
 #include <charconv>
 #include <nlohmann/json.hpp>
 #include <sched.h>
@@ -10,9 +12,11 @@ namespace {
 using nlohmann::json;
 
 Result<json> parseObject(std::string_view text, const char* file) {
-  json document = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-  if (document.is_discarded()) return fail(ErrorCode::InvalidArgument, std::string(file) + ": not valid JSON");
-  if (!document.is_object()) return fail(ErrorCode::InvalidArgument, std::string(file) + ": not a JSON object");
+  auto document = parseJson(text);
+  if (!document) {
+    return fail(ErrorCode::InvalidArgument, std::string(file) + ": not valid JSON (" + document.error().message + ")");
+  }
+  if (!document->is_object()) return fail(ErrorCode::InvalidArgument, std::string(file) + ": not a JSON object");
   return document;
 }
 

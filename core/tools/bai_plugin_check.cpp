@@ -2,6 +2,7 @@
 // through the whole ABI contract the way the agent loads it. Exit status 0 only when
 // every check passes.
 #include "check/plugin_checker.hpp"
+#include "parse_json.hpp"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -20,9 +21,10 @@ std::string readConfig(const std::string& path) {
   std::stringstream text;
   text << in.rdbuf();
   if (path.size() >= 5 && path.compare(path.size() - 5, 5, ".json") == 0) {
-    nlohmann::json config = nlohmann::json::parse(text.str(), nullptr, false);
-    if (config.is_discarded() || !config.is_object()) throw std::runtime_error(path + ": not a JSON object");
-    return config.dump();
+    auto config = bai::parseJson(text.str());
+    if (!config) throw std::runtime_error(path + ": " + config.error().message);
+    if (!config->is_object()) throw std::runtime_error(path + ": not a JSON object");
+    return config->dump();
   }
   try {
     toml::table table = toml::parse(text.str(), path);

@@ -3,6 +3,7 @@
 // rows are made of. Internal to the SQLite store.
 #pragma once
 
+#include "parse_json.hpp"
 #include "store.hpp"
 
 #include <bai/result.hpp>
@@ -160,9 +161,9 @@ inline Result<std::string> dumpJson(const Json& value, std::string_view what) {
 }
 
 inline Result<Json> parseJson(const std::string& text, std::string_view where) {
-  Json value = Json::parse(text, nullptr, false);
-  if (value.is_discarded())
-    return fail(ErrorCode::Internal, "corrupt store data in " + std::string(where) + ": malformed JSON");
+  auto value = bai::parseJson(text);
+  if (!value)
+    return fail(ErrorCode::Internal, "corrupt store data in " + std::string(where) + ": " + value.error().message);
   return value;
 }
 

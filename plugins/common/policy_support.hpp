@@ -13,6 +13,8 @@
 
 #include <bai/scheduler.h>
 
+#include "bounded_json.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <cstddef>
@@ -37,15 +39,16 @@ inline constexpr int kUnknownException = 3;
 // Parses a group's options: a JSON object whose keys are all in `known`. Throws
 // std::invalid_argument naming the problem; `create` turns that into its error text.
 inline nlohmann::json parseOptions(const char* text, std::initializer_list<std::string_view> known) {
-  nlohmann::json options = nlohmann::json::parse(text != nullptr ? text : "{}", nullptr, false);
-  if (options.is_discarded()) throw std::invalid_argument("options are not valid JSON");
+  internal::BoundedJson parsed = internal::parseBoundedJson(text != nullptr ? text : "{}");
+  if (!parsed) throw std::invalid_argument("options are not valid JSON");
+  nlohmann::json& options = parsed.document;
   if (!options.is_object()) throw std::invalid_argument("options must be a JSON object");
   for (const auto& item : options.items()) {
     bool isKnown = false;
     for (std::string_view key : known) isKnown = isKnown || item.key() == key;
     if (!isKnown) throw std::invalid_argument("unknown option '" + item.key() + "'");
   }
-  return options;
+  return std::move(parsed.document);
 }
 
 inline bool boolOption(const nlohmann::json& options, const char* key, bool fallback) {

@@ -1,5 +1,6 @@
 #include "admin_commands.hpp"
 
+#include "bounded_json.hpp"
 #include "output.hpp"
 #include "secret_file.hpp"
 
@@ -184,9 +185,10 @@ Result<Json> groupBody(const GroupFields& fields) {
   if (fields.sequencer) doc["sequencer"] = *fields.sequencer;
   if (fields.selector) doc["selector"] = *fields.selector;
   if (fields.optionsJson) {
-    Json options = Json::parse(*fields.optionsJson, nullptr, false);
-    if (!options.is_object()) return fail(ErrorCode::InvalidArgument, "--options must be a JSON object, not '" + *fields.optionsJson + "'");
-    doc["options"] = options;
+    internal::BoundedJson options = internal::parseBoundedJson(*fields.optionsJson);
+    if (!options) return fail(ErrorCode::InvalidArgument, "--options: " + options.error);
+    if (!options.document.is_object()) return fail(ErrorCode::InvalidArgument, "--options must be a JSON object, not '" + *fields.optionsJson + "'");
+    doc["options"] = std::move(options.document);
   }
   if (!fields.slotPriority.empty()) doc["slot_priority"] = fields.slotPriority;
   if (fields.holMaxPasses) doc["hol_max_passes"] = *fields.holMaxPasses;

@@ -1,6 +1,7 @@
 #include <bai/client.hpp>
 #include <bai/request_signing.hpp>
 
+#include "bounded_json.hpp"
 #include "http_client.hpp"
 
 #include <nlohmann/json.hpp>
@@ -30,7 +31,7 @@ Failure<ApiError> invalidReply(const std::string& what) {
 // The manager's error document, or what can be said about a body that is not one.
 ApiError errorFrom(const RawResponse& response) {
   ApiError error{response.status, "", "", ""};
-  const Json doc = Json::parse(response.body, nullptr, false);
+  const Json doc = internal::parseBoundedJson(response.body).document;
   if (doc.is_object()) {
     error.type = doc.value("type", "");
     error.title = doc.value("title", "");
@@ -57,8 +58,9 @@ template <class T, class Convert>
 ClientResult<T> expect(const ClientResult<RawResponse>& response, Convert convert) {
   if (!response) return Failure{response.error()};
   if (response->status < 200 || response->status > 299) return Failure{errorFrom(*response)};
-  const Json doc = Json::parse(response->body, nullptr, false);
-  if (doc.is_discarded()) return invalidReply("the body is not JSON");
+  const internal::BoundedJson parsed = internal::parseBoundedJson(response->body);
+  if (!parsed) return invalidReply("the body is not JSON: " + parsed.error);
+  const Json& doc = parsed.document;
   try {
     return record(doc, convert);
   } catch (const std::exception& e) {  // a JSON type error or a bad quantity
@@ -189,9 +191,11 @@ ScalingGroup scalingGroupFrom(const Json& doc) {
 template <class T, class Convert>
 ClientResult<T> sendFields(const Client& client, const char* method, const std::string& target,
                            const std::string& fieldsJson, Convert convert) {
-  const Json doc = Json::parse(fieldsJson, nullptr, false);
+  const internal::BoundedJson parsed = internal::parseBoundedJson(fieldsJson);
+  const Json& doc = parsed.document;
   if (!doc.is_object()) {
-    return Failure<ApiError>{ApiError{0, "invalid-request", "Invalid fields", "expected a JSON object, not: " + fieldsJson}};
+    const std::string why = parsed ? "expected a JSON object, not: " + fieldsJson : parsed.error;
+    return Failure<ApiError>{ApiError{0, "invalid-request", "Invalid fields", why}};
   }
   return expect<T>(client.call(method, target, doc.dump()), convert);
 }

@@ -1,6 +1,6 @@
 #include <bai/slots.hpp>
 
-#include <nlohmann/json.hpp>
+#include "bounded_json.hpp"
 
 #include <algorithm>
 
@@ -121,8 +121,9 @@ std::string ResourceSlot::toJson() const {
 }
 
 Result<ResourceSlot> ResourceSlot::fromJson(std::string_view json) {
-  nlohmann::json document = nlohmann::json::parse(json, nullptr, false);
-  if (document.is_discarded()) return fail(ErrorCode::InvalidArgument, "resource slots: malformed JSON");
+  internal::BoundedJson parsed = internal::parseBoundedJson(json);
+  if (!parsed) return fail(ErrorCode::InvalidArgument, "resource slots: " + parsed.error);
+  const nlohmann::json& document = parsed.document;
   if (!document.is_object()) return fail(ErrorCode::InvalidArgument, "resource slots: expected a JSON object");
   ResourceSlot out;
   for (const auto& [key, value] : document.items()) {

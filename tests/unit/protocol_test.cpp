@@ -76,7 +76,7 @@ TEST(Protocol, SessionsRoundTrip) {
 
 TEST(Protocol, RefusesBadDocumentsNamingTheField) {
   auto error = [](auto result) { return result.ok() ? std::string() : result.error().message; };
-  EXPECT_EQ(error(Heartbeat::fromJson("{")), "heartbeat: malformed JSON");
+  EXPECT_EQ(error(Heartbeat::fromJson("{")).rfind("heartbeat: malformed JSON: ", 0), 0u);
   EXPECT_EQ(error(Heartbeat::fromJson("[]")), "heartbeat: expected a JSON object");
   EXPECT_EQ(error(Heartbeat::fromJson(R"({"agent_id":"a","digest":1})")), "heartbeat: missing 'protocol' version");
   EXPECT_EQ(error(Heartbeat::fromJson(R"({"protocol":2,"agent_id":"a","digest":1})")),
