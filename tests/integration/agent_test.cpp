@@ -269,6 +269,32 @@ TEST_F(AgentTest, BadRequestsAreRefusedAndChangeNothing) {
   EXPECT_EQ(client_->get("/v1/alloc-map").body, before);
 }
 
+// Issue 17: 150,000 nested objects under `slots` (a 900 KB body, under the 1 MiB limit)
+// crashed the agent in a recursive dump(). Depth is bounded at parse; the agent serves on.
+TEST_F(AgentTest, DeeplyNestedJsonIsRefusedAndTheAgentServesOn) {
+  startAgent();
+  std::string deep;
+  for (int i = 0; i < 150'000; ++i) deep += R"({"a":)";
+  deep += "1" + std::string(150'000, '}');
+  const std::string body = R"({"protocol":1,"session_id":"deep","command":["true"],"slots":)" + deep + "}";
+  ASSERT_LT(body.size(), 1u << 20);
+  auto reply = client_->post("/v1/sessions", body);
+  EXPECT_EQ(reply.status, 400) << reply.body.substr(0, 300);
+  EXPECT_NE(reply.body.find("nested deeper than 64 levels"), std::string::npos) << reply.body.substr(0, 300);
+  EXPECT_EQ(client_->get("/v1/health").status, 200) << agent_->log();
+  EXPECT_TRUE(agent_->alive());
+}
+
+// Issue 17: an amount past 2^64 went through a double; it is refused, naming the field.
+TEST_F(AgentTest, AnAmountNoDoubleHoldsIsRefused) {
+  startAgent();
+  auto reply = client_->post(
+      "/v1/sessions", R"({"protocol":1,"session_id":"big","command":["true"],"slots":{"cpu":18446744073709551616}})");
+  EXPECT_EQ(reply.status, 400) << reply.body;
+  EXPECT_NE(reply.body.find("slots.cpu"), std::string::npos) << reply.body;
+  EXPECT_NE(reply.body.find("18446744073709551616"), std::string::npos) << reply.body;
+}
+
 TEST_F(AgentTest, ExclusiveSlotsAreRefusedTogether) {
   startAgent("", "mock-2gpu-mig.toml");
   auto types = json::parse(client_->get("/v1/alloc-map").body);

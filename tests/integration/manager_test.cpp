@@ -880,5 +880,74 @@ TEST_F(ManagerTest, AManagerKilledWhilePlacingFinishesEverySessionOnce) {
   EXPECT_EQ(admin_->get("/v1/sessions").json.size(), 20u);
 }
 
+// 150,000 nested objects: a 900 KB document, under the 1 MiB body limit.
+std::string deeplyNested() {
+  std::string deep;
+  for (int i = 0; i < 150'000; ++i) deep += R"({"a":)";
+  return deep + "1" + std::string(150'000, '}');
+}
+
+// Issue 17: a deeply nested body crashed the manager in a recursive dump() on the agent
+// register path (a plugin's extra_info) and on scaling-group options. Depth is bounded
+// at parse: 400, and the manager serves on.
+TEST_F(ManagerTest, DeeplyNestedJsonIsRefusedAndTheManagerServesOn) {
+  ASSERT_TRUE(startManager());
+  const std::string deep = deeplyNested();
+  auto servesOn = [&] {
+    EXPECT_TRUE(manager_.alive());
+    EXPECT_EQ(admin_->unsignedRequest("GET", "/healthz").status, 200);
+  };
+
+  protocol::AgentState state;
+  state.rpcAddress = "http://127.0.0.1:1";
+  state.plugins.push_back({"mock", "1", "mock", R"("DEEP")"});
+  std::string registration = protocol::Heartbeat{"deep-agent", 1, state}.toJson();
+  const std::size_t at = registration.find(R"("DEEP")");
+  ASSERT_NE(at, std::string::npos) << registration;
+  registration.replace(at, 6, deep);
+  ASSERT_LT(registration.size(), 1u << 20);
+  auto reply = admin_->send("POST", "/v1/agents/deep-agent/register", registration, {{"Authorization", "Bearer " + token_}});
+  EXPECT_EQ(reply.status, 400) << reply.body;
+  EXPECT_NE(reply.detail().find("nested deeper than 64 levels"), std::string::npos) << reply.body;
+  servesOn();
+
+  reply = admin_->post("/v1/scaling-groups", R"({"name":"deep","options":)" + deep + "}");
+  EXPECT_EQ(reply.status, 400) << reply.body;
+  EXPECT_NE(reply.detail().find("nested deeper than 64 levels"), std::string::npos) << reply.body;
+  servesOn();
+  EXPECT_EQ(admin_->get("/v1/scaling-groups/deep").status, 404) << "nothing was stored";
+}
+
+// Issue 17: the JSON amount 18446744073709551616 went through a double and was stored as
+// 18446744073709552000. A number a double cannot hold is refused, naming the field; the
+// same amount as a string is exact.
+TEST_F(ManagerTest, AmountsAreExactOrRefused) {
+  ASSERT_TRUE(startManager());
+  AgentHandle& agent = startAgent("agent-1", "mock-4xa100.toml");
+  ASSERT_TRUE(waitAgentStatus(agent.id, "ALIVE")) << agent.log();
+
+  std::string body = sessionBody("big", {"true"}, json::object()).dump();
+  const std::size_t resources = body.find(R"("resources":{})");
+  ASSERT_NE(resources, std::string::npos) << body;
+  body.replace(resources, 14, R"("resources":{"cpu":18446744073709551616})");
+  auto number = admin_->post("/v1/sessions", body);
+  EXPECT_EQ(number.status, 400) << number.body;
+  EXPECT_NE(number.detail().find("resources.cpu"), std::string::npos) << number.body;
+  EXPECT_EQ(number.body.find("18446744073709552000"), std::string::npos) << number.body;
+
+  auto text = submit(*admin_, "big", {"true"}, {{"cpu", "18446744073709551616"}});
+  EXPECT_EQ(text.body.find("18446744073709552000"), std::string::npos) << text.body;
+  if (text.status == 201) {
+    const std::string id = text.json.value("id", "");
+    EXPECT_EQ(session(id)["resources"].value("cpu", ""), "18446744073709551616") << session(id).dump();
+    admin_->del("/v1/sessions/" + id);
+  } else {
+    EXPECT_EQ(text.status, 400) << text.body;
+  }
+  for (const auto& listed : admin_->get("/v1/sessions").json) {
+    EXPECT_NE(listed["resources"].value("cpu", ""), "18446744073709552000") << listed.dump();
+  }
+}
+
 }  // namespace
 }  // namespace bai::testing
