@@ -107,6 +107,8 @@ TEST(ResourceSlot, JsonErrorsNameTheKey) {
   check(R"({"Bad Name": "1"})", "invalid slot name 'Bad Name'");
   check(R"(["cpu"])", "expected a JSON object");
   check(R"({"cpu": )", "malformed JSON");
+  check(R"({"cpu": 18446744073709551616})", "cpu: the number 18446744073709551616 cannot be held exactly");
+  check(R"({"cpu": )" + std::string(150'000, '[') + std::string(150'000, ']') + "}", "nested deeper than 64 levels");
 }
 
 class UserInput : public testing::Test {
