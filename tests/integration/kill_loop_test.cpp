@@ -508,32 +508,36 @@ void KillLoopTest::runManagerLoop(int number) {
             << createdUnanswered << " created all the same)\n";
 }
 
-// A burst of sessions with one agent SIGKILLed under them at a random point (some
-// running, some starting or queued), a random pause, and a restart on its state dir.
+// A burst of sessions with an agent SIGKILLed under them one to three times at random
+// points (sessions running, starting, ending or queued), each time restarted on its
+// state dir after a random pause.
 void KillLoopTest::runAgentLoop(int number) {
   Loop loop;
   loop.number = number;
   loop.errorsAllowed = true;
   for (int i = 0; i < kBurst; ++i) {
     const ApiReply reply = admin_->post("/v1/sessions", sessionBody("a" + std::to_string(number) + "-" + std::to_string(i),
-                                                                    uniform(100, 1200)));
+                                                                    uniform(50, 1000)));
     ASSERT_EQ(reply.status, 201) << "loop " << number << ": " << reply.body;
     loop.acknowledged.push_back(reply.json.value("id", ""));
   }
-  const int killAtMillis = uniform(0, 800);
-  AgentHandle& victim = *agents_[static_cast<std::size_t>(uniform(0, kAgents - 1))];
-  std::this_thread::sleep_for(std::chrono::milliseconds(killAtMillis));
-  for (const auto& [id, session] : listSessions()) {
-    if (session.value("status", "") == "RUNNING" && session.value("agent", "") == victim.id) loop.runningAtKill.insert(id);
+  std::string kills;
+  for (int kill = uniform(1, 3); kill > 0; --kill) {
+    const int waitMillis = uniform(0, 500);
+    std::this_thread::sleep_for(std::chrono::milliseconds(waitMillis));
+    AgentHandle& victim = *agents_[static_cast<std::size_t>(uniform(0, kAgents - 1))];
+    for (const auto& [id, session] : listSessions().value_or(std::map<std::string, json>{})) {
+      if (session.value("status", "") == "RUNNING" && session.value("agent", "") == victim.id) loop.runningAtKill.insert(id);
+    }
+    victim.process.signal(SIGKILL);
+    victim.process.wait();
+    const int downMillis = uniform(0, 400);
+    std::this_thread::sleep_for(std::chrono::milliseconds(downMillis));
+    ASSERT_TRUE(launchAgent(victim)) << "loop " << number;
+    kills += " " + victim.id + " (after " + std::to_string(waitMillis) + " ms, down " + std::to_string(downMillis) + " ms)";
   }
-  victim.process.signal(SIGKILL);
-  victim.process.wait();
-  const int downMillis = uniform(0, 600);
-  std::this_thread::sleep_for(std::chrono::milliseconds(downMillis));
-  ASSERT_TRUE(launchAgent(victim)) << "loop " << number;
   totals_.add(loop, expectInvariants(loop));
-  std::cout << "loop " << number << ": " << victim.id << " killed " << killAtMillis << " ms into the burst with "
-            << loop.runningAtKill.size() << " running there, down " << downMillis << " ms\n";
+  std::cout << "loop " << number << ": killed" << kills << "; " << loop.runningAtKill.size() << " sessions ran there\n";
 }
 
 TEST_F(KillLoopTest, AManagerKilledDuringSubmissionsLosesAndRepeatsNothing) {
