@@ -6,6 +6,7 @@
 //
 // BAI_KILL_LOOPS sets the loops of each test (10; scripts/soak.sh runs 100). The loops
 // are random but reproducible: the seed is printed first, and BAI_KILL_SEED replays it.
+// BAI_KILL_KEEP=DIR keeps the daemons' logs and state dirs of a failed run under DIR.
 #include "child_process.hpp"
 #include "daemon_process.hpp"
 #include "http_client.hpp"
@@ -94,7 +95,8 @@ struct Totals {
   int loops = 0, acknowledged = 0, unanswered = 0, unansweredCreated = 0, runningAtKill = 0, failed = 0;
   std::map<std::string, int> failures;  // reason -> sessions
 
-  void add(const Loop& loop, const std::map<std::string, json>& all) {
+  // `runs`: where each session's runs are counted.
+  void add(const Loop& loop, const std::map<std::string, json>& all, const fs::path& runs) {
     ++loops;
     acknowledged += static_cast<int>(loop.acknowledged.size());
     unanswered += loop.unacknowledged;
@@ -103,7 +105,9 @@ struct Totals {
       auto it = all.find(id);
       if (it == all.end() || it->second.value("status", "") != "ERROR") continue;
       ++failed;
-      ++failures[it->second.value("status_reason", "")];
+      const std::string reason = it->second.value("status_reason", "");
+      const bool ran = fs::exists(runs / id);
+      ++failures[reason.substr(0, reason.find(" (")) + (ran ? " [its command ran]" : " [its command never ran]")];
     }
   }
 
@@ -173,6 +177,12 @@ class KillLoopTest : public ::testing::Test {
     }
     removeCgroupParents();
     agents_.clear();
+    if (HasFailure() && !env("BAI_KILL_KEEP").empty()) {
+      const fs::path kept = fs::path(env("BAI_KILL_KEEP")) / dir_.filename();
+      fs::create_directories(kept.parent_path());
+      fs::copy(dir_, kept, fs::copy_options::recursive);
+      std::cerr << "the logs and state dirs are kept in " << kept.string() << "\n";
+    }
     temp_.reset();
   }
 
@@ -501,7 +511,7 @@ void KillLoopTest::runManagerLoop(int number) {
   const int createdUnanswered = static_cast<int>(std::count_if(all.begin(), all.end(), [&](const auto& s) {
     return s.second.value("name", "").rfind(prefix, 0) == 0 && !answered(s.first);
   }));
-  totals_.add(loop, all);
+  totals_.add(loop, all, dir_ / "runs");
   totals_.unansweredCreated += createdUnanswered;
   std::cout << "loop " << number << ": manager killed after " << killAfter << " submissions + " << delayMicros << " us; "
             << loop.acknowledged.size() << " acknowledged, " << loop.unacknowledged << " unanswered ("
@@ -523,7 +533,7 @@ void KillLoopTest::runAgentLoop(int number) {
   }
   std::string kills;
   for (int kill = uniform(1, 3); kill > 0; --kill) {
-    const int waitMillis = uniform(0, 500);
+    const int waitMillis = chance(0.5) ? uniform(0, 40) : uniform(0, 500);  // half of them while sessions start
     std::this_thread::sleep_for(std::chrono::milliseconds(waitMillis));
     AgentHandle& victim = *agents_[static_cast<std::size_t>(uniform(0, kAgents - 1))];
     for (const auto& [id, session] : listSessions().value_or(std::map<std::string, json>{})) {
@@ -536,7 +546,7 @@ void KillLoopTest::runAgentLoop(int number) {
     ASSERT_TRUE(launchAgent(victim)) << "loop " << number;
     kills += " " + victim.id + " (after " + std::to_string(waitMillis) + " ms, down " + std::to_string(downMillis) + " ms)";
   }
-  totals_.add(loop, expectInvariants(loop));
+  totals_.add(loop, expectInvariants(loop), dir_ / "runs");
   std::cout << "loop " << number << ": killed" << kills << "; " << loop.runningAtKill.size() << " sessions ran there\n";
 }
 
