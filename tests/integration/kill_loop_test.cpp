@@ -377,7 +377,8 @@ std::map<std::string, json> KillLoopTest::expectInvariants(const Loop& loop) {
   return all;
 }
 
-// Each ran once and ended well; an agent killed mid-start may fail one it never ran.
+// Each ran once and ended well; an agent killed mid-start may fail one, with a reason,
+// that never ran.
 void KillLoopTest::expectOutcomes(const Loop& loop, const std::map<std::string, json>& all) {
   for (const auto& [id, session] : all) {
     const std::string status = session.value("status", "");
@@ -388,6 +389,7 @@ void KillLoopTest::expectOutcomes(const Loop& loop, const std::map<std::string, 
       EXPECT_EQ(session["exit_code"], 0) << "loop " << loop.number << ": " << session.dump();
     } else if (status == "ERROR" && loop.errorsAllowed) {
       EXPECT_NE(session.value("status_reason", ""), "") << "loop " << loop.number << ": an error without a reason: " << session.dump();
+      EXPECT_EQ(runs, 0u) << "loop " << loop.number << ": reported failed while its command ran: " << session.dump();
     } else {
       ADD_FAILURE() << "loop " << loop.number << ": session " << id << " ended " << status << ": " << session.dump();
     }
