@@ -114,7 +114,8 @@ struct Totals {
   std::string describe() const {
     std::string out = std::to_string(loops) + " loops, " + std::to_string(acknowledged) + " sessions acknowledged, " +
                       std::to_string(unanswered) + " unanswered (" + std::to_string(unansweredCreated) +
-                      " created all the same), " + std::to_string(runningAtKill) + " running at a kill, " +
+                      " created all the same), " +
+                      (runningAtKill != 0 ? std::to_string(runningAtKill) + " running at a kill, " : "") +
                       std::to_string(failed) + " ended in ERROR";
     for (const auto& [reason, count] : failures) out += "\n  " + std::to_string(count) + " x " + reason;
     return out;
@@ -517,7 +518,7 @@ void KillLoopTest::runManagerLoop(int number) {
   totals_.unansweredCreated += createdUnanswered;
   std::cout << "loop " << number << ": manager killed after " << killAfter << " submissions + " << delayMicros << " us; "
             << loop.acknowledged.size() << " acknowledged, " << loop.unacknowledged << " unanswered ("
-            << createdUnanswered << " created all the same)\n";
+            << createdUnanswered << " created all the same)" << std::endl;  // flushed: soak runs are long
 }
 
 // A burst of sessions with an agent SIGKILLed under them one to three times at random
@@ -549,7 +550,8 @@ void KillLoopTest::runAgentLoop(int number) {
     kills += " " + victim.id + " (after " + std::to_string(waitMillis) + " ms, down " + std::to_string(downMillis) + " ms)";
   }
   totals_.add(loop, expectInvariants(loop), dir_ / "runs");
-  std::cout << "loop " << number << ": killed" << kills << "; " << loop.runningAtKill.size() << " sessions ran there\n";
+  std::cout << "loop " << number << ": killed" << kills << "; " << loop.runningAtKill.size() << " sessions ran there"
+            << std::endl;
 }
 
 TEST_F(KillLoopTest, AManagerKilledDuringSubmissionsLosesAndRepeatsNothing) {
