@@ -227,11 +227,12 @@ AgentResult<std::pair<protocol::SessionInfo, bool>> SessionLifecycle::settleStar
     stored.info.reason = started.error().message;
     stored.info.endedAtMillis = nowMillis();
     ++sessionsFailed_;
-    UnloadedPlugins unloaded = release(state, stored);
     const std::string reason = stored.info.reason;
+    const bool journalled = journalEvent(protocol::EventKind::Failed, id, std::nullopt, reason);
+    UnloadedPlugins unloaded = release(state, stored);
     state.unlock();
     unloaded.clear();
-    recordEvent(protocol::EventKind::Failed, id, std::nullopt, reason);
+    if (journalled && options_.eventJournalled) options_.eventJournalled();
     return Failure{AgentError{AgentErrorKind::SessionStartFailed, reason}};
   }
   if (stored.info.state == SessionState::Preparing) {  // it may have exited already
@@ -264,17 +265,17 @@ void SessionLifecycle::onExit(const std::string& id, const ExitStatus& status) {
   } else {
     session.info.state = session.destroyRequested ? SessionState::Destroyed : SessionState::Exited;
   }
+  // Journalled before the record says it ended: an agent killed in between adopts the
+  // session again and reports its end twice (the manager ignores the second), never not at all.
+  const bool journalled =
+      session.info.state == SessionState::Failed
+          ? journalEvent(protocol::EventKind::Failed, id,
+                         status.recorded ? std::optional<int>(status.exitCode) : std::nullopt, session.info.reason)
+          : journalEvent(protocol::EventKind::Exited, id, status.exitCode, "");
   UnloadedPlugins unloaded = release(state, session);
-  const bool failed = session.info.state == SessionState::Failed;
-  const std::string reason = session.info.reason;
   state.unlock();
   unloaded.clear();  // the last session of a draining plugin ended: destroyed here, unlocked
-  if (failed) {
-    recordEvent(protocol::EventKind::Failed, id, status.recorded ? std::optional<int>(status.exitCode) : std::nullopt,
-                reason);
-  } else {
-    recordEvent(protocol::EventKind::Exited, id, status.exitCode, "");
-  }
+  if (journalled && options_.eventJournalled) options_.eventJournalled();
 }
 
 UnloadedPlugins SessionLifecycle::release(Access& state, SessionRecord& session) {
@@ -305,12 +306,16 @@ void SessionLifecycle::freeResources(AgentState& state, SessionRecord& session) 
 
 void SessionLifecycle::recordEvent(protocol::EventKind kind, const std::string& id, std::optional<int> exitCode,
                                    std::string reason) {
+  if (journalEvent(kind, id, exitCode, std::move(reason)) && options_.eventJournalled) options_.eventJournalled();
+}
+
+bool SessionLifecycle::journalEvent(protocol::EventKind kind, const std::string& id, std::optional<int> exitCode,
+                                    std::string reason) {
   auto appended = journal_.append(protocol::SessionEvent{0, id, kind, exitCode, std::move(reason), nowMillis()});
   if (!appended) {
     options_.log(LogLevel::Error, "agent", "session " + id + ": cannot journal its event: " + appended.error().message);
-    return;
   }
-  if (options_.eventJournalled) options_.eventJournalled();
+  return appended.ok();
 }
 
 AgentResult<protocol::SessionInfo> SessionLifecycle::destroy(const std::string& id) {

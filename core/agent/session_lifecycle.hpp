@@ -114,7 +114,11 @@ class SessionLifecycle {
   UnloadedPlugins release(Access& state, SessionRecord& session);
   void freeResources(AgentState& state, SessionRecord& session);
   void restoreAllocation(AgentState& state, SessionRecord& session);
+  // Journals the event and has the reporter send it; call without the ledger's lock.
   void recordEvent(protocol::EventKind kind, const std::string& id, std::optional<int> exitCode, std::string reason);
+  // Journals only (the journal has its own lock, so this may run under the ledger's);
+  // false, logged, when it could not be written.
+  bool journalEvent(protocol::EventKind kind, const std::string& id, std::optional<int> exitCode, std::string reason);
 
   const SessionLifecycleOptions options_;
   AgentLedger& ledger_;

@@ -12,6 +12,7 @@
 #include <spawn.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <system_error>
@@ -63,16 +64,27 @@ void removeStaleRecords(const std::filesystem::path& dir) {
   }
 }
 
+// The shim's descriptor on which the runner hands the session over (its second argument).
+constexpr int kHandoverFd = 3;
+
+// Lets the shim run the command: the shim is recorded in shim.json and watched, so a
+// restarted agent finds it. A shim that died meanwhile is reported by the watcher.
+void handOver(int handover) {
+  (void)::send(handover, "1", 1, MSG_NOSIGNAL);
+  ::close(handover);
+}
+
 class SpawnSetup {
  public:
-  explicit SpawnSetup(int logFd) {
+  SpawnSetup(int logFd, int handoverFd) {
     ::posix_spawn_file_actions_init(&actions_);
     ::posix_spawnattr_init(&attributes_);
     ::posix_spawn_file_actions_addopen(&actions_, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
     ::posix_spawn_file_actions_adddup2(&actions_, logFd, STDOUT_FILENO);
     ::posix_spawn_file_actions_adddup2(&actions_, logFd, STDERR_FILENO);
+    ::posix_spawn_file_actions_adddup2(&actions_, handoverFd, kHandoverFd);
     // The agent's own descriptors (sockets, plugin pipes) must not reach the session.
-    ::posix_spawn_file_actions_addclosefrom_np(&actions_, STDERR_FILENO + 1);
+    ::posix_spawn_file_actions_addclosefrom_np(&actions_, kHandoverFd + 1);
     // Its own session: the shim outlives the agent's terminal and process group. Signals
     // blocked or ignored by agent threads are restored for it.
     sigset_t none;
@@ -146,8 +158,18 @@ Result<std::int64_t> SessionRunner::start(const RunSpec& spec) {
   }
   if (Result<void> reserved = reserve(spec.sessionId, spec.sessionDir); !reserved.ok()) return Failure{reserved.error()};
 
-  Result<pid_t> shim = spawnShim(spec);
+  // The shim runs the command only once handed over: until shim.json names it, an agent
+  // killed meanwhile could never watch or stop what it ran.
+  int handover[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, handover) != 0) {
+    const int error = errno;
+    unreserve(spec.sessionId);
+    return fail(ErrorCode::Internal, describeErrno("socketpair", error));
+  }
+  Result<pid_t> shim = spawnShim(spec, handover[1]);
+  ::close(handover[1]);
   if (!shim.ok()) {
+    ::close(handover[0]);
     unreserve(spec.sessionId);
     return Failure{shim.error()};
   }
@@ -160,15 +182,18 @@ Result<std::int64_t> SessionRunner::start(const RunSpec& spec) {
                                     : Result<void>(Failure{stat.error()});
   if (pidfd < 0 || !identity.ok()) {
     std::string reason = pidfd < 0 ? describeErrno("pidfd_open", pidfdError) : identity.error().message;
+    ::close(handover[0]);
     if (pidfd >= 0) ::close(pidfd);
     abandonShim(*shim, spec.sessionDir);
     unreserve(spec.sessionId);
     return fail(ErrorCode::Internal, "session " + spec.sessionId + ": cannot watch its shim: " + reason);
   }
   if (Result<void> watched = watch(spec.sessionId, *shim, pidfd, /*ourChild=*/true); !watched.ok()) {
+    ::close(handover[0]);
     abandonShim(*shim, spec.sessionDir);
     return Failure{watched.error()};
   }
+  handOver(handover[0]);
   return static_cast<std::int64_t>(*shim);
 }
 
@@ -187,7 +212,7 @@ void SessionRunner::unreserve(const std::string& sessionId) {
   sessions_.erase(sessionId);
 }
 
-Result<pid_t> SessionRunner::spawnShim(const RunSpec& spec) {
+Result<pid_t> SessionRunner::spawnShim(const RunSpec& spec, int handoverFd) {
   files::ShimSpec shimSpec{spec.command, spec.env, spec.cwd, spec.cpus, spec.cgroupProcs, spec.runAs,
                            spec.sessionDir / "stdout.log", spec.sessionDir / "stderr.log"};
   removeStaleRecords(spec.sessionDir);
@@ -201,11 +226,12 @@ Result<pid_t> SessionRunner::spawnShim(const RunSpec& spec) {
 
   std::string shimArg = shimPath_.string();
   std::string dirArg = spec.sessionDir.string();
-  char* argv[] = {shimArg.data(), dirArg.data(), nullptr};
+  std::string handoverArg = std::to_string(kHandoverFd);
+  char* argv[] = {shimArg.data(), dirArg.data(), handoverArg.data(), nullptr};
   pid_t pid = 0;
   int error = 0;
   {
-    SpawnSetup setup(logFd);
+    SpawnSetup setup(logFd, handoverFd);
     error = ::posix_spawn(&pid, shimArg.c_str(), setup.actions(), setup.attributes(), argv, environ);
   }
   ::close(logFd);

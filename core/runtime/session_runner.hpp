@@ -56,8 +56,9 @@ class SessionRunner {
   SessionRunner(const SessionRunner&) = delete;
   SessionRunner& operator=(const SessionRunner&) = delete;
 
-  // Writes spec.json and shim.json and spawns the shim; returns the shim's pid. The command
-  // is started by the shim: a command that cannot run is reported through onExit.
+  // Writes spec.json, spawns the shim, writes shim.json and then hands the session over:
+  // the shim starts the command only then, so a command never runs unrecorded. Returns the
+  // shim's pid; a command that cannot run is reported through onExit.
   Result<std::int64_t> start(const RunSpec& spec);
 
   // SIGTERM to the command's process group now, SIGKILL after `grace` unless the session
@@ -89,7 +90,8 @@ class SessionRunner {
 
   Result<void> reserve(const std::string& sessionId, const std::filesystem::path& dir);
   void unreserve(const std::string& sessionId);
-  Result<pid_t> spawnShim(const RunSpec& spec);
+  // `handoverFd` becomes the shim's descriptor 3: it starts the command on a byte there.
+  Result<pid_t> spawnShim(const RunSpec& spec, int handoverFd);
   Result<void> watch(const std::string& sessionId, pid_t shim, int pidfd, bool ourChild);
   void abandonShim(pid_t shim, const std::filesystem::path& dir);
 

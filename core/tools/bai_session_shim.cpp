@@ -1,4 +1,4 @@
-// bai-session-shim SESSION_DIR
+// bai-session-shim SESSION_DIR [HANDOVER_FD]
 //
 // Runs one session's command for the agent. The agent is multithreaded, and work between
 // fork and exec there (malloc, hwloc) can deadlock; this single-threaded helper does it
@@ -6,6 +6,10 @@
 // joins the session's cgroups, sets CPU affinity, drops privileges, redirects output,
 // execs with exactly the given environment, and records the outcome atomically in
 // SESSION_DIR/exit.json, so that an agent restarted meanwhile still learns it.
+//
+// With HANDOVER_FD the command starts only after the agent, having recorded this shim in
+// shim.json, sends one byte there. End of file instead (the agent died first, and no
+// agent could ever watch or stop the command) records in exit.json that it never ran.
 //
 // Exit status: 0 when exit.json was written; 2 when the spec is unusable; 1 when the
 // shim itself failed (fork, writing its records). The reason is one line on stderr.
@@ -157,6 +161,23 @@ void resetSignals() {
             describeErrno("cannot run '" + spec.command[0] + "'", error));
 }
 
+// Whether the agent handed the session over (a byte) rather than dying first (end of file).
+bool handedOver(int handover) {
+  char byte = 0;
+  ssize_t got = 0;
+  do {
+    got = ::read(handover, &byte, 1);
+  } while (got < 0 && errno == EINTR);
+  ::close(handover);
+  return got == 1;
+}
+
+int parseHandoverFd(const std::string& text) {
+  const bool digits = !text.empty() && text.size() < 6 && text.find_first_not_of("0123456789") == std::string::npos;
+  if (!digits) die(kExitSpecUnusable, "usage: bai-session-shim SESSION_DIR [HANDOVER_FD]");
+  return std::stoi(text);
+}
+
 // Until exec succeeds the pipe stays open; a failed start writes its reason, then closes it.
 std::string readStartError(int statusPipe) {
   std::string reason;
@@ -249,13 +270,21 @@ files::ShimSpec readSpec(const std::filesystem::path& sessionDir) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 2) die(kExitSpecUnusable, "usage: bai-session-shim SESSION_DIR");
+  if (argc != 2 && argc != 3) die(kExitSpecUnusable, "usage: bai-session-shim SESSION_DIR [HANDOVER_FD]");
   const std::filesystem::path sessionDir = argv[1];
+  const int handover = argc == 3 ? parseHandoverFd(argv[2]) : -1;
   blockTerminationSignals();
   files::ShimSpec spec = readSpec(sessionDir);
   checkRunAs(spec);
   PreparedCommand prepared = prepare(spec, sessionDir);
   if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) die(kExitShimFailed, describeErrno("PR_SET_CHILD_SUBREAPER", errno));
+  if (handover >= 0 && !handedOver(handover)) {
+    files::RecordedExit never{kCommandNotRunnable, std::nullopt, bai::nowMillis(),
+                              "the agent stopped before it handed the session over; the command never ran"};
+    Result<void> recorded = bai::core::writeFileAtomically(sessionDir / files::kExit, files::renderRecordedExit(never));
+    if (!recorded.ok()) die(kExitShimFailed, recorded.error().message);
+    return 0;
+  }
 
   int statusPipe[2];
   if (::pipe2(statusPipe, O_CLOEXEC) != 0) die(kExitShimFailed, describeErrno("pipe2", errno));

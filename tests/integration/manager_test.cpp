@@ -1,6 +1,7 @@
 // The real bai-manager with real bai-agents (cpu and mock plugins) on loopback ports:
 // registration, placement by generic slots, the signed API over the wire, lost agents,
 // and a manager killed in the middle of placing sessions.
+#include "child_process.hpp"
 #include "daemon_process.hpp"
 #include "http_client.hpp"
 #include "signed_client.hpp"
@@ -12,10 +13,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -41,121 +39,13 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using json = nlohmann::json;
 
-constexpr const char* kMarkerVariable = "BAI_MANAGER_TEST_RUN";
-
 bool isFinal(const std::string& status) { return status == "TERMINATED" || status == "CANCELLED" || status == "ERROR"; }
-
-// A port nobody listens on now: bound to 0 here, noted, closed. The manager sets
-// SO_REUSEADDR, so it can take it again after the previous run was killed.
-int freePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = 0;
-  socklen_t length = sizeof address;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-    ::close(fd);
-    return 0;
-  }
-  ::close(fd);
-  return ntohs(address.sin_port);
-}
-
-// Every process of one test carries the marker in its environment (daemons and the
-// session shims through inheritance, session commands through their env), so teardown
-// can end them all, whatever forked them.
-std::vector<pid_t> markedProcesses(const std::string& marker) {
-  const std::string needle = std::string(kMarkerVariable) + "=" + marker;
-  std::vector<pid_t> out;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
-    const std::string name = entry.path().filename();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    const pid_t pid = static_cast<pid_t>(std::stol(name));
-    if (pid == ::getpid()) continue;
-    const std::string environment = readFile(entry.path() / "environ");
-    std::size_t start = 0;
-    while (start < environment.size()) {
-      std::size_t end = environment.find('\0', start);
-      if (end == std::string::npos) end = environment.size();
-      if (environment.compare(start, end - start, needle) == 0) {
-        out.push_back(pid);
-        break;
-      }
-      start = end + 1;
-    }
-  }
-  return out;
-}
-
-// One child process (a daemon, or `bai-manager init`), stdout and stderr to a log file.
-class Process {
- public:
-  Process() = default;
-  ~Process() { stop(SIGKILL); }
-  Process(const Process&) = delete;
-  Process& operator=(const Process&) = delete;
-
-  bool spawn(const std::vector<std::string>& args, const fs::path& out, const fs::path& err, const std::string& marker,
-             const fs::path& cwd = {}) {
-    std::vector<std::string> environment;
-    for (char** e = environ; *e != nullptr; ++e) environment.emplace_back(*e);
-    environment.push_back(std::string(kMarkerVariable) + "=" + marker);
-    std::vector<char*> envp;
-    for (auto& e : environment) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    pid_ = spawnLogged(args, out, err, envp.data(), cwd);
-    return pid_ != 0;
-  }
-
-  // Waits for the end: the exit code, or -signal.
-  int wait() {
-    if (pid_ <= 0) return status_;
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = 0;
-    status_ = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-    return status_;
-  }
-
-  bool alive() {
-    if (pid_ <= 0) return false;
-    int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = 0;
-      status_ = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-      return false;
-    }
-    return true;
-  }
-
-  void signal(int number) {
-    if (pid_ > 0) ::kill(pid_, number);
-  }
-
-  // Sends `number` and waits; SIGKILL after 10 s if it has not ended by then.
-  int stop(int number = SIGTERM) {
-    if (pid_ <= 0) return status_;
-    ::kill(pid_, number);
-    ::kill(pid_, SIGCONT);
-    if (!eventually([&] { return !alive(); }, 10s)) ::kill(pid_, SIGKILL);
-    return wait();
-  }
-
-  pid_t pid() const { return pid_; }
-
- private:
-  pid_t pid_ = 0;
-  int status_ = -1;
-};
 
 struct AgentHandle {
   std::string id;
   fs::path dir;
   std::string rpcBase;  // from its ready file
-  Process process;
+  ChildProcess process;
   std::string log() const { return readFile(dir / "agent.log"); }
 };
 
@@ -198,7 +88,7 @@ class ManagerTest : public ::testing::Test {
 
   // `bai-manager init`: its exit code; stdout and stderr go to init.out and init.err.
   int runInit(const fs::path& keypairFile) {
-    Process init;
+    ChildProcess init;
     if (!init.spawn({env("BAI_MANAGER"), "init", "--db", dbUrl(), "--admin-keypair-out", keypairFile.string()},
                     dir_ / "init.out", dir_ / "init.err", marker_)) {
       return -1000;
@@ -361,7 +251,7 @@ class ManagerTest : public ::testing::Test {
   fs::path dir_;
   std::string marker_;
   std::string token_;
-  Process manager_;
+  ChildProcess manager_;
   std::string managerUrl_;
   std::unique_ptr<SignedClient> admin_;
   std::vector<std::unique_ptr<AgentHandle>> agents_;
@@ -816,7 +706,7 @@ TEST_F(ManagerTest, AHungAgentDelaysNobodyElse) {
 }
 
 TEST_F(ManagerTest, AManagerKilledWhilePlacingFinishesEverySessionOnce) {
-  const int port = freePort();
+  const int port = freeLoopbackPort();
   ASSERT_NE(port, 0);
   const std::string listen = "127.0.0.1:" + std::to_string(port);
   ASSERT_TRUE(startManager(listen));

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <csignal>
 #include <fcntl.h>
+#include <fstream>
 #include <memory>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -207,6 +208,31 @@ TEST_F(SessionRunnerTest, TheCallbackMayCallTheRunner) {
   ASSERT_TRUE(runner->start(spec("s1", {"true"})).ok());
   ASSERT_TRUE(exits.waitFor("s1"));
   EXPECT_TRUE(destroyRefused);
+}
+
+// An agent killed between spawning a shim and recording it in shim.json left a command
+// running that its next process could neither watch nor stop: it reported the session as
+// failed ("the shim is gone") and gave its devices to others while the command ran. The
+// runner hands the session over to the shim (a byte on its descriptor 3, named as its
+// second argument) only once shim.json is written; the shim runs nothing before that.
+// Here a stand-in shim notes what it was handed, and when.
+TEST_F(SessionRunnerTest, TheShimIsHandedTheSessionOnlyOnceItIsRecorded) {
+  const std::filesystem::path standIn = temp_.path() / "stand-in-shim";
+  {
+    std::ofstream script(standIn);
+    script << "#!/bin/sh\n"
+           << "if [ \"$2\" = 3 ] && [ \"$(head -c1 <&3)\" = 1 ] && [ -e \"$1/shim.json\" ]; then\n"
+           << "  echo handed-over-after-recording > \"$1/handover\"\n"
+           << "else\n"
+           << "  echo \"no handover (argument '$2')\" > \"$1/handover\"\n"
+           << "fi\n"
+           << "printf '{\"exit_code\":0,\"ended_at_ms\":1}' > \"$1/exit.json\"\n";
+  }
+  std::filesystem::permissions(standIn, std::filesystem::perms::owner_all);
+  runner_ = std::make_unique<SessionRunner>(standIn, quietLog(), exits_.callback());
+  ASSERT_TRUE(runner_->start(spec("s1", {"true"})).ok());
+  ASSERT_TRUE(exits_.waitFor("s1"));
+  EXPECT_EQ(readText(dirOf("s1") / "handover"), "handed-over-after-recording\n");
 }
 
 TEST_F(SessionRunnerTest, AShimThatDiesIsReportedAsUnrecorded) {

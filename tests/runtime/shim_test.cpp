@@ -11,6 +11,7 @@
 #include <set>
 #include <spawn.h>
 #include <sstream>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -45,7 +46,8 @@ class ShimTest : public ::testing::Test {
   }
 
   // Runs the shim as the agent would (stdout/stderr to shim.log); returns its wait status.
-  int runShim(std::vector<std::string> args = {}) const {
+  // `handover`, when given, becomes the shim's descriptor 3.
+  int runShim(std::vector<std::string> args = {}, int handover = -1) const {
     if (args.empty()) args = {dir().string()};
     std::string program = shimPath().string();
     std::vector<char*> argv{program.data()};
@@ -56,7 +58,8 @@ class ShimTest : public ::testing::Test {
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, logFd, STDOUT_FILENO);
     posix_spawn_file_actions_adddup2(&actions, logFd, STDERR_FILENO);
-    posix_spawn_file_actions_addclosefrom_np(&actions, STDERR_FILENO + 1);
+    if (handover >= 0) posix_spawn_file_actions_adddup2(&actions, handover, 3);
+    posix_spawn_file_actions_addclosefrom_np(&actions, handover >= 0 ? 4 : STDERR_FILENO + 1);
     pid_t pid = 0;
     int error = ::posix_spawn(&pid, program.c_str(), &actions, nullptr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&actions);
@@ -256,6 +259,41 @@ TEST_F(ShimTest, LeftoverProcessesAreKilledWhenTheCommandExits) {
     EXPECT_EQ(::kill(pid, 0), -1) << file << " still exists";
     EXPECT_EQ(errno, ESRCH);
   }
+}
+
+// With a handover descriptor the shim starts the command only after the agent's byte;
+// end of file instead (the agent died before recording the shim) records that it never ran.
+TEST_F(ShimTest, TheCommandWaitsForTheAgentsHandover) {
+  writeSpec(baseSpec({"sh", "-c", "echo ran"}));
+  int ends[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ends), 0);
+  ASSERT_EQ(::write(ends[0], "1", 1), 1);
+  ::close(ends[0]);
+  runShim({dir().string(), "3"}, ends[1]);
+  ::close(ends[1]);
+  EXPECT_EQ(stdoutLog(), "ran\n") << shimLog();
+  EXPECT_EQ(exitRecord()["exit_code"], 0) << exitRecord().dump();
+}
+
+TEST_F(ShimTest, WithoutTheAgentsHandoverTheCommandNeverRuns) {
+  writeSpec(baseSpec({"sh", "-c", "echo ran"}));
+  int ends[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ends), 0);
+  ::close(ends[0]);  // the agent died before it recorded the shim
+  const int status = runShim({dir().string(), "3"}, ends[1]);
+  ::close(ends[1]);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << shimLog();
+  EXPECT_EQ(stdoutLog(), "") << "the command did not run";
+  const json exit = exitRecord();
+  EXPECT_EQ(exit["exit_code"], 126) << exit.dump();
+  EXPECT_NE(exit.value("error", "").find("never ran"), std::string::npos) << exit.dump();
+}
+
+TEST_F(ShimTest, RejectsAHandoverThatIsNoDescriptor) {
+  writeSpec(baseSpec({"true"}));
+  const int status = runShim({dir().string(), "three"});
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2);
+  EXPECT_NE(shimLog().find("usage"), std::string::npos) << shimLog();
 }
 
 TEST_F(ShimTest, RejectsAMissingSpec) {

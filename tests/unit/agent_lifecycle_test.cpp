@@ -117,6 +117,55 @@ TEST_F(SessionLifecycleTest, ARestartTakesBackWhatRecordedSessionsHold) {
   EXPECT_EQ(used("acme.device"), Quantity(0));
 }
 
+// Limits that note, when a session's are released, whether its end is journalled yet.
+class JournalWatchingLimits final : public LimitsBackend {
+ public:
+  explicit JournalWatchingLimits(const EventJournal& journal) : journal_(journal) {}
+  Result<std::vector<std::filesystem::path>> prepare(const std::string&, const SessionLimits&) override {
+    return std::vector<std::filesystem::path>{};
+  }
+  Result<void> release(const std::string& sessionId) override {
+    bool ended = false;
+    for (const auto& event : journal_.unacked(100)) {
+      ended = ended || (event.sessionId == sessionId && event.kind != EventKind::Started);
+    }
+    endJournalledAtRelease[sessionId] = ended;
+    return {};
+  }
+  std::string describe() const override { return "journal-watching"; }
+  bool enforcing() const override { return false; }
+
+  std::map<std::string, bool> endJournalledAtRelease;
+
+ private:
+  const EventJournal& journal_;
+};
+
+// An agent killed after a session's record says it ended but before its end reached the
+// journal would never report that end (the record is not adopted again, the journal has
+// nothing to send): the manager kept the session RUNNING and its devices used for good.
+// The end is journalled first; a kill after that reports it twice, which the manager ignores.
+TEST_F(SessionLifecycleTest, ASessionsEndIsJournalledBeforeItsResourcesAreFreed) {
+  buildNode({"good"});
+  JournalWatchingLimits limits(*journal_);
+  SessionLifecycleOptions options{settings_.id, "", std::chrono::milliseconds(100), sink(),
+                                  [this](SessionRunner::ExitCallback onExit) {
+                                    auto fake = std::make_unique<FakeProcesses>(std::move(onExit));
+                                    processes_ = fake.get();
+                                    return fake;
+                                  },
+                                  {}, [this] { ++eventsNotified_; }};
+  SessionLifecycle lifecycle(std::move(options), *ledger_, *records_, limits, *journal_);
+  ASSERT_TRUE(lifecycle.create(request("exits", "acme.device")).ok());
+  processes().exit("exits", 0);
+  processes().refuseStart = true;
+  ASSERT_FALSE(lifecycle.create(request("never-starts", "acme.device")).ok());
+
+  EXPECT_EQ(limits.endJournalledAtRelease, (std::map<std::string, bool>{{"exits", true}, {"never-starts", true}}));
+  EXPECT_EQ(journalled(*journal_), (std::vector<EventKind>{EventKind::Started, EventKind::Exited, EventKind::Failed}));
+  EXPECT_EQ(eventsNotified_, 3) << "the reporter hears of each event";
+}
+
 TEST_F(SessionLifecycleTest, ARecordThatCannotBeSavedIsLogged) {
   buildNode({"good"});
   auto lifecycle = makeLifecycle();
