@@ -170,10 +170,12 @@ int create(CommandContext& context, const CreateOptions& options) {
 // run: submit, wait with a spinner, stream the logs, and exit with the command's code.
 // Ctrl-C destroys the session.
 int run(CommandContext& context, const CreateOptions& options) {
+  // Bad arguments or configuration are usage errors (2), as for every command: 125 is
+  // kept for a session that produced no exit code.
   const client::Client* api = context.api();
-  if (api == nullptr) return kExitRunFailed;
+  if (api == nullptr) return kExitUsage;
   auto spec = specFrom(options);
-  if (!spec) return context.usage(spec.error().detail), kExitRunFailed;
+  if (!spec) return context.usage(spec.error().detail);
   std::signal(SIGINT, [](int) { interrupted.store(true); });
   std::signal(SIGTERM, [](int) { interrupted.store(true); });
 
@@ -214,7 +216,9 @@ int run(CommandContext& context, const CreateOptions& options) {
   spinner.clear();
   const auto roundTripMillis = millisSince(start);
   if (streaming && !logs.pump()) streaming = false;
-  if (!context.json && !streaming) std::cerr << "bai: the session's logs could not be read: " << logs.error().message() << "\n";
+  // A session that never started has no logs to miss: its status reason alone says why.
+  const bool started = session.startedAtMs != 0 || session.exitCode.has_value();
+  if (!context.json && !streaming && started) std::cerr << "bai: the session's logs could not be read: " << logs.error().message() << "\n";
   if (context.json) std::cout << session.json << "\n";
   if (context.timing) printTiming(session, submitMillis, roundTripMillis);
   if (session.exitCode) return *session.exitCode;

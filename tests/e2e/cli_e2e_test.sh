@@ -99,6 +99,13 @@ echo "$out" | grep -Eq '^acme=ACME-NPU-000[12]$' || fail "the acme session did n
 grep -q '^to-stderr$' "$work/stderr" || fail "the command's stderr was not streamed to bai's"
 
 # ---- requests that cannot run ---------------------------------------------------------
+"$bai" session run -r cpu -- true 2>"$work/stderr" && rc=0 || rc=$?
+[ "$rc" = 2 ] || fail "a malformed -r should be a usage error (2), not $rc: $(cat "$work/stderr")"
+# Refused at submission or failed on the agent before it started: either way its logs
+# were never there to miss, and only the reason is printed.
+"$bai" session run -r cpu=0.5 -- true 2>"$work/stderr" && rc=0 || rc=$?
+[ "$rc" = 125 ] || fail "a session that never started should end run with 125, not $rc"
+! grep -q "logs could not be read" "$work/stderr" || fail "run blamed the logs of a session that never started: $(cat "$work/stderr")"
 stuck=$("$bai" session create --json -r cuda.device=5 -- true | json "d['id']")
 reason() { "$bai" session info --json "$stuck" | json "d['status'] + ': ' + d['status_reason']"; }
 has_reason() { reason | grep -Eq '^PENDING: .*cuda\.device'; }
