@@ -3,6 +3,8 @@
 #include "http_client.hpp"
 #include "quota.hpp"
 
+#include <bai/protocol.hpp>
+
 #include <algorithm>
 #include <random>
 
@@ -15,6 +17,17 @@ std::string newSessionId() {
   std::string id;
   for (int i = 0; i < 16; ++i) id += hex[random() & 15];
   return id;
+}
+
+// A page and its headers: an agent's longer answer is refused rather than held.
+constexpr std::size_t kLogReplyBytes = protocol::kLogPageBytes + (64u << 10);
+
+// The agent's log route for `range`, cut to one page whatever the user asked for.
+std::string agentLogPath(const std::string& id, const LogRange& range) {
+  std::string path = "/v1/sessions/" + http::urlEncode(id) + "/logs?stream=" + http::urlEncode(range.stream);
+  if (range.tail) return path + "&tail=" + std::to_string(std::min(*range.tail, protocol::kLogPageBytes));
+  const std::uint64_t limit = std::min(range.limit.value_or(protocol::kLogPageBytes), protocol::kLogPageBytes);
+  return path + "&offset=" + std::to_string(range.offset) + "&limit=" + std::to_string(limit);
 }
 
 bool visibleTo(const Caller& caller, const SessionRecord& session) {
@@ -186,7 +199,7 @@ Outcome<SessionRecord> SessionService::destroy(const Caller& caller, const std::
   return get(caller, id);  // already over (or unknown)
 }
 
-void SessionService::logs(const Caller& caller, const std::string& id, const std::string& query, ReplyCallback done) {
+void SessionService::logs(const Caller& caller, const std::string& id, const LogRange& range, ReplyCallback done) {
   auto current = get(caller, id);
   if (!current) return done(Failure{current.error()});
   std::string rpcUrl;
@@ -199,8 +212,7 @@ void SessionService::logs(const Caller& caller, const std::string& id, const std
     }
     rpcUrl = agent->second.record.rpcUrl;
   }
-  const std::string path = "/v1/sessions/" + http::urlEncode(id) + "/logs" + (query.empty() ? "" : "?" + query);
-  dispatcher_.get(current->agentId, rpcUrl, path, std::move(done));
+  dispatcher_.get(current->agentId, rpcUrl, agentLogPath(id, range), std::move(done), kLogReplyBytes);
 }
 
 }  // namespace bai::manager

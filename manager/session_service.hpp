@@ -14,6 +14,7 @@
 #include "waiters.hpp"
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <optional>
@@ -31,6 +32,15 @@ struct NewSession {
   std::string scalingGroup = "default";
 };
 
+// A read of a session's log as GET .../logs asks for it: bytes from `offset` (at most
+// `limit`), or the last `tail` bytes. Either is cut to one page (protocol::kLogPageBytes).
+struct LogRange {
+  std::string stream = "stdout";
+  std::uint64_t offset = 0;
+  std::optional<std::uint64_t> limit;
+  std::optional<std::uint64_t> tail;
+};
+
 class SessionService {
  public:
   using Guard = Ledger::Guard;
@@ -46,8 +56,9 @@ class SessionService {
   // Answers once the session is over or after `wait` (capped by manager.max-wait).
   void wait(const Caller& caller, const std::string& id, std::chrono::milliseconds wait, SessionCallback done);
   Outcome<SessionRecord> destroy(const Caller& caller, const std::string& id);
-  // The agent's answer to GET .../logs?`query`, passed through; `done` runs once.
-  void logs(const Caller& caller, const std::string& id, const std::string& query, ReplyCallback done);
+  // The agent's answer to a read of `range` (at most one page), passed through; `done`
+  // runs once.
+  void logs(const Caller& caller, const std::string& id, const LogRange& range, ReplyCallback done);
   // Why a pending session waits; empty when it does not.
   std::string pendingReason(const std::string& id) const;
 
