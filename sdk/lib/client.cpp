@@ -8,6 +8,7 @@
 
 #include <sys/stat.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <iomanip>
@@ -274,6 +275,19 @@ Result<void> Config::requireCredentials() const {
 
 bool Session::isFinal() const { return status == "TERMINATED" || status == "ERROR" || status == "CANCELLED"; }
 
+namespace {
+
+std::uint64_t headerNumber(const RawResponse& response, const char* name, std::uint64_t fallback) {
+  auto it = response.headers.find(name);
+  if (it == response.headers.end() || it->second.empty() || it->second.size() > 19 ||
+      it->second.find_first_not_of("0123456789") != std::string::npos) {
+    return fallback;
+  }
+  return std::stoull(it->second);
+}
+
+}  // namespace
+
 Client::Client(Config config) : config_(std::move(config)) {}
 
 ClientResult<RawResponse> Client::call(const std::string& method, const std::string& target, const std::string& body,
@@ -293,7 +307,7 @@ ClientResult<RawResponse> Client::call(const std::string& method, const std::str
   if (!response) {
     return Failure<ApiError>{ApiError{0, "unreachable", "Cannot reach the manager", response.error().message}};
   }
-  return RawResponse{response->status, response->contentType, std::move(response->body)};
+  return RawResponse{response->status, response->contentType, std::move(response->body), std::move(response->headers)};
 }
 
 ClientResult<std::string> Client::version() const {
@@ -331,6 +345,12 @@ ClientResult<Session> Client::session(const std::string& id, std::chrono::millis
 }
 
 ClientResult<std::string> Client::sessionLogs(const std::string& id, const LogQuery& query) const {
+  auto page = sessionLogPage(id, query);
+  if (!page) return Failure{page.error()};
+  return std::move(page->text);
+}
+
+ClientResult<LogPage> Client::sessionLogPage(const std::string& id, const LogQuery& query) const {
   std::string target = "/v1/sessions/" + segment(id) + "/logs?stream=" + http::urlEncode(query.stream) +
                        "&offset=" + std::to_string(query.offset);
   if (query.limit) target += "&limit=" + std::to_string(*query.limit);
@@ -338,7 +358,13 @@ ClientResult<std::string> Client::sessionLogs(const std::string& id, const LogQu
   auto response = call("GET", target);
   if (!response) return Failure{response.error()};
   if (response->status != 200) return Failure{errorFrom(*response)};
-  return std::move(response->body);
+  LogPage page;
+  // A manager that does not say where the page lies: it is taken as the last one.
+  page.offset = headerNumber(*response, "x-bai-log-offset", query.offset);
+  page.nextOffset = headerNumber(*response, "x-bai-log-next-offset", page.offset + response->body.size());
+  page.size = headerNumber(*response, "x-bai-log-size", page.nextOffset);
+  page.text = std::move(response->body);
+  return page;
 }
 
 ClientResult<Session> Client::destroySession(const std::string& id) const {

@@ -36,9 +36,10 @@ class ScriptedManager {
   }
   ~ScriptedManager() { server_.stop(); }
 
-  void answer(int status, std::string body, std::string contentType = "application/json") {
+  void answer(int status, std::string body, std::string contentType = "application/json",
+              std::map<std::string, std::string> headers = {}) {
     std::lock_guard<std::mutex> lock(mutex_);
-    reply_ = http::Response{status, std::move(contentType), std::move(body), {}};
+    reply_ = http::Response{status, std::move(contentType), std::move(body), std::move(headers)};
   }
   http::Request last() {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -210,6 +211,19 @@ TEST(ClientUnreachableTest, NoAnswerIsStatusZeroAndNamesTheEndpoint) {
   EXPECT_EQ(version.error().type, "unreachable");
   EXPECT_NE(version.error().detail.find("127.0.0.1:1"), std::string::npos) << version.error().detail;
   EXPECT_EQ(version.error().detail.find(kSecretKey), std::string::npos);
+}
+
+TEST_F(ClientTest, ALogPageSaysWhereItLiesAndWhereTheNextStarts) {
+  manager_.answer(200, "line 3\n", "text/plain",
+                  {{"X-Bai-Log-Offset", "14"}, {"X-Bai-Log-Next-Offset", "21"}, {"X-Bai-Log-Size", "40"}});
+  auto page = manager_.client().sessionLogPage("s1", {"stderr", 14, 7, std::nullopt});
+  ASSERT_TRUE(page.ok()) << page.error().message();
+  EXPECT_EQ(page->text, "line 3\n");
+  EXPECT_EQ(page->offset, 14u);
+  EXPECT_EQ(page->nextOffset, 21u);
+  EXPECT_EQ(page->size, 40u);
+  EXPECT_FALSE(page->atEnd());
+  EXPECT_EQ(manager_.last().target, "/v1/sessions/s1/logs?stream=stderr&offset=14&limit=7");
 }
 
 TEST(FormatSlotAmountTest, BytesInTheLargestUnitOthersExact) {

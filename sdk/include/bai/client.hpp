@@ -102,11 +102,22 @@ struct SessionSpec {
   std::string scalingGroup;  // empty: "default"
 };
 
+// The manager answers at most one page (1 MiB) per read, however much is asked for.
 struct LogQuery {
   std::string stream = "stdout";  // or "stderr"
   std::uint64_t offset = 0;       // bytes already read
   std::optional<std::uint64_t> limit;
   std::optional<std::uint64_t> tail;  // only the last N bytes
+};
+
+// One page of a session's log stream, and where it lies in the stream.
+struct LogPage {
+  std::string text;
+  std::uint64_t offset = 0;      // where `text` starts
+  std::uint64_t nextOffset = 0;  // where the next page starts
+  std::uint64_t size = 0;        // the stream's length when it was read
+  // Nothing more was written when this page was read (a running session may write more).
+  bool atEnd() const { return nextOffset >= size; }
 };
 
 // One slot of an agent, in exact amounts.
@@ -208,6 +219,7 @@ struct RawResponse {
   int status = 0;
   std::string contentType;
   std::string body;
+  std::map<std::string, std::string> headers = {};  // names in lower case
 };
 
 class Client {
@@ -226,7 +238,9 @@ class Client {
   // poll; at most the manager's limit).
   ClientResult<Session> session(const std::string& id,
                                 std::chrono::milliseconds wait = std::chrono::milliseconds(0)) const;
+  // One page of the log's text (at most 1 MiB): sessionLogPage says where it lies, to read on.
   ClientResult<std::string> sessionLogs(const std::string& id, const LogQuery& query = {}) const;
+  ClientResult<LogPage> sessionLogPage(const std::string& id, const LogQuery& query = {}) const;
   ClientResult<Session> destroySession(const std::string& id) const;
 
   // slot -> type, every slot the cluster's agents offer.
