@@ -40,6 +40,7 @@ constexpr std::array kKinds = {
     KindInfo{ErrorKind::ScalingGroupExists, 409, "scaling-group-exists", "The scaling group exists"},
     KindInfo{ErrorKind::ResourcePolicyExists, 409, "resource-policy-exists", "The resource policy exists"},
     KindInfo{ErrorKind::SessionNotStarted, 409, "no-logs-yet", "The session has not started"},
+    KindInfo{ErrorKind::IdempotencyKeyReused, 409, "idempotency-key-reused", "The idempotency key was used for another request"},
     KindInfo{ErrorKind::AgentUnreachable, 502, "agent-unreachable", "The agent did not answer"},
     KindInfo{ErrorKind::StoreFailed, 500, "store-error", "The cluster state could not be saved"},
     KindInfo{ErrorKind::ShuttingDown, 503, "shutting-down", "The manager is stopping"},
@@ -407,6 +408,7 @@ void Api::heartbeat(Call& call, Responder respond, bool registration) {
 Response Api::createSession(Call& call) {
   auto parsed = parseNewSession(call.request.body);
   if (!parsed) return error(400, "invalid-request", "Invalid session", parsed.error().message);
+  parsed->idempotencyKey = call.request.header("idempotency-key");
   auto created = manager_.createSession(call.caller, *parsed);
   return created ? json(201, sessionJson(*created)) : error(created.error());
 }

@@ -4,6 +4,9 @@
 #include "quota.hpp"
 
 #include <bai/protocol.hpp>
+#include <bai/request_signing.hpp>
+
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <random>
@@ -40,7 +43,21 @@ Outcome<void> checkShape(const NewSession& request) {
   }
   if (request.name.size() > 256) return refuse(ErrorKind::InvalidRequest, "name is longer than 256 characters");
   if (request.scalingGroup.empty()) return refuse(ErrorKind::InvalidRequest, "scaling_group must not be empty");
+  const std::string& key = request.idempotencyKey;
+  const bool visible = std::all_of(key.begin(), key.end(), [](char c) { return c > ' ' && c < 0x7f; });
+  if (key.size() > 255 || !visible) {
+    return refuse(ErrorKind::InvalidRequest, "Idempotency-Key must be 1 to 255 visible ASCII characters");
+  }
   return {};
+}
+
+// What a retry must repeat to get the same session: every field of the request, in a
+// canonical form (the JSON body's own text may differ in spacing or order).
+std::string requestDigest(const NewSession& request) {
+  const nlohmann::json canonical = {{"name", request.name},         {"command", request.command},
+                                    {"env", request.env},           {"resources", request.resources},
+                                    {"scaling_group", request.scalingGroup}};
+  return auth::sha256Hex(canonical.dump());
 }
 
 }  // namespace
@@ -85,10 +102,37 @@ Outcome<ResourceSlot> SessionService::admit(const ClusterState& state, const Cal
   return *requested;
 }
 
+Outcome<std::optional<SessionRecord>> SessionService::earlierWithKey(const ClusterState& state, const Caller& caller,
+                                                                     const NewSession& request,
+                                                                     const std::string& digest) const {
+  std::optional<SessionRecord> earlier;
+  if (request.idempotencyKey.empty()) return earlier;
+  auto read = ledger_.store().read([&](StoreTransaction& tx) -> Result<void> {
+    auto row = tx.sessionByIdempotencyKey(caller.accessKey, request.idempotencyKey);
+    if (!row) return Failure{row.error()};
+    earlier = std::move(*row);
+    return {};
+  });
+  if (!read) return refuse(ErrorKind::StoreFailed, read.error().message);
+  if (!earlier) return earlier;
+  if (earlier->requestDigest != digest) {
+    return refuse(ErrorKind::IdempotencyKeyReused, "Idempotency-Key '" + request.idempotencyKey + "' created session '" +
+                                                       earlier->id + "' from another request; use a new key for a new request");
+  }
+  // The ledger's copy is the current one while the session is active.
+  if (auto it = state.active.find(earlier->id); it != state.active.end()) earlier = it->second;
+  return earlier;
+}
+
 Outcome<SessionRecord> SessionService::create(const Caller& caller, const NewSession& request) {
   if (auto shape = checkShape(request); !shape) return Failure{shape.error()};
+  const std::string digest = requestDigest(request);
+  // Under the ledger's lock, as every creation is: a retry racing its original finds it.
   const Guard guard = ledger_.lock();
   ClusterState& state = ledger_.state(guard);
+  auto earlier = earlierWithKey(state, caller, request, digest);
+  if (!earlier) return Failure{earlier.error()};
+  if (*earlier) return std::move(**earlier);
   auto requested = admit(state, caller, request);
   if (!requested) return Failure{requested.error()};
   SessionRecord session;
@@ -103,6 +147,8 @@ Outcome<SessionRecord> SessionService::create(const Caller& caller, const NewSes
   }
   session.status = SessionStatus::Pending;
   session.createdAtMillis = nowMillis();
+  session.idempotencyKey = request.idempotencyKey;
+  if (!request.idempotencyKey.empty()) session.requestDigest = digest;
   auto inserted = ledger_.store().write([&](StoreTransaction& tx) -> Result<void> {
     auto seq = tx.insertSession(session);
     if (!seq) return Failure{seq.error()};

@@ -30,6 +30,9 @@ struct NewSession {
   std::map<std::string, std::string> env;
   std::vector<std::pair<std::string, std::string>> resources;  // as the user typed them: {"mem", "4g"}
   std::string scalingGroup = "default";
+  // The client's Idempotency-Key header; empty: none. A retry with the same key and
+  // request gets the session the first one created.
+  std::string idempotencyKey = "";
 };
 
 // A read of a session's log as GET .../logs asks for it: bytes from `offset` (at most
@@ -63,6 +66,10 @@ class SessionService {
   std::string pendingReason(const std::string& id) const;
 
  private:
+  // The session `caller` created earlier with the request's idempotency key, if any; a
+  // refusal when that key came with another request.
+  Outcome<std::optional<SessionRecord>> earlierWithKey(const ClusterState& state, const Caller& caller,
+                                                       const NewSession& request, const std::string& digest) const;
   // Why `request` of `caller` cannot be queued now; nullopt when it can.
   Outcome<ResourceSlot> admit(const ClusterState& state, const Caller& caller, const NewSession& request) const;
 

@@ -50,6 +50,11 @@ struct Config {
   std::string secretKey;
   std::string caFile;  // PEM bundle to verify an https endpoint with, instead of the system's
   std::chrono::milliseconds timeout{30000};  // one exchange; a long poll adds its wait
+  // createSession sends again when no answer came (refused, reset, timed out) or the
+  // manager was stopping (503): at most this many times, waiting retryDelay, then twice
+  // as long each time. Its Idempotency-Key makes the manager create the session once.
+  int submitRetries = 4;
+  std::chrono::milliseconds retryDelay{250};
 
   // The default file: $BAI_CONFIG, else $XDG_CONFIG_HOME/bai/config.toml, else
   // ~/.config/bai/config.toml.
@@ -100,6 +105,10 @@ struct SessionSpec {
   // As a person types them: {"cpu", "2"}, {"mem", "4g"}, {"cuda.shares", "0.5"}.
   std::vector<std::pair<std::string, std::string>> resources;
   std::string scalingGroup;  // empty: "default"
+  // Sent as the Idempotency-Key header: the manager answers a repeated key with the same
+  // body with the session it created for it, and a different body with 409. Empty:
+  // createSession makes a random one, kept for its retries.
+  std::string idempotencyKey = "";
 };
 
 // The manager answers at most one page (1 MiB) per read, however much is asked for.
@@ -231,6 +240,8 @@ class Client {
   // GET /healthz (unsigned): the manager's version.
   ClientResult<std::string> version() const;
 
+  // Retried with the same Idempotency-Key when no answer came (Config::submitRetries), so
+  // a lost answer never makes a second session.
   ClientResult<Session> createSession(const SessionSpec& spec) const;
   // `status` filters by state ("RUNNING"); empty: all of the caller's sessions.
   ClientResult<std::vector<Session>> listSessions(const std::string& status = {}) const;
