@@ -12,7 +12,8 @@ std::string AgentCallError::describe() const {
 AgentClient::AgentClient(std::string clusterToken, std::chrono::milliseconds timeout, std::string caFile)
     : token_(std::move(clusterToken)), timeout_(timeout), caFile_(std::move(caFile)) {}
 
-AgentCall<AgentReply> AgentClient::call(const std::string& method, const std::string& url, const std::string& body) const {
+AgentCall<AgentReply> AgentClient::call(const std::string& method, const std::string& url, const std::string& body,
+                                        std::size_t maxReplyBytes) const {
   http::ClientRequest request;
   request.method = method;
   request.url = url;
@@ -21,10 +22,11 @@ AgentCall<AgentReply> AgentClient::call(const std::string& method, const std::st
   if (!body.empty()) request.headers["Content-Type"] = "application/json";
   request.timeout = timeout_;
   request.caFile = caFile_;
+  request.maxReplyBytes = maxReplyBytes;
   request.connectTimeout = std::min(timeout_, std::chrono::milliseconds(2000));
   auto response = http::send(request);
   if (!response) return Failure{AgentCallError{0, {"agent-unreachable", "Agent unreachable", response.error().message}}};
-  return AgentReply{response->status, response->contentType, std::move(response->body)};
+  return AgentReply{response->status, response->contentType, std::move(response->body), std::move(response->headers)};
 }
 
 AgentCall<protocol::SessionInfo> AgentClient::sessionCall(const std::string& method, const std::string& url,
@@ -54,8 +56,9 @@ AgentCall<protocol::SessionInfo> AgentClient::session(const std::string& rpcUrl,
   return sessionCall("GET", rpcUrl + "/v1/sessions/" + http::urlEncode(sessionId), "");
 }
 
-AgentCall<AgentReply> AgentClient::get(const std::string& rpcUrl, const std::string& pathAndQuery) const {
-  return call("GET", rpcUrl + pathAndQuery, "");
+AgentCall<AgentReply> AgentClient::get(const std::string& rpcUrl, const std::string& pathAndQuery,
+                                       std::size_t maxReplyBytes) const {
+  return call("GET", rpcUrl + pathAndQuery, "", maxReplyBytes);
 }
 
 }  // namespace bai::manager

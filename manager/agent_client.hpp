@@ -6,6 +6,7 @@
 #include <bai/result.hpp>
 
 #include <chrono>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -28,23 +29,29 @@ struct AgentReply {
   int status = 0;
   std::string contentType;
   std::string body;
+  std::map<std::string, std::string> headers;  // names in lower case
 };
 
 class AgentClient {
  public:
+  static constexpr std::size_t kMaxReplyBytes = 16u << 20;  // of any answer
+
   // `caFile`: the PEM bundle agents' RPC certificates are verified with (empty: the system's).
   AgentClient(std::string clusterToken, std::chrono::milliseconds timeout, std::string caFile = "");
 
   AgentCall<protocol::SessionInfo> createSession(const std::string& rpcUrl, const protocol::CreateSessionRequest& request) const;
   AgentCall<protocol::SessionInfo> destroySession(const std::string& rpcUrl, const std::string& sessionId) const;
   AgentCall<protocol::SessionInfo> session(const std::string& rpcUrl, const std::string& sessionId) const;
-  // GET {rpcUrl}{pathAndQuery} passed through as the agent answered (logs, alloc-map).
-  AgentCall<AgentReply> get(const std::string& rpcUrl, const std::string& pathAndQuery) const;
+  // GET {rpcUrl}{pathAndQuery} passed through as the agent answered (logs, alloc-map); a
+  // longer answer than `maxReplyBytes` is a transport error, so one call holds bounded memory.
+  AgentCall<AgentReply> get(const std::string& rpcUrl, const std::string& pathAndQuery,
+                            std::size_t maxReplyBytes = kMaxReplyBytes) const;
 
   std::chrono::milliseconds timeout() const { return timeout_; }
 
  private:
-  AgentCall<AgentReply> call(const std::string& method, const std::string& url, const std::string& body) const;
+  AgentCall<AgentReply> call(const std::string& method, const std::string& url, const std::string& body,
+                             std::size_t maxReplyBytes = kMaxReplyBytes) const;
   AgentCall<protocol::SessionInfo> sessionCall(const std::string& method, const std::string& url, const std::string& body) const;
 
   std::string token_;  // never logged, never in an error

@@ -47,13 +47,13 @@ void AgentDispatcher::submit(const std::string& agentId, Run run, Dropped droppe
 }
 
 void AgentDispatcher::get(const std::string& agentId, const std::string& rpcUrl, const std::string& pathAndQuery,
-                          ReplyCallback done) {
+                          ReplyCallback done, std::size_t maxReplyBytes) {
   // Waiting longer than one call may take would answer later than a direct call would.
   const auto deadline = Clock::now() + client_.timeout();
   submit(
       agentId,
-      [rpcUrl, pathAndQuery, done](const AgentClient& client) {
-        auto reply = client.get(rpcUrl, pathAndQuery);
+      [rpcUrl, pathAndQuery, done, maxReplyBytes](const AgentClient& client) {
+        auto reply = client.get(rpcUrl, pathAndQuery, maxReplyBytes);
         if (!reply) return done(refuse(ErrorKind::AgentUnreachable, reply.error().describe()));
         done(std::move(*reply));
       },

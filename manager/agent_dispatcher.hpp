@@ -53,10 +53,12 @@ class AgentDispatcher {
   void submit(const std::string& agentId, Run run, Dropped dropped, Clock::time_point deadline = Clock::time_point::max());
 
   // A GET passed through (logs, alloc-map): the agent's answer whatever its status, or
-  // AgentUnreachable when it gave none or the call was dropped. `done` runs exactly once,
-  // on a worker thread or, when dropped, maybe on this one.
+  // AgentUnreachable when it gave none, a longer one than `maxReplyBytes`, or the call
+  // was dropped. `done` runs exactly once, on a worker thread or, when dropped, maybe on
+  // this one.
   using ReplyCallback = std::function<void(Outcome<AgentReply>)>;
-  void get(const std::string& agentId, const std::string& rpcUrl, const std::string& pathAndQuery, ReplyCallback done);
+  void get(const std::string& agentId, const std::string& rpcUrl, const std::string& pathAndQuery, ReplyCallback done,
+           std::size_t maxReplyBytes = AgentClient::kMaxReplyBytes);
 
   std::chrono::milliseconds callTimeout() const { return client_.timeout(); }
 

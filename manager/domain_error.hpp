@@ -26,6 +26,7 @@ enum class ErrorKind {
   ScalingGroupExists,
   ResourcePolicyExists,
   SessionNotStarted,     // nothing to read from an agent yet
+  IdempotencyKeyReused,  // the key came with another request before
   AgentUnreachable,      // the agent did not answer (or its calls are queued too long)
   StoreFailed,           // the change could not be saved; nothing changed
   ShuttingDown,

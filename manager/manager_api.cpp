@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <array>
+#include <cctype>
 
 namespace bai::manager {
 namespace {
@@ -40,6 +41,7 @@ constexpr std::array kKinds = {
     KindInfo{ErrorKind::ScalingGroupExists, 409, "scaling-group-exists", "The scaling group exists"},
     KindInfo{ErrorKind::ResourcePolicyExists, 409, "resource-policy-exists", "The resource policy exists"},
     KindInfo{ErrorKind::SessionNotStarted, 409, "no-logs-yet", "The session has not started"},
+    KindInfo{ErrorKind::IdempotencyKeyReused, 409, "idempotency-key-reused", "The idempotency key was used for another request"},
     KindInfo{ErrorKind::AgentUnreachable, 502, "agent-unreachable", "The agent did not answer"},
     KindInfo{ErrorKind::StoreFailed, 500, "store-error", "The cluster state could not be saved"},
     KindInfo{ErrorKind::ShuttingDown, 503, "shutting-down", "The manager is stopping"},
@@ -100,10 +102,40 @@ Result<nlohmann::json, Response> objectBody(const Request& request) {
   return std::move(*doc);
 }
 
-// An agent's answer as it gave it (`defaultType` when it named none), or the error.
-Response passThrough(const Outcome<AgentReply>& reply, const char* defaultType) {
+// An agent's answer as it gave it (`defaultType` when it named none), with the headers
+// named in `keep`, or the error. The body is moved, never copied: it may be a log page.
+Response passThrough(Outcome<AgentReply> reply, const char* defaultType, std::initializer_list<const char*> keep = {}) {
   if (!reply) return error(reply.error());
-  return Response{reply->status, reply->contentType.empty() ? defaultType : reply->contentType, reply->body, {}};
+  Response response{reply->status, reply->contentType.empty() ? defaultType : reply->contentType, std::move(reply->body), {}};
+  for (const char* name : keep) {
+    std::string lowerName = name;
+    for (char& c : lowerName) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (auto it = reply->headers.find(lowerName); it != reply->headers.end()) response.headers[name] = it->second;
+  }
+  return response;
+}
+
+// ?stream=&offset=&limit=&tail= of a log read; numbers are non-negative integers.
+Result<LogRange, Response> logRangeOf(const Request& request) {
+  LogRange range;
+  for (const auto& [name, value] : request.query) {
+    if (name == "stream") {
+      range.stream = value;
+      continue;
+    }
+    if (name != "offset" && name != "limit" && name != "tail") {
+      return Failure{error(400, "invalid-request", "Invalid log range", "unknown parameter '" + name + "' (stream, offset, limit, tail)")};
+    }
+    const bool digits = !value.empty() && value.size() <= 19 && value.find_first_not_of("0123456789") == std::string::npos;
+    if (!digits) {
+      return Failure{error(400, "invalid-request", "Invalid log range", name + " must be a non-negative integer, not '" + value + "'")};
+    }
+    const std::uint64_t number = std::stoull(value);
+    if (name == "offset") range.offset = number;
+    if (name == "limit") range.limit = number;
+    if (name == "tail") range.tail = number;
+  }
+  return range;
 }
 
 enum class Role { Public, Agent, Metrics, User, Admin };
@@ -284,10 +316,12 @@ std::vector<Route> Api::routes() {
        }},
       {"GET", "/v1/sessions/{}/logs", Role::User,
        [this](Call& call, Responder respond) {
-         const std::size_t question = call.request.target.find('?');
-         const std::string query = question == std::string::npos ? "" : call.request.target.substr(question + 1);
-         manager_.sessions().logs(call.caller, call.params[0], query,
-                                  [respond](Outcome<AgentReply> reply) { respond(passThrough(reply, "text/plain")); });
+         auto range = logRangeOf(call.request);
+         if (!range) return respond(range.error());
+         manager_.sessions().logs(call.caller, call.params[0], *range, [respond](Outcome<AgentReply> reply) {
+           respond(passThrough(std::move(reply), "text/plain",
+                               {protocol::kLogOffsetHeader, protocol::kLogNextOffsetHeader, protocol::kLogSizeHeader}));
+         });
        }},
       {"GET", "/v1/resource-slots", Role::User,
        [this](Call&, Responder respond) {
@@ -329,7 +363,7 @@ std::vector<Route> Api::adminRoutes() {
       {"GET", "/v1/agents/{}/alloc-map", Role::Admin,
        [this](Call& call, Responder respond) {
          manager_.agentRpcGet(call.params[0], "/v1/alloc-map",
-                              [respond](Outcome<AgentReply> reply) { respond(passThrough(reply, "application/json")); });
+                              [respond](Outcome<AgentReply> reply) { respond(passThrough(std::move(reply), "application/json")); });
        }},
       {"GET", "/v1/keypairs", Role::Admin, [&admin](Call&, Responder r) { r(listReply(admin.keypairs(), keypairToJson)); }},
       {"GET", "/v1/scaling-groups", Role::Admin,
@@ -376,6 +410,7 @@ void Api::heartbeat(Call& call, Responder respond, bool registration) {
 Response Api::createSession(Call& call) {
   auto parsed = parseNewSession(call.request.body);
   if (!parsed) return error(400, "invalid-request", "Invalid session", parsed.error().message);
+  parsed->idempotencyKey = call.request.header("idempotency-key");
   auto created = manager_.createSession(call.caller, *parsed);
   return created ? json(201, sessionJson(*created)) : error(created.error());
 }

@@ -3,6 +3,11 @@
 #include "http_client.hpp"
 #include "quota.hpp"
 
+#include <bai/protocol.hpp>
+#include <bai/request_signing.hpp>
+
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <random>
 
@@ -17,6 +22,17 @@ std::string newSessionId() {
   return id;
 }
 
+// A page and its headers: an agent's longer answer is refused rather than held.
+constexpr std::size_t kLogReplyBytes = protocol::kLogPageBytes + (64u << 10);
+
+// The agent's log route for `range`, cut to one page whatever the user asked for.
+std::string agentLogPath(const std::string& id, const LogRange& range) {
+  std::string path = "/v1/sessions/" + http::urlEncode(id) + "/logs?stream=" + http::urlEncode(range.stream);
+  if (range.tail) return path + "&tail=" + std::to_string(std::min(*range.tail, protocol::kLogPageBytes));
+  const std::uint64_t limit = std::min(range.limit.value_or(protocol::kLogPageBytes), protocol::kLogPageBytes);
+  return path + "&offset=" + std::to_string(range.offset) + "&limit=" + std::to_string(limit);
+}
+
 bool visibleTo(const Caller& caller, const SessionRecord& session) {
   return caller.admin || session.owner == caller.accessKey;
 }
@@ -27,7 +43,21 @@ Outcome<void> checkShape(const NewSession& request) {
   }
   if (request.name.size() > 256) return refuse(ErrorKind::InvalidRequest, "name is longer than 256 characters");
   if (request.scalingGroup.empty()) return refuse(ErrorKind::InvalidRequest, "scaling_group must not be empty");
+  const std::string& key = request.idempotencyKey;
+  const bool visible = std::all_of(key.begin(), key.end(), [](char c) { return c > ' ' && c < 0x7f; });
+  if (key.size() > 255 || !visible) {
+    return refuse(ErrorKind::InvalidRequest, "Idempotency-Key must be 1 to 255 visible ASCII characters");
+  }
   return {};
+}
+
+// What a retry must repeat to get the same session: every field of the request, in a
+// canonical form (the JSON body's own text may differ in spacing or order).
+std::string requestDigest(const NewSession& request) {
+  const nlohmann::json canonical = {{"name", request.name},         {"command", request.command},
+                                    {"env", request.env},           {"resources", request.resources},
+                                    {"scaling_group", request.scalingGroup}};
+  return auth::sha256Hex(canonical.dump());
 }
 
 }  // namespace
@@ -72,10 +102,37 @@ Outcome<ResourceSlot> SessionService::admit(const ClusterState& state, const Cal
   return *requested;
 }
 
+Outcome<std::optional<SessionRecord>> SessionService::earlierWithKey(const ClusterState& state, const Caller& caller,
+                                                                     const NewSession& request,
+                                                                     const std::string& digest) const {
+  std::optional<SessionRecord> earlier;
+  if (request.idempotencyKey.empty()) return earlier;
+  auto read = ledger_.store().read([&](StoreTransaction& tx) -> Result<void> {
+    auto row = tx.sessionByIdempotencyKey(caller.accessKey, request.idempotencyKey);
+    if (!row) return Failure{row.error()};
+    earlier = std::move(*row);
+    return {};
+  });
+  if (!read) return refuse(ErrorKind::StoreFailed, read.error().message);
+  if (!earlier) return earlier;
+  if (earlier->requestDigest != digest) {
+    return refuse(ErrorKind::IdempotencyKeyReused, "Idempotency-Key '" + request.idempotencyKey + "' created session '" +
+                                                       earlier->id + "' from another request; use a new key for a new request");
+  }
+  // The ledger's copy is the current one while the session is active.
+  if (auto it = state.active.find(earlier->id); it != state.active.end()) earlier = it->second;
+  return earlier;
+}
+
 Outcome<SessionRecord> SessionService::create(const Caller& caller, const NewSession& request) {
   if (auto shape = checkShape(request); !shape) return Failure{shape.error()};
+  const std::string digest = requestDigest(request);
+  // Under the ledger's lock, as every creation is: a retry racing its original finds it.
   const Guard guard = ledger_.lock();
   ClusterState& state = ledger_.state(guard);
+  auto earlier = earlierWithKey(state, caller, request, digest);
+  if (!earlier) return Failure{earlier.error()};
+  if (*earlier) return std::move(**earlier);
   auto requested = admit(state, caller, request);
   if (!requested) return Failure{requested.error()};
   SessionRecord session;
@@ -90,6 +147,8 @@ Outcome<SessionRecord> SessionService::create(const Caller& caller, const NewSes
   }
   session.status = SessionStatus::Pending;
   session.createdAtMillis = nowMillis();
+  session.idempotencyKey = request.idempotencyKey;
+  if (!request.idempotencyKey.empty()) session.requestDigest = digest;
   auto inserted = ledger_.store().write([&](StoreTransaction& tx) -> Result<void> {
     auto seq = tx.insertSession(session);
     if (!seq) return Failure{seq.error()};
@@ -186,7 +245,7 @@ Outcome<SessionRecord> SessionService::destroy(const Caller& caller, const std::
   return get(caller, id);  // already over (or unknown)
 }
 
-void SessionService::logs(const Caller& caller, const std::string& id, const std::string& query, ReplyCallback done) {
+void SessionService::logs(const Caller& caller, const std::string& id, const LogRange& range, ReplyCallback done) {
   auto current = get(caller, id);
   if (!current) return done(Failure{current.error()});
   std::string rpcUrl;
@@ -199,8 +258,7 @@ void SessionService::logs(const Caller& caller, const std::string& id, const std
     }
     rpcUrl = agent->second.record.rpcUrl;
   }
-  const std::string path = "/v1/sessions/" + http::urlEncode(id) + "/logs" + (query.empty() ? "" : "?" + query);
-  dispatcher_.get(current->agentId, rpcUrl, path, std::move(done));
+  dispatcher_.get(current->agentId, rpcUrl, agentLogPath(id, range), std::move(done), kLogReplyBytes);
 }
 
 }  // namespace bai::manager

@@ -14,6 +14,7 @@
 #include "waiters.hpp"
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <optional>
@@ -29,6 +30,18 @@ struct NewSession {
   std::map<std::string, std::string> env;
   std::vector<std::pair<std::string, std::string>> resources;  // as the user typed them: {"mem", "4g"}
   std::string scalingGroup = "default";
+  // The client's Idempotency-Key header; empty: none. A retry with the same key and
+  // request gets the session the first one created.
+  std::string idempotencyKey = "";
+};
+
+// A read of a session's log as GET .../logs asks for it: bytes from `offset` (at most
+// `limit`), or the last `tail` bytes. Either is cut to one page (protocol::kLogPageBytes).
+struct LogRange {
+  std::string stream = "stdout";
+  std::uint64_t offset = 0;
+  std::optional<std::uint64_t> limit;
+  std::optional<std::uint64_t> tail;
 };
 
 class SessionService {
@@ -46,12 +59,17 @@ class SessionService {
   // Answers once the session is over or after `wait` (capped by manager.max-wait).
   void wait(const Caller& caller, const std::string& id, std::chrono::milliseconds wait, SessionCallback done);
   Outcome<SessionRecord> destroy(const Caller& caller, const std::string& id);
-  // The agent's answer to GET .../logs?`query`, passed through; `done` runs once.
-  void logs(const Caller& caller, const std::string& id, const std::string& query, ReplyCallback done);
+  // The agent's answer to a read of `range` (at most one page), passed through; `done`
+  // runs once.
+  void logs(const Caller& caller, const std::string& id, const LogRange& range, ReplyCallback done);
   // Why a pending session waits; empty when it does not.
   std::string pendingReason(const std::string& id) const;
 
  private:
+  // The session `caller` created earlier with the request's idempotency key, if any; a
+  // refusal when that key came with another request.
+  Outcome<std::optional<SessionRecord>> earlierWithKey(const ClusterState& state, const Caller& caller,
+                                                       const NewSession& request, const std::string& digest) const;
   // Why `request` of `caller` cannot be queued now; nullopt when it can.
   Outcome<ResourceSlot> admit(const ClusterState& state, const Caller& caller, const NewSession& request) const;
 

@@ -71,8 +71,8 @@ AgentResult<protocol::SessionInfo> Agent::session(const std::string& id) const {
 
 std::vector<protocol::SessionInfo> Agent::sessions() const { return lifecycle_.sessions(); }
 
-AgentResult<std::string> Agent::sessionLogs(const std::string& id, const std::string& stream, std::uint64_t offset,
-                                           std::uint64_t limit, std::optional<std::uint64_t> tail) const {
+AgentResult<LogPage> Agent::sessionLogs(const std::string& id, const std::string& stream, std::uint64_t offset,
+                                   std::uint64_t limit, std::optional<std::uint64_t> tail) const {
   return lifecycle_.logs(id, stream, offset, limit, tail);
 }
 

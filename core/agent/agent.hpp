@@ -64,8 +64,8 @@ class Agent {
   std::vector<protocol::SessionInfo> sessions() const;
   // Bytes [offset, offset + limit) of a session's stdout or stderr log; with `tail`, its
   // last `tail` bytes instead.
-  AgentResult<std::string> sessionLogs(const std::string& id, const std::string& stream, std::uint64_t offset,
-                                       std::uint64_t limit, std::optional<std::uint64_t> tail = std::nullopt) const;
+  AgentResult<LogPage> sessionLogs(const std::string& id, const std::string& stream, std::uint64_t offset,
+                                   std::uint64_t limit, std::optional<std::uint64_t> tail = std::nullopt) const;
 
   AllocationFigures allocation() const;
   AgentHealth health() const;

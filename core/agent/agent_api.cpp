@@ -29,6 +29,17 @@ std::uint64_t number(const http::Request& request, const std::string& name, std:
   return UINT64_MAX;  // caught by the caller as invalid
 }
 
+// A page of a log and where it lies in the stream (protocol.hpp), so a reader pages on.
+http::Response logPageResponse(LogPage page) {
+  const std::uint64_t next = page.offset + page.text.size();
+  return http::Response{200,
+                        "text/plain; charset=utf-8",
+                        std::move(page.text),
+                        {{protocol::kLogOffsetHeader, std::to_string(page.offset)},
+                         {protocol::kLogNextOffsetHeader, std::to_string(next)},
+                         {protocol::kLogSizeHeader, std::to_string(page.size)}}};
+}
+
 }  // namespace
 
 http::Response agentErrorResponse(const AgentError& e) {
@@ -77,15 +88,15 @@ http::Handler agentApi(Agent& agent) {
       if (logs) id.resize(id.size() - 5);
       if (id.empty() || id.find('/') != std::string::npos) return error(404, "not-found", "No such resource", path);
       if (logs && method == "GET") {
-        const std::uint64_t offset = number(request, "offset", 0), limit = number(request, "limit", 1 << 20);
+        const std::uint64_t offset = number(request, "offset", 0), limit = number(request, "limit", protocol::kLogPageBytes);
         const std::uint64_t tail = number(request, "tail", 0);
         if (offset == UINT64_MAX || limit == UINT64_MAX || tail == UINT64_MAX) {
           return error(400, "invalid-request", "Invalid log range", "offset, limit and tail must be non-negative integers");
         }
-        auto text = agent.sessionLogs(id, request.query.count("stream") ? request.query.at("stream") : "stdout", offset,
+        auto page = agent.sessionLogs(id, request.query.count("stream") ? request.query.at("stream") : "stdout", offset,
                                       limit, request.query.count("tail") ? std::optional<std::uint64_t>(tail) : std::nullopt);
-        if (!text) return agentErrorResponse(text.error());
-        return http::Response{200, "text/plain; charset=utf-8", std::move(*text), {}};
+        if (!page) return agentErrorResponse(page.error());
+        return logPageResponse(std::move(*page));
       }
       if (!logs && method == "GET") {
         auto info = agent.session(id);

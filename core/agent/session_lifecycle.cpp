@@ -348,8 +348,8 @@ std::vector<protocol::SessionInfo> SessionLifecycle::sessions() const {
   return out;
 }
 
-AgentResult<std::string> SessionLifecycle::logs(const std::string& id, const std::string& stream, std::uint64_t offset,
-                                                std::uint64_t limit, std::optional<std::uint64_t> tail) const {
+AgentResult<LogPage> SessionLifecycle::logs(const std::string& id, const std::string& stream, std::uint64_t offset,
+                                            std::uint64_t limit, std::optional<std::uint64_t> tail) const {
   if (stream != "stdout" && stream != "stderr") {
     return Failure{AgentError{AgentErrorKind::InvalidLogStream, "stream must be stdout or stderr, not '" + stream + "'"}};
   }

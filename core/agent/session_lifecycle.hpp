@@ -89,9 +89,9 @@ class SessionLifecycle {
   AgentResult<protocol::SessionInfo> session(const std::string& id) const;
   std::vector<protocol::SessionInfo> sessions() const;
   // Bytes [offset, offset + limit) of a session's stdout or stderr log; with `tail`, its
-  // last `tail` bytes instead.
-  AgentResult<std::string> logs(const std::string& id, const std::string& stream, std::uint64_t offset,
-                                std::uint64_t limit, std::optional<std::uint64_t> tail) const;
+  // last `tail` bytes instead; a page at most protocol::kLogPageBytes long.
+  AgentResult<LogPage> logs(const std::string& id, const std::string& stream, std::uint64_t offset, std::uint64_t limit,
+                            std::optional<std::uint64_t> tail) const;
 
   std::uint64_t sessionsStarted() const { return sessionsStarted_.load(); }
   std::uint64_t sessionsFailed() const { return sessionsFailed_.load(); }

@@ -3,6 +3,8 @@
 #include "parse_json.hpp"
 #include "runtime/atomic_file.hpp"
 
+#include <bai/protocol.hpp>
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -13,7 +15,6 @@ namespace bai::core {
 namespace {
 
 constexpr const char* kRecordFile = "record.json";
-constexpr std::uint64_t kMaxLogRead = 16u << 20;
 
 }  // namespace
 
@@ -71,22 +72,25 @@ std::vector<SessionRecord> SessionRecords::loadAll(const LogSink& log) const {
   return out;
 }
 
-std::string SessionRecords::readLog(const std::string& id, const std::string& stream, std::uint64_t offset,
-                                    std::uint64_t limit, std::optional<std::uint64_t> tail) const {
+LogPage SessionRecords::readLog(const std::string& id, const std::string& stream, std::uint64_t offset,
+                                std::uint64_t limit, std::optional<std::uint64_t> tail) const {
   const std::filesystem::path file = dirOf(id) / (stream + ".log");
   std::ifstream in(file, std::ios::binary);
-  if (!in) return std::string();
+  if (!in) return LogPage{};
+  std::error_code ec;
+  const std::uint64_t size = std::filesystem::file_size(file, ec);
+  LogPage page{"", 0, ec ? 0 : size};
   if (tail) {
-    std::error_code ec;
-    const std::uint64_t size = std::filesystem::file_size(file, ec);
-    offset = ec || size < *tail ? 0 : size - *tail;
-    limit = *tail;
+    // The last page of a longer tail: a reader pages back from its offset.
+    limit = std::min(*tail, protocol::kLogPageBytes);
+    offset = page.size < limit ? 0 : page.size - limit;
   }
-  in.seekg(static_cast<std::streamoff>(offset));
-  std::string out(static_cast<std::size_t>(std::min(limit, kMaxLogRead)), '\0');
-  in.read(out.data(), static_cast<std::streamsize>(out.size()));
-  out.resize(static_cast<std::size_t>(in.gcount()));
-  return out;
+  page.offset = std::min(offset, page.size);
+  in.seekg(static_cast<std::streamoff>(page.offset));
+  page.text.resize(static_cast<std::size_t>(std::min({limit, protocol::kLogPageBytes, page.size - page.offset})));
+  in.read(page.text.data(), static_cast<std::streamsize>(page.text.size()));
+  page.text.resize(static_cast<std::size_t>(in.gcount()));
+  return page;
 }
 
 }  // namespace bai::core

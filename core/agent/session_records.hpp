@@ -16,6 +16,14 @@
 
 namespace bai::core {
 
+// Part of a session's log stream: `text` starts at byte `offset` of a stream that held
+// `size` bytes when it was read.
+struct LogPage {
+  std::string text;
+  std::uint64_t offset = 0;
+  std::uint64_t size = 0;
+};
+
 class SessionRecords {
  public:
   explicit SessionRecords(std::filesystem::path stateDir);
@@ -33,8 +41,9 @@ class SessionRecords {
   // unreadable record is logged and left on disk; a directory without one is skipped.
   std::vector<SessionRecord> loadAll(const LogSink& log) const;
   // Bytes [offset, offset + limit) of the session's "stdout" or "stderr" log, or its last
-  // `tail` bytes; empty when the log does not exist yet.
-  std::string readLog(const std::string& id, const std::string& stream, std::uint64_t offset, std::uint64_t limit,
+  // `tail` bytes, at most protocol::kLogPageBytes of them; empty when the log does not
+  // exist yet.
+  LogPage readLog(const std::string& id, const std::string& stream, std::uint64_t offset, std::uint64_t limit,
                       std::optional<std::uint64_t> tail) const;
 
  private:

@@ -18,6 +18,14 @@ namespace bai::protocol {
 // Bumped on an incompatible change; a peer answers a newer version with an error.
 inline constexpr int kVersion = 1;
 
+// A log read (GET .../logs?stream=&offset=&limit=&tail=) answers at most this many bytes,
+// however many were asked for, so that concurrent reads hold bounded memory in both
+// daemons. Its headers say where the page lies, so a reader pages to the end:
+inline constexpr std::uint64_t kLogPageBytes = 1u << 20;
+inline constexpr const char* kLogOffsetHeader = "X-Bai-Log-Offset";         // where this page starts
+inline constexpr const char* kLogNextOffsetHeader = "X-Bai-Log-Next-Offset";  // where the next one starts
+inline constexpr const char* kLogSizeHeader = "X-Bai-Log-Size";             // the stream's length when read
+
 // slot -> device id -> amount: what one session holds on one agent.
 using DeviceAllocation = std::map<std::string, std::map<std::string, Quantity>>;
 

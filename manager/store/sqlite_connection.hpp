@@ -174,7 +174,8 @@ inline Result<void> requireId(std::string_view kind, const std::string& id) {
 
 const std::string kSessionColumns =
     "SELECT id, name, owner, scaling_group, command_json, env_json, requested_json, status, status_reason, "
-    "agent_id, exit_code, enqueue_seq, created_at_ms, scheduled_at_ms, started_at_ms, ended_at_ms FROM sessions";
+    "agent_id, exit_code, enqueue_seq, created_at_ms, scheduled_at_ms, started_at_ms, ended_at_ms, idempotency_key, "
+    "request_digest FROM sessions";
 
 const std::string kAgentColumns =
     "SELECT id, status, rpc_url, region, scaling_group, architecture, version, digest, plugins_json, "

@@ -88,6 +88,13 @@ const std::vector<std::vector<const char*>> kMigrations = {
         // so the store checks the name on every write instead.
         "ALTER TABLE keypairs ADD COLUMN resource_policy TEXT NOT NULL DEFAULT ''",
     },
+    {
+        // A client's Idempotency-Key, kept with the session it created: a retried POST
+        // finds it instead of creating another. '' is no key.
+        "ALTER TABLE sessions ADD COLUMN idempotency_key TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE sessions ADD COLUMN request_digest TEXT NOT NULL DEFAULT ''",
+        "CREATE UNIQUE INDEX sessions_by_idempotency_key ON sessions (owner, idempotency_key) WHERE idempotency_key != ''",
+    },
 };
 
 }  // namespace

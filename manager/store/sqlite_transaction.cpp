@@ -214,15 +214,15 @@ class SqliteTransaction final : public StoreTransaction {
     if (!env.ok()) return Failure{env.error()};
     Result<Statement> stmt = db_.prepare(
         "INSERT INTO sessions (id, name, owner, scaling_group, command_json, env_json, requested_json, status, "
-        "status_reason, agent_id, exit_code, created_at_ms, scheduled_at_ms, started_at_ms, ended_at_ms) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        "status_reason, agent_id, exit_code, created_at_ms, scheduled_at_ms, started_at_ms, ended_at_ms, "
+        "idempotency_key, request_digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     if (!stmt.ok()) return Failure{stmt.error()};
     stmt->bind(session.id).bind(session.name).bind(session.owner).bind(session.scalingGroup);
     stmt->bind(*command).bind(*env).bind(session.requested.toJson()).bind(sessionStatusName(session.status));
     stmt->bind(session.statusReason).bind(session.agentId);
     bindExitCode(*stmt, session.exitCode);
     stmt->bind(session.createdAtMillis).bind(session.scheduledAtMillis).bind(session.startedAtMillis);
-    stmt->bind(session.endedAtMillis);
+    stmt->bind(session.endedAtMillis).bind(session.idempotencyKey).bind(session.requestDigest);
     Result<void> ran = conflictAs(stmt->run(), "session '" + session.id + "' already exists");
     if (!ran.ok()) return Failure{ran.error()};
     return static_cast<std::uint64_t>(sqlite3_last_insert_rowid(db_.handle()));
@@ -232,6 +232,16 @@ class SqliteTransaction final : public StoreTransaction {
     Result<Statement> stmt = db_.prepare(kSessionColumns + " WHERE id = ?");
     if (!stmt.ok()) return Failure{stmt.error()};
     stmt->bind(id);
+    Result<std::vector<SessionRecord>> found = readSessions(*stmt);
+    if (!found.ok()) return Failure{found.error()};
+    if (found->empty()) return std::optional<SessionRecord>();
+    return std::optional<SessionRecord>(std::move(found->front()));
+  }
+
+  Result<std::optional<SessionRecord>> sessionByIdempotencyKey(const std::string& owner, const std::string& key) override {
+    Result<Statement> stmt = db_.prepare(kSessionColumns + " WHERE owner = ? AND idempotency_key = ? AND idempotency_key != ''");
+    if (!stmt.ok()) return Failure{stmt.error()};
+    stmt->bind(owner).bind(key);
     Result<std::vector<SessionRecord>> found = readSessions(*stmt);
     if (!found.ok()) return Failure{found.error()};
     if (found->empty()) return std::optional<SessionRecord>();
@@ -539,6 +549,8 @@ class SqliteTransaction final : public StoreTransaction {
       session.scheduledAtMillis = stmt.integer(13);
       session.startedAtMillis = stmt.integer(14);
       session.endedAtMillis = stmt.integer(15);
+      session.idempotencyKey = stmt.text(16);
+      session.requestDigest = stmt.text(17);
       found.push_back(std::move(session));
     }
   }

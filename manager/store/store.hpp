@@ -105,6 +105,10 @@ struct SessionRecord {
   std::int64_t scheduledAtMillis = 0;  // 0: not yet
   std::int64_t startedAtMillis = 0;
   std::int64_t endedAtMillis = 0;
+  // The client's Idempotency-Key ("" when it sent none; unique per owner) and a digest of
+  // the request it came with: a retry with both the same is answered with this session.
+  std::string idempotencyKey = "";
+  std::string requestDigest = "";
 };
 
 // A reservation of `slots` on `agentId` for one session; released ones no longer count
@@ -164,6 +168,8 @@ class StoreTransaction {
   // Assigns enqueueSeq (returned) and stores the session; Conflict if the id exists.
   virtual Result<std::uint64_t> insertSession(const SessionRecord& session) = 0;
   virtual Result<std::optional<SessionRecord>> session(const std::string& id) = 0;
+  // The session `owner` created with Idempotency-Key `key` (never one without a key).
+  virtual Result<std::optional<SessionRecord>> sessionByIdempotencyKey(const std::string& owner, const std::string& key) = 0;
   virtual Result<std::vector<SessionRecord>> sessions(const SessionFilter& filter) = 0;  // by enqueueSeq
   // Writes the fields that change over a session's life: status, statusReason, agentId,
   // exitCode and the four timestamps. NotFound if the id is unknown.

@@ -8,7 +8,9 @@
 #include <chrono>
 #include <csignal>
 #include <iostream>
+#include <map>
 #include <memory>
+#include <optional>
 #include <thread>
 
 namespace bai::cli {
@@ -65,43 +67,72 @@ void addCreateOptions(CLI::App* command, CreateOptions& options) {
 }
 
 // Copies what a session wrote since the last call to our stdout and stderr, each stream
-// in order. A pump that starts after the session was seen ending copies everything: the
-// shim kills and reaps whatever the command left before the session ends, so by then
-// nothing writes to the logs any more.
+// in order, page by page up to the end the manager reports. A pump that starts after the
+// session was seen ending copies everything: the shim kills and reaps whatever the
+// command left before the session ends, so by then nothing writes to the logs any more.
 class LogFollower {
  public:
   LogFollower(const client::Client& api, std::string id) : api_(api), id_(std::move(id)) {}
 
   // False when the logs cannot be read (the reason is kept in error()).
-  bool pump() {
-    return pumpStream("stdout", stdoutOffset_, std::cout) && pumpStream("stderr", stderrOffset_, std::cerr);
+  bool pump() { return copy("stdout", std::cout) && copy("stderr", std::cerr); }
+  // Copies one stream from where the last copy stopped to its end now.
+  bool copy(const std::string& stream, std::ostream& out) {
+    std::uint64_t& offset = offsets_[stream];
+    while (true) {
+      auto page = api_.sessionLogPage(id_, {stream, offset, std::nullopt, std::nullopt});
+      if (!page) {
+        error_ = page.error();
+        return false;
+      }
+      if (!page->text.empty()) out << page->text << std::flush;
+      offset = page->nextOffset;
+      if (page->atEnd() || page->text.empty()) return true;
+    }
   }
   const client::ApiError& error() const { return error_; }
 
  private:
-  // At most this much per request. An answer shorter than that reached the end of what
-  // the stream held when it was read: no further, empty read is needed to find the end.
-  static constexpr std::uint64_t kChunk = 1u << 20;
-
-  bool pumpStream(const char* stream, std::uint64_t& offset, std::ostream& out) {
-    while (true) {
-      auto text = api_.sessionLogs(id_, {stream, offset, kChunk, std::nullopt});
-      if (!text) {
-        error_ = text.error();
-        return false;
-      }
-      if (!text->empty()) out << *text << std::flush;
-      offset += text->size();
-      if (text->size() < kChunk) return true;
-    }
-  }
-
   const client::Client& api_;
   std::string id_;
-  std::uint64_t stdoutOffset_ = 0;
-  std::uint64_t stderrOffset_ = 0;
+  std::map<std::string, std::uint64_t> offsets_;
   client::ApiError error_;
 };
+
+// Where the last `lines` lines of `text` begin (a last line without its newline counts),
+// when `text` holds that many whole ones.
+std::optional<std::size_t> startOfLastLines(const std::string& text, std::uint64_t lines) {
+  std::size_t start = text.size();
+  if (start > 0 && text[start - 1] == '\n') --start;  // the final newline ends the last line
+  for (std::uint64_t line = 0; line < lines; ++line) {
+    const std::size_t newline = start == 0 ? std::string::npos : text.rfind('\n', start - 1);
+    if (newline == std::string::npos) return std::nullopt;
+    start = newline;
+  }
+  return lines == 0 ? text.size() : start + 1;
+}
+
+// The last `lines` lines of a stream, as tail(1) prints them: pages are read back from
+// the end until they hold that many lines or the stream's start.
+client::ClientResult<std::string> lastLines(const client::Client& api, const std::string& id, const std::string& stream,
+                                            std::uint64_t lines) {
+  auto page = api.sessionLogPage(id, {stream, 0, std::nullopt, std::uint64_t{1} << 20});
+  if (!page) return Failure{page.error()};
+  // A page that does not reach the stream's start is as long as the manager's pages are.
+  const std::uint64_t pageBytes = std::max<std::uint64_t>(page->text.size(), 1);
+  std::string text = std::move(page->text);
+  std::uint64_t start = page->offset;
+  while (true) {
+    if (auto cut = startOfLastLines(text, lines)) return text.substr(*cut);
+    if (start == 0) return text;
+    const std::uint64_t from = start - std::min(start, pageBytes);
+    auto earlier = api.sessionLogPage(id, {stream, from, start - from, std::nullopt});
+    if (!earlier) return Failure{earlier.error()};
+    if (earlier->offset != from || earlier->text.size() != start - from) return text;  // not the page asked for
+    text.insert(0, earlier->text);
+    start = from;
+  }
+}
 
 // "\r| PENDING 1.20 s: no agent has 2 free cuda.device" on a terminal, nothing otherwise.
 class Spinner {
@@ -170,10 +201,12 @@ int create(CommandContext& context, const CreateOptions& options) {
 // run: submit, wait with a spinner, stream the logs, and exit with the command's code.
 // Ctrl-C destroys the session.
 int run(CommandContext& context, const CreateOptions& options) {
+  // Bad arguments or configuration are usage errors (2), as for every command: 125 is
+  // kept for a session that produced no exit code.
   const client::Client* api = context.api();
-  if (api == nullptr) return kExitRunFailed;
+  if (api == nullptr) return kExitUsage;
   auto spec = specFrom(options);
-  if (!spec) return context.usage(spec.error().detail), kExitRunFailed;
+  if (!spec) return context.usage(spec.error().detail);
   std::signal(SIGINT, [](int) { interrupted.store(true); });
   std::signal(SIGTERM, [](int) { interrupted.store(true); });
 
@@ -214,7 +247,9 @@ int run(CommandContext& context, const CreateOptions& options) {
   spinner.clear();
   const auto roundTripMillis = millisSince(start);
   if (streaming && !logs.pump()) streaming = false;
-  if (!context.json && !streaming) std::cerr << "bai: the session's logs could not be read: " << logs.error().message() << "\n";
+  // A session that never started has no logs to miss: its status reason alone says why.
+  const bool started = session.startedAtMs != 0 || session.exitCode.has_value();
+  if (!context.json && !streaming && started) std::cerr << "bai: the session's logs could not be read: " << logs.error().message() << "\n";
   if (context.json) std::cout << session.json << "\n";
   if (context.timing) printTiming(session, submitMillis, roundTripMillis);
   if (session.exitCode) return *session.exitCode;
@@ -269,6 +304,7 @@ int info(CommandContext& context, const std::string& id) {
 struct LogsOptions {
   std::string id;
   bool stderrStream = false;
+  CLI::Option* tailOption = nullptr;  // given: print only the last `tail` lines
   std::uint64_t tail = 0;
   bool follow = false;
 };
@@ -285,12 +321,15 @@ int logs(CommandContext& context, const LogsOptions& options) {
       if (session->isFinal() || interrupted.load()) return kExitOk;
     }
   }
-  client::LogQuery query;
-  query.stream = options.stderrStream ? "stderr" : "stdout";
-  if (options.tail > 0) query.tail = options.tail;
-  auto text = api->sessionLogs(options.id, query);
-  if (!text) return context.fail(text.error());
-  std::cout << *text << std::flush;
+  const std::string stream = options.stderrStream ? "stderr" : "stdout";
+  if (options.tailOption != nullptr && options.tailOption->count() > 0) {
+    auto text = lastLines(*api, options.id, stream, options.tail);
+    if (!text) return context.fail(text.error());
+    std::cout << *text << std::flush;
+    return kExitOk;
+  }
+  LogFollower reader(*api, options.id);
+  if (!reader.copy(stream, std::cout)) return context.fail(reader.error());
   return kExitOk;
 }
 
@@ -346,7 +385,7 @@ void addSessionCommands(CLI::App& app, CommandContext& context) {
   CLI::App* logsCommand = session->add_subcommand("logs", "print a session's output");
   logsCommand->add_option("id", logsOptions->id, "session id")->required();
   logsCommand->add_flag("--stderr", logsOptions->stderrStream, "the standard error stream instead of standard output");
-  logsCommand->add_option("--tail", logsOptions->tail, "only the last BYTES bytes");
+  logsOptions->tailOption = logsCommand->add_option("--tail", logsOptions->tail, "only the last N lines");
   logsCommand->add_flag("-f,--follow", logsOptions->follow, "keep printing both streams until the session ends");
   logsCommand->callback([&context, logsOptions] { context.action = [&context, logsOptions] { return logs(context, *logsOptions); }; });
 

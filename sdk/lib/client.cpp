@@ -9,10 +9,13 @@
 
 #include <sys/stat.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <iomanip>
+#include <random>
 #include <sstream>
+#include <thread>
 
 namespace bai::client {
 namespace {
@@ -278,26 +281,62 @@ Result<void> Config::requireCredentials() const {
 
 bool Session::isFinal() const { return status == "TERMINATED" || status == "ERROR" || status == "CANCELLED"; }
 
-Client::Client(Config config) : config_(std::move(config)) {}
+namespace {
 
-ClientResult<RawResponse> Client::call(const std::string& method, const std::string& target, const std::string& body,
-                                       std::chrono::milliseconds extraTimeout) const {
+// One signed exchange (freshly dated and with a new nonce each time it is called).
+ClientResult<RawResponse> exchange(const Config& config, const std::string& method, const std::string& target,
+                                   const std::string& body, std::chrono::milliseconds extraTimeout,
+                                   const std::map<std::string, std::string>& extraHeaders = {}) {
   http::ClientRequest request;
   request.method = method;
-  request.url = config_.endpoint + target;
+  request.url = config.endpoint + target;
   request.body = body;
-  request.caFile = config_.caFile;
-  request.timeout = config_.timeout + extraTimeout;
+  request.caFile = config.caFile;
+  request.timeout = config.timeout + extraTimeout;
   if (target != "/healthz") {
-    request.headers = auth::signRequest({config_.accessKey, config_.secretKey}, method, target, body,
+    request.headers = auth::signRequest({config.accessKey, config.secretKey}, method, target, body,
                                         std::chrono::system_clock::now());
   }
   if (!body.empty()) request.headers["Content-Type"] = "application/json";
+  for (const auto& [name, value] : extraHeaders) request.headers[name] = value;
   auto response = http::send(request);
   if (!response) {
     return Failure<ApiError>{ApiError{0, "unreachable", "Cannot reach the manager", response.error().message}};
   }
-  return RawResponse{response->status, response->contentType, std::move(response->body)};
+  return RawResponse{response->status, response->contentType, std::move(response->body), std::move(response->headers)};
+}
+
+// 128 random bits in hex: one logical submission, however often it is sent.
+std::string newIdempotencyKey() {
+  std::random_device random;
+  static const char* hex = "0123456789abcdef";
+  std::string key;
+  for (int word = 0; word < 4; ++word) {
+    std::uint32_t bits = random();
+    for (int i = 0; i < 8; ++i, bits >>= 4) key += hex[bits & 15];
+  }
+  return key;
+}
+
+// No answer, or a manager on its way down: the same request may be sent again.
+bool worthRetrying(const ClientResult<RawResponse>& response) { return !response || response->status == 503; }
+
+std::uint64_t headerNumber(const RawResponse& response, const char* name, std::uint64_t fallback) {
+  auto it = response.headers.find(name);
+  if (it == response.headers.end() || it->second.empty() || it->second.size() > 19 ||
+      it->second.find_first_not_of("0123456789") != std::string::npos) {
+    return fallback;
+  }
+  return std::stoull(it->second);
+}
+
+}  // namespace
+
+Client::Client(Config config) : config_(std::move(config)) {}
+
+ClientResult<RawResponse> Client::call(const std::string& method, const std::string& target, const std::string& body,
+                                       std::chrono::milliseconds extraTimeout) const {
+  return exchange(config_, method, target, body, extraTimeout);
 }
 
 ClientResult<std::string> Client::version() const {
@@ -316,7 +355,16 @@ ClientResult<Session> Client::createSession(const SessionSpec& spec) const {
   if (!spec.env.empty()) doc["env"] = spec.env;
   if (!spec.name.empty()) doc["name"] = spec.name;
   if (!spec.scalingGroup.empty()) doc["scaling_group"] = spec.scalingGroup;
-  return expect<Session>(call("POST", "/v1/sessions", doc.dump()), sessionFrom);
+  const std::string body = doc.dump();
+  const std::map<std::string, std::string> key = {
+      {"Idempotency-Key", spec.idempotencyKey.empty() ? newIdempotencyKey() : spec.idempotencyKey}};
+  auto response = exchange(config_, "POST", "/v1/sessions", body, std::chrono::milliseconds(0), key);
+  auto delay = config_.retryDelay;
+  for (int retry = 0; retry < config_.submitRetries && worthRetrying(response); ++retry, delay *= 2) {
+    std::this_thread::sleep_for(delay);
+    response = exchange(config_, "POST", "/v1/sessions", body, std::chrono::milliseconds(0), key);
+  }
+  return expect<Session>(response, sessionFrom);
 }
 
 ClientResult<std::vector<Session>> Client::listSessions(const std::string& status) const {
@@ -335,6 +383,12 @@ ClientResult<Session> Client::session(const std::string& id, std::chrono::millis
 }
 
 ClientResult<std::string> Client::sessionLogs(const std::string& id, const LogQuery& query) const {
+  auto page = sessionLogPage(id, query);
+  if (!page) return Failure{page.error()};
+  return std::move(page->text);
+}
+
+ClientResult<LogPage> Client::sessionLogPage(const std::string& id, const LogQuery& query) const {
   std::string target = "/v1/sessions/" + segment(id) + "/logs?stream=" + http::urlEncode(query.stream) +
                        "&offset=" + std::to_string(query.offset);
   if (query.limit) target += "&limit=" + std::to_string(*query.limit);
@@ -342,7 +396,13 @@ ClientResult<std::string> Client::sessionLogs(const std::string& id, const LogQu
   auto response = call("GET", target);
   if (!response) return Failure{response.error()};
   if (response->status != 200) return Failure{errorFrom(*response)};
-  return std::move(response->body);
+  LogPage page;
+  // A manager that does not say where the page lies: it is taken as the last one.
+  page.offset = headerNumber(*response, "x-bai-log-offset", query.offset);
+  page.nextOffset = headerNumber(*response, "x-bai-log-next-offset", page.offset + response->body.size());
+  page.size = headerNumber(*response, "x-bai-log-size", page.nextOffset);
+  page.text = std::move(response->body);
+  return page;
 }
 
 ClientResult<Session> Client::destroySession(const std::string& id) const {

@@ -2,6 +2,8 @@
 
 #include <curl/curl.h>
 
+#include <cctype>
+#include <map>
 #include <memory>
 #include <mutex>
 
@@ -35,6 +37,21 @@ std::size_t collect(char* data, std::size_t size, std::size_t count, void* out) 
   return bytes;
 }
 
+// One header line of the answer ("Name: value\r\n"); the status line and the blank line
+// that ends the headers have no colon.
+std::size_t collectHeader(char* data, std::size_t size, std::size_t count, void* out) {
+  auto* headers = static_cast<std::map<std::string, std::string>*>(out);
+  const std::string line(data, size * count);
+  const std::size_t colon = line.find(':');
+  if (colon == std::string::npos || headers->size() >= 64) return size * count;
+  std::string name = line.substr(0, colon);
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const std::size_t start = line.find_first_not_of(" \t", colon + 1);
+  const std::size_t end = line.find_last_not_of(" \t\r\n");
+  (*headers)[name] = start == std::string::npos || end < start ? "" : line.substr(start, end - start + 1);
+  return size * count;
+}
+
 }  // namespace
 
 Result<void> initialiseCurl() {
@@ -66,6 +83,8 @@ Result<ClientResponse> send(const ClientRequest& request) {
   curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headerList.get());
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &collect);
   curl_easy_setopt(easy, CURLOPT_WRITEDATA, &sink);
+  curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &collectHeader);
+  curl_easy_setopt(easy, CURLOPT_HEADERDATA, &response.headers);
   curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, errorBuffer);
   curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(request.connectTimeout.count()));

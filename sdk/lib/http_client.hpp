@@ -26,6 +26,7 @@ struct ClientResponse {
   int status = 0;
   std::string body;
   std::string contentType;
+  std::map<std::string, std::string> headers;  // names in lower case; the last of repeated ones
 };
 
 // Any HTTP status is a response; only a failed exchange (unreachable, timed out, reply

@@ -98,7 +98,25 @@ out=$("$bai" session run -r acme.device=1 -- sh -c 'echo "acme=$BAI_MOCK_ACME_DE
 echo "$out" | grep -Eq '^acme=ACME-NPU-000[12]$' || fail "the acme session did not see one NPU: $out"
 grep -q '^to-stderr$' "$work/stderr" || fail "the command's stderr was not streamed to bai's"
 
+# ---- logs longer than one page (1 MiB), and --tail in lines ----------------------------
+long=$("$bai" session create --json -r cpu=1 -- seq 1 300000 | json "d['id']")
+ended() { [ "$("$bai" session info --json "$1" | json "d['status']")" = TERMINATED ]; }
+eventually 30 ended "$long" || fail "the long-log session did not end: $("$bai" session info "$long")"
+"$bai" session logs "$long" >"$work/long.log" || fail "session logs failed ($?)"
+[ "$(wc -l <"$work/long.log")" = 300000 ] && [ "$(tail -n 1 "$work/long.log")" = 300000 ] ||
+  fail "session logs should print all 300000 lines (1.9 MB), got $(wc -c <"$work/long.log") bytes ending '$(tail -c 20 "$work/long.log")'"
+[ "$("$bai" session logs --tail 3 "$long" | tr '\n' ' ')" = "299998 299999 300000 " ] ||
+  fail "--tail 3 should print the last 3 lines: '$("$bai" session logs --tail 3 "$long")'"
+[ "$("$bai" session logs --tail 200000 "$long" | wc -l)" = 200000 ] || fail "--tail 200000 should page back past 1 MiB"
+
 # ---- requests that cannot run ---------------------------------------------------------
+"$bai" session run -r cpu -- true 2>"$work/stderr" && rc=0 || rc=$?
+[ "$rc" = 2 ] || fail "a malformed -r should be a usage error (2), not $rc: $(cat "$work/stderr")"
+# Refused at submission or failed on the agent before it started: either way its logs
+# were never there to miss, and only the reason is printed.
+"$bai" session run -r cpu=0.5 -- true 2>"$work/stderr" && rc=0 || rc=$?
+[ "$rc" = 125 ] || fail "a session that never started should end run with 125, not $rc"
+! grep -q "logs could not be read" "$work/stderr" || fail "run blamed the logs of a session that never started: $(cat "$work/stderr")"
 stuck=$("$bai" session create --json -r cuda.device=5 -- true | json "d['id']")
 reason() { "$bai" session info --json "$stuck" | json "d['status'] + ': ' + d['status_reason']"; }
 has_reason() { reason | grep -Eq '^PENDING: .*cuda\.device'; }

@@ -229,12 +229,13 @@ class AdminApiTest : public AdminTest {
     Json body;
   };
   Reply call(const std::string& method, const std::string& target, const std::string& body = "",
-             const auth::SigningKey* key = nullptr) {
+             const auth::SigningKey* key = nullptr, const std::string& idempotencyKey = "") {
     http::ClientRequest request;
     request.method = method;
     request.url = "http://127.0.0.1:" + std::to_string(server_->port()) + target;
     request.headers = auth::signRequest(key ? *key : admin_, method, target, body, std::chrono::system_clock::now());
     if (!body.empty()) request.headers.emplace("Content-Type", "application/json");
+    if (!idempotencyKey.empty()) request.headers.emplace("Idempotency-Key", idempotencyKey);
     request.body = body;
     auto response = http::send(request);
     if (!response) return {0, response.error().message};
@@ -315,6 +316,34 @@ TEST_F(AdminApiTest, ResourcePolicyAndKeypairRoutes) {
   auto refused = call("POST", "/v1/sessions", R"({"command": ["true"], "resources": {"cpu": "2"}})", &user_);
   EXPECT_EQ(refused.status, 429);
   EXPECT_EQ(refused.body["type"], "too-many-pending");
+}
+
+// A client whose answer was lost sends the same POST again with the same key: it gets the
+// session the first one created, never a second one.
+TEST_F(AdminApiTest, ARetryWithItsIdempotencyKeyGetsTheSameSession) {
+  addAgent();
+  const std::string body = R"({"command": ["true"], "resources": {"cpu": 1}})";
+  auto first = call("POST", "/v1/sessions", body, nullptr, "key-1");
+  ASSERT_EQ(first.status, 201) << first.body.dump();
+  auto retried = call("POST", "/v1/sessions", R"({"resources": {"cpu": "1"}, "command": ["true"]})", nullptr, "key-1");
+  EXPECT_EQ(retried.status, 201) << retried.body.dump();
+  EXPECT_EQ(retried.body["id"], first.body["id"]) << "the same request, written differently";
+
+  auto changed = call("POST", "/v1/sessions", R"({"command": ["false"], "resources": {"cpu": 1}})", nullptr, "key-1");
+  EXPECT_EQ(changed.status, 409);
+  EXPECT_EQ(changed.body["type"], "idempotency-key-reused");
+  EXPECT_NE(changed.body.value("detail", "").find("'key-1'"), std::string::npos) << changed.body.dump();
+
+  auto otherOwner = call("POST", "/v1/sessions", body, &user_, "key-1");
+  EXPECT_EQ(otherOwner.status, 201) << "keys are per keypair";
+  EXPECT_NE(otherOwner.body["id"], first.body["id"]);
+
+  EXPECT_NE(call("POST", "/v1/sessions", body).body["id"], call("POST", "/v1/sessions", body).body["id"])
+      << "without a key every POST is a new session";
+  auto badKey = call("POST", "/v1/sessions", body, nullptr, "two words");
+  EXPECT_EQ(badKey.status, 400);
+  EXPECT_NE(badKey.body.value("detail", "").find("Idempotency-Key"), std::string::npos) << badKey.body.dump();
+  EXPECT_EQ(call("GET", "/v1/sessions").body.size(), 4u) << "key-1 twice, the user's, two without a key";
 }
 
 }  // namespace

@@ -349,6 +349,33 @@ TEST_F(StoreTest, RefusesTextThatIsNotUtf8) {
   EXPECT_NE(seq.error().message.find("s-bad"), std::string::npos) << seq.error().message;
 }
 
+TEST_F(StoreTest, AnIdempotencyKeyFindsItsSessionAndIsUniquePerOwner) {
+  auto store = open("sqlite::memory:");
+  auto insert = [&](const std::string& id, const std::string& owner, const std::string& key) {
+    SessionRecord session = sampleSession(id, owner);
+    session.idempotencyKey = key;
+    session.requestDigest = key.empty() ? "" : "digest-" + id;
+    return writeValue<std::uint64_t>(*store, [&](StoreTransaction& tx) { return tx.insertSession(session); });
+  };
+  ASSERT_OK(insert("s-1", "AKONE", "key-1"));
+  ASSERT_OK(insert("s-2", "AKTWO", "key-1"));  // another owner's key is another key
+  ASSERT_OK(insert("s-3", "AKONE", ""));
+  ASSERT_OK(insert("s-4", "AKONE", ""));  // no key is never a duplicate
+  Result<std::uint64_t> again = insert("s-5", "AKONE", "key-1");
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code, ErrorCode::Conflict);
+
+  auto found = readValue<std::optional<SessionRecord>>(
+      *store, [](StoreTransaction& tx) { return tx.sessionByIdempotencyKey("AKONE", "key-1"); });
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->id, "s-1");
+  EXPECT_EQ(found->idempotencyKey, "key-1");
+  EXPECT_EQ(found->requestDigest, "digest-s-1");
+  EXPECT_FALSE(readValue<std::optional<SessionRecord>>(*store, [](StoreTransaction& tx) {
+                 return tx.sessionByIdempotencyKey("AKONE", "");
+               }).has_value());
+}
+
 TEST_F(StoreTest, EnqueueSeqIsMonotonicAcrossReopenAndNeverReused) {
   std::uint64_t last = 0;
   {
@@ -678,10 +705,10 @@ TEST_F(StoreTest, OpensARelativePath) {
 
 TEST_F(StoreTest, AFreshDatabaseIsAtTheLatestVersion) {
   auto store = open(url());
-  EXPECT_EQ(store->schemaVersion(), 2);
-  EXPECT_EQ(static_cast<int>(sqliteMigrations().size()), 2);
+  EXPECT_EQ(store->schemaVersion(), 3);
+  EXPECT_EQ(static_cast<int>(sqliteMigrations().size()), 3);
   store.reset();
-  EXPECT_EQ(userVersion(file()), 2);
+  EXPECT_EQ(userVersion(file()), 3);
 }
 
 // A file as bai-manager with schema 1 left it (migration 1's own SQL), with rows: the
@@ -696,7 +723,7 @@ TEST_F(StoreTest, UpgradesAVersionOneDatabaseKeepingItsRows) {
   ASSERT_EQ(userVersion(file()), 1);
 
   auto store = open(url());
-  EXPECT_EQ(store->schemaVersion(), 2);
+  EXPECT_EQ(store->schemaVersion(), 3);
   auto keypair =
       readValue<std::optional<KeypairRecord>>(*store, [](StoreTransaction& tx) { return tx.keypair("AKOLD"); });
   ASSERT_TRUE(keypair.has_value());
@@ -715,7 +742,7 @@ TEST_F(StoreTest, UpgradesAVersionOneDatabaseKeepingItsRows) {
     return tx.setKeypairResourcePolicy("AKOLD", "small");
   }));
   store.reset();
-  EXPECT_EQ(userVersion(file()), 2);
+  EXPECT_EQ(userVersion(file()), 3);
   store = open(url());
   keypair = readValue<std::optional<KeypairRecord>>(*store, [](StoreTransaction& tx) { return tx.keypair("AKOLD"); });
   ASSERT_TRUE(keypair.has_value());

@@ -9,11 +9,18 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <fstream>
 #include <mutex>
+#include <thread>
 
 namespace bai::client {
 namespace {
@@ -36,9 +43,14 @@ class ScriptedManager {
   }
   ~ScriptedManager() { server_.stop(); }
 
-  void answer(int status, std::string body, std::string contentType = "application/json") {
+  void answer(int status, std::string body, std::string contentType = "application/json",
+              std::map<std::string, std::string> headers = {}) {
     std::lock_guard<std::mutex> lock(mutex_);
-    reply_ = http::Response{status, std::move(contentType), std::move(body), {}};
+    reply_ = http::Response{status, std::move(contentType), std::move(body), std::move(headers)};
+  }
+  std::size_t count() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return requests_.size();
   }
   http::Request last() {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -210,6 +222,140 @@ TEST(ClientUnreachableTest, NoAnswerIsStatusZeroAndNamesTheEndpoint) {
   EXPECT_EQ(version.error().type, "unreachable");
   EXPECT_NE(version.error().detail.find("127.0.0.1:1"), std::string::npos) << version.error().detail;
   EXPECT_EQ(version.error().detail.find(kSecretKey), std::string::npos);
+}
+
+TEST_F(ClientTest, ALogPageSaysWhereItLiesAndWhereTheNextStarts) {
+  manager_.answer(200, "line 3\n", "text/plain",
+                  {{"X-Bai-Log-Offset", "14"}, {"X-Bai-Log-Next-Offset", "21"}, {"X-Bai-Log-Size", "40"}});
+  auto page = manager_.client().sessionLogPage("s1", {"stderr", 14, 7, std::nullopt});
+  ASSERT_TRUE(page.ok()) << page.error().message();
+  EXPECT_EQ(page->text, "line 3\n");
+  EXPECT_EQ(page->offset, 14u);
+  EXPECT_EQ(page->nextOffset, 21u);
+  EXPECT_EQ(page->size, 40u);
+  EXPECT_FALSE(page->atEnd());
+  EXPECT_EQ(manager_.last().target, "/v1/sessions/s1/logs?stream=stderr&offset=14&limit=7");
+}
+
+// A manager that reads a whole request and dies before answering, `drops` times; then
+// it answers `reply` (a 201 session). Keeps each request's Idempotency-Key.
+class DroppingManager {
+ public:
+  DroppingManager(int drops, std::string reply) : drops_(drops), reply_(std::move(reply)) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof address;
+    EXPECT_EQ(::bind(listener_, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+    EXPECT_EQ(::listen(listener_, 8), 0);
+    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &length);
+    port_ = ntohs(address.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~DroppingManager() {
+    ::shutdown(listener_, SHUT_RDWR);  // wakes accept()
+    thread_.join();
+    ::close(listener_);
+  }
+  Config config() const {
+    Config config;
+    config.endpoint = "http://127.0.0.1:" + std::to_string(port_);
+    config.accessKey = kAccessKey;
+    config.secretKey = kSecretKey;
+    config.retryDelay = std::chrono::milliseconds(5);
+    return config;
+  }
+  std::vector<std::string> keys() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return keys_;
+  }
+
+ private:
+  void serve() {
+    for (int served = 0;; ++served) {
+      const int fd = ::accept(listener_, nullptr, nullptr);
+      if (fd < 0) return;
+      const std::string request = readRequest(fd);
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        keys_.push_back(header(request, "idempotency-key"));
+      }
+      if (served >= drops_) {
+        const std::string answer = "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                                   "Content-Length: " + std::to_string(reply_.size()) + "\r\n\r\n" + reply_;
+        EXPECT_EQ(::write(fd, answer.data(), answer.size()), static_cast<ssize_t>(answer.size()));
+      }
+      ::close(fd);
+    }
+  }
+  static std::string readRequest(int fd) {
+    std::string data;
+    char buffer[4096];
+    while (true) {
+      const std::size_t end = data.find("\r\n\r\n");
+      if (end != std::string::npos) {
+        const std::string length = header(data, "content-length");
+        if (data.size() >= end + 4 + (length.empty() ? 0 : std::stoul(length))) return data;
+      }
+      const ssize_t got = ::read(fd, buffer, sizeof buffer);
+      if (got <= 0) return data;
+      data.append(buffer, static_cast<std::size_t>(got));
+    }
+  }
+  static std::string header(std::string request, const std::string& lowerName) {
+    std::transform(request.begin(), request.end(), request.begin(), [](unsigned char c) { return std::tolower(c); });
+    const std::size_t at = request.find("\r\n" + lowerName + ": ");
+    if (at == std::string::npos) return "";
+    const std::size_t start = at + 4 + lowerName.size();
+    return request.substr(start, request.find("\r\n", start) - start);
+  }
+
+  int drops_;
+  std::string reply_;
+  int listener_ = -1;
+  std::uint16_t port_ = 0;
+  std::thread thread_;
+  std::mutex mutex_;
+  std::vector<std::string> keys_;
+};
+
+TEST(ClientRetryTest, ASubmissionWhoseAnswerWasLostIsSentAgainWithTheSameKey) {
+  DroppingManager manager(2, kSessionDoc);
+  const Client client(manager.config());
+  auto created = client.createSession({"", {"true"}, {}, {{"cpu", "1"}}, ""});
+  ASSERT_TRUE(created.ok()) << created.error().message();
+  EXPECT_EQ(created->id, "s1");
+  const auto keys = manager.keys();
+  ASSERT_EQ(keys.size(), 3u) << "two lost answers, then the answer";
+  EXPECT_GE(keys[0].size(), 32u) << "a random key of 128 bits";
+  EXPECT_EQ(keys[1], keys[0]);
+  EXPECT_EQ(keys[2], keys[0]);
+
+  ASSERT_TRUE(client.createSession({"", {"true"}, {}, {{"cpu", "1"}}, ""}).ok());
+  EXPECT_NE(manager.keys().back(), keys[0]) << "a new submission is a new key";
+  SessionSpec named{"", {"true"}, {}, {}, "", "my-key"};
+  ASSERT_TRUE(client.createSession(named).ok());
+  EXPECT_EQ(manager.keys().back(), "my-key");
+}
+
+TEST(ClientRetryTest, RetriesAreBounded) {
+  DroppingManager manager(1000, kSessionDoc);
+  Config config = manager.config();
+  config.submitRetries = 2;
+  auto created = Client(config).createSession({"", {"true"}, {}, {{"cpu", "1"}}, ""});
+  ASSERT_FALSE(created.ok());
+  EXPECT_EQ(created.error().type, "unreachable");
+  EXPECT_EQ(manager.keys().size(), 3u) << "the first try and two retries";
+}
+
+TEST_F(ClientTest, AnAnswerIsNeverRetried) {
+  manager_.answer(409, R"({"type":"idempotency-key-reused","title":"t","detail":"d"})");
+  auto created = manager_.client().createSession({"", {"true"}, {}, {{"cpu", "1"}}, ""});
+  ASSERT_FALSE(created.ok());
+  EXPECT_EQ(created.error().status, 409);
+  EXPECT_EQ(manager_.count(), 1u);
+  EXPECT_FALSE(manager_.last().header("idempotency-key").empty());
 }
 
 TEST(FormatSlotAmountTest, BytesInTheLargestUnitOthersExact) {

@@ -55,6 +55,7 @@ struct ApiReply {
   int status = 0;       // 0: the exchange failed (body says why)
   std::string body;
   nlohmann::json json;  // the body parsed; a discarded value when it is not JSON
+  std::map<std::string, std::string> headers;  // names in lower case
 
   // The `type` of an error document {type, title, detail}; empty otherwise.
   std::string errorType() const { return json.is_object() && json.contains("type") && json["type"].is_string() ? json["type"].get<std::string>() : ""; }
@@ -123,6 +124,7 @@ class SignedClient {
     }
     reply.status = response->status;
     reply.body = response->body;
+    reply.headers = response->headers;
     reply.json = nlohmann::json::parse(reply.body, nullptr, false);
     return reply;
   }

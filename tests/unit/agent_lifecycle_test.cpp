@@ -181,11 +181,30 @@ TEST_F(SessionLifecycleTest, LogsAreReadByRangeOrTail) {
   buildNode({"good"});
   auto lifecycle = makeLifecycle();
   ASSERT_TRUE(lifecycle->create(request("s1", "acme.device")).ok());
-  EXPECT_EQ(*lifecycle->logs("s1", "stdout", 0, 100, std::nullopt), "") << "no output yet";
+  EXPECT_EQ(lifecycle->logs("s1", "stdout", 0, 100, std::nullopt)->text, "") << "no output yet";
   std::ofstream(records_->dirOf("s1") / "stdout.log") << "0123456789";
-  EXPECT_EQ(*lifecycle->logs("s1", "stdout", 2, 3, std::nullopt), "234");
-  EXPECT_EQ(*lifecycle->logs("s1", "stdout", 0, 100, std::uint64_t{4}), "6789");
-  EXPECT_EQ(*lifecycle->logs("s1", "stdout", 0, 100, std::uint64_t{40}), "0123456789");
+  auto range = lifecycle->logs("s1", "stdout", 2, 3, std::nullopt);
+  EXPECT_EQ(range->text, "234");
+  EXPECT_EQ(range->offset, 2u);
+  EXPECT_EQ(range->size, 10u);
+  auto tail = lifecycle->logs("s1", "stdout", 0, 100, std::uint64_t{4});
+  EXPECT_EQ(tail->text, "6789");
+  EXPECT_EQ(tail->offset, 6u) << "where the tail starts";
+  EXPECT_EQ(lifecycle->logs("s1", "stdout", 0, 100, std::uint64_t{40})->text, "0123456789");
+  EXPECT_EQ(lifecycle->logs("s1", "stdout", 20, 100, std::nullopt)->offset, 10u) << "past the end: empty at the end";
+}
+
+TEST_F(SessionLifecycleTest, ALogReadIsAtMostOnePage) {
+  buildNode({"good"});
+  auto lifecycle = makeLifecycle();
+  ASSERT_TRUE(lifecycle->create(request("s1", "acme.device")).ok());
+  std::ofstream(records_->dirOf("s1") / "stdout.log") << std::string(protocol::kLogPageBytes + 10, 'x');
+  auto asked = lifecycle->logs("s1", "stdout", 0, 16u << 20, std::nullopt);
+  EXPECT_EQ(asked->text.size(), protocol::kLogPageBytes) << "however much was asked for";
+  EXPECT_EQ(asked->size, protocol::kLogPageBytes + 10);
+  auto tail = lifecycle->logs("s1", "stdout", 0, 0, std::uint64_t{16u << 20});
+  EXPECT_EQ(tail->text.size(), protocol::kLogPageBytes);
+  EXPECT_EQ(tail->offset, 10u) << "the last page of a longer tail";
 }
 
 }  // namespace

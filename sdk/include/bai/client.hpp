@@ -50,6 +50,11 @@ struct Config {
   std::string secretKey;
   std::string caFile;  // PEM bundle to verify an https endpoint with, instead of the system's
   std::chrono::milliseconds timeout{30000};  // one exchange; a long poll adds its wait
+  // createSession sends again when no answer came (refused, reset, timed out) or the
+  // manager was stopping (503): at most this many times, waiting retryDelay, then twice
+  // as long each time. Its Idempotency-Key makes the manager create the session once.
+  int submitRetries = 4;
+  std::chrono::milliseconds retryDelay{250};
 
   // The default file: $BAI_CONFIG, else $XDG_CONFIG_HOME/bai/config.toml, else
   // ~/.config/bai/config.toml.
@@ -100,13 +105,28 @@ struct SessionSpec {
   // As a person types them: {"cpu", "2"}, {"mem", "4g"}, {"cuda.shares", "0.5"}.
   std::vector<std::pair<std::string, std::string>> resources;
   std::string scalingGroup;  // empty: "default"
+  // Sent as the Idempotency-Key header: the manager answers a repeated key with the same
+  // body with the session it created for it, and a different body with 409. Empty:
+  // createSession makes a random one, kept for its retries.
+  std::string idempotencyKey = "";
 };
 
+// The manager answers at most one page (1 MiB) per read, however much is asked for.
 struct LogQuery {
   std::string stream = "stdout";  // or "stderr"
   std::uint64_t offset = 0;       // bytes already read
   std::optional<std::uint64_t> limit;
   std::optional<std::uint64_t> tail;  // only the last N bytes
+};
+
+// One page of a session's log stream, and where it lies in the stream.
+struct LogPage {
+  std::string text;
+  std::uint64_t offset = 0;      // where `text` starts
+  std::uint64_t nextOffset = 0;  // where the next page starts
+  std::uint64_t size = 0;        // the stream's length when it was read
+  // Nothing more was written when this page was read (a running session may write more).
+  bool atEnd() const { return nextOffset >= size; }
 };
 
 // One slot of an agent, in exact amounts.
@@ -208,6 +228,7 @@ struct RawResponse {
   int status = 0;
   std::string contentType;
   std::string body;
+  std::map<std::string, std::string> headers = {};  // names in lower case
 };
 
 class Client {
@@ -219,6 +240,8 @@ class Client {
   // GET /healthz (unsigned): the manager's version.
   ClientResult<std::string> version() const;
 
+  // Retried with the same Idempotency-Key when no answer came (Config::submitRetries), so
+  // a lost answer never makes a second session.
   ClientResult<Session> createSession(const SessionSpec& spec) const;
   // `status` filters by state ("RUNNING"); empty: all of the caller's sessions.
   ClientResult<std::vector<Session>> listSessions(const std::string& status = {}) const;
@@ -226,7 +249,9 @@ class Client {
   // poll; at most the manager's limit).
   ClientResult<Session> session(const std::string& id,
                                 std::chrono::milliseconds wait = std::chrono::milliseconds(0)) const;
+  // One page of the log's text (at most 1 MiB): sessionLogPage says where it lies, to read on.
   ClientResult<std::string> sessionLogs(const std::string& id, const LogQuery& query = {}) const;
+  ClientResult<LogPage> sessionLogPage(const std::string& id, const LogQuery& query = {}) const;
   ClientResult<Session> destroySession(const std::string& id) const;
 
   // slot -> type, every slot the cluster's agents offer.
