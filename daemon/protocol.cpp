@@ -319,6 +319,11 @@ Result<EventAck> EventAck::fromJson(std::string_view text) {
   return ack;
 }
 
+bool isSessionId(std::string_view id) {
+  return !id.empty() && id.size() <= 128 &&
+         id.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") == std::string_view::npos;
+}
+
 std::string CreateSessionRequest::toJson() const {
   return json{{"protocol", kVersion}, {"session_id", sessionId}, {"command", command},
               {"env", env},             {"slots", slotsJson(slots)}}
@@ -335,11 +340,8 @@ Result<CreateSessionRequest> CreateSessionRequest::fromJson(std::string_view tex
   request.env = r.stringMap("env");
   request.slots = r.slots("slots", false);
   if (!r.ok()) return r.failure();
-  if (request.sessionId.empty() || request.sessionId.size() > 128 ||
-      request.sessionId.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") !=
-          std::string::npos) {
-    return fail(ErrorCode::InvalidArgument,
-                "create-session.session_id: use 1 to 128 letters, digits, '-', '_' or '.'");
+  if (!isSessionId(request.sessionId)) {
+    return fail(ErrorCode::InvalidArgument, "create-session.session_id: use 1 to 128 letters, digits, '-' or '_'");
   }
   for (const auto& arg : *command) {
     if (!arg.is_string()) return fail(ErrorCode::InvalidArgument, "create-session.command: expected strings");

@@ -104,6 +104,11 @@ struct EventAck {
 
 // ---- The agent's RPC -----------------------------------------------------------------
 
+// A session id is 1 to 128 letters, digits, '-' or '_': the alphabet of the ids the
+// manager makes (16 hex digits) and of any id the agent accepts. An id names a directory
+// under the agent's state dir, so no '.' or '/' is ever part of one.
+bool isSessionId(std::string_view id);
+
 // POST /v1/sessions: idempotent by id.
 struct CreateSessionRequest {
   std::string sessionId;

@@ -269,6 +269,21 @@ TEST_F(AgentTest, BadRequestsAreRefusedAndChangeNothing) {
   EXPECT_EQ(client_->get("/v1/alloc-map").body, before);
 }
 
+// An id names a directory under the state dir: "." and ".." would put a record at its root.
+TEST_F(AgentTest, SessionIdsThatAreNotNamesAreRefused) {
+  startAgent();
+  for (const char* id : {".", "..", "a.b"}) {
+    auto reply = create(id, {"true"}, {{slot("cpu"), 1}});
+    EXPECT_EQ(reply.status, 400) << id << ": " << reply.body;
+    EXPECT_NE(reply.body.find("session_id"), std::string::npos) << reply.body;
+  }
+  for (const fs::path& dir : {dir_ / "state", dir_ / "state" / "sessions"}) {
+    EXPECT_FALSE(fs::exists(dir / "record.json")) << dir;
+    EXPECT_FALSE(fs::exists(dir / "stdout.log")) << dir;
+  }
+  EXPECT_EQ(json::parse(client_->get("/v1/sessions").body)["sessions"].size(), 0u);
+}
+
 TEST_F(AgentTest, ExclusiveSlotsAreRefusedTogether) {
   startAgent("", "mock-2gpu-mig.toml");
   auto types = json::parse(client_->get("/v1/alloc-map").body);

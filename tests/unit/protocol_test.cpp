@@ -92,8 +92,12 @@ TEST(Protocol, RefusesBadDocumentsNamingTheField) {
             "events[].kind: unknown kind 'paused'");
   EXPECT_EQ(error(CreateSessionRequest::fromJson(R"({"protocol":1,"session_id":"s","command":[]})")),
             "create-session.command: empty");
-  EXPECT_EQ(error(CreateSessionRequest::fromJson(R"({"protocol":1,"session_id":"../x","command":["true"]})")),
-            "create-session.session_id: use 1 to 128 letters, digits, '-', '_' or '.'");
+  for (const char* id : {"../x", ".", "..", "a.b", ""}) {
+    EXPECT_EQ(error(CreateSessionRequest::fromJson(R"({"protocol":1,"session_id":")" + std::string(id) +
+                                                   R"(","command":["true"]})")),
+              "create-session.session_id: use 1 to 128 letters, digits, '-' or '_'")
+        << id;
+  }
   EXPECT_EQ(error(CreateSessionRequest::fromJson(R"({"protocol":1,"session_id":"s","command":["true"],"slots":{"cpu":"-1"}})")),
             "create-session.slots.cpu: negative amount -1");
   EXPECT_EQ(error(CreateSessionRequest::fromJson(R"({"protocol":1,"session_id":"s","command":["true"],"slots":{"cpu":"two"}})")),
