@@ -28,7 +28,8 @@ class NodeInventory {
   // The plugin that offers `slot`, or nullptr.
   AcceleratorPlugin* ownerOf(const std::string& slot) const;
 
-  // Capacity offered to sessions: the maps' capacity minus the reservation.
+  // Capacity offered to sessions: the maps' capacity in service (healthy devices, and
+  // what disabled ones still hold) minus the reservation.
   ResourceSlot available() const;
   ResourceSlot occupied() const;  // held by sessions (without the reservation)
   const NodeAllocation& reservation() const { return reservation_; }

@@ -86,6 +86,12 @@ Quantity AllocMap::capacityTotal() const {
   return toQuantity(total);
 }
 
+Quantity AllocMap::capacityInService() const {
+  std::int64_t total = 0;
+  for (const Device& d : devices_) total += d.enabled ? d.capacity : d.used;
+  return toQuantity(total);
+}
+
 Quantity AllocMap::allocatedTotal() const {
   std::int64_t total = 0;
   for (const Device& d : devices_) total += d.used;

@@ -70,6 +70,10 @@ class AllocMap {
   bool enabled(std::uint32_t device) const { return devices_.at(device).enabled; }
 
   Quantity capacityTotal() const;
+  // Capacity of the enabled devices plus what disabled ones still hold: what the node
+  // offers now, so that it less allocatedTotal is freeTotal. A disabled (unhealthy,
+  // masked, withdrawn) device leaves service as the sessions holding it end.
+  Quantity capacityInService() const;
   Quantity allocatedTotal() const;
   // Free capacity on enabled devices.
   Quantity freeTotal() const;

@@ -533,6 +533,12 @@ TEST_F(AgentTest, UnhealthyDevicesAreFencedUntilTheyRecover) {
     }
     return false;
   })) << "the manager hears of it";
+  EXPECT_TRUE(eventually([&] {
+    for (const auto& h : manager_->heartbeats()) {
+      if (h.state && h.state->available.get("cuda.device") == Quantity(3)) return true;
+    }
+    return false;
+  })) << "an unhealthy device is no capacity";
   ASSERT_TRUE(eventually([&] { return create("all4-later", {"true"}, {{slot("cuda.device"), 4}}).status == 201; }, 5s));
   EXPECT_NE(agent_->log().find("takes new sessions again"), std::string::npos) << agent_->log();
   waitForEnd("all4-later");
