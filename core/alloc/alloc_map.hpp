@@ -43,8 +43,13 @@ struct AllocMapOptions {
   AllocationStrategy strategy = AllocationStrategy::Evenly;
   // Fraction maps only: the smallest grantable step, and whether a request that fits in
   // one device's capacity must be placed on a single device.
+  // Under the guard, a request larger than a device is split into near-equal shares
+  // (amount / n each, some one quantum more) or refused as fragmented.
   Quantity quantum = Quantity::fromRaw(Quantity::kScale / 100);
   bool fragmentationGuard = false;
+  // Fraction maps with the strategy evenly only (Backend.AI's min_memory): a device takes
+  // part in a grant only with at least this much free; zero lets every device take part.
+  Quantity minFree{};
 };
 
 // One slot (e.g. cuda.device) over a set of devices. Amounts are kept as integers of
@@ -138,7 +143,8 @@ class AllocMap {
   virtual Result<std::int64_t, AllocationError> toUnits(Quantity amount) const = 0;
   // Chooses devices for `units` among candidates (enabled, free > 0, any order; may reorder them).
   virtual PlaceResult place(std::int64_t units, Candidates& candidates) const = 0;
-  virtual Quantity largestFor(std::int64_t freeUnits, std::int64_t largestSingleFree) const;
+  // From the free units of the enabled devices that have any (any order; may reorder them).
+  virtual Quantity largestFor(std::vector<std::int64_t>& freeUnits) const;
 
   PlaceResult fill(std::int64_t units, Candidates& candidates) const;
   PlaceResult spreadEvenly(std::int64_t units, Candidates& candidates) const;
@@ -190,14 +196,18 @@ class FractionAllocMap final : public AllocMap {
   Quantity quantum() const { return toQuantity(1); }
 
  private:
-  FractionAllocMap(SlotName slot, SlotType slotType, AllocationStrategy strategy, Quantity quantum, bool guard);
+  FractionAllocMap(SlotName slot, SlotType slotType, const AllocMapOptions& options);
   Result<std::int64_t, AllocationError> toUnits(Quantity amount) const override;
   PlaceResult place(std::int64_t units, Candidates& candidates) const override;
-  Quantity largestFor(std::int64_t freeUnits, std::int64_t largestSingleFree) const override;
+  Quantity largestFor(std::vector<std::int64_t>& freeUnits) const override;
   PlaceResult placeMostEvenRun(std::int64_t units, Candidates& candidates) const;
+  PlaceResult placeNearEqualShares(std::int64_t units, Candidates& candidates) const;
+  std::vector<Placement> nearEqualShares(std::int64_t units, std::size_t devices, const Candidates& mostFreeFirst) const;
+  bool takesPart(std::int64_t freeUnits) const;
   std::int64_t largestCapacity() const;
 
   bool fragmentationGuard_;
+  std::int64_t minFreeUnits_ = 0;  // AllocMapOptions::minFree in quanta, rounded up; evenly only
 };
 
 }  // namespace bai::core
