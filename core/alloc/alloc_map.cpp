@@ -344,8 +344,35 @@ Result<void, AllocationError> AllocMap::checkFree(const Grants& grants) const {
 Result<void, AllocationError> AllocMap::free(const Grants& grants) {
   auto placements = placementsToFree(grants);
   if (!placements) return Failure{placements.error()};
-  for (const Placement& p : *placements) devices_[p.device].used -= p.units;
+  for (const Placement& p : *placements) {
+    Device& d = devices_[p.device];
+    d.used -= p.units;
+    if (d.retired) d.capacity -= p.units;
+  }
   return {};
+}
+
+Result<DeviceGrant, AllocationError> AllocMap::holdOnRetired(const std::string& deviceId, Quantity amount) {
+  auto units = toUnits(amount);
+  if (!units || amount.isNegative()) {
+    return Failure{error(AllocationErrorKind::InvalidResourceArgument, amount, Quantity(),
+                         "recorded amount " + amount.toString() + " for device '" + deviceId +
+                             "' is not a valid amount of this slot")};
+  }
+  auto known = findDevice(deviceId);
+  if (known && !devices_[*known].retired) {
+    return Failure{error(AllocationErrorKind::InvalidResourceArgument, amount, Quantity(),
+                         "device '" + deviceId + "' is offered, not retired")};
+  }
+  if (!known) {
+    known = static_cast<std::uint32_t>(devices_.size());
+    index_.emplace(deviceId, *known);
+    devices_.push_back(Device{deviceId, 0, 0, -1, 0, false, true});
+  }
+  Device& d = devices_[*known];
+  d.capacity += *units;
+  d.used += *units;
+  return DeviceGrant{*known, amount};
 }
 
 Result<void, AllocationError> AllocMap::checkApply(const Grants& grants) const {
@@ -440,7 +467,7 @@ Result<std::int64_t, AllocationError> FractionAllocMap::toUnits(Quantity amount)
 
 std::int64_t FractionAllocMap::largestCapacity() const {
   std::int64_t largest = 0;
-  for (const Device& d : devices_) largest = std::max(largest, d.capacity);
+  for (const Device& d : devices_) largest = d.retired ? largest : std::max(largest, d.capacity);
   return largest;
 }
 

@@ -97,6 +97,11 @@ class AllocMap {
   void clear();
   // A disabled device (unhealthy or masked) gets no new grants; what it holds stays.
   void setEnabled(std::uint32_t device, bool enabled) { devices_.at(device).enabled = enabled; }
+  // After a restart, a session holds `amount` on a device its plugin no longer offers
+  // (masked, gone): the device is kept, disabled, with a capacity of what sessions hold
+  // on it, so the amount stays allocated until they end; then it leaves service.
+  Result<DeviceGrant, AllocationError> holdOnRetired(const std::string& deviceId, Quantity amount);
+  bool retired(std::uint32_t device) const { return devices_.at(device).retired; }
 
  protected:
   struct Device {
@@ -106,6 +111,7 @@ class AllocMap {
     int numaNode = -1;
     std::uint32_t rankInNode = 0;  // position among the devices of its NUMA node
     bool enabled = true;
+    bool retired = false;  // not offered: its capacity is what sessions still hold (holdOnRetired)
     std::int64_t free() const { return capacity - used; }
   };
   struct Placement {
