@@ -131,6 +131,7 @@ json stateJson(const AgentState& s) {
   for (const auto& p : s.plugins) {
     plugins.push_back({{"name", p.name}, {"version", p.version}, {"key", p.key},
                        {"extra_info", json::parse(p.extraInfoJson, nullptr, false)}});
+    if (p.withdrawn) plugins.back()["withdrawn"] = *p.withdrawn;
   }
   json health = json::array();
   for (const auto& h : s.deviceHealth) {
@@ -173,6 +174,7 @@ Result<AgentState> readState(const json& object) {
       Reader pr(p, "heartbeat.state.plugins[]");
       PluginReport report{pr.string("name"), pr.string("version"), pr.string("key"), "{}"};
       if (p.contains("extra_info")) report.extraInfoJson = p["extra_info"].dump();
+      if (p.contains("withdrawn")) report.withdrawn = pr.string("withdrawn");
       if (!pr.ok()) return pr.failure();
       s.plugins.push_back(std::move(report));
     }

@@ -28,6 +28,9 @@ Result<SessionState> parseSessionState(std::string_view text);
 struct PluginReport {
   std::string name, version, key;
   std::string extraInfoJson = "{}";  // the plugin's describe() extra_info, as JSON text
+  // Set once a call into it hung ("health did not return within 5000 ms"): its devices
+  // take no new sessions and count as capacity only for what sessions still hold.
+  std::optional<std::string> withdrawn{};
 };
 
 struct DeviceHealthReport {
