@@ -134,6 +134,7 @@ json stateJson(const AgentState& s) {
   for (const auto& p : s.plugins) {
     plugins.push_back({{"name", p.name}, {"version", p.version}, {"key", p.key},
                        {"extra_info", json::parse(p.extraInfoJson, nullptr, false)}});
+    if (p.withdrawn) plugins.back()["withdrawn"] = *p.withdrawn;
   }
   json health = json::array();
   for (const auto& h : s.deviceHealth) {
@@ -176,6 +177,7 @@ Result<AgentState> readState(const json& object) {
       Reader pr(p, "heartbeat.state.plugins[]");
       PluginReport report{pr.string("name"), pr.string("version"), pr.string("key"), "{}"};
       if (p.contains("extra_info")) report.extraInfoJson = p["extra_info"].dump();
+      if (p.contains("withdrawn")) report.withdrawn = pr.string("withdrawn");
       if (!pr.ok()) return pr.failure();
       s.plugins.push_back(std::move(report));
     }
@@ -322,6 +324,11 @@ Result<EventAck> EventAck::fromJson(std::string_view text) {
   return ack;
 }
 
+bool isSessionId(std::string_view id) {
+  return !id.empty() && id.size() <= 128 &&
+         id.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") == std::string_view::npos;
+}
+
 std::string CreateSessionRequest::toJson() const {
   return json{{"protocol", kVersion}, {"session_id", sessionId}, {"command", command},
               {"env", env},             {"slots", slotsJson(slots)}}
@@ -338,11 +345,8 @@ Result<CreateSessionRequest> CreateSessionRequest::fromJson(std::string_view tex
   request.env = r.stringMap("env");
   request.slots = r.slots("slots", false);
   if (!r.ok()) return r.failure();
-  if (request.sessionId.empty() || request.sessionId.size() > 128 ||
-      request.sessionId.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") !=
-          std::string::npos) {
-    return fail(ErrorCode::InvalidArgument,
-                "create-session.session_id: use 1 to 128 letters, digits, '-', '_' or '.'");
+  if (!isSessionId(request.sessionId)) {
+    return fail(ErrorCode::InvalidArgument, "create-session.session_id: use 1 to 128 letters, digits, '-' or '_'");
   }
   for (const auto& arg : *command) {
     if (!arg.is_string()) return fail(ErrorCode::InvalidArgument, "create-session.command: expected strings");

@@ -18,9 +18,18 @@ std::string pluginsJson(const protocol::AgentState& state) {
     if (out.size() > 1) out += ',';
     out += R"({"name":)" + nlohmann::json(plugin.name).dump() + R"(,"version":)" + nlohmann::json(plugin.version).dump() +
            R"(,"key":)" + nlohmann::json(plugin.key).dump() + R"(,"extra_info":)" +
-           (nlohmann::json::accept(plugin.extraInfoJson) ? plugin.extraInfoJson : "null") + "}";
+           (nlohmann::json::accept(plugin.extraInfoJson) ? plugin.extraInfoJson : "null") +
+           (plugin.withdrawn ? R"(,"withdrawn":)" + nlohmann::json(*plugin.withdrawn).dump() : "") + "}";
   }
   return out + "]";
+}
+
+std::map<std::string, std::string> withdrawnPlugins(const std::string& agentId, const protocol::AgentState& state) {
+  std::map<std::string, std::string> out;
+  for (const auto& plugin : state.plugins) {
+    if (plugin.withdrawn) out[plugin.key] = "plugin " + plugin.name + " withdrawn on agent " + agentId + ": " + *plugin.withdrawn;
+  }
+  return out;
 }
 
 std::string deviceHealthJson(const protocol::AgentState& state) {
@@ -238,6 +247,7 @@ Outcome<protocol::HeartbeatReply> AgentTracker::applyFullReport(const Guard& gua
   agent.lastSeen = std::chrono::steady_clock::now();
   agent.fullReportSinceStart = true;
   agent.reportedSessions = reported;
+  agent.withdrawnPlugins = withdrawnPlugins(agentId, state);
   for (const auto& id : reported) agent.unseenPlacements.erase(id);
   for (auto& [sessionId, byAgent] : cluster.refusals) byAgent.erase(agentId);
   if (isNew) log(LogLevel::Info, "agent " + agentId + " registered (" + agent.record.rpcUrl + ", group " + agent.record.scalingGroup + ")");

@@ -25,6 +25,9 @@ struct AgentView {
   // Placed here by this manager but not in the agent's last report: the agent's
   // largest-allocatable figures do not account for them yet.
   std::map<std::string, ResourceSlot> unseenPlacements;
+  // Plugins withdrawn on the agent (a call into them hung), per its last full report:
+  // plugin key -> "plugin <name> withdrawn on agent <id>: <why>", for pending reasons.
+  std::map<std::string, std::string> withdrawnPlugins;
 
   bool alive() const { return record.status == AgentStatus::Alive; }
   Quantity capacity(const std::string& slot) const;

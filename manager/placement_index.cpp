@@ -12,6 +12,7 @@ void PlacementIndex::update(const AgentView& agent) {
   remove(id);
   if (!agent.alive()) return;
   agents_[id] = &agent;
+  for (const auto& [key, why] : agent.withdrawnPlugins) withdrawn_[key][id] = why;
   bool newSlot = false;
   auto& keys = keys_[id];
   for (const auto& [slot, figures] : agent.record.slots) {
@@ -27,6 +28,10 @@ void PlacementIndex::update(const AgentView& agent) {
 }
 
 void PlacementIndex::remove(const std::string& agentId) {
+  for (auto it = withdrawn_.begin(); it != withdrawn_.end();) {
+    it->second.erase(agentId);
+    it = it->second.empty() ? withdrawn_.erase(it) : std::next(it);
+  }
   auto keys = keys_.find(agentId);
   if (keys == keys_.end()) return;
   for (const auto& [slot, remaining] : keys->second) bySlot_[slot].erase({remaining, agentId});
@@ -123,6 +128,16 @@ std::vector<const AgentView*> PlacementIndex::candidates(const SessionRecord& se
         *reason = "every agent with room refused it";
       }
     }
+  }
+  return out;
+}
+
+std::string PlacementIndex::withdrawnPlugins(const SessionRecord& session) const {
+  std::string out;
+  for (const auto& [slot, amount] : session.requested) {
+    auto plugins = withdrawn_.find(std::string(slot.device()));
+    if (amount.isZero() || plugins == withdrawn_.end()) continue;
+    for (const auto& [agentId, why] : plugins->second) out += (out.empty() ? "" : "; ") + slot.str() + ": " + why;
   }
   return out;
 }

@@ -47,6 +47,11 @@ class PlacementIndex {
   std::vector<const AgentView*> candidates(const SessionRecord& session, std::uint32_t preference, std::size_t limit,
                                            const std::set<std::string>& excluded, std::string* reason);
 
+  // Why `session`'s slots are short beyond the figures: the plugins serving them that
+  // are withdrawn on agents of the group ("acme.npu: plugin acme withdrawn on agent X:
+  // health did not return within 5000 ms"), joined by "; "; empty when none is.
+  std::string withdrawnPlugins(const SessionRecord& session) const;
+
   // Total capacity of the group's live agents.
   Quantity capacity(const std::string& slot) const;
   // Whether some agent of the group could hold `session` on each slot if it were empty:
@@ -73,6 +78,7 @@ class PlacementIndex {
   std::map<std::string, std::map<std::string, Quantity>> capacityOf_;  // agent -> slot -> capacity as indexed
   std::map<std::string, Quantity> totals_;                      // slot -> sum of the capacities
   std::map<std::string, Key> rotation_;  // slot -> where the last BAI_PREFER_ANY window began
+  std::map<std::string, std::map<std::string, std::string>> withdrawn_;  // plugin key -> agent -> why
 };
 
 }  // namespace bai::manager

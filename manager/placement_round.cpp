@@ -126,6 +126,9 @@ void PlacementRound::placeOne(const Guard& guard, GroupScheduler& group, const S
   auto candidates =
       group.index.candidates(session, group.selector->preference(), state.tunables.candidateWindow, excluded, &reason);
   if (candidates.empty()) {
+    if (const std::string withdrawn = group.index.withdrawnPlugins(session); !withdrawn.empty()) {
+      reason = withdrawn + "; " + reason;
+    }
     if (refused != state.refusals.end() && !refused->second.empty()) {
       reason += "; refused by " + refused->second.begin()->first + ": " + refused->second.begin()->second;
     }

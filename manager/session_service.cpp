@@ -60,6 +60,19 @@ std::string requestDigest(const NewSession& request) {
   return auth::sha256Hex(canonical.dump());
 }
 
+// " (plugin acme withdrawn on agent x: ...)" for each live agent of `group` on which the
+// plugin serving `slot` is withdrawn: why no agent offers it.
+std::string withdrawnOn(const ClusterState& state, const std::string& group, const SlotName& slot) {
+  std::string out;
+  for (const auto& [id, agent] : state.agents) {
+    if (!agent.alive() || agent.record.scalingGroup != group) continue;
+    if (auto it = agent.withdrawnPlugins.find(std::string(slot.device())); it != agent.withdrawnPlugins.end()) {
+      out += " (" + it->second + ")";
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 SessionService::SessionService(Ledger& ledger, SessionLifecycle& lifecycle, AgentDispatcher& dispatcher, Waiters& waiters)
@@ -96,7 +109,8 @@ Outcome<ResourceSlot> SessionService::admit(const ClusterState& state, const Cal
       return agent.alive() && agent.record.scalingGroup == group && !agent.capacity(slot.str()).isZero();
     });
     if (!served) {
-      return refuse(ErrorKind::SlotNotServed, "no live agent of scaling group '" + group + "' offers " + slot.str());
+      return refuse(ErrorKind::SlotNotServed,
+                    "no live agent of scaling group '" + group + "' offers " + slot.str() + withdrawnOn(state, group, slot));
     }
   }
   return *requested;

@@ -93,6 +93,7 @@ protocol::AgentState Agent::snapshot() const {
     if (!inventory.offers(plugin.get())) continue;
     const auto& id = plugin->identity();
     out.plugins.push_back({id.name, id.version, id.key, plugin->discovery().extraInfo.dump()});
+    if (state->isWithdrawn(plugin.get())) out.plugins.back().withdrawn = plugin->withdrawalReason();
   }
   for (const auto& [key, devices] : state->health) {
     for (const auto& [id, report] : devices) out.deviceHealth.push_back(report);

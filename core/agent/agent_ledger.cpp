@@ -8,6 +8,10 @@ bool AgentState::isDraining(const AcceleratorPlugin* plugin) const {
   return std::find(draining.begin(), draining.end(), plugin) != draining.end();
 }
 
+bool AgentState::isWithdrawn(const AcceleratorPlugin* plugin) const {
+  return std::find(withdrawn.begin(), withdrawn.end(), plugin->identity().name) != withdrawn.end();
+}
+
 std::vector<std::shared_ptr<AcceleratorPlugin>> AgentState::activePlugins() const {
   std::vector<std::shared_ptr<AcceleratorPlugin>> out;
   for (auto& plugin : inventory.host().plugins()) {

@@ -42,6 +42,7 @@ struct AgentState {
   std::vector<AcceleratorPlugin*> draining;     // no longer allowed; loaded while sessions hold their devices
 
   bool isDraining(const AcceleratorPlugin* plugin) const;
+  bool isWithdrawn(const AcceleratorPlugin* plugin) const;
   // Plugins that take new sessions: loaded, offered, neither hung nor draining.
   std::vector<std::shared_ptr<AcceleratorPlugin>> activePlugins() const;
   // The part of `allocation` on `plugin`'s slots.

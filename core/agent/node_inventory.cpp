@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <iomanip>
 #include <sstream>
+#include <tuple>
 
 namespace bai::core {
 
@@ -118,22 +119,44 @@ protocol::DeviceAllocation NodeInventory::describe(const NodeAllocation& allocat
   return out;
 }
 
-Result<NodeAllocation> NodeInventory::resolve(const protocol::DeviceAllocation& allocation) const {
-  NodeAllocation out;
-  for (const auto& [slot, devices] : allocation) {
-    const AllocMap* map = allocator_.map(slot);
-    if (map == nullptr) return fail(ErrorCode::NotFound, "slot '" + slot + "' is no longer offered by any plugin");
+Result<NodeAllocation> NodeInventory::restore(const protocol::DeviceAllocation& recorded,
+                                              std::vector<std::string>& notes) {
+  NodeAllocation offered;  // on devices still offered: applied all or nothing
+  std::vector<std::tuple<AllocMap*, std::string, Quantity>> retired;
+  for (const auto& [slot, devices] : recorded) {
+    AllocMap* map = allocator_.map(slot);
+    if (map == nullptr) {
+      notes.push_back("slot '" + slot + "' is no longer offered by any plugin; what it held there is not restored");
+      continue;
+    }
     SlotGrants grants{map->slot(), {}};
     for (const auto& [device, amount] : devices) {
       auto index = map->findDevice(device);
-      if (!index) return fail(ErrorCode::NotFound, "slot '" + slot + "': device '" + device + "' is gone");
-      grants.grants.push_back({*index, amount});
+      if (index && !map->retired(*index)) {
+        grants.grants.push_back({*index, amount});
+        continue;
+      }
+      notes.push_back("slot '" + slot + "': device '" + device + "' is no longer offered; it stays allocated to the " +
+                      "session until it ends");
+      retired.emplace_back(map, device, amount);
     }
     std::sort(grants.grants.begin(), grants.grants.end(),
               [](const DeviceGrant& a, const DeviceGrant& b) { return a.device < b.device; });
-    out.push_back(std::move(grants));
+    offered.push_back(std::move(grants));
   }
-  return out;
+  if (auto applied = allocator_.apply(offered); !applied) return fail(ErrorCode::Conflict, applied.error().message);
+  for (auto& [map, device, amount] : retired) {
+    auto held = map->holdOnRetired(device, amount);
+    if (!held) {
+      notes.push_back(held.error().message);
+      continue;
+    }
+    auto slot = std::find_if(offered.begin(), offered.end(), [&](const SlotGrants& g) { return g.slot == map->slot(); });
+    slot->grants.push_back(*held);
+    std::sort(slot->grants.begin(), slot->grants.end(),
+              [](const DeviceGrant& a, const DeviceGrant& b) { return a.device < b.device; });
+  }
+  return offered;
 }
 
 bool NodeInventory::setDeviceEnabled(const AcceleratorPlugin* owner, const std::string& deviceId, bool enabled) {

@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace bai::core {
 
@@ -28,14 +29,19 @@ class NodeInventory {
   // The plugin that offers `slot`, or nullptr.
   AcceleratorPlugin* ownerOf(const std::string& slot) const;
 
-  // Capacity offered to sessions: the maps' capacity minus the reservation.
+  // Capacity offered to sessions: the maps' capacity in service (healthy devices, and
+  // what disabled ones still hold) minus the reservation.
   ResourceSlot available() const;
   ResourceSlot occupied() const;  // held by sessions (without the reservation)
   const NodeAllocation& reservation() const { return reservation_; }
 
-  // NodeAllocation <-> slot -> device id -> amount, for records and plugins.
+  // NodeAllocation -> slot -> device id -> amount, for records and plugins.
   protocol::DeviceAllocation describe(const NodeAllocation& allocation) const;
-  Result<NodeAllocation> resolve(const protocol::DeviceAllocation& allocation) const;
+  // Takes back what a recorded session holds, after a restart: a device no longer
+  // offered (masked, gone) is kept allocated, retired, until the session frees it. What
+  // cannot be held (a slot no plugin offers any more) is left out and said in `notes`.
+  // All or nothing: on failure nothing is taken.
+  Result<NodeAllocation> restore(const protocol::DeviceAllocation& recorded, std::vector<std::string>& notes);
 
   // Enables or disables `deviceId` in every map of `owner`; true when something changed.
   bool setDeviceEnabled(const AcceleratorPlugin* owner, const std::string& deviceId, bool enabled);

@@ -95,20 +95,20 @@ void SessionLifecycle::recover() {
   }
 }
 
+// The session runs on: whatever happens to its devices, it is released when it ends
+// (its plugins, its limits and cgroups), so it never again counts as released here.
 void SessionLifecycle::restoreAllocation(AgentState& state, SessionRecord& session) {
-  NodeInventory& inventory = state.inventory;
-  auto allocation = inventory.resolve(session.info.allocation);
-  auto applied = allocation ? inventory.allocator().apply(*allocation)
-                            : Result<void, AllocationError>(Failure{AllocationError{}});
-  if (!allocation || !applied) {
+  session.released = false;
+  std::vector<std::string> notes;
+  auto allocation = state.inventory.restore(session.info.allocation, notes);
+  for (const auto& note : notes) options_.log(LogLevel::Warning, "agent", "session " + session.info.id + ": " + note);
+  if (!allocation) {
     options_.log(LogLevel::Error, "agent", "session " + session.info.id +
                                                ": its recorded allocation no longer fits this node (" +
-                                               (allocation ? applied.error().message : allocation.error().message) +
-                                               "); its resources are not restored");
+                                               allocation.error().message + "); its devices are not restored");
     return;
   }
   session.allocation = std::move(*allocation);
-  session.released = false;
 }
 
 AgentResult<std::pair<protocol::SessionInfo, bool>> SessionLifecycle::create(const protocol::CreateSessionRequest& request) {

@@ -1,6 +1,7 @@
 #include "alloc_map.hpp"
 
 #include <algorithm>
+#include <functional>
 #include <numeric>
 
 namespace bai::core {
@@ -86,6 +87,12 @@ Quantity AllocMap::capacityTotal() const {
   return toQuantity(total);
 }
 
+Quantity AllocMap::capacityInService() const {
+  std::int64_t total = 0;
+  for (const Device& d : devices_) total += d.enabled ? d.capacity : d.used;
+  return toQuantity(total);
+}
+
 Quantity AllocMap::allocatedTotal() const {
   std::int64_t total = 0;
   for (const Device& d : devices_) total += d.used;
@@ -100,17 +107,20 @@ Quantity AllocMap::freeTotal() const {
 
 Quantity AllocMap::largestAllocatable() const {
   if (slotType_ == SlotType::Unified) return Quantity();
-  std::int64_t total = 0, largestSingle = 0;
+  std::vector<std::int64_t> freeUnits;
+  std::int64_t largestSingle = 0;
   for (const Device& d : devices_) {
-    if (!d.enabled) continue;
-    total += d.free();
+    if (!d.enabled || d.free() <= 0) continue;
+    freeUnits.push_back(d.free());
     largestSingle = std::max(largestSingle, d.free());
   }
   if (slotType_ == SlotType::Unique) return Quantity(toQuantity(largestSingle) >= Quantity(1) ? 1 : 0);
-  return largestFor(total, largestSingle);
+  return largestFor(freeUnits);
 }
 
-Quantity AllocMap::largestFor(std::int64_t freeUnits, std::int64_t) const { return toQuantity(freeUnits); }
+Quantity AllocMap::largestFor(std::vector<std::int64_t>& freeUnits) const {
+  return toQuantity(std::accumulate(freeUnits.begin(), freeUnits.end(), std::int64_t{0}));
+}
 
 AllocationError AllocMap::error(AllocationErrorKind kind, Quantity requested, Quantity allocatable,
                                 std::string why) const {
@@ -334,8 +344,35 @@ Result<void, AllocationError> AllocMap::checkFree(const Grants& grants) const {
 Result<void, AllocationError> AllocMap::free(const Grants& grants) {
   auto placements = placementsToFree(grants);
   if (!placements) return Failure{placements.error()};
-  for (const Placement& p : *placements) devices_[p.device].used -= p.units;
+  for (const Placement& p : *placements) {
+    Device& d = devices_[p.device];
+    d.used -= p.units;
+    if (d.retired) d.capacity -= p.units;
+  }
   return {};
+}
+
+Result<DeviceGrant, AllocationError> AllocMap::holdOnRetired(const std::string& deviceId, Quantity amount) {
+  auto units = toUnits(amount);
+  if (!units || amount.isNegative()) {
+    return Failure{error(AllocationErrorKind::InvalidResourceArgument, amount, Quantity(),
+                         "recorded amount " + amount.toString() + " for device '" + deviceId +
+                             "' is not a valid amount of this slot")};
+  }
+  auto known = findDevice(deviceId);
+  if (known && !devices_[*known].retired) {
+    return Failure{error(AllocationErrorKind::InvalidResourceArgument, amount, Quantity(),
+                         "device '" + deviceId + "' is offered, not retired")};
+  }
+  if (!known) {
+    known = static_cast<std::uint32_t>(devices_.size());
+    index_.emplace(deviceId, *known);
+    devices_.push_back(Device{deviceId, 0, 0, -1, 0, false, true});
+  }
+  Device& d = devices_[*known];
+  d.capacity += *units;
+  d.used += *units;
+  return DeviceGrant{*known, amount};
 }
 
 Result<void, AllocationError> AllocMap::checkApply(const Grants& grants) const {
@@ -386,9 +423,9 @@ AllocMap::PlaceResult DiscreteAllocMap::place(std::int64_t units, Candidates& ca
 
 // ---- FractionAllocMap -------------------------------------------------------------
 
-FractionAllocMap::FractionAllocMap(SlotName slot, SlotType slotType, AllocationStrategy strategy, Quantity quantum,
-                                   bool guard)
-    : AllocMap(std::move(slot), slotType, strategy, quantum.raw()), fragmentationGuard_(guard) {}
+FractionAllocMap::FractionAllocMap(SlotName slot, SlotType slotType, const AllocMapOptions& options)
+    : AllocMap(std::move(slot), slotType, options.strategy, options.quantum.raw()),
+      fragmentationGuard_(options.fragmentationGuard) {}
 
 Result<std::unique_ptr<FractionAllocMap>> FractionAllocMap::create(SlotName slot, SlotType slotType,
                                                                    const std::vector<DeviceSpec>& devices,
@@ -397,9 +434,15 @@ Result<std::unique_ptr<FractionAllocMap>> FractionAllocMap::create(SlotName slot
     return fail(ErrorCode::InvalidArgument,
                 "slot " + slot.str() + ": quantum must be positive and finite, not " + options.quantum.toString());
   }
-  std::unique_ptr<FractionAllocMap> map(
-      new FractionAllocMap(std::move(slot), slotType, options.strategy, options.quantum, options.fragmentationGuard));
+  if (options.minFree.isNegative() || options.minFree.isInfinite()) {
+    return fail(ErrorCode::InvalidArgument,
+                "slot " + slot.str() + ": min_free must be finite and not negative, not " + options.minFree.toString());
+  }
+  std::unique_ptr<FractionAllocMap> map(new FractionAllocMap(std::move(slot), slotType, options));
   if (auto added = map->addDevices(devices); !added) return Failure{added.error()};
+  const __int128 quantum = options.quantum.raw();
+  const __int128 minFree = (options.minFree.raw() + quantum - 1) / quantum;
+  map->minFreeUnits_ = static_cast<std::int64_t>(std::min<__int128>(minFree, kMaxTotalUnits));
   return map;
 }
 
@@ -424,19 +467,47 @@ Result<std::int64_t, AllocationError> FractionAllocMap::toUnits(Quantity amount)
 
 std::int64_t FractionAllocMap::largestCapacity() const {
   std::int64_t largest = 0;
-  for (const Device& d : devices_) largest = std::max(largest, d.capacity);
+  for (const Device& d : devices_) largest = d.retired ? largest : std::max(largest, d.capacity);
   return largest;
 }
 
-Quantity FractionAllocMap::largestFor(std::int64_t freeUnits, std::int64_t largestSingleFree) const {
-  if (!fragmentationGuard_) return toQuantity(freeUnits);
-  // Under the guard, amounts up to one device's capacity must fit on one device, so
-  // every amount up to the free total is grantable only while a largest device is
-  // wholly free; otherwise only what the freest device holds is.
-  return toQuantity(largestSingleFree >= largestCapacity() ? freeUnits : largestSingleFree);
+bool FractionAllocMap::takesPart(std::int64_t freeUnits) const {
+  return strategy() != AllocationStrategy::Evenly || freeUnits >= minFreeUnits_;
+}
+
+namespace {
+
+// Whether `units` splits into near-equal shares over `n` devices whose free units are
+// `mostFreeFirst`: n shares of units / n, units % n of them one unit more.
+bool splitsNearEqually(const std::vector<std::int64_t>& mostFreeFirst, std::int64_t units, std::size_t n) {
+  const std::int64_t share = units / static_cast<std::int64_t>(n);
+  const auto larger = static_cast<std::size_t>(units % static_cast<std::int64_t>(n));
+  return share > 0 && mostFreeFirst[n - 1] >= share && (larger == 0 || mostFreeFirst[larger - 1] > share);
+}
+
+}  // namespace
+
+Quantity FractionAllocMap::largestFor(std::vector<std::int64_t>& freeUnits) const {
+  std::erase_if(freeUnits, [&](std::int64_t f) { return !takesPart(f); });
+  const std::int64_t total = std::accumulate(freeUnits.begin(), freeUnits.end(), std::int64_t{0});
+  if (!fragmentationGuard_ || freeUnits.empty()) return toQuantity(total);
+  // Under the guard an amount up to one device's capacity must fit on one device: all
+  // of them do only while a largest device is wholly free. A larger amount splits into
+  // near-equal shares over n devices; every amount up to n * f[n-1] + (devices among
+  // the first n freer than f[n-1]) does, so the best n gives the largest.
+  std::sort(freeUnits.begin(), freeUnits.end(), std::greater<>());
+  if (freeUnits.front() < largestCapacity()) return toQuantity(freeUnits.front());
+  std::int64_t largest = freeUnits.front();
+  std::size_t freer = 0;  // devices among the first n with more free than the n-th
+  for (std::size_t n = 2; n <= freeUnits.size(); ++n) {
+    if (freeUnits[n - 1] < freeUnits[n - 2]) freer = n - 1;
+    largest = std::max(largest, freeUnits[n - 1] * static_cast<std::int64_t>(n) + static_cast<std::int64_t>(freer));
+  }
+  return toQuantity(largest);
 }
 
 AllocMap::PlaceResult FractionAllocMap::place(std::int64_t units, Candidates& candidates) const {
+  std::erase_if(candidates, [&](const Candidate& c) { return !takesPart(c.free); });
   std::int64_t total = 0, hintedTotal = 0;
   const Candidate* bestFit = nullptr;  // the tightest single device, hinted ones first
   for (const Candidate& c : candidates) {
@@ -450,7 +521,8 @@ AllocMap::PlaceResult FractionAllocMap::place(std::int64_t units, Candidates& ca
     }
   }
   if (total < units) return Failure{insufficient(units, total)};
-  if (fragmentationGuard_ && units <= largestCapacity()) {
+  if (fragmentationGuard_ && units > largestCapacity()) return placeNearEqualShares(units, candidates);
+  if (fragmentationGuard_) {  // it fits one device's capacity: it must fit one device
     if (bestFit == nullptr) {
       std::int64_t largestSingle = 0;
       for (const Candidate& c : candidates) largestSingle = std::max(largestSingle, c.free);
@@ -556,6 +628,46 @@ AllocMap::PlaceResult FractionAllocMap::placeMostEvenRun(std::int64_t units, Can
     }
     if (give > 0) out.push_back({order[start + p].device, give});
   }
+  return out;
+}
+
+// Under the guard, a request larger than any device: the fewest devices that can each
+// take a near-equal share, or a refusal as fragmented (Backend.AI refuses 2.8 over free
+// 0.5, 0.5, 1, 1 rather than grant 0.5 + 0.3 + 1 + 1).
+AllocMap::PlaceResult FractionAllocMap::placeNearEqualShares(std::int64_t units, Candidates& candidates) const {
+  std::sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
+    return a.free != b.free ? a.free > b.free : preferred(a, b);
+  });
+  std::vector<std::int64_t> mostFreeFirst;
+  for (const Candidate& c : candidates) mostFreeFirst.push_back(c.free);
+  for (std::size_t n = 2; n <= mostFreeFirst.size(); ++n) {
+    if (splitsNearEqually(mostFreeFirst, units, n)) return nearEqualShares(units, n, candidates);
+  }
+  return Failure{error(AllocationErrorKind::FractionalResourceFragmented, toQuantity(units), largestFor(mostFreeFirst),
+                       "free capacity is split so that no set of devices can each take a near-equal share")};
+}
+
+// Fill takes the freest devices; evenly the tightest that hold their share, so that the
+// freest stay whole for later requests.
+std::vector<AllocMap::Placement> FractionAllocMap::nearEqualShares(std::int64_t units, std::size_t devices,
+                                                                   const Candidates& mostFreeFirst) const {
+  const std::int64_t share = units / static_cast<std::int64_t>(devices);
+  const auto larger = static_cast<std::size_t>(units % static_cast<std::int64_t>(devices));
+  std::vector<Placement> out;
+  if (strategy() == AllocationStrategy::Fill) {
+    for (std::size_t i = 0; i < devices; ++i) out.push_back({mostFreeFirst[i].device, share + (i < larger ? 1 : 0)});
+    return out;
+  }
+  auto holding = [&](std::int64_t amount) {
+    return static_cast<std::size_t>(std::find_if(mostFreeFirst.begin(), mostFreeFirst.end(),
+                                                 [&](const Candidate& c) { return c.free < amount; }) -
+                                    mostFreeFirst.begin());
+  };
+  const std::size_t holdLarger = holding(share + 1), holdShare = holding(share);
+  for (std::size_t i = holdLarger - larger; i < holdLarger; ++i) out.push_back({mostFreeFirst[i].device, share + 1});
+  std::size_t rest = devices - larger;
+  for (std::size_t i = holdShare; i > holdLarger && rest > 0; --i, --rest) out.push_back({mostFreeFirst[i - 1].device, share});
+  for (std::size_t i = holdLarger - larger; i > 0 && rest > 0; --i, --rest) out.push_back({mostFreeFirst[i - 1].device, share});
   return out;
 }
 

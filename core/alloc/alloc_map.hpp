@@ -43,8 +43,13 @@ struct AllocMapOptions {
   AllocationStrategy strategy = AllocationStrategy::Evenly;
   // Fraction maps only: the smallest grantable step, and whether a request that fits in
   // one device's capacity must be placed on a single device.
+  // Under the guard, a request larger than a device is split into near-equal shares
+  // (amount / n each, some one quantum more) or refused as fragmented.
   Quantity quantum = Quantity::fromRaw(Quantity::kScale / 100);
   bool fragmentationGuard = false;
+  // Fraction maps with the strategy evenly only (Backend.AI's min_memory): a device takes
+  // part in a grant only with at least this much free; zero lets every device take part.
+  Quantity minFree{};
 };
 
 // One slot (e.g. cuda.device) over a set of devices. Amounts are kept as integers of
@@ -70,6 +75,10 @@ class AllocMap {
   bool enabled(std::uint32_t device) const { return devices_.at(device).enabled; }
 
   Quantity capacityTotal() const;
+  // Capacity of the enabled devices plus what disabled ones still hold: what the node
+  // offers now, so that it less allocatedTotal is freeTotal. A disabled (unhealthy,
+  // masked, withdrawn) device leaves service as the sessions holding it end.
+  Quantity capacityInService() const;
   Quantity allocatedTotal() const;
   // Free capacity on enabled devices.
   Quantity freeTotal() const;
@@ -88,6 +97,11 @@ class AllocMap {
   void clear();
   // A disabled device (unhealthy or masked) gets no new grants; what it holds stays.
   void setEnabled(std::uint32_t device, bool enabled) { devices_.at(device).enabled = enabled; }
+  // After a restart, a session holds `amount` on a device its plugin no longer offers
+  // (masked, gone): the device is kept, disabled, with a capacity of what sessions hold
+  // on it, so the amount stays allocated until they end; then it leaves service.
+  Result<DeviceGrant, AllocationError> holdOnRetired(const std::string& deviceId, Quantity amount);
+  bool retired(std::uint32_t device) const { return devices_.at(device).retired; }
 
  protected:
   struct Device {
@@ -97,6 +111,7 @@ class AllocMap {
     int numaNode = -1;
     std::uint32_t rankInNode = 0;  // position among the devices of its NUMA node
     bool enabled = true;
+    bool retired = false;  // not offered: its capacity is what sessions still hold (holdOnRetired)
     std::int64_t free() const { return capacity - used; }
   };
   struct Placement {
@@ -134,7 +149,8 @@ class AllocMap {
   virtual Result<std::int64_t, AllocationError> toUnits(Quantity amount) const = 0;
   // Chooses devices for `units` among candidates (enabled, free > 0, any order; may reorder them).
   virtual PlaceResult place(std::int64_t units, Candidates& candidates) const = 0;
-  virtual Quantity largestFor(std::int64_t freeUnits, std::int64_t largestSingleFree) const;
+  // From the free units of the enabled devices that have any (any order; may reorder them).
+  virtual Quantity largestFor(std::vector<std::int64_t>& freeUnits) const;
 
   PlaceResult fill(std::int64_t units, Candidates& candidates) const;
   PlaceResult spreadEvenly(std::int64_t units, Candidates& candidates) const;
@@ -186,14 +202,18 @@ class FractionAllocMap final : public AllocMap {
   Quantity quantum() const { return toQuantity(1); }
 
  private:
-  FractionAllocMap(SlotName slot, SlotType slotType, AllocationStrategy strategy, Quantity quantum, bool guard);
+  FractionAllocMap(SlotName slot, SlotType slotType, const AllocMapOptions& options);
   Result<std::int64_t, AllocationError> toUnits(Quantity amount) const override;
   PlaceResult place(std::int64_t units, Candidates& candidates) const override;
-  Quantity largestFor(std::int64_t freeUnits, std::int64_t largestSingleFree) const override;
+  Quantity largestFor(std::vector<std::int64_t>& freeUnits) const override;
   PlaceResult placeMostEvenRun(std::int64_t units, Candidates& candidates) const;
+  PlaceResult placeNearEqualShares(std::int64_t units, Candidates& candidates) const;
+  std::vector<Placement> nearEqualShares(std::int64_t units, std::size_t devices, const Candidates& mostFreeFirst) const;
+  bool takesPart(std::int64_t freeUnits) const;
   std::int64_t largestCapacity() const;
 
   bool fragmentationGuard_;
+  std::int64_t minFreeUnits_ = 0;  // AllocMapOptions::minFree in quanta, rounded up; evenly only
 };
 
 }  // namespace bai::core

@@ -148,7 +148,7 @@ void NodeAllocator::clear() {
 
 ResourceSlot NodeAllocator::capacity() const {
   ResourceSlot out;
-  for (const auto& m : maps_) out.set(m->slot(), m->capacityTotal());
+  for (const auto& m : maps_) out.set(m->slot(), m->capacityInService());
   return out;
 }
 

@@ -45,6 +45,7 @@ class NodeAllocator {
   Result<void, AllocationError> apply(const NodeAllocation& allocation);
   void clear();
 
+  // Per slot, AllocMap::capacityInService: a disabled device counts only for what it holds.
   ResourceSlot capacity() const;
   ResourceSlot freeTotal() const;
   ResourceSlot largestAllocatable() const;

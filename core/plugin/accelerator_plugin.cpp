@@ -82,7 +82,7 @@ AcceleratorPlugin::~AcceleratorPlugin() {
           vtable->destroy(instance);
           return 0;
         },
-        options_.deadline);
+        options_.deadline, "destroy");
   }
   // A thread stuck in the plugin may run its code later: never unmap it.
   if (worker_.hung() && module_) module_->keepLoadedForever();
@@ -115,7 +115,7 @@ Result<void> AcceleratorPlugin::create() {
         const bai_status status = vtable->create(&context->services, config.c_str(), &out);
         return Created{status, out};
       },
-      options_.deadline);
+      options_.deadline, "create");
   if (!created) {
     return Failure{callError("create", "did not return within " + std::to_string(options_.deadline.count()) + " ms")};
   }
@@ -150,7 +150,7 @@ Result<nlohmann::json> AcceleratorPlugin::callReturningJson(const char* call,
                                  vtable->free_string(out);
                                  return result;
                                },
-                               options_.deadline));
+                               options_.deadline, call));
 }
 
 Result<nlohmann::json> AcceleratorPlugin::callForJson(const char* call, bai_status (*fn)(bai_accelerator*, char**)) {
@@ -210,10 +210,16 @@ Result<void> AcceleratorPlugin::releaseSession(const std::string& sessionId,
   const std::string input = sessionDocument(sessionId, allocation);
   auto status = worker_.call<bai_status>([vtable, instance, context, input] {
     return vtable->release_session(instance, input.c_str());
-  }, options_.deadline);
+  }, options_.deadline, "release_session");
   if (!status) return Failure{callError("release_session", "did not return in time; the plugin is withdrawn")};
   if (*status != BAI_OK) return Failure{callError("release_session", "failed with " + describeStatus(*status))};
   return {};
+}
+
+std::string AcceleratorPlugin::withdrawalReason() const {
+  const std::string call = worker_.hungCall();
+  if (!worker_.hung()) return "";
+  return (call.empty() ? "a call" : call) + " did not return within " + std::to_string(options_.deadline.count()) + " ms";
 }
 
 Result<nlohmann::json> AcceleratorPlugin::nodeMeasures() { return callForJson("node_measures", vtable_->node_measures); }

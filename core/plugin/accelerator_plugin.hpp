@@ -79,6 +79,8 @@ class AcceleratorPlugin {
   const Discovery& discovery() const { return discovery_; }
   // True once a call hung: the plugin is withdrawn and refuses further calls.
   bool failed() const { return worker_.hung(); }
+  // Why, once failed(): "health did not return within 5000 ms".
+  std::string withdrawalReason() const;
 
   // `allocation`: slot -> device id -> amount, for this plugin's slots only.
   Result<SessionResources> prepareSession(const std::string& sessionId,

@@ -111,6 +111,11 @@ Result<void> readAllocMapSpec(const nlohmann::json& document, Discovery& discove
       map.options.quantum = *quantum;
     }
     map.options.fragmentationGuard = m.value("fragmentation_guard", false);
+    if (m.contains("min_free")) {
+      auto minFree = quantityAt(m["min_free"], where + ": min_free");
+      if (!minFree) return Failure{minFree.error()};
+      map.options.minFree = *minFree;
+    }
     for (const auto& d : m["devices"]) {
       const std::string id = d["id"];
       auto device = numaOf.find(id);

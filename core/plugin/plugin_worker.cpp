@@ -45,8 +45,9 @@ bool PluginWorker::post(std::function<void()> job) {
   return true;
 }
 
-void PluginWorker::markHung() {
+void PluginWorker::markHung(std::string_view what) {
   std::lock_guard<std::mutex> lock(queue_->mutex);
+  if (!queue_->hung) queue_->hungCall = what;
   queue_->hung = true;
   queue_->tasks.clear();
 }
@@ -54,6 +55,11 @@ void PluginWorker::markHung() {
 bool PluginWorker::hung() const {
   std::lock_guard<std::mutex> lock(queue_->mutex);
   return queue_->hung;
+}
+
+std::string PluginWorker::hungCall() const {
+  std::lock_guard<std::mutex> lock(queue_->mutex);
+  return queue_->hungCall;
 }
 
 }  // namespace bai::core

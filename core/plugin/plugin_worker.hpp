@@ -10,6 +10,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 
 namespace bai::core {
@@ -24,11 +25,14 @@ class PluginWorker {
 
   // Runs `task` on the worker and returns its result, or nullopt when the deadline
   // passed or the worker hung earlier. The task owns everything it touches: after a
-  // timeout it may still finish later, when the caller is long gone.
+  // timeout it may still finish later, when the caller is long gone. `what` names the
+  // call for hungCall().
   template <class T>
-  std::optional<T> call(std::function<T()> task, std::chrono::milliseconds deadline);
+  std::optional<T> call(std::function<T()> task, std::chrono::milliseconds deadline, std::string_view what = "");
 
   bool hung() const;
+  // What the call that hung was named; empty while none has.
+  std::string hungCall() const;
   const std::string& name() const { return name_; }
 
  private:
@@ -38,10 +42,11 @@ class PluginWorker {
     std::deque<std::function<void()>> tasks;
     bool stopping = false;
     bool hung = false;
+    std::string hungCall;  // the first call past its deadline
   };
   static void loop(std::shared_ptr<Queue> queue);
   bool post(std::function<void()> job);
-  void markHung();
+  void markHung(std::string_view what);
 
   std::string name_;
   std::shared_ptr<Queue> queue_;
@@ -49,7 +54,7 @@ class PluginWorker {
 };
 
 template <class T>
-std::optional<T> PluginWorker::call(std::function<T()> task, std::chrono::milliseconds deadline) {
+std::optional<T> PluginWorker::call(std::function<T()> task, std::chrono::milliseconds deadline, std::string_view what) {
   struct Slot {
     std::mutex mutex;
     std::condition_variable done;
@@ -65,7 +70,7 @@ std::optional<T> PluginWorker::call(std::function<T()> task, std::chrono::millis
   if (!posted) return std::nullopt;
   std::unique_lock<std::mutex> lock(slot->mutex);
   if (!slot->done.wait_for(lock, deadline, [&] { return slot->result.has_value(); })) {
-    markHung();
+    markHung(what);
     return std::nullopt;
   }
   return std::move(slot->result);

@@ -36,6 +36,9 @@ Result<SessionState> parseSessionState(std::string_view text);
 struct PluginReport {
   std::string name, version, key;
   std::string extraInfoJson = "{}";  // the plugin's describe() extra_info, as JSON text
+  // Set once a call into it hung ("health did not return within 5000 ms"): its devices
+  // take no new sessions and count as capacity only for what sessions still hold.
+  std::optional<std::string> withdrawn{};
 };
 
 struct DeviceHealthReport {
@@ -111,6 +114,11 @@ struct EventAck {
 };
 
 // ---- The agent's RPC -----------------------------------------------------------------
+
+// A session id is 1 to 128 letters, digits, '-' or '_': the alphabet of the ids the
+// manager makes (16 hex digits) and of any id the agent accepts. An id names a directory
+// under the agent's state dir, so no '.' or '/' is ever part of one.
+bool isSessionId(std::string_view id);
 
 // POST /v1/sessions: idempotent by id.
 struct CreateSessionRequest {

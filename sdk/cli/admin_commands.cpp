@@ -56,6 +56,19 @@ void printAgents(const std::vector<client::AgentInfo>& agents) {
   table.print(std::cout);
 }
 
+// "acme: health did not return within 5000 ms, ..." for the plugins the agent reports
+// withdrawn; "-" when none is.
+std::string withdrawnPlugins(const std::string& pluginsJson) {
+  const Json plugins = Json::parse(pluginsJson, nullptr, false);
+  std::string out;
+  if (!plugins.is_array()) return "-";
+  for (const auto& plugin : plugins) {
+    if (!plugin.is_object() || !plugin.contains("withdrawn") || !plugin["withdrawn"].is_string()) continue;
+    out += (out.empty() ? "" : ", ") + plugin.value("name", "?") + ": " + plugin["withdrawn"].get<std::string>();
+  }
+  return out.empty() ? "-" : out;
+}
+
 void printAgent(const client::AgentInfo& agent) {
   Table facts({"FIELD", "VALUE"});
   facts.add({"id", agent.id});
@@ -67,6 +80,7 @@ void printAgent(const client::AgentInfo& agent) {
   facts.add({"version", agent.version});
   facts.add({"last heartbeat", formatDuration(static_cast<std::int64_t>(agent.secondsSinceHeartbeat * 1000)) + " ago"});
   facts.add({"plugins", agent.pluginsJson});
+  facts.add({"withdrawn plugins", withdrawnPlugins(agent.pluginsJson)});
   facts.add({"device health", agent.deviceHealthJson});
   facts.print(std::cout);
   std::cout << "\n";

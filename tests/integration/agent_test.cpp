@@ -295,6 +295,21 @@ TEST_F(AgentTest, AnAmountNoDoubleHoldsIsRefused) {
   EXPECT_NE(reply.body.find("18446744073709551616"), std::string::npos) << reply.body;
 }
 
+// An id names a directory under the state dir: "." and ".." would put a record at its root.
+TEST_F(AgentTest, SessionIdsThatAreNotNamesAreRefused) {
+  startAgent();
+  for (const char* id : {".", "..", "a.b"}) {
+    auto reply = create(id, {"true"}, {{slot("cpu"), 1}});
+    EXPECT_EQ(reply.status, 400) << id << ": " << reply.body;
+    EXPECT_NE(reply.body.find("session_id"), std::string::npos) << reply.body;
+  }
+  for (const fs::path& dir : {dir_ / "state", dir_ / "state" / "sessions"}) {
+    EXPECT_FALSE(fs::exists(dir / "record.json")) << dir;
+    EXPECT_FALSE(fs::exists(dir / "stdout.log")) << dir;
+  }
+  EXPECT_EQ(json::parse(client_->get("/v1/sessions").body)["sessions"].size(), 0u);
+}
+
 TEST_F(AgentTest, ExclusiveSlotsAreRefusedTogether) {
   startAgent("", "mock-2gpu-mig.toml");
   auto types = json::parse(client_->get("/v1/alloc-map").body);
@@ -357,6 +372,45 @@ TEST_F(AgentTest, ARestartKeepsAllocationsAndReportsWhatEndedMeanwhile) {
     client_->del(std::string("/v1/sessions/") + id);
     waitForEnd(id);
   }
+}
+
+// A device masked while a session holds it stays the session's across a restart, and so do
+// its other devices; the masked one leaves service when the session ends.
+TEST_F(AgentTest, AMaskedDeviceStaysWithItsSessionAcrossARestart) {
+  startAgent();
+  ASSERT_EQ(create("holder", {"sleep", "30"}, {{slot("cuda.device"), 2}}).status, 201);
+  const auto held = protocol::SessionInfo::fromJson(client_->get("/v1/sessions/holder").body)->allocation["cuda.device"];
+  ASSERT_EQ(held.size(), 2u);
+  const std::string masked = held.begin()->first, kept = held.rbegin()->first;
+  agent_->stop(SIGKILL);
+  agent_ = std::make_unique<AgentProcess>(dir_, manager_->url(), "device_mask = [\"" + masked + "\"]\n");
+  ASSERT_TRUE(agent_->start()) << agent_->log();
+  client_ = std::make_unique<HttpClient>(agent_->base(), agent_->token());
+
+  auto device = [&](const std::string& id) {
+    const json maps = json::parse(client_->get("/v1/alloc-map").body)["maps"];
+    for (const auto& m : maps) {
+      if (m["slot"] != "cuda.device") continue;
+      for (const auto& d : m["devices"]) {
+        if (d["id"] == id) return d;
+      }
+    }
+    return json();
+  };
+  EXPECT_EQ(device(kept)["allocated"], "1") << "its device still offered stays held";
+  EXPECT_EQ(device(masked)["allocated"], "1") << "the masked one stays allocated while it runs";
+  EXPECT_EQ(device(masked)["enabled"], false);
+  EXPECT_EQ(create("two", {"sleep", "30"}, {{slot("cuda.device"), 2}}).status, 201) << "3 offered, 1 held";
+  EXPECT_EQ(create("more", {"true"}, {{slot("cuda.device"), 1}}).status, 409);
+
+  client_->del("/v1/sessions/holder");
+  EXPECT_EQ(waitForEnd("holder").state, protocol::SessionState::Destroyed);
+  EXPECT_EQ(device(masked)["allocated"], "0");
+  EXPECT_TRUE(eventually([&] {
+    auto state = lastFullState();
+    return state && state->available.get("cuda.device") == Quantity(3);
+  })) << "the masked device left service";
+  EXPECT_EQ(create("last", {"sleep", "30"}, {{slot("cuda.device"), 1}}).status, 201);
 }
 
 TEST_F(AgentTest, StartUpErrorsAreClear) {
@@ -544,6 +598,12 @@ TEST_F(AgentTest, UnhealthyDevicesAreFencedUntilTheyRecover) {
     }
     return false;
   })) << "the manager hears of it";
+  EXPECT_TRUE(eventually([&] {
+    for (const auto& h : manager_->heartbeats()) {
+      if (h.state && h.state->available.get("cuda.device") == Quantity(3)) return true;
+    }
+    return false;
+  })) << "an unhealthy device is no capacity";
   ASSERT_TRUE(eventually([&] { return create("all4-later", {"true"}, {{slot("cuda.device"), 4}}).status == 201; }, 5s));
   EXPECT_NE(agent_->log().find("takes new sessions again"), std::string::npos) << agent_->log();
   waitForEnd("all4-later");

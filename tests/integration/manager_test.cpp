@@ -136,12 +136,16 @@ class ManagerTest : public ::testing::Test {
   }
 
   // Starts an agent reporting to the manager; waits for its RPC, not its registration.
-  AgentHandle& startAgent(const std::string& id, const std::string& mockConfig) {
+  // `agentKeys` go into its [agent] table, `mockKeys` into [plugins.mock].
+  AgentHandle& startAgent(const std::string& id, const std::string& mockConfig, const std::string& agentKeys = "",
+                          const std::string& mockKeys = "") {
     auto agent = std::make_unique<AgentHandle>();
     agent->id = id;
     agent->dir = dir_ / id;
     fs::create_directories(agent->dir);
-    std::ofstream(agent->dir / "agent.toml") << agentToml(id, managerUrl_, dir_ / "cluster-token", agent->dir, 0.2, mockConfig);
+    std::string toml = agentToml(id, managerUrl_, dir_ / "cluster-token", agent->dir, 0.2, mockConfig);
+    toml.insert(toml.find("[agent]\n") + 8, agentKeys);
+    std::ofstream(agent->dir / "agent.toml") << toml << mockKeys;
     agents_.push_back(std::move(agent));
     AgentHandle& handle = *agents_.back();
     EXPECT_TRUE(launchAgent(handle)) << handle.log();
@@ -623,6 +627,41 @@ TEST_F(ManagerTest, SessionsWaitForDevicesAndFreeThemWhenDone) {
     for (const auto& d : m["devices"]) EXPECT_EQ(d.value("allocated", ""), "0") << m["slot"] << " " << d["id"];
   }
   EXPECT_EQ(admin_->get("/v1/sessions?status=RUNNING").json.size(), 0u);
+}
+
+// A plugin whose health call hangs is withdrawn: the agent's admin view says so, its
+// devices leave the agent's capacity, and requests for them say why they cannot run.
+TEST_F(ManagerTest, AWithdrawnPluginIsShownAndRequestsForItsSlotsSayWhy) {
+  ASSERT_TRUE(startManager());
+  AgentHandle& hung = startAgent("agent-1", "mock-4xa100.toml", "plugin-call-timeout = 0.3\n",
+                                 "faults = { delay_ms = { health = 3000 } }\n");
+  ASSERT_TRUE(waitAgentStatus(hung.id, "ALIVE")) << hung.log();
+  auto withdrawn = [&] {
+    for (const auto& plugin : agentInfo("agent-1").value("plugins", json::array())) {
+      if (plugin.value("name", "") == "mock" && plugin.contains("withdrawn")) return plugin["withdrawn"].get<std::string>();
+    }
+    return std::string();
+  };
+  ASSERT_TRUE(eventually([&] { return !withdrawn().empty(); })) << agentInfo("agent-1").dump();
+  EXPECT_EQ(withdrawn(), "health did not return within 300 ms");
+  EXPECT_EQ(agentInfo("agent-1")["slots"]["cuda.device"].value("capacity", ""), "0") << agentInfo("agent-1").dump();
+  const std::string why = "plugin mock withdrawn on agent agent-1: health did not return within 300 ms";
+  auto refused = submit(*admin_, "needs-a-gpu", {"true"}, {{"cuda.device", 1}});
+  EXPECT_EQ(refused.status, 400) << refused.body;
+  EXPECT_NE(refused.body.find(why), std::string::npos) << refused.body;
+  const std::string cpuOnly = mustSubmit("cpu-only", {"true"}, {{"cpu", 1}});
+  EXPECT_EQ(waitFinal(cpuOnly).value("status", ""), "TERMINATED") << "the rest of the agent serves on";
+
+  // Another agent offers GPUs, all busy: a request waits, and says why agent-1 cannot help.
+  AgentHandle& busy = startAgent("agent-2", "mock-4xa100.toml");
+  ASSERT_TRUE(waitAgentStatus(busy.id, "ALIVE")) << busy.log();
+  const std::string holder = mustSubmit("holds-all", {"sleep", "60"}, {{"cuda.device", 4}});
+  ASSERT_TRUE(waitStatus(holder, "RUNNING")) << session(holder).dump();
+  const std::string waiting = mustSubmit("waits", {"true"}, {{"cuda.device", 1}});
+  ASSERT_TRUE(eventually([&] { return !session(waiting).value("status_reason", "").empty(); })) << session(waiting).dump();
+  EXPECT_NE(session(waiting).value("status_reason", "").find("cuda.device: " + why), std::string::npos)
+      << session(waiting).dump();
+  EXPECT_EQ(status(waiting), "PENDING");
 }
 
 TEST_F(ManagerTest, ALostAgentIsFreedAndCountedAgainWhenItReturns) {

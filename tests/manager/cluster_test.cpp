@@ -88,6 +88,23 @@ TEST(PlacementIndex, AZeroAmountNeedsNothingAndAVendorSlotIsJustASlot) {
   EXPECT_EQ(offer(agents, request({{"rocm.device", "1"}})), "none: no agent has rocm.device 1 free");
 }
 
+// A withdrawn plugin's slots: the index says which agents withdrew it and why, until
+// their next report no longer does or they leave the group.
+TEST(PlacementIndex, NamesThePluginsWithdrawnOnTheGroupsAgents) {
+  std::map<std::string, AgentView> agents;
+  agents["x"] = agent("x", {{"acme.npu", {"0", "0"}}, {"cpu", {"4", "0"}}});
+  agents["x"].withdrawnPlugins["acme"] = "plugin acme withdrawn on agent x: health did not return within 5000 ms";
+  agents["y"] = agent("y", {{"cpu", {"4", "0"}}});
+  PlacementIndex index;
+  for (auto& [id, view] : agents) index.update(view);
+  EXPECT_EQ(index.withdrawnPlugins(request({{"acme.npu", "1"}, {"cpu", "1"}})),
+            "acme.npu: plugin acme withdrawn on agent x: health did not return within 5000 ms");
+  EXPECT_EQ(index.withdrawnPlugins(request({{"cpu", "1"}})), "");
+  agents["x"].withdrawnPlugins.clear();
+  index.update(agents["x"]);
+  EXPECT_EQ(index.withdrawnPlugins(request({{"acme.npu", "1"}})), "");
+}
+
 // The cluster where a naive placement (remaining capacity only) fails on the agent.
 TEST(PlacementIndex, FractionalRequestsNeedTheLargestAllocatableNotJustTheRemainder) {
   std::map<std::string, AgentView> agents;

@@ -345,6 +345,7 @@ TEST_F(ManagerCoreTest, APlacedSessionRunsAndItsExitFreesTheReservationOnce) {
   startManager();
   report("a", nodeState(rpc.url(), {{"cpu", "4"}, {"cuda.device", "2"}}));
   const SessionRecord session = submit({{"cpu", "1"}, {"cuda.device", "2"}});
+  EXPECT_TRUE(protocol::isSessionId(session.id)) << session.id << ": the agent takes only such ids";
   ASSERT_TRUE(eventually([&] { return status(session.id) == SessionStatus::Running; }));
   EXPECT_EQ(rpc.created(), std::vector<std::string>{session.id});
   EXPECT_EQ(used("a", "cuda.device"), Quantity(2));

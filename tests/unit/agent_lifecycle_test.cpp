@@ -166,6 +166,28 @@ TEST_F(SessionLifecycleTest, ASessionsEndIsJournalledBeforeItsResourcesAreFreed)
   EXPECT_EQ(eventsNotified_, 3) << "the reporter hears of each event";
 }
 
+// A restart that no longer finds all a running session holds keeps the rest held, and the
+// session's end still releases its limits (its cgroups) and what it holds.
+TEST_F(SessionLifecycleTest, ARestartMissingPartOfASessionsDevicesKeepsTheRestUntilItEnds) {
+  buildNode({"good", "newer-minor"});
+  auto lifecycle = makeLifecycle();
+  const protocol::CreateSessionRequest both{"both", {"true"}, {}, {{SlotName::of("acme.device"), 1},
+                                                                    {SlotName::of("newer.device"), 1}}};
+  ASSERT_TRUE(lifecycle->create(both).ok());
+  lifecycle.reset();
+
+  std::filesystem::remove(pluginDir() / "newer-minor.so");
+  buildNode({"good"});  // the next agent process no longer offers newer.device
+  auto restarted = makeLifecycle();
+  restarted->recover();
+  EXPECT_EQ(used("acme.device"), Quantity(1)) << "the device still offered stays held while it runs";
+  EXPECT_FALSE(restarted->create(request("other", "acme.device")).ok());
+  EXPECT_NE(logText().find("slot 'newer.device' is no longer offered"), std::string::npos) << logText();
+  processes().exit("both", 0);
+  EXPECT_EQ(used("acme.device"), Quantity(0));
+  EXPECT_EQ(limits_.held.count("both"), 0u) << "its cgroups are released when it ends";
+}
+
 TEST_F(SessionLifecycleTest, ARecordThatCannotBeSavedIsLogged) {
   buildNode({"good"});
   auto lifecycle = makeLifecycle();

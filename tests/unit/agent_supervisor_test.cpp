@@ -59,6 +59,22 @@ TEST_F(PluginSupervisorTest, APluginWhoseCallHungIsWithdrawnAtTheNextPoll) {
   EXPECT_EQ(withdrawn().size(), 1u) << "withdrawn once";
 }
 
+// Withdrawn, its devices are no capacity in what the agent reports, and it says why.
+TEST_F(PluginSupervisorTest, AWithdrawnPluginsDevicesLeaveCapacity) {
+  start({"good", "hangs-on-prepare"}, 200ms);
+  supervisor_->pollHealth();
+  auto available = [&](const char* slot) { return ledger_->lock()->inventory.available().get(slot); };
+  EXPECT_EQ(available("slow.device"), Quantity(1));
+  ASSERT_FALSE(lifecycle_->create(request("s1", "slow.device")).ok());
+  supervisor_->pollHealth();
+  EXPECT_EQ(available("slow.device"), Quantity(0));
+  EXPECT_EQ(available("acme.device"), Quantity(1));
+  const AcceleratorPlugin* slow = ledger_->host().find("slow");
+  ASSERT_NE(slow, nullptr);
+  EXPECT_EQ(slow->withdrawalReason(), "prepare_session did not return within 200 ms");
+  EXPECT_TRUE(ledger_->lock()->isWithdrawn(slow));
+}
+
 TEST_F(PluginSupervisorTest, APluginNoLongerAllowedDrainsUntilItsLastSessionEnds) {
   start({"good", "newer-minor"});
   ASSERT_TRUE(lifecycle_->create(request("holder", "acme.device")).ok());

@@ -10,11 +10,13 @@ struct MapKind {
   bool fraction;
   AllocationStrategy strategy;
   bool guard;
+  const char* minFree = "0";  // fraction maps: AllocMapOptions::minFree
 };
 
 std::string describe(const ::testing::TestParamInfo<MapKind>& info) {
   return std::string(info.param.fraction ? "Fraction" : "Discrete") +
-         (info.param.strategy == AllocationStrategy::Fill ? "Fill" : "Evenly") + (info.param.guard ? "Guarded" : "");
+         (info.param.strategy == AllocationStrategy::Fill ? "Fill" : "Evenly") + (info.param.guard ? "Guarded" : "") +
+         (q(info.param.minFree).isZero() ? "" : "MinFree");
 }
 
 class RandomSequences : public ::testing::TestWithParam<MapKind> {
@@ -34,7 +36,8 @@ class RandomSequences : public ::testing::TestWithParam<MapKind> {
       specs.push_back({"dev" + std::to_string(i), Quantity::fromRaw(units * unit.raw()), static_cast<int>(uniform(-1, 2))});
     }
     if (kind.fraction) {
-      return std::move(FractionAllocMap::create(SlotName::of("x"), SlotType::Count, specs, {kind.strategy, unit, kind.guard}).value());
+      return std::move(FractionAllocMap::create(SlotName::of("x"), SlotType::Count, specs, {kind.strategy, unit, kind.guard, q(kind.minFree)})
+                           .value());
     }
     return std::move(DiscreteAllocMap::create(SlotName::of("x"), SlotType::Count, specs, {kind.strategy}).value());
   }
@@ -100,6 +103,17 @@ TEST_P(RandomSequences, KeepTheInvariants) {
           if (!amount.isZero() && amount <= largestCapacity) {
             ASSERT_EQ(grants->size(), 1u) << "the guard keeps " << amount.toString() << " whole";
           }
+          Quantity least = amount, most;
+          for (const DeviceGrant& g : *grants) {
+            least = std::min(least, g.amount);
+            most = std::max(most, g.amount);
+          }
+          ASSERT_LE(most - least, unit) << "the guard splits " << amount.toString() << " into near-equal shares";
+        }
+        if (GetParam().strategy == AllocationStrategy::Evenly) {
+          for (const DeviceGrant& g : *grants) {
+            ASSERT_GE(map->capacity(g.device) - before[g.device], q(GetParam().minFree)) << "min_free keeps it out";
+          }
         }
         live.push_back(std::move(*grants));
       } else {
@@ -124,7 +138,9 @@ INSTANTIATE_TEST_SUITE_P(Maps, RandomSequences,
                                            MapKind{true, AllocationStrategy::Fill, false},
                                            MapKind{true, AllocationStrategy::Evenly, false},
                                            MapKind{true, AllocationStrategy::Fill, true},
-                                           MapKind{true, AllocationStrategy::Evenly, true}),
+                                           MapKind{true, AllocationStrategy::Evenly, true},
+                                           MapKind{true, AllocationStrategy::Evenly, false, "0.3"},
+                                           MapKind{true, AllocationStrategy::Evenly, true, "0.3"}),
                          describe);
 
 // Multi-slot requests over a whole node: failures leave every map bit-identical.

@@ -154,6 +154,81 @@ TEST_P(Guard, AllowsSpanningForMoreThanOneDevice) {
   EXPECT_EQ(sum(allocateOk(*map, "1.5")), q("1.5"));
 }
 
+// Devices of capacity 1 with `free` left on each, the rest held.
+std::unique_ptr<FractionAllocMap> withFree(const std::vector<std::string>& free, AllocationStrategy strategy,
+                                           bool guard = true, std::string_view minFree = "0") {
+  auto map = FractionAllocMap::create(SlotName::of("x"), SlotType::Count,
+                                      devices(std::vector<std::string>(free.size(), "1")),
+                                      {strategy, q("0.01"), guard, q(minFree)});
+  EXPECT_TRUE(map.ok()) << map.error().message;
+  Grants held;
+  for (std::uint32_t i = 0; i < free.size(); ++i) {
+    if (q(free[i]) < Quantity(1)) held.push_back({i, Quantity(1) - q(free[i])});
+  }
+  EXPECT_TRUE((*map)->apply(held).ok());
+  return std::move(map).value();
+}
+
+// Backend.AI's anti-fragmentation guard: more than a device holds is split into
+// near-equal shares or refused, never granted as 0.5 + 0.3 + 1 + 1.
+TEST_P(Guard, RefusesASplitIntoUnequalShares) {
+  for (const auto& [free, amount] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"0.5", "0.5", "1", "1"}, "2.8"}, {{"0.8", "0.8", "0.8", "1"}, "3.3"}, {{"0.2", "1", "1"}, "2.1"}}) {
+    auto map = withFree(free, GetParam());
+    const std::vector<std::string> before = held(*map);
+    AllocationError e = allocateFails(*map, amount, Kind::FractionalResourceFragmented);
+    EXPECT_LT(e.allocatable, q(amount)) << amount;
+    EXPECT_EQ(held(*map), before);
+  }
+}
+
+TEST_P(Guard, SplitsIntoTheFewestNearEqualShares) {
+  auto quarters = withFree({"0.5", "0.5", "0.5", "0.5"}, GetParam());
+  Grants grants = allocateOk(*quarters, "1.5");
+  EXPECT_EQ(grants.size(), 3u);
+  for (const DeviceGrant& g : grants) EXPECT_EQ(g.amount, q("0.5"));
+
+  auto uneven = withFree({"0.75", "0.8"}, GetParam());
+  EXPECT_EQ(granted(*uneven, allocateOk(*uneven, "1.51")), (Texts{"0.75", "0.76"})) << "one quantum more on one";
+
+  auto halves = withFree({"0.5", "0.5", "1", "1"}, GetParam());
+  EXPECT_EQ(granted(*halves, allocateOk(*halves, "1.6")), (Texts{"0", "0", "0.8", "0.8"}));
+}
+
+TEST(FractionEvenly, GuardedSharesGoToTheTightestDevicesThatHoldThem) {
+  auto map = withFree({"1", "0.8", "0.4", "0.8"}, kEvenly);
+  EXPECT_EQ(granted(*map, allocateOk(*map, "1.51")), (Texts{"0", "0.75", "0", "0.76"}));
+}
+
+// Every amount up to largestAllocatable is granted, the next one is not.
+TEST_P(Guard, LargestAllocatableIsTheLargestNearEqualSplit) {
+  auto map = withFree({"0.5", "0.5", "1", "1"}, GetParam());
+  EXPECT_EQ(map->largestAllocatable(), q("2.02"));
+  allocateFails(*map, "2.03", Kind::FractionalResourceFragmented);
+  EXPECT_EQ(granted(*map, allocateOk(*map, "2.02")), (Texts{"0.5", "0.5", "0.51", "0.51"}));
+}
+
+// Backend.AI's min_memory: under evenly, a device with less free takes no part.
+TEST(FractionEvenly, MinFreeKeepsNearlyFullDevicesOut) {
+  auto map = withFree({"0.05", "1"}, kEvenly, false, "0.1");
+  EXPECT_EQ(map->largestAllocatable(), Quantity(1));
+  EXPECT_EQ(granted(*map, allocateOk(*map, "0.05")), (Texts{"0", "0.05"}));
+  allocateFails(*map, "1", Kind::InsufficientResource);
+
+  auto without = withFree({"0.05", "1"}, kEvenly, false);
+  EXPECT_EQ(granted(*without, allocateOk(*without, "0.05")), (Texts{"0.05", "0"})) << "the tightest fit";
+
+  auto filling = withFree({"0.05", "1"}, kFill, false, "0.1");
+  EXPECT_EQ(filling->largestAllocatable(), q("1.05")) << "fill ignores min_free";
+}
+
+TEST(FractionEvenly, MinFreeMustBeAnAmount) {
+  auto map = FractionAllocMap::create(SlotName::of("x"), SlotType::Count, devices({"1"}),
+                                      {kEvenly, q("0.01"), false, q("-0.1")});
+  ASSERT_FALSE(map.ok());
+  EXPECT_NE(map.error().message.find("min_free"), std::string::npos) << map.error().message;
+}
+
 }  // namespace
 }  // namespace bai::core::testing
 

@@ -75,7 +75,7 @@ TEST(AbiSchemas, AreCompiledInAndAcceptTheDocumentedShapes) {
   ok("slot_types", R"({"slots": [{"name": "cuda.device", "type": "count"}, {"name": "cuda.device:1g.18gb-mig", "type": "unique"}]})");
   ok("alloc_map_spec", R"({"exclusive": [["cuda.device", "cuda.shares"]],
                            "maps": [{"slot": "cuda.shares", "kind": "fraction", "strategy": "evenly", "quantum": "0.01",
-                                     "fragmentation_guard": true, "devices": [{"id": "0", "capacity": "1"}]}]})");
+                                     "fragmentation_guard": true, "min_free": "0.1", "devices": [{"id": "0", "capacity": "1"}]}]})");
   ok("session", R"({"session_id": "s1", "allocation": {"cuda.device": {"0": "1"}}})");
   ok("prepare_session", R"({"env": {"CUDA_VISIBLE_DEVICES": "GPU-1"}, "devices": ["/dev/nvidia0"],
                             "mounts": [{"source": "/usr/lib/x", "target": "/opt/x", "read_only": true}], "limits": {}})");

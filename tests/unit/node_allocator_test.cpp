@@ -168,6 +168,23 @@ TEST_F(Node, ReportsCapacityFreeAndLargest) {
   EXPECT_EQ(allocator.capacity().get("mem"), Quantity(2048));
 }
 
+// A disabled (unhealthy or masked) device is no capacity, except for what it still holds.
+TEST_F(Node, ADisabledDeviceCountsOnlyForWhatItHolds) {
+  build();
+  AllocMap& gpus = *allocator.map("cuda.device");
+  auto held = allocator.allocate(request({{"cuda.device", "2"}}));
+  ASSERT_TRUE(held.ok());
+  const std::uint32_t holding = held->front().grants.front().device;
+  std::uint32_t idle = 0;
+  while (gpus.allocated(idle) != Quantity()) ++idle;
+  gpus.setEnabled(idle, false);
+  gpus.setEnabled(holding, false);
+  EXPECT_EQ(allocator.capacity().get("cuda.device"), Quantity(3)) << "the idle one leaves, the held one stays";
+  EXPECT_EQ(allocator.capacity().get("cuda.device") - gpus.allocatedTotal(), gpus.freeTotal());
+  ASSERT_TRUE(allocator.free(*held).ok());
+  EXPECT_EQ(allocator.capacity().get("cuda.device"), Quantity(2)) << "it leaves service once its session ends";
+}
+
 TEST_F(Node, RefusesASecondMapForOneSlot) {
   build();
   auto duplicate = allocator.addMap(discrete({"1"}, AllocationStrategy::Fill, "cpu"));

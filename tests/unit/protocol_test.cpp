@@ -18,7 +18,8 @@ AgentState sampleState() {
   s.occupied = ResourceSlot{{SlotName::of("cpu"), 2}};
   s.largestAllocatable = ResourceSlot{{SlotName::of("cpu"), 6}, {SlotName::of("cuda.shares"), q("1.25")}};
   s.slotTypes = {{"cpu", SlotType::Count}, {"mem", SlotType::Bytes}, {"cuda.shares", SlotType::Count}};
-  s.plugins = {{"cpu", "26.11.0", "cpu", R"({"pus":2})"}};
+  s.plugins = {{"cpu", "26.11.0", "cpu", R"({"pus":2})"},
+               {"acme", "1.0", "acme", "{}", "health did not return within 5000 ms"}};
   s.deviceHealth = {{"cuda", "0", "unhealthy", "XID 79"}};
   s.sessions = {{"s1", SessionState::Running}};
   return s;
@@ -35,6 +36,8 @@ TEST(Protocol, HeartbeatRoundTrip) {
   EXPECT_EQ(back->state->largestAllocatable.get("cuda.shares"), q("1.25"));
   EXPECT_EQ(back->state->slotTypes.at("mem"), SlotType::Bytes);
   EXPECT_EQ(back->state->plugins.at(0).extraInfoJson, R"({"pus":2})");
+  EXPECT_FALSE(back->state->plugins.at(0).withdrawn.has_value());
+  EXPECT_EQ(back->state->plugins.at(1).withdrawn, "health did not return within 5000 ms");
   EXPECT_EQ(back->state->deviceHealth.at(0).reason, "XID 79");
   EXPECT_EQ(back->state->sessions.at(0).state, SessionState::Running);
   EXPECT_EQ(back->toJson(), h.toJson());
@@ -92,8 +95,12 @@ TEST(Protocol, RefusesBadDocumentsNamingTheField) {
             "events[].kind: unknown kind 'paused'");
   EXPECT_EQ(error(CreateSessionRequest::fromJson(R"({"protocol":1,"session_id":"s","command":[]})")),
             "create-session.command: empty");
-  EXPECT_EQ(error(CreateSessionRequest::fromJson(R"({"protocol":1,"session_id":"../x","command":["true"]})")),
-            "create-session.session_id: use 1 to 128 letters, digits, '-', '_' or '.'");
+  for (const char* id : {"../x", ".", "..", "a.b", ""}) {
+    EXPECT_EQ(error(CreateSessionRequest::fromJson(R"({"protocol":1,"session_id":")" + std::string(id) +
+                                                   R"(","command":["true"]})")),
+              "create-session.session_id: use 1 to 128 letters, digits, '-' or '_'")
+        << id;
+  }
   EXPECT_EQ(error(CreateSessionRequest::fromJson(R"({"protocol":1,"session_id":"s","command":["true"],"slots":{"cpu":"-1"}})")),
             "create-session.slots.cpu: negative amount -1");
   EXPECT_EQ(error(CreateSessionRequest::fromJson(R"({"protocol":1,"session_id":"s","command":["true"],"slots":{"cpu":"two"}})")),
