@@ -25,6 +25,8 @@ struct AgentView {
   // Placed here by this manager but not in the agent's last report: the agent's
   // largest-allocatable figures do not account for them yet.
   std::map<std::string, ResourceSlot> unseenPlacements;
+  // slot -> the smallest step the agent grants it in, per its last full report (not stored).
+  std::map<std::string, Quantity> quanta;
 
   bool alive() const { return record.status == AgentStatus::Alive; }
   Quantity capacity(const std::string& slot) const;
