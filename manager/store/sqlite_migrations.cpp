@@ -88,6 +88,11 @@ const std::vector<std::vector<const char*>> kMigrations = {
         // so the store checks the name on every write instead.
         "ALTER TABLE keypairs ADD COLUMN resource_policy TEXT NOT NULL DEFAULT ''",
     },
+    {
+        // What a session of the policy's keypairs gets of an intrinsic slot it names no
+        // amount of; '{}': the manager's scheduler.default-session-slots.
+        "ALTER TABLE resource_policies ADD COLUMN default_session_slots_json TEXT NOT NULL DEFAULT '{}'",
+    },
 };
 
 }  // namespace
