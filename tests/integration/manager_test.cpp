@@ -507,6 +507,8 @@ TEST_F(ManagerTest, BadSessionRequestsAreRefusedWithReasons) {
   check(submit(*admin_, "x", {"true"}, {{"tpu.device", 1}}), 400, "unknown-slot", "tpu.device");
   auto otherGroup = sessionBody("x", {"true"}, {{"cuda.device", 1}});
   otherGroup["scaling_group"] = "no-gpus-here";
+  check(admin_->post("/v1/sessions", otherGroup), 404, "unknown-scaling-group", "no-gpus-here");
+  ASSERT_EQ(admin_->post("/v1/scaling-groups", json{{"name", "no-gpus-here"}}).status, 201);
   check(admin_->post("/v1/sessions", otherGroup), 400, "slot-not-served", "cuda.device");
   check(admin_->post("/v1/sessions", std::string("{not json")), 400, "invalid-request", "JSON");
   check(submit(*admin_, "x", {}, json::object()), 400, "invalid-request", "command");
