@@ -681,6 +681,8 @@ void BM_EndToEnd(benchmark::State& state) {
   settings.db = "sqlite://" + (dir.path() / "manager.db").string();
   settings.heartbeatTimeout = std::chrono::hours(1);  // no heartbeats after registration
   settings.policyPath = {policyDir()};
+  settings.defaultSessionSlots = {};  // the mix asks for what it measures
+  settings.maxPendingPerKeypair = 0;  // one caller submits whole batches
   auto manager = orDie(Manager::start(settings, openFileStore(dir.path() / "manager.db", false), token,
                                       bai::stderrLogSink(bai::LogLevel::Warning)),
                        "Manager::start");

@@ -337,6 +337,7 @@ class Cluster {
                                         << "cluster-token-file = \"" << (dir / "cluster-token").string() << "\"\n"
                                         << "log-level = \"warning\"\n"
                                         << "[scheduler]\n"
+                                        << "max-pending-per-keypair = 0\n"  // queues of thousands are measured
                                         << "policy-path = [\"" << binaries_.policyDir << "\"]\n";
     managerPid_ = spawnDaemon({binaries_.manager, "--config", (dir / "manager.toml").string(), "--ready-file",
                                (dir / "manager.ready").string()},

@@ -142,12 +142,30 @@ json stateJson(const AgentState& s) {
   }
   json sessions = json::array();
   for (const auto& session : s.sessions) sessions.push_back({{"id", session.id}, {"state", sessionStateName(session.state)}});
+  json quanta = json::object();
+  for (const auto& [slot, quantum] : s.slotQuanta) quanta[slot] = quantum.toString();
   return {{"rpc_address", s.rpcAddress},       {"region", s.region},
+          {"slot_quanta", quanta},
           {"scaling_group", s.scalingGroup},   {"architecture", s.architecture},
           {"version", s.version},              {"available", slotsJson(s.available)},
           {"occupied", slotsJson(s.occupied)}, {"largest_allocatable", slotsJson(s.largestAllocatable)},
           {"slot_types", slotTypes},           {"plugins", plugins},
           {"device_health", health},           {"sessions", sessions}};
+}
+
+// slot_quanta: {slot: "0.01"}, each a positive finite decimal (optional: older agents send none).
+void readQuanta(const json& quanta, Reader& r, AgentState& s) {
+  for (const auto& [slot, quantum] : quanta.items()) {
+    auto parsed = quantum.is_string() ? Quantity::parse(quantum.get<std::string>())
+                                      : Result<Quantity>(fail(ErrorCode::InvalidArgument, "expected a decimal string"));
+    if (!SlotName::parse(slot)) {
+      r.note("heartbeat.state.slot_quanta: invalid slot name '" + slot + "'");
+    } else if (!parsed || parsed->isNegative() || parsed->isZero() || parsed->isInfinite()) {
+      r.note("heartbeat.state.slot_quanta." + slot + ": expected a positive decimal string");
+    } else {
+      s.slotQuanta[slot] = *parsed;
+    }
+  }
 }
 
 Result<AgentState> readState(const json& object) {
@@ -171,6 +189,7 @@ Result<AgentState> readState(const json& object) {
       else s.slotTypes[slot] = *parsed;
     }
   }
+  if (const json* quanta = r.object("slot_quanta", false)) readQuanta(*quanta, r, s);
   if (const json* plugins = r.array("plugins")) {
     for (const auto& p : *plugins) {
       if (!p.is_object()) return fail(ErrorCode::InvalidArgument, "heartbeat.state.plugins: expected objects");

@@ -63,6 +63,32 @@ Result<Quantity> readLimit(const std::string& slot, const Json& value, const Slo
   return parsed->get(slot);
 }
 
+// One amount of default_session_slots: an intrinsic slot the cluster knows, read like a
+// session's request of it (a default is a request made for the user).
+Result<Quantity> readDefaultAmount(const std::string& slot, const Json& value, const SlotTypeTable& types) {
+  const std::string field = "default_session_slots." + slot;
+  if (slot.find('.') != std::string::npos) {
+    return invalid(field + ": only intrinsic slots (no namespace, such as cpu and mem) take a default");
+  }
+  if (!value.is_string() && !value.is_number()) return invalid(field + " must be a number or a string such as \"1g\"");
+  const std::string text = value.is_string() ? value.get<std::string>() : value.dump();
+  if (types.find(slot) == nullptr) return invalid(field + ": no agent of this cluster has ever offered this slot");
+  auto parsed = ResourceSlot::parseUserInput({{slot, text}}, types);
+  if (!parsed) return invalid("default_session_slots: " + parsed.error().message);
+  return parsed->get(slot);
+}
+
+Result<ResourceSlot> readDefaults(const Json& value, const SlotTypeTable& types) {
+  if (!value.is_object()) return invalid("default_session_slots must be an object {slot: amount}");
+  ResourceSlot defaults;
+  for (const auto& [slot, amount] : value.items()) {
+    auto parsed = readDefaultAmount(slot, amount, types);
+    if (!parsed) return Failure{parsed.error()};
+    defaults.set(SlotName::of(slot), *parsed);
+  }
+  return defaults;
+}
+
 }  // namespace
 
 bool isValidRecordName(std::string_view name) {
@@ -88,6 +114,10 @@ Result<ResourcePolicyRecord> resourcePolicyFromJson(const Json& doc, const SlotT
         if (!limit) return Failure{limit.error()};
         policy.totalResourceSlots.set(SlotName::of(slot), *limit);
       }
+    } else if (key == "default_session_slots") {
+      auto defaults = readDefaults(value, types);
+      if (!defaults) return Failure{defaults.error()};
+      policy.defaultSessionSlots = std::move(*defaults);
     } else if (key == "default_for_unspecified") {
       if (value != "LIMITED" && value != "UNLIMITED") {
         return invalid("default_for_unspecified must be \"LIMITED\" or \"UNLIMITED\"");
@@ -100,8 +130,8 @@ Result<ResourcePolicyRecord> resourcePolicyFromJson(const Json& doc, const SlotT
       field = static_cast<int>(*count);
     } else {
       return invalid("unknown field '" + key +
-                     "' (name, total_resource_slots, default_for_unspecified, max_concurrent_sessions, "
-                     "max_pending_session_count)");
+                     "' (name, total_resource_slots, default_session_slots, default_for_unspecified, "
+                     "max_concurrent_sessions, max_pending_session_count)");
     }
   }
   if (policy.name.empty()) return invalid("name is required");
@@ -111,8 +141,11 @@ Result<ResourcePolicyRecord> resourcePolicyFromJson(const Json& doc, const SlotT
 Json resourcePolicyToJson(const ResourcePolicyRecord& policy) {
   Json slots = Json::object();
   for (const auto& [slot, amount] : policy.totalResourceSlots) slots[slot.str()] = amount.toString();
+  Json defaults = Json::object();
+  for (const auto& [slot, amount] : policy.defaultSessionSlots) defaults[slot.str()] = amount.toString();
   return {{"name", policy.name},
           {"total_resource_slots", slots},
+          {"default_session_slots", defaults},
           {"default_for_unspecified", policy.defaultUnlimited ? "UNLIMITED" : "LIMITED"},
           {"max_concurrent_sessions", policy.maxConcurrentSessions},
           {"max_pending_session_count", policy.maxPendingSessions},

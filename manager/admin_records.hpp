@@ -18,10 +18,11 @@ namespace bai::manager {
 // Names of scaling groups and resource policies: `[a-z0-9][a-z0-9-]{0,63}`.
 bool isValidRecordName(std::string_view name);
 
-// {"name", "total_resource_slots": {slot: amount}, "default_for_unspecified": "LIMITED" |
-// "UNLIMITED", "max_concurrent_sessions", "max_pending_session_count"}. Amounts are read
-// like a session's request ("4g" for a bytes slot) from slots in `types`; "Infinity" is
-// no limit. created_at_ms is the manager's to set and refused here.
+// {"name", "total_resource_slots": {slot: amount}, "default_session_slots": {slot: amount},
+// "default_for_unspecified": "LIMITED" | "UNLIMITED", "max_concurrent_sessions",
+// "max_pending_session_count"}. Amounts are read like a session's request ("4g" for a
+// bytes slot) from slots in `types`; "Infinity" is no limit; defaults are for intrinsic
+// slots only. created_at_ms is the manager's to set and refused here.
 Result<ResourcePolicyRecord> resourcePolicyFromJson(const nlohmann::json& doc, const SlotTypeTable& types);
 nlohmann::json resourcePolicyToJson(const ResourcePolicyRecord& policy);  // with created_at_ms
 

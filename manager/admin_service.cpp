@@ -2,6 +2,7 @@
 
 #include "admin_records.hpp"
 #include "auth/keypair_generator.hpp"
+#include "group_scheduler.hpp"
 
 namespace bai::manager {
 namespace {
@@ -40,7 +41,7 @@ Outcome<Record> edited(const RecordEdit<Record>& edit, const Record& stored, con
 
 }  // namespace
 
-AdminService::AdminService(Ledger& ledger) : ledger_(ledger) {}
+AdminService::AdminService(Ledger& ledger, const PolicyCatalog& policies) : ledger_(ledger), policies_(policies) {}
 
 Outcome<KeypairRecord> AdminService::createKeypair(bool admin, const std::string& resourcePolicy) {
   const Keypair generated = generateKeypair();
@@ -123,12 +124,24 @@ Outcome<Record> storeRecord(Ledger& ledger, const Ledger::Guard& guard, Record r
   return record;
 }
 
+// What a created or patched record must pass besides its own fields; none by default.
 template <class Record>
-Outcome<Record> createRecord(Ledger& ledger, const RecordEdit<Record>& make) {
+using RecordCheck = std::function<Result<void>(const Record&)>;
+
+template <class Record>
+Outcome<void> passes(const RecordCheck<Record>& check, const Record& record) {
+  if (!check) return {};
+  if (auto valid = check(record); !valid) return refuse(ErrorKind::InvalidRequest, valid.error().message);
+  return {};
+}
+
+template <class Record>
+Outcome<Record> createRecord(Ledger& ledger, const RecordEdit<Record>& make, const RecordCheck<Record>& check = {}) {
   const Ledger::Guard guard = ledger.lock();
   ClusterState& state = ledger.state(guard);
   auto record = edited(make, Record{}, state.registry.table());
   if (!record) return record;
+  if (auto valid = passes(check, *record); !valid) return Failure{valid.error()};
   if (RecordKind<Record>::records(state).count(record->name) != 0) {
     return refuse(RecordKind<Record>::exists,
                   std::string(RecordKind<Record>::label) + " '" + record->name + "' exists; PATCH it to change it");
@@ -137,7 +150,8 @@ Outcome<Record> createRecord(Ledger& ledger, const RecordEdit<Record>& make) {
 }
 
 template <class Record>
-Outcome<Record> patchRecord(Ledger& ledger, const std::string& name, const RecordEdit<Record>& edit) {
+Outcome<Record> patchRecord(Ledger& ledger, const std::string& name, const RecordEdit<Record>& edit,
+                            const RecordCheck<Record>& check = {}) {
   const Ledger::Guard guard = ledger.lock();
   ClusterState& state = ledger.state(guard);
   auto& records = RecordKind<Record>::records(state);
@@ -147,6 +161,7 @@ Outcome<Record> patchRecord(Ledger& ledger, const std::string& name, const Recor
   }
   auto record = edited(edit, stored->second, state.registry.table());
   if (!record) return record;
+  if (auto valid = passes(check, *record); !valid) return Failure{valid.error()};
   return storeRecord(ledger, guard, std::move(*record));
 }
 
@@ -172,11 +187,12 @@ std::optional<Record> findRecord(const Ledger& ledger, const std::string& name) 
 }  // namespace
 
 Outcome<ScalingGroupRecord> AdminService::createScalingGroup(const RecordEdit<ScalingGroupRecord>& make) {
-  return createRecord(ledger_, make);
+  return createRecord<ScalingGroupRecord>(ledger_, make, [this](const auto& group) { return checkPolicies(group, policies_); });
 }
 
 Outcome<ScalingGroupRecord> AdminService::patchScalingGroup(const std::string& name, const RecordEdit<ScalingGroupRecord>& edit) {
-  return patchRecord(ledger_, name, edit);
+  return patchRecord<ScalingGroupRecord>(ledger_, name, edit,
+                                         [this](const auto& group) { return checkPolicies(group, policies_); });
 }
 
 Outcome<ScalingGroupRecord> AdminService::upsertScalingGroup(ScalingGroupRecord group) { return upsertRecord(ledger_, std::move(group)); }

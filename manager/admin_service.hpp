@@ -7,6 +7,7 @@
 
 #include "domain_error.hpp"
 #include "ledger.hpp"
+#include "policy/policy_host.hpp"
 
 #include <functional>
 #include <optional>
@@ -24,7 +25,8 @@ class AdminService {
  public:
   using Guard = Ledger::Guard;
 
-  explicit AdminService(Ledger& ledger);
+  // `policies` (must outlive the service) are what a scaling group may name.
+  AdminService(Ledger& ledger, const PolicyCatalog& policies);
 
   // UnknownResourcePolicy when `resourcePolicy` (empty: none) is not defined.
   Outcome<KeypairRecord> createKeypair(bool admin, const std::string& resourcePolicy = "");
@@ -32,8 +34,9 @@ class AdminService {
   std::vector<KeypairRecord> keypairs() const;
   std::optional<KeypairRecord> keypair(const std::string& accessKey) const;
 
-  // Create refuses a name in use; patch applies `edit` to the stored record; upsert
-  // stores a checked record as it is. The creation time is always the first one's.
+  // Create refuses a name in use; patch applies `edit` to the stored record; both refuse
+  // a sequencer or selector that is not installed or refuses its options. Upsert stores
+  // a record as it is. The creation time is always the first one's.
   Outcome<ScalingGroupRecord> createScalingGroup(const RecordEdit<ScalingGroupRecord>& make);
   Outcome<ScalingGroupRecord> patchScalingGroup(const std::string& name, const RecordEdit<ScalingGroupRecord>& edit);
   Outcome<ScalingGroupRecord> upsertScalingGroup(ScalingGroupRecord group);
@@ -48,6 +51,7 @@ class AdminService {
 
  private:
   Ledger& ledger_;
+  const PolicyCatalog& policies_;
 };
 
 }  // namespace bai::manager

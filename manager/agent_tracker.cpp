@@ -242,6 +242,7 @@ Outcome<protocol::HeartbeatReply> AgentTracker::applyFullReport(const Guard& gua
     if (auto current = agent.record.slots.find(slot); current != agent.record.slots.end()) figures.used = current->second.used;
   }
   agent.record = std::move(record);
+  agent.quanta = state.slotQuanta;
   if (saveNow) agent.rowUnsaved = false;
   cluster.dirtyAgents.insert(agentId);
   agent.lastSeen = std::chrono::steady_clock::now();

@@ -28,6 +28,8 @@ struct AgentView {
   // Plugins withdrawn on the agent (a call into them hung), per its last full report:
   // plugin key -> "plugin <name> withdrawn on agent <id>: <why>", for pending reasons.
   std::map<std::string, std::string> withdrawnPlugins;
+  // slot -> the smallest step the agent grants it in, per its last full report (not stored).
+  std::map<std::string, Quantity> quanta;
 
   bool alive() const { return record.status == AgentStatus::Alive; }
   Quantity capacity(const std::string& slot) const;

@@ -45,4 +45,14 @@ void configureGroup(GroupScheduler& group, const ScalingGroupRecord& record, con
   if (newPriority) group.index = PlacementIndex(record.slotPriority, &slots);  // refilled by the caller
 }
 
+Result<void> checkPolicies(const ScalingGroupRecord& record, const PolicyCatalog& catalog) {
+  if (auto sequencer = catalog.makeSequencer(record.sequencer, optionsFor(record.optionsJson, "sequencer")); !sequencer) {
+    return fail(ErrorCode::InvalidArgument, "sequencer: " + sequencer.error().message);
+  }
+  if (auto selector = catalog.makeSelector(record.selector, optionsFor(record.optionsJson, "selector")); !selector) {
+    return fail(ErrorCode::InvalidArgument, "selector: " + selector.error().message);
+  }
+  return {};
+}
+
 }  // namespace bai::manager

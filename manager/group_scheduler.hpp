@@ -33,4 +33,8 @@ struct GroupScheduler {
 void configureGroup(GroupScheduler& group, const ScalingGroupRecord& record, const PolicyCatalog& catalog,
                     const SlotRegistry& slots);
 
+// Whether `catalog` has the sequencer and the selector `record` names and each takes
+// its options; the error names the policy and what is installed.
+Result<void> checkPolicies(const ScalingGroupRecord& record, const PolicyCatalog& catalog);
+
 }  // namespace bai::manager

@@ -35,6 +35,9 @@ struct Tunables {
   std::chrono::milliseconds schedulerPeriod{1000};
   std::size_t candidateWindow = 32;
   std::chrono::milliseconds maxWait{600000};
+  // Amounts of intrinsic slots for requests that name none ({"cpu", "1"}), as typed.
+  std::vector<std::pair<std::string, std::string>> defaultSessionSlots = {{"cpu", "1"}, {"mem", "1g"}};
+  int maxPendingPerKeypair = 100;  // for keypairs whose policy sets none; 0: no limit
 };
 
 struct ClusterState {

@@ -8,7 +8,8 @@ namespace bai::manager {
 namespace {
 
 Tunables tunablesOf(const ManagerSettings& settings) {
-  return Tunables{settings.heartbeatTimeout, settings.schedulerPeriod, settings.candidateWindow, settings.maxWait};
+  return Tunables{settings.heartbeatTimeout, settings.schedulerPeriod,      settings.candidateWindow,
+                  settings.maxWait,          settings.defaultSessionSlots, settings.maxPendingPerKeypair};
 }
 
 ScalingGroupRecord defaultPolicies(const ManagerSettings& settings) {
@@ -49,7 +50,7 @@ Manager::Manager(const ManagerSettings& settings, std::unique_ptr<Store> store, 
       round_(ledger_, lifecycle_, *policies_, defaultPolicies(settings), metrics_, log_),
       scheduler_(ledger_, tracker_, lifecycle_, round_),
       sessions_(ledger_, lifecycle_, dispatcher_, waiters_),
-      admin_(ledger_) {
+      admin_(ledger_, *policies_) {
   ledger_.onSessionEnded([this](const SessionRecord& session) { waiters_.finished(session); });
 }
 
@@ -64,12 +65,27 @@ Result<std::unique_ptr<Manager>> Manager::start(ManagerSettings settings, std::u
   std::unique_ptr<Manager> manager(new Manager(settings, std::move(store), std::move(clusterToken), std::move(sink),
                                                std::move(threshold), std::make_unique<PolicyCatalog>(std::move(*catalog))));
   if (auto loaded = manager->ledger_.load(); !loaded) return Failure{loaded.error()};
+  if (auto created = manager->createDefaultGroup(settings); !created) return Failure{created.error()};
   manager->resumeInterruptedCalls();
   manager->dispatcher_.start();
   manager->waiters_.start();
   manager->tracker_.start();
   manager->scheduler_.start();
   return manager;
+}
+
+// Sessions and agents name "default" unless told otherwise: it is a record like any
+// other group (listed, shown, changed), made at the first start with the configured
+// policies.
+Result<void> Manager::createDefaultGroup(const ManagerSettings& settings) {
+  if (admin_.scalingGroup(kDefaultScalingGroup)) return {};
+  ScalingGroupRecord group = defaultPolicies(settings);
+  group.name = kDefaultScalingGroup;
+  group.description = "created at the first start";
+  auto stored = admin_.upsertScalingGroup(group);
+  if (!stored) return fail(ErrorCode::Internal, "creating scaling group 'default': " + stored.error().detail);
+  log(LogLevel::Info, "scaling group 'default' created: " + group.sequencer + " / " + group.selector);
+  return {};
 }
 
 // Placements in flight when the last run stopped are retried with the same id (the
@@ -171,7 +187,8 @@ ClusterFigures Manager::figures() const {
 
 const std::vector<std::string>& managerReloadableKeys() {
   static const std::vector<std::string> keys = {"manager.log-level", "manager.max-wait", "agents.heartbeat-timeout",
-                                                "scheduler.period", "scheduler.candidate-window"};
+                                                "scheduler.period", "scheduler.candidate-window",
+                                                "scheduler.default-session-slots", "scheduler.max-pending-per-keypair"};
   return keys;
 }
 

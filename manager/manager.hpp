@@ -42,6 +42,9 @@ struct ClusterFigures {
 
 using config::ReloadReport;
 
+// The group of sessions and agents that name none.
+inline constexpr const char* kDefaultScalingGroup = "default";
+
 // The keys a running manager applies on SIGHUP; a change of any other key is logged as
 // needing a restart.
 const std::vector<std::string>& managerReloadableKeys();
@@ -86,7 +89,8 @@ class Manager {
   Metrics& metrics() { return metrics_; }
 
   // SIGHUP: applies manager.log-level, manager.max-wait, agents.heartbeat-timeout,
-  // scheduler.period and scheduler.candidate-window now, and logs every other changed key
+  // scheduler.period, scheduler.candidate-window, scheduler.default-session-slots and
+  // scheduler.max-pending-per-keypair now, and logs every other changed key
   // as needing a restart. `next` must resolve (managerSettings); if not, nothing changes.
   Result<ReloadReport> reload(const config::Config& running, const config::Config& next);
   // The manager's sink, at its current level: for the front end's own lines.
@@ -99,6 +103,7 @@ class Manager {
  private:
   Manager(const ManagerSettings& settings, std::unique_ptr<Store> store, std::string clusterToken, LogSink log,
           std::shared_ptr<LogThreshold> threshold, std::unique_ptr<PolicyCatalog> policies);
+  Result<void> createDefaultGroup(const ManagerSettings& settings);
   void resumeInterruptedCalls();
   void log(LogLevel level, const std::string& message) const;
 

@@ -1,5 +1,7 @@
 #include "manager_config.hpp"
 
+#include <bai/slots.hpp>
+
 #include <filesystem>
 
 #ifndef BAI_POLICY_DIR
@@ -38,6 +40,11 @@ const config::Schema& managerConfigSchema() {
        "agents that fit offered to a selector per decision, taken from the free-capacity index"},
       {"scheduler.period", KeyType::Seconds, "1", "placement runs on every event and at least this often"},
       {"scheduler.dispatch-threads", KeyType::Integer, "4", "threads calling agents to start and stop sessions"},
+      {"scheduler.default-session-slots", KeyType::StringList, "[\"cpu=1\", \"mem=1g\"]",
+       "what a session gets of each intrinsic slot (no namespace) it names no amount of, unless its keypair's "
+       "policy sets default_session_slots; counted against quotas and enforced by the agent"},
+      {"scheduler.max-pending-per-keypair", KeyType::Integer, "100",
+       "pending sessions a keypair may have when its resource policy sets no max_pending_session_count; 0: no limit"},
   });
   return schema;
 }
@@ -55,6 +62,22 @@ std::string absoluteStoreUrl(const std::string& url) {
   if (url.rfind(prefix, 0) != 0 || url.rfind("sqlite:///", 0) == 0) return url;
   std::error_code ec;
   return "sqlite://" + std::filesystem::absolute(url.substr(prefix.size()), ec).string();
+}
+
+// "cpu=1" -> {"cpu", "1"}: an intrinsic slot (no namespace) and an amount that reads as
+// a decimal or a binary size; its slot's type decides which when a request takes it.
+Result<std::pair<std::string, std::string>> defaultSlot(const std::string& entry) {
+  const std::string key = "scheduler.default-session-slots";
+  const auto equals = entry.find('=');
+  if (equals == std::string::npos) return fail(ErrorCode::InvalidArgument, key + ": '" + entry + "' is not slot=amount");
+  std::string slot = entry.substr(0, equals), amount = entry.substr(equals + 1);
+  if (!SlotName::parse(slot) || slot.find('.') != std::string::npos) {
+    return fail(ErrorCode::InvalidArgument, key + ": '" + slot + "' is not an intrinsic slot (a name with no namespace)");
+  }
+  auto asNumber = Quantity::parse(amount);
+  const bool valid = (asNumber && !asNumber->isNegative() && asNumber->isFinite()) || BinarySize::parse(amount).ok();
+  if (!valid) return fail(ErrorCode::InvalidArgument, key + ": '" + amount + "' is not an amount of " + slot);
+  return std::pair{std::move(slot), std::move(amount)};
 }
 
 }  // namespace
@@ -107,6 +130,17 @@ Result<ManagerSettings> managerSettings(const config::Config& c) {
   if (s.dispatchThreads < 1 || s.dispatchThreads > 64) {
     return fail(ErrorCode::InvalidArgument, "scheduler.dispatch-threads must be 1 to 64");
   }
+  s.defaultSessionSlots.clear();
+  for (const auto& entry : c.stringList("scheduler.default-session-slots")) {
+    auto slot = defaultSlot(entry);
+    if (!slot) return Failure{slot.error()};
+    s.defaultSessionSlots.push_back(std::move(*slot));
+  }
+  const std::int64_t maxPending = c.integer("scheduler.max-pending-per-keypair");
+  if (maxPending < 0 || maxPending > 1000000) {
+    return fail(ErrorCode::InvalidArgument, "scheduler.max-pending-per-keypair must be 0 to 1000000");
+  }
+  s.maxPendingPerKeypair = static_cast<int>(maxPending);
   return s;
 }
 

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace bai::manager {
@@ -36,6 +37,9 @@ struct ManagerSettings {
   std::chrono::milliseconds schedulerPeriod{1000};
   int dispatchThreads = 4;
   std::chrono::seconds maxWait{600};  // cap of GET /v1/sessions/{id}?wait=
+  // What a request gets of each intrinsic slot it names no amount of: {"cpu", "1"}.
+  std::vector<std::pair<std::string, std::string>> defaultSessionSlots = {{"cpu", "1"}, {"mem", "1g"}};
+  int maxPendingPerKeypair = 100;  // pending sessions per keypair whose policy sets none; 0: no limit
 };
 
 Result<ManagerSettings> managerSettings(const config::Config& config);

@@ -155,6 +155,25 @@ bool PlacementIndex::couldEverFit(const SessionRecord& session) const {
   return true;
 }
 
+std::set<std::string> PlacementIndex::shortSlots(const SessionRecord& session) const {
+  // Agents by remaining, most first: only those with room are looked at.
+  auto freeSomewhere = [this](const std::string& slot, Quantity amount) {
+    auto keys = bySlot_.find(slot);
+    if (keys == bySlot_.end()) return false;
+    for (auto it = keys->second.rbegin(); it != keys->second.rend() && it->first >= amount; ++it) {
+      if (agents_.at(it->second)->largestAllocatable(slot) >= amount) return true;
+    }
+    return false;
+  };
+  std::set<std::string> shortOf, asked;
+  for (const auto& [slot, amount] : session.requested) {
+    if (amount.isZero()) continue;
+    asked.insert(slot.str());
+    if (!freeSomewhere(slot.str(), amount)) shortOf.insert(slot.str());
+  }
+  return shortOf.empty() ? asked : shortOf;
+}
+
 void PlacementIndex::describe(const std::vector<const AgentView*>& agents,
                               const std::map<std::string, std::uint32_t>& sharedDevices, CandidateWindow& w) const {
   const std::size_t slots = slotOrder_.size();

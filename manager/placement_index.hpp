@@ -57,6 +57,10 @@ class PlacementIndex {
   // Whether some agent of the group could hold `session` on each slot if it were empty:
   // a session that never could must not hold back the queue.
   bool couldEverFit(const SessionRecord& session) const;
+  // The slots `session` waits for: those it asks for that no agent of the group has free
+  // enough of now (remaining and largest-allocatable); every slot it asks for when each
+  // is free somewhere, but on no one agent together.
+  std::set<std::string> shortSlots(const SessionRecord& session) const;
 
   // Fills `window` with the view of `agents` for a selector.
   void describe(const std::vector<const AgentView*>& agents, const std::map<std::string, std::uint32_t>& sharedDevices,

@@ -3,6 +3,15 @@
 #include <algorithm>
 
 namespace bai::manager {
+namespace {
+
+std::string joined(const std::set<std::string>& slots) {
+  std::string out;
+  for (const auto& slot : slots) out += (out.empty() ? "" : ", ") + slot;
+  return out;
+}
+
+}  // namespace
 
 PlacementRound::PlacementRound(Ledger& ledger, SessionLifecycle& lifecycle, const PolicyCatalog& policies,
                                ScalingGroupRecord defaults, Metrics& metrics, LogSink log)
@@ -106,8 +115,9 @@ std::vector<std::string> PlacementRound::sequence(const ClusterState& state, Gro
 
 void PlacementRound::placeOne(const Guard& guard, GroupScheduler& group, const SessionRecord& session, Usage& round) {
   ClusterState& state = ledger_.state(guard);
-  if (!round.blockedBy[group.config.name].empty()) {
-    state.pendingReasons[session.id] = "waiting behind session " + round.blockedBy[group.config.name] + " (head of line)";
+  if (const auto* blocker = round.blocker(group.config.name, session)) {
+    state.pendingReasons[session.id] = "waiting behind session " + blocker->first + " (head of line, for " +
+                                       joined(blocker->second) + ")";
     return;
   }
   if (const ResourcePolicyRecord* policy = state.policyOfOwner(session.owner)) {
@@ -133,8 +143,9 @@ void PlacementRound::placeOne(const Guard& guard, GroupScheduler& group, const S
       reason += "; refused by " + refused->second.begin()->first + ": " + refused->second.begin()->second;
     }
     if (hasPriority(group, session)) {
-      round.blockedBy[group.config.name] = session.id;
-      reason += "; it now has priority over the sessions behind it";
+      auto waitsFor = group.index.shortSlots(session);
+      reason += "; it now has priority over the sessions behind it that need " + joined(waitsFor);
+      round.blockedBy[group.config.name].emplace_back(session.id, std::move(waitsFor));
     }
     state.pendingReasons[session.id] = reason;
     return;
@@ -184,6 +195,18 @@ bool PlacementRound::hasPriority(GroupScheduler& group, const SessionRecord& ses
   const int passes = group.passedBy.try_emplace(session.id, 0).first->second;
   const bool waitedLong = nowMillis() - session.createdAtMillis >= group.config.holMaxWaitMillis;
   return (passes >= group.config.holMaxPasses || waitedLong) && group.index.couldEverFit(session);
+}
+
+const std::pair<std::string, std::set<std::string>>* PlacementRound::Usage::blocker(const std::string& group,
+                                                                                   const SessionRecord& session) const {
+  auto heads = blockedBy.find(group);
+  if (heads == blockedBy.end()) return nullptr;
+  for (const auto& head : heads->second) {
+    for (const auto& slot : head.second) {
+      if (!session.requested.get(slot).isZero()) return &head;
+    }
+  }
+  return nullptr;
 }
 
 PlacementRound::Usage PlacementRound::usage(const ClusterState& state) const {

@@ -15,6 +15,7 @@
 #include "session_lifecycle.hpp"
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -38,9 +39,13 @@ class PlacementRound {
     std::map<std::string, OwnerUsage> byOwner;
     std::map<std::string, std::map<std::string, ResourceSlot>> heldInGroup;  // group -> owner -> held
     std::map<std::string, std::uint32_t> sharedDevices;  // agent -> sessions there on fraction slots
-    std::map<std::string, std::string> blockedBy;        // group -> the session at the head of its line
+    // group -> sessions at the head of its line, each with the slots it waits for
+    std::map<std::string, std::vector<std::pair<std::string, std::set<std::string>>>> blockedBy;
 
     void hold(const SessionRecord& session, const SlotRegistry& registry);
+    // The head-of-line session of `group` that `session` must wait behind: one waiting
+    // for a slot `session` asks for; nullptr when none is.
+    const std::pair<std::string, std::set<std::string>>* blocker(const std::string& group, const SessionRecord& session) const;
   };
 
   Usage usage(const ClusterState& state) const;

@@ -47,4 +47,14 @@ std::optional<std::string> pendingShortfall(const ResourcePolicyRecord& policy, 
   return std::nullopt;
 }
 
+std::optional<std::string> pendingShortfall(const ResourcePolicyRecord* policy, int defaultMax, const OwnerUsage& usage) {
+  if (policy != nullptr && policy->maxPendingSessions > 0) return pendingShortfall(*policy, usage);
+  if (defaultMax > 0 && usage.pending >= defaultMax) {
+    return "a keypair may have " + std::to_string(defaultMax) +
+           " pending sessions (scheduler.max-pending-per-keypair; a resource policy may set another limit); " +
+           std::to_string(usage.pending) + " pending";
+  }
+  return std::nullopt;
+}
+
 }  // namespace bai::manager

@@ -28,5 +28,8 @@ std::optional<std::string> quotaShortfall(const ResourcePolicyRecord& policy, co
 
 // Why one more session may not be enqueued under `policy`'s max pending; nullopt when it may.
 std::optional<std::string> pendingShortfall(const ResourcePolicyRecord& policy, const OwnerUsage& usage);
+// The same with the manager's `defaultMax` (scheduler.max-pending-per-keypair; 0: none)
+// for an owner whose policy (may be null) sets no max pending.
+std::optional<std::string> pendingShortfall(const ResourcePolicyRecord* policy, int defaultMax, const OwnerUsage& usage);
 
 }  // namespace bai::manager

@@ -1,5 +1,6 @@
 #include "session_service.hpp"
 
+#include "admission.hpp"
 #include "http_client.hpp"
 #include "quota.hpp"
 
@@ -60,19 +61,6 @@ std::string requestDigest(const NewSession& request) {
   return auth::sha256Hex(canonical.dump());
 }
 
-// " (plugin acme withdrawn on agent x: ...)" for each live agent of `group` on which the
-// plugin serving `slot` is withdrawn: why no agent offers it.
-std::string withdrawnOn(const ClusterState& state, const std::string& group, const SlotName& slot) {
-  std::string out;
-  for (const auto& [id, agent] : state.agents) {
-    if (!agent.alive() || agent.record.scalingGroup != group) continue;
-    if (auto it = agent.withdrawnPlugins.find(std::string(slot.device())); it != agent.withdrawnPlugins.end()) {
-      out += " (" + it->second + ")";
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
 SessionService::SessionService(Ledger& ledger, SessionLifecycle& lifecycle, AgentDispatcher& dispatcher, Waiters& waiters)
@@ -80,39 +68,33 @@ SessionService::SessionService(Ledger& ledger, SessionLifecycle& lifecycle, Agen
 
 Outcome<ResourceSlot> SessionService::admit(const ClusterState& state, const Caller& caller, const NewSession& request) const {
   const std::string& group = request.scalingGroup;
+  if (!scalingGroupExists(state, group)) {
+    return refuse(ErrorKind::UnknownScalingGroup, "no scaling group '" + group + "' (bai admin scaling-group list)");
+  }
   if (const ScalingGroupRecord* record = state.scalingGroup(group); record != nullptr && !record->active) {
     return refuse(ErrorKind::InactiveScalingGroup, "scaling group '" + group + "' is not active");
   }
   const ResourcePolicyRecord* policy = state.policyOfOwner(caller.accessKey);
-  if (policy != nullptr) {
-    if (auto why = pendingShortfall(*policy, ownerUsage(state.active, caller.accessKey))) {
-      return refuse(ErrorKind::TooManyPending, *why);
-    }
+  const OwnerUsage usage = ownerUsage(state.active, caller.accessKey);
+  if (auto why = pendingShortfall(policy, state.tunables.maxPendingPerKeypair, usage)) {
+    return refuse(ErrorKind::TooManyPending, *why);
   }
   for (const auto& [slot, amount] : request.resources) {
     if (state.registry.find(slot) == nullptr) {
       return refuse(ErrorKind::UnknownSlot, "no agent of this cluster has ever offered slot '" + slot + "'");
     }
   }
-  auto requested = ResourceSlot::parseUserInput(request.resources, state.registry.table());
-  if (!requested) return refuse(ErrorKind::InvalidResource, requested.error().message);
+  auto parsed = ResourceSlot::parseUserInput(request.resources, state.registry.table());
+  if (!parsed) return refuse(ErrorKind::InvalidResource, parsed.error().message);
+  auto requested = withDefaultSlots(state, policy, std::move(*parsed));
+  if (!requested) return requested;
   // A request over the owner's whole quota would wait forever: refuse it now.
   if (policy != nullptr) {
     if (auto why = quotaShortfall(*policy, OwnerUsage{}, *requested)) {
       return refuse(ErrorKind::ExceedsQuota, "even with nothing else running: " + *why);
     }
   }
-  for (const auto& [slot, amount] : *requested) {
-    if (amount.isZero()) continue;
-    const bool served = std::any_of(state.agents.begin(), state.agents.end(), [&](const auto& entry) {
-      const AgentView& agent = entry.second;
-      return agent.alive() && agent.record.scalingGroup == group && !agent.capacity(slot.str()).isZero();
-    });
-    if (!served) {
-      return refuse(ErrorKind::SlotNotServed,
-                    "no live agent of scaling group '" + group + "' offers " + slot.str() + withdrawnOn(state, group, slot));
-    }
-  }
+  if (auto served = checkServed(state, group, *requested); !served) return Failure{served.error()};
   return *requested;
 }
 

@@ -89,6 +89,7 @@ protocol::AgentState Agent::snapshot() const {
   out.occupied = inventory.occupied();
   out.largestAllocatable = inventory.allocator().largestAllocatable();
   for (const auto& [slot, type] : inventory.slotTypes()) out.slotTypes[slot] = type;
+  for (const auto& map : inventory.allocator().maps()) out.slotQuanta[map->slot().str()] = map->quantum();
   for (const auto& plugin : state->inventory.host().plugins()) {
     if (!inventory.offers(plugin.get())) continue;
     const auto& id = plugin->identity();

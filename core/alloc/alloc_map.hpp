@@ -65,6 +65,8 @@ class AllocMap {
   SlotType slotType() const { return slotType_; }
   AllocationStrategy strategy() const { return strategy_; }
   virtual bool isFraction() const = 0;
+  // The smallest grantable step: 1 for discrete maps, the fraction map's quantum.
+  Quantity quantum() const { return toQuantity(1); }
 
   std::size_t deviceCount() const { return devices_.size(); }
   const std::string& deviceId(std::uint32_t device) const { return devices_.at(device).id; }
@@ -199,7 +201,6 @@ class FractionAllocMap final : public AllocMap {
                                                           const std::vector<DeviceSpec>& devices,
                                                           AllocMapOptions options = {});
   bool isFraction() const override { return true; }
-  Quantity quantum() const { return toQuantity(1); }
 
  private:
   FractionAllocMap(SlotName slot, SlotType slotType, const AllocMapOptions& options);

@@ -103,7 +103,10 @@ bool Reporter::waitForWork() {
   bool eventsDue = notified || now >= eventRetryAt_;
   // Any successful heartbeat may be the first contact after an outage: events follow it.
   if (now >= nextHeartbeatAt_ && sendHeartbeat()) eventsDue = true;
-  if (eventsDue && connected_) pushEvents();
+  // A session that ended freed its devices before its event was journalled: the state
+  // that shows them free follows the event now, not a heartbeat interval later, so the
+  // manager can place the next session on them at once.
+  if (eventsDue && connected_ && pushEvents() && lastDigestSent_ != digest_()) sendHeartbeat();
   return true;
 }
 
@@ -131,9 +134,10 @@ bool Reporter::sendHeartbeat() {
   return true;
 }
 
-void Reporter::pushEvents() {
-  while (connected_ && !stopping_ && pushOneBatch()) {
-  }
+bool Reporter::pushEvents() {
+  bool delivered = false;
+  while (connected_ && !stopping_ && pushOneBatch()) delivered = true;
+  return delivered;
 }
 
 // Sends the oldest unacknowledged events; true when the manager took some and more may wait.

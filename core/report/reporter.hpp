@@ -78,7 +78,7 @@ class Reporter {
   void run();
   bool waitForWork();
   bool sendHeartbeat();
-  void pushEvents();
+  bool pushEvents();  // true when the manager took some
   bool pushOneBatch();
   void onContactLost(const Error& error);
   void onContact();

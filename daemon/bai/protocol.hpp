@@ -62,6 +62,9 @@ struct AgentState {
   ResourceSlot occupied;            // held by sessions now
   ResourceSlot largestAllocatable;  // the largest amount one new session can get, per slot
   std::map<std::string, SlotType> slotTypes;
+  // The step each slot is granted in (1 for whole units, 0.01 for a fraction map that
+  // grants hundredths); a slot left out takes any amount its type allows.
+  std::map<std::string, Quantity> slotQuanta;
   std::vector<PluginReport> plugins;
   std::vector<DeviceHealthReport> deviceHealth;
   std::vector<SessionSummary> sessions;

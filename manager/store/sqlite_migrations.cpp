@@ -95,6 +95,11 @@ const std::vector<std::vector<const char*>> kMigrations = {
         "ALTER TABLE sessions ADD COLUMN request_digest TEXT NOT NULL DEFAULT ''",
         "CREATE UNIQUE INDEX sessions_by_idempotency_key ON sessions (owner, idempotency_key) WHERE idempotency_key != ''",
     },
+    {
+        // What a session of the policy's keypairs gets of an intrinsic slot it names no
+        // amount of; '{}': the manager's scheduler.default-session-slots.
+        "ALTER TABLE resource_policies ADD COLUMN default_session_slots_json TEXT NOT NULL DEFAULT '{}'",
+    },
 };
 
 }  // namespace

@@ -76,14 +76,15 @@ class SqliteTransaction final : public StoreTransaction {
     if (Result<void> ok = checkWrite("resource policy", policy.name); !ok.ok()) return ok;
     Result<Statement> stmt = db_.prepare(
         "INSERT INTO resource_policies (name, total_resource_slots_json, default_unlimited, max_concurrent_sessions, "
-        "max_pending_sessions, created_at_ms) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
-        "total_resource_slots_json = excluded.total_resource_slots_json, "
+        "max_pending_sessions, created_at_ms, default_session_slots_json) VALUES (?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (name) DO UPDATE SET total_resource_slots_json = excluded.total_resource_slots_json, "
         "default_unlimited = excluded.default_unlimited, max_concurrent_sessions = excluded.max_concurrent_sessions, "
-        "max_pending_sessions = excluded.max_pending_sessions");
+        "max_pending_sessions = excluded.max_pending_sessions, "
+        "default_session_slots_json = excluded.default_session_slots_json");
     if (!stmt.ok()) return Failure{stmt.error()};
     stmt->bind(policy.name).bind(policy.totalResourceSlots.toJson()).bind(policy.defaultUnlimited);
     stmt->bind(std::int64_t{policy.maxConcurrentSessions}).bind(std::int64_t{policy.maxPendingSessions});
-    stmt->bind(policy.createdAtMillis);
+    stmt->bind(policy.createdAtMillis).bind(policy.defaultSessionSlots.toJson());
     return stmt->run();
   }
 
@@ -431,7 +432,7 @@ class SqliteTransaction final : public StoreTransaction {
                                                                  const std::optional<std::string>& name) {
     Result<Statement> stmt = db_.prepare(
         "SELECT name, total_resource_slots_json, default_unlimited, max_concurrent_sessions, max_pending_sessions, "
-        "created_at_ms FROM resource_policies" + tail);
+        "created_at_ms, default_session_slots_json FROM resource_policies" + tail);
     if (!stmt.ok()) return Failure{stmt.error()};
     if (name) stmt->bind(*name);
     std::vector<ResourcePolicyRecord> found;
@@ -448,6 +449,9 @@ class SqliteTransaction final : public StoreTransaction {
       policy.maxConcurrentSessions = static_cast<int>(stmt->integer(3));
       policy.maxPendingSessions = static_cast<int>(stmt->integer(4));
       policy.createdAtMillis = stmt->integer(5);
+      Result<ResourceSlot> defaults = slotsColumn(*stmt, 6, "resource policy '" + policy.name + "'");
+      if (!defaults.ok()) return Failure{defaults.error()};
+      policy.defaultSessionSlots = std::move(*defaults);
       found.push_back(std::move(policy));
     }
   }

@@ -63,6 +63,9 @@ struct ResourcePolicyRecord {
   int maxConcurrentSessions = 0;  // 0: unlimited
   int maxPendingSessions = 0;     // 0: unlimited
   std::int64_t createdAtMillis = 0;
+  // What a session gets of an intrinsic slot it names no amount of; a slot absent here
+  // takes the manager's default.
+  ResourceSlot defaultSessionSlots = {};
 };
 
 struct AgentSlotFigures {

@@ -113,7 +113,7 @@ class ManagerTest : public ::testing::Test {
       return false;
     }
     std::ofstream(dir_ / "manager.toml") << "[agents]\nheartbeat-timeout = " << heartbeatTimeout << "\nrpc-timeout = 5\n"
-                                         << "[scheduler]\nperiod = 0.2\n";
+                                         << "[scheduler]\nperiod = 0.2\n" << schedulerToml_;
     fs::remove(dir_ / "manager.ready");
     std::vector<std::string> args = {env("BAI_MANAGER"), "--config", (dir_ / "manager.toml").string(), "--listen", listen,
                                      "--db", dbUrl(), "--ready-file", (dir_ / "manager.ready").string()};
@@ -138,12 +138,12 @@ class ManagerTest : public ::testing::Test {
   // Starts an agent reporting to the manager; waits for its RPC, not its registration.
   // `agentKeys` go into its [agent] table, `mockKeys` into [plugins.mock].
   AgentHandle& startAgent(const std::string& id, const std::string& mockConfig, const std::string& agentKeys = "",
-                          const std::string& mockKeys = "") {
+                          const std::string& mockKeys = "", double heartbeatInterval = 0.2) {
     auto agent = std::make_unique<AgentHandle>();
     agent->id = id;
     agent->dir = dir_ / id;
     fs::create_directories(agent->dir);
-    std::string toml = agentToml(id, managerUrl_, dir_ / "cluster-token", agent->dir, 0.2, mockConfig);
+    std::string toml = agentToml(id, managerUrl_, dir_ / "cluster-token", agent->dir, heartbeatInterval, mockConfig);
     toml.insert(toml.find("[agent]\n") + 8, agentKeys);
     std::ofstream(agent->dir / "agent.toml") << toml << mockKeys;
     agents_.push_back(std::move(agent));
@@ -251,6 +251,9 @@ class ManagerTest : public ::testing::Test {
     return info.is_object() ? info.value("state", "") : "";
   }
 
+  // More of the manager's [scheduler] table. Sessions of these tests ask for what they
+  // need: no cpu and mem defaults, or a 2-core machine would run two at a time.
+  std::string schedulerToml_ = "default-session-slots = []\n";
   std::unique_ptr<test::TempDir> temp_;
   fs::path dir_;
   std::string marker_;
@@ -426,6 +429,8 @@ TEST_F(ManagerTest, BadSessionRequestsAreRefusedWithReasons) {
   check(submit(*admin_, "x", {"true"}, {{"tpu.device", 1}}), 400, "unknown-slot", "tpu.device");
   auto otherGroup = sessionBody("x", {"true"}, {{"cuda.device", 1}});
   otherGroup["scaling_group"] = "no-gpus-here";
+  check(admin_->post("/v1/sessions", otherGroup), 404, "unknown-scaling-group", "no-gpus-here");
+  ASSERT_EQ(admin_->post("/v1/scaling-groups", json{{"name", "no-gpus-here"}}).status, 201);
   check(admin_->post("/v1/sessions", otherGroup), 400, "slot-not-served", "cuda.device");
   check(admin_->post("/v1/sessions", std::string("{not json")), 400, "invalid-request", "JSON");
   check(submit(*admin_, "x", {}, json::object()), 400, "invalid-request", "command");
@@ -905,6 +910,122 @@ TEST_F(ManagerTest, AmountsAreExactOrRefused) {
   for (const auto& listed : admin_->get("/v1/sessions").json) {
     EXPECT_NE(listed["resources"].value("cpu", ""), "18446744073709552000") << listed.dump();
   }
+}
+
+// Quota bypass: a session that names no cpu or mem ran unlimited. Now it gets the
+// defaults, which count against its keypair's policy and travel to the agent.
+TEST_F(ManagerTest, ASessionNamingNoCpuOrMemGetsTheDefaultsAndTheQuotaCountsThem) {
+  schedulerToml_ = "default-session-slots = [\"cpu=1\", \"mem=64m\"]\n";
+  ASSERT_TRUE(startManager());
+  AgentHandle& agent = startAgent("agent-1", "mock-4xa100.toml");
+  ASSERT_TRUE(waitAgentStatus(agent.id, "ALIVE")) << agent.log();
+  auto policy = admin_->post("/v1/resource-policies",
+                             json{{"name", "small"}, {"total_resource_slots", {{"cpu", 1}, {"mem", "2g"}}}});
+  ASSERT_EQ(policy.status, 201) << policy.body;
+  auto created = admin_->post("/v1/keypairs", json{{"admin", false}, {"resource_policy", "small"}});
+  ASSERT_EQ(created.status, 201) << created.body;
+  SignedClient user(managerUrl_, ApiKeypair{created.json.value("access_key", ""), created.json.value("secret_key", "")});
+
+  auto first = submit(user, "no-r", {"sleep", "60"}, json::object());
+  ASSERT_EQ(first.status, 201) << first.body;
+  EXPECT_EQ(first.json["resources"].value("cpu", ""), "1") << first.body;
+  EXPECT_EQ(first.json["resources"].value("mem", ""), "67108864") << first.body;
+  const std::string id = first.json.value("id", "");
+  ASSERT_TRUE(waitStatus(id, "RUNNING")) << session(id).dump();
+  HttpClient rpc(agent.rpcBase, token_);
+  json onAgent = json::parse(rpc.get("/v1/sessions/" + id).body, nullptr, false);
+  ASSERT_TRUE(onAgent.is_object()) << onAgent.dump();
+  EXPECT_TRUE(onAgent["allocation"].contains("cpu")) << "the agent holds a cpu for it: " << onAgent.dump();
+
+  auto second = submit(user, "no-r-again", {"sleep", "60"}, json::object());
+  ASSERT_EQ(second.status, 201) << second.body;
+  const std::string waiting = second.json.value("id", "");
+  ASSERT_TRUE(eventually([&] { return session(waiting).value("status_reason", "").find("small") != std::string::npos; }))
+      << session(waiting).dump();
+  EXPECT_EQ(status(waiting), "PENDING") << "the policy's one cpu is taken";
+  EXPECT_EQ(user.del("/v1/sessions/" + id).status, 200);
+  EXPECT_TRUE(waitStatus(waiting, "RUNNING")) << session(waiting).dump();
+  EXPECT_EQ(user.del("/v1/sessions/" + waiting).status, 200);
+}
+
+// Requests that could only fail on an agent are refused at submission with the rule.
+TEST_F(ManagerTest, AmountsNoAgentGrantsAreRefusedAtSubmission) {
+  ASSERT_TRUE(startManager());
+  AgentHandle& agent = startAgent("shares-agent", "mock-fractional.toml");
+  ASSERT_TRUE(waitAgentStatus(agent.id, "ALIVE")) << agent.log();
+  auto half = submit(*admin_, "half", {"true"}, {{"cpu", "0.5"}});
+  EXPECT_EQ(half.status, 400) << half.body;
+  EXPECT_EQ(half.errorType(), "invalid-resource") << half.body;
+  EXPECT_NE(half.detail().find("whole numbers"), std::string::npos) << half.body;
+  auto tiny = submit(*admin_, "tiny", {"true"}, {{"cuda.shares", "0.005"}});
+  EXPECT_EQ(tiny.status, 400) << tiny.body;
+  EXPECT_NE(tiny.detail().find("multiples of 0.01"), std::string::npos) << tiny.body;
+  EXPECT_NE(tiny.detail().find("nearest valid amounts: 0.01"), std::string::npos) << tiny.body;
+  EXPECT_EQ(admin_->get("/v1/sessions").json.size(), 0u) << "nothing was queued";
+  const std::string fine = mustSubmit("fine", {"true"}, {{"cuda.shares", "0.25"}});
+  EXPECT_EQ(waitFinal(fine).value("status", ""), "TERMINATED") << session(fine).dump();
+}
+
+// A misspelt group was queued forever; an unknown policy was accepted; "default" was
+// not a group one could look at.
+TEST_F(ManagerTest, ScalingGroupsAndPoliciesMustExist) {
+  ASSERT_TRUE(startManager());
+  AgentHandle& agent = startAgent("agent-1", "mock-4xa100.toml");
+  ASSERT_TRUE(waitAgentStatus(agent.id, "ALIVE")) << agent.log();
+  auto misspelt = sessionBody("x", {"true"}, json::object());
+  misspelt["scaling_group"] = "nosuch";
+  auto refused = admin_->post("/v1/sessions", misspelt);
+  EXPECT_EQ(refused.status, 404) << refused.body;
+  EXPECT_EQ(refused.errorType(), "unknown-scaling-group") << refused.body;
+  EXPECT_NE(refused.detail().find("nosuch"), std::string::npos) << refused.body;
+
+  auto nope = admin_->post("/v1/scaling-groups", json{{"name", "gpu"}, {"sequencer", "nope"}});
+  EXPECT_EQ(nope.status, 400) << nope.body;
+  EXPECT_NE(nope.detail().find("nope"), std::string::npos) << nope.body;
+  EXPECT_EQ(admin_->get("/v1/scaling-groups/gpu").status, 404) << "nothing was stored";
+
+  auto info = admin_->get("/v1/scaling-groups/default");
+  ASSERT_EQ(info.status, 200) << info.body;
+  EXPECT_EQ(info.json.value("sequencer", ""), "fifo") << info.body;
+  auto patched = admin_->request("PATCH", "/v1/scaling-groups/default", json{{"selector", "dispersed"}}.dump());
+  EXPECT_EQ(patched.status, 200) << patched.body;
+  EXPECT_EQ(admin_->get("/v1/scaling-groups/default").json.value("selector", ""), "dispersed");
+  EXPECT_EQ(admin_->request("PATCH", "/v1/scaling-groups/default", json{{"selector", "nope"}}.dump()).status, 400);
+}
+
+// Freed devices waited for the agent's next heartbeat before the next session could
+// have them: once a heartbeat showed them taken, they idled until the following one. Now
+// the agent's changed state follows each end event at once.
+TEST_F(ManagerTest, FreedDevicesTakeTheNextSessionWithoutWaitingForAHeartbeat) {
+  constexpr double kInterval = 2;  // seconds between the agent's heartbeats
+  ASSERT_TRUE(startManager("127.0.0.1:0", /*heartbeatTimeout=*/30));
+  AgentHandle& agent = startAgent("agent-1", "mock-4xa100.toml", "", "", kInterval);
+  ASSERT_TRUE(waitAgentStatus(agent.id, "ALIVE")) << agent.log();
+  constexpr int kSessions = 40;  // two at a time: each asks for 2 of the 4 GPUs
+  constexpr double kSeconds = 0.2;
+  std::vector<std::string> ids;
+  for (int i = 0; i < kSessions; ++i) {
+    ids.push_back(mustSubmit("short-" + std::to_string(i), {"sleep", "0.2"}, {{"cuda.device", 2}}));
+  }
+  std::map<std::string, json> done;
+  ASSERT_TRUE(eventually([&] {
+    for (const auto& entry : admin_->get("/v1/sessions").json) {
+      if (entry.is_object() && isFinal(entry.value("status", ""))) done[entry.value("id", "")] = entry;
+    }
+    return done.size() == ids.size();
+  }, 120s, 50ms)) << done.size() << " of " << kSessions << " ended";
+  std::int64_t first = INT64_MAX, last = 0, running = 0;
+  for (const auto& [id, entry] : done) {
+    EXPECT_EQ(entry.value("status", ""), "TERMINATED") << entry.dump();
+    first = std::min(first, entry.value("created_at_ms", std::int64_t{0}));
+    last = std::max(last, entry.value("ended_at_ms", std::int64_t{0}));
+    running += entry.value("ended_at_ms", std::int64_t{0}) - entry.value("started_at_ms", std::int64_t{0});
+  }
+  const double total = static_cast<double>(last - first) / 1000.0;
+  std::cout << "[figure] " << kSessions << " sessions of " << kSeconds << " s, 2 at a time, heartbeat interval "
+            << kInterval << " s: " << total << " s in all (ideal " << kSessions / 2 * kSeconds << " s), "
+            << static_cast<double>(running) / 1000.0 / total << " running on average\n";
+  EXPECT_LT(total, 7.0) << "freed devices idled until a heartbeat";
 }
 
 }  // namespace

@@ -14,6 +14,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <cstdlib>
+
 namespace bai::manager {
 namespace {
 
@@ -31,6 +33,7 @@ class AdminTest : public ::testing::Test {
     ManagerSettings settings;
     settings.schedulerPeriod = 50ms;
     settings.dispatchThreads = 1;
+    if (const char* dir = std::getenv("BAI_POLICY_DIR")) settings.policyPath.push_back(dir);  // what groups may name
     auto store = openStore("sqlite://" + (dir_.path() / "m.db").string());
     ASSERT_TRUE(store.ok()) << store.error().message;
     auto manager = Manager::start(settings, std::move(*store), "token", LogSink());
@@ -99,7 +102,7 @@ TEST_F(AdminTest, ScalingGroupsAreCreatedPatchedAndKeptAcrossARestart) {
   EXPECT_EQ(kept->holMaxPasses, 3);
   EXPECT_EQ(kept->sequencer, "drf");
   EXPECT_EQ(kept->createdAtMillis, created->createdAtMillis);
-  EXPECT_EQ(manager_->admin().scalingGroups().size(), 1u);
+  EXPECT_EQ(manager_->admin().scalingGroups().size(), 2u) << "gpu and default";
 }
 
 TEST_F(AdminTest, ResourcePoliciesAreCreatedPatchedAndKeptAcrossARestart) {
@@ -198,8 +201,8 @@ TEST_F(AdminTest, EnqueueRefusesAnInactiveScalingGroup) {
   EXPECT_EQ(refused.error().kind, ErrorKind::InactiveScalingGroup);
   EXPECT_EQ(refused.error().kind, ErrorKind::InactiveScalingGroup);
   EXPECT_NE(refused.error().detail.find("'default'"), std::string::npos);
-  // A group without a record keeps its defaults (active); this one just has no agent.
-  EXPECT_EQ(submit(Caller{"AKADMIN", true}, "other").error().kind, ErrorKind::SlotNotServed);
+  // A group with neither a record nor an agent does not exist.
+  EXPECT_EQ(submit(Caller{"AKADMIN", true}, "other").error().kind, ErrorKind::UnknownScalingGroup);
   ASSERT_TRUE(manager_->admin().patchScalingGroup("default", scalingGroupPatch(doc(R"({"active": true})"))).ok());
   EXPECT_TRUE(submit(Caller{"AKADMIN", true}).ok());
 }
@@ -248,9 +251,11 @@ class AdminApiTest : public AdminTest {
 };
 
 TEST_F(AdminApiTest, ScalingGroupRoutes) {
-  auto created = call("POST", "/v1/scaling-groups", R"({"name": "gpu", "options": {"selector": {"spread": 2}}})");
+  auto refused = call("POST", "/v1/scaling-groups", R"({"name": "gpu", "options": {"selector": {"spread": 2}}})");
+  EXPECT_EQ(refused.status, 400) << "concentrated takes no 'spread': " << refused.body.dump();
+  auto created = call("POST", "/v1/scaling-groups", R"({"name": "gpu", "options": {"selector": {"prefer_shared": true}}})");
   ASSERT_EQ(created.status, 201) << created.body.dump();
-  EXPECT_EQ(created.body["options"]["selector"]["spread"], 2);
+  EXPECT_EQ(created.body["options"]["selector"]["prefer_shared"], true);
   EXPECT_EQ(call("POST", "/v1/scaling-groups", R"({"name": "gpu"})").status, 409);
   auto invalid = call("POST", "/v1/scaling-groups", R"({"name": "g", "selector": 7})");
   EXPECT_EQ(invalid.status, 400);
@@ -261,14 +266,15 @@ TEST_F(AdminApiTest, ScalingGroupRoutes) {
   auto patched = call("PATCH", "/v1/scaling-groups/gpu", R"({"description": "A100s"})");
   ASSERT_EQ(patched.status, 200) << patched.body.dump();
   EXPECT_EQ(patched.body["description"], "A100s");
-  EXPECT_EQ(patched.body["options"]["selector"]["spread"], 2) << "kept";
+  EXPECT_EQ(patched.body["options"]["selector"]["prefer_shared"], true) << "kept";
   auto got = call("GET", "/v1/scaling-groups/gpu");
   ASSERT_EQ(got.status, 200);
   EXPECT_EQ(got.body, patched.body);
   auto list = call("GET", "/v1/scaling-groups");
   ASSERT_EQ(list.status, 200);
-  ASSERT_EQ(list.body.size(), 1u);
-  EXPECT_EQ(list.body[0]["name"], "gpu");
+  ASSERT_EQ(list.body.size(), 2u);
+  EXPECT_EQ(list.body[0]["name"], "default") << "made at the first start";
+  EXPECT_EQ(list.body[1]["name"], "gpu");
   EXPECT_EQ(call("GET", "/v1/scaling-groups/none").body["type"], "unknown-scaling-group");
   EXPECT_EQ(call("DELETE", "/v1/scaling-groups/gpu").status, 405);
   EXPECT_EQ(call("GET", "/v1/scaling-groups/gpu/extra").status, 404);

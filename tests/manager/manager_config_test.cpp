@@ -52,6 +52,34 @@ TEST(ManagerConfig, UnknownKeysAndBadValuesAreRefusedByName) {
   }
 }
 
+// Sessions that name no cpu or mem get a default, and one keypair's pending queue is
+// capped, unless the config says otherwise.
+TEST(ManagerConfig, SessionsGetDefaultSlotsAndAPendingCapUnlessConfigured) {
+  auto defaults = managerSettings(managerConfigSchema().defaults());
+  ASSERT_TRUE(defaults.ok()) << defaults.error().message;
+  using Slots = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ(defaults->defaultSessionSlots, (Slots{{"cpu", "1"}, {"mem", "1g"}}));
+  EXPECT_EQ(defaults->maxPendingPerKeypair, 100);
+  EXPECT_EQ(defaults->defaultSessionSlots, ManagerSettings{}.defaultSessionSlots) << "one default, in the schema and the struct";
+  EXPECT_EQ(defaults->maxPendingPerKeypair, ManagerSettings{}.maxPendingPerKeypair);
+
+  auto config = managerConfigSchema().parse(
+      "[scheduler]\ndefault-session-slots = [\"cpu=2\", \"mem=512m\"]\nmax-pending-per-keypair = 0\n", "m.toml");
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  auto set = managerSettings(*config);
+  ASSERT_TRUE(set.ok()) << set.error().message;
+  EXPECT_EQ(set->defaultSessionSlots, (Slots{{"cpu", "2"}, {"mem", "512m"}}));
+  EXPECT_EQ(set->maxPendingPerKeypair, 0) << "no limit";
+
+  for (const char* entry : {"cpu", "cuda.device=1", "cpu=-1", "mem=lots"}) {
+    auto bad = managerConfigSchema().parse(std::string("[scheduler]\ndefault-session-slots = [\"") + entry + "\"]\n", "m.toml");
+    ASSERT_TRUE(bad.ok()) << bad.error().message;
+    auto refused = managerSettings(*bad);
+    ASSERT_FALSE(refused.ok()) << entry;
+    EXPECT_NE(refused.error().message.find("scheduler.default-session-slots"), std::string::npos) << refused.error().message;
+  }
+}
+
 TEST(ManagerConfig, TheReferenceListsEveryKey) {
   const std::string reference = managerConfigSchema().reference();
   for (const char* key : {"manager.listen", "manager.db", "manager.cluster-token-file", "agents.heartbeat-timeout",

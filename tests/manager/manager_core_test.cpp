@@ -5,6 +5,7 @@
 #include "manager.hpp"
 #include "manager_api.hpp"
 #include "manager_test_support.hpp"
+#include "admin_records.hpp"
 
 #include "../support/temp_dir.hpp"
 #include "../support/wait.hpp"
@@ -138,6 +139,7 @@ class ManagerCoreTest : public ::testing::Test {
     settings.schedulerPeriod = 50ms;
     settings.agentRpcTimeout = 2s;
     settings.dispatchThreads = 2;
+    settings.defaultSessionSlots = defaultSessionSlots_;
     auto store = openStore("sqlite://" + (dir_.path() / "m.db").string());
     ASSERT_TRUE(store.ok()) << store.error().message;
     auto flaky = std::make_unique<FlakyStore>(std::move(*store), failWrites_);
@@ -205,6 +207,7 @@ class ManagerCoreTest : public ::testing::Test {
   }
 
   static inline const Caller kAdmin{"AKADMIN", true};
+  std::vector<std::pair<std::string, std::string>> defaultSessionSlots_ = ManagerSettings{}.defaultSessionSlots;
   test::TempDir dir_;
   std::shared_ptr<std::atomic<bool>> failWrites_ = std::make_shared<std::atomic<bool>>(false);
   std::unique_ptr<Manager> manager_;
@@ -327,6 +330,8 @@ TEST_F(ManagerCoreTest, EnqueueRefusesUnknownAndUnservedSlotsAndParsesSizes) {
   EXPECT_NE(unserved.error().detail.find("cuda.device"), std::string::npos);
   request.resources = {{"cpu", "1"}};
   request.scalingGroup = "elsewhere";
+  EXPECT_EQ(manager_->createSession(kAdmin, request).error().kind, ErrorKind::UnknownScalingGroup);
+  storeGroup("elsewhere", [](ScalingGroupRecord&) {});  // a group with no agents
   EXPECT_EQ(manager_->createSession(kAdmin, request).error().kind, ErrorKind::SlotNotServed);
   request.scalingGroup = "default";
   request.resources = {{"mem", "-1"}};
@@ -366,7 +371,7 @@ TEST_F(ManagerCoreTest, APlacedSessionRunsAndItsExitFreesTheReservationOnce) {
   // The freed GPUs go to the waiting session.
   ASSERT_TRUE(eventually([&] { return status(waiting.id) == SessionStatus::Running; }));
   EXPECT_EQ(used("a", "cuda.device"), Quantity(1));
-  EXPECT_EQ(used("a", "cpu"), Quantity());
+  EXPECT_EQ(used("a", "cpu"), Quantity(1)) << "the default cpu of the session that named none";
 }
 
 TEST_F(ManagerCoreTest, ARefusingAgentIsPassedOverForAnother) {
@@ -550,8 +555,13 @@ TEST_F(ManagerCoreTest, ANaivePlacementWouldBeRefusedOnTheFragmentedAgentButOurs
   group.name = "default";
   group.selector = "dispersed";  // by remaining alone it would pick the fragmented agent
   ASSERT_TRUE(manager_->admin().upsertScalingGroup(group).ok());
-  report("fragmented", withLargest(nodeState(fragmented.url(), {{"cuda.shares", "4"}}), "cuda.shares", "0.6"));
-  report("whole", nodeState(whole.url(), {{"cuda.shares", "1"}}));
+  auto shares = [](const std::string& url, const char* capacity) {
+    auto state = nodeState(url, {{"cuda.shares", capacity}});
+    state.slotTypes["cuda.shares"] = SlotType::Fraction;
+    return state;
+  };
+  report("fragmented", withLargest(shares(fragmented.url(), "4"), "cuda.shares", "0.6"));
+  report("whole", shares(whole.url(), "1"));
   const SessionRecord session = submit({{"cuda.shares", "0.8"}});
   ASSERT_TRUE(eventually([&] { return status(session.id) == SessionStatus::Running; }));
   EXPECT_EQ(manager_->session(kAdmin, session.id)->agentId, "whole");
@@ -716,6 +726,7 @@ TEST_F(ManagerCoreTest, DrfLetsTheSmallerShareGoFirst) {
 // slot's type, never on its name. g1 already shares a device when g2 joins with fewer
 // remaining; plain concentrated takes g2, prefer_shared packs onto g1.
 TEST_F(ManagerCoreTest, AVendorsFractionSlotIsPlacedExactlyAsCudaSharesIs) {
+  defaultSessionSlots_ = {};  // g2 offers no cpu: the sessions ask for the fraction slot alone
   std::map<std::string, std::vector<std::string>> placedOn;  // "slot prefer" -> agents of its two sessions
   for (const std::string slot : {"cuda.shares", "acme.npu"}) {
     for (const bool preferShared : {false, true}) {
@@ -745,6 +756,163 @@ TEST_F(ManagerCoreTest, AVendorsFractionSlotIsPlacedExactlyAsCudaSharesIs) {
   EXPECT_EQ(placedOn["cuda.shares prefer"], (std::vector<std::string>{"g1", "g1"}));
   EXPECT_EQ(placedOn["acme.npu"], placedOn["cuda.shares"]);
   EXPECT_EQ(placedOn["acme.npu prefer"], placedOn["cuda.shares prefer"]);
+}
+
+// A request that names no cpu or mem gets the defaults (the owner's policy's, else the
+// manager's), and they count against the quota: no session runs unlimited.
+TEST_F(ManagerCoreTest, ASessionNamingNoCpuOrMemGetsDefaultsThatCountAgainstTheQuota) {
+  FakeAgentRpc rpc;
+  rpc.start();
+  startManager();
+  report("a", nodeState(rpc.url(), {{"cpu", "8"}, {"mem", "17179869184"}, {"cuda.device", "2"}}));
+  ResourcePolicyRecord policy;
+  policy.name = "small";
+  policy.totalResourceSlots = test_support::slots({{"cpu", "1"}, {"mem", "2147483648"}});
+  ASSERT_TRUE(manager_->admin().upsertResourcePolicy(policy).ok());
+  auto keypair = manager_->admin().createKeypair(false, "small");
+  ASSERT_TRUE(keypair.ok());
+  const Caller user{keypair->accessKey, false};
+
+  const SessionRecord first = submit({}, user);
+  EXPECT_EQ(first.requested.get("cpu"), Quantity(1)) << "scheduler.default-session-slots";
+  EXPECT_EQ(first.requested.get("mem"), Quantity(1LL << 30));
+  EXPECT_FALSE(first.requested.contains("cuda.device")) << "accelerator slots get no default";
+  ASSERT_TRUE(eventually([&] { return status(first.id) == SessionStatus::Running; })) << manager_->pendingReason(first.id);
+  const SessionRecord second = submit({{"mem", "0"}}, user);  // zero names no amount either
+  EXPECT_EQ(second.requested.get("mem"), Quantity(1LL << 30));
+  ASSERT_TRUE(eventually([&] { return manager_->pendingReason(second.id).find("cpu 1; 1 held") != std::string::npos; }))
+      << manager_->pendingReason(second.id);
+  EXPECT_EQ(status(second.id), SessionStatus::Pending);
+
+  policy.defaultSessionSlots = test_support::slots({{"mem", "2147483648"}});
+  ASSERT_TRUE(manager_->admin().upsertResourcePolicy(policy).ok());
+  const SessionRecord third = submit({{"cuda.device", "1"}}, user);
+  EXPECT_EQ(third.requested.get("mem"), Quantity(2LL << 30)) << "the policy's default first";
+  EXPECT_EQ(third.requested.get("cpu"), Quantity(1)) << "then the manager's";
+  EXPECT_EQ(submit({{"cpu", "1"}, {"mem", "4g"}}).requested.get("mem"), Quantity(4LL << 30)) << "a named amount stays";
+}
+
+// One keypair's flood of sessions that can never be placed is capped by default.
+TEST_F(ManagerCoreTest, APendingQueuePerKeypairIsCappedByDefault) {
+  startManager();
+  report("a", nodeState("http://127.0.0.1:1", {{"cpu", "4"}}));
+  const Caller flood{"AKFLOOD", false}, other{"AKOTHER", false};
+  const int limit = ManagerSettings{}.maxPendingPerKeypair;
+  ASSERT_GT(limit, 0) << "a safe default, not unlimited";
+  ASSERT_LE(limit, 1000);
+  NewSession request;
+  request.command = {"true"};
+  request.resources = {{"cpu", "5"}};  // served, never fits: stays pending
+  for (int i = 0; i < limit; ++i) ASSERT_TRUE(manager_->createSession(flood, request).ok()) << i;
+  auto refused = manager_->createSession(flood, request);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().kind, ErrorKind::TooManyPending);
+  EXPECT_NE(refused.error().detail.find("scheduler.max-pending-per-keypair"), std::string::npos) << refused.error().detail;
+  EXPECT_TRUE(manager_->createSession(other, request).ok()) << "another keypair is not held back";
+}
+
+// Amounts that no agent grants are refused at submission, not accepted and failed on an
+// agent: count slots in whole numbers, a fraction slot in its agents' quantum.
+TEST_F(ManagerCoreTest, AnAmountNoAgentGrantsIsRefusedAtSubmissionNamingTheRule) {
+  startManager();
+  auto state = nodeState("http://127.0.0.1:1", {{"cpu", "8"}, {"cuda.shares", "4"}});
+  state.slotTypes["cuda.shares"] = SlotType::Fraction;
+  state.slotQuanta = {{"cpu", Quantity(1)}, {"cuda.shares", test_support::q("0.01")}};
+  report("a", state);
+  NewSession request;
+  request.command = {"true"};
+  request.resources = {{"cpu", "0.5"}};
+  auto half = manager_->createSession(kAdmin, request);
+  ASSERT_FALSE(half.ok());
+  EXPECT_EQ(half.error().kind, ErrorKind::InvalidResource);
+  EXPECT_NE(half.error().detail.find("whole numbers"), std::string::npos) << half.error().detail;
+  EXPECT_NE(half.error().detail.find("nearest valid amounts: 1)"), std::string::npos) << half.error().detail;
+  request.resources = {{"cpu", "2.5"}};
+  EXPECT_NE(manager_->createSession(kAdmin, request).error().detail.find("2 or 3"), std::string::npos);
+  request.resources = {{"cuda.shares", "0.005"}};
+  auto fine = manager_->createSession(kAdmin, request);
+  ASSERT_FALSE(fine.ok());
+  EXPECT_EQ(fine.error().kind, ErrorKind::InvalidResource);
+  EXPECT_NE(fine.error().detail.find("multiples of 0.01"), std::string::npos) << fine.error().detail;
+  EXPECT_NE(fine.error().detail.find("nearest valid amounts: 0.01)"), std::string::npos) << fine.error().detail;
+  EXPECT_TRUE(submit({{"cuda.shares", "0.25"}, {"cpu", "2"}}).requested.contains("cuda.shares"));
+
+  // An agent that reports no quanta (an older one) is held to its slots' types.
+  auto old = nodeState("http://127.0.0.1:1", {{"cpu", "8"}}, {}, "old");
+  report("b", old);
+  request.scalingGroup = "old";
+  request.resources = {{"cpu", "0.5"}};
+  EXPECT_EQ(manager_->createSession(kAdmin, request).error().kind, ErrorKind::InvalidResource);
+}
+
+// A misspelt group is refused whether or not the request names slots; "default" is a
+// real group from the first start; a group naming an uninstalled policy is refused.
+TEST_F(ManagerCoreTest, UnknownScalingGroupsAndPoliciesAreRefusedAndDefaultIsARealGroup) {
+  startManager();
+  auto group = manager_->admin().scalingGroup("default");
+  ASSERT_TRUE(group.has_value()) << "made at the first start";
+  EXPECT_EQ(group->sequencer, "fifo");
+  EXPECT_EQ(group->selector, "concentrated");
+  report("a", nodeState("http://127.0.0.1:1", {{"cpu", "4"}}, {}, "unrecorded"));
+  NewSession request;
+  request.command = {"true"};
+  request.scalingGroup = "nosuch";
+  auto refused = manager_->createSession(kAdmin, request);
+  ASSERT_FALSE(refused.ok()) << "it would pend forever";
+  EXPECT_EQ(refused.error().kind, ErrorKind::UnknownScalingGroup);
+  EXPECT_NE(refused.error().detail.find("nosuch"), std::string::npos) << refused.error().detail;
+  request.scalingGroup = "unrecorded";  // an agent's group without a record of its own
+  EXPECT_TRUE(manager_->createSession(kAdmin, request).ok());
+
+  if (std::getenv("BAI_POLICY_DIR") == nullptr) GTEST_SKIP() << "BAI_POLICY_DIR is not set (run through meson test)";
+  auto make = [](const char* json) {
+    return [json](const ScalingGroupRecord&, const SlotTypeTable&) -> Result<ScalingGroupRecord> {
+      return scalingGroupFromJson(nlohmann::json::parse(json));
+    };
+  };
+  auto nope = manager_->admin().createScalingGroup(make(R"({"name": "gpu", "sequencer": "nope"})"));
+  ASSERT_FALSE(nope.ok());
+  EXPECT_EQ(nope.error().kind, ErrorKind::InvalidRequest);
+  EXPECT_NE(nope.error().detail.find("nope"), std::string::npos) << nope.error().detail;
+  EXPECT_NE(nope.error().detail.find("fifo"), std::string::npos) << "names what is installed: " << nope.error().detail;
+  EXPECT_FALSE(manager_->admin().scalingGroup("gpu").has_value());
+  ASSERT_TRUE(manager_->admin().createScalingGroup(make(R"({"name": "gpu", "sequencer": "drf"})")).ok());
+  auto patched = manager_->admin().patchScalingGroup("default", make(R"({"name": "default", "selector": "fifo"})"));
+  ASSERT_FALSE(patched.ok()) << "fifo is a sequencer";
+  EXPECT_EQ(patched.error().kind, ErrorKind::InvalidRequest);
+  EXPECT_EQ(manager_->admin().scalingGroup("default")->selector, "concentrated");
+}
+
+// A session at the head of the line holds back only the sessions that need a slot it
+// waits for: a CPU-only session passes one waiting for GPUs. One that can never fit the
+// group's healthy capacity gets no priority at all.
+TEST_F(ManagerCoreTest, AHeadOfLineSessionHoldsBackOnlySessionsNeedingWhatItWaitsFor) {
+  FakeAgentRpc rpc;
+  rpc.start();
+  startManager();
+  storeGroup("default", [](ScalingGroupRecord& group) { group.holMaxPasses = 0; });
+  report("a", nodeState(rpc.url(), {{"cpu", "8"}, {"cuda.device", "3"}}));  // 4 GPUs, one unhealthy: 3 offered
+  const SessionRecord holder = submit({{"cuda.device", "1"}});
+  ASSERT_TRUE(eventually([&] { return status(holder.id) == SessionStatus::Running; }));
+  const SessionRecord never = submit({{"cuda.device", "4"}});
+  ASSERT_TRUE(eventually([&] { return !manager_->pendingReason(never.id).empty(); }));
+  EXPECT_EQ(manager_->pendingReason(never.id).find("priority"), std::string::npos) << manager_->pendingReason(never.id);
+  const SessionRecord head = submit({{"cuda.device", "3"}});
+  ASSERT_TRUE(eventually([&] { return manager_->pendingReason(head.id).find("priority") != std::string::npos; }))
+      << manager_->pendingReason(head.id);
+
+  const SessionRecord cpuOnly = submit({{"cpu", "2"}});
+  ASSERT_TRUE(eventually([&] { return status(cpuOnly.id) == SessionStatus::Running; })) << manager_->pendingReason(cpuOnly.id);
+  const SessionRecord gpu = submit({{"cuda.device", "1"}});
+  ASSERT_TRUE(eventually([&] { return manager_->pendingReason(gpu.id).find(head.id) != std::string::npos; }))
+      << manager_->pendingReason(gpu.id);
+  EXPECT_NE(manager_->pendingReason(gpu.id).find("cuda.device"), std::string::npos) << manager_->pendingReason(gpu.id);
+  EXPECT_EQ(status(gpu.id), SessionStatus::Pending);
+
+  event("a", 1, holder.id, protocol::EventKind::Exited, 0);
+  report("a", nodeState(rpc.url(), {{"cpu", "8"}, {"cuda.device", "3"}}, {cpuOnly.id}), 2);
+  ASSERT_TRUE(eventually([&] { return status(head.id) == SessionStatus::Running; })) << manager_->pendingReason(head.id);
+  EXPECT_EQ(status(gpu.id), SessionStatus::Pending) << "all three GPUs went to the head of the line";
 }
 
 }  // namespace

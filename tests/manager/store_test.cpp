@@ -705,10 +705,10 @@ TEST_F(StoreTest, OpensARelativePath) {
 
 TEST_F(StoreTest, AFreshDatabaseIsAtTheLatestVersion) {
   auto store = open(url());
-  EXPECT_EQ(store->schemaVersion(), 3);
-  EXPECT_EQ(static_cast<int>(sqliteMigrations().size()), 3);
+  EXPECT_EQ(store->schemaVersion(), 4);
+  EXPECT_EQ(static_cast<int>(sqliteMigrations().size()), 4);
   store.reset();
-  EXPECT_EQ(userVersion(file()), 3);
+  EXPECT_EQ(userVersion(file()), 4);
 }
 
 // A file as bai-manager with schema 1 left it (migration 1's own SQL), with rows: the
@@ -723,7 +723,8 @@ TEST_F(StoreTest, UpgradesAVersionOneDatabaseKeepingItsRows) {
   ASSERT_EQ(userVersion(file()), 1);
 
   auto store = open(url());
-  EXPECT_EQ(store->schemaVersion(), 3);
+  const int latest = static_cast<int>(sqliteMigrations().size());
+  EXPECT_EQ(store->schemaVersion(), latest);
   auto keypair =
       readValue<std::optional<KeypairRecord>>(*store, [](StoreTransaction& tx) { return tx.keypair("AKOLD"); });
   ASSERT_TRUE(keypair.has_value());
@@ -742,7 +743,7 @@ TEST_F(StoreTest, UpgradesAVersionOneDatabaseKeepingItsRows) {
     return tx.setKeypairResourcePolicy("AKOLD", "small");
   }));
   store.reset();
-  EXPECT_EQ(userVersion(file()), 3);
+  EXPECT_EQ(userVersion(file()), latest);
   store = open(url());
   keypair = readValue<std::optional<KeypairRecord>>(*store, [](StoreTransaction& tx) { return tx.keypair("AKOLD"); });
   ASSERT_TRUE(keypair.has_value());
@@ -817,7 +818,10 @@ TEST_F(StoreTest, RoundTripsResourcePoliciesExactly) {
                                      {"cuda.device", "0"},
                                      {"cpu", "Infinity"}});
   ASSERT_OK(writeOne(*store, [&](StoreTransaction& tx) -> Result<void> {
-    if (auto r = tx.upsertResourcePolicy({"small", totals, false, 3, 2147483647, 5}); !r.ok()) return r;
+    if (auto r = tx.upsertResourcePolicy({"small", totals, false, 3, 2147483647, 5, slots({{"mem", "1073741824"}})});
+        !r.ok()) {
+      return r;
+    }
     return tx.upsertResourcePolicy({"open", {}, true, 0, 0, 6});
   }));
   store.reset();
@@ -838,6 +842,8 @@ TEST_F(StoreTest, RoundTripsResourcePoliciesExactly) {
   EXPECT_EQ(small.maxConcurrentSessions, 3);
   EXPECT_EQ(small.maxPendingSessions, 2147483647);
   EXPECT_EQ(small.createdAtMillis, 5);
+  EXPECT_EQ(small.defaultSessionSlots, slots({{"mem", "1073741824"}}));
+  EXPECT_TRUE(policies[0].defaultSessionSlots.empty());
 
   ASSERT_OK(writeOne(*store, [](StoreTransaction& tx) {
     return tx.upsertResourcePolicy({"small", slots({{"cpu", "1.5"}}), true, 0, 1, 77});
@@ -850,6 +856,7 @@ TEST_F(StoreTest, RoundTripsResourcePoliciesExactly) {
   EXPECT_TRUE(updated->defaultUnlimited);
   EXPECT_EQ(updated->maxPendingSessions, 1);
   EXPECT_EQ(updated->createdAtMillis, 5);
+  EXPECT_TRUE(updated->defaultSessionSlots.empty()) << "replaced like the rest";
   // Stored as exact text, never as a float.
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(file().c_str(), &db), SQLITE_OK);

@@ -186,6 +186,38 @@ TEST_F(ReporterTest, EventsAreDeliveredAtOnceNotOnTheHeartbeatTimer) {
             << " ms, p99 " << test::percentile(backToBack, 0.99) << " ms\n";
 }
 
+// A session that ends frees its devices, then journals its event: the state that shows
+// them free follows the event at once, so the manager can place on them without waiting
+// for the heartbeat timer.
+TEST_F(ReporterTest, AStateChangedBeforeAnEventFollowsTheEventAtOnce) {
+  auto reporter = startReporter(options(5000ms));
+  ASSERT_TRUE(waitUntilConnected(*reporter));
+  digest = 2;  // the session's devices were freed
+  const auto appendAt = std::chrono::steady_clock::now();
+  ASSERT_TRUE(journal->append(test::exitedEvent("s1", 0)).ok());
+  reporter->notifyEvent();
+  ASSERT_TRUE(manager.waitFor([&] { return manager.heartbeats().size() >= 2; }, 2000ms)) << "not an interval later";
+  const auto requests = manager.requests();
+  const auto event = std::find_if(requests.begin(), requests.end(), [](const auto& r) { return !isHeartbeat(r); });
+  const auto state = std::find_if(requests.begin() + 1, requests.end(), [](const auto& r) { return isHeartbeat(r); });
+  ASSERT_NE(event, requests.end());
+  ASSERT_NE(state, requests.end());
+  EXPECT_LT(event - requests.begin(), state - requests.begin()) << "the event first, then the state";
+  const protocol::Heartbeat heartbeat = parseHeartbeat(*state);
+  EXPECT_EQ(heartbeat.digest, 2u);
+  ASSERT_TRUE(heartbeat.state.has_value());
+  EXPECT_EQ(heartbeat.state->region, "region-2");
+  std::cout << "[figure] event append -> changed state received: " << test::millisSince(appendAt, state->receivedAt)
+            << " ms (heartbeat interval 5000 ms)\n";
+
+  // An event that changed nothing (the digest as sent) sends no heartbeat.
+  ASSERT_TRUE(journal->append(test::exitedEvent("s2", 0)).ok());
+  reporter->notifyEvent();
+  ASSERT_TRUE(manager.waitFor([&] { return manager.events().size() == 2; }, 2000ms));
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(manager.heartbeats().size(), 2u);
+}
+
 TEST_F(ReporterTest, EventsSurviveAnOutageAndArriveInOrderAfterAFullHeartbeat) {
   auto reporter = startReporter(options());
   ASSERT_TRUE(waitUntilConnected(*reporter));

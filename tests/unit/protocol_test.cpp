@@ -1,6 +1,7 @@
 #include <bai/protocol.hpp>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 namespace bai::protocol {
 namespace {
@@ -18,6 +19,7 @@ AgentState sampleState() {
   s.occupied = ResourceSlot{{SlotName::of("cpu"), 2}};
   s.largestAllocatable = ResourceSlot{{SlotName::of("cpu"), 6}, {SlotName::of("cuda.shares"), q("1.25")}};
   s.slotTypes = {{"cpu", SlotType::Count}, {"mem", SlotType::Bytes}, {"cuda.shares", SlotType::Count}};
+  s.slotQuanta = {{"cpu", Quantity(1)}, {"cuda.shares", q("0.01")}};
   s.plugins = {{"cpu", "26.11.0", "cpu", R"({"pus":2})"},
                {"acme", "1.0", "acme", "{}", "health did not return within 5000 ms"}};
   s.deviceHealth = {{"cuda", "0", "unhealthy", "XID 79"}};
@@ -35,6 +37,8 @@ TEST(Protocol, HeartbeatRoundTrip) {
   EXPECT_EQ(back->state->available.get("cuda.shares"), q("3.5"));
   EXPECT_EQ(back->state->largestAllocatable.get("cuda.shares"), q("1.25"));
   EXPECT_EQ(back->state->slotTypes.at("mem"), SlotType::Bytes);
+  EXPECT_EQ(back->state->slotQuanta.at("cuda.shares"), q("0.01"));
+  EXPECT_EQ(back->state->slotQuanta.at("cpu"), Quantity(1));
   EXPECT_EQ(back->state->plugins.at(0).extraInfoJson, R"({"pus":2})");
   EXPECT_FALSE(back->state->plugins.at(0).withdrawn.has_value());
   EXPECT_EQ(back->state->plugins.at(1).withdrawn, "health did not return within 5000 ms");
@@ -75,6 +79,21 @@ TEST(Protocol, SessionsRoundTrip) {
   EXPECT_EQ(infoBack->exitCode, 3);
   EXPECT_EQ(infoBack->allocation.at("cpu").at("0"), Quantity(1));
   EXPECT_EQ(infoBack->toJson(), info.toJson());
+}
+
+// Quanta are optional (an older agent sends none) and each must be a positive decimal.
+TEST(Protocol, SlotQuantaAreOptionalAndPositive) {
+  nlohmann::json doc = nlohmann::json::parse(Heartbeat{"agent-1", 1, sampleState()}.toJson());
+  doc["state"].erase("slot_quanta");
+  auto older = Heartbeat::fromJson(doc.dump());
+  ASSERT_TRUE(older.ok()) << older.error().message;
+  EXPECT_TRUE(older->state->slotQuanta.empty());
+  for (const char* bad : {R"("0")", R"("-0.01")", R"(0.01)", R"("Infinity")"}) {
+    doc["state"]["slot_quanta"] = nlohmann::json::object({{"cuda.shares", nlohmann::json::parse(bad)}});
+    auto refused = Heartbeat::fromJson(doc.dump());
+    ASSERT_FALSE(refused.ok()) << bad;
+    EXPECT_EQ(refused.error().message, "heartbeat.state.slot_quanta.cuda.shares: expected a positive decimal string") << bad;
+  }
 }
 
 TEST(Protocol, RefusesBadDocumentsNamingTheField) {
