@@ -88,6 +88,14 @@ const std::vector<std::vector<const char*>> kMigrations = {
         // so the store checks the name on every write instead.
         "ALTER TABLE keypairs ADD COLUMN resource_policy TEXT NOT NULL DEFAULT ''",
     },
+    {
+      // Nonces of accepted API requests, kept while their date is still accepted, so that
+      // a restarted manager refuses a request captured before the restart.
+      R"sql(CREATE TABLE request_nonces (
+            nonce_key TEXT PRIMARY KEY,
+            expires_at_ms INTEGER NOT NULL) WITHOUT ROWID)sql",
+        "CREATE INDEX request_nonces_by_expiry ON request_nonces (expires_at_ms)",
+    },
 };
 
 }  // namespace
