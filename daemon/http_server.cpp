@@ -33,8 +33,8 @@ constexpr auto kFirstAcceptBackoff = std::chrono::milliseconds(10);
 constexpr auto kLongestAcceptBackoff = std::chrono::milliseconds(500);
 constexpr std::size_t kShedPerFailedAccept = 8;
 
-// Connections waiting for a request (new or kept alive), oldest first: the ones closed
-// when the process runs out of descriptors. Any thread.
+// Connections kept alive and waiting for their next request, oldest first: the ones
+// closed when the process runs out of descriptors. Any thread.
 class WaitingConnections {
  public:
   using Closer = std::function<void()>;
@@ -132,11 +132,15 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     parser_->body_limit(maxBody_);
     parser_->header_limit(16 * 1024);
     beast::get_lowest_layer(stream_).expires_after(kIdleTimeout);
-    ticket_ = waiting_.add([weak = this->weak_from_this(), executor = stream_.get_executor()] {
-      asio::post(executor, [weak] {
-        if (auto self = weak.lock()) self->shed();
+    // Kept alive after an answer: sheddable. A new connection is not, since its first
+    // request may be on its way.
+    if (answered_) {
+      ticket_ = waiting_.add([weak = this->weak_from_this(), executor = stream_.get_executor()] {
+        asio::post(executor, [weak] {
+          if (auto self = weak.lock()) self->shed();
+        });
       });
-    });
+    }
     bhttp::async_read(stream_, buffer_, *parser_,
                       [self = this->shared_from_this()](beast::error_code ec, std::size_t) { self->onRead(ec); });
   }
@@ -193,6 +197,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     bhttp::async_write(stream_, *message,
                        [self = this->shared_from_this(), message, keepAlive](beast::error_code ec, std::size_t) {
                          if (ec || !keepAlive) return self->close();
+                         self->answered_ = true;
                          self->read();
                        });
   }
@@ -210,6 +215,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   std::string peer_;
   WaitingConnections& waiting_;
   std::uint64_t ticket_ = 0;  // in waiting_ while a request is awaited; 0: not
+  bool answered_ = false;     // at least one response written
 };
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -298,6 +299,7 @@ TEST(HttpServer, OutOfDescriptorsShedsIdleConnectionsInsteadOfSpinning) {
   const pid_t child = ::fork();
   ASSERT_GE(child, 0);
   if (child == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlives a test that failed or was killed
     ::close(pipeEnds[0]);
     serveWithFewDescriptors(pipeEnds[1]);
   }
@@ -328,7 +330,7 @@ TEST(HttpServer, OutOfDescriptorsShedsIdleConnectionsInsteadOfSpinning) {
   Client client;
   const Reply figures = client.request("http://127.0.0.1:" + std::to_string(port) + "/metrics");
   EXPECT_EQ(figures.status, 200);
-  const std::string exhausted = "test_http_descriptors_exhausted_total ";
+  const std::string exhausted = "\ntest_http_descriptors_exhausted_total ";
   const std::size_t at = figures.body.find(exhausted);
   ASSERT_NE(at, std::string::npos) << figures.body;
   const long failedAccepts = std::stol(figures.body.substr(at + exhausted.size()));
