@@ -1,5 +1,7 @@
 #include "http_server.hpp"
 
+#include "prometheus_text.hpp"
+
 #include <utility>  // Boost 1.74 Asio with GCC 12 in C++20 needs std::exchange declared first
 
 #include <boost/asio.hpp>
@@ -10,6 +12,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -21,9 +25,61 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
-using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 
 constexpr auto kIdleTimeout = std::chrono::seconds(60);
+// After a failed accept: wait, doubling up to the cap, so that a full descriptor table
+// (the pending connection stays in the backlog) does not spin the acceptor's thread.
+constexpr auto kFirstAcceptBackoff = std::chrono::milliseconds(10);
+constexpr auto kLongestAcceptBackoff = std::chrono::milliseconds(500);
+constexpr std::size_t kShedPerFailedAccept = 8;
+
+// Connections kept alive and waiting for their next request, oldest first: the ones
+// closed when the process runs out of descriptors. Any thread.
+class WaitingConnections {
+ public:
+  using Closer = std::function<void()>;
+
+  std::uint64_t add(Closer close) {
+    const std::lock_guard lock(mutex_);
+    const std::uint64_t ticket = ++next_;
+    waiting_.emplace(ticket, std::move(close));
+    return ticket;
+  }
+  void remove(std::uint64_t ticket) {
+    const std::lock_guard lock(mutex_);
+    waiting_.erase(ticket);
+  }
+  // Closes up to `count` of the oldest; how many it closed.
+  std::size_t shedOldest(std::size_t count) {
+    std::vector<Closer> closers;
+    {
+      const std::lock_guard lock(mutex_);
+      while (closers.size() < count && !waiting_.empty()) {
+        closers.push_back(std::move(waiting_.begin()->second));
+        waiting_.erase(waiting_.begin());
+      }
+    }
+    for (auto& close : closers) close();
+    return closers.size();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::uint64_t next_ = 0;
+  std::map<std::uint64_t, Closer> waiting_;  // by ticket: the oldest first
+};
+
+bool outOfDescriptors(const beast::error_code& ec) {
+  return ec == asio::error::no_descriptors || ec == boost::system::errc::too_many_files_open_in_system;
+}
+
+// The path and the query's names and values, percent-decoded, are UTF-8 text: handlers
+// put them into JSON, which refuses anything else (a 500 once).
+bool decodesToUtf8(const Request& request) {
+  if (!isValidUtf8(urlDecode(request.path))) return false;
+  return std::all_of(request.query.begin(), request.query.end(),
+                     [](const auto& pair) { return isValidUtf8(pair.first) && isValidUtf8(pair.second); });
+}
 
 std::string lower(std::string text) {
   std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
@@ -54,8 +110,9 @@ Response plainError(int status, const std::string& type, const std::string& titl
 template <class Stream>
 class Session : public std::enable_shared_from_this<Session<Stream>> {
  public:
-  Session(Stream stream, const AsyncHandler& handler, std::size_t maxBody, std::string peer)
-      : stream_(std::move(stream)), handler_(handler), maxBody_(maxBody), peer_(std::move(peer)) {}
+  Session(Stream stream, const AsyncHandler& handler, std::size_t maxBody, std::string peer, WaitingConnections& waiting)
+      : stream_(std::move(stream)), handler_(handler), maxBody_(maxBody), peer_(std::move(peer)), waiting_(waiting) {}
+  ~Session() { waiting_.remove(ticket_); }
 
   void run() {
     if constexpr (std::is_same_v<Stream, beast::ssl_stream<beast::tcp_stream>>) {
@@ -75,11 +132,24 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     parser_->body_limit(maxBody_);
     parser_->header_limit(16 * 1024);
     beast::get_lowest_layer(stream_).expires_after(kIdleTimeout);
+    // Kept alive after an answer: sheddable. A new connection is not, since its first
+    // request may be on its way.
+    if (answered_) {
+      ticket_ = waiting_.add([weak = this->weak_from_this(), executor = stream_.get_executor()] {
+        asio::post(executor, [weak] {
+          if (auto self = weak.lock()) self->shed();
+        });
+      });
+    }
     bhttp::async_read(stream_, buffer_, *parser_,
                       [self = this->shared_from_this()](beast::error_code ec, std::size_t) { self->onRead(ec); });
   }
 
+  // Closes the descriptor now, not after a shutdown handshake: it is needed elsewhere.
+  void shed() { beast::get_lowest_layer(stream_).close(); }
+
   void onRead(beast::error_code ec) {
+    waiting_.remove(std::exchange(ticket_, 0));
     if (ec == bhttp::error::body_limit) {
       return respond(plainError(413, "body-too-large", "Request body too large",
                                 "the limit is " + std::to_string(maxBody_) + " bytes"),
@@ -97,6 +167,11 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     request.body = std::move(parser_->get().body());
     request.peer = peer_;
     const bool keepAlive = message.keep_alive();
+    if (!decodesToUtf8(request)) {
+      return respond(plainError(400, "invalid-request", "Invalid request",
+                                "the path or query is not valid UTF-8 once percent-decoded"),
+                     keepAlive);
+    }
     auto answered = std::make_shared<std::atomic<bool>>(false);
     Responder responder = [self = this->shared_from_this(), keepAlive, answered](Response response) {
       if (answered->exchange(true)) return;
@@ -122,6 +197,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     bhttp::async_write(stream_, *message,
                        [self = this->shared_from_this(), message, keepAlive](beast::error_code ec, std::size_t) {
                          if (ec || !keepAlive) return self->close();
+                         self->answered_ = true;
                          self->read();
                        });
   }
@@ -137,6 +213,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   const AsyncHandler& handler_;
   std::size_t maxBody_;
   std::string peer_;
+  WaitingConnections& waiting_;
+  std::uint64_t ticket_ = 0;  // in waiting_ while a request is awaited; 0: not
+  bool answered_ = false;     // at least one response written
 };
 
 }  // namespace
@@ -150,35 +229,78 @@ struct Server::Impl {
   ServerOptions options;
   AsyncHandler handler;
   std::optional<asio::ssl::context> tls;
-  // One io_context and acceptor per thread: no cross-thread handoff per request.
+  WaitingConnections waiting;  // before the contexts: their sessions leave it as they go
+  // One io_context per thread; the acceptor runs on the first and hands each connection
+  // to the next context in turn.
   std::vector<std::unique_ptr<asio::io_context>> contexts;
-  std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
+  std::unique_ptr<tcp::acceptor> acceptor;
+  std::unique_ptr<asio::steady_timer> backoff;
   std::vector<std::thread> threads;
   std::atomic<std::uint16_t> port{0};
   bool running = false;
+  // Only the acceptor's thread touches these.
+  std::size_t nextContext = 0;
+  std::chrono::milliseconds delay = kFirstAcceptBackoff;
+  bool exhausted = false;  // out of descriptors since the last accept that worked
 
-  void accept(tcp::acceptor& acceptor) {
-    acceptor.async_accept([this, &acceptor](beast::error_code ec, tcp::socket socket) {
-      if (ec) {
-        if (ec == asio::error::operation_aborted) return;
-      } else {
-        beast::error_code peerError;
-        const auto remote = socket.remote_endpoint(peerError);
-        const std::string peer = peerError ? "" : remote.address().to_string() + ":" + std::to_string(remote.port());
-        (void)socket.set_option(tcp::no_delay(true), peerError);
-        if (tls) {
-          std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(
-              beast::ssl_stream<beast::tcp_stream>(beast::tcp_stream(std::move(socket)), *tls), handler,
-              options.maxBodyBytes, peer)
-              ->run();
-        } else {
-          std::make_shared<Session<beast::tcp_stream>>(beast::tcp_stream(std::move(socket)), handler,
-                                                       options.maxBodyBytes, peer)
-              ->run();
-        }
+  void accept() {
+    asio::io_context& target = *contexts[nextContext++ % contexts.size()];
+    acceptor->async_accept(target, [this](beast::error_code ec, tcp::socket socket) {
+      if (ec == asio::error::operation_aborted) return;
+      if (ec) return acceptFailed(ec);
+      if (exhausted) {
+        exhausted = false;
+        say(LogLevel::Info, "accepting connections again");
       }
-      accept(acceptor);
+      delay = kFirstAcceptBackoff;
+      serve(std::move(socket));
+      accept();
     });
+  }
+
+  void acceptFailed(const beast::error_code& ec) {
+    if (outOfDescriptors(ec)) {
+      options.counters->descriptorsExhausted.fetch_add(1, std::memory_order_relaxed);
+      const std::size_t shed = waiting.shedOldest(kShedPerFailedAccept);
+      options.counters->connectionsShed.fetch_add(shed, std::memory_order_relaxed);
+      if (!exhausted) {
+        exhausted = true;
+        say(LogLevel::Warning, "out of file descriptors (" + ec.message() + "): closing idle connections and " +
+                                   "retrying; raise the limit (LimitNOFILE) if this recurs");
+      }
+    }
+    backoff->expires_after(delay);
+    delay = std::min(delay * 2, kLongestAcceptBackoff);
+    backoff->async_wait([this](beast::error_code waited) {
+      if (!waited) accept();
+    });
+  }
+
+  // On the socket's own context, so that each session lives on one thread.
+  void serve(tcp::socket socket) {
+    auto executor = socket.get_executor();
+    asio::post(executor, [this, socket = std::move(socket)]() mutable { startSession(std::move(socket)); });
+  }
+
+  void startSession(tcp::socket socket) {
+    beast::error_code peerError;
+    const auto remote = socket.remote_endpoint(peerError);
+    const std::string peer = peerError ? "" : remote.address().to_string() + ":" + std::to_string(remote.port());
+    (void)socket.set_option(tcp::no_delay(true), peerError);
+    if (tls) {
+      std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(
+          beast::ssl_stream<beast::tcp_stream>(beast::tcp_stream(std::move(socket)), *tls), handler, options.maxBodyBytes,
+          peer, waiting)
+          ->run();
+    } else {
+      std::make_shared<Session<beast::tcp_stream>>(beast::tcp_stream(std::move(socket)), handler, options.maxBodyBytes,
+                                                   peer, waiting)
+          ->run();
+    }
+  }
+
+  void say(LogLevel level, const std::string& message) const {
+    if (options.log) options.log(level, "http", options.address + ":" + std::to_string(port.load()) + ": " + message);
   }
 };
 
@@ -189,12 +311,15 @@ Server::Server(ServerOptions options, Handler handler)
 
 Server::Server(ServerOptions options, AsyncHandler handler) : impl_(std::make_unique<Impl>()) {
   impl_->options = std::move(options);
+  if (!impl_->options.counters) impl_->options.counters = std::make_shared<ServerCounters>();
   impl_->handler = std::move(handler);
 }
 
 Server::~Server() { stop(); }
 
 std::uint16_t Server::port() const { return impl_->port.load(); }
+
+const ServerCounters& Server::counters() const { return *impl_->options.counters; }
 
 Result<void> Server::start() {
   Impl& s = *impl_;
@@ -213,30 +338,29 @@ Result<void> Server::start() {
   beast::error_code ec;
   const auto address = asio::ip::make_address(s.options.address, ec);
   if (ec) return fail(ErrorCode::InvalidArgument, "listen address '" + s.options.address + "': " + ec.message());
-  std::uint16_t port = s.options.port;
   const int threads = std::max(1, s.options.threads);
-  for (int i = 0; i < threads; ++i) {
-    auto context = std::make_unique<asio::io_context>(1);
-    auto acceptor = std::make_unique<tcp::acceptor>(*context);
-    const tcp::endpoint endpoint(address, port);
-    acceptor->open(endpoint.protocol(), ec);
-    if (!ec) acceptor->set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) acceptor->set_option(ReusePort(true), ec);
-    if (!ec) acceptor->bind(endpoint, ec);
-    if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) {
-      s.acceptors.clear();
-      s.contexts.clear();
-      return fail(ErrorCode::Conflict, "cannot listen on " + s.options.address + ":" + std::to_string(port) + ": " + ec.message());
-    }
-    port = acceptor->local_endpoint().port();  // the first bind fixes an ephemeral port for the rest
-    s.contexts.push_back(std::move(context));
-    s.acceptors.push_back(std::move(acceptor));
+  for (int i = 0; i < threads; ++i) s.contexts.push_back(std::make_unique<asio::io_context>(1));
+  s.acceptor = std::make_unique<tcp::acceptor>(*s.contexts.front());
+  const tcp::endpoint endpoint(address, s.options.port);
+  s.acceptor->open(endpoint.protocol(), ec);
+  // SO_REUSEADDR only: a restart may bind over TIME_WAIT, a second daemon may not share the port.
+  if (!ec) s.acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) s.acceptor->bind(endpoint, ec);
+  if (!ec) s.acceptor->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    s.acceptor.reset();
+    s.contexts.clear();
+    return fail(ErrorCode::Conflict, "cannot listen on " + where + ": " + ec.message());
   }
-  s.port = port;
-  for (std::size_t i = 0; i < s.contexts.size(); ++i) {
-    s.accept(*s.acceptors[i]);
-    s.threads.emplace_back([context = s.contexts[i].get()] { context->run(); });
+  s.port = s.acceptor->local_endpoint().port();
+  s.backoff = std::make_unique<asio::steady_timer>(*s.contexts.front());
+  s.accept();
+  for (auto& context : s.contexts) {
+    s.threads.emplace_back([context = context.get()] {
+      // Keeps a context with no connection yet from returning at once.
+      auto guard = asio::make_work_guard(*context);
+      context->run();
+    });
   }
   s.running = true;
   return {};
@@ -249,7 +373,8 @@ void Server::stop() {
   for (auto& context : s.contexts) context->stop();
   for (auto& thread : s.threads) thread.join();
   s.threads.clear();
-  s.acceptors.clear();
+  s.backoff.reset();
+  s.acceptor.reset();
   s.contexts.clear();
 }
 
@@ -266,6 +391,47 @@ Result<std::pair<std::string, std::uint16_t>> splitHostPort(const std::string& t
   }
   if (host.empty()) return fail(ErrorCode::InvalidArgument, "'" + text + "': missing host");
   return std::pair{host, static_cast<std::uint16_t>(std::stoul(portText))};
+}
+
+bool isValidUtf8(std::string_view text) {
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    std::size_t length = 0;
+    std::uint32_t point = 0, least = 0;
+    if (lead < 0x80) {
+      ++i;
+      continue;
+    } else if ((lead & 0xe0) == 0xc0) {
+      length = 2, point = lead & 0x1f, least = 0x80;
+    } else if ((lead & 0xf0) == 0xe0) {
+      length = 3, point = lead & 0x0f, least = 0x800;
+    } else if ((lead & 0xf8) == 0xf0) {
+      length = 4, point = lead & 0x07, least = 0x10000;
+    } else {
+      return false;
+    }
+    if (i + length > text.size()) return false;
+    for (std::size_t k = 1; k < length; ++k) {
+      const auto next = static_cast<unsigned char>(text[i + k]);
+      if ((next & 0xc0) != 0x80) return false;
+      point = (point << 6) | (next & 0x3f);
+    }
+    if (point < least || point > 0x10ffff || (point >= 0xd800 && point <= 0xdfff)) return false;
+    i += length;
+  }
+  return true;
+}
+
+std::string serverCountersText(const std::string& prefix, const ServerCounters& counters) {
+  PrometheusText out;
+  out.family(prefix + "_http_descriptors_exhausted_total", MetricType::Counter,
+             "Connections not accepted at once because the process had no file descriptor left.");
+  out.sample({}, counters.descriptorsExhausted.load(std::memory_order_relaxed));
+  out.family(prefix + "_http_connections_shed_total", MetricType::Counter,
+             "Idle connections closed to free file descriptors.");
+  out.sample({}, counters.connectionsShed.load(std::memory_order_relaxed));
+  return out.text();
 }
 
 std::string urlDecode(const std::string& text) {

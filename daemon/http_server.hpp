@@ -1,15 +1,20 @@
 // A small HTTP/1.1 server (Boost.Asio + Beast, kept out of this header) for the agent's
-// RPC and the manager's API: keep-alive, bounded bodies, one io_context per thread with
-// SO_REUSEPORT acceptors. Internal to bai.
+// RPC and the manager's API: keep-alive, bounded bodies, one io_context per thread fed by
+// one acceptor (no SO_REUSEPORT: a second daemon on the same port fails to bind).
+// Internal to bai.
 #pragma once
+
+#include "log_sink.hpp"
 
 #include <bai/result.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace bai::http {
 
@@ -40,6 +45,15 @@ using Handler = std::function<Response(const Request&)>;
 using Responder = std::function<void(Response)>;
 using AsyncHandler = std::function<void(Request, Responder)>;
 
+// What the server counts, for the daemons' /metrics. Any thread.
+struct ServerCounters {
+  std::atomic<std::uint64_t> descriptorsExhausted{0};  // accepts refused by EMFILE or ENFILE
+  std::atomic<std::uint64_t> connectionsShed{0};       // idle connections closed to free descriptors
+};
+
+// The counters as Prometheus families named `<prefix>_http_...` (e.g. "bai_manager").
+std::string serverCountersText(const std::string& prefix, const ServerCounters& counters);
+
 struct ServerOptions {
   std::string address = "127.0.0.1";
   std::uint16_t port = 0;  // 0: an ephemeral port, read back with port()
@@ -47,6 +61,8 @@ struct ServerOptions {
   std::size_t maxBodyBytes = 1 << 20;
   std::string tlsCertificateFile;  // both set: HTTPS
   std::string tlsKeyFile;
+  LogSink log = {};  // running out of descriptors is said here, once per episode
+  std::shared_ptr<ServerCounters> counters = {};  // shared with whoever renders them; made when empty
 };
 
 class Server {
@@ -61,6 +77,7 @@ class Server {
   Result<void> start();
   void stop();
   std::uint16_t port() const;
+  const ServerCounters& counters() const;
 
  private:
   struct Impl;
@@ -72,5 +89,8 @@ Result<std::pair<std::string, std::uint16_t>> splitHostPort(const std::string& t
 
 // Decodes %XX and '+' of a query component.
 std::string urlDecode(const std::string& text);
+
+// Well-formed UTF-8 (no overlong forms, surrogates or code points above U+10FFFF).
+bool isValidUtf8(std::string_view text);
 
 }  // namespace bai::http

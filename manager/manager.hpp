@@ -87,6 +87,7 @@ class Manager {
   std::map<std::string, SlotType> slotTypes() const;
   ClusterFigures figures() const;
   Metrics& metrics() { return metrics_; }
+  Store& store() { return ledger_.store(); }  // for records outside the cluster state (request nonces)
 
   // SIGHUP: applies manager.log-level, manager.max-wait, agents.heartbeat-timeout,
   // scheduler.period, scheduler.candidate-window, scheduler.default-session-slots and

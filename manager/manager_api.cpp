@@ -4,11 +4,13 @@
 #include "api_views.hpp"
 #include "bearer_token.hpp"
 #include "parse_json.hpp"
+#include "store_nonce_journal.hpp"
 
 #include <nlohmann/json.hpp>
 
 #include <array>
 #include <cctype>
+#include <stdexcept>
 
 namespace bai::manager {
 namespace {
@@ -185,24 +187,30 @@ namespace {
 
 class Api {
  public:
-  Api(Manager& manager, std::string clusterToken)
+  Api(Manager& manager, ApiOptions options)
       : manager_(manager),
-        clusterToken_(std::move(clusterToken)),
-        verifier_([&manager](const std::string& accessKey) -> std::optional<KeyInfo> {
-          auto keypair = manager.admin().keypair(accessKey);
-          if (!keypair) return std::nullopt;
-          return KeyInfo{keypair->secretKey, keypair->admin, keypair->active};
-        }),
+        options_(std::move(options)),
+        nonceJournal_(manager.store()),
+        verifier_(
+            [&manager](const std::string& accessKey) -> std::optional<KeyInfo> {
+              auto keypair = manager.admin().keypair(accessKey);
+              if (!keypair) return std::nullopt;
+              return KeyInfo{keypair->secretKey, keypair->admin, keypair->active};
+            },
+            RequestVerifier::kDefaultWindow, std::chrono::system_clock::now, NonceCache::kDefaultCapacity,
+            &nonceJournal_),
         routes_(routes()) {
     for (Route& route : routes_) route.parts = segmentsOf(route.pattern);
   }
 
+  Result<void> restoreNonces() { return verifier_.restoreNonces(); }
   void handle(Request request, Responder respond);
 
  private:
   std::vector<Route> routes();
   std::vector<Route> adminRoutes();
   Result<Caller, Response> authenticate(const Request& request);
+  void scrape(const Route& route, Call& call, Responder respond);
   void agentRequest(const Request& request, const std::vector<std::string>& segments, Responder respond);
 
   void heartbeat(Call& call, Responder respond, bool registration);
@@ -216,7 +224,8 @@ class Api {
   }
 
   Manager& manager_;
-  std::string clusterToken_;
+  ApiOptions options_;
+  StoreNonceJournal nonceJournal_;
   RequestVerifier verifier_;
   std::vector<Route> routes_;
 };
@@ -242,8 +251,8 @@ void Api::handle(Request request, Responder respond) {
     break;
   }
   if (found != nullptr && found->role == Role::Public) return found->handler(call, std::move(respond));
-  if (found != nullptr && found->role == Role::Metrics && bearerMatches(request, clusterToken_)) {
-    return found->handler(call, std::move(respond));
+  if (found != nullptr && found->role == Role::Metrics && request.header("authorization").rfind("Bearer ", 0) == 0) {
+    return scrape(*found, call, std::move(respond));
   }
   auto caller = authenticate(request);
   if (!caller) return respond(caller.error());
@@ -263,14 +272,28 @@ Result<Caller, Response> Api::authenticate(const Request& request) {
   auto principal = verifier_.verify(request.method, request.target, request.headers, request.body);
   if (principal) return Caller{principal->accessKey, principal->admin};
   manager_.metrics().authFailures.fetch_add(1, std::memory_order_relaxed);
-  const int status = principal.error().type == "nonce-cache-full" ? 503 : 401;
+  const std::string& type = principal.error().type;
+  const int status = type == "nonce-cache-full" || type == "nonce-not-saved" ? 503 : 401;
   Response response = error(status, principal.error().type, "Unauthorized", principal.error().detail);
   response.headers["WWW-Authenticate"] = "BAI-HMAC-SHA256";
   return Failure<Response>{response};
 }
 
+// A scraper's bearer token opens /metrics and nothing else; the agents' token never does,
+// so that Prometheus holds no credential an agent could be impersonated with.
+void Api::scrape(const Route& route, Call& call, Responder respond) {
+  if (!options_.metricsToken.empty() && bearerMatches(call.request, options_.metricsToken)) {
+    return route.handler(call, std::move(respond));
+  }
+  manager_.metrics().authFailures.fetch_add(1, std::memory_order_relaxed);
+  respond(error(401, "bad-metrics-token", "Unauthorized",
+                options_.metricsToken.empty()
+                    ? "no metrics token is configured ([metrics] token-file); sign the request with an admin keypair"
+                    : "the bearer token is not the metrics token ([metrics] token-file)"));
+}
+
 void Api::agentRequest(const Request& request, const std::vector<std::string>& segments, Responder respond) {
-  if (!bearerMatches(request, clusterToken_)) {
+  if (!bearerMatches(request, options_.clusterToken)) {
     manager_.metrics().authFailures.fetch_add(1, std::memory_order_relaxed);
     return respond(error(401, "bad-cluster-token", "Unauthorized", "the bearer token is not this cluster's"));
   }
@@ -304,7 +327,9 @@ std::vector<Route> Api::routes() {
        }},
       {"GET", "/metrics", Role::Metrics,
        [this](Call&, Responder respond) {
-         respond(Response{200, "text/plain; version=0.0.4", metricsText(manager_.figures(), manager_.metrics()), {}});
+         std::string text = metricsText(manager_.figures(), manager_.metrics());
+         if (options_.httpCounters) text += http::serverCountersText("bai_manager", *options_.httpCounters);
+         respond(Response{200, "text/plain; version=0.0.4", std::move(text), {}});
        }},
       {"POST", "/v1/sessions", Role::User, sync(&Api::createSession, this)},
       {"GET", "/v1/sessions", Role::User, sync(&Api::listSessions, this)},
@@ -470,9 +495,16 @@ Response Api::patchKeypair(Call& call) {
 
 }  // namespace
 
+Result<http::AsyncHandler> managerApi(Manager& manager, ApiOptions options) {
+  auto api = std::make_shared<Api>(manager, std::move(options));
+  if (auto restored = api->restoreNonces(); !restored) return Failure{restored.error()};
+  return http::AsyncHandler([api](Request request, Responder respond) { api->handle(std::move(request), std::move(respond)); });
+}
+
 http::AsyncHandler managerApi(Manager& manager, const std::string& clusterToken) {
-  auto api = std::make_shared<Api>(manager, clusterToken);
-  return [api](Request request, Responder respond) { api->handle(std::move(request), std::move(respond)); };
+  auto api = managerApi(manager, ApiOptions{clusterToken, "", nullptr});
+  if (!api) throw std::runtime_error(api.error().message);
+  return std::move(*api);
 }
 
 }  // namespace bai::manager

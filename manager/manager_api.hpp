@@ -18,7 +18,16 @@ namespace bai::manager {
 int httpStatusOf(ErrorKind kind);
 protocol::ApiError apiErrorOf(const DomainError& error);
 
-// `manager` must outlive the handler.
+struct ApiOptions {
+  std::string clusterToken;  // agents' bearer token; never accepted for /metrics
+  std::string metricsToken;  // a scraper's bearer token, for GET /metrics only; empty: admins' signed requests only
+  std::shared_ptr<const http::ServerCounters> httpCounters;  // the serving http::Server's, shown in /metrics
+};
+
+// `manager` must outlive the handler. The nonces of requests accepted by an earlier run
+// are read from the manager's store here; a store failure is the error.
+Result<http::AsyncHandler> managerApi(Manager& manager, ApiOptions options);
+// The same with no metrics token; throws std::runtime_error where the other fails (tests).
 http::AsyncHandler managerApi(Manager& manager, const std::string& clusterToken);
 
 }  // namespace bai::manager

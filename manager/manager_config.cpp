@@ -29,6 +29,9 @@ const config::Schema& managerConfigSchema() {
       {"agents.rpc-timeout", KeyType::Seconds, "10", "deadline of each call to an agent's RPC"},
       {"agents.tls-ca-file", KeyType::String, "\"\"",
        "PEM bundle that agents' HTTPS certificates are verified with (default: the system's)"},
+      {"metrics.token-file", KeyType::String, "\"\"",
+       "file (mode 0600) with the bearer token that opens GET /metrics and nothing else, for Prometheus; "
+       "empty: only admin keypairs' signed requests"},
       {"store.synchronous", KeyType::String, "\"normal\"", "SQLite synchronous mode: normal or full"},
       {"scheduler.sequencer", KeyType::String, "\"fifo\"",
        "sequencer of scaling groups without their own: fifo, lifo, drf or another installed policy"},
@@ -106,6 +109,8 @@ Result<ManagerSettings> managerSettings(const config::Config& c) {
   if (s.heartbeatTimeout.count() < 100) return fail(ErrorCode::InvalidArgument, "agents.heartbeat-timeout must be at least 0.1 s");
   s.agentRpcTimeout = millis(c.seconds("agents.rpc-timeout"));
   if (s.agentRpcTimeout.count() < 10) return fail(ErrorCode::InvalidArgument, "agents.rpc-timeout must be at least 0.01 s");
+  s.metricsTokenFile = c.string("metrics.token-file");
+  if (!s.metricsTokenFile.empty()) s.metricsTokenFile = std::filesystem::absolute(s.metricsTokenFile, ec).string();
   s.agentCaFile = c.string("agents.tls-ca-file");
   if (!s.agentCaFile.empty()) s.agentCaFile = std::filesystem::absolute(s.agentCaFile, ec).string();
   const std::string sync = c.string("store.synchronous");

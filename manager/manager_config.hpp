@@ -22,6 +22,7 @@ struct ManagerSettings {
   std::string db;                // store URL
   std::string clusterTokenFile;  // absolute
   bool createClusterToken = false;  // no file configured: make ./bai-cluster-token if absent
+  std::string metricsTokenFile;     // absolute; empty: /metrics for admin keypairs only
   std::string tlsCertificateFile;
   std::string tlsKeyFile;
   LogLevel logLevel = LogLevel::Info;

@@ -66,8 +66,8 @@ http::Response agentErrorResponse(const AgentError& e) {
   return error(500, "internal", "Unexpected agent error", e.detail);
 }
 
-http::Handler agentApi(Agent& agent) {
-  return [&agent](const http::Request& request) -> http::Response {
+http::Handler agentApi(Agent& agent, const http::ServerCounters* httpCounters) {
+  return [&agent, httpCounters](const http::Request& request) -> http::Response {
     if (!authorized(request, agent.clusterToken())) {
       return error(401, "unauthorized", "Missing or wrong cluster token", "send 'Authorization: Bearer <cluster token>'");
     }
@@ -111,7 +111,9 @@ http::Handler agentApi(Agent& agent) {
     if (path == "/v1/alloc-map" && method == "GET") return json(200, allocationJson(agent.settings().id, agent.allocation()));
     if (path == "/v1/health" && method == "GET") return json(200, healthJson(agent.health()));
     if (path == "/metrics" && method == "GET") {
-      return http::Response{200, "text/plain; version=0.0.4", metricsText(agent.metrics()), {}};
+      std::string text = metricsText(agent.metrics());
+      if (httpCounters != nullptr) text += http::serverCountersText("bai_agent", *httpCounters);
+      return http::Response{200, "text/plain; version=0.0.4", std::move(text), {}};
     }
     return error(404, "not-found", "No such resource", method + " " + path);
   };

@@ -10,7 +10,8 @@ namespace bai::core {
 // The status and ApiError body a client gets for `error`.
 http::Response agentErrorResponse(const AgentError& error);
 
-// Every call needs "Authorization: Bearer <cluster token>".
-http::Handler agentApi(Agent& agent);
+// Every call needs "Authorization: Bearer <cluster token>". `httpCounters`, when given,
+// are the serving http::Server's, shown in /metrics; they must outlive the handler.
+http::Handler agentApi(Agent& agent, const http::ServerCounters* httpCounters = nullptr);
 
 }  // namespace bai::core

@@ -99,7 +99,8 @@ int main(int argc, char** argv) {
   // (an ephemeral port included).
   std::atomic<bool> agentReady{false};
   bai::http::Handler api;
-  bai::http::Server server({host, port, settings.rpcThreads, 1 << 20, settings.tlsCertificateFile, settings.tlsKeyFile},
+  bai::http::Server server({host, port, settings.rpcThreads, 1 << 20, settings.tlsCertificateFile, settings.tlsKeyFile,
+                            bai::stderrLogSink(settings.logLevel)},
                            answerWhenReady(agentReady, api));
   if (auto started = server.start(); !started) {
     std::cerr << "bai-agent: " << started.error().message << "\n";
@@ -113,7 +114,7 @@ int main(int argc, char** argv) {
     std::cerr << "bai-agent: " << agent.error().message << "\n";
     return 1;
   }
-  api = agentApi(**agent);
+  api = agentApi(**agent, &server.counters());
   const LogSink& log = (*agent)->log();
   agentReady.store(true, std::memory_order_release);
   const std::string address = host + ":" + std::to_string(server.port());

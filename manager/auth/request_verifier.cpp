@@ -4,6 +4,7 @@
 
 #include <openssl/crypto.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 namespace bai::manager {
@@ -27,10 +28,23 @@ bool isLowerHex(std::string_view text) {
   return text.find_first_not_of("0123456789abcdef") == std::string_view::npos;
 }
 
+// Details echo parts of these headers, and a detail must be UTF-8 text to become JSON.
+bool isPrintableAscii(std::string_view text) {
+  return std::all_of(text.begin(), text.end(), [](char c) { return c >= 0x20 && c <= 0x7e; });
+}
+
 std::string_view trim(std::string_view text) {
   const auto first = text.find_first_not_of(' ');
   if (first == std::string_view::npos) return {};
   return text.substr(first, text.find_last_not_of(' ') - first + 1);
+}
+
+// "300.901" for 300901 ms; the sign is left to the words around it.
+std::string secondsText(std::chrono::system_clock::duration skew) {
+  const auto millis = std::llabs(std::chrono::duration_cast<std::chrono::milliseconds>(skew).count());
+  std::string fraction = std::to_string(millis % 1000);
+  fraction.insert(0, 3 - fraction.size(), '0');
+  return std::to_string(millis / 1000) + "." + fraction;
 }
 
 struct Credentials {
@@ -71,10 +85,18 @@ Result<Credentials, AuthError> parseAuthorization(std::string_view value) {
 
 }  // namespace
 
-RequestVerifier::RequestVerifier(KeyLookup lookup, std::chrono::seconds window, Clock clock, std::size_t nonceCapacity)
-    // A request dated up to one window ahead of our clock stays acceptable until one window
-    // after its date: two windows after we first saw it.
-    : lookup_(std::move(lookup)), window_(window), clock_(std::move(clock)), nonces_(2 * window, nonceCapacity) {}
+RequestVerifier::RequestVerifier(KeyLookup lookup, std::chrono::seconds window, Clock clock, std::size_t nonceCapacity,
+                                 NonceJournal* journal)
+    : lookup_(std::move(lookup)), window_(window), clock_(std::move(clock)), nonces_(nonceCapacity), journal_(journal) {}
+
+Result<void> RequestVerifier::restoreNonces() {
+  if (journal_ == nullptr) return {};
+  const auto now = clock_();
+  auto kept = journal_->unexpired(now);
+  if (!kept) return fail(kept.error().code, "the nonces of recent requests could not be read: " + kept.error().message);
+  nonces_.restore(*kept, now);
+  return {};
+}
 
 Result<Principal, AuthError> RequestVerifier::verify(std::string_view method, std::string_view target,
                                                      const std::map<std::string, std::string>& headers,
@@ -89,6 +111,10 @@ Result<Principal, AuthError> RequestVerifier::verify(std::string_view method, st
       return refuse("missing-credentials", "no " + *name + " header: every request but /healthz must be signed");
     }
   }
+  if (!isPrintableAscii(headers.at(kAuthorization))) {
+    return refuse("malformed-authorization", kAuthorization + " must be printable ASCII");
+  }
+  if (!isPrintableAscii(headers.at(kDate))) return refuse("bad-date", kDate + " must be printable ASCII");
   auto credentials = parseAuthorization(headers.at(kAuthorization));
   if (!credentials) return Failure<AuthError>{std::move(credentials.error())};
   const std::string& date = headers.at(kDate);
@@ -108,11 +134,13 @@ Result<Principal, AuthError> RequestVerifier::verify(std::string_view method, st
   const auto sentAt = auth::parseRfc3339Utc(date);
   if (!sentAt) return refuse("bad-date", kDate + ": " + sentAt.error().message);
   const auto now = clock_();
-  const auto skew = std::chrono::duration_cast<std::chrono::seconds>(*sentAt - now);
+  // Compared at the clock's own precision: truncated to seconds, a date 300.9 s ahead
+  // passed a 300 s window and outlived its nonce.
+  const auto skew = *sentAt - now;
   if (skew > window_ || skew < -window_) {
-    return refuse("clock-skew", kDate + " is " + std::to_string(std::llabs(skew.count())) + " s " +
-                                    (skew.count() > 0 ? "ahead of" : "behind") + " the server's clock (allowed: " +
-                                    std::to_string(window_.count()) + " s); check the client's clock");
+    return refuse("clock-skew", kDate + " is " + secondsText(skew) + " s " + (skew.count() > 0 ? "ahead of" : "behind") +
+                                    " the server's clock (allowed: " + std::to_string(window_.count()) +
+                                    " s); check the client's clock");
   }
 
   if (auth::sha256Hex(body) != contentSha256) {
@@ -128,12 +156,28 @@ Result<Principal, AuthError> RequestVerifier::verify(std::string_view method, st
                                    "method, path and query, date, nonce and body hash are signed as sent");
   }
 
-  switch (nonces_.remember(credentials->accessKey, nonce, now)) {
+  // The request's date stays acceptable until one window after it; so does its nonce.
+  if (auto fresh = rememberNonce({NonceCache::keyOf(credentials->accessKey, nonce), *sentAt + window_}, now); !fresh) {
+    return Failure<AuthError>{std::move(fresh.error())};
+  }
+  return Principal{credentials->accessKey, key->admin};
+}
+
+Result<void, AuthError> RequestVerifier::rememberNonce(const RememberedNonce& nonce,
+                                                       std::chrono::system_clock::time_point now) {
+  switch (nonces_.remember(nonce.key, nonce.expiresAt, now)) {
     case NonceStatus::Fresh: break;
     case NonceStatus::Replayed: return refuse("replayed-nonce", "this nonce was already used; sign each request anew");
     case NonceStatus::CacheFull: return refuse("nonce-cache-full", "too many recent requests; retry later");
   }
-  return Principal{credentials->accessKey, key->admin};
+  if (journal_ == nullptr) return {};
+  // Kept before the request is served: a manager killed after serving it must still know it.
+  auto recorded = journal_->record(nonce, now);
+  if (recorded) return {};
+  if (recorded.error().code == ErrorCode::Conflict) {
+    return refuse("replayed-nonce", "this nonce was already used; sign each request anew");
+  }
+  return refuse("nonce-not-saved", "the request's nonce could not be saved; retry later");
 }
 
 }  // namespace bai::manager

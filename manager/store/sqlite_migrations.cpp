@@ -100,6 +100,14 @@ const std::vector<std::vector<const char*>> kMigrations = {
         // amount of; '{}': the manager's scheduler.default-session-slots.
         "ALTER TABLE resource_policies ADD COLUMN default_session_slots_json TEXT NOT NULL DEFAULT '{}'",
     },
+    {
+        // Nonces of accepted API requests, kept while their date is still accepted, so that
+        // a restarted manager refuses a request captured before the restart.
+        R"sql(CREATE TABLE request_nonces (
+            nonce_key TEXT PRIMARY KEY,
+            expires_at_ms INTEGER NOT NULL) WITHOUT ROWID)sql",
+        "CREATE INDEX request_nonces_by_expiry ON request_nonces (expires_at_ms)",
+    },
 };
 
 }  // namespace

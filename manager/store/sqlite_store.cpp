@@ -1,6 +1,7 @@
 // The SQLite back end of the manager's store. One connection per Store, guarded by a
 // mutex; several handles on one file (or several processes) are serialised by SQLite's
 // own locks: BEGIN IMMEDIATE for writers, WAL snapshots for readers.
+#include "file_lock.hpp"
 #include "sqlite_connection.hpp"
 #include "sqlite_migrations.hpp"
 #include "store.hpp"
@@ -8,8 +9,13 @@
 #include <nlohmann/json.hpp>
 #include <sqlite3.h>
 
+#include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
+#include <optional>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -21,12 +27,34 @@ namespace {
 using namespace sqlite;
 using Json = nlohmann::json;
 
+// SQLite writes the database, its -wal and -shm files beside it: say which is not
+// writable, rather than SQLite's "unable to open database file" on the first PRAGMA.
+Result<void> checkWritable(const std::string& url, const std::string& path) {
+  const std::filesystem::path file(path);
+  const std::filesystem::path directory = file.parent_path().empty() ? "." : file.parent_path();
+  std::error_code error;
+  if (!std::filesystem::is_directory(directory, error)) {
+    return fail(ErrorCode::NotFound, url + ": directory '" + directory.string() + "' does not exist");
+  }
+  if (::access(directory.c_str(), W_OK | X_OK) != 0) {
+    return fail(ErrorCode::InvalidArgument,
+                url + ": the folder '" + directory.string() + "' is not writable by this user (" + std::strerror(errno) +
+                    "); SQLite keeps its -wal and -shm files beside the database");
+  }
+  if (::access(file.c_str(), F_OK) == 0 && ::access(file.c_str(), R_OK | W_OK) != 0) {
+    return fail(ErrorCode::InvalidArgument,
+                url + ": the database file '" + file.string() + "' is not writable by this user (" + std::strerror(errno) + ")");
+  }
+  return {};
+}
+
 // The schema version this bai-manager writes: one per migration step.
 int latestSchemaVersion() { return static_cast<int>(sqliteMigrations().size()); }
 
 class SqliteStore final : public Store {
  public:
-  SqliteStore(sqlite3* db, std::string url) : db_(db), url_(std::move(url)) {}
+  SqliteStore(sqlite3* db, std::string url, std::optional<FileLock> lock)
+      : lock_(std::move(lock)), db_(db), url_(std::move(url)) {}
 
   Result<void> configure(bool inMemory, const StoreOptions& options) {
     sqlite3_extended_result_codes(db_.handle(), 1);
@@ -118,6 +146,7 @@ class SqliteStore final : public Store {
     return result;
   }
 
+  std::optional<FileLock> lock_;  // released after the connection closes
   Connection db_;
   std::string url_;
   int version_ = 0;
@@ -148,11 +177,13 @@ Result<std::unique_ptr<Store>> openStore(const std::string& url, const StoreOpti
   }
 
   bool inMemory = path == ":memory:";
+  std::optional<FileLock> lock;
   if (!inMemory) {
-    std::filesystem::path directory = std::filesystem::path(path).parent_path();
-    std::error_code error;
-    if (!directory.empty() && !std::filesystem::is_directory(directory, error)) {
-      return fail(ErrorCode::NotFound, url + ": directory '" + directory.string() + "' does not exist");
+    if (Result<void> usable = checkWritable(url, path); !usable.ok()) return Failure{usable.error()};
+    if (options.exclusive) {
+      auto locked = FileLock::take(url, path + ".lock");
+      if (!locked.ok()) return Failure{locked.error()};
+      lock.emplace(std::move(*locked));
     }
   }
 
@@ -164,7 +195,7 @@ Result<std::unique_ptr<Store>> openStore(const std::string& url, const StoreOpti
     sqlite3_close_v2(db);
     return Failure{error};
   }
-  auto store = std::make_unique<SqliteStore>(db, url);
+  auto store = std::make_unique<SqliteStore>(db, url, std::move(lock));
   if (Result<void> ok = store->configure(inMemory, options); !ok.ok()) return Failure{ok.error()};
   if (Result<void> ok = store->migrate(); !ok.ok()) return Failure{ok.error()};
   return std::unique_ptr<Store>(std::move(store));

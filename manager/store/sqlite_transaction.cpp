@@ -333,6 +333,35 @@ class SqliteTransaction final : public StoreTransaction {
     return requireChange(stmt->run(), "allocation of session '" + sessionId + "' not found");
   }
 
+  Result<void> insertRequestNonce(const std::string& key, std::int64_t expiresAtMillis) override {
+    if (Result<void> ok = checkWrite("request nonce", key); !ok.ok()) return ok;
+    Result<Statement> stmt = db_.prepare("INSERT INTO request_nonces (nonce_key, expires_at_ms) VALUES (?, ?)");
+    if (!stmt.ok()) return Failure{stmt.error()};
+    stmt->bind(key).bind(expiresAtMillis);
+    return conflictAs(stmt->run(), "the request nonce is already kept");
+  }
+
+  Result<void> deleteRequestNoncesExpiredBefore(std::int64_t atMillis) override {
+    if (!writable_) return fail(ErrorCode::InvalidArgument, "write in a read transaction");
+    Result<Statement> stmt = db_.prepare("DELETE FROM request_nonces WHERE expires_at_ms < ?");
+    if (!stmt.ok()) return Failure{stmt.error()};
+    stmt->bind(atMillis);
+    return stmt->run();
+  }
+
+  Result<std::map<std::string, std::int64_t>> requestNonces(std::int64_t atMillis) override {
+    Result<Statement> stmt = db_.prepare("SELECT nonce_key, expires_at_ms FROM request_nonces WHERE expires_at_ms >= ?");
+    if (!stmt.ok()) return Failure{stmt.error()};
+    stmt->bind(atMillis);
+    std::map<std::string, std::int64_t> found;
+    for (;;) {
+      Result<bool> row = stmt->step();
+      if (!row.ok()) return Failure{row.error()};
+      if (!*row) return found;
+      found.emplace(stmt->text(0), stmt->integer(1));
+    }
+  }
+
  private:
   Result<void> checkWrite(std::string_view kind, const std::string& id) const {
     if (!writable_) return fail(ErrorCode::InvalidArgument, "write in a read transaction");

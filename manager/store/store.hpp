@@ -183,11 +183,20 @@ class StoreTransaction {
   virtual Result<std::vector<AllocationRecord>> allocations(const std::string& agentId) = 0;
   virtual Result<void> setAllocationReleased(const std::string& sessionId, bool released) = 0;
   virtual Result<void> deleteAllocation(const std::string& sessionId) = 0;
+
+  // Nonces of accepted API requests (auth::NonceCache keys), each kept until it expires.
+  virtual Result<void> insertRequestNonce(const std::string& key, std::int64_t expiresAtMillis) = 0;  // Conflict if kept
+  virtual Result<void> deleteRequestNoncesExpiredBefore(std::int64_t atMillis) = 0;
+  // key -> expiry of those that expire at `atMillis` or later.
+  virtual Result<std::map<std::string, std::int64_t>> requestNonces(std::int64_t atMillis) = 0;
 };
 
 struct StoreOptions {
   bool fullSync = false;  // SQLite synchronous=FULL instead of NORMAL (both durable in WAL against a crash of the process)
   std::chrono::milliseconds busyTimeout{5000};
+  // Held for the store's life: a second process asking for it is refused at once, naming
+  // the holder (SQLite: an flock on "<file>.lock" beside the database). For the daemon.
+  bool exclusive = false;
 };
 
 class Store {

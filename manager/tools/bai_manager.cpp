@@ -91,6 +91,7 @@ struct Startup {
   config::Config config;
   ManagerSettings settings;
   std::string token;
+  std::string metricsToken;
   std::pair<std::string, std::uint16_t> listen;
   std::unique_ptr<Store> store;
 };
@@ -103,13 +104,24 @@ Result<Startup> prepareStartup(const std::string& configFile, const std::map<std
   // Until the manager runs; then its own sink, whose level a reload may change.
   auto token = clusterToken(*settings, stderrLogSink(settings->logLevel));
   if (!token) return Failure{token.error()};
+  std::string metricsToken;
+  if (!settings->metricsTokenFile.empty()) {
+    auto read = readClusterToken(settings->metricsTokenFile);
+    if (!read) return fail(read.error().code, "metrics.token-file: " + read.error().message);
+    if (*read == *token) {
+      return fail(ErrorCode::InvalidArgument, "metrics.token-file: holds the cluster token; give scrapers a token of their own");
+    }
+    metricsToken = std::move(*read);
+  }
   auto listen = http::splitHostPort(settings->listen);
   if (!listen) return fail(listen.error().code, "manager.listen: " + listen.error().message);
   StoreOptions storeOptions;
   storeOptions.fullSync = settings->storeFullSync;
+  storeOptions.exclusive = true;  // a second manager on this database is refused here
   auto store = openStore(settings->db, storeOptions);
   if (!store) return Failure{store.error()};
-  return Startup{std::move(*config), std::move(*settings), std::move(*token), std::move(*listen), std::move(*store)};
+  return Startup{std::move(*config), std::move(*settings), std::move(*token), std::move(metricsToken), std::move(*listen),
+                 std::move(*store)};
 }
 
 }  // namespace
@@ -144,7 +156,7 @@ int main(int argc, char** argv) {
     std::cerr << "bai-manager: " << startup.error().message << "\n";
     return 2;
   }
-  auto& [config, settings, token, listen, store] = *startup;
+  auto& [config, settings, token, metricsToken, listen, store] = *startup;
 
   const sigset_t signals = blockDaemonSignals();
 
@@ -153,9 +165,15 @@ int main(int argc, char** argv) {
     std::cerr << "bai-manager: " << manager.error().message << "\n";
     return 1;
   }
+  auto httpCounters = std::make_shared<http::ServerCounters>();
+  auto api = managerApi(**manager, ApiOptions{token, metricsToken, httpCounters});
+  if (!api) {
+    std::cerr << "bai-manager: " << api.error().message << "\n";
+    return 1;
+  }
   http::Server server({listen.first, listen.second, settings.apiThreads, 1 << 20, settings.tlsCertificateFile,
-                       settings.tlsKeyFile},
-                      managerApi(**manager, token));
+                       settings.tlsKeyFile, (*manager)->logSink(), httpCounters},
+                      std::move(*api));
   if (auto started = server.start(); !started) {
     std::cerr << "bai-manager: " << started.error().message << "\n";
     return 1;

@@ -39,6 +39,9 @@ std::string randomNonceHex() {
   return toHex(bytes.data(), bytes.size());
 }
 
+constexpr int kFirstYear = 1900;
+constexpr int kLastYear = 2199;
+
 // Parses exactly `width` decimal digits at text[pos]; -1 when any is not a digit.
 int digits(std::string_view text, std::size_t pos, std::size_t width) {
   int value = 0;
@@ -111,6 +114,11 @@ Result<system_clock::time_point> parseRfc3339Utc(std::string_view text) {
   const int year = digits(text, 0, 4), month = digits(text, 5, 2), day = digits(text, 8, 2);
   const int hour = digits(text, 11, 2), minute = digits(text, 14, 2), second = digits(text, 17, 2);
   if (year < 0 || month < 0 || day < 0 || hour < 0 || minute < 0 || second < 0) return refuse("non-digit in a field");
+  // Checked before any arithmetic: a time_point counts nanoseconds in 64 bits and wraps
+  // after the year 2262, so a far date could land back inside the accepted window.
+  if (year < kFirstYear || year > kLastYear) {
+    return refuse("the year must be " + std::to_string(kFirstYear) + " to " + std::to_string(kLastYear));
+  }
   const std::chrono::year_month_day date{std::chrono::year{year}, std::chrono::month{static_cast<unsigned>(month)},
                                          std::chrono::day{static_cast<unsigned>(day)}};
   if (!date.ok()) return refuse("no such date");

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdio>
 #include <set>
 #include <string>
 
@@ -74,6 +75,29 @@ TEST(Rfc3339, RefusesGarbage) {
     EXPECT_EQ(parsed.error().code, bai::ErrorCode::InvalidArgument);
     EXPECT_NE(parsed.error().message.find("2026-11-28T16:40:00Z"), std::string::npos) << parsed.error().message;
   }
+}
+
+// 2^64 ns after now is in the year 2611: in nanoseconds it wrapped back to about now, so
+// the verifier once took it for a fresh date.
+TEST(Rfc3339, RefusesYearsWhoseTimePointWouldOverflow) {
+  const auto now = std::chrono::floor<std::chrono::seconds>(system_clock::now());
+  const std::chrono::sys_seconds wrapped{now.time_since_epoch() + 18'446'744'074s};
+  const std::chrono::year_month_day date{std::chrono::floor<std::chrono::days>(wrapped)};
+  const std::chrono::hh_mm_ss clock{wrapped - std::chrono::floor<std::chrono::days>(wrapped)};
+  char text[32];
+  std::snprintf(text, sizeof text, "%04d-%02u-%02uT%02d:%02d:%02dZ", static_cast<int>(date.year()),
+                static_cast<unsigned>(date.month()), static_cast<unsigned>(date.day()),
+                static_cast<int>(clock.hours().count()), static_cast<int>(clock.minutes().count()),
+                static_cast<int>(clock.seconds().count()));
+  ASSERT_EQ(std::string(text).substr(0, 2), "26") << text;
+  for (const char* refused : {static_cast<const char*>(text), "2263-01-01T00:00:00Z", "2200-01-01T00:00:00Z", "9999-12-31T23:59:59Z",
+                              "1899-12-31T23:59:59Z", "0000-01-01T00:00:00Z"}) {
+    const auto parsed = auth::parseRfc3339Utc(refused);
+    ASSERT_FALSE(parsed.ok()) << "accepted '" << refused << "'";
+    EXPECT_NE(parsed.error().message.find("the year must be 1900 to 2199"), std::string::npos) << parsed.error().message;
+  }
+  EXPECT_TRUE(auth::parseRfc3339Utc("2199-12-31T23:59:59Z").ok());
+  EXPECT_TRUE(auth::parseRfc3339Utc("1900-01-01T00:00:00Z").ok());
 }
 
 TEST(Rfc3339, SaysWhyAnOffsetIsRefused) {

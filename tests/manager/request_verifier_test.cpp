@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <map>
 #include <cctype>
 #include <set>
 #include <thread>
@@ -20,6 +21,8 @@ using namespace std::chrono_literals;
 using std::chrono::system_clock;
 using bai::manager::KeyInfo;
 using bai::manager::NonceCache;
+using bai::manager::NonceJournal;
+using bai::manager::RememberedNonce;
 using bai::manager::NonceStatus;
 using bai::manager::RequestVerifier;
 namespace auth = bai::auth;
@@ -115,6 +118,20 @@ TEST_F(RequestVerifierTest, MalformedAuthorizationIsRefused) {
   Headers headers = good;
   headers["authorization"] = "BAI-HMAC-SHA256 Signature=" + signature + " ,  Credential=" + kUser.accessKey;
   EXPECT_EQ(outcome("GET", "/v1/sessions", headers, ""), "ok");
+}
+
+// Their details would echo bytes that are not UTF-8, which no JSON answer can carry.
+TEST_F(RequestVerifierTest, HeadersThatAreNotAsciiAreRefusedWithoutEchoingThem) {
+  Headers headers = sign(kUser, "GET", "/v1/sessions", "");
+  Headers badKey = headers;
+  badKey["authorization"] = "BAI-HMAC-SHA256 Credential=AK\xff, Signature=" + std::string(64, '0');
+  EXPECT_EQ(outcome("GET", "/v1/sessions", badKey, ""), "malformed-authorization");
+  Headers badDate = headers;
+  badDate["x-bai-date"] = "2026-11-28T16:40:0\xffZ";
+  const auto result = verifier_.verify("GET", "/v1/sessions", badDate, "");
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.error().type, "bad-date");
+  EXPECT_EQ(result.error().detail.find('\xff'), std::string::npos);
 }
 
 TEST_F(RequestVerifierTest, MalformedNonceOrBodyHashIsRefused) {
@@ -218,16 +235,99 @@ TEST_F(RequestVerifierTest, ForgedRequestDoesNotUseUpTheNonce) {
             "ok");
 }
 
-TEST_F(RequestVerifierTest, NonceIsForgottenAfterTwoWindows) {
-  const std::string nonce = "0123456789abcdef0123456789abcdef";
-  auto signedAt = [&](system_clock::time_point at) {
-    return lowerCaseNames(auth::signRequest(kUser, "GET", "/v1/sessions", "", at, nonce));
-  };
-  EXPECT_EQ(outcome("GET", "/v1/sessions", signedAt(now_), ""), "ok");
-  now_ += 10min - 1s;
-  EXPECT_EQ(outcome("GET", "/v1/sessions", signedAt(now_), ""), "replayed-nonce");
-  now_ += 1s;
-  EXPECT_EQ(outcome("GET", "/v1/sessions", signedAt(now_), ""), "ok");
+TEST_F(RequestVerifierTest, NonceIsKeptExactlyAsLongAsItsDateIsAccepted) {
+  const Headers headers = sign(kUser, "GET", "/v1/sessions", "");
+  EXPECT_EQ(outcome("GET", "/v1/sessions", headers, ""), "ok");
+  now_ += 5min;
+  EXPECT_EQ(outcome("GET", "/v1/sessions", headers, ""), "replayed-nonce");
+  now_ += 1ms;
+  EXPECT_EQ(outcome("GET", "/v1/sessions", headers, ""), "clock-skew");
+  // Its holder may use the nonce again once no request carrying it can pass.
+  const auto again = lowerCaseNames(auth::signRequest(kUser, "GET", "/v1/sessions", "", now_, headers.at("x-bai-nonce")));
+  EXPECT_EQ(outcome("GET", "/v1/sessions", again, ""), "ok");
+}
+
+// The date has whole seconds; the server's clock does not. 300.5 s is outside a 300 s
+// window, although both truncate to 300.
+TEST_F(RequestVerifierTest, SkewIsMeasuredToTheMillisecond) {
+  now_ = kStart + 500ms;
+  EXPECT_EQ(outcome("GET", "/v1/sessions", sign(kUser, "GET", "/v1/sessions", "", kStart + 301s), ""), "clock-skew");
+  EXPECT_EQ(outcome("GET", "/v1/sessions", sign(kUser, "GET", "/v1/sessions", "", kStart - 300s), ""), "clock-skew");
+  EXPECT_EQ(outcome("GET", "/v1/sessions", sign(kUser, "GET", "/v1/sessions", "", kStart + 300s), ""), "ok");
+  const auto result = verifier_.verify("GET", "/v1/sessions", sign(kUser, "GET", "/v1/sessions", "", kStart + 301s), "");
+  ASSERT_FALSE(result.ok());
+  EXPECT_NE(result.error().detail.find("300.500 s ahead"), std::string::npos) << result.error().detail;
+}
+
+// Seen at 0.9 s with a date 300 s ahead; at 600.9 s the date is 300.9 s old. Truncated,
+// that was 300 s, inside the window, after the nonce had been forgotten at 600 s.
+TEST_F(RequestVerifierTest, AReplayAtTheFarEdgeOfItsDateIsRefused) {
+  now_ = kStart + 900ms;
+  const Headers headers = sign(kUser, "POST", "/v1/sessions", "{}", kStart + 300s);
+  EXPECT_EQ(outcome("POST", "/v1/sessions", headers, "{}"), "ok");
+  now_ += 600s;
+  EXPECT_NE(outcome("POST", "/v1/sessions", headers, "{}"), "ok");
+}
+
+TEST_F(RequestVerifierTest, FarFutureDateIsBadDateNotAWrappedClock) {
+  Headers headers = sign(kUser, "GET", "/v1/sessions", "");
+  // 2^64 ns after kStart: a nanosecond clock wraps back to about kStart.
+  headers["x-bai-date"] = "2611-06-19T16:14:34Z";
+  const std::string toSign =
+      auth::stringToSign("GET", "/v1/sessions", headers["x-bai-date"], headers["x-bai-nonce"], auth::sha256Hex(""));
+  headers["authorization"] = "BAI-HMAC-SHA256 Credential=" + kUser.accessKey +
+                             ", Signature=" + auth::hmacSha256Hex(kUser.secretKey, toSign);
+  EXPECT_EQ(outcome("GET", "/v1/sessions", headers, ""), "bad-date");
+}
+
+// An in-memory stand-in for the manager's store.
+class FakeJournal final : public NonceJournal {
+ public:
+  bool broken = false;
+  bai::Result<void> record(const RememberedNonce& nonce, system_clock::time_point) override {
+    if (broken) return bai::fail(bai::ErrorCode::Internal, "disk I/O error");
+    if (!kept.emplace(nonce.key, nonce.expiresAt).second) return bai::fail(bai::ErrorCode::Conflict, "kept");
+    return {};
+  }
+  bai::Result<std::vector<RememberedNonce>> unexpired(system_clock::time_point now) override {
+    std::vector<RememberedNonce> out;
+    for (const auto& [key, expiresAt] : kept) {
+      if (expiresAt >= now) out.push_back({key, expiresAt});
+    }
+    return out;
+  }
+  std::map<std::string, system_clock::time_point> kept;
+};
+
+TEST_F(RequestVerifierTest, ARestartedVerifierRemembersTheJournalsNonces) {
+  FakeJournal journal;
+  auto lookup = [](const std::string&) { return std::optional<KeyInfo>(KeyInfo{kUser.secretKey, false, true}); };
+  const Headers headers = sign(kUser, "POST", "/v1/sessions", "{}");
+  {
+    RequestVerifier before(lookup, RequestVerifier::kDefaultWindow, [this] { return now_; }, 100, &journal);
+    ASSERT_TRUE(before.restoreNonces().ok());
+    EXPECT_TRUE(before.verify("POST", "/v1/sessions", headers, "{}").ok());
+  }
+  ASSERT_EQ(journal.kept.size(), 1u);
+  EXPECT_EQ(journal.kept.begin()->second, now_ + 5min) << "kept while its date is accepted";
+  now_ += 2min;
+  RequestVerifier after(lookup, RequestVerifier::kDefaultWindow, [this] { return now_; }, 100, &journal);
+  ASSERT_TRUE(after.restoreNonces().ok());
+  const auto replay = after.verify("POST", "/v1/sessions", headers, "{}");
+  ASSERT_FALSE(replay.ok());
+  EXPECT_EQ(replay.error().type, "replayed-nonce");
+  EXPECT_TRUE(after.verify("POST", "/v1/sessions", sign(kUser, "POST", "/v1/sessions", "{}"), "{}").ok());
+}
+
+TEST_F(RequestVerifierTest, ANonceThatCannotBeKeptRefusesTheRequest) {
+  FakeJournal journal;
+  journal.broken = true;
+  RequestVerifier verifier([](const std::string&) { return std::optional<KeyInfo>(KeyInfo{kUser.secretKey, false, true}); },
+                           RequestVerifier::kDefaultWindow, [this] { return now_; }, 100, &journal);
+  const auto result = verifier.verify("GET", "/v1/sessions", sign(kUser, "GET", "/v1/sessions", ""), "");
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.error().type, "nonce-not-saved");
+  EXPECT_EQ(result.error().detail.find("disk"), std::string::npos) << "store details stay in the server";
 }
 
 TEST(RequestVerifierCap, FullNonceCacheRefusesRatherThanForgets) {
@@ -247,46 +347,55 @@ TEST(RequestVerifierCap, FullNonceCacheRefusesRatherThanForgets) {
 }
 
 TEST(NonceCache, RemembersPerAccessKey) {
-  NonceCache cache(600s);
-  EXPECT_EQ(cache.remember("AK1", "n1", kStart), NonceStatus::Fresh);
-  EXPECT_EQ(cache.remember("AK1", "n1", kStart + 1s), NonceStatus::Replayed);
-  EXPECT_EQ(cache.remember("AK2", "n1", kStart), NonceStatus::Fresh);
-  EXPECT_EQ(cache.remember("AK1", "n2", kStart), NonceStatus::Fresh);
+  NonceCache cache;
+  const auto until = kStart + 300s;
+  EXPECT_EQ(cache.remember(NonceCache::keyOf("AK1", "n1"), until, kStart), NonceStatus::Fresh);
+  EXPECT_EQ(cache.remember(NonceCache::keyOf("AK1", "n1"), until, kStart + 1s), NonceStatus::Replayed);
+  EXPECT_EQ(cache.remember(NonceCache::keyOf("AK2", "n1"), until, kStart), NonceStatus::Fresh);
+  EXPECT_EQ(cache.remember(NonceCache::keyOf("AK1", "n2"), until, kStart), NonceStatus::Fresh);
   // The key and nonce are kept apart: ("AK1", "1n") is not ("AK11", "n").
-  EXPECT_EQ(cache.remember("AK11", "n", kStart), NonceStatus::Fresh);
-  EXPECT_EQ(cache.remember("AK1", "1n", kStart), NonceStatus::Fresh);
+  EXPECT_EQ(cache.remember(NonceCache::keyOf("AK11", "n"), until, kStart), NonceStatus::Fresh);
+  EXPECT_EQ(cache.remember(NonceCache::keyOf("AK1", "1n"), until, kStart), NonceStatus::Fresh);
   EXPECT_EQ(cache.size(), 5u);
 }
 
-TEST(NonceCache, PrunesAfterRetention) {
-  NonceCache cache(600s);
-  EXPECT_EQ(cache.remember("AK", "old", kStart), NonceStatus::Fresh);
-  EXPECT_EQ(cache.remember("AK", "newer", kStart + 300s), NonceStatus::Fresh);
-  EXPECT_EQ(cache.remember("AK", "old", kStart + 599s), NonceStatus::Replayed);
-  EXPECT_EQ(cache.remember("AK", "other", kStart + 600s), NonceStatus::Fresh);  // prunes "old" only
+TEST(NonceCache, PrunesEachEntryAfterItsOwnExpiry) {
+  NonceCache cache;
+  EXPECT_EQ(cache.remember("late", kStart + 600s, kStart), NonceStatus::Fresh);
+  EXPECT_EQ(cache.remember("early", kStart + 300s, kStart + 1s), NonceStatus::Fresh);
+  EXPECT_EQ(cache.remember("early", kStart + 300s, kStart + 300s), NonceStatus::Replayed) << "kept at its expiry";
+  EXPECT_EQ(cache.remember("other", kStart + 900s, kStart + 300s + 1ms), NonceStatus::Fresh);  // prunes "early" only
   EXPECT_EQ(cache.size(), 2u);
-  EXPECT_EQ(cache.remember("AK", "old", kStart + 600s), NonceStatus::Fresh);
-  EXPECT_EQ(cache.remember("AK", "newer", kStart + 601s), NonceStatus::Replayed);
+  EXPECT_EQ(cache.remember("late", kStart + 600s, kStart + 599s), NonceStatus::Replayed);
+  EXPECT_EQ(cache.remember("early", kStart + 900s, kStart + 599s), NonceStatus::Fresh);
+}
+
+TEST(NonceCache, RestoresOnlyUnexpiredEntries) {
+  NonceCache cache;
+  cache.restore({{"gone", kStart - 1s}, {"kept", kStart + 10s}}, kStart);
+  EXPECT_EQ(cache.size(), 1u);
+  EXPECT_EQ(cache.remember("kept", kStart + 10s, kStart + 5s), NonceStatus::Replayed);
+  EXPECT_EQ(cache.remember("gone", kStart + 10s, kStart + 5s), NonceStatus::Fresh);
 }
 
 TEST(NonceCache, RefusesNewNoncesAtItsCap) {
-  NonceCache cache(600s, 3);
-  for (const char* nonce : {"a", "b", "c"}) EXPECT_EQ(cache.remember("AK", nonce, kStart), NonceStatus::Fresh);
-  EXPECT_EQ(cache.remember("AK", "d", kStart + 1s), NonceStatus::CacheFull);
-  EXPECT_EQ(cache.remember("AK", "a", kStart + 1s), NonceStatus::Replayed);  // still remembered
+  NonceCache cache(3);
+  for (const char* nonce : {"a", "b", "c"}) EXPECT_EQ(cache.remember(nonce, kStart + 600s, kStart), NonceStatus::Fresh);
+  EXPECT_EQ(cache.remember("d", kStart + 600s, kStart + 1s), NonceStatus::CacheFull);
+  EXPECT_EQ(cache.remember("a", kStart + 600s, kStart + 1s), NonceStatus::Replayed);  // still remembered
   EXPECT_EQ(cache.size(), 3u);
-  EXPECT_EQ(cache.remember("AK", "d", kStart + 600s), NonceStatus::Fresh);
+  EXPECT_EQ(cache.remember("d", kStart + 1200s, kStart + 601s), NonceStatus::Fresh);
   EXPECT_EQ(cache.size(), 1u);
 }
 
 TEST(NonceCache, EachNonceIsFreshOnceAcrossThreads) {
-  NonceCache cache(600s);
+  NonceCache cache;
   std::atomic<int> fresh{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&] {
       for (int i = 0; i < 1000; ++i) {
-        if (cache.remember("AK", std::to_string(i), kStart) == NonceStatus::Fresh) ++fresh;
+        if (cache.remember(std::to_string(i), kStart + 1s, kStart) == NonceStatus::Fresh) ++fresh;
       }
     });
   }

@@ -8,8 +8,11 @@
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <map>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -705,10 +708,10 @@ TEST_F(StoreTest, OpensARelativePath) {
 
 TEST_F(StoreTest, AFreshDatabaseIsAtTheLatestVersion) {
   auto store = open(url());
-  EXPECT_EQ(store->schemaVersion(), 4);
-  EXPECT_EQ(static_cast<int>(sqliteMigrations().size()), 4);
+  EXPECT_EQ(store->schemaVersion(), 5);
+  EXPECT_EQ(static_cast<int>(sqliteMigrations().size()), 5);
   store.reset();
-  EXPECT_EQ(userVersion(file()), 4);
+  EXPECT_EQ(userVersion(file()), 5);
 }
 
 // A file as bai-manager with schema 1 left it (migration 1's own SQL), with rows: the
@@ -900,6 +903,44 @@ TEST_F(StoreTest, AKeypairNamesOnlyAKnownPolicy) {
   EXPECT_EQ(keypairs[1].resourcePolicy, "") << "'' takes the policy away";
   Result<void> readOnly = store->read([](StoreTransaction& tx) { return tx.setKeypairResourcePolicy("AKPLAIN", ""); });
   EXPECT_FALSE(readOnly.ok());
+}
+
+// ---- Schema version 5: request nonces; the daemon's exclusive lock ---------------------
+
+TEST_F(StoreTest, KeepsRequestNoncesUntilTheyExpire) {
+  auto store = open(url());
+  ASSERT_OK(writeOne(*store, [](StoreTransaction& tx) -> Result<void> {
+    if (auto r = tx.insertRequestNonce("3:AK1n1", 1000); !r.ok()) return r;
+    return tx.insertRequestNonce("3:AK1n2", 2000);
+  }));
+  Result<void> again = writeOne(*store, [](StoreTransaction& tx) { return tx.insertRequestNonce("3:AK1n1", 5000); });
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code, ErrorCode::Conflict);
+  ASSERT_OK(writeOne(*store, [](StoreTransaction& tx) { return tx.deleteRequestNoncesExpiredBefore(1000); }));
+  using Kept = std::map<std::string, std::int64_t>;
+  EXPECT_EQ(readValue<Kept>(*store, [](StoreTransaction& tx) { return tx.requestNonces(0); }),
+            (Kept{{"3:AK1n1", 1000}, {"3:AK1n2", 2000}})) << "kept up to and including their expiry";
+  EXPECT_EQ(readValue<Kept>(*store, [](StoreTransaction& tx) { return tx.requestNonces(1001); }),
+            (Kept{{"3:AK1n2", 2000}}));
+  ASSERT_OK(writeOne(*store, [](StoreTransaction& tx) { return tx.deleteRequestNoncesExpiredBefore(1001); }));
+  EXPECT_EQ(readValue<Kept>(*store, [](StoreTransaction& tx) { return tx.requestNonces(0); }), (Kept{{"3:AK1n2", 2000}}));
+}
+
+TEST_F(StoreTest, AnExclusiveStoreRefusesASecondOneAtOnce) {
+  StoreOptions exclusive;
+  exclusive.exclusive = true;
+  auto first = openStore(url(), exclusive);
+  ASSERT_OK(first);
+  const auto started = std::chrono::steady_clock::now();
+  auto second = openStore(url(), exclusive);
+  ASSERT_FALSE(second.ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(1)) << "no busy timeout";
+  EXPECT_EQ(second.error().code, ErrorCode::Conflict);
+  EXPECT_NE(second.error().message.find("in use by another bai-manager (pid " + std::to_string(::getpid())),
+            std::string::npos) << second.error().message;
+  EXPECT_TRUE(openStore(url()).ok()) << "a shared opener (bai-manager init) is not refused";
+  first->reset();
+  EXPECT_TRUE(openStore(url(), exclusive).ok()) << "released with the store";
 }
 
 TEST(SessionStatusTest, NamesRoundTripAndFinalStates) {

@@ -1,14 +1,28 @@
 #include "http_server.hpp"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <curl/curl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <optional>
+#include <sstream>
 #include <thread>
+#include <vector>
 
 namespace bai::http {
 namespace {
@@ -27,7 +41,8 @@ std::size_t collect(char* data, std::size_t size, std::size_t count, void* out) 
 // One curl handle per client: reusing it keeps the connection alive.
 class Client {
  public:
-  Client() : curl_(curl_easy_init()) {}
+  // A server that never answers fails the test, not the suite's timeout.
+  Client() : curl_(curl_easy_init()) { curl_easy_setopt(curl_, CURLOPT_TIMEOUT, 20L); }
   ~Client() { curl_easy_cleanup(curl_); }
   Reply request(const std::string& url, const std::string& method = "GET", const std::string& body = "",
                 bool insecureTls = false) {
@@ -166,6 +181,164 @@ TEST(HttpServer, HostPortAndDecoding) {
   EXPECT_FALSE(splitHostPort(":80").ok());
   EXPECT_FALSE(splitHostPort("host:8x").ok());
   EXPECT_EQ(urlDecode("a%2Fb+c%zz"), "a/b c%zz");
+}
+
+TEST(HttpServer, ASecondServerCannotTakeTheSamePort) {
+  Server first({"127.0.0.1", 0, 2, 1024, "", ""}, echo);
+  ASSERT_TRUE(first.start().ok());
+  Server second({"127.0.0.1", first.port(), 2, 1024, "", ""}, echo);
+  const auto started = second.start();
+  ASSERT_FALSE(started.ok()) << "two daemons would share the port, each taking half of the connections";
+  EXPECT_NE(started.error().message.find("cannot listen on 127.0.0.1:" + std::to_string(first.port())), std::string::npos)
+      << started.error().message;
+  Client client;
+  EXPECT_EQ(client.request("http://127.0.0.1:" + std::to_string(first.port()) + "/still").body, "GET /still   ");
+}
+
+TEST(HttpServer, InvalidUtf8InThePathOrQueryIsA400) {
+  Server server({"127.0.0.1", 0, 1, 1024, "", ""}, echo);
+  ASSERT_TRUE(server.start().ok());
+  const std::string base = "http://127.0.0.1:" + std::to_string(server.port());
+  Client client;
+  for (const char* target : {"/v1/sessions/%ff", "/v1/sessions?status=%ff", "/v1/x?%c3=1", "/v1/%ed%a0%80",
+                             "/v1/%c0%af"}) {
+    const Reply reply = client.request(base + target);
+    EXPECT_EQ(reply.status, 400) << target << ": " << reply.body;
+    EXPECT_NE(reply.body.find("not valid UTF-8"), std::string::npos) << reply.body;
+  }
+  EXPECT_EQ(client.request(base + "/caf%C3%A9?q=%E2%82%AC").status, 200);
+}
+
+TEST(HttpServer, Utf8Validation) {
+  for (const char* good : {"", "plain", "caf\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf"}) {
+    EXPECT_TRUE(isValidUtf8(good)) << good;
+  }
+  for (const char* bad : {"\xff", "\xc3", "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+                          "\x80", "a\xe2\x82"}) {
+    EXPECT_FALSE(isValidUtf8(bad)) << bad;
+  }
+}
+
+// Ticks of CPU time (user + system) the process has used.
+long cpuTicks(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::istringstream fields(text.substr(text.rfind(')') + 2));
+  std::string field;
+  long user = 0, system = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i) {
+    if (i == 14) user = std::stol(field);
+    if (i == 15) system = std::stol(field);
+  }
+  return user + system;
+}
+
+int connectTo(std::uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = htons(port);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Serves in a child whose descriptor limit leaves room for a few connections; writes the
+// port to `out` and never returns.
+[[noreturn]] void serveWithFewDescriptors(int out) {
+  auto counters = std::make_shared<ServerCounters>();
+  ServerOptions options{"127.0.0.1", 0, 2, 1024, "", ""};
+  options.counters = counters;
+  Server server(options, [counters](const Request&) {
+    return Response{200, "text/plain", serverCountersText("test", *counters), {}};
+  });
+  if (!server.start().ok()) ::_exit(1);
+  int highest = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    highest = std::max(highest, std::stoi(entry.path().filename().string()));
+  }
+  // Fills the holes below the highest descriptor, so that exactly four are left.
+  for (int fd = ::open("/dev/null", O_RDONLY); fd >= 0; fd = ::open("/dev/null", O_RDONLY)) {
+    if (fd < highest) continue;
+    ::close(fd);
+    break;
+  }
+  const rlimit limit{static_cast<rlim_t>(highest + 5), static_cast<rlim_t>(highest + 5)};
+  if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) ::_exit(1);
+  const std::uint16_t port = server.port();
+  if (::write(out, &port, sizeof port) != sizeof port) ::_exit(1);
+  for (;;) ::pause();
+}
+
+// Every connection sent one request and waits: for an answer, or to be closed. The
+// ones still waiting after `limit`.
+int stillWaiting(std::vector<int>& connections, std::chrono::milliseconds limit) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  std::vector<bool> done(connections.size(), false);
+  int waiting = static_cast<int>(connections.size());
+  while (waiting > 0 && std::chrono::steady_clock::now() < end) {
+    for (std::size_t i = 0; i < connections.size(); ++i) {
+      pollfd entry{connections[i], POLLIN, 0};
+      if (done[i] || ::poll(&entry, 1, 0) <= 0) continue;
+      char buffer[4096];
+      (void)::read(connections[i], buffer, sizeof buffer);
+      done[i] = true;
+      --waiting;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return waiting;
+}
+
+TEST(HttpServer, OutOfDescriptorsShedsIdleConnectionsInsteadOfSpinning) {
+  int pipeEnds[2];
+  ASSERT_EQ(::pipe(pipeEnds), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlives a test that failed or was killed
+    ::close(pipeEnds[0]);
+    serveWithFewDescriptors(pipeEnds[1]);
+  }
+  ::close(pipeEnds[1]);
+  std::uint16_t port = 0;
+  ASSERT_EQ(::read(pipeEnds[0], &port, sizeof port), static_cast<ssize_t>(sizeof port));
+  ::close(pipeEnds[0]);
+
+  // More connections than descriptors: the rest wait in the listen backlog.
+  std::vector<int> connections;
+  const std::string request = "GET /x HTTP/1.1\r\nHost: test\r\n\r\n";
+  for (int i = 0; i < 16; ++i) {
+    const int fd = connectTo(port);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::write(fd, request.data(), request.size()), static_cast<ssize_t>(request.size()));
+    connections.push_back(fd);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const long before = cpuTicks(child);
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  const long used = cpuTicks(child) - before;
+  // A spinning acceptor took 23 ticks of 100 on a machine loaded 6 times over; one that
+  // backs off takes none or one.
+  EXPECT_LT(used, sysconf(_SC_CLK_TCK) / 12) << "the acceptor spins: " << used << " ticks in one second";
+  EXPECT_EQ(stillWaiting(connections, std::chrono::seconds(5)), 0) << "idle connections were not shed for new ones";
+  for (int fd : connections) ::close(fd);
+
+  Client client;
+  const Reply figures = client.request("http://127.0.0.1:" + std::to_string(port) + "/metrics");
+  EXPECT_EQ(figures.status, 200);
+  const std::string exhausted = "\ntest_http_descriptors_exhausted_total ";
+  const std::size_t at = figures.body.find(exhausted);
+  ASSERT_NE(at, std::string::npos) << figures.body;
+  const long failedAccepts = std::stol(figures.body.substr(at + exhausted.size()));
+  EXPECT_GT(failedAccepts, 0) << figures.body;
+  EXPECT_LT(failedAccepts, 200) << "each failed accept waits before the next";
+  EXPECT_EQ(figures.body.find("test_http_connections_shed_total 0\n"), std::string::npos) << figures.body;
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
 }
 
 }  // namespace

@@ -61,7 +61,7 @@ std::string stringToSign(std::string_view method, std::string_view pathAndQuery,
 // YYYY-MM-DDTHH:MM:SSZ; sub-second precision is truncated.
 std::string formatRfc3339Utc(std::chrono::system_clock::time_point time);
 // Accepts exactly YYYY-MM-DDTHH:MM:SSZ: no offsets other than Z, no fractional seconds,
-// no leap second 60. Anything else is ErrorCode::InvalidArgument.
+// no leap second 60, years 1900 to 2199 only. Anything else is ErrorCode::InvalidArgument.
 Result<std::chrono::system_clock::time_point> parseRfc3339Utc(std::string_view text);
 
 // The four headers above, keyed by the names in the constants, for a request made at
