@@ -72,5 +72,7 @@ Result<std::pair<std::string, std::uint16_t>> splitHostPort(const std::string& t
 
 // Decodes %XX and '+' of a query component.
 std::string urlDecode(const std::string& text);
+// "a=1&b=%20" -> {a: "1", b: " "}: a request's query string, each part URL-decoded.
+std::map<std::string, std::string> parseQuery(const std::string& query);
 
 }  // namespace bai::http
