@@ -11,4 +11,5 @@ seconds=${BAI_FUZZ_SECONDS:-5}
 mkdir -p "$work/corpus" "$work/artifacts"
 # New inputs go to WORK/corpus (the first folder); the seeds are only read.
 exec "$harness" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+  -error_exitcode=1 -timeout_exitcode=1 \
   -artifact_prefix="$work/artifacts/" "$@" "$work/corpus" "$seeds"
