@@ -8,8 +8,11 @@ cd "$(dirname "$0")/.."
 sandir=${BAI_SANITIZE_BUILD_DIR:-build-sanitize}
 started=$(date +%s)
 
+# GCC 12 with the sanitizers warns falsely that std::regex's std::function members may be
+# used uninitialized (daemon/json_schema.cpp): that warning stays visible, not fatal.
 if [ ! -f "$sandir/build.ninja" ]; then
   meson setup "$sandir" -Db_sanitize=address,undefined -Db_lundef=false -Dbenchmarks=false \
+    -Dcpp_args=-Wno-error=maybe-uninitialized \
     || { echo "0 passed, 1 failed"; exit 1; }
 fi
 nice ninja -C "$sandir" || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
