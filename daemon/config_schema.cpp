@@ -94,6 +94,11 @@ Result<nlohmann::json> convert(const Key& key, const nlohmann::json& value) {
       auto parsed = Quantity::parse(text);
       if (!parsed || parsed->isInfinite()) return expected(key.type == KeyType::Seconds ? "a number of seconds" : "a decimal number");
       if (key.type == KeyType::Seconds && parsed->isNegative()) return expected("a non-negative number of seconds");
+      // The daemons keep durations in milliseconds of 64 bits; a bound in round figures
+      // far below that keeps every conversion defined.
+      if (key.type == KeyType::Seconds && *parsed > Quantity(kMaxSeconds)) {
+        return expected("at most " + std::to_string(kMaxSeconds) + " seconds");
+      }
       return nlohmann::json(parsed->toString());
     }
     case KeyType::Size: {

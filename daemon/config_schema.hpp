@@ -25,10 +25,13 @@ enum class KeyType {
   Boolean,
   Decimal,     // an exact decimal: "0.5" or 0.5 or 2
   Size,        // a binary size: "4g" or a byte count
-  Seconds,     // a duration in seconds, decimal: 5, "0.25"
+  Seconds,     // a duration in seconds, decimal: 5, "0.25"; at most kMaxSeconds
   StringList,  // ["a", "b"]
   Table,       // a free-form table handed on as JSON (e.g. [plugins.cuda]); "*" in its path matches any name
 };
+
+// The largest value of a Seconds key: about 31 years.
+inline constexpr std::int64_t kMaxSeconds = 1'000'000'000;
 
 const char* keyTypeName(KeyType type);
 

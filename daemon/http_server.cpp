@@ -86,6 +86,8 @@ std::string lower(std::string text) {
   return text;
 }
 
+}  // namespace
+
 std::map<std::string, std::string> parseQuery(const std::string& query) {
   std::map<std::string, std::string> out;
   std::size_t start = 0;
@@ -101,6 +103,8 @@ std::map<std::string, std::string> parseQuery(const std::string& query) {
   }
   return out;
 }
+
+namespace {
 
 Response plainError(int status, const std::string& type, const std::string& title, const std::string& detail) {
   return Response{status, "application/json",

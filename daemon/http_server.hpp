@@ -89,6 +89,8 @@ Result<std::pair<std::string, std::uint16_t>> splitHostPort(const std::string& t
 
 // Decodes %XX and '+' of a query component.
 std::string urlDecode(const std::string& text);
+// "a=1&b=%20" -> {a: "1", b: " "}: a request's query string, each part URL-decoded.
+std::map<std::string, std::string> parseQuery(const std::string& query);
 
 // Well-formed UTF-8 (no overlong forms, surrogates or code points above U+10FFFF).
 bool isValidUtf8(std::string_view text);

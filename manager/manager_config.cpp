@@ -88,8 +88,10 @@ Result<std::pair<std::string, std::string>> defaultSlot(const std::string& entry
 Result<ManagerSettings> managerSettings(const config::Config& c) {
   ManagerSettings s;
   s.listen = c.string("manager.listen");
-  s.apiThreads = static_cast<int>(c.integer("manager.api-threads"));
-  if (s.apiThreads < 1 || s.apiThreads > 64) return fail(ErrorCode::InvalidArgument, "manager.api-threads must be 1 to 64");
+  // Ranges are checked on the 64-bit value: narrowed first, 2^32 + 1 would pass as 1.
+  const std::int64_t apiThreads = c.integer("manager.api-threads");
+  if (apiThreads < 1 || apiThreads > 64) return fail(ErrorCode::InvalidArgument, "manager.api-threads must be 1 to 64");
+  s.apiThreads = static_cast<int>(apiThreads);
   s.db = absoluteStoreUrl(c.string("manager.db"));
   s.clusterTokenFile = c.string("manager.cluster-token-file");
   s.createClusterToken = s.clusterTokenFile.empty();
@@ -131,10 +133,11 @@ Result<ManagerSettings> managerSettings(const config::Config& c) {
   s.candidateWindow = static_cast<std::size_t>(window);
   s.schedulerPeriod = millis(c.seconds("scheduler.period"));
   if (s.schedulerPeriod.count() < 10) return fail(ErrorCode::InvalidArgument, "scheduler.period must be at least 0.01 s");
-  s.dispatchThreads = static_cast<int>(c.integer("scheduler.dispatch-threads"));
-  if (s.dispatchThreads < 1 || s.dispatchThreads > 64) {
+  const std::int64_t dispatchThreads = c.integer("scheduler.dispatch-threads");
+  if (dispatchThreads < 1 || dispatchThreads > 64) {
     return fail(ErrorCode::InvalidArgument, "scheduler.dispatch-threads must be 1 to 64");
   }
+  s.dispatchThreads = static_cast<int>(dispatchThreads);
   s.defaultSessionSlots.clear();
   for (const auto& entry : c.stringList("scheduler.default-session-slots")) {
     auto slot = defaultSlot(entry);

@@ -9,6 +9,7 @@ packages=(
   libboost-dev libhwloc-dev libcurl4-openssl-dev libssl-dev
   libsqlite3-dev libtomlplusplus-dev libcli11-dev libsystemd-dev
   valgrind openssl
+  clang libclang-rt-14-dev
   librocm-smi64-1 librocm-smi-dev
 )
 

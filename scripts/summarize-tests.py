@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Counts test results of a meson build: GoogleTest binaries per test case (from their
-JUnit XML), every other meson test as one. Prints "N passed, N failed" last and exits
-non-zero when anything failed or nothing ran."""
+"""Counts test results of meson builds (the main one, the fuzzing one): GoogleTest
+binaries per test case (from their JUnit XML), every other meson test as one; a build
+folder without a test log (its build failed) counts as one failure. Prints
+"N passed, N failed" last and exits non-zero when anything failed or nothing ran."""
 import json
 import sys
 import xml.etree.ElementTree as ET
@@ -15,10 +16,13 @@ def gtest_xml_path(command):
     return None
 
 
-def main(builddir):
+def count(builddir, failures):
+    """(passed, failed, skipped) of one build folder; failures get the failed names."""
     log = Path(builddir) / "meson-logs" / "testlog.json"
     passed = failed = skipped = 0
-    failures = []
+    if not log.exists():
+        failures.append(f"{builddir}: no test results (did it build?)")
+        return 0, 1, 0
     for line in log.read_text().splitlines():
         test = json.loads(line)
         name, result = test["name"], test["result"]
@@ -49,6 +53,15 @@ def main(builddir):
         else:
             failed += 1
             failures.append(f"{name}: {result}")
+    return passed, failed, skipped
+
+
+def main(builddirs):
+    passed = failed = skipped = 0
+    failures = []
+    for builddir in builddirs:
+        p, f, s = count(builddir, failures)
+        passed, failed, skipped = passed + p, failed + f, skipped + s
     for f in failures:
         print(f"FAILED {f}")
     if skipped:
@@ -58,4 +71,4 @@ def main(builddir):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "build"))
+    sys.exit(main(sys.argv[1:] or ["build"]))

@@ -17,4 +17,15 @@ ninja -C "$builddir" || { echo "build failed"; echo "0 passed, 1 failed"; exit 1
 
 rm -rf "$builddir/test-results"
 meson test -C "$builddir" --num-processes "$(nproc)" --print-errorlogs
-python3 scripts/summarize-tests.py "$builddir"
+
+# The fuzzing build (clang, its own folder): each harness over its seeds, then a few
+# seconds of fuzzing (BAI_FUZZ_SECONDS). A build that fails leaves no test log, which
+# the summary counts as a failure.
+fuzzdir=${BAI_FUZZ_BUILD_DIR:-build-fuzz}
+rm -f "$fuzzdir/meson-logs/testlog.json"
+if BAI_FUZZ_BUILD_DIR=$fuzzdir scripts/fuzz.sh --build; then
+  meson test -C "$fuzzdir" --num-processes "$(nproc)" --print-errorlogs
+else
+  echo "fuzz build failed"
+fi
+python3 scripts/summarize-tests.py "$builddir" "$fuzzdir"

@@ -135,8 +135,10 @@ Result<AgentSettings> agentSettings(const config::Config& c) {
   s.heartbeatInterval = millis(c.seconds("agent.heartbeat-interval"));
   s.pluginCallTimeout = millis(c.seconds("agent.plugin-call-timeout"));
   if (s.pluginCallTimeout.count() <= 0) return fail(ErrorCode::InvalidArgument, "agent.plugin-call-timeout must be positive");
-  s.rpcThreads = static_cast<int>(c.integer("agent.rpc-threads"));
-  if (s.rpcThreads < 1 || s.rpcThreads > 64) return fail(ErrorCode::InvalidArgument, "agent.rpc-threads must be 1 to 64");
+  // Checked on the 64-bit value: narrowed first, 2^32 + 2 would pass as 2.
+  const std::int64_t rpcThreads = c.integer("agent.rpc-threads");
+  if (rpcThreads < 1 || rpcThreads > 64) return fail(ErrorCode::InvalidArgument, "agent.rpc-threads must be 1 to 64");
+  s.rpcThreads = static_cast<int>(rpcThreads);
   s.tlsCertificateFile = c.string("agent.tls-cert-file");
   s.tlsKeyFile = c.string("agent.tls-key-file");
   if (s.tlsCertificateFile.empty() != s.tlsKeyFile.empty()) {

@@ -141,7 +141,11 @@ Result<ResourceSlot> ResourceSlot::fromJson(std::string_view json) {
 Result<ResourceSlot> ResourceSlot::parseUserInput(const std::vector<std::pair<std::string, std::string>>& input,
                                                   const SlotTypeTable& types) {
   ResourceSlot out;
-  for (const auto& [key, text] : input) {
+  for (const auto& entry : input) {
+    // Named references, not a structured binding: clang before 16 (the fuzzing build)
+    // cannot capture a binding in the lambda below.
+    const std::string& key = entry.first;
+    const std::string& text = entry.second;
     auto slot = SlotName::parse(key);
     if (!slot) return Failure{slot.error()};
     const SlotType* type = types.find(key);

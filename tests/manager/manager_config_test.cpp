@@ -43,6 +43,9 @@ TEST(ManagerConfig, UnknownKeysAndBadValuesAreRefusedByName) {
            {"[manager]\ntls-cert-file = \"a.pem\"\n", "go together"},
            {"[agents]\nheartbeat-timeout = 0\n", "agents.heartbeat-timeout"},
            {"[manager]\napi-threads = 0\n", "manager.api-threads"},
+           // 2^32 + 1 once passed as 1 thread: the range is checked before narrowing to int.
+           {"[manager]\napi-threads = 4294967297\n", "manager.api-threads"},
+           {"[scheduler]\ndispatch-threads = 4294967298\n", "scheduler.dispatch-threads"},
        }) {
     auto config = managerConfigSchema().parse(toml, "m.toml");
     ASSERT_TRUE(config.ok()) << toml << config.error().message;

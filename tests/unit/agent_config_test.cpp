@@ -37,6 +37,10 @@ TEST(AgentConfig, CrossKeyRules) {
   auto halfTls = settingsOf("[agent]\ncluster-token-file = \"t\"\ntls-cert-file = \"c.pem\"\n");
   ASSERT_FALSE(halfTls.ok());
   EXPECT_NE(halfTls.error().message.find("go together"), std::string::npos);
+  // 2^32 + 2 once passed as 2 threads: the range is checked before narrowing to int.
+  auto wrappedThreads = settingsOf("[agent]\ncluster-token-file = \"t\"\nrpc-threads = 4294967298\n");
+  ASSERT_FALSE(wrappedThreads.ok());
+  EXPECT_NE(wrappedThreads.error().message.find("agent.rpc-threads must be 1 to 64"), std::string::npos);
   auto badId = settingsOf("[agent]\ncluster-token-file = \"t\"\nid = \"a b\"\n");
   ASSERT_FALSE(badId.ok());
   auto derived = settingsOf("[agent]\ncluster-token-file = \"t\"\n");

@@ -70,6 +70,18 @@ TEST(ConfigSchema, ErrorsNameTheFileLineAndKey) {
   EXPECT_EQ(errorOf("plugins = 3\n"), "agent.toml:1: unknown key 'plugins' (did you mean 'plugins.*'?); see --print-config-reference");
 }
 
+// Found by tests/fuzz (config_toml): 1e20 seconds overflowed the daemons' millisecond
+// durations, undefined behaviour caught by UBSan.
+TEST(ConfigSchema, SecondsStayWithinWhatADurationHolds) {
+  EXPECT_EQ(errorOf("[agent]\nheartbeat-interval = 1e20\n"),
+            "agent.toml:2: 'agent.heartbeat-interval' must be at most 1000000000 seconds, got 1e+20");
+  EXPECT_EQ(errorOf("[agent]\nheartbeat-interval = \"1000000000.000001\"\n"),
+            "agent.toml:2: 'agent.heartbeat-interval' must be at most 1000000000 seconds, got \"1000000000.000001\"");
+  EXPECT_EQ(errorOf("[agent]\nheartbeat-interval = 1000000000\n"), "");
+  Config config = schema().defaults();
+  EXPECT_FALSE(config.override("agent.heartbeat-interval", "99999999999999999999").ok());
+}
+
 TEST(ConfigSchema, FlagsOverrideTheFile) {
   Config config = schema().defaults();
   ASSERT_TRUE(config.override("agent.rpc-listen-addr", "127.0.0.1:7000").ok());
