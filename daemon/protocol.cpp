@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
+
 namespace bai::protocol {
 namespace {
 
@@ -25,6 +27,12 @@ class Reader {
     if (!has(key)) return missing(key, required), 0;
     if (!object_[key].is_number_integer()) return wrong(key, "an integer"), 0;
     return object_[key].get<std::int64_t>();
+  }
+  // A process exit code or signal-derived status: an int, never a wrapped 64-bit number.
+  int exitCode(const char* key) {
+    const std::int64_t code = integer(key);
+    if (code < INT32_MIN || code > INT32_MAX) return wrong(key, "an exit code (a 32-bit integer)"), 0;
+    return static_cast<int>(code);
   }
   std::uint64_t unsignedInteger(const char* key) {
     if (!has(key)) return missing(key, true), 0;
@@ -90,7 +98,8 @@ Result<json> parseDocument(std::string_view text, const std::string& what, bool 
     if (!document.contains("protocol") || !document["protocol"].is_number_integer()) {
       return fail(ErrorCode::InvalidArgument, what + ": missing 'protocol' version");
     }
-    const int version = document["protocol"].get<int>();
+    // Read as 64 bits: 4294967297 must not wrap to version 1.
+    const std::int64_t version = document["protocol"].get<std::int64_t>();
     if (version != kVersion) {
       return fail(ErrorCode::InvalidArgument, what + ": protocol version " + std::to_string(version) +
                                                   " is not supported (this side speaks " + std::to_string(kVersion) + ")");
@@ -317,7 +326,7 @@ Result<EventBatch> EventBatch::fromJson(std::string_view text) {
     event.sessionId = er.string("session_id");
     const std::string kind = er.string("kind");
     event.atMillis = er.integer("at_ms");
-    if (er.has("exit_code")) event.exitCode = static_cast<int>(er.integer("exit_code"));
+    if (er.has("exit_code")) event.exitCode = er.exitCode("exit_code");
     event.reason = er.string("reason", false);
     if (!er.ok()) return er.failure();
     if (kind == "started") event.kind = EventKind::Started;
@@ -402,7 +411,7 @@ Result<SessionInfo> SessionInfo::fromJson(std::string_view text) {
   info.pid = r.integer("pid", false);
   info.startedAtMillis = r.integer("started_at_ms", false);
   info.endedAtMillis = r.integer("ended_at_ms", false);
-  if (r.has("exit_code")) info.exitCode = static_cast<int>(r.integer("exit_code"));
+  if (r.has("exit_code")) info.exitCode = r.exitCode("exit_code");
   info.reason = r.string("reason", false);
   const json* allocation = r.object("allocation", false);
   if (!r.ok()) return r.failure();

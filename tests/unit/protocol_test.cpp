@@ -110,6 +110,12 @@ TEST(Protocol, RefusesBadDocumentsNamingTheField) {
             "heartbeat.state: missing 'rpc_address'");
   EXPECT_EQ(error(EventBatch::fromJson(R"({"protocol":1,"agent_id":"a","events":[{"seq":1,"session_id":"s","kind":"exited","at_ms":1}]})")),
             "events[]: an 'exited' event needs 'exit_code'");
+  // 64-bit numbers must not wrap into valid 32-bit ones (4294967296 read as exit code 0).
+  EXPECT_EQ(error(Heartbeat::fromJson(R"({"protocol":4294967297,"agent_id":"a","digest":1})")),
+            "heartbeat: protocol version 4294967297 is not supported (this side speaks 1)");
+  EXPECT_EQ(error(EventBatch::fromJson(
+                R"({"protocol":1,"agent_id":"a","events":[{"seq":1,"session_id":"s","kind":"exited","at_ms":1,"exit_code":4294967296}]})")),
+            "events[].exit_code: expected an exit code (a 32-bit integer)");
   EXPECT_EQ(error(EventBatch::fromJson(R"({"protocol":1,"agent_id":"a","events":[{"seq":1,"session_id":"s","kind":"paused","at_ms":1}]})")),
             "events[].kind: unknown kind 'paused'");
   EXPECT_EQ(error(CreateSessionRequest::fromJson(R"({"protocol":1,"session_id":"s","command":[]})")),
