@@ -22,6 +22,15 @@ bool hasType(const nlohmann::json& value, const std::string& type) {
   return typeOf(value) == type;
 }
 
+// The offending value as it goes into an error: a long one (a hostile 200 KB string) is cut,
+// so that errors and the log lines that carry them stay short.
+std::string shown(const nlohmann::json& value) {
+  constexpr std::size_t kMost = 80;
+  std::string text = value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  if (text.size() <= kMost) return text;
+  return text.substr(0, kMost) + "... (" + std::to_string(text.size()) + " bytes)";
+}
+
 std::string pointer(const std::string& where) { return where.empty() ? "/" : where; }
 
 Failure<Error> invalid(const std::string& where, const std::string& what) {
@@ -119,27 +128,27 @@ Result<void> SchemaSet::check(const nlohmann::json& schema, const std::string& o
   if (schema.contains("enum")) {
     const auto& options = schema["enum"];
     if (std::find(options.begin(), options.end(), value) == options.end()) {
-      return invalid(where, "expected one of " + options.dump() + ", got " + value.dump());
+      return invalid(where, "expected one of " + options.dump() + ", got " + shown(value));
     }
   }
   if (value.is_number()) {
     if (schema.contains("minimum") && value < schema["minimum"]) {
-      return invalid(where, "expected at least " + schema["minimum"].dump() + ", got " + value.dump());
+      return invalid(where, "expected at least " + schema["minimum"].dump() + ", got " + shown(value));
     }
     if (schema.contains("maximum") && value > schema["maximum"]) {
-      return invalid(where, "expected at most " + schema["maximum"].dump() + ", got " + value.dump());
+      return invalid(where, "expected at most " + schema["maximum"].dump() + ", got " + shown(value));
     }
   }
   if (value.is_string()) {
     const auto& text = value.get_ref<const std::string&>();
     if (schema.contains("minLength") && text.size() < schema["minLength"].get<std::size_t>()) {
-      return invalid(where, "expected at least " + schema["minLength"].dump() + " characters, got " + value.dump());
+      return invalid(where, "expected at least " + schema["minLength"].dump() + " characters, got " + shown(value));
     }
     if (schema.contains("maxLength") && text.size() > schema["maxLength"].get<std::size_t>()) {
-      return invalid(where, "expected at most " + schema["maxLength"].dump() + " characters, got " + value.dump());
+      return invalid(where, "expected at most " + schema["maxLength"].dump() + " characters, got " + shown(value));
     }
     if (schema.contains("pattern") && !std::regex_search(text, patterns_.at(schema["pattern"]))) {
-      return invalid(where, "expected text matching " + schema["pattern"].dump() + ", got " + value.dump());
+      return invalid(where, "expected text matching " + schema["pattern"].dump() + ", got " + shown(value));
     }
   }
   if (value.is_array()) {

@@ -158,15 +158,10 @@ class KillLoopTest : public ::testing::Test {
 
   void TearDown() override {
     if (!temp_) return;  // skipped
-    // Sessions outlive a killed agent: every marked process goes, not only those spawned here.
-    for (int round = 0; round < 50; ++round) {
-      const auto pids = markedProcesses(marker_);
-      if (pids.empty()) break;
-      for (pid_t pid : pids) ::kill(pid, SIGKILL);
+    killMarkedProcesses(marker_, [&] {
       for (auto& agent : agents_) agent->process.alive();
       manager_.alive();
-      std::this_thread::sleep_for(20ms);
-    }
+    });
     for (auto& agent : agents_) agent->process.stop(SIGKILL);
     manager_.stop(SIGKILL);
     if (HasFailure()) {

@@ -66,16 +66,10 @@ class ManagerTest : public ::testing::Test {
 
   void TearDown() override {
     if (!temp_) return;  // skipped
-    // SIGKILL works on stopped processes too; sessions outlive a killed agent, so every
-    // marked process goes, not only the ones spawned here.
-    for (int round = 0; round < 50; ++round) {
-      const auto pids = markedProcesses(marker_);
-      if (pids.empty()) break;
-      for (pid_t pid : pids) ::kill(pid, SIGKILL);
+    killMarkedProcesses(marker_, [&] {
       for (auto& agent : agents_) agent->process.alive();
       manager_.alive();
-      std::this_thread::sleep_for(20ms);
-    }
+    });
     for (auto& agent : agents_) agent->process.stop(SIGKILL);
     manager_.stop(SIGKILL);
     if (HasFailure()) {

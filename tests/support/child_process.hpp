@@ -16,6 +16,7 @@
 #include <chrono>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace bai::testing {
@@ -65,6 +66,19 @@ inline std::vector<pid_t> markedProcesses(const std::string& marker) {
     }
   }
   return out;
+}
+
+// SIGKILLs every marked process until none is left (sessions outlive a killed agent, so
+// they are not all children of the test); `reap` collects the test's own children.
+template <typename Reap>
+void killMarkedProcesses(const std::string& marker, Reap reap) {
+  for (int round = 0; round < 50; ++round) {
+    const auto pids = markedProcesses(marker);
+    if (pids.empty()) return;
+    for (pid_t pid : pids) ::kill(pid, SIGKILL);
+    reap();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
 }
 
 // One child process (a daemon, or `bai-manager init`) with the marker in its environment,

@@ -49,6 +49,14 @@ TEST_F(Validator, NamesThePathAndWhatWasExpected) {
   EXPECT_EQ(errorFor(R"([1])"), "at /: expected object, got array");
 }
 
+// A hostile 200 KB value must not come back whole in the error (and so in a log line).
+TEST_F(Validator, ALongOffendingValueIsCutInTheError) {
+  const std::string name(200'000, 'A');
+  const std::string error = errorFor(("{\"name\": \"" + name + "\", \"count\": 1}").c_str());
+  EXPECT_LT(error.size(), 200u) << error.substr(0, 300);
+  EXPECT_NE(error.find("... (200002 bytes)"), std::string::npos) << error.substr(0, 300);
+}
+
 TEST(SchemaSet, RefusesKeywordsOutsideTheSubset) {
   SchemaSet set;
   auto added = set.add(R"({"$id": "x", "type": "object", "properties": {"a": {"oneOf": []}}})");
