@@ -1,6 +1,7 @@
 // Attacks on the real bai-manager that once worked: a request replayed across a restart,
 // a second manager on the same database, undecodable paths, scraping /metrics with the
 // agents' token, and a database it may not write. Agents are not needed.
+#include "child_process.hpp"
 #include "daemon_process.hpp"
 #include "signed_client.hpp"
 #include "temp_dir.hpp"
@@ -95,11 +96,6 @@ class ManagerSecurityTest : public ::testing::Test {
     ::chmod(dir_.c_str(), 0755);  // so that a manager run as nobody may look inside
     token_ = "cluster-token-" + std::to_string(::getpid()) + "-7d1e4c90a2b3f568";
     writeSecret(dir_ / "cluster-token", token_);
-  }
-
-  static void writeSecret(const fs::path& file, const std::string& text) {
-    std::ofstream(file) << text << "\n";
-    ::chmod(file.c_str(), 0600);
   }
 
   std::string dbUrl() const { return "sqlite://" + (dir_ / "manager.db").string(); }

@@ -52,16 +52,14 @@ struct AgentHandle {
 class ManagerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    for (const char* name : {"BAI_MANAGER", "BAI_AGENT", "BAI_SESSION_SHIM", "BAI_CPU_PLUGIN_DIR", "BAI_MOCK_PLUGIN_DIR",
-                             "BAI_MOCK_CONFIG_DIR"}) {
-      if (env(name).empty()) GTEST_SKIP() << name << " is not set (built without the manager, the agent or a plugin)";
+    if (const std::string missing = missingClusterVariable(); !missing.empty()) {
+      GTEST_SKIP() << missing << " is not set (built without the manager, the agent or a plugin)";
     }
     temp_ = std::make_unique<test::TempDir>();
     dir_ = temp_->path();
     marker_ = dir_.string();
     token_ = "cluster-token-" + std::to_string(::getpid()) + "-5f0c2a9e71d4b38c";
-    std::ofstream(dir_ / "cluster-token") << token_ << "\n";
-    ::chmod((dir_ / "cluster-token").c_str(), 0600);
+    writeSecret(dir_ / "cluster-token", token_);
   }
 
   void TearDown() override {

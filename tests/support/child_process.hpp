@@ -10,11 +10,13 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -42,6 +44,22 @@ inline int freeLoopbackPort() {
   }
   ::close(fd);
   return ntohs(address.sin_port);
+}
+
+// A secret file as the daemons want it: the text and a newline, mode 0600.
+inline void writeSecret(const std::filesystem::path& file, const std::string& text) {
+  std::ofstream(file) << text << "\n";
+  ::chmod(file.c_str(), 0600);
+}
+
+// The first of the variables a cluster test needs (paths of the daemons and plugins the
+// build made) that is not set; empty when all are.
+inline std::string missingClusterVariable() {
+  for (const char* name : {"BAI_MANAGER", "BAI_AGENT", "BAI_SESSION_SHIM", "BAI_CPU_PLUGIN_DIR", "BAI_MOCK_PLUGIN_DIR",
+                           "BAI_MOCK_CONFIG_DIR"}) {
+    if (env(name).empty()) return name;
+  }
+  return {};
 }
 
 // The processes (other than this one) whose environment holds kMarkerVariable=marker.
