@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdint>
 
 namespace bai::protocol {
@@ -357,11 +358,47 @@ bool isSessionId(std::string_view id) {
          id.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") == std::string_view::npos;
 }
 
-std::string CreateSessionRequest::toJson() const {
-  return json{{"protocol", kVersion}, {"session_id", sessionId}, {"command", command},
-              {"env", env},             {"slots", slotsJson(slots)}}
-      .dump();
+bool isOwnerName(std::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
+           c == '_' || c == '@';
+  });
 }
+
+std::string CreateSessionRequest::toJson() const {
+  json out{{"protocol", kVersion}, {"session_id", sessionId}, {"command", command},
+           {"env", env},             {"slots", slotsJson(slots)}};
+  if (owner) out["owner"] = {{"uid", owner->uid}, {"gid", owner->gid}, {"name", owner->name}};
+  return out.dump();
+}
+
+namespace {
+
+// (uid_t)-1 means "unchanged" to setuid(2): never an identity.
+constexpr std::uint64_t kMaxOwnerId = 0xfffffffe;
+
+Result<SessionOwner> readOwner(const json& value) {
+  if (!value.is_object()) return fail(ErrorCode::InvalidArgument, "create-session.owner: expected an object");
+  Reader r(value, "create-session.owner");
+  SessionOwner owner;
+  const std::uint64_t uid = r.unsignedInteger("uid");
+  const std::uint64_t gid = r.unsignedInteger("gid");
+  owner.name = r.string("name");
+  if (!r.ok()) return r.failure();
+  if (uid > kMaxOwnerId || gid > kMaxOwnerId) {
+    return fail(ErrorCode::InvalidArgument, "create-session.owner: uid and gid must be at most 4294967294");
+  }
+  if (!isOwnerName(owner.name)) {
+    return fail(ErrorCode::InvalidArgument,
+                "create-session.owner.name: use 1 to 64 letters, digits, '.', '-', '_' or '@'");
+  }
+  owner.uid = static_cast<std::uint32_t>(uid);
+  owner.gid = static_cast<std::uint32_t>(gid);
+  return owner;
+}
+
+}  // namespace
 
 Result<CreateSessionRequest> CreateSessionRequest::fromJson(std::string_view text) {
   auto document = parseDocument(text, "create-session", true);
@@ -381,6 +418,11 @@ Result<CreateSessionRequest> CreateSessionRequest::fromJson(std::string_view tex
     request.command.push_back(arg.get<std::string>());
   }
   if (request.command.empty()) return fail(ErrorCode::InvalidArgument, "create-session.command: empty");
+  if (auto owner = document->find("owner"); owner != document->end() && !owner->is_null()) {
+    auto read = readOwner(*owner);
+    if (!read) return Failure{read.error()};
+    request.owner = std::move(*read);
+  }
   for (const auto& [slot, amount] : request.slots) {
     if (amount.isNegative()) {
       return fail(ErrorCode::InvalidArgument, "create-session.slots." + slot.str() + ": negative amount " + amount.toString());

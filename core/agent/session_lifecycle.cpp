@@ -178,7 +178,7 @@ SessionLifecycle::Prepared SessionLifecycle::prepare(
       out.failure = "plugin " + plugin->identity().name + ": " + resources.error().message;
       break;
     }
-    for (const auto& [name, value] : resources->env) out.env[name] = value;
+    for (const auto& [name, value] : resources->env) out.env[name] = value;  // TODO(issue 18): devices, mounts, limits
     out.plugins.emplace_back(std::move(plugin), std::move(part));
   }
   out.limits = limitsFor(devices);

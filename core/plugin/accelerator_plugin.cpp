@@ -191,13 +191,8 @@ Result<SessionResources> AcceleratorPlugin::prepareSession(
     const std::string& sessionId, const std::map<std::string, std::map<std::string, Quantity>>& allocation) {
   auto prepared = callWithInput("prepare_session", vtable_->prepare_session, sessionDocument(sessionId, allocation));
   if (!prepared) return Failure{prepared.error()};
-  SessionResources resources;
-  resources.env = prepared->value("env", std::map<std::string, std::string>{});
-  resources.devices = prepared->value("devices", std::vector<std::string>{});
-  for (const auto& m : prepared->value("mounts", nlohmann::json::array())) {
-    resources.mounts.push_back({m["source"], m["target"], m.value("read_only", false)});
-  }
-  resources.limits = prepared->value("limits", nlohmann::json::object());
+  auto resources = readSessionResources(*prepared);
+  if (!resources) return Failure{callError("prepare_session", resources.error().message)};
   return resources;
 }
 

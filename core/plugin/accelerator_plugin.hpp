@@ -39,18 +39,6 @@ struct PluginIdentity {
   std::filesystem::path file;
 };
 
-// What a session gets from a plugin's prepare_session.
-struct SessionResources {
-  std::map<std::string, std::string> env;
-  std::vector<std::string> devices;
-  struct Mount {
-    std::string source, target;
-    bool readOnly = false;
-  };
-  std::vector<Mount> mounts;
-  nlohmann::json limits = nlohmann::json::object();
-};
-
 struct DeviceHealth {
   std::string id;
   std::string health;  // healthy, unhealthy, gone

@@ -156,3 +156,79 @@ Result<std::vector<std::unique_ptr<AllocMap>>> buildMaps(const Discovery& discov
 }
 
 }  // namespace bai::core
+
+namespace bai::core {
+namespace {
+
+Failure<Error> badPayload(const std::string& why) { return fail(ErrorCode::InvalidArgument, "prepare_session: " + why); }
+
+// "0-3,8" -> {0,1,2,3,8}; the kernel's list syntax, as cpuset.cpus and cpuset.mems take it.
+std::optional<std::vector<int>> parseIdList(const std::string& text) {
+  std::vector<int> ids;
+  std::size_t at = 0;
+  while (at < text.size()) {
+    std::size_t end = text.find(',', at);
+    if (end == std::string::npos) end = text.size();
+    const std::string part = text.substr(at, end - at);
+    const std::size_t dash = part.find('-');
+    auto number = [](const std::string& digits) -> std::optional<int> {
+      if (digits.empty() || digits.size() > 5 || digits.find_first_not_of("0123456789") != std::string::npos) {
+        return std::nullopt;
+      }
+      return std::stoi(digits);
+    };
+    auto first = number(part.substr(0, dash));
+    auto last = dash == std::string::npos ? first : number(part.substr(dash + 1));
+    if (!first || !last || *last < *first) return std::nullopt;
+    for (int id = *first; id <= *last; ++id) ids.push_back(id);
+    at = end + 1;
+    if (end == text.size() - 1) return std::nullopt;  // a trailing comma
+  }
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  if (ids.empty()) return std::nullopt;
+  return ids;
+}
+
+Result<void> readLimits(const nlohmann::json& limits, PayloadLimits& out) {
+  for (const auto& [key, value] : limits.items()) {
+    if (key == "cpuset" || key == "mems") {
+      auto ids = value.is_string() ? parseIdList(value.get<std::string>()) : std::nullopt;
+      if (!ids) return badPayload("limits." + key + ": expected a list such as \"0-3,8\", got " + value.dump());
+      (key == "cpuset" ? out.cpus : out.mems) = std::move(*ids);
+    } else if (key == "memory") {
+      const std::string text = value.is_string() ? value.get<std::string>() : "";
+      if (text.empty() || text.size() > 19 || text.find_first_not_of("0123456789") != std::string::npos) {
+        return badPayload("limits.memory: expected bytes as a decimal string, got " + value.dump());
+      }
+      out.memoryBytes = std::stoull(text);
+    } else {
+      return badPayload("limits: unknown key '" + key + "' (the agent applies cpuset, mems and memory)");
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<SessionResources> readSessionResources(const nlohmann::json& document) {
+  SessionResources resources;
+  resources.env = document.value("env", std::map<std::string, std::string>{});
+  for (const auto& device : document.value("devices", nlohmann::json::array())) {
+    if (device.is_string()) {
+      resources.devices.push_back({device.get<std::string>()});
+    } else {
+      return badPayload("devices: expected a path, got " + device.dump());
+    }
+  }
+  for (const auto& m : document.value("mounts", nlohmann::json::array())) {
+    resources.mounts.push_back({m.at("source").get<std::string>(), m.at("target").get<std::string>(),
+                                m.value("read_only", false)});
+  }
+  if (auto read = readLimits(document.value("limits", nlohmann::json::object()), resources.limits); !read) {
+    return Failure{read.error()};
+  }
+  return resources;
+}
+
+}  // namespace bai::core

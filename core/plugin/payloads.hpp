@@ -4,6 +4,7 @@
 #pragma once
 
 #include "alloc/alloc_map.hpp"
+#include "runtime/sandbox_spec.hpp"
 
 #include <bai/result.hpp>
 #include <bai/slots.hpp>
@@ -44,6 +45,34 @@ struct Discovery {
   std::vector<MapSpec> maps;
   std::vector<std::vector<std::string>> exclusive;
 };
+
+// A device node a plugin's prepare_session names. The string form of ABI 1.0 gives only
+// the path: the agent then reads type and numbers from the node itself.
+struct DeviceRequest {
+  std::string path;
+  std::optional<char> type{};  // with major and minor, or none of the three
+  std::optional<std::uint32_t> major{}, minor{};
+  std::string access = "rw";  // a subset of "rwm"
+};
+
+// The limits keys the agent applies (docs/abi/prepare_session.schema.json names exactly
+// these; any other key fails the payload): what each plugin asked, before merging.
+struct PayloadLimits {
+  std::optional<std::vector<int>> cpus;         // "cpuset": a CPU list such as "0-3,8"
+  std::optional<std::vector<int>> mems;         // "mems": NUMA nodes, same syntax
+  std::optional<std::uint64_t> memoryBytes;     // "memory": bytes, a decimal string
+};
+
+// What a session gets from a plugin's prepare_session.
+struct SessionResources {
+  std::map<std::string, std::string> env;
+  std::vector<DeviceRequest> devices;
+  std::vector<BindMount> mounts;
+  PayloadLimits limits;
+};
+
+// Reads a schema-valid prepare_session document; errors name the key that broke a rule.
+Result<SessionResources> readSessionResources(const nlohmann::json& document);
 
 // Validates `document` against docs/abi/<call>.schema.json (session_measures uses node_measures').
 Result<nlohmann::json> parsePayload(const std::string& call, const std::string& text);

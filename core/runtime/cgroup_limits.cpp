@@ -122,6 +122,7 @@ class CgroupV2Limits final : public LimitsBackend {
     return "cgroup v2 at " + (root_ / parent_).string() + " (cpuset, memory)";
   }
   bool enforcing() const override { return true; }
+  bool fencesDevices() const override { return false; }  // TODO(issue 18): the device fence
 
  private:
   fs::path sessionDir(const std::string& sessionId) const { return root_ / parent_ / sessionCgroupName(sessionId); }
@@ -205,6 +206,7 @@ class CgroupV1Limits final : public LimitsBackend {
     return "cgroup v1 at " + memoryRoot_.parent_path().string() + "/{memory,cpuset}/" + parent_.string();
   }
   bool enforcing() const override { return true; }
+  bool fencesDevices() const override { return false; }  // TODO(issue 18): the device fence
 
  private:
   Result<void> prepareParents() {
@@ -265,6 +267,7 @@ class AdvisoryLimits final : public LimitsBackend {
   Result<void> release(const std::string& sessionId) override { return checkSessionId(sessionId); }
   std::string describe() const override { return "advisory, limits not enforced: " + reason_; }
   bool enforcing() const override { return false; }
+  bool fencesDevices() const override { return false; }
 
  private:
   std::string reason_;

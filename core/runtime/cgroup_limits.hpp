@@ -6,6 +6,7 @@
 #include "bai/result.hpp"
 #include "log.hpp"
 #include "runtime/cgroup_fs.hpp"
+#include "runtime/sandbox_spec.hpp"
 
 #include <cstdint>
 #include <filesystem>
@@ -19,7 +20,15 @@ namespace bai::core {
 struct SessionLimits {
   std::vector<int> cpus;  // empty: the parent's CPUs
   std::vector<int> mems;  // NUMA nodes; empty: the parent's
-  std::optional<std::uint64_t> memoryBytes;
+  std::optional<std::uint64_t> memoryBytes{};
+  // Swap on top of memoryBytes (v1 memory.memsw = memory + swap, v2 memory.swap.max);
+  // applied only with memoryBytes and where the kernel accounts swap.
+  std::uint64_t swapBytes = 0;
+  std::optional<std::uint64_t> pidsMax{};  // pids.max
+  // With fenceDevices, everything not in `devices` is denied (v1 devices.deny "a" then
+  // devices.allow per rule; v2 a BPF_PROG_TYPE_CGROUP_DEVICE program).
+  bool fenceDevices = false;
+  std::vector<DeviceRule> devices{};
 };
 
 class LimitsBackend {
@@ -33,6 +42,8 @@ class LimitsBackend {
   virtual Result<void> release(const std::string& sessionId) = 0;
   virtual std::string describe() const = 0;
   virtual bool enforcing() const = 0;
+  // Whether prepare() enforces SessionLimits::devices (a device controller or program).
+  virtual bool fencesDevices() const = 0;
 };
 
 // v2 when <root>/cgroup.controllers lists cpuset and memory and <root>/<parent> (or <root>)

@@ -9,6 +9,7 @@
 #pragma once
 
 #include "bai/result.hpp"
+#include "runtime/sandbox_spec.hpp"
 
 #include <cstdint>
 #include <filesystem>
@@ -37,6 +38,11 @@ struct ShimSpec {
   std::optional<std::pair<uid_t, gid_t>> runAs;    // only honoured when the shim runs as root
   std::filesystem::path stdoutPath;
   std::filesystem::path stderrPath;
+  // With a sandbox the command runs in new PID, mount, IPC and UTS namespaces under a
+  // small init, sees the host read-only, its work dir at kSessionHome, private /proc,
+  // /tmp, /dev/shm and a /dev of the allowed nodes only, with no_new_privs and no
+  // capabilities. Needs the shim to run as root. `cwd` is then relative to the sandbox.
+  std::optional<Sandbox> sandbox{};
 };
 
 std::string renderShimSpec(const ShimSpec& spec);

@@ -5,6 +5,7 @@
 
 #include "bai/result.hpp"
 #include "log.hpp"
+#include "runtime/sandbox_spec.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -31,6 +32,7 @@ struct RunSpec {
   std::vector<std::filesystem::path> cgroupProcs{};  // from LimitsBackend::prepare
   std::optional<std::pair<uid_t, gid_t>> runAs{};    // honoured when the agent runs as root
   std::optional<std::filesystem::path> cwd{};        // entered as the run-as user
+  std::optional<Sandbox> sandbox{};                  // session_files::ShimSpec::sandbox
 };
 // The command's output goes to sessionDir/stdout.log and sessionDir/stderr.log.
 

@@ -123,12 +123,25 @@ struct EventAck {
 // under the agent's state dir, so no '.' or '/' is ever part of one.
 bool isSessionId(std::string_view id);
 
+// Whose session it is: the identity its processes run as. The manager gives every user a
+// stable uid/gid; the agent checks them against its own allowed ranges before using them.
+struct SessionOwner {
+  std::uint32_t uid = 0;
+  std::uint32_t gid = 0;
+  std::string name;  // USER and LOGNAME; 1 to 64 letters, digits, '.', '-', '_' or '@'
+};
+
+// The owner's name rule, shared by the manager (which sends it) and the agent.
+bool isOwnerName(std::string_view name);
+
 // POST /v1/sessions: idempotent by id.
 struct CreateSessionRequest {
   std::string sessionId;
   std::vector<std::string> command;  // argv; command[0] is looked up in PATH
   std::map<std::string, std::string> env;
   ResourceSlot slots;
+  // Absent only from a manager older than identities: the agent then refuses the session.
+  std::optional<SessionOwner> owner{};
 
   std::string toJson() const;
   static Result<CreateSessionRequest> fromJson(std::string_view json);

@@ -134,6 +134,7 @@ class JournalWatchingLimits final : public LimitsBackend {
   }
   std::string describe() const override { return "journal-watching"; }
   bool enforcing() const override { return false; }
+  bool fencesDevices() const override { return false; }
 
   std::map<std::string, bool> endJournalledAtRelease;
 

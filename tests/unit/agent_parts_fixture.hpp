@@ -66,6 +66,7 @@ class FakeLimits final : public LimitsBackend {
   }
   std::string describe() const override { return "fake"; }
   bool enforcing() const override { return false; }
+  bool fencesDevices() const override { return false; }
 
   std::set<std::string> held;
 };
