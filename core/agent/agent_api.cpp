@@ -62,6 +62,9 @@ http::Response agentErrorResponse(const AgentError& e) {
     case AgentErrorKind::SessionStartFailed:
       return error(500, "session-start-failed", "The session could not start", e.detail);
     case AgentErrorKind::DestroyFailed: return error(500, "destroy-failed", "Cannot signal the session", e.detail);
+    // Not 400: another agent, with other ranges, may take the session.
+    case AgentErrorKind::IdentityRefused:
+      return error(403, "identity-refused", "The session's owner is not allowed on this agent", e.detail);
   }
   return error(500, "internal", "Unexpected agent error", e.detail);
 }

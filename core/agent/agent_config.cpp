@@ -58,7 +58,15 @@ std::vector<Key> resourceTableKeys() {
 
 std::vector<Key> runtimeTableKeys() {
   return inTable("runtime", {
-      {"run-as", KeyType::String, "", "user sessions run as when the agent runs as root"},
+      {"run-as", KeyType::String, "", "removed: sessions run as their owner's uid (see session-uid-ranges)"},
+      {"session-uid-ranges", KeyType::StringList, "[\"200000-299999\"]",
+       "uids the agent runs sessions as, e.g. [\"200000-299999\"]; anything else the manager asks for is refused"},
+      {"session-gid-ranges", KeyType::StringList, "[\"200000-299999\"]", "gids the agent runs sessions as"},
+      {"allow-root-sessions", KeyType::Boolean, "false", "accept sessions whose owner is uid or gid 0 (logs a warning)"},
+      {"pids-max", KeyType::Integer, "4096", "most processes and threads one session may have (cgroup pids.max)"},
+      {"default-session-memory", KeyType::Size, "\"1g\"", "memory limit of a session no plugin gave one (no mem slot)"},
+      {"hidden-paths", KeyType::StringList, "[]",
+       "files and dirs sessions must not see, beside the agent's state dir, config, token and TLS key"},
       {"shim-path", KeyType::String, "\"" BAI_SHIM_PATH "\"", "the bai-session-shim executable"},
       {"destroy-grace", KeyType::Seconds, "10", "seconds between SIGTERM and SIGKILL on destroy"},
       {"cgroup-root", KeyType::String, "\"/sys/fs/cgroup\"", "cgroup file system root"},
@@ -112,6 +120,18 @@ std::chrono::milliseconds millis(double seconds) {
 
 }  // namespace
 
+IsolationSettings isolationSettings(const AgentSettings& settings) {
+  IsolationSettings isolation;
+  isolation.pidsMax = settings.pidsMax;
+  isolation.defaultMemory = settings.defaultSessionMemory;
+  for (const std::filesystem::path& path : {settings.stateDir, settings.configFile, settings.clusterTokenFile,
+                                            std::filesystem::path(settings.tlsKeyFile)}) {
+    if (!path.empty()) isolation.hidden.push_back(std::filesystem::absolute(path));
+  }
+  for (const auto& path : settings.hiddenPaths) isolation.hidden.push_back(path);
+  return isolation;
+}
+
 Result<AgentSettings> agentSettings(const config::Config& c) {
   AgentSettings s;
   s.id = c.isSet("agent.id") ? c.string("agent.id") : defaultAgentId();
@@ -154,7 +174,34 @@ Result<AgentSettings> agentSettings(const config::Config& c) {
   auto policy = parseAffinityPolicy(c.string("resource.affinity-policy"));
   if (!policy) return fail(ErrorCode::InvalidArgument, "resource.affinity-policy: " + policy.error().message);
   s.affinityPolicy = *policy;
-  s.runAs = c.string("runtime.run-as");
+  if (c.isSet("runtime.run-as")) {
+    return fail(ErrorCode::InvalidArgument,
+                "runtime.run-as was removed: every session runs as its owner's uid from the manager; "
+                "allow those uids with runtime.session-uid-ranges and remove runtime.run-as");
+  }
+  auto uidRanges = parseIdRanges(c.stringList("runtime.session-uid-ranges"), "runtime.session-uid-ranges");
+  if (!uidRanges) return Failure{uidRanges.error()};
+  auto gidRanges = parseIdRanges(c.stringList("runtime.session-gid-ranges"), "runtime.session-gid-ranges");
+  if (!gidRanges) return Failure{gidRanges.error()};
+  s.identity.uidRanges = std::move(*uidRanges);
+  s.identity.gidRanges = std::move(*gidRanges);
+  s.identity.allowRootSessions = c.boolean("runtime.allow-root-sessions");
+  s.identity.canSwitchUser = geteuid() == 0;
+  const std::int64_t pidsMax = c.integer("runtime.pids-max");
+  if (pidsMax < 16 || pidsMax > 4194304) {
+    return fail(ErrorCode::InvalidArgument, "runtime.pids-max must be 16 to 4194304");  // the kernel's pid_max limit
+  }
+  s.pidsMax = static_cast<std::uint64_t>(pidsMax);
+  s.defaultSessionMemory = c.size("runtime.default-session-memory");
+  if (s.defaultSessionMemory < (std::uint64_t{1} << 20)) {
+    return fail(ErrorCode::InvalidArgument, "runtime.default-session-memory must be at least 1m");
+  }
+  for (const auto& path : c.stringList("runtime.hidden-paths")) {
+    if (path.empty() || path[0] != '/') {
+      return fail(ErrorCode::InvalidArgument, "runtime.hidden-paths: '" + path + "' is not an absolute path");
+    }
+    s.hiddenPaths.emplace_back(path);
+  }
   s.shimPath = c.string("runtime.shim-path");
   s.destroyGrace = millis(c.seconds("runtime.destroy-grace"));
   s.cgroupRoot = c.string("runtime.cgroup-root");

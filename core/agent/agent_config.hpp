@@ -1,6 +1,8 @@
 // bai-agent's configuration: every key declared once (agent.toml, --print-config-reference).
 #pragma once
 
+#include "agent/session_identity.hpp"
+#include "agent/session_isolation.hpp"
 #include "alloc/affinity.hpp"
 #include "config_schema.hpp"
 #include "log.hpp"
@@ -41,7 +43,11 @@ struct AgentSettings {
   std::vector<std::string> allocationOrder;
   AffinityPolicy affinityPolicy = AffinityPolicy::Interleaved;
 
-  std::string runAs;
+  IdentityPolicy identity;               // runtime.session-uid-ranges, gid ranges, allow-root-sessions
+  std::uint64_t pidsMax = 4096;
+  std::uint64_t defaultSessionMemory = std::uint64_t{1} << 30;
+  std::vector<std::filesystem::path> hiddenPaths;  // runtime.hidden-paths, as configured
+  std::filesystem::path configFile;       // set by the front end: hidden from sessions too
   std::filesystem::path shimPath;
   std::chrono::milliseconds destroyGrace{10000};
   std::filesystem::path cgroupRoot;
@@ -49,6 +55,10 @@ struct AgentSettings {
 
   std::map<std::string, std::string> pluginConfigs;  // plugin key or name -> its table as JSON
 };
+
+// What every session gets from the config: limits beside the plugins' and the paths it
+// must not see (the state dir, the config file, the token, the TLS key, runtime.hidden-paths).
+IsolationSettings isolationSettings(const AgentSettings& settings);
 
 // Validates cross-key rules (an id, a token file, a known policy) and fills derived values.
 Result<AgentSettings> agentSettings(const config::Config& config);

@@ -20,6 +20,7 @@ enum class AgentErrorKind {
   StateDirUnwritable,            // the session's record could not be written
   SessionStartFailed,            // a plugin, the limits or the runner refused it
   DestroyFailed,                 // the session could not be signalled
+  IdentityRefused,               // the owner's uid/gid is not one this agent runs sessions as
 };
 
 struct AgentError {

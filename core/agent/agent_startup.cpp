@@ -16,6 +16,22 @@ std::unique_ptr<PluginHost> loadPlugins(const AgentSettings& settings, const Log
   return host;
 }
 
+void warnAboutIsolation(const AgentSettings& settings, const LimitsBackend& limits, const LogSink& log) {
+  if (!settings.identity.canSwitchUser) {
+    log(LogLevel::Warning, "agent",
+        "not running as root: sessions are refused, since they cannot run as their owners in a sandbox");
+  }
+  if (settings.identity.allowRootSessions) {
+    log(LogLevel::Warning, "agent",
+        "runtime.allow-root-sessions is on: a session whose owner is uid 0 runs as root (without capabilities)");
+  }
+  if (!limits.fencesDevices()) {
+    log(LogLevel::Warning, "agent",
+        "no device cgroup fence (" + limits.describe() +
+            "): sessions see only their /dev nodes and the host's files without device access (nodev)");
+  }
+}
+
 Result<AgentParts> buildParts(const AgentSettings& settings, const LogSink& log) {
   if (auto created = SessionRecords(settings.stateDir).createRoot(); !created) return Failure{created.error()};
   AgentParts parts;
@@ -27,6 +43,7 @@ Result<AgentParts> buildParts(const AgentSettings& settings, const LogSink& log)
   auto limits = detectLimitsBackend(settings.cgroupRoot, settings.cgroupParent, log);
   if (!limits) return Failure{limits.error()};
   parts.limits = std::move(*limits);
+  warnAboutIsolation(settings, *parts.limits, log);
 
   auto journal = EventJournal::open(settings.stateDir / "events");
   if (!journal) return Failure{journal.error()};

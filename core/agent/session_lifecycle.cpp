@@ -3,7 +3,6 @@
 #include "clock.hpp"
 #include "runtime/atomic_file.hpp"
 
-#include <pwd.h>
 #include <unistd.h>
 
 namespace bai::core {
@@ -26,39 +25,15 @@ AgentError allocationRefusal(const AllocationError& e) {
 
 AgentError unknownSession(const std::string& id) { return {AgentErrorKind::UnknownSession, "no session '" + id + "'"}; }
 
-std::vector<int> devicesAsNumbers(const protocol::DeviceAllocation& allocation, const std::string& slot) {
-  std::vector<int> out;
-  auto it = allocation.find(slot);
-  if (it == allocation.end()) return out;
-  for (const auto& [device, amount] : it->second) {
-    try {
-      out.push_back(std::stoi(device));
-    } catch (const std::exception&) {
-    }
-  }
-  return out;
-}
-
-SessionLimits limitsFor(const protocol::DeviceAllocation& devices) {
-  SessionLimits limits;
-  limits.cpus = devicesAsNumbers(devices, "cpu");
-  if (auto mem = devices.find("mem"); mem != devices.end()) {
-    Quantity bytes;
-    for (const auto& [device, amount] : mem->second) bytes += amount;
-    limits.memoryBytes = static_cast<std::uint64_t>(bytes.wholeUnits());
-  }
-  return limits;
-}
-
 bool holdsResources(SessionState state) { return state == SessionState::Preparing || state == SessionState::Running; }
 
 }  // namespace
 
 // What the slow, unlocked part of a start produced.
 struct SessionLifecycle::Prepared {
-  std::map<std::string, std::string> env;
+  protocol::SessionOwner owner;
   std::vector<std::pair<std::shared_ptr<AcceleratorPlugin>, protocol::DeviceAllocation>> plugins;  // prepared
-  SessionLimits limits;
+  Isolation isolation;
   std::vector<std::filesystem::path> cgroupProcs;
   std::string failure;  // empty when everything succeeded
 };
@@ -116,6 +91,8 @@ AgentResult<std::pair<protocol::SessionInfo, bool>> SessionLifecycle::create(con
   if (auto existing = state->sessions.find(request.sessionId); existing != state->sessions.end()) {
     return std::pair{existing->second.info, false};
   }
+  auto owner = checkOwner(request.owner, options_.identity);
+  if (!owner) return Failure{owner.error()};
   auto devices = reserve(state, request);
   if (!devices) return Failure{devices.error()};
   // Which plugin gets which part, decided now: a reload may change the plugins meanwhile.
@@ -127,7 +104,7 @@ AgentResult<std::pair<protocol::SessionInfo, bool>> SessionLifecycle::create(con
   state.unlock();
 
   // Plugins, the limits back end and spawning are slow and may block: outside the lock.
-  Prepared prepared = prepare(request, *devices, std::move(parts));
+  Prepared prepared = prepare(request, *owner, std::move(parts));
   state.lock();
   keepPrepared(state, request.sessionId, prepared);  // before start: an exit may come at once
   state.unlock();
@@ -168,27 +145,39 @@ AgentResult<protocol::DeviceAllocation> SessionLifecycle::reserve(Access& state,
 }
 
 SessionLifecycle::Prepared SessionLifecycle::prepare(
-    const protocol::CreateSessionRequest& request, const protocol::DeviceAllocation& devices,
+    const protocol::CreateSessionRequest& request, const protocol::SessionOwner& owner,
     std::vector<std::pair<std::shared_ptr<AcceleratorPlugin>, protocol::DeviceAllocation>> parts) {
   Prepared out;
-  out.env = request.env;
+  out.owner = owner;
+  std::vector<PluginPayload> payloads;
   for (auto& [plugin, part] : parts) {
     auto resources = plugin->prepareSession(request.sessionId, part);
     if (!resources) {
       out.failure = "plugin " + plugin->identity().name + ": " + resources.error().message;
       break;
     }
-    for (const auto& [name, value] : resources->env) out.env[name] = value;  // TODO(issue 18): devices, mounts, limits
+    payloads.push_back({plugin->identity().name, std::move(*resources)});
     out.plugins.emplace_back(std::move(plugin), std::move(part));
   }
-  out.limits = limitsFor(devices);
-  if (out.failure.empty()) {
-    auto joined = limits_.prepare(request.sessionId, out.limits);
-    if (joined) out.cgroupProcs = std::move(*joined);
-    else out.failure = "limits: " + joined.error().message;
+  if (!out.failure.empty()) return out;
+  auto isolation = assembleIsolation(payloads, options_.isolation, limits_.fencesDevices());
+  if (!isolation) {
+    out.failure = isolation.error().message;
+    return out;
   }
+  out.isolation = std::move(*isolation);
+  out.isolation.sandbox.workDir = workDirOf(request.sessionId);
+  if (auto made = makeWorkDir(out.isolation.sandbox.workDir, owner.uid, owner.gid); !made) {
+    out.failure = made.error().message;
+    return out;
+  }
+  auto joined = limits_.prepare(request.sessionId, out.isolation.limits);
+  if (joined) out.cgroupProcs = std::move(*joined);
+  else out.failure = "limits: " + joined.error().message;
   return out;
 }
+
+std::filesystem::path SessionLifecycle::workDirOf(const std::string& id) const { return records_.dirOf(id) / "work"; }
 
 void SessionLifecycle::keepPrepared(Access& state, const std::string& id, const Prepared& prepared) {
   std::vector<std::string> keys;
@@ -205,17 +194,19 @@ void SessionLifecycle::keepPrepared(Access& state, const std::string& id, const 
 
 Result<std::int64_t> SessionLifecycle::launch(const protocol::CreateSessionRequest& request, Prepared& prepared) {
   if (!prepared.failure.empty()) return fail(ErrorCode::Internal, prepared.failure);
-  std::map<std::string, std::string>& env = prepared.env;
+  // The request's variables, then the plugins', then what the agent vouches for.
+  std::map<std::string, std::string> env = request.env;
+  for (const auto& [name, value] : prepared.isolation.env) env[name] = value;
   env["BAI_SESSION_ID"] = request.sessionId;
   env["BAI_RESOURCE_SLOTS"] = request.slots.toJson();
+  env["HOME"] = kSessionHome;
+  env["USER"] = prepared.owner.name;
+  env["LOGNAME"] = prepared.owner.name;
   if (env.count("PATH") == 0) env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
-  RunSpec spec{request.sessionId, records_.dirOf(request.sessionId), request.command, env, prepared.limits.cpus,
-               prepared.cgroupProcs, {}};
-  if (!options_.runAs.empty() && geteuid() == 0) {
-    const passwd* user = getpwnam(options_.runAs.c_str());
-    if (user == nullptr) return fail(ErrorCode::Internal, "runtime.run-as: no user '" + options_.runAs + "'");
-    spec.runAs = std::pair{user->pw_uid, user->pw_gid};
-  }
+  RunSpec spec{request.sessionId, records_.dirOf(request.sessionId), request.command, env,
+               prepared.isolation.limits.cpus, prepared.cgroupProcs};
+  spec.runAs = std::pair{static_cast<uid_t>(prepared.owner.uid), static_cast<gid_t>(prepared.owner.gid)};
+  spec.sandbox = prepared.isolation.sandbox;
   return processes_->start(spec);
 }
 
@@ -301,6 +292,9 @@ void SessionLifecycle::freeResources(AgentState& state, SessionRecord& session) 
   }
   if (auto released = limits_.release(id); !released) {
     options_.log(LogLevel::Warning, "agent", "session " + id + ": " + released.error().message);
+  }
+  if (auto removed = removeWorkDir(workDirOf(id)); !removed) {
+    options_.log(LogLevel::Warning, "agent", "session " + id + ": " + removed.error().message);
   }
 }
 

@@ -6,6 +6,8 @@
 
 #include "agent/agent_error.hpp"
 #include "agent/agent_ledger.hpp"
+#include "agent/session_identity.hpp"
+#include "agent/session_isolation.hpp"
 #include "agent/session_records.hpp"
 #include "report/event_journal.hpp"
 #include "runtime/cgroup_limits.hpp"
@@ -55,7 +57,8 @@ class ShimProcesses final : public SessionProcesses {
 
 struct SessionLifecycleOptions {
   std::string agentId;  // named in refusals
-  std::string runAs;    // runtime.run-as, honoured when the agent runs as root
+  IdentityPolicy identity;       // whose sessions this agent runs
+  IsolationSettings isolation;   // limits and hidden paths every session gets
   std::chrono::milliseconds destroyGrace{10000};
   LogSink log;
   // Builds the processes with the lifecycle's exit callback, which they call on their own
@@ -103,8 +106,9 @@ class SessionLifecycle {
   // Runs on the processes' thread.
   void onExit(const std::string& id, const ExitStatus& status);
   AgentResult<protocol::DeviceAllocation> reserve(Access& state, const protocol::CreateSessionRequest& request);
-  Prepared prepare(const protocol::CreateSessionRequest& request, const protocol::DeviceAllocation& devices,
+  Prepared prepare(const protocol::CreateSessionRequest& request, const protocol::SessionOwner& owner,
                    std::vector<std::pair<std::shared_ptr<AcceleratorPlugin>, protocol::DeviceAllocation>> parts);
+  std::filesystem::path workDirOf(const std::string& id) const;
   void keepPrepared(Access& state, const std::string& id, const Prepared& prepared);
   Result<std::int64_t> launch(const protocol::CreateSessionRequest& request, Prepared& prepared);
   AgentResult<std::pair<protocol::SessionInfo, bool>> settleStart(Access& state, const std::string& id,

@@ -26,6 +26,8 @@ std::filesystem::path SessionRecords::dirOf(const std::string& id) const { retur
 Result<void> SessionRecords::createRoot() const {
   std::error_code ec;
   std::filesystem::create_directories(root_, ec);
+  // Only the agent passes: a session's work dir below is reachable only through its sandbox.
+  if (!ec) std::filesystem::permissions(root_, std::filesystem::perms::owner_all, ec);
   if (ec) return fail(ErrorCode::InvalidArgument, "agent.state-dir " + stateDir_.string() + ": " + ec.message());
   return {};
 }

@@ -40,6 +40,7 @@ std::optional<Startup> loadStartup(const std::string& configFile, const std::map
     std::cerr << "bai-agent: " << settings.error().message << "\n";
     return std::nullopt;
   }
+  if (!configFile.empty()) settings->configFile = std::filesystem::absolute(configFile);
   auto token = readClusterToken(settings->clusterTokenFile);
   if (!token) {
     std::cerr << "bai-agent: " << token.error().message << "\n";

@@ -149,14 +149,7 @@ class JournalWatchingLimits final : public LimitsBackend {
 TEST_F(SessionLifecycleTest, ASessionsEndIsJournalledBeforeItsResourcesAreFreed) {
   buildNode({"good"});
   JournalWatchingLimits limits(*journal_);
-  SessionLifecycleOptions options{settings_.id, "", std::chrono::milliseconds(100), sink(),
-                                  [this](SessionRunner::ExitCallback onExit) {
-                                    auto fake = std::make_unique<FakeProcesses>(std::move(onExit));
-                                    processes_ = fake.get();
-                                    return fake;
-                                  },
-                                  {}, [this] { ++eventsNotified_; }};
-  SessionLifecycle lifecycle(std::move(options), *ledger_, *records_, limits, *journal_);
+  SessionLifecycle lifecycle(lifecycleOptions(), *ledger_, *records_, limits, *journal_);
   ASSERT_TRUE(lifecycle.create(request("exits", "acme.device")).ok());
   processes().exit("exits", 0);
   processes().refuseStart = true;
@@ -173,7 +166,8 @@ TEST_F(SessionLifecycleTest, ARestartMissingPartOfASessionsDevicesKeepsTheRestUn
   buildNode({"good", "newer-minor"});
   auto lifecycle = makeLifecycle();
   const protocol::CreateSessionRequest both{"both", {"true"}, {}, {{SlotName::of("acme.device"), 1},
-                                                                    {SlotName::of("newer.device"), 1}}};
+                                                                    {SlotName::of("newer.device"), 1}},
+                                             owner()};
   ASSERT_TRUE(lifecycle->create(both).ok());
   lifecycle.reset();
 

@@ -107,18 +107,30 @@ class AgentPartsTest : public ::testing::Test {
 
   // A lifecycle over the node; its processes are a FakeProcesses the test reaches by processes().
   std::unique_ptr<SessionLifecycle> makeLifecycle(std::function<UnloadedPlugins(AgentState&)> afterRelease = {}) {
-    SessionLifecycleOptions options{settings_.id, "", std::chrono::milliseconds(100), sink(),
-                                    [this](SessionRunner::ExitCallback onExit) {
-                                      auto fake = std::make_unique<FakeProcesses>(std::move(onExit));
-                                      processes_ = fake.get();
-                                      return fake;
-                                    },
-                                    std::move(afterRelease), [this] { ++eventsNotified_; }};
-    return std::make_unique<SessionLifecycle>(std::move(options), *ledger_, *records_, limits_, *journal_);
+    return std::make_unique<SessionLifecycle>(lifecycleOptions(std::move(afterRelease)), *ledger_, *records_, limits_,
+                                              *journal_);
+  }
+
+  SessionLifecycleOptions lifecycleOptions(std::function<UnloadedPlugins(AgentState&)> afterRelease = {}) {
+    IdentityPolicy identity{{{owner().uid, owner().uid}}, {{owner().gid, owner().gid}}, false, true};
+    return SessionLifecycleOptions{settings_.id, identity, IsolationSettings{}, std::chrono::milliseconds(100), sink(),
+                                   [this](SessionRunner::ExitCallback onExit) {
+                                     auto fake = std::make_unique<FakeProcesses>(std::move(onExit));
+                                     processes_ = fake.get();
+                                     return fake;
+                                   },
+                                   std::move(afterRelease), [this] { ++eventsNotified_; }};
+  }
+
+  // A tenant's identity: as root any uid of the range; otherwise our own, the only one a
+  // non-root test can give its work dir to.
+  static protocol::SessionOwner owner() {
+    if (geteuid() == 0) return {200001, 200001, "tenant-a"};
+    return {static_cast<std::uint32_t>(getuid()), static_cast<std::uint32_t>(getgid()), "tenant-a"};
   }
 
   static protocol::CreateSessionRequest request(const std::string& id, const std::string& slot) {
-    return protocol::CreateSessionRequest{id, {"true"}, {}, {{SlotName::of(slot), 1}}};
+    return protocol::CreateSessionRequest{id, {"true"}, {}, {{SlotName::of(slot), 1}}, owner()};
   }
 
   LogSink sink() {
