@@ -104,9 +104,13 @@ class AgentProcess {
   int exitStatus_ = -1;
 };
 
+// Sessions run as their owner: a uid of the agent's default range.
+const protocol::SessionOwner kTenant{200001, 200001, "tenant-a"};
+
 class AgentTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "sessions run as their owners' uids: the agent must run as root";
     for (const char* name : {"BAI_AGENT", "BAI_SESSION_SHIM", "BAI_CPU_PLUGIN_DIR", "BAI_MOCK_PLUGIN_DIR", "BAI_MOCK_CONFIG_DIR"}) {
       if (env(name).empty()) GTEST_SKIP() << name << " is not set (built without the agent or a plugin)";
     }
@@ -143,7 +147,7 @@ class AgentTest : public ::testing::Test {
   }
 
   HttpReply create(const std::string& id, std::vector<std::string> command, ResourceSlot slots) {
-    protocol::CreateSessionRequest request{id, std::move(command), {}, std::move(slots)};
+    protocol::CreateSessionRequest request{id, std::move(command), {}, std::move(slots), kTenant};
     return client_->post("/v1/sessions", request.toJson());
   }
 
@@ -472,7 +476,7 @@ TEST_F(AgentTest, ConcurrentCreatesAndDestroysLeaveTheMapsClean) {
         const std::string id = "c" + std::to_string(t) + "-" + std::to_string(i);
         ResourceSlot slots{{slot("cpu"), static_cast<std::int64_t>(rng() % 2)},
                            {slot("cuda.device"), static_cast<std::int64_t>(rng() % 3)}};
-        protocol::CreateSessionRequest request{id, {"sleep", rng() % 2 ? "0.05" : "5"}, {}, slots};
+        protocol::CreateSessionRequest request{id, {"sleep", rng() % 2 ? "0.05" : "5"}, {}, slots, kTenant};
         const auto reply = client.post("/v1/sessions", request.toJson());
         if (reply.status == 201) ++created;
         else if (reply.status == 409) ++refused;
@@ -551,7 +555,7 @@ TEST_F(AgentTest, Figures) {
     threads.emplace_back([&, t] {
       HttpClient client(agent_->base(), agent_->token());
       for (int i = t; i < count; i += 2) {
-        protocol::CreateSessionRequest request{"rate" + std::to_string(i), {"true"}, {}, {}};
+        protocol::CreateSessionRequest request{"rate" + std::to_string(i), {"true"}, {}, {}, kTenant};
         EXPECT_EQ(client.post("/v1/sessions", request.toJson()).status, 201);
       }
     });

@@ -54,5 +54,49 @@ TEST(AgentConfig, CrossKeyRules) {
   EXPECT_EQ(relative->clusterTokenFile, std::filesystem::current_path() / "t");
 }
 
+TEST(AgentConfig, SessionIdentitiesAndLimits) {
+  auto settingsOf = [](const std::string& runtime) {
+    auto config = agentConfigSchema().parse("[agent]\ncluster-token-file = \"t\"\nstate-dir = \"/s\"\n[runtime]\n" +
+                                                runtime, "agent.toml");
+    EXPECT_TRUE(config.ok()) << (config.ok() ? "" : config.error().message);
+    return agentSettings(*config);
+  };
+  auto defaults = settingsOf("");
+  ASSERT_TRUE(defaults.ok()) << defaults.error().message;
+  ASSERT_EQ(defaults->identity.uidRanges.size(), 1u);
+  EXPECT_EQ(defaults->identity.uidRanges[0].first, 200000u);
+  EXPECT_EQ(defaults->identity.uidRanges[0].last, 299999u);
+  EXPECT_FALSE(defaults->identity.allowRootSessions) << "root sessions are off unless asked for";
+  EXPECT_EQ(defaults->pidsMax, 4096u);
+  EXPECT_EQ(defaults->defaultSessionMemory, std::uint64_t{1} << 30);
+
+  auto runAs = settingsOf("run-as = \"nobody\"\n");
+  ASSERT_FALSE(runAs.ok()) << "one shared uid for every tenant is what this replaced";
+  EXPECT_NE(runAs.error().message.find("runtime.run-as was removed"), std::string::npos) << runAs.error().message;
+  auto rootRange = settingsOf("session-uid-ranges = [\"0-1000\"]\n");
+  ASSERT_FALSE(rootRange.ok());
+  EXPECT_NE(rootRange.error().message.find("includes 0 (root)"), std::string::npos);
+  auto badGid = settingsOf("session-gid-ranges = [\"x\"]\n");
+  ASSERT_FALSE(badGid.ok());
+  EXPECT_NE(badGid.error().message.find("runtime.session-gid-ranges: 'x'"), std::string::npos);
+  for (const char* pids : {"pids-max = 0\n", "pids-max = 15\n", "pids-max = 99999999\n"}) {
+    auto bad = settingsOf(pids);
+    ASSERT_FALSE(bad.ok()) << pids;
+    EXPECT_NE(bad.error().message.find("runtime.pids-max must be 16 to 4194304"), std::string::npos);
+  }
+  auto relativeHidden = settingsOf("hidden-paths = [\"etc/bai\"]\n");
+  ASSERT_FALSE(relativeHidden.ok());
+  EXPECT_NE(relativeHidden.error().message.find("not an absolute path"), std::string::npos);
+
+  auto withRoot = settingsOf("hidden-paths = [\"/etc/bai\"]\nallow-root-sessions = true\n");
+  ASSERT_TRUE(withRoot.ok()) << withRoot.error().message;
+  EXPECT_TRUE(withRoot->identity.allowRootSessions);
+  withRoot->configFile = "/etc/bai-agent/agent.toml";
+  const IsolationSettings isolation = isolationSettings(*withRoot);
+  const std::vector<std::filesystem::path> hidden{"/s", "/etc/bai-agent/agent.toml",
+                                                  std::filesystem::current_path() / "t", "/etc/bai"};
+  EXPECT_EQ(isolation.hidden, hidden) << "the state dir, the config, the token and the configured paths";
+}
+
 }  // namespace
 }  // namespace bai::core
