@@ -1,4 +1,4 @@
-// The device fence and the pids limit on this machine's kernel (root only): v1 through the
+// The device fence, the pids limit and swap on this machine's kernel (root only): v1 through the
 // limits back end, v2 through the device program on the hybrid's cgroup2 mount
 // (/sys/fs/cgroup/unified). A forked child joins the cgroup and opens device nodes; what
 // it saw comes back as its exit code. Also the figure: prepare+release with and without
@@ -123,9 +123,15 @@ class RealV1 {
       why_ = "no writable v1 devices hierarchy: " + line_;
     }
   }
+  // Also what a failed assertion left before release (its processes have exited).
   ~RealV1() {
     for (const char* hierarchy : {"memory", "cpuset", "pids", "devices"}) {
-      ::rmdir((kCgroupRoot / hierarchy / parent_).c_str());
+      fs::path parent = kCgroupRoot / hierarchy / parent_;
+      std::error_code error;
+      for (const auto& entry : fs::directory_iterator(parent, error)) {
+        if (entry.is_directory(error)) ::rmdir(entry.path().c_str());
+      }
+      ::rmdir(parent.c_str());
     }
   }
   RealV1(const RealV1&) = delete;
@@ -193,6 +199,26 @@ TEST(RealCgroupFences, V1PidsMaxStopsTheSixthProcess) {
   // The child itself is one of the five.
   EXPECT_EQ(exitCodeInCgroups(*procs, forksItGets), 4);
   ASSERT_TRUE(real.backend().release("pids").ok());
+}
+
+// The kernel refuses memsw below memory at any moment: a retried prepare going down, then
+// up, must write the two files in the right order each time.
+TEST(RealCgroupFences, V1MemswFollowsMemoryDownAndUp) {
+  RealV1 real("memsw");
+  if (!real.whyNot().empty()) GTEST_SKIP() << real.whyNot();
+  if (real.detectionLine().find("no swap accounting") != std::string::npos) GTEST_SKIP() << real.detectionLine();
+  constexpr std::uint64_t kMiB = std::uint64_t{1} << 20;
+  fs::path memory = real.sessionDir("memory", "memsw");
+  for (auto [memoryBytes, swapBytes] : {std::pair{256 * kMiB, 64 * kMiB}, std::pair{64 * kMiB, 0 * kMiB},
+                                        std::pair{512 * kMiB, 128 * kMiB}}) {
+    SessionLimits limits{{}, {}, memoryBytes};
+    limits.swapBytes = swapBytes;
+    Result<std::vector<fs::path>> procs = real.backend().prepare("memsw", limits);
+    ASSERT_TRUE(procs.ok()) << procs.error().message;
+    EXPECT_EQ(readText(memory / "memory.limit_in_bytes"), std::to_string(memoryBytes) + "\n");
+    EXPECT_EQ(readText(memory / "memory.memsw.limit_in_bytes"), std::to_string(memoryBytes + swapBytes) + "\n");
+  }
+  ASSERT_TRUE(real.backend().release("memsw").ok());
 }
 
 bool isCgroup2(const fs::path& dir) {
