@@ -1,11 +1,12 @@
-// Session limits (CPU set, NUMA memory nodes, memory size) behind one interface, with
-// cgroup v2, cgroup v1 and advisory back ends. The agent picks one at start with
-// detectLimitsBackend() and prints its one-line reason.
+// Session limits (CPU set, NUMA memory nodes, memory and swap, pids, a device fence)
+// behind one interface, with cgroup v2, cgroup v1 and advisory back ends. The agent picks
+// one at start with detectLimitsBackend() and prints its one-line reason.
 #pragma once
 
 #include "bai/result.hpp"
 #include "log.hpp"
 #include "runtime/cgroup_fs.hpp"
+#include "runtime/device_program_loader.hpp"
 #include "runtime/sandbox_spec.hpp"
 
 #include <cstdint>
@@ -47,11 +48,12 @@ class LimitsBackend {
 };
 
 // v2 when <root>/cgroup.controllers lists cpuset and memory and <root>/<parent> (or <root>)
-// is writable; else v1 when <root>/memory and <root>/cpuset are; else advisory. Logs which
-// and why in one line. Fails only for a malformed `parent` (a relative path without "..").
-Result<std::unique_ptr<LimitsBackend>> detectLimitsBackend(std::filesystem::path cgroupRoot = "/sys/fs/cgroup",
-                                                           std::string parent = "bai",
-                                                           LogSink log = stderrLogSink(),
-                                                           std::shared_ptr<CgroupFs> fs = kernelCgroupFs());
+// is writable; else v1 when <root>/memory and <root>/cpuset are; else advisory. Logs in one
+// line which, why, and what this kernel lacks (pids, swap accounting, a device fence).
+// Fails only for a malformed `parent` (a relative path without "..").
+Result<std::unique_ptr<LimitsBackend>> detectLimitsBackend(
+    std::filesystem::path cgroupRoot = "/sys/fs/cgroup", std::string parent = "bai", LogSink log = stderrLogSink(),
+    std::shared_ptr<CgroupFs> fs = kernelCgroupFs(),
+    std::shared_ptr<DeviceProgramLoader> deviceProgramLoader = kernelDeviceProgramLoader());
 
 }  // namespace bai::core

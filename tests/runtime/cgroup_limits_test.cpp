@@ -4,6 +4,7 @@
 #include "runtime_test_support.hpp"
 
 #include "runtime/cgroup_limits.hpp"
+#include "runtime/device_program.hpp"
 
 #include <csignal>
 #include <spawn.h>
@@ -58,6 +59,39 @@ class Sleeper {
   bool reaped_ = false;
 };
 
+// Records the programs the v2 back end attaches instead of calling bpf(2).
+class FakeDeviceProgramLoader final : public core::DeviceProgramLoader {
+ public:
+  std::string unavailable;  // what whyUnavailable() says
+  std::optional<std::string> attachFails;
+
+  struct Attached {
+    fs::path cgroupDir;
+    std::vector<bpf_insn> program;
+  };
+  std::vector<Attached> attached;
+
+  std::string whyUnavailable() override { return unavailable; }
+  Result<void> attach(const fs::path& cgroupDir, const std::vector<bpf_insn>& program) override {
+    if (attachFails) return fail(ErrorCode::Internal, *attachFails);
+    attached.push_back({cgroupDir, program});
+    return {};
+  }
+};
+
+bool sameProgram(const std::vector<bpf_insn>& a, const std::vector<bpf_insn>& b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](const bpf_insn& x, const bpf_insn& y) {
+           return x.code == y.code && x.dst_reg == y.dst_reg && x.src_reg == y.src_reg && x.off == y.off && x.imm == y.imm;
+         });
+}
+
+SessionLimits fencedLimits(std::vector<core::DeviceRule> rules) {
+  SessionLimits limits;
+  limits.fenceDevices = true;
+  limits.devices = std::move(rules);
+  return limits;
+}
+
 class LimitsTest : public ::testing::Test {
  protected:
   fs::path root() const { return temp_.path() / "cgroup"; }
@@ -68,7 +102,8 @@ class LimitsTest : public ::testing::Test {
     auto log = [this](core::LogLevel level, const std::string&, const std::string& message) {
       logLines_.push_back(std::string(core::logLevelName(level)) + " " + message);
     };
-    Result<std::unique_ptr<LimitsBackend>> backend = core::detectLimitsBackend(root(), std::move(parent), log, fake_);
+    Result<std::unique_ptr<LimitsBackend>> backend =
+        core::detectLimitsBackend(root(), std::move(parent), log, fake_, loader_);
     EXPECT_TRUE(backend.ok());
     EXPECT_EQ(logLines_.size(), 1u) << "detection says once which back end and why";
     return backend.ok() ? std::move(backend).value() : nullptr;
@@ -81,7 +116,17 @@ class LimitsTest : public ::testing::Test {
     return false;
   }
 
+  // "name=value" for each write to a file of `dir`, in order.
+  std::vector<std::string> writesIn(const fs::path& dir) const {
+    std::vector<std::string> lines;
+    for (const auto& [path, written] : fake_->writes()) {
+      if (path.parent_path() == dir) lines.push_back(path.filename().string() + "=" + written);
+    }
+    return lines;
+  }
+
   TempDir temp_;
+  std::shared_ptr<FakeDeviceProgramLoader> loader_ = std::make_shared<FakeDeviceProgramLoader>();
   std::shared_ptr<FakeCgroupFs> fake_;
   std::vector<fs::path> readOnly_;
   std::vector<std::string> logLines_;
@@ -103,8 +148,8 @@ TEST_F(LimitsTest, V2PrepareCreatesTheSessionCgroupWithItsLimits) {
   ASSERT_TRUE(procs.ok()) << procs.error().message;
   fs::path session = root() / "bai" / "bai-s1";
   EXPECT_EQ(*procs, std::vector<fs::path>{session / "cgroup.procs"});
-  EXPECT_EQ(trimmed(root() / "cgroup.subtree_control"), "cpuset memory");
-  EXPECT_EQ(trimmed(root() / "bai" / "cgroup.subtree_control"), "cpuset memory");
+  EXPECT_EQ(trimmed(root() / "cgroup.subtree_control"), "cpuset memory pids");
+  EXPECT_EQ(trimmed(root() / "bai" / "cgroup.subtree_control"), "cpuset memory pids");
   EXPECT_EQ(trimmed(session / "cpuset.cpus"), "0-2");
   EXPECT_EQ(trimmed(session / "cpuset.mems"), "0");
   EXPECT_EQ(trimmed(session / "memory.max"), "1073741824");
@@ -197,14 +242,18 @@ TEST_F(LimitsTest, V1IsChosenOnAHybridWithoutUsableV2) {
   EXPECT_NE(logLines_[0].find("cgroup.controllers is missing"), std::string::npos) << logLines_[0];
 }
 
-TEST_F(LimitsTest, V1PrepareCreatesBothHierarchiesAndMakesTheCpusetJoinable) {
+TEST_F(LimitsTest, V1PrepareCreatesEveryHierarchyAndMakesTheCpusetJoinable) {
   FakeCgroupFs::buildV1Root(root(), {});
   auto backend = detect({}, "agents/bai");
   Result<std::vector<fs::path>> procs = backend->prepare("s1", {{1, 2}, {}, 512 << 20});
   ASSERT_TRUE(procs.ok()) << procs.error().message;
   fs::path memory = root() / "memory" / "agents" / "bai" / "bai-s1";
   fs::path cpuset = root() / "cpuset" / "agents" / "bai" / "bai-s1";
-  EXPECT_EQ(*procs, (std::vector<fs::path>{memory / "cgroup.procs", cpuset / "cgroup.procs"}));
+  fs::path pids = root() / "pids" / "agents" / "bai" / "bai-s1";
+  fs::path devices = root() / "devices" / "agents" / "bai" / "bai-s1";
+  EXPECT_EQ(*procs, (std::vector<fs::path>{memory / "cgroup.procs", cpuset / "cgroup.procs", pids / "cgroup.procs",
+                                           devices / "cgroup.procs"}));
+  EXPECT_EQ(trimmed(devices / "devices.list"), "a *:* rwm") << "no fence asked, none set";
   EXPECT_EQ(trimmed(memory / "memory.limit_in_bytes"), "536870912");
   EXPECT_EQ(trimmed(root() / "cpuset" / "agents" / "cpuset.cpus"), "0-3");
   EXPECT_EQ(trimmed(root() / "cpuset" / "agents" / "bai" / "cpuset.mems"), "0");
@@ -232,8 +281,10 @@ TEST_F(LimitsTest, V1ReleaseKillsAndRemovesBothCgroups) {
   for (const fs::path& file : *procs) ASSERT_TRUE(fake_->write(file, std::to_string(sleeper.pid())).ok());
   ASSERT_TRUE(backend->release("s1").ok());
   EXPECT_EQ(sleeper.endedBy(), SIGKILL);
-  EXPECT_FALSE(fs::exists(root() / "memory" / "bai" / "bai-s1"));
-  EXPECT_FALSE(fs::exists(root() / "cpuset" / "bai" / "bai-s1"));
+  for (const char* hierarchy : {"memory", "cpuset", "pids", "devices"}) {
+    EXPECT_FALSE(fs::exists(root() / hierarchy / "bai" / "bai-s1")) << hierarchy;
+    EXPECT_TRUE(fs::exists(root() / hierarchy / "bai")) << hierarchy;
+  }
 }
 
 TEST_F(LimitsTest, AReadOnlyHierarchyLeavesLimitsAdvisory) {
@@ -266,6 +317,194 @@ TEST_F(LimitsTest, V2WithoutTheMemoryControllerIsNotUsed) {
   EXPECT_NE(backend->describe().find("no memory controller"), std::string::npos) << backend->describe();
 }
 
+// ---- Device fences, pids and swap (issue 18) ----
+
+TEST_F(LimitsTest, V1FenceDeniesEverythingThenAllowsEachRuleInOrder) {
+  FakeCgroupFs::buildV1Root(root(), {});
+  auto backend = detect();
+  ASSERT_TRUE(backend->fencesDevices());
+  EXPECT_NE(backend->describe().find("/{memory,cpuset,pids,devices}/bai"), std::string::npos) << backend->describe();
+  Result<std::vector<fs::path>> procs = backend->prepare(
+      "s1", fencedLimits({{'c', 1, 3, "rw"}, {'c', 136, std::nullopt, "rw"}, {'b', std::nullopt, std::nullopt, "m"}}));
+  ASSERT_TRUE(procs.ok()) << procs.error().message;
+  fs::path devices = root() / "devices" / "bai" / "bai-s1";
+  EXPECT_EQ(writesIn(devices), (std::vector<std::string>{"devices.deny=a", "devices.allow=c 1:3 rw",
+                                                         "devices.allow=c 136:* rw", "devices.allow=b *:* m"}));
+  EXPECT_EQ(readText(devices / "devices.list"), "c 1:3 rw\nc 136:* rw\nb *:* m\n");
+  EXPECT_EQ(procs->back(), devices / "cgroup.procs") << "the command joins the fenced cgroup";
+}
+
+TEST_F(LimitsTest, V1RetriedFenceStartsOverFromDenyAll) {
+  FakeCgroupFs::buildV1Root(root(), {});
+  auto backend = detect();
+  ASSERT_TRUE(backend->prepare("s1", fencedLimits(core::baseDeviceRules())).ok());
+  ASSERT_TRUE(backend->prepare("s1", fencedLimits({{'c', 1, 3, "r"}})).ok());
+  EXPECT_EQ(readText(root() / "devices" / "bai" / "bai-s1" / "devices.list"), "c 1:3 r\n");
+}
+
+TEST_F(LimitsTest, V1EmptyFenceDeniesEveryDevice) {
+  FakeCgroupFs::buildV1Root(root(), {});
+  auto backend = detect();
+  ASSERT_TRUE(backend->prepare("s1", fencedLimits({})).ok());
+  fs::path devices = root() / "devices" / "bai" / "bai-s1";
+  EXPECT_EQ(writesIn(devices), std::vector<std::string>{"devices.deny=a"});
+  EXPECT_EQ(readText(devices / "devices.list"), "");
+}
+
+TEST_F(LimitsTest, V1BadDeviceRuleFailsThePrepareAndLeavesNothing) {
+  FakeCgroupFs::buildV1Root(root(), {});
+  auto backend = detect();
+  Result<std::vector<fs::path>> procs = backend->prepare("s1", fencedLimits({{'c', 1, 3, "rw"}, {'c', 1, 5, "rx"}}));
+  ASSERT_FALSE(procs.ok());
+  EXPECT_EQ(procs.error().code, ErrorCode::InvalidArgument);
+  EXPECT_NE(procs.error().message.find("c 1:5 'rx'"), std::string::npos) << procs.error().message;
+  for (const char* hierarchy : {"memory", "cpuset", "pids", "devices"}) {
+    EXPECT_FALSE(fs::exists(root() / hierarchy / "bai" / "bai-s1")) << hierarchy;
+  }
+}
+
+TEST_F(LimitsTest, V1PidsMaxGoesIntoThePidsCgroup) {
+  FakeCgroupFs::buildV1Root(root(), {});
+  auto backend = detect();
+  SessionLimits limits;
+  limits.pidsMax = 64;
+  ASSERT_TRUE(backend->prepare("s1", limits).ok());
+  EXPECT_EQ(trimmed(root() / "pids" / "bai" / "bai-s1" / "pids.max"), "64");
+}
+
+TEST_F(LimitsTest, V1SwapIsMemswOnTopOfMemory) {
+  FakeCgroupFs::buildV1Root(root(), {});
+  auto backend = detect();
+  EXPECT_NE(backend->describe().find("swap limited by memory.memsw"), std::string::npos) << backend->describe();
+  SessionLimits limits{{}, {}, kOneGiB};
+  limits.swapBytes = kOneGiB / 2;
+  ASSERT_TRUE(backend->prepare("s1", limits).ok());
+  fs::path memory = root() / "memory" / "bai" / "bai-s1";
+  // From unlimited, the ceiling comes down after the memory limit.
+  EXPECT_EQ(writesIn(memory), (std::vector<std::string>{"memory.limit_in_bytes=1073741824",
+                                                        "memory.memsw.limit_in_bytes=1610612736"}));
+}
+
+// The fake kernel refuses any write that would leave memsw below memory, as Linux does.
+TEST_F(LimitsTest, V1RetriedPrepareKeepsMemswAboveMemoryGoingDownAndUp) {
+  FakeCgroupFs::buildV1Root(root(), {});
+  auto backend = detect();
+  fs::path memory = root() / "memory" / "bai" / "bai-s1";
+  struct Step {
+    std::uint64_t memory;
+    std::uint64_t swap;
+  };
+  for (Step step : {Step{4 * kOneGiB, kOneGiB}, Step{kOneGiB, 0}, Step{kOneGiB / 2, kOneGiB / 4}, Step{8 * kOneGiB, 0}}) {
+    SessionLimits limits{{}, {}, step.memory};
+    limits.swapBytes = step.swap;
+    Result<std::vector<fs::path>> procs = backend->prepare("s1", limits);
+    ASSERT_TRUE(procs.ok()) << step.memory << "+" << step.swap << ": " << procs.error().message;
+    EXPECT_EQ(trimmed(memory / "memory.limit_in_bytes"), std::to_string(step.memory));
+    EXPECT_EQ(trimmed(memory / "memory.memsw.limit_in_bytes"), std::to_string(step.memory + step.swap));
+  }
+}
+
+TEST_F(LimitsTest, V1WithoutPidsDevicesOrSwapAccountingSaysWhatIsMissing) {
+  FakeCgroupFs::Options bare;
+  bare.pidsHierarchy = false;
+  bare.devicesHierarchy = false;
+  bare.swapAccounting = false;
+  FakeCgroupFs::buildV1Root(root(), bare);
+  auto backend = detect(bare);
+  ASSERT_TRUE(backend->enforcing());
+  EXPECT_FALSE(backend->fencesDevices());
+  EXPECT_NE(backend->describe().find("/{memory,cpuset}/bai"), std::string::npos) << backend->describe();
+  for (const char* gap : {"pids not limited", "devices not fenced", "no swap accounting", "swap not limited"}) {
+    EXPECT_NE(logLines_[0].find(gap), std::string::npos) << gap << " in: " << logLines_[0];
+  }
+  SessionLimits limits = fencedLimits(core::baseDeviceRules());
+  limits.memoryBytes = kOneGiB;
+  limits.swapBytes = kOneGiB;
+  limits.pidsMax = 10;
+  Result<std::vector<fs::path>> procs = backend->prepare("s1", limits);
+  ASSERT_TRUE(procs.ok()) << procs.error().message;
+  EXPECT_EQ(procs->size(), 2u);
+  EXPECT_EQ(writesIn(root() / "memory" / "bai" / "bai-s1"), std::vector<std::string>{"memory.limit_in_bytes=1073741824"});
+}
+
+TEST_F(LimitsTest, V1ReadOnlyDevicesHierarchyIsAGapNotAFailure) {
+  FakeCgroupFs::buildV1Root(root(), {});
+  readOnly_.push_back(root() / "devices");
+  auto backend = detect();
+  ASSERT_TRUE(backend->enforcing());
+  EXPECT_FALSE(backend->fencesDevices());
+  EXPECT_NE(logLines_[0].find("devices is not writable: devices not fenced"), std::string::npos) << logLines_[0];
+}
+
+TEST_F(LimitsTest, V2WritesPidsSwapAndAttachesTheDeviceProgram) {
+  FakeCgroupFs::buildV2Root(root(), "cpuset cpu io memory pids", {});
+  auto backend = detect();
+  ASSERT_TRUE(backend->fencesDevices());
+  EXPECT_NE(backend->describe().find("(cpuset, memory, pids, device program)"), std::string::npos) << backend->describe();
+  SessionLimits limits = fencedLimits(core::baseDeviceRules());
+  limits.memoryBytes = kOneGiB;
+  limits.swapBytes = kOneGiB / 4;
+  limits.pidsMax = 100;
+  ASSERT_TRUE(backend->prepare("s1", limits).ok());
+  fs::path session = root() / "bai" / "bai-s1";
+  EXPECT_EQ(writesIn(session), (std::vector<std::string>{"memory.max=1073741824", "memory.swap.max=268435456",
+                                                         "pids.max=100"}));
+  ASSERT_EQ(loader_->attached.size(), 1u);
+  EXPECT_EQ(loader_->attached[0].cgroupDir, session);
+  Result<std::vector<bpf_insn>> expected = core::buildDeviceProgram(core::baseDeviceRules());
+  ASSERT_TRUE(expected.ok());
+  EXPECT_TRUE(sameProgram(loader_->attached[0].program, *expected));
+}
+
+TEST_F(LimitsTest, V2WithoutAFenceAttachesNoProgram) {
+  FakeCgroupFs::buildV2Root(root(), "cpuset memory pids", {});
+  auto backend = detect();
+  ASSERT_TRUE(backend->prepare("s1", {{}, {}, kOneGiB}).ok());
+  EXPECT_TRUE(loader_->attached.empty());
+  EXPECT_EQ(trimmed(root() / "bai" / "bai-s1" / "memory.swap.max"), "0") << "no swap unless asked";
+}
+
+TEST_F(LimitsTest, V2WithoutPidsSwapOrDevicePrograms) {
+  FakeCgroupFs::Options noSwap;
+  noSwap.swapAccounting = false;
+  FakeCgroupFs::buildV2Root(root(), "cpuset memory", noSwap);
+  loader_->unavailable = "loading the device program: Operation not permitted";
+  auto backend = detect(noSwap);
+  ASSERT_TRUE(backend->enforcing());
+  EXPECT_FALSE(backend->fencesDevices());
+  for (const char* gap : {"v2 has no pids controller: pids not limited", "Operation not permitted): devices not fenced"}) {
+    EXPECT_NE(logLines_[0].find(gap), std::string::npos) << gap << " in: " << logLines_[0];
+  }
+  SessionLimits limits = fencedLimits(core::baseDeviceRules());
+  limits.memoryBytes = kOneGiB;
+  limits.swapBytes = kOneGiB;
+  limits.pidsMax = 10;
+  ASSERT_TRUE(backend->prepare("s1", limits).ok());
+  EXPECT_EQ(writesIn(root() / "bai" / "bai-s1"), std::vector<std::string>{"memory.max=1073741824"});
+  EXPECT_TRUE(loader_->attached.empty());
+}
+
+TEST_F(LimitsTest, V2ProgramThatDoesNotAttachFailsThePrepareAndLeavesNothing) {
+  FakeCgroupFs::buildV2Root(root(), "cpuset memory pids", {});
+  loader_->attachFails = "attaching the device program: Invalid argument";
+  auto backend = detect();
+  Result<std::vector<fs::path>> procs = backend->prepare("s1", fencedLimits(core::baseDeviceRules()));
+  ASSERT_FALSE(procs.ok());
+  EXPECT_NE(procs.error().message.find("attaching the device program"), std::string::npos) << procs.error().message;
+  EXPECT_FALSE(fs::exists(root() / "bai" / "bai-s1"));
+}
+
+TEST_F(LimitsTest, V2BadDeviceRuleIsRefusedBeforeAnythingLoads) {
+  FakeCgroupFs::buildV2Root(root(), "cpuset memory pids", {});
+  auto backend = detect();
+  Result<std::vector<fs::path>> procs = backend->prepare("s1", fencedLimits({{'c', 4096, 0, "rw"}}));
+  ASSERT_FALSE(procs.ok());
+  EXPECT_EQ(procs.error().code, ErrorCode::InvalidArgument);
+  EXPECT_NE(procs.error().message.find("major"), std::string::npos) << procs.error().message;
+  EXPECT_TRUE(loader_->attached.empty());
+  EXPECT_FALSE(fs::exists(root() / "bai" / "bai-s1"));
+}
+
 // The machine's own cgroup tree: a session cgroup with a memory limit, the shim's command
 // joining it, then release. Skipped where no hierarchy is writable.
 TEST(RealCgroupTree, SessionJoinsItsCgroupAndReleaseRemovesIt) {
@@ -285,6 +524,9 @@ TEST(RealCgroupTree, SessionJoinsItsCgroupAndReleaseRemovesIt) {
     std::vector<fs::path> dirs;
     ~RemoveParents() {
       for (const fs::path& dir : dirs) ::rmdir(dir.c_str());
+      for (const char* optional : {"pids", "devices"}) {  // where the back end used them
+        ::rmdir((fs::path("/sys/fs/cgroup") / optional / dirs.front().filename()).c_str());
+      }
     }
   } removeParents{parentDirs};
 

@@ -86,12 +86,26 @@ void FakeCgroupFs::buildV1Root(const fs::path& root, const Options& options) {
   createFile(root / "memory" / "tasks", "");
   createFile(root / "memory" / "memory.limit_in_bytes", "9223372036854771712\n");
   createFile(root / "memory" / "memory.usage_in_bytes", "0\n");
+  if (options.swapAccounting) createFile(root / "memory" / "memory.memsw.limit_in_bytes", "9223372036854771712\n");
   fs::create_directories(root / "cpuset");
   createFile(root / "cpuset" / "cgroup.procs", "");
   createFile(root / "cpuset" / "tasks", "");
   createFile(root / "cpuset" / "cpuset.cpus", options.cpus + "\n");
   createFile(root / "cpuset" / "cpuset.mems", options.mems + "\n");
   createFile(root / "cpuset" / "cgroup.clone_children", "0\n");
+  if (options.pidsHierarchy) {  // the v1 root has no pids.max
+    fs::create_directories(root / "pids");
+    createFile(root / "pids" / "cgroup.procs", "");
+    createFile(root / "pids" / "tasks", "");
+  }
+  if (options.devicesHierarchy) {
+    fs::create_directories(root / "devices");
+    createFile(root / "devices" / "cgroup.procs", "");
+    createFile(root / "devices" / "tasks", "");
+    createFile(root / "devices" / "devices.allow", "");
+    createFile(root / "devices" / "devices.deny", "");
+    createFile(root / "devices" / "devices.list", "a *:* rwm\n");
+  }
   fs::create_directories(root / "unified");
   createFile(root / "unified" / "cgroup.controllers", "hugetlb\n");
 }
@@ -106,6 +120,8 @@ FakeCgroupFs::Hierarchy FakeCgroupFs::hierarchyOf(const fs::path& dir) const {
   std::string first = relative.begin() == relative.end() ? "" : relative.begin()->string();
   if (first == "memory") return Hierarchy::V1Memory;
   if (first == "cpuset") return Hierarchy::V1Cpuset;
+  if (first == "pids") return Hierarchy::V1Pids;
+  if (first == "devices") return Hierarchy::V1Devices;
   return Hierarchy::V2;
 }
 
@@ -143,10 +159,16 @@ Result<void> FakeCgroupFs::write(const fs::path& file, std::string_view value) {
   if (name == "cpuset.cpus" || name == "cpuset.mems") {
     if (Result<void> valid = checkCpuset(file, value); !valid.ok()) return valid;
   }
-  if (name == "memory.max" || name == "memory.limit_in_bytes") {
+  if (name == "devices.allow" || name == "devices.deny") return writeDeviceRule(file, value);
+  if (name == "memory.max" || name == "memory.swap.max" || name == "pids.max" || name == "memory.limit_in_bytes" ||
+      name == "memory.memsw.limit_in_bytes") {
     std::string text(value);
-    bool number = !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
-    if (!number && !(name == "memory.max" && text == "max")) return kernelError(file, "Invalid argument");
+    bool number = !text.empty() && text.size() < 20 && text.find_first_not_of("0123456789") == std::string::npos;
+    bool v2Style = name == "memory.max" || name == "memory.swap.max" || name == "pids.max";
+    if (!number && !(v2Style && text == "max")) return kernelError(file, "Invalid argument");
+    if (number && name.rfind("memory.", 0) == 0 && hierarchyOf(file) == Hierarchy::V1Memory) {
+      if (Result<void> ordered = checkMemoryOrder(file, std::stoull(text)); !ordered.ok()) return ordered;
+    }
   }
   createFile(file, std::string(value) + "\n");
   return {};
@@ -186,6 +208,39 @@ Result<void> FakeCgroupFs::join(const fs::path& file, std::string_view value) {
   return {};
 }
 
+// The v1 kernel keeps memory.memsw.limit_in_bytes >= memory.limit_in_bytes at all times.
+Result<void> FakeCgroupFs::checkMemoryOrder(const fs::path& file, std::uint64_t value) const {
+  fs::path memsw = file.parent_path() / "memory.memsw.limit_in_bytes";
+  if (!fs::exists(memsw)) return {};
+  bool settingMemsw = file.filename() == "memory.memsw.limit_in_bytes";
+  std::uint64_t other = std::stoull(trim(contentOf(settingMemsw ? file.parent_path() / "memory.limit_in_bytes" : memsw)));
+  if (settingMemsw ? value < other : value > other) return kernelError(file, "Invalid argument");
+  return {};
+}
+
+// devices.deny "a" empties the list; devices.allow adds one "<type> <major>:<minor> <access>".
+Result<void> FakeCgroupFs::writeDeviceRule(const fs::path& file, std::string_view value) {
+  fs::path list = file.parent_path() / "devices.list";
+  std::string rule(value);
+  if (rule == "a") {
+    createFile(list, file.filename() == "devices.deny" ? "" : "a *:* rwm\n");
+    return {};
+  }
+  std::istringstream parts(rule);
+  std::string type, numbers, access, extra;
+  parts >> type >> numbers >> access;
+  auto number = [](const std::string& text) {
+    return text == "*" || (!text.empty() && text.find_first_not_of("0123456789") == std::string::npos);
+  };
+  std::size_t colon = numbers.find(':');
+  bool wellFormed = (type == "c" || type == "b") && colon != std::string::npos && number(numbers.substr(0, colon)) &&
+                    number(numbers.substr(colon + 1)) && !access.empty() &&
+                    access.find_first_not_of("rwm") == std::string::npos && !(parts >> extra);
+  if (!wellFormed || file.filename() != "devices.allow") return kernelError(file, "Invalid argument");
+  std::ofstream(list, std::ios::app) << rule << "\n";
+  return {};
+}
+
 // The kernel refuses CPUs or nodes the machine (here: the options) does not have.
 Result<void> FakeCgroupFs::checkCpuset(const fs::path& file, std::string_view value) const {
   std::set<int> requested;
@@ -208,6 +263,18 @@ Result<void> FakeCgroupFs::makeDir(const fs::path& dir) {
       createFile(dir / "tasks", "");
       createFile(dir / "memory.limit_in_bytes", "9223372036854771712\n");
       createFile(dir / "memory.usage_in_bytes", "0\n");
+      if (options_.swapAccounting) createFile(dir / "memory.memsw.limit_in_bytes", "9223372036854771712\n");
+      break;
+    case Hierarchy::V1Pids:
+      createFile(dir / "tasks", "");
+      createFile(dir / "pids.max", "max\n");
+      createFile(dir / "pids.current", "0\n");
+      break;
+    case Hierarchy::V1Devices:  // a child starts with its parent's list
+      createFile(dir / "tasks", "");
+      createFile(dir / "devices.allow", "");
+      createFile(dir / "devices.deny", "");
+      createFile(dir / "devices.list", contentOf(dir.parent_path() / "devices.list"));
       break;
     case Hierarchy::V1Cpuset:
       createFile(dir / "tasks", "");
@@ -229,6 +296,11 @@ Result<void> FakeCgroupFs::makeDir(const fs::path& dir) {
       if (controllers.count("memory")) {
         createFile(dir / "memory.max", "max\n");
         createFile(dir / "memory.current", "0\n");
+        if (options_.swapAccounting) createFile(dir / "memory.swap.max", "max\n");
+      }
+      if (controllers.count("pids")) {
+        createFile(dir / "pids.max", "max\n");
+        createFile(dir / "pids.current", "0\n");
       }
       break;
     }

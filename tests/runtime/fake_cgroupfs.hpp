@@ -1,11 +1,13 @@
 // A fake kernel for the limits back ends: a temp dir laid out like /sys/fs/cgroup, on
 // which mkdir creates the control files the kernel would, writes are checked and take
 // effect as they would (subtree_control, cgroup.kill, cpuset ranges, joining an empty v1
-// cpuset), and rmdir is refused while processes remain. Every write is logged.
+// cpuset, memsw >= memory, v1 device lists), and rmdir is refused while processes remain.
+// Every write is logged.
 #pragma once
 
 #include "runtime/cgroup_fs.hpp"
 
+#include <cstdint>
 #include <filesystem>
 #include <mutex>
 #include <set>
@@ -21,12 +23,15 @@ class FakeCgroupFs final : public core::CgroupFs {
     std::string cpus = "0-3";  // the machine's CPUs and NUMA nodes
     std::string mems = "0";
     bool cgroupKill = true;    // v2 cgroup.kill exists (Linux >= 5.14)
+    bool swapAccounting = true;  // v1 memory.memsw.*, v2 memory.swap.max
+    bool pidsHierarchy = true;   // v1 only; v2 offers pids through cgroup.controllers
+    bool devicesHierarchy = true;  // v1 only
   };
 
   // A v2 root offering `controllers` ("cpuset cpu io memory pids").
   static void buildV2Root(const std::filesystem::path& root, const std::string& controllers, const Options& options);
-  // A v1 hybrid like these build machines: memory and cpuset hierarchies, a v2 tree with
-  // nothing useful at <root>/unified.
+  // A v1 hybrid like these build machines: memory, cpuset, pids and devices hierarchies
+  // (the last two as `options` say), a v2 tree with nothing useful at <root>/unified.
   static void buildV1Root(const std::filesystem::path& root, const Options& options);
 
   FakeCgroupFs(std::filesystem::path root, Options options) : root_(std::move(root)), options_(std::move(options)) {}
@@ -43,12 +48,14 @@ class FakeCgroupFs final : public core::CgroupFs {
   std::vector<std::filesystem::path> subdirectories(const std::filesystem::path& dir) const override;
 
  private:
-  enum class Hierarchy { V2, V1Memory, V1Cpuset };
+  enum class Hierarchy { V2, V1Memory, V1Cpuset, V1Pids, V1Devices };
   Hierarchy hierarchyOf(const std::filesystem::path& dir) const;
   Result<void> writeSubtreeControl(const std::filesystem::path& file, std::string_view value);
   Result<void> killAll(const std::filesystem::path& dir);
   Result<void> join(const std::filesystem::path& file, std::string_view value);
   Result<void> checkCpuset(const std::filesystem::path& file, std::string_view value) const;
+  Result<void> checkMemoryOrder(const std::filesystem::path& file, std::uint64_t value) const;
+  Result<void> writeDeviceRule(const std::filesystem::path& file, std::string_view value);
 
   std::filesystem::path root_;
   Options options_;
