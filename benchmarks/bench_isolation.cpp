@@ -1,0 +1,160 @@
+// What session isolation costs at start, on one node, side by side in one run: the
+// agent's runtime (SessionRunner and bai-session-shim) starting `true` as uid 200001,
+//
+//   BM_SessionStart/plain      no sandbox, no cgroups (the runtime as it was)
+//   BM_SessionStart/isolated   the sandbox (PID, mount, IPC, UTS namespaces, the read-only
+//                              host view, private /proc, /tmp, /dev, hidden paths) and the
+//                              session's cgroups with the device fence and pids.max,
+//                              prepared before and released after each session
+//
+// Per session: start_p50_ms is start() -> the command's pid recorded (command.pid: the
+// command exists and runs its setup), done_p50_ms start() -> its exit reported and
+// everything released. BM_SessionsPerSecond/{plain,isolated} start and reap sessions with
+// two in flight (the 2-core machines): items_per_second.
+//
+// Needs root (uids, namespaces, cgroups); without it each benchmark reports an error.
+// The shim is $BAI_SESSION_SHIM or the one this build made. Run it in full with
+//   sudo ./build/benchmarks/bench_isolation --benchmark_min_time=2
+#include "bench_support.hpp"
+
+#include "runtime/cgroup_limits.hpp"
+#include "runtime/session_runner.hpp"
+
+#include <unistd.h>
+
+#include <condition_variable>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace bai::bench {
+namespace {
+
+namespace fs = std::filesystem;
+using core::SessionRunner;
+
+fs::path shimPath() {
+  const char* configured = std::getenv("BAI_SESSION_SHIM");
+  return configured != nullptr ? configured : BAI_SESSION_SHIM_BUILD_PATH;
+}
+
+// One runtime over a temp state dir; exits are counted under a lock.
+class Node {
+ public:
+  explicit Node(bool isolated) : isolated_(isolated) {
+    fs::permissions(dir_.path(), fs::perms::owner_all);
+    if (isolated_) {
+      limits_ = orDie(core::detectLimitsBackend("/sys/fs/cgroup", "bai-bench-" + std::to_string(::getpid()),
+                                                [](LogLevel, const std::string&, const std::string&) {}),
+                      "cgroups");
+    }
+    runner_ = std::make_unique<SessionRunner>(shimPath(), [](LogLevel, const std::string&, const std::string&) {},
+                                              [this](const std::string& id, const core::ExitStatus& status) {
+                                                ended(id, status);
+                                              });
+  }
+  ~Node() { runner_.reset(); }
+
+  void start(const std::string& id) {
+    const fs::path sessionDir = dir_.path() / id;
+    fs::create_directories(sessionDir);
+    core::RunSpec spec{id, sessionDir, {"true"}, {{"PATH", "/usr/bin:/bin"}, {"HOME", core::kSessionHome}}};
+    spec.runAs = std::pair{uid_t{200001}, gid_t{200001}};
+    if (isolated_) {
+      core::SessionLimits limits;
+      limits.memoryBytes = std::uint64_t{256} << 20;
+      limits.pidsMax = 64;
+      limits.fenceDevices = true;
+      limits.devices = core::baseDeviceRules();
+      spec.cgroupProcs = orDie(limits_->prepare(id, limits), "cgroups for a session");
+      core::Sandbox sandbox;
+      sandbox.workDir = sessionDir / "work";
+      fs::create_directories(sandbox.workDir);
+      if (::chown(sandbox.workDir.c_str(), 200001, 200001) != 0) die("chown of the work dir");
+      sandbox.hidden = {dir_.path()};
+      sandbox.hostNodev = !limits_->fencesDevices();
+      spec.sandbox = sandbox;
+    }
+    orDie(runner_->start(spec), "starting a session");
+  }
+
+  // Blocks until `id` has ended and its cgroups are gone.
+  void awaitEnd(const std::string& id) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    changed_.wait(lock, [&] { return ended_.count(id) != 0; });
+    const core::ExitStatus status = ended_[id];
+    ended_.erase(id);
+    lock.unlock();
+    if (status.exitCode != 0) die("session " + id + " ended with " + std::to_string(status.exitCode) + ": " + status.error);
+    if (isolated_) orDie(limits_->release(id), "releasing cgroups");
+    fs::remove_all(dir_.path() / id);
+  }
+
+  fs::path commandIds(const std::string& id) const { return dir_.path() / id / "command.pid"; }
+
+ private:
+  void ended(const std::string& id, const core::ExitStatus& status) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ended_[id] = status;
+    changed_.notify_all();
+  }
+
+  const bool isolated_;
+  TempDir dir_;
+  std::unique_ptr<core::LimitsBackend> limits_;
+  std::unique_ptr<SessionRunner> runner_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::map<std::string, core::ExitStatus> ended_;
+};
+
+bool isRoot(benchmark::State& state) {
+  if (::geteuid() == 0) return true;
+  state.SkipWithError("needs root: sessions run as uid 200001 in namespaces and cgroups");
+  return false;
+}
+
+void BM_SessionStart(benchmark::State& state, bool isolated) {
+  if (!isRoot(state)) return;
+  Node node(isolated);
+  std::vector<std::int64_t> startNs, doneNs;
+  int n = 0;
+  for (auto _ : state) {
+    const std::string id = "s" + std::to_string(n++);
+    const auto begin = Clock::now();
+    node.start(id);
+    while (!fs::exists(node.commandIds(id))) std::this_thread::sleep_for(std::chrono::microseconds(50));
+    startNs.push_back((Clock::now() - begin).count());
+    node.awaitEnd(id);
+    doneNs.push_back((Clock::now() - begin).count());
+  }
+  reportPercentiles(state, startNs, "start_", TimeUnit::Milliseconds);
+  reportPercentiles(state, doneNs, "done_", TimeUnit::Milliseconds);
+}
+
+void BM_SessionsPerSecond(benchmark::State& state, bool isolated) {
+  if (!isRoot(state)) return;
+  Node node(isolated);
+  int n = 0;
+  for (auto _ : state) {
+    const std::string first = "r" + std::to_string(n++);
+    const std::string second = "r" + std::to_string(n++);
+    node.start(first);
+    node.start(second);
+    node.awaitEnd(first);
+    node.awaitEnd(second);
+  }
+  state.SetItemsProcessed(n);
+}
+
+BENCHMARK_CAPTURE(BM_SessionStart, plain, false)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_SessionStart, isolated, true)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_SessionsPerSecond, plain, false)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_SessionsPerSecond, isolated, true)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+}  // namespace
+}  // namespace bai::bench
+
+int main(int argc, char** argv) { return bai::bench::runSpecifiedBenchmarks(argc, argv) ? 0 : 1; }
