@@ -226,7 +226,7 @@ class KillLoopTest : public ::testing::Test {
       toml.replace(at, fake.size(),
                    std::string("cgroup-root = \"") + kCgroupRoot + "\"\ncgroup-parent = \"" + cgroupParent_ + "\"\n");
     }
-    return toml;
+    return toml + mockWritableMount(dir_ / "runs");  // where sessions count their runs
   }
 
   bool startAgent(const std::string& id) {
@@ -436,7 +436,8 @@ void KillLoopTest::expectNothingHeld() {
 // Where this test's session cgroups are made: v2 (<root>/<parent>) or v1 (one per hierarchy).
 std::vector<fs::path> KillLoopTest::cgroupParents() const {
   const fs::path root = kCgroupRoot;
-  return {root / cgroupParent_, root / "memory" / cgroupParent_, root / "cpuset" / cgroupParent_};
+  return {root / cgroupParent_, root / "memory" / cgroupParent_, root / "cpuset" / cgroupParent_,
+          root / "pids" / cgroupParent_, root / "devices" / cgroupParent_};
 }
 
 void KillLoopTest::expectNoSessionCgroups() {

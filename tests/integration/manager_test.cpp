@@ -775,12 +775,12 @@ TEST_F(ManagerTest, AManagerKilledWhilePlacingFinishesEverySessionOnce) {
   ASSERT_NE(port, 0);
   const std::string listen = "127.0.0.1:" + std::to_string(port);
   ASSERT_TRUE(startManager(listen));
-  AgentHandle& a = startAgent("agent-a", "mock-4xa100.toml");
-  AgentHandle& b = startAgent("agent-b", "mock-4xa100.toml");
+  // Each session leaves one line per run in its own file: two lines would be a double start.
+  const std::string runs = mockWritableMount(dir_ / "runs");
+  AgentHandle& a = startAgent("agent-a", "mock-4xa100.toml", "", runs);
+  AgentHandle& b = startAgent("agent-b", "mock-4xa100.toml", "", runs);
   for (AgentHandle* agent : {&a, &b}) ASSERT_TRUE(waitAgentStatus(agent->id, "ALIVE")) << agent->log();
 
-  // Each session leaves one line per run in its own file: two lines would be a double start.
-  fs::create_directories(dir_ / "runs");
   std::vector<std::string> ids;
   for (int i = 0; i < 20; ++i) {
     const std::string file = (dir_ / "runs" / std::to_string(i)).string();

@@ -63,4 +63,13 @@ inline std::string agentToml(const std::string& id, const std::string& managerUr
   return toml.str();
 }
 
+// A [plugins.mock] key that binds `dir` (made writable by any session's uid) into every
+// session at the same path: sessions see the host read-only, so a test that wants to see
+// what its sessions write gives them this dir through the plugins' `mounts`.
+inline std::string mockWritableMount(const std::filesystem::path& dir) {
+  std::filesystem::create_directories(dir);
+  std::filesystem::permissions(dir, std::filesystem::perms::all);
+  return "session_extra = { mounts = [ { source = \"" + dir.string() + "\", target = \"" + dir.string() + "\" } ] }\n";
+}
+
 }  // namespace bai::testing
