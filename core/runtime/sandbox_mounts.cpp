@@ -117,6 +117,23 @@ Result<void> mountFilesystem(int root, const path& target, const char* type, uns
   return {};
 }
 
+// Files of /proc that write to the kernel as a whole, checked against uid 0 rather than a
+// capability: read-only, so that a root session (uid 0, no capabilities) cannot reach them.
+Result<void> protectProc(int root) {
+  for (const char* kernelWide : {"/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus"}) {
+    Fd target(openInRoot(root, kernelWide, 0));
+    if (target.get() < 0 && errno == ENOENT) continue;
+    if (target.get() < 0) return failed(std::string("protecting ") + kernelWide, errno);
+    if (Result<void> bound = bindOver(root, target, kernelWide, Kind::File, /*create=*/false,
+                                      MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+                                      "protecting");
+        !bound.ok()) {
+      return bound;
+    }
+  }
+  return {};
+}
+
 Result<Fd> openHostDevice(const DeviceNode& node) {
   Fd source(::open(node.path.c_str(), O_PATH | O_CLOEXEC));
   struct stat info {};
@@ -255,6 +272,7 @@ Result<void> enterSandbox(const Sandbox& sandbox, const path& rootDir) {
   if (auto proc = mountFilesystem(rootFd, "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr); !proc.ok()) {
     return proc;
   }
+  if (Result<void> protectedProc = protectProc(rootFd); !protectedProc.ok()) return protectedProc;
   if (Result<void> dev = buildDev(rootFd, sandbox); !dev.ok()) return dev;
   if (auto tmp = mountFilesystem(rootFd, "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777"); !tmp.ok()) return tmp;
   if (Result<void> home = buildHome(rootFd, sandbox); !home.ok()) return home;
