@@ -169,6 +169,16 @@ TEST_F(SandboxTest, HiddenPathsAreEmpty) {
   EXPECT_EQ(out(), "public") << "the unmasked file shows the host is visible; the masked ones are empty";
 }
 
+// As the agent hides its state dir, which holds the session dir and the work dir.
+TEST_F(SandboxTest, HidingTheDirThatHoldsTheSessionStillRunsIt) {
+  json spec = sandboxSpec("ls -A " + dir().string() + "; pwd; echo kept > note");
+  spec["sandbox"]["hidden"] = {dir().string()};
+  json exit = runSpec(spec);
+  EXPECT_EQ(exit["exit_code"], 0) << err();
+  EXPECT_EQ(out(), "/home/work\n");
+  EXPECT_EQ(readText(work() / "note"), "kept\n");
+}
+
 // A device node made with the numbers of /dev/null stands in for a granted accelerator.
 class GrantedDevice {
  public:
