@@ -96,6 +96,117 @@ Result<void> readLogPaths(const json& spec, ShimSpec& out) {
   return {};
 }
 
+// Bounds on what one spec may ask for: generous for any real node, small enough that a
+// corrupt spec cannot make the shim build thousands of mounts.
+constexpr std::size_t kMaxSandboxEntries = 256;
+constexpr std::size_t kMaxPathLength = 4095;
+constexpr std::int64_t kMaxDeviceMajor = (1 << 12) - 1;  // the kernel's dev_t: 12-bit major, 20-bit minor
+constexpr std::int64_t kMaxDeviceMinor = (1 << 20) - 1;
+
+// Absolute, bounded, without ".." components: the shim resolves it inside the new root.
+bool isSandboxPath(const json& value) {
+  if (!value.is_string()) return false;
+  const std::string& text = value.get_ref<const std::string&>();
+  if (text.empty() || text.front() != '/' || text.size() > kMaxPathLength || text.find('\0') != std::string::npos) {
+    return false;
+  }
+  for (const auto& component : std::filesystem::path(text)) {
+    if (component == "..") return false;
+  }
+  return true;
+}
+
+bool isAccess(const json& value) {
+  if (!value.is_string()) return false;
+  const std::string& text = value.get_ref<const std::string&>();
+  return !text.empty() && text.size() <= 3 && text.find_first_not_of("rwm") == std::string::npos;
+}
+
+Result<void> readSandboxDevices(const json& sandbox, Sandbox& out) {
+  json devices = sandbox.value("devices", json::array());
+  if (!devices.is_array() || devices.size() > kMaxSandboxEntries) {
+    return badField("sandbox.devices", "an array of at most 256 device nodes");
+  }
+  for (const json& device : devices) {
+    const char* expected =
+        "an array of {\"path\": absolute path, \"type\": \"c\" or \"b\", \"major\", \"minor\", \"access\": subset of \"rwm\"}";
+    if (!device.is_object()) return badField("sandbox.devices", expected);
+    json type = device.value("type", json());
+    if (!isSandboxPath(device.value("path", json())) || !type.is_string() ||
+        (type != "c" && type != "b") || !isNonNegativeInteger(device.value("major", json()), kMaxDeviceMajor) ||
+        !isNonNegativeInteger(device.value("minor", json()), kMaxDeviceMinor) || !isAccess(device.value("access", json()))) {
+      return badField("sandbox.devices", expected);
+    }
+    out.devices.push_back(DeviceNode{device["path"].get<std::string>(), type.get<std::string>()[0],
+                                     device["major"].get<std::uint32_t>(), device["minor"].get<std::uint32_t>(),
+                                     device["access"].get<std::string>()});
+  }
+  return {};
+}
+
+Result<void> readSandboxMounts(const json& sandbox, Sandbox& out) {
+  json mounts = sandbox.value("mounts", json::array());
+  if (!mounts.is_array() || mounts.size() > kMaxSandboxEntries) {
+    return badField("sandbox.mounts", "an array of at most 256 bind mounts");
+  }
+  for (const json& mount : mounts) {
+    json readOnly = mount.is_object() ? mount.value("read_only", json(false)) : json();
+    if (!mount.is_object() || !isSandboxPath(mount.value("source", json())) ||
+        !isSandboxPath(mount.value("target", json())) || !readOnly.is_boolean()) {
+      return badField("sandbox.mounts",
+                      "an array of {\"source\", \"target\": absolute paths without '..', \"read_only\": boolean}");
+    }
+    out.mounts.push_back(
+        BindMount{mount["source"].get<std::string>(), mount["target"].get<std::string>(), readOnly.get<bool>()});
+  }
+  return {};
+}
+
+Result<void> readSandbox(const json& spec, ShimSpec& out) {
+  auto found = spec.find("sandbox");
+  if (found == spec.end()) return {};
+  const json& sandbox = *found;
+  if (!sandbox.is_object()) return badField("sandbox", "an object");
+  Sandbox parsed;
+  if (!isSandboxPath(sandbox.value("work_dir", json()))) {
+    return badField("sandbox.work_dir", "an absolute path without '..'");
+  }
+  parsed.workDir = sandbox["work_dir"].get<std::string>();
+  if (Result<void> devices = readSandboxDevices(sandbox, parsed); !devices.ok()) return devices;
+  if (Result<void> mounts = readSandboxMounts(sandbox, parsed); !mounts.ok()) return mounts;
+  json hidden = sandbox.value("hidden", json::array());
+  if (!hidden.is_array() || hidden.size() > kMaxSandboxEntries) {
+    return badField("sandbox.hidden", "an array of at most 256 absolute paths");
+  }
+  for (const json& path : hidden) {
+    if (!isSandboxPath(path)) return badField("sandbox.hidden", "an array of absolute paths without '..'");
+    parsed.hidden.emplace_back(path.get<std::string>());
+  }
+  json hostNodev = sandbox.value("host_nodev", json(false));
+  if (!hostNodev.is_boolean()) return badField("sandbox.host_nodev", "a boolean");
+  parsed.hostNodev = hostNodev.get<bool>();
+  // The sandbox drops every privilege: the command must have a user to become.
+  if (!out.runAs) return badField("run_as", "given with 'sandbox'");
+  out.sandbox = std::move(parsed);
+  return {};
+}
+
+json renderSandbox(const Sandbox& sandbox) {
+  json devices = json::array();
+  for (const DeviceNode& node : sandbox.devices) {
+    devices.push_back({{"path", node.path.string()}, {"type", std::string(1, node.type)}, {"major", node.major},
+                       {"minor", node.minor}, {"access", node.access}});
+  }
+  json mounts = json::array();
+  for (const BindMount& mount : sandbox.mounts) {
+    mounts.push_back({{"source", mount.source.string()}, {"target", mount.target.string()}, {"read_only", mount.readOnly}});
+  }
+  json hidden = json::array();
+  for (const auto& path : sandbox.hidden) hidden.push_back(path.string());
+  return {{"work_dir", sandbox.workDir.string()}, {"devices", std::move(devices)}, {"mounts", std::move(mounts)},
+          {"hidden", std::move(hidden)}, {"host_nodev", sandbox.hostNodev}};
+}
+
 bool isPositivePid(const json& value) {
   constexpr std::int64_t kMaxPid = 1 << 22;  // PID_MAX_LIMIT on 64-bit Linux
   return value.is_number_integer() && value.get<std::int64_t>() > 0 && value.get<std::int64_t>() <= kMaxPid;
@@ -120,6 +231,7 @@ std::string renderShimSpec(const ShimSpec& spec) {
     document["cgroup_procs"] = std::move(files);
   }
   if (spec.runAs) document["run_as"] = {{"uid", spec.runAs->first}, {"gid", spec.runAs->second}};
+  if (spec.sandbox) document["sandbox"] = renderSandbox(*spec.sandbox);
   return document.dump() + "\n";
 }
 
@@ -127,7 +239,7 @@ Result<ShimSpec> parseShimSpec(std::string_view text) {
   Result<json> document = parseObject(text, kSpec);
   if (!document.ok()) return Failure{document.error()};
   ShimSpec spec;
-  for (auto read : {readCommand, readEnv, readOptionalFields, readLogPaths}) {
+  for (auto read : {readCommand, readEnv, readOptionalFields, readLogPaths, readSandbox}) {
     if (Result<void> field = read(*document, spec); !field.ok()) return Failure{field.error()};
   }
   return spec;

@@ -41,7 +41,11 @@ struct ShimSpec {
   // With a sandbox the command runs in new PID, mount, IPC and UTS namespaces under a
   // small init, sees the host read-only, its work dir at kSessionHome, private /proc,
   // /tmp, /dev/shm and a /dev of the allowed nodes only, with no_new_privs and no
-  // capabilities. Needs the shim to run as root. `cwd` is then relative to the sandbox.
+  // capabilities. Needs the shim to run as root and `run_as`. `cwd` is then a path in
+  // the sandbox (default kSessionHome). In spec.json: "sandbox": {"work_dir", "devices":
+  // [{"path", "type": "c"|"b", "major", "minor", "access"}], "mounts": [{"source",
+  // "target", "read_only"}], "hidden": [paths], "host_nodev"}; paths absolute, no "..",
+  // at most 256 entries per list.
   std::optional<Sandbox> sandbox{};
 };
 

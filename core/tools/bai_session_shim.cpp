@@ -7,6 +7,13 @@
 // execs with exactly the given environment, and records the outcome atomically in
 // SESSION_DIR/exit.json, so that an agent restarted meanwhile still learns it.
 //
+// With a sandbox in the spec the shim joins the cgroups, then starts an init as pid 1 of
+// a new PID namespace; init builds the session's filesystem (runtime/sandbox_mounts), forks
+// the command into a group of its own, drops every privilege there
+// (runtime/sandbox_privileges), forwards termination signals to it and reports its wait
+// status (runtime/sandbox_init). command.pid then names init and init's group: signalling
+// that group reaches init, which passes the signal on once, and SIGKILL ends the namespace.
+//
 // With HANDOVER_FD the command starts only after the agent, having recorded this shim in
 // shim.json, sends one byte there. End of file instead (the agent died first, and no
 // agent could ever watch or stop the command) records in exit.json that it never ran.
@@ -15,6 +22,9 @@
 // shim itself failed (fork, writing its records). The reason is one line on stderr.
 #include "clock.hpp"
 #include "runtime/atomic_file.hpp"
+#include "runtime/sandbox_init.hpp"
+#include "runtime/sandbox_mounts.hpp"
+#include "runtime/sandbox_privileges.hpp"
 #include "runtime/session_files.hpp"
 
 #include <cerrno>
@@ -44,6 +54,8 @@ constexpr int kExitShimFailed = 1;
 // Shell conventions: 127 "not found"; 126 "found but could not be run" (and setup failures).
 constexpr int kCommandNotFound = 127;
 constexpr int kCommandNotRunnable = 126;
+// Where init builds a sandbox's root: inside the session dir, so it goes with it.
+constexpr const char* kSandboxRoot = "root";
 
 [[noreturn]] void die(int status, const std::string& reason) {
   std::fprintf(stderr, "bai-session-shim: %s\n", reason.c_str());
@@ -69,6 +81,7 @@ int openLog(const std::filesystem::path& file) {
 }
 
 void checkRunAs(const files::ShimSpec& spec) {
+  if (spec.sandbox && ::geteuid() != 0) die(kExitSpecUnusable, "spec.json: 'sandbox' needs the shim to run as root");
   if (!spec.runAs || ::geteuid() == 0) return;
   if (spec.runAs->first != ::getuid() || spec.runAs->second != ::getgid()) {
     die(kExitSpecUnusable, "spec.json: 'run_as' needs the shim to run as root");
@@ -136,21 +149,21 @@ void resetSignals() {
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
 }
 
-[[noreturn]] void runCommand(const files::ShimSpec& spec, const PreparedCommand& prepared, int statusPipe) {
-  // Its own group, so that the agent signals the whole session without hitting the shim.
-  if (::setpgid(0, 0) != 0) failStart(statusPipe, kCommandNotRunnable, describeErrno("setpgid", errno));
+void redirectOutput(const PreparedCommand& prepared, int statusPipe) {
   if (::dup2(prepared.stdinFd, STDIN_FILENO) < 0 || ::dup2(prepared.stdoutFd, STDOUT_FILENO) < 0 ||
       ::dup2(prepared.stderrFd, STDERR_FILENO) < 0) {
     failStart(statusPipe, kCommandNotRunnable, describeErrno("redirecting output", errno));
   }
+}
+
+void enterCgroupsAndCpus(const files::ShimSpec& spec, const PreparedCommand& prepared, int statusPipe) {
   joinCgroups(spec, statusPipe);
   if (prepared.setAffinity && ::sched_setaffinity(0, sizeof prepared.cpus, &prepared.cpus) != 0) {
     failStart(statusPipe, kCommandNotRunnable, describeErrno("setting CPU affinity", errno));
   }
-  dropPrivileges(spec, statusPipe);
-  if (spec.cwd && ::chdir(spec.cwd->c_str()) != 0) {
-    failStart(statusPipe, kCommandNotRunnable, describeErrno("entering " + spec.cwd->string(), errno));
-  }
+}
+
+[[noreturn]] void execCommand(const files::ShimSpec& spec, const PreparedCommand& prepared, int statusPipe) {
   resetSignals();
   // execvpe() would search the shim's PATH; with environ replaced, execvp searches the
   // command's own PATH and passes exactly the given environment.
@@ -159,6 +172,51 @@ void resetSignals() {
   int error = errno;
   failStart(statusPipe, error == ENOENT || error == ENOTDIR ? kCommandNotFound : kCommandNotRunnable,
             describeErrno("cannot run '" + spec.command[0] + "'", error));
+}
+
+[[noreturn]] void runCommand(const files::ShimSpec& spec, const PreparedCommand& prepared, int statusPipe) {
+  // Its own group, so that the agent signals the whole session without hitting the shim.
+  if (::setpgid(0, 0) != 0) failStart(statusPipe, kCommandNotRunnable, describeErrno("setpgid", errno));
+  redirectOutput(prepared, statusPipe);
+  enterCgroupsAndCpus(spec, prepared, statusPipe);
+  dropPrivileges(spec, statusPipe);
+  if (spec.cwd && ::chdir(spec.cwd->c_str()) != 0) {
+    failStart(statusPipe, kCommandNotRunnable, describeErrno("entering " + spec.cwd->string(), errno));
+  }
+  execCommand(spec, prepared, statusPipe);
+}
+
+// The sandboxed command, forked by init inside the new root: a group of its own (the one
+// init forwards signals to), no privileges, then exec.
+[[noreturn]] void runSandboxedCommand(const files::ShimSpec& spec, const PreparedCommand& prepared, int statusPipe) {
+  if (::setpgid(0, 0) != 0) failStart(statusPipe, kCommandNotRunnable, describeErrno("setpgid", errno));
+  Result<void> dropped = bai::core::sandbox::dropAllPrivileges(spec.runAs->first, spec.runAs->second);
+  if (!dropped.ok()) failStart(statusPipe, kCommandNotRunnable, dropped.error().message);
+  const std::string cwd = spec.cwd ? spec.cwd->string() : std::string(bai::core::kSessionHome);
+  if (::chdir(cwd.c_str()) != 0) failStart(statusPipe, kCommandNotRunnable, describeErrno("entering " + cwd, errno));
+  execCommand(spec, prepared, statusPipe);
+}
+
+// pid 1 of the session's PID namespace. Cgroups and affinity first: the sandbox sees
+// cgroupfs read-only. A setup failure is reported like a failed exec (126, the reason).
+[[noreturn]] void runSandboxInit(const files::ShimSpec& spec, const PreparedCommand& prepared,
+                                 const std::filesystem::path& sessionDir, int statusPipe, int reportPipe) {
+  if (::setpgid(0, 0) != 0) failStart(statusPipe, kCommandNotRunnable, describeErrno("setpgid", errno));
+  bai::core::sandbox::blockInitSignals();
+  redirectOutput(prepared, statusPipe);
+  enterCgroupsAndCpus(spec, prepared, statusPipe);
+  Result<void> entered = bai::core::sandbox::enterSandbox(*spec.sandbox, sessionDir / kSandboxRoot);
+  if (!entered.ok()) failStart(statusPipe, kCommandNotRunnable, entered.error().message);
+  pid_t command = ::fork();
+  if (command < 0) failStart(statusPipe, kCommandNotRunnable, describeErrno("fork", errno));
+  if (command == 0) {
+    ::close(reportPipe);
+    runSandboxedCommand(spec, prepared, statusPipe);
+  }
+  ::setpgid(command, command);  // also here: the group must exist before a signal is forwarded
+  ::close(statusPipe);
+  for (int fd : {prepared.stdinFd, prepared.stdoutFd, prepared.stderrFd}) ::close(fd);
+  bai::core::sandbox::superviseCommand(command, reportPipe);
 }
 
 // Whether the agent handed the session over (a byte) rather than dying first (end of file).
@@ -235,6 +293,17 @@ void killLeftovers(pid_t group) {
   }
 }
 
+// What init reported about the command; init's own status when it died without a report.
+int commandStatusFromInit(int reportPipe, int initStatus) {
+  int status = 0;
+  ssize_t got = 0;
+  do {
+    got = ::read(reportPipe, &status, sizeof status);
+  } while (got < 0 && errno == EINTR);
+  ::close(reportPipe);
+  return got == static_cast<ssize_t>(sizeof status) ? status : initStatus;
+}
+
 files::RecordedExit describeStatus(int status, std::string startError) {
   files::RecordedExit exit;
   exit.endedAtMillis = bai::nowMillis();
@@ -288,13 +357,22 @@ int main(int argc, char** argv) {
 
   int statusPipe[2];
   if (::pipe2(statusPipe, O_CLOEXEC) != 0) die(kExitShimFailed, describeErrno("pipe2", errno));
+  int reportPipe[2] = {-1, -1};
+  if (spec.sandbox) {
+    if (::pipe2(reportPipe, O_CLOEXEC) != 0) die(kExitShimFailed, describeErrno("pipe2", errno));
+    // The shim stays outside; its next child, init, is pid 1 of the new namespace.
+    if (::unshare(CLONE_NEWPID) != 0) die(kExitShimFailed, describeErrno("unshare(CLONE_NEWPID)", errno));
+  }
   pid_t command = ::fork();
   if (command < 0) die(kExitShimFailed, describeErrno("fork", errno));
   if (command == 0) {
     ::close(statusPipe[0]);
-    runCommand(spec, prepared, statusPipe[1]);
+    if (!spec.sandbox) runCommand(spec, prepared, statusPipe[1]);
+    ::close(reportPipe[0]);
+    runSandboxInit(spec, prepared, sessionDir, statusPipe[1], reportPipe[1]);
   }
   ::close(statusPipe[1]);
+  if (spec.sandbox) ::close(reportPipe[1]);
   // Also set here, so that the group exists before command.pid names it.
   ::setpgid(command, command);
   Result<void> ids = bai::core::writeFileAtomically(sessionDir / files::kCommandIds,
@@ -306,6 +384,7 @@ int main(int argc, char** argv) {
   for (int fd : {prepared.stdinFd, prepared.stdoutFd, prepared.stderrFd}) ::close(fd);
   std::string startError = readStartError(statusPipe[0]);
   int status = waitForCommand(command);
+  if (spec.sandbox) status = commandStatusFromInit(reportPipe[0], status);
   files::RecordedExit exit = describeStatus(status, std::move(startError));
   killLeftovers(command);
   Result<void> recorded = bai::core::writeFileAtomically(sessionDir / files::kExit, files::renderRecordedExit(exit));

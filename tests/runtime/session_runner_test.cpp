@@ -36,6 +36,17 @@ class SessionRunnerTest : public ::testing::Test {
 
   std::filesystem::path dirOf(const std::string& sessionId) const { return temp_.path() / sessionId; }
 
+  // The same session in a sandbox, as nobody, with a work dir of its own.
+  RunSpec sandboxed(RunSpec spec) const {
+    const std::filesystem::path work = temp_.path() / (spec.sessionId + "-work");
+    std::filesystem::create_directory(work);
+    EXPECT_EQ(::chown(work.c_str(), 65534, 65534), 0);
+    spec.runAs = std::make_pair(uid_t{65534}, gid_t{65534});
+    spec.sandbox = core::Sandbox{};
+    spec.sandbox->workDir = work;
+    return spec;
+  }
+
   pid_t commandGroupOf(const std::string& sessionId) const {
     pid_t group = 0;
     waitUntil([&] {
@@ -194,6 +205,47 @@ TEST_F(SessionRunnerTest, CpuAffinityIsApplied) {
   ASSERT_TRUE(runner_->start(pinned).ok());
   ASSERT_TRUE(exits_.waitFor("s1"));
   EXPECT_EQ(readText(dirOf("s1") / "stdout.log"), "Cpus_allowed_list:\t" + std::to_string(cpu) + "\n");
+}
+
+TEST_F(SessionRunnerTest, ASandboxedSessionRunsInItsWorkDirWithItsAffinity) {
+  if (::geteuid() != 0) GTEST_SKIP() << "the sandbox needs root";
+  cpu_set_t allowed;
+  ASSERT_EQ(::sched_getaffinity(0, sizeof allowed, &allowed), 0);
+  int cpu = CPU_SETSIZE - 1;
+  while (cpu >= 0 && !CPU_ISSET(cpu, &allowed)) --cpu;
+  RunSpec run = sandboxed(spec("s1", {"sh", "-c", "pwd; echo $$; grep Cpus_allowed_list /proc/self/status; exit 4"}));
+  run.cpus = {cpu};
+  ASSERT_TRUE(runner_->start(run).ok());
+  std::optional<ExitStatus> status = exits_.waitFor("s1");
+  ASSERT_TRUE(status);
+  EXPECT_EQ(status->exitCode, 4) << status->error;
+  EXPECT_EQ(readText(dirOf("s1") / "stdout.log"),
+            "/home/work\n2\nCpus_allowed_list:\t" + std::to_string(cpu) + "\n");
+}
+
+TEST_F(SessionRunnerTest, DestroyStopsASandboxedSessionWithinTheGrace) {
+  if (::geteuid() != 0) GTEST_SKIP() << "the sandbox needs root";
+  ASSERT_TRUE(runner_->start(sandboxed(spec("s1", {"sh", "-c", "echo ready; sleep 100 & sleep 100; wait"}))).ok());
+  ASSERT_TRUE(waitForOutput("s1", "ready"));
+  auto before = std::chrono::steady_clock::now();
+  ASSERT_TRUE(runner_->destroy("s1", std::chrono::seconds(30)).ok());
+  std::optional<ExitStatus> status = exits_.waitFor("s1");
+  ASSERT_TRUE(status);
+  EXPECT_LT(std::chrono::steady_clock::now() - before, std::chrono::seconds(10)) << "waited for the grace period";
+  EXPECT_EQ(status->signal, SIGTERM);
+  EXPECT_EQ(status->exitCode, 128 + SIGTERM);
+}
+
+TEST_F(SessionRunnerTest, ASandboxedSessionThatIgnoresTermIsKilledAfterTheGrace) {
+  if (::geteuid() != 0) GTEST_SKIP() << "the sandbox needs root";
+  ASSERT_TRUE(runner_->start(sandboxed(spec("s1", {"sh", "-c", "trap '' TERM; echo ready; while :; do sleep 0.05; done"})))
+                  .ok());
+  ASSERT_TRUE(waitForOutput("s1", "ready"));
+  ASSERT_TRUE(runner_->destroy("s1", std::chrono::milliseconds(300)).ok());
+  std::optional<ExitStatus> status = exits_.waitFor("s1");
+  ASSERT_TRUE(status);
+  EXPECT_EQ(status->signal, SIGKILL);
+  EXPECT_EQ(status->exitCode, 128 + SIGKILL);
 }
 
 TEST_F(SessionRunnerTest, TheCallbackMayCallTheRunner) {

@@ -3,6 +3,7 @@
 #include "runtime_test_support.hpp"
 
 #include "clock.hpp"
+#include "runtime/session_files.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -21,6 +22,7 @@ namespace bai::test {
 namespace {
 
 using nlohmann::json;
+namespace files = core::session_files;
 
 std::set<std::string> lines(const std::string& text) {
   std::set<std::string> result;
@@ -309,6 +311,76 @@ TEST_F(ShimTest, RejectsUsageWithoutASessionDir) {
   EXPECT_NE(shimLog().find("usage"), std::string::npos) << shimLog();
 }
 
+json device(const char* field, json value) {
+  json node = {{"path", "/dev/null"}, {"type", "c"}, {"major", 1}, {"minor", 3}, {"access", "rw"}};
+  node[field] = std::move(value);
+  return node;
+}
+
+// A valid sandboxed spec with one sandbox field replaced (or, with `sandbox` given, the
+// whole sandbox).
+std::string sandboxSpecWith(const char* field, json value, json sandbox = nullptr, bool runAs = true) {
+  json spec = {{"command", {"true"}}, {"env", json::object()}, {"stdout", "o"}, {"stderr", "e"},
+               {"sandbox", {{"work_dir", "/srv/work"}}}};
+  if (runAs) spec["run_as"] = {{"uid", 1000}, {"gid", 1000}};
+  spec["sandbox"][field] = std::move(value);
+  if (!sandbox.is_null()) spec["sandbox"] = json::parse(sandbox.get<std::string>());
+  return spec.dump();
+}
+
+TEST(ShimSpecFormat, ASandboxSurvivesRenderAndParse) {
+  files::ShimSpec spec;
+  spec.command = {"true"};
+  spec.stdoutPath = "o";
+  spec.stderrPath = "e";
+  spec.runAs = std::make_pair(uid_t{1000}, gid_t{1001});
+  core::Sandbox sandbox;
+  sandbox.workDir = "/var/lib/bai/work/s1";
+  sandbox.devices = {{"/dev/nvidia0", 'c', 195, 0, "rw"}, {"/dev/sdz", 'b', 8, 1048575, "r"}};
+  sandbox.mounts = {{"/opt/cuda", "/usr/local/cuda", true}, {"/scratch", "/home/work/scratch", false}};
+  sandbox.hidden = {"/etc/bai", "/var/lib/bai"};
+  sandbox.hostNodev = true;
+  spec.sandbox = sandbox;
+  Result<files::ShimSpec> parsed = files::parseShimSpec(files::renderShimSpec(spec));
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+  ASSERT_TRUE(parsed->sandbox.has_value());
+  const core::Sandbox& got = *parsed->sandbox;
+  EXPECT_EQ(got.workDir, sandbox.workDir);
+  ASSERT_EQ(got.devices.size(), 2u);
+  EXPECT_EQ(got.devices[1].path, "/dev/sdz");
+  EXPECT_EQ(got.devices[1].type, 'b');
+  EXPECT_EQ(got.devices[1].major, 8u);
+  EXPECT_EQ(got.devices[1].minor, 1048575u);
+  EXPECT_EQ(got.devices[1].access, "r");
+  ASSERT_EQ(got.mounts.size(), 2u);
+  EXPECT_EQ(got.mounts[0].source, "/opt/cuda");
+  EXPECT_EQ(got.mounts[0].target, "/usr/local/cuda");
+  EXPECT_TRUE(got.mounts[0].readOnly);
+  EXPECT_FALSE(got.mounts[1].readOnly);
+  EXPECT_EQ(got.hidden, sandbox.hidden);
+  EXPECT_TRUE(got.hostNodev);
+}
+
+TEST(ShimSpecFormat, NoSandboxStaysNone) {
+  files::ShimSpec spec;
+  spec.command = {"true"};
+  spec.stdoutPath = "o";
+  spec.stderrPath = "e";
+  const std::string text = files::renderShimSpec(spec);
+  EXPECT_EQ(text.find("sandbox"), std::string::npos) << text;
+  Result<files::ShimSpec> parsed = files::parseShimSpec(text);
+  ASSERT_TRUE(parsed.ok());
+  EXPECT_FALSE(parsed->sandbox.has_value());
+}
+
+TEST_F(ShimTest, ASandboxNeedsTheShimToRunAsRoot) {
+  if (::geteuid() == 0) GTEST_SKIP() << "checks the refusal a non-root shim gives";
+  writeSpecText(sandboxSpecWith("hidden", json::array()));
+  int status = runShim();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2);
+  EXPECT_NE(shimLog().find("'sandbox' needs the shim to run as root"), std::string::npos) << shimLog();
+}
+
 struct BadSpec {
   const char* name;
   std::string text;
@@ -348,7 +420,28 @@ INSTANTIATE_TEST_SUITE_P(
                       BadSpec{"CpuOutOfRange", specWith("cpus", {-1}), "'cpus'"},
                       BadSpec{"CgroupNotAPath", specWith("cgroup_procs", {1}), "'cgroup_procs'"},
                       BadSpec{"RunAsWithoutGid", specWith("run_as", {{"uid", 1}}), "'run_as'"},
-                      BadSpec{"NoStdout", specWith("stdout", nullptr), "'stdout'"}),
+                      BadSpec{"NoStdout", specWith("stdout", nullptr), "'stdout'"},
+                      BadSpec{"SandboxNotAnObject", sandboxSpecWith("work_dir", nullptr, "[]"), "'sandbox'"},
+                      BadSpec{"SandboxWithoutRunAs", sandboxSpecWith("hidden", json::array(), nullptr, false),
+                              "'run_as' must be given with 'sandbox'"},
+                      BadSpec{"SandboxWorkDirRelative", sandboxSpecWith("work_dir", "work"), "'sandbox.work_dir'"},
+                      BadSpec{"SandboxHiddenWithDotDot", sandboxSpecWith("hidden", {"/srv/../etc"}), "'sandbox.hidden'"},
+                      BadSpec{"SandboxDeviceAccess", sandboxSpecWith("devices", {device("access", "rwx")}),
+                              "'sandbox.devices'"},
+                      BadSpec{"SandboxDeviceType", sandboxSpecWith("devices", {device("type", "p")}),
+                              "'sandbox.devices'"},
+                      BadSpec{"SandboxDeviceMajor", sandboxSpecWith("devices", {device("major", 4096)}),
+                              "'sandbox.devices'"},
+                      BadSpec{"SandboxDevicePathRelative", sandboxSpecWith("devices", {device("path", "dev/null")}),
+                              "'sandbox.devices'"},
+                      BadSpec{"SandboxMountTargetRelative",
+                              sandboxSpecWith("mounts", {{{"source", "/srv"}, {"target", "srv"}}}), "'sandbox.mounts'"},
+                      BadSpec{"SandboxMountReadOnlyNotABool",
+                              sandboxSpecWith("mounts", {{{"source", "/srv"}, {"target", "/srv"}, {"read_only", 1}}}),
+                              "'sandbox.mounts'"},
+                      BadSpec{"SandboxTooManyHidden", sandboxSpecWith("hidden", json(std::vector<std::string>(257, "/x"))),
+                              "'sandbox.hidden'"},
+                      BadSpec{"SandboxHostNodevNotABool", sandboxSpecWith("host_nodev", "yes"), "'sandbox.host_nodev'"}),
     [](const ::testing::TestParamInfo<BadSpec>& info) { return std::string(info.param.name); });
 
 }  // namespace
