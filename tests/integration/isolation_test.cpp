@@ -264,7 +264,7 @@ TEST_F(IsolationTest, ATenantReachesNothingOfAnotherTenantNorOfTheAgent) {
 
   // B is untouched by all this, and its work dir goes when it ends.
   EXPECT_EQ(::kill(groupB, 0), 0) << "B still runs";
-  ASSERT_EQ(client_->del("/v1/sessions/b").status, 200);
+  ASSERT_EQ(client_->del("/v1/sessions/b").status, 202);
   waitForEnd("b");
   EXPECT_FALSE(fs::exists(sessionDir("b") / "work")) << "the work dir is removed at the end";
 }
