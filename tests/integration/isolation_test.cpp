@@ -213,8 +213,10 @@ TEST_F(IsolationTest, ATenantReachesNothingOfAnotherTenantNorOfTheAgent) {
   ASSERT_TRUE(eventually([&] { return fs::exists(sessionDir("b") / "work/notes"); }));
   const std::string commandIds = readFile(sessionDir("b") / "command.pid");
   const pid_t groupB = std::stoi(commandIds.substr(commandIds.find(' ') + 1));
-  // B's processes run as B's uid on the host.
-  const std::string statusB = readFile("/proc/" + std::to_string(groupB) + "/status");
+  // B's command (its init's child) runs as B's uid on the host.
+  const std::string children = readFile("/proc/" + std::to_string(groupB) + "/task/" + std::to_string(groupB) + "/children");
+  ASSERT_FALSE(children.empty());
+  const std::string statusB = readFile("/proc/" + std::to_string(std::stoi(children)) + "/status");
   EXPECT_NE(statusB.find("Uid:\t200002\t200002\t200002\t200002"), std::string::npos) << statusB;
 
   const std::string b = sessionDir("b").string();
