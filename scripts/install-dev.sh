@@ -304,6 +304,10 @@ shim-path = "$env_dir/bin/bai-session-shim"
 # Its own cgroup, so that environments do not share one (limits are advisory where the
 # cgroup file system is not writable; the agent's log says which).
 cgroup-parent = "$cgroup_parent"
+# Sessions run as their owners' uids (the manager gives each keypair one of 200000-299999)
+# in a sandbox that does not show these: the keypairs, configs, token and the manager's
+# database of this environment.
+hidden-paths = ["$etc", "$env_dir/var"]
 EOF
   if [ -n "$mock_config" ]; then
     printf '\n[plugins.mock]\nconfig_file = "%s"\n' "$etc/$mock_config"
