@@ -56,6 +56,10 @@ const KeypairRecord* uidHolder(const ClusterState& state, std::uint32_t uid, con
   return nullptr;
 }
 
+Failure<DomainError> uidInUse(std::uint32_t uid, const KeypairRecord& holder) {
+  return refuse(ErrorKind::UidInUse, "uid " + std::to_string(uid) + " is held by keypair " + holder.accessKey, "uid");
+}
+
 std::string idsText(const KeypairRecord& record) {
   return "uid " + std::to_string(record.uid) + ", gid " + std::to_string(record.gid);
 }
@@ -72,12 +76,13 @@ void AdminService::audit(const std::string& by, const std::string& what) const {
 Outcome<KeypairRecord> AdminService::createKeypair(bool admin, const std::string& resourcePolicy, KeypairIdentity identity,
                                                    const std::string& by) {
   const Keypair generated = generateKeypair();
-  KeypairRecord record{generated.accessKey, generated.secretKey, admin, true, nowMillis(), resourcePolicy, identity.uid, identity.gid};
+  KeypairRecord record{generated.accessKey, generated.secretKey, admin,        true,
+                       nowMillis(),         resourcePolicy,      identity.uid, identity.gid};
   const Guard guard = ledger_.lock();
   ClusterState& state = ledger_.state(guard);
   if (!resourcePolicy.empty() && state.resourcePolicies.count(resourcePolicy) == 0) return unknownPolicy(resourcePolicy);
   if (const KeypairRecord* holder = identity.uid != 0 ? uidHolder(state, identity.uid, record.accessKey) : nullptr) {
-    return refuse(ErrorKind::UidInUse, "uid " + std::to_string(identity.uid) + " is held by keypair " + holder->accessKey, "uid");
+    return uidInUse(identity.uid, *holder);
   }
   // The uid is allocated in the insert's own transaction, so two creates never share one.
   auto done = ledger_.store().write([&](StoreTransaction& tx) -> Result<void> {
@@ -101,9 +106,7 @@ Outcome<KeypairRecord> AdminService::setKeypairIdentity(const std::string& acces
   auto keypair = state.keypairs.find(accessKey);
   if (keypair == state.keypairs.end()) return refuse(ErrorKind::UnknownKeypair, "no keypair '" + accessKey + "'");
   if (identity.uid == 0) return refuse(ErrorKind::InvalidRequest, "a uid is required", "uid");
-  if (const KeypairRecord* holder = uidHolder(state, identity.uid, accessKey)) {
-    return refuse(ErrorKind::UidInUse, "uid " + std::to_string(identity.uid) + " is held by keypair " + holder->accessKey, "uid");
-  }
+  if (const KeypairRecord* holder = uidHolder(state, identity.uid, accessKey)) return uidInUse(identity.uid, *holder);
   KeypairRecord stored;
   auto done = ledger_.store().write([&](StoreTransaction& tx) -> Result<void> {
     if (auto set = tx.setKeypairIdentity(accessKey, identity.uid, identity.gid); !set) return set;

@@ -17,8 +17,6 @@
 
 namespace bai::manager {
 
-// Makes the record to store from the stored one (a blank one, name unset, for a create)
-// and the cluster's slot types; an error names the field that was wrong.
 // The uid/gid an admin gives a keypair; an id left 0 is the manager's to give: the
 // lowest free uid of identity.session-uid-range, the gid of identity.session-gid.
 struct KeypairIdentity {
@@ -26,6 +24,8 @@ struct KeypairIdentity {
   std::uint32_t gid = 0;
 };
 
+// Makes the record to store from the stored one (a blank one, name unset, for a create)
+// and the cluster's slot types; an error names the field that was wrong.
 template <class Record>
 using RecordEdit = std::function<Result<Record>(const Record& stored, const SlotTypeTable& types)>;
 
@@ -43,7 +43,8 @@ class AdminService {
                                        const std::string& by = "");
   // Any uid/gid from 1 to kMaxSessionId, in the range or not (an LDAP uid, say): the
   // agents' own allowed ranges are the last guard. UnknownKeypair, UidInUse.
-  Outcome<KeypairRecord> setKeypairIdentity(const std::string& accessKey, KeypairIdentity identity, const std::string& by = "");
+  Outcome<KeypairRecord> setKeypairIdentity(const std::string& accessKey, KeypairIdentity identity,
+                                            const std::string& by = "");
   Outcome<KeypairRecord> setKeypairResourcePolicy(const std::string& accessKey, const std::string& resourcePolicy);
   std::vector<KeypairRecord> keypairs() const;
   std::optional<KeypairRecord> keypair(const std::string& accessKey) const;

@@ -69,7 +69,8 @@ Response error(int status, std::string type, std::string title, std::string deta
 Response error(const DomainError& failure) {
   if (failure.field.empty()) return json(httpStatusOf(failure.kind), apiErrorOf(failure).toJson());
   const protocol::ApiError problem = apiErrorOf(failure);
-  const nlohmann::json body{{"type", problem.type}, {"title", problem.title}, {"detail", problem.detail}, {"field", failure.field}};
+  const nlohmann::json body{
+      {"type", problem.type}, {"title", problem.title}, {"detail", problem.detail}, {"field", failure.field}};
   return json(httpStatusOf(failure.kind), body.dump());
 }
 
@@ -78,15 +79,15 @@ Response error(const DomainError& failure) {
 Outcome<std::uint32_t> sessionIdField(const nlohmann::json& doc, const std::string& field) {
   if (!doc.contains(field)) return std::uint32_t{0};
   const nlohmann::json& value = doc[field];
-  const bool whole = value.is_number_integer();  // unsigned too; never a float or a boolean
-  const bool inRange = value.is_number_unsigned() ? value.get<std::uint64_t>() >= 1 && value.get<std::uint64_t>() <= kMaxSessionId
-                       : whole                    ? value.get<std::int64_t>() >= 1 && value.get<std::int64_t>() <= kMaxSessionId
-                                                  : false;
+  // The parser keeps non-negative integers unsigned; a float or a boolean is no id.
+  const bool inRange = value.is_number_unsigned()  ? value.get<std::uint64_t>() >= 1 && value.get<std::uint64_t>() <= kMaxSessionId
+                       : value.is_number_integer() ? value.get<std::int64_t>() >= 1 && value.get<std::int64_t>() <= kMaxSessionId
+                                                   : false;
   if (!inRange) {
-    return refuse(ErrorKind::InvalidRequest,
-                  field + " must be a whole number from 1 to " + std::to_string(kMaxSessionId) + ", not " + value.dump(), field);
+    const std::string range = "from 1 to " + std::to_string(kMaxSessionId);
+    return refuse(ErrorKind::InvalidRequest, field + " must be a whole number " + range + ", not " + value.dump(), field);
   }
-  return static_cast<std::uint32_t>(value.get<std::int64_t>());
+  return static_cast<std::uint32_t>(value.get<std::uint64_t>());
 }
 
 Outcome<KeypairIdentity> identityFields(const nlohmann::json& doc) {
@@ -544,7 +545,8 @@ Response Api::setKeypairIdentity(Call& call) {
   if (!body) return body.error();
   for (const auto& [key, value] : body->items()) {
     if (key != "uid" && key != "gid") {
-      return error(DomainError{ErrorKind::InvalidRequest, "unknown field '" + key + "'; expected {\"uid\": N, \"gid\": N}", key});
+      const std::string expected = R"(expected {"uid": N, "gid": N})";
+      return error(DomainError{ErrorKind::InvalidRequest, "unknown field '" + key + "'; " + expected, key});
     }
   }
   if (!body->contains("uid")) return error(DomainError{ErrorKind::InvalidRequest, "uid is required", "uid"});

@@ -20,8 +20,9 @@ std::optional<protocol::SessionOwner> ownerOf(const ClusterState& state, const S
   auto keypair = state.keypairs.find(session.owner);
   if (keypair == state.keypairs.end() || keypair->second.uid == 0) return std::nullopt;
   // Keypairs have no user name yet (the users issue adds one): the access key is the name.
-  const std::string name = protocol::isOwnerName(keypair->first) ? keypair->first : "bai-" + std::to_string(keypair->second.uid);
-  return protocol::SessionOwner{keypair->second.uid, keypair->second.gid, name};
+  const KeypairRecord& record = keypair->second;
+  const std::string name = protocol::isOwnerName(record.accessKey) ? record.accessKey : "bai-" + std::to_string(record.uid);
+  return protocol::SessionOwner{record.uid, record.gid, name};
 }
 
 }  // namespace
