@@ -39,21 +39,88 @@ Outcome<Record> edited(const RecordEdit<Record>& edit, const Record& stored, con
   return std::move(*record);
 }
 
+// What a failed keypair write means to the caller. The ledger is checked first; the
+// store's unique uid index is the backstop, its Conflict another keypair holding the uid.
+Failure<DomainError> keypairWriteFailed(const Error& error, std::uint32_t uid) {
+  if (error.code == ErrorCode::OutOfRange) return refuse(ErrorKind::UidRangeExhausted, error.message, "uid");
+  if (error.code == ErrorCode::Conflict && uid != 0) return refuse(ErrorKind::UidInUse, error.message, "uid");
+  if (error.code == ErrorCode::InvalidArgument) return refuse(ErrorKind::InvalidRequest, error.message);
+  return refuse(ErrorKind::StoreFailed, error.message);
+}
+
+// The keypair of `state` other than `accessKey` that holds `uid`, if any.
+const KeypairRecord* uidHolder(const ClusterState& state, std::uint32_t uid, const std::string& accessKey) {
+  for (const auto& [key, record] : state.keypairs) {
+    if (record.uid == uid && key != accessKey) return &record;
+  }
+  return nullptr;
+}
+
+Failure<DomainError> uidInUse(std::uint32_t uid, const KeypairRecord& holder) {
+  return refuse(ErrorKind::UidInUse, "uid " + std::to_string(uid) + " is held by keypair " + holder.accessKey, "uid");
+}
+
+std::string idsText(const KeypairRecord& record) {
+  return "uid " + std::to_string(record.uid) + ", gid " + std::to_string(record.gid);
+}
+
 }  // namespace
 
-AdminService::AdminService(Ledger& ledger, const PolicyCatalog& policies) : ledger_(ledger), policies_(policies) {}
+AdminService::AdminService(Ledger& ledger, const PolicyCatalog& policies, LogSink log)
+    : ledger_(ledger), policies_(policies), log_(std::move(log)) {}
 
-Outcome<KeypairRecord> AdminService::createKeypair(bool admin, const std::string& resourcePolicy) {
+void AdminService::audit(const std::string& by, const std::string& what) const {
+  if (log_) log_(LogLevel::Info, "admin", (by.empty() ? std::string("an admin") : "admin " + by) + ": " + what);
+}
+
+Outcome<KeypairRecord> AdminService::createKeypair(bool admin, const std::string& resourcePolicy, KeypairIdentity identity,
+                                                   const std::string& by) {
   const Keypair generated = generateKeypair();
-  KeypairRecord record{generated.accessKey, generated.secretKey, admin, true, nowMillis(), resourcePolicy};
+  KeypairRecord record{generated.accessKey, generated.secretKey, admin,        true,
+                       nowMillis(),         resourcePolicy,      identity.uid, identity.gid};
   const Guard guard = ledger_.lock();
   ClusterState& state = ledger_.state(guard);
   if (!resourcePolicy.empty() && state.resourcePolicies.count(resourcePolicy) == 0) return unknownPolicy(resourcePolicy);
-  if (auto done = ledger_.store().write([&](StoreTransaction& tx) { return tx.insertKeypair(record); }); !done) {
-    return refuse(ErrorKind::StoreFailed, done.error().message);
+  if (const KeypairRecord* holder = identity.uid != 0 ? uidHolder(state, identity.uid, record.accessKey) : nullptr) {
+    return uidInUse(identity.uid, *holder);
   }
+  // The uid is allocated in the insert's own transaction, so two creates never share one.
+  auto done = ledger_.store().write([&](StoreTransaction& tx) -> Result<void> {
+    if (auto inserted = tx.insertKeypair(record); !inserted) return inserted;
+    auto stored = tx.keypair(record.accessKey);
+    if (!stored) return Failure{stored.error()};
+    if (!*stored) return fail(ErrorCode::Internal, "keypair " + record.accessKey + " vanished after its insert");
+    record = **stored;
+    return {};
+  });
+  if (!done) return keypairWriteFailed(done.error(), identity.uid);
   state.keypairs[record.accessKey] = record;
+  audit(by, "created keypair " + record.accessKey + (admin ? " (admin)" : "") + " with " + idsText(record));
   return record;
+}
+
+Outcome<KeypairRecord> AdminService::setKeypairIdentity(const std::string& accessKey, KeypairIdentity identity,
+                                                        const std::string& by) {
+  const Guard guard = ledger_.lock();
+  ClusterState& state = ledger_.state(guard);
+  auto keypair = state.keypairs.find(accessKey);
+  if (keypair == state.keypairs.end()) return refuse(ErrorKind::UnknownKeypair, "no keypair '" + accessKey + "'");
+  if (identity.uid == 0) return refuse(ErrorKind::InvalidRequest, "a uid is required", "uid");
+  if (const KeypairRecord* holder = uidHolder(state, identity.uid, accessKey)) return uidInUse(identity.uid, *holder);
+  KeypairRecord stored;
+  auto done = ledger_.store().write([&](StoreTransaction& tx) -> Result<void> {
+    if (auto set = tx.setKeypairIdentity(accessKey, identity.uid, identity.gid); !set) return set;
+    auto read = tx.keypair(accessKey);
+    if (!read) return Failure{read.error()};
+    if (!*read) return fail(ErrorCode::NotFound, "keypair '" + accessKey + "' not found");
+    stored = **read;
+    return {};
+  });
+  if (!done) return keypairWriteFailed(done.error(), identity.uid);
+  const std::string before = idsText(keypair->second);
+  keypair->second = stored;
+  audit(by, "keypair " + accessKey + " now runs sessions as " + idsText(stored) + " (was " + before + ")");
+  return stored;
 }
 
 Outcome<KeypairRecord> AdminService::setKeypairResourcePolicy(const std::string& accessKey, const std::string& resourcePolicy) {

@@ -3,6 +3,7 @@
 // ledger, and wakes placement (a lifted limit or an activated group may place sessions).
 //
 // Threads: API threads. Keeps no state of its own.
+// Keypair changes that decide who sessions run as are logged (the admin and the ids).
 #pragma once
 
 #include "domain_error.hpp"
@@ -16,6 +17,13 @@
 
 namespace bai::manager {
 
+// The uid/gid an admin gives a keypair; an id left 0 is the manager's to give: the
+// lowest free uid of identity.session-uid-range, the gid of identity.session-gid.
+struct KeypairIdentity {
+  std::uint32_t uid = 0;
+  std::uint32_t gid = 0;
+};
+
 // Makes the record to store from the stored one (a blank one, name unset, for a create)
 // and the cluster's slot types; an error names the field that was wrong.
 template <class Record>
@@ -26,10 +34,17 @@ class AdminService {
   using Guard = Ledger::Guard;
 
   // `policies` (must outlive the service) are what a scaling group may name.
-  AdminService(Ledger& ledger, const PolicyCatalog& policies);
+  AdminService(Ledger& ledger, const PolicyCatalog& policies, LogSink log = {});
 
-  // UnknownResourcePolicy when `resourcePolicy` (empty: none) is not defined.
-  Outcome<KeypairRecord> createKeypair(bool admin, const std::string& resourcePolicy = "");
+  // UnknownResourcePolicy when `resourcePolicy` (empty: none) is not defined; UidInUse
+  // when another keypair holds the uid; UidRangeExhausted when none is left to give.
+  // `by` (the admin's access key) is for the log.
+  Outcome<KeypairRecord> createKeypair(bool admin, const std::string& resourcePolicy = "", KeypairIdentity identity = {},
+                                       const std::string& by = "");
+  // Any uid/gid from 1 to kMaxSessionId, in the range or not (an LDAP uid, say): the
+  // agents' own allowed ranges are the last guard. UnknownKeypair, UidInUse.
+  Outcome<KeypairRecord> setKeypairIdentity(const std::string& accessKey, KeypairIdentity identity,
+                                            const std::string& by = "");
   Outcome<KeypairRecord> setKeypairResourcePolicy(const std::string& accessKey, const std::string& resourcePolicy);
   std::vector<KeypairRecord> keypairs() const;
   std::optional<KeypairRecord> keypair(const std::string& accessKey) const;
@@ -50,8 +65,11 @@ class AdminService {
   std::optional<ResourcePolicyRecord> resourcePolicy(const std::string& name) const;
 
  private:
+  void audit(const std::string& by, const std::string& what) const;
+
   Ledger& ledger_;
   const PolicyCatalog& policies_;
+  LogSink log_;
 };
 
 }  // namespace bai::manager

@@ -101,7 +101,8 @@ std::string agentToJson(const AgentSummary& a, const std::map<std::string, SlotT
 
 nlohmann::json keypairToJson(const KeypairRecord& key) {
   return {{"access_key", key.accessKey}, {"admin", key.admin}, {"active", key.active},
-          {"created_at_ms", key.createdAtMillis}, {"resource_policy", key.resourcePolicy}};
+          {"created_at_ms", key.createdAtMillis}, {"resource_policy", key.resourcePolicy},
+          {"uid", key.uid}, {"gid", key.gid}};
 }
 
 std::string metricsText(const ClusterFigures& figures, const Metrics& metrics) {

@@ -27,6 +27,8 @@ enum class ErrorKind {
   ResourcePolicyExists,
   SessionNotStarted,     // nothing to read from an agent yet
   IdempotencyKeyReused,  // the key came with another request before
+  UidInUse,              // another keypair holds the uid
+  UidRangeExhausted,     // every uid of identity.session-uid-range is held
   AgentUnreachable,      // the agent did not answer (or its calls are queued too long)
   StoreFailed,           // the change could not be saved; nothing changed
   ShuttingDown,
@@ -35,13 +37,14 @@ enum class ErrorKind {
 struct DomainError {
   ErrorKind kind = ErrorKind::InvalidRequest;
   std::string detail;  // for people: names the input and the limit
+  std::string field = "";  // the request's field that was wrong, when one was
 };
 
 template <class T>
 using Outcome = Result<T, DomainError>;
 
-inline Failure<DomainError> refuse(ErrorKind kind, std::string detail) {
-  return Failure<DomainError>{DomainError{kind, std::move(detail)}};
+inline Failure<DomainError> refuse(ErrorKind kind, std::string detail, std::string field = "") {
+  return Failure<DomainError>{DomainError{kind, std::move(detail), std::move(field)}};
 }
 
 }  // namespace bai::manager

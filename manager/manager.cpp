@@ -50,7 +50,7 @@ Manager::Manager(const ManagerSettings& settings, std::unique_ptr<Store> store, 
       round_(ledger_, lifecycle_, *policies_, defaultPolicies(settings), metrics_, log_),
       scheduler_(ledger_, tracker_, lifecycle_, round_),
       sessions_(ledger_, lifecycle_, dispatcher_, waiters_),
-      admin_(ledger_, *policies_) {
+      admin_(ledger_, *policies_, log_) {
   ledger_.onSessionEnded([this](const SessionRecord& session) { waiters_.finished(session); });
 }
 

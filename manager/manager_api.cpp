@@ -43,6 +43,8 @@ constexpr std::array kKinds = {
     KindInfo{ErrorKind::ScalingGroupExists, 409, "scaling-group-exists", "The scaling group exists"},
     KindInfo{ErrorKind::ResourcePolicyExists, 409, "resource-policy-exists", "The resource policy exists"},
     KindInfo{ErrorKind::SessionNotStarted, 409, "no-logs-yet", "The session has not started"},
+    KindInfo{ErrorKind::UidInUse, 409, "uid-in-use", "Another keypair holds the uid"},
+    KindInfo{ErrorKind::UidRangeExhausted, 409, "uid-range-exhausted", "No uid of the session uid range is free"},
     KindInfo{ErrorKind::IdempotencyKeyReused, 409, "idempotency-key-reused", "The idempotency key was used for another request"},
     KindInfo{ErrorKind::AgentUnreachable, 502, "agent-unreachable", "The agent did not answer"},
     KindInfo{ErrorKind::StoreFailed, 500, "store-error", "The cluster state could not be saved"},
@@ -62,7 +64,39 @@ Response error(int status, std::string type, std::string title, std::string deta
   return json(status, protocol::ApiError{std::move(type), std::move(title), std::move(detail)}.toJson());
 }
 
-Response error(const DomainError& failure) { return json(httpStatusOf(failure.kind), apiErrorOf(failure).toJson()); }
+// A problem document; one about a field of the request names it in "field" (an
+// extension member, as RFC 9457 allows).
+Response error(const DomainError& failure) {
+  if (failure.field.empty()) return json(httpStatusOf(failure.kind), apiErrorOf(failure).toJson());
+  const protocol::ApiError problem = apiErrorOf(failure);
+  const nlohmann::json body{
+      {"type", problem.type}, {"title", problem.title}, {"detail", problem.detail}, {"field", failure.field}};
+  return json(httpStatusOf(failure.kind), body.dump());
+}
+
+// uid or gid of a keypair request: absent is 0 (the manager's to give); else a whole
+// number from 1 to kMaxSessionId, never a string, a fraction or a boolean.
+Outcome<std::uint32_t> sessionIdField(const nlohmann::json& doc, const std::string& field) {
+  if (!doc.contains(field)) return std::uint32_t{0};
+  const nlohmann::json& value = doc[field];
+  // The parser keeps non-negative integers unsigned; a float or a boolean is no id.
+  const bool inRange = value.is_number_unsigned()  ? value.get<std::uint64_t>() >= 1 && value.get<std::uint64_t>() <= kMaxSessionId
+                       : value.is_number_integer() ? value.get<std::int64_t>() >= 1 && value.get<std::int64_t>() <= kMaxSessionId
+                                                   : false;
+  if (!inRange) {
+    const std::string range = "from 1 to " + std::to_string(kMaxSessionId);
+    return refuse(ErrorKind::InvalidRequest, field + " must be a whole number " + range + ", not " + value.dump(), field);
+  }
+  return static_cast<std::uint32_t>(value.get<std::uint64_t>());
+}
+
+Outcome<KeypairIdentity> identityFields(const nlohmann::json& doc) {
+  auto uid = sessionIdField(doc, "uid");
+  if (!uid) return Failure{uid.error()};
+  auto gid = sessionIdField(doc, "gid");
+  if (!gid) return Failure{gid.error()};
+  return KeypairIdentity{*uid, *gid};
+}
 
 Response notFound(const Request& request) { return error(404, "not-found", "No such resource", request.method + " " + request.path); }
 
@@ -219,6 +253,7 @@ class Api {
   void getSession(Call& call, Responder respond);
   Response createKeypair(Call& call);
   Response patchKeypair(Call& call);
+  Response setKeypairIdentity(Call& call);
   std::string sessionJson(const SessionRecord& session) {
     return sessionToJson(session, session.status == SessionStatus::Pending ? manager_.pendingReason(session.id) : "");
   }
@@ -356,6 +391,7 @@ std::vector<Route> Api::routes() {
        }},
       {"POST", "/v1/keypairs", Role::Admin, sync(&Api::createKeypair, this)},
       {"PATCH", "/v1/keypairs/{}", Role::Admin, sync(&Api::patchKeypair, this)},
+      {"PUT", "/v1/keypairs/{}/identity", Role::Admin, sync(&Api::setKeypairIdentity, this)},
   };
   for (auto& route : adminRoutes()) table.push_back(std::move(route));
   return table;
@@ -391,6 +427,11 @@ std::vector<Route> Api::adminRoutes() {
                               [respond](Outcome<AgentReply> reply) { respond(passThrough(std::move(reply), "application/json")); });
        }},
       {"GET", "/v1/keypairs", Role::Admin, [&admin](Call&, Responder r) { r(listReply(admin.keypairs(), keypairToJson)); }},
+      {"GET", "/v1/keypairs/{}", Role::Admin,
+       [&admin](Call& call, Responder respond) {
+         if (auto keypair = admin.keypair(call.params[0])) return respond(json(200, keypairToJson(*keypair).dump()));
+         respond(error(DomainError{ErrorKind::UnknownKeypair, "no keypair '" + call.params[0] + "'"}));
+       }},
       {"GET", "/v1/scaling-groups", Role::Admin,
        [&admin](Call&, Responder r) { r(listReply(admin.scalingGroups(), scalingGroupToJson)); }},
       {"POST", "/v1/scaling-groups", Role::Admin, withBody([&admin](Call&, const nlohmann::json& body) {
@@ -474,13 +515,18 @@ Response Api::createKeypair(Call& call) {
   const nlohmann::json doc = parsed ? std::move(*parsed) : nlohmann::json();
   if (!doc.is_object() || (doc.contains("admin") && !doc["admin"].is_boolean()) ||
       (doc.contains("resource_policy") && !doc["resource_policy"].is_string())) {
-    return error(400, "invalid-request", "Invalid keypair request", "expected {\"admin\": true|false, \"resource_policy\": \"name\"}");
+    return error(400, "invalid-request", "Invalid keypair request",
+                 "expected {\"admin\": true|false, \"resource_policy\": \"name\", \"uid\": N, \"gid\": N}");
   }
-  auto created = manager_.admin().createKeypair(doc.value("admin", false), doc.value("resource_policy", ""));
+  auto identity = identityFields(doc);
+  if (!identity) return error(identity.error());
+  auto created = manager_.admin().createKeypair(doc.value("admin", false), doc.value("resource_policy", ""), *identity,
+                                                call.caller.accessKey);
   if (!created) return error(created.error());
   // The secret is shown once, to the admin who asked; it is never logged.
   return json(201, nlohmann::json{{"access_key", created->accessKey}, {"secret_key", created->secretKey},
-                                  {"admin", created->admin}, {"resource_policy", created->resourcePolicy}}.dump());
+                                  {"admin", created->admin}, {"resource_policy", created->resourcePolicy},
+                                  {"uid", created->uid}, {"gid", created->gid}}.dump());
 }
 
 Response Api::patchKeypair(Call& call) {
@@ -491,6 +537,22 @@ Response Api::patchKeypair(Call& call) {
   }
   return reply(200, manager_.admin().setKeypairResourcePolicy(call.params[0], (*body)["resource_policy"].get<std::string>()),
                keypairToJson);
+}
+
+// {"uid": N} or {"uid": N, "gid": N}; a gid left out is identity.session-gid's for the uid.
+Response Api::setKeypairIdentity(Call& call) {
+  auto body = objectBody(call.request);
+  if (!body) return body.error();
+  for (const auto& [key, value] : body->items()) {
+    if (key != "uid" && key != "gid") {
+      const std::string expected = R"(expected {"uid": N, "gid": N})";
+      return error(DomainError{ErrorKind::InvalidRequest, "unknown field '" + key + "'; " + expected, key});
+    }
+  }
+  if (!body->contains("uid")) return error(DomainError{ErrorKind::InvalidRequest, "uid is required", "uid"});
+  auto identity = identityFields(*body);
+  if (!identity) return error(identity.error());
+  return reply(200, manager_.admin().setKeypairIdentity(call.params[0], *identity, call.caller.accessKey), keypairToJson);
 }
 
 }  // namespace

@@ -48,6 +48,11 @@ const config::Schema& managerConfigSchema() {
        "policy sets default_session_slots; counted against quotas and enforced by the agent"},
       {"scheduler.max-pending-per-keypair", KeyType::Integer, "100",
        "pending sessions a keypair may have when its resource policy sets no max_pending_session_count; 0: no limit"},
+      {"identity.session-uid-range", KeyType::String, "\"200000-299999\"",
+       "FIRST-LAST: a keypair created without a uid gets the lowest one here that no keypair holds "
+       "(1000 <= FIRST <= LAST <= 4294967294); agents accept only uids of their own runtime.session-uid-ranges"},
+      {"identity.session-gid", KeyType::String, "\"uid\"",
+       "gid of a keypair created without one: \"uid\" (each keypair its own group, gid = uid) or one gid for all"},
   });
   return schema;
 }
@@ -149,6 +154,12 @@ Result<ManagerSettings> managerSettings(const config::Config& c) {
     return fail(ErrorCode::InvalidArgument, "scheduler.max-pending-per-keypair must be 0 to 1000000");
   }
   s.maxPendingPerKeypair = static_cast<int>(maxPending);
+  auto identity = parseUidRange(c.string("identity.session-uid-range"), "identity.session-uid-range");
+  if (!identity) return Failure{identity.error()};
+  auto gid = parseSessionGid(c.string("identity.session-gid"), "identity.session-gid");
+  if (!gid) return Failure{gid.error()};
+  identity->sessionGid = *gid;
+  s.identity = *identity;
   return s;
 }
 

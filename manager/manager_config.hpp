@@ -4,6 +4,7 @@
 
 #include "config_schema.hpp"
 #include "log_sink.hpp"
+#include "store/session_identity.hpp"
 
 #include <bai/result.hpp>
 
@@ -41,6 +42,7 @@ struct ManagerSettings {
   // What a request gets of each intrinsic slot it names no amount of: {"cpu", "1"}.
   std::vector<std::pair<std::string, std::string>> defaultSessionSlots = {{"cpu", "1"}, {"mem", "1g"}};
   int maxPendingPerKeypair = 100;  // pending sessions per keypair whose policy sets none; 0: no limit
+  IdentityPolicy identity;         // uids and gids of keypairs created without them
 };
 
 Result<ManagerSettings> managerSettings(const config::Config& config);

@@ -14,6 +14,17 @@ SessionStatus endStatusOf(const protocol::SessionInfo& info) {
   return info.state == protocol::SessionState::Failed ? SessionStatus::Error : SessionStatus::Terminated;
 }
 
+// Who the session runs as: its keypair's uid/gid as they are now (an admin's set-uid
+// applies to the sessions started after it), named by the access key.
+std::optional<protocol::SessionOwner> ownerOf(const ClusterState& state, const SessionRecord& session) {
+  auto keypair = state.keypairs.find(session.owner);
+  if (keypair == state.keypairs.end() || keypair->second.uid == 0) return std::nullopt;
+  // Keypairs have no user name yet (the users issue adds one): the access key is the name.
+  const KeypairRecord& record = keypair->second;
+  const std::string name = protocol::isOwnerName(record.accessKey) ? record.accessKey : "bai-" + std::to_string(record.uid);
+  return protocol::SessionOwner{record.uid, record.gid, name};
+}
+
 }  // namespace
 
 SessionLifecycle::SessionLifecycle(Ledger& ledger, AgentDispatcher& dispatcher, Metrics& metrics, LogSink log)
@@ -65,8 +76,11 @@ std::optional<SessionLifecycle::Target> SessionLifecycle::targetNow(const std::s
 }
 
 void SessionLifecycle::start(const Guard& guard, const std::string& id) {
-  const SessionRecord& session = ledger_.state(guard).active.at(id);
-  const protocol::CreateSessionRequest request{id, session.command, session.env, session.requested};
+  const ClusterState& state = ledger_.state(guard);
+  const SessionRecord& session = state.active.at(id);
+  const protocol::CreateSessionRequest request{id, session.command, session.env, session.requested, ownerOf(state, session)};
+  // The agent refuses a session without an owner and says so; the log says why here.
+  if (!request.owner) log(LogLevel::Error, "session " + id + ": keypair " + session.owner + " has no uid; the agent will refuse it");
   queue(
       guard, id, [request](const AgentClient& client, const std::string& url) { return client.createSession(url, request); },
       [this, id](const Guard& after, const Target& target, auto created) { finishStart(after, id, target, std::move(created)); },

@@ -182,7 +182,7 @@ const std::string kAgentColumns =
     "device_health_json, last_event_seq, registered_at_ms, status_changed_at_ms FROM agents";
 
 // The store's reads and writes inside a transaction that `connection` has begun
-// (sqlite_transaction.cpp); valid until it ends.
-std::unique_ptr<StoreTransaction> makeTransaction(Connection& connection, bool writable);
+// (sqlite_transaction.cpp); valid until it ends. `identity` allocates keypairs' uids.
+std::unique_ptr<StoreTransaction> makeTransaction(Connection& connection, bool writable, const IdentityPolicy& identity);
 
 }  // namespace bai::manager::sqlite

@@ -1,7 +1,12 @@
 #include "sqlite_migrations.hpp"
 
+#include "sqlite_connection.hpp"
+
 namespace bai::manager {
 namespace {
+
+using sqlite::Connection;
+using sqlite::Statement;
 
 // Each migration is one transaction; its index + 1 is the schema version it produces.
 // Never edit a released step: add a new one.
@@ -108,10 +113,55 @@ const std::vector<std::vector<const char*>> kMigrations = {
             expires_at_ms INTEGER NOT NULL) WITHOUT ROWID)sql",
         "CREATE INDEX request_nonces_by_expiry ON request_nonces (expires_at_ms)",
     },
+    {
+        // The uid/gid a keypair's sessions run under; fillMigrationData gives the existing
+        // keypairs theirs. A column added to a table with rows cannot be NOT NULL without
+        // a default, so triggers refuse a keypair without both ids instead.
+        "ALTER TABLE keypairs ADD COLUMN uid INTEGER",
+        "ALTER TABLE keypairs ADD COLUMN gid INTEGER",
+        "CREATE UNIQUE INDEX keypairs_by_uid ON keypairs (uid)",
+      R"sql(CREATE TRIGGER keypairs_insert_needs_identity BEFORE INSERT ON keypairs
+            WHEN NEW.uid IS NULL OR NEW.gid IS NULL OR NEW.uid < 1 OR NEW.gid < 1
+            BEGIN SELECT RAISE(ABORT, 'a keypair needs a uid and a gid'); END)sql",
+      R"sql(CREATE TRIGGER keypairs_update_needs_identity BEFORE UPDATE OF uid, gid ON keypairs
+            WHEN NEW.uid IS NULL OR NEW.gid IS NULL OR NEW.uid < 1 OR NEW.gid < 1
+            BEGIN SELECT RAISE(ABORT, 'a keypair needs a uid and a gid'); END)sql",
+    },
 };
+
+// Version 6: each existing keypair gets the next uid of the range in access-key order,
+// and the policy's gid for it.
+Result<void> assignFirstIdentities(Connection& db, const IdentityPolicy& identity) {
+  Result<std::string> count = db.pragmaText("SELECT COUNT(*) FROM keypairs");
+  if (!count.ok()) return Failure{count.error()};
+  const std::int64_t keypairs = std::stoll(count->empty() ? "0" : *count);
+  const std::int64_t room = std::int64_t{identity.lastUid} - identity.firstUid + 1;
+  if (keypairs > room) {
+    return fail(ErrorCode::OutOfRange, "the database holds " + std::to_string(keypairs) +
+                                           " keypairs but identity.session-uid-range " + identity.rangeText() +
+                                           " only " + std::to_string(room) + " uids; widen the range");
+  }
+  Result<Statement> stmt = db.prepare(
+      "UPDATE keypairs SET uid = numbered.uid, gid = COALESCE(?2, numbered.uid) FROM "
+      "(SELECT access_key, ?1 + ROW_NUMBER() OVER (ORDER BY access_key) - 1 AS uid FROM keypairs) AS numbered "
+      "WHERE keypairs.access_key = numbered.access_key");
+  if (!stmt.ok()) return Failure{stmt.error()};
+  stmt->bind(std::int64_t{identity.firstUid});
+  if (identity.sessionGid) {
+    stmt->bind(std::int64_t{*identity.sessionGid});
+  } else {
+    stmt->bindNull();
+  }
+  return stmt->run();
+}
 
 }  // namespace
 
 const std::vector<std::vector<const char*>>& sqliteMigrations() { return kMigrations; }
+
+Result<void> fillMigrationData(sqlite::Connection& db, int version, const IdentityPolicy& identity) {
+  if (version == 6) return assignFirstIdentities(db, identity);
+  return {};
+}
 
 }  // namespace bai::manager

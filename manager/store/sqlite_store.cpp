@@ -53,8 +53,8 @@ int latestSchemaVersion() { return static_cast<int>(sqliteMigrations().size()); 
 
 class SqliteStore final : public Store {
  public:
-  SqliteStore(sqlite3* db, std::string url, std::optional<FileLock> lock)
-      : lock_(std::move(lock)), db_(db), url_(std::move(url)) {}
+  SqliteStore(sqlite3* db, std::string url, std::optional<FileLock> lock, IdentityPolicy identity)
+      : lock_(std::move(lock)), db_(db), url_(std::move(url)), identity_(identity) {}
 
   Result<void> configure(bool inMemory, const StoreOptions& options) {
     sqlite3_extended_result_codes(db_.handle(), 1);
@@ -110,6 +110,10 @@ class SqliteStore final : public Store {
                                              " failed: " + ok.error().message);
       }
     }
+    if (Result<void> ok = fillMigrationData(db_, found + 1, identity_); !ok.ok()) {
+      return fail(ok.error().code, url_ + ": migration to schema version " + std::to_string(found + 1) +
+                                       " failed: " + ok.error().message);
+    }
     // PRAGMA takes no parameters; the value is our own integer.
     if (Result<void> ok = db_.exec("PRAGMA user_version = " + std::to_string(found + 1)); !ok.ok()) return ok;
     version_ = found + 1;
@@ -134,7 +138,7 @@ class SqliteStore final : public Store {
     if (Result<void> begun = db_.exec(writable ? "BEGIN IMMEDIATE" : "BEGIN"); !begun.ok()) return begun;
     Result<void> result;
     try {
-      auto transaction = makeTransaction(db_, writable);
+      auto transaction = makeTransaction(db_, writable, identity_);
       result = fn(*transaction);
     } catch (const std::exception& e) {
       result = fail(ErrorCode::Internal, std::string("store transaction aborted by an exception: ") + e.what());
@@ -149,6 +153,7 @@ class SqliteStore final : public Store {
   std::optional<FileLock> lock_;  // released after the connection closes
   Connection db_;
   std::string url_;
+  const IdentityPolicy identity_;
   int version_ = 0;
   std::mutex mutex_;
   std::atomic<std::thread::id> owner_;
@@ -195,7 +200,7 @@ Result<std::unique_ptr<Store>> openStore(const std::string& url, const StoreOpti
     sqlite3_close_v2(db);
     return Failure{error};
   }
-  auto store = std::make_unique<SqliteStore>(db, url, std::move(lock));
+  auto store = std::make_unique<SqliteStore>(db, url, std::move(lock), options.identity);
   if (Result<void> ok = store->configure(inMemory, options); !ok.ok()) return Failure{ok.error()};
   if (Result<void> ok = store->migrate(); !ok.ok()) return Failure{ok.error()};
   return std::unique_ptr<Store>(std::move(store));

@@ -10,17 +10,27 @@ namespace {
 
 class SqliteTransaction final : public StoreTransaction {
  public:
-  SqliteTransaction(Connection& connection, bool writable) : db_(connection), writable_(writable) {}
+  SqliteTransaction(Connection& connection, bool writable, const IdentityPolicy& identity)
+      : db_(connection), writable_(writable), identity_(identity) {}
 
   Result<void> insertKeypair(const KeypairRecord& keypair) override {
     if (Result<void> ok = checkWrite("keypair", keypair.accessKey); !ok.ok()) return ok;
     if (Result<void> known = requirePolicy(keypair.resourcePolicy); !known.ok()) return known;
+    std::uint32_t uid = keypair.uid;
+    if (uid == 0) {
+      Result<std::uint32_t> free = lowestFreeUid();
+      if (!free.ok()) return Failure{free.error()};
+      uid = *free;
+    }
+    const std::uint32_t gid = keypair.gid == 0 ? identity_.gidFor(uid) : keypair.gid;
+    if (Result<void> ok = checkIdentity(keypair.accessKey, uid, gid); !ok.ok()) return ok;
     Result<Statement> stmt = db_.prepare(
-        "INSERT INTO keypairs (access_key, secret_key, is_admin, is_active, created_at_ms, resource_policy) "
-        "VALUES (?, ?, ?, ?, ?, ?)");
+        "INSERT INTO keypairs (access_key, secret_key, is_admin, is_active, created_at_ms, resource_policy, uid, gid) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
     if (!stmt.ok()) return Failure{stmt.error()};
     stmt->bind(keypair.accessKey).bind(keypair.secretKey).bind(keypair.admin).bind(keypair.active);
     stmt->bind(keypair.createdAtMillis).bind(keypair.resourcePolicy);
+    stmt->bind(std::int64_t{uid}).bind(std::int64_t{gid});
     return conflictAs(stmt->run(), "keypair '" + keypair.accessKey + "' already exists");
   }
 
@@ -39,6 +49,16 @@ class SqliteTransaction final : public StoreTransaction {
     Result<Statement> stmt = db_.prepare("UPDATE keypairs SET resource_policy = ? WHERE access_key = ?");
     if (!stmt.ok()) return Failure{stmt.error()};
     stmt->bind(name).bind(accessKey);
+    return requireChange(stmt->run(), "keypair '" + accessKey + "' not found");
+  }
+
+  Result<void> setKeypairIdentity(const std::string& accessKey, std::uint32_t uid, std::uint32_t gid) override {
+    if (Result<void> ok = checkWrite("keypair", accessKey); !ok.ok()) return ok;
+    if (gid == 0) gid = identity_.gidFor(uid);
+    if (Result<void> ok = checkIdentity(accessKey, uid, gid); !ok.ok()) return ok;
+    Result<Statement> stmt = db_.prepare("UPDATE keypairs SET uid = ?, gid = ? WHERE access_key = ?");
+    if (!stmt.ok()) return Failure{stmt.error()};
+    stmt->bind(std::int64_t{uid}).bind(std::int64_t{gid}).bind(accessKey);
     return requireChange(stmt->run(), "keypair '" + accessKey + "' not found");
   }
 
@@ -397,9 +417,45 @@ class SqliteTransaction final : public StoreTransaction {
     }
   }
 
+  // The lowest uid of the range that no keypair holds: the range's first, or the one
+  // after a held uid whose successor is free (the unique index keeps both probes cheap).
+  Result<std::uint32_t> lowestFreeUid() {
+    Result<Statement> stmt = db_.prepare(
+        "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM keypairs WHERE uid = ?1) THEN ?1 ELSE "
+        "(SELECT MIN(held.uid + 1) FROM keypairs AS held WHERE held.uid >= ?1 AND held.uid < ?2 "
+        "AND NOT EXISTS (SELECT 1 FROM keypairs AS next WHERE next.uid = held.uid + 1)) END");
+    if (!stmt.ok()) return Failure{stmt.error()};
+    stmt->bind(std::int64_t{identity_.firstUid}).bind(std::int64_t{identity_.lastUid});
+    Result<bool> row = stmt->step();
+    if (!row.ok()) return Failure{row.error()};
+    if (!*row || stmt->isNull(0)) {
+      return fail(ErrorCode::OutOfRange, "every uid of the session uid range " + identity_.rangeText() +
+                                             " (identity.session-uid-range) is held; give the keypair a uid or widen the range");
+    }
+    return static_cast<std::uint32_t>(stmt->integer(0));
+  }
+
+  // Ids the kernel can run a session under, and a uid no other keypair holds.
+  Result<void> checkIdentity(const std::string& accessKey, std::uint32_t uid, std::uint32_t gid) {
+    for (auto [name, id] : {std::pair{"uid", uid}, std::pair{"gid", gid}}) {
+      if (id == 0 || id > kMaxSessionId) {
+        return fail(ErrorCode::InvalidArgument,
+                    std::string(name) + " " + std::to_string(id) + " is not from 1 to " + std::to_string(kMaxSessionId));
+      }
+    }
+    Result<Statement> stmt = db_.prepare("SELECT access_key FROM keypairs WHERE uid = ? AND access_key != ?");
+    if (!stmt.ok()) return Failure{stmt.error()};
+    stmt->bind(std::int64_t{uid}).bind(accessKey);
+    Result<bool> row = stmt->step();
+    if (!row.ok()) return Failure{row.error()};
+    if (*row) return fail(ErrorCode::Conflict, "uid " + std::to_string(uid) + " is held by keypair '" + stmt->text(0) + "'");
+    return {};
+  }
+
   Result<std::vector<KeypairRecord>> readKeypairs(const std::string& tail, const std::optional<std::string>& key) {
     Result<Statement> stmt = db_.prepare(
-        "SELECT access_key, secret_key, is_admin, is_active, created_at_ms, resource_policy FROM keypairs" + tail);
+        "SELECT access_key, secret_key, is_admin, is_active, created_at_ms, resource_policy, uid, gid FROM keypairs" +
+        tail);
     if (!stmt.ok()) return Failure{stmt.error()};
     if (key) stmt->bind(*key);
     std::vector<KeypairRecord> found;
@@ -408,7 +464,8 @@ class SqliteTransaction final : public StoreTransaction {
       if (!row.ok()) return Failure{row.error()};
       if (!*row) return found;
       found.push_back(KeypairRecord{stmt->text(0), stmt->text(1), stmt->integer(2) != 0, stmt->integer(3) != 0,
-                                    stmt->integer(4), stmt->text(5)});
+                                    stmt->integer(4), stmt->text(5), static_cast<std::uint32_t>(stmt->integer(6)),
+                                    static_cast<std::uint32_t>(stmt->integer(7))});
     }
   }
 
@@ -607,12 +664,13 @@ class SqliteTransaction final : public StoreTransaction {
 
   Connection& db_;
   bool writable_;
+  const IdentityPolicy& identity_;
 };
 
 }  // namespace
 
-std::unique_ptr<StoreTransaction> makeTransaction(Connection& connection, bool writable) {
-  return std::make_unique<SqliteTransaction>(connection, writable);
+std::unique_ptr<StoreTransaction> makeTransaction(Connection& connection, bool writable, const IdentityPolicy& identity) {
+  return std::make_unique<SqliteTransaction>(connection, writable, identity);
 }
 
 }  // namespace bai::manager::sqlite

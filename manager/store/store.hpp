@@ -4,6 +4,8 @@
 // text, never as floating point.
 #pragma once
 
+#include "session_identity.hpp"
+
 #include <bai/result.hpp>
 #include <bai/slots.hpp>
 
@@ -38,6 +40,10 @@ struct KeypairRecord {
   // Empty: no policy, nothing limited. Initialised so that brace-initialising only the
   // fields above stays free of -Wmissing-field-initializers (as in the records below).
   std::string resourcePolicy = "";
+  // The identity its sessions run under. Never 0 in a stored keypair: insertKeypair
+  // allocates a uid left 0 and gives a gid left 0 by the store's IdentityPolicy.
+  std::uint32_t uid = 0;
+  std::uint32_t gid = 0;
 };
 
 // How a scaling group's pending sessions are ordered and placed.
@@ -136,12 +142,18 @@ class StoreTransaction {
  public:
   virtual ~StoreTransaction() = default;
 
-  // Conflict if it exists; NotFound if it names an unknown resource policy.
+  // Conflict if it exists or its uid is another keypair's; NotFound if it names an
+  // unknown resource policy. A uid of 0 becomes the lowest uid of the store's range that
+  // no keypair holds (OutOfRange when none is left), a gid of 0 the policy's gid for the
+  // uid: read the record back to see them.
   virtual Result<void> insertKeypair(const KeypairRecord& keypair) = 0;
   virtual Result<std::optional<KeypairRecord>> keypair(const std::string& accessKey) = 0;
   virtual Result<std::vector<KeypairRecord>> keypairs() = 0;
   // NotFound when either the keypair or the policy (unless `name` is empty) is unknown.
   virtual Result<void> setKeypairResourcePolicy(const std::string& accessKey, const std::string& name) = 0;
+  // Both ids from 1 to kMaxSessionId, any range (a gid of 0: the policy's gid for the
+  // uid); NotFound for an unknown keypair, Conflict when another keypair holds the uid.
+  virtual Result<void> setKeypairIdentity(const std::string& accessKey, std::uint32_t uid, std::uint32_t gid) = 0;
 
   // Upserts replace every field but createdAtMillis, which an existing row keeps.
   virtual Result<void> upsertScalingGroup(const ScalingGroupRecord& group) = 0;
@@ -197,6 +209,9 @@ struct StoreOptions {
   // Held for the store's life: a second process asking for it is refused at once, naming
   // the holder (SQLite: an flock on "<file>.lock" beside the database). For the daemon.
   bool exclusive = false;
+  // Where keypairs created without a uid get theirs (insertKeypair, and the migration
+  // that gave the keypairs of an older database their first one).
+  IdentityPolicy identity = {};
 };
 
 class Store {

@@ -118,6 +118,7 @@ Result<Startup> prepareStartup(const std::string& configFile, const std::map<std
   StoreOptions storeOptions;
   storeOptions.fullSync = settings->storeFullSync;
   storeOptions.exclusive = true;  // a second manager on this database is refused here
+  storeOptions.identity = settings->identity;
   auto store = openStore(settings->db, storeOptions);
   if (!store) return Failure{store.error()};
   return Startup{std::move(*config), std::move(*settings), std::move(*token), std::move(metricsToken), std::move(*listen),

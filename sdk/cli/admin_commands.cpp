@@ -104,9 +104,10 @@ void printAllocationMap(const client::AllocationMap& map) {
 }
 
 void printKeypairs(const std::vector<client::Keypair>& keypairs) {
-  Table table({"ACCESS KEY", "ADMIN", "ACTIVE", "RESOURCE POLICY", "CREATED"});
+  Table table({"ACCESS KEY", "ADMIN", "ACTIVE", "UID", "GID", "RESOURCE POLICY", "CREATED"});
+  const auto id = [](std::int64_t value) { return value == 0 ? std::string("-") : std::to_string(value); };
   for (const auto& key : keypairs) {
-    table.add({key.accessKey, key.admin ? "yes" : "no", key.active ? "yes" : "no",
+    table.add({key.accessKey, key.admin ? "yes" : "no", key.active ? "yes" : "no", id(key.uid), id(key.gid),
                key.resourcePolicy.empty() ? "-" : key.resourcePolicy, formatAge(key.createdAtMs)});
   }
   table.print(std::cout);
@@ -233,22 +234,32 @@ void addKeypairCommands(CLI::App* admin, CommandContext& context) {
   CLI::App* keypair = admin->add_subcommand("keypair", "API keypairs")->require_subcommand(1);
   onRun(keypair->add_subcommand("list", "every keypair (never the secrets)"), context,
         [](CommandContext& c) { return show(c, [](auto& api) { return api.keypairs(); }, printKeypairs); });
+  auto infoKey = std::make_shared<std::string>();
+  CLI::App* info = keypair->add_subcommand("info", "one keypair: its uid/gid, policy and state (never the secret)");
+  info->add_option("access-key", *infoKey, "access key")->required();
+  onRun(info, context, [infoKey](CommandContext& c) {
+    return show(c, [infoKey](auto& api) { return api.keypair(*infoKey); }, [](const client::Keypair& key) { printKeypairs({key}); });
+  });
 
   struct CreateOptions {
     bool admin = false;
     std::string policy;
     std::string out;
+    client::KeypairIds ids;
   };
   auto options = std::make_shared<CreateOptions>();
   CLI::App* create = keypair->add_subcommand("create", "a new keypair; its secret is shown once");
   create->add_flag("--admin", options->admin, "may use the admin commands");
   create->add_option("--resource-policy", options->policy, "the resource policy that limits it");
+  create->add_option("--uid", options->ids.uid,
+                     "uid its sessions run as (default: the lowest free one of the manager's identity.session-uid-range)");
+  create->add_option("--gid", options->ids.gid, "gid its sessions run as (default: the manager's identity.session-gid)");
   create->add_option("--out", options->out,
                      "write the keypair to this new file (mode 0600; usable as BAI_CONFIG) instead of printing the secret");
   onRun(create, context, [options](CommandContext& c) {
     const client::Client* api = c.api();
     if (api == nullptr) return kExitUsage;
-    auto created = api->createKeypair(options->admin, options->policy);
+    auto created = api->createKeypair(options->admin, options->policy, options->ids);
     if (!created) return c.fail(created.error());
     if (!options->out.empty()) {
       const std::string content = "# bai keypair" + std::string(created->admin ? " (admin)" : "") +
@@ -264,6 +275,7 @@ void addKeypairCommands(CLI::App* admin, CommandContext& context) {
       std::cout << created->json << "\n";
     } else {
       std::cout << "access-key = \"" << created->accessKey << "\"\nsecret-key = \"" << created->secretKey << "\"\n";
+      std::cerr << "bai: its sessions run as uid " << created->uid << ", gid " << created->gid << "\n";
       std::cerr << "bai: the secret key is shown only this once\n";
     }
     return kExitOk;
@@ -275,6 +287,20 @@ void addKeypairCommands(CLI::App* admin, CommandContext& context) {
   setPolicy->add_option("policy", change->second, "resource policy name, \"\" for none")->required();
   onRun(setPolicy, context, [change](CommandContext& c) {
     return show(c, [change](auto& api) { return api.setKeypairResourcePolicy(change->first, change->second); },
+                [](const client::Keypair& key) { printKeypairs({key}); });
+  });
+
+  struct IdentityChange {
+    std::string accessKey;
+    client::KeypairIds ids;
+  };
+  auto identity = std::make_shared<IdentityChange>();
+  CLI::App* setUid = keypair->add_subcommand("set-uid", "change the uid (and gid) a keypair's sessions run as, from its next session");
+  setUid->add_option("access-key", identity->accessKey, "access key")->required();
+  setUid->add_option("--uid", identity->ids.uid, "the new uid, 1 to 4294967294, in the range or not (an LDAP uid)")->required();
+  setUid->add_option("--gid", identity->ids.gid, "the new gid (default: the manager's identity.session-gid for the uid)");
+  onRun(setUid, context, [identity](CommandContext& c) {
+    return show(c, [identity](auto& api) { return api.setKeypairIdentity(identity->accessKey, identity->ids); },
                 [](const client::Keypair& key) { printKeypairs({key}); });
   });
 }

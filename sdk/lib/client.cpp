@@ -161,7 +161,8 @@ AllocationMap allocationMapFrom(const Json& doc) {
 
 Keypair keypairFrom(const Json& doc) {
   return Keypair{doc.at("access_key").get<std::string>(), doc.value("admin", false), doc.value("active", true),
-                 doc.value("resource_policy", ""), millis(doc, "created_at_ms"), {}};
+                 doc.value("resource_policy", ""), millis(doc, "created_at_ms"), {}, doc.value("uid", std::int64_t{0}),
+                 doc.value("gid", std::int64_t{0})};
 }
 
 ResourcePolicy resourcePolicyFrom(const Json& doc) {
@@ -430,12 +431,30 @@ ClientResult<std::vector<Keypair>> Client::keypairs() const {
 }
 
 ClientResult<NewKeypair> Client::createKeypair(bool admin, const std::string& resourcePolicy) const {
+  return createKeypair(admin, resourcePolicy, KeypairIds{});
+}
+
+ClientResult<NewKeypair> Client::createKeypair(bool admin, const std::string& resourcePolicy, const KeypairIds& ids) const {
   Json doc = {{"admin", admin}};
   if (!resourcePolicy.empty()) doc["resource_policy"] = resourcePolicy;
+  if (ids.uid) doc["uid"] = *ids.uid;
+  if (ids.gid) doc["gid"] = *ids.gid;
   return expect<NewKeypair>(call("POST", "/v1/keypairs", doc.dump()), [](const Json& reply) {
     return NewKeypair{reply.at("access_key").get<std::string>(), reply.at("secret_key").get<std::string>(),
-                      reply.value("admin", false), reply.value("resource_policy", ""), {}};
+                      reply.value("admin", false), reply.value("resource_policy", ""), {},
+                      reply.value("uid", std::int64_t{0}), reply.value("gid", std::int64_t{0})};
   });
+}
+
+ClientResult<Keypair> Client::keypair(const std::string& accessKey) const {
+  return expect<Keypair>(call("GET", "/v1/keypairs/" + segment(accessKey)), keypairFrom);
+}
+
+ClientResult<Keypair> Client::setKeypairIdentity(const std::string& accessKey, const KeypairIds& ids) const {
+  Json doc = Json::object();
+  if (ids.uid) doc["uid"] = *ids.uid;
+  if (ids.gid) doc["gid"] = *ids.gid;
+  return expect<Keypair>(call("PUT", "/v1/keypairs/" + segment(accessKey) + "/identity", doc.dump()), keypairFrom);
 }
 
 ClientResult<Keypair> Client::setKeypairResourcePolicy(const std::string& accessKey, const std::string& policy) const {

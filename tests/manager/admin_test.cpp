@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdlib>
+#include <mutex>
 
 namespace bai::manager {
 namespace {
@@ -29,14 +30,18 @@ protocol::AgentState nodeState(std::map<std::string, std::string> capacity) {
 
 class AdminTest : public ::testing::Test {
  protected:
-  void startManager() {
+  void startManager(const StoreOptions& storeOptions = {}) {
     ManagerSettings settings;
     settings.schedulerPeriod = 50ms;
     settings.dispatchThreads = 1;
     if (const char* dir = std::getenv("BAI_POLICY_DIR")) settings.policyPath.push_back(dir);  // what groups may name
-    auto store = openStore("sqlite://" + (dir_.path() / "m.db").string());
+    auto store = openStore("sqlite://" + (dir_.path() / "m.db").string(), storeOptions);
     ASSERT_TRUE(store.ok()) << store.error().message;
-    auto manager = Manager::start(settings, std::move(*store), "token", LogSink());
+    LogSink keep = [this](LogLevel, const std::string& source, const std::string& message) {
+      std::lock_guard<std::mutex> lock(logMutex_);
+      logLines_.push_back(source + ": " + message);
+    };
+    auto manager = Manager::start(settings, std::move(*store), "token", keep);
     ASSERT_TRUE(manager.ok()) << manager.error().message;
     manager_ = std::move(*manager);
   }
@@ -63,9 +68,41 @@ class AdminTest : public ::testing::Test {
 
   static Json doc(const char* text) { return Json::parse(text); }
 
+  bool logged(const std::string& text) {
+    std::lock_guard<std::mutex> lock(logMutex_);
+    for (const auto& line : logLines_) {
+      if (line.find(text) != std::string::npos) return true;
+    }
+    return false;
+  }
+
   test::TempDir dir_;
   std::unique_ptr<Manager> manager_;
+  std::mutex logMutex_;
+  std::vector<std::string> logLines_;
 };
+
+TEST_F(AdminTest, AFullUidRangeRefusesANewKeypairButNotOneGivenAUid) {
+  StoreOptions tiny;
+  tiny.identity.firstUid = 250000;
+  tiny.identity.lastUid = 250001;
+  startManager(tiny);
+  ASSERT_TRUE(manager_->admin().createKeypair(false).ok());
+  auto second = manager_->admin().createKeypair(false);
+  ASSERT_TRUE(second.ok()) << second.error().detail;
+  EXPECT_EQ(second->uid, 250001u);
+  auto full = manager_->admin().createKeypair(false);
+  ASSERT_FALSE(full.ok());
+  EXPECT_EQ(full.error().kind, ErrorKind::UidRangeExhausted);
+  EXPECT_EQ(full.error().field, "uid");
+  EXPECT_NE(full.error().detail.find("250000-250001"), std::string::npos) << full.error().detail;
+  EXPECT_EQ(httpStatusOf(ErrorKind::UidRangeExhausted), 409);
+  EXPECT_EQ(apiErrorOf(full.error()).type, "uid-range-exhausted");
+  EXPECT_EQ(manager_->admin().keypairs().size(), 2u) << "nothing half-made";
+  auto given = manager_->admin().createKeypair(false, "", KeypairIdentity{1500000, 0});
+  ASSERT_TRUE(given.ok()) << given.error().detail;
+  EXPECT_EQ(given->gid, 1500000u);
+}
 
 TEST_F(AdminTest, ScalingGroupsAreCreatedPatchedAndKeptAcrossARestart) {
   startManager();
@@ -322,6 +359,79 @@ TEST_F(AdminApiTest, ResourcePolicyAndKeypairRoutes) {
   auto refused = call("POST", "/v1/sessions", R"({"command": ["true"], "resources": {"cpu": "2"}})", &user_);
   EXPECT_EQ(refused.status, 429);
   EXPECT_EQ(refused.body["type"], "too-many-pending");
+}
+
+TEST_F(AdminApiTest, KeypairIdentitiesAreAllocatedSetKeptAndAudited) {
+  // SetUp made the admin's keypair, then the user's: the first two uids of the range.
+  auto user = call("GET", "/v1/keypairs/" + user_.accessKey);
+  ASSERT_EQ(user.status, 200) << user.body.dump();
+  EXPECT_EQ(user.body["uid"], 200001);
+  EXPECT_EQ(user.body["gid"], 200001);
+  EXPECT_FALSE(user.body.contains("secret_key"));
+  EXPECT_EQ(call("GET", "/v1/keypairs/AKGHOST").body["type"], "unknown-keypair");
+
+  auto ldap = call("POST", "/v1/keypairs", R"({"uid": 5000, "gid": 100})");
+  ASSERT_EQ(ldap.status, 201) << ldap.body.dump();
+  EXPECT_EQ(ldap.body["uid"], 5000) << "outside the range: the agents' ranges are the last guard";
+  EXPECT_EQ(ldap.body["gid"], 100);
+  auto groupOnly = call("POST", "/v1/keypairs", R"({"gid": 300})");
+  ASSERT_EQ(groupOnly.status, 201) << groupOnly.body.dump();
+  EXPECT_EQ(groupOnly.body["uid"], 200002) << "the uid allocated, the gid as given";
+  EXPECT_EQ(groupOnly.body["gid"], 300);
+  auto held = call("POST", "/v1/keypairs", R"({"uid": 5000})");
+  EXPECT_EQ(held.status, 409) << held.body.dump();
+  EXPECT_EQ(held.body["type"], "uid-in-use");
+  EXPECT_EQ(held.body["field"], "uid");
+  EXPECT_EQ(call("GET", "/v1/keypairs").body.size(), 4u) << "a refused create makes nothing";
+
+  const std::string target = "/v1/keypairs/" + user_.accessKey + "/identity";
+  auto moved = call("PUT", target, R"({"uid": 7000})");
+  ASSERT_EQ(moved.status, 200) << moved.body.dump();
+  EXPECT_EQ(moved.body["uid"], 7000);
+  EXPECT_EQ(moved.body["gid"], 7000) << "a gid left out is identity.session-gid's: the uid";
+  EXPECT_TRUE(logged("admin " + admin_.accessKey + ": keypair " + user_.accessKey + " now runs sessions as uid 7000, gid 7000"));
+  auto regrouped = call("PUT", target, R"({"uid": 7000, "gid": 8})");
+  ASSERT_EQ(regrouped.status, 200) << regrouped.body.dump();
+  EXPECT_EQ(regrouped.body["gid"], 8);
+  auto taken = call("PUT", target, R"({"uid": 5000})");
+  EXPECT_EQ(taken.status, 409);
+  EXPECT_EQ(taken.body["type"], "uid-in-use");
+  EXPECT_EQ(taken.body["field"], "uid");
+  EXPECT_EQ(call("PUT", "/v1/keypairs/AKGHOST/identity", R"({"uid": 7100})").status, 404);
+  EXPECT_EQ(call("PUT", target, R"({"uid": 7100})", &user_).status, 403) << "admins only";
+  auto missing = call("PUT", target, "{}");
+  EXPECT_EQ(missing.status, 400);
+  EXPECT_EQ(missing.body["field"], "uid");
+  auto stray = call("PUT", target, R"({"uid": 7100, "shell": "/bin/sh"})");
+  EXPECT_EQ(stray.status, 400);
+  EXPECT_EQ(stray.body["field"], "shell");
+
+  restart();
+  server_ = std::make_unique<http::Server>(http::ServerOptions{}, managerApi(*manager_, "token"));
+  ASSERT_TRUE(server_->start().ok());
+  auto kept = call("GET", "/v1/keypairs/" + user_.accessKey);
+  EXPECT_EQ(kept.body["uid"], 7000) << "kept across a restart";
+  EXPECT_EQ(kept.body["gid"], 8);
+}
+
+TEST_F(AdminApiTest, AUidOrGidThatNoSessionCanRunAsIsRefusedNamingTheField) {
+  const std::string target = "/v1/keypairs/" + user_.accessKey + "/identity";
+  for (const char* field : {"uid", "gid"}) {
+    for (const char* value : {"0", "-1", "1.5", "\"5000\"", "true", "null", "4294967295", "99999999999"}) {
+      const std::string other = std::string(field) == "uid" ? "" : R"("uid": 6000, )";
+      const std::string body = "{" + other + "\"" + field + "\": " + value + "}";
+      for (const auto& [method, path] : {std::pair{"POST", std::string("/v1/keypairs")}, std::pair{"PUT", target}}) {
+        auto refused = call(method, path, body);
+        EXPECT_EQ(refused.status, 400) << method << " " << body << ": " << refused.body.dump();
+        EXPECT_EQ(refused.body["type"], "invalid-request") << body;
+        EXPECT_EQ(refused.body["field"], field) << method << " " << body << ": " << refused.body.dump();
+      }
+    }
+  }
+  EXPECT_EQ(call("GET", "/v1/keypairs").body.size(), 2u) << "no refused create made a keypair";
+  EXPECT_EQ(call("GET", "/v1/keypairs/" + user_.accessKey).body["uid"], 200001) << "no refused change changed it";
+  auto highest = call("PUT", target, R"({"uid": 4294967294, "gid": 4294967294})");
+  EXPECT_EQ(highest.status, 200) << highest.body.dump();
 }
 
 // A client whose answer was lost sends the same POST again with the same key: it gets the

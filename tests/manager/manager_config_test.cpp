@@ -20,6 +20,8 @@ TEST(ManagerConfig, TheSampleLoads) {
   EXPECT_EQ(settings->sequencer, "fifo");
   EXPECT_EQ(settings->selector, "concentrated");
   EXPECT_EQ(settings->candidateWindow, 32u);
+  EXPECT_EQ(settings->identity.rangeText(), "200000-299999");
+  EXPECT_FALSE(settings->identity.sessionGid.has_value());
 }
 
 TEST(ManagerConfig, WithoutAFileItServesLoopbackWithSqliteHere) {
@@ -83,10 +85,46 @@ TEST(ManagerConfig, SessionsGetDefaultSlotsAndAPendingCapUnlessConfigured) {
   }
 }
 
+TEST(ManagerConfig, KeypairsGetUidsFromTheirOwnRangeAndGidEqualToUidByDefault) {
+  auto defaults = managerSettings(managerConfigSchema().defaults());
+  ASSERT_TRUE(defaults.ok()) << defaults.error().message;
+  EXPECT_EQ(defaults->identity.firstUid, 200000u);
+  EXPECT_EQ(defaults->identity.lastUid, 299999u);
+  EXPECT_FALSE(defaults->identity.sessionGid.has_value());
+  EXPECT_EQ(defaults->identity.gidFor(200007), 200007u) << "each keypair its own group";
+  EXPECT_EQ(defaults->identity.rangeText(), IdentityPolicy{}.rangeText()) << "one default, in the schema and the struct";
+
+  auto config = managerConfigSchema().parse("[identity]\nsession-uid-range = \"1000-4294967294\"\nsession-gid = \"100\"\n", "m.toml");
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  auto set = managerSettings(*config);
+  ASSERT_TRUE(set.ok()) << set.error().message;
+  EXPECT_EQ(set->identity.firstUid, 1000u);
+  EXPECT_EQ(set->identity.lastUid, 4294967294u);
+  EXPECT_EQ(set->identity.gidFor(5000), 100u);
+
+  for (const auto& [toml, key] : std::vector<std::pair<std::string, std::string>>{
+           {"session-uid-range = \"200000\"", "identity.session-uid-range"},
+           {"session-uid-range = \"a-b\"", "identity.session-uid-range"},
+           {"session-uid-range = \"999-2000\"", "identity.session-uid-range"},       // system accounts
+           {"session-uid-range = \"3000-2000\"", "identity.session-uid-range"},      // first > last
+           {"session-uid-range = \"2000-4294967295\"", "identity.session-uid-range"},  // (uid_t)-1
+           {"session-uid-range = \"-5-2000\"", "identity.session-uid-range"},
+           {"session-uid-range = \"2000-3000.5\"", "identity.session-uid-range"},
+           {"session-gid = \"0\"", "identity.session-gid"},
+           {"session-gid = \"users\"", "identity.session-gid"},
+       }) {
+    auto bad = managerConfigSchema().parse("[identity]\n" + toml + "\n", "m.toml");
+    ASSERT_TRUE(bad.ok()) << toml << bad.error().message;
+    auto refused = managerSettings(*bad);
+    ASSERT_FALSE(refused.ok()) << toml;
+    EXPECT_NE(refused.error().message.find(key), std::string::npos) << refused.error().message;
+  }
+}
+
 TEST(ManagerConfig, TheReferenceListsEveryKey) {
   const std::string reference = managerConfigSchema().reference();
   for (const char* key : {"manager.listen", "manager.db", "manager.cluster-token-file", "agents.heartbeat-timeout",
-                          "store.synchronous", "scheduler.selector"}) {
+                          "store.synchronous", "scheduler.selector", "identity.session-uid-range", "identity.session-gid"}) {
     EXPECT_NE(reference.find(std::string("`") + key + "`"), std::string::npos) << key;
   }
 }

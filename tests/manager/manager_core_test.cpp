@@ -55,6 +55,12 @@ class FakeAgentRpc {
     std::lock_guard<std::mutex> lock(mutex_);
     return refused_;
   }
+  // Whom the create of session `id` said it runs as (nullopt: no owner, or no create).
+  std::optional<protocol::SessionOwner> ownerOf(const std::string& id) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = owners_.find(id);
+    return it == owners_.end() ? std::nullopt : it->second;
+  }
 
  private:
   http::Response handle(const http::Request& request) {
@@ -75,6 +81,7 @@ class FakeAgentRpc {
                 protocol::ApiError{"fractional-resource-fragmented", "Fragmented", "no GPU has that much free"}.toJson(), {}};
       }
       created_.push_back(create->sessionId);
+      owners_[create->sessionId] = create->owner;
       protocol::SessionInfo info;
       info.id = create->sessionId;
       info.state = protocol::SessionState::Running;
@@ -100,6 +107,7 @@ class FakeAgentRpc {
   std::vector<std::string> created_;
   std::vector<std::string> destroyed_;
   std::vector<std::string> refused_;
+  std::map<std::string, std::optional<protocol::SessionOwner>> owners_;
 };
 
 using test_support::nodeState;
@@ -600,6 +608,37 @@ TEST_F(ManagerCoreTest, EachScalingGroupRunsItsOwnPolicies) {
   ASSERT_TRUE(eventually([&] { return manager_->pendingReason(stuck.id).find("no-such-policy") != std::string::npos; }))
       << manager_->pendingReason(stuck.id);
   EXPECT_EQ(status(stuck.id), SessionStatus::Pending);
+}
+
+TEST_F(ManagerCoreTest, ACreateSentToAnAgentCarriesItsKeypairsUidAndGidAsTheyAreAtDispatch) {
+  FakeAgentRpc rpc;
+  rpc.start();
+  startManager();
+  report("a", nodeState(rpc.url(), {{"cpu", "8"}}));
+  auto keypair = manager_->admin().createKeypair(false, "", KeypairIdentity{7000, 8});
+  ASSERT_TRUE(keypair.ok()) << keypair.error().detail;
+  const Caller user{keypair->accessKey, false};
+
+  const SessionRecord first = submit({{"cpu", "1"}}, user);
+  ASSERT_TRUE(eventually([&] { return rpc.ownerOf(first.id).has_value(); })) << manager_->pendingReason(first.id);
+  const auto owner = *rpc.ownerOf(first.id);
+  EXPECT_EQ(owner.uid, 7000u);
+  EXPECT_EQ(owner.gid, 8u);
+  EXPECT_EQ(owner.name, keypair->accessKey) << "keypairs have no user name yet: the access key names the owner";
+  EXPECT_TRUE(protocol::isOwnerName(owner.name));
+
+  // An admin's change applies to the sessions dispatched after it.
+  ASSERT_TRUE(manager_->admin().setKeypairIdentity(keypair->accessKey, KeypairIdentity{7100, 0}).ok());
+  const SessionRecord second = submit({{"cpu", "1"}}, user);
+  ASSERT_TRUE(eventually([&] { return rpc.ownerOf(second.id).has_value(); }));
+  EXPECT_EQ(rpc.ownerOf(second.id)->uid, 7100u);
+  EXPECT_EQ(rpc.ownerOf(second.id)->gid, 7100u);
+
+  // A caller with no keypair of this manager (only tests have one) is sent without an
+  // owner, which the agent refuses.
+  const SessionRecord stray = submit({{"cpu", "1"}});
+  ASSERT_TRUE(eventually([&] { return status(stray.id) == SessionStatus::Running; }));
+  EXPECT_FALSE(rpc.ownerOf(stray.id).has_value());
 }
 
 TEST_F(ManagerCoreTest, ASessionOverQuotaWaitsWithTheReasonAndBlocksNobody) {

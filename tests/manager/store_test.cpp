@@ -29,8 +29,8 @@ namespace {
 using test_support::q;
 using test_support::slots;
 
-std::unique_ptr<Store> open(const std::string& url) {
-  Result<std::unique_ptr<Store>> store = openStore(url);
+std::unique_ptr<Store> open(const std::string& url, const StoreOptions& options = {}) {
+  Result<std::unique_ptr<Store>> store = openStore(url, options);
   if (!store.ok()) throw std::runtime_error(store.error().message);
   return std::move(*store);
 }
@@ -79,6 +79,18 @@ void execRaw(const std::filesystem::path& file, const std::string& sql) {
   sqlite3_free(message);
   sqlite3_close(db);
   ASSERT_EQ(rc, SQLITE_OK) << text;
+}
+
+// The error of `sql` run on `file` outside the store; "" when it succeeded.
+std::string execRawError(const std::filesystem::path& file, const std::string& sql) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open(file.c_str(), &db) != SQLITE_OK) throw std::runtime_error("cannot open " + file.string());
+  char* message = nullptr;
+  const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &message);
+  std::string text = rc == SQLITE_OK ? "" : message != nullptr ? message : "failed";
+  sqlite3_free(message);
+  sqlite3_close(db);
+  return text;
 }
 
 int userVersion(const std::filesystem::path& file) {
@@ -708,10 +720,139 @@ TEST_F(StoreTest, OpensARelativePath) {
 
 TEST_F(StoreTest, AFreshDatabaseIsAtTheLatestVersion) {
   auto store = open(url());
-  EXPECT_EQ(store->schemaVersion(), 5);
-  EXPECT_EQ(static_cast<int>(sqliteMigrations().size()), 5);
+  EXPECT_EQ(store->schemaVersion(), 6);
+  EXPECT_EQ(static_cast<int>(sqliteMigrations().size()), 6);
   store.reset();
+  EXPECT_EQ(userVersion(file()), 6);
+}
+
+StoreOptions withUidRange(std::uint32_t first, std::uint32_t last, std::optional<std::uint32_t> gid = std::nullopt) {
+  StoreOptions options;
+  options.identity.firstUid = first;
+  options.identity.lastUid = last;
+  options.identity.sessionGid = gid;
+  return options;
+}
+
+// The SQL of migrations 1 to 5 and `rows`: a file as a bai-manager of schema 5 left it.
+std::string versionFiveDatabase(const std::string& rows) {
+  std::string sql = "BEGIN;";
+  for (std::size_t step = 0; step < 5; ++step) {
+    for (const char* statement : sqliteMigrations().at(step)) sql += std::string(statement) + ";";
+  }
+  return sql + rows + "PRAGMA user_version = 5; COMMIT;";
+}
+
+using Keypairs = std::vector<KeypairRecord>;
+
+TEST_F(StoreTest, UpgradingAVersionFiveDatabaseGivesEachKeypairItsOwnUidInAccessKeyOrder) {
+  execRaw(file(), versionFiveDatabase("INSERT INTO keypairs VALUES ('AKC', 's', 0, 1, 3, '');"
+                                      "INSERT INTO keypairs VALUES ('AKA', 's', 1, 1, 1, '');"
+                                      "INSERT INTO keypairs VALUES ('AKB', 's', 0, 0, 2, '');"));
+  auto store = open(url(), withUidRange(300000, 300009));
+  EXPECT_EQ(store->schemaVersion(), 6);
+  auto keypairs = readValue<Keypairs>(*store, [](StoreTransaction& tx) { return tx.keypairs(); });
+  ASSERT_EQ(keypairs.size(), 3u);
+  EXPECT_EQ(keypairs[0].accessKey, "AKA");
+  EXPECT_EQ(keypairs[0].uid, 300000u);
+  EXPECT_EQ(keypairs[1].uid, 300001u);
+  EXPECT_EQ(keypairs[2].uid, 300002u);
+  for (const auto& keypair : keypairs) EXPECT_EQ(keypair.gid, keypair.uid) << "by default each keypair is its own group";
+  // The next keypair gets the next free uid; the migrated ones keep theirs after a reopen.
+  ASSERT_OK(writeOne(*store, [](StoreTransaction& tx) { return tx.insertKeypair({"AKD", "s", false, true, 4}); }));
+  store = open(url(), withUidRange(300000, 300009));
+  keypairs = readValue<Keypairs>(*store, [](StoreTransaction& tx) { return tx.keypairs(); });
+  ASSERT_EQ(keypairs.size(), 4u);
+  EXPECT_EQ(keypairs[0].uid, 300000u);
+  EXPECT_EQ(keypairs[3].uid, 300003u);
+}
+
+TEST_F(StoreTest, UpgradingGivesTheConfiguredSessionGid) {
+  execRaw(file(), versionFiveDatabase("INSERT INTO keypairs VALUES ('AKA', 's', 1, 1, 1, '');"));
+  auto store = open(url(), withUidRange(300000, 300009, 100));
+  auto keypair = readValue<std::optional<KeypairRecord>>(*store, [](StoreTransaction& tx) { return tx.keypair("AKA"); });
+  ASSERT_TRUE(keypair.has_value());
+  EXPECT_EQ(keypair->uid, 300000u);
+  EXPECT_EQ(keypair->gid, 100u);
+}
+
+TEST_F(StoreTest, AnUpgradeWhoseKeypairsOutnumberTheRangeIsRefusedAndLeavesVersionFive) {
+  execRaw(file(), versionFiveDatabase("INSERT INTO keypairs VALUES ('AKA', 's', 1, 1, 1, '');"
+                                      "INSERT INTO keypairs VALUES ('AKB', 's', 1, 1, 1, '');"));
+  auto store = openStore(url(), withUidRange(300000, 300000));
+  ASSERT_FALSE(store.ok());
+  EXPECT_NE(store.error().message.find("identity.session-uid-range 300000-300000"), std::string::npos) << store.error().message;
   EXPECT_EQ(userVersion(file()), 5);
+}
+
+TEST_F(StoreTest, AKeypairWithoutAUidGetsTheLowestFreeOneAndKeepsItAcrossAReopen) {
+  {
+    auto store = open(url(), withUidRange(200000, 200009));
+    ASSERT_OK(writeOne(*store, [](StoreTransaction& tx) -> Result<void> {
+      if (auto r = tx.insertKeypair({"AK1", "s", false, true, 0}); !r.ok()) return r;
+      if (auto r = tx.insertKeypair({"AK2", "s", false, true, 0, "", 200002, 0}); !r.ok()) return r;  // an admin's uid
+      return tx.insertKeypair({"AK3", "s", false, true, 0});
+    }));
+  }
+  auto store = open(url(), withUidRange(200000, 200009));
+  auto keypairs = readValue<Keypairs>(*store, [](StoreTransaction& tx) { return tx.keypairs(); });
+  ASSERT_EQ(keypairs.size(), 3u);
+  EXPECT_EQ(keypairs[0].uid, 200000u);
+  EXPECT_EQ(keypairs[1].uid, 200002u);
+  EXPECT_EQ(keypairs[2].uid, 200001u) << "the gap below an admin's uid is filled first";
+  EXPECT_EQ(keypairs[1].gid, 200002u);
+  ASSERT_OK(writeOne(*store, [](StoreTransaction& tx) { return tx.insertKeypair({"AK4", "s", false, true, 0}); }));
+  auto fourth = readValue<std::optional<KeypairRecord>>(*store, [](StoreTransaction& tx) { return tx.keypair("AK4"); });
+  ASSERT_TRUE(fourth.has_value());
+  EXPECT_EQ(fourth->uid, 200003u);
+}
+
+TEST_F(StoreTest, AFullUidRangeRefusesAKeypairWithoutAUidButNotOneWithIts) {
+  auto store = open(url(), withUidRange(200000, 200001));
+  ASSERT_OK(writeOne(*store, [](StoreTransaction& tx) -> Result<void> {
+    if (auto r = tx.insertKeypair({"AK1", "s", false, true, 0}); !r.ok()) return r;
+    return tx.insertKeypair({"AK2", "s", false, true, 0});
+  }));
+  Result<void> full = writeOne(*store, [](StoreTransaction& tx) { return tx.insertKeypair({"AK3", "s", false, true, 0}); });
+  ASSERT_FALSE(full.ok());
+  EXPECT_EQ(full.error().code, ErrorCode::OutOfRange);
+  EXPECT_NE(full.error().message.find("identity.session-uid-range"), std::string::npos) << full.error().message;
+  // An LDAP uid far outside the range is the admin's call.
+  ASSERT_OK(writeOne(*store, [](StoreTransaction& tx) { return tx.insertKeypair({"AK3", "s", false, true, 0, "", 5000, 5000}); }));
+}
+
+TEST_F(StoreTest, AUidIsHeldByOneKeypairOnly) {
+  auto store = open(url());
+  ASSERT_OK(writeOne(*store, [](StoreTransaction& tx) -> Result<void> {
+    if (auto r = tx.insertKeypair({"AK1", "s", false, true, 0, "", 4000, 4000}); !r.ok()) return r;
+    return tx.insertKeypair({"AK2", "s", false, true, 0, "", 4001, 0});
+  }));
+  Result<void> twice = writeOne(*store, [](StoreTransaction& tx) { return tx.insertKeypair({"AK3", "s", false, true, 0, "", 4000, 1}); });
+  ASSERT_FALSE(twice.ok());
+  EXPECT_EQ(twice.error().code, ErrorCode::Conflict);
+  EXPECT_NE(twice.error().message.find("AK1"), std::string::npos) << twice.error().message;
+  Result<void> taken = writeOne(*store, [](StoreTransaction& tx) { return tx.setKeypairIdentity("AK2", 4000, 7); });
+  ASSERT_FALSE(taken.ok());
+  EXPECT_EQ(taken.error().code, ErrorCode::Conflict);
+  Result<void> unknown = writeOne(*store, [](StoreTransaction& tx) { return tx.setKeypairIdentity("AKX", 4100, 7); });
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.error().code, ErrorCode::NotFound);
+  Result<void> root = writeOne(*store, [](StoreTransaction& tx) { return tx.setKeypairIdentity("AK2", 4002, 4294967295u); });
+  ASSERT_FALSE(root.ok());
+  EXPECT_EQ(root.error().code, ErrorCode::InvalidArgument);
+  // Its own uid again with another gid; then a new uid whose gid follows the policy (gid = uid).
+  ASSERT_OK(writeOne(*store, [](StoreTransaction& tx) { return tx.setKeypairIdentity("AK1", 4000, 50); }));
+  ASSERT_OK(writeOne(*store, [](StoreTransaction& tx) { return tx.setKeypairIdentity("AK2", 4500, 0); }));
+  auto keypairs = readValue<Keypairs>(*store, [](StoreTransaction& tx) { return tx.keypairs(); });
+  EXPECT_EQ(keypairs[0].gid, 50u);
+  EXPECT_EQ(keypairs[1].uid, 4500u);
+  EXPECT_EQ(keypairs[1].gid, 4500u);
+  // Below the store's API, the schema itself refuses a keypair without ids.
+  store.reset();
+  EXPECT_EQ(execRawError(file(), "INSERT INTO keypairs (access_key, secret_key, is_admin, is_active, created_at_ms) "
+                                 "VALUES ('AKRAW', 's', 0, 1, 0)"),
+            "a keypair needs a uid and a gid");
+  EXPECT_EQ(execRawError(file(), "UPDATE keypairs SET gid = 0 WHERE access_key = 'AK1'"), "a keypair needs a uid and a gid");
 }
 
 // A file as bai-manager with schema 1 left it (migration 1's own SQL), with rows: the

@@ -13,10 +13,12 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <mutex>
@@ -202,6 +204,29 @@ TEST_F(ClientTest, AdminRecordsSendTheCallersFieldsAsAnObject) {
   ASSERT_FALSE(notAnObject.ok());
   EXPECT_EQ(notAnObject.error().type, "invalid-request");
   EXPECT_EQ(manager_.last().method, "POST") << "nothing was sent";
+}
+
+TEST_F(ClientTest, KeypairIdsAreSentAsGivenAndReadBack) {
+  manager_.answer(201, R"({"access_key":"AKNEW","secret_key":"sk","admin":false,"resource_policy":"","uid":5000,"gid":100})");
+  auto created = manager_.client().createKeypair(false, "", KeypairIds{5000, 100});
+  ASSERT_TRUE(created.ok()) << created.error().message();
+  EXPECT_EQ(created->uid, 5000);
+  EXPECT_EQ(created->gid, 100);
+  EXPECT_EQ(Json::parse(manager_.last().body), Json({{"admin", false}, {"uid", 5000}, {"gid", 100}}));
+  ASSERT_TRUE(manager_.client().createKeypair(true, "small").ok());
+  EXPECT_EQ(Json::parse(manager_.last().body), Json({{"admin", true}, {"resource_policy", "small"}})) << "ids left to the manager";
+
+  manager_.answer(200, R"({"access_key":"AKNEW","admin":false,"active":true,"resource_policy":"","created_at_ms":1,"uid":7000,"gid":7000})");
+  auto moved = manager_.client().setKeypairIdentity("AKNEW", KeypairIds{7000, std::nullopt});
+  ASSERT_TRUE(moved.ok()) << moved.error().message();
+  EXPECT_EQ(moved->uid, 7000);
+  EXPECT_EQ(manager_.last().method, "PUT");
+  EXPECT_EQ(manager_.last().target, "/v1/keypairs/AKNEW/identity");
+  EXPECT_EQ(Json::parse(manager_.last().body), Json({{"uid", 7000}}));
+  auto read = manager_.client().keypair("AKNEW");
+  ASSERT_TRUE(read.ok()) << read.error().message();
+  EXPECT_EQ(read->gid, 7000);
+  EXPECT_EQ(manager_.last().target, "/v1/keypairs/AKNEW");
 }
 
 TEST_F(ClientTest, ARepeatedSlotIsRefusedBeforeSending) {
@@ -441,6 +466,95 @@ TEST_F(ConfigTest, BadFilesAreRefusedNamingTheProblem) {
   auto absent = Config::load();
   ASSERT_FALSE(absent.ok()) << "a file named on purpose must exist";
   EXPECT_NE(absent.error().message.find("absent.toml"), std::string::npos);
+}
+
+// ---- The bai CLI's keypair commands, run against the scripted manager -----------------
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* cli = std::getenv("BAI_CLI");
+    if (cli == nullptr) GTEST_SKIP() << "BAI_CLI (the built bai) is not set: run through meson test";
+    cli_ = cli;
+  }
+
+  struct Run {
+    int exitCode = -1;
+    std::string out;
+  };
+  // Runs `bai ARGS` (a shell word list) with the scripted manager's endpoint and keys.
+  Run bai(const std::string& args) {
+    const Client client = manager_.client();
+    const std::string command = "BAI_CONFIG= BAI_ENDPOINT='" + client.config().endpoint + "' BAI_ACCESS_KEY=" + kAccessKey +
+                                " BAI_SECRET_KEY=" + kSecretKey + " '" + cli_ + "' " + args + " 2>&1";
+    Run run;
+    FILE* pipe = ::popen(command.c_str(), "r");
+    if (pipe == nullptr) return run;
+    char buffer[4096];
+    for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) run.out.append(buffer, n);
+    const int status = ::pclose(pipe);
+    run.exitCode = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return run;
+  }
+
+  ScriptedManager manager_;
+  std::string cli_;
+};
+
+TEST_F(CliTest, KeypairCreateSendsUidAndGid) {
+  manager_.answer(201, R"({"access_key":"AKNEW","secret_key":"sk","admin":false,"resource_policy":"","uid":5000,"gid":100})");
+  const Run run = bai("admin keypair create --uid 5000 --gid 100");
+  ASSERT_EQ(run.exitCode, 0) << run.out;
+  EXPECT_EQ(manager_.last().target, "/v1/keypairs");
+  EXPECT_EQ(Json::parse(manager_.last().body), Json({{"admin", false}, {"uid", 5000}, {"gid", 100}}));
+  EXPECT_NE(run.out.find("uid 5000, gid 100"), std::string::npos) << run.out;
+
+  ASSERT_EQ(bai("admin keypair create --gid 100").exitCode, 0);
+  EXPECT_EQ(Json::parse(manager_.last().body), Json({{"admin", false}, {"gid", 100}})) << "the uid left to the manager";
+}
+
+TEST_F(CliTest, SetUidSendsTheIdsToTheIdentityRoute) {
+  manager_.answer(200, R"({"access_key":"AKU","admin":false,"active":true,"resource_policy":"","created_at_ms":1,"uid":7000,"gid":8})");
+  const Run run = bai("admin keypair set-uid AKU --uid 7000 --gid 8");
+  ASSERT_EQ(run.exitCode, 0) << run.out;
+  EXPECT_EQ(manager_.last().method, "PUT");
+  EXPECT_EQ(manager_.last().target, "/v1/keypairs/AKU/identity");
+  EXPECT_EQ(Json::parse(manager_.last().body), Json({{"uid", 7000}, {"gid", 8}}));
+  EXPECT_NE(run.out.find("7000"), std::string::npos) << run.out;
+  ASSERT_EQ(bai("admin keypair set-uid AKU --uid 7000").exitCode, 0);
+  EXPECT_EQ(Json::parse(manager_.last().body), Json({{"uid", 7000}})) << "the gid left to the manager's policy";
+}
+
+TEST_F(CliTest, WhatIsNotAnIntegerIsRefusedBeforeSendingAndTheRestIsTheManagersToJudge) {
+  for (const char* args : {"admin keypair set-uid AKU", "admin keypair set-uid AKU --uid abc", "admin keypair create --uid 1.5",
+                           "admin keypair create --gid x"}) {
+    const Run run = bai(args);
+    EXPECT_EQ(run.exitCode, 2) << args << ": " << run.out;
+  }
+  EXPECT_EQ(manager_.count(), 0u) << "nothing was sent";
+  // Out of range is the manager's call: its problem document is the error, exit 1.
+  manager_.answer(400, R"({"type":"invalid-request","title":"Invalid request","detail":"uid must be a whole number from 1 to 4294967294, not 0","field":"uid"})");
+  const Run zero = bai("admin keypair set-uid AKU --uid 0");
+  EXPECT_EQ(zero.exitCode, 1) << zero.out;
+  EXPECT_EQ(Json::parse(manager_.last().body), Json({{"uid", 0}}));
+  EXPECT_NE(zero.out.find("uid must be"), std::string::npos) << zero.out;
+}
+
+TEST_F(CliTest, KeypairListAndInfoShowUidAndGid) {
+  manager_.answer(200, R"([{"access_key":"AKU","admin":false,"active":true,"resource_policy":"","created_at_ms":1,"uid":200001,"gid":300}])");
+  const Run list = bai("admin keypair list");
+  ASSERT_EQ(list.exitCode, 0) << list.out;
+  EXPECT_NE(list.out.find("UID"), std::string::npos) << list.out;
+  EXPECT_NE(list.out.find("200001"), std::string::npos) << list.out;
+  EXPECT_NE(list.out.find("300"), std::string::npos) << list.out;
+
+  manager_.answer(200, R"({"access_key":"AKU","admin":false,"active":true,"resource_policy":"","created_at_ms":1,"uid":200001,"gid":300})");
+  const Run info = bai("admin keypair info AKU --json");
+  ASSERT_EQ(info.exitCode, 0) << info.out;
+  EXPECT_EQ(manager_.last().target, "/v1/keypairs/AKU");
+  const Json shown = Json::parse(info.out, nullptr, false);
+  EXPECT_EQ(shown.value("uid", 0), 200001) << info.out;
+  EXPECT_EQ(shown.value("gid", 0), 300) << info.out;
 }
 
 }  // namespace

@@ -188,6 +188,9 @@ struct Keypair {
   std::string resourcePolicy;
   std::int64_t createdAtMs = 0;
   std::string json;  // the document as the manager sent it (for --json output)
+  // The identity its sessions run under (0 from a manager older than identities).
+  std::int64_t uid = 0;
+  std::int64_t gid = 0;
 };
 
 // Only the answer to createKeypair carries the secret; it is shown once.
@@ -197,6 +200,15 @@ struct NewKeypair {
   bool admin = false;
   std::string resourcePolicy;
   std::string json;  // the document as the manager sent it (for --json output)
+  std::int64_t uid = 0;
+  std::int64_t gid = 0;
+};
+
+// The uid/gid an admin gives a keypair's sessions; one left unset is the manager's to
+// give. Sent as given: the manager checks them (1 to 4294967294, a uid no other holds).
+struct KeypairIds {
+  std::optional<std::int64_t> uid;
+  std::optional<std::int64_t> gid;
 };
 
 struct ResourcePolicy {
@@ -264,8 +276,13 @@ class Client {
 
   ClientResult<std::vector<Keypair>> keypairs() const;
   ClientResult<NewKeypair> createKeypair(bool admin, const std::string& resourcePolicy = {}) const;
+  ClientResult<NewKeypair> createKeypair(bool admin, const std::string& resourcePolicy, const KeypairIds& ids) const;
+  ClientResult<Keypair> keypair(const std::string& accessKey) const;
   // "" removes the policy.
   ClientResult<Keypair> setKeypairResourcePolicy(const std::string& accessKey, const std::string& policy) const;
+  // PUT /v1/keypairs/{key}/identity: `ids.uid` is required; a gid left unset is the
+  // manager's identity.session-gid for the uid.
+  ClientResult<Keypair> setKeypairIdentity(const std::string& accessKey, const KeypairIds& ids) const;
 
   ClientResult<std::vector<ResourcePolicy>> resourcePolicies() const;
   ClientResult<ResourcePolicy> resourcePolicy(const std::string& name) const;
