@@ -23,6 +23,7 @@ TEST(AgentErrorResponse, EachKindHasItsStatusAndType) {
       {AgentErrorKind::StateDirUnwritable, 500, "state-dir-error"},
       {AgentErrorKind::SessionStartFailed, 500, "session-start-failed"},
       {AgentErrorKind::DestroyFailed, 500, "destroy-failed"},
+      {AgentErrorKind::IdentityRefused, 403, "identity-refused"},
   };
   for (const auto& [kind, status, type] : expected) {
     const http::Response response = agentErrorResponse(AgentError{kind, "why: " + type});
