@@ -75,6 +75,18 @@ out=$("$bai" session run -r cuda.device=1 -- sh -c 'echo "gpus=$BAI_MOCK_CUDA_DE
   fail "the whole-GPU session failed ($?): $out"
 echo "$out" | grep -Eq '^gpus=GPU-[0-9a-f-]+ count=1$' || fail "a whole-GPU session should see exactly one GPU: $out"
 
+# ---- whose session it is ----------------------------------------------------------------
+# It runs as the keypair's own uid, in its sandbox: never root, and nothing of the node's
+# secrets in sight.
+uid=$("$bai" admin keypair info "$BAI_ACCESS_KEY" --json | json "d['uid']")
+[ "$uid" -ge 200000 ] || fail "the keypair's uid $uid is not one of the session range"
+out=$("$bai" session run -r cpu=1 -- sh -c "id -u; echo \$HOME; cat '$env_dir/etc/admin.keypair' 2>&1 | wc -c; touch /usr/x 2>/dev/null || echo ro") ||
+  fail "the identity session failed ($?): $out"
+[ "$(echo "$out" | sed -n 1p)" = "$uid" ] || fail "the session ran as uid $(echo "$out" | sed -n 1p), not the keypair's $uid"
+[ "$(echo "$out" | sed -n 2p)" = /home/work ] || fail "the session's HOME is not /home/work: $out"
+[ "$(echo "$out" | sed -n 3p)" = 0 ] || fail "the session read the admin keypair: $out"
+[ "$(echo "$out" | sed -n 4p)" = ro ] || fail "the session could write to the host's /usr: $out"
+
 # ---- 0.5 + 0.5 shares on one device ---------------------------------------------------
 ids=()
 for i in 1 2; do
