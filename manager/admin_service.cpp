@@ -120,6 +120,12 @@ Outcome<KeypairRecord> AdminService::setKeypairIdentity(const std::string& acces
   const std::string before = idsText(keypair->second);
   keypair->second = stored;
   audit(by, "keypair " + accessKey + " now runs sessions as " + idsText(stored) + " (was " + before + ")");
+  // Agents that refused this keypair's waiting sessions may take its new identity: the
+  // refusals are forgotten now rather than at those agents' next change of state.
+  for (const auto& [id, session] : state.active) {
+    if (session.owner == accessKey) state.refusals.erase(id);
+  }
+  ledger_.wantPlacement(guard);
   return stored;
 }
 

@@ -316,6 +316,49 @@ TEST_F(ManagerTest, InitWritesASecretKeypairOnceAndSecretsStayOutOfLogs) {
   }
 }
 
+// Each tenant's sessions run as its keypair's own uid; an identity no agent accepts waits,
+// with the agents' reasons, and runs once an admin gives the keypair an acceptable uid.
+TEST_F(ManagerTest, SessionsRunAsTheirKeypairsUidAndAnIdentityNoAgentAcceptsWaits) {
+  ASSERT_TRUE(startManager());
+  AgentHandle& agent = startAgent("agent-1", "mock-4xa100.toml");
+  ASSERT_TRUE(waitAgentStatus(agent.id, "ALIVE")) << agent.log();
+  std::string accessKey;
+  auto tenant = [&](json body) {
+    auto created = admin_->post("/v1/keypairs", body);
+    EXPECT_EQ(created.status, 201) << created.body;
+    accessKey = created.json.value("access_key", "");
+    return std::make_pair(created.json.value("uid", 0), std::make_unique<SignedClient>(
+                                                            managerUrl_, ApiKeypair{accessKey, created.json.value("secret_key", "")}));
+  };
+  auto [uidA, a] = tenant(json{{"admin", false}});
+  auto [uidB, b] = tenant(json{{"admin", false}});
+  EXPECT_GE(uidA, 200000);
+  EXPECT_NE(uidA, uidB) << "each keypair its own uid";
+  for (const auto& [uid, client] : {std::pair{uidA, a.get()}, std::pair{uidB, b.get()}}) {
+    auto reply = submit(*client, "whoami", {"sh", "-c", "id -u; id -g"}, json::object());
+    ASSERT_EQ(reply.status, 201) << reply.body;
+    const std::string id = reply.json.value("id", "");
+    ASSERT_TRUE(eventually([&] { return session(id, client).value("status", "") == "TERMINATED"; })) << session(id, client);
+    EXPECT_EQ(client->get("/v1/sessions/" + id + "/logs?stream=stdout").body,
+              std::to_string(uid) + "\n" + std::to_string(uid) + "\n");
+  }
+
+  auto [uidC, c] = tenant(json{{"admin", false}, {"uid", 1000}});
+  EXPECT_EQ(uidC, 1000);
+  auto reply = submit(*c, "system-uid", {"true"}, json::object());
+  ASSERT_EQ(reply.status, 201) << reply.body;
+  const std::string waiting = reply.json.value("id", "");
+  ASSERT_TRUE(eventually([&] {
+    return session(waiting, c.get()).value("status_reason", "").find("uid 1000 is outside") != std::string::npos;
+  })) << session(waiting, c.get());
+  EXPECT_EQ(session(waiting, c.get()).value("status", ""), "PENDING");
+
+  auto moved = admin_->request("PUT", "/v1/keypairs/" + accessKey + "/identity", json{{"uid", 200500}, {"gid", 200500}}.dump());
+  ASSERT_EQ(moved.status, 200) << moved.body;
+  ASSERT_TRUE(eventually([&] { return session(waiting, c.get()).value("status", "") == "TERMINATED"; }))
+      << session(waiting, c.get());
+}
+
 TEST_F(ManagerTest, SessionsLandWhereTheirSlotIsServedAndReportBack) {
   ASSERT_TRUE(startManager());
   AgentHandle& gpu = startAgent("gpu-agent", "mock-4xa100.toml");
