@@ -289,7 +289,8 @@ json MockAccelerator::sessionDevices(const std::vector<Grant>& grants) const {
 }
 
 void MockAccelerator::addSessionExtra(json& answer) const {
-  const json& extra = config_.sessionExtra;
+  if (config_.sessionExtra.empty()) return;
+  const json extra = json::parse(config_.sessionExtra);
   if (extra.contains("limits")) answer["limits"].update(extra["limits"]);
   for (const char* list : {"mounts", "devices"}) {
     if (extra.contains(list)) answer[list].insert(answer[list].end(), extra[list].begin(), extra[list].end());

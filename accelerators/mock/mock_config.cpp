@@ -531,15 +531,18 @@ nlohmann::json jsonFromToml(const toml::node& node, const std::string& path) {
 // Passed through unchecked beyond its shape: a bad limit key or a missing mount source is
 // what the tests that use it want the agent to see.
 void readSessionExtra(const TableReader& root, MockConfig& config) {
+  if (!root.has("session_extra")) return;
   TableReader extra = root.table("session_extra", kSessionExtraKeys);
+  nlohmann::json document = nlohmann::json::object();
   for (const TableReader& mount : extra.tables("mounts", kMountKeys)) {
-    config.sessionExtra["mounts"].push_back({{"source", mount.string("source")},
-                                             {"target", mount.string("target")},
-                                             {"read_only", mount.flag("read_only")}});
+    document["mounts"].push_back({{"source", mount.string("source")},
+                                  {"target", mount.string("target")},
+                                  {"read_only", mount.flag("read_only")}});
   }
   for (const char* key : {"limits", "devices"}) {
-    if (const toml::node* node = extra.raw().get(key)) config.sessionExtra[key] = jsonFromToml(*node, extra.keyPath(key));
+    if (const toml::node* node = extra.raw().get(key)) document[key] = jsonFromToml(*node, extra.keyPath(key));
   }
+  config.sessionExtra = document.dump();
 }
 
 }  // namespace

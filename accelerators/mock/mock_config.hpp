@@ -5,8 +5,6 @@
 
 #include <bai/slots.hpp>
 
-#include <nlohmann/json.hpp>
-
 #include <array>
 #include <chrono>
 #include <cstddef>
@@ -84,9 +82,10 @@ struct MockConfig {
   std::vector<std::string> masked;  // the ids of the devices device_mask hid
   std::vector<MockDevice> devices;  // the visible ones
   Faults faults;
-  // [session_extra]: {"limits": {...}, "mounts": [...], "devices": [...]} added to every
-  // prepare_session answer as written, so that tests can hand the agent a bad payload.
-  nlohmann::json sessionExtra = nlohmann::json::object();
+  // [session_extra] as JSON text, {"limits": {...}, "mounts": [...], "devices": [...]}:
+  // added to every prepare_session answer as written, so that tests can hand the agent a
+  // bad payload. Empty when not configured.
+  std::string sessionExtra;
 };
 
 // An amount as configs and sessions write it: a non-negative decimal ("0.5", "2") up to

@@ -161,7 +161,8 @@ Result<std::vector<std::unique_ptr<AllocMap>>> buildMaps(const Discovery& discov
 namespace bai::core {
 namespace {
 
-Failure<Error> badPayload(const std::string& why) { return fail(ErrorCode::InvalidArgument, "prepare_session: " + why); }
+// The caller names the call and the plugin ("plugin mock: prepare_session: limits: ...").
+Failure<Error> badPayload(const std::string& why) { return fail(ErrorCode::InvalidArgument, why); }
 
 // "0-3,8" -> {0,1,2,3,8}; the kernel's list syntax, as cpuset.cpus and cpuset.mems take it.
 std::optional<std::vector<int>> parseIdList(const std::string& text) {
