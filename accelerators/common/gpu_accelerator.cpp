@@ -113,7 +113,8 @@ void GpuAccelerator::addGpu(const Gpu& gpu, const OfferChooser& chooseOffer) {
   if (masked(config_.deviceMask, index, gpu.uuid)) return;  // its MIG slices go with it
   GpuDevice device = onBoard(gpu, index, gpu.uuid, gpu.name, gpu.memory, gpu.handle);
   device.cores = gpu.cores;
-  device.nodes = gpuNodes(gpu);
+  const std::vector<std::string> ownNodes = gpuNodes(gpu);
+  device.nodes = ownNodes;
   device.migEnabled = gpu.migEnabled;
   if (!gpu.migEnabled) {
     GpuOffer offer = chooseOffer(gpu);
@@ -139,7 +140,8 @@ void GpuAccelerator::addGpu(const Gpu& gpu, const OfferChooser& chooseOffer) {
     sliceDevice.slot = slotName;
     sliceDevice.parent = parent;
     sliceDevice.migProfile = slice.profile;
-    sliceDevice.nodes = sliceNodes(gpu, slice);
+    sliceDevice.nodes = ownNodes;
+    addCapabilityNodes(gpu, slice, sliceDevice.nodes);
     addDevice(std::move(sliceDevice));
   }
 }
@@ -154,19 +156,18 @@ std::vector<std::string> GpuAccelerator::gpuNodes(const Gpu& gpu) const {
   return {gpuNodePath(config_.devRoot, *gpu.minor)};
 }
 
-std::vector<std::string> GpuAccelerator::sliceNodes(const Gpu& gpu, const MigSlice& slice) const {
-  std::vector<std::string> nodes = gpuNodes(gpu);
-  if (!gpu.minor || !slice.instances) {
+void GpuAccelerator::addCapabilityNodes(const Gpu& gpu, const MigSlice& slice, std::vector<std::string>& nodes) const {
+  if (!gpu.minor) return;  // warned about with the GPU
+  if (!slice.instances) {
     host_.warning(plugin_ + ": MIG slice " + slice.uuid + ": NVML gives no instance ids: sessions get no capability nodes for it");
-    return nodes;
+    return;
   }
   auto caps = migCapabilityNodePaths(config_.devRoot, config_.procRoot, *gpu.minor, *slice.instances);
   if (!caps) {
     host_.warning(plugin_ + ": MIG slice " + slice.uuid + ": no capability nodes: " + caps.error().message);
-    return nodes;
+    return;
   }
   nodes.insert(nodes.end(), caps->begin(), caps->end());
-  return nodes;
 }
 
 const GpuSlot* GpuAccelerator::findSlot(std::string_view name) const {

@@ -118,7 +118,8 @@ class GpuAccelerator : public plugin::Accelerator {
   void addGpu(const Gpu& gpu, const OfferChooser& chooseOffer);
   std::size_t addDevice(GpuDevice device);
   std::vector<std::string> gpuNodes(const Gpu& gpu) const;
-  std::vector<std::string> sliceNodes(const Gpu& gpu, const MigSlice& slice) const;
+  // A MIG slice's capability nodes, after its GPU's node in `nodes`.
+  void addCapabilityNodes(const Gpu& gpu, const MigSlice& slice, std::vector<std::string>& nodes) const;
   // prepare_session's "devices": the granted devices' nodes and the control nodes; none without a GPU.
   nlohmann::json deviceNodes(const std::vector<GpuGrant>& grants) const;
   GpuSlot* findSlot(std::string_view name);
