@@ -3,6 +3,8 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
+#include <cstdint>
+
 namespace bai::accel {
 
 nlohmann::json deviceNodeEntry(const std::string& path) {

@@ -4,6 +4,7 @@
 
 #include <charconv>
 #include <fstream>
+#include <string_view>
 
 namespace bai::nvml {
 namespace {
