@@ -1,5 +1,7 @@
 #include "gpu_accelerator.hpp"
 
+#include "device_nodes.hpp"
+#include "nvidia_nodes.hpp"
 #include "session_document.hpp"
 #include "text.hpp"
 
@@ -111,6 +113,8 @@ void GpuAccelerator::addGpu(const Gpu& gpu, const OfferChooser& chooseOffer) {
   if (masked(config_.deviceMask, index, gpu.uuid)) return;  // its MIG slices go with it
   GpuDevice device = onBoard(gpu, index, gpu.uuid, gpu.name, gpu.memory, gpu.handle);
   device.cores = gpu.cores;
+  const std::vector<std::string> ownNodes = gpuNodes(gpu);
+  device.nodes = ownNodes;
   device.migEnabled = gpu.migEnabled;
   if (!gpu.migEnabled) {
     GpuOffer offer = chooseOffer(gpu);
@@ -136,8 +140,34 @@ void GpuAccelerator::addGpu(const Gpu& gpu, const OfferChooser& chooseOffer) {
     sliceDevice.slot = slotName;
     sliceDevice.parent = parent;
     sliceDevice.migProfile = slice.profile;
+    sliceDevice.nodes = ownNodes;
+    addCapabilityNodes(gpu, slice, sliceDevice.nodes);
     addDevice(std::move(sliceDevice));
   }
+}
+
+// A node the plugin cannot name is left out: the agent's device fence then keeps the
+// session from the device, which fails closed, and the warning says why.
+std::vector<std::string> GpuAccelerator::gpuNodes(const Gpu& gpu) const {
+  if (!gpu.minor) {
+    host_.warning(plugin_ + ": GPU " + gpu.uuid + ": NVML gives no minor number: sessions get no /dev/nvidia node for it");
+    return {};
+  }
+  return {gpuNodePath(config_.devRoot, *gpu.minor)};
+}
+
+void GpuAccelerator::addCapabilityNodes(const Gpu& gpu, const MigSlice& slice, std::vector<std::string>& nodes) const {
+  if (!gpu.minor) return;  // warned about with the GPU
+  if (!slice.instances) {
+    host_.warning(plugin_ + ": MIG slice " + slice.uuid + ": NVML gives no instance ids: sessions get no capability nodes for it");
+    return;
+  }
+  auto caps = migCapabilityNodePaths(config_.devRoot, config_.procRoot, *gpu.minor, *slice.instances);
+  if (!caps) {
+    host_.warning(plugin_ + ": MIG slice " + slice.uuid + ": no capability nodes: " + caps.error().message);
+    return;
+  }
+  nodes.insert(nodes.end(), caps->begin(), caps->end());
 }
 
 const GpuSlot* GpuAccelerator::findSlot(std::string_view name) const {
@@ -281,7 +311,23 @@ json GpuAccelerator::visibilityEnv(const std::vector<std::string>& uuids) {
 json GpuAccelerator::sessionResources(const std::vector<GpuGrant>& grants) const {
   std::vector<std::string> uuids;
   for (const GpuGrant& grant : grants) uuids.push_back(devices_[grant.device].uuid);
-  return {{"env", visibilityEnv(uuids)}, {"devices", json::array()}, {"mounts", json::array()}, {"limits", json::object()}};
+  return {{"env", visibilityEnv(uuids)}, {"devices", deviceNodes(grants)}, {"mounts", json::array()}};
+}
+
+json GpuAccelerator::deviceNodes(const std::vector<GpuGrant>& grants) const {
+  std::vector<std::string> paths;
+  auto add = [&](const std::string& path) {
+    if (std::find(paths.begin(), paths.end(), path) == paths.end()) paths.push_back(path);
+  };
+  for (const GpuGrant& grant : grants) {
+    for (const std::string& node : devices_[grant.device].nodes) add(node);
+  }
+  if (!grants.empty()) {
+    for (const std::string& node : controlNodePaths(config_.devRoot)) add(node);
+  }
+  json devices = json::array();
+  for (const std::string& path : paths) devices.push_back(accel::deviceNodeEntry(path));
+  return devices;
 }
 
 // Every session gets the visibility variables: one that asked for no GPU sees none.

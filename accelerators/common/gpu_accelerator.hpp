@@ -45,6 +45,9 @@ struct GpuDevice {
   std::string migProfile;
   bool migEnabled = false;
   nvmlDevice_t handle = nullptr;
+  // What a session granted it opens: the GPU's /dev/nvidia<minor> (a slice's is its
+  // GPU's) and a slice's MIG capability nodes; found at create.
+  std::vector<std::string> nodes;
 };
 
 struct GpuSlot {
@@ -97,7 +100,8 @@ class GpuAccelerator : public plugin::Accelerator {
   virtual void addFacts(nlohmann::json& extraInfo) const;
   // list_devices' "extra" facts of device `index` of the plugin's own.
   virtual void addDeviceFacts(std::size_t index, nlohmann::json& extra) const;
-  // prepare_session's answer for `grants`, which fit (checked): the visibility variables.
+  // prepare_session's answer for `grants`, which fit (checked): the visibility variables
+  // and the device nodes.
   virtual nlohmann::json sessionResources(const std::vector<GpuGrant>& grants) const;
   // session_measures' measures beyond the devices' usage.
   virtual nlohmann::json grantMeasures(const std::vector<GpuGrant>& grants) const;
@@ -113,6 +117,11 @@ class GpuAccelerator : public plugin::Accelerator {
  private:
   void addGpu(const Gpu& gpu, const OfferChooser& chooseOffer);
   std::size_t addDevice(GpuDevice device);
+  std::vector<std::string> gpuNodes(const Gpu& gpu) const;
+  // A MIG slice's capability nodes, after its GPU's node in `nodes`.
+  void addCapabilityNodes(const Gpu& gpu, const MigSlice& slice, std::vector<std::string>& nodes) const;
+  // prepare_session's "devices": the granted devices' nodes and the control nodes; none without a GPU.
+  nlohmann::json deviceNodes(const std::vector<GpuGrant>& grants) const;
   GpuSlot* findSlot(std::string_view name);
   const GpuSlot* findSlot(std::string_view name) const;
   // The allocation's grants, checked against the slots and devices, in device order.

@@ -22,6 +22,10 @@ bool readGpuKey(const std::string& key, const json& value, GpuConfig& config) {
     config.nvmlLibrary = stringValue(key, value);
   } else if (key == "sysfs_root") {
     config.sysfsRoot = stringValue(key, value);
+  } else if (key == "dev_root") {
+    config.devRoot = stringValue(key, value);
+  } else if (key == "proc_root") {
+    config.procRoot = stringValue(key, value);
   } else if (key == "device_mask") {
     if (!value.is_array()) badKey(key, "a list of GPU indexes or UUIDs", value);
     for (const json& item : value) {

@@ -18,6 +18,8 @@ inline constexpr plugin::ConfigKey kGpuConfigKeys[] = {
     {"nvml_library", "string", "\"libnvidia-ml.so.1\"", "path or soname of NVML, dlopen-ed at create"},
     {"device_mask", "list of strings or integers", "[]", "GPUs to hide, by NVML index or UUID (a MIG slice by its UUID)"},
     {"sysfs_root", "string", "\"/sys\"", "where <root>/bus/pci/devices/<bus>/numa_node is read"},
+    {"dev_root", "string", "\"/dev\"", "where the GPUs' device nodes are: <root>/nvidia0, <root>/nvidiactl, <root>/nvidia-caps"},
+    {"proc_root", "string", "\"/proc\"", "where <root>/driver/nvidia/capabilities (MIG capability minors) is read"},
     {"critical_xids", "list of integers", "[48, 63, 64, 74, 79, 94, 95]", "XIDs that make a GPU unhealthy"},
     {"xid_recovery_seconds", "number", "300",
      "an unhealthy GPU with no critical XID for this long that still answers returns to service; 0: never"},
@@ -27,6 +29,8 @@ struct GpuConfig {
   std::string nvmlLibrary = "libnvidia-ml.so.1";
   std::vector<std::string> deviceMask;
   std::string sysfsRoot = "/sys";
+  std::string devRoot = "/dev";
+  std::string procRoot = "/proc";
   std::set<unsigned long long> criticalXids = {48, 63, 64, 74, 79, 94, 95};
   std::chrono::milliseconds xidRecovery{300000};
 };

@@ -27,6 +27,9 @@ namespace bai::nvml {
   X(nvmlDeviceGetMigMode)              \
   X(nvmlDeviceGetMaxMigDeviceCount)    \
   X(nvmlDeviceGetMigDeviceHandleByIndex) \
+  X(nvmlDeviceGetMinorNumber)          \
+  X(nvmlDeviceGetGpuInstanceId)        \
+  X(nvmlDeviceGetComputeInstanceId)    \
   X(nvmlEventSetCreate)                \
   X(nvmlDeviceRegisterEvents)          \
   X(nvmlEventSetWait_v2)               \
@@ -149,6 +152,10 @@ Result<std::vector<Gpu>> Library::discover(const std::string& sysfsRoot, std::ve
       gpu.pciBus = sysfsBusId(fromBuffer(pci.busId, sizeof pci.busId));
       gpu.numaNode = numaNodeOf(sysfsRoot, gpu.pciBus);
     }
+    unsigned minor = 0;
+    if (api_->nvmlDeviceGetMinorNumber != nullptr && api_->nvmlDeviceGetMinorNumber(gpu.handle, &minor) == NVML_SUCCESS) {
+      gpu.minor = minor;
+    }
     unsigned cores = 0;
     if (api_->nvmlDeviceGetNumGpuCores != nullptr && api_->nvmlDeviceGetNumGpuCores(gpu.handle, &cores) == NVML_SUCCESS) {
       gpu.cores = cores;
@@ -178,6 +185,12 @@ Result<std::vector<Gpu>> Library::discover(const std::string& sysfsRoot, std::ve
         if (api_->nvmlDeviceGetMemoryInfo != nullptr &&
             api_->nvmlDeviceGetMemoryInfo(slice.handle, &sliceMemory) == NVML_SUCCESS) {
           slice.memory = sliceMemory.total;
+        }
+        unsigned gi = 0, ci = 0;
+        if (api_->nvmlDeviceGetGpuInstanceId != nullptr && api_->nvmlDeviceGetComputeInstanceId != nullptr &&
+            api_->nvmlDeviceGetGpuInstanceId(slice.handle, &gi) == NVML_SUCCESS &&
+            api_->nvmlDeviceGetComputeInstanceId(slice.handle, &ci) == NVML_SUCCESS) {
+          slice.instances = MigInstances{gi, ci};
         }
         gpu.slices.push_back(std::move(slice));
       }

@@ -14,12 +14,19 @@
 
 namespace bai::nvml {
 
+// A MIG slice's GPU instance and compute instance: they name its capability nodes.
+struct MigInstances {
+  unsigned gpuInstance = 0;
+  unsigned computeInstance = 0;
+};
+
 struct MigSlice {
   nvmlDevice_t handle = nullptr;
   std::string uuid;                     // "MIG-..."
   std::string name;                     // "NVIDIA H100 80GB HBM3 MIG 1g.10gb"
   std::string profile;                  // "1g.10gb"; empty when the name does not say
   std::optional<std::uint64_t> memory;  // bytes
+  std::optional<MigInstances> instances;
 };
 
 struct Gpu {
@@ -28,6 +35,7 @@ struct Gpu {
   std::string uuid;  // "GPU-..."
   std::string name;
   std::string pciBus;  // sysfs form, lower case: "0000:18:00.0"; empty when unknown
+  std::optional<unsigned> minor;  // of its node /dev/nvidia<minor>
   int numaNode = -1;
   std::optional<std::uint64_t> memory;  // bytes
   std::optional<unsigned> cores;

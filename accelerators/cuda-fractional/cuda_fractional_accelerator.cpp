@@ -224,14 +224,10 @@ json CudaFractionalAccelerator::sessionResources(const std::vector<nvml::GpuGran
     const nvml::GpuDevice& device = devices()[grants[i].device];
     if (!device.fraction) continue;
     GrantFigures f = figures(grants[i]);
-    json limit = {{"shares", grants[i].amount.toString()}, {"sm_percent", std::to_string(f.smPercent)}};
     if (f.memoryBytes) {
       memLimits.push_back(std::to_string(i) + "=" + std::to_string(std::max<std::uint64_t>(1, *f.memoryBytes / kMiB)) + "M");
-      limit["memory"] = std::to_string(*f.memoryBytes);
     }
-    if (f.processingUnits) limit["processing_units"] = std::to_string(*f.processingUnits);
     threadPercent = threadPercent ? std::min(*threadPercent, f.smPercent) : f.smPercent;
-    resources["limits"][device.id] = std::move(limit);
   }
   if (threadPercent) {
     json& env = resources["env"];

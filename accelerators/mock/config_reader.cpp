@@ -41,6 +41,8 @@ bool hasType(const toml::node& node, ValueType type) {
       return node.is_table();
     case ValueType::Tables:
       return node.is_array_of_tables() || (node.is_array() && node.as_array()->empty());
+    case ValueType::List:
+      return node.is_array();
   }
   return false;
 }

@@ -28,6 +28,7 @@ enum class ValueType {
   Strings,   // an array of strings
   Table,
   Tables,  // an array of tables
+  List,    // an array of anything: data passed through as it is written
 };
 
 // What a value of `type` looks like, for the key's declaration and the reader's errors.
@@ -51,6 +52,8 @@ constexpr std::string_view expectation(ValueType type) {
       return "a table";
     case ValueType::Tables:
       return "a list of tables";
+    case ValueType::List:
+      return "a list";
   }
   return "a value";
 }

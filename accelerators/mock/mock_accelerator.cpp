@@ -276,15 +276,25 @@ json MockAccelerator::sessionEnv(const std::vector<Grant>& grants) const {
   return env;
 }
 
-// Fractional mode: what each share amounts to, for a host that enforces it.
-json MockAccelerator::shareLimits(const std::vector<Grant>& grants) const {
-  json limits = json::object();
+// Path only: the agent reads the node's type and numbers itself, as it does for any
+// node a plugin cannot stat. A GPU's MIG slices share its node, listed once.
+json MockAccelerator::sessionDevices(const std::vector<Grant>& grants) const {
+  json devices = json::array();
   for (const Grant& grant : grants) {
-    const MockDevice& device = config_.devices[grant.device];
-    if (!inSharesSlot(device)) continue;
-    limits[device.id] = {{"memory", memoryLimit(grant)}, {"processing_units", processorLimit(grant)}};
+    const std::string& node = config_.devices[grant.device].deviceNode;
+    json entry = {{"path", node}};
+    if (!node.empty() && std::find(devices.begin(), devices.end(), entry) == devices.end()) devices.push_back(entry);
   }
-  return limits;
+  return devices;
+}
+
+void MockAccelerator::addSessionExtra(json& answer) const {
+  if (config_.sessionExtra.empty()) return;
+  const json extra = json::parse(config_.sessionExtra);
+  if (extra.contains("limits")) answer["limits"].update(extra["limits"]);
+  for (const char* list : {"mounts", "devices"}) {
+    if (extra.contains(list)) answer[list].insert(answer[list].end(), extra[list].begin(), extra[list].end());
+  }
 }
 
 std::string MockAccelerator::prepareSession(std::string_view sessionJson) {
@@ -294,9 +304,10 @@ std::string MockAccelerator::prepareSession(std::string_view sessionJson) {
   checkFits(session.grants);
   for (const Grant& grant : session.grants) inUse_[grant.device] = inUse_[grant.device] + grant.amount;
   json result = {{"env", sessionEnv(session.grants)},
-                 {"devices", json::array()},
+                 {"devices", sessionDevices(session.grants)},
                  {"mounts", json::array()},
-                 {"limits", shareLimits(session.grants)}};
+                 {"limits", json::object()}};
+  addSessionExtra(result);
   prepared_.emplace(session.id, std::move(session.grants));
   return result.dump();
 }

@@ -62,7 +62,8 @@ class MockAccelerator final : public plugin::Accelerator {
   std::vector<Grant> parseGrants(const nlohmann::json& allocation) const;
   void checkFits(const std::vector<Grant>& grants) const;
   nlohmann::json sessionEnv(const std::vector<Grant>& grants) const;
-  nlohmann::json shareLimits(const std::vector<Grant>& grants) const;
+  nlohmann::json sessionDevices(const std::vector<Grant>& grants) const;
+  void addSessionExtra(nlohmann::json& answer) const;
   nlohmann::json measures(const std::vector<std::size_t>& devices) const;
   bool inSharesSlot(const MockDevice& device) const;
   std::string memoryLimit(const Grant& grant) const;

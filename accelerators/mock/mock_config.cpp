@@ -20,8 +20,8 @@ namespace bai::mock {
 namespace {
 
 using namespace std::chrono_literals;
-using ValueType::Amount, ValueType::Bytes, ValueType::Count, ValueType::Duration, ValueType::Flag, ValueType::String,
-    ValueType::Strings, ValueType::Table, ValueType::Tables;
+using ValueType::Amount, ValueType::Bytes, ValueType::Count, ValueType::Duration, ValueType::Flag, ValueType::List,
+    ValueType::String, ValueType::Strings, ValueType::Table, ValueType::Tables;
 
 // ---- The declared keys: the single description of the format --------------------------
 
@@ -36,6 +36,7 @@ constexpr KeySpec kTopLevelKeys[] = {
     keySpec("attributes", Table, false, "", "string facts reported in describe's extra_info (driver version...)"),
     keySpec("devices", Tables, false, "", "the GPUs"),
     keySpec("faults", Table, false, "", "fault injection for tests of the host"),
+    keySpec("session_extra", Table, false, "", "limits, mounts and devices added to every prepare_session answer"),
 };
 
 constexpr KeySpec kDeviceKeys[] = {
@@ -51,6 +52,7 @@ constexpr KeySpec kDeviceKeys[] = {
     keySpec("mig_slices", Tables, false, "", "MIG slices of a GPU with mig = true"),
     keySpec("utilization", Amount, false, "0", "percent reported by node_measures"),
     keySpec("memory_used", Bytes, false, "0", "bytes reported in use by node_measures"),
+    keySpec("device_node", String, false, "", "absolute path of the GPU's device node, {i} allowed: \"/dev/mock{i}\""),
 };
 
 constexpr KeySpec kMigSliceKeys[] = {
@@ -72,6 +74,18 @@ constexpr KeySpec kDeviceFaultKeys[] = {
     keySpec("recover_after", Duration, false, "", "seconds after create when it is healthy again"),
     keySpec("gone_after", Duration, false, "", "seconds after create when it disappears for good"),
     keySpec("reason", String, false, "", "the reason health reports"),
+};
+
+constexpr KeySpec kSessionExtraKeys[] = {
+    keySpec("limits", Table, false, "", "added to the answer's limits as written (any key, any value)"),
+    keySpec("mounts", Tables, false, "", "bind mounts appended to the answer's mounts"),
+    keySpec("devices", List, false, "", "device paths or {path, type, major, minor, access} tables appended as written"),
+};
+
+constexpr KeySpec kMountKeys[] = {
+    keySpec("source", String, true, "", "host path"),
+    keySpec("target", String, true, "", "path in the session"),
+    keySpec("read_only", Flag, false, "false", "mounted read-only"),
 };
 
 struct CallName {
@@ -364,6 +378,10 @@ class DeviceBuilder {
     gpu.id = withIndex(entry.string("id"), position);
     gpu.uuid = withIndex(entry.string("uuid"), position);
     gpu.pciBus = entry.has("pci_bus") ? withIndex(entry.string("pci_bus"), position) : generatedPciBus(position);
+    if (entry.has("device_node")) {
+      gpu.deviceNode = withIndex(entry.string("device_node"), position);
+      if (gpu.deviceNode.empty() || gpu.deviceNode.front() != '/') entry.fail("device_node", "\"" + gpu.deviceNode + "\" is not an absolute path");
+    }
     checkDeviceName(entry, "id", gpu.id);
     checkDeviceName(entry, "uuid", gpu.uuid);
     claimName(entry, "id", gpu.id);
@@ -384,6 +402,7 @@ class DeviceBuilder {
     slice.uuid = slice.id;
     slice.model = gpu.model + " MIG " + spec.profile;
     slice.pciBus = gpu.pciBus;
+    slice.deviceNode = gpu.deviceNode;  // a MIG slice is opened through its GPU's node
     slice.numaNode = gpu.numaNode;
     slice.memory = spec.memory;
     slice.processingUnits = spec.smCount;
@@ -489,6 +508,43 @@ void readHealthFaults(const TableReader& faults, MockConfig& config) {
   }
 }
 
+// ---- Extra payload for tests of the host ----------------------------------------------------
+
+nlohmann::json jsonFromToml(const toml::node& node, const std::string& path) {
+  if (const toml::table* table = node.as_table()) {
+    nlohmann::json object = nlohmann::json::object();
+    for (auto&& [key, item] : *table) object[std::string(key.str())] = jsonFromToml(item, path + "." + std::string(key.str()));
+    return object;
+  }
+  if (const toml::array* array = node.as_array()) {
+    nlohmann::json list = nlohmann::json::array();
+    for (std::size_t i = 0; i < array->size(); ++i) list.push_back(jsonFromToml(*array->get(i), path + "[" + std::to_string(i) + "]"));
+    return list;
+  }
+  if (const auto* text = node.as_string()) return text->get();
+  if (const auto* integer = node.as_integer()) return integer->get();
+  if (const auto* number = node.as_floating_point()) return number->get();
+  if (const auto* flag = node.as_boolean()) return flag->get();
+  failConfig(node.source(), path, "dates and times are not payload values");
+}
+
+// Passed through unchecked beyond its shape: a bad limit key or a missing mount source is
+// what the tests that use it want the agent to see.
+void readSessionExtra(const TableReader& root, MockConfig& config) {
+  if (!root.has("session_extra")) return;
+  TableReader extra = root.table("session_extra", kSessionExtraKeys);
+  nlohmann::json document = nlohmann::json::object();
+  for (const TableReader& mount : extra.tables("mounts", kMountKeys)) {
+    document["mounts"].push_back({{"source", mount.string("source")},
+                                  {"target", mount.string("target")},
+                                  {"read_only", mount.flag("read_only")}});
+  }
+  for (const char* key : {"limits", "devices"}) {
+    if (const toml::node* node = extra.raw().get(key)) document[key] = jsonFromToml(*node, extra.keyPath(key));
+  }
+  config.sessionExtra = document.dump();
+}
+
 }  // namespace
 
 std::string_view callName(Call call) { return kCallNames[static_cast<std::size_t>(call)].name; }
@@ -522,6 +578,7 @@ MockConfig loadMockConfig(std::string_view configJson) {
   TableReader faults = root.table("faults", kFaultKeys);
   readCallFaults(faults, config);
   readHealthFaults(faults, config);
+  readSessionExtra(root, config);
   return config;
 }
 

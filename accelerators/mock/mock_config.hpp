@@ -66,6 +66,7 @@ struct MockDevice {
   Quantity capacity;                            // in `slot`: 1, or the GPU's shares
   Quantity utilization;                         // percent, for node_measures
   std::uint64_t memoryUsed = 0;                 // bytes, for node_measures
+  std::string deviceNode;                       // "/dev/mock0" for the session's devices; empty: none
   HealthFault fault;
 };
 
@@ -81,6 +82,10 @@ struct MockConfig {
   std::vector<std::string> masked;  // the ids of the devices device_mask hid
   std::vector<MockDevice> devices;  // the visible ones
   Faults faults;
+  // [session_extra] as JSON text, {"limits": {...}, "mounts": [...], "devices": [...]}:
+  // added to every prepare_session answer as written, so that tests can hand the agent a
+  // bad payload. Empty when not configured.
+  std::string sessionExtra;
 };
 
 // An amount as configs and sessions write it: a non-negative decimal ("0.5", "2") up to

@@ -1,6 +1,7 @@
 #include "rocm_accelerator.hpp"
 
 #include "bounded_json.hpp"
+#include "device_nodes.hpp"
 #include "session_document.hpp"
 #include "text.hpp"
 
@@ -25,6 +26,7 @@ constexpr plugin::ConfigKey kConfigKeys[] = {
               "path or file name of the ROCm SMI library to dlopen (only that one is tried)"},
     {"device_mask", "list of strings or integers", "[]", "SMI indexes or unique ids of GPUs to hide"},
     {"sysfs_root", "string", "/sys", "where PCI devices' render nodes and NUMA nodes are read (tests)"},
+    {"dev_root", "string", "/dev", "where the device nodes are: <root>/kfd, <root>/dri/renderD* (tests)"},
 };
 
 const std::vector<std::string> kDefaultLibraries = {
@@ -66,6 +68,7 @@ RocmConfig parseRocmConfig(std::string_view configJson) {
   };
   text("smi_library", result.smiLibrary);
   text("sysfs_root", result.sysfsRoot);
+  text("dev_root", result.devRoot);
   if (auto mask = config.find("device_mask"); mask != config.end()) {
     if (!mask->is_array()) throw std::invalid_argument("device_mask: expected a list, got " + mask->dump());
     for (const json& entry : *mask) {
@@ -144,7 +147,7 @@ void RocmAccelerator::readSysfs(Gpu& gpu) const {
   std::error_code error;
   for (const auto& entry : fs::directory_iterator(pci / "drm", error)) {
     std::string name = entry.path().filename().string();
-    if (name.rfind("renderD", 0) == 0) gpu.renderNodes.push_back("/dev/dri/" + name);
+    if (name.rfind("renderD", 0) == 0) gpu.renderNodes.push_back(config_.devRoot + "/dri/" + name);
   }
   std::sort(gpu.renderNodes.begin(), gpu.renderNodes.end());
   if (gpu.smi.numaNode < 0) {
@@ -225,19 +228,18 @@ std::string RocmAccelerator::prepareSession(std::string_view sessionJson) {
   }
   std::vector<std::string> rocr;
   std::vector<std::string> hip;
+  // Every HIP process opens /dev/kfd, then the render nodes of the GPUs it may use.
   json devices = json::array();
-  if (!session.gpus.empty()) devices.push_back("/dev/kfd");
+  if (!session.gpus.empty()) devices.push_back(accel::deviceNodeEntry(config_.devRoot + "/kfd"));
   for (std::size_t index : session.gpus) {
     rocr.push_back(gpus_[index].id);
     hip.push_back(std::to_string(hip.size()));
-    for (const std::string& node : gpus_[index].renderNodes) devices.push_back(node);
+    for (const std::string& node : gpus_[index].renderNodes) devices.push_back(accel::deviceNodeEntry(node));
     inUseBy_[index] = session.id;
   }
   json env = {{"ROCR_VISIBLE_DEVICES", accel::joined(rocr)}, {"HIP_VISIBLE_DEVICES", accel::joined(hip)}};
   prepared_.emplace(session.id, std::move(session.gpus));
-  return json{{"env", std::move(env)}, {"devices", std::move(devices)}, {"mounts", json::array()},
-              {"limits", json::object()}}
-      .dump();
+  return json{{"env", std::move(env)}, {"devices", std::move(devices)}, {"mounts", json::array()}}.dump();
 }
 
 void RocmAccelerator::releaseSession(std::string_view sessionJson) {

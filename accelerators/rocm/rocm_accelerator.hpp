@@ -21,6 +21,7 @@ struct RocmConfig {
   std::string smiLibrary;               // empty: the default search order
   std::vector<std::string> deviceMask;  // SMI indexes or unique ids of GPUs to hide
   std::string sysfsRoot = "/sys";       // where render nodes and NUMA nodes are read
+  std::string devRoot = "/dev";         // where the device nodes are
 };
 
 // Validates `configJson` against the declared keys; throws std::invalid_argument naming the key.
@@ -46,7 +47,7 @@ class RocmAccelerator final : public plugin::Accelerator {
     std::string id;    // the SMI index as text
     std::string uuid;  // the unique id as "0x%016x", empty when unknown
     std::string pciBus;
-    std::vector<std::string> renderNodes;  // "/dev/dri/renderD128"
+    std::vector<std::string> renderNodes;  // "<dev_root>/dri/renderD128"
   };
   struct Session {
     std::string id;

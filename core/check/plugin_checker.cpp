@@ -74,6 +74,20 @@ std::map<std::string, std::map<std::string, Quantity>> smallAllocation(const Dis
   return allocation;
 }
 
+// prepare_session's answer for `document`, held to its schema and to the rules the agent
+// reads it by (readSessionResources), as the agent would: a failure names the plugin, the
+// call and the key. Device nodes are not looked up here: the checking machine is rarely
+// the node, and the agent refuses a session whose node is missing.
+Result<nlohmann::json> checkedPrepare(CheckSession& session, const std::string& document) {
+  const std::string plugin = "plugin " + session.identity().name + ": ";
+  auto prepared = session.callWith("prepare_session", session.vtable().prepare_session, session.instance(), document);
+  if (!prepared) return problem(plugin + prepared.error().message + " for " + document);
+  if (auto resources = readSessionResources(*prepared); !resources) {
+    return problem(plugin + "prepare_session: " + resources.error().message + " for " + document);
+  }
+  return prepared;
+}
+
 Result<void> prepareRelease(CheckSession& session) {
   const auto& vt = session.vtable();
   if (vt.prepare_session == nullptr || vt.release_session == nullptr) {
@@ -82,8 +96,7 @@ Result<void> prepareRelease(CheckSession& session) {
   for (const auto& allocation : {smallAllocation(session.discovery()), std::map<std::string, std::map<std::string, Quantity>>{}}) {
     const std::string id = allocation.empty() ? "bai-plugin-check-empty" : "bai-plugin-check-1";
     const std::string document = sessionDocument(id, allocation);
-    auto prepared = session.callWith("prepare_session", vt.prepare_session, session.instance(), document);
-    if (!prepared) return problem(prepared.error().message + " for " + document);
+    if (auto prepared = checkedPrepare(session, document); !prepared) return Failure{prepared.error()};
     const bai_status released = vt.release_session(session.instance(), document.c_str());
     if (released != BAI_OK) {
       return problem("expected release_session to undo prepare_session with BAI_OK, got " + describeStatus(released) +
@@ -99,8 +112,7 @@ Result<void> prepareRelease(CheckSession& session) {
 Result<void> secondPrepareRefused(CheckSession& session) {
   const auto& vt = session.vtable();
   const std::string document = sessionDocument("bai-plugin-check-twice", smallAllocation(session.discovery()));
-  auto first = session.callWith("prepare_session", vt.prepare_session, session.instance(), document);
-  if (!first) return problem(first.error().message + " for " + document);
+  if (auto first = checkedPrepare(session, document); !first) return Failure{first.error()};
   const bai_status second = session.statusOf(vt.prepare_session, session.instance(), document);
   const bai_status released = vt.release_session(session.instance(), document.c_str());
   if (second != BAI_ERR_INVALID_ARGUMENT) {

@@ -6,6 +6,7 @@
 #include <bai/accelerator.h>
 
 #include <algorithm>
+#include <charconv>
 #include <map>
 #include <set>
 
@@ -160,7 +161,8 @@ Result<std::vector<std::unique_ptr<AllocMap>>> buildMaps(const Discovery& discov
 namespace bai::core {
 namespace {
 
-Failure<Error> badPayload(const std::string& why) { return fail(ErrorCode::InvalidArgument, "prepare_session: " + why); }
+// The caller names the call and the plugin ("plugin mock: prepare_session: limits: ...").
+Failure<Error> badPayload(const std::string& why) { return fail(ErrorCode::InvalidArgument, why); }
 
 // "0-3,8" -> {0,1,2,3,8}; the kernel's list syntax, as cpuset.cpus and cpuset.mems take it.
 std::optional<std::vector<int>> parseIdList(const std::string& text) {
@@ -190,6 +192,14 @@ std::optional<std::vector<int>> parseIdList(const std::string& text) {
   return ids;
 }
 
+// "18446744073709551615" at most; the schema already allows only digits.
+std::optional<std::uint64_t> parseBytes(const std::string& text) {
+  std::uint64_t bytes = 0;
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), bytes);
+  if (text.empty() || error != std::errc{} || end != text.data() + text.size()) return std::nullopt;
+  return bytes;
+}
+
 Result<void> readLimits(const nlohmann::json& limits, PayloadLimits& out) {
   for (const auto& [key, value] : limits.items()) {
     if (key == "cpuset" || key == "mems") {
@@ -197,11 +207,9 @@ Result<void> readLimits(const nlohmann::json& limits, PayloadLimits& out) {
       if (!ids) return badPayload("limits." + key + ": expected a list such as \"0-3,8\", got " + value.dump());
       (key == "cpuset" ? out.cpus : out.mems) = std::move(*ids);
     } else if (key == "memory") {
-      const std::string text = value.is_string() ? value.get<std::string>() : "";
-      if (text.empty() || text.size() > 19 || text.find_first_not_of("0123456789") != std::string::npos) {
-        return badPayload("limits.memory: expected bytes as a decimal string, got " + value.dump());
-      }
-      out.memoryBytes = std::stoull(text);
+      auto bytes = value.is_string() ? parseBytes(value.get<std::string>()) : std::nullopt;
+      if (!bytes) return badPayload("limits.memory: expected bytes as a decimal string, got " + value.dump());
+      out.memoryBytes = *bytes;
     } else {
       return badPayload("limits: unknown key '" + key + "' (the agent applies cpuset, mems and memory)");
     }
@@ -209,17 +217,72 @@ Result<void> readLimits(const nlohmann::json& limits, PayloadLimits& out) {
   return {};
 }
 
+bool isAccessSet(const std::string& access) {
+  if (access.empty() || access.size() > 3) return false;
+  for (std::size_t i = 0; i < access.size(); ++i) {
+    if (std::string_view("rwm").find(access[i]) == std::string_view::npos) return false;
+    if (access.find(access[i], i + 1) != std::string::npos) return false;  // "rr" is not a set
+  }
+  return true;
+}
+
+std::optional<std::uint32_t> deviceNumber(const nlohmann::json& value) {
+  if (!value.is_number_integer() || value.get<std::int64_t>() < 0 || value.get<std::uint64_t>() > 0xffffffffu) {
+    return std::nullopt;
+  }
+  return value.get<std::uint32_t>();
+}
+
+// A device as a path (ABI 1.0) or {"path", "type", "major", "minor", "access"} (ABI 1.1).
+Result<DeviceRequest> readDevice(const nlohmann::json& device, const std::string& where) {
+  if (device.is_string()) {
+    DeviceRequest request{device.get<std::string>()};
+    if (request.path.empty() || request.path.front() != '/') return badPayload(where + ": expected an absolute path, got " + device.dump());
+    return request;
+  }
+  if (!device.is_object()) return badPayload(where + ": expected a path or an object, got " + device.dump());
+  DeviceRequest request;
+  for (const auto& [key, value] : device.items()) {
+    const std::string at = where + "." + key;
+    if (key == "path") {
+      if (!value.is_string() || value.get<std::string>().empty() || value.get<std::string>().front() != '/') {
+        return badPayload(at + ": expected an absolute path, got " + value.dump());
+      }
+      request.path = value.get<std::string>();
+    } else if (key == "type") {
+      if (value != "c" && value != "b") return badPayload(at + ": expected \"c\" or \"b\", got " + value.dump());
+      request.type = value.get<std::string>().front();
+    } else if (key == "major" || key == "minor") {
+      auto number = deviceNumber(value);
+      if (!number) return badPayload(at + ": expected an integer from 0 to 4294967295, got " + value.dump());
+      (key == "major" ? request.major : request.minor) = *number;
+    } else if (key == "access") {
+      if (!value.is_string() || !isAccessSet(value.get<std::string>())) {
+        return badPayload(at + ": expected a non-empty subset of \"rwm\", got " + value.dump());
+      }
+      request.access = value.get<std::string>();
+    } else {
+      return badPayload(where + ": unknown key '" + key + "' (a device has path, type, major, minor, access)");
+    }
+  }
+  if (request.path.empty()) return badPayload(where + ": missing key 'path'");
+  const int numbered = int{request.type.has_value()} + int{request.major.has_value()} + int{request.minor.has_value()};
+  if (numbered != 0 && numbered != 3) {
+    return badPayload(where + " (" + request.path + "): type, major and minor come together or not at all");
+  }
+  return request;
+}
+
 }  // namespace
 
 Result<SessionResources> readSessionResources(const nlohmann::json& document) {
   SessionResources resources;
   resources.env = document.value("env", std::map<std::string, std::string>{});
-  for (const auto& device : document.value("devices", nlohmann::json::array())) {
-    if (device.is_string()) {
-      resources.devices.push_back({device.get<std::string>()});
-    } else {
-      return badPayload("devices: expected a path, got " + device.dump());
-    }
+  const nlohmann::json devices = document.value("devices", nlohmann::json::array());
+  for (std::size_t i = 0; i < devices.size(); ++i) {
+    auto device = readDevice(devices[i], "devices[" + std::to_string(i) + "]");
+    if (!device) return Failure{device.error()};
+    resources.devices.push_back(std::move(*device));
   }
   for (const auto& m : document.value("mounts", nlohmann::json::array())) {
     resources.mounts.push_back({m.at("source").get<std::string>(), m.at("target").get<std::string>(),

@@ -46,8 +46,9 @@ struct Discovery {
   std::vector<std::vector<std::string>> exclusive;
 };
 
-// A device node a plugin's prepare_session names. The string form of ABI 1.0 gives only
-// the path: the agent then reads type and numbers from the node itself.
+// A device node a plugin's prepare_session names: a path (the form of ABI 1.0) or, since
+// ABI 1.1, {"path", "type", "major", "minor", "access"}. Without type and numbers the
+// agent reads them from the node itself; with them it checks them against the node.
 struct DeviceRequest {
   std::string path;
   std::optional<char> type{};  // with major and minor, or none of the three
@@ -71,7 +72,9 @@ struct SessionResources {
   PayloadLimits limits;
 };
 
-// Reads a schema-valid prepare_session document; errors name the key that broke a rule.
+// Reads a schema-valid prepare_session document, and holds it to the rules the schema
+// cannot say (type, major and minor together; access a set); errors name the key
+// ("devices[2].access: ..."), the caller adds the plugin and the call.
 Result<SessionResources> readSessionResources(const nlohmann::json& document);
 
 // Validates `document` against docs/abi/<call>.schema.json (session_measures uses node_measures').

@@ -89,7 +89,9 @@ class AcmeAccelerator : public bai::plugin::Accelerator {
   // {"session_id": ..., "allocation": {"acme.device": {"<id>": "1"}}}; a real plugin
   // parses it with its JSON library of choice.
   // Each session id is prepared once until released: the agent relies on it, and
-  // bai-plugin-check tests it.
+  // bai-plugin-check tests it. A real plugin also lists the device nodes the session
+  // opens ("devices": [{"path": "/dev/acme0"}]): the agent lets it open those and no
+  // other (docs/plugin-guide.md#what-a-session-receives).
   std::string prepareSession(std::string_view session) override {
     const std::string id = sessionIdOf(session);
     if (prepared_.count(id) != 0) throw std::invalid_argument("session " + id + " is prepared already");

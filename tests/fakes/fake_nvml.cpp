@@ -31,6 +31,9 @@ struct FakeDevice {
   unsigned utilization = 0;
   unsigned migMode = NVML_DEVICE_MIG_DISABLE;
   unsigned maxMigDevices = 7;
+  unsigned minorNumber = 0;       // a GPU's /dev/nvidia<minor>
+  unsigned gpuInstanceId = 0;     // a MIG device's
+  unsigned computeInstanceId = 0;
   std::vector<std::unique_ptr<FakeDevice>> migDevices;
   std::vector<unsigned long long> xids;  // queued on every event set the device registers with
   long goneAfterCountCalls = -1;         // gone from this call of nvmlDeviceGetCount_v2 on (1 = the first)
@@ -56,8 +59,13 @@ State& state() {
 nvmlDevice_t handleOf(FakeDevice* device) { return reinterpret_cast<nvmlDevice_t>(device); }
 FakeDevice* deviceOf(nvmlDevice_t handle) { return reinterpret_cast<FakeDevice*>(handle); }
 
-std::unique_ptr<FakeDevice> readDevice(const json& entry) {
+// `position`: in the scenario's devices (a GPU's default minor number) or in its GPU's
+// mig_devices (a MIG device's default GPU instance id).
+std::unique_ptr<FakeDevice> readDevice(const json& entry, unsigned position) {
   auto device = std::make_unique<FakeDevice>();
+  device->minorNumber = entry.value("minor_number", position);
+  device->gpuInstanceId = entry.value("gpu_instance_id", position);
+  device->computeInstanceId = entry.value("compute_instance_id", 0U);
   device->uuid = entry.value("uuid", "");
   device->name = entry.value("name", "");
   device->pciBusId = entry.value("pci_bus_id", "");
@@ -68,7 +76,9 @@ std::unique_ptr<FakeDevice> readDevice(const json& entry) {
   device->migMode = entry.value("mig_mode", 0U);
   device->xids = entry.value("xids", std::vector<unsigned long long>{});
   device->goneAfterCountCalls = entry.value("gone_after_count_calls", -1L);
-  for (const json& mig : entry.value("mig_devices", json::array())) device->migDevices.push_back(readDevice(mig));
+  for (const json& mig : entry.value("mig_devices", json::array())) {
+    device->migDevices.push_back(readDevice(mig, static_cast<unsigned>(device->migDevices.size())));
+  }
   return device;
 }
 
@@ -87,7 +97,9 @@ nvmlReturn_t loadScenario(State& s) {
   s.driverVersion = scenario.value("driver_version", s.driverVersion);
   s.gpus.clear();
   s.countCalls = 0;
-  for (const json& entry : scenario.value("devices", json::array())) s.gpus.push_back(readDevice(entry));
+  for (const json& entry : scenario.value("devices", json::array())) {
+    s.gpus.push_back(readDevice(entry, static_cast<unsigned>(s.gpus.size())));
+  }
   return NVML_SUCCESS;
 }
 
@@ -275,6 +287,37 @@ FAKE_EXPORT nvmlReturn_t nvmlDeviceGetMigDeviceHandleByIndex(nvmlDevice_t device
 }
 
 #ifndef BAI_FAKE_NVML_MINIMAL
+FAKE_EXPORT nvmlReturn_t nvmlDeviceGetMinorNumber(nvmlDevice_t device, unsigned int* minorNumber) {
+  return readDevice(device, [&](const FakeDevice& d) { return *minorNumber = d.minorNumber, NVML_SUCCESS; }, minorNumber);
+}
+
+namespace {
+
+bool isMigDevice(const FakeDevice& device) {
+  for (auto& gpu : state().gpus) {
+    for (auto& mig : gpu->migDevices) {
+      if (mig.get() == &device) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+// A GPU that is no MIG device answers INVALID_ARGUMENT, as NVML does.
+FAKE_EXPORT nvmlReturn_t nvmlDeviceGetGpuInstanceId(nvmlDevice_t device, unsigned int* id) {
+  return readDevice(
+      device, [&](const FakeDevice& d) { return isMigDevice(d) ? (*id = d.gpuInstanceId, NVML_SUCCESS) : NVML_ERROR_INVALID_ARGUMENT; },
+      id);
+}
+
+FAKE_EXPORT nvmlReturn_t nvmlDeviceGetComputeInstanceId(nvmlDevice_t device, unsigned int* id) {
+  return readDevice(
+      device,
+      [&](const FakeDevice& d) { return isMigDevice(d) ? (*id = d.computeInstanceId, NVML_SUCCESS) : NVML_ERROR_INVALID_ARGUMENT; },
+      id);
+}
+
 FAKE_EXPORT nvmlReturn_t nvmlEventSetCreate(nvmlEventSet_t* set) {
   if (set == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
   *set = reinterpret_cast<nvmlEventSet_t>(new EventSet());

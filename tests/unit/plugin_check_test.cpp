@@ -2,9 +2,13 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
+
 #include <array>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 namespace {
@@ -62,7 +66,7 @@ TEST_P(PluginCheckFails, WithTheRightReason) {
 INSTANTIATE_TEST_SUITE_P(
     Fixtures, PluginCheckFails,
     ::testing::Values(
-        Expected{"wrong-major", "FAIL info-record: built for plugin ABI 2.0, this agent speaks 1.x (see docs/plugin-guide.md#identity)"},
+        Expected{"wrong-major", "FAIL info-record: built for plugin ABI 2.1, this agent speaks 1.x (see docs/plugin-guide.md#identity)"},
         Expected{"not-a-plugin", "FAIL info-record: no bai_accelerator_info symbol"},
         Expected{"no-entry", "FAIL abi-version: no bai_accelerator_entry symbol"},
         Expected{"small-table", "FAIL abi-version: call table struct_size 16 is smaller than the ABI 1.0 table"},
@@ -143,5 +147,89 @@ TEST(PluginCheck, RefusesAMissingPluginFile) {
   EXPECT_NE(run.exitCode, 0);
   EXPECT_NE(run.output.find("does-not-exist"), std::string::npos) << run.output;
 }
+
+// ---- prepare_session payloads, through the mock plugin's session_extra -------------------
+
+bool mockBuilt() { return std::getenv("BAI_MOCK_PLUGIN") != nullptr; }
+
+// bai-plugin-check on the real mock plugin (BAI_MOCK_PLUGIN) with one GPU whose node is
+// /dev/null and `sessionExtra` added to every prepare_session answer.
+CheckerRun checkMock(const nlohmann::json& sessionExtra) {
+  const char* checker = std::getenv("BAI_PLUGIN_CHECK");
+  const char* mock = std::getenv("BAI_MOCK_PLUGIN");
+  EXPECT_NE(checker, nullptr);
+  if (checker == nullptr || mock == nullptr) return {};
+  nlohmann::json config = {{"key", "cuda"},
+                           {"devices", {{{"uuid", "GPU-0"}, {"model", "M"}, {"sm_count", 8}, {"memory", "8g"},
+                                         {"device_node", "/dev/null"}}}}};
+  if (!sessionExtra.empty()) config["session_extra"] = sessionExtra;
+  const std::filesystem::path file =
+      std::filesystem::temp_directory_path() / ("bai-check-mock-" + std::to_string(::getpid()) + ".json");
+  std::ofstream(file) << config.dump();
+  const std::string command = std::string(checker) + " " + mock + " --config " + file.string() +
+                              " --deadline-ms 2000 --cycles 20 2>&1";
+  CheckerRun run;
+  FILE* pipe = popen(command.c_str(), "r");
+  std::array<char, 4096> buffer{};
+  while (std::fgets(buffer.data(), buffer.size(), pipe) != nullptr) run.output += buffer.data();
+  const int status = pclose(pipe);
+  run.exitCode = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::filesystem::remove(file);
+  return run;
+}
+
+TEST(PluginCheckPayloads, AcceptsEveryDocumentedKey) {
+  if (!mockBuilt()) GTEST_SKIP() << "built without the mock plugin";
+  CheckerRun run = checkMock({{"limits", {{"cpuset", "0-1"}, {"mems", "0"}, {"memory", "1073741824"}}},
+                              {"mounts", {{{"source", "/usr/share"}, {"target", "/opt/share"}, {"read_only", true}}}},
+                              {"devices", {"/dev/zero", {{"path", "/dev/full"}, {"type", "c"}, {"major", 1}, {"minor", 7},
+                                                         {"access", "rwm"}}}}});
+  EXPECT_EQ(run.exitCode, 0) << run.output;
+  expectLine(run, "PASS prepare-release (");
+}
+
+struct BadPayload {
+  const char* name;
+  nlohmann::json sessionExtra;
+  const char* line;
+};
+
+std::ostream& operator<<(std::ostream& out, const BadPayload& bad) { return out << bad.name; }
+
+class PluginCheckBadPayload : public ::testing::TestWithParam<BadPayload> {};
+
+// Each failure names the plugin, the call and the key, as the agent's refusal would.
+TEST_P(PluginCheckBadPayload, FailsPrepareReleaseNamingPluginCallAndKey) {
+  if (!mockBuilt()) GTEST_SKIP() << "built without the mock plugin";
+  CheckerRun run = checkMock(GetParam().sessionExtra);
+  EXPECT_EQ(run.exitCode, 1) << run.output;
+  expectLine(run, GetParam().line);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Payloads, PluginCheckBadPayload,
+    ::testing::Values(
+        BadPayload{"unknown_limit", {{"limits", {{"gpu_mem", "1g"}}}},
+                   "FAIL prepare-release: plugin mock: prepare_session breaks docs/abi/prepare_session.schema.json at "
+                   "/limits: unexpected member \"gpu_mem\""},
+        BadPayload{"memory_not_bytes", {{"limits", {{"memory", "8g"}}}},
+                   "FAIL prepare-release: plugin mock: prepare_session breaks docs/abi/prepare_session.schema.json at "
+                   "/limits/memory: expected text matching"},
+        BadPayload{"relative_device", {{"devices", {"dev/null"}}},
+                   "FAIL prepare-release: plugin mock: prepare_session breaks docs/abi/prepare_session.schema.json at "
+                   "/devices/1: expected text matching"},
+        BadPayload{"unknown_device_key", {{"devices", {{{"path", "/dev/zero"}, {"mode", "0666"}}}}},
+                   "FAIL prepare-release: plugin mock: prepare_session breaks docs/abi/prepare_session.schema.json at "
+                   "/devices/1: unexpected member \"mode\""},
+        BadPayload{"type_without_numbers", {{"devices", {{{"path", "/dev/zero"}, {"type", "c"}}}}},
+                   "FAIL prepare-release: plugin mock: prepare_session: devices[1] (/dev/zero): type, major and minor "
+                   "come together or not at all"},
+        BadPayload{"access_twice", {{"devices", {{{"path", "/dev/zero"}, {"access", "rr"}}}}},
+                   "FAIL prepare-release: plugin mock: prepare_session: devices[1].access: expected a non-empty subset "
+                   "of \"rwm\", got \"rr\""},
+        BadPayload{"mount_without_absolute_source", {{"mounts", {{{"source", "data"}, {"target", "/data"}}}}},
+                   "FAIL prepare-release: plugin mock: prepare_session breaks docs/abi/prepare_session.schema.json at "
+                   "/mounts/0/source"}),
+    [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace

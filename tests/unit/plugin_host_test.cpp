@@ -148,7 +148,7 @@ TEST_F(PluginHostTest, NewerMinorWithABiggerTableLoads) {
 }
 
 TEST_F(PluginHostTest, SkipsEachBrokenPluginWithItsReason) {
-  expectSkipped("wrong-major", "built for plugin ABI 2.0, this agent speaks 1.x");
+  expectSkipped("wrong-major", "built for plugin ABI 2.1, this agent speaks 1.x");
 }
 TEST_F(PluginHostTest, SkipsAMissingEntry) { expectSkipped("no-entry", "no bai_accelerator_entry symbol"); }
 TEST_F(PluginHostTest, SkipsATableTooSmall) {

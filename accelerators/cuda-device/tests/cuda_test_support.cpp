@@ -4,6 +4,8 @@
 
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -54,10 +56,51 @@ Scenario::Scenario(std::string_view name) : path_(scenarioPath(name)) {
     std::filesystem::create_directories(dir);
     std::ofstream(dir / "numa_node") << gpu["numa_node"].get<int>() << "\n";
   }
+  makeDeviceTree();
+}
+
+// The fake's defaults: a GPU's minor is its position, a MIG device's GPU instance its
+// position on the GPU, its compute instance 0 (tests/fakes/scenarios/README.md).
+void Scenario::makeDeviceTree() {
+  namespace fs = std::filesystem;
+  fs::create_directories(fs::path(devRoot()) / "nvidia-caps");
+  makeNode(devRoot() + "/nvidiactl", 195, 255);
+  makeNode(devRoot() + "/nvidia-uvm", 511, 0);
+  const json gpus = document_.value("devices", json::array());
+  for (std::size_t i = 0; i < gpus.size(); ++i) {
+    const unsigned minor = gpus[i].value("minor_number", static_cast<unsigned>(i));
+    makeNode(gpuNode(minor), 195, minor);
+    const json migs = gpus[i].value("mig_devices", json::array());
+    for (std::size_t n = 0; n < migs.size(); ++n) {
+      const unsigned gi = migs[n].value("gpu_instance_id", static_cast<unsigned>(n));
+      const unsigned ci = migs[n].value("compute_instance_id", 0U);
+      const fs::path giDir = fs::path(procRoot()) / "driver/nvidia/capabilities" / ("gpu" + std::to_string(minor)) /
+                             "mig" / ("gi" + std::to_string(gi));
+      fs::create_directories(giDir / ("ci" + std::to_string(ci)));
+      for (auto [file, capability] : {std::pair{giDir / "access", capabilityMinor(minor, gi)},
+                                      std::pair{giDir / ("ci" + std::to_string(ci)) / "access", capabilityMinor(minor, gi, ci)}}) {
+        std::ofstream(file) << "DeviceFileMinor: " << capability << "\nDeviceFileMode: 292\nDeviceFileModify: 1\n";
+        makeNode(capabilityNode(capability), 240, capability);
+      }
+    }
+  }
+}
+
+void Scenario::makeNode(const std::string& path, unsigned major, unsigned minor) {
+  if (realNodes_ && ::mknod(path.c_str(), S_IFCHR | 0666, makedev(major, minor)) == 0) return;
+  if (std::filesystem::exists(path)) std::filesystem::remove(path);
+  realNodes_ = false;  // one refusal makes them all plain files, so that the form is the same for all
+  std::ofstream(path) << "";
+}
+
+json nodeEntry(const Scenario& scenario, const std::string& path, unsigned major, unsigned minor) {
+  if (!scenario.realNodes()) return {{"path", path}};
+  return {{"path", path}, {"type", "c"}, {"major", major}, {"minor", minor}};
 }
 
 json Scenario::config(const json& settings) const {
-  json config = {{"nvml_library", fakeLibrary()}, {"sysfs_root", sysfsRoot()}};
+  json config = {{"nvml_library", fakeLibrary()}, {"sysfs_root", sysfsRoot()}, {"dev_root", devRoot()},
+                 {"proc_root", procRoot()}};
   config.update(settings);
   return config;
 }

@@ -72,8 +72,11 @@ TEST(CudaFractionalPlugin, EightGpusAreEightShares) {
     EXPECT_EQ(s["env"]["CUDA_MPS_PINNED_DEVICE_MEM_LIMIT"], "0=" + halfMiB + "M");
     EXPECT_EQ(s["env"]["CUDA_MPS_PIPE_DIRECTORY"], "/tmp/nvidia-mps");
     EXPECT_EQ(s["env"]["CUDA_MPS_LOG_DIRECTORY"], "/var/log/nvidia-mps");
-    EXPECT_EQ(s["limits"]["0"]["memory"], std::to_string(kMemory / 2));
-    EXPECT_EQ(s["limits"]["0"]["processing_units"], std::to_string(kCores / 2));
+    // The share's figures reach the session as MPS variables, not as limits the agent would apply.
+    EXPECT_FALSE(s.contains("limits")) << s;
+    EXPECT_EQ(s["devices"], json::array({nodeEntry(scenario, scenario.gpuNode(0), 195, 0),
+                                         nodeEntry(scenario, scenario.devRoot() + "/nvidiactl", 195, 255),
+                                         nodeEntry(scenario, scenario.devRoot() + "/nvidia-uvm", 511, 0)}));
   }
   json measures = parsePayload("node_measures", plugin->callWith(plugin->vtable().session_measures, session("a", json::object())));
   EXPECT_EQ(measureByKey(measures, "cuda_alloc_mem")["per_device"]["0"], std::to_string(kMemory / 2));
@@ -116,8 +119,7 @@ TEST(CudaFractionalPlugin, UnitsMakeOneGpuSeveralShares) {
   json one = prepared(*plugin, "one", {{"cuda.shares", {{"1", "1"}}}});
   EXPECT_EQ(one["env"]["CUDA_MPS_ACTIVE_THREAD_PERCENTAGE"], std::to_string(unitProc * 100 / kCores));  // 12
   EXPECT_EQ(one["env"]["CUDA_MPS_PINNED_DEVICE_MEM_LIMIT"], "0=" + std::to_string(unitMem / kMiB) + "M");
-  EXPECT_EQ(one["limits"]["1"]["memory"], std::to_string(unitMem));
-  EXPECT_EQ(one["limits"]["1"]["processing_units"], std::to_string(unitProc));
+  EXPECT_FALSE(one.contains("limits")) << one;
   json half = prepared(*plugin, "half", {{"cuda.shares", {{"1", "2.5"}}}});
   EXPECT_EQ(half["env"]["CUDA_MPS_ACTIVE_THREAD_PERCENTAGE"], std::to_string(unitProc * 5 / 2 * 100 / kCores));  // 31
   EXPECT_EQ(half["env"]["CUDA_MPS_PINNED_DEVICE_MEM_LIMIT"], "0=" + std::to_string(unitMem * 5 / 2 / kMiB) + "M");

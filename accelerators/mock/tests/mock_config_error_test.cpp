@@ -173,6 +173,15 @@ const BadFile kBadFiles[] = {
     {"empty_uuid", kKey + "[[devices]]\nuuid = \"\" # <-\nmodel = \"M\"\nsm_count = 1\nmemory = 1\n",
      "devices[0].uuid: \"\": 1 to 128"},
     {"syntax_error", kKey + "mode = \"discrete # <-\n", "TOML syntax"},
+    {"device_node_relative", kKey + device("device_node = \"mock0\" # <-\n"),
+     "devices[0].device_node: \"mock0\" is not an absolute path"},
+    {"session_extra_unknown_key", kKey + "[session_extra]\nenv = { A = \"1\" } # <-\n", "session_extra.env: unknown key"},
+    {"session_extra_mount_without_target", kKey + "[[session_extra.mounts]] # <-\nsource = \"/x\"\n",
+     "session_extra.mounts[0].target: missing"},
+    {"session_extra_devices_not_a_list", kKey + "[session_extra]\ndevices = \"/dev/x\" # <-\n",
+     "session_extra.devices: expected a list"},
+    {"session_extra_date", kKey + "[session_extra.limits]\nwhen = 1979-05-27 # <-\n",
+     "session_extra.limits.when: dates and times are not payload values"},
 };
 
 INSTANTIATE_TEST_SUITE_P(Cases, MockBadFile, ::testing::ValuesIn(kBadFiles),

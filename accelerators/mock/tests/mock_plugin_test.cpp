@@ -90,9 +90,18 @@ TEST(MockPluginInfo, UnconfiguredOffersNothing) {
   EXPECT_TRUE(nlohmann::json::parse(plugin.allocMapSpec())["maps"].empty());
 }
 
-TEST(MockSamples, AllSixArePresent) {
+TEST(MockSamples, AllSevenArePresent) {
   EXPECT_EQ(allSamples(), (std::vector<std::string>{"mock-1024.toml", "mock-2gpu-mig.toml", "mock-4xa100.toml",
-                                                    "mock-acme.toml", "mock-fractional.toml", "mock-rocm.toml"}));
+                                                    "mock-acme.toml", "mock-device-nodes.toml", "mock-fractional.toml",
+                                                    "mock-rocm.toml"}));
+}
+
+TEST(MockSamples, DeviceNodesOneForEachGpu) {
+  DirectPlugin plugin(pluginPath());
+  createOk(plugin, sampleConfig("mock-device-nodes.toml"));
+  json prepared = parsePayload("prepare_session", plugin.prepareSession(session("s", {{"cuda.device", {{"1", "1"}}}})));
+  EXPECT_EQ(prepared.at("devices"), json::parse(R"([{"path": "/dev/bai-mock1"}])"));
+  EXPECT_EQ(prepared.at("env").at("BAI_MOCK_CUDA_DEVICES"), "GPU-d0000000-0000-4000-8000-000000000001");
 }
 
 TEST(MockSamples, FourA100OnTwoNumaNodes) {

@@ -147,7 +147,8 @@ TEST(MockSessionFractional, LimitsFollowTheShares) {
                   {"BAI_MOCK_CUDA_DEVICE_COUNT", "3"},
                   {"BAI_MOCK_CUDA_MEM_LIMITS", u0 + ":2147483648," + u1 + ":42949672," + u2 + ":14316556221"},
                   {"BAI_MOCK_CUDA_PROC_LIMITS", u0 + ":6," + u1 + ":1," + u2 + ":39"}}));
-  EXPECT_EQ(result.at("limits").at("2"), json({{"memory", "14316556221"}, {"processing_units", "39"}}));
+  // The share's figures are the env's and session_measures'; limits holds only keys the agent applies.
+  EXPECT_EQ(result.at("limits"), json::object());
 
   char* out = nullptr;
   const std::string tooMuch = session("g", {{"cuda.shares", {{"2", "0.000001"}}}});
@@ -164,6 +165,75 @@ TEST(MockSessionFractional, LimitsFollowTheShares) {
   json again =
       parsePayload("prepare_session", plugin.prepareSession(session("g", {{"cuda.shares", {{"2", "0.000001"}}}})));
   EXPECT_EQ(again.at("env").at("BAI_MOCK_CUDA_PROC_LIMITS"), u2 + ":1");
+}
+
+// Two GPUs with nodes ({i} substituted), one without, one in MIG mode whose slices share its node.
+constexpr const char* kNodesConfig = R"(key = "cuda"
+[[devices]]
+uuid = "N{i}"
+model = "M"
+sm_count = 8
+memory = "8g"
+count = 2
+device_node = "/dev/mock{i}"
+[[devices]]
+uuid = "N2"
+model = "M"
+sm_count = 8
+memory = "8g"
+[[devices]]
+uuid = "N3"
+model = "M"
+sm_count = 8
+memory = "8g"
+device_node = "/dev/mock-mig"
+mig = true
+mig_slices = [{ profile = "1g.4gb", count = 2 }]
+)";
+
+TEST(MockSessionDevices, GrantedDevicesWithANodeListItByPath) {
+  TempDir dir;
+  DirectPlugin plugin(pluginPath());
+  ASSERT_EQ(plugin.create(json{{"config_file", dir.write("nodes.toml", kNodesConfig)}}.dump()), BAI_OK) << plugin.lastLog();
+  json one = parsePayload("prepare_session", plugin.prepareSession(session("one", {{"cuda.device", {{"1", "1"}, {"2", "1"}}}})));
+  EXPECT_EQ(one.at("devices"), json::parse(R"([{"path": "/dev/mock1"}])")) << "device 2 has no node";
+  json none = parsePayload("prepare_session", plugin.prepareSession(session("none", json::object())));
+  EXPECT_EQ(none.at("devices"), json::array());
+  json both = parsePayload("prepare_session", plugin.prepareSession(session("both", {{"cuda.device", {{"0", "1"}}}})));
+  EXPECT_EQ(both.at("devices"), json::parse(R"([{"path": "/dev/mock0"}])"));
+  json slice = parsePayload("prepare_session",
+                            plugin.prepareSession(session("mig", {{"cuda.device:1g.4gb-mig", {{"MIG-N3/1/0", "1"}}}})));
+  EXPECT_EQ(slice.at("devices"), json::parse(R"([{"path": "/dev/mock-mig"}])"));
+}
+
+// session_extra is for tests of the host: it reaches every answer as written, even where
+// it breaks the schema, which is then the host's to refuse naming the key.
+TEST(MockSessionDevices, SessionExtraIsAddedToEveryAnswer) {
+  TempDir dir;
+  const std::string config = std::string(kNodesConfig) + R"(
+[session_extra]
+limits = { gpu_mem = "1g" }
+devices = ["/dev/missing", { path = "/dev/null", type = "c", major = 1, minor = 3 }]
+[[session_extra.mounts]]
+source = "/nonexistent"
+target = "/data"
+read_only = true
+)";
+  DirectPlugin plugin(pluginPath());
+  ASSERT_EQ(plugin.create(json{{"config_file", dir.write("extra.toml", config)}}.dump()), BAI_OK) << plugin.lastLog();
+  for (const json& allocation : {json::object(), json{{"cuda.device", {{"0", "1"}}}}}) {
+    const std::string id = allocation.empty() ? "none" : "gpu";
+    json answer = json::parse(plugin.prepareSession(session(id, allocation)));
+    EXPECT_EQ(answer.at("limits"), json::parse(R"({"gpu_mem": "1g"})"));
+    EXPECT_EQ(answer.at("mounts"), json::parse(R"([{"source": "/nonexistent", "target": "/data", "read_only": true}])"));
+    json devices = allocation.empty() ? json::array() : json::parse(R"([{"path": "/dev/mock0"}])");
+    devices.push_back("/dev/missing");
+    devices.push_back(json::parse(R"({"path": "/dev/null", "type": "c", "major": 1, "minor": 3})"));
+    EXPECT_EQ(answer.at("devices"), devices) << id;
+    auto valid = bai::json::abiSchemas().validate("prepare_session", answer);
+    ASSERT_FALSE(valid.ok());
+    EXPECT_NE(valid.error().message.find("gpu_mem"), std::string::npos) << valid.error().message;
+  }
 }
 
 }  // namespace

@@ -10,6 +10,8 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 
 #include <cstdlib>
@@ -43,6 +45,20 @@ std::string writeFile(const std::filesystem::path& path, const std::string& text
   std::filesystem::create_directories(path.parent_path());
   std::ofstream(path) << text;
   return path.string();
+}
+
+// A character device at `path`, or a plain file where mknod is refused; whether it is a node.
+bool makeNode(const std::filesystem::path& path, unsigned major, unsigned minor) {
+  std::filesystem::create_directories(path.parent_path());
+  if (::mknod(path.c_str(), S_IFCHR | 0666, makedev(major, minor)) == 0) return true;
+  std::ofstream(path) << "";
+  return false;
+}
+
+// prepare_session's entry for a node made by makeNode: numbers for a node, the path alone for a file.
+json nodeEntry(const std::filesystem::path& path, bool real, unsigned major, unsigned minor) {
+  if (!real) return {{"path", path.string()}};
+  return {{"path", path.string()}, {"type", "c"}, {"major", major}, {"minor", minor}};
 }
 
 // Points the fake at a scenario (read at rsmi_init, so at every create) and loads the plugin.
@@ -156,13 +172,19 @@ TEST_F(RocmPlugin, SessionGetsVisibleDevicesAndDeviceNodes) {
   std::filesystem::create_directories(sysfs / "bus/pci/devices/0000:2c:00.0/drm/renderD129");
   std::filesystem::create_directories(sysfs / "bus/pci/devices/0000:2c:00.0/drm/card1");
   std::filesystem::create_directories(sysfs / "bus/pci/devices/0000:c5:00.0/drm/renderD131");
-  create(scenario("mi250-4gpu-2numa.json"), {{"sysfs_root", sysfs.string()}});
-  EXPECT_EQ(devices()[1].at("extra").at("render_nodes"), json({"/dev/dri/renderD129"}));
+  // Their nodes: kfd and renderD129 as nodes (or files when not root), renderD131 missing.
+  std::filesystem::path dev = temp_.path() / "dev";
+  const bool real = makeNode(dev / "kfd", 235, 0);
+  ASSERT_EQ(makeNode(dev / "dri/renderD129", 226, 129), real);
+  create(scenario("mi250-4gpu-2numa.json"), {{"sysfs_root", sysfs.string()}, {"dev_root", dev.string()}});
+  EXPECT_EQ(devices()[1].at("extra").at("render_nodes"), json({(dev / "dri/renderD129").string()}));
 
   json prepared = prepare("s1", {{"rocm.device", {{"3", "1"}, {"1", "1"}}}});
   // ROCr takes SMI indexes; HIP numbers what ROCr shows from 0.
   EXPECT_EQ(prepared.at("env"), json({{"ROCR_VISIBLE_DEVICES", "1,3"}, {"HIP_VISIBLE_DEVICES", "0,1"}}));
-  EXPECT_EQ(prepared.at("devices"), json({"/dev/kfd", "/dev/dri/renderD129", "/dev/dri/renderD131"}));
+  // Numbers where the plugin can stat a node; a missing node goes by its path, for the agent to refuse.
+  EXPECT_EQ(prepared.at("devices"), json({nodeEntry(dev / "kfd", real, 235, 0), nodeEntry(dev / "dri/renderD129", real, 226, 129),
+                                          json{{"path", (dev / "dri/renderD131").string()}}}));
 
   json none = prepare("s2", json::object());
   EXPECT_EQ(none.at("env"), json({{"ROCR_VISIBLE_DEVICES", ""}, {"HIP_VISIBLE_DEVICES", ""}}));
@@ -248,6 +270,8 @@ TEST_F(RocmPlugin, BadConfigIsRefusedNamingTheKey) {
   EXPECT_NE(plugin_.lastLog().find("smi_libary"), std::string::npos) << plugin_.lastLog();
   EXPECT_EQ(plugin_.create(json{{"device_mask", "0"}}.dump()), BAI_ERR_INVALID_ARGUMENT);
   EXPECT_NE(plugin_.lastLog().find("device_mask"), std::string::npos) << plugin_.lastLog();
+  EXPECT_EQ(plugin_.create(json{{"dev_root", ""}}.dump()), BAI_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(plugin_.lastLog().find("dev_root"), std::string::npos) << plugin_.lastLog();
 }
 
 TEST_F(RocmPlugin, InstancesShareTheLibrary) {

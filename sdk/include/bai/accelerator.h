@@ -42,8 +42,16 @@
 extern "C" {
 #endif
 
+/* A minor version adds to what a plugin may send or call; a plugin built against an
+ * older minor keeps loading:
+ *   1.0  the call table and payloads as first published;
+ *   1.1  prepare_session's "devices" items may be objects {"path", "type", "major",
+ *        "minor", "access"} beside paths, and "limits" is defined: exactly the keys
+ *        "cpuset", "mems" and "memory" (docs/abi/prepare_session.schema.json). 1.0 left
+ *        "limits" free-form and unapplied; a key outside these three now fails the
+ *        session. A plugin that sends device objects needs an agent of 1.1 or later. */
 #define BAI_ACCELERATOR_ABI_MAJOR 1u
-#define BAI_ACCELERATOR_ABI_MINOR 0u
+#define BAI_ACCELERATOR_ABI_MINOR 1u
 
 /* Marks the two exported symbols; plugins build with -fvisibility=hidden. */
 #if defined(__GNUC__) || defined(__clang__)
@@ -156,8 +164,14 @@ typedef struct bai_accelerator_vtable {
   bai_status (*alloc_map_spec)(bai_accelerator* instance, char** out_json);
 
   /* Given {"session_id", "allocation": {"<slot>": {"<device id>": "<amount>"}}} returns
-   * {"env": {...}, "devices": ["/dev/..."], "mounts": [{"source", "target", "read_only"}],
-   *  "limits": {...}}: what the session's process needs. The host calls it for EVERY
+   * {"env": {...}, "devices": ["/dev/x" | {"path", "type", "major", "minor", "access"}],
+   *  "mounts": [{"source", "target", "read_only"}], "limits": {"cpuset", "mems", "memory"}}:
+   * what the session's process needs, every member optional. The agent adds `env` to the
+   * session's environment, lets the session open exactly the listed device nodes (its
+   * device cgroup and its /dev), bind-mounts `mounts`, and applies `limits` to its cgroup;
+   * a payload it cannot apply (unknown limit key, missing node or mount source) fails the
+   * session's start naming the plugin and the key (docs/plugin-guide.md#what-a-session-receives).
+   * The host calls it for EVERY
    * plugin before EVERY session, with an empty allocation when the session asked for
    * none of this plugin's slots (hide your devices from it: e.g. an empty visibility
    * variable). Every successful call is paired with exactly one release_session for the
