@@ -37,8 +37,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::vector<std::string_view> lines = bai::fuzz::splitLines(text);
   if (lines.size() >= 5) discover(lines);
   const std::string rest(lines.size() > 5 ? text.substr(static_cast<std::size_t>(lines[5].data() - text.data())) : text);
-  for (const char* call : {"health", "node_measures", "session_measures", "prepare_session", "session"}) {
+  for (const char* call : {"health", "node_measures", "session_measures", "session"}) {
     (void)bai::core::parsePayload(call, rest);
+  }
+  // What the agent applies to a session: a valid prepare_session read into its resources.
+  if (const auto prepared = bai::core::parsePayload("prepare_session", rest)) {
+    (void)bai::core::readSessionResources(*prepared);
   }
   return 0;
 }
