@@ -80,7 +80,7 @@ echo "$out" | grep -Eq '^gpus=GPU-[0-9a-f-]+ count=1$' || fail "a whole-GPU sess
 # secrets in sight.
 uid=$("$bai" admin keypair info "$BAI_ACCESS_KEY" --json | json "d['uid']")
 [ "$uid" -ge 200000 ] || fail "the keypair's uid $uid is not one of the session range"
-out=$("$bai" session run -r cpu=1 -- sh -c "id -u; echo \$HOME; cat '$env_dir/etc/admin.keypair' 2>&1 | wc -c; touch /usr/x 2>/dev/null || echo ro") ||
+out=$("$bai" session run -r cpu=1 -- sh -c "id -u; echo \$HOME; cat '$env_dir/etc/admin.keypair' 2>/dev/null | wc -c; touch /usr/x 2>/dev/null || echo ro") ||
   fail "the identity session failed ($?): $out"
 [ "$(echo "$out" | sed -n 1p)" = "$uid" ] || fail "the session ran as uid $(echo "$out" | sed -n 1p), not the keypair's $uid"
 [ "$(echo "$out" | sed -n 2p)" = /home/work ] || fail "the session's HOME is not /home/work: $out"
