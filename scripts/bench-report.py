@@ -148,6 +148,17 @@ def own_targets(documents):
                 (lambda v, p99=p99: v >= 19600 and p99 is not None and p99 <= 50000) if sync == "normal" else None)
             most = find(documents, "bench_heartbeat", rf"{variant}/sync:{sync}/.*rate:0(/|$)", "items_per_second")
             row(f"heartbeats/s closed loop (the most answered), {variant}, {sync.upper()}", most, f"{si(most)}/s", "–")
+    # Session isolation, side by side in one run: what the sandbox and the fences add.
+    plain = find(documents, "bench_isolation", r"BM_SessionStart/plain(/|$)", "running_p50_ms")
+    isolated = find(documents, "bench_isolation", r"BM_SessionStart/isolated(/|$)", "running_p50_ms")
+    added = isolated - plain if plain is not None and isolated is not None else None
+    row("session start -> command running, added by sandbox and fences (p50)", added,
+        f"{si(added)} ms ({si(plain)} -> {si(isolated)} ms)", "≤ 2 ms", lambda v: v <= 2)
+    plain_rate = find(documents, "bench_isolation", r"BM_SessionsPerSecond/plain(/|$)", "items_per_second")
+    isolated_rate = find(documents, "bench_isolation", r"BM_SessionsPerSecond/isolated(/|$)", "items_per_second")
+    ratio = isolated_rate / plain_rate if plain_rate and isolated_rate is not None else None
+    row("sessions started and reaped/s, isolated vs plain", ratio,
+        f"{si(isolated_rate)}/s vs {si(plain_rate)}/s ({si(ratio)}×)", "≥ 0.8×", lambda v: v >= 0.8)
     return "\n".join(["| measure | bai | target | |", "|---|---|---|---|"] + rows) + "\n"
 
 

@@ -93,8 +93,8 @@ suite_args() {
   local full=$1
   if [ "$quick" = 1 ]; then echo "--benchmark_min_time=0.01 --benchmark_filter=-LARGE"; else echo "--benchmark_min_time=$full"; fi
 }
-declare -A min_time=([bench_alloc]=0.2 [bench_schedule]=0.2 [bench_heartbeat]=2 [bench_session]=1)
-for suite in bench_alloc bench_schedule bench_heartbeat bench_session; do
+declare -A min_time=([bench_alloc]=0.2 [bench_schedule]=0.2 [bench_heartbeat]=2 [bench_session]=1 [bench_isolation]=2)
+for suite in bench_alloc bench_schedule bench_heartbeat bench_session bench_isolation; do
   binary="$builddir/benchmarks/$suite"
   if [ ! -x "$binary" ]; then
     echo "bench.sh: $binary was not built" >&2
