@@ -1,11 +1,15 @@
 #include "agent/session_isolation.hpp"
 
+#include "runtime/atomic_file.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
+
+#include <sstream>
 
 namespace bai::core {
 namespace {
@@ -107,6 +111,47 @@ Result<void> makeWorkDir(const std::filesystem::path& dir, uid_t uid, gid_t gid)
   ::close(fd);
   if (!owned) return fail(ErrorCode::Internal, "work dir " + dir.string() + ": " + std::strerror(error));
   return {};
+}
+
+namespace {
+
+// Whether a passwd or group file has an entry with this name (field 1) or id (field 3).
+bool hasEntry(const std::string& text, const std::string& name, std::uint32_t id) {
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    std::vector<std::string> fields;
+    std::istringstream parts(line);
+    for (std::string field; std::getline(parts, field, ':');) fields.push_back(field);
+    if (fields.size() >= 3 && (fields[0] == name || fields[2] == std::to_string(id))) return true;
+  }
+  return false;
+}
+
+Result<std::filesystem::path> writeWithEntry(const std::filesystem::path& from, const std::filesystem::path& to,
+                                             const std::string& name, std::uint32_t id, const std::string& entry) {
+  auto host = readWholeFile(from);
+  std::string text = host ? *host : std::string();  // a node without the file: the owner's entry alone
+  if (!text.empty() && text.back() != '\n') text += '\n';
+  if (!hasEntry(text, name, id)) text += entry + "\n";
+  if (auto written = writeFileAtomically(to, text); !written) return Failure{written.error()};
+  std::error_code ec;
+  std::filesystem::permissions(to, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write |
+                                       std::filesystem::perms::group_read | std::filesystem::perms::others_read, ec);
+  if (ec) return fail(ErrorCode::Internal, to.string() + ": " + ec.message());
+  return to;
+}
+
+}  // namespace
+
+Result<std::vector<BindMount>> writeIdentityFiles(const std::filesystem::path& dir, const protocol::SessionOwner& owner,
+                                                  const std::filesystem::path& etc) {
+  const std::string uid = std::to_string(owner.uid), gid = std::to_string(owner.gid);
+  auto passwd = writeWithEntry(etc / "passwd", dir / "passwd", owner.name, owner.uid,
+                               owner.name + ":x:" + uid + ":" + gid + "::" + kSessionHome + ":/bin/sh");
+  if (!passwd) return Failure{passwd.error()};
+  auto group = writeWithEntry(etc / "group", dir / "group", owner.name, owner.gid, owner.name + ":x:" + gid + ":");
+  if (!group) return Failure{group.error()};
+  return std::vector<BindMount>{{*passwd, "/etc/passwd", true}, {*group, "/etc/group", true}};
 }
 
 Result<void> removeWorkDir(const std::filesystem::path& dir) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "plugin/payloads.hpp"
+#include <bai/protocol.hpp>
 #include "runtime/cgroup_limits.hpp"
 #include "runtime/sandbox_spec.hpp"
 
@@ -52,5 +53,12 @@ Result<Isolation> assembleIsolation(const std::vector<PluginPayload>& payloads, 
 Result<void> makeWorkDir(const std::filesystem::path& dir, uid_t uid, gid_t gid);
 // Removes it and everything in it; a missing dir is fine.
 Result<void> removeWorkDir(const std::filesystem::path& dir);
+
+// The session's /etc/passwd and /etc/group: the host's (from `etc`) plus an entry for its
+// owner (home /home/work, shell /bin/sh) where the host has none for that uid or gid, so
+// that whoami, getpwuid and the tools that need them work for a uid the node never knew.
+// Written into `dir` (root's, mode 0644); returns the read-only mounts over the host's.
+Result<std::vector<BindMount>> writeIdentityFiles(const std::filesystem::path& dir, const protocol::SessionOwner& owner,
+                                                  const std::filesystem::path& etc = "/etc");
 
 }  // namespace bai::core

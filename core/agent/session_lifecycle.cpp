@@ -171,6 +171,13 @@ SessionLifecycle::Prepared SessionLifecycle::prepare(
     out.failure = made.error().message;
     return out;
   }
+  auto identityFiles = writeIdentityFiles(records_.dirOf(request.sessionId), owner);
+  if (!identityFiles) {
+    out.failure = "the session's /etc/passwd: " + identityFiles.error().message;
+    return out;
+  }
+  auto& mounts = out.isolation.sandbox.mounts;
+  mounts.insert(mounts.begin(), identityFiles->begin(), identityFiles->end());
   auto joined = limits_.prepare(request.sessionId, out.isolation.limits);
   if (joined) out.cgroupProcs = std::move(*joined);
   else out.failure = "limits: " + joined.error().message;

@@ -221,7 +221,7 @@ TEST_F(IsolationTest, ATenantReachesNothingOfAnotherTenantNorOfTheAgent) {
 
   const std::string b = sessionDir("b").string();
   const std::string script =
-      "id -u; id -g; id -G; echo home=$HOME user=$USER cwd=$(pwd);"
+      "id -u; id -g; id -G; echo home=$HOME user=$USER cwd=$(pwd) whoami=$(whoami);"
       "kill -0 " + std::to_string(groupB) + " 2>/dev/null; echo kill=$?;"
       "kill -TERM -" + std::to_string(groupB) + " 2>/dev/null; echo killgroup=$?;"
       "cat /proc/" + std::to_string(groupB) + "/environ 2>/dev/null; echo environ=$?;"
@@ -237,7 +237,7 @@ TEST_F(IsolationTest, ATenantReachesNothingOfAnotherTenantNorOfTheAgent) {
       "grep -E '^(NoNewPrivs|CapEff|CapBnd)' /proc/self/status";
   const std::string out = run("a", script, kTenantA);
   EXPECT_EQ(out.rfind("200001\n200001\n200001\n", 0), 0u) << "its own uid and gid, no other group:\n" << out;
-  EXPECT_NE(out.find("home=/home/work user=tenant-a cwd=/home/work"), std::string::npos) << out;
+  EXPECT_NE(out.find("home=/home/work user=tenant-a cwd=/home/work whoami=tenant-a"), std::string::npos) << out;
   EXPECT_NE(out.find("kill=1"), std::string::npos) << "B's processes cannot be signalled:\n" << out;
   EXPECT_NE(out.find("killgroup=1"), std::string::npos) << out;
   EXPECT_NE(out.find("environ=1"), std::string::npos) << out;

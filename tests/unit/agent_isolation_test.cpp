@@ -9,6 +9,8 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <fstream>
+#include <iterator>
 #include <map>
 
 namespace bai::core {
@@ -222,6 +224,41 @@ TEST(WorkDir, IsOwnedByTheSessionModeSevenHundredAndRemovedWhole) {
   std::filesystem::create_symlink("/tmp", link);
   EXPECT_FALSE(makeWorkDir(link, uid, gid).ok()) << "never through a symlink";
   std::filesystem::remove(link);
+}
+
+TEST(IdentityFiles, TheOwnerIsAddedWhereTheHostDoesNotKnowItsIds) {
+  char pattern[] = "/tmp/bai-identity-XXXXXX";
+  ASSERT_NE(mkdtemp(pattern), nullptr);
+  const std::filesystem::path dir = pattern;
+  std::filesystem::create_directories(dir / "etc");
+  std::ofstream(dir / "etc/passwd") << "root:x:0:0:root:/root:/bin/bash\nalice:x:200002:200002::/home/alice:/bin/sh";
+  std::ofstream(dir / "etc/group") << "root:x:0:\nshared:x:200001:\n";
+
+  auto mounts = writeIdentityFiles(dir, SessionOwner{200001, 200001, "tenant-a"}, dir / "etc");
+  ASSERT_TRUE(mounts.ok()) << mounts.error().message;
+  ASSERT_EQ(mounts->size(), 2u);
+  EXPECT_EQ((*mounts)[0].target, "/etc/passwd");
+  EXPECT_EQ((*mounts)[1].target, "/etc/group");
+  EXPECT_TRUE((*mounts)[0].readOnly && (*mounts)[1].readOnly);
+  auto read = [](const std::filesystem::path& file) {
+    std::ifstream in(file);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  EXPECT_EQ(read((*mounts)[0].source),
+            "root:x:0:0:root:/root:/bin/bash\nalice:x:200002:200002::/home/alice:/bin/sh\n"
+            "tenant-a:x:200001:200001::/home/work:/bin/sh\n")
+      << "the host's entries, then the owner's";
+  EXPECT_EQ(read((*mounts)[1].source), "root:x:0:\nshared:x:200001:\n") << "gid 200001 has a group already";
+
+  // A uid the host knows keeps the host's entry: one name per uid.
+  auto known = writeIdentityFiles(dir, SessionOwner{200002, 200002, "tenant-b"}, dir / "etc");
+  ASSERT_TRUE(known.ok());
+  EXPECT_EQ(read((*known)[0].source).find("tenant-b"), std::string::npos);
+  // A node without the files: the owner's entries alone.
+  auto none = writeIdentityFiles(dir, SessionOwner{200003, 200003, "tenant-c"}, dir / "nothing");
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(read((*none)[0].source), "tenant-c:x:200003:200003::/home/work:/bin/sh\n");
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
