@@ -375,9 +375,6 @@ std::string CreateSessionRequest::toJson() const {
 
 namespace {
 
-// (uid_t)-1 means "unchanged" to setuid(2): never an identity.
-constexpr std::uint64_t kMaxOwnerId = 0xfffffffe;
-
 Result<SessionOwner> readOwner(const json& value) {
   if (!value.is_object()) return fail(ErrorCode::InvalidArgument, "create-session.owner: expected an object");
   Reader r(value, "create-session.owner");

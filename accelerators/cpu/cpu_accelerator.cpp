@@ -99,13 +99,13 @@ class CpuAccelerator final : public plugin::Accelerator {
     json env = json::object();
     json limits = json::object();
     if (!resources.cpus.empty()) {
-      const std::string cpuset = formatCpuList(resources.cpus);
+      const std::string cpuset = internal::formatCpuList(resources.cpus);
       env["BAI_CPUSET"] = cpuset;
       for (const char* variable : kThreadCountVariables) env[variable] = std::to_string(resources.cpus.size());
       limits["cpuset"] = cpuset;
     }
     if (!resources.memory.isZero()) limits["memory"] = resources.memory.toString();
-    if (!resources.memoryNodes.empty()) limits["mems"] = formatCpuList(resources.memoryNodes);
+    if (!resources.memoryNodes.empty()) limits["mems"] = internal::formatCpuList(resources.memoryNodes);
     std::string answer = json{{"env", std::move(env)}, {"limits", std::move(limits)}}.dump();
     prepared_.insert(resources.sessionId);
     return answer;

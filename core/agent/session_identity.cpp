@@ -8,7 +8,7 @@ namespace {
 std::optional<std::uint32_t> parseId(std::string_view text) {
   std::uint64_t value = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size() || text.empty() || value > 0xfffffffeULL) {
+  if (ec != std::errc() || end != text.data() + text.size() || text.empty() || value > protocol::kMaxOwnerId) {
     return std::nullopt;
   }
   return static_cast<std::uint32_t>(value);

@@ -1,5 +1,6 @@
 #include "plugin/payloads.hpp"
 
+#include "cpu_list.hpp"
 #include "json_schema.hpp"
 #include "parse_json.hpp"
 
@@ -166,30 +167,9 @@ Failure<Error> badPayload(const std::string& why) { return fail(ErrorCode::Inval
 
 // "0-3,8" -> {0,1,2,3,8}; the kernel's list syntax, as cpuset.cpus and cpuset.mems take it.
 std::optional<std::vector<int>> parseIdList(const std::string& text) {
-  std::vector<int> ids;
-  std::size_t at = 0;
-  while (at < text.size()) {
-    std::size_t end = text.find(',', at);
-    if (end == std::string::npos) end = text.size();
-    const std::string part = text.substr(at, end - at);
-    const std::size_t dash = part.find('-');
-    auto number = [](const std::string& digits) -> std::optional<int> {
-      if (digits.empty() || digits.size() > 5 || digits.find_first_not_of("0123456789") != std::string::npos) {
-        return std::nullopt;
-      }
-      return std::stoi(digits);
-    };
-    auto first = number(part.substr(0, dash));
-    auto last = dash == std::string::npos ? first : number(part.substr(dash + 1));
-    if (!first || !last || *last < *first) return std::nullopt;
-    for (int id = *first; id <= *last; ++id) ids.push_back(id);
-    at = end + 1;
-    if (end == text.size() - 1) return std::nullopt;  // a trailing comma
-  }
-  std::sort(ids.begin(), ids.end());
-  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-  if (ids.empty()) return std::nullopt;
-  return ids;
+  const auto ids = internal::parseCpuList(text);
+  if (!ids) return std::nullopt;
+  return std::vector<int>(ids->begin(), ids->end());
 }
 
 // "18446744073709551615" at most; the schema already allows only digits.
@@ -215,15 +195,6 @@ Result<void> readLimits(const nlohmann::json& limits, PayloadLimits& out) {
     }
   }
   return {};
-}
-
-bool isAccessSet(const std::string& access) {
-  if (access.empty() || access.size() > 3) return false;
-  for (std::size_t i = 0; i < access.size(); ++i) {
-    if (std::string_view("rwm").find(access[i]) == std::string_view::npos) return false;
-    if (access.find(access[i], i + 1) != std::string::npos) return false;  // "rr" is not a set
-  }
-  return true;
 }
 
 std::optional<std::uint32_t> deviceNumber(const nlohmann::json& value) {
@@ -257,7 +228,7 @@ Result<DeviceRequest> readDevice(const nlohmann::json& device, const std::string
       if (!number) return badPayload(at + ": expected an integer from 0 to 4294967295, got " + value.dump());
       (key == "major" ? request.major : request.minor) = *number;
     } else if (key == "access") {
-      if (!value.is_string() || !isAccessSet(value.get<std::string>())) {
+      if (!value.is_string() || !isDeviceAccess(value.get<std::string>())) {
         return badPayload(at + ": expected a non-empty subset of \"rwm\", got " + value.dump());
       }
       request.access = value.get<std::string>();

@@ -1,5 +1,7 @@
 #include "runtime/cgroup_common.hpp"
 
+#include "cpu_list.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <csignal>
@@ -54,16 +56,7 @@ std::string trimSpace(const std::string& text) {
 std::string formatCpuList(std::vector<int> numbers) {
   std::sort(numbers.begin(), numbers.end());
   numbers.erase(std::unique(numbers.begin(), numbers.end()), numbers.end());
-  std::string text;
-  for (std::size_t i = 0; i < numbers.size();) {
-    std::size_t last = i;
-    while (last + 1 < numbers.size() && numbers[last + 1] == numbers[last] + 1) ++last;
-    if (!text.empty()) text += ",";
-    text += std::to_string(numbers[i]);
-    if (last > i) text += "-" + std::to_string(numbers[last]);
-    i = last + 1;
-  }
-  return text;
+  return internal::formatCpuList(std::vector<unsigned>(numbers.begin(), numbers.end()));
 }
 
 bool listsWord(const std::string& text, const std::string& word) {

@@ -10,6 +10,15 @@ const std::vector<DeviceNode>& baseDeviceNodes() {
   return nodes;
 }
 
+bool isDeviceAccess(std::string_view access) {
+  if (access.empty() || access.size() > 3) return false;
+  for (std::size_t i = 0; i < access.size(); ++i) {
+    if (std::string_view("rwm").find(access[i]) == std::string_view::npos) return false;
+    if (access.find(access[i], i + 1) != std::string_view::npos) return false;  // "rr" is not a set
+  }
+  return true;
+}
+
 DeviceRule ruleFor(const DeviceNode& node) { return {node.type, node.major, node.minor, node.access}; }
 
 std::vector<DeviceRule> baseDeviceRules() {

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace bai::core {
@@ -21,6 +22,10 @@ struct DeviceNode {
   std::uint32_t minor = 0;
   std::string access = "rw";    // a subset of "rwm", as cgroup v1's devices.allow writes it
 };
+
+// Whether `access` is a device access as DeviceNode and DeviceRule carry it: a non-empty
+// set of the letters r, w and m, none repeated.
+bool isDeviceAccess(std::string_view access);
 
 // A cgroup device rule; `major`/`minor` empty mean every number ('*').
 struct DeviceRule {

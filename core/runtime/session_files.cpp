@@ -118,8 +118,7 @@ bool isSandboxPath(const json& value) {
 
 bool isAccess(const json& value) {
   if (!value.is_string()) return false;
-  const std::string& text = value.get_ref<const std::string&>();
-  return !text.empty() && text.size() <= 3 && text.find_first_not_of("rwm") == std::string::npos;
+  return isDeviceAccess(value.get_ref<const std::string&>());
 }
 
 Result<void> readSandboxDevices(const json& sandbox, Sandbox& out) {

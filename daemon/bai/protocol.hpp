@@ -131,6 +131,10 @@ struct SessionOwner {
   std::string name;  // USER and LOGNAME; 1 to 64 letters, digits, '.', '-', '_' or '@'
 };
 
+// The highest uid or gid a session may run as: 4294967295 is (uid_t)-1, "unchanged" to
+// setuid(2), never an identity. The manager allocates and the agent accepts below it.
+inline constexpr std::uint32_t kMaxOwnerId = 4294967294;
+
 // The owner's name rule, shared by the manager (which sends it) and the agent.
 bool isOwnerName(std::string_view name);
 

@@ -3,6 +3,7 @@
 // the configuration, the store (which allocates) and the admin API (which validates).
 #pragma once
 
+#include <bai/protocol.hpp>
 #include <bai/result.hpp>
 
 #include <cstdint>
@@ -12,8 +13,8 @@
 
 namespace bai::manager {
 
-// The highest id a session may run under: 4294967295 is (uid_t)-1, "no id" to the kernel.
-inline constexpr std::int64_t kMaxSessionId = 4294967294;
+// The highest id a session may run under (the protocol's rule).
+inline constexpr std::int64_t kMaxSessionId = protocol::kMaxOwnerId;
 // The lowest first uid of an allocation range: below it live the system's accounts.
 inline constexpr std::int64_t kMinRangeUid = 1000;
 

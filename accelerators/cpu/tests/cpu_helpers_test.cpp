@@ -40,6 +40,9 @@ TEST(CpuJsonQuantity, AcceptsJsonNumbersOnlyWhenExact) {
   EXPECT_EQ(fromJson(json::object()), std::nullopt);
 }
 
+using internal::formatCpuList;
+using internal::parseCpuList;
+
 TEST(CpuList, FormatsRunsAsRanges) {
   EXPECT_EQ(formatCpuList({}), "");
   EXPECT_EQ(formatCpuList({0}), "0");
@@ -47,6 +50,15 @@ TEST(CpuList, FormatsRunsAsRanges) {
   EXPECT_EQ(formatCpuList({0, 1}), "0-1");
   EXPECT_EQ(formatCpuList({0, 1, 2, 3, 8}), "0-3,8");
   EXPECT_EQ(formatCpuList({1, 3, 4, 5, 7, 9, 10}), "1,3-5,7,9-10");
+}
+
+TEST(CpuList, ParsesWhatItFormats) {
+  const std::vector<unsigned> ids{1, 3, 4, 5, 7, 9, 10};
+  EXPECT_EQ(parseCpuList(formatCpuList(ids)), ids);
+  EXPECT_EQ(parseCpuList("8,0-3,2"), (std::vector<unsigned>{0, 1, 2, 3, 8})) << "sorted, without duplicates";
+  for (const char* bad : {"", ",", "1,", ",1", "3-1", "1-", "-1", "a", "1 ,2", "123456"}) {
+    EXPECT_EQ(parseCpuList(bad), std::nullopt) << bad;
+  }
 }
 
 constexpr const char* kProcStat =
