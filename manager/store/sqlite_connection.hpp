@@ -172,15 +172,6 @@ inline Result<void> requireId(std::string_view kind, const std::string& id) {
   return {};
 }
 
-const std::string kSessionColumns =
-    "SELECT id, name, owner, scaling_group, command_json, env_json, requested_json, status, status_reason, "
-    "agent_id, exit_code, enqueue_seq, created_at_ms, scheduled_at_ms, started_at_ms, ended_at_ms, idempotency_key, "
-    "request_digest FROM sessions";
-
-const std::string kAgentColumns =
-    "SELECT id, status, rpc_url, region, scaling_group, architecture, version, digest, plugins_json, "
-    "device_health_json, last_event_seq, registered_at_ms, status_changed_at_ms FROM agents";
-
 // The store's reads and writes inside a transaction that `connection` has begun
 // (sqlite_transaction.cpp); valid until it ends. `identity` allocates keypairs' uids.
 std::unique_ptr<StoreTransaction> makeTransaction(Connection& connection, bool writable, const IdentityPolicy& identity);

@@ -1,6 +1,7 @@
 // One transaction's typed reads and writes of the manager's records over SQLite: the
-// records' SQL lives here and nowhere else.
+// records' SQL lives here, beside the SELECTs and row readers of sqlite_rows.hpp.
 #include "sqlite_connection.hpp"
+#include "sqlite_rows.hpp"
 #include "store.hpp"
 
 #include <nlohmann/json.hpp>
@@ -153,13 +154,13 @@ class SqliteTransaction final : public StoreTransaction {
   }
 
   Result<std::optional<AgentRecord>> agent(const std::string& id) override {
-    Result<std::vector<AgentRecord>> found = readAgents(" WHERE id = ?", id);
+    Result<std::vector<AgentRecord>> found = readAgentRows(db_, " WHERE id = ?", id);
     if (!found.ok()) return Failure{found.error()};
     if (found->empty()) return std::optional<AgentRecord>();
     return std::optional<AgentRecord>(std::move(found->front()));
   }
 
-  Result<std::vector<AgentRecord>> agents() override { return readAgents(" ORDER BY id", std::nullopt); }
+  Result<std::vector<AgentRecord>> agents() override { return readAgentRows(db_, " ORDER BY id", std::nullopt); }
 
   Result<void> upsertAgent(const AgentRecord& agent) override {
     if (Result<void> ok = checkWrite("agent", agent.id); !ok.ok()) return ok;
@@ -253,7 +254,7 @@ class SqliteTransaction final : public StoreTransaction {
     Result<Statement> stmt = db_.prepare(kSessionColumns + " WHERE id = ?");
     if (!stmt.ok()) return Failure{stmt.error()};
     stmt->bind(id);
-    Result<std::vector<SessionRecord>> found = readSessions(*stmt);
+    Result<std::vector<SessionRecord>> found = readSessionRows(*stmt);
     if (!found.ok()) return Failure{found.error()};
     if (found->empty()) return std::optional<SessionRecord>();
     return std::optional<SessionRecord>(std::move(found->front()));
@@ -263,7 +264,7 @@ class SqliteTransaction final : public StoreTransaction {
     Result<Statement> stmt = db_.prepare(kSessionColumns + " WHERE owner = ? AND idempotency_key = ? AND idempotency_key != ''");
     if (!stmt.ok()) return Failure{stmt.error()};
     stmt->bind(owner).bind(key);
-    Result<std::vector<SessionRecord>> found = readSessions(*stmt);
+    Result<std::vector<SessionRecord>> found = readSessionRows(*stmt);
     if (!found.ok()) return Failure{found.error()};
     if (found->empty()) return std::optional<SessionRecord>();
     return std::optional<SessionRecord>(std::move(found->front()));
@@ -286,7 +287,7 @@ class SqliteTransaction final : public StoreTransaction {
     if (filter.status) stmt->bind(sessionStatusName(*filter.status));
     if (filter.owner) stmt->bind(*filter.owner);
     if (filter.agentId) stmt->bind(*filter.agentId);
-    return readSessions(*stmt);
+    return readSessionRows(*stmt);
   }
 
   Result<void> updateSession(const SessionRecord& session) override {
@@ -320,21 +321,20 @@ class SqliteTransaction final : public StoreTransaction {
 
   Result<std::optional<AllocationRecord>> allocation(const std::string& sessionId) override {
     Result<Statement> stmt =
-        db_.prepare("SELECT session_id, agent_id, slots_json, released FROM allocations WHERE session_id = ?");
+        db_.prepare(kAllocationColumns + " WHERE session_id = ?");
     if (!stmt.ok()) return Failure{stmt.error()};
     stmt->bind(sessionId);
-    Result<std::vector<AllocationRecord>> found = readAllocations(*stmt);
+    Result<std::vector<AllocationRecord>> found = readAllocationRows(*stmt);
     if (!found.ok()) return Failure{found.error()};
     if (found->empty()) return std::optional<AllocationRecord>();
     return std::optional<AllocationRecord>(std::move(found->front()));
   }
 
   Result<std::vector<AllocationRecord>> allocations(const std::string& agentId) override {
-    Result<Statement> stmt = db_.prepare(
-        "SELECT session_id, agent_id, slots_json, released FROM allocations WHERE agent_id = ? ORDER BY session_id");
+    Result<Statement> stmt = db_.prepare(kAllocationColumns + " WHERE agent_id = ? ORDER BY session_id");
     if (!stmt.ok()) return Failure{stmt.error()};
     stmt->bind(agentId);
-    return readAllocations(*stmt);
+    return readAllocationRows(*stmt);
   }
 
   Result<void> setAllocationReleased(const std::string& sessionId, bool released) override {
@@ -539,126 +539,6 @@ class SqliteTransaction final : public StoreTransaction {
       if (!defaults.ok()) return Failure{defaults.error()};
       policy.defaultSessionSlots = std::move(*defaults);
       found.push_back(std::move(policy));
-    }
-  }
-
-  Result<std::vector<AgentRecord>> readAgents(const std::string& tail, const std::optional<std::string>& id) {
-    std::vector<AgentRecord> found;
-    {
-      Result<Statement> stmt = db_.prepare(kAgentColumns + tail);
-      if (!stmt.ok()) return Failure{stmt.error()};
-      if (id) stmt->bind(*id);
-      for (;;) {
-        Result<bool> row = stmt->step();
-        if (!row.ok()) return Failure{row.error()};
-        if (!*row) break;
-        AgentRecord agent;
-        agent.id = stmt->text(0);
-        Result<AgentStatus> status = parseAgentStatus(stmt->text(1));
-        if (!status.ok()) return Failure{corrupt("agent '" + agent.id + "'", status.error())};
-        agent.status = *status;
-        agent.rpcUrl = stmt->text(2);
-        agent.region = stmt->text(3);
-        agent.scalingGroup = stmt->text(4);
-        agent.architecture = stmt->text(5);
-        agent.version = stmt->text(6);
-        agent.digest = static_cast<std::uint64_t>(stmt->integer(7));
-        agent.pluginsJson = stmt->text(8);
-        agent.deviceHealthJson = stmt->text(9);
-        agent.lastEventSeq = static_cast<std::uint64_t>(stmt->integer(10));
-        agent.registeredAtMillis = stmt->integer(11);
-        agent.statusChangedAtMillis = stmt->integer(12);
-        found.push_back(std::move(agent));
-      }
-    }
-    for (AgentRecord& agent : found) {
-      if (Result<void> slots = readAgentSlots(agent); !slots.ok()) return Failure{slots.error()};
-    }
-    return found;
-  }
-
-  Result<void> readAgentSlots(AgentRecord& agent) {
-    Result<Statement> stmt =
-        db_.prepare("SELECT slot, capacity, used, largest FROM agent_resources WHERE agent_id = ?");
-    if (!stmt.ok()) return Failure{stmt.error()};
-    stmt->bind(agent.id);
-    for (;;) {
-      Result<bool> row = stmt->step();
-      if (!row.ok()) return Failure{row.error()};
-      if (!*row) return {};
-      std::string slot = stmt->text(0);
-      std::string where = "agent_resources of agent '" + agent.id + "' slot '" + slot + "'";
-      Result<Quantity> capacity = quantityColumn(*stmt, 1, where);
-      if (!capacity.ok()) return Failure{capacity.error()};
-      Result<Quantity> used = quantityColumn(*stmt, 2, where);
-      if (!used.ok()) return Failure{used.error()};
-      Result<Quantity> largest = quantityColumn(*stmt, 3, where);
-      if (!largest.ok()) return Failure{largest.error()};
-      agent.slots[slot] = AgentSlotFigures{*capacity, *used, *largest};
-    }
-  }
-
-  static Result<std::vector<SessionRecord>> readSessions(Statement& stmt) {
-    std::vector<SessionRecord> found;
-    for (;;) {
-      Result<bool> row = stmt.step();
-      if (!row.ok()) return Failure{row.error()};
-      if (!*row) return found;
-      SessionRecord session;
-      session.id = stmt.text(0);
-      std::string where = "session '" + session.id + "'";
-      session.name = stmt.text(1);
-      session.owner = stmt.text(2);
-      session.scalingGroup = stmt.text(3);
-      Result<Json> command = parseJson(stmt.text(4), where);
-      if (!command.ok()) return Failure{command.error()};
-      Result<Json> env = parseJson(stmt.text(5), where);
-      if (!env.ok()) return Failure{env.error()};
-      if (!command->is_array() || !env->is_object()) {
-        return fail(ErrorCode::Internal, "corrupt store data in " + where + ": command or env has the wrong shape");
-      }
-      for (const Json& word : *command) {
-        if (!word.is_string()) return fail(ErrorCode::Internal, "corrupt store data in " + where + ": command");
-        session.command.push_back(word.get<std::string>());
-      }
-      for (const auto& [key, value] : env->items()) {
-        if (!value.is_string()) return fail(ErrorCode::Internal, "corrupt store data in " + where + ": env");
-        session.env.emplace(key, value.get<std::string>());
-      }
-      Result<ResourceSlot> requested = slotsColumn(stmt, 6, where);
-      if (!requested.ok()) return Failure{requested.error()};
-      session.requested = std::move(*requested);
-      Result<SessionStatus> status = parseSessionStatus(stmt.text(7));
-      if (!status.ok()) return Failure{corrupt(where, status.error())};
-      session.status = *status;
-      session.statusReason = stmt.text(8);
-      session.agentId = stmt.text(9);
-      if (!stmt.isNull(10)) session.exitCode = static_cast<int>(stmt.integer(10));
-      session.enqueueSeq = static_cast<std::uint64_t>(stmt.integer(11));
-      session.createdAtMillis = stmt.integer(12);
-      session.scheduledAtMillis = stmt.integer(13);
-      session.startedAtMillis = stmt.integer(14);
-      session.endedAtMillis = stmt.integer(15);
-      session.idempotencyKey = stmt.text(16);
-      session.requestDigest = stmt.text(17);
-      found.push_back(std::move(session));
-    }
-  }
-
-  static Result<std::vector<AllocationRecord>> readAllocations(Statement& stmt) {
-    std::vector<AllocationRecord> found;
-    for (;;) {
-      Result<bool> row = stmt.step();
-      if (!row.ok()) return Failure{row.error()};
-      if (!*row) return found;
-      AllocationRecord allocation;
-      allocation.sessionId = stmt.text(0);
-      allocation.agentId = stmt.text(1);
-      Result<ResourceSlot> slots = slotsColumn(stmt, 2, "allocation of session '" + allocation.sessionId + "'");
-      if (!slots.ok()) return Failure{slots.error()};
-      allocation.slots = std::move(*slots);
-      allocation.released = stmt.integer(3) != 0;
-      found.push_back(std::move(allocation));
     }
   }
 

@@ -1,0 +1,129 @@
+#include "sqlite_rows.hpp"
+
+namespace bai::manager::sqlite {
+namespace {
+
+// The slot figures of `agent`, from agent_resources.
+Result<void> readAgentSlots(Connection& db, AgentRecord& agent) {
+  Result<Statement> stmt =
+      db.prepare("SELECT slot, capacity, used, largest FROM agent_resources WHERE agent_id = ?");
+  if (!stmt.ok()) return Failure{stmt.error()};
+  stmt->bind(agent.id);
+  for (;;) {
+    Result<bool> row = stmt->step();
+    if (!row.ok()) return Failure{row.error()};
+    if (!*row) return {};
+    std::string slot = stmt->text(0);
+    std::string where = "agent_resources of agent '" + agent.id + "' slot '" + slot + "'";
+    Result<Quantity> capacity = quantityColumn(*stmt, 1, where);
+    if (!capacity.ok()) return Failure{capacity.error()};
+    Result<Quantity> used = quantityColumn(*stmt, 2, where);
+    if (!used.ok()) return Failure{used.error()};
+    Result<Quantity> largest = quantityColumn(*stmt, 3, where);
+    if (!largest.ok()) return Failure{largest.error()};
+    agent.slots[slot] = AgentSlotFigures{*capacity, *used, *largest};
+  }
+}
+
+}  // namespace
+
+Result<std::vector<AgentRecord>> readAgentRows(Connection& db, const std::string& tail, const std::optional<std::string>& id) {
+  std::vector<AgentRecord> found;
+  {
+    Result<Statement> stmt = db.prepare(kAgentColumns + tail);
+    if (!stmt.ok()) return Failure{stmt.error()};
+    if (id) stmt->bind(*id);
+    for (;;) {
+      Result<bool> row = stmt->step();
+      if (!row.ok()) return Failure{row.error()};
+      if (!*row) break;
+      AgentRecord agent;
+      agent.id = stmt->text(0);
+      Result<AgentStatus> status = parseAgentStatus(stmt->text(1));
+      if (!status.ok()) return Failure{corrupt("agent '" + agent.id + "'", status.error())};
+      agent.status = *status;
+      agent.rpcUrl = stmt->text(2);
+      agent.region = stmt->text(3);
+      agent.scalingGroup = stmt->text(4);
+      agent.architecture = stmt->text(5);
+      agent.version = stmt->text(6);
+      agent.digest = static_cast<std::uint64_t>(stmt->integer(7));
+      agent.pluginsJson = stmt->text(8);
+      agent.deviceHealthJson = stmt->text(9);
+      agent.lastEventSeq = static_cast<std::uint64_t>(stmt->integer(10));
+      agent.registeredAtMillis = stmt->integer(11);
+      agent.statusChangedAtMillis = stmt->integer(12);
+      found.push_back(std::move(agent));
+    }
+  }
+  for (AgentRecord& agent : found) {
+    if (Result<void> slots = readAgentSlots(db, agent); !slots.ok()) return Failure{slots.error()};
+  }
+  return found;
+}
+
+Result<std::vector<SessionRecord>> readSessionRows(Statement& stmt) {
+  std::vector<SessionRecord> found;
+  for (;;) {
+    Result<bool> row = stmt.step();
+    if (!row.ok()) return Failure{row.error()};
+    if (!*row) return found;
+    SessionRecord session;
+    session.id = stmt.text(0);
+    std::string where = "session '" + session.id + "'";
+    session.name = stmt.text(1);
+    session.owner = stmt.text(2);
+    session.scalingGroup = stmt.text(3);
+    Result<Json> command = parseJson(stmt.text(4), where);
+    if (!command.ok()) return Failure{command.error()};
+    Result<Json> env = parseJson(stmt.text(5), where);
+    if (!env.ok()) return Failure{env.error()};
+    if (!command->is_array() || !env->is_object()) {
+      return fail(ErrorCode::Internal, "corrupt store data in " + where + ": command or env has the wrong shape");
+    }
+    for (const Json& word : *command) {
+      if (!word.is_string()) return fail(ErrorCode::Internal, "corrupt store data in " + where + ": command");
+      session.command.push_back(word.get<std::string>());
+    }
+    for (const auto& [key, value] : env->items()) {
+      if (!value.is_string()) return fail(ErrorCode::Internal, "corrupt store data in " + where + ": env");
+      session.env.emplace(key, value.get<std::string>());
+    }
+    Result<ResourceSlot> requested = slotsColumn(stmt, 6, where);
+    if (!requested.ok()) return Failure{requested.error()};
+    session.requested = std::move(*requested);
+    Result<SessionStatus> status = parseSessionStatus(stmt.text(7));
+    if (!status.ok()) return Failure{corrupt(where, status.error())};
+    session.status = *status;
+    session.statusReason = stmt.text(8);
+    session.agentId = stmt.text(9);
+    if (!stmt.isNull(10)) session.exitCode = static_cast<int>(stmt.integer(10));
+    session.enqueueSeq = static_cast<std::uint64_t>(stmt.integer(11));
+    session.createdAtMillis = stmt.integer(12);
+    session.scheduledAtMillis = stmt.integer(13);
+    session.startedAtMillis = stmt.integer(14);
+    session.endedAtMillis = stmt.integer(15);
+    session.idempotencyKey = stmt.text(16);
+    session.requestDigest = stmt.text(17);
+    found.push_back(std::move(session));
+  }
+}
+
+Result<std::vector<AllocationRecord>> readAllocationRows(Statement& stmt) {
+  std::vector<AllocationRecord> found;
+  for (;;) {
+    Result<bool> row = stmt.step();
+    if (!row.ok()) return Failure{row.error()};
+    if (!*row) return found;
+    AllocationRecord allocation;
+    allocation.sessionId = stmt.text(0);
+    allocation.agentId = stmt.text(1);
+    Result<ResourceSlot> slots = slotsColumn(stmt, 2, "allocation of session '" + allocation.sessionId + "'");
+    if (!slots.ok()) return Failure{slots.error()};
+    allocation.slots = std::move(*slots);
+    allocation.released = stmt.integer(3) != 0;
+    found.push_back(std::move(allocation));
+  }
+}
+
+}  // namespace bai::manager::sqlite
