@@ -1,5 +1,7 @@
 #include <bai/protocol.hpp>
 
+#include <bai/image_reference.hpp>
+
 #include "parse_json.hpp"
 
 #include <nlohmann/json.hpp>
@@ -137,6 +139,46 @@ Result<DeviceAllocation> readAllocation(const json& object, const std::string& w
   return out;
 }
 
+json runtimesJson(const std::vector<RuntimeReport>& runtimes) {
+  json out = json::array();
+  for (const auto& runtime : runtimes) {
+    out.push_back({{"kind", runtime.kind}, {"available", runtime.available}});
+    if (!runtime.reason.empty()) out.back()["reason"] = runtime.reason;
+  }
+  return out;
+}
+
+json imagesJson(const std::vector<ImageSummary>& images) {
+  json out = json::array();
+  for (const auto& image : images) out.push_back({{"name", image.name}, {"id", image.id}, {"size", image.sizeBytes}});
+  return out;
+}
+
+// runtimes: [{kind, available, reason?}] and images: [{name, id, size}], both optional.
+void readRuntimes(const json& object, Reader& r, AgentState& s) {
+  if (const json* runtimes = r.array("runtimes", false)) {
+    for (const auto& entry : *runtimes) {
+      if (!entry.is_object()) return r.note("heartbeat.state.runtimes: expected objects");
+      Reader rr(entry, "heartbeat.state.runtimes[]");
+      RuntimeReport report{rr.string("kind"), rr.boolean("available"), rr.string("reason", false)};
+      if (!rr.ok()) return r.note(rr.failure().error.message);
+      if (!isRuntimeKind(report.kind)) return r.note("heartbeat.state.runtimes[].kind: unknown runtime '" + report.kind + "'");
+      s.runtimes.push_back(std::move(report));
+    }
+  } else if (!object.contains("runtimes")) {
+    s.runtimes.push_back({kProcessRuntime, true, ""});
+  }
+  if (const json* images = r.array("images", false)) {
+    for (const auto& entry : *images) {
+      if (!entry.is_object()) return r.note("heartbeat.state.images: expected objects");
+      Reader ir(entry, "heartbeat.state.images[]");
+      ImageSummary image{ir.string("name"), ir.string("id"), ir.integer("size")};
+      if (!ir.ok()) return r.note(ir.failure().error.message);
+      s.images.push_back(std::move(image));
+    }
+  }
+}
+
 json stateJson(const AgentState& s) {
   json slotTypes = json::object();
   for (const auto& [slot, type] : s.slotTypes) slotTypes[slot] = slotTypeName(type);
@@ -160,7 +202,8 @@ json stateJson(const AgentState& s) {
           {"version", s.version},              {"available", slotsJson(s.available)},
           {"occupied", slotsJson(s.occupied)}, {"largest_allocatable", slotsJson(s.largestAllocatable)},
           {"slot_types", slotTypes},           {"plugins", plugins},
-          {"device_health", health},           {"sessions", sessions}};
+          {"device_health", health},           {"sessions", sessions},
+          {"runtimes", runtimesJson(s.runtimes)}, {"images", imagesJson(s.images)}};
 }
 
 // slot_quanta: {slot: "0.01"}, each a positive finite decimal (optional: older agents send none).
@@ -231,11 +274,31 @@ Result<AgentState> readState(const json& object) {
       s.sessions.push_back({id, *state});
     }
   }
+  readRuntimes(object, r, s);
   if (!r.ok()) return r.failure();
   return s;
 }
 
 }  // namespace
+
+bool isRuntimeKind(std::string_view kind) { return kind == kProcessRuntime || kind == kContainerRuntime; }
+
+const char* pullPolicyName(PullPolicy policy) {
+  switch (policy) {
+    case PullPolicy::Never: return "never";
+    case PullPolicy::IfMissing: return "if-missing";
+    case PullPolicy::Always: return "always";
+  }
+  return "never";
+}
+
+Result<PullPolicy> parsePullPolicy(std::string_view text) {
+  if (text == "never") return PullPolicy::Never;
+  if (text == "if-missing") return PullPolicy::IfMissing;
+  if (text == "always") return PullPolicy::Always;
+  return fail(ErrorCode::InvalidArgument,
+              "unknown pull policy '" + std::string(text) + "' (expected never, if-missing or always)");
+}
 
 const char* sessionStateName(SessionState state) {
   switch (state) {
@@ -370,6 +433,10 @@ std::string CreateSessionRequest::toJson() const {
   json out{{"protocol", kVersion}, {"session_id", sessionId}, {"command", command},
            {"env", env},             {"slots", slotsJson(slots)}};
   if (owner) out["owner"] = {{"uid", owner->uid}, {"gid", owner->gid}, {"name", owner->name}};
+  if (image) {
+    out["image"] = *image;
+    out["pull_policy"] = pullPolicyName(pullPolicy);
+  }
   return out.dump();
 }
 
@@ -406,7 +473,15 @@ Result<CreateSessionRequest> CreateSessionRequest::fromJson(std::string_view tex
   const json* command = r.array("command");
   request.env = r.stringMap("env");
   request.slots = r.slots("slots", false);
+  if (r.has("image")) request.image = r.string("image");
+  const std::string pullPolicy = r.has("pull_policy") ? r.string("pull_policy") : "never";
   if (!r.ok()) return r.failure();
+  if (request.image && !isImageReference(*request.image)) {
+    return fail(ErrorCode::InvalidArgument, "create-session.image: '" + *request.image + "' is not an image reference");
+  }
+  auto policy = parsePullPolicy(pullPolicy);
+  if (!policy) return fail(ErrorCode::InvalidArgument, "create-session.pull_policy: " + policy.error().message);
+  request.pullPolicy = *policy;
   if (!isSessionId(request.sessionId)) {
     return fail(ErrorCode::InvalidArgument, "create-session.session_id: use 1 to 128 letters, digits, '-' or '_'");
   }
@@ -414,7 +489,9 @@ Result<CreateSessionRequest> CreateSessionRequest::fromJson(std::string_view tex
     if (!arg.is_string()) return fail(ErrorCode::InvalidArgument, "create-session.command: expected strings");
     request.command.push_back(arg.get<std::string>());
   }
-  if (request.command.empty()) return fail(ErrorCode::InvalidArgument, "create-session.command: empty");
+  if (request.command.empty() && !request.image) {
+    return fail(ErrorCode::InvalidArgument, "create-session.command: empty (only a session with an image may leave it out)");
+  }
   if (auto owner = document->find("owner"); owner != document->end() && !owner->is_null()) {
     auto read = readOwner(*owner);
     if (!read) return Failure{read.error()};

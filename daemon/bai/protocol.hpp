@@ -45,6 +45,31 @@ struct DeviceHealthReport {
   std::string pluginKey, deviceId, health, reason;
 };
 
+// How an agent can run sessions: as a sandboxed host process (bai-session-shim) or in a
+// container of an image, through a container engine. A configured runtime that cannot run
+// sessions now (the engine is down) is reported with its reason.
+inline constexpr const char* kProcessRuntime = "process";
+inline constexpr const char* kContainerRuntime = "container";
+bool isRuntimeKind(std::string_view kind);
+
+struct RuntimeReport {
+  std::string kind;        // kProcessRuntime or kContainerRuntime
+  bool available = true;
+  std::string reason;      // why not, when not available
+};
+
+// An image the agent's container engine has, by one of its names.
+struct ImageSummary {
+  std::string name;  // as the engine lists it: "localhost/bai-test/busybox:1"
+  std::string id;    // "sha256:..."
+  std::int64_t sizeBytes = 0;
+};
+
+// What an agent does when a session's image is not on its engine.
+enum class PullPolicy { Never, IfMissing, Always };
+const char* pullPolicyName(PullPolicy policy);  // "never", "if-missing", "always"
+Result<PullPolicy> parsePullPolicy(std::string_view text);
+
 struct SessionSummary {
   std::string id;
   SessionState state = SessionState::Running;
@@ -68,6 +93,9 @@ struct AgentState {
   std::vector<PluginReport> plugins;
   std::vector<DeviceHealthReport> deviceHealth;
   std::vector<SessionSummary> sessions;
+  // Absent from an agent older than runtimes: it runs processes only.
+  std::vector<RuntimeReport> runtimes{};
+  std::vector<ImageSummary> images{};  // what its container engine has; empty without one
 };
 
 // POST /v1/agents/{id}/heartbeat. `digest` changes whenever the state does; the state
@@ -141,11 +169,15 @@ bool isOwnerName(std::string_view name);
 // POST /v1/sessions: idempotent by id.
 struct CreateSessionRequest {
   std::string sessionId;
-  std::vector<std::string> command;  // argv; command[0] is looked up in PATH
+  std::vector<std::string> command;  // argv; command[0] is looked up in PATH; empty only with an image
   std::map<std::string, std::string> env;
   ResourceSlot slots;
   // Absent only from a manager older than identities: the agent then refuses the session.
   std::optional<SessionOwner> owner{};
+  // With an image the session runs in a container (kContainerRuntime) and `command` may
+  // be empty (the image's default); without one it runs as a host process.
+  std::optional<std::string> image{};
+  PullPolicy pullPolicy = PullPolicy::Never;
 
   std::string toJson() const;
   static Result<CreateSessionRequest> fromJson(std::string_view json);
