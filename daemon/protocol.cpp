@@ -464,6 +464,20 @@ Result<SessionOwner> readOwner(const json& value) {
 
 }  // namespace
 
+std::string RuntimeInventory::toJson() const {
+  return json{{"runtimes", runtimesJson(runtimes)}, {"images", imagesJson(images)}}.dump();
+}
+
+Result<RuntimeInventory> RuntimeInventory::fromJson(std::string_view text) {
+  auto document = parseDocument(text, "runtime-inventory", false);
+  if (!document) return Failure{document.error()};
+  Reader r(*document, "runtime-inventory");
+  AgentState state;
+  readRuntimes(*document, r, state);
+  if (!r.ok()) return r.failure();
+  return RuntimeInventory{std::move(state.runtimes), std::move(state.images)};
+}
+
 Result<CreateSessionRequest> CreateSessionRequest::fromJson(std::string_view text) {
   auto document = parseDocument(text, "create-session", true);
   if (!document) return Failure{document.error()};

@@ -197,6 +197,15 @@ struct SessionInfo {
   static Result<SessionInfo> fromJson(std::string_view json);
 };
 
+// POST /v1/images/refresh on the agent: its runtimes and its engine's images, read again.
+struct RuntimeInventory {
+  std::vector<RuntimeReport> runtimes;
+  std::vector<ImageSummary> images;
+
+  std::string toJson() const;
+  static Result<RuntimeInventory> fromJson(std::string_view json);
+};
+
 // Errors of both daemons' HTTP APIs: {type, title, detail}.
 struct ApiError {
   std::string type;    // a stable identifier: "invalid-request", "unknown-slot", ...
