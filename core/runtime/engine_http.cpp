@@ -10,6 +10,8 @@
 
 #include <array>
 #include <atomic>
+#include <cstdint>
+#include <limits>
 
 namespace bai::core {
 namespace {
@@ -97,6 +99,9 @@ Result<EngineResponse> EngineConnection::begin(const EngineRequest& request, Eng
   if (error) return Failure{state.broken("sending to", error)};
 
   state.parser.emplace();
+  // readBody bounds what it reads. Not boost::none: Boost 1.74 compares a Content-Length
+  // with an empty limit as larger than it.
+  state.parser->body_limit(std::numeric_limits<std::uint64_t>::max());
   error = state.run(deadline, [&](auto done) { bhttp::async_read_header(state.stream, state.buffer, *state.parser, done); });
   if (error) return Failure{state.broken("reading the answer's headers from", error)};
 
@@ -114,11 +119,11 @@ Result<void> EngineConnection::readBody(const EnginePieceSink& sink, std::option
   State& state = *state_;
   if (!state.parser) return fail(ErrorCode::Internal, "readBody before begin");
   auto& parser = *state.parser;
-  if (limit) {
-    parser.body_limit(*limit);
-  } else {
-    parser.body_limit(boost::none);
-  }
+  const auto larger = [&limit] {
+    return fail(ErrorCode::Internal, "the engine's answer is larger than " + std::to_string(limit.value_or(0)) + " bytes");
+  };
+  if (limit && parser.content_length() && *parser.content_length() > *limit) return larger();
+  if (limit) parser.body_limit(*limit);
   std::array<char, kReadPieceBytes> piece{};
   while (!parser.is_done()) {
     parser.get().body().data = piece.data();
@@ -127,9 +132,7 @@ Result<void> EngineConnection::readBody(const EnginePieceSink& sink, std::option
       bhttp::async_read_some(state.stream, state.buffer, parser, done);
     });
     if (error == bhttp::error::need_buffer) error = {};
-    if (error == bhttp::error::body_limit) {
-      return fail(ErrorCode::Internal, "the engine's answer is larger than " + std::to_string(limit.value_or(0)) + " bytes");
-    }
+    if (error == bhttp::error::body_limit) return larger();
     if (error) return Failure{state.broken("reading the answer from", error)};
     const std::size_t got = piece.size() - parser.get().body().size;
     if (got > 0) {
