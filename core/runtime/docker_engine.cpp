@@ -20,16 +20,6 @@ using nlohmann::json;
 
 const std::string kApi = std::string("/v") + kBaseApiVersion;
 
-// The Docker API's own statuses as ContainerEngine's error kinds.
-ErrorCode errorCodeOfStatus(unsigned status) {
-  switch (status) {
-    case 400: return ErrorCode::InvalidArgument;
-    case 404: return ErrorCode::NotFound;
-    case 409: return ErrorCode::Conflict;
-    default: return ErrorCode::Internal;
-  }
-}
-
 // The error of a call, named after the call: "create container bai-x: <why>".
 Error namedError(const std::string& call, const Error& error) {
   if (isUnreachable(error)) {
@@ -243,7 +233,7 @@ class DockerEngine final : public ContainerEngine {
         },
         kMaxEngineBodyBytes, std::nullopt);
     if (!read) return Failure{namedError(what, read.error())};
-    if (response->status != 200) return Failure{Error{errorCodeOfStatus(response->status), what + ": " + engineErrorMessage(body)}};
+    if (response->status != 200) return Failure{Error{engineErrorCode(response->status, body), what + ": " + engineErrorMessage(body)}};
     if (podman) {
       auto code = readPodmanWait(body);
       if (!code) return Failure{namedError(what, code.error())};
@@ -321,7 +311,7 @@ class DockerEngine final : public ContainerEngine {
     for (unsigned status : expected) {
       if (response->status == status) return response;
     }
-    return Failure{Error{errorCodeOfStatus(response->status), what + ": " + engineErrorMessage(response->body)}};
+    return Failure{Error{engineErrorCode(response->status, response->body), what + ": " + engineErrorMessage(response->body)}};
   }
 
   Result<json> callJson(const std::string& what, const EngineRequest& request, std::initializer_list<unsigned> expected) {
@@ -342,7 +332,7 @@ class DockerEngine final : public ContainerEngine {
         },
         kMaxEngineBodyBytes, deadline);
     if (!read) return namedError(what, read.error());
-    return Error{errorCodeOfStatus(status), what + ": " + engineErrorMessage(body)};
+    return Error{engineErrorCode(status, body), what + ": " + engineErrorMessage(body)};
   }
 
   // The engine's flavor and version as first read; read again while unknown.

@@ -264,6 +264,22 @@ Result<int> readPodmanWait(std::string_view body) {
   return code;
 }
 
+ErrorCode engineErrorCode(unsigned status, std::string_view body) {
+  switch (status) {
+    case 400: return ErrorCode::InvalidArgument;
+    case 404: return ErrorCode::NotFound;
+    case 409: return ErrorCode::Conflict;
+    default: break;
+  }
+  if (status == 500) {
+    auto parsed = parseJson(body);
+    if (parsed && parsed->is_object() && parsed->value("cause", json()) == "container state improper") {
+      return ErrorCode::Conflict;
+    }
+  }
+  return ErrorCode::Internal;
+}
+
 std::string engineErrorMessage(std::string_view body) {
   constexpr std::size_t kShownBytes = 512;
   auto parsed = parseJson(body);

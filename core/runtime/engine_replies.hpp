@@ -25,6 +25,10 @@ Result<std::vector<ContainerListing>> readContainerList(const nlohmann::json& co
 Result<int> readDockerWait(const nlohmann::json& waited);
 // Podman's libpod wait answer: the exit code as text ("0\n").
 Result<int> readPodmanWait(std::string_view body);
+// The error kind of an answer that is not a success: 404 NotFound, 409 Conflict, 400
+// InvalidArgument, else Internal; Podman's 500 whose cause is "container state improper"
+// (a kill of a container that is not running) is the Conflict Docker answers with 409.
+ErrorCode engineErrorCode(unsigned status, std::string_view body);
 // The engine's "message" of an error body, or the body itself cut short when not JSON.
 std::string engineErrorMessage(std::string_view body);
 // RFC 3339 with optional fraction and zone ("2024-05-01T10:00:00.123456789Z") as

@@ -579,7 +579,14 @@ class FakeEngine::Server {
         return true;
       }
       if (!container->running()) {
-        writeMessage(socket, 409, "Cannot kill container: " + reference + ": container " + container->id + " is not running");
+        if (engine_.flavor_ == core::EngineFlavor::Podman) {  // Podman answers 500 where Docker answers 409
+          writeJson(socket, 500, {{"cause", "container state improper"},
+                                  {"message", "can only kill running containers. " + container->id + " is in state " +
+                                                  container->status + ": container state improper"},
+                                  {"response", 500}});
+        } else {
+          writeMessage(socket, 409, "Cannot kill container: " + reference + ": container " + container->id + " is not running");
+        }
         return true;
       }
       if (!(signal == 15 && container->ignoresSigterm)) finish(*container, 128 + signal);

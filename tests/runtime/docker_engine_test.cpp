@@ -236,6 +236,10 @@ TEST(EngineReplies, ReadTimesAndExitCodes) {
             std::string::npos);
   EXPECT_EQ(engineErrorMessage(R"({"cause":"x","message":"no such container","response":404})"), "no such container");
   EXPECT_EQ(engineErrorMessage("plain text\n"), "plain text");
+  EXPECT_EQ(engineErrorCode(409, ""), ErrorCode::Conflict);
+  EXPECT_EQ(engineErrorCode(500, R"({"cause":"container state improper","message":"can only kill running containers"})"),
+            ErrorCode::Conflict);
+  EXPECT_EQ(engineErrorCode(500, R"({"cause":"no space left on device"})"), ErrorCode::Internal);
 }
 
 TEST(EngineReplies, WrongTypesAreErrorsNamingTheField) {
@@ -785,6 +789,9 @@ TEST_F(RealPodmanTest, SigtermEndsASleepUnderInit) {
   ASSERT_TRUE(code) << code.error().message;
   EXPECT_EQ(*code, 143);
   EXPECT_LT(std::chrono::steady_clock::now() - sent, std::chrono::seconds(5));
+  auto late = engine_->kill(id, SIGKILL);  // the race of a stop with the exit: a Conflict on both engines
+  ASSERT_FALSE(late);
+  EXPECT_EQ(late.error().code, ErrorCode::Conflict) << late.error().message;
   EXPECT_TRUE(engine_->remove(id));
 }
 
