@@ -26,6 +26,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <future>
+#include <map>
 #include <mutex>
 
 namespace bai::core {
@@ -576,6 +577,35 @@ TEST_P(FakeEngineTest, DestroyingTheEngineEndsItsAttachedStreams) {
   }
 }
 
+TEST_P(FakeEngineTest, ManyThreadsShareOneEngine) {
+  fake_->onStart([](const json& body) {
+    return Behaviour::exits(body["Labels"]["ai.bai.session"].get<std::string>().size() % 7,
+                            {{1, body["Labels"]["ai.bai.session"].get<std::string>()}});
+  });
+  constexpr int kThreads = 8;
+  std::vector<std::future<std::string>> runs;
+  for (int thread = 0; thread < kThreads; ++thread) {
+    runs.push_back(std::async(std::launch::async, [this, thread]() -> std::string {
+      for (int round = 0; round < 5; ++round) {
+        const std::string name = "bai-many-" + std::to_string(thread) + "-" + std::string(round, 'x');
+        auto id = engine_->create(simpleSpec(name));
+        if (!id) return id.error().message;
+        Attached attached;
+        if (auto attach = engine_->attach(*id, attached.sink(), attached.onEnd()); !attach) return attach.error().message;
+        if (auto start = engine_->start(*id); !start) return start.error().message;
+        auto code = engine_->wait(*id);
+        if (!code || *code != static_cast<int>(name.size() % 7)) return name + ": wrong exit";
+        if (!attached.ended.get_future().get()) return name + ": attach ended badly";
+        if (attached.out != name) return name + ": output " + attached.out;
+        if (auto removed = engine_->remove(*id); !removed) return removed.error().message;
+      }
+      return {};
+    }));
+  }
+  for (auto& run : runs) EXPECT_EQ(run.get(), "");
+  EXPECT_TRUE(engine_->list("ai.bai.agent", "agent-1")->empty());
+}
+
 TEST(DockerEngine, AnAbsentSocketIsUnreachable) {
   bai::test::TempDir dir;
   auto engine = makeDockerEngine(dir.path() / "nothing.sock");
@@ -847,26 +877,44 @@ TEST_F(RealPodmanTest, RoundTripFigures) {
     std::sort(values.begin(), values.end());
     return (values[values.size() / 2] + values[(values.size() - 1) / 2]) / 2;
   };
-  std::vector<double> engineMillis;
+  using Millis = std::chrono::duration<double, std::milli>;
+  std::map<std::string, std::vector<double>> phases;  // DockerEngine's calls, each timed
   std::vector<double> podmanMillis;
   for (int round = 0; round < kRounds; ++round) {
-    const auto began = std::chrono::steady_clock::now();
+    auto mark = std::chrono::steady_clock::now();
+    const auto lap = [&](const char* phase) {
+      const auto now = std::chrono::steady_clock::now();
+      phases[phase].push_back(Millis(now - mark).count());
+      mark = now;
+    };
+    const auto began = mark;
     Attached attached;
-    const std::string id = run(spec("figure", {"true"}), attached);
-    auto code = engine_->wait(id);
+    auto id = engine_->create(spec("figure", {"true"}));
+    ASSERT_TRUE(id) << id.error().message;
+    lap("create");
+    ASSERT_TRUE(engine_->attach(*id, attached.sink(), attached.onEnd()));
+    lap("attach");
+    ASSERT_TRUE(engine_->start(*id));
+    lap("start");
+    auto code = engine_->wait(*id);
     ASSERT_TRUE(code) << code.error().message;
     ASSERT_EQ(*code, 0);
-    ASSERT_TRUE(engine_->remove(id));
-    engineMillis.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - began).count());
+    lap("wait");
+    ASSERT_TRUE(engine_->remove(*id));
+    lap("remove");
+    phases["total"].push_back(Millis(std::chrono::steady_clock::now() - began).count());
 
     const auto cliBegan = std::chrono::steady_clock::now();
     ASSERT_EQ(std::system((std::string("podman --runtime runc run --rm --network none --ulimit nofile=1024:1024 "
                                        "--ulimit nproc=4096:4096 ") + kTestImage + " true").c_str()),
               0);
-    podmanMillis.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - cliBegan).count());
+    podmanMillis.push_back(Millis(std::chrono::steady_clock::now() - cliBegan).count());
+  }
+  for (const char* phase : {"create", "attach", "start", "wait", "remove"}) {
+    std::printf("  %-6s median %.1f ms\n", phase, median(phases[phase]));
   }
   std::printf("container round trip of `true`, median of %d: DockerEngine %.1f ms, podman run --rm %.1f ms\n", kRounds,
-              median(engineMillis), median(podmanMillis));
+              median(phases["total"]), median(podmanMillis));
 }
 
 }  // namespace
