@@ -11,6 +11,7 @@
 #include <initializer_list>
 #include <map>
 #include <mutex>
+#include <system_error>
 #include <thread>
 
 namespace bai::core {
@@ -189,7 +190,7 @@ class DockerEngine final : public ContainerEngine {
       ticket = ++attached_->lastTicket;
       attached_->open.emplace(ticket, connection);
     }
-    std::thread([attached = attached_, connection, ticket, upgraded, what, sink = std::move(sink),
+    auto readOutput = [attached = attached_, connection, ticket, upgraded, what, sink = std::move(sink),
                  ended = std::move(ended)]() mutable {
       OutputDemuxer demuxer;
       const EnginePieceSink feed = [&demuxer, &sink](std::string_view piece) { return demuxer.feed(piece, sink); };
@@ -200,7 +201,14 @@ class DockerEngine final : public ContainerEngine {
       const std::lock_guard lock(attached->mutex);
       attached->open.erase(ticket);
       attached->emptied.notify_all();
-    }).detach();
+    };
+    try {
+      std::thread(std::move(readOutput)).detach();
+    } catch (const std::system_error& error) {  // out of threads: the stream was never read
+      const std::lock_guard lock(attached_->mutex);
+      attached_->open.erase(ticket);
+      return fail(ErrorCode::Internal, what + ": no thread to read its output: " + error.what());
+    }
     return {};
   }
 
@@ -289,13 +297,14 @@ class DockerEngine final : public ContainerEngine {
   Result<void> logs(const std::string& id, bool follow, const OutputSink& sink) override {
     const std::string what = "read the logs of container " + id;
     if (!isContainerReference(id)) return fail(ErrorCode::InvalidArgument, what + ": not a container id");
-    const EngineDeadline deadline = follow ? EngineDeadline() : EngineClock::now() + options_.callTimeout;
+    // A followed log lasts as long as the container: only its answer has a deadline.
+    const EngineDeadline answered = EngineClock::now() + options_.callTimeout;
+    const EngineDeadline deadline = follow ? EngineDeadline() : answered;
     EngineConnection connection(socket_);
     auto response = connection.begin(
-        {"GET", kApi + "/containers/" + id + "/logs?stdout=1&stderr=1&follow=" + (follow ? "1" : "0"), {}, false},
-        follow ? EngineDeadline(EngineClock::now() + options_.callTimeout) : deadline);
+        {"GET", kApi + "/containers/" + id + "/logs?stdout=1&stderr=1&follow=" + (follow ? "1" : "0"), {}, false}, answered);
     if (!response) return Failure{namedError(what, response.error())};
-    if (response->status != 200) return Failure{failedCall(what, connection, response->status, deadline)};
+    if (response->status != 200) return Failure{failedCall(what, connection, response->status, answered)};
     OutputDemuxer demuxer;
     auto read = connection.readBody([&](std::string_view piece) { return demuxer.feed(piece, sink); }, std::nullopt, deadline);
     if (read) read = demuxer.finish();
