@@ -1,5 +1,7 @@
 #include "fake_engine.hpp"
 
+#include "runtime/container_spec_json.hpp"
+
 #include <utility>  // Boost 1.74 Asio with GCC 12 in C++20 needs std::exchange declared first
 
 #include <boost/asio/io_context.hpp>
@@ -287,7 +289,7 @@ class FakeEngine::Server {
 
   bool version(Socket& socket) {
     const bool podman = engine_.flavor_ == core::EngineFlavor::Podman;
-    const std::string version = podman ? "4.3.1" : (engine_.apiVersion_ >= "1.44" ? "25.0.5" : "24.0.9");
+    const std::string version = podman ? "4.3.1" : (core::apiVersionAtLeast(engine_.apiVersion_, "1.44") ? "25.0.5" : "24.0.9");
     json components = json::array({{{"Name", podman ? "Podman Engine" : "Engine"}, {"Version", version}}});
     writeJson(socket, 200,
               {{"Version", version}, {"ApiVersion", engine_.apiVersion_}, {"MinAPIVersion", "1.24"}, {"Components", components}});
