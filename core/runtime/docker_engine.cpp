@@ -226,9 +226,11 @@ class DockerEngine final : public ContainerEngine {
     auto engine = knownInfo();
     if (!engine) return Failure{namedError(what, engine.error())};
     // Podman's compatible wait answers 0.3 to 1.7 s after the exit; its own answers in ~0.1 s.
+    // With "created" among its conditions it returns at once for a container never started,
+    // as Docker's not-running does (measured on 4.3.1), instead of waiting for a start.
     const bool podman = engine->flavor == EngineFlavor::Podman;
     const std::string target =
-        podman ? "/v4.0.0/libpod/containers/" + id + "/wait?condition=stopped&condition=exited&interval=10ms"
+        podman ? "/v4.0.0/libpod/containers/" + id + "/wait?condition=created&condition=stopped&condition=exited&interval=10ms"
                : kApi + "/containers/" + id + "/wait?condition=not-running";
     EngineConnection connection(socket_);
     auto response = connection.begin({"POST", target, {}, false}, std::nullopt);
@@ -245,6 +247,12 @@ class DockerEngine final : public ContainerEngine {
     if (podman) {
       auto code = readPodmanWait(body);
       if (!code) return Failure{namedError(what, code.error())};
+      // Podman answers -1 for a container that never ran; Docker answers its ExitCode (0).
+      if (*code == -1) {
+        auto state = inspect(id);
+        if (!state) return Failure{state.error()};
+        return state->exitCode;
+      }
       return code;
     }
     auto parsed = parseAnswer(body);

@@ -12,6 +12,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -243,7 +244,10 @@ class FakeEngine::Server {
     if (method == "GET" && path == "/containers/json") return list(socket, target);
     if (segments.size() == 4 && segments[0] == "libpod" && segments[1] == "containers" && segments[3] == "wait" &&
         method == "POST" && engine_.flavor_ == core::EngineFlavor::Podman) {
-      return wait(socket, segments[2], true);
+      const auto conditions = target.query.equal_range("condition");
+      const bool untilStarted = std::none_of(conditions.first, conditions.second,
+                                             [](const auto& condition) { return condition.second == "created"; });
+      return wait(socket, segments[2], true, untilStarted);
     }
     if (segments.size() >= 2 && segments[0] == "containers") {
       const std::string& id = segments[1];
@@ -253,7 +257,7 @@ class FakeEngine::Server {
         if (method == "GET" && action == "json") return inspect(socket, id);
         if (method == "POST" && action == "start") return start(socket, id);
         if (method == "POST" && action == "attach") return attach(socket, id);
-        if (method == "POST" && action == "wait") return wait(socket, id, false);
+        if (method == "POST" && action == "wait") return wait(socket, id, false, false);
         if (method == "POST" && action == "kill") return kill(socket, id, target.get("signal"));
         if (method == "GET" && action == "logs") return logs(socket, id, target.get("follow") == "1");
       }
@@ -513,7 +517,9 @@ class FakeEngine::Server {
     return !error;
   }
 
-  bool wait(Socket& socket, const std::string& reference, bool libpod) {
+  // Docker's condition=not-running and Podman's condition=created are met by a container
+  // never started (its exit code 0); without "created" Podman waits for a start and an exit.
+  bool wait(Socket& socket, const std::string& reference, bool libpod, bool untilStarted) {
     std::unique_lock lock(engine_.mutex_);
     std::shared_ptr<Container> container = find(reference);
     if (!container) {
@@ -521,13 +527,12 @@ class FakeEngine::Server {
       writeMessage(socket, 404, "No such container: " + reference);
       return true;
     }
-    // Docker's condition=not-running is met by a created container; Podman's conditions
-    // stopped and exited are not.
     engine_.changed_.wait(lock, [&] {
-      return stopping_.load() || container->ended() || (!libpod && container->status == "created");
+      return stopping_.load() || container->ended() || (!untilStarted && container->status == "created");
     });
     if (stopping_.load()) return false;
-    const int code = container->exitCode;
+    // Podman's own wait answers -1 for a container that never ran.
+    const int code = libpod && container->status == "created" ? -1 : container->exitCode;
     lock.unlock();
     if (libpod) {
       write(socket, 200, std::to_string(code) + "\n", "text/plain");
