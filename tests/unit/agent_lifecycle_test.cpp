@@ -149,7 +149,7 @@ class JournalWatchingLimits final : public LimitsBackend {
 TEST_F(SessionLifecycleTest, ASessionsEndIsJournalledBeforeItsResourcesAreFreed) {
   buildNode({"good"});
   JournalWatchingLimits limits(*journal_);
-  SessionLifecycle lifecycle(lifecycleOptions(), *ledger_, *records_, limits, *journal_);
+  SessionLifecycle lifecycle(lifecycleOptions({}, &limits), *ledger_, *records_, *journal_);
   ASSERT_TRUE(lifecycle.create(request("exits", "acme.device")).ok());
   processes().exit("exits", 0);
   processes().refuseStart = true;
