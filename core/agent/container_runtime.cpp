@@ -444,3 +444,8 @@ void ContainerRuntime::sweep(const std::set<std::string>& active) {
 }
 
 }  // namespace bai::core
+// TEMP-LEAD: until the engine branch lands
+namespace bai::core {
+const char* engineFlavorName(EngineFlavor f) { return f == EngineFlavor::Podman ? "podman" : "docker"; }
+bool isUnreachable(const Error& e) { return e.message.rfind("engine unreachable", 0) == 0; }
+}
