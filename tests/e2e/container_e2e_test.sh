@@ -60,17 +60,12 @@ json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.arg
 mkdir -p "$work/nodes"
 for i in 0 1 2; do mknod "$work/nodes/bai-mock$i" c 1 3; chmod 0666 "$work/nodes/bai-mock$i"; done
 "$source_root/scripts/install-dev.sh" -e "$env_id" --install-path "$work/envs" --build-dir "$build" \
-  --enable-cuda-mock --enable-containers="$socket" >"$work/install.log" 2>&1 ||
+  --enable-cuda-mock --enable-containers="$socket" --start >"$work/install.log" 2>&1 ||
   { cat "$work/install.log" >&2; fail "install-dev.sh failed"; }
 etc=$env_dir/etc
-sed -e "s|/dev/bai-mock{i}|$work/nodes/bai-mock{i}|" "$source_root/configs/accelerator/mock-device-nodes.toml" >"$etc/mock-nodes.toml"
-sed -i -e "s|^config_file = .*|config_file = \"$etc/mock-nodes.toml\"|" -e 's|^destroy-grace = .*||' "$etc/agent.toml"
-sed -i -e 's|^\[runtime\]$|[runtime]\ndestroy-grace = 2|' "$etc/agent.toml"
 grep -q 'kinds = \["process", "container"\]' "$etc/agent.toml" || fail "install-dev.sh --enable-containers did not enable them"
-"$source_root/scripts/install-dev.sh" -e "$env_id" --install-path "$work/envs" --build-dir "$build" \
-  --enable-cuda-mock --enable-containers="$socket" --start >"$work/install.log" 2>&1 ||
-  { cat "$work/install.log" >&2; fail "install-dev.sh --start failed"; }
-# install-dev rewrote the config: make it ours again and restart the agent on it.
+# Mock GPUs with device nodes and a 2 s destroy grace: the agent is restarted on them below.
+sed -e "s|/dev/bai-mock{i}|$work/nodes/bai-mock{i}|" "$source_root/configs/accelerator/mock-device-nodes.toml" >"$etc/mock-nodes.toml"
 sed -i -e "s|^config_file = .*|config_file = \"$etc/mock-nodes.toml\"|" -e 's|^\[runtime\]$|[runtime]\ndestroy-grace = 2|' "$etc/agent.toml"
 # shellcheck disable=SC1091
 . "$env_dir/env.sh"
@@ -81,7 +76,7 @@ restart_agent() {
   local pid
   pid=$(cat "$env_dir/run/agent.pid")
   kill "${1:--TERM}" "$pid" 2>/dev/null || true
-  while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  while kill -0 "$pid" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]; do sleep 0.1; done
   setsid "$env_dir/bin/bai-agent" --config "$etc/agent.toml" >>"$env_dir/log/agent.log" 2>&1 &
   echo $! >"$env_dir/run/agent.pid"
 }
