@@ -328,39 +328,40 @@ void ContainerRuntime::follow(const std::string& sessionId, std::shared_ptr<Watc
   } else {
     catchUpOutput(name, *watch, true);
   }
+  // The output ended: normally because the container did. The engine says whether it
+  // did; if it runs on (the stream broke, or the engine restarted) its output is read
+  // again from the engine's log and followed to the end.
   bool outageLogged = false;
   while (!stopping_) {
-    auto waited = engine_->wait(name);
-    if (waited) return deliver(sessionId, exitOf(name, *waited));
+    auto state = engine_->inspect(name);
     if (stopping_) return;
-    if (waited.error().code == ErrorCode::NotFound) {
+    if (state && !state->running) return deliver(sessionId, exitOf(*state));
+    if (!state && state.error().code == ErrorCode::NotFound) {
       return deliver(sessionId, ExitStatus{-1, std::nullopt, nowMillis(), false,
                                            "its container " + name + " is gone from the engine (removed, or lost "
                                            "in an engine restart)"});
     }
-    if (!outageLogged) {
-      options_.log(LogLevel::Warning, "agent", "session " + sessionId + ": " + waited.error().message +
-                                                   "; following it again when the engine answers");
-      outageLogged = true;
-    }
-    if (!pause(std::chrono::seconds(1))) return;
-    auto state = engine_->inspect(name);
     if (!state) {
-      if (state.error().code == ErrorCode::NotFound) continue;  // wait() reports it gone
+      if (!outageLogged) {
+        options_.log(LogLevel::Warning, "agent", "session " + sessionId + ": " + state.error().message +
+                                                     "; following it again when the engine answers");
+        outageLogged = true;
+      }
+      if (!pause(std::chrono::seconds(1))) return;
       continue;
     }
-    catchUpOutput(name, *watch, state->running);
+    const auto followed = Clock::now();
+    catchUpOutput(name, *watch, true);
+    // A follow that ends at once while the container runs (an engine that closes it early)
+    // must not spin.
+    if (Clock::now() - followed < std::chrono::milliseconds(100) && !pause(std::chrono::milliseconds(100))) return;
   }
 }
 
-ExitStatus ContainerRuntime::exitOf(const std::string& name, int waitedCode) {
-  ExitStatus status{waitedCode, std::nullopt, nowMillis(), true, ""};
-  auto state = engine_->inspect(name);
-  if (state) {
-    status.exitCode = state->exitCode;
-    if (state->finishedAtMillis > 0) status.endedAtMillis = state->finishedAtMillis;
-    if (state->oomKilled) status.error = "out of memory: the kernel's OOM killer ended the container at its memory limit";
-  }
+ExitStatus ContainerRuntime::exitOf(const ContainerState& state) {
+  ExitStatus status{state.exitCode, std::nullopt, state.finishedAtMillis > 0 ? state.finishedAtMillis : nowMillis(),
+                    true, ""};
+  if (state.oomKilled) status.error = "out of memory: the kernel's OOM killer ended the container at its memory limit";
   if (status.exitCode > 128 && status.exitCode < 128 + 65) status.signal = status.exitCode - 128;
   return status;
 }

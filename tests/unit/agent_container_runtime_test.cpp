@@ -275,6 +275,25 @@ TEST_F(ContainerRuntimeTest, AfterARestartItCatchesUpOutputWithoutRepeatingItAnd
   EXPECT_EQ(readFile(dir_.path() / "s1" / "stdout.log"), "one\ntwo\n") << "nothing twice, nothing lost";
 }
 
+TEST_F(ContainerRuntimeTest, AStreamThatBreaksWhileTheContainerRunsIsFollowedAgainFromTheEnginesLog) {
+  engine_->scriptFor = [](const ContainerSpec&) {
+    MemoryEngine::Script script;
+    script.output = {{1, "before\n"}};
+    script.exitCode = std::nullopt;
+    return script;
+  };
+  auto runtime = makeRuntime();
+  ASSERT_TRUE(runtime->start(launch("s1")).ok());
+  MemoryEngine::breakAttach(*engine_, "bai-s1");
+  MemoryEngine::emit(*engine_, "bai-s1", 1, "after\n");
+  ASSERT_TRUE(bai::testing::eventually([&] { return readFile(dir_.path() / "s1" / "stdout.log") == "before\nafter\n"; }));
+  EXPECT_TRUE(exits().empty()) << "a broken stream is not an exit";
+  MemoryEngine::exit(*engine_, "bai-s1", 0);
+  ASSERT_TRUE(bai::testing::eventually([&] { return exits().size() == 1; }));
+  EXPECT_EQ(exits()[0].status.exitCode, 0);
+  EXPECT_EQ(readFile(dir_.path() / "s1" / "stdout.log"), "before\nafter\n");
+}
+
 TEST_F(ContainerRuntimeTest, AContainerTheEngineLostEndsItsSessionWithTheReason) {
   auto runtime = makeRuntime();
   std::filesystem::create_directories(dir_.path() / "gone");

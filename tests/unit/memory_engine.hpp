@@ -201,6 +201,18 @@ class MemoryEngine final : public ContainerEngine {
     c.log.emplace_back(stream, bytes);
     s.changed.notify_all();
   }
+  // The attach stream breaks (an engine restart) while the container runs on.
+  static void breakAttach(State& s, const std::string& name) {
+    std::function<void(Result<void>)> ended;
+    {
+      std::lock_guard<std::mutex> lock(s.mutex);
+      Container& c = s.containers.at(name);
+      ended = std::move(c.ended);
+      c.ended = nullptr;
+      c.sink = nullptr;
+    }
+    if (ended) ended(fail(ErrorCode::Internal, "engine unreachable: connection reset"));
+  }
   static void exit(State& s, const std::string& name, int code) {
     std::lock_guard<std::mutex> lock(s.mutex);
     end(s, s.containers.at(name), code, false);
