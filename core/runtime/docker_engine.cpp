@@ -1,0 +1,360 @@
+#include "runtime/docker_engine.hpp"
+
+#include "parse_json.hpp"
+#include "runtime/container_spec_json.hpp"
+#include "runtime/engine_http.hpp"
+#include "runtime/engine_replies.hpp"
+#include "runtime/engine_streams.hpp"
+
+#include <condition_variable>
+#include <cstdint>
+#include <initializer_list>
+#include <map>
+#include <mutex>
+#include <thread>
+
+namespace bai::core {
+namespace {
+
+using nlohmann::json;
+
+const std::string kApi = std::string("/v") + kBaseApiVersion;
+
+// The error of a call, named after the call: "create container bai-x: <why>".
+Error namedError(const std::string& call, const Error& error) {
+  if (isUnreachable(error)) {
+    return engineUnreachable(call + ": " + error.message.substr(std::string_view("engine unreachable: ").size()));
+  }
+  return Error{error.code, call + ": " + error.message};
+}
+
+// Container ids and names go into request paths: only what engines use in them.
+bool isContainerReference(const std::string& reference) {
+  if (reference.empty() || reference.size() > 255) return false;
+  for (char c : reference) {
+    const bool allowed = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+                         c == '.' || c == '-';
+    if (!allowed) return false;
+  }
+  return reference.front() != '.' && reference.front() != '-';
+}
+
+// Image names and ids in a path: references ("registry:5000/a/b:tag@sha256:...") or ids.
+bool isImagePathSegment(const std::string& name) {
+  if (name.empty() || name.size() > 512 || name.find("..") != std::string::npos) return false;
+  for (char c : name) {
+    const bool allowed = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+                         c == '.' || c == '-' || c == '/' || c == ':' || c == '@';
+    if (!allowed) return false;
+  }
+  return name.front() != '/' && name.front() != '-';
+}
+
+std::string urlEncode(std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string encoded;
+  for (unsigned char c : text) {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' ||
+        c == '~') {
+      encoded += static_cast<char>(c);
+    } else {
+      encoded += '%';
+      encoded += kHex[c >> 4];
+      encoded += kHex[c & 15];
+    }
+  }
+  return encoded;
+}
+
+// "registry:5000/a/b:tag" as fromImage "registry:5000/a/b" and tag "tag"; a digest
+// ("a/b@sha256:...") goes whole into the tag, as Docker's client sends it.
+std::pair<std::string, std::string> splitImageTag(const std::string& name) {
+  if (const std::size_t at = name.find('@'); at != std::string::npos) return {name.substr(0, at), name.substr(at + 1)};
+  const std::size_t slash = name.rfind('/');
+  const std::size_t colon = name.rfind(':');
+  if (colon != std::string::npos && (slash == std::string::npos || colon > slash)) {
+    return {name.substr(0, colon), name.substr(colon + 1)};
+  }
+  return {name, "latest"};
+}
+
+Result<json> parseAnswer(const std::string& body) {
+  auto parsed = parseJson(body);
+  if (!parsed) return fail(ErrorCode::Internal, "the engine's answer: " + parsed.error().message);
+  return parsed;
+}
+
+// The attached streams being read, shared with their threads so that either may outlive
+// the other; the engine's destructor closes them and waits for the set to empty.
+struct AttachedStreams {
+  std::mutex mutex;
+  std::condition_variable emptied;
+  bool closing = false;
+  std::uint64_t lastTicket = 0;
+  std::map<std::uint64_t, std::shared_ptr<EngineConnection>> open;
+};
+
+class DockerEngine final : public ContainerEngine {
+ public:
+  DockerEngine(std::filesystem::path socket, EngineOptions options)
+      : socket_(std::move(socket)), options_(options), attached_(std::make_shared<AttachedStreams>()) {}
+
+  ~DockerEngine() override {
+    std::unique_lock lock(attached_->mutex);
+    attached_->closing = true;
+    for (auto& [ticket, connection] : attached_->open) connection->close();
+    attached_->emptied.wait(lock, [this] { return attached_->open.empty(); });
+  }
+
+  Result<EngineInfo> info() override {
+    auto response = call("read the engine's version", {"GET", "/version", {}, false}, {200});
+    if (!response) return Failure{response.error()};
+    auto parsed = parseAnswer(response->body);
+    if (!parsed) return Failure{namedError("read the engine's version", parsed.error())};
+    auto info = readEngineVersion(*parsed, response->libpodApiVersion);
+    if (!info) return Failure{namedError("read the engine's version", info.error())};
+    const std::lock_guard lock(infoMutex_);
+    info_ = *info;
+    return info;
+  }
+
+  Result<std::vector<ImageRecord>> images() override {
+    auto parsed = callJson("list images", {"GET", kApi + "/images/json", {}, false}, {200});
+    if (!parsed) return Failure{parsed.error()};
+    auto images = readImageList(*parsed);
+    if (!images) return Failure{namedError("list images", images.error())};
+    return images;
+  }
+
+  Result<ImageRecord> inspectImage(const std::string& name) override {
+    const std::string what = "inspect image " + name;
+    if (!isImagePathSegment(name)) return fail(ErrorCode::InvalidArgument, what + ": not an image name or id");
+    auto parsed = callJson(what, {"GET", kApi + "/images/" + name + "/json", {}, false}, {200});
+    if (!parsed) return Failure{parsed.error()};
+    auto image = readImageInspect(*parsed);
+    if (!image) return Failure{namedError(what, image.error())};
+    return image;
+  }
+
+  Result<void> pullImage(const std::string& name) override {
+    const std::string what = "pull image " + name;
+    if (!isImagePathSegment(name)) return fail(ErrorCode::InvalidArgument, what + ": not an image name");
+    const auto [repository, tag] = splitImageTag(name);
+    const EngineDeadline deadline = EngineClock::now() + options_.pullTimeout;
+    EngineConnection connection(socket_);
+    auto response = connection.begin(
+        {"POST", kApi + "/images/create?fromImage=" + urlEncode(repository) + "&tag=" + urlEncode(tag), {}, false}, deadline);
+    if (!response) return Failure{namedError(what, response.error())};
+    if (response->status != 200) return Failure{failedCall(what, connection, response->status, deadline)};
+    PullProgressReader progress;
+    auto read = connection.readBody([&progress](std::string_view piece) { return progress.feed(piece); }, std::nullopt,
+                                    deadline);
+    if (read) read = progress.finish();
+    if (!read) return Failure{namedError(what, read.error())};
+    return {};
+  }
+
+  Result<std::string> create(const ContainerSpec& spec) override {
+    const std::string what = "create container " + spec.name;
+    if (!isContainerReference(spec.name)) return fail(ErrorCode::InvalidArgument, what + ": not a container name");
+    auto engine = knownInfo();
+    if (!engine) return Failure{namedError(what, engine.error())};
+    auto body = containerSpecJson(spec, *engine);
+    if (!body) return Failure{body.error()};
+    auto parsed = callJson(what, {"POST", createApiPrefix(spec, *engine) + "/containers/create?name=" + spec.name, body->dump(), false},
+                           {201, 200});
+    if (!parsed) return Failure{parsed.error()};
+    auto id = readCreatedId(*parsed);
+    if (!id) return Failure{namedError(what, id.error())};
+    return id;
+  }
+
+  Result<void> attach(const std::string& id, OutputSink sink, std::function<void(Result<void>)> ended) override {
+    const std::string what = "attach to container " + id;
+    if (!isContainerReference(id)) return fail(ErrorCode::InvalidArgument, what + ": not a container id");
+    auto connection = std::make_shared<EngineConnection>(socket_);
+    const EngineDeadline deadline = EngineClock::now() + options_.callTimeout;
+    auto response =
+        connection->begin({"POST", kApi + "/containers/" + id + "/attach?stream=1&stdout=1&stderr=1", {}, true}, deadline);
+    if (!response) return Failure{namedError(what, response.error())};
+    // Podman and Docker switch protocols (101); older Dockers answer 200 and stream the same.
+    if (response->status != 101 && response->status != 200) {
+      return Failure{failedCall(what, *connection, response->status, deadline)};
+    }
+    const bool upgraded = response->status == 101;
+    std::uint64_t ticket = 0;
+    {
+      const std::lock_guard lock(attached_->mutex);
+      if (attached_->closing) return fail(ErrorCode::Internal, what + ": the engine client is closing");
+      ticket = ++attached_->lastTicket;
+      attached_->open.emplace(ticket, connection);
+    }
+    std::thread([attached = attached_, connection, ticket, upgraded, what, sink = std::move(sink),
+                 ended = std::move(ended)]() mutable {
+      OutputDemuxer demuxer;
+      const EnginePieceSink feed = [&demuxer, &sink](std::string_view piece) { return demuxer.feed(piece, sink); };
+      Result<void> read = upgraded ? connection->readUpgraded(feed) : connection->readBody(feed, std::nullopt, std::nullopt);
+      if (read) read = demuxer.finish();
+      if (!read) read = Failure{namedError(what, read.error())};
+      ended(std::move(read));
+      const std::lock_guard lock(attached->mutex);
+      attached->open.erase(ticket);
+      attached->emptied.notify_all();
+    }).detach();
+    return {};
+  }
+
+  Result<void> start(const std::string& id) override {
+    const std::string what = "start container " + id;
+    if (!isContainerReference(id)) return fail(ErrorCode::InvalidArgument, what + ": not a container id");
+    auto response = call(what, {"POST", kApi + "/containers/" + id + "/start", {}, false}, {204, 304, 200});
+    if (!response) return Failure{response.error()};
+    return {};
+  }
+
+  Result<int> wait(const std::string& id) override {
+    const std::string what = "wait for container " + id;
+    if (!isContainerReference(id)) return fail(ErrorCode::InvalidArgument, what + ": not a container id");
+    auto engine = knownInfo();
+    if (!engine) return Failure{namedError(what, engine.error())};
+    // Podman's compatible wait answers 0.3 to 1.7 s after the exit; its own answers in ~0.1 s.
+    const bool podman = engine->flavor == EngineFlavor::Podman;
+    const std::string target =
+        podman ? "/v4.0.0/libpod/containers/" + id + "/wait?condition=stopped&condition=exited&interval=10ms"
+               : kApi + "/containers/" + id + "/wait?condition=not-running";
+    EngineConnection connection(socket_);
+    auto response = connection.begin({"POST", target, {}, false}, std::nullopt);
+    if (!response) return Failure{namedError(what, response.error())};
+    std::string body;
+    auto read = connection.readBody(
+        [&body](std::string_view piece) -> Result<void> {
+          body.append(piece);
+          return {};
+        },
+        kMaxEngineBodyBytes, std::nullopt);
+    if (!read) return Failure{namedError(what, read.error())};
+    if (response->status != 200) return Failure{Error{engineErrorCode(response->status, body), what + ": " + engineErrorMessage(body)}};
+    if (podman) {
+      auto code = readPodmanWait(body);
+      if (!code) return Failure{namedError(what, code.error())};
+      return code;
+    }
+    auto parsed = parseAnswer(body);
+    if (!parsed) return Failure{namedError(what, parsed.error())};
+    auto code = readDockerWait(*parsed);
+    if (!code) return Failure{namedError(what, code.error())};
+    return code;
+  }
+
+  Result<ContainerState> inspect(const std::string& id) override {
+    const std::string what = "inspect container " + id;
+    if (!isContainerReference(id)) return fail(ErrorCode::InvalidArgument, what + ": not a container id");
+    auto parsed = callJson(what, {"GET", kApi + "/containers/" + id + "/json", {}, false}, {200});
+    if (!parsed) return Failure{parsed.error()};
+    auto state = readContainerInspect(*parsed);
+    if (!state) return Failure{namedError(what, state.error())};
+    return state;
+  }
+
+  Result<void> kill(const std::string& id, int signal) override {
+    const std::string what = "kill container " + id + " with signal " + std::to_string(signal);
+    if (!isContainerReference(id)) return fail(ErrorCode::InvalidArgument, what + ": not a container id");
+    if (signal < 1 || signal > 64) return fail(ErrorCode::InvalidArgument, what + ": not a signal number");
+    auto response =
+        call(what, {"POST", kApi + "/containers/" + id + "/kill?signal=" + std::to_string(signal), {}, false}, {204, 200});
+    if (!response) return Failure{response.error()};
+    return {};
+  }
+
+  Result<void> remove(const std::string& id) override {
+    const std::string what = "remove container " + id;
+    if (!isContainerReference(id)) return fail(ErrorCode::InvalidArgument, what + ": not a container id");
+    auto response = call(what, {"DELETE", kApi + "/containers/" + id + "?force=1&v=1", {}, false}, {204, 200});
+    if (!response) return Failure{response.error()};
+    return {};
+  }
+
+  Result<std::vector<ContainerListing>> list(const std::string& labelKey, const std::string& labelValue) override {
+    const std::string what = "list containers labelled " + labelKey + "=" + labelValue;
+    if (labelKey.empty()) return fail(ErrorCode::InvalidArgument, what + ": empty label key");
+    const json filters = {{"label", json::array({labelKey + "=" + labelValue})}};
+    auto parsed = callJson(what, {"GET", kApi + "/containers/json?all=1&filters=" + urlEncode(filters.dump()), {}, false},
+                           {200});
+    if (!parsed) return Failure{parsed.error()};
+    auto listings = readContainerList(*parsed);
+    if (!listings) return Failure{namedError(what, listings.error())};
+    return listings;
+  }
+
+  Result<void> logs(const std::string& id, bool follow, const OutputSink& sink) override {
+    const std::string what = "read the logs of container " + id;
+    if (!isContainerReference(id)) return fail(ErrorCode::InvalidArgument, what + ": not a container id");
+    const EngineDeadline deadline = follow ? EngineDeadline() : EngineClock::now() + options_.callTimeout;
+    EngineConnection connection(socket_);
+    auto response = connection.begin(
+        {"GET", kApi + "/containers/" + id + "/logs?stdout=1&stderr=1&follow=" + (follow ? "1" : "0"), {}, false},
+        follow ? EngineDeadline(EngineClock::now() + options_.callTimeout) : deadline);
+    if (!response) return Failure{namedError(what, response.error())};
+    if (response->status != 200) return Failure{failedCall(what, connection, response->status, deadline)};
+    OutputDemuxer demuxer;
+    auto read = connection.readBody([&](std::string_view piece) { return demuxer.feed(piece, sink); }, std::nullopt, deadline);
+    if (read) read = demuxer.finish();
+    if (!read) return Failure{namedError(what, read.error())};
+    return {};
+  }
+
+ private:
+  // A plain call whose status must be one of `expected`; other statuses are the error.
+  Result<EngineResponse> call(const std::string& what, const EngineRequest& request, std::initializer_list<unsigned> expected) {
+    auto response = engineCall(socket_, request, options_.callTimeout);
+    if (!response) return Failure{namedError(what, response.error())};
+    for (unsigned status : expected) {
+      if (response->status == status) return response;
+    }
+    return Failure{Error{engineErrorCode(response->status, response->body), what + ": " + engineErrorMessage(response->body)}};
+  }
+
+  Result<json> callJson(const std::string& what, const EngineRequest& request, std::initializer_list<unsigned> expected) {
+    auto response = call(what, request, expected);
+    if (!response) return Failure{response.error()};
+    auto parsed = parseAnswer(response->body);
+    if (!parsed) return Failure{namedError(what, parsed.error())};
+    return parsed;
+  }
+
+  // The error of a streaming call that did not answer as hoped: its (bounded) body says why.
+  Error failedCall(const std::string& what, EngineConnection& connection, unsigned status, EngineDeadline deadline) {
+    std::string body;
+    auto read = connection.readBody(
+        [&body](std::string_view piece) -> Result<void> {
+          body.append(piece);
+          return {};
+        },
+        kMaxEngineBodyBytes, deadline);
+    if (!read) return namedError(what, read.error());
+    return Error{engineErrorCode(status, body), what + ": " + engineErrorMessage(body)};
+  }
+
+  // The engine's flavor and version as first read; read again while unknown.
+  Result<EngineInfo> knownInfo() {
+    {
+      const std::lock_guard lock(infoMutex_);
+      if (info_) return *info_;
+    }
+    return info();
+  }
+
+  const std::filesystem::path socket_;
+  const EngineOptions options_;
+  std::mutex infoMutex_;
+  std::optional<EngineInfo> info_;  // guarded by infoMutex_
+  std::shared_ptr<AttachedStreams> attached_;
+};
+
+}  // namespace
+
+std::unique_ptr<ContainerEngine> makeDockerEngine(std::filesystem::path socket, EngineOptions options) {
+  return std::make_unique<DockerEngine>(std::move(socket), options);
+}
+
+}  // namespace bai::core
