@@ -289,6 +289,26 @@ std::string cgroupRootLine() {
   return root != nullptr && *root != '\0' ? "cgroup-root = \"" + std::string(root) + "\"\n" : "";
 }
 
+// With an engine ($BAI_BENCH_ENGINE_SOCKET, else $BAI_TEST_ENGINE_SOCKET, which
+// scripts/test.sh sets) and an image ($BAI_BENCH_IMAGE, else $BAI_TEST_IMAGE), the agent
+// also runs containers, and the container benchmarks are registered.
+std::string engineSocket() {
+  std::string socket = fromEnvOr("BAI_BENCH_ENGINE_SOCKET", "");
+  return socket.empty() ? fromEnvOr("BAI_TEST_ENGINE_SOCKET", "") : socket;
+}
+std::string containerImage() {
+  std::string image = fromEnvOr("BAI_BENCH_IMAGE", "");
+  return image.empty() ? fromEnvOr("BAI_TEST_IMAGE", "") : image;
+}
+bool containersConfigured() { return !engineSocket().empty() && !containerImage().empty(); }
+
+// No network for the containers, as for the `podman run --network none` they are compared with.
+std::string containerRuntimeLines() {
+  if (!containersConfigured()) return "";
+  return "kinds = [\"process\", \"container\"]\n[runtime.container]\nengine-socket = \"" + engineSocket() +
+         "\"\nnetwork = \"none\"\nulimits = [\"nofile=65536\", \"nproc=65536\"]\n";
+}
+
 // min over the slots of capacity / request.
 std::size_t trivialSessionsThatFit(const bai::client::AgentInfo& agent) {
   std::size_t fit = SIZE_MAX;
@@ -366,6 +386,7 @@ class Cluster {
                                       << "destroy-grace = 1\n"
                                       << "cgroup-parent = \"" << cgroupParent_ << "\"\n"
                                       << cgroupRootLine()
+                                      << containerRuntimeLines()
                                       << "[plugins.cpu]\n"
                                       << "cpu_overcommit = " << kCpuOvercommit << "\n"
                                       << "[plugins.mock]\n"
@@ -766,6 +787,116 @@ void BM_Submit(benchmark::State& state) {
   bai::bench::reportPercentiles(state, latencies);
 }
 
+// ---- Containers ------------------------------------------------------------------------------
+
+SessionSpec containerSession() {
+  SessionSpec spec;
+  spec.command = {"true"};
+  spec.image = containerImage();
+  spec.resources = {{"cpu", "1"}, {"mem", "64m"}};
+  return spec;
+}
+
+// `podman run --rm` of the same image and command, as the engine's own CLI runs it.
+std::vector<std::string> podmanRun() {
+  return {fromEnvOr("BAI_BENCH_PODMAN", "/usr/bin/podman"), "--runtime", "runc", "run", "--rm", "--network", "none",
+          "--ulimit", "nofile=65536:65536", "--ulimit", "nproc=65536:65536", containerImage(), "true"};
+}
+
+// One container session through libbai: created, long-polled to its end; its duration.
+bai::Result<Clock::duration, std::string> containerRoundTrip(Cluster& c, const SessionSpec& spec) {
+  const auto start = Clock::now();
+  auto created = c.api().createSession(spec);
+  if (!created) return bai::Failure<std::string>{"createSession: " + created.error().message()};
+  auto ended = waitFinal(c.api(), *created);
+  const auto elapsed = Clock::now() - start;
+  if (!ended) return bai::Failure<std::string>{ended.error().message()};
+  if (ended->exitCode != 0) return bai::Failure<std::string>{describe(*ended)};
+  return elapsed;
+}
+
+std::int64_t nanos(Clock::duration d) { return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count(); }
+
+// Side by side in each iteration: `podman run --rm IMAGE true`, a container session of the
+// same through libbai and through `bai session run --image`, and a process session
+// through libbai. Timed: the libbai container session; p50_ms of each and the ratios.
+void BM_ContainerRoundTrip(benchmark::State& state) {
+  Cluster* c = cluster(state);
+  if (c == nullptr) return;
+  const SessionSpec container = containerSession();
+  SessionSpec process = container;
+  process.image.reset();
+  std::vector<std::string> cliRun = {"session", "run", "--image", containerImage(), "-r", "cpu=1", "-r", "mem=64m", "--", "true"};
+  std::vector<std::int64_t> podman, client, cli, processes;
+  std::vector<std::string> environment = childEnvironment({});
+  for (auto _ : state) {
+    const auto podmanStart = Clock::now();
+    const int status = runProgram(podmanRun(), environment, c->file("podman.err"));
+    if (status != 0) return fail(state, "podman run exited " + std::to_string(status) + ": " + lastLines(c->file("podman.err")));
+    podman.push_back(nanos(Clock::now() - podmanStart));
+    auto viaClient = containerRoundTrip(*c, container);
+    if (!viaClient) return fail(state, viaClient.error());
+    state.SetIterationTime(seconds(*viaClient));
+    client.push_back(nanos(*viaClient));
+    auto viaCli = runCli(*c, cliRun);
+    if (!viaCli) return fail(state, viaCli.error());
+    cli.push_back(nanos(*viaCli));
+    auto asProcess = containerRoundTrip(*c, process);
+    if (!asProcess) return fail(state, asProcess.error());
+    processes.push_back(nanos(*asProcess));
+  }
+  reportMillis(state, client);
+  reportMillis(state, podman, "podman_");
+  reportMillis(state, cli, "cli_");
+  reportMillis(state, processes, "process_");
+  if (!podman.empty()) {
+    state.counters["ratio_client_vs_podman"] = state.counters["p50_ms"] / state.counters["podman_p50_ms"];
+    state.counters["ratio_cli_vs_podman"] = state.counters["cli_p50_ms"] / state.counters["podman_p50_ms"];
+  }
+}
+
+// Container sessions started and reaped per second: `kInFlight` submitted at once, the
+// clock runs until all have ended (items_per_second).
+void BM_ContainerThroughput(benchmark::State& state) {
+  Cluster* c = cluster(state);
+  if (c == nullptr) return;
+  constexpr std::size_t kInFlight = 16;
+  const SessionSpec spec = containerSession();
+  std::size_t completed = 0;
+  for (auto _ : state) {
+    std::vector<std::string> ids(kInFlight), failures(kInFlight);
+    const auto start = Clock::now();
+    const std::size_t workers = c->workers().size();
+    c->workers().run(workers, [&](std::size_t worker) {
+      std::vector<std::pair<std::size_t, Session>> mine;
+      for (std::size_t i = worker; i < kInFlight; i += workers) {
+        auto created = c->api().createSession(spec);
+        if (!created) {
+          failures[i] = "createSession: " + created.error().message();
+          return;
+        }
+        ids[i] = created->id;
+        mine.emplace_back(i, *created);
+      }
+      for (auto& [i, session] : mine) {
+        auto ended = waitFinal(c->api(), session);
+        if (!ended) failures[i] = ended.error().message();
+        else if (ended->exitCode != 0) failures[i] = describe(*ended);
+      }
+    });
+    const auto elapsed = Clock::now() - start;
+    for (const auto& failure : failures) {
+      if (!failure.empty()) {
+        (void)destroyAll(*c, ids);
+        return fail(state, failure);
+      }
+    }
+    state.SetIterationTime(seconds(elapsed));
+    completed += kInFlight;
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(completed));
+}
+
 void registerBenchmarks() {
   benchmark::RegisterBenchmark("BM_SessionRoundTrip/client", BM_SessionRoundTripClient)
       ->UseManualTime()
@@ -788,6 +919,10 @@ void registerBenchmarks() {
       ->Arg(4)
       ->UseManualTime()
       ->Unit(benchmark::kMillisecond);
+  if (containersConfigured()) {
+    benchmark::RegisterBenchmark("BM_ContainerRoundTrip", BM_ContainerRoundTrip)->UseManualTime()->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark("BM_ContainerThroughput", BM_ContainerThroughput)->UseManualTime()->Unit(benchmark::kMillisecond);
+  }
 }
 
 }  // namespace

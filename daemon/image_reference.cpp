@@ -1,5 +1,6 @@
 #include <bai/image_reference.hpp>
 
+#include <algorithm>
 #include <array>
 
 namespace bai::protocol {
@@ -26,13 +27,20 @@ bool isPathComponent(std::string_view part) {
   return true;
 }
 
-// A registry host: letters, digits, '.', '-', with an optional :port.
+// A registry host: dot-separated labels of letters, digits and inner '-', with an
+// optional :port.
 bool isRegistry(std::string_view host) {
   const auto colon = host.find(':');
   std::string_view name = host.substr(0, colon);
   if (name.empty()) return false;
-  for (char c : name) {
-    if (!isAlnum(c) && c != '.' && c != '-') return false;
+  for (std::size_t start = 0; start <= name.size();) {
+    const auto dot = std::min(name.find('.', start), name.size());
+    const std::string_view label = name.substr(start, dot - start);
+    if (label.empty() || label.front() == '-' || label.back() == '-') return false;
+    for (char c : label) {
+      if (!isAlnum(c) && c != '-') return false;
+    }
+    start = dot + 1;
   }
   if (colon == std::string_view::npos) return true;
   std::string_view port = host.substr(colon + 1);

@@ -11,6 +11,7 @@ packages=(
   valgrind openssl
   clang libclang-rt-14-dev
   librocm-smi64-1 librocm-smi-dev
+  podman runc conmon catatonit containernetworking-plugins busybox-static
 )
 
 missing=()

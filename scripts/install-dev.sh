@@ -12,6 +12,7 @@ usage() {
   cat <<EOF
 usage: ${0##*/} [-e ENV_ID] [--install-path DIR] [--enable-cuda] [--enable-cuda-fractional]
                 [--enable-cuda-mock] [--enable-cuda-mig-mock] [--enable-rocm]
+                [--enable-containers[=SOCKET]]
                 [--manager-port N] [--agent-rpc-port N] [--build-dir DIR] [--jobs N]
                 [--start] [--demo]
 
@@ -32,6 +33,11 @@ need, listening on 127.0.0.1 only. Several environments live side by side.
   --enable-rocm           load the rocm plugin (AMD GPUs)
                           Without any of these the agent loads the cpu plugin only. At
                           most one of the cuda options: they all provide the cuda.* slots.
+  --enable-containers[=SOCKET]
+                          let the agent run sessions in containers (bai session run --image)
+                          through the Docker Engine API at SOCKET (Docker, or
+                          `podman system service`; default: /run/docker.sock, else
+                          /run/podman/podman.sock)
   --manager-port N        the manager's API port (default: a free one, kept on re-runs)
   --agent-rpc-port N      the agent's RPC port (default: a free one, kept on re-runs)
   --build-dir DIR         install this existing meson build as it is (no build step, no
@@ -61,6 +67,7 @@ EOF
 env_id='' install_path='' build_dir='' jobs='' manager_port='' agent_port=''
 start=false demo=false
 enable_cuda=false enable_cuda_fractional=false enable_cuda_mock=false enable_cuda_mig_mock=false enable_rocm=false
+enable_containers=false engine_socket=
 need_value() { [ $# -ge 2 ] && [ -n "$2" ] || die "$1 needs a value (see --help)"; }
 while [ $# -gt 0 ]; do
   case $1 in
@@ -75,6 +82,8 @@ while [ $# -gt 0 ]; do
     --enable-cuda-mock) enable_cuda_mock=true ;;
     --enable-cuda-mig-mock) enable_cuda_mig_mock=true ;;
     --enable-rocm) enable_rocm=true ;;
+    --enable-containers) enable_containers=true ;;
+    --enable-containers=*) enable_containers=true; engine_socket=${1#*=} ;;
     --start) start=true ;;
     --demo) demo=true; start=true ;;
     -h|--help) usage; exit 0 ;;
@@ -309,6 +318,10 @@ cgroup-parent = "$cgroup_parent"
 # database of this environment.
 hidden-paths = ["$etc", "$env_dir/var"]
 EOF
+  if $enable_containers; then
+    printf 'kinds = ["process", "container"]\n'
+    if [ -n "$engine_socket" ]; then printf '\n[runtime.container]\nengine-socket = "%s"\n' "$engine_socket"; fi
+  fi
   if [ -n "$mock_config" ]; then
     printf '\n[plugins.mock]\nconfig_file = "%s"\n' "$etc/$mock_config"
   fi

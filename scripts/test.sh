@@ -16,6 +16,15 @@ fi
 ninja -C "$builddir" || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
 
 rm -rf "$builddir/test-results"
+# The container tests' engine (Podman's Docker API service on a private socket, with the
+# test image); without one they skip, and the summary shows it.
+engine_dir=$(mktemp -d /tmp/bai-engine.XXXXXX)
+trap 'scripts/container-engine.sh stop "$engine_dir"' EXIT
+if socket=$(scripts/container-engine.sh start "$engine_dir"); then
+  export BAI_TEST_ENGINE_SOCKET=$socket BAI_TEST_IMAGE=localhost/bai-test/busybox:1
+else
+  echo "container engine did not start: container tests skip"
+fi
 meson test -C "$builddir" --num-processes "$(nproc)" --print-errorlogs
 
 # The fuzzing build (clang, its own folder): each harness over its seeds, then a few

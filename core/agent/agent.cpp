@@ -37,10 +37,13 @@ Agent::Agent(AgentSettings settings, std::string clusterToken, std::shared_ptr<L
       supervisor_(ledger_, records_, log_),
       lifecycle_(SessionLifecycleOptions{settings_.id, settings_.identity, isolationSettings(settings_),
                                          settings_.destroyGrace, log_,
-                                         std::move(parts.makeProcesses),
+                                         [this, make = std::move(parts.makeRuntimes)](SessionExitCallback onExit) {
+                                           return make(RuntimeContext{std::move(onExit), *limits_,
+                                                                      [this] { runtimeChanged(); }});
+                                         },
                                          [this](AgentState& state) { return supervisor_.unloadDrained(state); },
                                          [this] { notifyReporter(); }},
-                 ledger_, records_, *limits_, *journal_) {}
+                 ledger_, records_, *journal_) {}
 
 Agent::~Agent() {
   supervisor_.stopPolling();
@@ -60,6 +63,16 @@ void Agent::startSupervision() { supervisor_.startPolling(settings_.heartbeatInt
 void Agent::notifyReporter() {
   std::lock_guard<std::mutex> lock(reporterMutex_);
   if (reporter_) reporter_->notifyEvent();
+}
+
+void Agent::runtimeChanged() {
+  ledger_.bumpDigest();
+  notifyReporter();
+}
+
+protocol::RuntimeInventory Agent::refreshRuntimes() {
+  lifecycle_.refreshRuntimes();
+  return {lifecycle_.runtimeReports(), lifecycle_.images()};
 }
 
 AgentResult<std::pair<protocol::SessionInfo, bool>> Agent::createSession(const protocol::CreateSessionRequest& request) {
@@ -105,6 +118,9 @@ protocol::AgentState Agent::snapshot() const {
       out.sessions.push_back({id, session.info.state});
     }
   }
+  state.unlock();
+  out.runtimes = lifecycle_.runtimeReports();
+  out.images = lifecycle_.images();
   return out;
 }
 
@@ -119,7 +135,7 @@ AllocationFigures Agent::allocation() const {
 }
 
 AgentHealth Agent::health() const {
-  AgentHealth out{settings_.id, limits_->describe(), limits_->enforcing(), {}, {}, {}, {}};
+  AgentHealth out{settings_.id, limits_->describe(), limits_->enforcing(), {}, {}, {}, {}, {}};
   auto state = ledger_.lock();
   for (const auto& plugin : state->inventory.host().plugins()) {
     if (!state->inventory.offers(plugin.get())) continue;
@@ -132,6 +148,8 @@ AgentHealth Agent::health() const {
   out.skipped = state->inventory.host().skipped();
   out.withdrawn = state->withdrawn;
   for (const AcceleratorPlugin* plugin : state->draining) out.draining.push_back(plugin->identity().name);
+  state.unlock();
+  out.runtimes = lifecycle_.runtimeReports();
   return out;
 }
 

@@ -33,12 +33,19 @@ namespace bai::core {
 // What a reload did with the keys that changed.
 using config::ReloadReport;
 
+// What the agent gives its runtimes when it builds them.
+struct RuntimeContext {
+  SessionExitCallback onExit;
+  LimitsBackend& limits;         // the agent's, for process sessions' cgroups
+  std::function<void()> changed;  // a runtime's availability or images changed: report it
+};
+
 // What an agent runs with, built by startAgent (agent_startup.hpp) or by a test.
 struct AgentParts {
   std::unique_ptr<NodeInventory> inventory;  // its plugins loaded
   std::unique_ptr<LimitsBackend> limits;
   std::unique_ptr<EventJournal> journal;
-  std::function<std::unique_ptr<SessionProcesses>(SessionRunner::ExitCallback)> makeProcesses;
+  std::function<std::vector<std::unique_ptr<SessionRuntime>>(RuntimeContext)> makeRuntimes;
 };
 
 class Agent {
@@ -70,6 +77,9 @@ class Agent {
   AllocationFigures allocation() const;
   AgentHealth health() const;
   AgentMetrics metrics() const;
+  // Reads the runtimes' engines again (availability, images) and reports what changed.
+  protocol::RuntimeInventory refreshRuntimes();
+
   // Asks every plugin for its devices' health now: unhealthy or gone devices get no new
   // sessions, recovered ones do again; a plugin that hung is withdrawn. Runs on a timer.
   void pollHealth() { supervisor_.pollHealth(); }
@@ -96,6 +106,8 @@ class Agent {
 
  private:
   void notifyReporter();
+  // A runtime's availability or images changed: the next heartbeat sends the full state.
+  void runtimeChanged();
 
   // Fixed after construction, except the reloadable settings, which reload() sets under
   // reloadMutex_ (one reload at a time).

@@ -65,6 +65,9 @@ http::Response agentErrorResponse(const AgentError& e) {
     // Not 400: another agent, with other ranges, may take the session.
     case AgentErrorKind::IdentityRefused:
       return error(403, "identity-refused", "The session's owner is not allowed on this agent", e.detail);
+    // Not 503 (which the manager retries here): another agent may have the runtime.
+    case AgentErrorKind::RuntimeUnavailable:
+      return error(409, "runtime-unavailable", "The session's runtime is not available on this agent", e.detail);
   }
   return error(500, "internal", "Unexpected agent error", e.detail);
 }
@@ -113,6 +116,7 @@ http::Handler agentApi(Agent& agent, const http::ServerCounters* httpCounters) {
     }
     if (path == "/v1/alloc-map" && method == "GET") return json(200, allocationJson(agent.settings().id, agent.allocation()));
     if (path == "/v1/health" && method == "GET") return json(200, healthJson(agent.health()));
+    if (path == "/v1/images/refresh" && method == "POST") return json(200, agent.refreshRuntimes().toJson());
     if (path == "/metrics" && method == "GET") {
       std::string text = metricsText(agent.metrics());
       if (httpCounters != nullptr) text += http::serverCountersText("bai_agent", *httpCounters);

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 
 #ifndef BAI_PLUGIN_DIR
@@ -71,6 +72,19 @@ std::vector<Key> runtimeTableKeys() {
       {"destroy-grace", KeyType::Seconds, "10", "seconds between SIGTERM and SIGKILL on destroy"},
       {"cgroup-root", KeyType::String, "\"/sys/fs/cgroup\"", "cgroup file system root"},
       {"cgroup-parent", KeyType::String, "\"bai\"", "cgroup under which session cgroups are made"},
+      {"kinds", KeyType::StringList, "[\"process\"]",
+       "how sessions run: \"process\" (sandboxed host processes) and/or \"container\" (images, through a container engine)"},
+      {"container.engine-socket", KeyType::String, "",
+       "the Docker Engine API socket (Docker or podman system service); default: /run/docker.sock, else /run/podman/podman.sock"},
+      {"container.oci-runtime", KeyType::String, "", "the OCI runtime the engine should use (HostConfig.Runtime), e.g. \"runc\""},
+      {"container.ulimits", KeyType::StringList, "[\"nofile=65536\", \"nproc=65536\"]",
+       "ulimits of every container, NAME=LIMIT or NAME=SOFT:HARD"},
+      {"container.network", KeyType::String, "\"bridge\"", "the containers' network mode: bridge, none, host or a network's name"},
+      {"container.readonly-rootfs", KeyType::Boolean, "false", "mount the image's root file system read-only"},
+      {"container.cap-add", KeyType::StringList, "[]",
+       "capabilities given back to containers (all are dropped otherwise), e.g. [\"NET_BIND_SERVICE\"]"},
+      {"container.init", KeyType::Boolean, "true", "run an init as the container's pid 1 (signals reach the command)"},
+      {"container.check-interval", KeyType::Seconds, "10", "seconds between reads of the engine's state and images"},
   });
 }
 
@@ -116,6 +130,81 @@ namespace {
 
 std::chrono::milliseconds millis(double seconds) {
   return std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000.0));
+}
+
+Result<std::vector<std::string>> runtimeKinds(const config::Config& c) {
+  std::vector<std::string> kinds;
+  for (const auto& kind : c.stringList("runtime.kinds")) {
+    if (!protocol::isRuntimeKind(kind)) {
+      return fail(ErrorCode::InvalidArgument, "runtime.kinds: unknown runtime '" + kind + "' (use process and/or container)");
+    }
+    if (std::find(kinds.begin(), kinds.end(), kind) == kinds.end()) kinds.push_back(kind);
+  }
+  if (kinds.empty()) return fail(ErrorCode::InvalidArgument, "runtime.kinds: name at least one of process and container");
+  return kinds;
+}
+
+// "nofile=65536" or "nproc=1024:4096".
+Result<Ulimit> parseUlimit(const std::string& text) {
+  const std::string where = "runtime.container.ulimits: '" + text + "'";
+  const auto equals = text.find('=');
+  if (equals == std::string::npos || equals == 0) return fail(ErrorCode::InvalidArgument, where + " is not NAME=LIMIT");
+  Ulimit out{text.substr(0, equals), 0, 0};
+  for (char ch : out.name) {
+    if (ch < 'a' || ch > 'z') return fail(ErrorCode::InvalidArgument, where + ": the name must be lowercase letters");
+  }
+  const std::string limits = text.substr(equals + 1);
+  const auto colon = limits.find(':');
+  auto number = [&](const std::string& digits) -> std::optional<std::int64_t> {
+    if (digits.empty() || digits.size() > 18 || digits.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+    return std::stoll(digits);
+  };
+  auto soft = number(limits.substr(0, colon));
+  auto hard = colon == std::string::npos ? soft : number(limits.substr(colon + 1));
+  if (!soft || !hard) return fail(ErrorCode::InvalidArgument, where + ": limits are non-negative integers");
+  if (*soft > *hard) return fail(ErrorCode::InvalidArgument, where + ": the soft limit exceeds the hard one");
+  out.soft = *soft;
+  out.hard = *hard;
+  return out;
+}
+
+// The first of the engines' usual sockets that exists; Docker's when none does.
+std::filesystem::path defaultEngineSocket() {
+  for (const char* path : {"/run/docker.sock", "/run/podman/podman.sock"}) {
+    std::error_code ec;
+    if (std::filesystem::exists(path, ec)) return path;
+  }
+  return "/run/docker.sock";
+}
+
+Result<ContainerSettings> containerSettings(const config::Config& c) {
+  ContainerSettings out;
+  const std::string socket = c.string("runtime.container.engine-socket");
+  out.engineSocket = socket.empty() ? defaultEngineSocket() : std::filesystem::absolute(socket);
+  if (const std::string runtime = c.string("runtime.container.oci-runtime"); !runtime.empty()) out.ociRuntime = runtime;
+  for (const auto& text : c.stringList("runtime.container.ulimits")) {
+    auto ulimit = parseUlimit(text);
+    if (!ulimit) return Failure{ulimit.error()};
+    out.ulimits.push_back(*ulimit);
+  }
+  out.network = c.string("runtime.container.network");
+  if (out.network.empty()) return fail(ErrorCode::InvalidArgument, "runtime.container.network must not be empty");
+  out.readonlyRootfs = c.boolean("runtime.container.readonly-rootfs");
+  for (const auto& cap : c.stringList("runtime.container.cap-add")) {
+    const bool valid = !cap.empty() && cap.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ_") == std::string::npos;
+    if (!valid || cap == "ALL" || cap == "SYS_ADMIN") {
+      return fail(ErrorCode::InvalidArgument, "runtime.container.cap-add: '" + cap +
+                                                  "' is not a capability a session may get (uppercase name without CAP_; "
+                                                  "not ALL or SYS_ADMIN)");
+    }
+    out.capAdd.push_back(cap);
+  }
+  out.init = c.boolean("runtime.container.init");
+  out.checkInterval = millis(c.seconds("runtime.container.check-interval"));
+  if (out.checkInterval.count() < 100) {
+    return fail(ErrorCode::InvalidArgument, "runtime.container.check-interval must be at least 0.1 seconds");
+  }
+  return out;
 }
 
 }  // namespace
@@ -206,6 +295,12 @@ Result<AgentSettings> agentSettings(const config::Config& c) {
   s.destroyGrace = millis(c.seconds("runtime.destroy-grace"));
   s.cgroupRoot = c.string("runtime.cgroup-root");
   s.cgroupParent = c.string("runtime.cgroup-parent");
+  auto runtimes = runtimeKinds(c);
+  if (!runtimes) return Failure{runtimes.error()};
+  s.runtimeKinds = std::move(*runtimes);
+  auto container = containerSettings(c);
+  if (!container) return Failure{container.error()};
+  s.container = std::move(*container);
   for (const auto& [name, table] : c.tables("plugins")) s.pluginConfigs[name] = table.dump();
   // Relative paths mean "from where the agent was started", also for the shim, which
   // works from each session's directory.

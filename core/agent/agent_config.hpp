@@ -1,11 +1,14 @@
 // bai-agent's configuration: every key declared once (agent.toml, --print-config-reference).
 #pragma once
 
+#include "agent/container_settings.hpp"
 #include "agent/session_identity.hpp"
 #include "agent/session_isolation.hpp"
 #include "alloc/affinity.hpp"
 #include "config_schema.hpp"
 #include "log.hpp"
+
+#include <bai/protocol.hpp>
 
 #include <chrono>
 #include <filesystem>
@@ -52,6 +55,9 @@ struct AgentSettings {
   std::chrono::milliseconds destroyGrace{10000};
   std::filesystem::path cgroupRoot;
   std::string cgroupParent;
+
+  std::vector<std::string> runtimeKinds{protocol::kProcessRuntime};  // runtime.kinds
+  ContainerSettings container;                                        // runtime.container.*
 
   std::map<std::string, std::string> pluginConfigs;  // plugin key or name -> its table as JSON
 };

@@ -21,6 +21,7 @@ enum class AgentErrorKind {
   SessionStartFailed,            // a plugin, the limits or the runner refused it
   DestroyFailed,                 // the session could not be signalled
   IdentityRefused,               // the owner's uid/gid is not one this agent runs sessions as
+  RuntimeUnavailable,            // the agent lacks the runtime the session needs, or it is down
 };
 
 struct AgentError {

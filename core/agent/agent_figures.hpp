@@ -55,6 +55,7 @@ struct AgentHealth {
   std::vector<SkippedPlugin> skipped;
   std::vector<std::string> withdrawn;
   std::vector<std::string> draining;
+  std::vector<protocol::RuntimeReport> runtimes;  // each runtime, and why one is unavailable
 };
 
 struct AgentMetrics {

@@ -1,5 +1,8 @@
 #include "agent/agent_startup.hpp"
 
+#include "agent/container_runtime.hpp"
+#include "agent/process_runtime.hpp"
+
 namespace bai::core {
 namespace {
 
@@ -49,8 +52,18 @@ Result<AgentParts> buildParts(const AgentSettings& settings, const LogSink& log)
   if (!journal) return Failure{journal.error()};
   parts.journal = std::make_unique<EventJournal>(std::move(*journal));
 
-  parts.makeProcesses = [shimPath = settings.shimPath, log](SessionRunner::ExitCallback onExit) {
-    return std::make_unique<ShimProcesses>(shimPath, log, std::move(onExit));
+  parts.makeRuntimes = [settings, log](RuntimeContext context) {
+    std::vector<std::unique_ptr<SessionRuntime>> runtimes;
+    for (const std::string& kind : settings.runtimeKinds) {
+      if (kind == protocol::kProcessRuntime) {
+        runtimes.push_back(std::make_unique<ProcessRuntime>(
+            std::make_unique<ShimLauncher>(settings.shimPath, log, context.onExit), context.limits));
+      } else if (kind == protocol::kContainerRuntime) {
+        runtimes.push_back(makeContainerRuntime(
+            ContainerRuntimeOptions{settings.id, settings.container, log, context.onExit, context.changed}));
+      }
+    }
+    return runtimes;
   };
   return parts;
 }

@@ -52,10 +52,15 @@ std::string healthJson(const AgentHealth& health) {
   }
   nlohmann::json skipped = nlohmann::json::array();
   for (const auto& s : health.skipped) skipped.push_back({{"file", s.file.string()}, {"reason", s.reason}});
+  nlohmann::json runtimes = nlohmann::json::array();
+  for (const auto& r : health.runtimes) {
+    runtimes.push_back({{"kind", r.kind}, {"available", r.available}});
+    if (!r.reason.empty()) runtimes.back()["reason"] = r.reason;
+  }
   return nlohmann::json{{"agent_id", health.agentId},       {"limits", health.limits},
                         {"limits_enforced", health.limitsEnforced}, {"plugins", plugins},
                         {"skipped_plugins", skipped},       {"withdrawn_plugins", health.withdrawn},
-                        {"draining_plugins", health.draining}}
+                        {"draining_plugins", health.draining}, {"runtimes", runtimes}}
       .dump();
 }
 

@@ -27,6 +27,17 @@ AgentError unknownSession(const std::string& id) { return {AgentErrorKind::Unkno
 
 bool holdsResources(SessionState state) { return state == SessionState::Preparing || state == SessionState::Running; }
 
+const char* runtimeKindOf(const protocol::CreateSessionRequest& request) {
+  return request.image ? protocol::kContainerRuntime : protocol::kProcessRuntime;
+}
+
+// A start that failed because of the session itself (its image is missing and may not be
+// pulled, the engine refused its command) ends it: no other agent would do better. One
+// that failed because of this agent (a plugin, the limits, a spawn) is a refusal.
+bool failsTheSession(const Error& error) {
+  return error.code == ErrorCode::InvalidArgument || error.code == ErrorCode::NotFound;
+}
+
 }  // namespace
 
 // What the slow, unlocked part of a start produced.
@@ -34,40 +45,90 @@ struct SessionLifecycle::Prepared {
   protocol::SessionOwner owner;
   std::vector<std::pair<std::shared_ptr<AcceleratorPlugin>, protocol::DeviceAllocation>> plugins;  // prepared
   Isolation isolation;
-  std::vector<std::filesystem::path> cgroupProcs;
   std::string failure;  // empty when everything succeeded
 };
 
 SessionLifecycle::SessionLifecycle(SessionLifecycleOptions options, AgentLedger& ledger, SessionRecords& records,
-                                   LimitsBackend& limits, EventJournal& journal)
-    : options_(std::move(options)), ledger_(ledger), records_(records), limits_(limits), journal_(journal) {
-  processes_ = options_.makeProcesses([this](const std::string& id, const ExitStatus& status) { onExit(id, status); });
+                                   EventJournal& journal)
+    : options_(std::move(options)), ledger_(ledger), records_(records), journal_(journal) {
+  runtimes_ = options_.makeRuntimes([this](const std::string& id, const ExitStatus& status) { onExit(id, status); });
 }
 
-SessionLifecycle::~SessionLifecycle() { processes_.reset(); }
+SessionLifecycle::~SessionLifecycle() { runtimes_.clear(); }
 
 void SessionLifecycle::recover() {
-  std::vector<std::string> toAdopt;
+  std::vector<std::pair<std::string, SessionRuntime*>> toAdopt;
+  std::set<std::string> active;
   {
     auto state = ledger_.lock();
     for (SessionRecord& session : records_.loadAll(options_.log)) {
       const std::string id = session.info.id;
       if (holdsResources(session.info.state)) {
         restoreAllocation(*state, session);
-        toAdopt.push_back(id);
+        toAdopt.emplace_back(id, runtimeOf(session));
+        active.insert(id);
       }
       state->sessions.emplace(id, std::move(session));
     }
   }
-  for (const auto& id : toAdopt) {
-    if (auto adopted = processes_->adopt(id, records_.dirOf(id)); !adopted) {
+  for (const auto& [id, runtime] : toAdopt) {
+    if (runtime == nullptr) {
+      // runtime.kinds changed across the restart: nothing here can watch it any more.
+      onExit(id, ExitStatus{-1, std::nullopt, nowMillis(), false,
+                            "the agent restarted without the runtime this session ran in (runtime.kinds)"});
+      continue;
+    }
+    if (auto adopted = runtime->adopt(id, records_.dirOf(id)); !adopted) {
       options_.log(LogLevel::Error, "agent", "session " + id + ": " + adopted.error().message);
     }
   }
+  for (const auto& runtime : runtimes_) runtime->sweep(active);
   if (!toAdopt.empty()) {
     options_.log(LogLevel::Info, "agent", "recovered " + std::to_string(toAdopt.size()) + " session(s) from " +
                                               records_.stateDir().string());
   }
+}
+
+AgentResult<SessionRuntime*> SessionLifecycle::runtimeFor(const protocol::CreateSessionRequest& request) const {
+  const std::string kind = runtimeKindOf(request);
+  for (const auto& runtime : runtimes_) {
+    if (runtime->kind() != kind) continue;
+    const protocol::RuntimeReport report = runtime->report();
+    if (!report.available) {
+      return Failure{AgentError{AgentErrorKind::RuntimeUnavailable,
+                                "the " + kind + " runtime of agent " + options_.agentId + " is unavailable: " + report.reason}};
+    }
+    return runtime.get();
+  }
+  return Failure{AgentError{AgentErrorKind::RuntimeUnavailable,
+                            "agent " + options_.agentId + " has no " + kind + " runtime (runtime.kinds)"}};
+}
+
+SessionRuntime* SessionLifecycle::runtimeOf(const SessionRecord& session) const {
+  const std::string kind = runtimeKindOf(session.request);
+  for (const auto& runtime : runtimes_) {
+    if (runtime->kind() == kind) return runtime.get();
+  }
+  return nullptr;
+}
+
+std::vector<protocol::RuntimeReport> SessionLifecycle::runtimeReports() const {
+  std::vector<protocol::RuntimeReport> out;
+  for (const auto& runtime : runtimes_) out.push_back(runtime->report());
+  return out;
+}
+
+std::vector<protocol::ImageSummary> SessionLifecycle::images() const {
+  std::vector<protocol::ImageSummary> out;
+  for (const auto& runtime : runtimes_) {
+    auto images = runtime->images();
+    out.insert(out.end(), images.begin(), images.end());
+  }
+  return out;
+}
+
+void SessionLifecycle::refreshRuntimes() {
+  for (const auto& runtime : runtimes_) runtime->refresh();
 }
 
 // The session runs on: whatever happens to its devices, it is released when it ends
@@ -93,6 +154,8 @@ AgentResult<std::pair<protocol::SessionInfo, bool>> SessionLifecycle::create(con
   }
   auto owner = checkOwner(request.owner, options_.identity);
   if (!owner) return Failure{owner.error()};
+  auto runtime = runtimeFor(request);
+  if (!runtime) return Failure{runtime.error()};
   auto devices = reserve(state, request);
   if (!devices) return Failure{devices.error()};
   // Which plugin gets which part, decided now: a reload may change the plugins meanwhile.
@@ -103,12 +166,12 @@ AgentResult<std::pair<protocol::SessionInfo, bool>> SessionLifecycle::create(con
   }
   state.unlock();
 
-  // Plugins, the limits back end and spawning are slow and may block: outside the lock.
-  Prepared prepared = prepare(request, *owner, std::move(parts));
+  // Plugins and the runtime's start are slow and may block: outside the lock.
+  Prepared prepared = prepare(request, *owner, **runtime, std::move(parts));
   state.lock();
   keepPrepared(state, request.sessionId, prepared);  // before start: an exit may come at once
   state.unlock();
-  const Result<std::int64_t> started = launch(request, prepared);
+  const Result<std::int64_t> started = launch(request, **runtime, prepared);
   state.lock();
   return settleStart(state, request.sessionId, started);
 }
@@ -145,7 +208,7 @@ AgentResult<protocol::DeviceAllocation> SessionLifecycle::reserve(Access& state,
 }
 
 SessionLifecycle::Prepared SessionLifecycle::prepare(
-    const protocol::CreateSessionRequest& request, const protocol::SessionOwner& owner,
+    const protocol::CreateSessionRequest& request, const protocol::SessionOwner& owner, SessionRuntime& runtime,
     std::vector<std::pair<std::shared_ptr<AcceleratorPlugin>, protocol::DeviceAllocation>> parts) {
   Prepared out;
   out.owner = owner;
@@ -160,7 +223,7 @@ SessionLifecycle::Prepared SessionLifecycle::prepare(
     out.plugins.emplace_back(std::move(plugin), std::move(part));
   }
   if (!out.failure.empty()) return out;
-  auto isolation = assembleIsolation(payloads, options_.isolation, limits_.fencesDevices());
+  auto isolation = assembleIsolation(payloads, options_.isolation, runtime.fencesDevices());
   if (!isolation) {
     out.failure = isolation.error().message;
     return out;
@@ -169,18 +232,7 @@ SessionLifecycle::Prepared SessionLifecycle::prepare(
   out.isolation.sandbox.workDir = workDirOf(request.sessionId);
   if (auto made = makeWorkDir(out.isolation.sandbox.workDir, owner.uid, owner.gid); !made) {
     out.failure = made.error().message;
-    return out;
   }
-  auto identityFiles = writeIdentityFiles(records_.dirOf(request.sessionId), owner);
-  if (!identityFiles) {
-    out.failure = "the session's /etc/passwd: " + identityFiles.error().message;
-    return out;
-  }
-  auto& mounts = out.isolation.sandbox.mounts;
-  mounts.insert(mounts.begin(), identityFiles->begin(), identityFiles->end());
-  auto joined = limits_.prepare(request.sessionId, out.isolation.limits);
-  if (joined) out.cgroupProcs = std::move(*joined);
-  else out.failure = "limits: " + joined.error().message;
   return out;
 }
 
@@ -199,7 +251,8 @@ void SessionLifecycle::keepPrepared(Access& state, const std::string& id, const 
   state->sessions.at(id).preparedPlugins = std::move(keys);
 }
 
-Result<std::int64_t> SessionLifecycle::launch(const protocol::CreateSessionRequest& request, Prepared& prepared) {
+Result<std::int64_t> SessionLifecycle::launch(const protocol::CreateSessionRequest& request, SessionRuntime& runtime,
+                                              Prepared& prepared) {
   if (!prepared.failure.empty()) return fail(ErrorCode::Internal, prepared.failure);
   // The request's variables, then the plugins', then what the agent vouches for.
   std::map<std::string, std::string> env = request.env;
@@ -209,12 +262,9 @@ Result<std::int64_t> SessionLifecycle::launch(const protocol::CreateSessionReque
   env["HOME"] = kSessionHome;
   env["USER"] = prepared.owner.name;
   env["LOGNAME"] = prepared.owner.name;
-  if (env.count("PATH") == 0) env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
-  RunSpec spec{request.sessionId, records_.dirOf(request.sessionId), request.command, env,
-               prepared.isolation.limits.cpus, prepared.cgroupProcs};
-  spec.runAs = std::pair{static_cast<uid_t>(prepared.owner.uid), static_cast<gid_t>(prepared.owner.gid)};
-  spec.sandbox = prepared.isolation.sandbox;
-  return processes_->start(spec);
+  LaunchSpec spec{request.sessionId, records_.dirOf(request.sessionId), request.command, std::move(env),
+                  prepared.owner, std::move(prepared.isolation), request.image, request.pullPolicy};
+  return runtime.start(spec);
 }
 
 AgentResult<std::pair<protocol::SessionInfo, bool>> SessionLifecycle::settleStart(Access& state, const std::string& id,
@@ -228,9 +278,11 @@ AgentResult<std::pair<protocol::SessionInfo, bool>> SessionLifecycle::settleStar
     const std::string reason = stored.info.reason;
     const bool journalled = journalEvent(protocol::EventKind::Failed, id, std::nullopt, reason);
     UnloadedPlugins unloaded = release(state, stored);
+    const protocol::SessionInfo info = stored.info;
     state.unlock();
     unloaded.clear();
     if (journalled && options_.eventJournalled) options_.eventJournalled();
+    if (failsTheSession(started.error())) return std::pair{info, true};
     return Failure{AgentError{AgentErrorKind::SessionStartFailed, reason}};
   }
   if (stored.info.state == SessionState::Preparing) {  // it may have exited already
@@ -297,8 +349,10 @@ void SessionLifecycle::freeResources(AgentState& state, SessionRecord& session) 
   if (auto freed = state.inventory.allocator().free(session.allocation); !freed) {
     options_.log(LogLevel::Error, "agent", "session " + id + ": freeing its allocation: " + freed.error().message);
   }
-  if (auto released = limits_.release(id); !released) {
-    options_.log(LogLevel::Warning, "agent", "session " + id + ": " + released.error().message);
+  if (SessionRuntime* runtime = runtimeOf(session)) {
+    if (auto released = runtime->release(id); !released) {
+      options_.log(LogLevel::Warning, "agent", "session " + id + ": " + released.error().message);
+    }
   }
   if (auto removed = removeWorkDir(workDirOf(id)); !removed) {
     options_.log(LogLevel::Warning, "agent", "session " + id + ": " + removed.error().message);
@@ -327,8 +381,12 @@ AgentResult<protocol::SessionInfo> SessionLifecycle::destroy(const std::string& 
   if (!holdsResources(session.info.state)) return session.info;  // already over: destroying twice is not an error
   session.destroyRequested = true;
   records_.update(session, options_.log);
+  SessionRuntime* runtime = runtimeOf(session);
   state.unlock();
-  if (auto destroyed = processes_->destroy(id, options_.destroyGrace); !destroyed) {
+  if (runtime == nullptr) {
+    return Failure{AgentError{AgentErrorKind::DestroyFailed, "session " + id + " runs in a runtime this agent no longer has"}};
+  }
+  if (auto destroyed = runtime->destroy(id, options_.destroyGrace); !destroyed) {
     return Failure{AgentError{AgentErrorKind::DestroyFailed, destroyed.error().message}};
   }
   state.lock();

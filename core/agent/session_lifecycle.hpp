@@ -1,5 +1,5 @@
 // A session from request to end: allocates its devices, has the plugins prepare them,
-// applies the limits, starts it through the runtime, records every step under the state
+// starts it through its runtime (a process, or a container when it names an image), records every step under the state
 // dir, frees everything exactly once when it ends, and after a restart rebuilds what the
 // sessions of the previous agent process hold. Answers with data and AgentError kinds.
 #pragma once
@@ -10,8 +10,7 @@
 #include "agent/session_isolation.hpp"
 #include "agent/session_records.hpp"
 #include "report/event_journal.hpp"
-#include "runtime/cgroup_limits.hpp"
-#include "runtime/session_runner.hpp"
+#include "agent/session_runtime.hpp"
 
 #include <bai/protocol.hpp>
 
@@ -26,44 +25,15 @@
 
 namespace bai::core {
 
-// How the lifecycle runs sessions' processes: SessionRunner in the daemon (ShimProcesses),
-// a fake in tests. Exits come back through the callback given to the factory below.
-class SessionProcesses {
- public:
-  virtual ~SessionProcesses() = default;
-  // Returns the pid of what runs the session; a command that cannot run is an exit.
-  virtual Result<std::int64_t> start(const RunSpec& spec) = 0;
-  virtual Result<void> destroy(const std::string& sessionId, std::chrono::milliseconds grace) = 0;
-  // Watches again a session started by an earlier agent process.
-  virtual Result<void> adopt(const std::string& sessionId, const std::filesystem::path& sessionDir) = 0;
-};
-
-// Sessions run through bai-session-shim (SessionRunner).
-class ShimProcesses final : public SessionProcesses {
- public:
-  ShimProcesses(std::filesystem::path shimPath, LogSink log, SessionRunner::ExitCallback onExit)
-      : runner_(std::move(shimPath), std::move(log), std::move(onExit)) {}
-  Result<std::int64_t> start(const RunSpec& spec) override { return runner_.start(spec); }
-  Result<void> destroy(const std::string& sessionId, std::chrono::milliseconds grace) override {
-    return runner_.destroy(sessionId, grace);
-  }
-  Result<void> adopt(const std::string& sessionId, const std::filesystem::path& sessionDir) override {
-    return runner_.adopt(sessionId, sessionDir);
-  }
-
- private:
-  SessionRunner runner_;
-};
-
 struct SessionLifecycleOptions {
   std::string agentId;  // named in refusals
   IdentityPolicy identity;       // whose sessions this agent runs
   IsolationSettings isolation;   // limits and hidden paths every session gets
   std::chrono::milliseconds destroyGrace{10000};
   LogSink log;
-  // Builds the processes with the lifecycle's exit callback, which they call on their own
-  // thread from then on (during recover() too).
-  std::function<std::unique_ptr<SessionProcesses>(SessionRunner::ExitCallback)> makeProcesses;
+  // Builds the runtimes with the lifecycle's exit callback, which they call on their own
+  // threads from then on (during recover() too).
+  RuntimeFactory makeRuntimes;
   // Called with the ledger locked after a session let go of its resources: the plugin
   // supervisor unloads draining plugins nothing holds any more. May be empty.
   std::function<UnloadedPlugins(AgentState&)> afterRelease;
@@ -72,19 +42,26 @@ struct SessionLifecycleOptions {
 };
 
 // Owns no session state itself: the sessions live in the ledger. RPC threads call the
-// public functions; the processes' thread calls onExit. Only counters are its own.
+// public functions; the runtimes' threads call onExit. Only counters are its own.
 class SessionLifecycle {
  public:
   SessionLifecycle(SessionLifecycleOptions options, AgentLedger& ledger, SessionRecords& records,
-                   LimitsBackend& limits, EventJournal& journal);
-  // Stops watching the processes; sessions keep running for the next agent to adopt.
+                   EventJournal& journal);
+  // Stops watching the sessions; they keep running for the next agent to adopt.
   ~SessionLifecycle();
   SessionLifecycle(const SessionLifecycle&) = delete;
   SessionLifecycle& operator=(const SessionLifecycle&) = delete;
 
-  // Once, before any request: takes back what the recorded sessions hold and hands their
-  // processes back to the runtime, which reports those that ended meanwhile.
+  // Once, before any request: takes back what the recorded sessions hold and hands them
+  // back to their runtimes, which report those that ended meanwhile; then each runtime
+  // removes what it keeps for sessions no longer active (containers of ended sessions).
   void recover();
+
+  // Each runtime's report and the images of those that have any, for the heartbeat.
+  std::vector<protocol::RuntimeReport> runtimeReports() const;
+  std::vector<protocol::ImageSummary> images() const;
+  // Reads the engines' state again (POST /v1/images/refresh).
+  void refreshRuntimes();
 
   // Idempotent by session id: a retried call returns the session as it stands (created = false).
   AgentResult<std::pair<protocol::SessionInfo, bool>> create(const protocol::CreateSessionRequest& request);
@@ -103,17 +80,22 @@ class SessionLifecycle {
   using Access = AgentLedger::Access<AgentState>;
   struct Prepared;
 
-  // Runs on the processes' thread.
+  // Runs on a runtime's thread.
   void onExit(const std::string& id, const ExitStatus& status);
+  // The runtime a request needs: containers for an image, processes otherwise.
+  AgentResult<SessionRuntime*> runtimeFor(const protocol::CreateSessionRequest& request) const;
+  SessionRuntime* runtimeOf(const SessionRecord& session) const;
   AgentResult<protocol::DeviceAllocation> reserve(Access& state, const protocol::CreateSessionRequest& request);
   Prepared prepare(const protocol::CreateSessionRequest& request, const protocol::SessionOwner& owner,
+                   SessionRuntime& runtime,
                    std::vector<std::pair<std::shared_ptr<AcceleratorPlugin>, protocol::DeviceAllocation>> parts);
   std::filesystem::path workDirOf(const std::string& id) const;
   void keepPrepared(Access& state, const std::string& id, const Prepared& prepared);
-  Result<std::int64_t> launch(const protocol::CreateSessionRequest& request, Prepared& prepared);
+  Result<std::int64_t> launch(const protocol::CreateSessionRequest& request, SessionRuntime& runtime,
+                              Prepared& prepared);
   AgentResult<std::pair<protocol::SessionInfo, bool>> settleStart(Access& state, const std::string& id,
                                                                   const Result<std::int64_t>& started);
-  // Frees the allocation, releases the plugins and the limits, saves the record and lets
+  // Frees the allocation, releases the plugins and the runtime's hold, saves the record and lets
   // the supervisor unload what drained; returns what to drop once unlocked.
   UnloadedPlugins release(Access& state, SessionRecord& session);
   void freeResources(AgentState& state, SessionRecord& session);
@@ -127,11 +109,10 @@ class SessionLifecycle {
   const SessionLifecycleOptions options_;
   AgentLedger& ledger_;
   SessionRecords& records_;
-  LimitsBackend& limits_;
   EventJournal& journal_;
   std::atomic<std::uint64_t> sessionsStarted_{0}, sessionsFailed_{0};
-  // Last: its thread calls onExit until it is destroyed.
-  std::unique_ptr<SessionProcesses> processes_;
+  // Last: their threads call onExit until they are destroyed.
+  std::vector<std::unique_ptr<SessionRuntime>> runtimes_;
 };
 
 }  // namespace bai::core

@@ -123,6 +123,10 @@ class ContainerEngine {
   // Everything the container wrote so far (follow=false) or until it ends (follow=true),
   // demultiplexed into `sink`; returns when the stream ends.
   virtual Result<void> logs(const std::string& id, bool follow, const OutputSink& sink) = 0;
+
+  // Ends every call in progress (attach streams, waits, followed logs) promptly with an
+  // error, and fails every later call: the agent's threads blocked in the engine end.
+  virtual void shutdown() = 0;
 };
 
 bool isUnreachable(const Error& error);

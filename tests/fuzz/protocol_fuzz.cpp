@@ -37,6 +37,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   requireRoundTrip<protocol::CreateSessionRequest>(text, "CreateSessionRequest round trip");
   requireRoundTrip<protocol::SessionInfo>(text, "SessionInfo round trip");
   requireRoundTrip<protocol::ApiError>(text, "ApiError round trip");
+  requireRoundTrip<protocol::RuntimeInventory>(text, "RuntimeInventory round trip");
   requireAllocationRoundTrip(text);
   if (const auto state = protocol::parseSessionState(text)) {
     bai::fuzz::require(protocol::sessionStateName(*state) == text, "a session state parses from its name only", text);

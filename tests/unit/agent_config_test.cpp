@@ -98,5 +98,52 @@ TEST(AgentConfig, SessionIdentitiesAndLimits) {
   EXPECT_EQ(isolation.hidden, hidden) << "the state dir, the config, the token and the configured paths";
 }
 
+TEST(AgentConfig, RuntimesAndTheContainerEngine) {
+  auto settingsOf = [](const std::string& runtime) {
+    auto config = agentConfigSchema().parse("[agent]\ncluster-token-file = \"t\"\n[runtime]\n" + runtime, "agent.toml");
+    EXPECT_TRUE(config.ok()) << (config.ok() ? "" : config.error().message);
+    return agentSettings(*config);
+  };
+  auto defaults = settingsOf("");
+  ASSERT_TRUE(defaults.ok()) << defaults.error().message;
+  EXPECT_EQ(defaults->runtimeKinds, std::vector<std::string>{"process"}) << "containers only when configured";
+  EXPECT_EQ(defaults->container.network, "bridge");
+  EXPECT_TRUE(defaults->container.init);
+  ASSERT_EQ(defaults->container.ulimits.size(), 2u) << "podman and runc need nofile and nproc given";
+  EXPECT_EQ(defaults->container.ulimits[0].name, "nofile");
+
+  auto both = settingsOf(
+      "kinds = [\"process\", \"container\"]\n[runtime.container]\nengine-socket = \"/tmp/podman.sock\"\n"
+      "oci-runtime = \"runc\"\nulimits = [\"nofile=1024:4096\"]\nnetwork = \"none\"\ncap-add = [\"NET_BIND_SERVICE\"]\n"
+      "readonly-rootfs = true\n");
+  ASSERT_TRUE(both.ok()) << both.error().message;
+  EXPECT_EQ(both->runtimeKinds, (std::vector<std::string>{"process", "container"}));
+  EXPECT_EQ(both->container.engineSocket, "/tmp/podman.sock");
+  EXPECT_EQ(both->container.ociRuntime, "runc");
+  ASSERT_EQ(both->container.ulimits.size(), 1u);
+  EXPECT_EQ(both->container.ulimits[0].soft, 1024);
+  EXPECT_EQ(both->container.ulimits[0].hard, 4096);
+  EXPECT_EQ(both->container.capAdd, std::vector<std::string>{"NET_BIND_SERVICE"});
+  EXPECT_TRUE(both->container.readonlyRootfs);
+
+  const std::pair<const char*, const char*> bad[] = {
+      {"kinds = [\"vm\"]\n", "runtime.kinds: unknown runtime 'vm'"},
+      {"kinds = []\n", "runtime.kinds: name at least one"},
+      {"[runtime.container]\nulimits = [\"nofile\"]\n", "runtime.container.ulimits: 'nofile' is not NAME=LIMIT"},
+      {"[runtime.container]\nulimits = [\"nofile=9:1\"]\n", "the soft limit exceeds the hard one"},
+      {"[runtime.container]\nulimits = [\"nofile=-1\"]\n", "limits are non-negative integers"},
+      {"[runtime.container]\ncap-add = [\"SYS_ADMIN\"]\n", "'SYS_ADMIN' is not a capability a session may get"},
+      {"[runtime.container]\ncap-add = [\"ALL\"]\n", "'ALL' is not a capability a session may get"},
+      {"[runtime.container]\ncap-add = [\"cap_net_raw\"]\n", "'cap_net_raw' is not a capability"},
+      {"[runtime.container]\nnetwork = \"\"\n", "runtime.container.network must not be empty"},
+      {"[runtime.container]\ncheck-interval = 0\n", "check-interval must be at least 0.1 seconds"},
+  };
+  for (const auto& [toml, message] : bad) {
+    auto refused = settingsOf(toml);
+    ASSERT_FALSE(refused.ok()) << toml;
+    EXPECT_NE(refused.error().message.find(message), std::string::npos) << refused.error().message;
+  }
+}
+
 }  // namespace
 }  // namespace bai::core

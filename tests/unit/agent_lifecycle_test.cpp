@@ -2,6 +2,9 @@
 // ending, destroying and recovering sessions, and the kinds of its refusals.
 #include "agent_parts_fixture.hpp"
 
+#include "agent/container_runtime.hpp"
+#include "memory_engine.hpp"
+
 #include <fstream>
 
 namespace bai::core::testing {
@@ -44,6 +47,81 @@ TEST_F(SessionLifecycleTest, ASessionRunsWithItsDevicesAndItsExitFreesThem) {
   EXPECT_EQ(journalled(*journal_), (std::vector<EventKind>{EventKind::Started, EventKind::Exited}));
   EXPECT_EQ(eventsNotified_, 2);
   EXPECT_EQ(lifecycle->sessionsStarted(), 1u);
+}
+
+// A lifecycle with both runtimes: processes (fake) and containers over an engine in memory.
+class ContainerLifecycleTest : public AgentPartsTest {
+ protected:
+  std::unique_ptr<SessionLifecycle> makeBothRuntimes() {
+    SessionLifecycleOptions options = lifecycleOptions();
+    auto processes = std::move(options.makeRuntimes);
+    options.makeRuntimes = [this, processes](SessionExitCallback onExit) {
+      auto runtimes = processes(onExit);
+      ContainerSettings settings;
+      settings.engineSocket = "/run/test.sock";
+      runtimes.push_back(std::make_unique<ContainerRuntime>(
+          ContainerRuntimeOptions{settings_.id, settings, sink(), onExit, [] {}},
+          std::make_unique<MemoryEngine>(engine_)));
+      return runtimes;
+    };
+    return std::make_unique<SessionLifecycle>(std::move(options), *ledger_, *records_, *journal_);
+  }
+  protocol::CreateSessionRequest inImage(const std::string& id, const std::string& image) {
+    auto r = request(id, "acme.device");
+    r.image = image;
+    r.command = {};
+    return r;
+  }
+  std::shared_ptr<MemoryEngine::State> engine_ = std::make_shared<MemoryEngine::State>();
+};
+
+TEST_F(ContainerLifecycleTest, AContainerSessionRunsInItsImageAndItsExitFreesItsDevices) {
+  buildNode({"good"});
+  engine_->scriptFor = [](const ContainerSpec&) { return MemoryEngine::Script{{{1, "in a container\n"}}, 0}; };
+  auto lifecycle = makeBothRuntimes();
+  auto created = lifecycle->create(inImage("c1", "bai-test/busybox:1"));
+  ASSERT_TRUE(created.ok()) << created.error().detail;
+  ASSERT_TRUE(bai::testing::eventually([&] { return lifecycle->session("c1")->state == SessionState::Exited; }));
+  EXPECT_EQ(used("acme.device"), Quantity(0));
+  EXPECT_EQ(lifecycle->logs("c1", "stdout", 0, 100, std::nullopt)->text, "in a container\n");
+  EXPECT_TRUE(processes().started.empty()) << "no process for a session with an image";
+  std::lock_guard<std::mutex> lock(engine_->mutex);
+  EXPECT_EQ(engine_->created, 1);
+}
+
+TEST_F(ContainerLifecycleTest, AMissingImageEndsTheSessionWithTheReasonInsteadOfARefusal) {
+  buildNode({"good"});
+  auto lifecycle = makeBothRuntimes();
+  auto created = lifecycle->create(inImage("c1", "acme/absent:1"));
+  ASSERT_TRUE(created.ok()) << "not a refusal: no other agent would do better";
+  EXPECT_EQ(created->first.state, SessionState::Failed);
+  EXPECT_EQ(created->first.reason, "image acme/absent:1 not present on agent parts-agent; pull policy never");
+  EXPECT_EQ(used("acme.device"), Quantity(0));
+  EXPECT_EQ(journalled(*journal_), std::vector<EventKind>{EventKind::Failed});
+}
+
+TEST_F(ContainerLifecycleTest, ARuntimeThatIsDownOrMissingIsRefusedBeforeAnythingIsHeld) {
+  buildNode({"good"});
+  engine_->down = true;
+  auto lifecycle = makeBothRuntimes();
+  auto down = lifecycle->create(inImage("c1", "bai-test/busybox:1"));
+  ASSERT_FALSE(down.ok());
+  EXPECT_EQ(down.error().kind, AgentErrorKind::RuntimeUnavailable);
+  EXPECT_NE(down.error().detail.find("is unreachable"), std::string::npos) << down.error().detail;
+  EXPECT_FALSE(lifecycle->session("c1").ok()) << "nothing kept, nothing held";
+  EXPECT_TRUE(lifecycle->create(request("p1", "acme.device")).ok()) << "process sessions are not affected";
+}
+
+TEST_F(SessionLifecycleTest, ASessionForARuntimeTheAgentLacksIsRefused) {
+  buildNode({"good"});
+  auto lifecycle = makeLifecycle();
+  auto r = request("c1", "acme.device");
+  r.image = "bai-test/busybox:1";
+  auto refused = lifecycle->create(r);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().kind, AgentErrorKind::RuntimeUnavailable);
+  EXPECT_EQ(refused.error().detail, "agent parts-agent has no container runtime (runtime.kinds)");
+  EXPECT_EQ(used("acme.device"), Quantity(0));
 }
 
 TEST_F(SessionLifecycleTest, RefusalsAreKinds) {
@@ -149,7 +227,7 @@ class JournalWatchingLimits final : public LimitsBackend {
 TEST_F(SessionLifecycleTest, ASessionsEndIsJournalledBeforeItsResourcesAreFreed) {
   buildNode({"good"});
   JournalWatchingLimits limits(*journal_);
-  SessionLifecycle lifecycle(lifecycleOptions(), *ledger_, *records_, limits, *journal_);
+  SessionLifecycle lifecycle(lifecycleOptions({}, &limits), *ledger_, *records_, *journal_);
   ASSERT_TRUE(lifecycle.create(request("exits", "acme.device")).ok());
   processes().exit("exits", 0);
   processes().refuseStart = true;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "agent/agent_ledger.hpp"
+#include "agent/process_runtime.hpp"
 #include "agent/session_lifecycle.hpp"
 #include "agent/session_records.hpp"
 #include "temp_dir.hpp"
@@ -20,10 +21,10 @@
 
 namespace bai::core::testing {
 
-// Remembers what it was asked to run; the test ends sessions with exit().
-class FakeProcesses final : public SessionProcesses {
+// Remembers what the process runtime asked it to run; the test ends sessions with exit().
+class FakeProcesses final : public ProcessLauncher {
  public:
-  explicit FakeProcesses(SessionRunner::ExitCallback onExit) : onExit_(std::move(onExit)) {}
+  explicit FakeProcesses(SessionExitCallback onExit) : onExit_(std::move(onExit)) {}
 
   Result<std::int64_t> start(const RunSpec& spec) override {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -50,7 +51,7 @@ class FakeProcesses final : public SessionProcesses {
 
  private:
   std::mutex mutex_;
-  SessionRunner::ExitCallback onExit_;
+  SessionExitCallback onExit_;
 };
 
 // Limits that are never enforced; remembers which sessions still have some.
@@ -105,19 +106,23 @@ class AgentPartsTest : public ::testing::Test {
     journal_ = std::make_unique<EventJournal>(std::move(*journal));
   }
 
-  // A lifecycle over the node; its processes are a FakeProcesses the test reaches by processes().
+  // A lifecycle over the node; it runs processes through a ProcessRuntime over a
+  // FakeProcesses the test reaches by processes(), and `limits` (default: limits_).
   std::unique_ptr<SessionLifecycle> makeLifecycle(std::function<UnloadedPlugins(AgentState&)> afterRelease = {}) {
-    return std::make_unique<SessionLifecycle>(lifecycleOptions(std::move(afterRelease)), *ledger_, *records_, limits_,
-                                              *journal_);
+    return std::make_unique<SessionLifecycle>(lifecycleOptions(std::move(afterRelease)), *ledger_, *records_, *journal_);
   }
 
-  SessionLifecycleOptions lifecycleOptions(std::function<UnloadedPlugins(AgentState&)> afterRelease = {}) {
+  SessionLifecycleOptions lifecycleOptions(std::function<UnloadedPlugins(AgentState&)> afterRelease = {},
+                                           LimitsBackend* limits = nullptr) {
     IdentityPolicy identity{{{owner().uid, owner().uid}}, {{owner().gid, owner().gid}}, false, true};
+    LimitsBackend& used = limits != nullptr ? *limits : limits_;
     return SessionLifecycleOptions{settings_.id, identity, IsolationSettings{}, std::chrono::milliseconds(100), sink(),
-                                   [this](SessionRunner::ExitCallback onExit) {
+                                   [this, &used](SessionExitCallback onExit) {
                                      auto fake = std::make_unique<FakeProcesses>(std::move(onExit));
                                      processes_ = fake.get();
-                                     return fake;
+                                     std::vector<std::unique_ptr<SessionRuntime>> runtimes;
+                                     runtimes.push_back(std::make_unique<ProcessRuntime>(std::move(fake), used));
+                                     return runtimes;
                                    },
                                    std::move(afterRelease), [this] { ++eventsNotified_; }};
   }

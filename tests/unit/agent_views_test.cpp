@@ -71,13 +71,16 @@ TEST(AgentViews, MetricsShowReportingOnlyOnceItRuns) {
 
 TEST(AgentViews, HealthListsDevicesAndPluginsOutOfService) {
   AgentHealth health{"a1", "fake", false, {{"good", "acme", {{"acme", "a0", "unhealthy", "too hot"}}}},
-                     {{"/p/bad.so", "bad", "wrong ABI"}}, {"hung"}, {"leaving"}};
+                     {{"/p/bad.so", "bad", "wrong ABI"}}, {"hung"}, {"leaving"},
+                     {{"process", true, ""}, {"container", false, "engine at /run/docker.sock is unreachable"}}};
   auto json = nlohmann::json::parse(healthJson(health));
   EXPECT_EQ(json["plugins"][0]["devices"][0], (nlohmann::json{{"id", "a0"}, {"health", "unhealthy"}, {"reason", "too hot"}}));
   EXPECT_EQ(json["skipped_plugins"][0]["reason"], "wrong ABI");
   EXPECT_EQ(json["withdrawn_plugins"], nlohmann::json{"hung"});
   EXPECT_EQ(json["draining_plugins"], nlohmann::json{"leaving"});
   EXPECT_EQ(json["limits_enforced"], false);
+  EXPECT_EQ(json["runtimes"][0], (nlohmann::json{{"kind", "process"}, {"available", true}}));
+  EXPECT_EQ(json["runtimes"][1]["reason"], "engine at /run/docker.sock is unreachable") << "why it is unavailable";
 }
 
 }  // namespace

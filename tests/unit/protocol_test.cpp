@@ -1,3 +1,4 @@
+#include <bai/image_reference.hpp>
 #include <bai/protocol.hpp>
 
 #include <gtest/gtest.h>
@@ -119,7 +120,7 @@ TEST(Protocol, RefusesBadDocumentsNamingTheField) {
   EXPECT_EQ(error(EventBatch::fromJson(R"({"protocol":1,"agent_id":"a","events":[{"seq":1,"session_id":"s","kind":"paused","at_ms":1}]})")),
             "events[].kind: unknown kind 'paused'");
   EXPECT_EQ(error(CreateSessionRequest::fromJson(R"({"protocol":1,"session_id":"s","command":[]})")),
-            "create-session.command: empty");
+            "create-session.command: empty (only a session with an image may leave it out)");
   for (const char* id : {"../x", ".", "..", "a.b", ""}) {
     EXPECT_EQ(error(CreateSessionRequest::fromJson(R"({"protocol":1,"session_id":")" + std::string(id) +
                                                    R"(","command":["true"]})")),
@@ -133,6 +134,89 @@ TEST(Protocol, RefusesBadDocumentsNamingTheField) {
   EXPECT_EQ(error(CreateSessionRequest::fromJson(R"({"protocol":1,"session_id":"s","command":[1]})")),
             "create-session.command: expected strings");
   EXPECT_EQ(error(SessionInfo::fromJson(R"({"id":"s","state":"sleeping"})")), "unknown session state 'sleeping'");
+}
+
+TEST(Protocol, RuntimesAndImagesTravelAndAnOlderAgentRunsProcessesOnly) {
+  AgentState state = sampleState();
+  state.runtimes = {{kProcessRuntime, true, ""}, {kContainerRuntime, false, "engine at /run/docker.sock is unreachable"}};
+  state.images = {{"localhost/bai-test/busybox:1", "sha256:15b7", 2129696}};
+  auto back = Heartbeat::fromJson(Heartbeat{"agent-1", 1, state}.toJson());
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  ASSERT_EQ(back->state->runtimes.size(), 2u);
+  EXPECT_FALSE(back->state->runtimes[1].available);
+  EXPECT_EQ(back->state->runtimes[1].reason, "engine at /run/docker.sock is unreachable");
+  ASSERT_EQ(back->state->images.size(), 1u);
+  EXPECT_EQ(back->state->images[0].sizeBytes, 2129696);
+
+  nlohmann::json doc = nlohmann::json::parse(Heartbeat{"agent-1", 1, sampleState()}.toJson());
+  doc["state"].erase("runtimes");
+  doc["state"].erase("images");
+  auto older = Heartbeat::fromJson(doc.dump());
+  ASSERT_TRUE(older.ok()) << older.error().message;
+  ASSERT_EQ(older->state->runtimes.size(), 1u);
+  EXPECT_EQ(older->state->runtimes[0].kind, kProcessRuntime);
+
+  doc["state"]["runtimes"] = nlohmann::json::parse(R"([{"kind": "vm", "available": true}])");
+  auto unknown = Heartbeat::fromJson(doc.dump());
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.error().message, "heartbeat.state.runtimes[].kind: unknown runtime 'vm'");
+
+  RuntimeInventory inventory{state.runtimes, state.images};
+  auto inventoryBack = RuntimeInventory::fromJson(inventory.toJson());
+  ASSERT_TRUE(inventoryBack.ok()) << inventoryBack.error().message;
+  EXPECT_EQ(inventoryBack->toJson(), inventory.toJson());
+}
+
+TEST(Protocol, ASessionWithAnImageMayLeaveOutItsCommandAndCarriesItsPullPolicy) {
+  CreateSessionRequest request{"s-1", {}, {}, {}, SessionOwner{200001, 200001, "u"}};
+  request.image = "pytorch/pytorch:2.4";
+  request.pullPolicy = PullPolicy::IfMissing;
+  auto back = CreateSessionRequest::fromJson(request.toJson());
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->image, "pytorch/pytorch:2.4");
+  EXPECT_EQ(back->pullPolicy, PullPolicy::IfMissing);
+  EXPECT_TRUE(back->command.empty());
+
+  nlohmann::json doc = nlohmann::json::parse(request.toJson());
+  doc["image"] = "UPPER/case";
+  EXPECT_EQ(CreateSessionRequest::fromJson(doc.dump()).error().message,
+            "create-session.image: 'UPPER/case' is not an image reference");
+  doc["image"] = "busybox";
+  doc["pull_policy"] = "sometimes";
+  EXPECT_NE(CreateSessionRequest::fromJson(doc.dump()).error().message.find("create-session.pull_policy: unknown pull policy"),
+            std::string::npos);
+  doc.erase("image");
+  doc.erase("pull_policy");
+  EXPECT_NE(CreateSessionRequest::fromJson(doc.dump()).error().message.find("create-session.command: empty"),
+            std::string::npos)
+      << "only a session with an image may leave out its command";
+}
+
+TEST(ImageReference, AcceptsWhatEnginesAcceptAndNothingElse) {
+  for (const char* good : {"busybox", "busybox:1.36", "library/busybox:latest", "docker.io/pytorch/pytorch:2.4.0-cuda12.1",
+                           "localhost/bai-test/busybox:1", "registry.example.com:5000/team/img_name__x-y.z:v1",
+                           "nvcr.io/nvidia/pytorch:24.01-py3",
+                           "busybox@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}) {
+    EXPECT_TRUE(isImageReference(good)) << good;
+  }
+  for (const char* bad : {"", "Busybox", "busy box", "busybox:", ":tag", "a//b", "-busybox", "busybox:.x",
+                          "busybox@sha256:xyz", "img:" "tag/with/slash?", "../etc/passwd", "busybox\n", "a/b/"}) {
+    EXPECT_FALSE(isImageReference(bad)) << bad;
+  }
+  EXPECT_FALSE(isImageReference(std::string(256, 'a')));
+}
+
+TEST(ImageReference, KeysMatchTheSpellingsOfOneImageAndAllowListsUseGlobs) {
+  EXPECT_EQ(imageKey("busybox"), "busybox:latest");
+  EXPECT_EQ(imageKey("docker.io/library/busybox:latest"), "busybox:latest");
+  EXPECT_EQ(imageKey("localhost/bai-test/busybox:1"), "bai-test/busybox:1");
+  EXPECT_EQ(imageKey("bai-test/busybox:1"), "bai-test/busybox:1");
+  EXPECT_EQ(imageKey("registry.example.com:5000/team/img"), "registry.example.com:5000/team/img:latest");
+  EXPECT_TRUE(imageAllowed("localhost/bai-test/busybox:1", "bai-test/*"));
+  EXPECT_TRUE(imageAllowed("pytorch/pytorch:2.4", "docker.io/pytorch/*"));
+  EXPECT_TRUE(imageAllowed("anything/at:all", "*"));
+  EXPECT_FALSE(imageAllowed("evil/bai-test:1", "bai-test/*"));
+  EXPECT_FALSE(imageAllowed("bai-test/busybox:1", "bai-test/busybox:2"));
 }
 
 TEST(Protocol, ApiErrorShape) {

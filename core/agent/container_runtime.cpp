@@ -1,0 +1,452 @@
+#include "agent/container_runtime.hpp"
+
+#include "clock.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstring>
+
+namespace bai::core {
+
+// One watched session: its log files and how far they are written.
+struct ContainerRuntime::Watch {
+  std::filesystem::path dir;
+  std::optional<std::int64_t> memoryBytes;  // named when the OOM killer ends it
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool attached = false;     // its output comes through an attach made before its start
+  bool outputEnded = false;  // the attach's stream ended
+  std::uint64_t written[3] = {0, 0, 0};  // bytes in stdout.log (1) and stderr.log (2)
+  int fds[3] = {-1, -1, -1};
+  std::thread thread;
+
+  ~Watch() {
+    for (int fd : fds) {
+      if (fd >= 0) ::close(fd);
+    }
+  }
+
+  Result<void> openLogs() {
+    const char* names[3] = {nullptr, "stdout.log", "stderr.log"};
+    for (int stream : {1, 2}) {
+      const std::filesystem::path file = dir / names[stream];
+      fds[stream] = ::open(file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+      if (fds[stream] < 0) return fail(ErrorCode::Internal, "cannot open " + file.string() + ": " + std::strerror(errno));
+      struct stat st {};
+      if (::fstat(fds[stream], &st) == 0) written[stream] = static_cast<std::uint64_t>(st.st_size);
+    }
+    return {};
+  }
+
+  // Appends `bytes` of `stream`, except the first `skip[stream]` bytes, which the file
+  // already has (output read again from the engine after a restart or an outage).
+  void append(int stream, std::string_view bytes, std::uint64_t* skip = nullptr) {
+    if (stream != 1 && stream != 2) return;
+    std::lock_guard<std::mutex> lock(mutex);
+    if (skip != nullptr) {
+      const std::uint64_t dropped = std::min<std::uint64_t>(skip[stream], bytes.size());
+      skip[stream] -= dropped;
+      bytes.remove_prefix(static_cast<std::size_t>(dropped));
+    }
+    while (!bytes.empty()) {
+      const ssize_t n = ::write(fds[stream], bytes.data(), bytes.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return;  // a full disk loses output, never the session
+      written[stream] += static_cast<std::uint64_t>(n);
+      bytes.remove_prefix(static_cast<std::size_t>(n));
+    }
+  }
+};
+
+namespace {
+
+std::string describeError(const Error& error) { return error.message; }
+
+}  // namespace
+
+std::string containerNameOf(const std::string& sessionId) { return "bai-" + sessionId; }
+
+ContainerSpec containerSpecFor(const LaunchSpec& spec, const ContainerSettings& settings, const std::string& agentId) {
+  ContainerSpec c;
+  c.name = containerNameOf(spec.sessionId);
+  c.image = spec.image.value_or("");
+  c.command = spec.command;
+  c.env = spec.env;
+  c.user = std::to_string(spec.owner.uid) + ":" + std::to_string(spec.owner.gid);
+  c.workingDir = kSessionHome;
+  c.labels = {{kSessionLabel, spec.sessionId}, {kAgentLabel, agentId}};
+  const Sandbox& sandbox = spec.isolation.sandbox;
+  c.binds.push_back({sandbox.workDir, kSessionHome, false});
+  c.binds.insert(c.binds.end(), sandbox.mounts.begin(), sandbox.mounts.end());
+  c.devices = sandbox.devices;
+  const SessionLimits& limits = spec.isolation.limits;
+  c.cpus = limits.cpus;
+  c.mems = limits.mems;
+  if (limits.memoryBytes) {
+    c.memoryBytes = static_cast<std::int64_t>(*limits.memoryBytes);
+    c.memorySwapBytes = static_cast<std::int64_t>(*limits.memoryBytes + limits.swapBytes);
+  }
+  if (limits.pidsMax) c.pidsLimit = static_cast<std::int64_t>(*limits.pidsMax);
+  c.capAdd = settings.capAdd;
+  c.readonlyRootfs = settings.readonlyRootfs;
+  c.init = settings.init;
+  c.networkMode = settings.network;
+  c.ulimits = settings.ulimits;
+  c.ociRuntime = settings.ociRuntime;
+  return c;
+}
+
+ContainerRuntime::ContainerRuntime(ContainerRuntimeOptions options, std::unique_ptr<ContainerEngine> engine)
+    : options_(std::move(options)), engine_(std::move(engine)) {
+  report_ = {protocol::kContainerRuntime, false, "not checked yet"};
+  check();
+  checker_ = std::thread([this] { checkLoop(); });
+  killer_ = std::thread([this] { killLoop(); });
+}
+
+ContainerRuntime::~ContainerRuntime() {
+  std::vector<std::shared_ptr<Watch>> watches;
+  std::vector<std::thread> followers;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+    for (auto& [id, watch] : watches_) {
+      watches.push_back(watch);
+      if (watch->thread.joinable()) followers.push_back(std::move(watch->thread));
+    }
+  }
+  wake_.notify_all();
+  for (auto& watch : watches) {
+    std::lock_guard<std::mutex> lock(watch->mutex);
+    watch->cv.notify_all();
+  }
+  engine_->shutdown();  // ends the calls the threads are blocked in
+  for (auto& thread : followers) thread.join();
+  checker_.join();
+  killer_.join();
+  joinFinished();
+}
+
+protocol::RuntimeReport ContainerRuntime::report() const {
+  std::lock_guard<std::mutex> lock(stateMutex_);
+  return report_;
+}
+
+std::vector<protocol::ImageSummary> ContainerRuntime::images() const {
+  std::lock_guard<std::mutex> lock(stateMutex_);
+  return images_;
+}
+
+void ContainerRuntime::check() {
+  const std::string where = "container engine at " + options_.settings.engineSocket.string();
+  protocol::RuntimeReport next{protocol::kContainerRuntime, true, ""};
+  std::vector<protocol::ImageSummary> images;
+  std::string up;
+  auto info = engine_->info();
+  if (!info) {
+    next = {protocol::kContainerRuntime, false, where + " is unreachable: " + describeError(info.error())};
+  } else if (auto listed = engine_->images(); !listed) {
+    next = {protocol::kContainerRuntime, false, where + " cannot list images: " + describeError(listed.error())};
+  } else {
+    for (const ImageRecord& image : *listed) {
+      for (const auto& tag : image.repoTags) images.push_back({tag, image.id, image.sizeBytes});
+    }
+    up = where + ": " + engineFlavorName(info->flavor) + " " + info->version + " (API " + info->apiVersion + "), " +
+         std::to_string(images.size()) + " image name(s)";
+  }
+  bool availabilityChanged = false, imagesChanged = false;
+  {
+    std::lock_guard<std::mutex> lock(stateMutex_);
+    availabilityChanged = next.available != report_.available || (!next.available && next.reason != report_.reason);
+    imagesChanged = images.size() != images_.size() ||
+                    !std::equal(images.begin(), images.end(), images_.begin(), [](const auto& a, const auto& b) {
+                      return a.name == b.name && a.id == b.id;
+                    });
+    report_ = next;
+    images_ = std::move(images);
+  }
+  if (availabilityChanged) {
+    if (next.available) options_.log(LogLevel::Info, "agent", up);
+    else options_.log(LogLevel::Warning, "agent", "container runtime unavailable: " + next.reason +
+                                                     "; process sessions are not affected");
+  }
+  if ((availabilityChanged || imagesChanged) && options_.changed) options_.changed();
+}
+
+void ContainerRuntime::checkLoop() {
+  while (pause(options_.settings.checkInterval)) check();
+}
+
+bool ContainerRuntime::pause(std::chrono::milliseconds duration) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  wake_.wait_for(lock, duration, [this] { return stopping_.load(); });
+  return !stopping_;
+}
+
+void ContainerRuntime::killLoop() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  while (!stopping_) {
+    if (kills_.empty()) {
+      wake_.wait(lock);
+      continue;
+    }
+    const auto due = kills_.begin()->first;
+    if (Clock::now() < due) {
+      wake_.wait_until(lock, due);
+      continue;
+    }
+    const std::string id = kills_.begin()->second;
+    kills_.erase(kills_.begin());
+    if (watches_.count(id) == 0) continue;  // ended within its grace
+    lock.unlock();
+    if (auto killed = engine_->kill(containerNameOf(id), SIGKILL); !killed && killed.error().code != ErrorCode::NotFound) {
+      options_.log(LogLevel::Warning, "agent", "session " + id + ": SIGKILL: " + killed.error().message);
+    }
+    lock.lock();
+  }
+}
+
+Result<void> ContainerRuntime::ensureImage(const LaunchSpec& spec) {
+  const std::string& image = *spec.image;
+  const std::string onAgent = " on agent " + options_.agentId;
+  auto pull = [&]() -> Result<void> {
+    options_.log(LogLevel::Info, "agent", "session " + spec.sessionId + ": pulling image " + image);
+    auto pulled = engine_->pullImage(image);
+    if (!pulled) {
+      const ErrorCode code = isUnreachable(pulled.error()) ? ErrorCode::Internal : ErrorCode::NotFound;
+      return fail(code, "pulling image " + image + onAgent + " failed: " + pulled.error().message);
+    }
+    check();  // its images changed
+    return {};
+  };
+  if (spec.pullPolicy == protocol::PullPolicy::Always) return pull();
+  auto found = engine_->inspectImage(image);
+  if (found) return {};
+  if (found.error().code != ErrorCode::NotFound) {
+    return fail(ErrorCode::Internal, "image " + image + onAgent + ": " + found.error().message);
+  }
+  if (spec.pullPolicy == protocol::PullPolicy::Never) {
+    return fail(ErrorCode::NotFound, "image " + image + " not present" + onAgent + "; pull policy never");
+  }
+  return pull();
+}
+
+Result<std::int64_t> ContainerRuntime::start(const LaunchSpec& spec) {
+  joinFinished();
+  if (!spec.image) return fail(ErrorCode::InvalidArgument, "a container session needs an image");
+  if (const auto now = report(); !now.available) return fail(ErrorCode::Internal, now.reason);
+  if (auto ready = ensureImage(spec); !ready) return Failure{ready.error()};
+
+  const ContainerSpec container = containerSpecFor(spec, options_.settings, options_.agentId);
+  auto created = engine_->create(container);
+  if (!created && created.error().code == ErrorCode::Conflict) {
+    // A retried create after a crash between create and start: that container never ran.
+    (void)engine_->remove(container.name);
+    created = engine_->create(container);
+  }
+  if (!created) {
+    const ErrorCode code = created.error().code;
+    return fail(code == ErrorCode::InvalidArgument || code == ErrorCode::NotFound ? code : ErrorCode::Internal,
+                "creating its container: " + created.error().message);
+  }
+
+  auto watch = std::make_shared<Watch>();
+  watch->dir = spec.sessionDir;
+  watch->memoryBytes = container.memoryBytes;
+  watch->attached = true;
+  if (auto opened = watch->openLogs(); !opened) {
+    (void)engine_->remove(container.name);
+    return Failure{opened.error()};
+  }
+  auto attached = engine_->attach(
+      container.name, [watch](int stream, std::string_view bytes) { watch->append(stream, bytes); },
+      [watch](Result<void>) {
+        std::lock_guard<std::mutex> lock(watch->mutex);
+        watch->outputEnded = true;
+        watch->cv.notify_all();
+      });
+  if (!attached) {
+    (void)engine_->remove(container.name);
+    return fail(ErrorCode::Internal, "attaching to its container: " + attached.error().message);
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    watches_[spec.sessionId] = watch;
+  }
+  if (auto started = engine_->start(container.name); !started) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      watches_.erase(spec.sessionId);
+    }
+    (void)engine_->remove(container.name);  // ends the attach
+    // An engine that answered refused the container (its command, its devices): the
+    // session's own failure. One that did not answer is this agent's.
+    const ErrorCode code = isUnreachable(started.error()) ? ErrorCode::Internal : ErrorCode::InvalidArgument;
+    return fail(code, "starting its container: " + started.error().message);
+  }
+  startFollowing(spec.sessionId, watch);
+  return std::int64_t{0};
+}
+
+void ContainerRuntime::startFollowing(const std::string& sessionId, std::shared_ptr<Watch> watch) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  watch->thread = std::thread([this, sessionId, watch] { follow(sessionId, watch); });
+}
+
+Result<void> ContainerRuntime::adopt(const std::string& sessionId, const std::filesystem::path& sessionDir) {
+  auto watch = std::make_shared<Watch>();
+  watch->dir = sessionDir;
+  if (auto opened = watch->openLogs(); !opened) return opened;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (watches_.count(sessionId) != 0) return fail(ErrorCode::Conflict, "session " + sessionId + " is already followed");
+    watches_[sessionId] = watch;
+  }
+  startFollowing(sessionId, watch);
+  return {};
+}
+
+void ContainerRuntime::catchUpOutput(const std::string& name, Watch& watch, bool untilEnd) {
+  std::uint64_t skip[3];
+  {
+    std::lock_guard<std::mutex> lock(watch.mutex);
+    std::copy(std::begin(watch.written), std::end(watch.written), std::begin(skip));
+  }
+  // The engine's log of the container holds everything it wrote: what the files have is
+  // skipped, the rest appended.
+  (void)engine_->logs(name, untilEnd, [&](int stream, std::string_view bytes) { watch.append(stream, bytes, skip); });
+}
+
+void ContainerRuntime::follow(const std::string& sessionId, std::shared_ptr<Watch> watch) {
+  const std::string name = containerNameOf(sessionId);
+  if (watch->attached) {
+    std::unique_lock<std::mutex> lock(watch->mutex);
+    watch->cv.wait(lock, [&] { return watch->outputEnded || stopping_; });
+  } else {
+    catchUpOutput(name, *watch, true);
+  }
+  // The output ended: normally because the container did. The engine says whether it
+  // did; if it runs on (the stream broke, or the engine restarted) its output is read
+  // again from the engine's log and followed to the end.
+  bool outageLogged = false;
+  while (!stopping_) {
+    auto state = engine_->inspect(name);
+    if (stopping_) return;
+    if (state && !state->running) return deliver(sessionId, exitOf(*state));
+    if (!state && state.error().code == ErrorCode::NotFound) {
+      return deliver(sessionId, ExitStatus{-1, std::nullopt, nowMillis(), false,
+                                           "its container " + name + " is gone from the engine (removed, or lost "
+                                           "in an engine restart)"});
+    }
+    if (!state) {
+      if (!outageLogged) {
+        options_.log(LogLevel::Warning, "agent", "session " + sessionId + ": " + state.error().message +
+                                                     "; following it again when the engine answers");
+        outageLogged = true;
+      }
+      if (!pause(std::chrono::seconds(1))) return;
+      continue;
+    }
+    const auto followed = Clock::now();
+    catchUpOutput(name, *watch, true);
+    // A follow that ends at once while the container runs (an engine that closes it early)
+    // must not spin.
+    if (Clock::now() - followed < std::chrono::milliseconds(100) && !pause(std::chrono::milliseconds(100))) return;
+  }
+}
+
+ExitStatus ContainerRuntime::exitOf(const ContainerState& state) {
+  ExitStatus status{state.exitCode, std::nullopt, state.finishedAtMillis > 0 ? state.finishedAtMillis : nowMillis(),
+                    true, ""};
+  if (state.oomKilled) status.error = "out of memory: the kernel's OOM killer ended the container at its memory limit";
+  if (status.exitCode > 128 && status.exitCode < 128 + 65) status.signal = status.exitCode - 128;
+  return status;
+}
+
+void ContainerRuntime::deliver(const std::string& sessionId, const ExitStatus& status) {
+  ExitStatus reported = status;
+  std::shared_ptr<Watch> watch;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (auto it = watches_.find(sessionId); it != watches_.end()) watch = it->second;
+  }
+  if (watch && watch->memoryBytes && reported.error.rfind("out of memory", 0) == 0) {
+    reported.error += " (" + std::to_string(*watch->memoryBytes) + " bytes)";
+  }
+  options_.onExit(sessionId, reported);
+  // Its end is journalled and its resources are free: the container goes.
+  if (auto removed = engine_->remove(containerNameOf(sessionId)); !removed && removed.error().code != ErrorCode::NotFound) {
+    options_.log(LogLevel::Warning, "agent", "session " + sessionId + ": removing its container: " +
+                                                 removed.error().message + " (removed at the next start)");
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (auto it = watches_.find(sessionId); it != watches_.end()) {
+    if (it->second->thread.joinable()) finished_.push_back(std::move(it->second->thread));
+    watches_.erase(it);
+  }
+}
+
+void ContainerRuntime::joinFinished() {
+  std::vector<std::thread> done;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    done.swap(finished_);
+  }
+  for (auto& thread : done) {
+    if (thread.get_id() != std::this_thread::get_id()) thread.join();
+    else thread.detach();
+  }
+}
+
+Result<void> ContainerRuntime::destroy(const std::string& sessionId, std::chrono::milliseconds grace) {
+  const std::string name = containerNameOf(sessionId);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (watches_.count(sessionId) == 0) return fail(ErrorCode::NotFound, "session " + sessionId + " is not running here");
+  }
+  auto killed = engine_->kill(name, SIGTERM);
+  // 404: gone already; 409: not running any more. Its follower reports either.
+  if (!killed && killed.error().code != ErrorCode::NotFound && killed.error().code != ErrorCode::Conflict) {
+    return fail(ErrorCode::Internal, "SIGTERM to its container: " + killed.error().message);
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    kills_.emplace(Clock::now() + grace, sessionId);
+  }
+  wake_.notify_all();
+  return {};
+}
+
+// The follower removes the container once the session's end is reported; a start that
+// failed removed it at once.
+Result<void> ContainerRuntime::release(const std::string&) { return {}; }
+
+void ContainerRuntime::sweep(const std::set<std::string>& active) {
+  auto listed = engine_->list(kAgentLabel, options_.agentId);
+  if (!listed) {
+    options_.log(LogLevel::Warning, "agent", "cannot look for containers of ended sessions: " + listed.error().message);
+    return;
+  }
+  for (const ContainerListing& container : *listed) {
+    auto session = container.labels.find(kSessionLabel);
+    const std::string id = session == container.labels.end() ? "" : session->second;
+    if (active.count(id) != 0) continue;
+    if (auto removed = engine_->remove(container.id); !removed && removed.error().code != ErrorCode::NotFound) {
+      options_.log(LogLevel::Warning, "agent", "removing container " + container.name + ": " + removed.error().message);
+      continue;
+    }
+    options_.log(LogLevel::Info, "agent", "removed container " + container.name + " (" + container.state +
+                                              "): its session " + (id.empty() ? "(none)" : id) +
+                                              " is not one this agent runs");
+  }
+}
+
+}  // namespace bai::core
+// TEMP-LEAD: until the engine branch lands
+namespace bai::core {
+const char* engineFlavorName(EngineFlavor f) { return f == EngineFlavor::Podman ? "podman" : "docker"; }
+bool isUnreachable(const Error& e) { return e.message.rfind("engine unreachable", 0) == 0; }
+}

@@ -1,0 +1,77 @@
+// How a session's command runs, behind one interface: as a sandboxed host process
+// (ProcessRuntime, bai-session-shim) or in a container of an image (ContainerRuntime, a
+// Docker-API engine). The lifecycle decides what the session gets (owner, env, the
+// plugins' isolation) and hands it over as a LaunchSpec; start, stop, exit, logs, recovery
+// after a restart and cleanup go through the runtime, and nothing above it knows which runs.
+#pragma once
+
+#include "agent/session_isolation.hpp"
+#include "runtime/session_runner.hpp"
+
+#include <bai/protocol.hpp>
+#include <bai/result.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace bai::core {
+
+// Everything a runtime needs to run one session.
+struct LaunchSpec {
+  std::string sessionId;
+  std::filesystem::path sessionDir;  // the record's dir: its stdout.log and stderr.log are the session's logs
+  std::vector<std::string> command;  // empty: the image's default (containers only)
+  std::map<std::string, std::string> env;  // the request's, the plugins', then the agent's
+  protocol::SessionOwner owner;
+  Isolation isolation;  // limits, device nodes, mounts, CDI devices; sandbox.workDir made by the lifecycle
+  std::optional<std::string> image{};
+  protocol::PullPolicy pullPolicy = protocol::PullPolicy::Never;
+};
+
+// Called exactly once per started or adopted session when it ended, on the runtime's own
+// thread; never after the runtime is destroyed. ExitStatus::error set means the session
+// failed (its command never ran, it ran out of memory, its container was lost).
+using SessionExitCallback = std::function<void(const std::string& sessionId, const ExitStatus& status)>;
+
+class SessionRuntime {
+ public:
+  virtual ~SessionRuntime() = default;
+
+  virtual const char* kind() const = 0;  // protocol::kProcessRuntime or kContainerRuntime
+  // Whether it can start sessions now and, when not, why.
+  virtual protocol::RuntimeReport report() const = 0;
+  // Whether the session's device list is enforced (a cgroup fence, the engine's device
+  // cgroup); without it the process sandbox mounts the host's view nodev.
+  virtual bool fencesDevices() const = 0;
+
+  // Returns the pid of what runs the session (0 when the runtime has none to tell); a
+  // command that cannot run may instead be reported as an exit.
+  virtual Result<std::int64_t> start(const LaunchSpec& spec) = 0;
+  // SIGTERM now, SIGKILL after `grace` unless it ended; returns at once.
+  virtual Result<void> destroy(const std::string& sessionId, std::chrono::milliseconds grace) = 0;
+  // After an agent restart: watches again a session an earlier agent process started,
+  // reporting its exit if it ended meanwhile.
+  virtual Result<void> adopt(const std::string& sessionId, const std::filesystem::path& sessionDir) = 0;
+  // Once the session's end is journalled (or its start failed): frees what the runtime
+  // still holds for it (its cgroups, its container). An unknown session is fine.
+  virtual Result<void> release(const std::string& sessionId) = 0;
+  // After recovery: removes what this runtime runs or keeps for sessions outside `active`.
+  virtual void sweep(const std::set<std::string>& active) { (void)active; }
+  // The images its engine has; empty for a runtime without images.
+  virtual std::vector<protocol::ImageSummary> images() const { return {}; }
+  // Reads its engine's state again (availability, images) now.
+  virtual void refresh() {}
+};
+
+// Builds the agent's runtimes, each with the lifecycle's exit callback.
+using RuntimeFactory = std::function<std::vector<std::unique_ptr<SessionRuntime>>(SessionExitCallback)>;
+
+}  // namespace bai::core

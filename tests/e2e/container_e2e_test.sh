@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# Container sessions end to end through the bai CLI, on a real engine: a dev environment
+# installed from this build (scripts/install-dev.sh --enable-containers=SOCKET) whose agent
+# runs sessions in containers of the test image through Podman's Docker API service
+# (scripts/container-engine.sh, started by scripts/test.sh: BAI_TEST_ENGINE_SOCKET and
+# BAI_TEST_IMAGE). A second agent in its own scaling group has an engine that is down.
+# Checked: identity, devices, env and working dir inside the container; exit codes; logs -f;
+# destroy within the grace; the memory limit; a missing image, an image outside the
+# allow-list and a down engine each with their reason; kill -9 of the agent with five
+# containers running, then everything re-adopted, reported, and nothing left behind.
+#
+# usage: container_e2e_test.sh BUILD_DIR SOURCE_DIR
+set -euo pipefail
+build=$(cd "$1" && pwd) source_root=$(cd "$2" && pwd)
+
+socket=${BAI_TEST_ENGINE_SOCKET:-} image=${BAI_TEST_IMAGE:-}
+if [ -z "$socket" ] || [ ! -S "$socket" ] || [ -z "$image" ]; then
+  echo "SKIP: no container engine (BAI_TEST_ENGINE_SOCKET, BAI_TEST_IMAGE; scripts/test.sh starts one)"
+  exit 77
+fi
+if [ "$(id -u)" != 0 ]; then echo "SKIP: containers as other uids and device nodes need root"; exit 77; fi
+
+work=$(mktemp -d /tmp/bai-ctr-e2e-XXXXXX)
+env_id=ctr-$$
+env_dir=$work/envs/$env_id
+extra_pids=()
+
+engine() { curl -sf --unix-socket "$socket" "http://d/v1.41$1"; }
+our_containers() {  # the ids of containers labelled with agent $1
+  engine "/containers/json?all=1&filters=$(python3 -c 'import json,sys,urllib.parse; print(urllib.parse.quote(json.dumps({"label": ["ai.bai.agent=" + sys.argv[1]]})))' "$1")" |
+    python3 -c 'import json,sys; print(" ".join(c["Id"][:12] for c in json.load(sys.stdin)))'
+}
+fail() {
+  echo "FAIL: $*" >&2
+  for log in "$env_dir"/log/*.log "$work"/agent-*.log; do
+    [ -f "$log" ] && { echo "--- $log" >&2; tail -n 30 "$log" >&2; }
+  done
+  exit 1
+}
+cleanup() {
+  for pid in "${extra_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  if [ -d "$env_dir" ]; then "$source_root/scripts/delete-dev.sh" -e "$env_id" --install-path "$work/envs" >/dev/null 2>&1 || true; fi
+  for id in $(our_containers "$env_id-agent" 2>/dev/null); do
+    curl -sf -X DELETE --unix-socket "$socket" "http://d/v1.41/containers/$id?force=1" >/dev/null || true
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+eventually() {
+  local deadline=$((SECONDS + $1)); shift
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $deadline ] || return 1
+    sleep 0.2
+  done
+}
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
+
+# ---- the environment: mock GPUs with device nodes, containers through the engine --------
+mkdir -p "$work/nodes"
+for i in 0 1 2; do mknod "$work/nodes/bai-mock$i" c 1 3; chmod 0666 "$work/nodes/bai-mock$i"; done
+"$source_root/scripts/install-dev.sh" -e "$env_id" --install-path "$work/envs" --build-dir "$build" \
+  --enable-cuda-mock --enable-containers="$socket" --start >"$work/install.log" 2>&1 ||
+  { cat "$work/install.log" >&2; fail "install-dev.sh failed"; }
+etc=$env_dir/etc
+grep -q 'kinds = \["process", "container"\]' "$etc/agent.toml" || fail "install-dev.sh --enable-containers did not enable them"
+# Mock GPUs with device nodes and a 2 s destroy grace: the agent is restarted on them below.
+sed -e "s|/dev/bai-mock{i}|$work/nodes/bai-mock{i}|" "$source_root/configs/accelerator/mock-device-nodes.toml" >"$etc/mock-nodes.toml"
+sed -i -e "s|^config_file = .*|config_file = \"$etc/mock-nodes.toml\"|" -e 's|^\[runtime\]$|[runtime]\ndestroy-grace = 2|' "$etc/agent.toml"
+# shellcheck disable=SC1091
+. "$env_dir/env.sh"
+bai=$env_dir/bin/bai
+agent=$env_id-agent
+
+restart_agent() {
+  local pid
+  pid=$(cat "$env_dir/run/agent.pid")
+  kill "${1:--TERM}" "$pid" 2>/dev/null || true
+  while kill -0 "$pid" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]; do sleep 0.1; done
+  setsid "$env_dir/bin/bai-agent" --config "$etc/agent.toml" >>"$env_dir/log/agent.log" 2>&1 &
+  echo $! >"$env_dir/run/agent.pid"
+}
+restart_agent
+has_container_runtime() {
+  [ "$("$bai" admin agent list --json | json "[r['available'] for a in d if a['id'] == '$agent' and a['status'] == 'ALIVE' for r in a.get('runtimes', []) if r['kind'] == 'container']")" = "[True]" ]
+}
+eventually 30 has_container_runtime || fail "the agent does not offer an available container runtime: $("$bai" admin agent list --json)"
+
+# ---- images ----------------------------------------------------------------------------
+"$bai" admin image list | grep -q "bai-test/busybox" || fail "bai admin image list does not show the test image: $("$bai" admin image list)"
+"$bai" admin agent images "$agent" | grep -q "bai-test/busybox" || fail "bai admin agent images does not show it"
+
+# ---- who, where, what: the owner's uid, the work dir, the env, only the granted node ----
+uid=$("$bai" admin keypair info "$BAI_ACCESS_KEY" --json | json "d['uid']")
+out=$("$bai" session run --image "$image" -r cuda.device=1 -e GREETING=hello -- sh -c \
+  "id -u; echo \$HOME; pwd; echo \$GREETING; for i in 0 1 2; do [ -c $work/nodes/bai-mock\$i ] && echo node\$i; done; echo x > $work/nodes/bai-mock1 2>/dev/null; echo written=\$?; touch /home/work/mine && echo home-writable") ||
+  fail "the container session failed ($?): $out"
+echo "$out"
+[ "$(echo "$out" | sed -n 1p)" = "$uid" ] || fail "the container ran as uid $(echo "$out" | sed -n 1p), not the keypair's $uid"
+[ "$(echo "$out" | sed -n 2p)" = /home/work ] || fail "HOME is not /home/work: $out"
+[ "$(echo "$out" | sed -n 3p)" = /home/work ] || fail "the working dir is not /home/work: $out"
+[ "$(echo "$out" | sed -n 4p)" = hello ] || fail "the request's env did not reach the container: $out"
+[ "$(echo "$out" | grep -c '^node')" = 1 ] || fail "the container should see exactly its one granted node: $out"
+echo "$out" | grep -q '^home-writable$' || fail "the owner cannot write its working dir: $out"
+
+# ---- exit codes pass through, the image's default command runs --------------------------
+for code in 0 7; do
+  "$bai" session run --image "$image" -- sh -c "exit $code" >/dev/null 2>&1 && rc=0 || rc=$?
+  [ "$rc" = "$code" ] || fail "exit $code came back as $rc"
+done
+"$bai" session run --image "$image" -- sh -c 'kill -9 $$' >/dev/null 2>&1 && rc=0 || rc=$?
+[ "$rc" = 137 ] || fail "a SIGKILLed command should end with 137, not $rc"
+
+# ---- logs -f streams while it runs -----------------------------------------------------
+id=$("$bai" session create --json --image "$image" -- sh -c 'for i in 1 2 3; do echo line$i; sleep 0.5; done' | json "d['id']")
+streamed=$(timeout 30 "$bai" session logs -f "$id") || fail "logs -f failed or did not end: $streamed"
+[ "$(echo "$streamed" | tr '\n' ' ')" = "line1 line2 line3 " ] || fail "logs -f printed '$streamed'"
+
+# ---- destroy: SIGTERM, then SIGKILL after the grace (2 s) ------------------------------
+id=$("$bai" session create --json --image "$image" -- sh -c 'trap "" TERM; sleep 1000' | json "d['id']")
+running() { [ "$("$bai" session info --json "$1" | json "d['status']")" = RUNNING ]; }
+ended() { [ "$("$bai" session info --json "$1" | json "d['status']")" = TERMINATED ]; }
+eventually 30 running "$id" || fail "the sleeper is not RUNNING: $("$bai" session info "$id")"
+start=$SECONDS
+"$bai" session destroy "$id" >/dev/null || fail "destroy failed"
+eventually 15 ended "$id" || fail "destroy did not end the container: $("$bai" session info "$id")"
+[ $((SECONDS - start)) -le 8 ] || fail "destroy took $((SECONDS - start)) s with a 2 s grace"
+
+# ---- the memory limit kills a hog, and the status says so ------------------------------
+id=$("$bai" session create --json --image "$image" -r mem=64m -- sh -c 'tail /dev/zero' | json "d['id']")
+failed() { [ "$("$bai" session info --json "$1" | json "d['status']")" = ERROR ]; }
+eventually 60 failed "$id" || fail "the memory hog did not end in ERROR: $("$bai" session info "$id")"
+"$bai" session info --json "$id" | json "d['status_reason']" | grep -q "out of memory" ||
+  fail "the hog's reason does not say out of memory: $("$bai" session info --json "$id")"
+
+# ---- a missing image, an image outside the allow-list, an engine that is down -----------
+id=$("$bai" session create --json --image bai-test/absent:1 -- true | json "d['id']")
+eventually 30 failed "$id" || fail "a missing image did not end the session: $("$bai" session info "$id")"
+reason=$("$bai" session info --json "$id" | json "d['status_reason']")
+echo "$reason" | grep -q "image bai-test/absent:1 not present on agent $agent; pull policy never" ||
+  fail "the missing image's reason is '$reason'"
+
+"$bai" admin scaling-group update default --allowed-image 'bai-test/*' >/dev/null || fail "setting the allow-list failed"
+"$bai" session run --image other/thing:1 -- true 2>"$work/stderr" && rc=0 || rc=$?
+[ "$rc" != 0 ] && grep -q "image-not-allowed" "$work/stderr" || fail "an image outside the allow-list was not refused: $(cat "$work/stderr")"
+"$bai" session run --image "$image" -- true >/dev/null || fail "an allowed image was refused"
+"$bai" admin scaling-group update default --allowed-image '' >/dev/null || fail "clearing the allow-list failed"
+
+"$bai" admin scaling-group create nodocker >/dev/null || fail "creating the scaling group failed"
+sed -e "s|^id = .*|id = \"down-agent\"|" -e "s|^rpc-listen-addr = .*|rpc-listen-addr = \"127.0.0.1:0\"|" \
+    -e "s|^state-dir = .*|state-dir = \"$work/state-down\"|" -e "s|^engine-socket = .*|engine-socket = \"$work/no-engine.sock\"|" \
+    -e "s|^\[agent\]$|[agent]\nscaling-group = \"nodocker\"|" "$etc/agent.toml" >"$work/agent-down.toml"
+"$env_dir/bin/bai-agent" --config "$work/agent-down.toml" >"$work/agent-down.log" 2>&1 &
+extra_pids+=($!)
+grep_log() { grep -q "container runtime unavailable" "$work/agent-down.log"; }
+eventually 20 grep_log || fail "an agent whose engine is down does not say so in its log"
+alive_down() { [ "$("$bai" admin agent list --json | json "[a['status'] for a in d if a['id'] == 'down-agent']")" = "['ALIVE']" ]; }
+eventually 20 alive_down || fail "the agent with no engine is not ALIVE (it should serve process sessions)"
+"$bai" session run --scaling-group nodocker --image "$image" -- true 2>"$work/stderr" && rc=0 || rc=$?
+[ "$rc" != 0 ] && grep -q "no-runtime" "$work/stderr" && grep -q "unreachable" "$work/stderr" ||
+  fail "a container session in a group whose engine is down was not refused with the reason: $(cat "$work/stderr")"
+"$bai" session run --scaling-group nodocker -r cpu=1 -- true >/dev/null || fail "the agent with no engine does not run process sessions"
+
+# ---- kill -9 of the agent with five containers running ----------------------------------
+ids=()
+for i in 1 2 3 4 5; do
+  if [ "$i" -le 2 ]; then cmd="echo before-$i; sleep 2; echo after-$i; exit $((10 + i))"; else cmd="echo before-$i; sleep 1000"; fi
+  ids+=("$("$bai" session create --json --image "$image" -- sh -c "$cmd" | json "d['id']")")
+done
+for id in "${ids[@]}"; do eventually 30 running "$id" || fail "session $id is not RUNNING: $("$bai" session info "$id")"; done
+restart_agent -KILL  # two of them end while no agent listens
+sleep 3
+for i in 0 1; do
+  eventually 30 ended "${ids[$i]}" || fail "a container that ended during the outage was not reported: $("$bai" session info "${ids[$i]}")"
+  [ "$("$bai" session info --json "${ids[$i]}" | json "d['exit_code']")" = $((11 + i)) ] || fail "its exit code was lost"
+  [ "$("$bai" session logs "${ids[$i]}" | tr '\n' ' ')" = "before-$((i + 1)) after-$((i + 1)) " ] ||
+    fail "its output around the outage is wrong: '$("$bai" session logs "${ids[$i]}")'"
+done
+for i in 2 3 4; do
+  running "${ids[$i]}" || fail "session ${ids[$i]} was not re-adopted: $("$bai" session info "${ids[$i]}")"
+done
+"$bai" session destroy "${ids[2]}" "${ids[3]}" "${ids[4]}" >/dev/null || fail "destroying the adopted sessions failed"
+for i in 2 3 4; do eventually 20 ended "${ids[$i]}" || fail "adopted session ${ids[$i]} did not end on destroy"; done
+
+# ---- nothing left behind --------------------------------------------------------------
+no_containers() { [ -z "$(our_containers "$agent")" ]; }
+eventually 20 no_containers || fail "containers left behind: $(our_containers "$agent")"
+all_free() { [ "$("$bai" admin agent list --json | json "sorted({s['used'] for a in d for s in a['slots'].values()})")" = "['0']" ]; }
+eventually 20 all_free || fail "slots still used after every session ended: $("$bai" admin agent list)"
+echo "container e2e: all checks passed"
