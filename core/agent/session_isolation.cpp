@@ -52,6 +52,11 @@ Result<void> takeLimit(const std::optional<T>& value, const char* key, const std
   return {};
 }
 
+void addDevice(std::vector<DeviceNode>& devices, const DeviceNode& node) {
+  const bool listed = std::any_of(devices.begin(), devices.end(), [&](const DeviceNode& known) { return known.path == node.path; });
+  if (!listed) devices.push_back(node);
+}
+
 }  // namespace
 
 StatFunction kernelStat() {
@@ -66,13 +71,14 @@ Result<Isolation> assembleIsolation(const std::vector<PluginPayload>& payloads, 
   std::optional<std::uint64_t> memory;
   for (const PluginPayload& payload : payloads) {
     const SessionResources& resources = payload.resources;
+    // A container gets a plugin's CDI names instead of its nodes and mounts.
+    const bool viaCdi = false;
     for (const auto& [name, value] : resources.env) out.env[name] = value;
     for (const DeviceRequest& request : resources.devices) {
       auto node = resolveDevice(payload.plugin, request, stat);
       if (!node) return Failure{node.error()};
-      const bool listed = std::any_of(out.sandbox.devices.begin(), out.sandbox.devices.end(),
-                                      [&](const DeviceNode& known) { return known.path == node->path; });
-      if (!listed) out.sandbox.devices.push_back(std::move(*node));  // e.g. /dev/nvidiactl from two plugins
+      addDevice(out.sandbox.devices, *node);  // e.g. /dev/nvidiactl from two plugins
+      if (!viaCdi) addDevice(out.containerDevices, *node);
     }
     for (const BindMount& mount : resources.mounts) {
       struct stat st {};
@@ -80,6 +86,7 @@ Result<Isolation> assembleIsolation(const std::vector<PluginPayload>& payloads, 
         return refuse(payload.plugin, "mount source " + mount.source.string() + ": " + std::strerror(errno));
       }
       out.sandbox.mounts.push_back(mount);
+      if (!viaCdi) out.containerMounts.push_back(mount);
     }
     const PayloadLimits& limits = resources.limits;
     for (auto taken : {takeLimit(limits.cpus, "cpuset", payload.plugin, limitSetBy, cpus),
