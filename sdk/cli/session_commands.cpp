@@ -67,7 +67,7 @@ void addCreateOptions(CLI::App* command, CreateOptions& options) {
       ->allow_extra_args(false);  // one value per -r, so that `--` still ends the options
   command->add_option("-e,--env", options.env, "KEY=VALUE set in the session's environment, repeatable")
       ->allow_extra_args(false);
-  command->add_option("-g,--group", options.group, "scaling group (default: default)");
+  command->add_option("-g,--group,--scaling-group", options.group, "scaling group (default: default)");
   command->add_option("-n,--name", options.name, "a name for the session");
   command->add_option("-i,--image", options.image,
                       "NAME[:TAG]: run it in a container of this image (then the command may be left out: the image's own)");

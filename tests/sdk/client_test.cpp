@@ -645,6 +645,15 @@ TEST_F(CliTest, SessionRunTakesAnImageAndLeavesTheCommandOptional) {
   EXPECT_NE(noCommand.out.find("only a session with --image"), std::string::npos) << noCommand.out;
   EXPECT_EQ(manager_.count(), sent) << "nothing was sent";
 
+  manager_.answer(403, R"j({"type":"image-not-allowed","title":"The image is not allowed in the scaling group",
+      "detail":"image 'other/thing:1' is not allowed in scaling group 'gpu' (allowed: 'bai-test/*')","field":"image"})j");
+  const Run refused = bai("session run --scaling-group gpu --image other/thing:1");
+  EXPECT_EQ(refused.exitCode, 125) << refused.out;
+  EXPECT_EQ(Json::parse(manager_.last().body)["scaling_group"], "gpu");
+  EXPECT_NE(refused.out.find("image-not-allowed"), std::string::npos) << refused.out;
+  EXPECT_NE(refused.out.find("allowed: 'bai-test/*'"), std::string::npos) << refused.out;
+  EXPECT_EQ(refused.out.find("admin keypair"), std::string::npos) << "not a question of rights: " << refused.out;
+
   manager_.answer(200, doc);
   const Run info = bai("session info s1");
   ASSERT_EQ(info.exitCode, 0) << info.out;
