@@ -66,7 +66,8 @@ TEST_P(PluginCheckFails, WithTheRightReason) {
 INSTANTIATE_TEST_SUITE_P(
     Fixtures, PluginCheckFails,
     ::testing::Values(
-        Expected{"wrong-major", "FAIL info-record: built for plugin ABI 2.1, this agent speaks 1.x (see docs/plugin-guide.md#identity)"},
+        // The fixture's major is 2, its minor the SDK's (BAI_ACCELERATOR_ABI_MINOR).
+        Expected{"wrong-major", "FAIL info-record: built for plugin ABI 2.2, this agent speaks 1.x (see docs/plugin-guide.md#identity)"},
         Expected{"not-a-plugin", "FAIL info-record: no bai_accelerator_info symbol"},
         Expected{"no-entry", "FAIL abi-version: no bai_accelerator_entry symbol"},
         Expected{"small-table", "FAIL abi-version: call table struct_size 16 is smaller than the ABI 1.0 table"},
