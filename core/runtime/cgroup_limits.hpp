@@ -1,6 +1,6 @@
-// Session limits (CPU set, NUMA memory nodes, memory and swap, pids, a device fence)
-// behind one interface, with cgroup v2, cgroup v1 and advisory back ends. The agent picks
-// one at start with detectLimitsBackend() and prints its one-line reason.
+// Session limits (CPU set, CPU quota, NUMA memory nodes, memory and swap, pids, a device
+// fence) behind one interface, with cgroup v2, cgroup v1 and advisory back ends. The
+// agent picks one at start with detectLimitsBackend() and prints its one-line reason.
 #pragma once
 
 #include "bai/result.hpp"
