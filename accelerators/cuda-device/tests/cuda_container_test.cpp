@@ -179,6 +179,17 @@ TEST_F(CudaContainer, ASessionWithoutAGpuGetsNoCdiDevices) {
   EXPECT_EQ(answer["env"]["NVIDIA_VISIBLE_DEVICES"], "void");
 }
 
+// bai-plugin-check holds the answers with cdi_devices to the schema and rules the agent reads them by.
+TEST_F(CudaContainer, PluginCheckPassesWithASpecNamingEveryDevice) {
+  Scenario scenario("mig-mixed");
+  std::vector<std::string> names = {"0", "1", "2", "all"};
+  for (const json& gpu : scenario.document()["devices"]) {
+    for (const json& slice : gpu.value("mig_devices", json::array())) names.push_back(slice["uuid"]);
+  }
+  writeFile(cdiDir() / "nvidia.yaml", yamlSpec(names));
+  expectCheckPasses(withCdi(scenario));
+}
+
 TEST(CudaContainerConfig, BadSpecAndBinaryDirsAreRefusedNamingTheKey) {
   Scenario scenario("h100x8");
   for (auto [key, value, says] : {std::tuple{"cdi_spec_dirs", json("/etc/cdi"), "cdi_spec_dirs: expected a list of directories"},
