@@ -93,6 +93,7 @@ ContainerSpec containerSpecFor(const LaunchSpec& spec, const ContainerSettings& 
     c.memorySwapBytes = static_cast<std::int64_t>(*limits.memoryBytes + limits.swapBytes);
   }
   if (limits.pidsMax) c.pidsLimit = static_cast<std::int64_t>(*limits.pidsMax);
+  if (limits.cpuMillis) c.nanoCpus = static_cast<std::int64_t>(*limits.cpuMillis) * 1'000'000;
   c.capAdd = settings.capAdd;
   c.readonlyRootfs = settings.readonlyRootfs;
   c.init = settings.init;

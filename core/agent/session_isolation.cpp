@@ -68,11 +68,14 @@ Result<Isolation> assembleIsolation(const std::vector<PluginPayload>& payloads, 
   Isolation out;
   std::map<std::string, std::string> limitSetBy;
   std::optional<std::vector<int>> cpus, mems;
-  std::optional<std::uint64_t> memory;
+  std::optional<std::uint64_t> memory, cpuMillis;
   for (const PluginPayload& payload : payloads) {
     const SessionResources& resources = payload.resources;
     // A container gets a plugin's CDI names instead of its nodes and mounts.
-    const bool viaCdi = false;
+    const bool viaCdi = !resources.cdiDevices.empty();
+    for (const auto& name : resources.cdiDevices) {
+      if (std::find(out.cdiDevices.begin(), out.cdiDevices.end(), name) == out.cdiDevices.end()) out.cdiDevices.push_back(name);
+    }
     for (const auto& [name, value] : resources.env) out.env[name] = value;
     for (const DeviceRequest& request : resources.devices) {
       auto node = resolveDevice(payload.plugin, request, stat);
@@ -91,13 +94,15 @@ Result<Isolation> assembleIsolation(const std::vector<PluginPayload>& payloads, 
     const PayloadLimits& limits = resources.limits;
     for (auto taken : {takeLimit(limits.cpus, "cpuset", payload.plugin, limitSetBy, cpus),
                        takeLimit(limits.mems, "mems", payload.plugin, limitSetBy, mems),
-                       takeLimit(limits.memoryBytes, "memory", payload.plugin, limitSetBy, memory)}) {
+                       takeLimit(limits.memoryBytes, "memory", payload.plugin, limitSetBy, memory),
+                       takeLimit(limits.cpuMillis, "cpu_quota", payload.plugin, limitSetBy, cpuMillis)}) {
       if (!taken) return Failure{taken.error()};
     }
   }
   out.limits.cpus = cpus.value_or(std::vector<int>{});
   out.limits.mems = mems.value_or(std::vector<int>{});
   out.limits.memoryBytes = memory.value_or(settings.defaultMemory);
+  out.limits.cpuMillis = cpuMillis;
   out.limits.pidsMax = settings.pidsMax;
   out.limits.fenceDevices = true;
   out.limits.devices = baseDeviceRules();
