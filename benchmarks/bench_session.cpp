@@ -825,7 +825,7 @@ void BM_ContainerRoundTrip(benchmark::State& state) {
   if (c == nullptr) return;
   const SessionSpec container = containerSession();
   SessionSpec process = container;
-  process.image.reset();
+  process.image.clear();
   std::vector<std::string> cliRun = {"session", "run", "--image", containerImage(), "-r", "cpu=1", "-r", "mem=64m", "--", "true"};
   std::vector<std::int64_t> podman, client, cli, processes;
   std::vector<std::string> environment = childEnvironment({});

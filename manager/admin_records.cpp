@@ -1,7 +1,10 @@
 #include "admin_records.hpp"
 
+#include <bai/protocol.hpp>
+
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <climits>
 #include <cstdint>
 #include <set>
@@ -12,6 +15,7 @@ namespace {
 using Json = nlohmann::json;
 
 constexpr std::size_t kMaxDescription = 1024;
+constexpr std::size_t kMaxImagePattern = 255;  // the longest image reference
 
 Failure<Error> invalid(std::string message) { return fail(ErrorCode::InvalidArgument, std::move(message)); }
 
@@ -87,6 +91,25 @@ Result<ResourceSlot> readDefaults(const Json& value, const SlotTypeTable& types)
     defaults.set(SlotName::of(slot), *parsed);
   }
   return defaults;
+}
+
+// allowed_images: patterns of 1 to 255 characters ('*' for any run), each once.
+Result<std::vector<std::string>> readImagePatterns(const Json& value) {
+  if (!value.is_array()) return invalid("allowed_images must be an array of image patterns such as \"bai-test/*\"");
+  std::vector<std::string> patterns;
+  for (const auto& pattern : value) {
+    if (!pattern.is_string()) return invalid("allowed_images must be an array of strings, not " + pattern.dump());
+    const std::string& text = pattern.get_ref<const std::string&>();
+    if (text.empty() || text.size() > kMaxImagePattern) {
+      return invalid("allowed_images: a pattern must be 1 to " + std::to_string(kMaxImagePattern) +
+                     " characters, not " + std::to_string(text.size()));
+    }
+    if (std::find(patterns.begin(), patterns.end(), text) != patterns.end()) {
+      return invalid("allowed_images names '" + text + "' twice");
+    }
+    patterns.push_back(text);
+  }
+  return patterns;
 }
 
 }  // namespace
@@ -199,10 +222,19 @@ Result<ScalingGroupRecord> scalingGroupFromJson(const Json& doc) {
       auto active = readBool(value, key);
       if (!active) return Failure{active.error()};
       group.active = *active;
+    } else if (key == "image_pull_policy") {
+      auto policy = value.is_string() ? protocol::parsePullPolicy(value.get<std::string>())
+                                      : Result<protocol::PullPolicy>(invalid("not a string"));
+      if (!policy) return invalid("image_pull_policy must be \"never\", \"if-missing\" or \"always\", not " + value.dump());
+      group.imagePullPolicy = protocol::pullPolicyName(*policy);
+    } else if (key == "allowed_images") {
+      auto patterns = readImagePatterns(value);
+      if (!patterns) return Failure{patterns.error()};
+      group.allowedImages = std::move(*patterns);
     } else {
       return invalid("unknown field '" + key +
                      "' (name, description, sequencer, selector, options, slot_priority, hol_max_passes, "
-                     "hol_max_wait_ms, active)");
+                     "hol_max_wait_ms, active, image_pull_policy, allowed_images)");
     }
   }
   if (group.name.empty()) return invalid("name is required");
@@ -220,6 +252,8 @@ Json scalingGroupToJson(const ScalingGroupRecord& group) {
           {"hol_max_passes", group.holMaxPasses},
           {"hol_max_wait_ms", group.holMaxWaitMillis},
           {"active", group.active},
+          {"image_pull_policy", group.imagePullPolicy},
+          {"allowed_images", group.allowedImages},
           {"created_at_ms", group.createdAtMillis}};
 }
 

@@ -1,5 +1,8 @@
 #include "admission.hpp"
 
+#include <bai/image_reference.hpp>
+#include <bai/protocol.hpp>
+
 #include <algorithm>
 
 namespace bai::manager {
@@ -82,6 +85,32 @@ Outcome<ResourceSlot> withDefaultSlots(const ClusterState& state, const Resource
     if (amount && !amount->isZero()) requested.set(SlotName::of(slot), *amount);
   }
   return requested;
+}
+
+Outcome<void> checkImageAllowed(const ClusterState& state, const std::string& group,
+                                const std::optional<std::string>& image) {
+  const ScalingGroupRecord* record = state.scalingGroup(group);
+  if (!image || record == nullptr || record->allowedImages.empty()) return {};
+  const auto& patterns = record->allowedImages;
+  if (std::any_of(patterns.begin(), patterns.end(),
+                  [&](const std::string& pattern) { return protocol::imageAllowed(*image, pattern); })) {
+    return {};
+  }
+  std::string list;
+  for (const auto& pattern : patterns) list += (list.empty() ? "'" : ", '") + pattern + "'";
+  return refuse(ErrorKind::ImageNotAllowed,
+                "image '" + *image + "' is not allowed in scaling group '" + group + "' (allowed: " + list + ")", "image");
+}
+
+Outcome<void> checkRuntimeOffered(const ClusterState& state, const std::string& group,
+                                  const std::optional<std::string>& image) {
+  const std::string kind = image ? protocol::kContainerRuntime : protocol::kProcessRuntime;
+  std::vector<const AgentView*> agents;
+  for (const auto& [id, agent] : state.agents) agents.push_back(&agent);
+  if (const std::string missing = missingRuntime(agents, group, kind); !missing.empty()) {
+    return refuse(ErrorKind::NoRuntime, missing);
+  }
+  return {};
 }
 
 Quantity slotQuantum(const AgentView& agent, const std::string& slot, const SlotRegistry& registry) {

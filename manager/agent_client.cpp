@@ -56,6 +56,19 @@ AgentCall<protocol::SessionInfo> AgentClient::session(const std::string& rpcUrl,
   return sessionCall("GET", rpcUrl + "/v1/sessions/" + http::urlEncode(sessionId), "");
 }
 
+AgentCall<protocol::RuntimeInventory> AgentClient::refreshImages(const std::string& rpcUrl) const {
+  auto reply = call("POST", rpcUrl + "/v1/images/refresh", "");
+  if (!reply) return Failure{reply.error()};
+  if (reply->status >= 200 && reply->status < 300) {
+    auto inventory = protocol::RuntimeInventory::fromJson(reply->body);
+    if (inventory) return *inventory;
+    return Failure{AgentCallError{reply->status, {"bad-agent-reply", "Unreadable agent reply", inventory.error().message}}};
+  }
+  auto error = protocol::ApiError::fromJson(reply->body);
+  if (!error) return Failure{AgentCallError{reply->status, {"agent-error", "Agent error", "HTTP " + std::to_string(reply->status)}}};
+  return Failure{AgentCallError{reply->status, *error}};
+}
+
 AgentCall<AgentReply> AgentClient::get(const std::string& rpcUrl, const std::string& pathAndQuery,
                                        std::size_t maxReplyBytes) const {
   return call("GET", rpcUrl + pathAndQuery, "", maxReplyBytes);

@@ -1,4 +1,4 @@
-// The manager's calls to agents' RPC (create, destroy, status, logs), authenticated
+// The manager's calls to agents' RPC (create, destroy, status, logs, image refresh), authenticated
 // with the cluster token. Blocking; called only from the AgentDispatcher's threads.
 #pragma once
 
@@ -42,6 +42,8 @@ class AgentClient {
   AgentCall<protocol::SessionInfo> createSession(const std::string& rpcUrl, const protocol::CreateSessionRequest& request) const;
   AgentCall<protocol::SessionInfo> destroySession(const std::string& rpcUrl, const std::string& sessionId) const;
   AgentCall<protocol::SessionInfo> session(const std::string& rpcUrl, const std::string& sessionId) const;
+  // POST /v1/images/refresh: the agent reads its engine again and answers what it has.
+  AgentCall<protocol::RuntimeInventory> refreshImages(const std::string& rpcUrl) const;
   // GET {rpcUrl}{pathAndQuery} passed through as the agent answered (logs, alloc-map); a
   // longer answer than `maxReplyBytes` is a transport error, so one call holds bounded memory.
   AgentCall<AgentReply> get(const std::string& rpcUrl, const std::string& pathAndQuery,

@@ -45,7 +45,8 @@ std::string deviceHealthJson(const protocol::AgentState& state) {
 bool sameStoredRow(const AgentRecord& stored, const AgentRecord& next) {
   auto fields = [](const AgentRecord& r) {
     return std::tie(r.status, r.rpcUrl, r.region, r.scalingGroup, r.architecture, r.version, r.pluginsJson,
-                    r.deviceHealthJson, r.lastEventSeq, r.registeredAtMillis, r.statusChangedAtMillis);
+                    r.deviceHealthJson, r.lastEventSeq, r.registeredAtMillis, r.statusChangedAtMillis, r.runtimes,
+                    r.images);
   };
   auto sameFigures = [](const auto& a, const auto& b) {
     return a.first == b.first && a.second.capacity == b.second.capacity && a.second.used == b.second.used &&
@@ -163,6 +164,7 @@ void takeReport(AgentRecord& record, const protocol::Heartbeat& heartbeat, const
   record.digest = heartbeat.digest;
   record.pluginsJson = pluginsJson(state);
   record.deviceHealthJson = deviceHealthJson(state);
+  takeInventory(record, protocol::RuntimeInventory{state.runtimes, state.images});
   std::map<std::string, AgentSlotFigures> slots;
   for (const auto& [slot, amount] : state.available) {
     if (refused.count(slot.str()) != 0) continue;
@@ -179,6 +181,35 @@ void takeReport(AgentRecord& record, const protocol::Heartbeat& heartbeat, const
 }
 
 }  // namespace
+
+void takeInventory(AgentRecord& record, const protocol::RuntimeInventory& inventory) {
+  record.runtimes.clear();
+  for (const auto& runtime : inventory.runtimes) record.runtimes.push_back({runtime.kind, runtime.available, runtime.reason});
+  // An agent from before runtimes sends an empty list, never one without any runtime: it
+  // runs host processes, as one that sends no list does.
+  if (record.runtimes.empty()) record.runtimes.push_back({protocol::kProcessRuntime, true, ""});
+  record.images.clear();
+  for (const auto& image : inventory.images) record.images.push_back({image.name, image.id, image.sizeBytes});
+}
+
+Outcome<AgentRecord> AgentTracker::takeRefresh(const std::string& agentId, const protocol::RuntimeInventory& inventory) {
+  const Guard guard = ledger_.lock();
+  ClusterState& cluster = ledger_.state(guard);
+  auto known = cluster.agents.find(agentId);
+  if (known == cluster.agents.end()) return refuse(ErrorKind::UnknownAgent, "no agent '" + agentId + "'");
+  AgentRecord record = known->second.record;
+  takeInventory(record, inventory);
+  if (record.runtimes == known->second.record.runtimes && record.images == known->second.record.images) return record;
+  Transition t;
+  t.extra = [&](StoreTransaction& tx) { return tx.upsertAgent(record); };
+  if (auto saved = ledger_.commit(guard, std::move(t)); !saved) return refuse(ErrorKind::StoreFailed, saved.error().message);
+  AgentView& agent = known->second;
+  agent.record.runtimes = record.runtimes;
+  agent.record.images = record.images;
+  cluster.dirtyAgents.insert(agentId);
+  ledger_.wantPlacement(guard);
+  return agent.record;
+}
 
 Outcome<protocol::HeartbeatReply> AgentTracker::applyFullReport(const Guard& guard, const std::string& agentId,
                                                                 const protocol::Heartbeat& heartbeat, bool& saveLater,

@@ -23,6 +23,10 @@
 
 namespace bai::manager {
 
+// An agent's runtimes and images as a full report or a refresh gave them; an empty list
+// of runtimes reads as one available "process" runtime.
+void takeInventory(AgentRecord& record, const protocol::RuntimeInventory& inventory);
+
 class AgentTracker {
  public:
   using Guard = Ledger::Guard;
@@ -44,6 +48,9 @@ class AgentTracker {
   // Agents silent past the timeout become LOST: sessions that had not started there
   // fail; running ones keep their state (marked) but stop counting against its capacity.
   void detectLost(const Guard& guard);
+  // Stores the runtimes and images an agent answered a refresh with (as a full report
+  // would) and returns its record; UnknownAgent when it is not registered.
+  Outcome<AgentRecord> takeRefresh(const std::string& agentId, const protocol::RuntimeInventory& inventory);
 
  private:
   struct Applied {

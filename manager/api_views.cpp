@@ -6,6 +6,22 @@
 
 namespace bai::manager {
 
+nlohmann::json runtimesJson(const std::vector<AgentRuntimeRecord>& runtimes) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& runtime : runtimes) {
+    out.push_back({{"kind", runtime.kind}, {"available", runtime.available}});
+    if (!runtime.reason.empty()) out.back()["reason"] = runtime.reason;
+  }
+  return out;
+}
+
+nlohmann::json imagesJson(const AgentRecord& agent) {
+  nlohmann::json images = nlohmann::json::array();
+  for (const auto& image : agent.images) images.push_back({{"name", image.name}, {"id", image.id}, {"size", image.sizeBytes}});
+  return {{"agent", agent.id}, {"status", agentStatusName(agent.status)}, {"scaling_group", agent.scalingGroup},
+          {"runtimes", runtimesJson(agent.runtimes)}, {"images", images}};
+}
+
 Result<NewSession> parseNewSession(const std::string& body) {
   auto parsed = parseJson(body);
   if (!parsed) return Failure{parsed.error()};
@@ -45,8 +61,12 @@ Result<NewSession> parseNewSession(const std::string& body) {
     } else if (key == "scaling_group") {
       if (!value.is_string()) return fail(ErrorCode::InvalidArgument, "scaling_group must be a string");
       session.scalingGroup = value.get<std::string>();
+    } else if (key == "image") {
+      if (!value.is_string()) return fail(ErrorCode::InvalidArgument, "image must be a string such as \"busybox:1.36\"");
+      session.image = value.get<std::string>();
     } else {
-      return fail(ErrorCode::InvalidArgument, "unknown field '" + key + "' (name, command, env, resources, scaling_group)");
+      return fail(ErrorCode::InvalidArgument,
+                  "unknown field '" + key + "' (name, command, env, resources, scaling_group, image)");
     }
   }
   return session;
@@ -69,7 +89,8 @@ std::string sessionToJson(const SessionRecord& s, const std::string& pendingReas
                         {"created_at_ms", s.createdAtMillis},
                         {"scheduled_at_ms", s.scheduledAtMillis},
                         {"started_at_ms", s.startedAtMillis},
-                        {"ended_at_ms", s.endedAtMillis}};
+                        {"ended_at_ms", s.endedAtMillis},
+                        {"image", s.image ? nlohmann::json(*s.image) : nlohmann::json()}};
   return out.dump();
 }
 
@@ -92,6 +113,8 @@ std::string agentToJson(const AgentSummary& a, const std::map<std::string, SlotT
                         {"slots", slots},
                         {"plugins", nlohmann::json::parse(a.record.pluginsJson, nullptr, false)},
                         {"device_health", nlohmann::json::parse(a.record.deviceHealthJson, nullptr, false)},
+                        {"runtimes", runtimesJson(a.record.runtimes)},
+                        {"image_count", a.record.images.size()},
                         {"seconds_since_heartbeat", a.secondsSinceHeartbeat},
                         {"registered_at_ms", a.record.registeredAtMillis},
                         {"status_changed_at_ms", a.record.statusChangedAtMillis}};

@@ -9,15 +9,20 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 namespace bai::manager {
 
-// POST /v1/sessions: {"name", "command", "env", "resources", "scaling_group"}; unknown
-// fields are refused.
+// POST /v1/sessions: {"name", "command", "env", "resources", "scaling_group", "image"};
+// unknown fields are refused.
 Result<NewSession> parseNewSession(const std::string& body);
 
 std::string sessionToJson(const SessionRecord& session, const std::string& pendingReason = "");
 std::string agentToJson(const AgentSummary& agent, const std::map<std::string, SlotType>& types);
+// [{kind, available, reason?}], as agents report them.
+nlohmann::json runtimesJson(const std::vector<AgentRuntimeRecord>& runtimes);
+// {agent, status, scaling_group, runtimes, images: [{name, id, size}]}: GET /v1/admin/images.
+nlohmann::json imagesJson(const AgentRecord& agent);
 nlohmann::json keypairToJson(const KeypairRecord& key);  // never the secret
 
 // The Prometheus text of /metrics: the state's gauges, then the counters.

@@ -1,8 +1,43 @@
 #include "cluster.hpp"
 
+#include <bai/image_reference.hpp>
+#include <bai/protocol.hpp>
+
 #include <algorithm>
 
 namespace bai::manager {
+
+bool AgentView::runtimeAvailable(const std::string& kind) const {
+  // A record without runtimes is from before them: host processes only.
+  if (record.runtimes.empty()) return kind == protocol::kProcessRuntime;
+  return std::any_of(record.runtimes.begin(), record.runtimes.end(),
+                     [&](const AgentRuntimeRecord& runtime) { return runtime.kind == kind && runtime.available; });
+}
+
+bool AgentView::hasImage(const std::string& key) const {
+  return std::any_of(record.images.begin(), record.images.end(),
+                     [&](const AgentImageRecord& image) { return protocol::imageKey(image.name) == key; });
+}
+
+std::string runtimeKindOf(const SessionRecord& session) {
+  return session.image ? protocol::kContainerRuntime : protocol::kProcessRuntime;
+}
+
+std::string missingRuntime(const std::vector<const AgentView*>& agents, const std::string& group,
+                           const std::string& kind) {
+  std::string unavailable;
+  for (const AgentView* agent : agents) {
+    if (!agent->alive() || agent->record.scalingGroup != group) continue;
+    if (agent->runtimeAvailable(kind)) return "";
+    for (const auto& runtime : agent->record.runtimes) {
+      if (runtime.kind != kind) continue;
+      unavailable += (unavailable.empty() ? "" : "; ") + std::string("agent ") + agent->record.id + ": " +
+                     (runtime.reason.empty() ? "unavailable" : runtime.reason);
+    }
+  }
+  std::string out = "no agent in scaling group '" + group + "' offers the " + kind + " runtime";
+  return unavailable.empty() ? out : out + " (" + unavailable + ")";
+}
 
 Quantity AgentView::capacity(const std::string& slot) const {
   auto it = record.slots.find(slot);

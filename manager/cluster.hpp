@@ -32,6 +32,11 @@ struct AgentView {
   std::map<std::string, Quantity> quanta;
 
   bool alive() const { return record.status == AgentStatus::Alive; }
+  // Whether it reported runtime `kind` ("process", "container") and that it can run
+  // sessions now.
+  bool runtimeAvailable(const std::string& kind) const;
+  // Whether its engine has the image whose protocol::imageKey is `key`.
+  bool hasImage(const std::string& key) const;
   Quantity capacity(const std::string& slot) const;
   Quantity used(const std::string& slot) const;
   Quantity remaining(const std::string& slot) const;  // capacity - used
@@ -43,6 +48,15 @@ struct AgentView {
   void addUsed(const ResourceSlot& amount);
   void subtractUsed(const ResourceSlot& amount);  // never below zero
 };
+
+// The runtime a session needs: "container" with an image, "process" without.
+std::string runtimeKindOf(const SessionRecord& session);
+
+// Why no live agent of `group` offers runtime `kind` available, for refusals and pending
+// reasons: "no agent in scaling group 'g' offers the container runtime", followed by each
+// agent's reason when it reported the runtime unavailable; empty when one does offer it.
+std::string missingRuntime(const std::vector<const AgentView*>& agents, const std::string& group,
+                           const std::string& kind);
 
 // Slots in the order placement weighs them when a scaling group names none: first the
 // accelerator slots, those a plugin reports under its own key ("<key>.<name>"), by name;

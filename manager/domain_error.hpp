@@ -17,6 +17,8 @@ enum class ErrorKind {
   SlotNotServed,         // no live agent of the group offers the slot
   InactiveScalingGroup,  // the group takes no new sessions
   TooManyPending,        // the owner's policy caps pending sessions
+  ImageNotAllowed,       // the image matches no pattern of the group's allow-list
+  NoRuntime,             // no live agent of the group offers the session's runtime, available
   UnknownSession,
   UnknownAgent,
   UnknownKeypair,

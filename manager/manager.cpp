@@ -163,6 +163,28 @@ void Manager::agentRpcGet(const std::string& agentId, const std::string& pathAnd
   dispatcher_.get(agentId, rpcUrl, pathAndQuery, std::move(done));
 }
 
+void Manager::refreshAgentImages(const std::string& agentId, AgentCallback done) {
+  std::string rpcUrl;
+  {
+    const Ledger::Guard guard = ledger_.lock();
+    const auto& agents = ledger_.state(guard).agents;
+    auto agent = agents.find(agentId);
+    if (agent != agents.end()) rpcUrl = agent->second.record.rpcUrl;
+  }
+  if (rpcUrl.empty()) return done(refuse(ErrorKind::UnknownAgent, "no agent '" + agentId + "'"));
+  const auto deadline = std::chrono::steady_clock::now() + dispatcher_.callTimeout();
+  dispatcher_.submit(
+      agentId,
+      [this, agentId, rpcUrl, done](const AgentClient& client) {
+        auto inventory = client.refreshImages(rpcUrl);
+        if (!inventory) {
+          return done(refuse(ErrorKind::AgentUnreachable, "agent " + agentId + ": " + inventory.error().describe()));
+        }
+        done(tracker_.takeRefresh(agentId, *inventory));
+      },
+      [done](const std::string& why) { done(refuse(ErrorKind::AgentUnreachable, "not sent: " + why)); }, deadline);
+}
+
 std::map<std::string, SlotType> Manager::slotTypes() const {
   const Ledger::Guard guard = ledger_.lock();
   return ledger_.state(guard).registry.all();

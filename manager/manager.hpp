@@ -84,6 +84,10 @@ class Manager {
   std::vector<AgentSummary> agents() const;
   // GET on an agent's RPC (its alloc-map, say), passed through; `done` runs once.
   void agentRpcGet(const std::string& agentId, const std::string& pathAndQuery, AgentDispatcher::ReplyCallback done);
+  // Asks the agent to read its engine again (POST /v1/images/refresh, through the
+  // dispatcher), stores its runtimes and images and answers its record; `done` runs once.
+  using AgentCallback = std::function<void(Outcome<AgentRecord>)>;
+  void refreshAgentImages(const std::string& agentId, AgentCallback done);
   std::map<std::string, SlotType> slotTypes() const;
   ClusterFigures figures() const;
   Metrics& metrics() { return metrics_; }

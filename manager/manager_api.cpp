@@ -34,6 +34,8 @@ constexpr std::array kKinds = {
     KindInfo{ErrorKind::SlotNotServed, 400, "slot-not-served", "No agent serves this slot"},
     KindInfo{ErrorKind::InactiveScalingGroup, 400, "inactive-scaling-group", "Scaling group not active"},
     KindInfo{ErrorKind::TooManyPending, 429, "too-many-pending", "Too many pending sessions"},
+    KindInfo{ErrorKind::ImageNotAllowed, 403, "image-not-allowed", "The image is not allowed in the scaling group"},
+    KindInfo{ErrorKind::NoRuntime, 409, "no-runtime", "No agent offers the session's runtime"},
     KindInfo{ErrorKind::UnknownSession, 404, "unknown-session", "No such session"},
     KindInfo{ErrorKind::UnknownAgent, 404, "unknown-agent", "No such agent"},
     KindInfo{ErrorKind::UnknownKeypair, 404, "unknown-keypair", "No such keypair"},
@@ -425,6 +427,24 @@ std::vector<Route> Api::adminRoutes() {
        [this](Call& call, Responder respond) {
          manager_.agentRpcGet(call.params[0], "/v1/alloc-map",
                               [respond](Outcome<AgentReply> reply) { respond(passThrough(std::move(reply), "application/json")); });
+       }},
+      {"POST", "/v1/agents/{}/images/refresh", Role::Admin,
+       [this](Call& call, Responder respond) {
+         manager_.refreshAgentImages(call.params[0], [respond](Outcome<AgentRecord> agent) {
+           respond(agent ? json(200, imagesJson(*agent).dump()) : error(agent.error()));
+         });
+       }},
+      {"GET", "/v1/images", Role::Admin,
+       [this](Call& call, Responder respond) {
+         const auto only = call.request.query.find("agent");
+         nlohmann::json out = nlohmann::json::array();
+         for (const auto& agent : manager_.agents()) {
+           if (only == call.request.query.end() || only->second == agent.record.id) out.push_back(imagesJson(agent.record));
+         }
+         if (only != call.request.query.end() && out.empty()) {
+           return respond(error(DomainError{ErrorKind::UnknownAgent, "no agent '" + only->second + "'"}));
+         }
+         respond(json(200, out.dump()));
        }},
       {"GET", "/v1/keypairs", Role::Admin, [&admin](Call&, Responder r) { r(listReply(admin.keypairs(), keypairToJson)); }},
       {"GET", "/v1/keypairs/{}", Role::Admin,

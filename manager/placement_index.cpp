@@ -1,5 +1,8 @@
 #include "placement_index.hpp"
 
+#include <bai/image_reference.hpp>
+#include <bai/protocol.hpp>
+
 #include <algorithm>
 
 namespace bai::manager {
@@ -13,6 +16,9 @@ void PlacementIndex::update(const AgentView& agent) {
   if (!agent.alive()) return;
   agents_[id] = &agent;
   for (const auto& [key, why] : agent.withdrawnPlugins) withdrawn_[key][id] = why;
+  for (const char* kind : {protocol::kProcessRuntime, protocol::kContainerRuntime}) {
+    if (agent.runtimeAvailable(kind)) runtimeAgents_[kind].insert(id);
+  }
   bool newSlot = false;
   auto& keys = keys_[id];
   for (const auto& [slot, figures] : agent.record.slots) {
@@ -28,6 +34,7 @@ void PlacementIndex::update(const AgentView& agent) {
 }
 
 void PlacementIndex::remove(const std::string& agentId) {
+  for (auto& [kind, agents] : runtimeAgents_) agents.erase(agentId);
   for (auto it = withdrawn_.begin(); it != withdrawn_.end();) {
     it->second.erase(agentId);
     it = it->second.empty() ? withdrawn_.erase(it) : std::next(it);
@@ -74,10 +81,20 @@ std::vector<const AgentView*> PlacementIndex::candidates(const SessionRecord& se
     if (reason) *reason = "no live agent in scaling group '" + session.scalingGroup + "'";
     return out;
   }
+  const std::string kind = runtimeKindOf(session);
+  const std::set<std::string>& offering = runtimeAgents_[kind];
+  if (offering.empty()) {
+    if (reason) *reason = missingRuntimeReason(session.scalingGroup, kind);
+    return out;
+  }
   const std::string primary = primarySlot(session);
   std::string firstShort;  // the first agent that fit the primary slot but not all
-  std::size_t refused = 0;
+  std::size_t refused = 0, otherRuntime = 0;
   auto consider = [&](const std::string& id) {
+    if (offering.count(id) == 0) {
+      ++otherRuntime;
+      return;
+    }
     if (excluded.count(id) != 0) {
       ++refused;
       return;
@@ -126,6 +143,8 @@ std::vector<const AgentView*> PlacementIndex::candidates(const SessionRecord& se
         *reason = "no agent has every requested slot free at once (" + firstShort + ")";
       } else if (refused != 0) {
         *reason = "every agent with room refused it";
+      } else if (otherRuntime != 0) {
+        *reason = "no agent offering the " + kind + " runtime has " + primary + " " + amount.toString() + " free";
       }
     }
   }
@@ -142,12 +161,20 @@ std::string PlacementIndex::withdrawnPlugins(const SessionRecord& session) const
   return out;
 }
 
+std::string PlacementIndex::missingRuntimeReason(const std::string& group, const std::string& kind) const {
+  std::vector<const AgentView*> agents;
+  for (const auto& [id, agent] : agents_) agents.push_back(agent);
+  return missingRuntime(agents, group, kind);
+}
+
 Quantity PlacementIndex::capacity(const std::string& slot) const {
   auto it = totals_.find(slot);
   return it == totals_.end() ? Quantity() : it->second;
 }
 
 bool PlacementIndex::couldEverFit(const SessionRecord& session) const {
+  auto offering = runtimeAgents_.find(runtimeKindOf(session));
+  if (offering == runtimeAgents_.end() || offering->second.empty()) return false;
   for (const auto& [slot, amount] : session.requested) {
     auto it = capacities_.find(slot.str());
     if (!amount.isZero() && (it == capacities_.end() || it->second.empty() || *it->second.rbegin() < amount)) return false;
@@ -220,6 +247,29 @@ void PlacementIndex::describe(const std::vector<const AgentView*>& agents,
                               w.largestRows.data(),
                               w.sharedDevices.data(),
                               w.slotIsFraction.data()};
+}
+
+}  // namespace bai::manager
+
+namespace bai::manager {
+
+std::size_t preferImageHolder(const CandidateWindow& window, const SessionRecord& session, std::size_t chosen) {
+  if (!session.image || chosen >= window.agents.size()) return chosen;
+  const std::string key = protocol::imageKey(*session.image);
+  if (window.agents[chosen]->hasImage(key)) return chosen;
+  auto sameView = [&](std::size_t a, std::size_t b) {
+    if (window.sharedDevices[a] != window.sharedDevices[b]) return false;
+    for (const auto* column : {&window.capacity, &window.remaining, &window.largest}) {
+      for (const auto& row : *column) {
+        if (row[a] != row[b]) return false;
+      }
+    }
+    return true;
+  };
+  for (std::size_t other = 0; other < window.agents.size(); ++other) {
+    if (other != chosen && window.agents[other]->hasImage(key) && sameView(other, chosen)) return other;
+  }
+  return chosen;
 }
 
 }  // namespace bai::manager

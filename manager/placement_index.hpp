@@ -41,9 +41,10 @@ class PlacementIndex {
   // Slots of the group in priority order (what views and pending views use).
   const std::vector<std::string>& slotOrder() const { return slotOrder_; }
 
-  // Up to `limit` agents that fit `request` exactly (remaining and largest-allocatable on
-  // every slot), not in `excluded`, taken in the order `preference` (BAI_PREFER_*) asks.
-  // When none fits, `reason` says what was short.
+  // Up to `limit` agents that offer the session's runtime available (runtimeKindOf) and
+  // fit its request exactly (remaining and largest-allocatable on every slot), not in
+  // `excluded`, taken in the order `preference` (BAI_PREFER_*) asks. When none fits,
+  // `reason` says what was short, or which runtime no agent offers and why.
   std::vector<const AgentView*> candidates(const SessionRecord& session, std::uint32_t preference, std::size_t limit,
                                            const std::set<std::string>& excluded, std::string* reason);
 
@@ -54,8 +55,8 @@ class PlacementIndex {
 
   // Total capacity of the group's live agents.
   Quantity capacity(const std::string& slot) const;
-  // Whether some agent of the group could hold `session` on each slot if it were empty:
-  // a session that never could must not hold back the queue.
+  // Whether some agent of the group could hold `session` on each slot if it were empty,
+  // and offers its runtime now: a session that never could must not hold back the queue.
   bool couldEverFit(const SessionRecord& session) const;
   // The slots `session` waits for: those it asks for that no agent of the group has free
   // enough of now (remaining and largest-allocatable); every slot it asks for when each
@@ -70,6 +71,8 @@ class PlacementIndex {
   using Key = std::pair<Quantity, std::string>;  // (remaining on the slot, agent id)
 
   void rebuildSlotOrder();
+  // missingRuntime over the group's live agents.
+  std::string missingRuntimeReason(const std::string& group, const std::string& kind) const;
   std::string primarySlot(const SessionRecord& session) const;
 
   std::vector<std::string> priority_;
@@ -83,6 +86,15 @@ class PlacementIndex {
   std::map<std::string, Quantity> totals_;                      // slot -> sum of the capacities
   std::map<std::string, Key> rotation_;  // slot -> where the last BAI_PREFER_ANY window began
   std::map<std::string, std::map<std::string, std::string>> withdrawn_;  // plugin key -> agent -> why
+  std::map<std::string, std::set<std::string>> runtimeAgents_;  // runtime kind -> agents offering it available
 };
+
+// Where to place `session` among the window's candidates, given the selector's pick
+// `chosen`: that agent, unless the session has an image it lacks and another candidate
+// has the image (by protocol::imageKey) and shows the selector exactly the same figures
+// (capacity, remaining and largest-allocatable of every slot, and shared devices). The
+// first such candidate is taken: equal by every measure a policy takes of the view, it
+// saves a pull, and the policy's choice among agents that differ is never overridden.
+std::size_t preferImageHolder(const CandidateWindow& window, const SessionRecord& session, std::size_t chosen);
 
 }  // namespace bai::manager

@@ -160,7 +160,8 @@ void PlacementRound::placeOne(const Guard& guard, GroupScheduler& group, const S
     log(LogLevel::Error, "scaling group '" + group.config.name + "': selector " + group.config.selector + ": " +
                              chosen.error().message + "; taking the first candidate");
   }
-  if (reserve(guard, group, session, candidates[chosen ? *chosen : 0]->record.id, round)) {
+  const std::size_t placed = preferImageHolder(window_, session, chosen ? *chosen : 0);
+  if (reserve(guard, group, session, candidates[placed]->record.id, round)) {
     metrics_.placements.fetch_add(1, std::memory_order_relaxed);
     metrics_.placementLatency.observe(std::chrono::steady_clock::now() - started);
   }

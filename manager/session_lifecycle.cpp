@@ -75,10 +75,22 @@ std::optional<SessionLifecycle::Target> SessionLifecycle::targetNow(const std::s
   return Target{agent->first, agent->second.record.rpcUrl};
 }
 
+protocol::PullPolicy SessionLifecycle::pullPolicyOf(const ClusterState& state, const std::string& group) const {
+  const ScalingGroupRecord* record = state.scalingGroup(group);
+  if (record == nullptr) return protocol::PullPolicy::Never;
+  auto policy = protocol::parsePullPolicy(record->imagePullPolicy);
+  if (policy) return *policy;
+  // The admin API never stores another: only a hand-edited database gets here.
+  log(LogLevel::Error, "scaling group '" + group + "': image_pull_policy: " + policy.error().message + "; using never");
+  return protocol::PullPolicy::Never;
+}
+
 void SessionLifecycle::start(const Guard& guard, const std::string& id) {
   const ClusterState& state = ledger_.state(guard);
   const SessionRecord& session = state.active.at(id);
-  const protocol::CreateSessionRequest request{id, session.command, session.env, session.requested, ownerOf(state, session)};
+  protocol::CreateSessionRequest request{id, session.command, session.env, session.requested, ownerOf(state, session)};
+  request.image = session.image;
+  request.pullPolicy = pullPolicyOf(state, session.scalingGroup);
   // The agent refuses a session without an owner and says so; the log says why here.
   if (!request.owner) log(LogLevel::Error, "session " + id + ": keypair " + session.owner + " has no uid; the agent will refuse it");
   queue(

@@ -52,6 +52,8 @@ class SessionLifecycle {
   void finishDestroy(const Guard& guard, const std::string& id, AgentCall<protocol::SessionInfo> destroyed);
   void finishVerify(const Guard& guard, const std::string& id, AgentCall<protocol::SessionInfo> info);
   void retryLater(const Guard& guard, const std::string& id);
+  // The group's image_pull_policy, sent with each container session's create.
+  protocol::PullPolicy pullPolicyOf(const ClusterState& state, const std::string& group) const;
   void log(LogLevel level, const std::string& message) const;
 
   Ledger& ledger_;

@@ -4,6 +4,7 @@
 #include "http_client.hpp"
 #include "quota.hpp"
 
+#include <bai/image_reference.hpp>
 #include <bai/protocol.hpp>
 #include <bai/request_signing.hpp>
 
@@ -39,8 +40,17 @@ bool visibleTo(const Caller& caller, const SessionRecord& session) {
 }
 
 Outcome<void> checkShape(const NewSession& request) {
-  if (request.command.empty() || request.command[0].empty()) {
-    return refuse(ErrorKind::InvalidRequest, "command must be a non-empty array of strings");
+  if (request.image && !protocol::isImageReference(*request.image)) {
+    return refuse(ErrorKind::InvalidRequest,
+                  "image '" + *request.image + "' is not an image reference ([registry/]path[:tag][@sha256:digest])",
+                  "image");
+  }
+  if (!request.command.empty() && request.command[0].empty()) {
+    return refuse(ErrorKind::InvalidRequest, "command[0] must not be empty", "command");
+  }
+  if (request.command.empty() && !request.image) {
+    return refuse(ErrorKind::InvalidRequest, "command must be a non-empty array of strings (only a session with an image may leave it out)",
+                  "command");
   }
   if (request.name.size() > 256) return refuse(ErrorKind::InvalidRequest, "name is longer than 256 characters");
   if (request.scalingGroup.empty()) return refuse(ErrorKind::InvalidRequest, "scaling_group must not be empty");
@@ -58,7 +68,11 @@ std::string requestDigest(const NewSession& request) {
   const nlohmann::json canonical = {{"name", request.name},         {"command", request.command},
                                     {"env", request.env},           {"resources", request.resources},
                                     {"scaling_group", request.scalingGroup}};
-  return auth::sha256Hex(canonical.dump());
+  // Without an image the digest stays what it was before images, for stored keys.
+  if (!request.image) return auth::sha256Hex(canonical.dump());
+  nlohmann::json withImage = canonical;
+  withImage["image"] = *request.image;
+  return auth::sha256Hex(withImage.dump());
 }
 
 }  // namespace
@@ -79,6 +93,7 @@ Outcome<ResourceSlot> SessionService::admit(const ClusterState& state, const Cal
   if (auto why = pendingShortfall(policy, state.tunables.maxPendingPerKeypair, usage)) {
     return refuse(ErrorKind::TooManyPending, *why);
   }
+  if (auto allowed = checkImageAllowed(state, group, request.image); !allowed) return Failure{allowed.error()};
   for (const auto& [slot, amount] : request.resources) {
     if (state.registry.find(slot) == nullptr) {
       return refuse(ErrorKind::UnknownSlot, "no agent of this cluster has ever offered slot '" + slot + "'");
@@ -95,6 +110,7 @@ Outcome<ResourceSlot> SessionService::admit(const ClusterState& state, const Cal
     }
   }
   if (auto served = checkServed(state, group, *requested); !served) return Failure{served.error()};
+  if (auto runtime = checkRuntimeOffered(state, group, request.image); !runtime) return Failure{runtime.error()};
   return *requested;
 }
 
@@ -138,6 +154,7 @@ Outcome<SessionRecord> SessionService::create(const Caller& caller, const NewSes
   session.scalingGroup = request.scalingGroup;
   session.command = request.command;
   session.env = request.env;
+  session.image = request.image;
   for (const auto& [slot, amount] : *requested) {
     if (!amount.isZero()) session.requested.set(slot, amount);
   }

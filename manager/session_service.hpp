@@ -30,6 +30,9 @@ struct NewSession {
   std::map<std::string, std::string> env;
   std::vector<std::pair<std::string, std::string>> resources;  // as the user typed them: {"mem", "4g"}
   std::string scalingGroup = "default";
+  // The image to run it in (a container session); nullopt: a host process. With an image
+  // `command` may be empty: the image's default command runs.
+  std::optional<std::string> image = std::nullopt;
   // The client's Idempotency-Key header; empty: none. A retry with the same key and
   // request gets the session the first one created.
   std::string idempotencyKey = "";

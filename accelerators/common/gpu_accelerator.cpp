@@ -1,6 +1,8 @@
 #include "gpu_accelerator.hpp"
 
+#include "cdi_spec.hpp"
 #include "device_nodes.hpp"
+#include "nvidia_driver_files.hpp"
 #include "nvidia_nodes.hpp"
 #include "session_document.hpp"
 #include "text.hpp"
@@ -8,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <filesystem>
 #include <utility>
 
 namespace bai::nvml {
@@ -16,6 +19,8 @@ using accel::failInput;
 using nlohmann::json;
 
 namespace {
+
+constexpr const char* kCdiKind = "nvidia.com/gpu";
 
 // A decimal from the host: text, a JSON integer or a JSON number.
 Result<Quantity> amountOf(const json& value) {
@@ -61,6 +66,7 @@ GpuAccelerator::~GpuAccelerator() = default;
 
 std::vector<Gpu> GpuAccelerator::discover(const OfferChooser& chooseOffer) {
   std::vector<Gpu> gpus;
+  readCdiSpecs();
   if (auto library = Library::open(config_.nvmlLibrary); !library) {
     noDeviceReason_ = library.error().message;
   } else {
@@ -69,6 +75,8 @@ std::vector<Gpu> GpuAccelerator::discover(const OfferChooser& chooseOffer) {
       host_.info(plugin_ + ": NVML lacks " + name + ": that feature is off");
     }
     driverVersion_ = nvml_->driverVersion();
+    const std::string libraryDir = std::filesystem::path(nvml_->loadedFrom()).parent_path().string();
+    driverFiles_ = nvidiaDriverFiles(libraryDir, driverVersion_, config_.driverBinaryDirs);
     std::vector<std::string> skipped;
     auto found = nvml_->discover(config_.sysfsRoot, skipped);
     if (!found) {
@@ -96,6 +104,27 @@ std::vector<Gpu> GpuAccelerator::discover(const OfferChooser& chooseOffer) {
   return gpus;
 }
 
+// A broken spec is the node admin's to fix; it must not cost the node its GPUs.
+void GpuAccelerator::readCdiSpecs() {
+  accel::CdiScan scan = accel::scanCdiSpecs(config_.cdiSpecDirs, kCdiKind);
+  for (const std::string& problem : scan.problems) host_.warning(plugin_ + ": CDI spec " + problem + ": ignored");
+  cdiNames_ = std::move(scan.deviceNames);
+  cdiSpecFiles_ = std::move(scan.specFiles);
+  if (!cdiSpecFiles_.empty()) {
+    host_.info(plugin_ + ": container sessions get CDI devices of " + accel::joined(cdiSpecFiles_, ", "));
+  }
+}
+
+std::string GpuAccelerator::cdiNameOf(const std::vector<std::string>& names) const {
+  for (const std::string& name : names) {
+    if (cdiNames_.count(name) != 0) return std::string(kCdiKind) + "=" + name;
+  }
+  if (!cdiSpecFiles_.empty()) {
+    host_.warning(plugin_ + ": " + names.front() + " is not in the CDI specs: its container sessions get its nodes and the driver's files instead");
+  }
+  return "";
+}
+
 std::size_t GpuAccelerator::addDevice(GpuDevice device) {
   const std::size_t index = devices_.size();
   health_.add(device.id, device.uuid, device.handle, device.parent);
@@ -117,6 +146,7 @@ void GpuAccelerator::addGpu(const Gpu& gpu, const OfferChooser& chooseOffer) {
   device.nodes = ownNodes;
   device.migEnabled = gpu.migEnabled;
   if (!gpu.migEnabled) {
+    device.cdiName = cdiNameOf({gpu.uuid, index});  // nvidia-ctk names a GPU both ways
     GpuOffer offer = chooseOffer(gpu);
     device.slot = offer.slot;
     device.capacity = offer.capacity;
@@ -140,6 +170,7 @@ void GpuAccelerator::addGpu(const Gpu& gpu, const OfferChooser& chooseOffer) {
     sliceDevice.slot = slotName;
     sliceDevice.parent = parent;
     sliceDevice.migProfile = slice.profile;
+    sliceDevice.cdiName = cdiNameOf({slice.uuid, index + ":" + std::to_string(slice.index)});  // "<gpu>:<mig>"
     sliceDevice.nodes = ownNodes;
     addCapabilityNodes(gpu, slice, sliceDevice.nodes);
     addDevice(std::move(sliceDevice));
@@ -194,7 +225,9 @@ std::string GpuAccelerator::describe() {
                 {"mig_slice_count", slices},
                 {"masked", maskedDevices_},
                 {"critical_xids", std::move(xids)},
-                {"xid_events", eventsStatus_}};
+                {"xid_events", eventsStatus_},
+                {"cdi_specs", cdiSpecFiles_},
+                {"driver_files", driverFiles_}};
   if (!noDeviceReason_.empty()) extra["reason"] = noDeviceReason_;
   if (driverVersion_) extra["driver_version"] = *driverVersion_;
   if (nvml_) extra["missing_optional_symbols"] = nvml_->missingOptional();
@@ -308,10 +341,32 @@ json GpuAccelerator::visibilityEnv(const std::vector<std::string>& uuids) {
   return {{"CUDA_VISIBLE_DEVICES", visible}, {"NVIDIA_VISIBLE_DEVICES", uuids.empty() ? "void" : visible}};
 }
 
+// Both forms for a session with GPUs: the nodes (a process session, or a container
+// without CDI, with the driver's files mounted) and the CDI names (a container engine
+// with the spec injects nodes and files itself).
 json GpuAccelerator::sessionResources(const std::vector<GpuGrant>& grants) const {
   std::vector<std::string> uuids;
   for (const GpuGrant& grant : grants) uuids.push_back(devices_[grant.device].uuid);
-  return {{"env", visibilityEnv(uuids)}, {"devices", deviceNodes(grants)}, {"mounts", json::array()}};
+  json resources = {{"env", visibilityEnv(uuids)}, {"devices", deviceNodes(grants)}, {"mounts", json::array()}};
+  if (grants.empty()) return resources;
+  if (std::vector<std::string> cdi = cdiDevices(grants); !cdi.empty()) {
+    resources["cdi_devices"] = std::move(cdi);
+  } else {
+    for (const std::string& file : driverFiles_) {
+      resources["mounts"].push_back({{"source", file}, {"target", file}, {"read_only", true}});
+    }
+  }
+  return resources;
+}
+
+std::vector<std::string> GpuAccelerator::cdiDevices(const std::vector<GpuGrant>& grants) const {
+  std::vector<std::string> names;
+  for (const GpuGrant& grant : grants) {
+    const std::string& name = devices_[grant.device].cdiName;
+    if (name.empty()) return {};
+    names.push_back(name);
+  }
+  return names;
 }
 
 json GpuAccelerator::deviceNodes(const std::vector<GpuGrant>& grants) const {

@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -48,6 +49,8 @@ struct GpuDevice {
   // What a session granted it opens: the GPU's /dev/nvidia<minor> (a slice's is its
   // GPU's) and a slice's MIG capability nodes; found at create.
   std::vector<std::string> nodes;
+  // Its name in the node's CDI spec ("nvidia.com/gpu=GPU-..."); empty when no spec names it.
+  std::string cdiName;
 };
 
 struct GpuSlot {
@@ -122,6 +125,13 @@ class GpuAccelerator : public plugin::Accelerator {
   void addCapabilityNodes(const Gpu& gpu, const MigSlice& slice, std::vector<std::string>& nodes) const;
   // prepare_session's "devices": the granted devices' nodes and the control nodes; none without a GPU.
   nlohmann::json deviceNodes(const std::vector<GpuGrant>& grants) const;
+  // Reads the CDI specs of cdi_spec_dirs (before the GPUs are added, which take names from them).
+  void readCdiSpecs();
+  // The spec's name for a device known by `names`, in order of preference; empty when none.
+  std::string cdiNameOf(const std::vector<std::string>& names) const;
+  // The granted devices' CDI names, or none unless every one has a name: a container then
+  // gets the nodes and the driver's files instead.
+  std::vector<std::string> cdiDevices(const std::vector<GpuGrant>& grants) const;
   GpuSlot* findSlot(std::string_view name);
   const GpuSlot* findSlot(std::string_view name) const;
   // The allocation's grants, checked against the slots and devices, in device order.
@@ -139,6 +149,9 @@ class GpuAccelerator : public plugin::Accelerator {
   std::string noDeviceReason_;  // why there are no devices, when there are none
   std::optional<std::string> driverVersion_;
   std::string eventsStatus_ = "not watched";
+  std::set<std::string> cdiNames_;         // the nvidia.com/gpu devices of the CDI specs
+  std::vector<std::string> cdiSpecFiles_;  // the specs that offered them
+  std::vector<std::string> driverFiles_;   // mounted into sessions that get no CDI devices
   std::vector<std::string> maskedDevices_;
   std::vector<GpuDevice> devices_;
   std::vector<GpuSlot> slots_;

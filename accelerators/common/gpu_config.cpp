@@ -37,6 +37,16 @@ bool readGpuKey(const std::string& key, const json& value, GpuConfig& config) {
         badKey(key + "[]", "a GPU index or UUID", item);
       }
     }
+  } else if (key == "cdi_spec_dirs" || key == "driver_binary_dirs") {
+    if (!value.is_array()) badKey(key, "a list of directories", value);
+    std::vector<std::string> dirs;
+    for (const json& item : value) {
+      if (!item.is_string() || item.get<std::string>().empty() || item.get<std::string>().front() != '/') {
+        badKey(key + "[]", "an absolute path", item);
+      }
+      dirs.push_back(item.get<std::string>());
+    }
+    (key == "cdi_spec_dirs" ? config.cdiSpecDirs : config.driverBinaryDirs) = std::move(dirs);
   } else if (key == "xid_recovery_seconds") {
     if (!value.is_number() || value.get<double>() < 0) badKey(key, "a number of seconds, 0 or more", value);
     config.xidRecovery = std::chrono::milliseconds(static_cast<long long>(value.get<double>() * 1000.0));

@@ -23,6 +23,10 @@ inline constexpr plugin::ConfigKey kGpuConfigKeys[] = {
     {"critical_xids", "list of integers", "[48, 63, 64, 74, 79, 94, 95]", "XIDs that make a GPU unhealthy"},
     {"xid_recovery_seconds", "number", "300",
      "an unhealthy GPU with no critical XID for this long that still answers returns to service; 0: never"},
+    {"cdi_spec_dirs", "list of strings", "[\"/etc/cdi\", \"/var/run/cdi\"]",
+     "where the CDI specs are read at create; with a nvidia.com/gpu spec, sessions get cdi_devices"},
+    {"driver_binary_dirs", "list of strings", "[\"/usr/bin\"]",
+     "where nvidia-smi and the MPS binaries are, mounted into containers when no CDI spec names the GPUs"},
 };
 
 struct GpuConfig {
@@ -33,6 +37,8 @@ struct GpuConfig {
   std::string procRoot = "/proc";
   std::set<unsigned long long> criticalXids = {48, 63, 64, 74, 79, 94, 95};
   std::chrono::milliseconds xidRecovery{300000};
+  std::vector<std::string> cdiSpecDirs = {"/etc/cdi", "/var/run/cdi"};
+  std::vector<std::string> driverBinaryDirs = {"/usr/bin"};
 };
 
 // Throws std::invalid_argument("cuda config: <key>: expected ..., got ...").

@@ -1,6 +1,7 @@
 #include "nvml.hpp"
 
 #include <dlfcn.h>
+#include <link.h>
 
 #include <algorithm>
 #include <cctype>
@@ -112,6 +113,12 @@ std::optional<std::string> Library::driverVersion() const {
   return fromBuffer(buffer, sizeof buffer);
 }
 
+std::string Library::loadedFrom() const {
+  link_map* map = nullptr;
+  if (dlinfo(handle_, RTLD_DI_LINKMAP, &map) != 0 || map == nullptr || map->l_name == nullptr) return "";
+  return map->l_name;
+}
+
 Result<unsigned> Library::deviceCount() const {
   unsigned count = 0;
   nvmlReturn_t status = api_->nvmlDeviceGetCount_v2(&count);
@@ -170,6 +177,7 @@ Result<std::vector<Gpu>> Library::discover(const std::string& sysfsRoot, std::ve
       if (api_->nvmlDeviceGetMaxMigDeviceCount(gpu.handle, &maxSlices) != NVML_SUCCESS) maxSlices = 0;
       for (unsigned n = 0; n < maxSlices; ++n) {
         MigSlice slice;
+        slice.index = n;
         // Unused slots of the MIG table answer NOT_FOUND: skip them.
         if (api_->nvmlDeviceGetMigDeviceHandleByIndex(gpu.handle, n, &slice.handle) != NVML_SUCCESS) continue;
         char sliceUuid[NVML_DEVICE_UUID_V2_BUFFER_SIZE] = {};

@@ -21,6 +21,7 @@ struct MigInstances {
 };
 
 struct MigSlice {
+  unsigned index = 0;  // on its GPU, as nvmlDeviceGetMigDeviceHandleByIndex takes it
   nvmlDevice_t handle = nullptr;
   std::string uuid;                     // "MIG-..."
   std::string name;                     // "NVIDIA H100 80GB HBM3 MIG 1g.10gb"
@@ -67,6 +68,9 @@ class Library {
   // Optional symbols the library lacks: each disables one feature only.
   const std::vector<std::string>& missingOptional() const { return missingOptional_; }
   std::optional<std::string> driverVersion() const;
+  // The file the dynamic loader found for `path` ("/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1"):
+  // the driver's other libraries are beside it.
+  std::string loadedFrom() const;
 
   // Every GPU NVML reports now, with its MIG slices; NUMA nodes from <sysfsRoot>/bus/pci.
   // A GPU that does not answer is left out and described in `skipped`.

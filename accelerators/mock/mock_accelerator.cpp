@@ -292,8 +292,10 @@ void MockAccelerator::addSessionExtra(json& answer) const {
   if (config_.sessionExtra.empty()) return;
   const json extra = json::parse(config_.sessionExtra);
   if (extra.contains("limits")) answer["limits"].update(extra["limits"]);
-  for (const char* list : {"mounts", "devices"}) {
-    if (extra.contains(list)) answer[list].insert(answer[list].end(), extra[list].begin(), extra[list].end());
+  for (const char* list : {"mounts", "devices", "cdi_devices"}) {
+    if (!extra.contains(list)) continue;
+    if (!answer.contains(list)) answer[list] = json::array();
+    answer[list].insert(answer[list].end(), extra[list].begin(), extra[list].end());
   }
 }
 

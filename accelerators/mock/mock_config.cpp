@@ -36,7 +36,7 @@ constexpr KeySpec kTopLevelKeys[] = {
     keySpec("attributes", Table, false, "", "string facts reported in describe's extra_info (driver version...)"),
     keySpec("devices", Tables, false, "", "the GPUs"),
     keySpec("faults", Table, false, "", "fault injection for tests of the host"),
-    keySpec("session_extra", Table, false, "", "limits, mounts and devices added to every prepare_session answer"),
+    keySpec("session_extra", Table, false, "", "limits, mounts, devices and cdi_devices added to every prepare_session answer"),
 };
 
 constexpr KeySpec kDeviceKeys[] = {
@@ -80,6 +80,7 @@ constexpr KeySpec kSessionExtraKeys[] = {
     keySpec("limits", Table, false, "", "added to the answer's limits as written (any key, any value)"),
     keySpec("mounts", Tables, false, "", "bind mounts appended to the answer's mounts"),
     keySpec("devices", List, false, "", "device paths or {path, type, major, minor, access} tables appended as written"),
+    keySpec("cdi_devices", List, false, "", "CDI device names (\"vendor.com/class=name\") appended as written"),
 };
 
 constexpr KeySpec kMountKeys[] = {
@@ -539,7 +540,7 @@ void readSessionExtra(const TableReader& root, MockConfig& config) {
                                   {"target", mount.string("target")},
                                   {"read_only", mount.flag("read_only")}});
   }
-  for (const char* key : {"limits", "devices"}) {
+  for (const char* key : {"limits", "devices", "cdi_devices"}) {
     if (const toml::node* node = extra.raw().get(key)) document[key] = jsonFromToml(*node, extra.keyPath(key));
   }
   config.sessionExtra = document.dump();

@@ -82,7 +82,8 @@ struct MockConfig {
   std::vector<std::string> masked;  // the ids of the devices device_mask hid
   std::vector<MockDevice> devices;  // the visible ones
   Faults faults;
-  // [session_extra] as JSON text, {"limits": {...}, "mounts": [...], "devices": [...]}:
+  // [session_extra] as JSON text, {"limits": {...}, "mounts": [...], "devices": [...],
+  // "cdi_devices": [...]}:
   // added to every prepare_session answer as written, so that tests can hand the agent a
   // bad payload. Empty when not configured.
   std::string sessionExtra;

@@ -1,5 +1,7 @@
 #include "rocm_accelerator.hpp"
 
+#include "cdi_spec.hpp"
+
 #include "bounded_json.hpp"
 #include "device_nodes.hpp"
 #include "session_document.hpp"
@@ -27,7 +29,11 @@ constexpr plugin::ConfigKey kConfigKeys[] = {
     {"device_mask", "list of strings or integers", "[]", "SMI indexes or unique ids of GPUs to hide"},
     {"sysfs_root", "string", "/sys", "where PCI devices' render nodes and NUMA nodes are read (tests)"},
     {"dev_root", "string", "/dev", "where the device nodes are: <root>/kfd, <root>/dri/renderD* (tests)"},
+    {"cdi_spec_dirs", "list of strings", "[\"/etc/cdi\", \"/var/run/cdi\"]",
+     "where the CDI specs are read at create; with an amd.com/gpu spec, sessions get cdi_devices"},
 };
+
+constexpr const char* kCdiKind = "amd.com/gpu";
 
 const std::vector<std::string> kDefaultLibraries = {
     "librocm_smi64.so.1",
@@ -69,6 +75,16 @@ RocmConfig parseRocmConfig(std::string_view configJson) {
   text("smi_library", result.smiLibrary);
   text("sysfs_root", result.sysfsRoot);
   text("dev_root", result.devRoot);
+  if (auto dirs = config.find("cdi_spec_dirs"); dirs != config.end()) {
+    if (!dirs->is_array()) throw std::invalid_argument("cdi_spec_dirs: expected a list of directories, got " + dirs->dump());
+    result.cdiSpecDirs.clear();
+    for (const json& dir : *dirs) {
+      if (!dir.is_string() || dir.get<std::string>().empty() || dir.get<std::string>().front() != '/') {
+        throw std::invalid_argument("cdi_spec_dirs: expected absolute paths, got " + dir.dump());
+      }
+      result.cdiSpecDirs.push_back(dir.get<std::string>());
+    }
+  }
   if (auto mask = config.find("device_mask"); mask != config.end()) {
     if (!mask->is_array()) throw std::invalid_argument("device_mask: expected a list, got " + mask->dump());
     for (const json& entry : *mask) {
@@ -86,6 +102,7 @@ RocmConfig parseRocmConfig(std::string_view configJson) {
 
 RocmAccelerator::RocmAccelerator(const plugin::Host& host, std::string_view configJson)
     : host_(host), config_(parseRocmConfig(configJson)) {
+  readCdiSpecs();
   discover();
   if (gpus_.empty()) {
     host_.warning("rocm: no devices: " + reason_);
@@ -95,6 +112,25 @@ RocmAccelerator::RocmAccelerator(const plugin::Host& host, std::string_view conf
   for (const std::string& entry : unmatchedMask_) {
     host_.warning("rocm: device_mask entry \"" + entry + "\" matches no GPU");
   }
+}
+
+// A broken spec is logged and skipped: it must not cost the node its GPUs. AMD's
+// container toolkit (amd-ctk cdi generate) names GPUs by their index, as SMI does.
+void RocmAccelerator::readCdiSpecs() {
+  accel::CdiScan scan = accel::scanCdiSpecs(config_.cdiSpecDirs, kCdiKind);
+  for (const std::string& problem : scan.problems) host_.warning("rocm: CDI spec " + problem + ": ignored");
+  cdiNames_ = std::move(scan.deviceNames);
+  cdiSpecFiles_ = std::move(scan.specFiles);
+}
+
+// The granted GPUs' CDI names, or none unless the spec names every one of them.
+std::vector<std::string> RocmAccelerator::cdiDevices(const std::vector<std::size_t>& gpus) const {
+  std::vector<std::string> names;
+  for (std::size_t index : gpus) {
+    if (cdiNames_.count(gpus_[index].id) == 0) return {};
+    names.push_back(std::string(kCdiKind) + "=" + gpus_[index].id);
+  }
+  return names;
 }
 
 // A missing library, an init error or an SMI failure leaves zero devices and a reason.
@@ -161,7 +197,8 @@ void RocmAccelerator::readSysfs(Gpu& gpu) const {
 std::string RocmAccelerator::describe() {
   json extra = {{"library", smi_ ? json(smi_->path()) : json(nullptr)},
                 {"device_count", gpus_.size()},
-                {"masked", masked_}};
+                {"masked", masked_},
+                {"cdi_specs", cdiSpecFiles_}};
   if (!reason_.empty()) extra["reason"] = reason_;
   if (smi_ && !smi_->missingSymbols().empty()) extra["missing_symbols"] = smi_->missingSymbols();
   if (!unmatchedMask_.empty()) extra["device_mask_unmatched"] = unmatchedMask_;
@@ -238,8 +275,13 @@ std::string RocmAccelerator::prepareSession(std::string_view sessionJson) {
     inUseBy_[index] = session.id;
   }
   json env = {{"ROCR_VISIBLE_DEVICES", accel::joined(rocr)}, {"HIP_VISIBLE_DEVICES", accel::joined(hip)}};
+  // ROCm's user space lives in the image; a container needs only the nodes, or the CDI names.
+  json answer = {{"env", std::move(env)}, {"devices", std::move(devices)}, {"mounts", json::array()}};
+  if (std::vector<std::string> cdi = cdiDevices(session.gpus); !session.gpus.empty() && !cdi.empty()) {
+    answer["cdi_devices"] = std::move(cdi);
+  }
   prepared_.emplace(session.id, std::move(session.gpus));
-  return json{{"env", std::move(env)}, {"devices", std::move(devices)}, {"mounts", json::array()}}.dump();
+  return answer.dump();
 }
 
 void RocmAccelerator::releaseSession(std::string_view sessionJson) {

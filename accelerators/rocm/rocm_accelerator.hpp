@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <set>
 #include <unordered_map>
 #include <vector>
 
@@ -22,6 +23,7 @@ struct RocmConfig {
   std::vector<std::string> deviceMask;  // SMI indexes or unique ids of GPUs to hide
   std::string sysfsRoot = "/sys";       // where render nodes and NUMA nodes are read
   std::string devRoot = "/dev";         // where the device nodes are
+  std::vector<std::string> cdiSpecDirs = {"/etc/cdi", "/var/run/cdi"};
 };
 
 // Validates `configJson` against the declared keys; throws std::invalid_argument naming the key.
@@ -54,6 +56,8 @@ class RocmAccelerator final : public plugin::Accelerator {
     std::vector<std::size_t> gpus;  // indexes into gpus_, in SMI order
   };
 
+  void readCdiSpecs();
+  std::vector<std::string> cdiDevices(const std::vector<std::size_t>& gpus) const;
   void discover();
   void readSysfs(Gpu& gpu) const;
   bool masked(const Gpu& gpu) const;
@@ -70,6 +74,8 @@ class RocmAccelerator final : public plugin::Accelerator {
   std::unordered_map<std::string, std::size_t> gpuById_;
   std::vector<std::string> inUseBy_;  // per GPU: the session holding it, or empty
   std::unordered_map<std::string, std::vector<std::size_t>> prepared_;
+  std::set<std::string> cdiNames_;         // the amd.com/gpu devices of the CDI specs
+  std::vector<std::string> cdiSpecFiles_;  // the specs that offered them
 };
 
 }  // namespace bai::rocm

@@ -1,6 +1,7 @@
 #include "agent/container_runtime.hpp"
 
 #include "clock.hpp"
+#include "runtime/docker_engine.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -80,8 +81,10 @@ ContainerSpec containerSpecFor(const LaunchSpec& spec, const ContainerSettings& 
   c.labels = {{kSessionLabel, spec.sessionId}, {kAgentLabel, agentId}};
   const Sandbox& sandbox = spec.isolation.sandbox;
   c.binds.push_back({sandbox.workDir, kSessionHome, false});
-  c.binds.insert(c.binds.end(), sandbox.mounts.begin(), sandbox.mounts.end());
-  c.devices = sandbox.devices;
+  const Isolation& isolation = spec.isolation;
+  c.binds.insert(c.binds.end(), isolation.containerMounts.begin(), isolation.containerMounts.end());
+  c.devices = isolation.containerDevices;
+  c.cdiDevices = isolation.cdiDevices;
   const SessionLimits& limits = spec.isolation.limits;
   c.cpus = limits.cpus;
   c.mems = limits.mems;
@@ -90,6 +93,7 @@ ContainerSpec containerSpecFor(const LaunchSpec& spec, const ContainerSettings& 
     c.memorySwapBytes = static_cast<std::int64_t>(*limits.memoryBytes + limits.swapBytes);
   }
   if (limits.pidsMax) c.pidsLimit = static_cast<std::int64_t>(*limits.pidsMax);
+  if (limits.cpuMillis) c.nanoCpus = static_cast<std::int64_t>(*limits.cpuMillis) * 1'000'000;
   c.capAdd = settings.capAdd;
   c.readonlyRootfs = settings.readonlyRootfs;
   c.init = settings.init;
@@ -424,6 +428,11 @@ Result<void> ContainerRuntime::destroy(const std::string& sessionId, std::chrono
 // failed removed it at once.
 Result<void> ContainerRuntime::release(const std::string&) { return {}; }
 
+std::unique_ptr<SessionRuntime> makeContainerRuntime(ContainerRuntimeOptions options) {
+  auto engine = makeDockerEngine(options.settings.engineSocket);
+  return std::make_unique<ContainerRuntime>(std::move(options), std::move(engine));
+}
+
 void ContainerRuntime::sweep(const std::set<std::string>& active) {
   auto listed = engine_->list(kAgentLabel, options_.agentId);
   if (!listed) {
@@ -445,8 +454,3 @@ void ContainerRuntime::sweep(const std::set<std::string>& active) {
 }
 
 }  // namespace bai::core
-// TEMP-LEAD: until the engine branch lands
-namespace bai::core {
-const char* engineFlavorName(EngineFlavor f) { return f == EngineFlavor::Podman ? "podman" : "docker"; }
-bool isUnreachable(const Error& e) { return e.message.rfind("engine unreachable", 0) == 0; }
-}

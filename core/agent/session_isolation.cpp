@@ -52,6 +52,11 @@ Result<void> takeLimit(const std::optional<T>& value, const char* key, const std
   return {};
 }
 
+void addDevice(std::vector<DeviceNode>& devices, const DeviceNode& node) {
+  const bool listed = std::any_of(devices.begin(), devices.end(), [&](const DeviceNode& known) { return known.path == node.path; });
+  if (!listed) devices.push_back(node);
+}
+
 }  // namespace
 
 StatFunction kernelStat() {
@@ -63,16 +68,20 @@ Result<Isolation> assembleIsolation(const std::vector<PluginPayload>& payloads, 
   Isolation out;
   std::map<std::string, std::string> limitSetBy;
   std::optional<std::vector<int>> cpus, mems;
-  std::optional<std::uint64_t> memory;
+  std::optional<std::uint64_t> memory, cpuMillis;
   for (const PluginPayload& payload : payloads) {
     const SessionResources& resources = payload.resources;
+    // A container gets a plugin's CDI names instead of its nodes and mounts.
+    const bool viaCdi = !resources.cdiDevices.empty();
+    for (const auto& name : resources.cdiDevices) {
+      if (std::find(out.cdiDevices.begin(), out.cdiDevices.end(), name) == out.cdiDevices.end()) out.cdiDevices.push_back(name);
+    }
     for (const auto& [name, value] : resources.env) out.env[name] = value;
     for (const DeviceRequest& request : resources.devices) {
       auto node = resolveDevice(payload.plugin, request, stat);
       if (!node) return Failure{node.error()};
-      const bool listed = std::any_of(out.sandbox.devices.begin(), out.sandbox.devices.end(),
-                                      [&](const DeviceNode& known) { return known.path == node->path; });
-      if (!listed) out.sandbox.devices.push_back(std::move(*node));  // e.g. /dev/nvidiactl from two plugins
+      addDevice(out.sandbox.devices, *node);  // e.g. /dev/nvidiactl from two plugins
+      if (!viaCdi) addDevice(out.containerDevices, *node);
     }
     for (const BindMount& mount : resources.mounts) {
       struct stat st {};
@@ -80,17 +89,20 @@ Result<Isolation> assembleIsolation(const std::vector<PluginPayload>& payloads, 
         return refuse(payload.plugin, "mount source " + mount.source.string() + ": " + std::strerror(errno));
       }
       out.sandbox.mounts.push_back(mount);
+      if (!viaCdi) out.containerMounts.push_back(mount);
     }
     const PayloadLimits& limits = resources.limits;
     for (auto taken : {takeLimit(limits.cpus, "cpuset", payload.plugin, limitSetBy, cpus),
                        takeLimit(limits.mems, "mems", payload.plugin, limitSetBy, mems),
-                       takeLimit(limits.memoryBytes, "memory", payload.plugin, limitSetBy, memory)}) {
+                       takeLimit(limits.memoryBytes, "memory", payload.plugin, limitSetBy, memory),
+                       takeLimit(limits.cpuMillis, "cpu_quota", payload.plugin, limitSetBy, cpuMillis)}) {
       if (!taken) return Failure{taken.error()};
     }
   }
   out.limits.cpus = cpus.value_or(std::vector<int>{});
   out.limits.mems = mems.value_or(std::vector<int>{});
   out.limits.memoryBytes = memory.value_or(settings.defaultMemory);
+  out.limits.cpuMillis = cpuMillis;
   out.limits.pidsMax = settings.pidsMax;
   out.limits.fenceDevices = true;
   out.limits.devices = baseDeviceRules();

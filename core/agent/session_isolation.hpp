@@ -37,6 +37,11 @@ struct Isolation {
   std::map<std::string, std::string> env;  // the plugins' variables, in plugin order
   SessionLimits limits;
   Sandbox sandbox;  // workDir left empty: the lifecycle makes it
+  // In a container: the CDI names the plugins gave (the engine injects their nodes and
+  // files), and the device nodes and mounts of the plugins that gave none.
+  std::vector<std::string> cdiDevices{};
+  std::vector<DeviceNode> containerDevices{};
+  std::vector<BindMount> containerMounts{};
 };
 
 // stat(2), replaceable in tests.

@@ -3,10 +3,12 @@
 #include "cpu_list.hpp"
 #include "json_schema.hpp"
 #include "parse_json.hpp"
+#include "runtime/cgroup_limits.hpp"
 
 #include <bai/accelerator.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <map>
 #include <set>
@@ -180,6 +182,18 @@ std::optional<std::uint64_t> parseBytes(const std::string& text) {
   return bytes;
 }
 
+// "0.5" -> 500: CPUs with at most three decimals, at least kMinCpuMillis.
+std::optional<std::uint64_t> parseCpuMillis(const std::string& text) {
+  const std::size_t dot = text.find('.');
+  const std::string whole = text.substr(0, dot);
+  std::string fraction = dot == std::string::npos ? "" : text.substr(dot + 1);
+  auto digits = [](const std::string& part) { return part.find_first_not_of("0123456789") == std::string::npos; };
+  if (whole.empty() || whole.size() > 9 || !digits(whole) || fraction.size() > 3 || !digits(fraction)) return std::nullopt;
+  if (dot != std::string::npos && fraction.empty()) return std::nullopt;
+  fraction.resize(3, '0');
+  return std::stoull(whole) * 1000 + std::stoull(fraction);
+}
+
 Result<void> readLimits(const nlohmann::json& limits, PayloadLimits& out) {
   for (const auto& [key, value] : limits.items()) {
     if (key == "cpuset" || key == "mems") {
@@ -190,8 +204,19 @@ Result<void> readLimits(const nlohmann::json& limits, PayloadLimits& out) {
       auto bytes = value.is_string() ? parseBytes(value.get<std::string>()) : std::nullopt;
       if (!bytes) return badPayload("limits.memory: expected bytes as a decimal string, got " + value.dump());
       out.memoryBytes = *bytes;
+    } else if (key == "cpu_quota") {
+      auto millis = value.is_string() ? parseCpuMillis(value.get<std::string>()) : std::nullopt;
+      if (!millis) {
+        return badPayload("limits.cpu_quota: expected CPUs as a decimal string with at most 3 decimals (\"0.5\"), got " +
+                          value.dump());
+      }
+      if (*millis < kMinCpuMillis) {
+        return badPayload("limits.cpu_quota: " + value.get<std::string>() +
+                          " is under 0.01 CPUs, the least the kernel's CFS quota (1 ms per 100 ms) and Docker take");
+      }
+      out.cpuMillis = *millis;
     } else {
-      return badPayload("limits: unknown key '" + key + "' (the agent applies cpuset, mems and memory)");
+      return badPayload("limits: unknown key '" + key + "' (the agent applies cpuset, mems, memory and cpu_quota)");
     }
   }
   return {};
@@ -244,7 +269,42 @@ Result<DeviceRequest> readDevice(const nlohmann::json& device, const std::string
   return request;
 }
 
+bool isDomainLabel(std::string_view label) {
+  auto alnum = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; };
+  return !label.empty() && label.size() <= 63 && alnum(label.front()) && alnum(label.back()) &&
+         std::all_of(label.begin(), label.end(), [&](char c) { return alnum(c) || c == '-'; });
+}
+
+// A domain name of two labels or more: "nvidia.com", "amd.com".
+bool isDomainName(std::string_view name) {
+  if (name.find('.') == std::string_view::npos || name.size() > 253) return false;
+  for (std::size_t start = 0;;) {
+    std::size_t dot = name.find('.', start);
+    if (!isDomainLabel(name.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start))) return false;
+    if (dot == std::string_view::npos) return true;
+    start = dot + 1;
+  }
+}
+
+bool onlyCharacters(std::string_view text, std::string_view punctuation) {
+  return !text.empty() && std::all_of(text.begin(), text.end(), [&](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || punctuation.find(c) != std::string_view::npos;
+  });
+}
+
 }  // namespace
+
+std::string whyNotCdiDeviceName(const std::string& name) {
+  const std::size_t slash = name.find('/');
+  const std::size_t equals = name.find('=', slash == std::string::npos ? 0 : slash);
+  if (slash == std::string::npos || equals == std::string::npos) return "expected vendor.com/class=name";
+  if (!isDomainName(std::string_view(name).substr(0, slash))) return "the vendor '" + name.substr(0, slash) + "' is not a domain name";
+  const std::string kind = name.substr(slash + 1, equals - slash - 1);
+  if (!onlyCharacters(kind, "_.-")) return "the class '" + kind + "' is not [a-zA-Z0-9_.-]+";
+  const std::string device = name.substr(equals + 1);
+  if (!onlyCharacters(device, "_.:-")) return "the name '" + device + "' is not [a-zA-Z0-9_.:-]+";
+  return "";
+}
 
 Result<SessionResources> readSessionResources(const nlohmann::json& document) {
   SessionResources resources;
@@ -258,6 +318,14 @@ Result<SessionResources> readSessionResources(const nlohmann::json& document) {
   for (const auto& m : document.value("mounts", nlohmann::json::array())) {
     resources.mounts.push_back({m.at("source").get<std::string>(), m.at("target").get<std::string>(),
                                 m.value("read_only", false)});
+  }
+  const nlohmann::json cdiDevices = document.value("cdi_devices", nlohmann::json::array());
+  for (std::size_t i = 0; i < cdiDevices.size(); ++i) {
+    const std::string where = "cdi_devices[" + std::to_string(i) + "]";
+    if (!cdiDevices[i].is_string()) return badPayload(where + ": expected a CDI device name, got " + cdiDevices[i].dump());
+    const std::string name = cdiDevices[i].get<std::string>();
+    if (std::string why = whyNotCdiDeviceName(name); !why.empty()) return badPayload(where + " (" + name + "): " + why);
+    resources.cdiDevices.push_back(name);
   }
   if (auto read = readLimits(document.value("limits", nlohmann::json::object()), resources.limits); !read) {
     return Failure{read.error()};

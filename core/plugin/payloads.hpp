@@ -62,6 +62,7 @@ struct PayloadLimits {
   std::optional<std::vector<int>> cpus;         // "cpuset": a CPU list such as "0-3,8"
   std::optional<std::vector<int>> mems;         // "mems": NUMA nodes, same syntax
   std::optional<std::uint64_t> memoryBytes;     // "memory": bytes, a decimal string
+  std::optional<std::uint64_t> cpuMillis;       // "cpu_quota": CPUs as a decimal string, in thousandths
 };
 
 // What a session gets from a plugin's prepare_session.
@@ -69,8 +70,15 @@ struct SessionResources {
   std::map<std::string, std::string> env;
   std::vector<DeviceRequest> devices;
   std::vector<BindMount> mounts;
+  // CDI device names ("nvidia.com/gpu=GPU-..."), since ABI 1.2: a container runtime
+  // passes these to its engine instead of `devices` and `mounts`; a process session
+  // ignores them. A plugin sends both forms.
+  std::vector<std::string> cdiDevices;
   PayloadLimits limits;
 };
+
+// Why `name` is not a CDI device name "vendor.com/class=name"; empty when it is one.
+std::string whyNotCdiDeviceName(const std::string& name);
 
 // Reads a schema-valid prepare_session document, and holds it to the rules the schema
 // cannot say (type, major and minor together; access a set); errors name the key

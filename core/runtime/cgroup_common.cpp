@@ -6,6 +6,7 @@
 #include <cctype>
 #include <csignal>
 #include <iterator>
+#include <limits>
 #include <sstream>
 #include <thread>
 
@@ -90,6 +91,19 @@ void removeQuietly(CgroupFs& cgroupFs, const std::vector<fs::path>& dirs) {
 fs::path firstExisting(const CgroupFs& cgroupFs, fs::path dir) {
   while (!cgroupFs.exists(dir) && dir.has_relative_path()) dir = dir.parent_path();
   return dir;
+}
+
+}  // namespace bai::core
+
+namespace bai::core {
+
+Result<std::string> cfsQuotaMicros(std::uint64_t cpuMillis) {
+  constexpr std::uint64_t kMicrosPerMilliCpu = kCpuPeriodMicros / 1000;
+  if (cpuMillis < kMinCpuMillis || cpuMillis > std::numeric_limits<std::uint64_t>::max() / kMicrosPerMilliCpu) {
+    return fail(ErrorCode::InvalidArgument, "cpu quota of " + std::to_string(cpuMillis) +
+                                                " thousandths of a CPU: the kernel takes 0.01 CPUs (10) or more");
+  }
+  return std::to_string(cpuMillis * kMicrosPerMilliCpu);
 }
 
 }  // namespace bai::core

@@ -38,6 +38,10 @@ bool listsWord(const std::string& text, const std::string& word);
 Result<void> killAndRemove(CgroupFs& cgroupFs, const std::filesystem::path& dir,
                            std::chrono::steady_clock::time_point deadline);
 
+// The CFS quota in microseconds per kCpuPeriodMicros for `cpuMillis` thousandths of a
+// CPU; InvalidArgument under kMinCpuMillis, which the kernel refuses.
+Result<std::string> cfsQuotaMicros(std::uint64_t cpuMillis);
+
 // Keeps a failed prepare from leaving half-configured cgroups behind.
 void removeQuietly(CgroupFs& cgroupFs, const std::vector<std::filesystem::path>& dirs);
 

@@ -1,6 +1,6 @@
-// Session limits (CPU set, NUMA memory nodes, memory and swap, pids, a device fence)
-// behind one interface, with cgroup v2, cgroup v1 and advisory back ends. The agent picks
-// one at start with detectLimitsBackend() and prints its one-line reason.
+// Session limits (CPU set, CPU quota, NUMA memory nodes, memory and swap, pids, a device
+// fence) behind one interface, with cgroup v2, cgroup v1 and advisory back ends. The
+// agent picks one at start with detectLimitsBackend() and prints its one-line reason.
 #pragma once
 
 #include "bai/result.hpp"
@@ -18,6 +18,11 @@
 
 namespace bai::core {
 
+// The least CPU quota the kernel's CFS takes (1 ms per 100 ms period) and Docker's NanoCpus too.
+inline constexpr std::uint64_t kMinCpuMillis = 10;
+// The CFS period both back ends write; the quota is cpuMillis of it.
+inline constexpr std::uint64_t kCpuPeriodMicros = 100000;
+
 struct SessionLimits {
   std::vector<int> cpus;  // empty: the parent's CPUs
   std::vector<int> mems;  // NUMA nodes; empty: the parent's
@@ -26,6 +31,9 @@ struct SessionLimits {
   // applied only with memoryBytes and where the kernel accounts swap.
   std::uint64_t swapBytes = 0;
   std::optional<std::uint64_t> pidsMax{};  // pids.max
+  // CPU time in thousandths of a CPU (v2 cpu.max, v1 cpu.cfs_quota_us), at least
+  // kMinCpuMillis; where no cpu controller is usable it is not enforced (logged at start).
+  std::optional<std::uint64_t> cpuMillis{};
   // With fenceDevices, everything not in `devices` is denied (v1 devices.deny "a" then
   // devices.allow per rule; v2 a BPF_PROG_TYPE_CGROUP_DEVICE program).
   bool fenceDevices = false;

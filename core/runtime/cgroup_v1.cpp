@@ -12,10 +12,14 @@ namespace fs = std::filesystem;
 
 constexpr const char* kMemoryLimit = "memory.limit_in_bytes";
 constexpr const char* kMemswLimit = "memory.memsw.limit_in_bytes";
+constexpr const char* kCfsQuota = "cpu.cfs_quota_us";
+// Where v1 mounts the cpu controller: alone, or co-mounted with cpuacct (systemd's
+// layout, which also links "cpu" to it).
+constexpr const char* kCpuHierarchies[] = {"cpu", "cpu,cpuacct"};
 
 struct Hierarchy {
-  std::string name;  // "memory", "cpuset", "pids", "devices"
-  fs::path root;     // <cgroup root>/<name>
+  std::string name;  // "memory", "cpuset", "pids", "devices", "cpu"
+  fs::path root;     // <cgroup root>/<its mount>: the name, or "cpu,cpuacct"
 };
 
 // Whether `hierarchy` is a v1 hierarchy (shown by `probe` in its root) we may write in.
@@ -35,12 +39,14 @@ std::uint64_t saturatingSum(std::uint64_t a, std::uint64_t b) {
 
 class CgroupV1Limits final : public LimitsBackend {
  public:
+  // `cpuMount`: the cpu hierarchy's directory under `root`; empty without one.
   CgroupV1Limits(std::shared_ptr<CgroupFs> cgroupFs, const fs::path& root, fs::path parent, bool pids, bool devices,
-                 bool swapAccounting)
+                 const std::string& cpuMount, bool swapAccounting)
       : fs_(std::move(cgroupFs)), root_(root), parent_(std::move(parent)), swapAccounting_(swapAccounting) {
     hierarchies_ = {{"memory", root / "memory"}, {"cpuset", root / "cpuset"}};
     if (pids) hierarchies_.push_back({"pids", root / "pids"});
     if (devices) hierarchies_.push_back({"devices", root / "devices"});
+    if (!cpuMount.empty()) hierarchies_.push_back({"cpu", root / cpuMount});
   }
 
   Result<std::vector<fs::path>> prepare(const std::string& sessionId, const SessionLimits& limits) override {
@@ -124,6 +130,16 @@ class CgroupV1Limits final : public LimitsBackend {
   }
 
   Result<void> apply(const std::string& sessionId, const SessionLimits& limits) {
+    if (limits.cpuMillis) {
+      Result<std::string> quota = cfsQuotaMicros(*limits.cpuMillis);
+      if (!quota.ok()) return Failure{quota.error()};
+      if (const Hierarchy* cpu = find("cpu"); cpu != nullptr) {
+        // The period first: the kernel checks the quota against the period it has.
+        fs::path dir = sessionDir(*cpu, sessionId);
+        if (Result<void> r = fs_->write(dir / "cpu.cfs_period_us", std::to_string(kCpuPeriodMicros)); !r.ok()) return r;
+        if (Result<void> r = fs_->write(dir / kCfsQuota, *quota); !r.ok()) return r;
+      }
+    }
     if (limits.memoryBytes) {
       if (Result<void> r = applyMemory(sessionDir(*find("memory"), sessionId), limits); !r.ok()) return r;
     }
@@ -205,10 +221,19 @@ LimitsBackendChoice makeCgroupV1Limits(std::shared_ptr<CgroupFs> cgroupFs, const
   if (!notPids.empty()) gaps.push_back(notPids + ": pids not limited");
   std::string notDevices = whyNotUsable(*cgroupFs, root, "devices", "devices.allow", parent);
   if (!notDevices.empty()) gaps.push_back(notDevices + ": devices not fenced");
+  std::string cpuMount;
+  std::string notCpu = (root / "cpu").string() + " is not a v1 cpu hierarchy";
+  for (const char* mount : kCpuHierarchies) {
+    if (!cgroupFs->exists(root / mount / kCfsQuota)) continue;
+    notCpu = whyNotUsable(*cgroupFs, root, mount, kCfsQuota, parent);
+    if (notCpu.empty()) cpuMount = mount;
+    break;
+  }
+  if (!notCpu.empty()) gaps.push_back(notCpu + ": cpu quota not enforced");
   bool swapAccounting = cgroupFs->exists(root / "memory" / kMemswLimit);
   if (!swapAccounting) gaps.push_back(std::string("no swap accounting (no ") + kMemswLimit + "): swap not limited");
   auto backend = std::make_unique<CgroupV1Limits>(std::move(cgroupFs), root, parent, notPids.empty(),
-                                                  notDevices.empty(), swapAccounting);
+                                                  notDevices.empty(), cpuMount, swapAccounting);
   return {std::move(backend), std::move(gaps)};
 }
 

@@ -13,11 +13,12 @@ constexpr const char* kRequiredControllers[] = {"cpuset", "memory"};
 
 class CgroupV2Limits final : public LimitsBackend {
  public:
-  CgroupV2Limits(std::shared_ptr<CgroupFs> cgroupFs, fs::path root, fs::path parent, bool pids,
+  CgroupV2Limits(std::shared_ptr<CgroupFs> cgroupFs, fs::path root, fs::path parent, bool pids, bool cpu,
                  std::shared_ptr<DeviceProgramLoader> loader)
       : fs_(std::move(cgroupFs)), root_(std::move(root)), parent_(std::move(parent)), loader_(std::move(loader)) {
     controllers_.assign(std::begin(kRequiredControllers), std::end(kRequiredControllers));
     if (pids) controllers_.emplace_back("pids");
+    if (cpu) controllers_.emplace_back("cpu");
   }
 
   Result<std::vector<fs::path>> prepare(const std::string& sessionId, const SessionLimits& limits) override {
@@ -76,6 +77,14 @@ class CgroupV2Limits final : public LimitsBackend {
   }
 
   Result<void> apply(const fs::path& dir, const SessionLimits& limits) {
+    if (limits.cpuMillis) {
+      Result<std::string> quota = cfsQuotaMicros(*limits.cpuMillis);
+      if (!quota.ok()) return Failure{quota.error()};
+      if (fs_->exists(dir / "cpu.max")) {
+        Result<void> r = fs_->write(dir / "cpu.max", *quota + " " + std::to_string(kCpuPeriodMicros));
+        if (!r.ok()) return r;
+      }
+    }
     if (!limits.cpus.empty()) {
       if (Result<void> r = fs_->write(dir / "cpuset.cpus", formatCpuList(limits.cpus)); !r.ok()) return r;
     }
@@ -126,11 +135,13 @@ LimitsBackendChoice makeCgroupV2Limits(std::shared_ptr<CgroupFs> cgroupFs, const
   Result<std::string> controllers = cgroupFs->read(root / "cgroup.controllers");
   bool pids = controllers.ok() && listsWord(*controllers, "pids");
   if (!pids) gaps.push_back("v2 has no pids controller: pids not limited");
+  bool cpu = controllers.ok() && listsWord(*controllers, "cpu");
+  if (!cpu) gaps.push_back("v2 has no cpu controller: cpu quota not enforced");
   if (std::string why = loader->whyUnavailable(); !why.empty()) {
     gaps.push_back("device programs do not load (" + why + "): devices not fenced");
     loader = nullptr;
   }
-  auto backend = std::make_unique<CgroupV2Limits>(std::move(cgroupFs), root, parent, pids, std::move(loader));
+  auto backend = std::make_unique<CgroupV2Limits>(std::move(cgroupFs), root, parent, pids, cpu, std::move(loader));
   return {std::move(backend), std::move(gaps)};
 }
 

@@ -85,8 +85,9 @@ Result<json> parseAnswer(const std::string& body) {
   return parsed;
 }
 
-// The attached streams being read, shared with their threads so that either may outlive
-// the other; the engine's destructor closes them and waits for the set to empty.
+// The connections of long calls (attached streams, followed logs, waits, pulls), shared
+// with the attach threads so that either may outlive the other: shutdown() closes them
+// all, and the engine's destructor also waits for the attach threads to end.
 struct AttachedStreams {
   std::mutex mutex;
   std::condition_variable emptied;
@@ -95,16 +96,50 @@ struct AttachedStreams {
   std::map<std::uint64_t, std::shared_ptr<EngineConnection>> open;
 };
 
+// Holds a long call's connection in the set while the call runs.
+class TrackedConnection {
+ public:
+  TrackedConnection(std::shared_ptr<AttachedStreams> streams, std::shared_ptr<EngineConnection> connection)
+      : streams_(std::move(streams)), connection_(std::move(connection)) {
+    const std::lock_guard lock(streams_->mutex);
+    if (streams_->closing) {
+      connection_->close();  // the call then fails at once
+      return;
+    }
+    ticket_ = ++streams_->lastTicket;
+    streams_->open.emplace(ticket_, connection_);
+  }
+  ~TrackedConnection() {
+    const std::lock_guard lock(streams_->mutex);
+    streams_->open.erase(ticket_);
+    streams_->emptied.notify_all();
+  }
+  TrackedConnection(const TrackedConnection&) = delete;
+  TrackedConnection& operator=(const TrackedConnection&) = delete;
+  EngineConnection& operator*() { return *connection_; }
+  EngineConnection* operator->() { return connection_.get(); }
+
+ private:
+  std::shared_ptr<AttachedStreams> streams_;
+  std::shared_ptr<EngineConnection> connection_;
+  std::uint64_t ticket_ = 0;
+};
+
 class DockerEngine final : public ContainerEngine {
  public:
   DockerEngine(std::filesystem::path socket, EngineOptions options)
       : socket_(std::move(socket)), options_(options), attached_(std::make_shared<AttachedStreams>()) {}
 
   ~DockerEngine() override {
+    shutdown();
     std::unique_lock lock(attached_->mutex);
+    attached_->emptied.wait(lock, [this] { return attached_->open.empty(); });
+  }
+
+  void shutdown() override {
+    const std::lock_guard lock(attached_->mutex);
     attached_->closing = true;
     for (auto& [ticket, connection] : attached_->open) connection->close();
-    attached_->emptied.wait(lock, [this] { return attached_->open.empty(); });
   }
 
   Result<EngineInfo> info() override {
@@ -142,7 +177,8 @@ class DockerEngine final : public ContainerEngine {
     if (!isImagePathSegment(name)) return fail(ErrorCode::InvalidArgument, what + ": not an image name");
     const auto [repository, tag] = splitImageTag(name);
     const EngineDeadline deadline = EngineClock::now() + options_.pullTimeout;
-    EngineConnection connection(socket_);
+    TrackedConnection tracked(attached_, std::make_shared<EngineConnection>(socket_));
+    EngineConnection& connection = *tracked;
     auto response = connection.begin(
         {"POST", kApi + "/images/create?fromImage=" + urlEncode(repository) + "&tag=" + urlEncode(tag), {}, false}, deadline);
     if (!response) return Failure{namedError(what, response.error())};
@@ -232,7 +268,8 @@ class DockerEngine final : public ContainerEngine {
     const std::string target =
         podman ? "/v4.0.0/libpod/containers/" + id + "/wait?condition=created&condition=stopped&condition=exited&interval=10ms"
                : kApi + "/containers/" + id + "/wait?condition=not-running";
-    EngineConnection connection(socket_);
+    TrackedConnection tracked(attached_, std::make_shared<EngineConnection>(socket_));
+    EngineConnection& connection = *tracked;
     auto response = connection.begin({"POST", target, {}, false}, std::nullopt);
     if (!response) return Failure{namedError(what, response.error())};
     std::string body;
@@ -308,7 +345,8 @@ class DockerEngine final : public ContainerEngine {
     // A followed log lasts as long as the container: only its answer has a deadline.
     const EngineDeadline answered = EngineClock::now() + options_.callTimeout;
     const EngineDeadline deadline = follow ? EngineDeadline() : answered;
-    EngineConnection connection(socket_);
+    TrackedConnection tracked(attached_, std::make_shared<EngineConnection>(socket_));
+    EngineConnection& connection = *tracked;
     auto response = connection.begin(
         {"GET", kApi + "/containers/" + id + "/logs?stdout=1&stderr=1&follow=" + (follow ? "1" : "0"), {}, false}, answered);
     if (!response) return Failure{namedError(what, response.error())};
@@ -323,7 +361,8 @@ class DockerEngine final : public ContainerEngine {
  private:
   // A plain call whose status must be one of `expected`; other statuses are the error.
   Result<EngineResponse> call(const std::string& what, const EngineRequest& request, std::initializer_list<unsigned> expected) {
-    auto response = engineCall(socket_, request, options_.callTimeout);
+    TrackedConnection tracked(attached_, std::make_shared<EngineConnection>(socket_));
+    auto response = engineCall(*tracked, request, options_.callTimeout);
     if (!response) return Failure{namedError(what, response.error())};
     for (unsigned status : expected) {
       if (response->status == status) return response;

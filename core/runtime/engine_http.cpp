@@ -171,8 +171,13 @@ Result<void> EngineConnection::readUpgraded(const EnginePieceSink& sink) {
 
 Result<EngineResponse> engineCall(const std::filesystem::path& socket, const EngineRequest& request,
                                   std::chrono::milliseconds timeout) {
-  const EngineDeadline deadline = EngineClock::now() + timeout;
   EngineConnection connection(socket);
+  return engineCall(connection, request, timeout);
+}
+
+Result<EngineResponse> engineCall(EngineConnection& connection, const EngineRequest& request,
+                                  std::chrono::milliseconds timeout) {
+  const EngineDeadline deadline = EngineClock::now() + timeout;
   auto response = connection.begin(request, deadline);
   if (!response) return response;
   auto read = connection.readBody(

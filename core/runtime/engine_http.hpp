@@ -66,6 +66,9 @@ class EngineConnection {
 // A plain call: the whole body, bounded by kMaxEngineBodyBytes, within `timeout`.
 Result<EngineResponse> engineCall(const std::filesystem::path& socket, const EngineRequest& request,
                                   std::chrono::milliseconds timeout);
+// The same on a connection another thread may close().
+Result<EngineResponse> engineCall(EngineConnection& connection, const EngineRequest& request,
+                                  std::chrono::milliseconds timeout);
 
 // "engine unreachable: <reason>", as isUnreachable() recognises it.
 Error engineUnreachable(std::string reason);

@@ -127,6 +127,17 @@ const std::vector<std::vector<const char*>> kMigrations = {
             WHEN NEW.uid IS NULL OR NEW.gid IS NULL OR NEW.uid < 1 OR NEW.gid < 1
             BEGIN SELECT RAISE(ABORT, 'a keypair needs a uid and a gid'); END)sql",
     },
+    {
+        // Container sessions: a session's image (NULL: a host process), what each agent
+        // can run and the images it has, and each group's pull policy and allow-list
+        // ('[]': every image). Agents stored before this ran host processes only.
+        "ALTER TABLE sessions ADD COLUMN image TEXT",
+        R"sql(ALTER TABLE agents ADD COLUMN runtimes_json TEXT NOT NULL
+              DEFAULT '[{"kind":"process","available":true,"reason":""}]')sql",
+        "ALTER TABLE agents ADD COLUMN images_json TEXT NOT NULL DEFAULT '[]'",
+        "ALTER TABLE scaling_groups ADD COLUMN image_pull_policy TEXT NOT NULL DEFAULT 'never'",
+        "ALTER TABLE scaling_groups ADD COLUMN allowed_images_json TEXT NOT NULL DEFAULT '[]'",
+    },
 };
 
 // Version 6: each existing keypair gets the next uid of the range in access-key order,

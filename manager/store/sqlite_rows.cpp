@@ -25,7 +25,55 @@ Result<void> readAgentSlots(Connection& db, AgentRecord& agent) {
   }
 }
 
+// runtimes_json: [{kind, available, reason}].
+Result<void> readAgentRuntimes(const std::string& text, AgentRecord& agent) {
+  const std::string where = "agent '" + agent.id + "' runtimes";
+  Result<Json> runtimes = parseJson(text, where);
+  if (!runtimes.ok()) return Failure{runtimes.error()};
+  if (!runtimes->is_array()) return fail(ErrorCode::Internal, "corrupt store data in " + where + ": not a list");
+  for (const Json& runtime : *runtimes) {
+    if (!runtime.is_object() || !runtime.value("kind", Json()).is_string() ||
+        !runtime.value("available", Json()).is_boolean() || !runtime.value("reason", Json()).is_string()) {
+      return fail(ErrorCode::Internal, "corrupt store data in " + where + ": " + runtime.dump());
+    }
+    agent.runtimes.push_back({runtime["kind"].get<std::string>(), runtime["available"].get<bool>(),
+                              runtime["reason"].get<std::string>()});
+  }
+  return {};
+}
+
+// images_json: [{name, id, size}].
+Result<void> readAgentImages(const std::string& text, AgentRecord& agent) {
+  const std::string where = "agent '" + agent.id + "' images";
+  Result<Json> images = parseJson(text, where);
+  if (!images.ok()) return Failure{images.error()};
+  if (!images->is_array()) return fail(ErrorCode::Internal, "corrupt store data in " + where + ": not a list");
+  for (const Json& image : *images) {
+    if (!image.is_object() || !image.value("name", Json()).is_string() || !image.value("id", Json()).is_string() ||
+        !image.value("size", Json()).is_number_integer()) {
+      return fail(ErrorCode::Internal, "corrupt store data in " + where + ": " + image.dump());
+    }
+    agent.images.push_back({image["name"].get<std::string>(), image["id"].get<std::string>(),
+                            image["size"].get<std::int64_t>()});
+  }
+  return {};
+}
+
 }  // namespace
+
+Result<std::string> runtimesText(const AgentRecord& agent) {
+  Json out = Json::array();
+  for (const auto& runtime : agent.runtimes) {
+    out.push_back({{"kind", runtime.kind}, {"available", runtime.available}, {"reason", runtime.reason}});
+  }
+  return dumpJson(out, "the runtimes of agent '" + agent.id + "'");
+}
+
+Result<std::string> imagesText(const AgentRecord& agent) {
+  Json out = Json::array();
+  for (const auto& image : agent.images) out.push_back({{"name", image.name}, {"id", image.id}, {"size", image.sizeBytes}});
+  return dumpJson(out, "the images of agent '" + agent.id + "'");
+}
 
 Result<std::vector<AgentRecord>> readAgentRows(Connection& db, const std::string& tail, const std::optional<std::string>& id) {
   std::vector<AgentRecord> found;
@@ -53,6 +101,8 @@ Result<std::vector<AgentRecord>> readAgentRows(Connection& db, const std::string
       agent.lastEventSeq = static_cast<std::uint64_t>(stmt->integer(10));
       agent.registeredAtMillis = stmt->integer(11);
       agent.statusChangedAtMillis = stmt->integer(12);
+      if (Result<void> read = readAgentRuntimes(stmt->text(13), agent); !read.ok()) return Failure{read.error()};
+      if (Result<void> read = readAgentImages(stmt->text(14), agent); !read.ok()) return Failure{read.error()};
       found.push_back(std::move(agent));
     }
   }
@@ -105,6 +155,7 @@ Result<std::vector<SessionRecord>> readSessionRows(Statement& stmt) {
     session.endedAtMillis = stmt.integer(15);
     session.idempotencyKey = stmt.text(16);
     session.requestDigest = stmt.text(17);
+    if (!stmt.isNull(18)) session.image = stmt.text(18);
     found.push_back(std::move(session));
   }
 }

@@ -14,11 +14,11 @@ namespace bai::manager::sqlite {
 const std::string kSessionColumns =
     "SELECT id, name, owner, scaling_group, command_json, env_json, requested_json, status, status_reason, "
     "agent_id, exit_code, enqueue_seq, created_at_ms, scheduled_at_ms, started_at_ms, ended_at_ms, idempotency_key, "
-    "request_digest FROM sessions";
+    "request_digest, image FROM sessions";
 
 const std::string kAgentColumns =
     "SELECT id, status, rpc_url, region, scaling_group, architecture, version, digest, plugins_json, "
-    "device_health_json, last_event_seq, registered_at_ms, status_changed_at_ms FROM agents";
+    "device_health_json, last_event_seq, registered_at_ms, status_changed_at_ms, runtimes_json, images_json FROM agents";
 
 const std::string kAllocationColumns = "SELECT session_id, agent_id, slots_json, released FROM allocations";
 
@@ -27,6 +27,10 @@ Result<std::vector<AgentRecord>> readAgentRows(Connection& db, const std::string
                                                const std::optional<std::string>& id);
 // Every row `stmt` (kSessionColumns + a WHERE) yields; corrupt JSON or status is an error naming the session.
 Result<std::vector<SessionRecord>> readSessionRows(Statement& stmt);
+// An agent's runtimes and images as their columns hold them.
+Result<std::string> runtimesText(const AgentRecord& agent);
+Result<std::string> imagesText(const AgentRecord& agent);
+
 // Every row `stmt` (kAllocationColumns + a WHERE) yields.
 Result<std::vector<AllocationRecord>> readAllocationRows(Statement& stmt);
 

@@ -68,17 +68,23 @@ class SqliteTransaction final : public StoreTransaction {
     Result<std::string> priority =
         dumpJson(Json(group.slotPriority), "the slot priority of scaling group '" + group.name + "'");
     if (!priority.ok()) return Failure{priority.error()};
+    Result<std::string> allowed =
+        dumpJson(Json(group.allowedImages), "the allowed images of scaling group '" + group.name + "'");
+    if (!allowed.ok()) return Failure{allowed.error()};
     Result<Statement> stmt = db_.prepare(
         "INSERT INTO scaling_groups (name, description, sequencer, selector, options_json, slot_priority_json, "
-        "hol_max_passes, hol_max_wait_ms, is_active, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "hol_max_passes, hol_max_wait_ms, is_active, created_at_ms, image_pull_policy, allowed_images_json) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (name) DO UPDATE SET description = excluded.description, sequencer = excluded.sequencer, "
         "selector = excluded.selector, options_json = excluded.options_json, "
         "slot_priority_json = excluded.slot_priority_json, hol_max_passes = excluded.hol_max_passes, "
-        "hol_max_wait_ms = excluded.hol_max_wait_ms, is_active = excluded.is_active");
+        "hol_max_wait_ms = excluded.hol_max_wait_ms, is_active = excluded.is_active, "
+        "image_pull_policy = excluded.image_pull_policy, allowed_images_json = excluded.allowed_images_json");
     if (!stmt.ok()) return Failure{stmt.error()};
     stmt->bind(group.name).bind(group.description).bind(group.sequencer).bind(group.selector);
     stmt->bind(group.optionsJson).bind(*priority).bind(std::int64_t{group.holMaxPasses});
     stmt->bind(group.holMaxWaitMillis).bind(group.active).bind(group.createdAtMillis);
+    stmt->bind(group.imagePullPolicy).bind(*allowed);
     return stmt->run();
   }
 
@@ -167,20 +173,25 @@ class SqliteTransaction final : public StoreTransaction {
     // An upsert, not INSERT OR REPLACE: replacing would delete the row first and cascade.
     Result<Statement> stmt = db_.prepare(
         "INSERT INTO agents (id, status, rpc_url, region, scaling_group, architecture, version, digest, "
-        "plugins_json, device_health_json, last_event_seq, registered_at_ms, status_changed_at_ms) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+        "plugins_json, device_health_json, last_event_seq, registered_at_ms, status_changed_at_ms, runtimes_json, "
+        "images_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
         "status = excluded.status, rpc_url = excluded.rpc_url, region = excluded.region, "
         "scaling_group = excluded.scaling_group, architecture = excluded.architecture, "
         "version = excluded.version, digest = excluded.digest, plugins_json = excluded.plugins_json, "
         "device_health_json = excluded.device_health_json, last_event_seq = excluded.last_event_seq, "
-        "registered_at_ms = excluded.registered_at_ms, status_changed_at_ms = excluded.status_changed_at_ms");
+        "registered_at_ms = excluded.registered_at_ms, status_changed_at_ms = excluded.status_changed_at_ms, "
+        "runtimes_json = excluded.runtimes_json, images_json = excluded.images_json");
     if (!stmt.ok()) return Failure{stmt.error()};
+    Result<std::string> runtimes = runtimesText(agent);
+    if (!runtimes.ok()) return Failure{runtimes.error()};
+    Result<std::string> images = imagesText(agent);
+    if (!images.ok()) return Failure{images.error()};
     // Unsigned counters are stored bit for bit in SQLite's signed 64-bit integers.
     stmt->bind(agent.id).bind(agentStatusName(agent.status)).bind(agent.rpcUrl).bind(agent.region);
     stmt->bind(agent.scalingGroup).bind(agent.architecture).bind(agent.version);
     stmt->bind(static_cast<std::int64_t>(agent.digest)).bind(agent.pluginsJson).bind(agent.deviceHealthJson);
     stmt->bind(static_cast<std::int64_t>(agent.lastEventSeq)).bind(agent.registeredAtMillis);
-    stmt->bind(agent.statusChangedAtMillis);
+    stmt->bind(agent.statusChangedAtMillis).bind(*runtimes).bind(*images);
     if (Result<void> ran = stmt->run(); !ran.ok()) return ran;
 
     Result<Statement> clear = db_.prepare("DELETE FROM agent_resources WHERE agent_id = ?");
@@ -237,7 +248,7 @@ class SqliteTransaction final : public StoreTransaction {
     Result<Statement> stmt = db_.prepare(
         "INSERT INTO sessions (id, name, owner, scaling_group, command_json, env_json, requested_json, status, "
         "status_reason, agent_id, exit_code, created_at_ms, scheduled_at_ms, started_at_ms, ended_at_ms, "
-        "idempotency_key, request_digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        "idempotency_key, request_digest, image) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     if (!stmt.ok()) return Failure{stmt.error()};
     stmt->bind(session.id).bind(session.name).bind(session.owner).bind(session.scalingGroup);
     stmt->bind(*command).bind(*env).bind(session.requested.toJson()).bind(sessionStatusName(session.status));
@@ -245,6 +256,11 @@ class SqliteTransaction final : public StoreTransaction {
     bindExitCode(*stmt, session.exitCode);
     stmt->bind(session.createdAtMillis).bind(session.scheduledAtMillis).bind(session.startedAtMillis);
     stmt->bind(session.endedAtMillis).bind(session.idempotencyKey).bind(session.requestDigest);
+    if (session.image) {
+      stmt->bind(*session.image);
+    } else {
+      stmt->bindNull();
+    }
     Result<void> ran = conflictAs(stmt->run(), "session '" + session.id + "' already exists");
     if (!ran.ok()) return Failure{ran.error()};
     return static_cast<std::uint64_t>(sqlite3_last_insert_rowid(db_.handle()));
@@ -484,7 +500,7 @@ class SqliteTransaction final : public StoreTransaction {
                                                             const std::optional<std::string>& name) {
     Result<Statement> stmt = db_.prepare(
         "SELECT name, description, sequencer, selector, options_json, slot_priority_json, hol_max_passes, "
-        "hol_max_wait_ms, is_active, created_at_ms FROM scaling_groups" + tail);
+        "hol_max_wait_ms, is_active, created_at_ms, image_pull_policy, allowed_images_json FROM scaling_groups" + tail);
     if (!stmt.ok()) return Failure{stmt.error()};
     if (name) stmt->bind(*name);
     std::vector<ScalingGroupRecord> found;
@@ -510,6 +526,14 @@ class SqliteTransaction final : public StoreTransaction {
       group.holMaxWaitMillis = stmt->integer(7);
       group.active = stmt->integer(8) != 0;
       group.createdAtMillis = stmt->integer(9);
+      group.imagePullPolicy = stmt->text(10);
+      Result<Json> allowed = parseJson(stmt->text(11), where);
+      if (!allowed.ok()) return Failure{allowed.error()};
+      if (!allowed->is_array()) return fail(ErrorCode::Internal, "corrupt store data in " + where + ": allowed images");
+      for (const Json& pattern : *allowed) {
+        if (!pattern.is_string()) return fail(ErrorCode::Internal, "corrupt store data in " + where + ": allowed images");
+        group.allowedImages.push_back(pattern.get<std::string>());
+      }
       found.push_back(std::move(group));
     }
   }

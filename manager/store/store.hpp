@@ -58,6 +58,11 @@ struct ScalingGroupRecord {
   std::int64_t holMaxWaitMillis = 300000;
   bool active = true;
   std::int64_t createdAtMillis = 0;
+  // What its agents do when a session's image is missing: "never", "if-missing" or
+  // "always" (protocol::parsePullPolicy); never pulling suits offline clusters.
+  std::string imagePullPolicy = "never";
+  // Image patterns its sessions may use (protocol::imageAllowed); empty: every image.
+  std::vector<std::string> allowedImages = {};
 };
 
 // A keypair resource policy (quota). A slot absent from totalResourceSlots is unlimited
@@ -80,6 +85,24 @@ struct AgentSlotFigures {
   Quantity largest;   // the largest amount one new session can get, as last reported
 };
 
+// A way an agent runs sessions ("process", "container"), as its last full report gave it.
+struct AgentRuntimeRecord {
+  std::string kind;
+  bool available = true;
+  std::string reason = "";  // why not, when not available
+
+  bool operator==(const AgentRuntimeRecord&) const = default;
+};
+
+// An image the agent's container engine has, as its last full report listed it.
+struct AgentImageRecord {
+  std::string name;  // as the engine lists it: "localhost/bai-test/busybox:1"
+  std::string id;    // "sha256:..."
+  std::int64_t sizeBytes = 0;
+
+  bool operator==(const AgentImageRecord&) const = default;
+};
+
 struct AgentRecord {
   std::string id;
   AgentStatus status = AgentStatus::Alive;
@@ -95,6 +118,9 @@ struct AgentRecord {
   std::uint64_t lastEventSeq = 0;       // every event of this agent with seq <= this is applied
   std::int64_t registeredAtMillis = 0;
   std::int64_t statusChangedAtMillis = 0;
+  // A row stored before runtimes were reported reads as one available "process" runtime.
+  std::vector<AgentRuntimeRecord> runtimes = {};
+  std::vector<AgentImageRecord> images = {};
 };
 
 struct SessionRecord {
@@ -118,6 +144,8 @@ struct SessionRecord {
   // the request it came with: a retry with both the same is answered with this session.
   std::string idempotencyKey = "";
   std::string requestDigest = "";
+  // The image it runs in (a container session); nullopt: a host process session.
+  std::optional<std::string> image = std::nullopt;
 };
 
 // A reservation of `slots` on `agentId` for one session; released ones no longer count

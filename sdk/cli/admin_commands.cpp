@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <iostream>
 #include <memory>
 
@@ -69,6 +70,16 @@ std::string withdrawnPlugins(const std::string& pluginsJson) {
   return out.empty() ? "-" : out;
 }
 
+// "process, container (unavailable: engine down)".
+std::string runtimesCell(const std::vector<client::RuntimeInfo>& runtimes) {
+  std::string out;
+  for (const auto& runtime : runtimes) {
+    out += (out.empty() ? "" : ", ") + runtime.kind;
+    if (!runtime.available) out += " (unavailable" + (runtime.reason.empty() ? "" : ": " + runtime.reason) + ")";
+  }
+  return out.empty() ? "-" : out;
+}
+
 void printAgent(const client::AgentInfo& agent) {
   Table facts({"FIELD", "VALUE"});
   facts.add({"id", agent.id});
@@ -82,6 +93,8 @@ void printAgent(const client::AgentInfo& agent) {
   facts.add({"plugins", agent.pluginsJson});
   facts.add({"withdrawn plugins", withdrawnPlugins(agent.pluginsJson)});
   facts.add({"device health", agent.deviceHealthJson});
+  facts.add({"runtimes", runtimesCell(agent.runtimes)});
+  facts.add({"images", std::to_string(agent.imageCount)});
   facts.print(std::cout);
   std::cout << "\n";
   printAgents({agent});
@@ -125,12 +138,32 @@ void printPolicies(const std::vector<client::ResourcePolicy>& policies, CommandC
 }
 
 void printGroups(const std::vector<client::ScalingGroup>& groups) {
-  Table table({"NAME", "ACTIVE", "SEQUENCER", "SELECTOR", "SLOT PRIORITY", "OPTIONS", "DESCRIPTION"});
+  Table table({"NAME", "ACTIVE", "SEQUENCER", "SELECTOR", "SLOT PRIORITY", "OPTIONS", "PULL POLICY", "ALLOWED IMAGES",
+               "DESCRIPTION"});
   for (const auto& group : groups) {
-    std::string priority;
+    std::string priority, allowed;
     for (const auto& slot : group.slotPriority) priority += (priority.empty() ? "" : ",") + slot;
+    for (const auto& pattern : group.allowedImages) allowed += (allowed.empty() ? "" : ",") + pattern;
     table.add({group.name, group.active ? "yes" : "no", group.sequencer, group.selector, priority.empty() ? "-" : priority,
-               group.optionsJson, group.description});
+               group.optionsJson, group.imagePullPolicy, allowed.empty() ? "(any)" : allowed, group.description});
+  }
+  table.print(std::cout);
+}
+
+// An image id as engines print it: 12 hex digits, without "sha256:".
+std::string shortImageId(const std::string& id) {
+  const std::string hex = id.rfind("sha256:", 0) == 0 ? id.substr(7) : id;
+  return hex.substr(0, 12);
+}
+
+void printImages(const std::vector<client::AgentImages>& agents) {
+  Table table({"AGENT", "IMAGE", "ID", "SIZE"});
+  for (const auto& agent : agents) {
+    for (const auto& image : agent.images) {
+      auto size = Quantity::parse(std::to_string(image.sizeBytes));
+      table.add({agent.agentId, image.name, shortImageId(image.id),
+                 size ? client::formatSlotAmount("bytes", *size) : std::to_string(image.sizeBytes)});
+    }
   }
   table.print(std::cout);
 }
@@ -180,6 +213,9 @@ struct GroupFields {
   std::optional<int> holMaxPasses;
   std::optional<std::int64_t> holMaxWaitMs;
   std::optional<bool> active;
+  std::optional<std::string> pullPolicy;
+  std::vector<std::string> allowedImages;
+  CLI::Option* allowedImagesOption = nullptr;  // given at all: CLI11 drops the '' that clears
 };
 
 void addGroupFields(CLI::App* command, GroupFields& fields) {
@@ -192,6 +228,12 @@ void addGroupFields(CLI::App* command, GroupFields& fields) {
   command->add_option("--hol-max-passes", fields.holMaxPasses, "head-of-line: passes a blocked session may be overtaken");
   command->add_option("--hol-max-wait-ms", fields.holMaxWaitMs, "head-of-line: how long it may be overtaken");
   command->add_option("--active", fields.active, "true or false: whether sessions are placed in this group");
+  command->add_option("--pull-policy", fields.pullPolicy, "what agents do when a session's image is missing")
+      ->check(CLI::IsMember({"never", "if-missing", "always"}));
+  fields.allowedImagesOption = command->add_option("--allowed-image", fields.allowedImages,
+                      "an image pattern sessions may use ('*' for any run: 'bai-test/*'), repeatable; '' clears the "
+                      "list (every image allowed)")
+      ->allow_extra_args(false);
 }
 
 Result<Json> groupBody(const GroupFields& fields) {
@@ -209,6 +251,16 @@ Result<Json> groupBody(const GroupFields& fields) {
   if (fields.holMaxPasses) doc["hol_max_passes"] = *fields.holMaxPasses;
   if (fields.holMaxWaitMs) doc["hol_max_wait_ms"] = *fields.holMaxWaitMs;
   if (fields.active) doc["active"] = *fields.active;
+  if (fields.pullPolicy) doc["image_pull_policy"] = *fields.pullPolicy;
+  if (fields.allowedImagesOption != nullptr && fields.allowedImagesOption->count() > 0) {
+    const auto& patterns = fields.allowedImages;
+    const bool clears = std::find(patterns.begin(), patterns.end(), "") != patterns.end() ||
+                        patterns.size() < fields.allowedImagesOption->count();
+    if (clears && !(patterns.empty() || (patterns.size() == 1 && patterns[0].empty()))) {
+      return fail(ErrorCode::InvalidArgument, "--allowed-image '' clears the list: give it alone, without patterns");
+    }
+    doc["allowed_images"] = clears ? Json::array() : Json(patterns);
+  }
   return doc;
 }
 
@@ -227,6 +279,27 @@ void addAgentCommands(CLI::App* admin, CommandContext& context) {
   allocMap->add_option("agent", *mapId, "agent id")->required();
   onRun(allocMap, context, [mapId](CommandContext& c) {
     return show(c, [mapId](auto& api) { return api.allocationMap(*mapId); }, printAllocationMap);
+  });
+
+  auto imagesId = std::make_shared<std::string>();
+  CLI::App* images = agent->add_subcommand("images", "have an agent read its container engine again, and list its images");
+  images->add_option("agent", *imagesId, "agent id")->required();
+  onRun(images, context, [imagesId](CommandContext& c) {
+    return show(c, [imagesId](auto& api) { return api.refreshAgentImages(*imagesId); },
+                [](const client::AgentImages& agent) {
+                  std::cout << "runtimes: " << runtimesCell(agent.runtimes) << "\n";
+                  printImages({agent});
+                });
+  });
+}
+
+void addImageCommands(CLI::App* admin, CommandContext& context) {
+  CLI::App* image = admin->add_subcommand("image", "the images agents' container engines have")->require_subcommand(1);
+  auto agentId = std::make_shared<std::string>();
+  CLI::App* list = image->add_subcommand("list", "images per agent, as agents last reported them");
+  list->add_option("--agent", *agentId, "only this agent's");
+  onRun(list, context, [agentId](CommandContext& c) {
+    return show(c, [agentId](auto& api) { return api.images(*agentId); }, printImages);
   });
 }
 
@@ -397,6 +470,7 @@ void addAdminCommands(CLI::App& app, CommandContext& context) {
   addKeypairCommands(admin, context);
   addPolicyCommands(admin, context);
   addScalingGroupCommands(admin, context);
+  addImageCommands(admin, context);
 }
 
 }  // namespace bai::cli

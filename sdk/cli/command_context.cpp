@@ -34,7 +34,7 @@ int CommandContext::fail(const client::ApiError& error) const {
            "? (BAI_ENDPOINT or endpoint in the config file)";
   } else if (error.status == 401) {
     hint = "check BAI_ACCESS_KEY/BAI_SECRET_KEY (or the config file) and this machine's clock";
-  } else if (error.status == 403) {
+  } else if (error.status == 403 && error.type == "forbidden") {  // not a refusal such as image-not-allowed
     hint = "this needs an admin keypair";
   }
   std::cerr << "bai: " << error.message();

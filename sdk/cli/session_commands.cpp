@@ -26,6 +26,7 @@ struct CreateOptions {
   std::vector<std::string> env;        // KEY=VALUE
   std::string group;
   std::string name;
+  std::string image;
   std::vector<std::string> command;
 };
 
@@ -38,7 +39,12 @@ bool splitPair(const std::string& text, std::pair<std::string, std::string>& out
 }
 
 client::ClientResult<client::SessionSpec> specFrom(const CreateOptions& options) {
+  if (options.command.empty() && options.image.empty()) {
+    return Failure<client::ApiError>{
+        client::ApiError{0, "usage", "", "give the command to run after -- (only a session with --image may leave it out)"}};
+  }
   client::SessionSpec spec{options.name, options.command, {}, {}, options.group};
+  spec.image = options.image;
   for (const std::string& text : options.resources) {
     std::pair<std::string, std::string> slot;
     if (!splitPair(text, slot) || slot.second.empty()) {
@@ -61,9 +67,11 @@ void addCreateOptions(CLI::App* command, CreateOptions& options) {
       ->allow_extra_args(false);  // one value per -r, so that `--` still ends the options
   command->add_option("-e,--env", options.env, "KEY=VALUE set in the session's environment, repeatable")
       ->allow_extra_args(false);
-  command->add_option("-g,--group", options.group, "scaling group (default: default)");
+  command->add_option("-g,--group,--scaling-group", options.group, "scaling group (default: default)");
   command->add_option("-n,--name", options.name, "a name for the session");
-  command->add_option("command", options.command, "the command to run, after --")->required();
+  command->add_option("-i,--image", options.image,
+                      "NAME[:TAG]: run it in a container of this image (then the command may be left out: the image's own)");
+  command->add_option("command", options.command, "the command to run, after --");
 }
 
 // Copies what a session wrote since the last call to our stdout and stderr, each stream
@@ -291,7 +299,8 @@ int info(CommandContext& context, const std::string& id) {
     table.add({"scaling group", s->scalingGroup});
     table.add({"agent", s->agent.empty() ? "-" : s->agent});
     table.add({"resources", formatResources(s->resources, context.slotTypes())});
-    table.add({"command", command});
+    table.add({"image", s->image.empty() ? "- (host process)" : s->image});
+    table.add({"command", command.empty() && !s->image.empty() ? "(the image's own)" : command});
     table.add({"env", env});
     table.add({"exit code", s->exitCode ? std::to_string(*s->exitCode) : "-"});
     table.add({"created", formatAge(s->createdAtMs)});

@@ -116,7 +116,25 @@ Session sessionFrom(const Json& doc) {
   s.scheduledAtMs = millis(doc, "scheduled_at_ms");
   s.startedAtMs = millis(doc, "started_at_ms");
   s.endedAtMs = millis(doc, "ended_at_ms");
+  if (doc.contains("image") && !doc.at("image").is_null()) s.image = doc.at("image").get<std::string>();
   return s;
+}
+
+std::vector<RuntimeInfo> runtimesFrom(const Json& doc) {
+  std::vector<RuntimeInfo> out;
+  for (const Json& runtime : doc) {
+    out.push_back({runtime.at("kind").get<std::string>(), runtime.at("available").get<bool>(), runtime.value("reason", "")});
+  }
+  return out;
+}
+
+AgentImages agentImagesFrom(const Json& doc) {
+  AgentImages out{doc.at("agent").get<std::string>(), doc.value("status", ""), doc.value("scaling_group", ""),
+                  runtimesFrom(doc.value("runtimes", Json::array())), {}, {}};
+  for (const Json& image : doc.at("images")) {
+    out.images.push_back({image.at("name").get<std::string>(), image.value("id", ""), image.value("size", std::int64_t{0})});
+  }
+  return out;
 }
 
 AgentInfo agentFrom(const Json& doc) {
@@ -137,6 +155,9 @@ AgentInfo agentFrom(const Json& doc) {
   a.statusChangedAtMs = millis(doc, "status_changed_at_ms");
   a.pluginsJson = doc.contains("plugins") ? doc.at("plugins").dump() : "null";
   a.deviceHealthJson = doc.contains("device_health") ? doc.at("device_health").dump() : "null";
+  // A manager from before runtimes says nothing of them: its agents run host processes.
+  a.runtimes = doc.contains("runtimes") ? runtimesFrom(doc.at("runtimes")) : std::vector<RuntimeInfo>{{"process", true, ""}};
+  a.imageCount = doc.value("image_count", std::size_t{0});
   return a;
 }
 
@@ -186,7 +207,9 @@ ScalingGroup scalingGroupFrom(const Json& doc) {
                       doc.value("hol_max_wait_ms", std::int64_t{0}),
                       doc.value("active", true),
                       millis(doc, "created_at_ms"),
-                      {}};
+                      {},
+                      doc.value("image_pull_policy", "never"),
+                      doc.value("allowed_images", std::vector<std::string>{})};
 }
 
 // Sends a caller's fields (JSON text) and reads the record the manager answers with. The
@@ -353,6 +376,7 @@ ClientResult<Session> Client::createSession(const SessionSpec& spec) const {
     resources[slot] = amount;
   }
   Json doc = {{"command", spec.command}, {"resources", resources}};
+  if (!spec.image.empty()) doc["image"] = spec.image;
   if (!spec.env.empty()) doc["env"] = spec.env;
   if (!spec.name.empty()) doc["name"] = spec.name;
   if (!spec.scalingGroup.empty()) doc["scaling_group"] = spec.scalingGroup;
@@ -424,6 +448,15 @@ ClientResult<AgentInfo> Client::agent(const std::string& id) const {
 
 ClientResult<AllocationMap> Client::allocationMap(const std::string& agentId) const {
   return expect<AllocationMap>(call("GET", "/v1/agents/" + segment(agentId) + "/alloc-map"), allocationMapFrom);
+}
+
+ClientResult<std::vector<AgentImages>> Client::images(const std::string& agentId) const {
+  const std::string target = agentId.empty() ? "/v1/images" : "/v1/images?agent=" + http::urlEncode(agentId);
+  return expectList<AgentImages>(call("GET", target), agentImagesFrom);
+}
+
+ClientResult<AgentImages> Client::refreshAgentImages(const std::string& agentId) const {
+  return expect<AgentImages>(call("POST", "/v1/agents/" + segment(agentId) + "/images/refresh"), agentImagesFrom);
 }
 
 ClientResult<std::vector<Keypair>> Client::keypairs() const {

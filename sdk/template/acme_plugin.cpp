@@ -91,7 +91,11 @@ class AcmeAccelerator : public bai::plugin::Accelerator {
   // Each session id is prepared once until released: the agent relies on it, and
   // bai-plugin-check tests it. A real plugin also lists the device nodes the session
   // opens ("devices": [{"path": "/dev/acme0"}]): the agent lets it open those and no
-  // other (docs/plugin-guide.md#what-a-session-receives).
+  // other (docs/plugin-guide.md#what-a-session-receives). For container sessions, when
+  // the node has a CDI spec for your devices, add their CDI names too
+  // ("cdi_devices": ["acme.com/npu=NPU-0"]): the container engine then injects the nodes
+  // and your driver's files itself; without one, add your driver's libraries as
+  // read-only "mounts". Send both forms: the agent's runtime picks the one it uses.
   std::string prepareSession(std::string_view session) override {
     const std::string id = sessionIdOf(session);
     if (prepared_.count(id) != 0) throw std::invalid_argument("session " + id + " is prepared already");

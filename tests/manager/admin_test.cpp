@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <cstdlib>
 #include <mutex>
 
@@ -460,6 +461,164 @@ TEST_F(AdminApiTest, ARetryWithItsIdempotencyKeyGetsTheSameSession) {
   EXPECT_EQ(badKey.status, 400);
   EXPECT_NE(badKey.body.value("detail", "").find("Idempotency-Key"), std::string::npos) << badKey.body.dump();
   EXPECT_EQ(call("GET", "/v1/sessions").body.size(), 4u) << "key-1 twice, the user's, two without a key";
+}
+
+// ---- Images, runtimes, pull policy and allow-list ------------------------------------
+
+// The state of an agent in `group` running `runtimes`, its engine holding `images`.
+protocol::AgentState containerNode(const std::string& rpcUrl, std::vector<protocol::RuntimeReport> runtimes,
+                                   std::vector<protocol::ImageSummary> images = {}, const std::string& group = "default") {
+  protocol::AgentState state = test_support::nodeState(rpcUrl, {{"cpu", "1"}, {"mem", "1073741824"}}, {}, group);
+  state.runtimes = std::move(runtimes);
+  state.images = std::move(images);
+  return state;
+}
+
+const protocol::RuntimeReport kProcess{"process", true, ""};
+const protocol::RuntimeReport kContainer{"container", true, ""};
+const protocol::RuntimeReport kEngineDown{"container", false, "engine /run/podman/podman.sock: connection refused"};
+
+TEST_F(AdminApiTest, ScalingGroupsTakeAPullPolicyAndAnAllowListAndRefuseBadOnesNamingTheField) {
+  auto created = call("POST", "/v1/scaling-groups",
+                      R"({"name": "gpu", "image_pull_policy": "if-missing", "allowed_images": ["bai-test/*", "*/pytorch:*"]})");
+  ASSERT_EQ(created.status, 201) << created.body.dump();
+  EXPECT_EQ(created.body["image_pull_policy"], "if-missing");
+  EXPECT_EQ(created.body["allowed_images"], Json({"bai-test/*", "*/pytorch:*"}));
+  auto fresh = call("POST", "/v1/scaling-groups", R"({"name": "cpu"})");
+  EXPECT_EQ(fresh.body["image_pull_policy"], "never") << "offline clusters pull nothing by default";
+  EXPECT_EQ(fresh.body["allowed_images"], Json::array()) << "empty: every image";
+
+  auto patched = call("PATCH", "/v1/scaling-groups/gpu", R"({"image_pull_policy": "always"})");
+  ASSERT_EQ(patched.status, 200) << patched.body.dump();
+  EXPECT_EQ(patched.body["image_pull_policy"], "always");
+  EXPECT_EQ(patched.body["allowed_images"], Json({"bai-test/*", "*/pytorch:*"})) << "kept";
+  restart();
+  server_ = std::make_unique<http::Server>(http::ServerOptions{}, managerApi(*manager_, "token"));
+  ASSERT_TRUE(server_->start().ok());
+  auto kept = call("GET", "/v1/scaling-groups/gpu");
+  EXPECT_EQ(kept.body["image_pull_policy"], "always") << "kept across a restart";
+  EXPECT_EQ(kept.body["allowed_images"], Json({"bai-test/*", "*/pytorch:*"}));
+  EXPECT_EQ(call("PATCH", "/v1/scaling-groups/gpu", R"({"allowed_images": []})").body["allowed_images"], Json::array());
+
+  for (const char* bad : {R"({"image_pull_policy": "sometimes"})", R"({"image_pull_policy": 1})"}) {
+    auto refused = call("PATCH", "/v1/scaling-groups/gpu", bad);
+    EXPECT_EQ(refused.status, 400) << bad;
+    EXPECT_NE(refused.body.value("detail", "").find("image_pull_policy"), std::string::npos) << refused.body.dump();
+  }
+  const std::string tooLong(256, 'a');
+  for (const std::string& bad : {std::string(R"({"allowed_images": [""]})"), R"({"allowed_images": [")" + tooLong + R"("]})",
+                                 std::string(R"({"allowed_images": "bai-test/*"})"), std::string(R"({"allowed_images": [3]})")}) {
+    auto refused = call("PATCH", "/v1/scaling-groups/gpu", bad);
+    EXPECT_EQ(refused.status, 400) << bad;
+    EXPECT_NE(refused.body.value("detail", "").find("allowed_images"), std::string::npos) << refused.body.dump();
+  }
+  const std::string longest(255, 'a');
+  EXPECT_EQ(call("PATCH", "/v1/scaling-groups/gpu", R"({"allowed_images": [")" + longest + R"("]})").status, 200);
+}
+
+TEST_F(AdminApiTest, AnImageSessionIsRefusedAtOnceWhenItsImageOrRuntimeCannotBeServed) {
+  ASSERT_TRUE(manager_->heartbeat("a", {"a", 1, containerNode("http://127.0.0.1:1", {kProcess, kEngineDown})}).ok());
+  // An agent of another group that has the runtime does not count.
+  ASSERT_TRUE(manager_->heartbeat("b", {"b", 1, containerNode("http://127.0.0.1:1", {kContainer}, {}, "other")}).ok());
+
+  auto badReference = call("POST", "/v1/sessions", R"({"image": "Not An Image!"})");
+  EXPECT_EQ(badReference.status, 400) << badReference.body.dump();
+  EXPECT_EQ(badReference.body.value("field", ""), "image");
+  auto noCommand = call("POST", "/v1/sessions", R"({"command": []})");
+  EXPECT_EQ(noCommand.status, 400) << noCommand.body.dump();
+  EXPECT_EQ(noCommand.body.value("field", ""), "command");
+  EXPECT_NE(noCommand.body.value("detail", "").find("only a session with an image"), std::string::npos);
+
+  auto noRuntime = call("POST", "/v1/sessions", R"({"image": "bai-test/busybox:1", "resources": {"cpu": 1}})");
+  EXPECT_EQ(noRuntime.status, 409) << noRuntime.body.dump();
+  EXPECT_EQ(noRuntime.body["type"], "no-runtime");
+  const std::string detail = noRuntime.body.value("detail", "");
+  EXPECT_NE(detail.find("no agent in scaling group 'default' offers the container runtime"), std::string::npos) << detail;
+  EXPECT_NE(detail.find("agent a: engine /run/podman/podman.sock: connection refused"), std::string::npos) << detail;
+  EXPECT_EQ(detail.find("agent b"), std::string::npos) << detail;
+
+  ASSERT_EQ(call("PATCH", "/v1/scaling-groups/default", R"({"allowed_images": ["bai-test/*", "*/pytorch:*"]})").status, 200);
+  auto notAllowed = call("POST", "/v1/sessions", R"({"image": "docker.io/library/ubuntu:22.04"})");
+  EXPECT_EQ(notAllowed.status, 403) << notAllowed.body.dump();
+  EXPECT_EQ(notAllowed.body["type"], "image-not-allowed");
+  EXPECT_EQ(notAllowed.body.value("detail", ""),
+            "image 'docker.io/library/ubuntu:22.04' is not allowed in scaling group 'default' (allowed: 'bai-test/*', "
+            "'*/pytorch:*')");
+
+  // The engine is back: an allowed image is queued, without a command, and shows its image.
+  ASSERT_TRUE(manager_->heartbeat("a", {"a", 2, containerNode("http://127.0.0.1:1", {kProcess, kContainer})}).ok());
+  auto queued = call("POST", "/v1/sessions", R"({"image": "localhost/bai-test/busybox:1", "resources": {"cpu": 1}})");
+  ASSERT_EQ(queued.status, 201) << queued.body.dump();
+  EXPECT_EQ(queued.body["image"], "localhost/bai-test/busybox:1");
+  EXPECT_EQ(queued.body["command"], Json::array());
+  auto process = call("POST", "/v1/sessions", R"({"command": ["true"], "resources": {"cpu": 1}})");
+  ASSERT_EQ(process.status, 201) << process.body.dump();
+  EXPECT_TRUE(process.body["image"].is_null()) << "a host process has no image";
+
+  // An agent that runs containers only: a process session has nowhere to run.
+  ASSERT_TRUE(manager_->heartbeat("a", {"a", 3, containerNode("http://127.0.0.1:1", {kContainer})}).ok());
+  auto noProcess = call("POST", "/v1/sessions", R"({"command": ["true"], "resources": {"cpu": 1}})");
+  EXPECT_EQ(noProcess.status, 409) << noProcess.body.dump();
+  EXPECT_NE(noProcess.body.value("detail", "").find("offers the process runtime"), std::string::npos) << noProcess.body.dump();
+}
+
+TEST_F(AdminApiTest, AgentsShowTheirRuntimesAndImagesWhichARefreshReadsAgainFromTheAgent) {
+  // The agent's RPC: answers a refresh with what its engine has now.
+  std::atomic<int> refreshes{0};
+  http::Server agentRpc(http::ServerOptions{}, [&](const http::Request& request) -> http::Response {
+    if (request.header("authorization") != "Bearer token") return {401, "application/json", "{}", {}};
+    if (request.method != "POST" || request.path != "/v1/images/refresh") return {404, "application/json", "{}", {}};
+    ++refreshes;
+    protocol::RuntimeInventory inventory{{kProcess, kContainer},
+                                         {{"localhost/bai-test/busybox:1", "sha256:0123456789abcdef", 1200000},
+                                          {"docker.io/library/python:3.12", "sha256:fedcba", 1000000000}}};
+    return {200, "application/json", inventory.toJson(), {}};
+  });
+  ASSERT_TRUE(agentRpc.start().ok());
+  const std::string url = "http://127.0.0.1:" + std::to_string(agentRpc.port());
+  ASSERT_TRUE(manager_->heartbeat("a", {"a", 1, containerNode(url, {kProcess, kEngineDown})}).ok());
+  ASSERT_TRUE(manager_->heartbeat("old", {"old", 1, test_support::nodeState(url, {{"cpu", "1"}})}).ok());
+
+  auto agent = call("GET", "/v1/agents/a");
+  ASSERT_EQ(agent.status, 200) << agent.body.dump();
+  EXPECT_EQ(agent.body["runtimes"], Json::parse(R"([{"kind": "process", "available": true},
+      {"kind": "container", "available": false, "reason": "engine /run/podman/podman.sock: connection refused"}])"));
+  EXPECT_EQ(agent.body["image_count"], 0);
+  EXPECT_EQ(call("GET", "/v1/agents/old").body["runtimes"], Json::parse(R"([{"kind": "process", "available": true}])"))
+      << "an agent that reports no runtimes runs host processes";
+
+  auto refreshed = call("POST", "/v1/agents/a/images/refresh");
+  ASSERT_EQ(refreshed.status, 200) << refreshed.body.dump();
+  EXPECT_EQ(refreshes.load(), 1);
+  EXPECT_EQ(refreshed.body["agent"], "a");
+  EXPECT_EQ(refreshed.body["runtimes"][1]["available"], true);
+  ASSERT_EQ(refreshed.body["images"].size(), 2u);
+  EXPECT_EQ(refreshed.body["images"][0],
+            Json::parse(R"({"name": "localhost/bai-test/busybox:1", "id": "sha256:0123456789abcdef", "size": 1200000})"));
+  EXPECT_EQ(call("POST", "/v1/agents/a/images/refresh", "", &user_).status, 403) << "admins only";
+  EXPECT_EQ(call("POST", "/v1/agents/none/images/refresh").body["type"], "unknown-agent");
+
+  // Stored: a restarted manager lists them before the agent reports again.
+  restart();
+  server_ = std::make_unique<http::Server>(http::ServerOptions{}, managerApi(*manager_, "token"));
+  ASSERT_TRUE(server_->start().ok());
+  auto images = call("GET", "/v1/images?agent=a");
+  ASSERT_EQ(images.status, 200) << images.body.dump();
+  ASSERT_EQ(images.body.size(), 1u);
+  EXPECT_EQ(images.body[0]["images"], refreshed.body["images"]);
+  EXPECT_EQ(call("GET", "/v1/agents/a").body["image_count"], 2);
+  auto all = call("GET", "/v1/images");
+  ASSERT_EQ(all.body.size(), 2u);
+  EXPECT_EQ(all.body[1]["agent"], "old");
+  EXPECT_EQ(all.body[1]["images"], Json::array());
+  EXPECT_EQ(call("GET", "/v1/images?agent=none").status, 404);
+
+  // An agent that does not answer: the refresh says so and changes nothing.
+  agentRpc.stop();
+  auto unreachable = call("POST", "/v1/agents/a/images/refresh");
+  EXPECT_EQ(unreachable.status, 502) << unreachable.body.dump();
+  EXPECT_EQ(unreachable.body["type"], "agent-unreachable");
+  EXPECT_EQ(call("GET", "/v1/agents/a").body["image_count"], 2);
 }
 
 }  // namespace

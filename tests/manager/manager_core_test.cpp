@@ -61,6 +61,12 @@ class FakeAgentRpc {
     auto it = owners_.find(id);
     return it == owners_.end() ? std::nullopt : it->second;
   }
+  // The create of session `id` as the agent read it (nullopt: none came).
+  std::optional<protocol::CreateSessionRequest> createOf(const std::string& id) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = creates_.find(id);
+    return it == creates_.end() ? std::nullopt : std::optional(it->second);
+  }
 
  private:
   http::Response handle(const http::Request& request) {
@@ -82,6 +88,7 @@ class FakeAgentRpc {
       }
       created_.push_back(create->sessionId);
       owners_[create->sessionId] = create->owner;
+      creates_[create->sessionId] = *create;
       protocol::SessionInfo info;
       info.id = create->sessionId;
       info.state = protocol::SessionState::Running;
@@ -108,6 +115,7 @@ class FakeAgentRpc {
   std::vector<std::string> destroyed_;
   std::vector<std::string> refused_;
   std::map<std::string, std::optional<protocol::SessionOwner>> owners_;
+  std::map<std::string, protocol::CreateSessionRequest> creates_;
 };
 
 using test_support::nodeState;
@@ -503,8 +511,8 @@ TEST_F(ManagerCoreTest, ShutdownAnswersEveryLongPoll) {
   report("a", nodeState("http://127.0.0.1:1", {{"cpu", "1"}}));
   const SessionRecord pending = submit({{"cpu", "2"}});
   std::promise<int> answered;
-  manager_->sessions().wait(kAdmin, pending.id, 60s, [&](Outcome<SessionRecord> r) {
-    answered.set_value(r ? 200 : httpStatusOf(r.error().kind));
+  manager_->sessions().wait(kAdmin, pending.id, 60s, [&](const Outcome<SessionRecord>& r) {
+    answered.set_value(r.ok() ? 200 : httpStatusOf(r.error().kind));
   });
   manager_->shutdown();
   auto future = answered.get_future();
@@ -952,6 +960,120 @@ TEST_F(ManagerCoreTest, AHeadOfLineSessionHoldsBackOnlySessionsNeedingWhatItWait
   report("a", nodeState(rpc.url(), {{"cpu", "8"}, {"cuda.device", "3"}}, {cpuOnly.id}), 2);
   ASSERT_TRUE(eventually([&] { return status(head.id) == SessionStatus::Running; })) << manager_->pendingReason(head.id);
   EXPECT_EQ(status(gpu.id), SessionStatus::Pending) << "all three GPUs went to the head of the line";
+}
+
+// ---- Container sessions: runtimes, images, pull policy --------------------------------
+
+// `state` running host processes and containers, its engine holding `images`.
+protocol::AgentState withContainers(protocol::AgentState state, std::vector<std::string> images = {},
+                                    bool engineUp = true) {
+  state.runtimes = {{"process", true, ""}, {"container", engineUp, engineUp ? "" : "engine down: connection refused"}};
+  for (const auto& name : images) state.images.push_back({name, "sha256:" + name, 1000});
+  return state;
+}
+
+TEST_F(ManagerCoreTest, TheCreateSentToAnAgentCarriesTheImageAndTheGroupsPullPolicy) {
+  FakeAgentRpc rpc;
+  rpc.start();
+  startManager();
+  storeGroup("default", [](ScalingGroupRecord& group) { group.imagePullPolicy = "if-missing"; });
+  report("a", withContainers(nodeState(rpc.url(), {{"cpu", "8"}})));
+  NewSession request;
+  request.image = "bai-test/busybox:1";  // no command: the image's own
+  request.resources = {{"cpu", "1"}};
+  auto container = manager_->createSession(kAdmin, request);
+  ASSERT_TRUE(container.ok()) << container.error().detail;
+  EXPECT_EQ(container->image, std::optional<std::string>("bai-test/busybox:1"));
+  ASSERT_TRUE(eventually([&] { return rpc.createOf(container->id).has_value(); })) << manager_->pendingReason(container->id);
+  const auto create = *rpc.createOf(container->id);
+  EXPECT_EQ(create.image, std::optional<std::string>("bai-test/busybox:1"));
+  EXPECT_EQ(create.pullPolicy, protocol::PullPolicy::IfMissing);
+  EXPECT_TRUE(create.command.empty());
+
+  const SessionRecord process = submit({{"cpu", "1"}});
+  ASSERT_TRUE(eventually([&] { return rpc.createOf(process.id).has_value(); }));
+  EXPECT_FALSE(rpc.createOf(process.id)->image.has_value()) << "a host process";
+  EXPECT_FALSE(process.image.has_value());
+}
+
+TEST_F(ManagerCoreTest, AnAgentsFailureOfAnImageSessionKeepsItsReason) {
+  FakeAgentRpc rpc;
+  rpc.start();
+  startManager();
+  report("a", withContainers(nodeState(rpc.url(), {{"cpu", "8"}})));
+  NewSession request;
+  request.image = "bai-test/missing:1";
+  request.resources = {{"cpu", "1"}};
+  auto session = manager_->createSession(kAdmin, request);
+  ASSERT_TRUE(session.ok()) << session.error().detail;
+  ASSERT_TRUE(eventually([&] { return status(session->id) == SessionStatus::Running; }));
+  const std::string why = "image bai-test/missing:1 not present on agent a; pull policy never";
+  protocol::EventBatch batch{"a", {{1, session->id, protocol::EventKind::Failed, std::nullopt, why, 1000}}};
+  ASSERT_TRUE(manager_->events("a", batch).ok());
+  ASSERT_TRUE(eventually([&] { return status(session->id) == SessionStatus::Error; }));
+  EXPECT_EQ(manager_->session(kAdmin, session->id)->statusReason, why);
+}
+
+TEST_F(ManagerCoreTest, OnlyAgentsOfferingTheRuntimeAreCandidatesAndASessionWaitsSayingWhy) {
+  FakeAgentRpc rpc;
+  rpc.start();
+  startManager();
+  report("a", withContainers(nodeState(rpc.url(), {{"cpu", "2"}})));
+  report("p", nodeState(rpc.url(), {{"cpu", "8"}}));  // host processes only, and emptier
+  NewSession request;
+  request.image = "bai-test/busybox:1";
+  request.resources = {{"cpu", "2"}};
+  auto first = manager_->createSession(kAdmin, request);
+  ASSERT_TRUE(first.ok()) << first.error().detail;
+  ASSERT_TRUE(eventually([&] { return status(first->id) == SessionStatus::Running; }));
+  EXPECT_EQ(manager_->session(kAdmin, first->id)->agentId, "a") << "p has room but runs no containers";
+
+  // a is full: the next waits for room; then its engine goes down, and the reason says so.
+  auto second = manager_->createSession(kAdmin, request);
+  ASSERT_TRUE(second.ok()) << second.error().detail;
+  ASSERT_TRUE(eventually([&] { return manager_->pendingReason(second->id).find("cpu") != std::string::npos; }))
+      << manager_->pendingReason(second->id);
+  report("a", withContainers(nodeState(rpc.url(), {{"cpu", "2"}}, {first->id}), {}, false), 2);
+  ASSERT_TRUE(eventually([&] {
+    return manager_->pendingReason(second->id) ==
+           "no agent in scaling group 'default' offers the container runtime (agent a: engine down: connection refused)";
+  })) << manager_->pendingReason(second->id);
+  EXPECT_EQ(status(second->id), SessionStatus::Pending);
+  // Host processes still go to p.
+  const SessionRecord process = submit({{"cpu", "1"}});
+  ASSERT_TRUE(eventually([&] { return status(process.id) == SessionStatus::Running; }));
+}
+
+TEST_F(ManagerCoreTest, AnAgentThatHasTheImageIsPreferredWhenOtherwiseEqualButNeverOverridesThePolicy) {
+  FakeAgentRpc rpc;
+  rpc.start();
+  startManager();
+  // Two identical agents; only the second has the image (under its engine's full name).
+  report("a1", withContainers(nodeState(rpc.url(), {{"cpu", "8"}})));
+  report("b1", withContainers(nodeState(rpc.url(), {{"cpu", "8"}}), {"localhost/bai-test/busybox:1"}));
+  NewSession request;
+  request.image = "bai-test/busybox:1";
+  request.resources = {{"cpu", "1"}};
+  auto equal = manager_->createSession(kAdmin, request);
+  ASSERT_TRUE(equal.ok()) << equal.error().detail;
+  ASSERT_TRUE(eventually([&] { return status(equal->id) == SessionStatus::Running; }));
+  EXPECT_EQ(manager_->session(kAdmin, equal->id)->agentId, "b1") << "concentrated alone takes a1, the smaller id";
+
+  // Agents that differ by the policy's measure: concentrated packs onto the fuller one,
+  // which lacks the image.
+  storeGroup("gpu", [](ScalingGroupRecord&) {});
+  report("a2", withContainers(nodeState(rpc.url(), {{"cpu", "8"}}, {}, "gpu")));
+  report("b2", withContainers(nodeState(rpc.url(), {{"cpu", "16"}}, {}, "gpu"), {"bai-test/busybox:1"}));
+  request.scalingGroup = "gpu";
+  auto differ = manager_->createSession(kAdmin, request);
+  ASSERT_TRUE(differ.ok()) << differ.error().detail;
+  ASSERT_TRUE(eventually([&] { return status(differ->id) == SessionStatus::Running; }));
+  EXPECT_EQ(manager_->session(kAdmin, differ->id)->agentId, "a2");
+
+  // A process session is never steered by images.
+  const SessionRecord process = submit({{"cpu", "1"}}, kAdmin);
+  ASSERT_TRUE(eventually([&] { return status(process.id) == SessionStatus::Running; }));
+  EXPECT_EQ(manager_->session(kAdmin, process.id)->agentId, "b1") << "concentrated: the fuller of a1 and b1";
 }
 
 }  // namespace

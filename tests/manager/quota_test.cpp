@@ -242,7 +242,8 @@ TEST(AdminRecordsTest, ReadsAScalingGroupAndGivesItBack) {
   const Json doc = Json::parse(R"({
       "name": "gpu", "description": "A100 nodes", "sequencer": "drf", "selector": "dispersed",
       "options": {"selector": {"spread": 2}}, "slot_priority": ["cuda.device", "mem"],
-      "hol_max_passes": 0, "hol_max_wait_ms": 60000, "active": false})");
+      "hol_max_passes": 0, "hol_max_wait_ms": 60000, "active": false,
+      "image_pull_policy": "always", "allowed_images": ["bai-test/*", "docker.io/library/python:3.*"]})");
   auto parsed = scalingGroupFromJson(doc);
   ASSERT_TRUE(parsed.ok()) << parsed.error().message;
   EXPECT_EQ(parsed->name, "gpu");
@@ -254,6 +255,8 @@ TEST(AdminRecordsTest, ReadsAScalingGroupAndGivesItBack) {
   EXPECT_EQ(parsed->holMaxPasses, 0);
   EXPECT_EQ(parsed->holMaxWaitMillis, 60000);
   EXPECT_FALSE(parsed->active);
+  EXPECT_EQ(parsed->imagePullPolicy, "always");
+  EXPECT_EQ(parsed->allowedImages, (std::vector<std::string>{"bai-test/*", "docker.io/library/python:3.*"}));
   Json out = scalingGroupToJson(*parsed);
   EXPECT_EQ(out["created_at_ms"], 0);
   out.erase("created_at_ms");

@@ -720,10 +720,10 @@ TEST_F(StoreTest, OpensARelativePath) {
 
 TEST_F(StoreTest, AFreshDatabaseIsAtTheLatestVersion) {
   auto store = open(url());
-  EXPECT_EQ(store->schemaVersion(), 6);
-  EXPECT_EQ(static_cast<int>(sqliteMigrations().size()), 6);
+  EXPECT_EQ(store->schemaVersion(), 7);
+  EXPECT_EQ(static_cast<int>(sqliteMigrations().size()), 7);
   store.reset();
-  EXPECT_EQ(userVersion(file()), 6);
+  EXPECT_EQ(userVersion(file()), 7);
 }
 
 StoreOptions withUidRange(std::uint32_t first, std::uint32_t last, std::optional<std::uint32_t> gid = std::nullopt) {
@@ -750,7 +750,7 @@ TEST_F(StoreTest, UpgradingAVersionFiveDatabaseGivesEachKeypairItsOwnUidInAccess
                                       "INSERT INTO keypairs VALUES ('AKA', 's', 1, 1, 1, '');"
                                       "INSERT INTO keypairs VALUES ('AKB', 's', 0, 0, 2, '');"));
   auto store = open(url(), withUidRange(300000, 300009));
-  EXPECT_EQ(store->schemaVersion(), 6);
+  EXPECT_EQ(store->schemaVersion(), 7);
   auto keypairs = readValue<Keypairs>(*store, [](StoreTransaction& tx) { return tx.keypairs(); });
   ASSERT_EQ(keypairs.size(), 3u);
   EXPECT_EQ(keypairs[0].accessKey, "AKA");
@@ -1102,6 +1102,110 @@ TEST(SessionStatusTest, NamesRoundTripAndFinalStates) {
   EXPECT_EQ(*parseAgentStatus("LOST"), AgentStatus::Lost);
   EXPECT_STREQ(agentStatusName(AgentStatus::Alive), "ALIVE");
   EXPECT_FALSE(parseAgentStatus("DEAD").ok());
+}
+
+}  // namespace
+}  // namespace bai::manager
+
+namespace bai::manager {
+namespace {
+
+// ---- Schema version 7: images, runtimes, pull policy and allow-list ----------------------
+
+// The SQL of migrations 1 to 6 and `rows`: a file as a bai-manager of schema 6 left it.
+std::string versionSixDatabase(const std::string& rows) {
+  std::string sql = "BEGIN;";
+  for (std::size_t step = 0; step < 6; ++step) {
+    for (const char* statement : sqliteMigrations().at(step)) sql += std::string(statement) + ";";
+  }
+  return sql + rows + "PRAGMA user_version = 6; COMMIT;";
+}
+
+TEST_F(StoreTest, UpgradingAVersionSixDatabaseKeepsItsRowsAsProcessSessionsAndAgents) {
+  execRaw(file(), versionSixDatabase(
+                      "INSERT INTO agents VALUES ('A1', 'ALIVE', 'http://127.0.0.1:1', 'r', 'default', 'x86_64', '1', 5, "
+                      "'[]', '[]', 0, 1, 2);"
+                      "INSERT INTO sessions (id, name, owner, scaling_group, command_json, env_json, requested_json, "
+                      "status, status_reason, agent_id, exit_code, created_at_ms, scheduled_at_ms, started_at_ms, "
+                      "ended_at_ms) VALUES ('S1', 'old', 'AK', 'default', '[\"true\"]', '{}', '{}', 'PENDING', '', '', "
+                      "NULL, 3, 0, 0, 0);"
+                      "INSERT INTO scaling_groups VALUES ('default', '', 'fifo', 'concentrated', '{}', '[]', 16, "
+                      "300000, 1, 4);"));
+  auto store = open(url());
+  EXPECT_EQ(store->schemaVersion(), 7);
+  auto session = readValue<std::optional<SessionRecord>>(*store, [](StoreTransaction& tx) { return tx.session("S1"); });
+  ASSERT_TRUE(session.has_value());
+  EXPECT_EQ(session->command, std::vector<std::string>{"true"});
+  EXPECT_FALSE(session->image.has_value()) << "an older session ran a host process";
+  auto agent = readValue<std::optional<AgentRecord>>(*store, [](StoreTransaction& tx) { return tx.agent("A1"); });
+  ASSERT_TRUE(agent.has_value());
+  ASSERT_EQ(agent->runtimes.size(), 1u) << "an older agent ran host processes only";
+  EXPECT_EQ(agent->runtimes[0], (AgentRuntimeRecord{"process", true, ""}));
+  EXPECT_TRUE(agent->images.empty());
+  auto group = readValue<std::optional<ScalingGroupRecord>>(*store, [](StoreTransaction& tx) { return tx.scalingGroup("default"); });
+  ASSERT_TRUE(group.has_value());
+  EXPECT_EQ(group->imagePullPolicy, "never");
+  EXPECT_TRUE(group->allowedImages.empty());
+}
+
+TEST_F(StoreTest, RoundTripsImagesRuntimesPullPolicyAndAllowList) {
+  auto store = open(url());
+  AgentRecord agent = sampleAgent("A1");
+  agent.runtimes = {{"process", true, ""}, {"container", false, "engine at /run/podman.sock: connection refused"}};
+  agent.images = {{"localhost/bai-test/busybox:1", "sha256:abc", 4'500'000'000}, {"docker.io/library/\"q\":1", "sha256:d", 0}};
+  SessionRecord container = sampleSession("S1");
+  container.image = "bai-test/busybox:1";
+  container.command.clear();
+  SessionRecord process = sampleSession("S2");
+  ScalingGroupRecord group;
+  group.name = "gpu";
+  group.imagePullPolicy = "if-missing";
+  group.allowedImages = {"bai-test/*", "*/pytorch:*"};
+  ASSERT_OK(writeOne(*store, [&](StoreTransaction& tx) -> Result<void> {
+    if (auto r = tx.upsertAgent(agent); !r.ok()) return r;
+    if (auto r = tx.insertSession(container); !r.ok()) return Failure{r.error()};
+    if (auto r = tx.insertSession(process); !r.ok()) return Failure{r.error()};
+    return tx.upsertScalingGroup(group);
+  }));
+  store = open(url());
+  auto read = readValue<std::optional<AgentRecord>>(*store, [](StoreTransaction& tx) { return tx.agent("A1"); });
+  ASSERT_TRUE(read.has_value());
+  EXPECT_EQ(read->runtimes, agent.runtimes);
+  EXPECT_EQ(read->images, agent.images);
+  auto first = readValue<std::optional<SessionRecord>>(*store, [](StoreTransaction& tx) { return tx.session("S1"); });
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->image, std::optional<std::string>("bai-test/busybox:1"));
+  EXPECT_TRUE(first->command.empty());
+  auto second = readValue<std::optional<SessionRecord>>(*store, [](StoreTransaction& tx) { return tx.session("S2"); });
+  ASSERT_TRUE(second.has_value());
+  EXPECT_FALSE(second->image.has_value());
+  auto readGroup = readValue<std::optional<ScalingGroupRecord>>(*store, [](StoreTransaction& tx) { return tx.scalingGroup("gpu"); });
+  ASSERT_TRUE(readGroup.has_value());
+  EXPECT_EQ(readGroup->imagePullPolicy, "if-missing");
+  EXPECT_EQ(readGroup->allowedImages, group.allowedImages);
+  // An upsert replaces both, emptying the allow-list.
+  group.imagePullPolicy = "always";
+  group.allowedImages.clear();
+  ASSERT_OK(writeOne(*store, [&](StoreTransaction& tx) { return tx.upsertScalingGroup(group); }));
+  readGroup = readValue<std::optional<ScalingGroupRecord>>(*store, [](StoreTransaction& tx) { return tx.scalingGroup("gpu"); });
+  EXPECT_EQ(readGroup->imagePullPolicy, "always");
+  EXPECT_TRUE(readGroup->allowedImages.empty());
+}
+
+TEST_F(StoreTest, CorruptRuntimesAreAnErrorNamingTheAgent) {
+  {
+    auto store = open(url());
+    ASSERT_OK(writeOne(*store, [&](StoreTransaction& tx) { return tx.upsertAgent(sampleAgent("A1")); }));
+  }
+  execRaw(file(), R"(UPDATE agents SET runtimes_json = '[{"kind":1}]')");
+  auto store = open(url());
+  Result<void> read = store->read([](StoreTransaction& tx) -> Result<void> {
+    auto agents = tx.agents();
+    if (!agents.ok()) return Failure{agents.error()};
+    return {};
+  });
+  ASSERT_FALSE(read.ok());
+  EXPECT_NE(read.error().message.find("agent 'A1' runtimes"), std::string::npos) << read.error().message;
 }
 
 }  // namespace

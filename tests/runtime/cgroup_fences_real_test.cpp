@@ -16,7 +16,9 @@
 #include <linux/magic.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 namespace bai::test {
@@ -125,7 +127,7 @@ class RealV1 {
   }
   // Also what a failed assertion left before release (its processes have exited).
   ~RealV1() {
-    for (const char* hierarchy : {"memory", "cpuset", "pids", "devices"}) {
+    for (const char* hierarchy : {"memory", "cpuset", "pids", "devices", "cpu", "cpu,cpuacct"}) {
       fs::path parent = kCgroupRoot / hierarchy / parent_;
       std::error_code error;
       for (const auto& entry : fs::directory_iterator(parent, error)) {
@@ -199,6 +201,60 @@ TEST(RealCgroupFences, V1PidsMaxStopsTheSixthProcess) {
   // The child itself is one of the five.
   EXPECT_EQ(exitCodeInCgroups(*procs, forksItGets), 4);
   ASSERT_TRUE(real.backend().release("pids").ok());
+}
+
+// Spins for 600 ms of wall time in the cgroups of `procs` and returns the CPU time it got,
+// in milliseconds (from wait4's rusage); -1 when it could not be moved in.
+long spinningCpuMillis(const std::vector<fs::path>& procs) {
+  int go[2];
+  if (::pipe2(go, O_CLOEXEC) != 0) return -1;
+  pid_t child = ::fork();
+  if (child == 0) {
+    ::close(go[1]);
+    char byte = 0;
+    if (::read(go[0], &byte, 1) != 1) ::_exit(kNeverJoined);
+    timespec start{}, now{};
+    ::clock_gettime(CLOCK_MONOTONIC, &start);
+    do {
+      ::clock_gettime(CLOCK_MONOTONIC, &now);
+    } while ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 < 600);
+    ::_exit(kAsExpected);
+  }
+  ::close(go[0]);
+  bool joined = child > 0;
+  for (const fs::path& file : procs) {
+    if (joined && !core::kernelCgroupFs()->write(file, std::to_string(child)).ok()) joined = false;
+  }
+  if (joined) joined = ::write(go[1], "x", 1) == 1;
+  ::close(go[1]);
+  int status = 0;
+  rusage usage{};
+  if (child > 0) ::wait4(child, &status, 0, &usage);
+  if (!joined || !WIFEXITED(status) || WEXITSTATUS(status) != kAsExpected) return -1;
+  return usage.ru_utime.tv_sec * 1000 + usage.ru_utime.tv_usec / 1000 + usage.ru_stime.tv_sec * 1000 +
+         usage.ru_stime.tv_usec / 1000;
+}
+
+// 0.2 CPUs: 20 ms per 100 ms period, so a spinning process gets about 120 ms of 600.
+TEST(RealCgroupFences, V1CpuQuotaThrottlesASpinningProcess) {
+  RealV1 real("cpu");
+  if (!real.whyNot().empty()) GTEST_SKIP() << real.whyNot();
+  if (real.detectionLine().find("cpu quota not enforced") != std::string::npos) GTEST_SKIP() << real.detectionLine();
+  SessionLimits limits;
+  limits.cpuMillis = 200;
+  Result<std::vector<fs::path>> procs = real.backend().prepare("cpu", limits);
+  ASSERT_TRUE(procs.ok()) << procs.error().message;
+  fs::path cpu = procs->back().parent_path();
+  EXPECT_EQ(readText(cpu / "cpu.cfs_quota_us"), "20000\n");
+  EXPECT_EQ(readText(cpu / "cpu.cfs_period_us"), "100000\n");
+  long used = spinningCpuMillis(*procs);
+  std::printf("[ cpu quota ] 0.2 CPUs: a process spinning for 600 ms got %ld ms of CPU\n", used);
+  EXPECT_GE(used, 0);
+  EXPECT_LE(used, 200) << "0.2 CPUs allow about 120 ms in 600 ms";
+  std::string stat = readText(cpu / "cpu.stat");
+  EXPECT_EQ(stat.find("nr_throttled 0\n"), std::string::npos) << stat;
+  ASSERT_TRUE(real.backend().release("cpu").ok());
+  EXPECT_FALSE(fs::exists(cpu));
 }
 
 // The kernel refuses memsw below memory at any moment: a retried prepare going down, then

@@ -7,6 +7,7 @@
 #include "runtime/device_program.hpp"
 
 #include <csignal>
+#include <sstream>
 #include <spawn.h>
 #include <sys/wait.h>
 
@@ -109,6 +110,14 @@ class LimitsTest : public ::testing::Test {
     return backend.ok() ? std::move(backend).value() : nullptr;
   }
 
+  static bool listsWordIn(const fs::path& file, const std::string& word) {
+    std::istringstream words(readText(file));
+    for (std::string w; words >> w;) {
+      if (w == word) return true;
+    }
+    return false;
+  }
+
   bool wrote(const fs::path& file, const std::string& value) const {
     for (const auto& [path, written] : fake_->writes()) {
       if (path == file && written == value) return true;
@@ -148,8 +157,8 @@ TEST_F(LimitsTest, V2PrepareCreatesTheSessionCgroupWithItsLimits) {
   ASSERT_TRUE(procs.ok()) << procs.error().message;
   fs::path session = root() / "bai" / "bai-s1";
   EXPECT_EQ(*procs, std::vector<fs::path>{session / "cgroup.procs"});
-  EXPECT_EQ(trimmed(root() / "cgroup.subtree_control"), "cpuset memory pids");
-  EXPECT_EQ(trimmed(root() / "bai" / "cgroup.subtree_control"), "cpuset memory pids");
+  EXPECT_EQ(trimmed(root() / "cgroup.subtree_control"), "cpu cpuset memory pids") << "cpu: the quota's controller";
+  EXPECT_EQ(trimmed(root() / "bai" / "cgroup.subtree_control"), "cpu cpuset memory pids") << "cpu: the quota's controller";
   EXPECT_EQ(trimmed(session / "cpuset.cpus"), "0-2");
   EXPECT_EQ(trimmed(session / "cpuset.mems"), "0");
   EXPECT_EQ(trimmed(session / "memory.max"), "1073741824");
@@ -440,7 +449,8 @@ TEST_F(LimitsTest, V2WritesPidsSwapAndAttachesTheDeviceProgram) {
   FakeCgroupFs::buildV2Root(root(), "cpuset cpu io memory pids", {});
   auto backend = detect();
   ASSERT_TRUE(backend->fencesDevices());
-  EXPECT_NE(backend->describe().find("(cpuset, memory, pids, device program)"), std::string::npos) << backend->describe();
+  EXPECT_NE(backend->describe().find("(cpuset, memory, pids, cpu, device program)"), std::string::npos)
+      << backend->describe();
   SessionLimits limits = fencedLimits(core::baseDeviceRules());
   limits.memoryBytes = kOneGiB;
   limits.swapBytes = kOneGiB / 4;
@@ -505,6 +515,99 @@ TEST_F(LimitsTest, V2BadDeviceRuleIsRefusedBeforeAnythingLoads) {
   EXPECT_FALSE(fs::exists(root() / "bai" / "bai-s1"));
 }
 
+// ---- The CPU quota: a CFS quota over a 100 ms period ---------------------------------------
+
+TEST_F(LimitsTest, V1CpuQuotaWritesThePeriodThenTheQuotaInTheCpuHierarchy) {
+  FakeCgroupFs::Options options;
+  options.cpuHierarchy = "cpu,cpuacct";  // systemd co-mounts cpu with cpuacct
+  FakeCgroupFs::buildV1Root(root(), options);
+  auto backend = detect(options);
+  EXPECT_NE(backend->describe().find("/{memory,cpuset,pids,devices,cpu}/bai"), std::string::npos) << backend->describe();
+  EXPECT_EQ(logLines_[0].find("cpu quota not enforced"), std::string::npos) << logLines_[0];
+  SessionLimits limits;
+  limits.cpuMillis = 2250;
+  Result<std::vector<fs::path>> procs = backend->prepare("s1", limits);
+  ASSERT_TRUE(procs.ok()) << procs.error().message;
+  fs::path cpu = root() / "cpu,cpuacct" / "bai" / "bai-s1";
+  EXPECT_EQ(procs->back(), cpu / "cgroup.procs") << "the session joins the cpu cgroup too";
+  EXPECT_EQ(writesIn(cpu), (std::vector<std::string>{"cpu.cfs_period_us=100000", "cpu.cfs_quota_us=225000"}));
+  ASSERT_TRUE(backend->release("s1").ok());
+  EXPECT_FALSE(fs::exists(cpu));
+}
+
+TEST_F(LimitsTest, V1CpuHierarchyWithoutAQuotaAsksKeepsTheKernelDefault) {
+  FakeCgroupFs::Options options;
+  options.cpuHierarchy = "cpu";
+  FakeCgroupFs::buildV1Root(root(), options);
+  auto backend = detect(options);
+  ASSERT_TRUE(backend->prepare("s1", {{}, {}, kOneGiB}).ok());
+  EXPECT_TRUE(writesIn(root() / "cpu" / "bai" / "bai-s1").empty());
+  EXPECT_EQ(trimmed(root() / "cpu" / "bai" / "bai-s1" / "cpu.cfs_quota_us"), "-1");
+}
+
+TEST_F(LimitsTest, V1WithoutACpuHierarchyLogsTheQuotaAsNotEnforced) {
+  FakeCgroupFs::buildV1Root(root(), {});
+  auto backend = detect();
+  EXPECT_NE(logLines_[0].find("is not a v1 cpu hierarchy: cpu quota not enforced"), std::string::npos) << logLines_[0];
+  SessionLimits limits;
+  limits.cpuMillis = 500;
+  Result<std::vector<fs::path>> procs = backend->prepare("s1", limits);
+  ASSERT_TRUE(procs.ok()) << procs.error().message;
+  EXPECT_EQ(procs->size(), 4u);
+  EXPECT_FALSE(fs::exists(root() / "cpu"));
+}
+
+TEST_F(LimitsTest, V1ReadOnlyCpuHierarchyIsAGapNotAFailure) {
+  FakeCgroupFs::Options options;
+  options.cpuHierarchy = "cpu";
+  FakeCgroupFs::buildV1Root(root(), options);
+  readOnly_.push_back(root() / "cpu");
+  auto backend = detect(options);
+  ASSERT_TRUE(backend->enforcing());
+  EXPECT_NE(logLines_[0].find("cpu is not writable: cpu quota not enforced"), std::string::npos) << logLines_[0];
+}
+
+TEST_F(LimitsTest, V2CpuMaxIsTheQuotaAndThePeriod) {
+  FakeCgroupFs::buildV2Root(root(), "cpuset cpu memory pids", {});
+  auto backend = detect();
+  EXPECT_EQ(logLines_[0].find("cpu quota not enforced"), std::string::npos) << logLines_[0];
+  SessionLimits limits;
+  limits.cpuMillis = 500;
+  ASSERT_TRUE(backend->prepare("s1", limits).ok());
+  EXPECT_EQ(writesIn(root() / "bai" / "bai-s1"), std::vector<std::string>{"cpu.max=50000 100000"});
+  EXPECT_TRUE(listsWordIn(root() / "bai" / "cgroup.subtree_control", "cpu"));
+}
+
+TEST_F(LimitsTest, V2WithoutTheCpuControllerLogsTheQuotaAsNotEnforced) {
+  FakeCgroupFs::buildV2Root(root(), "cpuset memory pids", {});
+  auto backend = detect();
+  EXPECT_NE(logLines_[0].find("v2 has no cpu controller: cpu quota not enforced"), std::string::npos) << logLines_[0];
+  SessionLimits limits;
+  limits.cpuMillis = 500;
+  ASSERT_TRUE(backend->prepare("s1", limits).ok());
+  EXPECT_TRUE(writesIn(root() / "bai" / "bai-s1").empty());
+}
+
+TEST_F(LimitsTest, ACpuQuotaUnderTheKernelsMinimumIsRefusedAndLeavesNothing) {
+  for (bool v2 : {false, true}) {
+    fs::remove_all(root());
+    FakeCgroupFs::Options options;
+    options.cpuHierarchy = "cpu";
+    if (v2) FakeCgroupFs::buildV2Root(root(), "cpuset cpu memory", options);
+    else FakeCgroupFs::buildV1Root(root(), options);
+    logLines_.clear();
+    auto backend = detect(options);
+    SessionLimits limits;
+    limits.cpuMillis = 9;
+    Result<std::vector<fs::path>> procs = backend->prepare("s1", limits);
+    ASSERT_FALSE(procs.ok()) << (v2 ? "v2" : "v1");
+    EXPECT_EQ(procs.error().code, ErrorCode::InvalidArgument);
+    EXPECT_NE(procs.error().message.find("0.01 CPUs"), std::string::npos) << procs.error().message;
+    EXPECT_FALSE(fs::exists(v2 ? root() / "bai" / "bai-s1" : root() / "cpu" / "bai" / "bai-s1"));
+    EXPECT_FALSE(fs::exists(root() / "memory" / "bai" / "bai-s1"));
+  }
+}
+
 // The machine's own cgroup tree: a session cgroup with a memory limit, the shim's command
 // joining it, then release. Skipped where no hierarchy is writable.
 TEST(RealCgroupTree, SessionJoinsItsCgroupAndReleaseRemovesIt) {
@@ -524,7 +627,7 @@ TEST(RealCgroupTree, SessionJoinsItsCgroupAndReleaseRemovesIt) {
     std::vector<fs::path> dirs;
     ~RemoveParents() {
       for (const fs::path& dir : dirs) ::rmdir(dir.c_str());
-      for (const char* optional : {"pids", "devices"}) {  // where the back end used them
+      for (const char* optional : {"pids", "devices", "cpu"}) {  // where the back end used them
         ::rmdir((fs::path("/sys/fs/cgroup") / optional / dirs.front().filename()).c_str());
       }
     }

@@ -106,6 +106,13 @@ void FakeCgroupFs::buildV1Root(const fs::path& root, const Options& options) {
     createFile(root / "devices" / "devices.deny", "");
     createFile(root / "devices" / "devices.list", "a *:* rwm\n");
   }
+  if (!options.cpuHierarchy.empty()) {
+    fs::create_directories(root / options.cpuHierarchy);
+    createFile(root / options.cpuHierarchy / "cgroup.procs", "");
+    createFile(root / options.cpuHierarchy / "tasks", "");
+    createFile(root / options.cpuHierarchy / "cpu.cfs_quota_us", "-1\n");
+    createFile(root / options.cpuHierarchy / "cpu.cfs_period_us", "100000\n");
+  }
   fs::create_directories(root / "unified");
   createFile(root / "unified" / "cgroup.controllers", "hugetlb\n");
 }
@@ -122,6 +129,7 @@ FakeCgroupFs::Hierarchy FakeCgroupFs::hierarchyOf(const fs::path& dir) const {
   if (first == "cpuset") return Hierarchy::V1Cpuset;
   if (first == "pids") return Hierarchy::V1Pids;
   if (first == "devices") return Hierarchy::V1Devices;
+  if (first == "cpu" || first == "cpu,cpuacct") return Hierarchy::V1Cpu;
   return Hierarchy::V2;
 }
 
@@ -160,6 +168,9 @@ Result<void> FakeCgroupFs::write(const fs::path& file, std::string_view value) {
     if (Result<void> valid = checkCpuset(file, value); !valid.ok()) return valid;
   }
   if (name == "devices.allow" || name == "devices.deny") return writeDeviceRule(file, value);
+  if (name == "cpu.max" || name == "cpu.cfs_quota_us" || name == "cpu.cfs_period_us") {
+    if (Result<void> valid = checkCpuQuota(file, value); !valid.ok()) return valid;
+  }
   if (name == "memory.max" || name == "memory.swap.max" || name == "pids.max" || name == "memory.limit_in_bytes" ||
       name == "memory.memsw.limit_in_bytes") {
     std::string text(value);
@@ -241,6 +252,30 @@ Result<void> FakeCgroupFs::writeDeviceRule(const fs::path& file, std::string_vie
   return {};
 }
 
+// The kernel's CFS bounds: a period of 1 ms to 1 s, a quota of 1 ms or more, or none
+// (v1 -1, v2 "max"); v2 writes both as "<quota> <period>".
+Result<void> FakeCgroupFs::checkCpuQuota(const fs::path& file, std::string_view value) const {
+  auto micros = [](const std::string& text) -> long long {
+    bool number = !text.empty() && text.size() < 18 && text.find_first_not_of("0123456789") == std::string::npos;
+    return number ? std::stoll(text) : -2;
+  };
+  const std::string name = file.filename().string();
+  std::istringstream parts{std::string(value)};
+  std::string quota, period, extra;
+  if (name == "cpu.cfs_period_us") {
+    period = std::string(value);
+  } else if (name == "cpu.cfs_quota_us") {
+    quota = std::string(value);
+  } else {
+    parts >> quota >> period;
+    if (period.empty() || (parts >> extra)) return kernelError(file, "Invalid argument");
+  }
+  const bool quotaOk = quota.empty() || quota == (name == "cpu.max" ? "max" : "-1") || micros(quota) >= 1000;
+  const bool periodOk = period.empty() || (micros(period) >= 1000 && micros(period) <= 1000000);
+  if (!quotaOk || !periodOk) return kernelError(file, "Invalid argument");
+  return {};
+}
+
 // The kernel refuses CPUs or nodes the machine (here: the options) does not have.
 Result<void> FakeCgroupFs::checkCpuset(const fs::path& file, std::string_view value) const {
   std::set<int> requested;
@@ -276,6 +311,11 @@ Result<void> FakeCgroupFs::makeDir(const fs::path& dir) {
       createFile(dir / "devices.deny", "");
       createFile(dir / "devices.list", contentOf(dir.parent_path() / "devices.list"));
       break;
+    case Hierarchy::V1Cpu:
+      createFile(dir / "tasks", "");
+      createFile(dir / "cpu.cfs_quota_us", "-1\n");
+      createFile(dir / "cpu.cfs_period_us", "100000\n");
+      break;
     case Hierarchy::V1Cpuset:
       createFile(dir / "tasks", "");
       createFile(dir / "cpuset.cpus", "\n");
@@ -298,6 +338,7 @@ Result<void> FakeCgroupFs::makeDir(const fs::path& dir) {
         createFile(dir / "memory.current", "0\n");
         if (options_.swapAccounting) createFile(dir / "memory.swap.max", "max\n");
       }
+      if (controllers.count("cpu")) createFile(dir / "cpu.max", "max 100000\n");
       if (controllers.count("pids")) {
         createFile(dir / "pids.max", "max\n");
         createFile(dir / "pids.current", "0\n");

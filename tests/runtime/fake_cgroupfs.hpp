@@ -26,12 +26,13 @@ class FakeCgroupFs final : public core::CgroupFs {
     bool swapAccounting = true;  // v1 memory.memsw.*, v2 memory.swap.max
     bool pidsHierarchy = true;   // v1 only; v2 offers pids through cgroup.controllers
     bool devicesHierarchy = true;  // v1 only
+    std::string cpuHierarchy;      // v1 only: "cpu", "cpu,cpuacct" (systemd's mount) or none
   };
 
   // A v2 root offering `controllers` ("cpuset cpu io memory pids").
   static void buildV2Root(const std::filesystem::path& root, const std::string& controllers, const Options& options);
-  // A v1 hybrid like these build machines: memory, cpuset, pids and devices hierarchies
-  // (the last two as `options` say), a v2 tree with nothing useful at <root>/unified.
+  // A v1 hybrid like these build machines: memory, cpuset, pids, devices and cpu
+  // hierarchies (the last three as `options` say), a v2 tree with nothing useful at <root>/unified.
   static void buildV1Root(const std::filesystem::path& root, const Options& options);
 
   FakeCgroupFs(std::filesystem::path root, Options options) : root_(std::move(root)), options_(std::move(options)) {}
@@ -48,7 +49,7 @@ class FakeCgroupFs final : public core::CgroupFs {
   std::vector<std::filesystem::path> subdirectories(const std::filesystem::path& dir) const override;
 
  private:
-  enum class Hierarchy { V2, V1Memory, V1Cpuset, V1Pids, V1Devices };
+  enum class Hierarchy { V2, V1Memory, V1Cpuset, V1Pids, V1Devices, V1Cpu };
   Hierarchy hierarchyOf(const std::filesystem::path& dir) const;
   Result<void> writeSubtreeControl(const std::filesystem::path& file, std::string_view value);
   Result<void> killAll(const std::filesystem::path& dir);
@@ -56,6 +57,7 @@ class FakeCgroupFs final : public core::CgroupFs {
   Result<void> checkCpuset(const std::filesystem::path& file, std::string_view value) const;
   Result<void> checkMemoryOrder(const std::filesystem::path& file, std::uint64_t value) const;
   Result<void> writeDeviceRule(const std::filesystem::path& file, std::string_view value);
+  Result<void> checkCpuQuota(const std::filesystem::path& file, std::string_view value) const;
 
   std::filesystem::path root_;
   Options options_;

@@ -557,5 +557,158 @@ TEST_F(CliTest, KeypairListAndInfoShowUidAndGid) {
   EXPECT_EQ(shown.value("gid", 0), 300) << info.out;
 }
 
+// ---- Images, runtimes, pull policy and allow-list ------------------------------------
+
+TEST_F(ClientTest, AnImageIsSentWithTheSessionAndReadBack) {
+  std::string doc = kSessionDoc;
+  doc.insert(doc.size() - 1, R"(,"image":"bai-test/busybox:1")");
+  manager_.answer(201, doc);
+  SessionSpec spec;
+  spec.image = "bai-test/busybox:1";
+  auto created = manager_.client().createSession(spec);
+  ASSERT_TRUE(created.ok()) << created.error().message();
+  EXPECT_EQ(created->image, "bai-test/busybox:1");
+  EXPECT_EQ(Json::parse(manager_.last().body),
+            Json({{"command", Json::array()}, {"resources", Json::object()}, {"image", "bai-test/busybox:1"}}));
+  manager_.answer(200, kSessionDoc);
+  auto process = manager_.client().createSession({"", {"true"}, {}, {}, ""});
+  ASSERT_TRUE(process.ok()) << process.error().message();
+  EXPECT_EQ(process->image, "") << "a host process, from a manager that says image null or nothing";
+  EXPECT_FALSE(Json::parse(manager_.last().body).contains("image"));
+}
+
+TEST_F(ClientTest, ImagesAndRuntimesOfAgentsAreRead) {
+  const char* agentImages = R"({"agent":"a1","status":"ALIVE","scaling_group":"default",
+      "runtimes":[{"kind":"process","available":true},{"kind":"container","available":false,"reason":"engine down"}],
+      "images":[{"name":"localhost/bai-test/busybox:1","id":"sha256:0123456789abcdef0123","size":1200000}]})";
+  manager_.answer(200, "[" + std::string(agentImages) + "]");
+  auto images = manager_.client().images("a1");
+  ASSERT_TRUE(images.ok()) << images.error().message();
+  EXPECT_EQ(manager_.last().target, "/v1/images?agent=a1");
+  ASSERT_EQ(images->size(), 1u);
+  const AgentImages& agent = images->front();
+  EXPECT_EQ(agent.agentId, "a1");
+  ASSERT_EQ(agent.runtimes.size(), 2u);
+  EXPECT_FALSE(agent.runtimes[1].available);
+  EXPECT_EQ(agent.runtimes[1].reason, "engine down");
+  ASSERT_EQ(agent.images.size(), 1u);
+  EXPECT_EQ(agent.images[0].name, "localhost/bai-test/busybox:1");
+  EXPECT_EQ(agent.images[0].sizeBytes, 1200000);
+  ASSERT_TRUE(manager_.client().images().ok());
+  EXPECT_EQ(manager_.last().target, "/v1/images");
+
+  manager_.answer(200, agentImages);
+  auto refreshed = manager_.client().refreshAgentImages("a1");
+  ASSERT_TRUE(refreshed.ok()) << refreshed.error().message();
+  EXPECT_EQ(manager_.last().method, "POST");
+  EXPECT_EQ(manager_.last().target, "/v1/agents/a1/images/refresh");
+  EXPECT_EQ(refreshed->images.size(), 1u);
+
+  manager_.answer(200, R"([{"id":"a1","status":"ALIVE","slots":{},"runtimes":[{"kind":"container","available":true}],
+      "image_count":4},{"id":"old","status":"ALIVE","slots":{}}])");
+  auto agents = manager_.client().agents();
+  ASSERT_TRUE(agents.ok()) << agents.error().message();
+  EXPECT_EQ((*agents)[0].imageCount, 4u);
+  ASSERT_EQ((*agents)[0].runtimes.size(), 1u);
+  EXPECT_EQ((*agents)[0].runtimes[0].kind, "container");
+  ASSERT_EQ((*agents)[1].runtimes.size(), 1u) << "a manager from before runtimes: host processes";
+  EXPECT_EQ((*agents)[1].runtimes[0].kind, "process");
+}
+
+TEST_F(ClientTest, AScalingGroupsPullPolicyAndAllowListAreRead) {
+  manager_.answer(200, R"({"name":"gpu","image_pull_policy":"if-missing","allowed_images":["bai-test/*"]})");
+  auto group = manager_.client().scalingGroup("gpu");
+  ASSERT_TRUE(group.ok()) << group.error().message();
+  EXPECT_EQ(group->imagePullPolicy, "if-missing");
+  EXPECT_EQ(group->allowedImages, std::vector<std::string>{"bai-test/*"});
+  manager_.answer(200, R"({"name":"old"})");
+  EXPECT_EQ(manager_.client().scalingGroup("old")->imagePullPolicy, "never") << "a manager from before pull policies";
+}
+
+const char* kGroupDoc = R"({"name":"gpu","image_pull_policy":"always","allowed_images":["bai-test/*","*/pytorch:*"]})";
+
+TEST_F(CliTest, SessionRunTakesAnImageAndLeavesTheCommandOptional) {
+  std::string doc = kSessionDoc;
+  doc.insert(doc.size() - 1, R"(,"image":"bai-test/busybox:1")");
+  manager_.answer(201, doc);
+  const Run run = bai("session create --image bai-test/busybox:1 -r cpu=1 --json");
+  ASSERT_EQ(run.exitCode, 0) << run.out;
+  EXPECT_EQ(Json::parse(manager_.last().body),
+            Json({{"command", Json::array()}, {"resources", {{"cpu", "1"}}}, {"image", "bai-test/busybox:1"}}));
+  ASSERT_EQ(bai("session create --json -i bai-test/busybox:1 -- sh -c 'id -u'").exitCode, 0);
+  EXPECT_EQ(Json::parse(manager_.last().body)["command"], Json({"sh", "-c", "id -u"}));
+  EXPECT_EQ(Json::parse(manager_.last().body)["image"], "bai-test/busybox:1");
+
+  const std::size_t sent = manager_.count();
+  const Run noCommand = bai("session run -r cpu=1");
+  EXPECT_EQ(noCommand.exitCode, 2) << noCommand.out;
+  EXPECT_NE(noCommand.out.find("only a session with --image"), std::string::npos) << noCommand.out;
+  EXPECT_EQ(manager_.count(), sent) << "nothing was sent";
+
+  manager_.answer(403, R"j({"type":"image-not-allowed","title":"The image is not allowed in the scaling group",
+      "detail":"image 'other/thing:1' is not allowed in scaling group 'gpu' (allowed: 'bai-test/*')","field":"image"})j");
+  const Run refused = bai("session run --scaling-group gpu --image other/thing:1");
+  EXPECT_EQ(refused.exitCode, 125) << refused.out;
+  EXPECT_EQ(Json::parse(manager_.last().body)["scaling_group"], "gpu");
+  EXPECT_NE(refused.out.find("image-not-allowed"), std::string::npos) << refused.out;
+  EXPECT_NE(refused.out.find("allowed: 'bai-test/*'"), std::string::npos) << refused.out;
+  EXPECT_EQ(refused.out.find("admin keypair"), std::string::npos) << "not a question of rights: " << refused.out;
+
+  manager_.answer(200, doc);
+  const Run info = bai("session info s1");
+  ASSERT_EQ(info.exitCode, 0) << info.out;
+  EXPECT_NE(info.out.find("bai-test/busybox:1"), std::string::npos) << info.out;
+  manager_.answer(200, kSessionDoc);
+  EXPECT_NE(bai("session info s1").out.find("host process"), std::string::npos);
+}
+
+TEST_F(CliTest, ScalingGroupCommandsSendThePullPolicyAndTheAllowList) {
+  manager_.answer(201, kGroupDoc);
+  const Run created = bai("admin scaling-group create gpu --pull-policy always --allowed-image 'bai-test/*' "
+                          "--allowed-image '*/pytorch:*'");
+  ASSERT_EQ(created.exitCode, 0) << created.out;
+  EXPECT_EQ(Json::parse(manager_.last().body),
+            Json({{"name", "gpu"}, {"image_pull_policy", "always"}, {"allowed_images", {"bai-test/*", "*/pytorch:*"}}}));
+  EXPECT_NE(created.out.find("always"), std::string::npos) << created.out;
+  EXPECT_NE(created.out.find("bai-test/*,*/pytorch:*"), std::string::npos) << created.out;
+
+  manager_.answer(200, kGroupDoc);
+  ASSERT_EQ(bai("admin scaling-group update gpu --allowed-image ''").exitCode, 0);
+  EXPECT_EQ(Json::parse(manager_.last().body), Json({{"allowed_images", Json::array()}})) << "'' clears the list";
+  ASSERT_EQ(bai("admin scaling-group update gpu --pull-policy if-missing").exitCode, 0);
+  EXPECT_EQ(Json::parse(manager_.last().body), Json({{"image_pull_policy", "if-missing"}})) << "the list left as it is";
+
+  const std::size_t sent = manager_.count();
+  EXPECT_EQ(bai("admin scaling-group update gpu --pull-policy sometimes").exitCode, 2);
+  EXPECT_EQ(bai("admin scaling-group update gpu --allowed-image '' --allowed-image 'x/*'").exitCode, 2);
+  EXPECT_EQ(manager_.count(), sent) << "nothing was sent";
+}
+
+TEST_F(CliTest, ImageListAndAgentImagesPrintOneRowPerImage) {
+  const char* agentImages = R"({"agent":"a1","status":"ALIVE","scaling_group":"default",
+      "runtimes":[{"kind":"process","available":true},{"kind":"container","available":true}],
+      "images":[{"name":"localhost/bai-test/busybox:1","id":"sha256:0123456789abcdef0123","size":1258291}]})";
+  manager_.answer(200, "[" + std::string(agentImages) + "]");
+  const Run list = bai("admin image list --agent a1");
+  ASSERT_EQ(list.exitCode, 0) << list.out;
+  EXPECT_EQ(manager_.last().target, "/v1/images?agent=a1");
+  for (const char* shown : {"AGENT", "IMAGE", "ID", "SIZE", "a1", "localhost/bai-test/busybox:1", "0123456789ab", "1.2m"}) {
+    EXPECT_NE(list.out.find(shown), std::string::npos) << shown << " in " << list.out;
+  }
+  EXPECT_EQ(list.out.find("0123456789abc"), std::string::npos) << "a short id: 12 digits";
+  ASSERT_EQ(bai("admin image list").exitCode, 0);
+  EXPECT_EQ(manager_.last().target, "/v1/images");
+
+  manager_.answer(200, agentImages);
+  const Run refreshed = bai("admin agent images a1");
+  ASSERT_EQ(refreshed.exitCode, 0) << refreshed.out;
+  EXPECT_EQ(manager_.last().method, "POST");
+  EXPECT_EQ(manager_.last().target, "/v1/agents/a1/images/refresh");
+  EXPECT_NE(refreshed.out.find("process, container"), std::string::npos) << refreshed.out;
+  EXPECT_NE(refreshed.out.find("busybox"), std::string::npos) << refreshed.out;
+  const Run json = bai("admin agent images a1 --json");
+  EXPECT_EQ(Json::parse(json.out, nullptr, false)["agent"], "a1") << json.out;
+}
+
 }  // namespace
 }  // namespace bai::client

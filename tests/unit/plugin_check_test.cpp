@@ -66,7 +66,8 @@ TEST_P(PluginCheckFails, WithTheRightReason) {
 INSTANTIATE_TEST_SUITE_P(
     Fixtures, PluginCheckFails,
     ::testing::Values(
-        Expected{"wrong-major", "FAIL info-record: built for plugin ABI 2.1, this agent speaks 1.x (see docs/plugin-guide.md#identity)"},
+        // The fixture's major is 2, its minor the SDK's (BAI_ACCELERATOR_ABI_MINOR).
+        Expected{"wrong-major", "FAIL info-record: built for plugin ABI 2.2, this agent speaks 1.x (see docs/plugin-guide.md#identity)"},
         Expected{"not-a-plugin", "FAIL info-record: no bai_accelerator_info symbol"},
         Expected{"no-entry", "FAIL abi-version: no bai_accelerator_entry symbol"},
         Expected{"small-table", "FAIL abi-version: call table struct_size 16 is smaller than the ABI 1.0 table"},
@@ -180,7 +181,8 @@ CheckerRun checkMock(const nlohmann::json& sessionExtra) {
 
 TEST(PluginCheckPayloads, AcceptsEveryDocumentedKey) {
   if (!mockBuilt()) GTEST_SKIP() << "built without the mock plugin";
-  CheckerRun run = checkMock({{"limits", {{"cpuset", "0-1"}, {"mems", "0"}, {"memory", "1073741824"}}},
+  CheckerRun run = checkMock({{"limits", {{"cpuset", "0-1"}, {"mems", "0"}, {"memory", "1073741824"}, {"cpu_quota", "1.5"}}},
+                              {"cdi_devices", {"nvidia.com/gpu=GPU-0", "nvidia.com/gpu=0:1"}},
                               {"mounts", {{{"source", "/usr/share"}, {"target", "/opt/share"}, {"read_only", true}}}},
                               {"devices", {"/dev/zero", {{"path", "/dev/full"}, {"type", "c"}, {"major", 1}, {"minor", 7},
                                                          {"access", "rwm"}}}}});
@@ -229,7 +231,18 @@ INSTANTIATE_TEST_SUITE_P(
                    "of \"rwm\", got \"rr\""},
         BadPayload{"mount_without_absolute_source", {{"mounts", {{{"source", "data"}, {"target", "/data"}}}}},
                    "FAIL prepare-release: plugin mock: prepare_session breaks docs/abi/prepare_session.schema.json at "
-                   "/mounts/0/source"}),
+                   "/mounts/0/source"},
+        BadPayload{"cdi_device_without_a_domain", {{"cdi_devices", {"nvidia/gpu=0"}}},
+                   "FAIL prepare-release: plugin mock: prepare_session breaks docs/abi/prepare_session.schema.json at "
+                   "/cdi_devices/0: expected text matching"},
+        BadPayload{"cdi_device_not_a_string", {{"cdi_devices", {7}}},
+                   "FAIL prepare-release: plugin mock: prepare_session breaks docs/abi/prepare_session.schema.json at "
+                   "/cdi_devices/0: expected string"},
+        BadPayload{"cpu_quota_a_number", {{"limits", {{"cpu_quota", 0.5}}}},
+                   "FAIL prepare-release: plugin mock: prepare_session breaks docs/abi/prepare_session.schema.json at "
+                   "/limits/cpu_quota: expected string"},
+        BadPayload{"cpu_quota_under_the_minimum", {{"limits", {{"cpu_quota", "0.005"}}}},
+                   "FAIL prepare-release: plugin mock: prepare_session: limits.cpu_quota: 0.005 is under 0.01 CPUs"}),
     [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace

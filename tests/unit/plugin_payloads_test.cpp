@@ -41,7 +41,9 @@ TEST(PreparePayloadSchema, AcceptsBothDeviceFormsAndEveryLimitKey) {
            R"({"devices": [{"path": "/dev/nvidia0"}]})",
            R"({"devices": [{"path": "/dev/nvidia0", "type": "c", "major": 195, "minor": 0, "access": "rwm"}]})",
            R"({"devices": [{"path": "/dev/sda", "type": "b", "major": 4294967295, "minor": 0, "access": "r"}]})",
-           R"({"limits": {"cpuset": "0-3,8", "mems": "0", "memory": "8589934592"}})",
+           R"({"limits": {"cpuset": "0-3,8", "mems": "0", "memory": "8589934592", "cpu_quota": "2.25"}})",
+           R"({"limits": {"cpu_quota": "3"}, "cdi_devices": ["nvidia.com/gpu=GPU-8f6a0c1e-0b5d", "amd.com/gpu=0"]})",
+           R"({"cdi_devices": ["nvidia.com/gpu=0:1", "vendor.example.org/my_class.x-y=name_1.2-3"]})",
            R"({"limits": {}, "mounts": [{"source": "/opt/x", "target": "/x", "read_only": true}], "env": {"A": "1"}})",
        }) {
     auto valid = schemaCheck(text);
@@ -65,6 +67,14 @@ TEST(PreparePayloadSchema, RefusesNamingTheKey) {
   expectSchemaRefuses(R"({"devices": [{"path": "/dev/x", "access": ""}]})", "at /devices/0/access");
   expectSchemaRefuses(R"({"devices": [{"path": "/dev/x", "mode": "0666"}]})", "unexpected member \"mode\"");
   expectSchemaRefuses(R"({"mounts": [{"target": "/x"}]})", "missing required member \"source\"");
+  expectSchemaRefuses(R"({"limits": {"cpu_quota": 0.5}})", "at /limits/cpu_quota: expected string");
+  expectSchemaRefuses(R"({"limits": {"cpu_quota": "0.0005"}})", "at /limits/cpu_quota");
+  expectSchemaRefuses(R"({"limits": {"cpu_quota": "1,5"}})", "at /limits/cpu_quota");
+  expectSchemaRefuses(R"({"cdi_devices": "nvidia.com/gpu=0"})", "at /cdi_devices: expected array");
+  expectSchemaRefuses(R"({"cdi_devices": ["nvidia/gpu=0"]})", "at /cdi_devices/0");
+  expectSchemaRefuses(R"({"cdi_devices": ["nvidia.com/gpu"]})", "at /cdi_devices/0");
+  expectSchemaRefuses(R"({"cdi_devices": ["nvidia.com/g pu=0"]})", "at /cdi_devices/0");
+  expectSchemaRefuses(R"({"cdi_devices": ["nvidia.com/gpu=0/1"]})", "at /cdi_devices/0");
 }
 
 TEST(ReadSessionResources, ReadsBothDeviceFormsMountsAndLimits) {
@@ -97,7 +107,47 @@ TEST(ReadSessionResources, ReadsBothDeviceFormsMountsAndLimits) {
   auto empty = readSessionResources(json::object());
   ASSERT_TRUE(empty.ok());
   EXPECT_TRUE(empty->devices.empty());
-  EXPECT_FALSE(empty->limits.cpus || empty->limits.mems || empty->limits.memoryBytes);
+  EXPECT_TRUE(empty->cdiDevices.empty());
+  EXPECT_FALSE(empty->limits.cpus || empty->limits.mems || empty->limits.memoryBytes || empty->limits.cpuMillis);
+}
+
+// ABI 1.2: CDI device names beside the nodes, and a CPU quota in thousandths of a CPU.
+TEST(ReadSessionResources, ReadsCdiDevicesAndTheCpuQuota) {
+  auto read = readSessionResources(json::parse(R"({
+      "devices": ["/dev/nvidia0"],
+      "cdi_devices": ["nvidia.com/gpu=GPU-8f6a0c1e-0b5d-4a5e", "nvidia.com/gpu=1:0", "amd.com/gpu=0"],
+      "limits": {"cpu_quota": "2.25"}})"));
+  ASSERT_TRUE(read.ok()) << read.error().message;
+  EXPECT_EQ(read->cdiDevices,
+            (std::vector<std::string>{"nvidia.com/gpu=GPU-8f6a0c1e-0b5d-4a5e", "nvidia.com/gpu=1:0", "amd.com/gpu=0"}));
+  ASSERT_EQ(read->devices.size(), 1u) << "a plugin sends both forms; the runtime picks";
+  EXPECT_EQ(read->limits.cpuMillis, 2250u);
+  for (auto [text, millis] : {std::pair{"0.01", 10u}, std::pair{"0.5", 500u}, std::pair{"3", 3000u},
+                              std::pair{"0.125", 125u}, std::pair{"64.0", 64000u}}) {
+    auto quota = readSessionResources(json{{"limits", {{"cpu_quota", text}}}});
+    ASSERT_TRUE(quota.ok()) << text << ": " << quota.error().message;
+    EXPECT_EQ(quota->limits.cpuMillis, millis) << text;
+  }
+}
+
+TEST(ReadSessionResources, BadCdiDevicesAndCpuQuotasNameTheKey) {
+  expectReadRefuses(R"({"cdi_devices": [7]})", "cdi_devices[0]: expected a CDI device name, got 7");
+  expectReadRefuses(R"({"cdi_devices": ["nvidia.com/gpu=0", "gpu0"]})", "cdi_devices[1] (gpu0): expected vendor.com/class=name");
+  expectReadRefuses(R"({"cdi_devices": ["nvidia/gpu=0"]})", "cdi_devices[0] (nvidia/gpu=0): the vendor 'nvidia' is not a domain name");
+  expectReadRefuses(R"({"cdi_devices": ["-nvidia.com/gpu=0"]})", "the vendor '-nvidia.com' is not a domain name");
+  expectReadRefuses(R"({"cdi_devices": ["nvidia..com/gpu=0"]})", "the vendor 'nvidia..com' is not a domain name");
+  expectReadRefuses(R"({"cdi_devices": ["nvidia.com/=0"]})", "the class '' is not [a-zA-Z0-9_.-]+");
+  expectReadRefuses(R"({"cdi_devices": ["nvidia.com/g:pu=0"]})", "the class 'g:pu' is not [a-zA-Z0-9_.-]+");
+  expectReadRefuses(R"({"cdi_devices": ["nvidia.com/gpu="]})", "the name '' is not [a-zA-Z0-9_.:-]+");
+  expectReadRefuses(R"({"cdi_devices": ["nvidia.com/gpu=a=b"]})", "the name 'a=b' is not [a-zA-Z0-9_.:-]+");
+  expectReadRefuses(R"({"limits": {"cpu_quota": 2}})", "limits.cpu_quota: expected CPUs as a decimal string");
+  expectReadRefuses(R"({"limits": {"cpu_quota": "0.0005"}})", "limits.cpu_quota: expected CPUs as a decimal string");
+  expectReadRefuses(R"({"limits": {"cpu_quota": ".5"}})", "limits.cpu_quota: expected");
+  expectReadRefuses(R"({"limits": {"cpu_quota": "2."}})", "limits.cpu_quota: expected");
+  expectReadRefuses(R"({"limits": {"cpu_quota": "-1"}})", "limits.cpu_quota: expected");
+  expectReadRefuses(R"({"limits": {"cpu_quota": "0"}})", "limits.cpu_quota: 0 is under 0.01 CPUs");
+  expectReadRefuses(R"({"limits": {"cpu_quota": "0.009"}})", "limits.cpu_quota: 0.009 is under 0.01 CPUs");
+  expectReadRefuses(R"({"limits": {"cpu_quota": "1000000000"}})", "limits.cpu_quota: expected");
 }
 
 // The rules beyond the schema, and the schema's own rules again for a caller that skipped it.

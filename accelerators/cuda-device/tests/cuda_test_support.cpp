@@ -99,8 +99,10 @@ json nodeEntry(const Scenario& scenario, const std::string& path, unsigned major
 }
 
 json Scenario::config(const json& settings) const {
+  // No CDI spec and no driver binaries: the node's own (/etc/cdi, /usr/bin) stay out of the tests.
   json config = {{"nvml_library", fakeLibrary()}, {"sysfs_root", sysfsRoot()}, {"dev_root", devRoot()},
-                 {"proc_root", procRoot()}};
+                 {"proc_root", procRoot()}, {"cdi_spec_dirs", json::array()},
+                 {"driver_binary_dirs", json::array({(sysfs_.path() / "bin").string()})}};
   config.update(settings);
   return config;
 }

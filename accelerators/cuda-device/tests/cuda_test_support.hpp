@@ -33,7 +33,8 @@ std::string scenarioPath(std::string_view name);  // BAI_FAKE_SCENARIO_DIR/<name
 class Scenario {
  public:
   explicit Scenario(std::string_view name);
-  // The plugin config: the fake library and the trees, with `settings` laid over it.
+  // The plugin config: the fake library and the trees, no CDI spec dir and an empty
+  // driver binary dir, with `settings` laid over it.
   json config(const json& settings = json::object()) const;
   std::string sysfsRoot() const { return (sysfs_.path() / "sys").string(); }
   std::string devRoot() const { return (sysfs_.path() / "dev").string(); }

@@ -233,5 +233,23 @@ TEST(CudaFractionalPlugin, BadSettingsAreRefused) {
   }
 }
 
+// Shares of one GPU name the whole GPU in cdi_devices: the container sees the device, MPS
+// (whose env the answer keeps) limits its share.
+TEST(CudaFractionalPlugin, SharesOfAGpuNameItInCdiDevicesWithTheMpsEnv) {
+  Scenario scenario("h100x8");
+  bai::test::TempDir cdi;
+  std::ofstream(cdi.path() / "nvidia.json")
+      << json{{"kind", "nvidia.com/gpu"}, {"devices", {{{"name", "0"}}, {{"name", scenario.gpuUuid(1)}}}}}.dump();
+  auto plugin = created(scenario.config(
+      {{"unit_mem", kGiB}, {"unit_proc", 100}, {"cdi_spec_dirs", json::array({cdi.path().string()})}}));
+  json a = prepared(*plugin, "a", {{"cuda.shares", {{"0", "0.5"}, {"1", "0.25"}}}});
+  EXPECT_EQ(a["cdi_devices"], json::array({"nvidia.com/gpu=0", "nvidia.com/gpu=" + scenario.gpuUuid(1)}));
+  EXPECT_TRUE(a["env"].contains("CUDA_MPS_ACTIVE_THREAD_PERCENTAGE")) << a.dump();
+  EXPECT_TRUE(a["mounts"].empty());
+  // GPU 2 is not in the spec: that session gets the nodes and whatever driver files exist.
+  json b = prepared(*plugin, "b", {{"cuda.shares", {{"2", "0.5"}}}});
+  EXPECT_FALSE(b.contains("cdi_devices")) << b.dump();
+}
+
 }  // namespace
 }  // namespace bai::cuda::testing

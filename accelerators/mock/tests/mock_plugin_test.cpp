@@ -90,10 +90,28 @@ TEST(MockPluginInfo, UnconfiguredOffersNothing) {
   EXPECT_TRUE(nlohmann::json::parse(plugin.allocMapSpec())["maps"].empty());
 }
 
-TEST(MockSamples, AllSevenArePresent) {
+TEST(MockSamples, AllEightArePresent) {
   EXPECT_EQ(allSamples(), (std::vector<std::string>{"mock-1024.toml", "mock-2gpu-mig.toml", "mock-4xa100.toml",
-                                                    "mock-acme.toml", "mock-device-nodes.toml", "mock-fractional.toml",
-                                                    "mock-rocm.toml"}));
+                                                    "mock-acme.toml", "mock-container.toml", "mock-device-nodes.toml",
+                                                    "mock-fractional.toml", "mock-rocm.toml"}));
+}
+
+// session_extra's cdi_devices and limits.cpu_quota reach the answer beside the nodes.
+TEST(MockSamples, ContainerSampleSendsCdiDevicesAndACpuQuota) {
+  DirectPlugin plugin(pluginPath());
+  createOk(plugin, sampleConfig("mock-container.toml"));
+  json prepared = parsePayload("prepare_session", plugin.prepareSession(session("s", {{"cuda.device", {{"0", "1"}}}})));
+  EXPECT_EQ(prepared.at("devices"), json::parse(R"([{"path": "/dev/bai-mock0"}])"));
+  EXPECT_EQ(prepared.at("cdi_devices"), json::parse(R"(["bai.example.com/mock=GPU-c0000000-0000-4000-8000-000000000000"])"));
+  EXPECT_EQ(prepared.at("limits"), json::parse(R"({"cpu_quota": "0.5"})"));
+  EXPECT_EQ(plugin.releaseSession(session("s", json::object())), BAI_OK);
+}
+
+TEST(MockSamples, WithoutSessionExtraTheAnswerHasNoCdiDevices) {
+  DirectPlugin plugin(pluginPath());
+  createOk(plugin, sampleConfig("mock-device-nodes.toml"));
+  json prepared = parsePayload("prepare_session", plugin.prepareSession(session("s", {{"cuda.device", {{"1", "1"}}}})));
+  EXPECT_FALSE(prepared.contains("cdi_devices")) << prepared.dump();
 }
 
 TEST(MockSamples, DeviceNodesOneForEachGpu) {

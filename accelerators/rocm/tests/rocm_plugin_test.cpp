@@ -71,6 +71,7 @@ class RocmPlugin : public ::testing::Test {
     ::setenv("BAI_FAKE_ROCM_SMI_CONFIG", fakeScenario.c_str(), 1);
     if (!config.contains("smi_library")) config["smi_library"] = fakePath();
     if (!config.contains("sysfs_root")) config["sysfs_root"] = (temp_.path() / "no-sysfs").string();
+    if (!config.contains("cdi_spec_dirs")) config["cdi_spec_dirs"] = json::array();  // not the node's own
     ASSERT_EQ(plugin_.create(config.dump()), BAI_OK) << plugin_.lastLog();
   }
   json describe() { return parsePayload("describe", plugin_.describe()); }
@@ -262,6 +263,24 @@ TEST_F(RocmPlugin, AbsentLibraryMeansZeroDevicesAndTheReason) {
   create(scenario("mi250-4gpu-2numa.json"), {{"smi_library", "/nonexistent/bai-fake/librocm_smi64.so.1"}});
   expectZeroDevices("/nonexistent/bai-fake/librocm_smi64.so.1");
   EXPECT_TRUE(describe().at("extra_info").at("library").is_null());
+}
+
+// AMD's container toolkit names GPUs by index in an amd.com/gpu spec; a container
+// engine then injects the nodes. Another kind's spec and a broken one change nothing.
+TEST_F(RocmPlugin, AnAmdCdiSpecNamesTheGrantedGpusInCdiDevices) {
+  const std::filesystem::path cdi = temp_.path() / "cdi";
+  writeFile(cdi / "amd.json", R"({"cdiVersion": "0.6.0", "kind": "amd.com/gpu", "devices": [{"name": "0"}, {"name": "1"}, {"name": "all"}]})");
+  writeFile(cdi / "nvidia.yaml", "kind: nvidia.com/gpu\ndevices:\n- name: \"2\"\n");
+  writeFile(cdi / "zz-broken.yaml", "kind: amd.com/gpu\ndevices: {}\n");
+  create(scenario("mi250-4gpu-2numa.json"), {{"cdi_spec_dirs", {cdi.string()}}});
+  bool warned = false;
+  for (const std::string& line : plugin_.logs()) warned |= line.find("zz-broken.yaml: line 2") != std::string::npos;
+  EXPECT_TRUE(warned) << plugin_.lastLog();
+  EXPECT_EQ(describe().at("extra_info").at("cdi_specs"), json::array({(cdi / "amd.json").string()}));
+  EXPECT_EQ(prepare("s1", {{"rocm.device", {{"0", "1"}, {"1", "1"}}}}).at("cdi_devices"),
+            json::array({"amd.com/gpu=0", "amd.com/gpu=1"}));
+  EXPECT_FALSE(prepare("s2", {{"rocm.device", {{"2", "1"}}}}).contains("cdi_devices")) << "GPU 2 is not in the spec";
+  EXPECT_FALSE(prepare("s3", json::object()).contains("cdi_devices"));
 }
 
 TEST_F(RocmPlugin, BadConfigIsRefusedNamingTheKey) {

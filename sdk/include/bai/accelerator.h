@@ -49,9 +49,13 @@ extern "C" {
  *        "minor", "access"} beside paths, and "limits" is defined: exactly the keys
  *        "cpuset", "mems" and "memory" (docs/abi/prepare_session.schema.json). 1.0 left
  *        "limits" free-form and unapplied; a key outside these three now fails the
- *        session. A plugin that sends device objects needs an agent of 1.1 or later. */
+ *        session. A plugin that sends device objects needs an agent of 1.1 or later;
+ *   1.2  prepare_session may return "cdi_devices" (CDI device names such as
+ *        "nvidia.com/gpu=GPU-..."), which a container runtime passes to its engine
+ *        instead of "devices" and "mounts", and "limits" takes "cpu_quota" (CPUs as a
+ *        decimal string, "0.5"). A plugin that sends either needs an agent of 1.2. */
 #define BAI_ACCELERATOR_ABI_MAJOR 1u
-#define BAI_ACCELERATOR_ABI_MINOR 1u
+#define BAI_ACCELERATOR_ABI_MINOR 2u
 
 /* Marks the two exported symbols; plugins build with -fvisibility=hidden. */
 #if defined(__GNUC__) || defined(__clang__)

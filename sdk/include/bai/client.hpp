@@ -93,6 +93,7 @@ struct Session {
   std::int64_t startedAtMs = 0;
   std::int64_t endedAtMs = 0;
   std::string json;  // the document as the manager sent it (for --json output)
+  std::string image = "";  // the image it runs in; empty: a host process
 
   // TERMINATED, ERROR or CANCELLED: nothing will change any more.
   bool isFinal() const;
@@ -109,6 +110,9 @@ struct SessionSpec {
   // body with the session it created for it, and a different body with 409. Empty:
   // createSession makes a random one, kept for its retries.
   std::string idempotencyKey = "";
+  // NAME[:TAG] of the image to run it in, on an agent with the container runtime; the
+  // command may then be empty (the image's own). Empty: a host process.
+  std::string image = "";
 };
 
 // The manager answers at most one page (1 MiB) per read, however much is asked for.
@@ -138,6 +142,30 @@ struct SlotUsage {
   Quantity available() const { return capacity - used; }
 };
 
+// How an agent can run sessions ("process", "container"), and why not when it cannot now.
+struct RuntimeInfo {
+  std::string kind;
+  bool available = true;
+  std::string reason = "";
+};
+
+// An image an agent's container engine has.
+struct ImageInfo {
+  std::string name;  // as the engine lists it: "localhost/bai-test/busybox:1"
+  std::string id;    // "sha256:..."
+  std::int64_t sizeBytes = 0;
+};
+
+// GET /v1/images: one agent's runtimes and images, as it last reported or was refreshed.
+struct AgentImages {
+  std::string agentId;
+  std::string status;
+  std::string scalingGroup;
+  std::vector<RuntimeInfo> runtimes;
+  std::vector<ImageInfo> images;
+  std::string json;  // the document as the manager sent it (for --json output)
+};
+
 struct AgentInfo {
   std::string id;
   std::string status;  // ALIVE, LOST, TERMINATED
@@ -153,6 +181,8 @@ struct AgentInfo {
   std::string pluginsJson;       // as the agent reported them
   std::string deviceHealthJson;  // as the agent reported it
   std::string json;  // the document as the manager sent it (for --json output)
+  std::vector<RuntimeInfo> runtimes = {};
+  std::size_t imageCount = 0;
 };
 
 // An agent's devices for one slot, and who holds how much of each.
@@ -233,6 +263,8 @@ struct ScalingGroup {
   bool active = true;
   std::int64_t createdAtMs = 0;
   std::string json;  // the document as the manager sent it (for --json output)
+  std::string imagePullPolicy = "never";     // never, if-missing or always
+  std::vector<std::string> allowedImages = {};  // image patterns; empty: every image
 };
 
 // Any answer of the manager, for routes without a typed call.
@@ -273,6 +305,10 @@ class Client {
   ClientResult<std::vector<AgentInfo>> agents() const;
   ClientResult<AgentInfo> agent(const std::string& id) const;
   ClientResult<AllocationMap> allocationMap(const std::string& agentId) const;
+  // Images per agent, from what agents last reported; `agentId` non-empty: that one only.
+  ClientResult<std::vector<AgentImages>> images(const std::string& agentId = {}) const;
+  // Has the agent read its container engine again, and answers what it has now.
+  ClientResult<AgentImages> refreshAgentImages(const std::string& agentId) const;
 
   ClientResult<std::vector<Keypair>> keypairs() const;
   ClientResult<NewKeypair> createKeypair(bool admin, const std::string& resourcePolicy = {}) const;
