@@ -209,6 +209,10 @@ class DockerEngine final : public ContainerEngine {
   Result<void> attach(const std::string& id, OutputSink sink, std::function<void(Result<void>)> ended) override {
     const std::string what = "attach to container " + id;
     if (!isContainerReference(id)) return fail(ErrorCode::InvalidArgument, what + ": not a container id");
+    {
+      const std::lock_guard lock(attached_->mutex);  // after shutdown(): not even asked
+      if (attached_->closing) return fail(ErrorCode::Internal, what + ": the engine client is closing");
+    }
     auto connection = std::make_shared<EngineConnection>(socket_);
     const EngineDeadline deadline = EngineClock::now() + options_.callTimeout;
     auto response =
@@ -243,6 +247,7 @@ class DockerEngine final : public ContainerEngine {
     } catch (const std::system_error& error) {  // out of threads: the stream was never read
       const std::lock_guard lock(attached_->mutex);
       attached_->open.erase(ticket);
+      attached_->emptied.notify_all();
       return fail(ErrorCode::Internal, what + ": no thread to read its output: " + error.what());
     }
     return {};

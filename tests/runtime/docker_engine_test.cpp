@@ -616,6 +616,33 @@ TEST_P(FakeEngineTest, ManyThreadsShareOneEngine) {
   EXPECT_TRUE(engine_->list("ai.bai.agent", "agent-1")->empty());
 }
 
+TEST_P(FakeEngineTest, ShutdownEndsTheCallsInProgressAndRefusesLaterOnes) {
+  fake_->onStart([](const json&) { return Behaviour::runsUntilKilled(); });
+  Attached attached;
+  const std::string id = createAndStart("bai-shutdown", &attached);
+  auto waited = std::async(std::launch::async, [&] { return engine_->wait(id); });
+  Collected followed;
+  auto following = std::async(std::launch::async, [&] { return engine_->logs(id, true, followed.sink()); });
+  EXPECT_EQ(waited.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
+  engine_->shutdown();
+  ASSERT_EQ(waited.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  ASSERT_EQ(following.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  auto ended = attached.ended.get_future();
+  ASSERT_EQ(ended.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  for (const Error& error : {waited.get().error(), following.get().error(), ended.get().error()}) {
+    EXPECT_EQ(error.code, ErrorCode::Internal);
+    EXPECT_NE(error.message.find("closed by the client"), std::string::npos) << error.message;
+  }
+  const std::size_t sent = fake_->requests().size();
+  auto later = engine_->inspect(id);
+  ASSERT_FALSE(later);
+  EXPECT_NE(later.error().message.find("closed by the client"), std::string::npos) << later.error().message;
+  Attached refused;
+  EXPECT_FALSE(engine_->attach(id, refused.sink(), refused.onEnd()));
+  EXPECT_EQ(refused.endings.load(), 0);
+  EXPECT_EQ(fake_->requests().size(), sent);  // refused without asking the engine
+}
+
 TEST(DockerEngine, AnAbsentSocketIsUnreachable) {
   bai::test::TempDir dir;
   auto engine = makeDockerEngine(dir.path() / "nothing.sock");
