@@ -85,6 +85,12 @@ Result<nlohmann::json> checkedPrepare(CheckSession& session, const std::string& 
   if (auto resources = readSessionResources(*prepared); !resources) {
     return problem(plugin + "prepare_session: " + resources.error().message + " for " + document);
   }
+  const std::uint32_t claimed = session.identity().abiMinor;
+  if (PayloadAbi used = newestAbiUsedBy(*prepared); used.minor > claimed) {
+    return problem(plugin + "prepare_session: " + used.key + " came with ABI 1." + std::to_string(used.minor) +
+                   ", but the info record says 1." + std::to_string(claimed) + ", whose agents refuse it: build with " +
+                   "the SDK of 1." + std::to_string(used.minor) + " or later");
+  }
   return prepared;
 }
 

@@ -294,6 +294,20 @@ bool onlyCharacters(std::string_view text, std::string_view punctuation) {
 
 }  // namespace
 
+PayloadAbi newestAbiUsedBy(const nlohmann::json& prepareAnswer) {
+  if (!prepareAnswer.is_object()) return {};
+  if (auto cdi = prepareAnswer.find("cdi_devices"); cdi != prepareAnswer.end()) return {2, "cdi_devices"};
+  if (auto limits = prepareAnswer.find("limits"); limits != prepareAnswer.end() && limits->is_object() &&
+                                                  limits->contains("cpu_quota")) {
+    return {2, "limits.cpu_quota"};
+  }
+  const nlohmann::json devices = prepareAnswer.value("devices", nlohmann::json::array());
+  for (std::size_t i = 0; devices.is_array() && i < devices.size(); ++i) {
+    if (devices[i].is_object()) return {1, "devices[" + std::to_string(i) + "] (an object)"};
+  }
+  return {};
+}
+
 std::string whyNotCdiDeviceName(const std::string& name) {
   const std::size_t slash = name.find('/');
   const std::size_t equals = name.find('=', slash == std::string::npos ? 0 : slash);

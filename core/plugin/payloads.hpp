@@ -77,6 +77,15 @@ struct SessionResources {
   PayloadLimits limits;
 };
 
+// The newest ABI minor whose keys a prepare_session answer uses, and the first such key:
+// 2 for cdi_devices or limits.cpu_quota, 1 for a device object, else 0. An agent of an
+// older minor refuses the answer, so a plugin must not claim one.
+struct PayloadAbi {
+  std::uint32_t minor = 0;
+  std::string key;
+};
+PayloadAbi newestAbiUsedBy(const nlohmann::json& prepareAnswer);
+
 // Why `name` is not a CDI device name "vendor.com/class=name"; empty when it is one.
 std::string whyNotCdiDeviceName(const std::string& name);
 

@@ -166,6 +166,17 @@ TEST(ReadSessionResources, ErrorsNameTheKey) {
   expectReadRefuses(R"({"limits": {"mems": "0,"}})", "limits.mems");
 }
 
+// bai-plugin-check fails a plugin whose info record claims an older minor than its answers need.
+TEST(NewestAbiUsedBy, NamesTheKeyOfTheNewestMinor) {
+  auto newest = [](const char* text) { return newestAbiUsedBy(json::parse(text)); };
+  EXPECT_EQ(newest(R"({"env": {"A": "1"}, "devices": ["/dev/x"], "limits": {"memory": "1"}})").minor, 0u);
+  EXPECT_EQ(newest(R"({"devices": ["/dev/x", {"path": "/dev/y"}]})").minor, 1u);
+  EXPECT_EQ(newest(R"({"devices": ["/dev/x", {"path": "/dev/y"}]})").key, "devices[1] (an object)");
+  EXPECT_EQ(newest(R"({"devices": [{"path": "/dev/y"}], "limits": {"cpu_quota": "1"}})").minor, 2u);
+  EXPECT_EQ(newest(R"({"devices": [{"path": "/dev/y"}], "limits": {"cpu_quota": "1"}})").key, "limits.cpu_quota");
+  EXPECT_EQ(newest(R"({"cdi_devices": ["a.com/b=c"], "limits": {"cpu_quota": "1"}})").key, "cdi_devices");
+}
+
 // ---- The real plugins, loaded by the host as the agent loads them -------------------------
 
 class RealPluginPayloads : public ::testing::Test {
