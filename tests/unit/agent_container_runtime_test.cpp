@@ -52,8 +52,8 @@ class ContainerRuntimeTest : public ::testing::Test {
     spec.env = {{"HOME", "/home/work"}, {"FOO", "bar"}};
     spec.owner = {200001, 200002, "tenant-a"};
     spec.isolation.sandbox.workDir = spec.sessionDir / "work";
-    spec.isolation.sandbox.devices = {{"/dev/mock0", 'c', 1, 3, "rw"}};
-    spec.isolation.sandbox.mounts = {{"/opt/data", "/data", true}};
+    spec.isolation.sandbox.devices = spec.isolation.containerDevices = {{"/dev/mock0", 'c', 1, 3, "rw"}};
+    spec.isolation.sandbox.mounts = spec.isolation.containerMounts = {{"/opt/data", "/data", true}};
     spec.isolation.limits.cpus = {0, 1};
     spec.isolation.limits.memoryBytes = 64u << 20;
     spec.isolation.limits.swapBytes = 0;
@@ -90,8 +90,11 @@ TEST(ContainerSpecFor, CarriesTheOwnerTheWorkDirDevicesLimitsAndLabels) {
   spec.env = {{"HOME", "/home/work"}};
   spec.owner = {200001, 200002, "tenant-a"};
   spec.isolation.sandbox.workDir = "/var/lib/bai/agent/sessions/s1/work";
-  spec.isolation.sandbox.devices = {{"/dev/nvidia0", 'c', 195, 0, "rw"}};
-  spec.isolation.sandbox.mounts = {{"/usr/lib/libcuda.so.1", "/usr/lib/libcuda.so.1", true}};
+  spec.isolation.sandbox.devices = {{"/dev/nvidia0", 'c', 195, 0, "rw"}, {"/dev/acme0", 'c', 240, 0, "rw"}};
+  spec.isolation.containerDevices = {{"/dev/nvidia0", 'c', 195, 0, "rw"}};  // acme0's plugin gave a CDI name
+  spec.isolation.containerMounts = {{"/usr/lib/libcuda.so.1", "/usr/lib/libcuda.so.1", true}};
+  spec.isolation.cdiDevices = {"acme.com/npu=0"};
+  spec.isolation.limits.cpuMillis = 2500;
   spec.isolation.limits.cpus = {2, 3};
   spec.isolation.limits.mems = {0};
   spec.isolation.limits.memoryBytes = 1u << 30;
@@ -116,8 +119,10 @@ TEST(ContainerSpecFor, CarriesTheOwnerTheWorkDirDevicesLimitsAndLabels) {
   EXPECT_EQ(c.binds[0].target, "/home/work");
   EXPECT_FALSE(c.binds[0].readOnly);
   EXPECT_TRUE(c.binds[1].readOnly) << "a plugin's read-only mount stays read-only";
-  ASSERT_EQ(c.devices.size(), 1u);
+  ASSERT_EQ(c.devices.size(), 1u) << "the nodes of plugins that gave no CDI name";
   EXPECT_EQ(c.devices[0].path, "/dev/nvidia0");
+  EXPECT_EQ(c.cdiDevices, std::vector<std::string>{"acme.com/npu=0"});
+  EXPECT_EQ(c.nanoCpus, 2'500'000'000) << "a CPU quota of 2.5";
   EXPECT_EQ(c.cpus, (std::vector<int>{2, 3}));
   EXPECT_EQ(c.mems, (std::vector<int>{0}));
   EXPECT_EQ(c.memoryBytes, std::int64_t{1} << 30);

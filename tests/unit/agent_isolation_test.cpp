@@ -134,6 +134,39 @@ TEST(AssembleIsolation, DevicesBecomeNodesAndRulesBesideTheBaseSet) {
   EXPECT_FALSE(isolation->sandbox.hostNodev);
 }
 
+TEST(AssembleIsolation, AContainerGetsAPluginsCdiNamesInsteadOfItsNodesAndMountsAndTheCpuQuota) {
+  FakeNodes fs;
+  fs.node("/dev/nvidia0", 'c', 195, 0);
+  fs.node("/dev/acme0", 'c', 240, 0);
+  fs.dir("/usr/lib/nvidia");
+  fs.dir("/opt/acme");
+  SessionResources gpu;  // a CDI spec names its GPU
+  gpu.devices = {{"/dev/nvidia0"}};
+  gpu.mounts = {{"/usr/lib/nvidia", "/usr/lib/nvidia", true}};
+  gpu.cdiDevices = {"nvidia.com/gpu=GPU-0000"};
+  SessionResources npu;  // no CDI: its node and mount go to the container as they are
+  npu.devices = {{"/dev/acme0"}};
+  npu.mounts = {{"/opt/acme", "/opt/acme", true}};
+  npu.limits.cpuMillis = 500;
+  auto isolation = assembleIsolation({payload("cuda", gpu), payload("acme", npu)}, {}, true, fs.stat());
+  ASSERT_TRUE(isolation.ok()) << isolation.error().message;
+  EXPECT_EQ(isolation->sandbox.devices.size(), 2u) << "a process session keeps every node";
+  EXPECT_EQ(isolation->sandbox.mounts.size(), 2u);
+  EXPECT_EQ(isolation->cdiDevices, std::vector<std::string>{"nvidia.com/gpu=GPU-0000"});
+  ASSERT_EQ(isolation->containerDevices.size(), 1u);
+  EXPECT_EQ(isolation->containerDevices[0].path, "/dev/acme0");
+  ASSERT_EQ(isolation->containerMounts.size(), 1u);
+  EXPECT_EQ(isolation->containerMounts[0].source, "/opt/acme");
+  EXPECT_EQ(isolation->limits.cpuMillis, 500u);
+
+  SessionResources quotaAgain;
+  quotaAgain.limits.cpuMillis = 250;
+  auto twice = assembleIsolation({payload("acme", npu), payload("other", quotaAgain)}, {}, true, fs.stat());
+  ASSERT_FALSE(twice.ok());
+  EXPECT_NE(twice.error().message.find("limits.cpu_quota is set by plugin acme already"), std::string::npos)
+      << twice.error().message;
+}
+
 TEST(AssembleIsolation, WithoutACgroupFenceTheHostViewIsNodev) {
   auto isolation = assembleIsolation({}, {}, false, FakeNodes{}.stat());
   ASSERT_TRUE(isolation.ok());
