@@ -34,7 +34,9 @@ case "$cmd" in
     mkdir -p "$dir"
     build_image
     socket="$dir/podman.sock"
-    setsid podman --runtime runc system service --time=0 "unix://$socket" >"$dir/service.log" 2>&1 &
+    # In its own dir: conmon writes its OOM marker ("oom") into the service's working
+    # directory, where Podman 4.3 then finds it for State.OOMKilled.
+    (cd "$dir" && exec setsid podman --runtime runc system service --time=0 "unix://$socket" >"$dir/service.log" 2>&1) &
     echo $! > "$dir/service.pid"
     for _ in $(seq 1 100); do
       [ -S "$socket" ] && break

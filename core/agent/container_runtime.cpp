@@ -365,7 +365,10 @@ void ContainerRuntime::follow(const std::string& sessionId, std::shared_ptr<Watc
 ExitStatus ContainerRuntime::exitOf(const ContainerState& state) {
   ExitStatus status{state.exitCode, std::nullopt, state.finishedAtMillis > 0 ? state.finishedAtMillis : nowMillis(),
                     true, ""};
-  if (state.oomKilled) status.error = "out of memory: the kernel's OOM killer ended the container at its memory limit";
+  // SIGKILLed: by the OOM killer, when the engine or else the kernel's log says so.
+  const bool oom = state.oomKilled || (state.exitCode == 128 + SIGKILL && options_.oomLog &&
+                                       options_.oomLog->killedIn(state.id, std::chrono::milliseconds(200)));
+  if (oom) status.error = "out of memory: the kernel's OOM killer ended the container at its memory limit";
   if (status.exitCode > 128 && status.exitCode < 128 + 65) status.signal = status.exitCode - 128;
   return status;
 }
@@ -430,6 +433,13 @@ Result<void> ContainerRuntime::release(const std::string&) { return {}; }
 
 std::unique_ptr<SessionRuntime> makeContainerRuntime(ContainerRuntimeOptions options) {
   auto engine = makeDockerEngine(options.settings.engineSocket);
+  if (!options.oomLog) {
+    options.oomLog = std::make_shared<KernelOomLog>();
+    if (!options.oomLog->available()) {
+      options.log(LogLevel::Warning, "agent", "cannot read /dev/kmsg: a container the OOM killer ends is reported as "
+                                              "out of memory only where its engine says so");
+    }
+  }
   return std::make_unique<ContainerRuntime>(std::move(options), std::move(engine));
 }
 

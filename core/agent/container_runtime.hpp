@@ -11,6 +11,7 @@
 #include "agent/session_runtime.hpp"
 #include "log.hpp"
 #include "runtime/container_engine.hpp"
+#include "runtime/kernel_oom_log.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -31,6 +32,8 @@ struct ContainerRuntimeOptions {
   LogSink log;
   SessionExitCallback onExit;
   std::function<void()> changed;  // availability or images changed
+  // The kernel's word on OOM kills, for an engine that does not report them; may be null.
+  std::shared_ptr<KernelOomLog> oomLog{};
 };
 
 // Labels every container of bai carries.
@@ -77,7 +80,7 @@ class ContainerRuntime final : public SessionRuntime {
   void follow(const std::string& sessionId, std::shared_ptr<Watch> watch);
   // Appends its output from the engine's logs, skipping what the files already have.
   void catchUpOutput(const std::string& name, Watch& watch, bool untilEnd);
-  static ExitStatus exitOf(const ContainerState& state);
+  ExitStatus exitOf(const ContainerState& state);
   void deliver(const std::string& sessionId, const ExitStatus& status);
   void startFollowing(const std::string& sessionId, std::shared_ptr<Watch> watch);
   bool pause(std::chrono::milliseconds duration);  // false when the runtime stops meanwhile

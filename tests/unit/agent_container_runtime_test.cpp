@@ -11,6 +11,8 @@
 
 #include <algorithm>
 
+#include <unistd.h>
+
 namespace bai::core {
 namespace {
 
@@ -39,7 +41,7 @@ class ContainerRuntimeTest : public ::testing::Test {
                                       std::lock_guard<std::mutex> lock(mutex_);
                                       exits_.push_back({id, status});
                                     },
-                                    [this] { ++changes_; }};
+                                    [this] { ++changes_; }, oomLog_};
     return std::make_unique<ContainerRuntime>(std::move(options), std::make_unique<MemoryEngine>(engine_));
   }
 
@@ -81,6 +83,7 @@ class ContainerRuntimeTest : public ::testing::Test {
   std::vector<Exit> exits_;
   std::string log_;
   std::atomic<int> changes_{0};
+  std::shared_ptr<KernelOomLog> oomLog_;
 };
 
 TEST(ContainerSpecFor, CarriesTheOwnerTheWorkDirDevicesLimitsAndLabels) {
@@ -206,6 +209,69 @@ TEST_F(ContainerRuntimeTest, TheOomKillerEndingAContainerIsAFailureNamingTheLimi
   EXPECT_EQ(exits()[0].status.exitCode, 137);
   EXPECT_EQ(exits()[0].status.error,
             "out of memory: the kernel's OOM killer ended the container at its memory limit (67108864 bytes)");
+}
+
+constexpr const char* kOomRecord =
+    "3,1957,23602388603,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=libpod-836ff5,mems_allowed=0,"
+    "oom_memcg=/libpod_parent/libpod-836ff5b7c274,task_memcg=/libpod_parent/libpod-836ff5b7c274,task=tail,pid=11257,uid=0";
+
+TEST(KernelOomLog, ReadsTheCgroupsOfOomKillRecordsOnly) {
+  auto cgroups = oomKillCgroups(kOomRecord);
+  ASSERT_TRUE(cgroups.has_value());
+  EXPECT_EQ(cgroups->first, "/libpod_parent/libpod-836ff5b7c274");
+  EXPECT_EQ(cgroups->second, "/libpod_parent/libpod-836ff5b7c274");
+  EXPECT_FALSE(oomKillCgroups("6,1958,23602388624,-;Memory cgroup out of memory: Killed process 11257 (tail)"));
+  EXPECT_FALSE(oomKillCgroups("no record at all"));
+}
+
+// A pipe stands in for /dev/kmsg: records written to it arrive as the kernel's would.
+struct FakeKernelLog {
+  int fds[2] = {-1, -1};
+  FakeKernelLog() { EXPECT_EQ(::pipe(fds), 0); }
+  ~FakeKernelLog() {
+    ::close(fds[0]);
+    ::close(fds[1]);
+  }
+  std::filesystem::path path() const { return "/proc/self/fd/" + std::to_string(fds[0]); }
+  void write(const std::string& record) {
+    const std::string line = record + "\n";
+    EXPECT_EQ(::write(fds[1], line.data(), line.size()), static_cast<ssize_t>(line.size()));
+  }
+};
+
+TEST(KernelOomLog, SaysWhetherTheOomKillerActedInAContainersCgroup) {
+  FakeKernelLog kernel;
+  KernelOomLog log(kernel.path());
+  ASSERT_TRUE(log.available());
+  EXPECT_FALSE(log.killedIn("836ff5b7c274", std::chrono::milliseconds(50)));
+  kernel.write("6,1,1,-;an unrelated line");
+  kernel.write(kOomRecord);
+  EXPECT_TRUE(log.killedIn("836ff5b7c274", std::chrono::seconds(5)));
+  EXPECT_FALSE(log.killedIn("aaaaaaaaaaaa", std::chrono::milliseconds(50)));
+  EXPECT_FALSE(KernelOomLog("/nonexistent/kmsg").available());
+}
+
+TEST_F(ContainerRuntimeTest, AnEngineThatLosesOomKilledIsCorrectedByTheKernelsLog) {
+  FakeKernelLog kernel;
+  oomLog_ = std::make_shared<KernelOomLog>(kernel.path());
+  engine_->scriptFor = [](const ContainerSpec&) {
+    MemoryEngine::Script script;
+    script.exitCode = std::nullopt;
+    return script;
+  };
+  auto runtime = makeRuntime();
+  ASSERT_TRUE(runtime->start(launch("hog")).ok());
+  ASSERT_TRUE(runtime->start(launch("killed")).ok());
+  kernel.write("3,1,1,-;oom-kill:constraint=CONSTRAINT_MEMCG,oom_memcg=/libpod_parent/libpod-bai-hog,"
+               "task_memcg=/libpod_parent/libpod-bai-hog,task=tail,pid=1,uid=200001");
+  MemoryEngine::exit(*engine_, "bai-hog", 137);     // State.OOMKilled false, as Podman 4.3 says
+  MemoryEngine::exit(*engine_, "bai-killed", 137);  // kill -9 from inside: not memory
+  ASSERT_TRUE(bai::testing::eventually([&] { return exits().size() == 2; }));
+  for (const Exit& exit : exits()) {
+    EXPECT_EQ(exit.status.exitCode, 137);
+    if (exit.id == "hog") EXPECT_NE(exit.status.error.find("out of memory"), std::string::npos);
+    else EXPECT_EQ(exit.status.error, "") << "a SIGKILL that is not the OOM killer's is a plain exit";
+  }
 }
 
 TEST_F(ContainerRuntimeTest, DestroySendsSigtermThenSigkillAfterTheGrace) {
