@@ -306,7 +306,7 @@ bool containersConfigured() { return !engineSocket().empty() && !containerImage(
 std::string containerRuntimeLines() {
   if (!containersConfigured()) return "";
   return "kinds = [\"process\", \"container\"]\n[runtime.container]\nengine-socket = \"" + engineSocket() +
-         "\"\nnetwork = \"none\"\nulimits = [\"nofile=65536\", \"nproc=65536\"]\n";
+         "\"\nnetwork = \"none\"\nulimits = [\"nofile=4096:16384\", \"nproc=16384\"]\n";
 }
 
 // min over the slots of capacity / request.
@@ -800,7 +800,7 @@ SessionSpec containerSession() {
 // `podman run --rm` of the same image and command, as the engine's own CLI runs it.
 std::vector<std::string> podmanRun() {
   return {fromEnvOr("BAI_BENCH_PODMAN", "/usr/bin/podman"), "--runtime", "runc", "run", "--rm", "--network", "none",
-          "--ulimit", "nofile=65536:65536", "--ulimit", "nproc=65536:65536", containerImage(), "true"};
+          "--ulimit", "nofile=4096:16384", "--ulimit", "nproc=16384:16384", containerImage(), "true"};
 }
 
 // One container session through libbai: created, long-polled to its end; its duration.

@@ -77,7 +77,7 @@ std::vector<Key> runtimeTableKeys() {
       {"container.engine-socket", KeyType::String, "",
        "the Docker Engine API socket (Docker or podman system service); default: /run/docker.sock, else /run/podman/podman.sock"},
       {"container.oci-runtime", KeyType::String, "", "the OCI runtime the engine should use (HostConfig.Runtime), e.g. \"runc\""},
-      {"container.ulimits", KeyType::StringList, "[\"nofile=65536\", \"nproc=65536\"]",
+      {"container.ulimits", KeyType::StringList, "[\"nofile=4096:16384\", \"nproc=16384\"]",
        "ulimits of every container, NAME=LIMIT or NAME=SOFT:HARD"},
       {"container.network", KeyType::String, "\"bridge\"", "the containers' network mode: bridge, none, host or a network's name"},
       {"container.readonly-rootfs", KeyType::Boolean, "false", "mount the image's root file system read-only"},
@@ -144,7 +144,7 @@ Result<std::vector<std::string>> runtimeKinds(const config::Config& c) {
   return kinds;
 }
 
-// "nofile=65536" or "nproc=1024:4096".
+// "nofile=16384" or "nproc=1024:4096".
 Result<Ulimit> parseUlimit(const std::string& text) {
   const std::string where = "runtime.container.ulimits: '" + text + "'";
   const auto equals = text.find('=');

@@ -67,33 +67,40 @@ grep -q 'kinds = \["process", "container"\]' "$etc/agent.toml" || fail "install-
 # Mock GPUs with device nodes and a 2 s destroy grace: the agent is restarted on them below.
 sed -e "s|/dev/bai-mock{i}|$work/nodes/bai-mock{i}|" "$source_root/configs/accelerator/mock-device-nodes.toml" >"$etc/mock-nodes.toml"
 sed -i -e "s|^config_file = .*|config_file = \"$etc/mock-nodes.toml\"|" -e 's|^\[runtime\]$|[runtime]\ndestroy-grace = 2|' "$etc/agent.toml"
+# Five sessions of cpu=1 at once on a 2-core machine.
+printf '\n[plugins.cpu]\ncpu_overcommit = "8"\n' >>"$etc/agent.toml"
 # shellcheck disable=SC1091
 . "$env_dir/env.sh"
 bai=$env_dir/bin/bai
 agent=$env_id-agent
 
-restart_agent() {
+stop_agent() {
   local pid
   pid=$(cat "$env_dir/run/agent.pid")
   kill "${1:--TERM}" "$pid" 2>/dev/null || true
   while kill -0 "$pid" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]; do sleep 0.1; done
+}
+start_agent() {
   setsid "$env_dir/bin/bai-agent" --config "$etc/agent.toml" >>"$env_dir/log/agent.log" 2>&1 &
   echo $! >"$env_dir/run/agent.pid"
 }
-restart_agent
+stop_agent
+start_agent
+# The restarted agent (whole mock GPUs: cuda.device) with an available container runtime.
 has_container_runtime() {
-  [ "$("$bai" admin agent list --json | json "[r['available'] for a in d if a['id'] == '$agent' and a['status'] == 'ALIVE' for r in a.get('runtimes', []) if r['kind'] == 'container']")" = "[True]" ]
+  [ "$("$bai" admin agent list --json | json "[r['available'] for a in d if a['id'] == '$agent' and a['status'] == 'ALIVE' and 'cuda.device' in a['slots'] for r in a.get('runtimes', []) if r['kind'] == 'container']")" = "[True]" ]
 }
 eventually 30 has_container_runtime || fail "the agent does not offer an available container runtime: $("$bai" admin agent list --json)"
 
 # ---- images ----------------------------------------------------------------------------
 "$bai" admin image list | grep -q "bai-test/busybox" || fail "bai admin image list does not show the test image: $("$bai" admin image list)"
-"$bai" admin agent images "$agent" | grep -q "bai-test/busybox" || fail "bai admin agent images does not show it"
+agent_images() { "$bai" admin agent images "$agent" | grep -q "bai-test/busybox"; }
+eventually 20 agent_images || fail "bai admin agent images does not show it: $("$bai" admin agent images "$agent" 2>&1)"
 
 # ---- who, where, what: the owner's uid, the work dir, the env, only the granted node ----
 uid=$("$bai" admin keypair info "$BAI_ACCESS_KEY" --json | json "d['uid']")
 out=$("$bai" session run --image "$image" -r cuda.device=1 -e GREETING=hello -- sh -c \
-  "id -u; echo \$HOME; pwd; echo \$GREETING; for i in 0 1 2; do [ -c $work/nodes/bai-mock\$i ] && echo node\$i; done; echo x > $work/nodes/bai-mock1 2>/dev/null; echo written=\$?; touch /home/work/mine && echo home-writable") ||
+  "id -u; echo \$HOME; pwd; echo \$GREETING; for i in 0 1 2; do [ -c $work/nodes/bai-mock\$i ] && echo node\$i && echo x > $work/nodes/bai-mock\$i && echo written; done; touch /home/work/mine && echo home-writable") ||
   fail "the container session failed ($?): $out"
 echo "$out"
 [ "$(echo "$out" | sed -n 1p)" = "$uid" ] || fail "the container ran as uid $(echo "$out" | sed -n 1p), not the keypair's $uid"
@@ -101,6 +108,7 @@ echo "$out"
 [ "$(echo "$out" | sed -n 3p)" = /home/work ] || fail "the working dir is not /home/work: $out"
 [ "$(echo "$out" | sed -n 4p)" = hello ] || fail "the request's env did not reach the container: $out"
 [ "$(echo "$out" | grep -c '^node')" = 1 ] || fail "the container should see exactly its one granted node: $out"
+echo "$out" | grep -q '^written$' || fail "the container cannot use its granted node: $out"
 echo "$out" | grep -q '^home-writable$' || fail "the owner cannot write its working dir: $out"
 
 # ---- exit codes pass through, the image's default command runs --------------------------
@@ -162,18 +170,22 @@ eventually 20 alive_down || fail "the agent with no engine is not ALIVE (it shou
 "$bai" session run --scaling-group nodocker -r cpu=1 -- true >/dev/null || fail "the agent with no engine does not run process sessions"
 
 # ---- kill -9 of the agent with five containers running ----------------------------------
+# Three run on; two end while no agent listens (their exits and late output must arrive).
 ids=()
 for i in 1 2 3 4 5; do
-  if [ "$i" -le 2 ]; then cmd="echo before-$i; sleep 2; echo after-$i; exit $((10 + i))"; else cmd="echo before-$i; sleep 1000"; fi
+  if [ "$i" -le 2 ]; then cmd="echo before-$i; sleep 4; echo after-$i; exit $((10 + i))"; else cmd="echo before-$i; sleep 1000"; fi
   ids+=("$("$bai" session create --json --image "$image" -- sh -c "$cmd" | json "d['id']")")
 done
 for id in "${ids[@]}"; do eventually 30 running "$id" || fail "session $id is not RUNNING: $("$bai" session info "$id")"; done
-restart_agent -KILL  # two of them end while no agent listens
-sleep 3
+stop_agent -KILL
+sleep 5
+start_agent
 for i in 0 1; do
   eventually 30 ended "${ids[$i]}" || fail "a container that ended during the outage was not reported: $("$bai" session info "${ids[$i]}")"
   [ "$("$bai" session info --json "${ids[$i]}" | json "d['exit_code']")" = $((11 + i)) ] || fail "its exit code was lost"
-  [ "$("$bai" session logs "${ids[$i]}" | tr '\n' ' ')" = "before-$((i + 1)) after-$((i + 1)) " ] ||
+  # (The agent answers 503 "starting" until its start-up ends.)
+  logs_are() { [ "$("$bai" session logs "$1" 2>/dev/null | tr '\n' ' ')" = "$2" ]; }
+  eventually 20 logs_are "${ids[$i]}" "before-$((i + 1)) after-$((i + 1)) " ||
     fail "its output around the outage is wrong: '$("$bai" session logs "${ids[$i]}")'"
 done
 for i in 2 3 4; do
