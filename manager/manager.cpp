@@ -151,26 +151,21 @@ std::vector<AgentSummary> Manager::agents() const {
   return out;
 }
 
+std::string Manager::rpcUrlOf(const std::string& agentId) const {
+  const Ledger::Guard guard = ledger_.lock();
+  const auto& agents = ledger_.state(guard).agents;
+  auto agent = agents.find(agentId);
+  return agent != agents.end() ? agent->second.record.rpcUrl : std::string();
+}
+
 void Manager::agentRpcGet(const std::string& agentId, const std::string& pathAndQuery, AgentDispatcher::ReplyCallback done) {
-  std::string rpcUrl;
-  {
-    const Ledger::Guard guard = ledger_.lock();
-    const auto& agents = ledger_.state(guard).agents;
-    auto agent = agents.find(agentId);
-    if (agent != agents.end()) rpcUrl = agent->second.record.rpcUrl;
-  }
+  const std::string rpcUrl = rpcUrlOf(agentId);
   if (rpcUrl.empty()) return done(refuse(ErrorKind::UnknownAgent, "no agent '" + agentId + "'"));
   dispatcher_.get(agentId, rpcUrl, pathAndQuery, std::move(done));
 }
 
 void Manager::refreshAgentImages(const std::string& agentId, AgentCallback done) {
-  std::string rpcUrl;
-  {
-    const Ledger::Guard guard = ledger_.lock();
-    const auto& agents = ledger_.state(guard).agents;
-    auto agent = agents.find(agentId);
-    if (agent != agents.end()) rpcUrl = agent->second.record.rpcUrl;
-  }
+  const std::string rpcUrl = rpcUrlOf(agentId);
   if (rpcUrl.empty()) return done(refuse(ErrorKind::UnknownAgent, "no agent '" + agentId + "'"));
   const auto deadline = std::chrono::steady_clock::now() + dispatcher_.callTimeout();
   dispatcher_.submit(

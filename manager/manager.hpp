@@ -111,6 +111,8 @@ class Manager {
   Result<void> createDefaultGroup(const ManagerSettings& settings);
   void resumeInterruptedCalls();
   void log(LogLevel level, const std::string& message) const;
+  // The agent's RPC URL; empty for an unknown agent.
+  std::string rpcUrlOf(const std::string& agentId) const;
 
   std::shared_ptr<LogThreshold> threshold_;  // lines below it are dropped before the daemon's sink
   LogSink log_;

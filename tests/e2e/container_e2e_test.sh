@@ -47,14 +47,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-eventually() {
-  local deadline=$((SECONDS + $1)); shift
-  until "$@" >/dev/null 2>&1; do
-    [ $SECONDS -lt $deadline ] || return 1
-    sleep 0.2
-  done
-}
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
+# shellcheck source=e2e_lib.sh
+. "$source_root/tests/e2e/e2e_lib.sh"
 
 # ---- the environment: mock GPUs with device nodes, containers through the engine --------
 mkdir -p "$work/nodes"
