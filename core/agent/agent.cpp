@@ -37,9 +37,10 @@ Agent::Agent(AgentSettings settings, std::string clusterToken, std::shared_ptr<L
       supervisor_(ledger_, records_, log_),
       lifecycle_(SessionLifecycleOptions{settings_.id, settings_.identity, isolationSettings(settings_),
                                          settings_.destroyGrace, log_,
-                                         [this, make = std::move(parts.makeRuntimes)](SessionExitCallback onExit) {
-                                           return make(RuntimeContext{std::move(onExit), *limits_,
-                                                                      [this] { runtimeChanged(); }});
+                                         [this, make = std::move(parts.makeRuntimes)](SessionCallbacks callbacks) {
+                                           return make(RuntimeContext{std::move(callbacks.onExit), *limits_,
+                                                                      [this] { runtimeChanged(); },
+                                                                      std::move(callbacks.onStarted)});
                                          },
                                          [this](AgentState& state) { return supervisor_.unloadDrained(state); },
                                          [this] { notifyReporter(); }},

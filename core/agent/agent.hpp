@@ -38,6 +38,7 @@ struct RuntimeContext {
   SessionExitCallback onExit;
   LimitsBackend& limits;         // the agent's, for process sessions' cgroups
   std::function<void()> changed;  // a runtime's availability or images changed: report it
+  SessionStartedCallback onStarted{};
 };
 
 // What an agent runs with, built by startAgent (agent_startup.hpp) or by a test.

@@ -60,7 +60,8 @@ Result<AgentParts> buildParts(const AgentSettings& settings, const LogSink& log)
             std::make_unique<ShimLauncher>(settings.shimPath, log, context.onExit), context.limits));
       } else if (kind == protocol::kContainerRuntime) {
         runtimes.push_back(makeContainerRuntime(
-            ContainerRuntimeOptions{settings.id, settings.container, log, context.onExit, context.changed}));
+            ContainerRuntimeOptions{settings.id, settings.container, log, context.onExit, context.changed, {},
+                                    context.onStarted}));
       }
     }
     return runtimes;

@@ -19,6 +19,8 @@ struct ContainerRuntime::Watch {
   std::mutex mutex;
   std::condition_variable cv;
   bool attached = false;     // its output comes through an attach made before its start
+  bool preparing = false;    // its image is being pulled (guarded by the runtime's mutex)
+  bool cancelled = false;    // destroyed while preparing (guarded by the runtime's mutex)
   bool outputEnded = false;  // the attach's stream ended
   std::uint64_t written[3] = {0, 0, 0};  // bytes in stdout.log (1) and stderr.log (2)
   int fds[3] = {-1, -1, -1};
@@ -213,37 +215,72 @@ void ContainerRuntime::killLoop() {
   }
 }
 
-Result<void> ContainerRuntime::ensureImage(const LaunchSpec& spec) {
+Result<bool> ContainerRuntime::needsPull(const LaunchSpec& spec) {
   const std::string& image = *spec.image;
-  const std::string onAgent = " on agent " + options_.agentId;
-  auto pull = [&]() -> Result<void> {
-    options_.log(LogLevel::Info, "agent", "session " + spec.sessionId + ": pulling image " + image);
-    auto pulled = engine_->pullImage(image);
-    if (!pulled) {
-      const ErrorCode code = isUnreachable(pulled.error()) ? ErrorCode::Internal : ErrorCode::NotFound;
-      return fail(code, "pulling image " + image + onAgent + " failed: " + pulled.error().message);
-    }
-    check();  // its images changed
-    return {};
-  };
-  if (spec.pullPolicy == protocol::PullPolicy::Always) return pull();
+  if (spec.pullPolicy == protocol::PullPolicy::Always) return true;
   auto found = engine_->inspectImage(image);
-  if (found) return {};
+  if (found) return false;
+  const std::string onAgent = " on agent " + options_.agentId;
   if (found.error().code != ErrorCode::NotFound) {
     return fail(ErrorCode::Internal, "image " + image + onAgent + ": " + found.error().message);
   }
   if (spec.pullPolicy == protocol::PullPolicy::Never) {
     return fail(ErrorCode::NotFound, "image " + image + " not present" + onAgent + "; pull policy never");
   }
-  return pull();
+  return true;
+}
+
+Result<void> ContainerRuntime::pullImage(const LaunchSpec& spec) {
+  const std::string& image = *spec.image;
+  options_.log(LogLevel::Info, "agent", "session " + spec.sessionId + ": pulling image " + image);
+  auto pulled = engine_->pullImage(image);
+  if (!pulled) return fail(ErrorCode::NotFound, "pulling image " + image + " on agent " + options_.agentId +
+                                                   " failed: " + pulled.error().message);
+  check();  // its images changed
+  return {};
 }
 
 Result<std::int64_t> ContainerRuntime::start(const LaunchSpec& spec) {
   joinFinished();
   if (!spec.image) return fail(ErrorCode::InvalidArgument, "a container session needs an image");
   if (const auto now = report(); !now.available) return fail(ErrorCode::Internal, now.reason);
-  if (auto ready = ensureImage(spec); !ready) return Failure{ready.error()};
+  auto pull = needsPull(spec);
+  if (!pull) return Failure{pull.error()};
+  if (!*pull) {
+    auto watch = std::make_shared<Watch>();
+    if (auto launched = launch(spec, watch); !launched) return Failure{launched.error()};
+    startFollowing(spec.sessionId, watch);
+    return std::int64_t{0};
+  }
+  // A pull takes as long as the registry does: on a thread of its own, while the session
+  // is PREPARING and the agent's RPC thread answers at once.
+  auto watch = std::make_shared<Watch>();
+  watch->preparing = true;
+  std::lock_guard<std::mutex> lock(mutex_);
+  watches_[spec.sessionId] = watch;
+  watch->thread = std::thread([this, spec, watch] { pullThenRun(spec, watch); });
+  return kStillPreparing;
+}
 
+void ContainerRuntime::pullThenRun(const LaunchSpec& spec, std::shared_ptr<Watch> watch) {
+  Result<void> ready = pullImage(spec);
+  bool cancelled = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    cancelled = watch->cancelled;
+    watch->preparing = false;
+  }
+  if (stopping_) return;
+  if (ready && cancelled) {
+    return deliver(spec.sessionId, ExitStatus{128 + SIGTERM, SIGTERM, nowMillis(), true, ""});  // destroyed meanwhile
+  }
+  if (ready) ready = launch(spec, watch);
+  if (!ready) return deliver(spec.sessionId, ExitStatus{-1, std::nullopt, nowMillis(), false, ready.error().message});
+  if (options_.onStarted) options_.onStarted(spec.sessionId, 0);
+  follow(spec.sessionId, watch);
+}
+
+Result<void> ContainerRuntime::launch(const LaunchSpec& spec, const std::shared_ptr<Watch>& watch) {
   const ContainerSpec container = containerSpecFor(spec, options_.settings, options_.agentId);
   auto created = engine_->create(container);
   if (!created && created.error().code == ErrorCode::Conflict) {
@@ -256,8 +293,6 @@ Result<std::int64_t> ContainerRuntime::start(const LaunchSpec& spec) {
     return fail(code == ErrorCode::InvalidArgument || code == ErrorCode::NotFound ? code : ErrorCode::Internal,
                 "creating its container: " + created.error().message);
   }
-
-  auto watch = std::make_shared<Watch>();
   watch->dir = spec.sessionDir;
   watch->memoryBytes = container.memoryBytes;
   watch->attached = true;
@@ -283,7 +318,7 @@ Result<std::int64_t> ContainerRuntime::start(const LaunchSpec& spec) {
   if (auto started = engine_->start(container.name); !started) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      watches_.erase(spec.sessionId);
+      if (!watch->thread.joinable()) watches_.erase(spec.sessionId);  // a pull's thread delivers instead
     }
     (void)engine_->remove(container.name);  // ends the attach
     // An engine that answered refused the container (its command, its devices): the
@@ -291,8 +326,7 @@ Result<std::int64_t> ContainerRuntime::start(const LaunchSpec& spec) {
     const ErrorCode code = isUnreachable(started.error()) ? ErrorCode::Internal : ErrorCode::InvalidArgument;
     return fail(code, "starting its container: " + started.error().message);
   }
-  startFollowing(spec.sessionId, watch);
-  return std::int64_t{0};
+  return {};
 }
 
 void ContainerRuntime::startFollowing(const std::string& sessionId, std::shared_ptr<Watch> watch) {
@@ -412,7 +446,12 @@ Result<void> ContainerRuntime::destroy(const std::string& sessionId, std::chrono
   const std::string name = containerNameOf(sessionId);
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (watches_.count(sessionId) == 0) return fail(ErrorCode::NotFound, "session " + sessionId + " is not running here");
+    auto it = watches_.find(sessionId);
+    if (it == watches_.end()) return fail(ErrorCode::NotFound, "session " + sessionId + " is not running here");
+    if (it->second->preparing) {  // its pull ends it instead of running it
+      it->second->cancelled = true;
+      return {};
+    }
   }
   auto killed = engine_->kill(name, SIGTERM);
   // 404: gone already; 409: not running any more. Its follower reports either.

@@ -34,6 +34,7 @@ struct ContainerRuntimeOptions {
   std::function<void()> changed;  // availability or images changed
   // The kernel's word on OOM kills, for an engine that does not report them; may be null.
   std::shared_ptr<KernelOomLog> oomLog{};
+  SessionStartedCallback onStarted{};  // a session that waited for its image runs
 };
 
 // Labels every container of bai carries.
@@ -59,6 +60,8 @@ class ContainerRuntime final : public SessionRuntime {
   bool fencesDevices() const override { return true; }  // the engine's device cgroup
   // Errors: NotFound for an image that is missing and may not be pulled, InvalidArgument
   // when the engine refuses the container or its command; Internal when the engine fails.
+  // An image to pull first answers kStillPreparing: the pull runs on a thread of its own,
+  // and onStarted or onExit follows.
   Result<std::int64_t> start(const LaunchSpec& spec) override;
   Result<void> destroy(const std::string& sessionId, std::chrono::milliseconds grace) override;
   Result<void> adopt(const std::string& sessionId, const std::filesystem::path& sessionDir) override;
@@ -75,7 +78,13 @@ class ContainerRuntime final : public SessionRuntime {
   void check();
   void checkLoop();
   void killLoop();
-  Result<void> ensureImage(const LaunchSpec& spec);
+  // Whether the image must be pulled first; NotFound when it is missing under `never`.
+  Result<bool> needsPull(const LaunchSpec& spec);
+  Result<void> pullImage(const LaunchSpec& spec);
+  // Creates, attaches to and starts its container; `watch` then follows it.
+  Result<void> launch(const LaunchSpec& spec, const std::shared_ptr<Watch>& watch);
+  // A session whose image is pulled first: pull, then launch and follow, or report why not.
+  void pullThenRun(const LaunchSpec& spec, std::shared_ptr<Watch> watch);
   // Follows one session until its end is reported (or the runtime stops).
   void follow(const std::string& sessionId, std::shared_ptr<Watch> watch);
   // Appends its output from the engine's logs, skipping what the files already have.

@@ -51,7 +51,9 @@ struct SessionLifecycle::Prepared {
 SessionLifecycle::SessionLifecycle(SessionLifecycleOptions options, AgentLedger& ledger, SessionRecords& records,
                                    EventJournal& journal)
     : options_(std::move(options)), ledger_(ledger), records_(records), journal_(journal) {
-  runtimes_ = options_.makeRuntimes([this](const std::string& id, const ExitStatus& status) { onExit(id, status); });
+  runtimes_ = options_.makeRuntimes(
+      SessionCallbacks{[this](const std::string& id, const ExitStatus& status) { onExit(id, status); },
+                       [this](const std::string& id, std::int64_t pid) { onStarted(id, pid); }});
 }
 
 SessionLifecycle::~SessionLifecycle() { runtimes_.clear(); }
@@ -285,11 +287,11 @@ AgentResult<std::pair<protocol::SessionInfo, bool>> SessionLifecycle::settleStar
     if (failsTheSession(started.error())) return std::pair{info, true};
     return Failure{AgentError{AgentErrorKind::SessionStartFailed, reason}};
   }
-  if (stored.info.state == SessionState::Preparing) {  // it may have exited already
-    stored.info.state = SessionState::Running;
-    stored.info.pid = *started;
-    stored.info.startedAtMillis = nowMillis();
+  if (*started == kStillPreparing) {  // its image is being pulled: onStarted or onExit follows
+    const protocol::SessionInfo info = stored.info;
+    return std::pair{info, true};
   }
+  (void)markRunning(stored, *started);  // unless it exited already
   records_.update(stored, options_.log);
   ++sessionsStarted_;
   ledger_.bumpDigest();
@@ -297,6 +299,25 @@ AgentResult<std::pair<protocol::SessionInfo, bool>> SessionLifecycle::settleStar
   state.unlock();
   recordEvent(protocol::EventKind::Started, id, std::nullopt, "");
   return std::pair{info, true};
+}
+
+bool SessionLifecycle::markRunning(SessionRecord& session, std::int64_t pid) {
+  if (session.info.state != SessionState::Preparing) return false;
+  session.info.state = SessionState::Running;
+  session.info.pid = pid;
+  session.info.startedAtMillis = nowMillis();
+  return true;
+}
+
+void SessionLifecycle::onStarted(const std::string& id, std::int64_t pid) {
+  auto state = ledger_.lock();
+  auto it = state->sessions.find(id);
+  if (it == state->sessions.end() || !markRunning(it->second, pid)) return;
+  records_.update(it->second, options_.log);
+  ++sessionsStarted_;
+  ledger_.bumpDigest();
+  state.unlock();
+  recordEvent(protocol::EventKind::Started, id, std::nullopt, "");
 }
 
 void SessionLifecycle::onExit(const std::string& id, const ExitStatus& status) {

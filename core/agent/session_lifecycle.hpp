@@ -80,8 +80,11 @@ class SessionLifecycle {
   using Access = AgentLedger::Access<AgentState>;
   struct Prepared;
 
-  // Runs on a runtime's thread.
+  // Run on a runtime's thread.
   void onExit(const std::string& id, const ExitStatus& status);
+  void onStarted(const std::string& id, std::int64_t pid);
+  // Preparing -> Running with its pid and start time; false when it is no longer preparing.
+  bool markRunning(SessionRecord& session, std::int64_t pid);
   // The runtime a request needs: containers for an image, processes otherwise.
   AgentResult<SessionRuntime*> runtimeFor(const protocol::CreateSessionRequest& request) const;
   SessionRuntime* runtimeOf(const SessionRecord& session) const;

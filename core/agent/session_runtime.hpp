@@ -40,6 +40,18 @@ struct LaunchSpec {
 // thread; never after the runtime is destroyed. ExitStatus::error set means the session
 // failed (its command never ran, it ran out of memory, its container was lost).
 using SessionExitCallback = std::function<void(const std::string& sessionId, const ExitStatus& status)>;
+// Called once when a session whose start() answered kStillPreparing runs (its image was
+// pulled and its container started), on the runtime's own thread.
+using SessionStartedCallback = std::function<void(const std::string& sessionId, std::int64_t pid)>;
+
+struct SessionCallbacks {
+  SessionExitCallback onExit;
+  SessionStartedCallback onStarted;
+};
+
+// What start() answers instead of a pid when the session is still being prepared (an
+// image is being pulled): it stays PREPARING until onStarted, or ends through onExit.
+inline constexpr std::int64_t kStillPreparing = -1;
 
 class SessionRuntime {
  public:
@@ -52,8 +64,8 @@ class SessionRuntime {
   // cgroup); without it the process sandbox mounts the host's view nodev.
   virtual bool fencesDevices() const = 0;
 
-  // Returns the pid of what runs the session (0 when the runtime has none to tell); a
-  // command that cannot run may instead be reported as an exit.
+  // Returns the pid of what runs the session (0 when the runtime has none to tell), or
+  // kStillPreparing; a command that cannot run may instead be reported as an exit.
   virtual Result<std::int64_t> start(const LaunchSpec& spec) = 0;
   // SIGTERM now, SIGKILL after `grace` unless it ended; returns at once.
   virtual Result<void> destroy(const std::string& sessionId, std::chrono::milliseconds grace) = 0;
@@ -71,7 +83,7 @@ class SessionRuntime {
   virtual void refresh() {}
 };
 
-// Builds the agent's runtimes, each with the lifecycle's exit callback.
-using RuntimeFactory = std::function<std::vector<std::unique_ptr<SessionRuntime>>(SessionExitCallback)>;
+// Builds the agent's runtimes, each with the lifecycle's callbacks.
+using RuntimeFactory = std::function<std::vector<std::unique_ptr<SessionRuntime>>(SessionCallbacks)>;
 
 }  // namespace bai::core

@@ -41,7 +41,11 @@ class ContainerRuntimeTest : public ::testing::Test {
                                       std::lock_guard<std::mutex> lock(mutex_);
                                       exits_.push_back({id, status});
                                     },
-                                    [this] { ++changes_; }, oomLog_};
+                                    [this] { ++changes_; }, oomLog_,
+                                    [this](const std::string& id, std::int64_t) {
+                                      std::lock_guard<std::mutex> lock(mutex_);
+                                      started_.push_back(id);
+                                    }};
     return std::make_unique<ContainerRuntime>(std::move(options), std::make_unique<MemoryEngine>(engine_));
   }
 
@@ -68,6 +72,10 @@ class ContainerRuntimeTest : public ::testing::Test {
     std::lock_guard<std::mutex> lock(mutex_);
     return exits_;
   }
+  std::vector<std::string> startedIds() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return started_;
+  }
   std::string log() {
     std::lock_guard<std::mutex> lock(mutex_);
     return log_;
@@ -81,6 +89,7 @@ class ContainerRuntimeTest : public ::testing::Test {
   std::shared_ptr<MemoryEngine::State> engine_ = std::make_shared<MemoryEngine::State>();
   std::mutex mutex_;
   std::vector<Exit> exits_;
+  std::vector<std::string> started_;
   std::string log_;
   std::atomic<int> changes_{0};
   std::shared_ptr<KernelOomLog> oomLog_;
@@ -171,14 +180,19 @@ TEST_F(ContainerRuntimeTest, AMissingImageWithPullPolicyNeverFailsTheSessionNami
   EXPECT_EQ(engine_->created, 0);
 }
 
-TEST_F(ContainerRuntimeTest, PullPoliciesPullWhenMissingOrAlwaysAndAPullThatFailsSaysWhy) {
+TEST_F(ContainerRuntimeTest, AnImageToPullIsPulledWhilePreparingThenRunsOrFailsSayingWhy) {
   engine_->pullable = {"acme/tool:1"};
   auto runtime = makeRuntime();
   const int changesBefore = changes_;
   auto spec = launch("s1");
   spec.image = "acme/tool:1";
   spec.pullPolicy = protocol::PullPolicy::IfMissing;
-  ASSERT_TRUE(runtime->start(spec).ok());
+  auto started = runtime->start(spec);
+  ASSERT_TRUE(started.ok()) << started.error().message;
+  EXPECT_EQ(*started, kStillPreparing) << "the RPC answers at once; the pull goes on";
+  ASSERT_TRUE(bai::testing::eventually([&] { return exits().size() == 1; }));
+  EXPECT_EQ(startedIds(), std::vector<std::string>{"s1"}) << "it ran after its pull";
+  EXPECT_EQ(exits()[0].status.exitCode, 0);
   EXPECT_GT(changes_.load(), changesBefore) << "a pulled image is reported";
   auto images = runtime->images();
   EXPECT_TRUE(std::any_of(images.begin(), images.end(), [](const auto& i) { return i.name == "localhost/acme/tool:1"; }));
@@ -186,15 +200,34 @@ TEST_F(ContainerRuntimeTest, PullPoliciesPullWhenMissingOrAlwaysAndAPullThatFail
   auto missing = launch("s2");
   missing.image = "acme/absent:1";
   missing.pullPolicy = protocol::PullPolicy::IfMissing;
-  auto refused = runtime->start(missing);
-  ASSERT_FALSE(refused.ok());
-  EXPECT_EQ(refused.error().code, ErrorCode::NotFound);
-  EXPECT_NE(refused.error().message.find("pulling image acme/absent:1 on agent agent-1 failed: "), std::string::npos);
-  EXPECT_NE(refused.error().message.find("manifest unknown"), std::string::npos);
-
+  ASSERT_EQ(*runtime->start(missing), kStillPreparing);
   auto always = launch("s3");
   always.pullPolicy = protocol::PullPolicy::Always;  // bai-test/busybox:1 is present but not pullable
-  EXPECT_FALSE(runtime->start(always).ok()) << "always pulls, even an image the engine has";
+  ASSERT_EQ(*runtime->start(always), kStillPreparing) << "always pulls, even an image the engine has";
+  ASSERT_TRUE(bai::testing::eventually([&] { return exits().size() == 3; }));
+  for (const Exit& exit : exits()) {
+    if (exit.id == "s1") continue;
+    EXPECT_FALSE(exit.status.recorded) << exit.id;
+    EXPECT_NE(exit.status.error.find("on agent agent-1 failed: "), std::string::npos) << exit.status.error;
+    EXPECT_NE(exit.status.error.find("manifest unknown"), std::string::npos) << exit.status.error;
+  }
+  EXPECT_EQ(startedIds().size(), 1u);
+}
+
+TEST_F(ContainerRuntimeTest, ASessionDestroyedWhileItsImageIsPulledNeverRuns) {
+  engine_->pullable = {"acme/tool:1"};
+  engine_->pullTakes = std::chrono::milliseconds(300);
+  auto runtime = makeRuntime();
+  auto spec = launch("s1");
+  spec.image = "acme/tool:1";
+  spec.pullPolicy = protocol::PullPolicy::IfMissing;
+  ASSERT_EQ(*runtime->start(spec), kStillPreparing);
+  ASSERT_TRUE(runtime->destroy("s1", std::chrono::milliseconds(100)).ok());
+  ASSERT_TRUE(bai::testing::eventually([&] { return exits().size() == 1; }));
+  EXPECT_EQ(exits()[0].status.exitCode, 128 + SIGTERM);
+  EXPECT_TRUE(startedIds().empty());
+  std::lock_guard<std::mutex> lock(engine_->mutex);
+  EXPECT_EQ(engine_->created, 0) << "no container for a session destroyed before it ran";
 }
 
 TEST_F(ContainerRuntimeTest, TheOomKillerEndingAContainerIsAFailureNamingTheLimit) {

@@ -55,12 +55,12 @@ class ContainerLifecycleTest : public AgentPartsTest {
   std::unique_ptr<SessionLifecycle> makeBothRuntimes() {
     SessionLifecycleOptions options = lifecycleOptions();
     auto processes = std::move(options.makeRuntimes);
-    options.makeRuntimes = [this, processes](SessionExitCallback onExit) {
-      auto runtimes = processes(onExit);
+    options.makeRuntimes = [this, processes](SessionCallbacks callbacks) {
+      auto runtimes = processes(callbacks);
       ContainerSettings settings;
       settings.engineSocket = "/run/test.sock";
       runtimes.push_back(std::make_unique<ContainerRuntime>(
-          ContainerRuntimeOptions{settings_.id, settings, sink(), onExit, [] {}},
+          ContainerRuntimeOptions{settings_.id, settings, sink(), callbacks.onExit, [] {}, {}, callbacks.onStarted},
           std::make_unique<MemoryEngine>(engine_)));
       return runtimes;
     };
@@ -87,6 +87,30 @@ TEST_F(ContainerLifecycleTest, AContainerSessionRunsInItsImageAndItsExitFreesIts
   EXPECT_TRUE(processes().started.empty()) << "no process for a session with an image";
   std::lock_guard<std::mutex> lock(engine_->mutex);
   EXPECT_EQ(engine_->created, 1);
+}
+
+TEST_F(ContainerLifecycleTest, ASessionWhoseImageIsPulledIsPreparingThenRunsAndStartedIsJournalledOnce) {
+  buildNode({"good"});
+  engine_->pullable = {"acme/tool:1"};
+  engine_->pullTakes = std::chrono::milliseconds(200);
+  engine_->scriptFor = [](const ContainerSpec&) {
+    MemoryEngine::Script script;
+    script.exitCode = std::nullopt;
+    return script;
+  };
+  auto lifecycle = makeBothRuntimes();
+  auto r = inImage("c1", "acme/tool:1");
+  r.pullPolicy = protocol::PullPolicy::IfMissing;
+  auto created = lifecycle->create(r);
+  ASSERT_TRUE(created.ok()) << created.error().detail;
+  EXPECT_EQ(created->first.state, SessionState::Preparing) << "answered before the pull ends";
+  EXPECT_EQ(used("acme.device"), Quantity(1)) << "its devices are held meanwhile";
+  ASSERT_TRUE(bai::testing::eventually([&] { return lifecycle->session("c1")->state == SessionState::Running; }));
+  EXPECT_EQ(journalled(*journal_), std::vector<EventKind>{EventKind::Started});
+  ASSERT_TRUE(lifecycle->destroy("c1").ok());
+  ASSERT_TRUE(bai::testing::eventually([&] { return lifecycle->session("c1")->state == SessionState::Destroyed; }));
+  EXPECT_EQ(used("acme.device"), Quantity(0));
+  EXPECT_EQ(journalled(*journal_), (std::vector<EventKind>{EventKind::Started, EventKind::Exited}));
 }
 
 TEST_F(ContainerLifecycleTest, AMissingImageEndsTheSessionWithTheReasonInsteadOfARefusal) {

@@ -117,8 +117,8 @@ class AgentPartsTest : public ::testing::Test {
     IdentityPolicy identity{{{owner().uid, owner().uid}}, {{owner().gid, owner().gid}}, false, true};
     LimitsBackend& used = limits != nullptr ? *limits : limits_;
     return SessionLifecycleOptions{settings_.id, identity, IsolationSettings{}, std::chrono::milliseconds(100), sink(),
-                                   [this, &used](SessionExitCallback onExit) {
-                                     auto fake = std::make_unique<FakeProcesses>(std::move(onExit));
+                                   [this, &used](SessionCallbacks callbacks) {
+                                     auto fake = std::make_unique<FakeProcesses>(std::move(callbacks.onExit));
                                      processes_ = fake.get();
                                      std::vector<std::unique_ptr<SessionRuntime>> runtimes;
                                      runtimes.push_back(std::make_unique<ProcessRuntime>(std::move(fake), used));

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace bai::core::testing {
@@ -42,6 +43,7 @@ class MemoryEngine final : public ContainerEngine {
     bool down = false;
     std::set<std::string> images{"bai-test/busybox:1"};
     std::set<std::string> pullable;
+    std::chrono::milliseconds pullTakes{0};
     std::map<std::string, Container> containers;  // by name
     std::function<Script(const ContainerSpec&)> scriptFor = [](const ContainerSpec&) { return Script{}; };
     std::vector<std::string> calls;
@@ -69,7 +71,12 @@ class MemoryEngine final : public ContainerEngine {
     return ImageRecord{"sha256:" + name, {name}, 1000};
   }
   Result<void> pullImage(const std::string& name) override {
-    std::lock_guard<std::mutex> lock(s_->mutex);
+    std::unique_lock<std::mutex> lock(s_->mutex);
+    if (s_->pullTakes.count() > 0) {
+      lock.unlock();
+      std::this_thread::sleep_for(s_->pullTakes);
+      lock.lock();
+    }
     s_->calls.push_back("pull " + name);
     if (auto down = unreachable("pull")) return Failure{*down};
     if (s_->pullable.count(name) == 0) return fail(ErrorCode::Internal, "pull " + name + ": manifest unknown");
