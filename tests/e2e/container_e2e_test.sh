@@ -167,15 +167,16 @@ eventually 20 alive_down || fail "the agent with no engine is not ALIVE (it shou
 "$bai" session run --scaling-group nodocker -r cpu=1 -- true >/dev/null || fail "the agent with no engine does not run process sessions"
 
 # ---- kill -9 of the agent with five containers running ----------------------------------
-# Three run on; two end while no agent listens (their exits and late output must arrive).
+# Three run on; two end while no agent listens (their exits and late output must arrive):
+# the long ones first, then the short ones, and the agent is killed as soon as those run.
 ids=()
-for i in 1 2 3 4 5; do
-  if [ "$i" -le 2 ]; then cmd="echo before-$i; sleep 4; echo after-$i; exit $((10 + i))"; else cmd="echo before-$i; sleep 1000"; fi
-  ids+=("$("$bai" session create --json --image "$image" -- sh -c "$cmd" | json "d['id']")")
+for i in 3 4 5 1 2; do
+  if [ "$i" -le 2 ]; then cmd="echo before-$i; sleep 8; echo after-$i; exit $((10 + i))"; else cmd="echo before-$i; sleep 1000"; fi
+  ids[$((i - 1))]=$("$bai" session create --json --image "$image" -- sh -c "$cmd" | json "d['id']")
+  eventually 60 running "${ids[$((i - 1))]}" || fail "session ${ids[$((i - 1))]} is not RUNNING: $("$bai" session info "${ids[$((i - 1))]}")"
 done
-for id in "${ids[@]}"; do eventually 30 running "$id" || fail "session $id is not RUNNING: $("$bai" session info "$id")"; done
 stop_agent -KILL
-sleep 5
+sleep 10
 start_agent
 for i in 0 1; do
   eventually 30 ended "${ids[$i]}" || fail "a container that ended during the outage was not reported: $("$bai" session info "${ids[$i]}")"
