@@ -64,12 +64,6 @@ struct ContainerRuntime::Watch {
   }
 };
 
-namespace {
-
-std::string describeError(const Error& error) { return error.message; }
-
-}  // namespace
-
 std::string containerNameOf(const std::string& sessionId) { return "bai-" + sessionId; }
 
 ContainerSpec containerSpecFor(const LaunchSpec& spec, const ContainerSettings& settings, const std::string& agentId) {
@@ -81,13 +75,12 @@ ContainerSpec containerSpecFor(const LaunchSpec& spec, const ContainerSettings& 
   c.user = std::to_string(spec.owner.uid) + ":" + std::to_string(spec.owner.gid);
   c.workingDir = kSessionHome;
   c.labels = {{kSessionLabel, spec.sessionId}, {kAgentLabel, agentId}};
-  const Sandbox& sandbox = spec.isolation.sandbox;
-  c.binds.push_back({sandbox.workDir, kSessionHome, false});
   const Isolation& isolation = spec.isolation;
+  c.binds.push_back({isolation.sandbox.workDir, kSessionHome, false});
   c.binds.insert(c.binds.end(), isolation.containerMounts.begin(), isolation.containerMounts.end());
   c.devices = isolation.containerDevices;
   c.cdiDevices = isolation.cdiDevices;
-  const SessionLimits& limits = spec.isolation.limits;
+  const SessionLimits& limits = isolation.limits;
   c.cpus = limits.cpus;
   c.mems = limits.mems;
   if (limits.memoryBytes) {
@@ -153,9 +146,9 @@ void ContainerRuntime::check() {
   std::string up;
   auto info = engine_->info();
   if (!info) {
-    next = {protocol::kContainerRuntime, false, where + " is unreachable: " + describeError(info.error())};
+    next = {protocol::kContainerRuntime, false, where + " is unreachable: " + info.error().message};
   } else if (auto listed = engine_->images(); !listed) {
-    next = {protocol::kContainerRuntime, false, where + " cannot list images: " + describeError(listed.error())};
+    next = {protocol::kContainerRuntime, false, where + " cannot list images: " + listed.error().message};
   } else {
     for (const ImageRecord& image : *listed) {
       for (const auto& tag : image.repoTags) images.push_back({tag, image.id, image.sizeBytes});
@@ -373,7 +366,7 @@ void ContainerRuntime::follow(const std::string& sessionId, std::shared_ptr<Watc
   while (!stopping_) {
     auto state = engine_->inspect(name);
     if (stopping_) return;
-    if (state && !state->running) return deliver(sessionId, exitOf(*state));
+    if (state && !state->running) return deliver(sessionId, exitOf(*state, watch->memoryBytes));
     if (!state && state.error().code == ErrorCode::NotFound) {
       return deliver(sessionId, ExitStatus{-1, std::nullopt, nowMillis(), false,
                                            "its container " + name + " is gone from the engine (removed, or lost "
@@ -396,28 +389,23 @@ void ContainerRuntime::follow(const std::string& sessionId, std::shared_ptr<Watc
   }
 }
 
-ExitStatus ContainerRuntime::exitOf(const ContainerState& state) {
+ExitStatus ContainerRuntime::exitOf(const ContainerState& state, std::optional<std::int64_t> memoryBytes) {
   ExitStatus status{state.exitCode, std::nullopt, state.finishedAtMillis > 0 ? state.finishedAtMillis : nowMillis(),
                     true, ""};
   // SIGKILLed: by the OOM killer, when the engine or else the kernel's log says so.
   const bool oom = state.oomKilled || (state.exitCode == 128 + SIGKILL && options_.oomLog &&
                                        options_.oomLog->killedIn(state.id, std::chrono::milliseconds(200)));
-  if (oom) status.error = "out of memory: the kernel's OOM killer ended the container at its memory limit";
+  if (oom) {
+    status.error = "out of memory: the kernel's OOM killer ended the container at its memory limit";
+    // Known for a container this agent started, not for one adopted after a restart.
+    if (memoryBytes) status.error += " (" + std::to_string(*memoryBytes) + " bytes)";
+  }
   if (status.exitCode > 128 && status.exitCode < 128 + 65) status.signal = status.exitCode - 128;
   return status;
 }
 
 void ContainerRuntime::deliver(const std::string& sessionId, const ExitStatus& status) {
-  ExitStatus reported = status;
-  std::shared_ptr<Watch> watch;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (auto it = watches_.find(sessionId); it != watches_.end()) watch = it->second;
-  }
-  if (watch && watch->memoryBytes && reported.error.rfind("out of memory", 0) == 0) {
-    reported.error += " (" + std::to_string(*watch->memoryBytes) + " bytes)";
-  }
-  options_.onExit(sessionId, reported);
+  options_.onExit(sessionId, status);
   // Its end is journalled and its resources are free: the container goes.
   if (auto removed = engine_->remove(containerNameOf(sessionId)); !removed && removed.error().code != ErrorCode::NotFound) {
     options_.log(LogLevel::Warning, "agent", "session " + sessionId + ": removing its container: " +

@@ -89,7 +89,7 @@ class ContainerRuntime final : public SessionRuntime {
   void follow(const std::string& sessionId, std::shared_ptr<Watch> watch);
   // Appends its output from the engine's logs, skipping what the files already have.
   void catchUpOutput(const std::string& name, Watch& watch, bool untilEnd);
-  ExitStatus exitOf(const ContainerState& state);
+  ExitStatus exitOf(const ContainerState& state, std::optional<std::int64_t> memoryBytes);
   void deliver(const std::string& sessionId, const ExitStatus& status);
   void startFollowing(const std::string& sessionId, std::shared_ptr<Watch> watch);
   bool pause(std::chrono::milliseconds duration);  // false when the runtime stops meanwhile

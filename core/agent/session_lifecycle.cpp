@@ -67,7 +67,7 @@ void SessionLifecycle::recover() {
       const std::string id = session.info.id;
       if (holdsResources(session.info.state)) {
         restoreAllocation(*state, session);
-        toAdopt.emplace_back(id, runtimeOf(session));
+        toAdopt.emplace_back(id, runtimeOf(session.request));
         active.insert(id);
       }
       state->sessions.emplace(id, std::move(session));
@@ -93,21 +93,20 @@ void SessionLifecycle::recover() {
 
 AgentResult<SessionRuntime*> SessionLifecycle::runtimeFor(const protocol::CreateSessionRequest& request) const {
   const std::string kind = runtimeKindOf(request);
-  for (const auto& runtime : runtimes_) {
-    if (runtime->kind() != kind) continue;
-    const protocol::RuntimeReport report = runtime->report();
-    if (!report.available) {
-      return Failure{AgentError{AgentErrorKind::RuntimeUnavailable,
-                                "the " + kind + " runtime of agent " + options_.agentId + " is unavailable: " + report.reason}};
-    }
-    return runtime.get();
+  SessionRuntime* runtime = runtimeOf(request);
+  if (runtime == nullptr) {
+    return Failure{AgentError{AgentErrorKind::RuntimeUnavailable,
+                              "agent " + options_.agentId + " has no " + kind + " runtime (runtime.kinds)"}};
   }
-  return Failure{AgentError{AgentErrorKind::RuntimeUnavailable,
-                            "agent " + options_.agentId + " has no " + kind + " runtime (runtime.kinds)"}};
+  if (const protocol::RuntimeReport report = runtime->report(); !report.available) {
+    return Failure{AgentError{AgentErrorKind::RuntimeUnavailable,
+                              "the " + kind + " runtime of agent " + options_.agentId + " is unavailable: " + report.reason}};
+  }
+  return runtime;
 }
 
-SessionRuntime* SessionLifecycle::runtimeOf(const SessionRecord& session) const {
-  const std::string kind = runtimeKindOf(session.request);
+SessionRuntime* SessionLifecycle::runtimeOf(const protocol::CreateSessionRequest& request) const {
+  const std::string kind = runtimeKindOf(request);
   for (const auto& runtime : runtimes_) {
     if (runtime->kind() == kind) return runtime.get();
   }
@@ -370,7 +369,7 @@ void SessionLifecycle::freeResources(AgentState& state, SessionRecord& session) 
   if (auto freed = state.inventory.allocator().free(session.allocation); !freed) {
     options_.log(LogLevel::Error, "agent", "session " + id + ": freeing its allocation: " + freed.error().message);
   }
-  if (SessionRuntime* runtime = runtimeOf(session)) {
+  if (SessionRuntime* runtime = runtimeOf(session.request)) {
     if (auto released = runtime->release(id); !released) {
       options_.log(LogLevel::Warning, "agent", "session " + id + ": " + released.error().message);
     }
@@ -402,7 +401,7 @@ AgentResult<protocol::SessionInfo> SessionLifecycle::destroy(const std::string& 
   if (!holdsResources(session.info.state)) return session.info;  // already over: destroying twice is not an error
   session.destroyRequested = true;
   records_.update(session, options_.log);
-  SessionRuntime* runtime = runtimeOf(session);
+  SessionRuntime* runtime = runtimeOf(session.request);
   state.unlock();
   if (runtime == nullptr) {
     return Failure{AgentError{AgentErrorKind::DestroyFailed, "session " + id + " runs in a runtime this agent no longer has"}};

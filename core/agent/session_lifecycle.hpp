@@ -85,9 +85,10 @@ class SessionLifecycle {
   void onStarted(const std::string& id, std::int64_t pid);
   // Preparing -> Running with its pid and start time; false when it is no longer preparing.
   bool markRunning(SessionRecord& session, std::int64_t pid);
-  // The runtime a request needs: containers for an image, processes otherwise.
+  // The runtime a request needs (containers for an image, processes otherwise), refused
+  // when the agent lacks it or it is unavailable; runtimeOf: null when the agent lacks it.
   AgentResult<SessionRuntime*> runtimeFor(const protocol::CreateSessionRequest& request) const;
-  SessionRuntime* runtimeOf(const SessionRecord& session) const;
+  SessionRuntime* runtimeOf(const protocol::CreateSessionRequest& request) const;
   AgentResult<protocol::DeviceAllocation> reserve(Access& state, const protocol::CreateSessionRequest& request);
   Prepared prepare(const protocol::CreateSessionRequest& request, const protocol::SessionOwner& owner,
                    SessionRuntime& runtime,
