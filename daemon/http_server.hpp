@@ -5,6 +5,7 @@
 #pragma once
 
 #include "log_sink.hpp"
+#include "websocket.hpp"
 
 #include <bai/result.hpp>
 
@@ -35,6 +36,13 @@ struct Response {
   std::string contentType = "application/json";
   std::string body;
   std::map<std::string, std::string> headers;
+  // Set by a handler to accept a WebSocket upgrade (a request ws::isUpgradeRequest
+  // holds for; on any other it answers 426): the server answers 101 and hands the
+  // connection over, on its own thread; status and body are then unused.
+  std::function<void(std::shared_ptr<ws::WebSocket>)> upgrade = {};
+  ws::Options upgradeOptions = {};
+
+  static Response acceptUpgrade(std::function<void(std::shared_ptr<ws::WebSocket>)> onOpen, ws::Options options = {});
 };
 
 using Handler = std::function<Response(const Request&)>;

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdint>
 
 namespace bai::protocol {
@@ -429,6 +430,114 @@ bool isOwnerName(std::string_view name) {
   });
 }
 
+bool isServiceName(std::string_view name) {
+  if (name.empty() || name.size() > 32 || name[0] < 'a' || name[0] > 'z') return false;
+  return std::all_of(name.begin(), name.end(),
+                     [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; });
+}
+
+Result<ServicePort> parseServicePort(std::string_view text) {
+  const std::string quoted = "'" + std::string(text) + "'";
+  std::vector<std::string_view> parts;
+  for (std::size_t start = 0;;) {
+    const std::size_t colon = text.find(':', start);
+    parts.push_back(text.substr(start, colon == std::string_view::npos ? std::string_view::npos : colon - start));
+    if (colon == std::string_view::npos) break;
+    start = colon + 1;
+  }
+  if (parts.size() < 2 || parts.size() > 3) {
+    return fail(ErrorCode::InvalidArgument, "service port " + quoted + ": expected name:port or name:protocol:port");
+  }
+  ServicePort service;
+  service.name = std::string(parts.front());
+  if (!isServiceName(service.name)) {
+    return fail(ErrorCode::InvalidArgument,
+                "service port " + quoted + ": the name must be 1 to 32 of a-z, 0-9 and '-', starting with a letter");
+  }
+  if (parts.size() == 3) service.protocol = std::string(parts[1]);
+  if (service.protocol != "tcp" && service.protocol != "http") {
+    return fail(ErrorCode::InvalidArgument, "service port " + quoted + ": the protocol must be tcp or http");
+  }
+  const std::string_view port = parts.back();
+  unsigned value = 0;
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos ||
+      (value = static_cast<unsigned>(std::stoul(std::string(port)))) == 0 || value > 65535) {
+    return fail(ErrorCode::InvalidArgument, "service port " + quoted + ": the port must be 1 to 65535");
+  }
+  service.port = static_cast<std::uint16_t>(value);
+  return service;
+}
+
+namespace {
+
+Result<void> checkServicePorts(const std::vector<ServicePort>& services) {
+  if (services.size() > kMaxServicePorts) {
+    return fail(ErrorCode::InvalidArgument, "at most " + std::to_string(kMaxServicePorts) + " service ports");
+  }
+  for (std::size_t i = 0; i < services.size(); ++i) {
+    for (std::size_t k = 0; k < i; ++k) {
+      if (services[k].name == services[i].name) {
+        return fail(ErrorCode::InvalidArgument, "service '" + services[i].name + "' is declared twice");
+      }
+    }
+  }
+  return {};
+}
+
+json servicePortsJson(const std::vector<ServicePort>& services) {
+  json out = json::array();
+  for (const auto& service : services) {
+    out.push_back({{"name", service.name}, {"protocol", service.protocol}, {"port", service.port}});
+  }
+  return out;
+}
+
+Result<std::vector<ServicePort>> readServicePorts(const json& array, const std::string& where) {
+  std::vector<ServicePort> services;
+  for (const auto& entry : array) {
+    if (!entry.is_object()) return fail(ErrorCode::InvalidArgument, where + ": expected objects");
+    Reader r(entry, where + "[]");
+    const std::string name = r.string("name");
+    const std::string protocol = r.has("protocol") ? r.string("protocol") : "tcp";
+    const std::uint64_t port = r.unsignedInteger("port");
+    if (!r.ok()) return r.failure();
+    auto service = parseServicePort(name + ":" + protocol + ":" + std::to_string(port));
+    if (!service) return fail(ErrorCode::InvalidArgument, where + ": " + service.error().message);
+    services.push_back(std::move(*service));
+  }
+  if (auto checked = checkServicePorts(services); !checked) {
+    return fail(ErrorCode::InvalidArgument, where + ": " + checked.error().message);
+  }
+  return services;
+}
+
+}  // namespace
+
+Result<std::vector<ServicePort>> parseServicePortList(std::string_view text) {
+  std::vector<ServicePort> services;
+  for (std::size_t start = 0; start <= text.size();) {
+    std::size_t comma = text.find(',', start);
+    if (comma == std::string_view::npos) comma = text.size();
+    std::string_view item = text.substr(start, comma - start);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    if (!item.empty()) {
+      auto service = parseServicePort(item);
+      if (!service) return Failure{service.error()};
+      services.push_back(std::move(*service));
+    }
+    start = comma + 1;
+  }
+  if (auto checked = checkServicePorts(services); !checked) return Failure{checked.error()};
+  return services;
+}
+
+std::string servicePortEnvName(std::string_view serviceName) {
+  std::string name = "BAI_SERVICE_PORT_";
+  for (char c : serviceName) name += c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return name;
+}
+
 std::string CreateSessionRequest::toJson() const {
   json out{{"protocol", kVersion}, {"session_id", sessionId}, {"command", command},
            {"env", env},             {"slots", slotsJson(slots)}};
@@ -437,6 +546,9 @@ std::string CreateSessionRequest::toJson() const {
     out["image"] = *image;
     out["pull_policy"] = pullPolicyName(pullPolicy);
   }
+  if (openStdin || tty) out["stdin"] = true;
+  if (tty) out["tty"] = true;
+  if (!servicePorts.empty()) out["service_ports"] = servicePortsJson(servicePorts);
   return out.dump();
 }
 
@@ -489,7 +601,15 @@ Result<CreateSessionRequest> CreateSessionRequest::fromJson(std::string_view tex
   request.slots = r.slots("slots", false);
   if (r.has("image")) request.image = r.string("image");
   const std::string pullPolicy = r.has("pull_policy") ? r.string("pull_policy") : "never";
+  request.tty = r.boolean("tty");
+  request.openStdin = r.boolean("stdin") || request.tty;
+  const json* services = r.array("service_ports", false);
   if (!r.ok()) return r.failure();
+  if (services != nullptr) {
+    auto read = readServicePorts(*services, "create-session.service_ports");
+    if (!read) return Failure{read.error()};
+    request.servicePorts = std::move(*read);
+  }
   if (request.image && !isImageReference(*request.image)) {
     return fail(ErrorCode::InvalidArgument, "create-session.image: '" + *request.image + "' is not an image reference");
   }
@@ -528,6 +648,7 @@ std::string SessionInfo::toJson() const {
            {"ended_at_ms", endedAtMillis}};
   if (exitCode) out["exit_code"] = *exitCode;
   if (!reason.empty()) out["reason"] = reason;
+  if (!services.empty()) out["services"] = servicePortsJson(services);
   return out.dump();
 }
 
@@ -544,9 +665,15 @@ Result<SessionInfo> SessionInfo::fromJson(std::string_view text) {
   if (r.has("exit_code")) info.exitCode = r.exitCode("exit_code");
   info.reason = r.string("reason", false);
   const json* allocation = r.object("allocation", false);
+  const json* services = r.array("services", false);
   if (!r.ok()) return r.failure();
   if (!state) return Failure{state.error()};
   info.state = *state;
+  if (services != nullptr) {
+    auto read = readServicePorts(*services, "session.services");
+    if (!read) return Failure{read.error()};
+    info.services = std::move(*read);
+  }
   if (allocation != nullptr) {
     auto parsed = readAllocation(*allocation, "session.allocation");
     if (!parsed) return Failure{parsed.error()};

@@ -167,6 +167,29 @@ inline constexpr std::uint32_t kMaxOwnerId = 4294967294;
 bool isOwnerName(std::string_view name);
 
 // POST /v1/sessions: idempotent by id.
+// A TCP service a session offers (Jupyter, TensorBoard, SSH), reached through
+// `bai session app`. Declared with the session (`--port name:port`) or by its image's
+// label `ai.backend.service-ports` ("jupyter:http:8888,tensorboard:http:6006", as
+// Backend.AI's images do). In a container the service listens on `port`; a process
+// session shares the node's network, so it listens on the loopback port the agent
+// allocates and passes in BAI_SERVICE_PORT_<NAME> (also set, to `port`, in containers).
+struct ServicePort {
+  std::string name;              // 1 to 32 of a-z, 0-9, '-', starting with a letter
+  std::string protocol = "tcp";  // "tcp" or "http": what a client speaks, for UIs
+  std::uint16_t port = 0;        // 1..65535
+
+  bool operator==(const ServicePort&) const = default;
+};
+bool isServiceName(std::string_view name);
+// One "name:port" or "name:protocol:port" (the CLI's --port and the image label's items).
+Result<ServicePort> parseServicePort(std::string_view text);
+// The label's whole value: items separated by ','; duplicates and bad items are errors.
+Result<std::vector<ServicePort>> parseServicePortList(std::string_view text);
+// BAI_SERVICE_PORT_<NAME>: the name upper-cased, '-' as '_'.
+std::string servicePortEnvName(std::string_view serviceName);
+inline constexpr std::string_view kServicePortsLabel = "ai.backend.service-ports";
+inline constexpr std::size_t kMaxServicePorts = 16;
+
 struct CreateSessionRequest {
   std::string sessionId;
   std::vector<std::string> command;  // argv; command[0] is looked up in PATH; empty only with an image
@@ -178,6 +201,11 @@ struct CreateSessionRequest {
   // be empty (the image's default); without one it runs as a host process.
   std::optional<std::string> image{};
   PullPolicy pullPolicy = PullPolicy::Never;
+  // Interactive: stdin stays open for `bai session attach` (wire "stdin"), on a
+  // pseudo-terminal with `tty` (which implies stdin). Neither: stdin is /dev/null.
+  bool openStdin = false;
+  bool tty = false;
+  std::vector<ServicePort> servicePorts;  // wire "service_ports"; names unique
 
   std::string toJson() const;
   static Result<CreateSessionRequest> fromJson(std::string_view json);
@@ -192,6 +220,9 @@ struct SessionInfo {
   std::int64_t pid = 0;
   std::int64_t startedAtMillis = 0;
   std::int64_t endedAtMillis = 0;
+  // The session's services once it runs: those declared with it and its image's
+  // label's, each with the port the agent connects to (a process session's allocated one).
+  std::vector<ServicePort> services;
 
   std::string toJson() const;
   static Result<SessionInfo> fromJson(std::string_view json);
