@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,6 +32,7 @@ struct ImageRecord {
   std::string id;                     // "sha256:..."
   std::vector<std::string> repoTags;  // as the engine lists them ("localhost/bai-test/busybox:1")
   std::int64_t sizeBytes = 0;
+  std::map<std::string, std::string> labels;  // Config.Labels; filled by inspectImage only
 };
 
 struct Ulimit {
@@ -63,6 +65,8 @@ struct ContainerSpec {
   std::string networkMode = "none";  // HostConfig.NetworkMode
   std::vector<Ulimit> ulimits;
   std::optional<std::string> ociRuntime;  // HostConfig.Runtime
+  bool tty = false;        // Tty: a pseudo-terminal, one raw output stream (stream 1)
+  bool openStdin = false;  // OpenStdin (StdinOnce false): an interactive attach writes stdin
   // Always: SecurityOpt ["no-new-privileges"], Privileged false, no restart policy.
 };
 
@@ -77,6 +81,9 @@ struct ContainerState {
   std::int64_t pid = 0;      // State.Pid on the host, 0 when not running
   std::int64_t finishedAtMillis = 0;  // 0 when not finished
   std::map<std::string, std::string> labels;
+  // NetworkSettings: the container's address on its network (IPAddress, else the first
+  // of Networks); empty with network "none" or "host".
+  std::string ipAddress;
 };
 
 // A container the engine lists (GET /containers/json?all=1 with a label filter).
@@ -89,6 +96,34 @@ struct ContainerListing {
 
 // Output of a container, already demultiplexed: stream 1 stdout, 2 stderr.
 using OutputSink = std::function<void(int stream, std::string_view bytes)>;
+
+// The input side of a hijacked attach or exec connection. Any thread.
+class EngineStream {
+ public:
+  virtual ~EngineStream() = default;
+  // Writes stdin bytes; blocks while the engine does not take them (back-pressure).
+  virtual Result<void> write(std::string_view bytes) = 0;
+  // Ends stdin (a half-close): the command reads end of file; output goes on.
+  virtual Result<void> closeWrite() = 0;
+  // Ends the connection both ways; a blocked write() returns an error, the output ends.
+  virtual void close() = 0;
+};
+
+// POST /containers/{id}/exec: a command run in a running container.
+struct ExecSpec {
+  std::vector<std::string> command;
+  std::map<std::string, std::string> env;
+  std::string user;        // "uid:gid"
+  std::string workingDir;  // "/home/work"
+  bool tty = false;
+  bool openStdin = false;
+};
+
+struct ExecState {
+  bool running = false;
+  std::optional<int> exitCode;  // once ended
+  std::int64_t pid = 0;
+};
 
 // Errors: ErrorCode::NotFound for 404 (no such container or image), Conflict for 409,
 // InvalidArgument for the engine's 400, Internal for everything else; the message names
@@ -112,6 +147,12 @@ class ContainerEngine {
   // output ends, and `ended` is called once after the last byte (or on a broken stream
   // with its error). Attach before start(): nothing is missed.
   virtual Result<void> attach(const std::string& id, OutputSink sink, std::function<void(Result<void>)> ended) = 0;
+  // The same with stdin (the container is created with openStdin): the returned stream
+  // writes to the container's stdin. With a tty the output is raw, all on stream 1.
+  virtual Result<std::unique_ptr<EngineStream>> attachInteractive(const std::string& id, OutputSink sink,
+                                                                  std::function<void(Result<void>)> ended) = 0;
+  // POST /containers/{id}/resize?h=rows&w=cols: the tty's size.
+  virtual Result<void> resize(const std::string& id, std::uint16_t rows, std::uint16_t cols) = 0;
   virtual Result<void> start(const std::string& id) = 0;
   // Blocks until the container is no longer running; returns its exit code.
   virtual Result<int> wait(const std::string& id) = 0;
@@ -123,6 +164,15 @@ class ContainerEngine {
   // Everything the container wrote so far (follow=false) or until it ends (follow=true),
   // demultiplexed into `sink`; returns when the stream ends.
   virtual Result<void> logs(const std::string& id, bool follow, const OutputSink& sink) = 0;
+
+  // POST /containers/{id}/exec: the exec's id. NotFound: no such container; Conflict:
+  // it is not running.
+  virtual Result<std::string> createExec(const std::string& containerId, const ExecSpec& spec) = 0;
+  // POST /exec/{id}/start, hijacked: like attachInteractive, for the exec (`tty` as created).
+  virtual Result<std::unique_ptr<EngineStream>> startExec(const std::string& execId, bool tty, OutputSink sink,
+                                                          std::function<void(Result<void>)> ended) = 0;
+  virtual Result<void> resizeExec(const std::string& execId, std::uint16_t rows, std::uint16_t cols) = 0;
+  virtual Result<ExecState> inspectExec(const std::string& execId) = 0;  // GET /exec/{id}/json
 
   // Ends every call in progress (attach streams, waits, followed logs) promptly with an
   // error, and fails every later call: the agent's threads blocked in the engine end.

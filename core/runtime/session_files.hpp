@@ -29,6 +29,16 @@ inline constexpr const char* kCommandIds = "command.pid";
 inline constexpr const char* kExit = "exit.json";
 inline constexpr const char* kShimLog = "shim.log";
 
+// An interactive session's console (spec.json "console": {"tty", "rows", "cols",
+// "replay_bytes"}): the shim keeps the command's stdin open and serves it, its output
+// and its execs on SESSION_DIR/console.sock (runtime/shim_console.hpp).
+struct ShimConsole {
+  bool tty = false;  // a pseudo-terminal of rows x cols; else pipes
+  std::uint16_t rows = 24;
+  std::uint16_t cols = 80;
+  std::size_t replayBytes = 64 * 1024;  // output kept for the next attach while none is attached
+};
+
 struct ShimSpec {
   std::vector<std::string> command;          // argv; argv[0] is looked up in env's PATH
   std::map<std::string, std::string> env;    // the command's complete environment
@@ -47,6 +57,7 @@ struct ShimSpec {
   // "target", "read_only"}], "hidden": [paths], "host_nodev"}; paths absolute, no "..",
   // at most 256 entries per list.
   std::optional<Sandbox> sandbox{};
+  std::optional<ShimConsole> console{};  // absent: stdin is /dev/null
 };
 
 std::string renderShimSpec(const ShimSpec& spec);
