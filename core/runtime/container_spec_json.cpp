@@ -68,6 +68,11 @@ Result<nlohmann::json> containerSpecJson(const ContainerSpec& spec, const Engine
   body["Labels"] = spec.labels;
   body["AttachStdout"] = true;
   body["AttachStderr"] = true;
+  body["Tty"] = spec.tty;
+  body["OpenStdin"] = spec.openStdin;
+  body["AttachStdin"] = spec.openStdin;
+  // Stdin stays open across attaches: a console that reconnects finds it still there.
+  body["StdinOnce"] = false;
 
   json host = json::object();
   json binds = json::array();
