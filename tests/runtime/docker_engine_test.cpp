@@ -12,6 +12,8 @@
 
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -55,6 +57,11 @@ struct Attached {
       if (endings.fetch_add(1) == 0) ended.set_value(std::move(result));
     };
   }
+  std::string stdoutSoFar() {
+    const std::lock_guard lock(mutex);
+    return out;
+  }
+  bool stdoutHas(std::string_view text) { return stdoutSoFar().find(text) != std::string::npos; }
 };
 
 // Output collected from logs().
@@ -695,6 +702,27 @@ TEST(DockerEngine, CdiOnADockerOlderThan25IsRefusedBeforeCreating) {
 
 constexpr const char* kTestImage = "localhost/bai-test/busybox:1";
 
+// One GET over plain TCP; what came back (status line, headers, body), or "" when the
+// connection failed.
+std::string httpGet(const std::string& address, int port, const std::string& path) {
+  const int handle = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (handle < 0) return {};
+  sockaddr_in peer{};
+  peer.sin_family = AF_INET;
+  peer.sin_port = htons(static_cast<std::uint16_t>(port));
+  std::string answer;
+  if (::inet_pton(AF_INET, address.c_str(), &peer.sin_addr) == 1 &&
+      ::connect(handle, reinterpret_cast<sockaddr*>(&peer), sizeof peer) == 0) {
+    const std::string request = "GET " + path + " HTTP/1.0\r\nHost: " + address + "\r\n\r\n";
+    if (::send(handle, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size())) {
+      char piece[4096];
+      for (ssize_t got; (got = ::recv(handle, piece, sizeof piece, 0)) > 0;) answer.append(piece, static_cast<std::size_t>(got));
+    }
+  }
+  ::close(handle);
+  return answer;
+}
+
 class RealPodmanTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -918,6 +946,195 @@ TEST_F(RealPodmanTest, ImagesAndAPullThatCannotReachARegistry) {
   EXPECT_FALSE(isUnreachable(pulled.error())) << pulled.error().message;
   EXPECT_EQ(pulled.error().message.rfind("pull image docker.io/library/nonexistent:1: ", 0), 0u) << pulled.error().message;
   EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::minutes(2));
+}
+
+// --- interactive calls on the real engine
+
+TEST_F(RealPodmanTest, AnInteractiveAttachToCatEchoesAndAHalfCloseEndsIt) {
+  ContainerSpec cat = spec("cat", {"cat"});
+  cat.openStdin = true;
+  auto id = engine_->create(cat);
+  ASSERT_TRUE(id) << id.error().message;
+  Attached attached;
+  auto stream = engine_->attachInteractive(*id, attached.sink(), attached.onEnd());
+  ASSERT_TRUE(stream) << stream.error().message;
+  ASSERT_TRUE(engine_->start(*id));
+  ASSERT_TRUE((*stream)->write("ping\n"));
+  EXPECT_TRUE(testing::eventually([&] { return attached.stdoutHas("ping\n"); })) << attached.stdoutSoFar();
+  ASSERT_TRUE((*stream)->write(std::string(200000, 'x') + "\n"));  // more than a pipe holds at once
+  EXPECT_TRUE(testing::eventually([&] { return attached.stdoutSoFar().size() == 5 + 200001; }))
+      << attached.stdoutSoFar().size();
+  ASSERT_TRUE((*stream)->closeWrite());
+  auto code = std::async(std::launch::async, [&] { return engine_->wait(*id); });
+  ASSERT_EQ(code.wait_for(std::chrono::seconds(15)), std::future_status::ready) << "cat did not see the end of its stdin";
+  auto exit = code.get();
+  ASSERT_TRUE(exit) << exit.error().message;
+  EXPECT_EQ(*exit, 0);
+  auto ended = attached.ended.get_future();
+  ASSERT_EQ(ended.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_TRUE(ended.get());
+  EXPECT_TRUE(engine_->remove(*id));
+}
+
+TEST_F(RealPodmanTest, ATtyShellAnswersAndSeesItsResize) {
+  ContainerSpec shell = spec("tty", {"/bin/sh"});
+  shell.openStdin = true;
+  shell.tty = true;
+  auto id = engine_->create(shell);
+  ASSERT_TRUE(id) << id.error().message;
+  Attached attached;
+  auto stream = engine_->attachInteractive(*id, attached.sink(), attached.onEnd());
+  ASSERT_TRUE(stream) << stream.error().message;
+  ASSERT_TRUE(engine_->start(*id));
+  ASSERT_TRUE((*stream)->write("echo $((6*7))\n"));
+  EXPECT_TRUE(testing::eventually([&] { return attached.stdoutHas("42\r\n"); })) << attached.stdoutSoFar();
+  auto resized = engine_->resize(*id, 33, 101);
+  ASSERT_TRUE(resized) << resized.error().message;
+  ASSERT_TRUE((*stream)->write("stty size\n"));
+  EXPECT_TRUE(testing::eventually([&] { return attached.stdoutHas("33 101\r\n"); })) << attached.stdoutSoFar();
+  EXPECT_TRUE(attached.err.empty());  // a tty has one stream
+  ASSERT_TRUE((*stream)->write("exit 3\n"));
+  auto code = engine_->wait(*id);
+  ASSERT_TRUE(code) << code.error().message;
+  EXPECT_EQ(*code, 3);
+  auto ended = attached.ended.get_future();
+  ASSERT_EQ(ended.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_TRUE(ended.get());
+  EXPECT_TRUE(engine_->remove(*id));
+}
+
+TEST_F(RealPodmanTest, AnExecSeesTheContainersUserAndEnvAndReportsItsExitCode) {
+  ContainerSpec sleeper = spec("execs", {"sleep", "1000"});
+  sleeper.user = "200001:200001";
+  sleeper.env = {{"FOO", "from-container"}};
+  Attached output;
+  const std::string id = run(sleeper, output);
+  ASSERT_TRUE(testing::eventually([&] { return engine_->inspect(id)->running; }));
+
+  ExecSpec command;
+  command.command = {"/bin/sh", "-c", "id -u; echo \"$FOO $BAR\"; echo to-stderr >&2; exit 4"};
+  command.env = {{"BAR", "from-exec"}};
+  auto exec = engine_->createExec(id, command);
+  ASSERT_TRUE(exec) << exec.error().message;
+  Attached attached;
+  auto stream = engine_->startExec(*exec, false, attached.sink(), attached.onEnd());
+  ASSERT_TRUE(stream) << stream.error().message;
+  auto ended = attached.ended.get_future();
+  ASSERT_EQ(ended.wait_for(std::chrono::seconds(15)), std::future_status::ready);
+  EXPECT_TRUE(ended.get());
+  EXPECT_EQ(attached.out, "200001\nfrom-container from-exec\n");
+  EXPECT_EQ(attached.err, "to-stderr\n");
+  std::optional<ExecState> state;
+  EXPECT_TRUE(testing::eventually([&] {
+    auto inspected = engine_->inspectExec(*exec);
+    if (inspected) state = *inspected;
+    return inspected && !inspected->running;
+  }));
+  ASSERT_TRUE(state);
+  EXPECT_EQ(state->exitCode, 4);
+
+  // With stdin: cat in the container answers what is written and ends with its stdin.
+  ExecSpec cat;
+  cat.command = {"cat"};
+  cat.openStdin = true;
+  auto catExec = engine_->createExec(id, cat);
+  ASSERT_TRUE(catExec) << catExec.error().message;
+  Attached catOutput;
+  auto catStream = engine_->startExec(*catExec, false, catOutput.sink(), catOutput.onEnd());
+  ASSERT_TRUE(catStream) << catStream.error().message;
+  ASSERT_TRUE((*catStream)->write("through exec\n"));
+  EXPECT_TRUE(testing::eventually([&] { return catOutput.stdoutHas("through exec\n"); })) << catOutput.stdoutSoFar();
+  ASSERT_TRUE((*catStream)->closeWrite());
+  auto catEnded = catOutput.ended.get_future();
+  ASSERT_EQ(catEnded.wait_for(std::chrono::seconds(15)), std::future_status::ready) << "cat did not see the end of its stdin";
+  EXPECT_TRUE(catEnded.get());
+  EXPECT_TRUE(testing::eventually([&] { return engine_->inspectExec(*catExec)->exitCode == std::optional<int>(0); }));
+
+  ASSERT_TRUE(engine_->kill(id, SIGKILL));
+  ASSERT_TRUE(engine_->wait(id));
+  auto refused = engine_->createExec(id, command);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::Conflict) << refused.error().message;
+  EXPECT_EQ(engine_->inspectExec(std::string(64, 'f')).error().code, ErrorCode::NotFound);
+  EXPECT_TRUE(engine_->remove(id));
+  EXPECT_EQ(engine_->createExec(id, command).error().code, ErrorCode::NotFound);
+}
+
+TEST_F(RealPodmanTest, ATtyExecAnswersAndSeesItsResize) {
+  Attached output;
+  const std::string id = run(spec("tty-exec", {"sleep", "1000"}), output);
+  ASSERT_TRUE(testing::eventually([&] { return engine_->inspect(id)->running; }));
+  ExecSpec shell;
+  shell.command = {"/bin/sh"};
+  shell.tty = true;
+  shell.openStdin = true;
+  auto exec = engine_->createExec(id, shell);
+  ASSERT_TRUE(exec) << exec.error().message;
+  Attached attached;
+  auto stream = engine_->startExec(*exec, true, attached.sink(), attached.onEnd());
+  ASSERT_TRUE(stream) << stream.error().message;
+  ASSERT_TRUE((*stream)->write("echo $((6*7))\n"));
+  EXPECT_TRUE(testing::eventually([&] { return attached.stdoutHas("42\r\n"); })) << attached.stdoutSoFar();
+  auto resized = engine_->resizeExec(*exec, 21, 77);
+  ASSERT_TRUE(resized) << resized.error().message;
+  ASSERT_TRUE((*stream)->write("stty size\n"));
+  EXPECT_TRUE(testing::eventually([&] { return attached.stdoutHas("21 77\r\n"); })) << attached.stdoutSoFar();
+  ASSERT_TRUE((*stream)->write("exit 6\n"));
+  auto ended = attached.ended.get_future();
+  ASSERT_EQ(ended.wait_for(std::chrono::seconds(15)), std::future_status::ready);
+  EXPECT_TRUE(ended.get());
+  EXPECT_TRUE(testing::eventually([&] { return engine_->inspectExec(*exec)->exitCode == std::optional<int>(6); }));
+  EXPECT_TRUE(engine_->remove(id));
+}
+
+TEST_F(RealPodmanTest, AnImageLabelIsReadBack) {
+  // A tiny image of our own, FROM the test image: no registry is needed.
+  const std::string image = "localhost/bai-test/labelled:" + runLabel();
+  bai::test::TempDir context;
+  {
+    std::ofstream(context.path() / "Containerfile") << "FROM " << kTestImage
+                                                    << "\nLABEL ai.backend.service-ports=\"http:http:8080\"\n";
+  }
+  ASSERT_EQ(std::system(("podman --runtime runc build --quiet -t " + image + " " + context.path().string() + " >/dev/null").c_str()),
+            0);
+  auto inspected = engine_->inspectImage(image);
+  (void)std::system(("podman rmi -f " + image + " >/dev/null 2>&1").c_str());
+  ASSERT_TRUE(inspected) << inspected.error().message;
+  ASSERT_EQ(inspected->labels.count("ai.backend.service-ports"), 1u);
+  EXPECT_EQ(inspected->labels.at("ai.backend.service-ports"), "http:http:8080");
+}
+
+TEST_F(RealPodmanTest, ABridgeContainersAddressIsReachable) {
+  // Serves the /etc/hostname the engine writes: the container's short id.
+  ContainerSpec server = spec("httpd", {"httpd", "-f", "-p", "8080", "-h", "/etc"});
+  server.networkMode = "bridge";
+  Attached output;
+  const std::string id = run(server, output);
+  ASSERT_TRUE(testing::eventually([&] { return engine_->inspect(id)->running; })) << output.err;
+  auto state = engine_->inspect(id);
+  ASSERT_TRUE(state) << state.error().message;
+  ASSERT_FALSE(state->ipAddress.empty());
+  // What the file holds, read inside the container by an exec.
+  ExecSpec readHostname;
+  readHostname.command = {"cat", "/etc/hostname"};
+  auto exec = engine_->createExec(id, readHostname);
+  ASSERT_TRUE(exec) << exec.error().message;
+  Attached hostname;
+  ASSERT_TRUE(engine_->startExec(*exec, false, hostname.sink(), hostname.onEnd()));
+  ASSERT_EQ(hostname.ended.get_future().wait_for(std::chrono::seconds(15)), std::future_status::ready);
+  ASSERT_FALSE(hostname.out.empty());
+  std::string answer;
+  EXPECT_TRUE(testing::eventually([&] {
+    answer = httpGet(state->ipAddress, 8080, "/hostname");
+    return answer.size() > hostname.out.size() && answer.ends_with("\r\n\r\n" + hostname.out);
+  })) << id << " at " << state->ipAddress << ": " << answer;
+  EXPECT_EQ(answer.rfind("HTTP/1.", 0), 0u) << answer;
+  EXPECT_TRUE(engine_->remove(id));
+
+  auto isolated = engine_->create(spec("no-network", {"true"}));
+  ASSERT_TRUE(isolated);
+  EXPECT_EQ(engine_->inspect(*isolated)->ipAddress, "");
+  EXPECT_TRUE(engine_->remove(*isolated));
 }
 
 // The figure of the issue: a round trip of `true` through DockerEngine beside `podman run`.
