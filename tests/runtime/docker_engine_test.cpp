@@ -30,6 +30,7 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <thread>
 
 namespace bai::core {
 namespace {
@@ -174,6 +175,21 @@ TEST(ContainerSpecJson, CdiDevicesAsTheEngineTakesThem) {
   EXPECT_NE(old.error().message.find("Docker 25"), std::string::npos);
 }
 
+TEST(ContainerSpecJson, InteractiveFlagsReachTheCreateBody) {
+  ContainerSpec spec = simpleSpec("bai-console");
+  auto plain = containerSpecJson(spec, EngineInfo{});
+  ASSERT_TRUE(plain);
+  for (const char* flag : {"Tty", "OpenStdin", "AttachStdin", "StdinOnce"}) EXPECT_EQ((*plain)[flag], false) << flag;
+  spec.tty = true;
+  spec.openStdin = true;
+  auto console = containerSpecJson(spec, EngineInfo{});
+  ASSERT_TRUE(console);
+  EXPECT_EQ((*console)["Tty"], true);
+  EXPECT_EQ((*console)["OpenStdin"], true);
+  EXPECT_EQ((*console)["AttachStdin"], true);
+  EXPECT_EQ((*console)["StdinOnce"], false);  // stdin outlives one attach
+}
+
 TEST(ApiVersion, ComparesNumerically) {
   EXPECT_TRUE(apiVersionAtLeast("1.44", "1.44"));
   EXPECT_TRUE(apiVersionAtLeast("1.100", "1.44"));
@@ -261,6 +277,54 @@ TEST(EngineReplies, WrongTypesAreErrorsNamingTheField) {
   EXPECT_FALSE(readEngineVersion(json::parse(R"({"Version":"1"})"), ""));
 }
 
+TEST(EngineReplies, ImageLabelsComeFromConfig) {
+  auto image = readImageInspect(json::parse(
+      R"({"Id":"sha256:1","RepoTags":["a:1"],"Size":5,"Config":{"Labels":{"ai.backend.service-ports":"http:http:8080"}}})"));
+  ASSERT_TRUE(image) << image.error().message;
+  EXPECT_EQ(image->labels, (std::map<std::string, std::string>{{"ai.backend.service-ports", "http:http:8080"}}));
+  EXPECT_TRUE(readImageInspect(json::parse(R"({"Id":"sha256:1","Config":{"Labels":null}})"))->labels.empty());
+  EXPECT_TRUE(readImageInspect(json::parse(R"({"Id":"sha256:1"})"))->labels.empty());
+  auto wrong = readImageInspect(json::parse(R"({"Id":"sha256:1","Config":{"Labels":{"port":8080}}})"));
+  ASSERT_FALSE(wrong);
+  EXPECT_NE(wrong.error().message.find("label port"), std::string::npos) << wrong.error().message;
+  EXPECT_FALSE(readImageInspect(json::parse(R"({"Id":"sha256:1","Config":"x"})")));
+}
+
+TEST(EngineReplies, TheAddressIsTheTopLevelOneElseTheFirstNetworksNonEmptyOne) {
+  const auto address = [](const std::string& settings) {
+    auto state = readContainerInspect(json::parse(R"({"Id":"a","Name":"/n","State":{"Status":"running"},"NetworkSettings":)" +
+                                                  settings + "}"));
+    return state ? state->ipAddress : "error: " + state.error().message;
+  };
+  EXPECT_EQ(address(R"({"IPAddress":"172.17.0.2","Networks":{"bridge":{"IPAddress":"172.17.0.9"}}})"), "172.17.0.2");
+  EXPECT_EQ(address(R"({"IPAddress":"","Networks":{"a":{"IPAddress":""},"podman":{"IPAddress":"10.88.0.5"}}})"), "10.88.0.5");
+  EXPECT_EQ(address(R"({"IPAddress":"","Networks":{}})"), "");
+  EXPECT_EQ(address("null"), "");
+  EXPECT_EQ(address(R"({"IPAddress":7})").rfind("error: ", 0), 0u);
+  EXPECT_EQ(address(R"({"Networks":{"podman":{"IPAddress":[1]}}})").rfind("error: ", 0), 0u);
+  auto tty = readContainerTty(json::parse(R"({"Config":{"Tty":true}})"));
+  ASSERT_TRUE(tty);
+  EXPECT_TRUE(*tty);
+  EXPECT_FALSE(*readContainerTty(json::parse(R"({"Config":{}})")));
+  EXPECT_FALSE(readContainerTty(json::parse(R"({"Config":{"Tty":"yes"}})")));
+  EXPECT_FALSE(readContainerTty(json::parse(R"({"Id":"a"})")));
+}
+
+TEST(EngineReplies, AnExecsCodeCountsOnlyOnceItEnded) {
+  auto running = readExecInspect(json::parse(R"({"ID":"e","Running":true,"ExitCode":0,"Pid":77})"));
+  ASSERT_TRUE(running) << running.error().message;
+  EXPECT_TRUE(running->running);
+  EXPECT_EQ(running->pid, 77);
+  EXPECT_FALSE(running->exitCode);
+  auto ended = readExecInspect(json::parse(R"({"ID":"e","Running":false,"ExitCode":3,"Pid":0})"));
+  ASSERT_TRUE(ended) << ended.error().message;
+  EXPECT_EQ(ended->exitCode, std::optional<int>(3));
+  EXPECT_FALSE(readExecInspect(json::parse(R"({"ID":"e","ExitCode":3})")));
+  EXPECT_NE(readExecInspect(json::parse(R"({"Running":false,"ExitCode":"3"})")).error().message.find("ExitCode"),
+            std::string::npos);
+  EXPECT_FALSE(readExecInspect(json::parse(R"({"Running":false,"ExitCode":300})")));
+}
+
 // ---------------------------------------------------------------------------------------
 // Against the fake engine
 
@@ -296,6 +360,195 @@ class FakeEngineTest : public ::testing::TestWithParam<EngineFlavor> {
 
 INSTANTIATE_TEST_SUITE_P(Flavors, FakeEngineTest, ::testing::Values(EngineFlavor::Docker, EngineFlavor::Podman),
                          [](const auto& info) { return std::string(engineFlavorName(info.param)); });
+
+TEST_P(FakeEngineTest, AnInteractiveAttachWritesStdinAndAHalfCloseEndsIt) {
+  fake_->onStart([](const json&) { return Behaviour::echoesStdin(3); });
+  ContainerSpec spec = simpleSpec("bai-console");
+  spec.openStdin = true;
+  auto id = engine_->create(spec);
+  ASSERT_TRUE(id) << id.error().message;
+  Attached attached;
+  auto stream = engine_->attachInteractive(*id, attached.sink(), attached.onEnd());
+  ASSERT_TRUE(stream) << stream.error().message;
+  ASSERT_TRUE(engine_->start(*id));
+  ASSERT_TRUE((*stream)->write("hello\n"));
+  EXPECT_TRUE(testing::eventually([&] { return attached.stdoutSoFar() == "hello\n"; })) << attached.stdoutSoFar();
+  EXPECT_EQ(fake_->stdinOf(*id), "hello\n");
+  EXPECT_FALSE(fake_->stdinEnded(*id));
+  ASSERT_TRUE((*stream)->closeWrite());
+  auto code = engine_->wait(*id);
+  ASSERT_TRUE(code) << code.error().message;
+  EXPECT_EQ(*code, 3);
+  EXPECT_TRUE(fake_->stdinEnded(*id));
+  auto ended = attached.ended.get_future();
+  ASSERT_EQ(ended.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_TRUE(ended.get());
+  auto late = (*stream)->write("more");
+  ASSERT_FALSE(late);
+  EXPECT_EQ(late.error().code, ErrorCode::Conflict) << late.error().message;
+  const auto requests = fake_->requests();
+  const std::string api = "/v1.41";  // both flavors: the base API version
+  EXPECT_NE(std::find(requests.begin(), requests.end(), "GET " + api + "/containers/" + *id + "/json"), requests.end());
+  EXPECT_NE(std::find(requests.begin(), requests.end(),
+                      "POST " + api + "/containers/" + *id + "/attach?stream=1&stdin=1&stdout=1&stderr=1"),
+            requests.end());
+}
+
+TEST_P(FakeEngineTest, ATtyContainersOutputIsRawOnStdout) {
+  // Bytes that read as a frame header: demultiplexed they would be a 5-byte stderr frame.
+  const std::string frameLike = std::string("\2\0\0\0\0\0\0\5", 8) + "hello";
+  fake_->onStart([frameLike](const json&) {
+    Behaviour behaviour = Behaviour::echoesStdin(0);
+    behaviour.output = {{2, "prompt$ "}};
+    return behaviour;
+  });
+  ContainerSpec spec = simpleSpec("bai-tty");
+  spec.openStdin = true;
+  spec.tty = true;
+  auto id = engine_->create(spec);
+  ASSERT_TRUE(id) << id.error().message;
+  Attached attached;
+  auto stream = engine_->attachInteractive(*id, attached.sink(), attached.onEnd());
+  ASSERT_TRUE(stream) << stream.error().message;
+  ASSERT_TRUE(engine_->start(*id));
+  ASSERT_TRUE((*stream)->write(frameLike));
+  EXPECT_TRUE(testing::eventually([&] { return attached.stdoutSoFar() == "prompt$ " + frameLike; }))
+      << attached.stdoutSoFar().size();
+  EXPECT_TRUE(attached.err.empty());
+
+  ASSERT_TRUE(engine_->resize(*id, 40, 120));
+  const auto requests = fake_->requests();
+  EXPECT_EQ(requests.back(), "POST /v1.41/containers/" + *id + "/resize?h=40&w=120");
+  EXPECT_EQ(engine_->resize("no-such", 1, 1).error().code, ErrorCode::NotFound);
+  EXPECT_EQ(engine_->resize("../x", 1, 1).error().code, ErrorCode::InvalidArgument);
+  (*stream)->close();
+  auto ended = attached.ended.get_future();
+  ASSERT_EQ(ended.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  auto result = ended.get();
+  ASSERT_FALSE(result);
+  EXPECT_TRUE(isUnreachable(result.error())) << result.error().message;
+  EXPECT_NE(result.error().message.find("closed by the client"), std::string::npos) << result.error().message;
+  EXPECT_FALSE((*stream)->write("x"));
+}
+
+TEST_P(FakeEngineTest, AnExecCarriesItsSpecAndReportsItsEnd) {
+  fake_->onStart([](const json&) { return Behaviour::runsUntilKilled(); });
+  fake_->onExec([](const json& body) {
+    return Behaviour::exits(5, {{1, "ran " + body["Cmd"][0].get<std::string>() + "\n"}, {2, "warn\n"}});
+  });
+  const std::string id = createAndStart("bai-exec");
+  ExecSpec spec;
+  spec.command = {"id", "-u"};
+  spec.env = {{"B", "2"}, {"A", "1"}};
+  spec.user = "200001:200001";
+  spec.workingDir = "/home/work";
+  auto exec = engine_->createExec(id, spec);
+  ASSERT_TRUE(exec) << exec.error().message;
+  const json body = fake_->execBodies().back();
+  EXPECT_EQ(body["Cmd"], json({"id", "-u"}));
+  EXPECT_EQ(body["Env"], json({"A=1", "B=2"}));
+  EXPECT_EQ(body["User"], "200001:200001");
+  EXPECT_EQ(body["WorkingDir"], "/home/work");
+  EXPECT_EQ(body["Tty"], false);
+  EXPECT_EQ(body["AttachStdin"], false);
+  EXPECT_EQ(body["AttachStdout"], true);
+  EXPECT_EQ(body["AttachStderr"], true);
+
+  Attached attached;
+  auto stream = engine_->startExec(*exec, false, attached.sink(), attached.onEnd());
+  ASSERT_TRUE(stream) << stream.error().message;
+  auto ended = attached.ended.get_future();
+  ASSERT_EQ(ended.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_TRUE(ended.get());
+  EXPECT_EQ(attached.out, "ran id\n");
+  EXPECT_EQ(attached.err, "warn\n");
+  auto state = engine_->inspectExec(*exec);
+  ASSERT_TRUE(state) << state.error().message;
+  EXPECT_FALSE(state->running);
+  EXPECT_EQ(state->exitCode, std::optional<int>(5));
+  const auto requests = fake_->requests();
+  EXPECT_NE(std::find(requests.begin(), requests.end(), "POST /v1.41/containers/" + id + "/exec"), requests.end());
+  EXPECT_NE(std::find(requests.begin(), requests.end(), "POST /v1.41/exec/" + *exec + "/start"), requests.end());
+  // Started once: the engine refuses a second start.
+  EXPECT_EQ(engine_->startExec(*exec, false, attached.sink(), [](Result<void>) {}).error().code, ErrorCode::Conflict);
+}
+
+TEST_P(FakeEngineTest, AnExecsStdinEndsWithAHalfCloseAndATtyExecIsRaw) {
+  fake_->onStart([](const json&) { return Behaviour::runsUntilKilled(); });
+  fake_->onExec([](const json&) { return Behaviour::echoesStdin(0); });
+  const std::string id = createAndStart("bai-exec-stdin");
+  ExecSpec spec;
+  spec.command = {"/bin/sh"};
+  spec.tty = true;
+  spec.openStdin = true;
+  auto exec = engine_->createExec(id, spec);
+  ASSERT_TRUE(exec) << exec.error().message;
+  EXPECT_EQ(fake_->execBodies().back()["AttachStdin"], true);
+  EXPECT_EQ(fake_->execBodies().back()["Tty"], true);
+  Attached attached;
+  auto stream = engine_->startExec(*exec, true, attached.sink(), attached.onEnd());
+  ASSERT_TRUE(stream) << stream.error().message;
+  const std::string frameLike = std::string("\1\0\0\0\0\0\0\2", 8) + "ok";
+  ASSERT_TRUE((*stream)->write(frameLike));
+  EXPECT_TRUE(testing::eventually([&] { return attached.stdoutSoFar() == frameLike; })) << attached.stdoutSoFar().size();
+  auto running = engine_->inspectExec(*exec);
+  ASSERT_TRUE(running) << running.error().message;
+  EXPECT_TRUE(running->running);
+  EXPECT_FALSE(running->exitCode);
+  EXPECT_GT(running->pid, 0);
+  ASSERT_TRUE(engine_->resizeExec(*exec, 24, 80));
+  EXPECT_EQ(fake_->requests().back(), "POST /v1.41/exec/" + *exec + "/resize?h=24&w=80");
+  ASSERT_TRUE((*stream)->closeWrite());
+  auto ended = attached.ended.get_future();
+  ASSERT_EQ(ended.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_TRUE(ended.get());
+  EXPECT_TRUE(fake_->stdinEnded(*exec));
+  EXPECT_EQ(engine_->inspectExec(*exec)->exitCode, std::optional<int>(0));
+}
+
+TEST_P(FakeEngineTest, ExecErrorsMapToErrorKinds) {
+  fake_->onStart([](const json&) { return Behaviour::exits(0); });
+  const std::string stopped = createAndStart("bai-exec-stopped");
+  ExecSpec spec;
+  spec.command = {"true"};
+  EXPECT_EQ(engine_->createExec(stopped, spec).error().code, ErrorCode::Conflict);
+  EXPECT_EQ(engine_->createExec("no-such", spec).error().code, ErrorCode::NotFound);
+  EXPECT_EQ(engine_->createExec("../x", spec).error().code, ErrorCode::InvalidArgument);
+  EXPECT_EQ(engine_->createExec(stopped, ExecSpec{}).error().code, ErrorCode::InvalidArgument);
+  const auto unknown = std::string(64, 'e');
+  EXPECT_EQ(engine_->inspectExec(unknown).error().code, ErrorCode::NotFound);
+  EXPECT_EQ(engine_->resizeExec(unknown, 1, 1).error().code, ErrorCode::NotFound);
+  auto start = engine_->startExec(unknown, false, [](int, std::string_view) {}, [](Result<void>) {});
+  ASSERT_FALSE(start);
+  EXPECT_EQ(start.error().code, ErrorCode::NotFound);
+  EXPECT_EQ(start.error().message.rfind("start exec " + unknown + ": ", 0), 0u) << start.error().message;
+  EXPECT_EQ(engine_->startExec("a/b", false, [](int, std::string_view) {}, [](Result<void>) {}).error().code,
+            ErrorCode::InvalidArgument);
+  fake_->answerNext("POST", "/containers/" + stopped + "/exec", 201, R"({"Id":"../../etc"})");
+  EXPECT_EQ(engine_->createExec(stopped, spec).error().code, ErrorCode::Internal);
+  fake_->answerNext("GET", "/exec/" + unknown + "/json", 200, R"({"Running":"yes"})");
+  EXPECT_EQ(engine_->inspectExec(unknown).error().code, ErrorCode::Internal);
+}
+
+TEST_P(FakeEngineTest, ImageLabelsAndABridgeAddressAreReadBack) {
+  fake_->addImage("bai-test/served:1", "sha256:5e7", {{"ai.backend.service-ports", "http:http:8080"}});
+  auto image = engine_->inspectImage("bai-test/served:1");
+  ASSERT_TRUE(image) << image.error().message;
+  EXPECT_EQ(image->labels, (std::map<std::string, std::string>{{"ai.backend.service-ports", "http:http:8080"}}));
+  EXPECT_TRUE(engine_->inspectImage("bai-test/busybox:1")->labels.empty());
+
+  fake_->onStart([](const json&) { return Behaviour::runsUntilKilled(); });
+  ContainerSpec spec = simpleSpec("bai-bridge");
+  spec.networkMode = "bridge";
+  auto id = engine_->create(spec);
+  ASSERT_TRUE(id);
+  EXPECT_EQ(engine_->inspect(*id)->ipAddress, "");  // not before it runs
+  ASSERT_TRUE(engine_->start(*id));
+  auto state = engine_->inspect(*id);
+  ASSERT_TRUE(state) << state.error().message;
+  EXPECT_EQ(state->ipAddress.rfind("10.88.0.", 0), 0u) << state->ipAddress;
+  EXPECT_EQ(engine_->inspect(createAndStart("bai-isolated"))->ipAddress, "");
+}
 
 TEST_P(FakeEngineTest, InfoDetectsTheFlavor) {
   auto info = engine_->info();
@@ -679,6 +932,46 @@ TEST(DockerEngine, AnEngineThatNeverAnswersTimesOut) {
   EXPECT_TRUE(isUnreachable(images.error())) << images.error().message;
   EXPECT_NE(images.error().message.find("no answer in time"), std::string::npos);
   EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(3));
+  ::close(listener);
+}
+
+TEST(DockerEngine, AWriteWaitsForTheEngineAndCloseUnblocksIt) {
+  // An engine that switches protocols for an exec start and then never reads its stdin.
+  bai::test::TempDir dir;
+  const std::string path = (dir.path() / "stuck.sock").string();
+  const int listener = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  path.copy(address.sun_path, sizeof address.sun_path - 1);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  ASSERT_EQ(::listen(listener, 8), 0);
+  std::promise<void> testDone;
+  std::thread engineSide([listener, done = testDone.get_future()]() mutable {
+    const int connection = ::accept(listener, nullptr, nullptr);
+    if (connection < 0) return;
+    char request[4096];
+    (void)::recv(connection, request, sizeof request, 0);  // the request; nothing after it
+    const std::string_view upgraded = "HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n";
+    (void)::send(connection, upgraded.data(), upgraded.size(), MSG_NOSIGNAL);
+    done.wait();
+    ::close(connection);
+  });
+  auto engine = makeDockerEngine(path);
+  Attached attached;
+  auto stream = engine->startExec(std::string(64, 'a'), true, attached.sink(), attached.onEnd());
+  ASSERT_TRUE(stream) << stream.error().message;
+  auto written = std::async(std::launch::async, [&] { return (*stream)->write(std::string(64 << 20, 'x')); });
+  EXPECT_EQ(written.wait_for(std::chrono::milliseconds(300)), std::future_status::timeout) << "64 MiB went nowhere";
+  (*stream)->close();
+  ASSERT_EQ(written.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  auto result = written.get();
+  ASSERT_FALSE(result);
+  EXPECT_TRUE(isUnreachable(result.error())) << result.error().message;
+  auto ended = attached.ended.get_future();
+  ASSERT_EQ(ended.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_FALSE(ended.get());
+  testDone.set_value();
+  engineSide.join();
   ::close(listener);
 }
 
