@@ -71,7 +71,7 @@ Result<nlohmann::json> containerSpecJson(const ContainerSpec& spec, const Engine
   body["Tty"] = spec.tty;
   body["OpenStdin"] = spec.openStdin;
   body["AttachStdin"] = spec.openStdin;
-  // Stdin stays open across attaches: a console that reconnects finds it still there.
+  // Stdin outlives one attach where the engine allows it (Docker; Podman 4.3 only with a tty).
   body["StdinOnce"] = false;
 
   json host = json::object();

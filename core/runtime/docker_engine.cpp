@@ -241,9 +241,11 @@ class DockerEngine final : public ContainerEngine {
     if (!isContainerReference(id)) return fail(ErrorCode::InvalidArgument, what + ": not a container id");
     // The output's framing depends on the tty the container was created with.
     // closeWrite() is a half-close of the hijacked socket. Measured on Podman 4.3.1 (compat
-    // API, runc): the container's command then reads end of file (cat exits 0), although it
-    // was created with StdinOnce false; an exec's command does too. Docker documents that
-    // it closes a container's stdin at the end of an attach only with StdinOnce.
+    // API, runc): the command then reads end of file (cat exits 0), in a container and in an
+    // exec. Podman runs a plain container's conmon without --leave-stdin-open whatever
+    // StdinOnce says, so the end of any attach (a close too) ends its stdin; a tty's console
+    // outlives the attach. Docker closes a container's stdin at an attach's end only with
+    // StdinOnce.
     auto container = callJson(what, {"GET", kApi + "/containers/" + id + "/json", {}, false}, {200});
     if (!container) return Failure{container.error()};
     auto tty = readContainerTty(*container);

@@ -24,7 +24,7 @@ class HijackedStdin final : public EngineStream {
       : socket_(socketHandle), wake_(wakeHandle), closeConnection_(std::move(closeConnection)) {}
 
   ~HijackedStdin() override {
-    if (!closed_.load()) (void)closeWrite();
+    close();
     ::close(socket_);
     ::close(wake_);
   }

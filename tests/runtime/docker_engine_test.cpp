@@ -1269,6 +1269,41 @@ TEST_F(RealPodmanTest, AnInteractiveAttachToCatEchoesAndAHalfCloseEndsIt) {
   EXPECT_TRUE(engine_->remove(*id));
 }
 
+// Podman 4.3 runs conmon without --leave-stdin-open whatever StdinOnce says: the end of
+// any attach (a half-close, a close, a detach) ends a plain container's stdin. A tty's
+// console outlives the attach, so a console can be attached again.
+TEST_F(RealPodmanTest, ATtyConsoleOutlivesAClosedAttach) {
+  ContainerSpec shell = spec("reattach", {"/bin/sh"});
+  shell.openStdin = true;
+  shell.tty = true;
+  auto id = engine_->create(shell);
+  ASSERT_TRUE(id) << id.error().message;
+  Attached first;
+  auto stream = engine_->attachInteractive(*id, first.sink(), first.onEnd());
+  ASSERT_TRUE(stream) << stream.error().message;
+  ASSERT_TRUE(engine_->start(*id));
+  ASSERT_TRUE((*stream)->write("echo one-$((1))\n"));
+  EXPECT_TRUE(testing::eventually([&] { return first.stdoutHas("one-1"); })) << first.stdoutSoFar();
+  stream->reset();  // a client that went away
+  auto firstEnded = first.ended.get_future();
+  ASSERT_EQ(firstEnded.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  auto result = firstEnded.get();
+  ASSERT_FALSE(result);
+  EXPECT_TRUE(isUnreachable(result.error())) << result.error().message;
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // what the engine would do, it did
+  ASSERT_TRUE(engine_->inspect(*id)->running);
+
+  Attached second;
+  auto again = engine_->attachInteractive(*id, second.sink(), second.onEnd());
+  ASSERT_TRUE(again) << again.error().message;
+  ASSERT_TRUE((*again)->write("echo two-$((2))\nexit 5\n"));
+  auto code = engine_->wait(*id);
+  ASSERT_TRUE(code) << code.error().message;
+  EXPECT_EQ(*code, 5);
+  EXPECT_TRUE(testing::eventually([&] { return second.stdoutHas("two-2"); })) << second.stdoutSoFar();
+  EXPECT_TRUE(engine_->remove(*id));
+}
+
 TEST_F(RealPodmanTest, ATtyShellAnswersAndSeesItsResize) {
   ContainerSpec shell = spec("tty", {"/bin/sh"});
   shell.openStdin = true;
