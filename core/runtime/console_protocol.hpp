@@ -44,15 +44,14 @@ std::string encodeSocketFrame(stream::FrameType type, std::string_view payload);
 // Splits a byte stream into frames, whatever the reads' boundaries.
 class SocketFrameDecoder {
  public:
-  void append(std::string_view bytes) { buffered_.append(bytes); }
+  void append(std::string_view bytes);
   // The next complete frame; nullopt while one is incomplete. An error (a frame over
   // kMaxConsoleFrameBytes, an empty or unknown one) leaves the stream unusable.
   Result<std::optional<stream::Frame>> next();
-  // Bytes the next frame still needs (at least 1 while one is incomplete).
-  std::size_t missingBytes() const;
 
  private:
   std::string buffered_;
+  std::size_t consumed_ = 0;  // bytes of buffered_ already decoded, dropped on the next append
 };
 
 }  // namespace bai::core
