@@ -157,6 +157,7 @@ TunnelEnd TunnelListener::serve(const Opener& open, int stopFd, std::ostream& lo
   auto pipeOne = [&](Connection& connection) {
     auto opened = open();
     if (!opened) {
+      ::shutdown(connection.socket, SHUT_RDWR);  // the user sees the end at once
       const bool fatal = endsTheTunnel(opened.error());
       {
         std::lock_guard<std::mutex> lock(logMutex);

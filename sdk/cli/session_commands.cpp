@@ -330,6 +330,12 @@ int info(CommandContext& context, const std::string& id) {
     table.add({"image", s->image.empty() ? "- (host process)" : s->image});
     table.add({"command", command.empty() && !s->image.empty() ? "(the image's own)" : command});
     table.add({"env", env});
+    table.add({"console", s->tty ? "tty (bai session attach)" : s->openStdin ? "stdin (bai session attach)" : "-"});
+    std::string services;
+    for (const auto& service : s->servicePorts) {
+      services += (services.empty() ? "" : ", ") + service.name + " " + service.protocol + ":" + std::to_string(service.port);
+    }
+    table.add({"services", services.empty() ? "-" : services + " (bai session app)"});
     table.add({"exit code", s->exitCode ? std::to_string(*s->exitCode) : "-"});
     table.add({"created", formatAge(s->createdAtMs)});
     table.print(std::cout);
