@@ -351,7 +351,8 @@ class SessionStream {
 
  private:
   struct Impl;
-  explicit SessionStream(std::unique_ptr<Impl> impl);
+  // Made by Client only; hidden, so it is no part of the library's exports.
+  [[gnu::visibility("hidden")]] explicit SessionStream(std::unique_ptr<Impl> impl);
   friend class Client;
   std::unique_ptr<Impl> impl_;
 };
