@@ -58,6 +58,18 @@ int afterLostStream(const client::Client& api, const std::string& id, const std:
   return kExitRunFailed;
 }
 
+// The session once it runs (or has ended): a console or a service is there only then.
+client::ClientResult<client::Session> waitUntilStarted(const client::Client& api, const std::string& id) {
+  auto session = api.session(id);
+  bool said = false;
+  while (session && !session->isFinal() && session->status != "RUNNING" && session->status != "TERMINATING") {
+    if (!said) std::cerr << "bai: session " << id << " is " << session->status << "; waiting for it to start\n";
+    said = true;
+    session = api.session(id, milliseconds(1000));
+  }
+  return session;
+}
+
 ConsoleOptions consoleOptions(bool forwardInput, bool detachKeys) {
   SignalPipe& signals = SignalPipe::install({SIGWINCH, SIGINT, SIGTERM, SIGHUP});
   ConsoleOptions options;
@@ -112,7 +124,7 @@ int exec(CommandContext& context, const ExecCommand& options) {
 int attach(CommandContext& context, const std::string& id) {
   const client::Client* api = context.api();
   if (api == nullptr) return kExitUsage;
-  auto session = api->session(id);
+  auto session = waitUntilStarted(*api, id);
   if (!session) return context.fail(session.error());
   if (session->isFinal()) {
     std::cerr << "bai: session " << id << " has ended (" << session->status << "); its output: bai session logs " << id << "\n";
@@ -162,7 +174,7 @@ int app(CommandContext& context, const AppCommand& options) {
   if (!address) return context.usage(address.error().message);
   const client::Client* api = context.api();
   if (api == nullptr) return kExitUsage;
-  auto session = api->session(options.id);
+  auto session = waitUntilStarted(*api, options.id);
   if (!session) return context.fail(session.error());
   if (session->isFinal()) {
     std::cerr << "bai: session " << options.id << " has ended (" << session->status << "): no service to reach\n";
