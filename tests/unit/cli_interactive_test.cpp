@@ -3,6 +3,7 @@
 // pipe with half-closes, and its listener with many connections and refusals.
 #include "console_forwarder.hpp"
 #include "service_tunnel.hpp"
+#include "terminal.hpp"
 
 #include <gtest/gtest.h>
 
@@ -12,6 +13,8 @@
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <condition_variable>
@@ -197,6 +200,79 @@ TEST(DetachKeysTest, ACtrlPNotFollowedByCtrlQIsSentOn) {
   EXPECT_EQ(held.feed("a\x10"), "a");
   EXPECT_EQ(held.flush(), "\x10") << "the held Ctrl-P is sent when the input ends";
   EXPECT_FALSE(held.detached());
+}
+
+// ---- The terminal ----------------------------------------------------------------------
+
+// A pseudo-terminal pair, its terminal side standing for the user's.
+struct PseudoTerminal {
+  int controller = -1, terminal = -1;
+  PseudoTerminal() {
+    controller = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    EXPECT_GE(controller, 0);
+    EXPECT_EQ(::grantpt(controller), 0);
+    EXPECT_EQ(::unlockpt(controller), 0);
+    terminal = ::open(::ptsname(controller), O_RDWR | O_NOCTTY | O_CLOEXEC);
+    EXPECT_GE(terminal, 0);
+  }
+  ~PseudoTerminal() {
+    ::close(terminal);
+    ::close(controller);
+  }
+  tcflag_t localModes() const {
+    termios mode{};
+    EXPECT_EQ(::tcgetattr(terminal, &mode), 0);
+    return mode.c_lflag;
+  }
+};
+
+TEST(TerminalTest, RawModeLastsAsLongAsItsGuard) {
+  PseudoTerminal pty;
+  const tcflag_t cooked = pty.localModes();
+  ASSERT_NE(cooked & (ICANON | ECHO | ISIG), 0u);
+  {
+    RawTerminal raw(pty.terminal);
+    ASSERT_TRUE(raw.active());
+    EXPECT_EQ(pty.localModes() & (ICANON | ECHO | ISIG), 0u) << "no line editing, no echo, Ctrl-C a byte";
+  }
+  EXPECT_EQ(pty.localModes(), cooked);
+  Pipe notATerminal;
+  EXPECT_FALSE(RawTerminal(notATerminal.read).active());
+}
+
+TEST(TerminalTest, TheWindowSizeIsReadFromTheTerminal) {
+  PseudoTerminal pty;
+  winsize size{};
+  size.ws_row = 33;
+  size.ws_col = 121;
+  ASSERT_EQ(::ioctl(pty.controller, TIOCSWINSZ, &size), 0);
+  const auto read = terminalSize(pty.terminal);
+  ASSERT_TRUE(read.has_value());
+  EXPECT_EQ(read->rows, 33);
+  EXPECT_EQ(read->cols, 121);
+  Pipe notATerminal;
+  EXPECT_FALSE(terminalSize(notATerminal.read).has_value());
+}
+
+TEST(TerminalTest, ASecondTerminationSignalRestoresTheTerminalAndEndsAtOnce) {
+  PseudoTerminal pty;
+  const tcflag_t cooked = pty.localModes();
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    SignalPipe& signals = SignalPipe::install({SIGTERM});
+    RawTerminal raw(pty.terminal);
+    ::raise(SIGTERM);  // the first is a byte on the pipe, for the forwarder to act on
+    if (signals.drain() != std::vector<int>{SIGTERM}) ::_exit(10);
+    ::raise(SIGTERM);  // read: still only a request
+    ::raise(SIGTERM);  // a second before the first was read: the process ends now
+    ::_exit(11);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 128 + SIGTERM);
+  EXPECT_EQ(pty.localModes(), cooked) << "the terminal is usable again";
 }
 
 // ---- The console forwarder -------------------------------------------------------------
