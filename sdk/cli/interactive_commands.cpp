@@ -58,6 +58,15 @@ int afterLostStream(const client::Client& api, const std::string& id, const std:
   return kExitRunFailed;
 }
 
+// The session after a long poll of about a second: the manager answers at once only when
+// it has ended; a manager that answers sooner (or not at all) is asked again no sooner.
+client::ClientResult<client::Session> pollSession(const client::Client& api, const std::string& id) {
+  const auto start = std::chrono::steady_clock::now();
+  auto session = api.session(id, milliseconds(1000));
+  if (!session || !session->isFinal()) std::this_thread::sleep_until(start + milliseconds(1000));
+  return session;
+}
+
 // The session once it runs (or has ended): a console or a service is there only then.
 client::ClientResult<client::Session> waitUntilStarted(const client::Client& api, const std::string& id) {
   auto session = api.session(id);
@@ -65,7 +74,7 @@ client::ClientResult<client::Session> waitUntilStarted(const client::Client& api
   while (session && !session->isFinal() && session->status != "RUNNING" && session->status != "TERMINATING") {
     if (!said) std::cerr << "bai: session " << id << " is " << session->status << "; waiting for it to start\n";
     said = true;
-    session = api.session(id, milliseconds(1000));
+    session = pollSession(api, id);
   }
   return session;
 }
@@ -147,13 +156,13 @@ class SessionWatch {
   SessionWatch(const client::Client& api, std::string id, int wakeFd)
       : thread_([this, &api, id = std::move(id), wakeFd] {
           while (!stop_) {
-            auto session = api.session(id, milliseconds(1000));
+            // An unanswered poll (the manager restarting) is tried again, a second later.
+            auto session = pollSession(api, id);
             if (session && session->isFinal()) {
               ended_ = *session;
               [[maybe_unused]] const ssize_t written = ::write(wakeFd, "x", 1);
               return;
             }
-            if (!session) std::this_thread::sleep_for(milliseconds(1000));  // the manager may be restarting
           }
         }) {}
   ~SessionWatch() {
