@@ -12,11 +12,18 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <future>
 #include <mutex>
+#include <thread>
 
 namespace bai::client {
 namespace {
@@ -91,7 +98,11 @@ class StreamManager {
     std::lock_guard<std::mutex> lock(mutex_);
     return messageSizes_;
   }
-  std::string document = R"({"id":"s1","status":"RUNNING","stdin":true})";
+  // What a plain GET of the session answers.
+  void setDocument(std::string document) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    document_ = std::move(document);
+  }
 
  private:
   http::Response handle(const http::Request& request) {
@@ -101,7 +112,7 @@ class StreamManager {
     if (!caller) {
       return {401, "application/json", Json{{"type", caller.error().type}, {"title", "Unauthorized"}, {"detail", caller.error().detail}}.dump(), {}};
     }
-    if (!ws::isUpgradeRequest(request.headers)) return {200, "application/json", document, {}};
+    if (!ws::isUpgradeRequest(request.headers)) return {200, "application/json", document_, {}};
     if (refusal_) return *refusal_;
     return http::Response::acceptUpgrade([this, behaviour = behaviour_, greeting = greeting_](std::shared_ptr<ws::WebSocket> socket) {
       std::weak_ptr<ws::WebSocket> weak = socket;
@@ -123,6 +134,7 @@ class StreamManager {
 
   manager::RequestVerifier verifier_;
   std::mutex mutex_;
+  std::string document_ = R"({"id":"s1","status":"RUNNING","stdin":true})";
   std::optional<http::Response> refusal_;
   Behaviour behaviour_ = echoConsole;
   std::vector<std::string> greeting_;
@@ -276,6 +288,69 @@ TEST_F(SessionStreamTest, ExecForwardsStdinWithItsEndAndExitsWithTheCommandsCode
   const CliRun refused = bai(manager_, "session exec s1 -- true");
   EXPECT_EQ(refused.exitCode, 1) << refused.out;
   EXPECT_NE(refused.out.find("session s1 is TERMINATED [session-not-running, HTTP 409]"), std::string::npos) << refused.out;
+}
+
+// Echoes a service's bytes and passes its half-close back.
+void echoService(ws::WebSocket& socket, const stream::Frame& frame) {
+  if (frame.type == stream::FrameType::Stdin) socket.send(stream::encodeFrame(stream::FrameType::Stdout, frame.payload));
+  if (frame.type == stream::FrameType::Eof) {
+    socket.send(stream::encodeFrame(stream::FrameType::Eof, ""));
+    socket.close(ws::kCloseNormal, "");
+  }
+}
+
+TEST_F(SessionStreamTest, AppTunnelsConcurrentConnectionsUntilTheSessionEnds) {
+  const char* cli = std::getenv("BAI_CLI");
+  if (cli == nullptr) GTEST_SKIP() << "BAI_CLI (the built bai) is not set: run through meson test";
+  manager_.behave(echoService);
+  const std::string command = "BAI_CONFIG= BAI_ENDPOINT='" + manager_.client().config().endpoint + "' BAI_ACCESS_KEY=" +
+                              kAccessKey + " BAI_SECRET_KEY=" + kSecretKey + " '" + cli + "' session app s1 web 2>&1";
+  FILE* app = ::popen(command.c_str(), "r");
+  ASSERT_NE(app, nullptr);
+  char line[256] = {};
+  ASSERT_NE(std::fgets(line, sizeof line, app), nullptr);
+  const std::string url(line);
+  ASSERT_EQ(url.rfind("http://127.0.0.1:", 0), 0u) << "the first line is where it listens: " << url;
+  const int port = std::stoi(url.substr(std::strlen("http://127.0.0.1:")));
+
+  std::vector<std::future<bool>> clients;
+  for (int i = 0; i < 20; ++i) {
+    clients.push_back(std::async(std::launch::async, [i, port] {
+      const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in address{};
+      address.sin_family = AF_INET;
+      address.sin_port = htons(static_cast<std::uint16_t>(port));
+      address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) return false;
+      const std::string sent = "GET /" + std::to_string(i) + " HTTP/1.0\r\n\r\n" + std::string(100000 + i, 'a' + i % 26);
+      std::thread writer([&] {
+        for (std::size_t at = 0; at < sent.size();) {
+          const ssize_t n = ::send(fd, sent.data() + at, sent.size() - at, MSG_NOSIGNAL);
+          if (n <= 0) break;
+          at += static_cast<std::size_t>(n);
+        }
+        ::shutdown(fd, SHUT_WR);
+      });
+      std::string received;
+      char buffer[65536];
+      for (ssize_t n; (n = ::recv(fd, buffer, sizeof buffer, 0)) > 0;) received.append(buffer, static_cast<std::size_t>(n));
+      writer.join();
+      ::close(fd);
+      return received == sent;
+    }));
+  }
+  for (auto& client : clients) EXPECT_TRUE(client.get()) << "each connection's bytes came back through its own stream";
+  std::size_t connects = 0;
+  for (const std::string& target : manager_.targets()) connects += target == "/v1/sessions/s1/services/web/connect";
+  EXPECT_EQ(connects, 20u);
+
+  manager_.setDocument(R"({"id":"s1","status":"TERMINATED","exit_code":0})");
+  std::string rest;
+  for (std::size_t n; (n = std::fread(line, 1, sizeof line, app)) > 0;) rest.append(line, n);
+  const int status = ::pclose(app);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 1) << rest;
+  EXPECT_NE(rest.find("session s1 ended (TERMINATED); closed " + url.substr(0, url.size() - 1)), std::string::npos) << rest;
 }
 
 }  // namespace
