@@ -15,7 +15,11 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <poll.h>
+#include <pty.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -278,11 +282,19 @@ CliRun bai(const StreamManager& manager, const std::string& args, const std::str
   return run;
 }
 
-TEST_F(SessionStreamTest, ExecForwardsStdinWithItsEndAndExitsWithTheCommandsCode) {
+TEST_F(SessionStreamTest, ExecAndRunForwardStdinWithItsEndAndExitWithTheCommandsCode) {
   if (std::getenv("BAI_CLI") == nullptr) GTEST_SKIP() << "BAI_CLI (the built bai) is not set: run through meson test";
   const CliRun run = bai(manager_, "session exec -i s1 -- cat", "hi\\n");
   EXPECT_EQ(run.exitCode, 7) << "the exec's own code: " << run.out;
   EXPECT_EQ(run.out, "hi\n") << "the bytes of stdin, echoed, and nothing else";
+
+  const CliRun created = bai(manager_, "session run -i -- cat", "hello\\n");
+  EXPECT_EQ(created.exitCode, 7) << "the session's own code: " << created.out;
+  EXPECT_EQ(created.out, "hello\n");
+  const auto targets = manager_.targets();
+  ASSERT_GE(targets.size(), 2u);
+  EXPECT_EQ(targets[targets.size() - 2], "/v1/sessions") << "created, then attached";
+  EXPECT_EQ(targets.back(), "/v1/sessions/s1/attach") << "no size: stdin is not a terminal";
 
   manager_.refuse(409, {{"type", "session-not-running"}, {"title", "The session is not running"}, {"detail", "session s1 is TERMINATED"}});
   const CliRun refused = bai(manager_, "session exec s1 -- true");
@@ -351,6 +363,70 @@ TEST_F(SessionStreamTest, AppTunnelsConcurrentConnectionsUntilTheSessionEnds) {
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 1) << rest;
   EXPECT_NE(rest.find("session s1 ended (TERMINATED); closed " + url.substr(0, url.size() - 1)), std::string::npos) << rest;
+}
+
+// Reads the terminal's output until it holds `expected` (at most 5 s); all of it read so far.
+std::string readUntil(int controller, const std::string& expected, std::string& seen) {
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (seen.find(expected) == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+    pollfd fd{controller, POLLIN, 0};
+    if (::poll(&fd, 1, 100) <= 0) continue;
+    char buffer[4096];
+    const ssize_t n = ::read(controller, buffer, sizeof buffer);
+    if (n <= 0) break;
+    seen.append(buffer, static_cast<std::size_t>(n));
+  }
+  return seen;
+}
+
+TEST_F(SessionStreamTest, AttachOnATerminalIsRawFollowsTheWindowAndDetachesWithCtrlPCtrlQ) {
+  const char* cli = std::getenv("BAI_CLI");
+  if (cli == nullptr) GTEST_SKIP() << "BAI_CLI (the built bai) is not set: run through meson test";
+  manager_.setDocument(R"({"id":"s1","status":"RUNNING","stdin":true,"tty":true})");
+  manager_.behave(echoConsole, {stream::encodeFrame(stream::FrameType::Stdout, "$ ")});
+  const std::string endpoint = manager_.client().config().endpoint;
+  winsize size{};
+  size.ws_row = 24;
+  size.ws_col = 80;
+  int controller = -1;
+  const pid_t child = ::forkpty(&controller, nullptr, nullptr, &size);
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::setenv("BAI_CONFIG", "", 1);
+    ::setenv("BAI_ENDPOINT", endpoint.c_str(), 1);
+    ::setenv("BAI_ACCESS_KEY", kAccessKey, 1);
+    ::setenv("BAI_SECRET_KEY", kSecretKey, 1);
+    ::execl(cli, "bai", "session", "attach", "s1", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  std::string seen;
+  readUntil(controller, "$ ", seen);
+  ASSERT_NE(seen.find("$ "), std::string::npos) << "the session's prompt: " << seen;
+  termios mode{};
+  ASSERT_EQ(::tcgetattr(controller, &mode), 0);
+  EXPECT_EQ(mode.c_lflag & (ICANON | ECHO | ISIG), 0u) << "the terminal is raw while attached";
+  EXPECT_NE(manager_.targets().back().find("/attach?rows=24&cols=80"), std::string::npos) << manager_.targets().back();
+
+  // Ctrl-C is a byte for the session (echoed back by it), not a signal for bai.
+  ASSERT_EQ(::write(controller, "echo hi\r\x03", 9), 9);
+  readUntil(controller, "echo hi\r\x03", seen);
+  EXPECT_NE(seen.find("echo hi\r\x03"), std::string::npos) << seen;
+  size.ws_row = 50;
+  size.ws_col = 132;
+  ASSERT_EQ(::ioctl(controller, TIOCSWINSZ, &size), 0);  // the kernel sends bai SIGWINCH
+  readUntil(controller, "50x132", seen);
+  EXPECT_NE(seen.find("50x132"), std::string::npos) << "the new size went to the session: " << seen;
+
+  ASSERT_EQ(::write(controller, "\x10\x11", 2), 2);
+  readUntil(controller, "bai session attach s1", seen);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << seen;
+  EXPECT_NE(seen.find("detached; session s1 keeps running"), std::string::npos) << seen;
+  ASSERT_EQ(::tcgetattr(controller, &mode), 0);
+  EXPECT_NE(mode.c_lflag & ICANON, 0u) << "the terminal was restored";
+  ::close(controller);
 }
 
 }  // namespace
