@@ -248,14 +248,20 @@ TEST(Protocol, AnInteractiveSessionCarriesItsTerminalAndServices) {
   EXPECT_TRUE(back->tty);
   EXPECT_TRUE(back->openStdin);  // a terminal is an open stdin
   EXPECT_EQ(back->servicePorts, request.servicePorts);
-  auto plain = CreateSessionRequest::fromJson(R"({"session_id":"s2","command":["x"],"slots":{}})");
+  CreateSessionRequest plainRequest;
+  plainRequest.sessionId = "s2";
+  plainRequest.command = {"x"};
+  const std::string plainJson = plainRequest.toJson();
+  auto plain = CreateSessionRequest::fromJson(plainJson);
   ASSERT_TRUE(plain);
   EXPECT_FALSE(plain->openStdin);
-  auto twice = CreateSessionRequest::fromJson(
-      R"({"session_id":"s3","command":["x"],"slots":{},"service_ports":[{"name":"a","port":1},{"name":"a","port":2}]})");
+  EXPECT_EQ(plainJson.find("stdin"), std::string::npos);  // nothing new on the wire for a plain session
+  auto withField = [&](const std::string& field) { return plainJson.substr(0, plainJson.size() - 1) + "," + field + "}"; };
+  auto twice = CreateSessionRequest::fromJson(withField(R"("service_ports":[{"name":"a","port":1},{"name":"a","port":2}])"));
   ASSERT_FALSE(twice);
   EXPECT_NE(twice.error().message.find("service_ports"), std::string::npos);
-  EXPECT_FALSE(CreateSessionRequest::fromJson(R"({"session_id":"s4","command":["x"],"slots":{},"tty":"yes"})"));
+  EXPECT_FALSE(CreateSessionRequest::fromJson(withField(R"("tty":"yes")")));
+  EXPECT_TRUE(CreateSessionRequest::fromJson(withField(R"("tty":true)")));
 
   SessionInfo info;
   info.id = "s1";
