@@ -336,6 +336,7 @@ int info(CommandContext& context, const std::string& id) {
       services += (services.empty() ? "" : ", ") + service.name + " " + service.protocol + ":" + std::to_string(service.port);
     }
     table.add({"services", services.empty() ? "-" : services + " (bai session app)"});
+    table.add({"last activity", formatAge(s->lastActivityAtMs)});
     table.add({"exit code", s->exitCode ? std::to_string(*s->exitCode) : "-"});
     table.add({"created", formatAge(s->createdAtMs)});
     table.print(std::cout);

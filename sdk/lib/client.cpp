@@ -124,6 +124,7 @@ Session sessionFrom(const Json& doc) {
   s.startedAtMs = millis(doc, "started_at_ms");
   s.endedAtMs = millis(doc, "ended_at_ms");
   if (doc.contains("image") && !doc.at("image").is_null()) s.image = doc.at("image").get<std::string>();
+  s.lastActivityAtMs = millis(doc, "last_activity_at_ms");
   s.openStdin = doc.value("stdin", false);
   s.tty = doc.value("tty", false);
   for (const Json& service : doc.value("service_ports", Json::array())) {

@@ -734,7 +734,8 @@ TEST(ServicePortTest, NamePortAndProtocolAsTheManagerReadsThem) {
 
 TEST_F(ClientTest, InteractiveFlagsAndServicePortsAreSentAndReadBack) {
   std::string doc = kSessionDoc;
-  doc.insert(doc.size() - 1, R"(,"stdin":true,"tty":true,"service_ports":[{"name":"jupyter","protocol":"http","port":8888}])");
+  doc.insert(doc.size() - 1, R"(,"stdin":true,"tty":true,"service_ports":[{"name":"jupyter","protocol":"http","port":8888}],)"
+                             R"("last_activity_at_ms":1700)");
   manager_.answer(201, doc);
   SessionSpec spec;
   spec.command = {"bash"};
@@ -751,6 +752,7 @@ TEST_F(ClientTest, InteractiveFlagsAndServicePortsAreSentAndReadBack) {
   EXPECT_TRUE(session->tty);
   ASSERT_EQ(session->servicePorts.size(), 1u);
   EXPECT_EQ(session->servicePorts[0], (ServicePort{"jupyter", "http", 8888}));
+  EXPECT_EQ(session->lastActivityAtMs, 1700);
 
   manager_.answer(201, kSessionDoc);
   SessionSpec plainSpec;
@@ -763,6 +765,7 @@ TEST_F(ClientTest, InteractiveFlagsAndServicePortsAreSentAndReadBack) {
   ASSERT_TRUE(read.ok());
   EXPECT_FALSE(read->openStdin || read->tty);
   EXPECT_TRUE(read->servicePorts.empty());
+  EXPECT_EQ(read->lastActivityAtMs, 0) << "no traffic yet";
 }
 
 TEST_F(CliTest, CreateTakesInteractiveTtyAndPortsAndImageHasNoShortOption) {
@@ -807,6 +810,7 @@ TEST_F(CliTest, InfoShowsTheConsoleAndTheServices) {
   ASSERT_EQ(run.exitCode, 0) << run.out;
   EXPECT_NE(run.out.find("tty (bai session attach)"), std::string::npos) << run.out;
   EXPECT_NE(run.out.find("jupyter http:8888"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("last activity"), std::string::npos) << run.out;
 }
 
 TEST_F(CliTest, InteractiveCommandsCheckTheirArgumentsBeforeConnecting) {

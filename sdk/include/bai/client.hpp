@@ -114,6 +114,7 @@ struct Session {
   bool openStdin = false;   // its stdin is open for attach (wire "stdin")
   bool tty = false;         // it runs on a pseudo-terminal
   std::vector<ServicePort> servicePorts = {};  // as declared when it was created
+  std::int64_t lastActivityAtMs = 0;  // the last terminal or service traffic; 0: none yet
 
   // TERMINATED, ERROR or CANCELLED: nothing will change any more.
   bool isFinal() const;
