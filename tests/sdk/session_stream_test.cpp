@@ -107,6 +107,11 @@ class StreamManager {
     std::lock_guard<std::mutex> lock(mutex_);
     document_ = std::move(document);
   }
+  // What creating a session answers (by default the same document).
+  void setCreated(std::string document) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    created_ = std::move(document);
+  }
 
  private:
   http::Response handle(const http::Request& request) {
@@ -116,6 +121,10 @@ class StreamManager {
     if (!caller) {
       return {401, "application/json", Json{{"type", caller.error().type}, {"title", "Unauthorized"}, {"detail", caller.error().detail}}.dump(), {}};
     }
+    if (request.path.size() > 5 && request.path.substr(request.path.size() - 5) == "/logs") {
+      return {200, "text/plain", "the " + request.query.at("stream") + " log\n", {}};
+    }
+    if (request.method == "POST") return {201, "application/json", created_.empty() ? document_ : created_, {}};
     if (!ws::isUpgradeRequest(request.headers)) return {200, "application/json", document_, {}};
     if (refusal_) return *refusal_;
     return http::Response::acceptUpgrade([this, behaviour = behaviour_, greeting = greeting_](std::shared_ptr<ws::WebSocket> socket) {
@@ -139,6 +148,7 @@ class StreamManager {
   manager::RequestVerifier verifier_;
   std::mutex mutex_;
   std::string document_ = R"({"id":"s1","status":"RUNNING","stdin":true})";
+  std::string created_;
   std::optional<http::Response> refusal_;
   Behaviour behaviour_ = echoConsole;
   std::vector<std::string> greeting_;
@@ -300,6 +310,18 @@ TEST_F(SessionStreamTest, ExecAndRunForwardStdinWithItsEndAndExitWithTheCommands
   const CliRun refused = bai(manager_, "session exec s1 -- true");
   EXPECT_EQ(refused.exitCode, 1) << refused.out;
   EXPECT_NE(refused.out.find("session s1 is TERMINATED [session-not-running, HTTP 409]"), std::string::npos) << refused.out;
+}
+
+TEST_F(SessionStreamTest, ASessionThatEndedBeforeTheAttachHasItsLogsPrintedAndItsCode) {
+  if (std::getenv("BAI_CLI") == nullptr) GTEST_SKIP() << "BAI_CLI (the built bai) is not set: run through meson test";
+  manager_.setCreated(R"({"id":"s1","status":"RUNNING","stdin":true})");
+  manager_.setDocument(R"({"id":"s1","status":"TERMINATED","exit_code":4,"stdin":true})");
+  manager_.refuse(409, {{"type", "session-not-running"}, {"title", "The session is not running"}, {"detail", "session s1 is TERMINATED"}});
+  const CliRun run = bai(manager_, "session run -i -- sh -c 'echo early; exit 4'");
+  EXPECT_EQ(run.exitCode, 4) << run.out;
+  EXPECT_NE(run.out.find("the stdout log\n"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("the stderr log\n"), std::string::npos) << run.out;
+  EXPECT_EQ(run.out.find("session-not-running"), std::string::npos) << "not an error: the session just ended first: " << run.out;
 }
 
 // Echoes a service's bytes and passes its half-close back.
