@@ -550,6 +550,30 @@ TEST_P(FakeEngineTest, ImageLabelsAndABridgeAddressAreReadBack) {
   EXPECT_EQ(engine_->inspect(createAndStart("bai-isolated"))->ipAddress, "");
 }
 
+TEST_P(FakeEngineTest, ShutdownEndsInteractiveStreamsAndTheirWrites) {
+  fake_->onStart([](const json&) { return Behaviour::runsUntilKilled(); });
+  fake_->onExec([](const json&) { return Behaviour::echoesStdin(0); });
+  const std::string id = createAndStart("bai-shutdown-exec");
+  ExecSpec spec;
+  spec.command = {"cat"};
+  spec.openStdin = true;
+  auto exec = engine_->createExec(id, spec);
+  ASSERT_TRUE(exec) << exec.error().message;
+  Attached attached;
+  auto stream = engine_->startExec(*exec, false, attached.sink(), attached.onEnd());
+  ASSERT_TRUE(stream) << stream.error().message;
+  ASSERT_TRUE((*stream)->write("before\n"));
+  EXPECT_TRUE(testing::eventually([&] { return attached.stdoutHas("before\n"); }));
+  engine_->shutdown();
+  auto ended = attached.ended.get_future();
+  ASSERT_EQ(ended.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  auto result = ended.get();
+  ASSERT_FALSE(result);
+  EXPECT_TRUE(isUnreachable(result.error())) << result.error().message;
+  EXPECT_TRUE(testing::eventually([&] { return !(*stream)->write("after\n"); }));  // the socket is shut both ways
+  EXPECT_FALSE(engine_->startExec(*exec, false, attached.sink(), [](Result<void>) {}));
+}
+
 TEST_P(FakeEngineTest, InfoDetectsTheFlavor) {
   auto info = engine_->info();
   ASSERT_TRUE(info) << info.error().message;
