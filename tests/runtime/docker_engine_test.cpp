@@ -376,10 +376,10 @@ TEST_P(FakeEngineTest, AnInteractiveAttachWritesStdinAndAHalfCloseEndsIt) {
   EXPECT_EQ(fake_->stdinOf(*id), "hello\n");
   EXPECT_FALSE(fake_->stdinEnded(*id));
   ASSERT_TRUE((*stream)->closeWrite());
+  ASSERT_TRUE(testing::eventually([&] { return fake_->stdinEnded(*id); }));  // before a wait that would hang
   auto code = engine_->wait(*id);
   ASSERT_TRUE(code) << code.error().message;
   EXPECT_EQ(*code, 3);
-  EXPECT_TRUE(fake_->stdinEnded(*id));
   auto ended = attached.ended.get_future();
   ASSERT_EQ(ended.wait_for(std::chrono::seconds(5)), std::future_status::ready);
   EXPECT_TRUE(ended.get());
