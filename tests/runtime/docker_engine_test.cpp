@@ -1472,7 +1472,8 @@ TEST_F(RealPodmanTest, ABridgeContainersAddressIsReachable) {
   auto exec = engine_->createExec(id, readHostname);
   ASSERT_TRUE(exec) << exec.error().message;
   Attached hostname;
-  ASSERT_TRUE(engine_->startExec(*exec, false, hostname.sink(), hostname.onEnd()));
+  auto reading = engine_->startExec(*exec, false, hostname.sink(), hostname.onEnd());  // kept: destroying it closes
+  ASSERT_TRUE(reading) << reading.error().message;
   ASSERT_EQ(hostname.ended.get_future().wait_for(std::chrono::seconds(15)), std::future_status::ready);
   ASSERT_FALSE(hostname.out.empty());
   std::string answer;
