@@ -1490,6 +1490,51 @@ TEST_F(RealPodmanTest, ABridgeContainersAddressIsReachable) {
   EXPECT_TRUE(engine_->remove(*isolated));
 }
 
+// Figures of the interactive calls: an exec's round trip, and a byte's through cat's stdin.
+TEST_F(RealPodmanTest, InteractiveFigures) {
+  if (testing::env("BAI_CONTAINER_FIGURES").empty()) GTEST_SKIP() << "set BAI_CONTAINER_FIGURES=1 to measure";
+  using Millis = std::chrono::duration<double, std::milli>;
+  const auto median = [](std::vector<double> values) {
+    std::sort(values.begin(), values.end());
+    return values[values.size() / 2];
+  };
+  ContainerSpec cat = spec("figures", {"cat"});
+  cat.openStdin = true;
+  auto id = engine_->create(cat);
+  ASSERT_TRUE(id) << id.error().message;
+  Attached attached;
+  auto stream = engine_->attachInteractive(*id, attached.sink(), attached.onEnd());
+  ASSERT_TRUE(stream) << stream.error().message;
+  ASSERT_TRUE(engine_->start(*id));
+  std::vector<double> echoMillis;
+  for (int round = 0; round < 100; ++round) {
+    const std::string line = "line-" + std::to_string(round) + "\n";
+    const auto sent = std::chrono::steady_clock::now();
+    ASSERT_TRUE((*stream)->write(line));
+    ASSERT_TRUE(testing::eventually([&] { return attached.stdoutHas(line); }, std::chrono::seconds(5),
+                                    std::chrono::milliseconds(1)));
+    echoMillis.push_back(Millis(std::chrono::steady_clock::now() - sent).count());
+  }
+  std::vector<double> execMillis;
+  for (int round = 0; round < 20; ++round) {
+    const auto began = std::chrono::steady_clock::now();
+    ExecSpec command;
+    command.command = {"true"};
+    auto exec = engine_->createExec(*id, command);
+    ASSERT_TRUE(exec) << exec.error().message;
+    Attached output;
+    auto execStream = engine_->startExec(*exec, false, output.sink(), output.onEnd());
+    ASSERT_TRUE(execStream) << execStream.error().message;
+    ASSERT_EQ(output.ended.get_future().wait_for(std::chrono::seconds(15)), std::future_status::ready);
+    execMillis.push_back(Millis(std::chrono::steady_clock::now() - began).count());
+  }
+  ASSERT_TRUE((*stream)->closeWrite());
+  ASSERT_TRUE(engine_->wait(*id));
+  EXPECT_TRUE(engine_->remove(*id));
+  std::printf("cat over attach: a line's echo median %.2f ms (100); exec of `true` create-to-end median %.1f ms (20)\n",
+              median(echoMillis), median(execMillis));
+}
+
 // The figure of the issue: a round trip of `true` through DockerEngine beside `podman run`.
 TEST_F(RealPodmanTest, RoundTripFigures) {
   if (testing::env("BAI_CONTAINER_FIGURES").empty()) GTEST_SKIP() << "set BAI_CONTAINER_FIGURES=1 to measure";
