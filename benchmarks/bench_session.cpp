@@ -61,7 +61,10 @@
 #include <benchmark/benchmark.h>
 #include <toml++/toml.h>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -914,6 +917,207 @@ void BM_ContainerThroughput(benchmark::State& state) {
   if (podmanSeconds > 0) state.counters["podman_per_s"] = static_cast<double>(completed) / podmanSeconds;
 }
 
+// ---- Interactive streams: the manager's relay beside a direct path, in one run -------------
+
+// A session for interactive benchmarks, RUNNING; its id, or why not.
+bai::Result<std::string, std::string> runningSession(const Client& api, SessionSpec spec) {
+  auto created = api.createSession(spec);
+  if (!created) return bai::Failure<std::string>{"createSession: " + created.error().message()};
+  const auto deadline = Clock::now() + 30s;
+  while (Clock::now() < deadline) {
+    auto session = api.session(created->id);
+    if (session && session->status == "RUNNING") return created->id;
+    if (session && !session->exitCode.has_value() && session->status != "PENDING" && session->status != "SCHEDULED" &&
+        session->status != "PREPARING") {
+      return bai::Failure<std::string>{"session " + created->id + " is " + session->status};
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  return bai::Failure<std::string>{"session " + created->id + " did not run within 30 s"};
+}
+
+// Reads `stream` until `enough` says its Stdout so far is enough; false on its end.
+bool receiveUntil(bai::client::SessionStream& stream, std::string& received, const std::function<bool(const std::string&)>& enough) {
+  while (!enough(received)) {
+    auto event = stream.receive(10s);
+    if (event.kind != bai::client::StreamEvent::Kind::Stdout) return false;
+    received += event.data;
+  }
+  return true;
+}
+
+// A local pseudo-terminal with `cat` on it: what a keystroke's echo costs with no network.
+class LocalPty {
+ public:
+  LocalPty() {
+    master_ = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master_ < 0 || ::grantpt(master_) != 0 || ::unlockpt(master_) != 0) return;
+    const std::string slave = ::ptsname(master_);
+    child_ = ::fork();
+    if (child_ == 0) {
+      ::setsid();
+      const int fd = ::open(slave.c_str(), O_RDWR);
+      ::dup2(fd, 0), ::dup2(fd, 1), ::dup2(fd, 2);
+      ::execlp("cat", "cat", static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+  }
+  ~LocalPty() {
+    if (child_ > 0) ::kill(child_, SIGKILL), ::waitpid(child_, nullptr, 0);
+    if (master_ >= 0) ::close(master_);
+  }
+  bool ok() const { return master_ >= 0 && child_ > 0; }
+  // One key and its echo.
+  bool keystroke() {
+    if (::write(master_, "x", 1) != 1) return false;
+    char echo = 0;
+    return ::read(master_, &echo, 1) == 1 && echo == 'x';
+  }
+
+ private:
+  int master_ = -1;
+  pid_t child_ = -1;
+};
+
+// A key typed into `cat` on a session's terminal and its echo back, through the manager
+// and the agent (libbai-client's stream), beside the same on a local pseudo-terminal,
+// alternating in one run: p50_us/p99_us (relay), local_p50_us/local_p99_us, added_p50_us.
+void BM_KeystrokeRoundTrip(benchmark::State& state) {
+  Cluster* c = cluster(state);
+  if (c == nullptr) return;
+  SessionSpec spec = trivialSession();
+  spec.command = {"cat"};
+  spec.tty = true;
+  spec.openStdin = true;
+  auto id = runningSession(c->api(), spec);
+  if (!id) return fail(state, id.error());
+  auto console = c->api().attachSession(*id, {24, 80});
+  if (!console) return fail(state, "attachSession: " + console.error().message());
+  LocalPty local;
+  if (!local.ok()) return fail(state, "no local pseudo-terminal");
+  std::vector<std::int64_t> relay, direct;
+  for (auto _ : state) {
+    const auto start = Clock::now();
+    std::string echoed;
+    if (!console->sendStdin("x") || !receiveUntil(*console, echoed, [](const std::string& got) { return !got.empty(); })) {
+      return fail(state, "the keystroke's echo did not come back");
+    }
+    const auto elapsed = Clock::now() - start;
+    state.SetIterationTime(seconds(elapsed));
+    relay.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count());
+    const auto localStart = Clock::now();
+    if (!local.keystroke()) return fail(state, "the local echo did not come back");
+    direct.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - localStart).count());
+  }
+  reportPercentiles(state, relay);
+  reportPercentiles(state, direct, "local_");
+  if (!relay.empty()) {
+    state.counters["added_p50_us"] =
+        (histogramOf(relay).percentile(0.5) - histogramOf(direct).percentile(0.5)) / 1e3;
+  }
+  console->close();
+  (void)c->api().destroySession(*id);
+}
+
+// One HTTP/1.0 GET of `path` over `send`/`receive`; the body's bytes, or -1.
+std::int64_t httpGet(const std::function<bool(const std::string&)>& send,
+                     const std::function<std::optional<std::string>()>& receive, const std::string& path) {
+  if (!send("GET " + path + " HTTP/1.0\r\n\r\n")) return -1;
+  std::string head;
+  std::int64_t bytes = 0;
+  bool inBody = false;
+  while (auto chunk = receive()) {
+    if (inBody) {
+      bytes += static_cast<std::int64_t>(chunk->size());
+      continue;
+    }
+    head += *chunk;
+    if (const auto end = head.find("\r\n\r\n"); end != std::string::npos) {
+      if (head.compare(0, 12, "HTTP/1.0 200") != 0 && head.compare(0, 12, "HTTP/1.1 200") != 0) return -1;
+      bytes = static_cast<std::int64_t>(head.size() - end - 4);
+      inBody = true;
+    }
+  }
+  return inBody ? bytes : -1;
+}
+
+constexpr std::int64_t kTunnelFileBytes = 64 << 20;
+
+// A 64 MiB download from busybox httpd in a session through `bai session app`'s path (a
+// stream per connection through the manager and the agent) beside the same GET on a
+// direct loopback connection to the service's port, alternating in one run: MB_per_s and
+// direct_MB_per_s, ratio_vs_direct.
+void BM_TunnelThroughput(benchmark::State& state) {
+  Cluster* c = cluster(state);
+  if (c == nullptr) return;
+  const char* busybox = "/bin/busybox";
+  if (::access(busybox, X_OK) != 0) return fail(state, "no /bin/busybox (busybox-static) to serve the download");
+  SessionSpec spec = trivialSession();
+  spec.command = {"sh", "-c",
+                  "head -c " + std::to_string(kTunnelFileBytes) + " /dev/zero > /home/work/data; echo port=$BAI_SERVICE_PORT_DATA; exec " +
+                      busybox + " httpd -f -p 127.0.0.1:$BAI_SERVICE_PORT_DATA -h /home/work"};
+  spec.servicePorts = {{"data", "http", 8080}};
+  auto id = runningSession(c->api(), spec);
+  if (!id) return fail(state, id.error());
+  // The loopback port the agent gave the service, from the session's own output.
+  int port = 0;
+  for (const auto deadline = Clock::now() + 10s; port == 0 && Clock::now() < deadline; std::this_thread::sleep_for(20ms)) {
+    auto logs = c->api().sessionLogs(*id);
+    if (logs && logs->find("port=") != std::string::npos) port = std::atoi(logs->c_str() + logs->find("port=") + 5);
+  }
+  if (port == 0) return fail(state, "the service did not say its port");
+  std::this_thread::sleep_for(300ms);  // httpd binding
+  double relaySeconds = 0, directSeconds = 0;
+  std::int64_t relayBytes = 0, directBytes = 0;
+  for (auto _ : state) {
+    auto tunnel = c->api().connectService(*id, "data");
+    if (!tunnel) return fail(state, "connectService: " + tunnel.error().message());
+    const auto start = Clock::now();
+    const std::int64_t got = httpGet([&](const std::string& text) { return tunnel->sendStdin(text); },
+                                     [&]() -> std::optional<std::string> {
+                                       auto event = tunnel->receive(10s);
+                                       if (event.kind != bai::client::StreamEvent::Kind::Stdout) return std::nullopt;
+                                       return std::move(event.data);
+                                     },
+                                     "/data");
+    const auto elapsed = Clock::now() - start;
+    if (got != kTunnelFileBytes) return fail(state, "the tunnel's download got " + std::to_string(got) + " bytes");
+    state.SetIterationTime(seconds(elapsed));
+    relaySeconds += seconds(elapsed);
+    relayBytes += got;
+
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<std::uint16_t>(port));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const auto directStart = Clock::now();
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+      ::close(fd);
+      return fail(state, "connecting to the service directly failed");
+    }
+    std::string buffer(256 * 1024, '\0');
+    const std::int64_t direct = httpGet(
+        [&](const std::string& text) { return ::send(fd, text.data(), text.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(text.size()); },
+        [&]() -> std::optional<std::string> {
+          const ssize_t n = ::recv(fd, buffer.data(), buffer.size(), 0);
+          if (n <= 0) return std::nullopt;
+          return buffer.substr(0, static_cast<std::size_t>(n));
+        },
+        "/data");
+    directSeconds += seconds(Clock::now() - directStart);
+    ::close(fd);
+    if (direct != kTunnelFileBytes) return fail(state, "the direct download got " + std::to_string(direct) + " bytes");
+    directBytes += direct;
+  }
+  if (relaySeconds > 0 && directSeconds > 0) {
+    state.counters["MB_per_s"] = static_cast<double>(relayBytes) / relaySeconds / 1e6;
+    state.counters["direct_MB_per_s"] = static_cast<double>(directBytes) / directSeconds / 1e6;
+    state.counters["ratio_vs_direct"] = (static_cast<double>(relayBytes) / relaySeconds) / (static_cast<double>(directBytes) / directSeconds);
+  }
+  (void)c->api().destroySession(*id);
+}
+
 void registerBenchmarks() {
   benchmark::RegisterBenchmark("BM_SessionRoundTrip/client", BM_SessionRoundTripClient)
       ->UseManualTime()
@@ -936,6 +1140,8 @@ void registerBenchmarks() {
       ->Arg(4)
       ->UseManualTime()
       ->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("BM_KeystrokeRoundTrip", BM_KeystrokeRoundTrip)->UseManualTime()->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("BM_TunnelThroughput", BM_TunnelThroughput)->UseManualTime()->Unit(benchmark::kMillisecond);
   if (containersConfigured()) {
     benchmark::RegisterBenchmark("BM_ContainerRoundTrip", BM_ContainerRoundTrip)->UseManualTime()->Unit(benchmark::kMillisecond);
     benchmark::RegisterBenchmark("BM_ContainerThroughput", BM_ContainerThroughput)->UseManualTime()->Unit(benchmark::kMillisecond);
