@@ -142,13 +142,15 @@ void ConsoleServer::finish(int exitCode) {
       closeLink(*command_.client);
       command_.client.reset();
     }
-    if (!command_.client || command_.client->outgoing.empty()) {
-      bool more = readOutput(command_, true, false) | readOutput(command_, true, true);
-      const bool closed = command_.ends.output < 0 && command_.ends.errors < 0;
-      if (closed || (!more && Clock::now() - endedAt >= kOutputGrace)) break;
-      if (more) continue;
+    if (command_.client && !command_.client->outgoing.empty()) {
+      pollOnce(giveUp);
+      continue;
     }
-    pollOnce(std::min(giveUp, endedAt + kOutputGrace));
+    const bool more = readOutput(command_, true, false) | readOutput(command_, true, true);
+    if (more) continue;
+    const bool closed = command_.ends.output < 0 && command_.ends.errors < 0;
+    if (closed || Clock::now() - endedAt >= kOutputGrace) break;
+    pollOnce(endedAt + kOutputGrace);
   }
   if (command_.client) retire(std::move(*command_.client), FrameType::Exit, stream::exitPayload(exitCode));
   command_.client.reset();
@@ -232,11 +234,11 @@ void ConsoleServer::pollOnce(Clock::time_point deadline) {
       // Not read while the command has not taken its last input: back-pressure. A
       // client that left is then noticed once that input is taken, or on output.
       short events = relay.pendingInput.empty() ? POLLIN : 0;
-      if (!relay.client->outgoing.empty() || relay.client->broken) events |= POLLOUT;
+      if (!relay.client->outgoing.empty() && !relay.client->broken) events |= POLLOUT;
       watch(relay.client->fd, events, [this, exec](short revents) {
         Relay* target = exec ? (execs_.count(*exec) ? &execs_.at(*exec).relay : nullptr) : &command_;
         if (target == nullptr || !target->client) return;
-        if (target->client->broken || (revents & POLLOUT && !flush(*target->client))) return clientGone(exec);
+        if (revents & POLLOUT && !target->client->broken && !flush(*target->client)) target->client->broken = true;
         if (revents & (POLLIN | POLLHUP | POLLERR)) readClient(*target, exec);
       });
     }
@@ -244,7 +246,8 @@ void ConsoleServer::pollOnce(Clock::time_point deadline) {
   watchRelay(command_, std::nullopt);
   for (auto& [id, exec] : execs_) {
     watchRelay(exec.relay, id);
-    if (exec.status) deadline = std::min(deadline, exec.endedAt + kOutputGrace);
+    const Clock::time_point graceEnds = exec.endedAt + kOutputGrace;
+    if (exec.status && Clock::now() < graceEnds) deadline = std::min(deadline, graceEnds);
   }
 
   int timeout = -1;
@@ -397,12 +400,13 @@ bool ConsoleServer::readOutput(Relay& relay, bool toLogs, bool stderrStream) {
 
 void ConsoleServer::deliverOutput(Relay& relay, bool toLogs, FrameType type, std::string_view bytes) {
   if (toLogs) writeLog(type == FrameType::Stderr ? stderrLog_ : stdoutLog_, bytes);
-  if (relay.client) {
+  if (relay.client && !relay.client->broken) {
     relay.client->outgoing += encodeSocketFrame(type, bytes);
-    if (!flush(*relay.client)) relay.client->broken = true;  // dropped in the next round
-  } else if (toLogs) {
-    keepForReplay(type, bytes);
+    if (flush(*relay.client)) return;
+    relay.client->broken = true;  // its input is still read to its end, then it is dropped
   }
+  // While the console has no client that takes output, the next one gets it.
+  if (toLogs) keepForReplay(type, bytes);
 }
 
 void ConsoleServer::keepForReplay(FrameType type, std::string_view bytes) {
@@ -465,7 +469,9 @@ Result<void> ConsoleServer::handleClientFrame(Relay& relay, const stream::Frame&
       return {};
     case FrameType::Resize: {
       std::optional<stream::TerminalSize> size = stream::parseResize(frame.payload);
-      if (!size) return fail(ErrorCode::InvalidArgument, "a Resize frame carries rows and columns, 2 bytes each, not 0");
+      if (!size) {
+        return fail(ErrorCode::InvalidArgument, "a Resize frame carries rows and columns, 2 bytes each, not 0");
+      }
       if (relay.ends.tty && relay.ends.input >= 0) resizeTerminal(relay.ends.input, *size);
       return {};
     }

@@ -78,7 +78,7 @@ class ConsoleServer {
     int fd = -1;
     SocketFrameDecoder decoder;
     std::string outgoing;  // framed bytes not yet sent
-    bool broken = false;   // a send failed: the peer is gone
+    bool broken = false;   // a send failed: the peer left; what it sent is still read
   };
   struct Relay {  // a command's streams and the client that sees them
     HostEnds ends;

@@ -242,7 +242,9 @@ void enterOwnGroup(const PreparedCommand& prepared, int statusPipe) {
     dropPrivileges(spec, -1);
     if (spec.cwd) cwd = spec.cwd->string();
   }
-  if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) failStart(-1, kCommandNotRunnable, describeErrno("entering " + cwd, errno));
+  if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) {
+    failStart(-1, kCommandNotRunnable, describeErrno("entering " + cwd, errno));
+  }
   files::ShimSpec exec = spec;
   exec.command = request.command;
   for (const auto& [name, value] : request.env) exec.env[name] = value;
@@ -354,8 +356,8 @@ pid_t startExecInSandbox(const files::ShimSpec& spec, const shim::ExecMessage& s
     shim::ChildEnds ends = *prepared.console;
     shim::closeChildEnds(ends);  // only the command holds them: its end is then seen
   }
-  bai::core::sandbox::superviseCommand(command, reportPipe, execChannel,
-                                       [&spec](const shim::ExecMessage& start) { return startExecInSandbox(spec, start); });
+  auto startExec = [&spec](const shim::ExecMessage& start) { return startExecInSandbox(spec, start); };
+  bai::core::sandbox::superviseCommand(command, reportPipe, execChannel, startExec);
 }
 
 // Whether the agent handed the session over (a byte) rather than dying first (end of file).
