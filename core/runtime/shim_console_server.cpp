@@ -126,6 +126,12 @@ void ConsoleServer::releaseInChild() {
 
 void ConsoleServer::closeLink(Link& link) { closeIfOpen(link.fd); }
 
+ConsoleServer::Relay* ConsoleServer::relayOf(std::optional<std::uint32_t> exec) {
+  if (!exec) return &command_;
+  auto found = execs_.find(*exec);
+  return found == execs_.end() ? nullptr : &found->second.relay;
+}
+
 int ConsoleServer::relayUntilExit(pid_t command) {
   commandPid_ = command;
   while (!commandStatus_) pollOnce(Clock::time_point::max());
@@ -213,17 +219,17 @@ void ConsoleServer::pollOnce(Clock::time_point deadline) {
     const bool outputWanted = !relay.client ? toLogs : relay.client->outgoing.empty();
     if (outputWanted) {
       watch(relay.ends.output, POLLIN, [this, exec, toLogs](short) {
-        Relay* target = exec ? (execs_.count(*exec) ? &execs_.at(*exec).relay : nullptr) : &command_;
+        Relay* target = relayOf(exec);
         if (target != nullptr) readOutput(*target, toLogs, false);
       });
       watch(relay.ends.errors, POLLIN, [this, exec, toLogs](short) {
-        Relay* target = exec ? (execs_.count(*exec) ? &execs_.at(*exec).relay : nullptr) : &command_;
+        Relay* target = relayOf(exec);
         if (target != nullptr) readOutput(*target, toLogs, true);
       });
     }
     if (!relay.pendingInput.empty()) {
       watch(relay.ends.input, POLLOUT, [this, exec](short) {
-        Relay* target = exec ? (execs_.count(*exec) ? &execs_.at(*exec).relay : nullptr) : &command_;
+        Relay* target = relayOf(exec);
         if (target == nullptr) return;
         writeInput(*target);
         // Frames already read from the client wait for the command to take its input.
@@ -236,7 +242,7 @@ void ConsoleServer::pollOnce(Clock::time_point deadline) {
       short events = relay.pendingInput.empty() ? POLLIN : 0;
       if (!relay.client->outgoing.empty() && !relay.client->broken) events |= POLLOUT;
       watch(relay.client->fd, events, [this, exec](short revents) {
-        Relay* target = exec ? (execs_.count(*exec) ? &execs_.at(*exec).relay : nullptr) : &command_;
+        Relay* target = relayOf(exec);
         if (target == nullptr || !target->client) return;
         if (revents & POLLOUT && !target->client->broken && !flush(*target->client)) target->client->broken = true;
         if (revents & (POLLIN | POLLHUP | POLLERR)) readClient(*target, exec);

@@ -128,6 +128,8 @@ class ConsoleServer {
   void retire(Link link, stream::FrameType type, std::string_view payload);
   void keepForReplay(stream::FrameType type, std::string_view bytes);
   static void closeLink(Link& link);
+  // The console's relay, or an exec's while it is there (a handler may have ended it).
+  Relay* relayOf(std::optional<std::uint32_t> exec);
 
   std::filesystem::path socketPath_;
   session_files::ShimConsole console_;
