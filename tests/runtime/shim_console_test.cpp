@@ -559,6 +559,20 @@ TEST_F(SandboxedConsoleTest, ATtyShellRunsInTheSandbox) {
   EXPECT_EQ(waitForShim()["exit_code"], 6);
 }
 
+TEST_F(SandboxedConsoleTest, PipedStdinAndItsEofReachASandboxedCommand) {
+  start(sandboxedSpec({"sh", "-c", "wc -c; echo to-stderr >&2; exit 4"}, false));
+  auto console = attach();
+  ASSERT_TRUE(console);
+  FrameReader reader(*console);
+  send(*console, stdinFrame(std::string(100'000, 'x')));
+  send(*console, Frame{FrameType::Eof, ""});
+  expectExit(reader, 4);
+  EXPECT_EQ(reader.stdoutOnly(), "100000\n");
+  EXPECT_NE(reader.output().find("to-stderr\n"), std::string::npos) << reader.output();
+  EXPECT_EQ(waitForShim()["exit_code"], 4);
+  EXPECT_EQ(readText(session() / "stderr.log"), "to-stderr\n");
+}
+
 TEST_F(SandboxedConsoleTest, AnExecRunsInsideTheSessionsNamespacesAsItsUser) {
   start(sandboxedSpec({"sleep", "30"}, false));
   core::ShimExecRequest request;
