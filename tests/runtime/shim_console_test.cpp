@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <fcntl.h>
 #include <random>
@@ -537,6 +538,96 @@ TEST_F(ShimConsoleTest, TheSocketIsPrivateToItsOwner) {
   EXPECT_TRUE(S_ISSOCK(info.st_mode));
   EXPECT_EQ(info.st_mode & 0777, 0600u);
   EXPECT_EQ(info.st_uid, ::geteuid());
+}
+
+// The baseline: `total` bytes to a cat of our own through plain pipes and back.
+double directCatMegabytesPerSecond(std::size_t total, const std::string& chunk) {
+  int toCat[2];
+  int fromCat[2];
+  if (::pipe2(toCat, O_CLOEXEC) != 0 || ::pipe2(fromCat, O_CLOEXEC) != 0) return 0;
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, toCat[0], STDIN_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, fromCat[1], STDOUT_FILENO);
+  std::string program = "cat";
+  std::vector<char*> argv{program.data(), nullptr};
+  pid_t cat = 0;
+  auto began = std::chrono::steady_clock::now();
+  ::posix_spawnp(&cat, "cat", &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(toCat[0]);
+  ::close(fromCat[1]);
+  std::thread writer([&] {
+    for (std::size_t sent = 0; sent < total; sent += chunk.size()) {
+      for (std::string_view rest = chunk; !rest.empty();) {
+        ssize_t written = ::write(toCat[1], rest.data(), rest.size());
+        if (written <= 0) break;
+        rest.remove_prefix(static_cast<std::size_t>(written));
+      }
+    }
+    ::close(toCat[1]);
+  });
+  std::string received;
+  std::vector<char> buffer(64 * 1024);
+  for (ssize_t got; (got = ::read(fromCat[0], buffer.data(), buffer.size())) > 0;) {
+    received.append(buffer.data(), static_cast<std::size_t>(got));
+  }
+  writer.join();
+  ::close(fromCat[0]);
+  ::waitpid(cat, nullptr, 0);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
+  return received.size() == total ? total / seconds / 1e6 : 0;
+}
+
+// Figures of the shim's hop alone (client socket <-> pty or pipes), printed and recorded
+// as JUnit properties; bounds are generous so that a loaded machine does not fail them.
+TEST_F(ShimConsoleTest, FiguresKeystrokeRoundTrip) {
+  start(consoleSpec({"sh", "-c", "stty raw -echo && echo ready && exec cat"}, true));
+  auto console = attach();
+  ASSERT_TRUE(console);
+  for (std::string seen; seen.find("ready") == std::string::npos;) {  // cat runs after it, echo off
+    Result<std::optional<Frame>> frame = console->read();
+    ASSERT_TRUE(frame.ok() && frame->has_value());
+    seen += (*frame)->payload;
+  }
+  std::vector<double> micros;
+  for (int i = 0; i < 300; ++i) {
+    auto sent = std::chrono::steady_clock::now();
+    send(*console, stdinFrame("k"));
+    Result<std::optional<Frame>> echoed = console->read();
+    ASSERT_TRUE(echoed.ok() && echoed->has_value());
+    ASSERT_EQ((*echoed)->payload, "k");
+    micros.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - sent).count());
+  }
+  std::sort(micros.begin(), micros.end());
+  const double p50 = micros[micros.size() / 2];
+  const double p99 = micros[micros.size() * 99 / 100];
+  std::printf("[ figures  ] keystroke round trip through the shim's pty: p50 %.0f us, p99 %.0f us\n", p50, p99);
+  RecordProperty("keystroke_round_trip_p50_us", static_cast<int>(p50));
+  RecordProperty("keystroke_round_trip_p99_us", static_cast<int>(p99));
+  EXPECT_LT(p50, 20'000);
+}
+
+TEST_F(ShimConsoleTest, FiguresPipeThroughput) {
+  start(consoleSpec({"cat"}, false));
+  auto piped = attach();
+  ASSERT_TRUE(piped);
+  FrameReader reader(*piped);
+  constexpr std::size_t kTotal = 32 << 20;
+  const std::string chunk(256 * 1024, 'z');
+  auto began = std::chrono::steady_clock::now();
+  for (std::size_t sent = 0; sent < kTotal; sent += chunk.size()) send(*piped, stdinFrame(chunk));
+  send(*piped, Frame{FrameType::Eof, ""});
+  expectExit(reader, 0);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
+  EXPECT_EQ(reader.stdoutOnly().size(), kTotal);
+  const double megabytesPerSecond = kTotal / seconds / 1e6;
+  const double direct = directCatMegabytesPerSecond(kTotal, chunk);
+  std::printf("[ figures  ] 32 MiB to cat and back: %.0f MB/s through the shim's pipes, %.0f MB/s direct\n",
+              megabytesPerSecond, direct);
+  RecordProperty("pipe_round_trip_mb_per_second", static_cast<int>(megabytesPerSecond));
+  RecordProperty("direct_pipe_round_trip_mb_per_second", static_cast<int>(direct));
+  EXPECT_GT(megabytesPerSecond, direct / 10) << "the relay costs far more than its copies";
 }
 
 class SandboxedConsoleTest : public ShimConsoleTest {
