@@ -5,6 +5,8 @@
 //   command.pid  shim → agent  "PID PGID\n" of the command, written right after fork
 //   exit.json    shim → agent  {"exit_code", "signal"?, "ended_at_ms", "error"?}
 //   shim.log     the shim's own stdout/stderr (why a spec was unusable)
+//   console.sock shim ↔ agent  an interactive session's console and execs, while its
+//                shim runs (runtime/console_protocol.hpp, runtime/shim_console.hpp)
 // Every record is replaced atomically (temp file + rename).
 #pragma once
 
