@@ -312,7 +312,11 @@ void ConsoleServer::startConsoleClient(Link link, std::string_view payload) {
     if (command_.ends.tty) resizeTerminal(command_.ends.input, *size);
   }
   if (command_.client) retire(std::move(*command_.client), FrameType::Error, "another client attached");
-  for (const ReplayChunk& chunk : replay_) link.outgoing += encodeSocketFrame(chunk.type, chunk.bytes);
+  for (const ReplayChunk& chunk : replay_) {
+    for (std::size_t offset = 0; offset < chunk.bytes.size(); offset += kReadBytes) {  // frames as output makes them
+      link.outgoing += encodeSocketFrame(chunk.type, std::string_view(chunk.bytes).substr(offset, kReadBytes));
+    }
+  }
   replay_.clear();
   replayBytes_ = 0;
   command_.client = std::move(link);

@@ -318,6 +318,20 @@ TEST_F(ShimConsoleTest, ReplayKeepsOnlyTheLastReplayBytes) {
   EXPECT_EQ(reader.output(), "abcdef\n");
 }
 
+TEST_F(ShimConsoleTest, AReplayLargerThanAFrameComesInFramesWithinTheLimit) {
+  json spec = consoleSpec({"sh", "-c", "head -c 1500000 /dev/zero | tr '\\0' x; exec cat"}, false);
+  spec["console"]["replay_bytes"] = 2 << 20;
+  start(spec);
+  ASSERT_TRUE(waitUntil([&] { return stdoutLog().size() == 1'500'000; })) << stdoutLog().size();
+  auto console = attach();
+  ASSERT_TRUE(console);
+  FrameReader reader(*console);
+  send(*console, Frame{FrameType::Eof, ""});
+  expectExit(reader, 0);
+  EXPECT_EQ(reader.readError(), "");
+  EXPECT_EQ(reader.output(), std::string(1'500'000, 'x'));
+}
+
 TEST_F(ShimConsoleTest, ASecondAttachTakesOverAndTheFirstIsToldWhy) {
   start(consoleSpec({"sh"}, true));
   auto first = attach();
