@@ -35,6 +35,7 @@
 #include "runtime/shim_console_server.hpp"
 #include "runtime/shim_exec_channel.hpp"
 
+#include <array>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -49,7 +50,6 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <array>
 #include <vector>
 
 extern char** environ;
@@ -103,7 +103,8 @@ void checkRunAs(const files::ShimSpec& spec) {
   }
 }
 
-PreparedCommand prepare(files::ShimSpec& spec, const std::filesystem::path& sessionDir) {
+// argv, environment and CPU set; `spec` must outlive the result (argv points into it).
+PreparedCommand prepareExec(files::ShimSpec& spec) {
   PreparedCommand prepared;
   for (std::string& arg : spec.command) prepared.argv.push_back(arg.data());
   prepared.argv.push_back(nullptr);
@@ -113,6 +114,11 @@ PreparedCommand prepare(files::ShimSpec& spec, const std::filesystem::path& sess
   CPU_ZERO(&prepared.cpus);
   for (int cpu : spec.cpus) CPU_SET(cpu, &prepared.cpus);
   prepared.setAffinity = !spec.cpus.empty();
+  return prepared;
+}
+
+PreparedCommand prepare(files::ShimSpec& spec, const std::filesystem::path& sessionDir) {
+  PreparedCommand prepared = prepareExec(spec);
   prepared.stdinFd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (prepared.stdinFd < 0) die(kExitShimFailed, describeErrno("opening /dev/null", errno));
   prepared.stdoutFd = openLog(sessionDir / spec.stdoutPath);  // an absolute path replaces sessionDir
@@ -128,8 +134,9 @@ PreparedCommand prepare(files::ShimSpec& spec, const std::filesystem::path& sess
   return prepared;
 }
 
-// In the command child (statusPipe -1: an exec's child): report why the command could not start (to its stderr log and,
-// through the status pipe, to the shim for exit.json) and exit with `status`.
+// In the command child: report why the command could not start (to its stderr log and,
+// through the status pipe, to the shim for exit.json) and exit with `status`. An exec's
+// child has no status pipe (-1): its stderr is its client's.
 [[noreturn]] void failStart(int statusPipe, int status, const std::string& reason) {
   std::string line = "bai-session-shim: " + reason + "\n";
   (void)!::write(STDERR_FILENO, line.data(), line.size());
@@ -228,32 +235,23 @@ void enterOwnGroup(const PreparedCommand& prepared, int statusPipe) {
 [[noreturn]] void runExec(const files::ShimSpec& spec, const ShimExecRequest& request, const shim::ChildEnds& ends) {
   Result<void> adopted = shim::adoptChildEnds(ends);
   if (!adopted.ok()) failStart(-1, kCommandNotRunnable, adopted.error().message);
+  files::ShimSpec exec = spec;
+  exec.command = request.command;
+  for (const auto& [name, value] : request.env) exec.env[name] = value;
+  const PreparedCommand prepared = prepareExec(exec);
   std::string cwd;
   if (spec.sandbox) {
     Result<void> dropped = bai::core::sandbox::dropAllPrivileges(spec.runAs->first, spec.runAs->second);
     if (!dropped.ok()) failStart(-1, kCommandNotRunnable, dropped.error().message);
     cwd = spec.cwd ? spec.cwd->string() : std::string(bai::core::kSessionHome);
   } else {
-    PreparedCommand affinity;
-    CPU_ZERO(&affinity.cpus);
-    for (int cpu : spec.cpus) CPU_SET(cpu, &affinity.cpus);
-    affinity.setAffinity = !spec.cpus.empty();
-    enterCgroupsAndCpus(spec, affinity, -1);
+    enterCgroupsAndCpus(spec, prepared, -1);
     dropPrivileges(spec, -1);
     if (spec.cwd) cwd = spec.cwd->string();
   }
   if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) {
     failStart(-1, kCommandNotRunnable, describeErrno("entering " + cwd, errno));
   }
-  files::ShimSpec exec = spec;
-  exec.command = request.command;
-  for (const auto& [name, value] : request.env) exec.env[name] = value;
-  PreparedCommand prepared;
-  for (std::string& arg : exec.command) prepared.argv.push_back(arg.data());
-  prepared.argv.push_back(nullptr);
-  for (const auto& [name, value] : exec.env) prepared.envEntries.push_back(name + "=" + value);
-  for (std::string& entry : prepared.envEntries) prepared.envp.push_back(entry.data());
-  prepared.envp.push_back(nullptr);
   execCommand(exec, prepared, -1);
 }
 
