@@ -279,6 +279,18 @@ TEST_F(ShimConsoleTest, StdinThroughPipesWithEofReachesTheCommandWhole) {
   EXPECT_EQ(stdoutLog(), expected + "  -\n");
 }
 
+TEST_F(ShimConsoleTest, EofOnATtyEndsInputAsATypedCtrlDWould) {
+  start(consoleSpec({"sh", "-c", "cat; echo cat-ended"}, true));
+  auto console = attach();
+  ASSERT_TRUE(console);
+  FrameReader reader(*console);
+  send(*console, stdinFrame("hello\n"));
+  ASSERT_TRUE(reader.waitForOutput("hello\r\nhello\r\n")) << "echoed, then cat's copy: " << reader.output();
+  send(*console, Frame{FrameType::Eof, ""});
+  EXPECT_TRUE(reader.waitForOutput("cat-ended")) << reader.output();
+  expectExit(reader, 0);
+}
+
 TEST_F(ShimConsoleTest, StderrComesAsItsOwnFramesWithPipes) {
   start(consoleSpec({"sh", "-c", "read line; echo out-$line; echo err-$line >&2"}, false));
   auto console = attach();
