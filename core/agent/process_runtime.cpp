@@ -2,6 +2,8 @@
 
 #include "runtime/shim_console.hpp"
 
+#include <thread>
+
 namespace bai::core {
 
 Result<std::int64_t> ProcessRuntime::start(const LaunchSpec& spec) {
@@ -48,21 +50,32 @@ class ShimStream final : public SessionStream {
   bool failed_ = false;
 };
 
-Result<std::unique_ptr<SessionStream>> shimStream(Result<std::unique_ptr<ShimConsoleConnection>> connection) {
-  if (!connection) return Failure{connection.error()};
-  return std::unique_ptr<SessionStream>(std::make_unique<ShimStream>(std::move(*connection)));
+// The shim makes its socket just after it starts, so a session that has only begun to
+// run may not have it yet: tried again for a moment before it counts as missing.
+Result<std::unique_ptr<SessionStream>> shimStream(
+    const std::function<Result<std::unique_ptr<ShimConsoleConnection>>()>& connect) {
+  constexpr auto kPatience = std::chrono::seconds(2);
+  const auto deadline = std::chrono::steady_clock::now() + kPatience;
+  for (;;) {
+    auto connection = connect();
+    if (connection) return std::unique_ptr<SessionStream>(std::make_unique<ShimStream>(std::move(*connection)));
+    if (connection.error().code != ErrorCode::NotFound || std::chrono::steady_clock::now() >= deadline) {
+      return Failure{connection.error()};
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
 }
 
 }  // namespace
 
 Result<std::unique_ptr<SessionStream>> ProcessRuntime::attach(const std::string&, const std::filesystem::path& sessionDir,
                                                               std::optional<stream::TerminalSize> size) {
-  return shimStream(ShimConsoleConnection::attach(sessionDir, size));
+  return shimStream([&] { return ShimConsoleConnection::attach(sessionDir, size); });
 }
 
 Result<std::unique_ptr<SessionStream>> ProcessRuntime::exec(const std::string&, const std::filesystem::path& sessionDir,
                                                             const ExecRequest& request) {
-  return shimStream(ShimConsoleConnection::exec(sessionDir, request));
+  return shimStream([&] { return ShimConsoleConnection::exec(sessionDir, request); });
 }
 
 Result<ServiceEndpoint> ProcessRuntime::serviceEndpoint(const std::string& sessionId,
