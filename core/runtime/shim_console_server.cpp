@@ -85,16 +85,18 @@ int exitCodeOf(int status) { return WIFSIGNALED(status) ? 128 + WTERMSIG(status)
 }  // namespace
 
 Result<std::unique_ptr<ConsoleServer>> ConsoleServer::open(const std::filesystem::path& sessionDir,
-                                                           const session_files::ShimConsole& console, int stdoutLog,
-                                                           int stderrLog, ExecLauncher& launcher) {
+                                                           const std::optional<session_files::ShimConsole>& console,
+                                                           int stdoutLog, int stderrLog, ExecLauncher& launcher) {
   ::signal(SIGPIPE, SIG_IGN);  // a command that closed its stdin is an error value, not a signal
   std::unique_ptr<ConsoleServer> server(
       new ConsoleServer(sessionDir / kConsoleSocketName, console, stdoutLog, stderrLog, launcher));
-  Result<CommandStdio> stdio =
-      console.tty ? openTerminal({console.rows, console.cols}) : openPipes(/*openStdin=*/true);
-  if (!stdio.ok()) return Failure{stdio.error()};
-  server->command_.ends = stdio->host;
-  server->commandChild_ = stdio->child;
+  if (console) {
+    Result<CommandStdio> stdio =
+        console->tty ? openTerminal({console->rows, console->cols}) : openPipes(/*openStdin=*/true);
+    if (!stdio.ok()) return Failure{stdio.error()};
+    server->command_.ends = stdio->host;
+    server->commandChild_ = stdio->child;
+  }
   Result<int> listener = listenOn(server->socketPath_);
   if (!listener.ok()) return Failure{listener.error()};
   server->listener_ = *listener;
@@ -306,6 +308,9 @@ void ConsoleServer::readFirstFrame(std::uint64_t key) {
 }
 
 void ConsoleServer::startConsoleClient(Link link, std::string_view payload) {
+  if (!console_) {
+    return retire(std::move(link), FrameType::Error, "the session has no console: it was started without stdin or a tty");
+  }
   if (!payload.empty()) {
     std::optional<stream::TerminalSize> size = stream::parseResize(payload);
     if (!size) return retire(std::move(link), FrameType::Error, "Attach carries nothing or a terminal size");
@@ -420,17 +425,17 @@ void ConsoleServer::deliverOutput(Relay& relay, bool toLogs, FrameType type, std
 }
 
 void ConsoleServer::keepForReplay(FrameType type, std::string_view bytes) {
-  if (console_.replayBytes == 0) return;
-  if (bytes.size() > console_.replayBytes) bytes = bytes.substr(bytes.size() - console_.replayBytes);
+  if (console_->replayBytes == 0) return;
+  if (bytes.size() > console_->replayBytes) bytes = bytes.substr(bytes.size() - console_->replayBytes);
   if (!replay_.empty() && replay_.back().type == type) {
     replay_.back().bytes.append(bytes);
   } else {
     replay_.push_back(ReplayChunk{type, std::string(bytes)});
   }
   replayBytes_ += bytes.size();
-  while (replayBytes_ > console_.replayBytes) {
+  while (replayBytes_ > console_->replayBytes) {
     ReplayChunk& oldest = replay_.front();
-    const std::size_t excess = replayBytes_ - console_.replayBytes;
+    const std::size_t excess = replayBytes_ - console_->replayBytes;
     if (oldest.bytes.size() <= excess) {
       replayBytes_ -= oldest.bytes.size();
       replay_.pop_front();

@@ -18,11 +18,11 @@
 // shim.json, sends one byte there. End of file instead (the agent died first, and no
 // agent could ever watch or stop the command) records in exit.json that it never ran.
 //
-// With a console in the spec (an interactive session) the command's stdin, stdout and
-// stderr are a pseudo-terminal or pipes that the shim relays, in one poll loop, to the
-// logs and to the clients of SESSION_DIR/console.sock (runtime/shim_console_server),
-// which also runs execs: forked by the shim like the command, or, in a sandbox, by init
-// inside the namespaces (runtime/shim_exec_channel).
+// The shim serves SESSION_DIR/console.sock in one poll loop (runtime/shim_console_server)
+// while the command runs: execs, forked by the shim like the command, or, in a sandbox,
+// by init inside the namespaces (runtime/shim_exec_channel). With a console in the spec
+// (an interactive session) the command's stdin, stdout and stderr are a pseudo-terminal
+// or pipes that the shim relays to the logs and to the attached client.
 //
 // Exit status: 0 when exit.json was written; 2 when the spec is unusable; 1 when the
 // shim itself failed (fork, writing its records). The reason is one line on stderr.
@@ -476,7 +476,8 @@ files::ShimSpec readSpec(const std::filesystem::path& sessionDir) {
 }
 
 
-// The console of an interactive session and who starts its execs; none without a console.
+// The session's console socket and who starts its execs. Every session serves execs; an
+// interactive one (a console in the spec) also its command's stdin and output.
 struct Console {
   std::unique_ptr<shim::ExecLauncher> launcher;
   std::unique_ptr<shim::ConsoleServer> server;
@@ -485,7 +486,6 @@ struct Console {
 
 Console openConsole(const files::ShimSpec& spec, const std::filesystem::path& sessionDir, PreparedCommand& prepared) {
   Console console;
-  if (!spec.console) return console;
   if (spec.sandbox) {
     Result<std::array<int, 2>> channel = shim::openExecChannel();
     if (!channel.ok()) die(kExitShimFailed, channel.error().message);
@@ -495,10 +495,19 @@ Console openConsole(const files::ShimSpec& spec, const std::filesystem::path& se
     console.launcher = std::make_unique<ForkingExecLauncher>(spec);
   }
   Result<std::unique_ptr<shim::ConsoleServer>> server = shim::ConsoleServer::open(
-      sessionDir, *spec.console, prepared.stdoutFd, prepared.stderrFd, *console.launcher);
-  if (!server.ok()) die(kExitShimFailed, "console: " + server.error().message);
+      sessionDir, spec.console, prepared.stdoutFd, prepared.stderrFd, *console.launcher);
+  if (!server.ok() && spec.console) die(kExitShimFailed, "console: " + server.error().message);
+  if (!server.ok()) {  // execs are a convenience of a session without a console: it runs without them
+    std::fprintf(stderr, "bai-session-shim: no execs in this session: %s\n", server.error().message.c_str());
+    for (int& end : console.initChannel) {
+      if (end >= 0) ::close(end);
+      end = -1;
+    }
+    console.launcher.reset();
+    return console;
+  }
   console.server = std::move(server).value();
-  prepared.console = &console.server->commandEnds();
+  if (spec.console) prepared.console = &console.server->commandEnds();
   return console;
 }
 
@@ -562,7 +571,7 @@ int main(int argc, char** argv) {
     die(kExitShimFailed, ids.error().message);
   }
   ::close(prepared.stdinFd);
-  if (!console.server) {
+  if (!spec.console) {  // the command writes its logs itself
     ::close(prepared.stdoutFd);
     ::close(prepared.stderrFd);
   }

@@ -493,7 +493,7 @@ TEST_F(ShimConsoleTest, TheSessionsEndEndsItsExecsAndRefusesNewOnes) {
   Result<std::unique_ptr<core::ShimConsoleConnection>> late = core::ShimConsoleConnection::exec(session(), request);
   ASSERT_FALSE(late.ok());
   EXPECT_EQ(late.error().code, ErrorCode::NotFound);
-  EXPECT_NE(late.error().message.find("has no console"), std::string::npos) << late.error().message;
+  EXPECT_NE(late.error().message.find("it has ended"), std::string::npos) << late.error().message;
 }
 
 TEST_F(ShimConsoleTest, ABadExecRequestIsRefusedWithTheReason) {
@@ -548,13 +548,26 @@ TEST_F(ShimConsoleTest, AFrameOverOneMebibyteIsRefusedAndTheSessionGoesOn) {
   expectExit(reader, 0);
 }
 
-TEST_F(ShimConsoleTest, ASessionWithoutConsoleHasNoSocket) {
-  json spec = consoleSpec({"sleep", "30"}, false);
+TEST_F(ShimConsoleTest, ASessionWithoutConsoleServesExecsButNoAttach) {
+  json spec = consoleSpec({"sh", "-c", "echo to-the-log; exec sleep 30"}, false);
   spec.erase("console");
   start(spec);
-  Result<std::unique_ptr<core::ShimConsoleConnection>> refused = core::ShimConsoleConnection::attach(session(), {});
-  ASSERT_FALSE(refused.ok());
-  EXPECT_EQ(refused.error().code, ErrorCode::NotFound);
+  auto console = attach();
+  ASSERT_TRUE(console);
+  FrameReader attachReader(*console);
+  std::optional<Frame> refused = attachReader.waitForEnd();
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(refused->type, FrameType::Error);
+  EXPECT_EQ(refused->payload, "the session has no console: it was started without stdin or a tty");
+
+  core::ShimExecRequest request;
+  request.command = {"sh", "-c", "echo $SESSION_MARK; exit 3"};
+  auto connection = exec(request);
+  ASSERT_TRUE(connection);
+  FrameReader reader(*connection);
+  expectExit(reader, 3);
+  EXPECT_EQ(reader.output(), "from-the-session\n");
+  EXPECT_EQ(stdoutLog(), "to-the-log\n") << "the command writes its log itself";
 }
 
 TEST_F(ShimConsoleTest, TheSocketIsPrivateToItsOwner) {
@@ -714,6 +727,19 @@ TEST_F(SandboxedConsoleTest, AnExecRunsInsideTheSessionsNamespacesAsItsUser) {
   EXPECT_EQ(cwd, "/home/work");
   EXPECT_EQ(uid, "65534");
   EXPECT_EQ(env, "from-the-session extra");
+}
+
+TEST_F(SandboxedConsoleTest, ASandboxedSessionWithoutConsoleServesExecsInItsNamespaces) {
+  json spec = sandboxedSpec({"sleep", "30"}, false);
+  spec.erase("console");
+  start(spec);
+  core::ShimExecRequest request;
+  request.command = {"sh", "-c", "echo $$ $(id -u) $(pwd); exit 8"};
+  auto connection = exec(request);
+  ASSERT_TRUE(connection);
+  FrameReader reader(*connection);
+  expectExit(reader, 8);
+  EXPECT_EQ(reader.output(), "3 65534 /home/work\n") << "pid 3 after init and the session's command";
 }
 
 TEST_F(SandboxedConsoleTest, AnExecWithATtyInTheSandboxIsHungUpWhenItsClientLeaves) {
