@@ -567,7 +567,7 @@ TEST_F(ShimConsoleTest, ASessionWithoutConsoleServesExecsButNoAttach) {
   FrameReader reader(*connection);
   expectExit(reader, 3);
   EXPECT_EQ(reader.output(), "from-the-session\n");
-  EXPECT_EQ(stdoutLog(), "to-the-log\n") << "the command writes its log itself";
+  EXPECT_TRUE(waitUntil([&] { return stdoutLog() == "to-the-log\n"; })) << "the command writes its log itself";
 }
 
 TEST_F(ShimConsoleTest, TheSocketIsPrivateToItsOwner) {
