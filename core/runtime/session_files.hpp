@@ -5,6 +5,8 @@
 //   command.pid  shim → agent  "PID PGID\n" of the command, written right after fork
 //   exit.json    shim → agent  {"exit_code", "signal"?, "ended_at_ms", "error"?}
 //   shim.log     the shim's own stdout/stderr (why a spec was unusable)
+//   console.sock shim ↔ agent  a session's execs and, if interactive, its console, while
+//                its shim runs (runtime/console_protocol.hpp, runtime/shim_console.hpp)
 // Every record is replaced atomically (temp file + rename).
 #pragma once
 
@@ -57,7 +59,7 @@ struct ShimSpec {
   // "target", "read_only"}], "hidden": [paths], "host_nodev"}; paths absolute, no "..",
   // at most 256 entries per list.
   std::optional<Sandbox> sandbox{};
-  std::optional<ShimConsole> console{};  // absent: stdin is /dev/null
+  std::optional<ShimConsole> console{};  // absent: stdin is /dev/null (execs are served either way)
 };
 
 std::string renderShimSpec(const ShimSpec& spec);

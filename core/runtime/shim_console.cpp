@@ -25,7 +25,7 @@ Result<int> connectTo(const std::filesystem::path& socketPath) {
     const int error = errno;
     ::close(fd);
     if (error == ENOENT || error == ECONNREFUSED) {
-      return fail(ErrorCode::NotFound, "the session has no console: not interactive, or it has ended (" + path + ")");
+      return fail(ErrorCode::NotFound, "no shim serves the session's console, it has ended (" + path + ")");
     }
     return fail(ErrorCode::Internal, describeErrno("connecting to " + path, error));
   }

@@ -1,9 +1,10 @@
 // The agent's side of a process session's console: a blocking client of
-// SESSION_DIR/console.sock, served by bai-session-shim when spec.json has "console".
+// SESSION_DIR/console.sock, served by bai-session-shim while the session runs.
 //
 // A connection is either the session's console (attach: the command's stdin, output
-// and exit; one at a time, a newer attach takes over and the older one gets an Error
-// frame) or one exec (another command in the session; its own stdin, output and exit).
+// and exit; only when spec.json has "console", else refused with an Error frame; one at
+// a time, a newer attach takes over and the older one gets an Error frame) or one exec
+// (another command in the session, interactive or not; its own stdin, output and exit).
 // Frames are those of sdk/lib/stream_frames.hpp:
 //   client -> shim: Stdin, Resize, Eof
 //   shim -> client: Stdout, Stderr (never with a tty), then Exit or Error, then close.
@@ -27,8 +28,7 @@ namespace bai::core {
 
 class ShimConsoleConnection {
  public:
-  // NotFound when the session has no console socket or no shim listens on it (not
-  // interactive, or ended).
+  // NotFound when no shim listens on the session's socket (the session has ended).
   static Result<std::unique_ptr<ShimConsoleConnection>> attach(const std::filesystem::path& sessionDir,
                                                                std::optional<stream::TerminalSize> size);
   static Result<std::unique_ptr<ShimConsoleConnection>> exec(const std::filesystem::path& sessionDir,

@@ -85,16 +85,18 @@ int exitCodeOf(int status) { return WIFSIGNALED(status) ? 128 + WTERMSIG(status)
 }  // namespace
 
 Result<std::unique_ptr<ConsoleServer>> ConsoleServer::open(const std::filesystem::path& sessionDir,
-                                                           const session_files::ShimConsole& console, int stdoutLog,
-                                                           int stderrLog, ExecLauncher& launcher) {
+                                                           const std::optional<session_files::ShimConsole>& console,
+                                                           int stdoutLog, int stderrLog, ExecLauncher& launcher) {
   ::signal(SIGPIPE, SIG_IGN);  // a command that closed its stdin is an error value, not a signal
   std::unique_ptr<ConsoleServer> server(
       new ConsoleServer(sessionDir / kConsoleSocketName, console, stdoutLog, stderrLog, launcher));
-  Result<CommandStdio> stdio =
-      console.tty ? openTerminal({console.rows, console.cols}) : openPipes(/*openStdin=*/true);
-  if (!stdio.ok()) return Failure{stdio.error()};
-  server->command_.ends = stdio->host;
-  server->commandChild_ = stdio->child;
+  if (console) {
+    Result<CommandStdio> stdio =
+        console->tty ? openTerminal({console->rows, console->cols}) : openPipes(/*openStdin=*/true);
+    if (!stdio.ok()) return Failure{stdio.error()};
+    server->command_.ends = stdio->host;
+    server->commandChild_ = stdio->child;
+  }
   Result<int> listener = listenOn(server->socketPath_);
   if (!listener.ok()) return Failure{listener.error()};
   server->listener_ = *listener;
@@ -126,6 +128,12 @@ void ConsoleServer::releaseInChild() {
 
 void ConsoleServer::closeLink(Link& link) { closeIfOpen(link.fd); }
 
+ConsoleServer::Relay* ConsoleServer::relayOf(std::optional<std::uint32_t> exec) {
+  if (!exec) return &command_;
+  auto found = execs_.find(*exec);
+  return found == execs_.end() ? nullptr : &found->second.relay;
+}
+
 int ConsoleServer::relayUntilExit(pid_t command) {
   commandPid_ = command;
   while (!commandStatus_) pollOnce(Clock::time_point::max());
@@ -142,13 +150,15 @@ void ConsoleServer::finish(int exitCode) {
       closeLink(*command_.client);
       command_.client.reset();
     }
-    if (!command_.client || command_.client->outgoing.empty()) {
-      bool more = readOutput(command_, true, false) | readOutput(command_, true, true);
-      const bool closed = command_.ends.output < 0 && command_.ends.errors < 0;
-      if (closed || (!more && Clock::now() - endedAt >= kOutputGrace)) break;
-      if (more) continue;
+    if (command_.client && !command_.client->outgoing.empty()) {
+      pollOnce(giveUp);
+      continue;
     }
-    pollOnce(std::min(giveUp, endedAt + kOutputGrace));
+    const bool more = readOutput(command_, true, false) | readOutput(command_, true, true);
+    if (more) continue;
+    const bool closed = command_.ends.output < 0 && command_.ends.errors < 0;
+    if (closed || Clock::now() - endedAt >= kOutputGrace) break;
+    pollOnce(endedAt + kOutputGrace);
   }
   if (command_.client) retire(std::move(*command_.client), FrameType::Exit, stream::exitPayload(exitCode));
   command_.client.reset();
@@ -211,17 +221,17 @@ void ConsoleServer::pollOnce(Clock::time_point deadline) {
     const bool outputWanted = !relay.client ? toLogs : relay.client->outgoing.empty();
     if (outputWanted) {
       watch(relay.ends.output, POLLIN, [this, exec, toLogs](short) {
-        Relay* target = exec ? (execs_.count(*exec) ? &execs_.at(*exec).relay : nullptr) : &command_;
+        Relay* target = relayOf(exec);
         if (target != nullptr) readOutput(*target, toLogs, false);
       });
       watch(relay.ends.errors, POLLIN, [this, exec, toLogs](short) {
-        Relay* target = exec ? (execs_.count(*exec) ? &execs_.at(*exec).relay : nullptr) : &command_;
+        Relay* target = relayOf(exec);
         if (target != nullptr) readOutput(*target, toLogs, true);
       });
     }
     if (!relay.pendingInput.empty()) {
       watch(relay.ends.input, POLLOUT, [this, exec](short) {
-        Relay* target = exec ? (execs_.count(*exec) ? &execs_.at(*exec).relay : nullptr) : &command_;
+        Relay* target = relayOf(exec);
         if (target == nullptr) return;
         writeInput(*target);
         // Frames already read from the client wait for the command to take its input.
@@ -232,11 +242,11 @@ void ConsoleServer::pollOnce(Clock::time_point deadline) {
       // Not read while the command has not taken its last input: back-pressure. A
       // client that left is then noticed once that input is taken, or on output.
       short events = relay.pendingInput.empty() ? POLLIN : 0;
-      if (!relay.client->outgoing.empty() || relay.client->broken) events |= POLLOUT;
+      if (!relay.client->outgoing.empty() && !relay.client->broken) events |= POLLOUT;
       watch(relay.client->fd, events, [this, exec](short revents) {
-        Relay* target = exec ? (execs_.count(*exec) ? &execs_.at(*exec).relay : nullptr) : &command_;
+        Relay* target = relayOf(exec);
         if (target == nullptr || !target->client) return;
-        if (target->client->broken || (revents & POLLOUT && !flush(*target->client))) return clientGone(exec);
+        if (revents & POLLOUT && !target->client->broken && !flush(*target->client)) target->client->broken = true;
         if (revents & (POLLIN | POLLHUP | POLLERR)) readClient(*target, exec);
       });
     }
@@ -244,7 +254,8 @@ void ConsoleServer::pollOnce(Clock::time_point deadline) {
   watchRelay(command_, std::nullopt);
   for (auto& [id, exec] : execs_) {
     watchRelay(exec.relay, id);
-    if (exec.status) deadline = std::min(deadline, exec.endedAt + kOutputGrace);
+    const Clock::time_point graceEnds = exec.endedAt + kOutputGrace;
+    if (exec.status && Clock::now() < graceEnds) deadline = std::min(deadline, graceEnds);
   }
 
   int timeout = -1;
@@ -297,13 +308,20 @@ void ConsoleServer::readFirstFrame(std::uint64_t key) {
 }
 
 void ConsoleServer::startConsoleClient(Link link, std::string_view payload) {
+  if (!console_) {
+    return retire(std::move(link), FrameType::Error, "the session has no console: it was started without stdin or a tty");
+  }
   if (!payload.empty()) {
     std::optional<stream::TerminalSize> size = stream::parseResize(payload);
     if (!size) return retire(std::move(link), FrameType::Error, "Attach carries nothing or a terminal size");
     if (command_.ends.tty) resizeTerminal(command_.ends.input, *size);
   }
   if (command_.client) retire(std::move(*command_.client), FrameType::Error, "another client attached");
-  for (const ReplayChunk& chunk : replay_) link.outgoing += encodeSocketFrame(chunk.type, chunk.bytes);
+  for (const ReplayChunk& chunk : replay_) {
+    for (std::size_t offset = 0; offset < chunk.bytes.size(); offset += kReadBytes) {  // frames as output makes them
+      link.outgoing += encodeSocketFrame(chunk.type, std::string_view(chunk.bytes).substr(offset, kReadBytes));
+    }
+  }
   replay_.clear();
   replayBytes_ = 0;
   command_.client = std::move(link);
@@ -397,26 +415,27 @@ bool ConsoleServer::readOutput(Relay& relay, bool toLogs, bool stderrStream) {
 
 void ConsoleServer::deliverOutput(Relay& relay, bool toLogs, FrameType type, std::string_view bytes) {
   if (toLogs) writeLog(type == FrameType::Stderr ? stderrLog_ : stdoutLog_, bytes);
-  if (relay.client) {
+  if (relay.client && !relay.client->broken) {
     relay.client->outgoing += encodeSocketFrame(type, bytes);
-    if (!flush(*relay.client)) relay.client->broken = true;  // dropped in the next round
-  } else if (toLogs) {
-    keepForReplay(type, bytes);
+    if (flush(*relay.client)) return;
+    relay.client->broken = true;  // its input is still read to its end, then it is dropped
   }
+  // While the console has no client that takes output, the next one gets it.
+  if (toLogs) keepForReplay(type, bytes);
 }
 
 void ConsoleServer::keepForReplay(FrameType type, std::string_view bytes) {
-  if (console_.replayBytes == 0) return;
-  if (bytes.size() > console_.replayBytes) bytes = bytes.substr(bytes.size() - console_.replayBytes);
+  if (console_->replayBytes == 0) return;
+  if (bytes.size() > console_->replayBytes) bytes = bytes.substr(bytes.size() - console_->replayBytes);
   if (!replay_.empty() && replay_.back().type == type) {
     replay_.back().bytes.append(bytes);
   } else {
     replay_.push_back(ReplayChunk{type, std::string(bytes)});
   }
   replayBytes_ += bytes.size();
-  while (replayBytes_ > console_.replayBytes) {
+  while (replayBytes_ > console_->replayBytes) {
     ReplayChunk& oldest = replay_.front();
-    const std::size_t excess = replayBytes_ - console_.replayBytes;
+    const std::size_t excess = replayBytes_ - console_->replayBytes;
     if (oldest.bytes.size() <= excess) {
       replayBytes_ -= oldest.bytes.size();
       replay_.pop_front();
@@ -465,7 +484,9 @@ Result<void> ConsoleServer::handleClientFrame(Relay& relay, const stream::Frame&
       return {};
     case FrameType::Resize: {
       std::optional<stream::TerminalSize> size = stream::parseResize(frame.payload);
-      if (!size) return fail(ErrorCode::InvalidArgument, "a Resize frame carries rows and columns, 2 bytes each, not 0");
+      if (!size) {
+        return fail(ErrorCode::InvalidArgument, "a Resize frame carries rows and columns, 2 bytes each, not 0");
+      }
       if (relay.ends.tty && relay.ends.input >= 0) resizeTerminal(relay.ends.input, *size);
       return {};
     }

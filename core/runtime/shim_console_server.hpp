@@ -1,6 +1,7 @@
-// The host side of an interactive session in bai-session-shim: serves
-// SESSION_DIR/console.sock (runtime/console_protocol.hpp) and relays, in one poll loop
-// of the single-threaded shim, between its clients and the command's pty or pipes.
+// The host side of a session's console socket in bai-session-shim: serves
+// SESSION_DIR/console.sock (runtime/console_protocol.hpp) in one poll loop of the
+// single-threaded shim. Every session serves execs there; an interactive one (a console
+// in its spec) also relays between its attached client and the command's pty or pipes.
 //
 // The command's output always goes to the logs; to the attached console client as well,
 // or, while none is attached, into a replay buffer of its last bytes that the next
@@ -51,14 +52,16 @@ class ConsoleServer {
  public:
   using Clock = std::chrono::steady_clock;
 
-  // Listens on SESSION_DIR/console.sock (mode 0600) and opens the command's pty or pipes.
-  // `stdoutLog`/`stderrLog` receive the command's output (all of it in stdout with a tty).
+  // Listens on SESSION_DIR/console.sock (mode 0600) and, with a console, opens the
+  // command's pty or pipes; `stdoutLog`/`stderrLog` then receive the command's output
+  // (all of it in stdout with a tty). Without one, attach is refused and the command
+  // writes its logs itself.
   static Result<std::unique_ptr<ConsoleServer>> open(const std::filesystem::path& sessionDir,
-                                                     const session_files::ShimConsole& console, int stdoutLog,
-                                                     int stderrLog, ExecLauncher& launcher);
+                                                     const std::optional<session_files::ShimConsole>& console,
+                                                     int stdoutLog, int stderrLog, ExecLauncher& launcher);
   ~ConsoleServer();
 
-  // The command's descriptors 0, 1, 2, for the child that becomes the command.
+  // The command's descriptors 0, 1, 2, for the child that becomes the command (with a console).
   const ChildEnds& commandEnds() const { return commandChild_; }
   // In the shim once the command's process is forked: the shim keeps only its own ends.
   void closeCommandEnds() { closeChildEnds(commandChild_); }
@@ -78,7 +81,7 @@ class ConsoleServer {
     int fd = -1;
     SocketFrameDecoder decoder;
     std::string outgoing;  // framed bytes not yet sent
-    bool broken = false;   // a send failed: the peer is gone
+    bool broken = false;   // a send failed: the peer left; what it sent is still read
   };
   struct Relay {  // a command's streams and the client that sees them
     HostEnds ends;
@@ -101,7 +104,7 @@ class ConsoleServer {
     std::string bytes;
   };
 
-  ConsoleServer(std::filesystem::path socketPath, const session_files::ShimConsole& console, int stdoutLog,
+  ConsoleServer(std::filesystem::path socketPath, const std::optional<session_files::ShimConsole>& console, int stdoutLog,
                 int stderrLog, ExecLauncher& launcher)
       : socketPath_(std::move(socketPath)), console_(console), stdoutLog_(stdoutLog), stderrLog_(stderrLog),
         launcher_(launcher) {}
@@ -128,9 +131,11 @@ class ConsoleServer {
   void retire(Link link, stream::FrameType type, std::string_view payload);
   void keepForReplay(stream::FrameType type, std::string_view bytes);
   static void closeLink(Link& link);
+  // The console's relay, or an exec's while it is there (a handler may have ended it).
+  Relay* relayOf(std::optional<std::uint32_t> exec);
 
   std::filesystem::path socketPath_;
-  session_files::ShimConsole console_;
+  std::optional<session_files::ShimConsole> console_;
   int stdoutLog_;
   int stderrLog_;
   ExecLauncher& launcher_;

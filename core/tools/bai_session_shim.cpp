@@ -18,11 +18,11 @@
 // shim.json, sends one byte there. End of file instead (the agent died first, and no
 // agent could ever watch or stop the command) records in exit.json that it never ran.
 //
-// With a console in the spec (an interactive session) the command's stdin, stdout and
-// stderr are a pseudo-terminal or pipes that the shim relays, in one poll loop, to the
-// logs and to the clients of SESSION_DIR/console.sock (runtime/shim_console_server),
-// which also runs execs: forked by the shim like the command, or, in a sandbox, by init
-// inside the namespaces (runtime/shim_exec_channel).
+// The shim serves SESSION_DIR/console.sock in one poll loop (runtime/shim_console_server)
+// while the command runs: execs, forked by the shim like the command, or, in a sandbox,
+// by init inside the namespaces (runtime/shim_exec_channel). With a console in the spec
+// (an interactive session) the command's stdin, stdout and stderr are a pseudo-terminal
+// or pipes that the shim relays to the logs and to the attached client.
 //
 // Exit status: 0 when exit.json was written; 2 when the spec is unusable; 1 when the
 // shim itself failed (fork, writing its records). The reason is one line on stderr.
@@ -35,6 +35,7 @@
 #include "runtime/shim_console_server.hpp"
 #include "runtime/shim_exec_channel.hpp"
 
+#include <array>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -49,7 +50,6 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <array>
 #include <vector>
 
 extern char** environ;
@@ -103,7 +103,8 @@ void checkRunAs(const files::ShimSpec& spec) {
   }
 }
 
-PreparedCommand prepare(files::ShimSpec& spec, const std::filesystem::path& sessionDir) {
+// argv, environment and CPU set; `spec` must outlive the result (argv points into it).
+PreparedCommand prepareExec(files::ShimSpec& spec) {
   PreparedCommand prepared;
   for (std::string& arg : spec.command) prepared.argv.push_back(arg.data());
   prepared.argv.push_back(nullptr);
@@ -113,6 +114,11 @@ PreparedCommand prepare(files::ShimSpec& spec, const std::filesystem::path& sess
   CPU_ZERO(&prepared.cpus);
   for (int cpu : spec.cpus) CPU_SET(cpu, &prepared.cpus);
   prepared.setAffinity = !spec.cpus.empty();
+  return prepared;
+}
+
+PreparedCommand prepare(files::ShimSpec& spec, const std::filesystem::path& sessionDir) {
+  PreparedCommand prepared = prepareExec(spec);
   prepared.stdinFd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (prepared.stdinFd < 0) die(kExitShimFailed, describeErrno("opening /dev/null", errno));
   prepared.stdoutFd = openLog(sessionDir / spec.stdoutPath);  // an absolute path replaces sessionDir
@@ -128,8 +134,9 @@ PreparedCommand prepare(files::ShimSpec& spec, const std::filesystem::path& sess
   return prepared;
 }
 
-// In the command child (statusPipe -1: an exec's child): report why the command could not start (to its stderr log and,
-// through the status pipe, to the shim for exit.json) and exit with `status`.
+// In the command child: report why the command could not start (to its stderr log and,
+// through the status pipe, to the shim for exit.json) and exit with `status`. An exec's
+// child has no status pipe (-1): its stderr is its client's.
 [[noreturn]] void failStart(int statusPipe, int status, const std::string& reason) {
   std::string line = "bai-session-shim: " + reason + "\n";
   (void)!::write(STDERR_FILENO, line.data(), line.size());
@@ -228,30 +235,23 @@ void enterOwnGroup(const PreparedCommand& prepared, int statusPipe) {
 [[noreturn]] void runExec(const files::ShimSpec& spec, const ShimExecRequest& request, const shim::ChildEnds& ends) {
   Result<void> adopted = shim::adoptChildEnds(ends);
   if (!adopted.ok()) failStart(-1, kCommandNotRunnable, adopted.error().message);
+  files::ShimSpec exec = spec;
+  exec.command = request.command;
+  for (const auto& [name, value] : request.env) exec.env[name] = value;
+  const PreparedCommand prepared = prepareExec(exec);
   std::string cwd;
   if (spec.sandbox) {
     Result<void> dropped = bai::core::sandbox::dropAllPrivileges(spec.runAs->first, spec.runAs->second);
     if (!dropped.ok()) failStart(-1, kCommandNotRunnable, dropped.error().message);
     cwd = spec.cwd ? spec.cwd->string() : std::string(bai::core::kSessionHome);
   } else {
-    PreparedCommand affinity;
-    CPU_ZERO(&affinity.cpus);
-    for (int cpu : spec.cpus) CPU_SET(cpu, &affinity.cpus);
-    affinity.setAffinity = !spec.cpus.empty();
-    enterCgroupsAndCpus(spec, affinity, -1);
+    enterCgroupsAndCpus(spec, prepared, -1);
     dropPrivileges(spec, -1);
     if (spec.cwd) cwd = spec.cwd->string();
   }
-  if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) failStart(-1, kCommandNotRunnable, describeErrno("entering " + cwd, errno));
-  files::ShimSpec exec = spec;
-  exec.command = request.command;
-  for (const auto& [name, value] : request.env) exec.env[name] = value;
-  PreparedCommand prepared;
-  for (std::string& arg : exec.command) prepared.argv.push_back(arg.data());
-  prepared.argv.push_back(nullptr);
-  for (const auto& [name, value] : exec.env) prepared.envEntries.push_back(name + "=" + value);
-  for (std::string& entry : prepared.envEntries) prepared.envp.push_back(entry.data());
-  prepared.envp.push_back(nullptr);
+  if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) {
+    failStart(-1, kCommandNotRunnable, describeErrno("entering " + cwd, errno));
+  }
   execCommand(exec, prepared, -1);
 }
 
@@ -354,8 +354,8 @@ pid_t startExecInSandbox(const files::ShimSpec& spec, const shim::ExecMessage& s
     shim::ChildEnds ends = *prepared.console;
     shim::closeChildEnds(ends);  // only the command holds them: its end is then seen
   }
-  bai::core::sandbox::superviseCommand(command, reportPipe, execChannel,
-                                       [&spec](const shim::ExecMessage& start) { return startExecInSandbox(spec, start); });
+  auto startExec = [&spec](const shim::ExecMessage& start) { return startExecInSandbox(spec, start); };
+  bai::core::sandbox::superviseCommand(command, reportPipe, execChannel, startExec);
 }
 
 // Whether the agent handed the session over (a byte) rather than dying first (end of file).
@@ -476,7 +476,8 @@ files::ShimSpec readSpec(const std::filesystem::path& sessionDir) {
 }
 
 
-// The console of an interactive session and who starts its execs; none without a console.
+// The session's console socket and who starts its execs. Every session serves execs; an
+// interactive one (a console in the spec) also its command's stdin and output.
 struct Console {
   std::unique_ptr<shim::ExecLauncher> launcher;
   std::unique_ptr<shim::ConsoleServer> server;
@@ -485,7 +486,6 @@ struct Console {
 
 Console openConsole(const files::ShimSpec& spec, const std::filesystem::path& sessionDir, PreparedCommand& prepared) {
   Console console;
-  if (!spec.console) return console;
   if (spec.sandbox) {
     Result<std::array<int, 2>> channel = shim::openExecChannel();
     if (!channel.ok()) die(kExitShimFailed, channel.error().message);
@@ -495,10 +495,19 @@ Console openConsole(const files::ShimSpec& spec, const std::filesystem::path& se
     console.launcher = std::make_unique<ForkingExecLauncher>(spec);
   }
   Result<std::unique_ptr<shim::ConsoleServer>> server = shim::ConsoleServer::open(
-      sessionDir, *spec.console, prepared.stdoutFd, prepared.stderrFd, *console.launcher);
-  if (!server.ok()) die(kExitShimFailed, "console: " + server.error().message);
+      sessionDir, spec.console, prepared.stdoutFd, prepared.stderrFd, *console.launcher);
+  if (!server.ok() && spec.console) die(kExitShimFailed, "console: " + server.error().message);
+  if (!server.ok()) {  // execs are a convenience of a session without a console: it runs without them
+    std::fprintf(stderr, "bai-session-shim: no execs in this session: %s\n", server.error().message.c_str());
+    for (int& end : console.initChannel) {
+      if (end >= 0) ::close(end);
+      end = -1;
+    }
+    console.launcher.reset();
+    return console;
+  }
   console.server = std::move(server).value();
-  prepared.console = &console.server->commandEnds();
+  if (spec.console) prepared.console = &console.server->commandEnds();
   return console;
 }
 
@@ -562,7 +571,7 @@ int main(int argc, char** argv) {
     die(kExitShimFailed, ids.error().message);
   }
   ::close(prepared.stdinFd);
-  if (!console.server) {
+  if (!spec.console) {  // the command writes its logs itself
     ::close(prepared.stdoutFd);
     ::close(prepared.stderrFd);
   }
