@@ -495,7 +495,7 @@ void Api::heartbeat(Call& call, Responder respond, bool registration) {
 
 Response Api::createSession(Call& call) {
   auto parsed = parseNewSession(call.request.body);
-  if (!parsed) return error(400, "invalid-request", "Invalid session", parsed.error().message);
+  if (!parsed) return error(parsed.error());
   parsed->idempotencyKey = call.request.header("idempotency-key");
   auto created = manager_.createSession(call.caller, *parsed);
   return created ? json(201, sessionJson(*created)) : error(created.error());
