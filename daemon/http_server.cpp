@@ -1,6 +1,7 @@
 #include "http_server.hpp"
 
 #include "prometheus_text.hpp"
+#include "websocket_beast.hpp"
 
 #include <utility>  // Boost 1.74 Asio with GCC 12 in C++20 needs std::exchange declared first
 
@@ -9,6 +10,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -171,16 +173,26 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     request.body = std::move(parser_->get().body());
     request.peer = peer_;
     const bool keepAlive = message.keep_alive();
+    // Kept for the handshake, should the handler accept the upgrade.
+    std::shared_ptr<ws::ServerRequest> upgradeRequest;
+    if (boost::beast::websocket::is_upgrade(message)) upgradeRequest = std::make_shared<ws::ServerRequest>(parser_->release());
     if (!decodesToUtf8(request)) {
       return respond(plainError(400, "invalid-request", "Invalid request",
                                 "the path or query is not valid UTF-8 once percent-decoded"),
                      keepAlive);
     }
     auto answered = std::make_shared<std::atomic<bool>>(false);
-    Responder responder = [self = this->shared_from_this(), keepAlive, answered](Response response) {
+    Responder responder = [self = this->shared_from_this(), keepAlive, answered, upgradeRequest](Response response) {
       if (answered->exchange(true)) return;
-      asio::post(self->stream_.get_executor(), [self, keepAlive, response = std::move(response)]() mutable {
-        self->respond(std::move(response), keepAlive);
+      asio::post(self->stream_.get_executor(), [self, keepAlive, upgradeRequest, response = std::move(response)]() mutable {
+        if (response.upgrade && upgradeRequest) return self->upgrade(std::move(*upgradeRequest), std::move(response));
+        if (response.upgrade) {
+          return self->respond(plainError(426, "upgrade-required", "Upgrade required",
+                                          "this path takes a WebSocket upgrade request"),
+                               keepAlive);
+        }
+        // A refused upgrade: the client will not send another request on this connection.
+        self->respond(std::move(response), keepAlive && !upgradeRequest);
       });
     };
     try {
@@ -206,6 +218,11 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
                        });
   }
 
+  // Hands the connection over to a WebSocket; this session ends here.
+  void upgrade(ws::ServerRequest request, Response response) {
+    ws::acceptUpgrade(std::move(stream_), std::move(request), peer_, response.upgradeOptions, std::move(response.upgrade));
+  }
+
   void close() {
     beast::error_code ignored;
     beast::get_lowest_layer(stream_).socket().shutdown(tcp::socket::shutdown_both, ignored);
@@ -223,6 +240,14 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 };
 
 }  // namespace
+
+Response Response::acceptUpgrade(OnUpgrade onOpen, ws::Options options) {
+  Response response;
+  response.status = 101;
+  response.upgrade = std::move(onOpen);
+  response.upgradeOptions = options;
+  return response;
+}
 
 std::string Request::header(const std::string& lowerName) const {
   auto it = headers.find(lowerName);

@@ -39,10 +39,11 @@ struct Response {
   // Set by a handler to accept a WebSocket upgrade (a request ws::isUpgradeRequest
   // holds for; on any other it answers 426): the server answers 101 and hands the
   // connection over, on its own thread; status and body are then unused.
-  std::function<void(std::shared_ptr<ws::WebSocket>)> upgrade = {};
+  using OnUpgrade = std::function<void(std::shared_ptr<ws::WebSocket>)>;
+  OnUpgrade upgrade = {};
   ws::Options upgradeOptions = {};
 
-  static Response acceptUpgrade(std::function<void(std::shared_ptr<ws::WebSocket>)> onOpen, ws::Options options = {});
+  static Response acceptUpgrade(OnUpgrade onOpen, ws::Options options = {});
 };
 
 using Handler = std::function<Response(const Request&)>;

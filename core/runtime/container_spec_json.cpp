@@ -68,6 +68,11 @@ Result<nlohmann::json> containerSpecJson(const ContainerSpec& spec, const Engine
   body["Labels"] = spec.labels;
   body["AttachStdout"] = true;
   body["AttachStderr"] = true;
+  body["Tty"] = spec.tty;
+  body["OpenStdin"] = spec.openStdin;
+  body["AttachStdin"] = spec.openStdin;
+  // Stdin outlives one attach where the engine allows it (Docker; Podman 4.3 only with a tty).
+  body["StdinOnce"] = false;
 
   json host = json::object();
   json binds = json::array();

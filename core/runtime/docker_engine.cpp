@@ -4,6 +4,7 @@
 #include "runtime/container_spec_json.hpp"
 #include "runtime/engine_http.hpp"
 #include "runtime/engine_replies.hpp"
+#include "runtime/engine_stdin.hpp"
 #include "runtime/engine_streams.hpp"
 
 #include <condition_variable>
@@ -77,6 +78,25 @@ std::pair<std::string, std::string> splitImageTag(const std::string& name) {
     return {name.substr(0, colon), name.substr(colon + 1)};
   }
   return {name, "latest"};
+}
+
+std::string sizeQuery(std::uint16_t rows, std::uint16_t cols) {
+  return "h=" + std::to_string(rows) + "&w=" + std::to_string(cols);
+}
+
+// The body of POST /containers/{id}/exec.
+json execSpecJson(const ExecSpec& spec) {
+  json env = json::array();
+  for (const auto& [key, value] : spec.env) env.push_back(key + "=" + value);
+  json body = {{"Cmd", spec.command},
+               {"Env", std::move(env)},
+               {"Tty", spec.tty},
+               {"AttachStdin", spec.openStdin},
+               {"AttachStdout", true},
+               {"AttachStderr", true}};
+  if (!spec.user.empty()) body["User"] = spec.user;
+  if (!spec.workingDir.empty()) body["WorkingDir"] = spec.workingDir;
+  return body;
 }
 
 Result<json> parseAnswer(const std::string& body) {
@@ -209,47 +229,37 @@ class DockerEngine final : public ContainerEngine {
   Result<void> attach(const std::string& id, OutputSink sink, std::function<void(Result<void>)> ended) override {
     const std::string what = "attach to container " + id;
     if (!isContainerReference(id)) return fail(ErrorCode::InvalidArgument, what + ": not a container id");
-    {
-      const std::lock_guard lock(attached_->mutex);  // after shutdown(): not even asked
-      if (attached_->closing) return fail(ErrorCode::Internal, what + ": the engine client is closing");
-    }
-    auto connection = std::make_shared<EngineConnection>(socket_);
-    const EngineDeadline deadline = EngineClock::now() + options_.callTimeout;
-    auto response =
-        connection->begin({"POST", kApi + "/containers/" + id + "/attach?stream=1&stdout=1&stderr=1", {}, true}, deadline);
-    if (!response) return Failure{namedError(what, response.error())};
-    // Podman and Docker switch protocols (101); older Dockers answer 200 and stream the same.
-    if (response->status != 101 && response->status != 200) {
-      return Failure{failedCall(what, *connection, response->status, deadline)};
-    }
-    const bool upgraded = response->status == 101;
-    std::uint64_t ticket = 0;
-    {
-      const std::lock_guard lock(attached_->mutex);
-      if (attached_->closing) return fail(ErrorCode::Internal, what + ": the engine client is closing");
-      ticket = ++attached_->lastTicket;
-      attached_->open.emplace(ticket, connection);
-    }
-    auto readOutput = [attached = attached_, connection, ticket, upgraded, what, sink = std::move(sink),
-                 ended = std::move(ended)]() mutable {
-      OutputDemuxer demuxer;
-      const EnginePieceSink feed = [&demuxer, &sink](std::string_view piece) { return demuxer.feed(piece, sink); };
-      Result<void> read = upgraded ? connection->readUpgraded(feed) : connection->readBody(feed, std::nullopt, std::nullopt);
-      if (read) read = demuxer.finish();
-      if (!read) read = Failure{namedError(what, read.error())};
-      ended(std::move(read));
-      const std::lock_guard lock(attached->mutex);
-      attached->open.erase(ticket);
-      attached->emptied.notify_all();
-    };
-    try {
-      std::thread(std::move(readOutput)).detach();
-    } catch (const std::system_error& error) {  // out of threads: the stream was never read
-      const std::lock_guard lock(attached_->mutex);
-      attached_->open.erase(ticket);
-      attached_->emptied.notify_all();
-      return fail(ErrorCode::Internal, what + ": no thread to read its output: " + error.what());
-    }
+    auto attached = hijack(what, {"POST", kApi + "/containers/" + id + "/attach?stream=1&stdout=1&stderr=1", {}, true},
+                           Output::Multiplexed, false, std::move(sink), std::move(ended));
+    if (!attached) return Failure{attached.error()};
+    return {};
+  }
+
+  Result<std::unique_ptr<EngineStream>> attachInteractive(const std::string& id, OutputSink sink,
+                                                          std::function<void(Result<void>)> ended) override {
+    const std::string what = "attach to the console of container " + id;
+    if (!isContainerReference(id)) return fail(ErrorCode::InvalidArgument, what + ": not a container id");
+    // The output's framing depends on the tty the container was created with.
+    // closeWrite() is a half-close of the hijacked socket. Measured on Podman 4.3.1 (compat
+    // API, runc): the command then reads end of file (cat exits 0), in a container and in an
+    // exec. Podman runs a plain container's conmon without --leave-stdin-open whatever
+    // StdinOnce says, so the end of any attach (a close too) ends its stdin; a tty's console
+    // outlives the attach. Docker closes a container's stdin at an attach's end only with
+    // StdinOnce.
+    auto container = callJson(what, {"GET", kApi + "/containers/" + id + "/json", {}, false}, {200});
+    if (!container) return Failure{container.error()};
+    auto tty = readContainerTty(*container);
+    if (!tty) return Failure{namedError(what, tty.error())};
+    return hijack(what, {"POST", kApi + "/containers/" + id + "/attach?stream=1&stdin=1&stdout=1&stderr=1", {}, true},
+                  *tty ? Output::Raw : Output::Multiplexed, true, std::move(sink), std::move(ended));
+  }
+
+  Result<void> resize(const std::string& id, std::uint16_t rows, std::uint16_t cols) override {
+    const std::string what = "resize the tty of container " + id;
+    if (!isContainerReference(id)) return fail(ErrorCode::InvalidArgument, what + ": not a container id");
+    auto response = call(what, {"POST", kApi + "/containers/" + id + "/resize?" + sizeQuery(rows, cols), {}, false},
+                         {200, 201, 204});
+    if (!response) return Failure{response.error()};
     return {};
   }
 
@@ -363,7 +373,110 @@ class DockerEngine final : public ContainerEngine {
     return {};
   }
 
+  Result<std::string> createExec(const std::string& containerId, const ExecSpec& spec) override {
+    const std::string what = "create an exec in container " + containerId;
+    if (!isContainerReference(containerId)) return fail(ErrorCode::InvalidArgument, what + ": not a container id");
+    if (spec.command.empty()) return fail(ErrorCode::InvalidArgument, what + ": no command");
+    auto parsed = callJson(what, {"POST", kApi + "/containers/" + containerId + "/exec", execSpecJson(spec).dump(), false},
+                           {201, 200});
+    if (!parsed) return Failure{parsed.error()};
+    auto id = readCreatedId(*parsed);
+    if (!id) return Failure{namedError(what, id.error())};
+    if (!isContainerReference(*id)) return fail(ErrorCode::Internal, what + ": the engine answered a malformed exec id");
+    return id;
+  }
+
+  Result<std::unique_ptr<EngineStream>> startExec(const std::string& execId, bool tty, OutputSink sink,
+                                                  std::function<void(Result<void>)> ended) override {
+    const std::string what = "start exec " + execId;
+    if (!isContainerReference(execId)) return fail(ErrorCode::InvalidArgument, what + ": not an exec id");
+    const json body = {{"Detach", false}, {"Tty", tty}};
+    return hijack(what, {"POST", kApi + "/exec/" + execId + "/start", body.dump(), true},
+                  tty ? Output::Raw : Output::Multiplexed, true, std::move(sink), std::move(ended));
+  }
+
+  Result<void> resizeExec(const std::string& execId, std::uint16_t rows, std::uint16_t cols) override {
+    const std::string what = "resize the tty of exec " + execId;
+    if (!isContainerReference(execId)) return fail(ErrorCode::InvalidArgument, what + ": not an exec id");
+    auto response =
+        call(what, {"POST", kApi + "/exec/" + execId + "/resize?" + sizeQuery(rows, cols), {}, false}, {200, 201, 204});
+    if (!response) return Failure{response.error()};
+    return {};
+  }
+
+  Result<ExecState> inspectExec(const std::string& execId) override {
+    const std::string what = "inspect exec " + execId;
+    if (!isContainerReference(execId)) return fail(ErrorCode::InvalidArgument, what + ": not an exec id");
+    auto parsed = callJson(what, {"GET", kApi + "/exec/" + execId + "/json", {}, false}, {200});
+    if (!parsed) return Failure{parsed.error()};
+    auto state = readExecInspect(*parsed);
+    if (!state) return Failure{namedError(what, state.error())};
+    return state;
+  }
+
  private:
+  enum class Output { Multiplexed, Raw };  // Raw: a tty's, all of it stdout
+
+  // A hijacked call (attach, exec start): returns once the engine answered, with the stdin
+  // stream when `withStdin`; a thread of its own then reads the output into `sink` until it
+  // ends and calls `ended`.
+  Result<std::unique_ptr<EngineStream>> hijack(const std::string& what, const EngineRequest& request, Output output,
+                                               bool withStdin, OutputSink sink, std::function<void(Result<void>)> ended) {
+    {
+      const std::lock_guard lock(attached_->mutex);  // after shutdown(): not even asked
+      if (attached_->closing) return fail(ErrorCode::Internal, what + ": the engine client is closing");
+    }
+    auto connection = std::make_shared<EngineConnection>(socket_);
+    const EngineDeadline deadline = EngineClock::now() + options_.callTimeout;
+    auto response = connection->begin(request, deadline);
+    if (!response) return Failure{namedError(what, response.error())};
+    // Podman and Docker switch protocols (101); older Dockers answer 200 and stream the same.
+    if (response->status != 101 && response->status != 200) {
+      return Failure{failedCall(what, *connection, response->status, deadline)};
+    }
+    const bool upgraded = response->status == 101;
+    std::unique_ptr<EngineStream> stdinStream;
+    if (withStdin) {
+      auto handle = connection->duplicateSocket();
+      if (!handle) return Failure{namedError(what, handle.error())};
+      auto made = makeHijackedStdin(*handle, [connection] { connection->close(); });
+      if (!made) return Failure{namedError(what, made.error())};
+      stdinStream = std::move(*made);
+    }
+    std::uint64_t ticket = 0;
+    {
+      const std::lock_guard lock(attached_->mutex);
+      if (attached_->closing) return fail(ErrorCode::Internal, what + ": the engine client is closing");
+      ticket = ++attached_->lastTicket;
+      attached_->open.emplace(ticket, connection);
+    }
+    auto readOutput = [attached = attached_, connection, ticket, upgraded, output, what, sink = std::move(sink),
+                       ended = std::move(ended)]() mutable {
+      OutputDemuxer demuxer;
+      const EnginePieceSink feed = [&demuxer, &sink, output](std::string_view piece) -> Result<void> {
+        if (output == Output::Multiplexed) return demuxer.feed(piece, sink);
+        sink(1, piece);
+        return {};
+      };
+      Result<void> read = upgraded ? connection->readUpgraded(feed) : connection->readBody(feed, std::nullopt, std::nullopt);
+      if (read) read = demuxer.finish();
+      if (!read) read = Failure{namedError(what, read.error())};
+      ended(std::move(read));
+      const std::lock_guard lock(attached->mutex);
+      attached->open.erase(ticket);
+      attached->emptied.notify_all();
+    };
+    try {
+      std::thread(std::move(readOutput)).detach();
+    } catch (const std::system_error& error) {  // out of threads: the stream was never read
+      const std::lock_guard lock(attached_->mutex);
+      attached_->open.erase(ticket);
+      attached_->emptied.notify_all();
+      return fail(ErrorCode::Internal, what + ": no thread to read its output: " + error.what());
+    }
+    return stdinStream;
+  }
+
   // A plain call whose status must be one of `expected`; other statuses are the error.
   Result<EngineResponse> call(const std::string& what, const EngineRequest& request, std::initializer_list<unsigned> expected) {
     TrackedConnection tracked(attached_, std::make_shared<EngineConnection>(socket_));

@@ -21,6 +21,12 @@ struct EngineOptions {
 // engine closes the attached streams still open (their `ended` gets an "engine
 // unreachable: connection closed by the client" error) and waits for their threads, so an
 // `ended` callback must not destroy the engine itself.
+//
+// The stream of attachInteractive and startExec writes stdin straight to the hijacked
+// socket (any thread; a write waits while the engine does not read). closeWrite() is a
+// half-close: the command reads end of file. close(), or destroying the stream, ends the
+// connection: the output's `ended` then gets "connection closed by the client". On Podman
+// 4.3 that also ends a plain (non-tty) container's stdin; a tty console outlives it.
 std::unique_ptr<ContainerEngine> makeDockerEngine(std::filesystem::path socket, EngineOptions options = {});
 
 }  // namespace bai::core

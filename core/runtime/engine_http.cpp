@@ -8,8 +8,12 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <fcntl.h>
+
 #include <array>
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <cstdint>
 #include <limits>
 
@@ -72,6 +76,14 @@ void EngineConnection::close() {
     state->stream.socket().shutdown(asio::socket_base::shutdown_both, ignored);
     state->stream.cancel();
   });
+}
+
+Result<int> EngineConnection::duplicateSocket() {
+  State& state = *state_;
+  if (!state.stream.socket().is_open()) return fail(ErrorCode::Internal, "duplicateSocket before begin");
+  const int handle = ::fcntl(state.stream.socket().native_handle(), F_DUPFD_CLOEXEC, 0);
+  if (handle < 0) return fail(ErrorCode::Internal, std::string("duplicating the engine's socket: ") + std::strerror(errno));
+  return handle;
 }
 
 Result<EngineResponse> EngineConnection::begin(const EngineRequest& request, EngineDeadline deadline) {

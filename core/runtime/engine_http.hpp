@@ -57,6 +57,9 @@ class EngineConnection {
   Result<void> readUpgraded(const EnginePieceSink& sink);
   // Ends the reading of another thread: its read returns an error soon after.
   void close();
+  // After begin(): a descriptor of its own (the caller closes it) on the same socket, so
+  // that another thread writes a hijacked call's stdin while this connection reads.
+  Result<int> duplicateSocket();
 
  private:
   struct State;

@@ -154,15 +154,48 @@ Result<std::vector<ImageRecord>> readImageList(const json& images) {
   return records;
 }
 
-Result<ImageRecord> readImageInspect(const json& image) { return readImage(image, "image"); }
+Result<ImageRecord> readImageInspect(const json& image) {
+  auto record = readImage(image, "image");
+  if (!record) return record;
+  if (auto config = image.find("Config"); config != image.end() && !config->is_null()) {
+    if (!config->is_object()) return fail(ErrorCode::Internal, "image: Config is not an object");
+    auto labels = labelsField(*config, "Labels", "image Config");
+    if (!labels) return Failure{labels.error()};
+    record->labels = std::move(*labels);
+  }
+  return record;
+}
 
 Result<std::string> readCreatedId(const json& created) {
-  if (auto object = requireObject(created, "created container"); !object) return Failure{object.error()};
-  auto id = textField(created, "Id", "created container");
+  if (auto object = requireObject(created, "created object"); !object) return Failure{object.error()};
+  auto id = textField(created, "Id", "created object");
   if (!id) return Failure{id.error()};
-  if (id->empty()) return fail(ErrorCode::Internal, "created container: no Id");
+  if (id->empty()) return fail(ErrorCode::Internal, "created object: no Id");
   return id;
 }
+
+namespace {
+
+// NetworkSettings.IPAddress (the default bridge), else the first network's non-empty one
+// (Podman and user-defined networks leave the top-level field empty).
+Result<std::string> readIpAddress(const json& container) {
+  auto settings = container.find("NetworkSettings");
+  if (settings == container.end() || settings->is_null()) return std::string();
+  if (!settings->is_object()) return fail(ErrorCode::Internal, "container: NetworkSettings is not an object");
+  auto address = textField(*settings, "IPAddress", "container NetworkSettings");
+  if (!address || !address->empty()) return address;
+  auto networks = settings->find("Networks");
+  if (networks == settings->end() || networks->is_null()) return std::string();
+  if (!networks->is_object()) return fail(ErrorCode::Internal, "container NetworkSettings: Networks is not an object");
+  for (const auto& [name, network] : networks->items()) {
+    if (!network.is_object()) return fail(ErrorCode::Internal, "container network " + name + ": not an object");
+    auto inNetwork = textField(network, "IPAddress", "container network");
+    if (!inNetwork || !inNetwork->empty()) return inNetwork;
+  }
+  return std::string();
+}
+
+}  // namespace
 
 Result<ContainerState> readContainerInspect(const json& container) {
   const char* what = "container";
@@ -211,6 +244,39 @@ Result<ContainerState> readContainerInspect(const json& container) {
     if (!labels) return Failure{labels.error()};
     state.labels = std::move(*labels);
   }
+  auto address = readIpAddress(container);
+  if (!address) return Failure{address.error()};
+  state.ipAddress = std::move(*address);
+  return state;
+}
+
+Result<bool> readContainerTty(const json& container) {
+  if (auto object = requireObject(container, "container"); !object) return Failure{object.error()};
+  auto config = container.find("Config");
+  if (config == container.end() || !config->is_object()) return fail(ErrorCode::Internal, "container: no Config object");
+  auto tty = config->find("Tty");
+  if (tty == config->end() || tty->is_null()) return false;
+  if (!tty->is_boolean()) return fail(ErrorCode::Internal, "container Config: Tty is not a boolean");
+  return tty->get<bool>();
+}
+
+Result<ExecState> readExecInspect(const json& exec) {
+  const char* what = "exec";
+  if (auto object = requireObject(exec, what); !object) return Failure{object.error()};
+  ExecState state;
+  auto running = exec.find("Running");
+  if (running == exec.end() || !running->is_boolean()) return fail(ErrorCode::Internal, "exec: no boolean Running");
+  state.running = running->get<bool>();
+  auto pid = integerField(exec, "Pid", what);
+  if (!pid) return Failure{pid.error()};
+  state.pid = *pid;
+  auto exitCode = integerField(exec, "ExitCode", what);
+  if (!exitCode) return Failure{exitCode.error()};
+  if (*exitCode < -1 || *exitCode > 255) {
+    return fail(ErrorCode::Internal, "exec: ExitCode " + std::to_string(*exitCode) + " out of range");
+  }
+  // The engines report 0 while it runs: the code means something only once it ended.
+  if (!state.running) state.exitCode = static_cast<int>(*exitCode);
   return state;
 }
 

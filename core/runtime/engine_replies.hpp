@@ -18,8 +18,13 @@ namespace bai::core {
 Result<EngineInfo> readEngineVersion(const nlohmann::json& version, std::string_view libpodApiVersion);
 Result<std::vector<ImageRecord>> readImageList(const nlohmann::json& images);
 Result<ImageRecord> readImageInspect(const nlohmann::json& image);
+// {"Id": ...} of a created container or exec.
 Result<std::string> readCreatedId(const nlohmann::json& created);
 Result<ContainerState> readContainerInspect(const nlohmann::json& container);
+// Config.Tty of GET /containers/{id}/json: whether its output is raw (one stream).
+Result<bool> readContainerTty(const nlohmann::json& container);
+// GET /exec/{id}/json: {"Running": b, "ExitCode": n, "Pid": n}.
+Result<ExecState> readExecInspect(const nlohmann::json& exec);
 Result<std::vector<ContainerListing>> readContainerList(const nlohmann::json& containers);
 // Docker's wait answer {"StatusCode": N, "Error": {"Message": ...}}.
 Result<int> readDockerWait(const nlohmann::json& waited);

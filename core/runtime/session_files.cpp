@@ -5,6 +5,7 @@
 #include <charconv>
 #include <nlohmann/json.hpp>
 #include <sched.h>
+#include <tuple>
 
 namespace bai::core::session_files {
 namespace {
@@ -206,6 +207,36 @@ json renderSandbox(const Sandbox& sandbox) {
           {"hidden", std::move(hidden)}, {"host_nodev", sandbox.hostNodev}};
 }
 
+// Generous for any terminal's scrollback, small enough that a corrupt spec cannot make
+// the shim hold much memory while no client is attached.
+constexpr std::int64_t kMaxReplayBytes = 16 << 20;
+
+Result<void> readConsole(const json& spec, ShimSpec& out) {
+  auto found = spec.find("console");
+  if (found == spec.end()) return {};
+  const json& console = *found;
+  if (!console.is_object()) return badField("console", "an object");
+  ShimConsole parsed;
+  json tty = console.value("tty", json(false));
+  if (!tty.is_boolean()) return badField("console.tty", "a boolean");
+  parsed.tty = tty.get<bool>();
+  for (auto [key, field, target] :
+       {std::tuple{"rows", "console.rows", &parsed.rows}, std::tuple{"cols", "console.cols", &parsed.cols}}) {
+    json value = console.value(key, json(*target));
+    if (!isNonNegativeInteger(value, 0xffff) || value.get<std::int64_t>() == 0) {
+      return badField(field, "an integer from 1 to 65535");
+    }
+    *target = value.get<std::uint16_t>();
+  }
+  json replay = console.value("replay_bytes", json(parsed.replayBytes));
+  if (!isNonNegativeInteger(replay, kMaxReplayBytes)) {
+    return badField("console.replay_bytes", "an integer from 0 to 16777216");
+  }
+  parsed.replayBytes = replay.get<std::size_t>();
+  out.console = parsed;
+  return {};
+}
+
 bool isPositivePid(const json& value) {
   constexpr std::int64_t kMaxPid = 1 << 22;  // PID_MAX_LIMIT on 64-bit Linux
   return value.is_number_integer() && value.get<std::int64_t>() > 0 && value.get<std::int64_t>() <= kMaxPid;
@@ -231,6 +262,10 @@ std::string renderShimSpec(const ShimSpec& spec) {
   }
   if (spec.runAs) document["run_as"] = {{"uid", spec.runAs->first}, {"gid", spec.runAs->second}};
   if (spec.sandbox) document["sandbox"] = renderSandbox(*spec.sandbox);
+  if (spec.console) {
+    document["console"] = {{"tty", spec.console->tty}, {"rows", spec.console->rows}, {"cols", spec.console->cols},
+                           {"replay_bytes", spec.console->replayBytes}};
+  }
   return document.dump() + "\n";
 }
 
@@ -238,7 +273,7 @@ Result<ShimSpec> parseShimSpec(std::string_view text) {
   Result<json> document = parseObject(text, kSpec);
   if (!document.ok()) return Failure{document.error()};
   ShimSpec spec;
-  for (auto read : {readCommand, readEnv, readOptionalFields, readLogPaths, readSandbox}) {
+  for (auto read : {readCommand, readEnv, readOptionalFields, readLogPaths, readSandbox, readConsole}) {
     if (Result<void> field = read(*document, spec); !field.ok()) return Failure{field.error()};
   }
   return spec;

@@ -18,6 +18,12 @@
 // shim.json, sends one byte there. End of file instead (the agent died first, and no
 // agent could ever watch or stop the command) records in exit.json that it never ran.
 //
+// With a console in the spec (an interactive session) the command's stdin, stdout and
+// stderr are a pseudo-terminal or pipes that the shim relays, in one poll loop, to the
+// logs and to the clients of SESSION_DIR/console.sock (runtime/shim_console_server),
+// which also runs execs: forked by the shim like the command, or, in a sandbox, by init
+// inside the namespaces (runtime/shim_exec_channel).
+//
 // Exit status: 0 when exit.json was written; 2 when the spec is unusable; 1 when the
 // shim itself failed (fork, writing its records). The reason is one line on stderr.
 #include "clock.hpp"
@@ -26,6 +32,8 @@
 #include "runtime/sandbox_mounts.hpp"
 #include "runtime/sandbox_privileges.hpp"
 #include "runtime/session_files.hpp"
+#include "runtime/shim_console_server.hpp"
+#include "runtime/shim_exec_channel.hpp"
 
 #include <cerrno>
 #include <csignal>
@@ -33,12 +41,15 @@
 #include <cstdlib>
 #include <fcntl.h>
 #include <grp.h>
+#include <map>
+#include <memory>
 #include <sched.h>
 #include <string>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <array>
 #include <vector>
 
 extern char** environ;
@@ -47,7 +58,9 @@ namespace {
 
 using bai::Result;
 using bai::core::describeErrno;
+using bai::core::ShimExecRequest;
 namespace files = bai::core::session_files;
+namespace shim = bai::core::shim;
 
 constexpr int kExitSpecUnusable = 2;
 constexpr int kExitShimFailed = 1;
@@ -72,6 +85,8 @@ struct PreparedCommand {
   int stdinFd = -1;
   int stdoutFd = -1;
   int stderrFd = -1;
+  // An interactive session's pty or pipes, the command's 0, 1 and 2 instead of the above.
+  const shim::ChildEnds* console = nullptr;
 };
 
 int openLog(const std::filesystem::path& file) {
@@ -113,12 +128,12 @@ PreparedCommand prepare(files::ShimSpec& spec, const std::filesystem::path& sess
   return prepared;
 }
 
-// In the command child: report why the command could not start (to its stderr log and,
+// In the command child (statusPipe -1: an exec's child): report why the command could not start (to its stderr log and,
 // through the status pipe, to the shim for exit.json) and exit with `status`.
 [[noreturn]] void failStart(int statusPipe, int status, const std::string& reason) {
   std::string line = "bai-session-shim: " + reason + "\n";
   (void)!::write(STDERR_FILENO, line.data(), line.size());
-  (void)!::write(statusPipe, reason.data(), reason.size());
+  if (statusPipe >= 0) (void)!::write(statusPipe, reason.data(), reason.size());
   ::_exit(status);
 }
 
@@ -174,10 +189,20 @@ void enterCgroupsAndCpus(const files::ShimSpec& spec, const PreparedCommand& pre
             describeErrno("cannot run '" + spec.command[0] + "'", error));
 }
 
-[[noreturn]] void runCommand(const files::ShimSpec& spec, const PreparedCommand& prepared, int statusPipe) {
-  // Its own group, so that the agent signals the whole session without hitting the shim.
+// Its own group, so that the agent signals the whole session without hitting the shim
+// (with a tty, its own session, whose controlling terminal the pty is).
+void enterOwnGroup(const PreparedCommand& prepared, int statusPipe) {
+  if (prepared.console != nullptr) {
+    Result<void> adopted = shim::adoptChildEnds(*prepared.console);
+    if (!adopted.ok()) failStart(statusPipe, kCommandNotRunnable, adopted.error().message);
+    return;
+  }
   if (::setpgid(0, 0) != 0) failStart(statusPipe, kCommandNotRunnable, describeErrno("setpgid", errno));
-  redirectOutput(prepared, statusPipe);
+}
+
+[[noreturn]] void runCommand(const files::ShimSpec& spec, const PreparedCommand& prepared, int statusPipe) {
+  enterOwnGroup(prepared, statusPipe);
+  if (prepared.console == nullptr) redirectOutput(prepared, statusPipe);
   enterCgroupsAndCpus(spec, prepared, statusPipe);
   dropPrivileges(spec, statusPipe);
   if (spec.cwd && ::chdir(spec.cwd->c_str()) != 0) {
@@ -189,7 +214,7 @@ void enterCgroupsAndCpus(const files::ShimSpec& spec, const PreparedCommand& pre
 // The sandboxed command, forked by init inside the new root: a group of its own (the one
 // init forwards signals to), no privileges, then exec.
 [[noreturn]] void runSandboxedCommand(const files::ShimSpec& spec, const PreparedCommand& prepared, int statusPipe) {
-  if (::setpgid(0, 0) != 0) failStart(statusPipe, kCommandNotRunnable, describeErrno("setpgid", errno));
+  enterOwnGroup(prepared, statusPipe);
   Result<void> dropped = bai::core::sandbox::dropAllPrivileges(spec.runAs->first, spec.runAs->second);
   if (!dropped.ok()) failStart(statusPipe, kCommandNotRunnable, dropped.error().message);
   const std::string cwd = spec.cwd ? spec.cwd->string() : std::string(bai::core::kSessionHome);
@@ -197,10 +222,117 @@ void enterCgroupsAndCpus(const files::ShimSpec& spec, const PreparedCommand& pre
   execCommand(spec, prepared, statusPipe);
 }
 
+// An exec's child, forked by the shim or by a sandbox's init: the command's user,
+// cgroups (inherited from init in a sandbox), privileges, work dir and environment, plus
+// the request's environment. A failure is written to its stderr; it exits 126 or 127.
+[[noreturn]] void runExec(const files::ShimSpec& spec, const ShimExecRequest& request, const shim::ChildEnds& ends) {
+  Result<void> adopted = shim::adoptChildEnds(ends);
+  if (!adopted.ok()) failStart(-1, kCommandNotRunnable, adopted.error().message);
+  std::string cwd;
+  if (spec.sandbox) {
+    Result<void> dropped = bai::core::sandbox::dropAllPrivileges(spec.runAs->first, spec.runAs->second);
+    if (!dropped.ok()) failStart(-1, kCommandNotRunnable, dropped.error().message);
+    cwd = spec.cwd ? spec.cwd->string() : std::string(bai::core::kSessionHome);
+  } else {
+    PreparedCommand affinity;
+    CPU_ZERO(&affinity.cpus);
+    for (int cpu : spec.cpus) CPU_SET(cpu, &affinity.cpus);
+    affinity.setAffinity = !spec.cpus.empty();
+    enterCgroupsAndCpus(spec, affinity, -1);
+    dropPrivileges(spec, -1);
+    if (spec.cwd) cwd = spec.cwd->string();
+  }
+  if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) failStart(-1, kCommandNotRunnable, describeErrno("entering " + cwd, errno));
+  files::ShimSpec exec = spec;
+  exec.command = request.command;
+  for (const auto& [name, value] : request.env) exec.env[name] = value;
+  PreparedCommand prepared;
+  for (std::string& arg : exec.command) prepared.argv.push_back(arg.data());
+  prepared.argv.push_back(nullptr);
+  for (const auto& [name, value] : exec.env) prepared.envEntries.push_back(name + "=" + value);
+  for (std::string& entry : prepared.envEntries) prepared.envp.push_back(entry.data());
+  prepared.envp.push_back(nullptr);
+  execCommand(exec, prepared, -1);
+}
+
+// Execs of a session without a sandbox: the shim forks them as it forked the command.
+class ForkingExecLauncher : public shim::ExecLauncher {
+ public:
+  explicit ForkingExecLauncher(const files::ShimSpec& spec) : spec_(spec) {}
+
+  Result<void> start(std::uint32_t id, const ShimExecRequest& request, const shim::ChildEnds& child) override {
+    pid_t pid = ::fork();
+    if (pid < 0) return bai::fail(bai::ErrorCode::Internal, describeErrno("fork", errno));
+    if (pid == 0) runExec(spec_, request, child);
+    execs_[pid] = id;
+    return {};
+  }
+  void hangUp(std::uint32_t id) override {
+    for (const auto& [pid, exec] : execs_) {
+      if (exec == id && ::kill(-pid, SIGHUP) != 0) ::kill(pid, SIGHUP);
+    }
+  }
+  int eventFd() const override { return -1; }
+  std::vector<std::pair<std::uint32_t, int>> takeEnded() override { return {}; }
+  std::optional<std::uint32_t> reaped(pid_t pid, int) override {
+    auto found = execs_.find(pid);
+    if (found == execs_.end()) return std::nullopt;
+    std::uint32_t id = found->second;
+    execs_.erase(found);
+    return id;
+  }
+
+ private:
+  const files::ShimSpec& spec_;
+  std::map<pid_t, std::uint32_t> execs_;
+};
+
+// Execs of a sandboxed session: init forks them inside the namespaces.
+class InitExecLauncher : public shim::ExecLauncher {
+ public:
+  explicit InitExecLauncher(int channel) : channel_(channel) {}
+
+  Result<void> start(std::uint32_t id, const ShimExecRequest& request, const shim::ChildEnds& child) override {
+    if (channel_ < 0) return bai::fail(bai::ErrorCode::Conflict, "the session has ended");
+    return shim::sendExecStart(channel_, id, bai::core::renderExecRequest(request), {child.in, child.out, child.err});
+  }
+  void hangUp(std::uint32_t id) override {
+    if (channel_ >= 0) (void)shim::sendExecHangUp(channel_, id);
+  }
+  int eventFd() const override { return channel_; }
+  std::vector<std::pair<std::uint32_t, int>> takeEnded() override {
+    Result<std::optional<shim::ExecMessage>> message = shim::receiveExecMessage(channel_);
+    if (message.ok() && message->has_value() && (*message)->kind == shim::ExecMessageKind::Ended) {
+      return {{(*message)->id, (*message)->status}};
+    }
+    if (!message.ok() || !message->has_value()) {  // init is gone, and the session with it
+      ::close(channel_);
+      channel_ = -1;
+    }
+    return {};
+  }
+  std::optional<std::uint32_t> reaped(pid_t, int) override { return std::nullopt; }
+
+ private:
+  int channel_;
+};
+
+// In init: an exec the shim asked for, forked inside the namespaces.
+pid_t startExecInSandbox(const files::ShimSpec& spec, const shim::ExecMessage& start) {
+  Result<ShimExecRequest> request = bai::core::parseExecRequest(start.request);
+  pid_t pid = request.ok() ? ::fork() : -1;
+  if (pid == 0) runExec(spec, *request, shim::ChildEnds{start.fds[0], start.fds[1], start.fds[2], request->tty});
+  for (int fd : start.fds) {
+    if (fd >= 0) ::close(fd);
+  }
+  return pid;
+}
+
 // pid 1 of the session's PID namespace. Cgroups and affinity first: the sandbox sees
 // cgroupfs read-only. A setup failure is reported like a failed exec (126, the reason).
 [[noreturn]] void runSandboxInit(const files::ShimSpec& spec, const PreparedCommand& prepared,
-                                 const std::filesystem::path& sessionDir, int statusPipe, int reportPipe) {
+                                 const std::filesystem::path& sessionDir, int statusPipe, int reportPipe,
+                                 int execChannel) {
   if (::setpgid(0, 0) != 0) failStart(statusPipe, kCommandNotRunnable, describeErrno("setpgid", errno));
   bai::core::sandbox::blockInitSignals();
   redirectOutput(prepared, statusPipe);
@@ -213,10 +345,17 @@ void enterCgroupsAndCpus(const files::ShimSpec& spec, const PreparedCommand& pre
     ::close(reportPipe);
     runSandboxedCommand(spec, prepared, statusPipe);
   }
-  ::setpgid(command, command);  // also here: the group must exist before a signal is forwarded
+  // Also here: the group must exist before a signal is forwarded. A tty's command makes
+  // its own session, which it could not once it leads a group.
+  if (prepared.console == nullptr || !prepared.console->tty) ::setpgid(command, command);
   ::close(statusPipe);
   for (int fd : {prepared.stdinFd, prepared.stdoutFd, prepared.stderrFd}) ::close(fd);
-  bai::core::sandbox::superviseCommand(command, reportPipe);
+  if (prepared.console != nullptr) {
+    shim::ChildEnds ends = *prepared.console;
+    shim::closeChildEnds(ends);  // only the command holds them: its end is then seen
+  }
+  bai::core::sandbox::superviseCommand(command, reportPipe, execChannel,
+                                       [&spec](const shim::ExecMessage& start) { return startExecInSandbox(spec, start); });
 }
 
 // Whether the agent handed the session over (a byte) rather than dying first (end of file).
@@ -336,6 +475,33 @@ files::ShimSpec readSpec(const std::filesystem::path& sessionDir) {
   return std::move(spec).value();
 }
 
+
+// The console of an interactive session and who starts its execs; none without a console.
+struct Console {
+  std::unique_ptr<shim::ExecLauncher> launcher;
+  std::unique_ptr<shim::ConsoleServer> server;
+  std::array<int, 2> initChannel{-1, -1};  // a sandbox's: [0] the shim's end, [1] init's
+};
+
+Console openConsole(const files::ShimSpec& spec, const std::filesystem::path& sessionDir, PreparedCommand& prepared) {
+  Console console;
+  if (!spec.console) return console;
+  if (spec.sandbox) {
+    Result<std::array<int, 2>> channel = shim::openExecChannel();
+    if (!channel.ok()) die(kExitShimFailed, channel.error().message);
+    console.initChannel = *channel;
+    console.launcher = std::make_unique<InitExecLauncher>(console.initChannel[0]);
+  } else {
+    console.launcher = std::make_unique<ForkingExecLauncher>(spec);
+  }
+  Result<std::unique_ptr<shim::ConsoleServer>> server = shim::ConsoleServer::open(
+      sessionDir, *spec.console, prepared.stdoutFd, prepared.stderrFd, *console.launcher);
+  if (!server.ok()) die(kExitShimFailed, "console: " + server.error().message);
+  console.server = std::move(server).value();
+  prepared.console = &console.server->commandEnds();
+  return console;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -354,6 +520,7 @@ int main(int argc, char** argv) {
     if (!recorded.ok()) die(kExitShimFailed, recorded.error().message);
     return 0;
   }
+  Console console = openConsole(spec, sessionDir, prepared);
 
   int statusPipe[2];
   if (::pipe2(statusPipe, O_CLOEXEC) != 0) die(kExitShimFailed, describeErrno("pipe2", errno));
@@ -369,24 +536,42 @@ int main(int argc, char** argv) {
     ::close(statusPipe[0]);
     if (!spec.sandbox) runCommand(spec, prepared, statusPipe[1]);
     ::close(reportPipe[0]);
-    runSandboxInit(spec, prepared, sessionDir, statusPipe[1], reportPipe[1]);
+    if (console.server) {
+      ::close(console.initChannel[0]);
+      console.server->releaseInChild();
+    }
+    runSandboxInit(spec, prepared, sessionDir, statusPipe[1], reportPipe[1], console.initChannel[1]);
   }
   ::close(statusPipe[1]);
   if (spec.sandbox) ::close(reportPipe[1]);
-  // Also set here, so that the group exists before command.pid names it.
-  ::setpgid(command, command);
+  if (console.initChannel[1] >= 0) ::close(console.initChannel[1]);
+  if (console.server) console.server->closeCommandEnds();
+  // A tty's command makes its own session, which it could not once it leads a group:
+  // command.pid then waits for its exec (or failure), by which time the session exists.
+  const bool commandMakesSession = prepared.console != nullptr && prepared.console->tty && !spec.sandbox;
+  std::string startError;
+  if (commandMakesSession) {
+    startError = readStartError(statusPipe[0]);
+  } else {
+    ::setpgid(command, command);  // also set here, so that the group exists before command.pid names it
+  }
   Result<void> ids = bai::core::writeFileAtomically(sessionDir / files::kCommandIds,
                                                     files::renderCommandIds({command, command}));
   if (!ids.ok()) {
     ::kill(-command, SIGKILL);  // unrecorded, the agent could never stop it
     die(kExitShimFailed, ids.error().message);
   }
-  for (int fd : {prepared.stdinFd, prepared.stdoutFd, prepared.stderrFd}) ::close(fd);
-  std::string startError = readStartError(statusPipe[0]);
-  int status = waitForCommand(command);
+  ::close(prepared.stdinFd);
+  if (!console.server) {
+    ::close(prepared.stdoutFd);
+    ::close(prepared.stderrFd);
+  }
+  if (!commandMakesSession) startError = readStartError(statusPipe[0]);
+  int status = console.server ? console.server->relayUntilExit(command) : waitForCommand(command);
   if (spec.sandbox) status = commandStatusFromInit(reportPipe[0], status);
   files::RecordedExit exit = describeStatus(status, std::move(startError));
   killLeftovers(command);
+  if (console.server) console.server->finish(exit.exitCode);
   Result<void> recorded = bai::core::writeFileAtomically(sessionDir / files::kExit, files::renderRecordedExit(exit));
   if (!recorded.ok()) die(kExitShimFailed, recorded.error().message);
   return 0;

@@ -205,7 +205,7 @@ struct CreateSessionRequest {
   // pseudo-terminal with `tty` (which implies stdin). Neither: stdin is /dev/null.
   bool openStdin = false;
   bool tty = false;
-  std::vector<ServicePort> servicePorts;  // wire "service_ports"; names unique
+  std::vector<ServicePort> servicePorts = {};  // wire "service_ports"; names unique
 
   std::string toJson() const;
   static Result<CreateSessionRequest> fromJson(std::string_view json);
@@ -222,7 +222,7 @@ struct SessionInfo {
   std::int64_t endedAtMillis = 0;
   // The session's services once it runs: those declared with it and its image's
   // label's, each with the port the agent connects to (a process session's allocated one).
-  std::vector<ServicePort> services;
+  std::vector<ServicePort> services = {};
 
   std::string toJson() const;
   static Result<SessionInfo> fromJson(std::string_view json);

@@ -98,11 +98,11 @@ class BlockingWebSocket {
 // http:// and https://, read as ws:// and wss://).
 struct ConnectRequest {
   std::string url;
-  std::map<std::string, std::string> headers;  // e.g. Authorization, X-BAI-Date
+  std::map<std::string, std::string> headers = {};  // e.g. Authorization, X-BAI-Date
   Options options{};
   std::chrono::milliseconds connectTimeout{5000};  // TCP, TLS and the upgrade together
   bool verifyTls = true;
-  std::string caFile;  // PEM bundle instead of the system's
+  std::string caFile = {};  // PEM bundle instead of the system's
 };
 
 // A refused upgrade: the server's answer, so a caller can show its status and error.

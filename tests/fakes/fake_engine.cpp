@@ -48,6 +48,13 @@ Behaviour Behaviour::outOfMemory() {
   return behaviour;
 }
 
+Behaviour Behaviour::echoesStdin(int exitCode) {
+  Behaviour behaviour;
+  behaviour.end = End::EchoStdin;
+  behaviour.exitCode = exitCode;
+  return behaviour;
+}
+
 struct FakeEngine::Container {
   std::string id;
   std::string name;
@@ -62,6 +69,17 @@ struct FakeEngine::Container {
   std::int64_t pid = 0;
   std::string finishedAt = "0001-01-01T00:00:00Z";
   std::string stream;  // everything written so far, framed (or raw), as attach and logs send it
+  bool tty = false;    // its output is raw, not framed
+  std::string ipAddress;  // on a bridge network, while it runs
+  std::pair<int, int> ttySize{0, 0};  // rows, cols of the last resize
+  // Its stdin: what clients wrote, whether one ended it, and what it does with it.
+  std::string stdinReceived;
+  bool stdinEnded = false;
+  bool echoesStdin = false;
+  int exitWhenStdinEnds = 0;
+  // An exec: the container it runs in and its create body.
+  std::string containerId;
+  json execBody;
 
   bool running() const { return status == "running"; }
   bool ended() const { return status == "exited" || removed; }
@@ -200,12 +218,12 @@ class FakeEngine::Server {
       beast::error_code error;
       bhttp::read(socket, buffer, request, error);
       if (error || stopping_.load()) return;
-      if (!answer(socket, request)) return;
+      if (!answer(socket, buffer, request)) return;
     }
   }
 
   // Answers one request; false when the connection is to be closed after it.
-  bool answer(Socket& socket, const bhttp::request<bhttp::string_body>& request) {
+  bool answer(Socket& socket, beast::flat_buffer& buffer, const bhttp::request<bhttp::string_body>& request) {
     const std::string method(request.method_string());
     const std::string rawTarget(request.target());
     const Target target = readTarget(rawTarget);
@@ -256,11 +274,20 @@ class FakeEngine::Server {
         const std::string& action = segments[2];
         if (method == "GET" && action == "json") return inspect(socket, id);
         if (method == "POST" && action == "start") return start(socket, id);
-        if (method == "POST" && action == "attach") return attach(socket, id);
+        if (method == "POST" && action == "attach") return attach(socket, buffer, id, target.get("stdin") == "1");
+        if (method == "POST" && action == "resize") return resize(socket, find(id), "No such container: " + id, target);
+        if (method == "POST" && action == "exec") return createExec(socket, id, request.body());
         if (method == "POST" && action == "wait") return wait(socket, id, false, false);
         if (method == "POST" && action == "kill") return kill(socket, id, target.get("signal"));
         if (method == "GET" && action == "logs") return logs(socket, id, target.get("follow") == "1");
       }
+    }
+    if (segments.size() == 3 && segments[0] == "exec") {
+      const std::string& id = segments[1];
+      const std::string& action = segments[2];
+      if (method == "POST" && action == "start") return startExec(socket, buffer, id, request.body());
+      if (method == "POST" && action == "resize") return resize(socket, findExec(id), "No such exec instance: " + id, target);
+      if (method == "GET" && action == "json") return inspectExec(socket, id);
     }
     writeMessage(socket, 404, "page not found");
     return true;
@@ -291,6 +318,18 @@ class FakeEngine::Server {
     return found;
   }
 
+  std::shared_ptr<Container> find(const std::string& reference, bool lock) {
+    if (!lock) return find(reference);
+    const std::lock_guard held(engine_.mutex_);
+    return find(reference);
+  }
+
+  std::shared_ptr<Container> findExec(const std::string& id) {
+    const std::lock_guard lock(engine_.mutex_);
+    auto found = engine_.execs_.find(id);
+    return found == engine_.execs_.end() ? nullptr : found->second;
+  }
+
   bool version(Socket& socket) {
     const bool podman = engine_.flavor_ == core::EngineFlavor::Podman;
     const std::string version = podman ? "4.3.1" : (core::apiVersionAtLeast(engine_.apiVersion_, "1.44") ? "25.0.5" : "24.0.9");
@@ -317,7 +356,11 @@ class FakeEngine::Server {
     {
       const std::lock_guard lock(engine_.mutex_);
       for (const auto& [tag, id] : engine_.images_) {
-        if (tag == name || id == name) image = json{{"Id", id}, {"RepoTags", {tag}}, {"Size", 2130000}};
+        if (tag != name && id != name) continue;
+        image = json{{"Id", id}, {"RepoTags", {tag}}, {"Size", 2130000}, {"Config", {{"Cmd", {"/bin/sh"}}}}};
+        if (auto labels = engine_.imageLabels_.find(tag); labels != engine_.imageLabels_.end()) {
+          (*image)["Config"]["Labels"] = labels->second;
+        }
       }
     }
     if (!image) {
@@ -375,6 +418,7 @@ class FakeEngine::Server {
       container->name = name;
       container->image = image;
       container->createBody = createBody;
+      container->tty = createBody.value("Tty", false);
       if (createBody.contains("Labels") && createBody["Labels"].is_object()) {
         for (const auto& [key, value] : createBody["Labels"].items()) {
           if (value.is_string()) container->labels[key] = value.get<std::string>();
@@ -408,28 +452,64 @@ class FakeEngine::Server {
     const Behaviour behaviour = script ? script(createBody) : Behaviour::exits(0);
     {
       const std::lock_guard lock(engine_.mutex_);
-      if (behaviour.rawStream) {
-        container->stream += *behaviour.rawStream;
-      } else {
-        for (const auto& chunk : behaviour.output) container->stream += frame(chunk.stream, chunk.bytes);
+      const auto network = createBody.find("HostConfig");
+      if (network != createBody.end() && network->is_object() && network->value("NetworkMode", std::string()) == "bridge") {
+        container->ipAddress = "10.88.0." + std::to_string(2 + engine_.lastContainer_ % 250);
       }
-      container->oomKilled = false;
-      switch (behaviour.end) {
-        case Behaviour::End::Exit: finish(*container, behaviour.exitCode); break;
-        case Behaviour::End::OutOfMemory:
-          finish(*container, 137);
-          container->oomKilled = true;
-          break;
-        case Behaviour::End::RunUntilKilled:
-          container->status = "running";
-          container->pid = 40000 + static_cast<std::int64_t>(engine_.lastContainer_);
-          container->ignoresSigterm = behaviour.ignoresSigterm;
-          break;
-      }
-      engine_.changed_.notify_all();
+      runScript(*container, behaviour);
     }
     write(socket, 204, "", "text/plain");
     return true;
+  }
+
+  // Call with engine_.mutex_ held: a started container or exec does what its script says.
+  void runScript(Container& container, const Behaviour& behaviour) {
+    if (behaviour.rawStream) {
+      container.stream += *behaviour.rawStream;
+    } else {
+      for (const auto& chunk : behaviour.output) emit(container, chunk.stream, chunk.bytes);
+    }
+    container.oomKilled = false;
+    switch (behaviour.end) {
+      case Behaviour::End::Exit: finish(container, behaviour.exitCode); break;
+      case Behaviour::End::OutOfMemory:
+        finish(container, 137);
+        container.oomKilled = true;
+        break;
+      case Behaviour::End::RunUntilKilled:
+      case Behaviour::End::EchoStdin:
+        container.status = "running";
+        container.pid = 40000 + static_cast<std::int64_t>(engine_.lastContainer_ + engine_.lastExec_);
+        container.ignoresSigterm = behaviour.ignoresSigterm;
+        container.echoesStdin = behaviour.end == Behaviour::End::EchoStdin;
+        container.exitWhenStdinEnds = behaviour.exitCode;
+        if (container.echoesStdin) {
+          emit(container, 1, container.stdinReceived);  // what was written before the start
+          if (container.stdinEnded) finish(container, container.exitWhenStdinEnds);
+        }
+        break;
+    }
+    engine_.changed_.notify_all();
+  }
+
+  // Call with engine_.mutex_ held: output as attach sends it, framed unless on a tty.
+  static void emit(Container& container, int stream, const std::string& bytes) {
+    if (bytes.empty()) return;
+    container.stream += container.tty ? bytes : frame(stream, bytes);
+  }
+
+  void takeStdin(Container& container, std::string_view bytes) {
+    const std::lock_guard lock(engine_.mutex_);
+    container.stdinReceived.append(bytes);
+    if (container.echoesStdin && container.running()) emit(container, 1, std::string(bytes));
+    engine_.changed_.notify_all();
+  }
+
+  void endStdin(Container& container) {
+    const std::lock_guard lock(engine_.mutex_);
+    container.stdinEnded = true;
+    if (container.echoesStdin && container.running()) finish(container, container.exitWhenStdinEnds);
+    engine_.changed_.notify_all();
   }
 
   // Call with engine_.mutex_ held.
@@ -438,6 +518,7 @@ class FakeEngine::Server {
     container.exitCode = exitCode;
     container.pid = 0;
     container.finishedAt = nowRfc3339();
+    container.ipAddress.clear();
   }
 
   // Writes the container's stream from `sent` on as it grows, until it ends or the server
@@ -461,27 +542,160 @@ class FakeEngine::Server {
     }
   }
 
-  bool attach(Socket& socket, const std::string& reference) {
-    std::shared_ptr<Container> container;
-    {
-      const std::lock_guard lock(engine_.mutex_);
-      container = find(reference);
-    }
+  bool attach(Socket& socket, beast::flat_buffer& buffer, const std::string& reference, bool withStdin) {
+    std::shared_ptr<Container> container = find(reference, true);
     if (!container) {
       writeMessage(socket, 404, "No such container: " + reference);
       return true;
     }
+    return hijack(socket, buffer, container, withStdin);
+  }
+
+  // Switches protocols and streams the container's (or exec's) output until it ends; with
+  // stdin, a second thread reads what the client writes (a half-close ends the stdin).
+  bool hijack(Socket& socket, beast::flat_buffer& buffer, const std::shared_ptr<Container>& container, bool withStdin) {
     beast::error_code error;
     asio::write(socket, asio::buffer(std::string_view("HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\n"
                                                       "Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n")),
                 error);
     if (error) return false;
+    std::atomic<bool> outputEnded{false};
+    std::thread stdinReader;
+    if (withStdin) {
+      std::string early = beast::buffers_to_string(buffer.data());  // came along with the request
+      buffer.consume(buffer.size());
+      stdinReader = std::thread([this, container, &outputEnded, handle = socket.native_handle(), early] {
+        if (!early.empty()) takeStdin(*container, early);
+        char piece[4096];
+        for (;;) {
+          const ssize_t got = ::recv(handle, piece, sizeof piece, 0);
+          if (got > 0) {
+            takeStdin(*container, std::string_view(piece, static_cast<std::size_t>(got)));
+            continue;
+          }
+          if (got == 0 && !outputEnded.load()) endStdin(*container);
+          return;
+        }
+      });
+    }
     follow(container, [&socket](const std::string& bytes) {
       beast::error_code failed;
       asio::write(socket, asio::buffer(bytes), failed);
       return !failed;
     });
+    if (stdinReader.joinable()) {
+      outputEnded.store(true);
+      ::shutdown(socket.native_handle(), SHUT_RD);
+      stdinReader.join();
+    }
     return false;  // the stream ends with the connection
+  }
+
+  bool resize(Socket& socket, const std::shared_ptr<Container>& container, const std::string& notFound, const Target& target) {
+    if (!container) {
+      writeMessage(socket, 404, notFound);
+      return true;
+    }
+    int rows = 0;
+    int cols = 0;
+    try {
+      rows = std::stoi(target.get("h"));
+      cols = std::stoi(target.get("w"));
+    } catch (const std::exception&) {
+      writeMessage(socket, 400, "invalid resize: h=" + target.get("h") + " w=" + target.get("w"));
+      return true;
+    }
+    {
+      const std::lock_guard lock(engine_.mutex_);
+      if (!container->running()) {
+        writeMessage(socket, 409, "container " + container->id + " is not running");
+        return true;
+      }
+      container->ttySize = {rows, cols};
+    }
+    write(socket, 200, "", "text/plain");
+    return true;
+  }
+
+  bool createExec(Socket& socket, const std::string& reference, const std::string& body) {
+    json execBody = json::parse(body, nullptr, false);
+    if (execBody.is_discarded() || !execBody.is_object() || !execBody.contains("Cmd")) {
+      writeMessage(socket, 400, "invalid exec body: " + body.substr(0, 200));
+      return true;
+    }
+    std::string id;
+    {
+      const std::lock_guard lock(engine_.mutex_);
+      auto container = find(reference);
+      if (!container) {
+        writeMessage(socket, 404, "No such container: " + reference);
+        return true;
+      }
+      if (!container->running()) {
+        writeMessage(socket, 409, "container " + container->id + " is not running");
+        return true;
+      }
+      char hex[65];
+      std::snprintf(hex, sizeof hex, "%064llx", static_cast<unsigned long long>(++engine_.lastExec_) + 0xe8ec000000ULL);
+      id = hex;
+      auto exec = std::make_shared<Container>();
+      exec->id = id;
+      exec->containerId = container->id;
+      exec->execBody = execBody;
+      exec->tty = execBody.value("Tty", false);
+      engine_.execs_.emplace(id, exec);
+      engine_.execBodies_.push_back(execBody);
+    }
+    writeJson(socket, 201, {{"Id", id}});
+    return true;
+  }
+
+  bool startExec(Socket& socket, beast::flat_buffer& buffer, const std::string& id, const std::string& body) {
+    const json startBody = json::parse(body, nullptr, false);
+    if (startBody.is_discarded() || !startBody.is_object() || startBody.value("Detach", true)) {
+      writeMessage(socket, 400, "this fake starts attached execs only: " + body.substr(0, 200));
+      return true;
+    }
+    std::shared_ptr<Container> exec = findExec(id);
+    if (!exec) {
+      writeMessage(socket, 404, "No such exec instance: " + id);
+      return true;
+    }
+    std::function<Behaviour(const json&)> script;
+    {
+      const std::lock_guard lock(engine_.mutex_);
+      if (exec->status != "created") {
+        writeMessage(socket, 409, "exec " + id + " has already been started");
+        return true;
+      }
+      script = engine_.execScript_;
+    }
+    const Behaviour behaviour = script ? script(exec->execBody) : Behaviour::exits(0);
+    {
+      const std::lock_guard lock(engine_.mutex_);
+      runScript(*exec, behaviour);
+    }
+    return hijack(socket, buffer, exec, exec->execBody.value("AttachStdin", false));
+  }
+
+  bool inspectExec(Socket& socket, const std::string& id) {
+    std::shared_ptr<Container> exec = findExec(id);
+    if (!exec) {
+      writeMessage(socket, 404, "No such exec instance: " + id);
+      return true;
+    }
+    json body;
+    {
+      const std::lock_guard lock(engine_.mutex_);
+      body = {{"ID", exec->id},
+              {"ContainerID", exec->containerId},
+              {"Running", exec->running()},
+              {"ExitCode", exec->exitCode},
+              {"Pid", exec->pid},
+              {"ProcessConfig", {{"tty", exec->tty}}}};
+    }
+    writeJson(socket, 200, body);
+    return true;
   }
 
   bool logs(Socket& socket, const std::string& reference, bool followed) {
@@ -564,7 +778,12 @@ class FakeEngine::Server {
                 {"ExitCode", container->exitCode},
                 {"Error", ""},
                 {"FinishedAt", container->finishedAt}}},
-              {"Config", {{"Image", container->image}, {"Labels", container->labels}}}};
+              {"Config", {{"Image", container->image}, {"Labels", container->labels}, {"Tty", container->tty}}}};
+      // Docker fills the top-level IPAddress of its default bridge; Podman only its networks'.
+      const bool docker = engine_.flavor_ == core::EngineFlavor::Docker;
+      json networks = json::object();
+      if (!container->ipAddress.empty()) networks[docker ? "bridge" : "podman"] = {{"IPAddress", container->ipAddress}};
+      body["NetworkSettings"] = {{"IPAddress", docker ? container->ipAddress : ""}, {"Networks", networks}};
     }
     writeJson(socket, 200, body);
     return true;
@@ -690,9 +909,10 @@ void FakeEngine::loseContainers() {
   changed_.notify_all();
 }
 
-void FakeEngine::addImage(const std::string& name, const std::string& id) {
+void FakeEngine::addImage(const std::string& name, const std::string& id, std::map<std::string, std::string> labels) {
   const std::lock_guard lock(mutex_);
   images_[name] = id;
+  imageLabels_[name] = std::move(labels);
 }
 
 void FakeEngine::pullable(const std::string& name) {
@@ -703,6 +923,11 @@ void FakeEngine::pullable(const std::string& name) {
 void FakeEngine::onStart(std::function<Behaviour(const nlohmann::json&)> script) {
   const std::lock_guard lock(mutex_);
   script_ = std::move(script);
+}
+
+void FakeEngine::onExec(std::function<Behaviour(const nlohmann::json&)> script) {
+  const std::lock_guard lock(mutex_);
+  execScript_ = std::move(script);
 }
 
 void FakeEngine::failNext(const std::string& method, const std::string& pathPrefix, unsigned status,
@@ -728,6 +953,25 @@ std::vector<nlohmann::json> FakeEngine::createdBodies() const {
 std::vector<std::string> FakeEngine::requests() const {
   const std::lock_guard lock(mutex_);
   return requests_;
+}
+
+std::vector<nlohmann::json> FakeEngine::execBodies() const {
+  const std::lock_guard lock(mutex_);
+  return execBodies_;
+}
+
+std::string FakeEngine::stdinOf(const std::string& id) const {
+  const std::lock_guard lock(mutex_);
+  if (auto container = containers_.find(id); container != containers_.end()) return container->second->stdinReceived;
+  if (auto exec = execs_.find(id); exec != execs_.end()) return exec->second->stdinReceived;
+  return {};
+}
+
+bool FakeEngine::stdinEnded(const std::string& id) const {
+  const std::lock_guard lock(mutex_);
+  if (auto container = containers_.find(id); container != containers_.end()) return container->second->stdinEnded;
+  if (auto exec = execs_.find(id); exec != execs_.end()) return exec->second->stdinEnded;
+  return false;
 }
 
 }  // namespace bai::testing

@@ -1,7 +1,8 @@
 // A scripted container engine for tests: an HTTP/1.1 server on a unix socket answering the
 // Docker Engine API calls ContainerEngine makes, as Docker or as Podman's compatible
-// service does, with containers whose run the test scripts. Everything happens at once
-// and in order (output, then the exit), so tests need no sleeps.
+// service does, with containers and execs whose run the test scripts. Everything happens
+// at once and in order (output, then the exit), so tests need no sleeps; what a client
+// writes to a hijacked stdin is read as it comes.
 #pragma once
 
 #include "runtime/container_engine.hpp"
@@ -29,6 +30,7 @@ struct Behaviour {
     Exit,            // ends with exitCode right after its output
     RunUntilKilled,  // runs until kill (exit 128 + signal) or a forced remove
     OutOfMemory,     // ends with 137 and State.OOMKilled after its output
+    EchoStdin,       // like cat: stdin comes back as stdout; ends with exitCode when stdin ends
   };
   struct Chunk {
     int stream = 1;  // 1 stdout, 2 stderr
@@ -45,6 +47,7 @@ struct Behaviour {
   static Behaviour exits(int code, std::vector<Chunk> output = {});
   static Behaviour runsUntilKilled(bool ignoresSigterm = false);
   static Behaviour outOfMemory();
+  static Behaviour echoesStdin(int exitCode = 0);
 };
 
 class FakeEngine {
@@ -63,11 +66,13 @@ class FakeEngine {
   // Forgets every container, as an engine restarted without its state would.
   void loseContainers();
 
-  void addImage(const std::string& name, const std::string& id);
+  void addImage(const std::string& name, const std::string& id, std::map<std::string, std::string> labels = {});
   // A pull of `name` ("repo:tag") succeeds and adds it; others fail with "manifest unknown".
   void pullable(const std::string& name);
   // The script of each container started from now on, from its create body (default: exit 0).
   void onStart(std::function<Behaviour(const nlohmann::json& createBody)> script);
+  // The script of each exec started from now on, from its create body (default: exit 0).
+  void onExec(std::function<Behaviour(const nlohmann::json& execBody)> script);
   // The next call whose method is `method` and whose path (without its "/vX.Y" prefix)
   // starts with `pathPrefix` answers `status` with {"message": message}.
   void failNext(const std::string& method, const std::string& pathPrefix, unsigned status, const std::string& message);
@@ -77,6 +82,11 @@ class FakeEngine {
   void dropNext(const std::string& method, const std::string& pathPrefix);
 
   std::vector<nlohmann::json> createdBodies() const;
+  std::vector<nlohmann::json> execBodies() const;
+  // Everything clients wrote to the stdin of a container or exec (by id), and whether
+  // they ended it (a half-close).
+  std::string stdinOf(const std::string& id) const;
+  bool stdinEnded(const std::string& id) const;
   // "METHOD target" of every request, in order ("POST /v1.41/containers/create?name=x").
   std::vector<std::string> requests() const;
   const std::filesystem::path& socket() const { return socket_; }
@@ -101,13 +111,18 @@ class FakeEngine {
   mutable std::mutex mutex_;
   std::condition_variable changed_;  // a container's output or state changed, or the server stops
   std::map<std::string, std::shared_ptr<Container>> containers_;  // by id
+  std::map<std::string, std::shared_ptr<Container>> execs_;  // by id; an exec is run as a container is
   std::map<std::string, std::string> images_;  // name -> id
+  std::map<std::string, std::map<std::string, std::string>> imageLabels_;  // by name
   std::set<std::string> pullable_;
   std::function<Behaviour(const nlohmann::json&)> script_;
+  std::function<Behaviour(const nlohmann::json&)> execScript_;
   std::vector<Scripted> scripted_;
   std::vector<nlohmann::json> createdBodies_;
+  std::vector<nlohmann::json> execBodies_;
   std::vector<std::string> requests_;
   std::uint64_t lastContainer_ = 0;
+  std::uint64_t lastExec_ = 0;
 
   std::unique_ptr<Server> server_;  // null while stopped
 };

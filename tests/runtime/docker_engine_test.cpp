@@ -12,6 +12,8 @@
 
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -28,6 +30,7 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <thread>
 
 namespace bai::core {
 namespace {
@@ -55,6 +58,11 @@ struct Attached {
       if (endings.fetch_add(1) == 0) ended.set_value(std::move(result));
     };
   }
+  std::string stdoutSoFar() {
+    const std::lock_guard lock(mutex);
+    return out;
+  }
+  bool stdoutHas(std::string_view text) { return stdoutSoFar().find(text) != std::string::npos; }
 };
 
 // Output collected from logs().
@@ -167,6 +175,21 @@ TEST(ContainerSpecJson, CdiDevicesAsTheEngineTakesThem) {
   EXPECT_NE(old.error().message.find("Docker 25"), std::string::npos);
 }
 
+TEST(ContainerSpecJson, InteractiveFlagsReachTheCreateBody) {
+  ContainerSpec spec = simpleSpec("bai-console");
+  auto plain = containerSpecJson(spec, EngineInfo{});
+  ASSERT_TRUE(plain);
+  for (const char* flag : {"Tty", "OpenStdin", "AttachStdin", "StdinOnce"}) EXPECT_EQ((*plain)[flag], false) << flag;
+  spec.tty = true;
+  spec.openStdin = true;
+  auto console = containerSpecJson(spec, EngineInfo{});
+  ASSERT_TRUE(console);
+  EXPECT_EQ((*console)["Tty"], true);
+  EXPECT_EQ((*console)["OpenStdin"], true);
+  EXPECT_EQ((*console)["AttachStdin"], true);
+  EXPECT_EQ((*console)["StdinOnce"], false);  // stdin outlives one attach
+}
+
 TEST(ApiVersion, ComparesNumerically) {
   EXPECT_TRUE(apiVersionAtLeast("1.44", "1.44"));
   EXPECT_TRUE(apiVersionAtLeast("1.100", "1.44"));
@@ -254,6 +277,54 @@ TEST(EngineReplies, WrongTypesAreErrorsNamingTheField) {
   EXPECT_FALSE(readEngineVersion(json::parse(R"({"Version":"1"})"), ""));
 }
 
+TEST(EngineReplies, ImageLabelsComeFromConfig) {
+  auto image = readImageInspect(json::parse(
+      R"({"Id":"sha256:1","RepoTags":["a:1"],"Size":5,"Config":{"Labels":{"ai.backend.service-ports":"http:http:8080"}}})"));
+  ASSERT_TRUE(image) << image.error().message;
+  EXPECT_EQ(image->labels, (std::map<std::string, std::string>{{"ai.backend.service-ports", "http:http:8080"}}));
+  EXPECT_TRUE(readImageInspect(json::parse(R"({"Id":"sha256:1","Config":{"Labels":null}})"))->labels.empty());
+  EXPECT_TRUE(readImageInspect(json::parse(R"({"Id":"sha256:1"})"))->labels.empty());
+  auto wrong = readImageInspect(json::parse(R"({"Id":"sha256:1","Config":{"Labels":{"port":8080}}})"));
+  ASSERT_FALSE(wrong);
+  EXPECT_NE(wrong.error().message.find("label port"), std::string::npos) << wrong.error().message;
+  EXPECT_FALSE(readImageInspect(json::parse(R"({"Id":"sha256:1","Config":"x"})")));
+}
+
+TEST(EngineReplies, TheAddressIsTheTopLevelOneElseTheFirstNetworksNonEmptyOne) {
+  const auto address = [](const std::string& settings) {
+    auto state = readContainerInspect(json::parse(R"({"Id":"a","Name":"/n","State":{"Status":"running"},"NetworkSettings":)" +
+                                                  settings + "}"));
+    return state ? state->ipAddress : "error: " + state.error().message;
+  };
+  EXPECT_EQ(address(R"({"IPAddress":"172.17.0.2","Networks":{"bridge":{"IPAddress":"172.17.0.9"}}})"), "172.17.0.2");
+  EXPECT_EQ(address(R"({"IPAddress":"","Networks":{"a":{"IPAddress":""},"podman":{"IPAddress":"10.88.0.5"}}})"), "10.88.0.5");
+  EXPECT_EQ(address(R"({"IPAddress":"","Networks":{}})"), "");
+  EXPECT_EQ(address("null"), "");
+  EXPECT_EQ(address(R"({"IPAddress":7})").rfind("error: ", 0), 0u);
+  EXPECT_EQ(address(R"({"Networks":{"podman":{"IPAddress":[1]}}})").rfind("error: ", 0), 0u);
+  auto tty = readContainerTty(json::parse(R"({"Config":{"Tty":true}})"));
+  ASSERT_TRUE(tty);
+  EXPECT_TRUE(*tty);
+  EXPECT_FALSE(*readContainerTty(json::parse(R"({"Config":{}})")));
+  EXPECT_FALSE(readContainerTty(json::parse(R"({"Config":{"Tty":"yes"}})")));
+  EXPECT_FALSE(readContainerTty(json::parse(R"({"Id":"a"})")));
+}
+
+TEST(EngineReplies, AnExecsCodeCountsOnlyOnceItEnded) {
+  auto running = readExecInspect(json::parse(R"({"ID":"e","Running":true,"ExitCode":0,"Pid":77})"));
+  ASSERT_TRUE(running) << running.error().message;
+  EXPECT_TRUE(running->running);
+  EXPECT_EQ(running->pid, 77);
+  EXPECT_FALSE(running->exitCode);
+  auto ended = readExecInspect(json::parse(R"({"ID":"e","Running":false,"ExitCode":3,"Pid":0})"));
+  ASSERT_TRUE(ended) << ended.error().message;
+  EXPECT_EQ(ended->exitCode, std::optional<int>(3));
+  EXPECT_FALSE(readExecInspect(json::parse(R"({"ID":"e","ExitCode":3})")));
+  EXPECT_NE(readExecInspect(json::parse(R"({"Running":false,"ExitCode":"3"})")).error().message.find("ExitCode"),
+            std::string::npos);
+  EXPECT_FALSE(readExecInspect(json::parse(R"({"Running":false,"ExitCode":300})")));
+}
+
 // ---------------------------------------------------------------------------------------
 // Against the fake engine
 
@@ -289,6 +360,195 @@ class FakeEngineTest : public ::testing::TestWithParam<EngineFlavor> {
 
 INSTANTIATE_TEST_SUITE_P(Flavors, FakeEngineTest, ::testing::Values(EngineFlavor::Docker, EngineFlavor::Podman),
                          [](const auto& info) { return std::string(engineFlavorName(info.param)); });
+
+TEST_P(FakeEngineTest, AnInteractiveAttachWritesStdinAndAHalfCloseEndsIt) {
+  fake_->onStart([](const json&) { return Behaviour::echoesStdin(3); });
+  ContainerSpec spec = simpleSpec("bai-console");
+  spec.openStdin = true;
+  auto id = engine_->create(spec);
+  ASSERT_TRUE(id) << id.error().message;
+  Attached attached;
+  auto stream = engine_->attachInteractive(*id, attached.sink(), attached.onEnd());
+  ASSERT_TRUE(stream) << stream.error().message;
+  ASSERT_TRUE(engine_->start(*id));
+  ASSERT_TRUE((*stream)->write("hello\n"));
+  EXPECT_TRUE(testing::eventually([&] { return attached.stdoutSoFar() == "hello\n"; })) << attached.stdoutSoFar();
+  EXPECT_EQ(fake_->stdinOf(*id), "hello\n");
+  EXPECT_FALSE(fake_->stdinEnded(*id));
+  ASSERT_TRUE((*stream)->closeWrite());
+  auto code = engine_->wait(*id);
+  ASSERT_TRUE(code) << code.error().message;
+  EXPECT_EQ(*code, 3);
+  EXPECT_TRUE(fake_->stdinEnded(*id));
+  auto ended = attached.ended.get_future();
+  ASSERT_EQ(ended.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_TRUE(ended.get());
+  auto late = (*stream)->write("more");
+  ASSERT_FALSE(late);
+  EXPECT_EQ(late.error().code, ErrorCode::Conflict) << late.error().message;
+  const auto requests = fake_->requests();
+  const std::string api = "/v1.41";  // both flavors: the base API version
+  EXPECT_NE(std::find(requests.begin(), requests.end(), "GET " + api + "/containers/" + *id + "/json"), requests.end());
+  EXPECT_NE(std::find(requests.begin(), requests.end(),
+                      "POST " + api + "/containers/" + *id + "/attach?stream=1&stdin=1&stdout=1&stderr=1"),
+            requests.end());
+}
+
+TEST_P(FakeEngineTest, ATtyContainersOutputIsRawOnStdout) {
+  // Bytes that read as a frame header: demultiplexed they would be a 5-byte stderr frame.
+  const std::string frameLike = std::string("\2\0\0\0\0\0\0\5", 8) + "hello";
+  fake_->onStart([frameLike](const json&) {
+    Behaviour behaviour = Behaviour::echoesStdin(0);
+    behaviour.output = {{2, "prompt$ "}};
+    return behaviour;
+  });
+  ContainerSpec spec = simpleSpec("bai-tty");
+  spec.openStdin = true;
+  spec.tty = true;
+  auto id = engine_->create(spec);
+  ASSERT_TRUE(id) << id.error().message;
+  Attached attached;
+  auto stream = engine_->attachInteractive(*id, attached.sink(), attached.onEnd());
+  ASSERT_TRUE(stream) << stream.error().message;
+  ASSERT_TRUE(engine_->start(*id));
+  ASSERT_TRUE((*stream)->write(frameLike));
+  EXPECT_TRUE(testing::eventually([&] { return attached.stdoutSoFar() == "prompt$ " + frameLike; }))
+      << attached.stdoutSoFar().size();
+  EXPECT_TRUE(attached.err.empty());
+
+  ASSERT_TRUE(engine_->resize(*id, 40, 120));
+  const auto requests = fake_->requests();
+  EXPECT_EQ(requests.back(), "POST /v1.41/containers/" + *id + "/resize?h=40&w=120");
+  EXPECT_EQ(engine_->resize("no-such", 1, 1).error().code, ErrorCode::NotFound);
+  EXPECT_EQ(engine_->resize("../x", 1, 1).error().code, ErrorCode::InvalidArgument);
+  (*stream)->close();
+  auto ended = attached.ended.get_future();
+  ASSERT_EQ(ended.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  auto result = ended.get();
+  ASSERT_FALSE(result);
+  EXPECT_TRUE(isUnreachable(result.error())) << result.error().message;
+  EXPECT_NE(result.error().message.find("closed by the client"), std::string::npos) << result.error().message;
+  EXPECT_FALSE((*stream)->write("x"));
+}
+
+TEST_P(FakeEngineTest, AnExecCarriesItsSpecAndReportsItsEnd) {
+  fake_->onStart([](const json&) { return Behaviour::runsUntilKilled(); });
+  fake_->onExec([](const json& body) {
+    return Behaviour::exits(5, {{1, "ran " + body["Cmd"][0].get<std::string>() + "\n"}, {2, "warn\n"}});
+  });
+  const std::string id = createAndStart("bai-exec");
+  ExecSpec spec;
+  spec.command = {"id", "-u"};
+  spec.env = {{"B", "2"}, {"A", "1"}};
+  spec.user = "200001:200001";
+  spec.workingDir = "/home/work";
+  auto exec = engine_->createExec(id, spec);
+  ASSERT_TRUE(exec) << exec.error().message;
+  const json body = fake_->execBodies().back();
+  EXPECT_EQ(body["Cmd"], json({"id", "-u"}));
+  EXPECT_EQ(body["Env"], json({"A=1", "B=2"}));
+  EXPECT_EQ(body["User"], "200001:200001");
+  EXPECT_EQ(body["WorkingDir"], "/home/work");
+  EXPECT_EQ(body["Tty"], false);
+  EXPECT_EQ(body["AttachStdin"], false);
+  EXPECT_EQ(body["AttachStdout"], true);
+  EXPECT_EQ(body["AttachStderr"], true);
+
+  Attached attached;
+  auto stream = engine_->startExec(*exec, false, attached.sink(), attached.onEnd());
+  ASSERT_TRUE(stream) << stream.error().message;
+  auto ended = attached.ended.get_future();
+  ASSERT_EQ(ended.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_TRUE(ended.get());
+  EXPECT_EQ(attached.out, "ran id\n");
+  EXPECT_EQ(attached.err, "warn\n");
+  auto state = engine_->inspectExec(*exec);
+  ASSERT_TRUE(state) << state.error().message;
+  EXPECT_FALSE(state->running);
+  EXPECT_EQ(state->exitCode, std::optional<int>(5));
+  const auto requests = fake_->requests();
+  EXPECT_NE(std::find(requests.begin(), requests.end(), "POST /v1.41/containers/" + id + "/exec"), requests.end());
+  EXPECT_NE(std::find(requests.begin(), requests.end(), "POST /v1.41/exec/" + *exec + "/start"), requests.end());
+  // Started once: the engine refuses a second start.
+  EXPECT_EQ(engine_->startExec(*exec, false, attached.sink(), [](Result<void>) {}).error().code, ErrorCode::Conflict);
+}
+
+TEST_P(FakeEngineTest, AnExecsStdinEndsWithAHalfCloseAndATtyExecIsRaw) {
+  fake_->onStart([](const json&) { return Behaviour::runsUntilKilled(); });
+  fake_->onExec([](const json&) { return Behaviour::echoesStdin(0); });
+  const std::string id = createAndStart("bai-exec-stdin");
+  ExecSpec spec;
+  spec.command = {"/bin/sh"};
+  spec.tty = true;
+  spec.openStdin = true;
+  auto exec = engine_->createExec(id, spec);
+  ASSERT_TRUE(exec) << exec.error().message;
+  EXPECT_EQ(fake_->execBodies().back()["AttachStdin"], true);
+  EXPECT_EQ(fake_->execBodies().back()["Tty"], true);
+  Attached attached;
+  auto stream = engine_->startExec(*exec, true, attached.sink(), attached.onEnd());
+  ASSERT_TRUE(stream) << stream.error().message;
+  const std::string frameLike = std::string("\1\0\0\0\0\0\0\2", 8) + "ok";
+  ASSERT_TRUE((*stream)->write(frameLike));
+  EXPECT_TRUE(testing::eventually([&] { return attached.stdoutSoFar() == frameLike; })) << attached.stdoutSoFar().size();
+  auto running = engine_->inspectExec(*exec);
+  ASSERT_TRUE(running) << running.error().message;
+  EXPECT_TRUE(running->running);
+  EXPECT_FALSE(running->exitCode);
+  EXPECT_GT(running->pid, 0);
+  ASSERT_TRUE(engine_->resizeExec(*exec, 24, 80));
+  EXPECT_EQ(fake_->requests().back(), "POST /v1.41/exec/" + *exec + "/resize?h=24&w=80");
+  ASSERT_TRUE((*stream)->closeWrite());
+  auto ended = attached.ended.get_future();
+  ASSERT_EQ(ended.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_TRUE(ended.get());
+  EXPECT_TRUE(fake_->stdinEnded(*exec));
+  EXPECT_EQ(engine_->inspectExec(*exec)->exitCode, std::optional<int>(0));
+}
+
+TEST_P(FakeEngineTest, ExecErrorsMapToErrorKinds) {
+  fake_->onStart([](const json&) { return Behaviour::exits(0); });
+  const std::string stopped = createAndStart("bai-exec-stopped");
+  ExecSpec spec;
+  spec.command = {"true"};
+  EXPECT_EQ(engine_->createExec(stopped, spec).error().code, ErrorCode::Conflict);
+  EXPECT_EQ(engine_->createExec("no-such", spec).error().code, ErrorCode::NotFound);
+  EXPECT_EQ(engine_->createExec("../x", spec).error().code, ErrorCode::InvalidArgument);
+  EXPECT_EQ(engine_->createExec(stopped, ExecSpec{}).error().code, ErrorCode::InvalidArgument);
+  const auto unknown = std::string(64, 'e');
+  EXPECT_EQ(engine_->inspectExec(unknown).error().code, ErrorCode::NotFound);
+  EXPECT_EQ(engine_->resizeExec(unknown, 1, 1).error().code, ErrorCode::NotFound);
+  auto start = engine_->startExec(unknown, false, [](int, std::string_view) {}, [](Result<void>) {});
+  ASSERT_FALSE(start);
+  EXPECT_EQ(start.error().code, ErrorCode::NotFound);
+  EXPECT_EQ(start.error().message.rfind("start exec " + unknown + ": ", 0), 0u) << start.error().message;
+  EXPECT_EQ(engine_->startExec("a/b", false, [](int, std::string_view) {}, [](Result<void>) {}).error().code,
+            ErrorCode::InvalidArgument);
+  fake_->answerNext("POST", "/containers/" + stopped + "/exec", 201, R"({"Id":"../../etc"})");
+  EXPECT_EQ(engine_->createExec(stopped, spec).error().code, ErrorCode::Internal);
+  fake_->answerNext("GET", "/exec/" + unknown + "/json", 200, R"({"Running":"yes"})");
+  EXPECT_EQ(engine_->inspectExec(unknown).error().code, ErrorCode::Internal);
+}
+
+TEST_P(FakeEngineTest, ImageLabelsAndABridgeAddressAreReadBack) {
+  fake_->addImage("bai-test/served:1", "sha256:5e7", {{"ai.backend.service-ports", "http:http:8080"}});
+  auto image = engine_->inspectImage("bai-test/served:1");
+  ASSERT_TRUE(image) << image.error().message;
+  EXPECT_EQ(image->labels, (std::map<std::string, std::string>{{"ai.backend.service-ports", "http:http:8080"}}));
+  EXPECT_TRUE(engine_->inspectImage("bai-test/busybox:1")->labels.empty());
+
+  fake_->onStart([](const json&) { return Behaviour::runsUntilKilled(); });
+  ContainerSpec spec = simpleSpec("bai-bridge");
+  spec.networkMode = "bridge";
+  auto id = engine_->create(spec);
+  ASSERT_TRUE(id);
+  EXPECT_EQ(engine_->inspect(*id)->ipAddress, "");  // not before it runs
+  ASSERT_TRUE(engine_->start(*id));
+  auto state = engine_->inspect(*id);
+  ASSERT_TRUE(state) << state.error().message;
+  EXPECT_EQ(state->ipAddress.rfind("10.88.0.", 0), 0u) << state->ipAddress;
+  EXPECT_EQ(engine_->inspect(createAndStart("bai-isolated"))->ipAddress, "");
+}
 
 TEST_P(FakeEngineTest, InfoDetectsTheFlavor) {
   auto info = engine_->info();
@@ -675,6 +935,46 @@ TEST(DockerEngine, AnEngineThatNeverAnswersTimesOut) {
   ::close(listener);
 }
 
+TEST(DockerEngine, AWriteWaitsForTheEngineAndCloseUnblocksIt) {
+  // An engine that switches protocols for an exec start and then never reads its stdin.
+  bai::test::TempDir dir;
+  const std::string path = (dir.path() / "stuck.sock").string();
+  const int listener = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  path.copy(address.sun_path, sizeof address.sun_path - 1);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  ASSERT_EQ(::listen(listener, 8), 0);
+  std::promise<void> testDone;
+  std::thread engineSide([listener, done = testDone.get_future()]() mutable {
+    const int connection = ::accept(listener, nullptr, nullptr);
+    if (connection < 0) return;
+    char request[4096];
+    (void)::recv(connection, request, sizeof request, 0);  // the request; nothing after it
+    const std::string_view upgraded = "HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n";
+    (void)::send(connection, upgraded.data(), upgraded.size(), MSG_NOSIGNAL);
+    done.wait();
+    ::close(connection);
+  });
+  auto engine = makeDockerEngine(path);
+  Attached attached;
+  auto stream = engine->startExec(std::string(64, 'a'), true, attached.sink(), attached.onEnd());
+  ASSERT_TRUE(stream) << stream.error().message;
+  auto written = std::async(std::launch::async, [&] { return (*stream)->write(std::string(64 << 20, 'x')); });
+  EXPECT_EQ(written.wait_for(std::chrono::milliseconds(300)), std::future_status::timeout) << "64 MiB went nowhere";
+  (*stream)->close();
+  ASSERT_EQ(written.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  auto result = written.get();
+  ASSERT_FALSE(result);
+  EXPECT_TRUE(isUnreachable(result.error())) << result.error().message;
+  auto ended = attached.ended.get_future();
+  ASSERT_EQ(ended.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_FALSE(ended.get());
+  testDone.set_value();
+  engineSide.join();
+  ::close(listener);
+}
+
 TEST(DockerEngine, CdiOnADockerOlderThan25IsRefusedBeforeCreating) {
   bai::test::TempDir dir;
   FakeEngine fake(dir.path() / "engine.sock", EngineFlavor::Docker, "1.43");
@@ -694,6 +994,27 @@ TEST(DockerEngine, CdiOnADockerOlderThan25IsRefusedBeforeCreating) {
 // Against a real Podman service started by this test
 
 constexpr const char* kTestImage = "localhost/bai-test/busybox:1";
+
+// One GET over plain TCP; what came back (status line, headers, body), or "" when the
+// connection failed.
+std::string httpGet(const std::string& address, int port, const std::string& path) {
+  const int handle = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (handle < 0) return {};
+  sockaddr_in peer{};
+  peer.sin_family = AF_INET;
+  peer.sin_port = htons(static_cast<std::uint16_t>(port));
+  std::string answer;
+  if (::inet_pton(AF_INET, address.c_str(), &peer.sin_addr) == 1 &&
+      ::connect(handle, reinterpret_cast<sockaddr*>(&peer), sizeof peer) == 0) {
+    const std::string request = "GET " + path + " HTTP/1.0\r\nHost: " + address + "\r\n\r\n";
+    if (::send(handle, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size())) {
+      char piece[4096];
+      for (ssize_t got; (got = ::recv(handle, piece, sizeof piece, 0)) > 0;) answer.append(piece, static_cast<std::size_t>(got));
+    }
+  }
+  ::close(handle);
+  return answer;
+}
 
 class RealPodmanTest : public ::testing::Test {
  protected:
@@ -918,6 +1239,230 @@ TEST_F(RealPodmanTest, ImagesAndAPullThatCannotReachARegistry) {
   EXPECT_FALSE(isUnreachable(pulled.error())) << pulled.error().message;
   EXPECT_EQ(pulled.error().message.rfind("pull image docker.io/library/nonexistent:1: ", 0), 0u) << pulled.error().message;
   EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::minutes(2));
+}
+
+// --- interactive calls on the real engine
+
+TEST_F(RealPodmanTest, AnInteractiveAttachToCatEchoesAndAHalfCloseEndsIt) {
+  ContainerSpec cat = spec("cat", {"cat"});
+  cat.openStdin = true;
+  auto id = engine_->create(cat);
+  ASSERT_TRUE(id) << id.error().message;
+  Attached attached;
+  auto stream = engine_->attachInteractive(*id, attached.sink(), attached.onEnd());
+  ASSERT_TRUE(stream) << stream.error().message;
+  ASSERT_TRUE(engine_->start(*id));
+  ASSERT_TRUE((*stream)->write("ping\n"));
+  EXPECT_TRUE(testing::eventually([&] { return attached.stdoutHas("ping\n"); })) << attached.stdoutSoFar();
+  ASSERT_TRUE((*stream)->write(std::string(200000, 'x') + "\n"));  // more than a pipe holds at once
+  EXPECT_TRUE(testing::eventually([&] { return attached.stdoutSoFar().size() == 5 + 200001; }))
+      << attached.stdoutSoFar().size();
+  ASSERT_TRUE((*stream)->closeWrite());
+  auto code = std::async(std::launch::async, [&] { return engine_->wait(*id); });
+  ASSERT_EQ(code.wait_for(std::chrono::seconds(15)), std::future_status::ready) << "cat did not see the end of its stdin";
+  auto exit = code.get();
+  ASSERT_TRUE(exit) << exit.error().message;
+  EXPECT_EQ(*exit, 0);
+  auto ended = attached.ended.get_future();
+  ASSERT_EQ(ended.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_TRUE(ended.get());
+  EXPECT_TRUE(engine_->remove(*id));
+}
+
+// Podman 4.3 runs conmon without --leave-stdin-open whatever StdinOnce says: the end of
+// any attach (a half-close, a close, a detach) ends a plain container's stdin. A tty's
+// console outlives the attach, so a console can be attached again.
+TEST_F(RealPodmanTest, ATtyConsoleOutlivesAClosedAttach) {
+  ContainerSpec shell = spec("reattach", {"/bin/sh"});
+  shell.openStdin = true;
+  shell.tty = true;
+  auto id = engine_->create(shell);
+  ASSERT_TRUE(id) << id.error().message;
+  Attached first;
+  auto stream = engine_->attachInteractive(*id, first.sink(), first.onEnd());
+  ASSERT_TRUE(stream) << stream.error().message;
+  ASSERT_TRUE(engine_->start(*id));
+  ASSERT_TRUE((*stream)->write("echo one-$((1))\n"));
+  EXPECT_TRUE(testing::eventually([&] { return first.stdoutHas("one-1"); })) << first.stdoutSoFar();
+  stream->reset();  // a client that went away
+  auto firstEnded = first.ended.get_future();
+  ASSERT_EQ(firstEnded.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  auto result = firstEnded.get();
+  ASSERT_FALSE(result);
+  EXPECT_TRUE(isUnreachable(result.error())) << result.error().message;
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // what the engine would do, it did
+  ASSERT_TRUE(engine_->inspect(*id)->running);
+
+  Attached second;
+  auto again = engine_->attachInteractive(*id, second.sink(), second.onEnd());
+  ASSERT_TRUE(again) << again.error().message;
+  ASSERT_TRUE((*again)->write("echo two-$((2))\nexit 5\n"));
+  auto code = engine_->wait(*id);
+  ASSERT_TRUE(code) << code.error().message;
+  EXPECT_EQ(*code, 5);
+  EXPECT_TRUE(testing::eventually([&] { return second.stdoutHas("two-2"); })) << second.stdoutSoFar();
+  EXPECT_TRUE(engine_->remove(*id));
+}
+
+TEST_F(RealPodmanTest, ATtyShellAnswersAndSeesItsResize) {
+  ContainerSpec shell = spec("tty", {"/bin/sh"});
+  shell.openStdin = true;
+  shell.tty = true;
+  auto id = engine_->create(shell);
+  ASSERT_TRUE(id) << id.error().message;
+  Attached attached;
+  auto stream = engine_->attachInteractive(*id, attached.sink(), attached.onEnd());
+  ASSERT_TRUE(stream) << stream.error().message;
+  ASSERT_TRUE(engine_->start(*id));
+  ASSERT_TRUE((*stream)->write("echo $((6*7))\n"));
+  EXPECT_TRUE(testing::eventually([&] { return attached.stdoutHas("42\r\n"); })) << attached.stdoutSoFar();
+  auto resized = engine_->resize(*id, 33, 101);
+  ASSERT_TRUE(resized) << resized.error().message;
+  ASSERT_TRUE((*stream)->write("stty size\n"));
+  EXPECT_TRUE(testing::eventually([&] { return attached.stdoutHas("33 101\r\n"); })) << attached.stdoutSoFar();
+  EXPECT_TRUE(attached.err.empty());  // a tty has one stream
+  ASSERT_TRUE((*stream)->write("exit 3\n"));
+  auto code = engine_->wait(*id);
+  ASSERT_TRUE(code) << code.error().message;
+  EXPECT_EQ(*code, 3);
+  auto ended = attached.ended.get_future();
+  ASSERT_EQ(ended.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_TRUE(ended.get());
+  EXPECT_TRUE(engine_->remove(*id));
+}
+
+TEST_F(RealPodmanTest, AnExecSeesTheContainersUserAndEnvAndReportsItsExitCode) {
+  ContainerSpec sleeper = spec("execs", {"sleep", "1000"});
+  sleeper.user = "200001:200001";
+  sleeper.env = {{"FOO", "from-container"}};
+  Attached output;
+  const std::string id = run(sleeper, output);
+  ASSERT_TRUE(testing::eventually([&] { return engine_->inspect(id)->running; }));
+
+  ExecSpec command;
+  command.command = {"/bin/sh", "-c", "id -u; echo \"$FOO $BAR\"; echo to-stderr >&2; exit 4"};
+  command.env = {{"BAR", "from-exec"}};
+  auto exec = engine_->createExec(id, command);
+  ASSERT_TRUE(exec) << exec.error().message;
+  Attached attached;
+  auto stream = engine_->startExec(*exec, false, attached.sink(), attached.onEnd());
+  ASSERT_TRUE(stream) << stream.error().message;
+  auto ended = attached.ended.get_future();
+  ASSERT_EQ(ended.wait_for(std::chrono::seconds(15)), std::future_status::ready);
+  EXPECT_TRUE(ended.get());
+  EXPECT_EQ(attached.out, "200001\nfrom-container from-exec\n");
+  EXPECT_EQ(attached.err, "to-stderr\n");
+  std::optional<ExecState> state;
+  EXPECT_TRUE(testing::eventually([&] {
+    auto inspected = engine_->inspectExec(*exec);
+    if (inspected) state = *inspected;
+    return inspected && !inspected->running;
+  }));
+  ASSERT_TRUE(state);
+  EXPECT_EQ(state->exitCode, 4);
+
+  // With stdin: cat in the container answers what is written and ends with its stdin.
+  ExecSpec cat;
+  cat.command = {"cat"};
+  cat.openStdin = true;
+  auto catExec = engine_->createExec(id, cat);
+  ASSERT_TRUE(catExec) << catExec.error().message;
+  Attached catOutput;
+  auto catStream = engine_->startExec(*catExec, false, catOutput.sink(), catOutput.onEnd());
+  ASSERT_TRUE(catStream) << catStream.error().message;
+  ASSERT_TRUE((*catStream)->write("through exec\n"));
+  EXPECT_TRUE(testing::eventually([&] { return catOutput.stdoutHas("through exec\n"); })) << catOutput.stdoutSoFar();
+  ASSERT_TRUE((*catStream)->closeWrite());
+  auto catEnded = catOutput.ended.get_future();
+  ASSERT_EQ(catEnded.wait_for(std::chrono::seconds(15)), std::future_status::ready) << "cat did not see the end of its stdin";
+  EXPECT_TRUE(catEnded.get());
+  EXPECT_TRUE(testing::eventually([&] { return engine_->inspectExec(*catExec)->exitCode == std::optional<int>(0); }));
+
+  ASSERT_TRUE(engine_->kill(id, SIGKILL));
+  ASSERT_TRUE(engine_->wait(id));
+  auto refused = engine_->createExec(id, command);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::Conflict) << refused.error().message;
+  EXPECT_EQ(engine_->inspectExec(std::string(64, 'f')).error().code, ErrorCode::NotFound);
+  EXPECT_TRUE(engine_->remove(id));
+  EXPECT_EQ(engine_->createExec(id, command).error().code, ErrorCode::NotFound);
+}
+
+TEST_F(RealPodmanTest, ATtyExecAnswersAndSeesItsResize) {
+  Attached output;
+  const std::string id = run(spec("tty-exec", {"sleep", "1000"}), output);
+  ASSERT_TRUE(testing::eventually([&] { return engine_->inspect(id)->running; }));
+  ExecSpec shell;
+  shell.command = {"/bin/sh"};
+  shell.tty = true;
+  shell.openStdin = true;
+  auto exec = engine_->createExec(id, shell);
+  ASSERT_TRUE(exec) << exec.error().message;
+  Attached attached;
+  auto stream = engine_->startExec(*exec, true, attached.sink(), attached.onEnd());
+  ASSERT_TRUE(stream) << stream.error().message;
+  ASSERT_TRUE((*stream)->write("echo $((6*7))\n"));
+  EXPECT_TRUE(testing::eventually([&] { return attached.stdoutHas("42\r\n"); })) << attached.stdoutSoFar();
+  auto resized = engine_->resizeExec(*exec, 21, 77);
+  ASSERT_TRUE(resized) << resized.error().message;
+  ASSERT_TRUE((*stream)->write("stty size\n"));
+  EXPECT_TRUE(testing::eventually([&] { return attached.stdoutHas("21 77\r\n"); })) << attached.stdoutSoFar();
+  ASSERT_TRUE((*stream)->write("exit 6\n"));
+  auto ended = attached.ended.get_future();
+  ASSERT_EQ(ended.wait_for(std::chrono::seconds(15)), std::future_status::ready);
+  EXPECT_TRUE(ended.get());
+  EXPECT_TRUE(testing::eventually([&] { return engine_->inspectExec(*exec)->exitCode == std::optional<int>(6); }));
+  EXPECT_TRUE(engine_->remove(id));
+}
+
+TEST_F(RealPodmanTest, AnImageLabelIsReadBack) {
+  // A tiny image of our own, FROM the test image: no registry is needed.
+  const std::string image = "localhost/bai-test/labelled:" + runLabel();
+  bai::test::TempDir context;
+  {
+    std::ofstream(context.path() / "Containerfile") << "FROM " << kTestImage
+                                                    << "\nLABEL ai.backend.service-ports=\"http:http:8080\"\n";
+  }
+  ASSERT_EQ(std::system(("podman --runtime runc build --quiet -t " + image + " " + context.path().string() + " >/dev/null").c_str()),
+            0);
+  auto inspected = engine_->inspectImage(image);
+  (void)std::system(("podman rmi -f " + image + " >/dev/null 2>&1").c_str());
+  ASSERT_TRUE(inspected) << inspected.error().message;
+  ASSERT_EQ(inspected->labels.count("ai.backend.service-ports"), 1u);
+  EXPECT_EQ(inspected->labels.at("ai.backend.service-ports"), "http:http:8080");
+}
+
+TEST_F(RealPodmanTest, ABridgeContainersAddressIsReachable) {
+  // Serves the /etc/hostname the engine writes: the container's short id.
+  ContainerSpec server = spec("httpd", {"httpd", "-f", "-p", "8080", "-h", "/etc"});
+  server.networkMode = "bridge";
+  Attached output;
+  const std::string id = run(server, output);
+  ASSERT_TRUE(testing::eventually([&] { return engine_->inspect(id)->running; })) << output.err;
+  auto state = engine_->inspect(id);
+  ASSERT_TRUE(state) << state.error().message;
+  ASSERT_FALSE(state->ipAddress.empty());
+  // What the file holds, read inside the container by an exec.
+  ExecSpec readHostname;
+  readHostname.command = {"cat", "/etc/hostname"};
+  auto exec = engine_->createExec(id, readHostname);
+  ASSERT_TRUE(exec) << exec.error().message;
+  Attached hostname;
+  ASSERT_TRUE(engine_->startExec(*exec, false, hostname.sink(), hostname.onEnd()));
+  ASSERT_EQ(hostname.ended.get_future().wait_for(std::chrono::seconds(15)), std::future_status::ready);
+  ASSERT_FALSE(hostname.out.empty());
+  std::string answer;
+  EXPECT_TRUE(testing::eventually([&] {
+    answer = httpGet(state->ipAddress, 8080, "/hostname");
+    return answer.size() > hostname.out.size() && answer.ends_with("\r\n\r\n" + hostname.out);
+  })) << id << " at " << state->ipAddress << ": " << answer;
+  EXPECT_EQ(answer.rfind("HTTP/1.", 0), 0u) << answer;
+  EXPECT_TRUE(engine_->remove(id));
+
+  auto isolated = engine_->create(spec("no-network", {"true"}));
+  ASSERT_TRUE(isolated);
+  EXPECT_EQ(engine_->inspect(*isolated)->ipAddress, "");
+  EXPECT_TRUE(engine_->remove(*isolated));
 }
 
 // The figure of the issue: a round trip of `true` through DockerEngine beside `podman run`.

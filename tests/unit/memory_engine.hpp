@@ -1,6 +1,8 @@
 // A container engine in memory, for the container runtime's tests: containers run a
 // script (output, then an exit code, or until a signal), and the test can take the engine
 // down, lose containers and look at what was created. Calls behave as the Docker API's do.
+// Interactive attaches and execs behave as `cat` would: what is written to stdin comes back
+// as stdout, and an exec without a scripted exit code ends with 0 when its stdin ends.
 #pragma once
 
 #include "runtime/container_engine.hpp"
@@ -8,7 +10,9 @@
 #include <condition_variable>
 #include <csignal>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -34,6 +38,20 @@ class MemoryEngine final : public ContainerEngine {
     std::vector<std::pair<int, std::string>> log;
     OutputSink sink;
     std::function<void(Result<void>)> ended;
+    std::string stdinReceived;   // everything written through interactive attaches
+    std::pair<std::uint16_t, std::uint16_t> ttySize{0, 0};  // rows, cols of the last resize
+  };
+
+  struct Exec {
+    std::string container;  // its name
+    ExecSpec spec;
+    Script script;  // exitCode nullopt: runs until its stdin ends, then exits 0
+    bool started = false;
+    bool running = false;
+    std::optional<int> exitCode;
+    std::pair<std::uint16_t, std::uint16_t> ttySize{0, 0};
+    OutputSink sink;
+    std::function<void(Result<void>)> ended;
   };
 
   // Shared with the test after the runtime took ownership.
@@ -43,9 +61,12 @@ class MemoryEngine final : public ContainerEngine {
     bool down = false;
     std::set<std::string> images{"bai-test/busybox:1"};
     std::set<std::string> pullable;
+    std::map<std::string, std::map<std::string, std::string>> imageLabels;  // by image name, for inspectImage
     std::chrono::milliseconds pullTakes{0};
     std::map<std::string, Container> containers;  // by name
     std::function<Script(const ContainerSpec&)> scriptFor = [](const ContainerSpec&) { return Script{}; };
+    std::function<Script(const ExecSpec&)> execScriptFor = [](const ExecSpec&) { return Script{}; };
+    std::map<std::string, Exec> execs;  // by id
     std::vector<std::string> calls;
     int created = 0;
   };
@@ -61,14 +82,15 @@ class MemoryEngine final : public ContainerEngine {
     std::lock_guard<std::mutex> lock(s_->mutex);
     if (auto down = unreachable("images")) return Failure{*down};
     std::vector<ImageRecord> out;
-    for (const auto& name : s_->images) out.push_back({"sha256:" + name, {"localhost/" + name}, 1000});
+    for (const auto& name : s_->images) out.push_back({"sha256:" + name, {"localhost/" + name}, 1000, {}});
     return out;
   }
   Result<ImageRecord> inspectImage(const std::string& name) override {
     std::lock_guard<std::mutex> lock(s_->mutex);
     if (auto down = unreachable("image")) return Failure{*down};
     if (s_->images.count(name) == 0) return fail(ErrorCode::NotFound, "inspect image " + name + ": no such image");
-    return ImageRecord{"sha256:" + name, {name}, 1000};
+    auto labels = s_->imageLabels.find(name);
+    return ImageRecord{"sha256:" + name, {name}, 1000, labels == s_->imageLabels.end() ? std::map<std::string, std::string>{} : labels->second};
   }
   Result<void> pullImage(const std::string& name) override {
     std::unique_lock<std::mutex> lock(s_->mutex);
@@ -103,6 +125,27 @@ class MemoryEngine final : public ContainerEngine {
     if (c == nullptr) return fail(ErrorCode::NotFound, "attach " + id + ": no such container");
     c->sink = std::move(sink);
     c->ended = std::move(ended);
+    return {};
+  }
+  Result<std::unique_ptr<EngineStream>> attachInteractive(const std::string& id, OutputSink sink,
+                                                          std::function<void(Result<void>)> ended) override {
+    std::lock_guard<std::mutex> lock(s_->mutex);
+    s_->calls.push_back("attach-interactive " + id);
+    if (auto down = unreachable("attach")) return Failure{*down};
+    Container* c = find(id);
+    if (c == nullptr) return fail(ErrorCode::NotFound, "attach " + id + ": no such container");
+    if (!c->spec.openStdin) return fail(ErrorCode::Conflict, "attach " + id + ": created without stdin");
+    c->sink = std::move(sink);
+    c->ended = std::move(ended);
+    return std::unique_ptr<EngineStream>(std::make_unique<Stdin>(s_, id, false));
+  }
+  Result<void> resize(const std::string& id, std::uint16_t rows, std::uint16_t cols) override {
+    std::lock_guard<std::mutex> lock(s_->mutex);
+    if (auto down = unreachable("resize")) return Failure{*down};
+    Container* c = find(id);
+    if (c == nullptr) return fail(ErrorCode::NotFound, "resize " + id + ": no such container");
+    if (c->status != "running") return fail(ErrorCode::Conflict, "resize " + id + ": not running");
+    c->ttySize = {rows, cols};
     return {};
   }
   Result<void> start(const std::string& id) override {
@@ -195,6 +238,52 @@ class MemoryEngine final : public ContainerEngine {
       if (c == nullptr) return {};
     }
   }
+  Result<std::string> createExec(const std::string& containerId, const ExecSpec& spec) override {
+    std::lock_guard<std::mutex> lock(s_->mutex);
+    s_->calls.push_back("exec " + containerId);
+    if (auto down = unreachable("exec")) return Failure{*down};
+    Container* c = find(containerId);
+    if (c == nullptr) return fail(ErrorCode::NotFound, "exec in " + containerId + ": no such container");
+    if (c->status != "running") return fail(ErrorCode::Conflict, "exec in " + containerId + ": not running");
+    const std::string id = "exec-" + std::to_string(s_->execs.size() + 1);
+    Exec exec;
+    exec.container = containerId;
+    exec.spec = spec;
+    exec.script = s_->execScriptFor(spec);
+    s_->execs[id] = std::move(exec);
+    return id;
+  }
+  Result<std::unique_ptr<EngineStream>> startExec(const std::string& execId, bool, OutputSink sink,
+                                                  std::function<void(Result<void>)> ended) override {
+    std::lock_guard<std::mutex> lock(s_->mutex);
+    if (auto down = unreachable("exec start")) return Failure{*down};
+    auto found = s_->execs.find(execId);
+    if (found == s_->execs.end()) return fail(ErrorCode::NotFound, "start exec " + execId + ": no such exec");
+    Exec& exec = found->second;
+    if (exec.started) return fail(ErrorCode::Conflict, "start exec " + execId + ": already started");
+    exec.started = exec.running = true;
+    exec.sink = std::move(sink);
+    exec.ended = std::move(ended);
+    for (const auto& [stream, bytes] : exec.script.output) exec.sink(stream, bytes);
+    if (exec.script.exitCode) endExec(exec, *exec.script.exitCode);
+    return std::unique_ptr<EngineStream>(std::make_unique<Stdin>(s_, execId, true));
+  }
+  Result<void> resizeExec(const std::string& execId, std::uint16_t rows, std::uint16_t cols) override {
+    std::lock_guard<std::mutex> lock(s_->mutex);
+    if (auto down = unreachable("exec resize")) return Failure{*down};
+    auto found = s_->execs.find(execId);
+    if (found == s_->execs.end()) return fail(ErrorCode::NotFound, "resize exec " + execId + ": no such exec");
+    found->second.ttySize = {rows, cols};
+    return {};
+  }
+  Result<ExecState> inspectExec(const std::string& execId) override {
+    std::lock_guard<std::mutex> lock(s_->mutex);
+    if (auto down = unreachable("exec inspect")) return Failure{*down};
+    auto found = s_->execs.find(execId);
+    if (found == s_->execs.end()) return fail(ErrorCode::NotFound, "inspect exec " + execId + ": no such exec");
+    return ExecState{found->second.running, found->second.exitCode, found->second.running ? 4242 : 0};
+  }
+
   void shutdown() override {
     std::lock_guard<std::mutex> lock(s_->mutex);
     shut_ = true;
@@ -226,6 +315,71 @@ class MemoryEngine final : public ContainerEngine {
   }
 
  private:
+  // The stdin of an interactive attach (a container's) or of an exec: echoed as stdout.
+  class Stdin final : public EngineStream {
+   public:
+    Stdin(std::shared_ptr<State> state, std::string id, bool exec) : s_(std::move(state)), id_(std::move(id)), exec_(exec) {}
+    Result<void> write(std::string_view bytes) override {
+      std::lock_guard<std::mutex> lock(s_->mutex);
+      if (closed_ || ended_) return fail(ErrorCode::Internal, "engine unreachable: writing stdin: stream ended");
+      OutputSink* sink = nullptr;
+      if (exec_) {
+        auto found = s_->execs.find(id_);
+        if (found == s_->execs.end() || !found->second.running) return fail(ErrorCode::Internal, "engine unreachable: writing stdin: exec ended");
+        sink = &found->second.sink;
+      } else {
+        auto found = s_->containers.find(id_);
+        if (found == s_->containers.end() || found->second.status == "exited") {
+          return fail(ErrorCode::Internal, "engine unreachable: writing stdin: container ended");
+        }
+        found->second.stdinReceived += bytes;
+        sink = &found->second.sink;
+      }
+      if (*sink) (*sink)(1, bytes);
+      return {};
+    }
+    Result<void> closeWrite() override {
+      std::lock_guard<std::mutex> lock(s_->mutex);
+      ended_ = true;
+      if (!exec_) return {};
+      auto found = s_->execs.find(id_);
+      if (found != s_->execs.end() && found->second.running && !found->second.script.exitCode) endExec(found->second, 0);
+      return {};
+    }
+    void close() override {
+      std::function<void(Result<void>)> ended;
+      {
+        std::lock_guard<std::mutex> lock(s_->mutex);
+        if (closed_) return;
+        closed_ = true;
+        if (exec_) {
+          if (auto found = s_->execs.find(id_); found != s_->execs.end()) ended = std::move(found->second.ended);
+        } else if (auto found = s_->containers.find(id_); found != s_->containers.end()) {
+          ended = std::move(found->second.ended);
+          found->second.sink = nullptr;
+        }
+      }
+      if (ended) ended(fail(ErrorCode::Internal, "engine unreachable: connection closed by the client"));
+    }
+
+   private:
+    std::shared_ptr<State> s_;
+    const std::string id_;
+    const bool exec_;
+    bool closed_ = false;  // guarded by the state's mutex
+    bool ended_ = false;
+  };
+
+  static void endExec(Exec& exec, int code) {
+    exec.running = false;
+    exec.exitCode = code;
+    if (exec.ended) {
+      auto ended = std::move(exec.ended);
+      exec.ended = nullptr;
+      ended(Result<void>{});
+    }
+  }
+
   std::optional<Error> unreachable(const std::string& call) {
     if (!s_->down && !shut_) return std::nullopt;
     return Error{ErrorCode::Internal, "engine unreachable: " + call + ": connection refused"};

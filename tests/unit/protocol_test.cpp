@@ -219,6 +219,56 @@ TEST(ImageReference, KeysMatchTheSpellingsOfOneImageAndAllowListsUseGlobs) {
   EXPECT_FALSE(imageAllowed("bai-test/busybox:1", "bai-test/busybox:2"));
 }
 
+TEST(ServicePorts, ParseTheCliAndLabelFormsAndNameWhatIsWrong) {
+  auto jupyter = parseServicePort("jupyter:8888");
+  ASSERT_TRUE(jupyter);
+  EXPECT_EQ(*jupyter, (ServicePort{"jupyter", "tcp", 8888}));
+  EXPECT_EQ(*parseServicePort("tensorboard:http:6006"), (ServicePort{"tensorboard", "http", 6006}));
+  for (const char* bad : {"jupyter", "jupyter:0", "jupyter:65536", "Jupyter:80", "9x:80", "a:ftp:21", "a:b:c:1", ":80",
+                          "jupyter:80x", "a-very-long-service-name-over-32-chars:80"}) {
+    auto parsed = parseServicePort(bad);
+    ASSERT_FALSE(parsed) << bad;
+    EXPECT_NE(parsed.error().message.find(bad), std::string::npos) << parsed.error().message;
+  }
+  auto list = parseServicePortList("jupyter:http:8888, tensorboard:http:6006,");
+  ASSERT_TRUE(list) << list.error().message;
+  EXPECT_EQ(list->size(), 2u);
+  EXPECT_FALSE(parseServicePortList("a:1,a:2"));
+  EXPECT_EQ(servicePortEnvName("jupyter-lab"), "BAI_SERVICE_PORT_JUPYTER_LAB");
+}
+
+TEST(Protocol, AnInteractiveSessionCarriesItsTerminalAndServices) {
+  CreateSessionRequest request;
+  request.sessionId = "s1";
+  request.command = {"bash"};
+  request.tty = true;
+  request.servicePorts = {{"jupyter", "http", 8888}};
+  auto back = CreateSessionRequest::fromJson(request.toJson());
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_TRUE(back->tty);
+  EXPECT_TRUE(back->openStdin);  // a terminal is an open stdin
+  EXPECT_EQ(back->servicePorts, request.servicePorts);
+  CreateSessionRequest plainRequest;
+  plainRequest.sessionId = "s2";
+  plainRequest.command = {"x"};
+  const std::string plainJson = plainRequest.toJson();
+  auto plain = CreateSessionRequest::fromJson(plainJson);
+  ASSERT_TRUE(plain);
+  EXPECT_FALSE(plain->openStdin);
+  EXPECT_EQ(plainJson.find("stdin"), std::string::npos);  // nothing new on the wire for a plain session
+  auto withField = [&](const std::string& field) { return plainJson.substr(0, plainJson.size() - 1) + "," + field + "}"; };
+  auto twice = CreateSessionRequest::fromJson(withField(R"("service_ports":[{"name":"a","port":1},{"name":"a","port":2}])"));
+  ASSERT_FALSE(twice);
+  EXPECT_NE(twice.error().message.find("service_ports"), std::string::npos);
+  EXPECT_FALSE(CreateSessionRequest::fromJson(withField(R"("tty":"yes")")));
+  EXPECT_TRUE(CreateSessionRequest::fromJson(withField(R"("tty":true)")));
+
+  SessionInfo info;
+  info.id = "s1";
+  info.services = {{"jupyter", "http", 30001}};
+  EXPECT_EQ(SessionInfo::fromJson(info.toJson())->services, info.services);
+}
+
 TEST(Protocol, ApiErrorShape) {
   ApiError e{"unknown-slot", "Unknown resource slot", "slot 'tpu.device' is not served by this agent"};
   EXPECT_EQ(e.toJson(), R"({"detail":"slot 'tpu.device' is not served by this agent","title":"Unknown resource slot","type":"unknown-slot"})");
