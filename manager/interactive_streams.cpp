@@ -25,7 +25,9 @@ const char* pathOf(StreamKind kind) {
 struct PendingStream::Ticket {
   std::string sessionId;
   std::function<void()> release;
-  ~Ticket() { release(); }
+  ~Ticket() {
+    if (release) release();
+  }
 };
 
 std::string StreamTarget::agentTarget() const {
@@ -108,14 +110,15 @@ Outcome<std::shared_ptr<PendingStream::Ticket>> InteractiveStreams::reserve(cons
                                                      " connections, the most interactive.max-connections-per-session allows");
   }
   ++streams.connections;
-  std::weak_ptr<Shared> weak = shared_;
-  auto release = [weak, sessionId] {
+  auto ticket = std::make_shared<PendingStream::Ticket>();
+  ticket->sessionId = sessionId;
+  ticket->release = [weak = std::weak_ptr<Shared>(shared_), sessionId] {
     auto shared = weak.lock();
     if (!shared) return;
     std::lock_guard<std::mutex> lock(shared->mutex);
     if (auto it = shared->sessions.find(sessionId); it != shared->sessions.end()) --it->second.connections;
   };
-  return std::make_shared<PendingStream::Ticket>(PendingStream::Ticket{sessionId, release});
+  return ticket;
 }
 
 void InteractiveStreams::open(const Caller& caller, const StreamTarget& target, OpenCallback done) {
@@ -220,8 +223,13 @@ void InteractiveStreams::shutdown() {
   {
     std::lock_guard<std::mutex> lock(shared_->mutex);
     shared_->stopping = true;
-    for (const auto& [id, streams] : shared_->sessions) open.insert(open.end(), streams.relays.begin(), streams.relays.end());
+    for (auto& [id, streams] : shared_->sessions) {
+      open.insert(open.end(), streams.relays.begin(), streams.relays.end());
+      streams.relays.clear();
+    }
   }
+  // Dropped once closed: a client's socket must not be touched after its HTTP server
+  // stopped, which follows the manager's shutdown.
   for (const auto& relay : open) relay->close(ws::kCloseGoingAway, "the manager is stopping");
 }
 

@@ -47,7 +47,14 @@ class FakeAgent {
   FakeAgent() : server_({"127.0.0.1", 0, 2, 1 << 20, "", ""}, [this](const http::Request& r) { return handle(r); }) {
     EXPECT_TRUE(server_.start().ok());
   }
-  ~FakeAgent() { server_.stop(); }
+  ~FakeAgent() {
+    {
+      // A server's sockets go before it stops.
+      std::lock_guard<std::mutex> lock(mutex_);
+      streams_.clear();
+    }
+    server_.stop();
+  }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(server_.port()); }
 
   // The next stream the agent accepted; null when none came within `limit`.
@@ -138,7 +145,7 @@ class InteractiveTest : public ::testing::Test {
     settings.agentRpcTimeout = 2s;
     settings.dispatchThreads = 2;
     settings.interactive.maxConnectionsPerSession = maxConnections;
-    settings.interactive.maxFrameBytes = kFrameLimit;
+    settings.interactive.maxFrameBytes = frameLimit_;
     settings.interactive.idleTimeout = 10s;
     auto store = openStore("sqlite://" + (dir_.path() / "m.db").string());
     ASSERT_TRUE(store.ok()) << store.error().message;
@@ -224,6 +231,7 @@ class InteractiveTest : public ::testing::Test {
   test::TempDir dir_;
   FakeAgent agent_;
   int apiThreads_ = 2;
+  std::size_t frameLimit_ = kFrameLimit;
   std::unique_ptr<Manager> manager_;
   std::unique_ptr<http::Server> api_;
   auth::SigningKey admin_, owner_, other_;
@@ -406,10 +414,13 @@ TEST_F(InteractiveTest, ASessionNotRunningIs409AndAttachWithoutStdinIs409NotInte
 TEST_F(InteractiveTest, ConnectionsBeyondTheLimitAreRefusedWith429UntilOneCloses) {
   const std::string id = runningSession();
   const std::string other = runningSession();
-  std::vector<std::unique_ptr<ws::BlockingWebSocket>> open3;
+  std::vector<std::unique_ptr<ws::BlockingWebSocket>> open3, agentSides;
   for (int i = 0; i < 3; ++i) {
     open3.push_back(open("/v1/sessions/" + id + "/attach"));
     ASSERT_TRUE(open3.back());
+    auto agent = agent_.nextStream();
+    ASSERT_TRUE(agent);
+    agentSides.push_back(std::make_unique<ws::BlockingWebSocket>(agent));
   }
   auto refused = refusal("/v1/sessions/" + id + "/services/jupyter/connect");
   EXPECT_EQ(refused.status, 429) << refused.body.dump();
@@ -422,7 +433,14 @@ TEST_F(InteractiveTest, ConnectionsBeyondTheLimitAreRefusedWith429UntilOneCloses
   EXPECT_TRUE(open("/v1/sessions/" + id + "/attach"));
 }
 
-TEST_F(InteractiveTest, AFrameOverTheLimitClosesItsStreamWith1009AndOtherStreamsGoOn) {
+// The smallest limit: a message over it fits a TCP segment, so its refusal is read as a
+// close frame rather than lost to a reset of a connection with unread data.
+class InteractiveSmallFrameTest : public InteractiveTest {
+ protected:
+  InteractiveSmallFrameTest() { frameLimit_ = 1024; }
+};
+
+TEST_F(InteractiveSmallFrameTest, AFrameOverTheLimitClosesItsStreamWith1009AndOtherStreamsGoOn) {
   const std::string id = runningSession();
   const std::string neighbour = runningSession();
   auto big = open("/v1/sessions/" + id + "/attach");
@@ -436,7 +454,7 @@ TEST_F(InteractiveTest, AFrameOverTheLimitClosesItsStreamWith1009AndOtherStreams
   ASSERT_TRUE(calmAgent);
   ws::BlockingWebSocket calmAgentSide(calmAgent);
 
-  big->send(stream::encodeFrame(FrameType::Stdin, std::string(kFrameLimit + 1, 'x')));
+  big->send(stream::encodeFrame(FrameType::Stdin, std::string(frameLimit_, 'x')));
   EXPECT_FALSE(big->receive(5000ms));
   EXPECT_EQ(big->closeInfo().code, ws::kCloseTooBig);
   EXPECT_FALSE(bigAgentSide.receive(5000ms)) << "nothing of it reached the agent";
@@ -446,7 +464,7 @@ TEST_F(InteractiveTest, AFrameOverTheLimitClosesItsStreamWith1009AndOtherStreams
     const std::string up = stream::encodeFrame(FrameType::Stdin, "line " + std::to_string(i) + "\n");
     ASSERT_TRUE(calm->send(up));
     EXPECT_EQ(calmAgentSide.receive(5000ms), up);
-    const std::string down = stream::encodeFrame(FrameType::Stdout, randomBytes(kFrameLimit - 1, static_cast<unsigned>(i)));
+    const std::string down = stream::encodeFrame(FrameType::Stdout, randomBytes(frameLimit_ - 1, static_cast<unsigned>(i)));
     ASSERT_TRUE(calmAgentSide.send(down));
     EXPECT_EQ(calm->receive(5000ms), down);
   }
