@@ -200,6 +200,11 @@ std::string metricsText(const ClusterFigures& figures, const Metrics& metrics) {
     auto count = figures.activeSessions.find(status);
     out.sample({{"status", sessionStatusName(status)}}, count == figures.activeSessions.end() ? 0 : count->second);
   }
+  out.family("bai_manager_interactive_streams", MetricType::Gauge, "terminals, execs and service tunnels relayed now");
+  out.sample({}, figures.relayedStreams);
+  out.family("bai_manager_interactive_queued_bytes", MetricType::Gauge,
+             "bytes relayed streams hold towards peers that read slowly (at most one message each way)");
+  out.sample({}, figures.relayQueuedBytes);
   metrics.render(out);
   return out.text();
 }

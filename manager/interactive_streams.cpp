@@ -218,6 +218,13 @@ std::size_t InteractiveStreams::queuedBytes() const {
   return bytes;
 }
 
+std::size_t InteractiveStreams::relayedStreams() const {
+  std::lock_guard<std::mutex> lock(shared_->mutex);
+  std::size_t streams = 0;
+  for (const auto& [id, session] : shared_->sessions) streams += session.relays.size();
+  return streams;
+}
+
 void InteractiveStreams::shutdown() {
   std::vector<std::shared_ptr<StreamRelay>> open;
   {

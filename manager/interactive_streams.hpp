@@ -93,6 +93,8 @@ class InteractiveStreams {
   int connections(const std::string& sessionId) const;
   // Bytes queued by every relay towards its peers: what slow clients cost the manager.
   std::size_t queuedBytes() const;
+  // Streams being relayed now, all sessions together.
+  std::size_t relayedStreams() const;
   // Closes every stream (1001) and refuses new ones.
   void shutdown();
 

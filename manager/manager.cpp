@@ -201,6 +201,8 @@ ClusterFigures Manager::figures() const {
     }
   }
   for (const auto& [id, session] : state.active) ++out.activeSessions[session.status];
+  out.relayedStreams = interactive_.relayedStreams();
+  out.relayQueuedBytes = interactive_.queuedBytes();
   return out;
 }
 

@@ -40,6 +40,8 @@ struct ClusterFigures {
   std::map<std::string, int> agentsByStatus;                        // "ALIVE", "LOST"
   std::map<std::string, std::pair<Quantity, Quantity>> slotsOfLive;  // slot -> capacity, used
   std::map<SessionStatus, int> activeSessions;
+  std::size_t relayedStreams = 0;       // terminals, execs and tunnels open now
+  std::size_t relayQueuedBytes = 0;     // what they hold towards slow peers
 };
 
 using config::ReloadReport;

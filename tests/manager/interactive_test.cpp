@@ -272,6 +272,14 @@ TEST_F(InteractiveTest, FramesAreRelayedBothWaysByteExactAndTheQueryReachesTheAg
     ASSERT_TRUE(received);
     EXPECT_EQ(*received, message);
   }
+  http::ClientRequest scrape;
+  scrape.method = "GET";
+  scrape.url = "http://127.0.0.1:" + std::to_string(api_->port()) + "/metrics";
+  scrape.headers = auth::signRequest(admin_, "GET", "/metrics", "", std::chrono::system_clock::now());
+  auto metrics = http::send(scrape);
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_NE(metrics->body.find("\nbai_manager_interactive_streams 1\n"), std::string::npos) << metrics->body;
+
   agent.close(ws::kCloseNormal, "exited");
   EXPECT_FALSE(client->receive(5000ms));
   EXPECT_TRUE(client->closed());
