@@ -514,6 +514,15 @@ TEST_F(InteractiveTest, EitherSideClosingClosesTheOtherWithItsCode) {
   EXPECT_TRUE(eventually([&] { return manager_->interactive().connections(id) == 0; }));
 }
 
+TEST(StreamRelay, PassesOnEveryCloseCodeThatMayBeSentAndAConnectionLostAsGoingAway) {
+  for (std::uint16_t code : {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 4999}) {
+    EXPECT_EQ(closeCodeToPassOn(code), code);
+  }
+  for (std::uint16_t code : {0, 999, 1004, 1005, 1006, 1015, 2999, 5000}) {
+    EXPECT_EQ(closeCodeToPassOn(code), ws::kCloseGoingAway) << code;
+  }
+}
+
 // A listener that completes TCP handshakes and never answers: a hung agent.
 class SilentListener {
  public:
