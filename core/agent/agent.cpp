@@ -35,6 +35,7 @@ Agent::Agent(AgentSettings settings, std::string clusterToken, std::shared_ptr<L
       ledger_(std::move(parts.inventory)),
       records_(settings_.stateDir),
       supervisor_(ledger_, records_, log_),
+      servicePorts_(settings_.interactive.servicePortFirst, settings_.interactive.servicePortLast),
       lifecycle_(SessionLifecycleOptions{settings_.id, settings_.identity, isolationSettings(settings_),
                                          settings_.destroyGrace, log_,
                                          [this, make = std::move(parts.makeRuntimes)](SessionCallbacks callbacks) {
@@ -43,8 +44,10 @@ Agent::Agent(AgentSettings settings, std::string clusterToken, std::shared_ptr<L
                                                                       std::move(callbacks.onStarted)});
                                          },
                                          [this](AgentState& state) { return supervisor_.unloadDrained(state); },
-                                         [this] { notifyReporter(); }},
-                 ledger_, records_, *journal_) {}
+                                         [this] { notifyReporter(); }, &servicePorts_,
+                                         static_cast<std::size_t>(settings_.interactive.replayBytes)},
+                 ledger_, records_, *journal_),
+      streams_(settings_.interactive.maxConnectionsPerSession) {}
 
 Agent::~Agent() {
   supervisor_.stopPolling();
@@ -211,6 +214,18 @@ Result<ReloadReport> reloadAgentConfig(Agent& agent, config::Config& running, co
                                        const std::map<std::string, std::string>& overrides) {
   return config::reload(agentConfigSchema(), running, file, overrides, agent.log(), "agent",
                         [&](const config::Config& before, const config::Config& next) { return agent.reload(before, next); });
+}
+
+AgentResult<StreamOpening> Agent::openStream(const std::string& id, const StreamTarget& target) {
+  auto place = streams_.reserve(id);
+  if (!place) return Failure{AgentError{AgentErrorKind::TooManyStreams, place.error().message}};
+  auto stream = lifecycle_.openStream(id, target);
+  if (!stream) return Failure{stream.error()};
+  return StreamOpening{std::move(*place), std::move(*stream)};
+}
+
+void Agent::bridgeStream(StreamOpening opening, std::shared_ptr<ws::WebSocket> socket) {
+  streams_.bridge(std::move(opening.place), std::move(socket), std::move(opening.stream));
 }
 
 }  // namespace bai::core

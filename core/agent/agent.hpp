@@ -15,6 +15,7 @@
 #include "agent/plugin_supervisor.hpp"
 #include "agent/session_lifecycle.hpp"
 #include "agent/session_records.hpp"
+#include "agent/stream_bridge.hpp"
 #include "report/event_journal.hpp"
 #include "report/reporter.hpp"
 #include "runtime/cgroup_limits.hpp"
@@ -49,6 +50,11 @@ struct AgentParts {
   std::function<std::vector<std::unique_ptr<SessionRuntime>>(RuntimeContext)> makeRuntimes;
 };
 
+struct StreamOpening {
+  StreamBridges::Place place;
+  std::unique_ptr<SessionStream> stream;
+};
+
 class Agent {
  public:
   // `log` is already filtered by `threshold`, which reload() adjusts.
@@ -74,6 +80,12 @@ class Agent {
   // last `tail` bytes instead.
   AgentResult<LogPage> sessionLogs(const std::string& id, const std::string& stream, std::uint64_t offset,
                                    std::uint64_t limit, std::optional<std::uint64_t> tail = std::nullopt) const;
+
+  // A place among the session's streams and the stream itself (its console, an exec, a
+  // service connection), opened before the client's upgrade is accepted so that a
+  // refusal is an HTTP error; then bridged to the client's WebSocket.
+  AgentResult<StreamOpening> openStream(const std::string& id, const StreamTarget& target);
+  void bridgeStream(StreamOpening opening, std::shared_ptr<ws::WebSocket> socket);
 
   AllocationFigures allocation() const;
   AgentHealth health() const;
@@ -126,8 +138,11 @@ class Agent {
   // Shared with the threads that journal session events; set once by startReporting.
   mutable std::mutex reporterMutex_;
   std::unique_ptr<Reporter> reporter_;
-  // Last: destroyed first, so that no session exit arrives once the rest goes.
+  ServicePortPool servicePorts_;
+  // Last but one: destroyed first, so that no session exit arrives once the rest goes.
   SessionLifecycle lifecycle_;
+  // Last: the streams end before the runtimes they read go.
+  StreamBridges streams_;
 };
 
 // The daemon's SIGHUP: loads `file` with the command line's `overrides` as at start. A

@@ -2,6 +2,7 @@
 
 #include "agent/agent_views.hpp"
 #include "bearer_token.hpp"
+#include "parse_json.hpp"
 
 namespace bai::core {
 namespace {
@@ -40,6 +41,93 @@ http::Response logPageResponse(LogPage page) {
                          {protocol::kLogSizeHeader, std::to_string(page.size)}}};
 }
 
+// "/v1/sessions/{id}/attach", ".../exec", ".../services/{name}/connect": the session and
+// what of it; nullopt for any other path.
+std::optional<std::pair<std::string, StreamTarget>> streamRoute(const std::string& path) {
+  const std::string prefix = "/v1/sessions/";
+  if (path.rfind(prefix, 0) != 0) return std::nullopt;
+  std::vector<std::string> parts;
+  for (std::size_t start = prefix.size();;) {
+    const std::size_t slash = path.find('/', start);
+    parts.push_back(path.substr(start, slash == std::string::npos ? std::string::npos : slash - start));
+    if (slash == std::string::npos) break;
+    start = slash + 1;
+  }
+  StreamTarget target;
+  if (parts.size() == 2 && parts[1] == "attach") {
+    target.kind = StreamTarget::Kind::Console;
+  } else if (parts.size() == 2 && parts[1] == "exec") {
+    target.kind = StreamTarget::Kind::Exec;
+  } else if (parts.size() == 4 && parts[1] == "services" && parts[3] == "connect") {
+    target.kind = StreamTarget::Kind::Service;
+    target.service = parts[2];
+  } else {
+    return std::nullopt;
+  }
+  if (parts[0].empty()) return std::nullopt;
+  return std::pair{parts[0], target};
+}
+
+// rows and cols of the query, when both are there; an error names what is wrong.
+Result<std::optional<stream::TerminalSize>> terminalSize(const http::Request& request) {
+  if (!request.query.count("rows") && !request.query.count("cols")) return std::optional<stream::TerminalSize>{};
+  const std::uint64_t rows = number(request, "rows", 0), cols = number(request, "cols", 0);
+  if (rows == 0 || cols == 0 || rows > 65535 || cols > 65535) {
+    return fail(ErrorCode::InvalidArgument, "rows and cols must both be 1 to 65535");
+  }
+  return std::optional(stream::TerminalSize{static_cast<std::uint16_t>(rows), static_cast<std::uint16_t>(cols)});
+}
+
+bool flag(const http::Request& request, const std::string& name) {
+  auto it = request.query.find(name);
+  return it != request.query.end() && (it->second == "1" || it->second == "true");
+}
+
+// The exec's command: a JSON array of strings in `command`.
+Result<std::vector<std::string>> execCommand(const http::Request& request) {
+  auto it = request.query.find("command");
+  if (it == request.query.end()) return fail(ErrorCode::InvalidArgument, "command: missing (a JSON array of strings)");
+  auto parsed = parseJson(it->second);
+  if (!parsed || !parsed->is_array() || parsed->empty() || parsed->size() > 4096) {
+    return fail(ErrorCode::InvalidArgument, "command: expected a JSON array of 1 to 4096 strings");
+  }
+  std::vector<std::string> command;
+  for (const auto& arg : *parsed) {
+    if (!arg.is_string()) return fail(ErrorCode::InvalidArgument, "command: expected a JSON array of strings");
+    command.push_back(arg.get<std::string>());
+  }
+  return command;
+}
+
+http::Response openStream(Agent& agent, const http::Request& request, const std::string& id, StreamTarget target) {
+  if (request.method != "GET") return error(405, "method-not-allowed", "Method not allowed", request.method + " " + request.path);
+  if (!ws::isUpgradeRequest(request.headers)) {
+    return error(426, "upgrade-required", "Upgrade required", request.path + " takes a WebSocket upgrade request");
+  }
+  auto size = terminalSize(request);
+  if (!size) return error(400, "invalid-request", "Invalid terminal size", size.error().message);
+  target.size = *size;
+  if (target.kind == StreamTarget::Kind::Exec) {
+    auto command = execCommand(request);
+    if (!command) return error(400, "invalid-request", "Invalid exec request", command.error().message);
+    target.exec.command = std::move(*command);
+    target.exec.tty = flag(request, "tty");
+    target.exec.openStdin = flag(request, "stdin") || target.exec.tty;
+    target.exec.size = *size;
+  }
+  auto opened = agent.openStream(id, target);
+  if (!opened) return agentErrorResponse(opened.error());
+  const InteractiveSettings& limits = agent.settings().interactive;
+  ws::Options options;
+  options.maxMessageBytes = limits.maxFrameBytes;
+  options.idleTimeout = limits.idleTimeout;
+  // std::function needs a copyable callable: the opening rides in a shared_ptr.
+  auto opening = std::make_shared<StreamOpening>(std::move(*opened));
+  return http::Response::acceptUpgrade(
+      [&agent, opening](std::shared_ptr<ws::WebSocket> socket) { agent.bridgeStream(std::move(*opening), std::move(socket)); },
+      options);
+}
+
 }  // namespace
 
 http::Response agentErrorResponse(const AgentError& e) {
@@ -68,6 +156,13 @@ http::Response agentErrorResponse(const AgentError& e) {
     // Not 503 (which the manager retries here): another agent may have the runtime.
     case AgentErrorKind::RuntimeUnavailable:
       return error(409, "runtime-unavailable", "The session's runtime is not available on this agent", e.detail);
+    case AgentErrorKind::SessionNotRunning: return error(409, "session-not-running", "The session is not running", e.detail);
+    case AgentErrorKind::NotInteractive: return error(409, "not-interactive", "The session has no console", e.detail);
+    case AgentErrorKind::NoSuchService: return error(404, "no-such-service", "No such service", e.detail);
+    case AgentErrorKind::ServiceUnreachable: return error(502, "service-unreachable", "The service does not answer", e.detail);
+    case AgentErrorKind::TooManyStreams:
+      return error(429, "too-many-connections", "Too many connections to this session", e.detail);
+    case AgentErrorKind::InvalidStream: return error(400, "invalid-request", "Invalid stream request", e.detail);
   }
   return error(500, "internal", "Unexpected agent error", e.detail);
 }
@@ -87,6 +182,7 @@ http::Handler agentApi(Agent& agent, const http::ServerCounters* httpCounters) {
       return json(created->second ? 201 : 200, created->first.toJson());
     }
     if (path == "/v1/sessions" && method == "GET") return json(200, sessionsJson(agent.sessions()));
+    if (auto route = streamRoute(path)) return openStream(agent, request, route->first, std::move(route->second));
     const std::string prefix = "/v1/sessions/";
     if (path.rfind(prefix, 0) == 0) {
       std::string id = path.substr(prefix.size());

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <sstream>
 
 #ifndef BAI_PLUGIN_DIR
 #define BAI_PLUGIN_DIR "/usr/local/lib/bai/accelerators"
@@ -88,9 +89,51 @@ std::vector<Key> runtimeTableKeys() {
   });
 }
 
+std::vector<Key> interactiveTableKeys() {
+  return inTable("interactive", {
+      {"max-connections-per-session", KeyType::Integer, "32",
+       "terminals, execs and service connections one session may have open at once"},
+      {"max-frame-bytes", KeyType::Size, "\"1m\"", "largest WebSocket message accepted from the manager"},
+      {"idle-timeout", KeyType::Seconds, "60", "an interactive connection silent this long (no pong either) is closed"},
+      {"replay-bytes", KeyType::Size, "\"64k\"", "output kept for the next attach while no client is attached"},
+      {"service-port-range", KeyType::String, "\"30000-30999\"",
+       "loopback ports handed to process sessions' services (BAI_SERVICE_PORT_<NAME>)"},
+  });
+}
+
+Result<InteractiveSettings> interactiveSettings(const config::Config& c) {
+  InteractiveSettings s;
+  const std::int64_t connections = c.integer("interactive.max-connections-per-session");
+  if (connections < 1 || connections > 4096) {
+    return fail(ErrorCode::InvalidArgument, "interactive.max-connections-per-session must be 1 to 4096");
+  }
+  s.maxConnectionsPerSession = static_cast<std::size_t>(connections);
+  s.maxFrameBytes = c.size("interactive.max-frame-bytes");
+  if (s.maxFrameBytes < 1024 || s.maxFrameBytes > (std::uint64_t{64} << 20)) {
+    return fail(ErrorCode::InvalidArgument, "interactive.max-frame-bytes must be 1k to 64m");
+  }
+  s.idleTimeout = std::chrono::seconds(static_cast<std::int64_t>(c.seconds("interactive.idle-timeout")));
+  if (s.idleTimeout.count() < 2) return fail(ErrorCode::InvalidArgument, "interactive.idle-timeout must be at least 2 seconds");
+  s.replayBytes = c.size("interactive.replay-bytes");
+  if (s.replayBytes > (std::uint64_t{16} << 20)) return fail(ErrorCode::InvalidArgument, "interactive.replay-bytes must be at most 16m");
+  const std::string range = c.string("interactive.service-port-range");
+  unsigned first = 0, last = 0;
+  char dash = 0;
+  std::istringstream in(range);
+  if (!(in >> first >> dash >> last) || dash != '-' || !in.eof() || first == 0 || last > 65535 || first > last) {
+    return fail(ErrorCode::InvalidArgument,
+                "interactive.service-port-range: '" + range + "' is not FIRST-LAST within 1-65535, e.g. \"30000-30999\"");
+  }
+  s.servicePortFirst = static_cast<std::uint16_t>(first);
+  s.servicePortLast = static_cast<std::uint16_t>(last);
+  return s;
+}
+
 std::vector<Key> allAgentKeys() {
   std::vector<Key> keys = agentTableKeys();
-  for (auto table : {resourceTableKeys(), runtimeTableKeys()}) keys.insert(keys.end(), table.begin(), table.end());
+  for (auto table : {resourceTableKeys(), runtimeTableKeys(), interactiveTableKeys()}) {
+    keys.insert(keys.end(), table.begin(), table.end());
+  }
   keys.push_back({"plugins.*", KeyType::Table, "", "a plugin's own settings, by plugin key or name (e.g. [plugins.mock])"});
   return keys;
 }
@@ -301,6 +344,9 @@ Result<AgentSettings> agentSettings(const config::Config& c) {
   auto container = containerSettings(c);
   if (!container) return Failure{container.error()};
   s.container = std::move(*container);
+  auto interactive = interactiveSettings(c);
+  if (!interactive) return Failure{interactive.error()};
+  s.interactive = *interactive;
   for (const auto& [name, table] : c.tables("plugins")) s.pluginConfigs[name] = table.dump();
   // Relative paths mean "from where the agent was started", also for the shim, which
   // works from each session's directory.

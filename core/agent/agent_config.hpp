@@ -23,6 +23,16 @@ namespace bai::core {
 const config::Schema& agentConfigSchema();
 
 // The typed settings the agent runs with, read from a validated Config.
+// [interactive]: terminals, execs and service tunnels.
+struct InteractiveSettings {
+  std::size_t maxConnectionsPerSession = 32;
+  std::uint64_t maxFrameBytes = 1u << 20;
+  std::chrono::seconds idleTimeout{60};
+  std::uint64_t replayBytes = 64 * 1024;
+  std::uint16_t servicePortFirst = 30000;  // process sessions' services listen on these
+  std::uint16_t servicePortLast = 30999;
+};
+
 struct AgentSettings {
   std::string id;
   std::string region;
@@ -58,6 +68,7 @@ struct AgentSettings {
 
   std::vector<std::string> runtimeKinds{protocol::kProcessRuntime};  // runtime.kinds
   ContainerSettings container;                                        // runtime.container.*
+  InteractiveSettings interactive;                                    // interactive.*
 
   std::map<std::string, std::string> pluginConfigs;  // plugin key or name -> its table as JSON
 };

@@ -22,6 +22,12 @@ enum class AgentErrorKind {
   DestroyFailed,                 // the session could not be signalled
   IdentityRefused,               // the owner's uid/gid is not one this agent runs sessions as
   RuntimeUnavailable,            // the agent lacks the runtime the session needs, or it is down
+  SessionNotRunning,             // a stream of a session that is not (or no longer) running
+  NotInteractive,                // a console of a session started without stdin
+  NoSuchService,                 // a service the session does not declare (nor its image)
+  ServiceUnreachable,            // nothing answers at the service's port
+  TooManyStreams,                // interactive.max-connections-per-session reached
+  InvalidStream,                 // a malformed exec request
 };
 
 struct AgentError {

@@ -25,6 +25,7 @@ struct ContainerRuntime::Watch {
   std::uint64_t written[3] = {0, 0, 0};  // bytes in stdout.log (1) and stderr.log (2)
   int fds[3] = {-1, -1, -1};
   std::thread thread;
+  std::shared_ptr<ContainerConsole> console;  // an interactive session's, while its attach lasts
 
   ~Watch() {
     for (int fd : fds) {
@@ -75,6 +76,8 @@ ContainerSpec containerSpecFor(const LaunchSpec& spec, const ContainerSettings& 
   c.user = std::to_string(spec.owner.uid) + ":" + std::to_string(spec.owner.gid);
   c.workingDir = kSessionHome;
   c.labels = {{kSessionLabel, spec.sessionId}, {kAgentLabel, agentId}};
+  c.tty = spec.tty;
+  c.openStdin = spec.openStdin || spec.tty;
   const Isolation& isolation = spec.isolation;
   c.binds.push_back({isolation.sandbox.workDir, kSessionHome, false});
   c.binds.insert(c.binds.end(), isolation.containerMounts.begin(), isolation.containerMounts.end());
@@ -121,6 +124,9 @@ ContainerRuntime::~ContainerRuntime() {
   for (auto& watch : watches) {
     std::lock_guard<std::mutex> lock(watch->mutex);
     watch->cv.notify_all();
+  }
+  for (auto& watch : watches) {
+    if (watch->console) watch->console->shutdown();
   }
   engine_->shutdown();  // ends the calls the threads are blocked in
   for (auto& thread : followers) thread.join();
@@ -293,13 +299,30 @@ Result<void> ContainerRuntime::launch(const LaunchSpec& spec, const std::shared_
     (void)engine_->remove(container.name);
     return Failure{opened.error()};
   }
-  auto attached = engine_->attach(
-      container.name, [watch](int stream, std::string_view bytes) { watch->append(stream, bytes); },
-      [watch](Result<void>) {
-        std::lock_guard<std::mutex> lock(watch->mutex);
-        watch->outputEnded = true;
-        watch->cv.notify_all();
-      });
+  auto outputEnded = [watch](Result<void>) {
+    std::lock_guard<std::mutex> lock(watch->mutex);
+    watch->outputEnded = true;
+    watch->cv.notify_all();
+  };
+  Result<void> attached;
+  if (container.openStdin) {
+    watch->console = std::make_shared<ContainerConsole>(
+        spec.replayBytes, [this, name = container.name](stream::TerminalSize size) {
+          return engine_->resize(name, size.rows, size.cols);
+        });
+    auto input = engine_->attachInteractive(
+        container.name,
+        [watch](int stream, std::string_view bytes) {
+          watch->append(stream, bytes);
+          watch->console->output(stream, bytes);
+        },
+        outputEnded);
+    if (input) watch->console->setInput(std::move(*input));
+    if (!input) attached = Failure{input.error()};
+  } else {
+    attached = engine_->attach(
+        container.name, [watch](int stream, std::string_view bytes) { watch->append(stream, bytes); }, outputEnded);
+  }
   if (!attached) {
     (void)engine_->remove(container.name);
     return fail(ErrorCode::Internal, "attaching to its container: " + attached.error().message);
@@ -405,6 +428,7 @@ ExitStatus ContainerRuntime::exitOf(const ContainerState& state, std::optional<s
 }
 
 void ContainerRuntime::deliver(const std::string& sessionId, const ExitStatus& status) {
+  if (auto console = consoleOf(sessionId)) console->ended(status.recorded ? std::optional(status.exitCode) : std::nullopt, status.error);
   options_.onExit(sessionId, status);
   // Its end is journalled and its resources are free: the container goes.
   if (auto removed = engine_->remove(containerNameOf(sessionId)); !removed && removed.error().code != ErrorCode::NotFound) {
@@ -488,6 +512,60 @@ void ContainerRuntime::sweep(const std::set<std::string>& active) {
                                               "): its session " + (id.empty() ? "(none)" : id) +
                                               " is not one this agent runs");
   }
+}
+
+std::shared_ptr<ContainerConsole> ContainerRuntime::consoleOf(const std::string& sessionId) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = watches_.find(sessionId);
+  return it == watches_.end() ? nullptr : it->second->console;
+}
+
+Result<std::unique_ptr<SessionStream>> ContainerRuntime::attach(const std::string& sessionId, const std::filesystem::path&,
+                                                                std::optional<stream::TerminalSize> size) {
+  auto console = consoleOf(sessionId);
+  if (!console) {
+    return fail(ErrorCode::NotFound, "session " + sessionId + " has no console on this agent (not started with stdin, "
+                                     "or adopted after an agent restart: its output is in its logs)");
+  }
+  return console->attach(size);
+}
+
+Result<std::unique_ptr<SessionStream>> ContainerRuntime::exec(const std::string& sessionId, const std::filesystem::path&,
+                                                              const ExecRequest& request) {
+  auto stream = startContainerExec(*engine_, containerNameOf(sessionId), request);
+  if (!stream && stream.error().code == ErrorCode::Conflict) {
+    return fail(ErrorCode::NotFound, "session " + sessionId + " is not running: " + stream.error().message);
+  }
+  return stream;
+}
+
+Result<ServiceEndpoint> ContainerRuntime::serviceEndpoint(const std::string& sessionId,
+                                                          const std::vector<protocol::ServicePort>& declared,
+                                                          const std::string& name) {
+  auto state = engine_->inspect(containerNameOf(sessionId));
+  if (!state) return Failure{state.error()};
+  std::vector<protocol::ServicePort> services = declared;
+  // The image's label (engines copy an image's labels onto its containers); a declared
+  // service of the same name wins.
+  if (auto label = state->labels.find(std::string(protocol::kServicePortsLabel)); label != state->labels.end()) {
+    if (auto fromImage = protocol::parseServicePortList(label->second)) {
+      for (auto& service : *fromImage) {
+        if (!findService(services, sessionId, service.name)) services.push_back(std::move(service));
+      }
+    } else {
+      options_.log(LogLevel::Warning, "agent", "session " + sessionId + ": its image's label " +
+                                                   std::string(protocol::kServicePortsLabel) + ": " +
+                                                   fromImage.error().message);
+    }
+  }
+  auto service = findService(services, sessionId, name);
+  if (!service) return Failure{service.error()};
+  if (options_.settings.network == "host") return ServiceEndpoint{"127.0.0.1", service->port};
+  if (state->ipAddress.empty()) {
+    return fail(ErrorCode::Conflict, "session " + sessionId + "'s container has no network address (network '" +
+                                         options_.settings.network + "')");
+  }
+  return ServiceEndpoint{state->ipAddress, service->port};
 }
 
 }  // namespace bai::core

@@ -7,6 +7,7 @@
 // After an agent restart the containers are found again by name and label.
 #pragma once
 
+#include "agent/container_console.hpp"
 #include "agent/container_settings.hpp"
 #include "agent/session_runtime.hpp"
 #include "log.hpp"
@@ -69,6 +70,15 @@ class ContainerRuntime final : public SessionRuntime {
   void sweep(const std::set<std::string>& active) override;
   std::vector<protocol::ImageSummary> images() const override;
   void refresh() override { check(); }
+  Result<std::unique_ptr<SessionStream>> attach(const std::string& sessionId, const std::filesystem::path& sessionDir,
+                                                std::optional<stream::TerminalSize> size) override;
+  // Through the engine's exec, as the container's user, with its env and the request's.
+  Result<std::unique_ptr<SessionStream>> exec(const std::string& sessionId, const std::filesystem::path& sessionDir,
+                                              const ExecRequest& request) override;
+  // At the container's address on its network, at the service's own port.
+  Result<ServiceEndpoint> serviceEndpoint(const std::string& sessionId, const std::vector<protocol::ServicePort>& declared,
+                                          const std::string& name) override;
+  bool allocatesServicePorts() const override { return false; }
 
  private:
   struct Watch;
@@ -93,6 +103,7 @@ class ContainerRuntime final : public SessionRuntime {
   void deliver(const std::string& sessionId, const ExitStatus& status);
   void startFollowing(const std::string& sessionId, std::shared_ptr<Watch> watch);
   bool pause(std::chrono::milliseconds duration);  // false when the runtime stops meanwhile
+  std::shared_ptr<ContainerConsole> consoleOf(const std::string& sessionId);
   void joinFinished();
 
   const ContainerRuntimeOptions options_;

@@ -54,6 +54,15 @@ class ProcessRuntime final : public SessionRuntime {
   }
   // Kills what is left in the session's cgroups and removes them.
   Result<void> release(const std::string& sessionId) override { return limits_.release(sessionId); }
+  // Through the shim's console socket in the session's dir.
+  Result<std::unique_ptr<SessionStream>> attach(const std::string& sessionId, const std::filesystem::path& sessionDir,
+                                                std::optional<stream::TerminalSize> size) override;
+  Result<std::unique_ptr<SessionStream>> exec(const std::string& sessionId, const std::filesystem::path& sessionDir,
+                                              const ExecRequest& request) override;
+  // On the node's loopback, at the port the agent gave the service.
+  Result<ServiceEndpoint> serviceEndpoint(const std::string& sessionId, const std::vector<protocol::ServicePort>& declared,
+                                          const std::string& name) override;
+  bool allocatesServicePorts() const override { return true; }
 
  private:
   std::unique_ptr<ProcessLauncher> launcher_;

@@ -45,6 +45,7 @@ struct SessionLifecycle::Prepared {
   protocol::SessionOwner owner;
   std::vector<std::pair<std::shared_ptr<AcceleratorPlugin>, protocol::DeviceAllocation>> plugins;  // prepared
   Isolation isolation;
+  std::vector<protocol::ServicePort> services;  // with the ports they listen on
   std::string failure;  // empty when everything succeeded
 };
 
@@ -67,6 +68,7 @@ void SessionLifecycle::recover() {
       const std::string id = session.info.id;
       if (holdsResources(session.info.state)) {
         restoreAllocation(*state, session);
+        holdServicePorts(session);
         toAdopt.emplace_back(id, runtimeOf(session.request));
         active.insert(id);
       }
@@ -233,8 +235,44 @@ SessionLifecycle::Prepared SessionLifecycle::prepare(
   out.isolation.sandbox.workDir = workDirOf(request.sessionId);
   if (auto made = makeWorkDir(out.isolation.sandbox.workDir, owner.uid, owner.gid); !made) {
     out.failure = made.error().message;
+    return out;
   }
+  auto services = assignServicePorts(request, runtime);
+  if (!services) {
+    out.failure = services.error().message;
+    return out;
+  }
+  out.services = std::move(*services);
   return out;
+}
+
+// A process session's services listen on ports this agent hands out; a container's on
+// their own.
+Result<std::vector<protocol::ServicePort>> SessionLifecycle::assignServicePorts(
+    const protocol::CreateSessionRequest& request, const SessionRuntime& runtime) {
+  std::vector<protocol::ServicePort> services = request.servicePorts;
+  if (services.empty() || !runtime.allocatesServicePorts()) return services;
+  if (options_.servicePorts == nullptr) return fail(ErrorCode::Internal, "this agent hands out no service ports");
+  auto ports = options_.servicePorts->take(services.size());
+  if (!ports) return Failure{ports.error()};
+  for (std::size_t i = 0; i < services.size(); ++i) services[i].port = (*ports)[i];
+  return services;
+}
+
+void SessionLifecycle::holdServicePorts(const SessionRecord& session) {
+  const SessionRuntime* runtime = runtimeOf(session.request);
+  if (options_.servicePorts == nullptr || runtime == nullptr || !runtime->allocatesServicePorts()) return;
+  std::vector<std::uint16_t> ports;
+  for (const auto& service : session.info.services) ports.push_back(service.port);
+  options_.servicePorts->hold(ports);
+}
+
+void SessionLifecycle::giveBackServicePorts(const SessionRecord& session) {
+  const SessionRuntime* runtime = runtimeOf(session.request);
+  if (options_.servicePorts == nullptr || runtime == nullptr || !runtime->allocatesServicePorts()) return;
+  std::vector<std::uint16_t> ports;
+  for (const auto& service : session.info.services) ports.push_back(service.port);
+  options_.servicePorts->giveBack(ports);
 }
 
 std::filesystem::path SessionLifecycle::workDirOf(const std::string& id) const { return records_.dirOf(id) / "work"; }
@@ -249,7 +287,9 @@ void SessionLifecycle::keepPrepared(Access& state, const std::string& id, const 
       options_.log(LogLevel::Warning, "agent", "session " + id + ": " + released.error().message);
     }
   }
-  state->sessions.at(id).preparedPlugins = std::move(keys);
+  SessionRecord& session = state->sessions.at(id);
+  session.preparedPlugins = std::move(keys);
+  session.info.services = prepared.services;
 }
 
 Result<std::int64_t> SessionLifecycle::launch(const protocol::CreateSessionRequest& request, SessionRuntime& runtime,
@@ -263,8 +303,12 @@ Result<std::int64_t> SessionLifecycle::launch(const protocol::CreateSessionReque
   env["HOME"] = kSessionHome;
   env["USER"] = prepared.owner.name;
   env["LOGNAME"] = prepared.owner.name;
+  for (const auto& service : prepared.services) env[protocol::servicePortEnvName(service.name)] = std::to_string(service.port);
   LaunchSpec spec{request.sessionId, records_.dirOf(request.sessionId), request.command, std::move(env),
                   prepared.owner, std::move(prepared.isolation), request.image, request.pullPolicy};
+  spec.openStdin = request.openStdin;
+  spec.tty = request.tty;
+  spec.replayBytes = options_.replayBytes;
   return runtime.start(spec);
 }
 
@@ -374,6 +418,7 @@ void SessionLifecycle::freeResources(AgentState& state, SessionRecord& session) 
       options_.log(LogLevel::Warning, "agent", "session " + id + ": " + released.error().message);
     }
   }
+  giveBackServicePorts(session);
   if (auto removed = removeWorkDir(workDirOf(id)); !removed) {
     options_.log(LogLevel::Warning, "agent", "session " + id + ": " + removed.error().message);
   }
@@ -434,6 +479,60 @@ AgentResult<LogPage> SessionLifecycle::logs(const std::string& id, const std::st
   }
   if (auto known = session(id); !known) return Failure{known.error()};
   return records_.readLog(id, stream, offset, limit, tail);
+}
+
+AgentResult<std::unique_ptr<SessionStream>> SessionLifecycle::openStream(const std::string& id, const StreamTarget& target) {
+  SessionRuntime* runtime = nullptr;
+  std::vector<protocol::ServicePort> services;
+  bool openStdin = false;
+  {
+    auto state = ledger_.lock();
+    auto it = state->sessions.find(id);
+    if (it == state->sessions.end()) return Failure{AgentError{AgentErrorKind::UnknownSession, id}};
+    const SessionRecord& session = it->second;
+    if (session.info.state != SessionState::Running) {
+      return Failure{AgentError{AgentErrorKind::SessionNotRunning,
+                                "session " + id + " is " + protocol::sessionStateName(session.info.state)}};
+    }
+    runtime = runtimeOf(session.request);
+    services = session.info.services;
+    openStdin = session.request.openStdin;
+  }
+  if (runtime == nullptr) return Failure{AgentError{AgentErrorKind::SessionNotRunning, "session " + id + " has no runtime here"}};
+  auto notRunning = [&](const Error& error) { return Failure{AgentError{AgentErrorKind::SessionNotRunning, error.message}}; };
+  const std::filesystem::path dir = records_.dirOf(id);
+  switch (target.kind) {
+    case StreamTarget::Kind::Console: {
+      if (!openStdin) {
+        return Failure{AgentError{AgentErrorKind::NotInteractive,
+                                  "session " + id + " was started without stdin (create it with stdin or tty to attach)"}};
+      }
+      auto console = runtime->attach(id, dir, target.size);
+      if (!console) return notRunning(console.error());
+      return std::move(*console);
+    }
+    case StreamTarget::Kind::Exec: {
+      if (target.exec.command.empty()) return Failure{AgentError{AgentErrorKind::InvalidStream, "an exec needs a command"}};
+      auto exec = runtime->exec(id, dir, target.exec);
+      if (!exec) return notRunning(exec.error());
+      return std::move(*exec);
+    }
+    case StreamTarget::Kind::Service: {
+      auto endpoint = runtime->serviceEndpoint(id, services, target.service);
+      if (!endpoint) {
+        const auto kind = endpoint.error().code == ErrorCode::NotFound ? AgentErrorKind::NoSuchService
+                                                                        : AgentErrorKind::ServiceUnreachable;
+        return Failure{AgentError{kind, endpoint.error().message}};
+      }
+      auto connection = connectTcpStream(endpoint->host, endpoint->port, std::chrono::seconds(5));
+      if (!connection) {
+        return Failure{AgentError{AgentErrorKind::ServiceUnreachable,
+                                  "service '" + target.service + "' of session " + id + ": " + connection.error().message}};
+      }
+      return std::move(*connection);
+    }
+  }
+  return Failure{AgentError{AgentErrorKind::InvalidStream, "unknown stream"}};
 }
 
 }  // namespace bai::core

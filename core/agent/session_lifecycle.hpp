@@ -10,6 +10,7 @@
 #include "agent/session_isolation.hpp"
 #include "agent/session_records.hpp"
 #include "report/event_journal.hpp"
+#include "agent/service_ports.hpp"
 #include "agent/session_runtime.hpp"
 
 #include <bai/protocol.hpp>
@@ -39,6 +40,9 @@ struct SessionLifecycleOptions {
   std::function<UnloadedPlugins(AgentState&)> afterRelease;
   // Called after a session event is journalled, without the lock: the reporter sends it now.
   std::function<void()> eventJournalled;
+  // Ports for process sessions' services; may be null (no services then).
+  ServicePortPool* servicePorts = nullptr;
+  std::size_t replayBytes = 64 * 1024;  // interactive.replay-bytes
 };
 
 // Owns no session state itself: the sessions live in the ledger. RPC threads call the
@@ -73,6 +77,9 @@ class SessionLifecycle {
   AgentResult<LogPage> logs(const std::string& id, const std::string& stream, std::uint64_t offset, std::uint64_t limit,
                             std::optional<std::uint64_t> tail) const;
 
+  // A running session's console, an exec in it or a connection to its service.
+  AgentResult<std::unique_ptr<SessionStream>> openStream(const std::string& id, const StreamTarget& target);
+
   std::uint64_t sessionsStarted() const { return sessionsStarted_.load(); }
   std::uint64_t sessionsFailed() const { return sessionsFailed_.load(); }
 
@@ -94,6 +101,10 @@ class SessionLifecycle {
                    SessionRuntime& runtime,
                    std::vector<std::pair<std::shared_ptr<AcceleratorPlugin>, protocol::DeviceAllocation>> parts);
   std::filesystem::path workDirOf(const std::string& id) const;
+  Result<std::vector<protocol::ServicePort>> assignServicePorts(const protocol::CreateSessionRequest& request,
+                                                                const SessionRuntime& runtime);
+  void holdServicePorts(const SessionRecord& session);
+  void giveBackServicePorts(const SessionRecord& session);
   void keepPrepared(Access& state, const std::string& id, const Prepared& prepared);
   Result<std::int64_t> launch(const protocol::CreateSessionRequest& request, SessionRuntime& runtime,
                               Prepared& prepared);

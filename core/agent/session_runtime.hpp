@@ -6,6 +6,7 @@
 #pragma once
 
 #include "agent/session_isolation.hpp"
+#include "agent/session_stream.hpp"
 #include "runtime/session_runner.hpp"
 
 #include <bai/protocol.hpp>
@@ -34,6 +35,15 @@ struct LaunchSpec {
   Isolation isolation;  // limits, device nodes, mounts, CDI devices; sandbox.workDir made by the lifecycle
   std::optional<std::string> image{};
   protocol::PullPolicy pullPolicy = protocol::PullPolicy::Never;
+  bool openStdin = false;  // interactive: its stdin stays open for attach
+  bool tty = false;        // on a pseudo-terminal
+  std::size_t replayBytes = 64 * 1024;  // output kept for the next attach while none is attached
+};
+
+// Where the agent reaches one of a session's services.
+struct ServiceEndpoint {
+  std::string host;
+  std::uint16_t port = 0;
 };
 
 // Called exactly once per started or adopted session when it ended, on the runtime's own
@@ -81,7 +91,28 @@ class SessionRuntime {
   virtual std::vector<protocol::ImageSummary> images() const { return {}; }
   // Reads its engine's state again (availability, images) now.
   virtual void refresh() {}
+
+  // A running interactive session's console (its stdin, output and exit), or another
+  // command in a running session. NotFound when the session has no console here.
+  virtual Result<std::unique_ptr<SessionStream>> attach(const std::string& sessionId,
+                                                        const std::filesystem::path& sessionDir,
+                                                        std::optional<stream::TerminalSize> size) = 0;
+  virtual Result<std::unique_ptr<SessionStream>> exec(const std::string& sessionId, const std::filesystem::path& sessionDir,
+                                                      const ExecRequest& request) = 0;
+  // Where its service `name` listens: among `declared` (the session's own, with the
+  // ports its runtime gave them) or, in a container, its image's label. NotFound naming
+  // the services it has.
+  virtual Result<ServiceEndpoint> serviceEndpoint(const std::string& sessionId,
+                                                  const std::vector<protocol::ServicePort>& declared,
+                                                  const std::string& name) = 0;
+  // Whether its services listen on ports the agent hands out (a process shares the
+  // node's network) rather than on the ports they declare (a container's own).
+  virtual bool allocatesServicePorts() const = 0;
 };
+
+// `name` among `services`, or NotFound naming those there are.
+Result<protocol::ServicePort> findService(const std::vector<protocol::ServicePort>& services, const std::string& sessionId,
+                                          const std::string& name);
 
 // Builds the agent's runtimes, each with the lifecycle's callbacks.
 using RuntimeFactory = std::function<std::vector<std::unique_ptr<SessionRuntime>>(SessionCallbacks)>;

@@ -215,6 +215,7 @@ void SessionRunner::unreserve(const std::string& sessionId) {
 Result<pid_t> SessionRunner::spawnShim(const RunSpec& spec, int handoverFd) {
   files::ShimSpec shimSpec{spec.command, spec.env, spec.cwd, spec.cpus, spec.cgroupProcs, spec.runAs,
                            spec.sessionDir / "stdout.log", spec.sessionDir / "stderr.log", spec.sandbox};
+  shimSpec.console = spec.console;
   removeStaleRecords(spec.sessionDir);
   if (Result<void> written = writeFileAtomically(spec.sessionDir / files::kSpec, files::renderShimSpec(shimSpec));
       !written.ok()) {

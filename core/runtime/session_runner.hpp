@@ -6,6 +6,7 @@
 #include "bai/result.hpp"
 #include "log.hpp"
 #include "runtime/sandbox_spec.hpp"
+#include "runtime/session_files.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -33,6 +34,7 @@ struct RunSpec {
   std::optional<std::pair<uid_t, gid_t>> runAs{};    // honoured when the agent runs as root
   std::optional<std::filesystem::path> cwd{};        // entered as the run-as user
   std::optional<Sandbox> sandbox{};                  // session_files::ShimSpec::sandbox
+  std::optional<session_files::ShimConsole> console{};  // interactive: its stdin, output and execs on console.sock
 };
 // The command's output goes to sessionDir/stdout.log and sessionDir/stderr.log.
 

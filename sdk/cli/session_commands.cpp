@@ -1,5 +1,6 @@
 #include "session_commands.hpp"
 
+#include "interactive_commands.hpp"
 #include "output.hpp"
 
 #include <unistd.h>
@@ -28,6 +29,9 @@ struct CreateOptions {
   std::string name;
   std::string image;
   std::vector<std::string> command;
+  bool interactive = false;        // -i: stdin stays open for the session's console
+  bool tty = false;                // -t: a pseudo-terminal (implies -i)
+  std::vector<std::string> ports;  // --port NAME:[PROTO:]PORT
 };
 
 // "cpu=2" -> {"cpu", "2"}; the manager checks the slot and the amount.
@@ -59,6 +63,19 @@ client::ClientResult<client::SessionSpec> specFrom(const CreateOptions& options)
     }
     spec.env[variable.first] = variable.second;
   }
+  spec.openStdin = options.interactive || options.tty;
+  spec.tty = options.tty;
+  for (const std::string& text : options.ports) {
+    auto service = client::ServicePort::parse(text);
+    if (!service) return Failure<client::ApiError>{client::ApiError{0, "usage", "", "--port: " + service.error().message}};
+    for (const client::ServicePort& declared : spec.servicePorts) {
+      if (declared.name == service->name) {
+        return Failure<client::ApiError>{
+            client::ApiError{0, "usage", "", "--port: service '" + service->name + "' is declared twice"}};
+      }
+    }
+    spec.servicePorts.push_back(std::move(*service));
+  }
   return spec;
 }
 
@@ -69,8 +86,12 @@ void addCreateOptions(CLI::App* command, CreateOptions& options) {
       ->allow_extra_args(false);
   command->add_option("-g,--group,--scaling-group", options.group, "scaling group (default: default)");
   command->add_option("-n,--name", options.name, "a name for the session");
-  command->add_option("-i,--image", options.image,
+  command->add_option("--image", options.image,
                       "NAME[:TAG]: run it in a container of this image (then the command may be left out: the image's own)");
+  command->add_flag("-i,--interactive", options.interactive, "keep the session's stdin open: run forwards this stdin to it");
+  command->add_flag("-t,--tty", options.tty, "run it on a pseudo-terminal (implies -i; run puts this terminal in raw mode)");
+  command->add_option("--port", options.ports, "NAME:[PROTO:]PORT, repeatable: a service to reach with `bai session app` (e.g. jupyter:http:8888)")
+      ->allow_extra_args(false);
   command->add_option("command", options.command, "the command to run, after --");
 }
 
@@ -226,6 +247,7 @@ int run(CommandContext& context, const CreateOptions& options) {
   LogFollower logs(*api, session.id);
   Spinner spinner(!context.json);
   bool streaming = !context.json;
+  const bool interactive = spec->openStdin || spec->tty;
   while (!session.isFinal()) {
     if (interrupted.load()) {
       spinner.clear();
@@ -237,6 +259,12 @@ int run(CommandContext& context, const CreateOptions& options) {
       return kExitInterrupted;
     }
     const bool running = session.status == "RUNNING" || session.status == "TERMINATING";
+    if (running && interactive) {
+      // The console replays what the session wrote before the attach: no log pump.
+      spinner.clear();
+      session.tty = spec->tty;  // as asked, whatever this manager's view says
+      return followConsole(context, *api, session, true);
+    }
     if (running) {
       spinner.clear();
       if (streaming && !logs.pump()) streaming = false;  // said once, below
@@ -302,6 +330,13 @@ int info(CommandContext& context, const std::string& id) {
     table.add({"image", s->image.empty() ? "- (host process)" : s->image});
     table.add({"command", command.empty() && !s->image.empty() ? "(the image's own)" : command});
     table.add({"env", env});
+    table.add({"console", s->tty ? "tty (bai session attach)" : s->openStdin ? "stdin (bai session attach)" : "-"});
+    std::string services;
+    for (const auto& service : s->servicePorts) {
+      services += (services.empty() ? "" : ", ") + service.name + " " + service.protocol + ":" + std::to_string(service.port);
+    }
+    table.add({"services", services.empty() ? "-" : services + " (bai session app)"});
+    table.add({"last activity", formatAge(s->lastActivityAtMs)});
     table.add({"exit code", s->exitCode ? std::to_string(*s->exitCode) : "-"});
     table.add({"created", formatAge(s->createdAtMs)});
     table.print(std::cout);
@@ -376,9 +411,12 @@ void addSessionCommands(CLI::App& app, CommandContext& context) {
 
   auto runOptions = std::make_shared<CreateOptions>();
   CLI::App* runCommand = session->add_subcommand(
-      "run", "submit a session, wait for it, stream its output and exit with its exit code (125: it produced none)");
+      "run", "submit a session, wait for it, stream its output and exit with its exit code (125: it produced none);\n"
+             "with -i/-t attach this terminal to it (Ctrl-P Ctrl-Q detaches from a -t session)");
   addCreateOptions(runCommand, *runOptions);
   runCommand->callback([&context, runOptions] { context.action = [&context, runOptions] { return run(context, *runOptions); }; });
+
+  addInteractiveCommands(session, context);
 
   auto status = std::make_shared<std::string>();
   CLI::App* listCommand = session->add_subcommand("list", "list your sessions (an admin sees all)");

@@ -1,4 +1,5 @@
-// `bai session create|run|list|info|logs|destroy`.
+// `bai session create|run|list|info|logs|destroy`; the interactive commands (exec, attach,
+// app) are interactive_commands.hpp's.
 #pragma once
 
 #include "command_context.hpp"

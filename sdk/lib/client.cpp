@@ -1,6 +1,7 @@
 #include <bai/client.hpp>
 #include <bai/request_signing.hpp>
 
+#include "api_reply.hpp"
 #include "bounded_json.hpp"
 #include "http_client.hpp"
 
@@ -9,6 +10,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -16,6 +18,26 @@
 #include <random>
 #include <sstream>
 #include <thread>
+
+namespace bai::client_internal {
+
+client::ApiError errorFromReply(int status, const std::string& body) {
+  client::ApiError error{status, "", "", ""};
+  const nlohmann::json doc = internal::parseBoundedJson(body).document;
+  if (doc.is_object()) {
+    error.type = doc.value("type", "");
+    error.title = doc.value("title", "");
+    error.detail = doc.value("detail", "");
+  }
+  if (error.type.empty()) error.type = "http-" + std::to_string(status);
+  if (error.title.empty() && error.detail.empty()) {
+    error.title = "HTTP " + std::to_string(status);
+    error.detail = body.substr(0, 200);
+  }
+  return error;
+}
+
+}  // namespace bai::client_internal
 
 namespace bai::client {
 namespace {
@@ -31,22 +53,7 @@ Failure<ApiError> invalidReply(const std::string& what) {
   return Failure<ApiError>{ApiError{0, "invalid-reply", "Unexpected answer from the manager", what}};
 }
 
-// The manager's error document, or what can be said about a body that is not one.
-ApiError errorFrom(const RawResponse& response) {
-  ApiError error{response.status, "", "", ""};
-  const Json doc = internal::parseBoundedJson(response.body).document;
-  if (doc.is_object()) {
-    error.type = doc.value("type", "");
-    error.title = doc.value("title", "");
-    error.detail = doc.value("detail", "");
-  }
-  if (error.type.empty()) error.type = "http-" + std::to_string(response.status);
-  if (error.title.empty() && error.detail.empty()) {
-    error.title = "HTTP " + std::to_string(response.status);
-    error.detail = response.body.substr(0, 200);
-  }
-  return error;
-}
+ApiError errorFrom(const RawResponse& response) { return client_internal::errorFromReply(response.status, response.body); }
 
 // Converts one document and keeps its text in the record's `json` field.
 template <class Convert>
@@ -117,6 +124,13 @@ Session sessionFrom(const Json& doc) {
   s.startedAtMs = millis(doc, "started_at_ms");
   s.endedAtMs = millis(doc, "ended_at_ms");
   if (doc.contains("image") && !doc.at("image").is_null()) s.image = doc.at("image").get<std::string>();
+  s.lastActivityAtMs = millis(doc, "last_activity_at_ms");
+  s.openStdin = doc.value("stdin", false);
+  s.tty = doc.value("tty", false);
+  for (const Json& service : doc.value("service_ports", Json::array())) {
+    s.servicePorts.push_back({service.at("name").get<std::string>(), service.value("protocol", "tcp"),
+                              service.at("port").get<std::uint16_t>()});
+  }
   return s;
 }
 
@@ -235,6 +249,48 @@ std::string ApiError::message() const {
   if (title.empty()) return detail;
   if (detail.empty()) return title;
   return title + ": " + detail;
+}
+
+// ---- Service ports --------------------------------------------------------------------
+
+namespace {
+
+// The manager's rule (daemon/bai/protocol.hpp isServiceName): checked here too, so that a
+// typo is named before anything is sent.
+bool isServiceName(std::string_view name) {
+  if (name.empty() || name.size() > 32 || name.front() < 'a' || name.front() > 'z') return false;
+  return std::all_of(name.begin(), name.end(), [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; });
+}
+
+}  // namespace
+
+Result<ServicePort> ServicePort::parse(std::string_view text) {
+  const std::string quoted = "service port '" + std::string(text) + "': ";
+  std::vector<std::string_view> parts;
+  for (std::size_t start = 0;;) {
+    const std::size_t colon = text.find(':', start);
+    parts.push_back(text.substr(start, colon == std::string_view::npos ? std::string_view::npos : colon - start));
+    if (colon == std::string_view::npos) break;
+    start = colon + 1;
+  }
+  if (parts.size() < 2 || parts.size() > 3) return fail(ErrorCode::InvalidArgument, quoted + "expected NAME:PORT or NAME:PROTOCOL:PORT");
+  ServicePort service;
+  service.name = std::string(parts.front());
+  if (!isServiceName(service.name)) {
+    return fail(ErrorCode::InvalidArgument, quoted + "the name must be 1 to 32 of a-z, 0-9 and '-', starting with a letter");
+  }
+  if (parts.size() == 3) service.protocol = std::string(parts[1]);
+  if (service.protocol != "tcp" && service.protocol != "http") {
+    return fail(ErrorCode::InvalidArgument, quoted + "the protocol must be tcp or http");
+  }
+  const std::string_view port = parts.back();
+  unsigned long value = 0;
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos ||
+      (value = std::stoul(std::string(port))) == 0 || value > 65535) {
+    return fail(ErrorCode::InvalidArgument, quoted + "the port must be 1 to 65535");
+  }
+  service.port = static_cast<std::uint16_t>(value);
+  return service;
 }
 
 // ---- Config -----------------------------------------------------------------------
@@ -380,6 +436,15 @@ ClientResult<Session> Client::createSession(const SessionSpec& spec) const {
   if (!spec.env.empty()) doc["env"] = spec.env;
   if (!spec.name.empty()) doc["name"] = spec.name;
   if (!spec.scalingGroup.empty()) doc["scaling_group"] = spec.scalingGroup;
+  if (spec.openStdin || spec.tty) doc["stdin"] = true;
+  if (spec.tty) doc["tty"] = true;
+  if (!spec.servicePorts.empty()) {
+    Json services = Json::array();
+    for (const ServicePort& service : spec.servicePorts) {
+      services.push_back({{"name", service.name}, {"protocol", service.protocol}, {"port", service.port}});
+    }
+    doc["service_ports"] = services;
+  }
   const std::string body = doc.dump();
   const std::map<std::string, std::string> key = {
       {"Idempotency-Key", spec.idempotencyKey.empty() ? newIdempotencyKey() : spec.idempotencyKey}};

@@ -70,6 +70,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     (void)bai::core::readContainerInspect(*parsed);
     (void)bai::core::readContainerList(*parsed);
     (void)bai::core::readDockerWait(*parsed);
+    (void)bai::core::readContainerTty(*parsed);
+    (void)bai::core::readExecInspect(*parsed);
   }
   return 0;
 }

@@ -376,10 +376,10 @@ TEST_P(FakeEngineTest, AnInteractiveAttachWritesStdinAndAHalfCloseEndsIt) {
   EXPECT_EQ(fake_->stdinOf(*id), "hello\n");
   EXPECT_FALSE(fake_->stdinEnded(*id));
   ASSERT_TRUE((*stream)->closeWrite());
+  ASSERT_TRUE(testing::eventually([&] { return fake_->stdinEnded(*id); }));  // before a wait that would hang
   auto code = engine_->wait(*id);
   ASSERT_TRUE(code) << code.error().message;
   EXPECT_EQ(*code, 3);
-  EXPECT_TRUE(fake_->stdinEnded(*id));
   auto ended = attached.ended.get_future();
   ASSERT_EQ(ended.wait_for(std::chrono::seconds(5)), std::future_status::ready);
   EXPECT_TRUE(ended.get());
@@ -548,6 +548,30 @@ TEST_P(FakeEngineTest, ImageLabelsAndABridgeAddressAreReadBack) {
   ASSERT_TRUE(state) << state.error().message;
   EXPECT_EQ(state->ipAddress.rfind("10.88.0.", 0), 0u) << state->ipAddress;
   EXPECT_EQ(engine_->inspect(createAndStart("bai-isolated"))->ipAddress, "");
+}
+
+TEST_P(FakeEngineTest, ShutdownEndsInteractiveStreamsAndTheirWrites) {
+  fake_->onStart([](const json&) { return Behaviour::runsUntilKilled(); });
+  fake_->onExec([](const json&) { return Behaviour::echoesStdin(0); });
+  const std::string id = createAndStart("bai-shutdown-exec");
+  ExecSpec spec;
+  spec.command = {"cat"};
+  spec.openStdin = true;
+  auto exec = engine_->createExec(id, spec);
+  ASSERT_TRUE(exec) << exec.error().message;
+  Attached attached;
+  auto stream = engine_->startExec(*exec, false, attached.sink(), attached.onEnd());
+  ASSERT_TRUE(stream) << stream.error().message;
+  ASSERT_TRUE((*stream)->write("before\n"));
+  EXPECT_TRUE(testing::eventually([&] { return attached.stdoutHas("before\n"); }));
+  engine_->shutdown();
+  auto ended = attached.ended.get_future();
+  ASSERT_EQ(ended.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  auto result = ended.get();
+  ASSERT_FALSE(result);
+  EXPECT_TRUE(isUnreachable(result.error())) << result.error().message;
+  EXPECT_TRUE(testing::eventually([&] { return !(*stream)->write("after\n"); }));  // the socket is shut both ways
+  EXPECT_FALSE(engine_->startExec(*exec, false, attached.sink(), [](Result<void>) {}));
 }
 
 TEST_P(FakeEngineTest, InfoDetectsTheFlavor) {
@@ -1448,7 +1472,8 @@ TEST_F(RealPodmanTest, ABridgeContainersAddressIsReachable) {
   auto exec = engine_->createExec(id, readHostname);
   ASSERT_TRUE(exec) << exec.error().message;
   Attached hostname;
-  ASSERT_TRUE(engine_->startExec(*exec, false, hostname.sink(), hostname.onEnd()));
+  auto reading = engine_->startExec(*exec, false, hostname.sink(), hostname.onEnd());  // kept: destroying it closes
+  ASSERT_TRUE(reading) << reading.error().message;
   ASSERT_EQ(hostname.ended.get_future().wait_for(std::chrono::seconds(15)), std::future_status::ready);
   ASSERT_FALSE(hostname.out.empty());
   std::string answer;
@@ -1463,6 +1488,51 @@ TEST_F(RealPodmanTest, ABridgeContainersAddressIsReachable) {
   ASSERT_TRUE(isolated);
   EXPECT_EQ(engine_->inspect(*isolated)->ipAddress, "");
   EXPECT_TRUE(engine_->remove(*isolated));
+}
+
+// Figures of the interactive calls: an exec's round trip, and a byte's through cat's stdin.
+TEST_F(RealPodmanTest, InteractiveFigures) {
+  if (testing::env("BAI_CONTAINER_FIGURES").empty()) GTEST_SKIP() << "set BAI_CONTAINER_FIGURES=1 to measure";
+  using Millis = std::chrono::duration<double, std::milli>;
+  const auto median = [](std::vector<double> values) {
+    std::sort(values.begin(), values.end());
+    return values[values.size() / 2];
+  };
+  ContainerSpec cat = spec("figures", {"cat"});
+  cat.openStdin = true;
+  auto id = engine_->create(cat);
+  ASSERT_TRUE(id) << id.error().message;
+  Attached attached;
+  auto stream = engine_->attachInteractive(*id, attached.sink(), attached.onEnd());
+  ASSERT_TRUE(stream) << stream.error().message;
+  ASSERT_TRUE(engine_->start(*id));
+  std::vector<double> echoMillis;
+  for (int round = 0; round < 100; ++round) {
+    const std::string line = "line-" + std::to_string(round) + "\n";
+    const auto sent = std::chrono::steady_clock::now();
+    ASSERT_TRUE((*stream)->write(line));
+    ASSERT_TRUE(testing::eventually([&] { return attached.stdoutHas(line); }, std::chrono::seconds(5),
+                                    std::chrono::milliseconds(1)));
+    echoMillis.push_back(Millis(std::chrono::steady_clock::now() - sent).count());
+  }
+  std::vector<double> execMillis;
+  for (int round = 0; round < 20; ++round) {
+    const auto began = std::chrono::steady_clock::now();
+    ExecSpec command;
+    command.command = {"true"};
+    auto exec = engine_->createExec(*id, command);
+    ASSERT_TRUE(exec) << exec.error().message;
+    Attached output;
+    auto execStream = engine_->startExec(*exec, false, output.sink(), output.onEnd());
+    ASSERT_TRUE(execStream) << execStream.error().message;
+    ASSERT_EQ(output.ended.get_future().wait_for(std::chrono::seconds(15)), std::future_status::ready);
+    execMillis.push_back(Millis(std::chrono::steady_clock::now() - began).count());
+  }
+  ASSERT_TRUE((*stream)->closeWrite());
+  ASSERT_TRUE(engine_->wait(*id));
+  EXPECT_TRUE(engine_->remove(*id));
+  std::printf("cat over attach: a line's echo median %.2f ms (100); exec of `true` create-to-end median %.1f ms (20)\n",
+              median(echoMillis), median(execMillis));
 }
 
 // The figure of the issue: a round trip of `true` through DockerEngine beside `podman run`.

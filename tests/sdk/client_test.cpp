@@ -635,7 +635,7 @@ TEST_F(CliTest, SessionRunTakesAnImageAndLeavesTheCommandOptional) {
   ASSERT_EQ(run.exitCode, 0) << run.out;
   EXPECT_EQ(Json::parse(manager_.last().body),
             Json({{"command", Json::array()}, {"resources", {{"cpu", "1"}}}, {"image", "bai-test/busybox:1"}}));
-  ASSERT_EQ(bai("session create --json -i bai-test/busybox:1 -- sh -c 'id -u'").exitCode, 0);
+  ASSERT_EQ(bai("session create --json --image bai-test/busybox:1 -- sh -c 'id -u'").exitCode, 0);
   EXPECT_EQ(Json::parse(manager_.last().body)["command"], Json({"sh", "-c", "id -u"}));
   EXPECT_EQ(Json::parse(manager_.last().body)["image"], "bai-test/busybox:1");
 
@@ -708,6 +708,135 @@ TEST_F(CliTest, ImageListAndAgentImagesPrintOneRowPerImage) {
   EXPECT_NE(refreshed.out.find("busybox"), std::string::npos) << refreshed.out;
   const Run json = bai("admin agent images a1 --json");
   EXPECT_EQ(Json::parse(json.out, nullptr, false)["agent"], "a1") << json.out;
+}
+
+// ---- Interactive sessions: flags, service ports, and the commands' argument checks ------
+
+TEST(ServicePortTest, NamePortAndProtocolAsTheManagerReadsThem) {
+  auto plain = ServicePort::parse("ssh:22");
+  ASSERT_TRUE(plain.ok()) << plain.error().message;
+  EXPECT_EQ(*plain, (ServicePort{"ssh", "tcp", 22}));
+  auto http = ServicePort::parse("jupyter-lab:http:8888");
+  ASSERT_TRUE(http.ok()) << http.error().message;
+  EXPECT_EQ(*http, (ServicePort{"jupyter-lab", "http", 8888}));
+  const std::pair<const char*, const char*> bad[] = {
+      {"jupyter", "NAME:PORT"},          {"a:b:c:1", "NAME:PORT"},         {"Jupyter:8888", "the name"},
+      {"9lives:80", "the name"},         {":80", "the name"},              {"web:udp:80", "tcp or http"},
+      {"web:0", "1 to 65535"},           {"web:65536", "1 to 65535"},      {"web:80x", "1 to 65535"},
+      {"web:", "1 to 65535"},            {"a-very-long-name-of-thirty-three3:1", "the name"}};
+  for (const auto& [text, why] : bad) {
+    auto parsed = ServicePort::parse(text);
+    ASSERT_FALSE(parsed.ok()) << text;
+    EXPECT_NE(parsed.error().message.find(std::string("'") + text + "'"), std::string::npos) << parsed.error().message;
+    EXPECT_NE(parsed.error().message.find(why), std::string::npos) << parsed.error().message;
+  }
+}
+
+TEST_F(ClientTest, InteractiveFlagsAndServicePortsAreSentAndReadBack) {
+  std::string doc = kSessionDoc;
+  doc.insert(doc.size() - 1, R"(,"stdin":true,"tty":true,"service_ports":[{"name":"jupyter","protocol":"http","port":8888}],)"
+                             R"("last_activity_at_ms":1700)");
+  manager_.answer(201, doc);
+  SessionSpec spec;
+  spec.command = {"bash"};
+  spec.tty = true;
+  spec.servicePorts = {{"jupyter", "http", 8888}, {"ssh", "tcp", 22}};
+  auto session = manager_.client().createSession(spec);
+  ASSERT_TRUE(session.ok()) << session.error().message();
+  const Json body = Json::parse(manager_.last().body);
+  EXPECT_EQ(body["stdin"], true) << "a tty implies stdin";
+  EXPECT_EQ(body["tty"], true);
+  EXPECT_EQ(body["service_ports"], Json::parse(R"([{"name":"jupyter","protocol":"http","port":8888},
+                                                   {"name":"ssh","protocol":"tcp","port":22}])"));
+  EXPECT_TRUE(session->openStdin);
+  EXPECT_TRUE(session->tty);
+  ASSERT_EQ(session->servicePorts.size(), 1u);
+  EXPECT_EQ(session->servicePorts[0], (ServicePort{"jupyter", "http", 8888}));
+  EXPECT_EQ(session->lastActivityAtMs, 1700);
+
+  manager_.answer(201, kSessionDoc);
+  SessionSpec plainSpec;
+  plainSpec.command = {"true"};
+  ASSERT_TRUE(manager_.client().createSession(plainSpec).ok());
+  const Json plain = Json::parse(manager_.last().body);
+  EXPECT_FALSE(plain.contains("stdin") || plain.contains("tty") || plain.contains("service_ports"))
+      << "a session that is not interactive sends what older managers know: " << plain.dump();
+  auto read = manager_.client().session("s1");
+  ASSERT_TRUE(read.ok());
+  EXPECT_FALSE(read->openStdin || read->tty);
+  EXPECT_TRUE(read->servicePorts.empty());
+  EXPECT_EQ(read->lastActivityAtMs, 0) << "no traffic yet";
+}
+
+TEST_F(CliTest, CreateTakesInteractiveTtyAndPortsAndImageHasNoShortOption) {
+  manager_.answer(201, kSessionDoc);
+  Run run = bai("session create --json -it --port jupyter:http:8888 --port ssh:22 -- bash");
+  ASSERT_EQ(run.exitCode, 0) << run.out;
+  Json body = Json::parse(manager_.last().body);
+  EXPECT_EQ(body["stdin"], true);
+  EXPECT_EQ(body["tty"], true);
+  EXPECT_EQ(body["command"], Json({"bash"}));
+  EXPECT_EQ(body["service_ports"], Json::parse(R"([{"name":"jupyter","protocol":"http","port":8888},
+                                                   {"name":"ssh","protocol":"tcp","port":22}])"));
+
+  run = bai("session create --json --interactive --image bai-test/busybox:1 -- cat");
+  ASSERT_EQ(run.exitCode, 0) << run.out;
+  body = Json::parse(manager_.last().body);
+  EXPECT_EQ(body["stdin"], true);
+  EXPECT_FALSE(body.contains("tty"));
+  EXPECT_EQ(body["image"], "bai-test/busybox:1");
+  EXPECT_EQ(body["command"], Json({"cat"}));
+}
+
+TEST_F(CliTest, ABadPortIsRefusedNamingItBeforeAnythingIsSent) {
+  const std::pair<const char*, const char*> bad[] = {
+      {"--port jupyter -- true", "'jupyter'"},
+      {"--port web:udp:80 -- true", "tcp or http"},
+      {"--port web:80 --port web:81 -- true", "service 'web' is declared twice"}};
+  for (const auto& [args, why] : bad) {
+    const Run run = bai(std::string("session run ") + args);
+    EXPECT_EQ(run.exitCode, 2) << args << ": " << run.out;
+    EXPECT_NE(run.out.find("--port"), std::string::npos) << run.out;
+    EXPECT_NE(run.out.find(why), std::string::npos) << run.out;
+  }
+  EXPECT_EQ(manager_.count(), 0u) << "nothing was sent";
+}
+
+TEST_F(CliTest, InfoShowsTheConsoleAndTheServices) {
+  std::string doc = kSessionDoc;
+  doc.insert(doc.size() - 1, R"(,"stdin":true,"tty":true,"service_ports":[{"name":"jupyter","protocol":"http","port":8888}])");
+  manager_.answer(200, doc);
+  const Run run = bai("session info s1");
+  ASSERT_EQ(run.exitCode, 0) << run.out;
+  EXPECT_NE(run.out.find("tty (bai session attach)"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("jupyter http:8888"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("last activity"), std::string::npos) << run.out;
+}
+
+TEST_F(CliTest, InteractiveCommandsCheckTheirArgumentsBeforeConnecting) {
+  for (const char* args : {"session exec s1", "session exec", "session app s1", "session attach",
+                           "session app s1 web --bind nowhere", "session app s1 web --bind 127.0.0.1:99999"}) {
+    const Run run = bai(args);
+    EXPECT_EQ(run.exitCode, 2) << args << ": " << run.out;
+  }
+  EXPECT_NE(bai("session app s1 web --bind nowhere").out.find("--bind 'nowhere'"), std::string::npos);
+  EXPECT_EQ(manager_.count(), 0u) << "nothing was sent";
+}
+
+TEST_F(CliTest, AttachOrAppToAnEndedSessionSaysSoWithoutConnecting) {
+  manager_.answer(200, kSessionDoc);  // TERMINATED, exit code 3
+  const Run attach = bai("session attach s1");
+  EXPECT_EQ(attach.exitCode, 3) << "the session's own code: " << attach.out;
+  EXPECT_NE(attach.out.find("session s1 has ended (TERMINATED)"), std::string::npos) << attach.out;
+  const Run app = bai("session app s1 jupyter");
+  EXPECT_EQ(app.exitCode, 1) << app.out;
+  EXPECT_NE(app.out.find("has ended"), std::string::npos) << app.out;
+  EXPECT_EQ(manager_.last().target, "/v1/sessions/s1") << "only the session was read";
+
+  manager_.answer(404, R"({"type":"no-such-session","title":"No such session","detail":"no session 'zz'"})");
+  const Run unknown = bai("session attach zz");
+  EXPECT_EQ(unknown.exitCode, 1) << unknown.out;
+  EXPECT_NE(unknown.out.find("no-such-session"), std::string::npos) << unknown.out;
 }
 
 }  // namespace

@@ -145,5 +145,41 @@ TEST(AgentConfig, RuntimesAndTheContainerEngine) {
   }
 }
 
+
+TEST(AgentConfig, InteractiveLimitsAndServicePorts) {
+  auto settingsOf = [](const std::string& interactive) {
+    auto config = agentConfigSchema().parse("[agent]\ncluster-token-file = \"t\"\n[interactive]\n" + interactive, "agent.toml");
+    EXPECT_TRUE(config.ok()) << (config.ok() ? "" : config.error().message);
+    return agentSettings(*config);
+  };
+  auto defaults = settingsOf("");
+  ASSERT_TRUE(defaults.ok()) << defaults.error().message;
+  EXPECT_EQ(defaults->interactive.maxConnectionsPerSession, 32u);
+  EXPECT_EQ(defaults->interactive.maxFrameBytes, 1u << 20);
+  EXPECT_EQ(defaults->interactive.servicePortFirst, 30000);
+  EXPECT_EQ(defaults->interactive.servicePortLast, 30999);
+  auto set = settingsOf("max-connections-per-session = 4\nmax-frame-bytes = \"64k\"\nservice-port-range = \"40000-40010\"\n");
+  ASSERT_TRUE(set.ok()) << set.error().message;
+  EXPECT_EQ(set->interactive.maxConnectionsPerSession, 4u);
+  EXPECT_EQ(set->interactive.maxFrameBytes, 64u << 10);
+  EXPECT_EQ(set->interactive.servicePortFirst, 40000);
+
+  const std::pair<const char*, const char*> bad[] = {
+      {"max-connections-per-session = 0\n", "max-connections-per-session must be 1 to 4096"},
+      {"max-frame-bytes = \"10\"\n", "max-frame-bytes must be 1k to 64m"},
+      {"idle-timeout = 1\n", "idle-timeout must be at least 2 seconds"},
+      {"service-port-range = \"30000\"\n", "'30000' is not FIRST-LAST"},
+      {"service-port-range = \"3-2\"\n", "'3-2' is not FIRST-LAST"},
+      {"service-port-range = \"0-10\"\n", "'0-10' is not FIRST-LAST"},
+      {"service-port-range = \"60000-70000\"\n", "'60000-70000' is not FIRST-LAST"},
+      {"service-port-range = \"1-2x\"\n", "'1-2x' is not FIRST-LAST"},
+  };
+  for (const auto& [toml, message] : bad) {
+    auto settings = settingsOf(toml);
+    ASSERT_FALSE(settings.ok()) << toml;
+    EXPECT_NE(settings.error().message.find(message), std::string::npos) << settings.error().message;
+  }
+}
+
 }  // namespace
 }  // namespace bai::core

@@ -20,8 +20,10 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -76,6 +78,21 @@ struct Config {
 inline constexpr const char* kSessionStates[] = {"PENDING",   "SCHEDULED", "PREPARING", "RUNNING",
                                                  "TERMINATING", "TERMINATED", "ERROR", "CANCELLED"};
 
+// A TCP service a session offers (Jupyter, TensorBoard, SSH), reached through
+// Client::connectService (`bai session app`). Declared with the session or by its
+// image's label `ai.backend.service-ports`.
+struct ServicePort {
+  std::string name;              // 1 to 32 of a-z, 0-9 and '-', starting with a letter
+  std::string protocol = "tcp";  // "tcp" or "http": what a client speaks to it
+  std::uint16_t port = 0;        // 1..65535, where it listens inside the session
+
+  bool operator==(const ServicePort&) const = default;
+
+  // "name:port" or "name:protocol:port" (`bai --port jupyter:http:8888`); the error
+  // names the text and what is wrong with it.
+  static Result<ServicePort> parse(std::string_view text);
+};
+
 struct Session {
   std::string id;
   std::string name;
@@ -94,6 +111,10 @@ struct Session {
   std::int64_t endedAtMs = 0;
   std::string json;  // the document as the manager sent it (for --json output)
   std::string image = "";  // the image it runs in; empty: a host process
+  bool openStdin = false;   // its stdin is open for attach (wire "stdin")
+  bool tty = false;         // it runs on a pseudo-terminal
+  std::vector<ServicePort> servicePorts = {};  // as declared when it was created
+  std::int64_t lastActivityAtMs = 0;  // the last terminal or service traffic; 0: none yet
 
   // TERMINATED, ERROR or CANCELLED: nothing will change any more.
   bool isFinal() const;
@@ -113,6 +134,12 @@ struct SessionSpec {
   // NAME[:TAG] of the image to run it in, on an agent with the container runtime; the
   // command may then be empty (the image's own). Empty: a host process.
   std::string image = "";
+  // Interactive: its stdin stays open for attachSession (wire "stdin"); with `tty` it
+  // runs on a pseudo-terminal (which implies stdin). Neither: stdin is /dev/null.
+  bool openStdin = false;
+  bool tty = false;
+  // Services reached with connectService (wire "service_ports"); names unique.
+  std::vector<ServicePort> servicePorts = {};
 };
 
 // The manager answers at most one page (1 MiB) per read, however much is asked for.
@@ -275,6 +302,71 @@ struct RawResponse {
   std::map<std::string, std::string> headers = {};  // names in lower case
 };
 
+// A terminal's size in character cells; 0 x 0: unknown (not a terminal).
+struct TerminalSize {
+  std::uint16_t rows = 0;
+  std::uint16_t cols = 0;
+};
+
+// What SessionStream::receive found next.
+struct StreamEvent {
+  enum class Kind {
+    Stdout,    // `data`: output bytes (a tty's only output; a service's bytes)
+    Stderr,    // `data`: standard error bytes (never with a tty)
+    Eof,       // a service closed its side: no more Stdout (a tunnel's half-close)
+    Exit,      // `exitCode`: the command ended (128 + N: killed by signal N); the stream ends
+    Error,     // `data`: why the stream ends, as the server said or the client found
+    Closed,    // the connection ended: `closeCode` and `data` (the close reason)
+    TimedOut,  // receive's timeout ran out; the stream is still open
+  };
+  Kind kind = Kind::Closed;
+  std::string data = "";
+  int exitCode = 0;
+  std::uint16_t closeCode = 0;
+};
+
+// One open interactive stream of a session: its console (attachSession), an exec
+// (execInSession) or a connection to one of its services (connectService), over a
+// WebSocket to the manager. Blocking calls for plain threads: one thread may receive
+// while another sends; close() from any thread ends a receive() waiting elsewhere.
+// Back-pressure is the caller's pace: a send returns once the message is written, and
+// nothing more is read from the manager until receive() is called again.
+class SessionStream {
+ public:
+  SessionStream(SessionStream&&) noexcept;
+  SessionStream& operator=(SessionStream&&) noexcept;
+  ~SessionStream();  // closes the stream (1000) if still open
+
+  // The next event; with a timeout, TimedOut when it runs out first. After Exit, Error
+  // or Closed, every further call answers Closed.
+  StreamEvent receive(std::optional<std::chrono::milliseconds> timeout = std::nullopt);
+  // Input for the command (a service: bytes to it), sent in frames of at most 64 KiB.
+  // false: the stream is closed.
+  bool sendStdin(std::string_view bytes);
+  // No more input: the command reads end of file (a service: a half-close).
+  bool closeStdin();
+  // The terminal's new size (a command on a tty gets SIGWINCH).
+  bool resize(TerminalSize size);
+  // Ends the stream (a session keeps running: attach again to reach it).
+  void close();
+
+ private:
+  struct Impl;
+  // Made by Client only; hidden, so it is no part of the library's exports.
+  [[gnu::visibility("hidden")]] explicit SessionStream(std::unique_ptr<Impl> impl);
+  friend class Client;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Another command in a running session: the same user, cgroups, namespaces or
+// container, and environment.
+struct ExecOptions {
+  std::vector<std::string> command;
+  bool tty = false;        // on its own pseudo-terminal (implies openStdin)
+  bool openStdin = false;  // its stdin is the stream's Stdin; otherwise /dev/null
+  TerminalSize size = {};  // the terminal's size, with tty
+};
+
 class Client {
  public:
   explicit Client(Config config);
@@ -297,6 +389,21 @@ class Client {
   ClientResult<std::string> sessionLogs(const std::string& id, const LogQuery& query = {}) const;
   ClientResult<LogPage> sessionLogPage(const std::string& id, const LogQuery& query = {}) const;
   ClientResult<Session> destroySession(const std::string& id) const;
+
+  // Interactive streams over WebSockets (wss:// for an https endpoint, verified with
+  // Config::caFile), each upgrade request signed as every call is. A refusal is the
+  // manager's error: no-such-session, session-not-running, not-interactive (a session
+  // created without stdin or tty), no-such-service, too-many-connections.
+  //
+  // The session's console: its output (what it wrote while no one was attached first,
+  // as far as the agent kept it), then Exit when it ends. Needs SessionSpec::openStdin
+  // or tty. Closing the stream leaves the session running.
+  ClientResult<SessionStream> attachSession(const std::string& id, TerminalSize size = {}) const;
+  // Runs another command in the running session; Exit carries its exit code.
+  ClientResult<SessionStream> execInSession(const std::string& id, const ExecOptions& options) const;
+  // One TCP connection to the session's service `name`: Stdin is bytes to it, Stdout
+  // bytes from it, Eof a half-close either way.
+  ClientResult<SessionStream> connectService(const std::string& id, const std::string& name) const;
 
   // slot -> type, every slot the cluster's agents offer.
   ClientResult<std::map<std::string, std::string>> resourceSlots() const;
