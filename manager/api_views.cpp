@@ -22,58 +22,112 @@ nlohmann::json imagesJson(const AgentRecord& agent) {
           {"runtimes", runtimesJson(agent.runtimes)}, {"images", images}};
 }
 
-Result<NewSession> parseNewSession(const std::string& body) {
+namespace {
+
+// One of service_ports: {"name", "protocol"?, "port"}, by protocol::parseServicePort's rules.
+Outcome<protocol::ServicePort> servicePortOf(const nlohmann::json& entry, const std::string& where) {
+  const std::string shape = where + " must be {\"name\": \"jupyter\", \"protocol\": \"tcp\"|\"http\", \"port\": 1..65535}";
+  if (!entry.is_object()) return refuse(ErrorKind::InvalidRequest, shape, "service_ports");
+  for (const auto& [key, value] : entry.items()) {
+    const bool known = ((key == "name" || key == "protocol") && value.is_string()) || (key == "port" && value.is_number_integer());
+    if (!known) return refuse(ErrorKind::InvalidRequest, shape + ", not " + entry.dump(), "service_ports");
+  }
+  if (!entry.contains("name") || !entry.contains("port")) {
+    return refuse(ErrorKind::InvalidRequest, shape + ", not " + entry.dump(), "service_ports");
+  }
+  // The text form, so that both ways of declaring a service follow one rule.
+  const std::string text = entry["name"].get<std::string>() + ":" + entry.value("protocol", std::string("tcp")) + ":" +
+                           entry["port"].dump();
+  auto service = protocol::parseServicePort(text);
+  if (!service) return refuse(ErrorKind::InvalidRequest, where + ": " + service.error().message, "service_ports");
+  return std::move(*service);
+}
+
+Outcome<std::vector<protocol::ServicePort>> servicePortsOf(const nlohmann::json& value) {
+  const std::string limit = std::to_string(protocol::kMaxServicePorts);
+  if (!value.is_array() || value.size() > protocol::kMaxServicePorts) {
+    return refuse(ErrorKind::InvalidRequest, "service_ports must be an array of at most " + limit + " {name, protocol, port}",
+                  "service_ports");
+  }
+  std::vector<protocol::ServicePort> services;
+  for (std::size_t i = 0; i < value.size(); ++i) {
+    auto service = servicePortOf(value[i], "service_ports[" + std::to_string(i) + "]");
+    if (!service) return Failure{service.error()};
+    for (const auto& earlier : services) {
+      if (earlier.name == service->name) {
+        return refuse(ErrorKind::InvalidRequest, "service_ports: '" + service->name + "' is declared twice", "service_ports");
+      }
+    }
+    services.push_back(std::move(*service));
+  }
+  return services;
+}
+
+}  // namespace
+
+Outcome<NewSession> parseNewSession(const std::string& body) {
   auto parsed = parseJson(body);
-  if (!parsed) return Failure{parsed.error()};
+  if (!parsed) return refuse(ErrorKind::InvalidRequest, parsed.error().message);
   const nlohmann::json& doc = *parsed;
-  if (!doc.is_object()) return fail(ErrorCode::InvalidArgument, "the body is not a JSON object");
+  if (!doc.is_object()) return refuse(ErrorKind::InvalidRequest, "the body is not a JSON object");
   NewSession session;
   for (const auto& [key, value] : doc.items()) {
+    auto invalid = [&key](std::string detail) { return refuse(ErrorKind::InvalidRequest, std::move(detail), key); };
     if (key == "name") {
-      if (!value.is_string()) return fail(ErrorCode::InvalidArgument, "name must be a string");
+      if (!value.is_string()) return invalid("name must be a string");
       session.name = value.get<std::string>();
     } else if (key == "command") {
-      if (!value.is_array()) return fail(ErrorCode::InvalidArgument, "command must be an array of strings");
+      if (!value.is_array()) return invalid("command must be an array of strings");
       for (const auto& arg : value) {
-        if (!arg.is_string()) return fail(ErrorCode::InvalidArgument, "command must be an array of strings");
+        if (!arg.is_string()) return invalid("command must be an array of strings");
         session.command.push_back(arg.get<std::string>());
       }
     } else if (key == "env") {
-      if (!value.is_object()) return fail(ErrorCode::InvalidArgument, "env must be an object of strings");
+      if (!value.is_object()) return invalid("env must be an object of strings");
       for (const auto& [name, text] : value.items()) {
-        if (!text.is_string()) return fail(ErrorCode::InvalidArgument, "env." + name + " must be a string");
-        if (name.empty() || name.find('=') != std::string::npos) {
-          return fail(ErrorCode::InvalidArgument, "env name '" + name + "' is empty or contains '='");
-        }
+        if (!text.is_string()) return invalid("env." + name + " must be a string");
+        if (name.empty() || name.find('=') != std::string::npos) return invalid("env name '" + name + "' is empty or contains '='");
         session.env[name] = text.get<std::string>();
       }
     } else if (key == "resources") {
-      if (!value.is_object()) return fail(ErrorCode::InvalidArgument, "resources must be an object {slot: amount}");
+      if (!value.is_object()) return invalid("resources must be an object {slot: amount}");
       for (const auto& [slot, amount] : value.items()) {
         if (amount.is_string()) {
           session.resources.emplace_back(slot, amount.get<std::string>());
         } else if (amount.is_number()) {
           session.resources.emplace_back(slot, amount.dump());  // the number's own text, never a float round trip
         } else {
-          return fail(ErrorCode::InvalidArgument, "resources." + slot + " must be a number or a string such as \"4g\"");
+          return invalid("resources." + slot + " must be a number or a string such as \"4g\"");
         }
       }
     } else if (key == "scaling_group") {
-      if (!value.is_string()) return fail(ErrorCode::InvalidArgument, "scaling_group must be a string");
+      if (!value.is_string()) return invalid("scaling_group must be a string");
       session.scalingGroup = value.get<std::string>();
     } else if (key == "image") {
-      if (!value.is_string()) return fail(ErrorCode::InvalidArgument, "image must be a string such as \"busybox:1.36\"");
+      if (!value.is_string()) return invalid("image must be a string such as \"busybox:1.36\"");
       session.image = value.get<std::string>();
+    } else if (key == "stdin" || key == "tty") {
+      if (!value.is_boolean()) return invalid(key + " must be true or false");
+      (key == "stdin" ? session.openStdin : session.tty) = value.get<bool>();
+    } else if (key == "service_ports") {
+      auto services = servicePortsOf(value);
+      if (!services) return Failure{services.error()};
+      session.servicePorts = std::move(*services);
     } else {
-      return fail(ErrorCode::InvalidArgument,
-                  "unknown field '" + key + "' (name, command, env, resources, scaling_group, image)");
+      return invalid("unknown field '" + key + "' (name, command, env, resources, scaling_group, image, stdin, tty, service_ports)");
     }
   }
+  // A terminal is read from: tty implies stdin.
+  session.openStdin = session.openStdin || session.tty;
   return session;
 }
 
-std::string sessionToJson(const SessionRecord& s, const std::string& pendingReason) {
+std::string sessionToJson(const SessionRecord& s, const std::string& pendingReason, std::optional<std::int64_t> lastActivityMillis) {
   nlohmann::json resources = nlohmann::json::parse(s.requested.toJson());
+  nlohmann::json services = nlohmann::json::array();
+  for (const auto& service : s.servicePorts) {
+    services.push_back({{"name", service.name}, {"protocol", service.protocol}, {"port", service.port}});
+  }
   nlohmann::json out = {{"id", s.id},
                         {"name", s.name},
                         {"owner", s.owner},
@@ -90,7 +144,11 @@ std::string sessionToJson(const SessionRecord& s, const std::string& pendingReas
                         {"scheduled_at_ms", s.scheduledAtMillis},
                         {"started_at_ms", s.startedAtMillis},
                         {"ended_at_ms", s.endedAtMillis},
-                        {"image", s.image ? nlohmann::json(*s.image) : nlohmann::json()}};
+                        {"image", s.image ? nlohmann::json(*s.image) : nlohmann::json()},
+                        {"stdin", s.openStdin},
+                        {"tty", s.tty},
+                        {"service_ports", services},
+                        {"last_activity_at_ms", lastActivityMillis ? nlohmann::json(*lastActivityMillis) : nlohmann::json()}};
   return out.dump();
 }
 
@@ -142,6 +200,11 @@ std::string metricsText(const ClusterFigures& figures, const Metrics& metrics) {
     auto count = figures.activeSessions.find(status);
     out.sample({{"status", sessionStatusName(status)}}, count == figures.activeSessions.end() ? 0 : count->second);
   }
+  out.family("bai_manager_interactive_streams", MetricType::Gauge, "terminals, execs and service tunnels relayed now");
+  out.sample({}, figures.relayedStreams);
+  out.family("bai_manager_interactive_queued_bytes", MetricType::Gauge,
+             "bytes relayed streams hold towards peers that read slowly (at most one message each way)");
+  out.sample({}, figures.relayQueuedBytes);
   metrics.render(out);
   return out.text();
 }

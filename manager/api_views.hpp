@@ -7,17 +7,22 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace bai::manager {
 
-// POST /v1/sessions: {"name", "command", "env", "resources", "scaling_group", "image"};
-// unknown fields are refused.
-Result<NewSession> parseNewSession(const std::string& body);
+// POST /v1/sessions: {"name", "command", "env", "resources", "scaling_group", "image",
+// "stdin", "tty", "service_ports"}; unknown fields are refused, each error names its field.
+Outcome<NewSession> parseNewSession(const std::string& body);
 
-std::string sessionToJson(const SessionRecord& session, const std::string& pendingReason = "");
+// last_activity_at_ms: when its terminal, exec or service traffic last passed through
+// this manager (null: none since it started).
+std::string sessionToJson(const SessionRecord& session, const std::string& pendingReason = "",
+                          std::optional<std::int64_t> lastActivityMillis = std::nullopt);
 std::string agentToJson(const AgentSummary& agent, const std::map<std::string, SlotType>& types);
 // [{kind, available, reason?}], as agents report them.
 nlohmann::json runtimesJson(const std::vector<AgentRuntimeRecord>& runtimes);

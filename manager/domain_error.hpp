@@ -31,6 +31,9 @@ enum class ErrorKind {
   IdempotencyKeyReused,  // the key came with another request before
   UidInUse,              // another keypair holds the uid
   UidRangeExhausted,     // every uid of identity.session-uid-range is held
+  SessionNotRunning,     // a terminal, exec or tunnel needs a RUNNING session
+  NotInteractive,        // attach to a session created without stdin
+  TooManyConnections,    // interactive.max-connections-per-session reached
   AgentUnreachable,      // the agent did not answer (or its calls are queued too long)
   StoreFailed,           // the change could not be saved; nothing changed
   ShuttingDown,

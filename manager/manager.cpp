@@ -42,7 +42,7 @@ Manager::Manager(const ManagerSettings& settings, std::unique_ptr<Store> store, 
       log_(std::move(log)),
       policies_(std::move(policies)),
       ledger_(std::move(store), tunablesOf(settings), metrics_, log_),
-      dispatcher_(AgentClient(std::move(clusterToken), settings.agentRpcTimeout, settings.agentCaFile),
+      dispatcher_(AgentClient(clusterToken, settings.agentRpcTimeout, settings.agentCaFile),
                   DispatchOptions{settings.dispatchThreads, 2, 256}, metrics_),
       waiters_([this](const Caller& caller, const std::string& id) { return sessions_.get(caller, id); }),
       lifecycle_(ledger_, dispatcher_, metrics_, log_),
@@ -50,7 +50,8 @@ Manager::Manager(const ManagerSettings& settings, std::unique_ptr<Store> store, 
       round_(ledger_, lifecycle_, *policies_, defaultPolicies(settings), metrics_, log_),
       scheduler_(ledger_, tracker_, lifecycle_, round_),
       sessions_(ledger_, lifecycle_, dispatcher_, waiters_),
-      admin_(ledger_, *policies_, log_) {
+      admin_(ledger_, *policies_, log_),
+      interactive_(ledger_, sessions_, std::move(clusterToken), settings, log_) {
   ledger_.onSessionEnded([this](const SessionRecord& session) { waiters_.finished(session); });
 }
 
@@ -118,6 +119,7 @@ Manager::~Manager() { shutdown(); }
 void Manager::shutdown() {
   if (stopped_) return;
   stopped_ = true;
+  interactive_.shutdown();
   {
     const Ledger::Guard guard = ledger_.lock();
     ledger_.state(guard).stopping = true;
@@ -199,6 +201,8 @@ ClusterFigures Manager::figures() const {
     }
   }
   for (const auto& [id, session] : state.active) ++out.activeSessions[session.status];
+  out.relayedStreams = interactive_.relayedStreams();
+  out.relayQueuedBytes = interactive_.queuedBytes();
   return out;
 }
 

@@ -9,6 +9,7 @@
 //   AgentDispatcher   every call to an agent (its own threads, per-agent lanes)
 //   SessionService    the user's sessions; Waiters: long polls (waiter thread)
 //   AdminService      keypairs, scaling groups, resource policies
+//   InteractiveStreams terminals, execs and service tunnels relayed to agents
 //
 // Everything here is thread-safe; domain errors are kinds (domain_error.hpp).
 #pragma once
@@ -16,6 +17,7 @@
 #include "admin_service.hpp"
 #include "agent_dispatcher.hpp"
 #include "agent_tracker.hpp"
+#include "interactive_streams.hpp"
 #include "ledger.hpp"
 #include "manager_config.hpp"
 #include "placement_round.hpp"
@@ -38,6 +40,8 @@ struct ClusterFigures {
   std::map<std::string, int> agentsByStatus;                        // "ALIVE", "LOST"
   std::map<std::string, std::pair<Quantity, Quantity>> slotsOfLive;  // slot -> capacity, used
   std::map<SessionStatus, int> activeSessions;
+  std::size_t relayedStreams = 0;       // terminals, execs and tunnels open now
+  std::size_t relayQueuedBytes = 0;     // what they hold towards slow peers
 };
 
 using config::ReloadReport;
@@ -60,6 +64,7 @@ class Manager {
   SessionService& sessions() { return sessions_; }
   AdminService& admin() { return admin_; }
   AgentTracker& tracker() { return tracker_; }
+  InteractiveStreams& interactive() { return interactive_; }
 
   // Agents (the API layer has checked the cluster token); see AgentTracker.
   using HeartbeatCallback = AgentTracker::HeartbeatCallback;
@@ -127,6 +132,7 @@ class Manager {
   SchedulerLoop scheduler_;
   SessionService sessions_;
   AdminService admin_;
+  InteractiveStreams interactive_;
   bool stopped_ = false;
 };
 

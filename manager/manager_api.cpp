@@ -48,6 +48,9 @@ constexpr std::array kKinds = {
     KindInfo{ErrorKind::UidInUse, 409, "uid-in-use", "Another keypair holds the uid"},
     KindInfo{ErrorKind::UidRangeExhausted, 409, "uid-range-exhausted", "No uid of the session uid range is free"},
     KindInfo{ErrorKind::IdempotencyKeyReused, 409, "idempotency-key-reused", "The idempotency key was used for another request"},
+    KindInfo{ErrorKind::SessionNotRunning, 409, "session-not-running", "The session is not running"},
+    KindInfo{ErrorKind::NotInteractive, 409, "not-interactive", "The session has no stdin to attach to"},
+    KindInfo{ErrorKind::TooManyConnections, 429, "too-many-connections", "Too many connections to the session"},
     KindInfo{ErrorKind::AgentUnreachable, 502, "agent-unreachable", "The agent did not answer"},
     KindInfo{ErrorKind::StoreFailed, 500, "store-error", "The cluster state could not be saved"},
     KindInfo{ErrorKind::ShuttingDown, 503, "shutting-down", "The manager is stopping"},
@@ -256,8 +259,11 @@ class Api {
   Response createKeypair(Call& call);
   Response patchKeypair(Call& call);
   Response setKeypairIdentity(Call& call);
+  // A terminal, an exec or a service tunnel: relayed to the agent once it accepted.
+  void openStream(Call& call, StreamKind kind, Responder respond);
   std::string sessionJson(const SessionRecord& session) {
-    return sessionToJson(session, session.status == SessionStatus::Pending ? manager_.pendingReason(session.id) : "");
+    return sessionToJson(session, session.status == SessionStatus::Pending ? manager_.pendingReason(session.id) : "",
+                         manager_.interactive().lastActivityMillis(session.id));
   }
 
   Manager& manager_;
@@ -385,6 +391,11 @@ std::vector<Route> Api::routes() {
                                {protocol::kLogOffsetHeader, protocol::kLogNextOffsetHeader, protocol::kLogSizeHeader}));
          });
        }},
+      {"GET", "/v1/sessions/{}/attach", Role::User,
+       [this](Call& c, Responder r) { openStream(c, StreamKind::Attach, std::move(r)); }},
+      {"GET", "/v1/sessions/{}/exec", Role::User, [this](Call& c, Responder r) { openStream(c, StreamKind::Exec, std::move(r)); }},
+      {"GET", "/v1/sessions/{}/services/{}/connect", Role::User,
+       [this](Call& c, Responder r) { openStream(c, StreamKind::Service, std::move(r)); }},
       {"GET", "/v1/resource-slots", Role::User,
        [this](Call&, Responder respond) {
          nlohmann::json out = nlohmann::json::object();
@@ -495,7 +506,7 @@ void Api::heartbeat(Call& call, Responder respond, bool registration) {
 
 Response Api::createSession(Call& call) {
   auto parsed = parseNewSession(call.request.body);
-  if (!parsed) return error(400, "invalid-request", "Invalid session", parsed.error().message);
+  if (!parsed) return error(parsed.error());
   parsed->idempotencyKey = call.request.header("idempotency-key");
   auto created = manager_.createSession(call.caller, *parsed);
   return created ? json(201, sessionJson(*created)) : error(created.error());
@@ -526,6 +537,26 @@ void Api::getSession(Call& call, Responder respond) {
   }
   manager_.sessions().wait(call.caller, call.params[0], wait, [this, respond](Outcome<SessionRecord> session) {
     respond(session ? json(200, sessionJson(*session)) : error(session.error()));
+  });
+}
+
+void Api::openStream(Call& call, StreamKind kind, Responder respond) {
+  const Request& request = call.request;
+  if (!ws::isUpgradeRequest(request.headers)) {
+    return respond(error(426, "upgrade-required", "Upgrade required",
+                         request.method + " " + request.path + " is a WebSocket: send Connection: Upgrade, Upgrade: websocket"));
+  }
+  const std::size_t question = request.target.find('?');
+  StreamTarget target{call.params[0], kind, kind == StreamKind::Service ? call.params[1] : "",
+                      question == std::string::npos ? "" : request.target.substr(question + 1)};
+  InteractiveStreams& streams = manager_.interactive();
+  streams.open(call.caller, target, [&streams, respond](Outcome<StreamOpening> opening) {
+    if (!opening) return respond(error(opening.error()));
+    if (opening->refusal) return respond(passThrough(std::move(*opening->refusal), "application/json"));
+    // Answered 101 only now that the agent's side is open; the client's side joins it.
+    respond(Response::acceptUpgrade(
+        [&streams, stream = opening->stream](std::shared_ptr<ws::WebSocket> client) { streams.relay(stream, std::move(client)); },
+        streams.socketOptions()));
   });
 }
 

@@ -53,6 +53,12 @@ const config::Schema& managerConfigSchema() {
        "(1000 <= FIRST <= LAST <= 4294967294); agents accept only uids of their own runtime.session-uid-ranges"},
       {"identity.session-gid", KeyType::String, "\"uid\"",
        "gid of a keypair created without one: \"uid\" (each keypair its own group, gid = uid) or one gid for all"},
+      {"interactive.max-connections-per-session", KeyType::Integer, "32",
+       "terminal, exec and service connections relayed to one session at once; more are refused (429)"},
+      {"interactive.max-frame-bytes", KeyType::Size, "\"1m\"",
+       "largest WebSocket message relayed, either way (1k to 64m); a larger one closes its connection with 1009"},
+      {"interactive.idle-timeout", KeyType::Seconds, "60",
+       "a relayed WebSocket is pinged after half of this quiet and closed when its peer answers nothing within it"},
   });
   return schema;
 }
@@ -160,6 +166,19 @@ Result<ManagerSettings> managerSettings(const config::Config& c) {
   if (!gid) return Failure{gid.error()};
   identity->sessionGid = *gid;
   s.identity = *identity;
+  const std::int64_t connections = c.integer("interactive.max-connections-per-session");
+  if (connections < 1 || connections > 4096) {
+    return fail(ErrorCode::InvalidArgument, "interactive.max-connections-per-session must be 1 to 4096");
+  }
+  s.interactive.maxConnectionsPerSession = static_cast<int>(connections);
+  const std::uint64_t frameBytes = c.size("interactive.max-frame-bytes");
+  if (frameBytes < (1u << 10) || frameBytes > (64u << 20)) {
+    return fail(ErrorCode::InvalidArgument, "interactive.max-frame-bytes must be 1k to 64m, not " + std::to_string(frameBytes));
+  }
+  s.interactive.maxFrameBytes = static_cast<std::size_t>(frameBytes);
+  const double idle = c.seconds("interactive.idle-timeout");
+  if (idle < 2 || idle > 86400) return fail(ErrorCode::InvalidArgument, "interactive.idle-timeout must be 2 to 86400 seconds");
+  s.interactive.idleTimeout = std::chrono::seconds(static_cast<std::int64_t>(idle));
   return s;
 }
 

@@ -17,6 +17,14 @@ namespace bai::manager {
 
 const config::Schema& managerConfigSchema();
 
+// [interactive]: the WebSockets of terminals, execs and service tunnels that the manager
+// relays between clients and agents.
+struct InteractiveLimits {
+  int maxConnectionsPerSession = 32;       // open or opening; more are refused (429)
+  std::size_t maxFrameBytes = 1u << 20;    // of one message, on both legs; larger closes with 1009
+  std::chrono::seconds idleTimeout{60};    // a leg whose peer answers no ping this long is closed
+};
+
 struct ManagerSettings {
   std::string listen;  // host:port
   int apiThreads = 2;
@@ -43,6 +51,7 @@ struct ManagerSettings {
   std::vector<std::pair<std::string, std::string>> defaultSessionSlots = {{"cpu", "1"}, {"mem", "1g"}};
   int maxPendingPerKeypair = 100;  // pending sessions per keypair whose policy sets none; 0: no limit
   IdentityPolicy identity;         // uids and gids of keypairs created without them
+  InteractiveLimits interactive;
 };
 
 Result<ManagerSettings> managerSettings(const config::Config& config);

@@ -88,9 +88,17 @@ protocol::PullPolicy SessionLifecycle::pullPolicyOf(const ClusterState& state, c
 void SessionLifecycle::start(const Guard& guard, const std::string& id) {
   const ClusterState& state = ledger_.state(guard);
   const SessionRecord& session = state.active.at(id);
-  protocol::CreateSessionRequest request{id, session.command, session.env, session.requested, ownerOf(state, session)};
+  protocol::CreateSessionRequest request;
+  request.sessionId = id;
+  request.command = session.command;
+  request.env = session.env;
+  request.slots = session.requested;
+  request.owner = ownerOf(state, session);
   request.image = session.image;
   request.pullPolicy = pullPolicyOf(state, session.scalingGroup);
+  request.openStdin = session.openStdin;
+  request.tty = session.tty;
+  request.servicePorts = session.servicePorts;
   // The agent refuses a session without an owner and says so; the log says why here.
   if (!request.owner) log(LogLevel::Error, "session " + id + ": keypair " + session.owner + " has no uid; the agent will refuse it");
   queue(

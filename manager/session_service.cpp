@@ -68,11 +68,15 @@ std::string requestDigest(const NewSession& request) {
   const nlohmann::json canonical = {{"name", request.name},         {"command", request.command},
                                     {"env", request.env},           {"resources", request.resources},
                                     {"scaling_group", request.scalingGroup}};
-  // Without an image the digest stays what it was before images, for stored keys.
-  if (!request.image) return auth::sha256Hex(canonical.dump());
-  nlohmann::json withImage = canonical;
-  withImage["image"] = *request.image;
-  return auth::sha256Hex(withImage.dump());
+  // A field added later joins the digest only when set, so stored keys keep matching.
+  nlohmann::json digested = canonical;
+  if (request.image) digested["image"] = *request.image;
+  if (request.openStdin) digested["stdin"] = true;
+  if (request.tty) digested["tty"] = true;
+  for (const auto& service : request.servicePorts) {
+    digested["service_ports"].push_back({service.name, service.protocol, service.port});
+  }
+  return auth::sha256Hex(digested.dump());
 }
 
 }  // namespace
@@ -155,6 +159,9 @@ Outcome<SessionRecord> SessionService::create(const Caller& caller, const NewSes
   session.command = request.command;
   session.env = request.env;
   session.image = request.image;
+  session.tty = request.tty;
+  session.openStdin = request.openStdin || request.tty;
+  session.servicePorts = request.servicePorts;
   for (const auto& [slot, amount] : *requested) {
     if (!amount.isZero()) session.requested.set(slot, amount);
   }

@@ -36,6 +36,10 @@ struct NewSession {
   // The client's Idempotency-Key header; empty: none. A retry with the same key and
   // request gets the session the first one created.
   std::string idempotencyKey = "";
+  // Interactive: stdin kept open for attach, on a terminal with `tty` (which implies it).
+  bool openStdin = false;
+  bool tty = false;
+  std::vector<protocol::ServicePort> servicePorts = {};  // names unique, at most protocol::kMaxServicePorts
 };
 
 // A read of a session's log as GET .../logs asks for it: bytes from `offset` (at most

@@ -138,6 +138,13 @@ const std::vector<std::vector<const char*>> kMigrations = {
         "ALTER TABLE scaling_groups ADD COLUMN image_pull_policy TEXT NOT NULL DEFAULT 'never'",
         "ALTER TABLE scaling_groups ADD COLUMN allowed_images_json TEXT NOT NULL DEFAULT '[]'",
     },
+    {
+        // Interactive sessions: stdin kept open, a terminal, declared service ports
+        // ([{name, protocol, port}]). Sessions stored before this had none of them.
+        "ALTER TABLE sessions ADD COLUMN open_stdin INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE sessions ADD COLUMN tty INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE sessions ADD COLUMN service_ports_json TEXT NOT NULL DEFAULT '[]'",
+    },
 };
 
 // Version 6: each existing keypair gets the next uid of the range in access-key order,

@@ -59,6 +59,26 @@ Result<void> readAgentImages(const std::string& text, AgentRecord& agent) {
   return {};
 }
 
+// service_ports_json: [{name, protocol, port}], each as protocol::parseServicePort reads it.
+Result<void> readServicePorts(const std::string& text, SessionRecord& session) {
+  const std::string where = "session '" + session.id + "' service ports";
+  Result<Json> services = parseJson(text, where);
+  if (!services.ok()) return Failure{services.error()};
+  if (!services->is_array()) return fail(ErrorCode::Internal, "corrupt store data in " + where + ": not a list");
+  for (const Json& entry : *services) {
+    const std::string corrupt = "corrupt store data in " + where + ": " + entry.dump();
+    if (!entry.is_object() || !entry.value("name", Json()).is_string() || !entry.value("protocol", Json()).is_string() ||
+        !entry.value("port", Json()).is_number_unsigned()) {
+      return fail(ErrorCode::Internal, corrupt);
+    }
+    auto service = protocol::parseServicePort(entry["name"].get<std::string>() + ":" + entry["protocol"].get<std::string>() +
+                                              ":" + std::to_string(entry["port"].get<std::uint64_t>()));
+    if (!service.ok()) return fail(ErrorCode::Internal, corrupt + ": " + service.error().message);
+    session.servicePorts.push_back(std::move(*service));
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<std::string> runtimesText(const AgentRecord& agent) {
@@ -67,6 +87,14 @@ Result<std::string> runtimesText(const AgentRecord& agent) {
     out.push_back({{"kind", runtime.kind}, {"available", runtime.available}, {"reason", runtime.reason}});
   }
   return dumpJson(out, "the runtimes of agent '" + agent.id + "'");
+}
+
+Result<std::string> servicePortsText(const SessionRecord& session) {
+  Json out = Json::array();
+  for (const auto& service : session.servicePorts) {
+    out.push_back({{"name", service.name}, {"protocol", service.protocol}, {"port", service.port}});
+  }
+  return dumpJson(out, "the service ports of session '" + session.id + "'");
 }
 
 Result<std::string> imagesText(const AgentRecord& agent) {
@@ -156,6 +184,9 @@ Result<std::vector<SessionRecord>> readSessionRows(Statement& stmt) {
     session.idempotencyKey = stmt.text(16);
     session.requestDigest = stmt.text(17);
     if (!stmt.isNull(18)) session.image = stmt.text(18);
+    session.openStdin = stmt.integer(19) != 0;
+    session.tty = stmt.integer(20) != 0;
+    if (Result<void> read = readServicePorts(stmt.text(21), session); !read.ok()) return Failure{read.error()};
     found.push_back(std::move(session));
   }
 }

@@ -245,10 +245,13 @@ class SqliteTransaction final : public StoreTransaction {
     if (!command.ok()) return Failure{command.error()};
     Result<std::string> env = dumpJson(Json(session.env), "the environment of session '" + session.id + "'");
     if (!env.ok()) return Failure{env.error()};
+    Result<std::string> servicePorts = servicePortsText(session);
+    if (!servicePorts.ok()) return Failure{servicePorts.error()};
     Result<Statement> stmt = db_.prepare(
         "INSERT INTO sessions (id, name, owner, scaling_group, command_json, env_json, requested_json, status, "
         "status_reason, agent_id, exit_code, created_at_ms, scheduled_at_ms, started_at_ms, ended_at_ms, "
-        "idempotency_key, request_digest, image) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        "idempotency_key, request_digest, image, open_stdin, tty, service_ports_json) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     if (!stmt.ok()) return Failure{stmt.error()};
     stmt->bind(session.id).bind(session.name).bind(session.owner).bind(session.scalingGroup);
     stmt->bind(*command).bind(*env).bind(session.requested.toJson()).bind(sessionStatusName(session.status));
@@ -261,6 +264,7 @@ class SqliteTransaction final : public StoreTransaction {
     } else {
       stmt->bindNull();
     }
+    stmt->bind(std::int64_t{session.openStdin}).bind(std::int64_t{session.tty}).bind(*servicePorts);
     Result<void> ran = conflictAs(stmt->run(), "session '" + session.id + "' already exists");
     if (!ran.ok()) return Failure{ran.error()};
     return static_cast<std::uint64_t>(sqlite3_last_insert_rowid(db_.handle()));

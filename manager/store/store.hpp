@@ -6,6 +6,7 @@
 
 #include "session_identity.hpp"
 
+#include <bai/protocol.hpp>
 #include <bai/result.hpp>
 #include <bai/slots.hpp>
 
@@ -146,6 +147,11 @@ struct SessionRecord {
   std::string requestDigest = "";
   // The image it runs in (a container session); nullopt: a host process session.
   std::optional<std::string> image = std::nullopt;
+  // Interactive: stdin kept open for attach (`tty` implies it), and the TCP services it
+  // declared (the agent adds those of its image's label).
+  bool openStdin = false;
+  bool tty = false;
+  std::vector<protocol::ServicePort> servicePorts = {};
 };
 
 // A reservation of `slots` on `agentId` for one session; released ones no longer count

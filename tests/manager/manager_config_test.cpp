@@ -22,6 +22,9 @@ TEST(ManagerConfig, TheSampleLoads) {
   EXPECT_EQ(settings->candidateWindow, 32u);
   EXPECT_EQ(settings->identity.rangeText(), "200000-299999");
   EXPECT_FALSE(settings->identity.sessionGid.has_value());
+  EXPECT_EQ(settings->interactive.maxConnectionsPerSession, 32);
+  EXPECT_EQ(settings->interactive.maxFrameBytes, 1u << 20);
+  EXPECT_EQ(settings->interactive.idleTimeout, std::chrono::seconds(60));
 }
 
 TEST(ManagerConfig, WithoutAFileItServesLoopbackWithSqliteHere) {
@@ -121,10 +124,45 @@ TEST(ManagerConfig, KeypairsGetUidsFromTheirOwnRangeAndGidEqualToUidByDefault) {
   }
 }
 
+TEST(ManagerConfig, InteractiveStreamsHaveLimitsThatAreCheckedByName) {
+  auto defaults = managerSettings(managerConfigSchema().defaults());
+  ASSERT_TRUE(defaults.ok()) << defaults.error().message;
+  EXPECT_EQ(defaults->interactive.maxConnectionsPerSession, 32);
+  EXPECT_EQ(defaults->interactive.maxFrameBytes, 1u << 20);
+  EXPECT_EQ(defaults->interactive.idleTimeout, std::chrono::seconds(60));
+  EXPECT_EQ(defaults->interactive.maxFrameBytes, InteractiveLimits{}.maxFrameBytes) << "one default, in the schema and the struct";
+  EXPECT_EQ(defaults->interactive.maxConnectionsPerSession, InteractiveLimits{}.maxConnectionsPerSession);
+  EXPECT_EQ(defaults->interactive.idleTimeout, InteractiveLimits{}.idleTimeout);
+
+  auto config = managerConfigSchema().parse(
+      "[interactive]\nmax-connections-per-session = 4\nmax-frame-bytes = \"64k\"\nidle-timeout = 10\n", "m.toml");
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  auto set = managerSettings(*config);
+  ASSERT_TRUE(set.ok()) << set.error().message;
+  EXPECT_EQ(set->interactive.maxConnectionsPerSession, 4);
+  EXPECT_EQ(set->interactive.maxFrameBytes, 64u << 10);
+  EXPECT_EQ(set->interactive.idleTimeout, std::chrono::seconds(10));
+
+  for (const auto& [toml, key] : std::vector<std::pair<std::string, std::string>>{
+           {"max-connections-per-session = 0", "interactive.max-connections-per-session"},
+           {"max-connections-per-session = 4294967297", "interactive.max-connections-per-session"},
+           {"max-frame-bytes = 100", "interactive.max-frame-bytes"},
+           {"max-frame-bytes = \"1g\"", "interactive.max-frame-bytes"},
+           {"idle-timeout = 1", "interactive.idle-timeout"},
+       }) {
+    auto bad = managerConfigSchema().parse("[interactive]\n" + toml + "\n", "m.toml");
+    ASSERT_TRUE(bad.ok()) << toml << bad.error().message;
+    auto refused = managerSettings(*bad);
+    ASSERT_FALSE(refused.ok()) << toml;
+    EXPECT_NE(refused.error().message.find(key), std::string::npos) << refused.error().message;
+  }
+}
+
 TEST(ManagerConfig, TheReferenceListsEveryKey) {
   const std::string reference = managerConfigSchema().reference();
   for (const char* key : {"manager.listen", "manager.db", "manager.cluster-token-file", "agents.heartbeat-timeout",
-                          "store.synchronous", "scheduler.selector", "identity.session-uid-range", "identity.session-gid"}) {
+                          "store.synchronous", "scheduler.selector", "identity.session-uid-range", "identity.session-gid",
+                          "interactive.max-connections-per-session", "interactive.max-frame-bytes", "interactive.idle-timeout"}) {
     EXPECT_NE(reference.find(std::string("`") + key + "`"), std::string::npos) << key;
   }
 }

@@ -720,10 +720,10 @@ TEST_F(StoreTest, OpensARelativePath) {
 
 TEST_F(StoreTest, AFreshDatabaseIsAtTheLatestVersion) {
   auto store = open(url());
-  EXPECT_EQ(store->schemaVersion(), 7);
-  EXPECT_EQ(static_cast<int>(sqliteMigrations().size()), 7);
+  EXPECT_EQ(store->schemaVersion(), 8);
+  EXPECT_EQ(static_cast<int>(sqliteMigrations().size()), 8);
   store.reset();
-  EXPECT_EQ(userVersion(file()), 7);
+  EXPECT_EQ(userVersion(file()), 8);
 }
 
 StoreOptions withUidRange(std::uint32_t first, std::uint32_t last, std::optional<std::uint32_t> gid = std::nullopt) {
@@ -750,7 +750,7 @@ TEST_F(StoreTest, UpgradingAVersionFiveDatabaseGivesEachKeypairItsOwnUidInAccess
                                       "INSERT INTO keypairs VALUES ('AKA', 's', 1, 1, 1, '');"
                                       "INSERT INTO keypairs VALUES ('AKB', 's', 0, 0, 2, '');"));
   auto store = open(url(), withUidRange(300000, 300009));
-  EXPECT_EQ(store->schemaVersion(), 7);
+  EXPECT_EQ(store->schemaVersion(), 8);
   auto keypairs = readValue<Keypairs>(*store, [](StoreTransaction& tx) { return tx.keypairs(); });
   ASSERT_EQ(keypairs.size(), 3u);
   EXPECT_EQ(keypairs[0].accessKey, "AKA");
@@ -1132,7 +1132,7 @@ TEST_F(StoreTest, UpgradingAVersionSixDatabaseKeepsItsRowsAsProcessSessionsAndAg
                       "INSERT INTO scaling_groups VALUES ('default', '', 'fifo', 'concentrated', '{}', '[]', 16, "
                       "300000, 1, 4);"));
   auto store = open(url());
-  EXPECT_EQ(store->schemaVersion(), 7);
+  EXPECT_EQ(store->schemaVersion(), 8);
   auto session = readValue<std::optional<SessionRecord>>(*store, [](StoreTransaction& tx) { return tx.session("S1"); });
   ASSERT_TRUE(session.has_value());
   EXPECT_EQ(session->command, std::vector<std::string>{"true"});
@@ -1206,6 +1206,89 @@ TEST_F(StoreTest, CorruptRuntimesAreAnErrorNamingTheAgent) {
   });
   ASSERT_FALSE(read.ok());
   EXPECT_NE(read.error().message.find("agent 'A1' runtimes"), std::string::npos) << read.error().message;
+}
+
+}  // namespace
+}  // namespace bai::manager
+
+namespace bai::manager {
+namespace {
+
+// ---- Schema version 8: interactive sessions ----------------------------------------------
+
+// The SQL of migrations 1 to 7 and `rows`: a file as a bai-manager of schema 7 left it.
+std::string versionSevenDatabase(const std::string& rows) {
+  std::string sql = "BEGIN;";
+  for (std::size_t step = 0; step < 7; ++step) {
+    for (const char* statement : sqliteMigrations().at(step)) sql += std::string(statement) + ";";
+  }
+  return sql + rows + "PRAGMA user_version = 7; COMMIT;";
+}
+
+TEST_F(StoreTest, UpgradingAVersionSevenDatabaseKeepsItsSessionsAsNotInteractive) {
+  execRaw(file(), versionSevenDatabase(
+                      "INSERT INTO sessions (id, name, owner, scaling_group, command_json, env_json, requested_json, "
+                      "status, status_reason, agent_id, exit_code, created_at_ms, scheduled_at_ms, started_at_ms, "
+                      "ended_at_ms, image) VALUES ('S1', 'old', 'AK', 'default', '[\"sh\"]', '{\"A\":\"1\"}', '{}', "
+                      "'RUNNING', '', 'a1', NULL, 3, 4, 5, 0, 'bai-test/busybox:1');"));
+  auto store = open(url());
+  EXPECT_EQ(store->schemaVersion(), 8);
+  auto session = readValue<std::optional<SessionRecord>>(*store, [](StoreTransaction& tx) { return tx.session("S1"); });
+  ASSERT_TRUE(session.has_value());
+  EXPECT_EQ(session->name, "old");
+  EXPECT_EQ(session->command, std::vector<std::string>{"sh"});
+  EXPECT_EQ(session->env.at("A"), "1");
+  EXPECT_EQ(session->status, SessionStatus::Running);
+  EXPECT_EQ(session->startedAtMillis, 5);
+  EXPECT_EQ(session->image, std::optional<std::string>("bai-test/busybox:1"));
+  EXPECT_FALSE(session->openStdin) << "an older session had stdin closed";
+  EXPECT_FALSE(session->tty);
+  EXPECT_TRUE(session->servicePorts.empty());
+}
+
+TEST_F(StoreTest, RoundTripsStdinTtyAndServicePorts) {
+  auto store = open(url());
+  SessionRecord interactive = sampleSession("S1");
+  interactive.openStdin = true;
+  interactive.tty = true;
+  interactive.servicePorts = {{"jupyter", "http", 8888}, {"ssh", "tcp", 22}};
+  SessionRecord batch = sampleSession("S2");
+  ASSERT_OK(writeOne(*store, [&](StoreTransaction& tx) -> Result<void> {
+    if (auto r = tx.insertSession(interactive); !r.ok()) return Failure{r.error()};
+    if (auto r = tx.insertSession(batch); !r.ok()) return Failure{r.error()};
+    return {};
+  }));
+  store = open(url());
+  auto first = readValue<std::optional<SessionRecord>>(*store, [](StoreTransaction& tx) { return tx.session("S1"); });
+  ASSERT_TRUE(first.has_value());
+  EXPECT_TRUE(first->openStdin);
+  EXPECT_TRUE(first->tty);
+  EXPECT_EQ(first->servicePorts, interactive.servicePorts);
+  auto second = readValue<std::optional<SessionRecord>>(*store, [](StoreTransaction& tx) { return tx.session("S2"); });
+  ASSERT_TRUE(second.has_value());
+  EXPECT_FALSE(second->openStdin);
+  EXPECT_FALSE(second->tty);
+  EXPECT_TRUE(second->servicePorts.empty());
+}
+
+TEST_F(StoreTest, CorruptServicePortsAreAnErrorNamingTheSession) {
+  {
+    auto store = open(url());
+    ASSERT_OK(writeOne(*store, [&](StoreTransaction& tx) -> Result<void> {
+      auto seq = tx.insertSession(sampleSession("S1"));
+      return seq.ok() ? Result<void>{} : Result<void>{Failure{seq.error()}};
+    }));
+  }
+  execRaw(file(), R"(UPDATE sessions SET service_ports_json = '[{"name":"web","protocol":"tcp","port":0}]')");
+  auto store = open(url());
+  Result<void> read = store->read([](StoreTransaction& tx) -> Result<void> {
+    auto session = tx.session("S1");
+    if (!session.ok()) return Failure{session.error()};
+    return {};
+  });
+  ASSERT_FALSE(read.ok());
+  EXPECT_NE(read.error().message.find("session 'S1' service ports"), std::string::npos) << read.error().message;
+  EXPECT_NE(read.error().message.find("1 to 65535"), std::string::npos) << read.error().message;
 }
 
 }  // namespace
