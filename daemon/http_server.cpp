@@ -116,8 +116,14 @@ Response plainError(int status, const std::string& type, const std::string& titl
 template <class Stream>
 class Session : public std::enable_shared_from_this<Session<Stream>> {
  public:
-  Session(Stream stream, const AsyncHandler& handler, std::size_t maxBody, std::string peer, WaitingConnections& waiting)
-      : stream_(std::move(stream)), handler_(handler), maxBody_(maxBody), peer_(std::move(peer)), waiting_(waiting) {}
+  Session(Stream stream, const AsyncHandler& handler, std::size_t maxBody, std::string peer, WaitingConnections& waiting,
+          std::shared_ptr<void> context)
+      : stream_(std::move(stream)),
+        handler_(handler),
+        maxBody_(maxBody),
+        peer_(std::move(peer)),
+        waiting_(waiting),
+        context_(std::move(context)) {}
   ~Session() { waiting_.remove(ticket_); }
 
   void run() {
@@ -220,7 +226,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
   // Hands the connection over to a WebSocket; this session ends here.
   void upgrade(ws::ServerRequest request, Response response) {
-    ws::acceptUpgrade(std::move(stream_), std::move(request), peer_, response.upgradeOptions, std::move(response.upgrade));
+    ws::acceptUpgrade(std::move(stream_), std::move(request), peer_, response.upgradeOptions, std::move(response.upgrade),
+                      context_);
   }
 
   void close() {
@@ -235,6 +242,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   std::size_t maxBody_;
   std::string peer_;
   WaitingConnections& waiting_;
+  std::shared_ptr<void> context_;  // its io_context: a WebSocket made from this connection keeps it
   std::uint64_t ticket_ = 0;  // in waiting_ while a request is awaited; 0: not
   bool answered_ = false;     // at least one response written
 };
@@ -257,11 +265,12 @@ std::string Request::header(const std::string& lowerName) const {
 struct Server::Impl {
   ServerOptions options;
   AsyncHandler handler;
-  std::optional<asio::ssl::context> tls;
+  std::shared_ptr<asio::ssl::context> tls;  // kept by the WebSockets of its connections too
   WaitingConnections waiting;  // before the contexts: their sessions leave it as they go
   // One io_context per thread; the acceptor runs on the first and hands each connection
   // to the next context in turn.
-  std::vector<std::unique_ptr<asio::io_context>> contexts;
+  // Shared with the WebSockets upgraded from their connections, which may outlive stop().
+  std::vector<std::shared_ptr<asio::io_context>> contexts;
   std::unique_ptr<tcp::acceptor> acceptor;
   std::unique_ptr<asio::steady_timer> backoff;
   std::vector<std::thread> threads;
@@ -316,14 +325,19 @@ struct Server::Impl {
     const auto remote = socket.remote_endpoint(peerError);
     const std::string peer = peerError ? "" : remote.address().to_string() + ":" + std::to_string(remote.port());
     (void)socket.set_option(tcp::no_delay(true), peerError);
+    std::shared_ptr<asio::io_context> context;
+    for (const auto& candidate : contexts) {
+      if (candidate->get_executor() == socket.get_executor()) context = candidate;
+    }
     if (tls) {
+      auto keep = std::make_shared<std::pair<std::shared_ptr<asio::io_context>, std::shared_ptr<asio::ssl::context>>>(context, tls);
       std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(
           beast::ssl_stream<beast::tcp_stream>(beast::tcp_stream(std::move(socket)), *tls), handler, options.maxBodyBytes,
-          peer, waiting)
+          peer, waiting, keep)
           ->run();
     } else {
       std::make_shared<Session<beast::tcp_stream>>(beast::tcp_stream(std::move(socket)), handler, options.maxBodyBytes,
-                                                   peer, waiting)
+                                                   peer, waiting, context)
           ->run();
     }
   }
@@ -355,7 +369,7 @@ Result<void> Server::start() {
   const std::string where = s.options.address + ":" + std::to_string(s.options.port);
   if (!s.options.tlsCertificateFile.empty() || !s.options.tlsKeyFile.empty()) {
     try {
-      s.tls.emplace(asio::ssl::context::tls_server);
+      s.tls = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
       s.tls->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
                          asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1);
       s.tls->use_certificate_chain_file(s.options.tlsCertificateFile);
@@ -368,7 +382,7 @@ Result<void> Server::start() {
   const auto address = asio::ip::make_address(s.options.address, ec);
   if (ec) return fail(ErrorCode::InvalidArgument, "listen address '" + s.options.address + "': " + ec.message());
   const int threads = std::max(1, s.options.threads);
-  for (int i = 0; i < threads; ++i) s.contexts.push_back(std::make_unique<asio::io_context>(1));
+  for (int i = 0; i < threads; ++i) s.contexts.push_back(std::make_shared<asio::io_context>(1));
   s.acceptor = std::make_unique<tcp::acceptor>(*s.contexts.front());
   const tcp::endpoint endpoint(address, s.options.port);
   s.acceptor->open(endpoint.protocol(), ec);

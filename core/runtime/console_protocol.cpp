@@ -4,6 +4,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
 namespace bai::core {
 namespace {
 
@@ -107,6 +114,31 @@ Result<std::optional<stream::Frame>> SocketFrameDecoder::next() {
   if (!frame) return fail(ErrorCode::InvalidArgument, "an empty frame or one of an unknown type");
   consumed_ += kLengthBytes + length;
   return frame;
+}
+
+Result<UnixSocketAddress> UnixSocketAddress::of(const std::filesystem::path& path) {
+  UnixSocketAddress out;
+  out.address_.sun_family = AF_UNIX;
+  std::string text = path.string();
+  if (text.size() >= sizeof out.address_.sun_path) {
+    out.dirFd_ = ::open(path.parent_path().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (out.dirFd_ < 0) {
+      return fail(ErrorCode::NotFound, "cannot open " + path.parent_path().string() + ": " + std::strerror(errno));
+    }
+    text = "/proc/self/fd/" + std::to_string(out.dirFd_) + "/" + path.filename().string();
+    if (text.size() >= sizeof out.address_.sun_path) {
+      return fail(ErrorCode::InvalidArgument, "socket name too long for a unix socket: " + path.string());
+    }
+  }
+  std::memcpy(out.address_.sun_path, text.c_str(), text.size() + 1);
+  return out;
+}
+
+UnixSocketAddress::UnixSocketAddress(UnixSocketAddress&& other) noexcept
+    : address_(other.address_), dirFd_(std::exchange(other.dirFd_, -1)) {}
+
+UnixSocketAddress::~UnixSocketAddress() {
+  if (dirFd_ >= 0) ::close(dirFd_);
 }
 
 }  // namespace bai::core

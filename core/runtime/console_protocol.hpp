@@ -8,6 +8,9 @@
 #include "stream_frames.hpp"
 
 #include <cstddef>
+#include <filesystem>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -52,6 +55,26 @@ class SocketFrameDecoder {
  private:
   std::string buffered_;
   std::size_t consumed_ = 0;  // bytes of buffered_ already decoded, dropped on the next append
+};
+
+// The address of the unix socket at `path`, however long: sun_path holds 107 bytes, and a
+// longer path (a deep state dir, a long session id) is reached through its directory
+// opened O_PATH, as /proc/self/fd/N/NAME. Holds that directory while it lives.
+class UnixSocketAddress {
+ public:
+  static Result<UnixSocketAddress> of(const std::filesystem::path& path);
+  UnixSocketAddress(UnixSocketAddress&& other) noexcept;
+  UnixSocketAddress& operator=(UnixSocketAddress&&) = delete;
+  ~UnixSocketAddress();
+  const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&address_); }
+  socklen_t size() const { return sizeof address_; }
+  // What bind() and unlink() are given.
+  const char* path() const { return address_.sun_path; }
+
+ private:
+  UnixSocketAddress() = default;
+  sockaddr_un address_{};
+  int dirFd_ = -1;
 };
 
 }  // namespace bai::core

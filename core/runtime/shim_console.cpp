@@ -12,16 +12,17 @@ namespace bai::core {
 namespace {
 
 Result<int> connectTo(const std::filesystem::path& socketPath) {
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
   const std::string path = socketPath.string();
-  if (path.size() >= sizeof address.sun_path) {
-    return fail(ErrorCode::InvalidArgument, "console socket path too long for a unix socket: " + path);
+  auto address = UnixSocketAddress::of(socketPath);
+  if (!address) {
+    if (address.error().code == ErrorCode::NotFound) {
+      return fail(ErrorCode::NotFound, "no shim serves the session's console, it has ended (" + path + ")");
+    }
+    return Failure{address.error()};
   }
-  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return fail(ErrorCode::Internal, describeErrno("socket", errno));
-  if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
+  if (::connect(fd, address->get(), address->size()) != 0) {
     const int error = errno;
     ::close(fd);
     if (error == ENOENT || error == ECONNREFUSED) {

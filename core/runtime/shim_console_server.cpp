@@ -47,19 +47,15 @@ void writeLog(int fd, std::string_view bytes) {
 }
 
 Result<int> listenOn(const std::filesystem::path& socketPath) {
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
   const std::string path = socketPath.string();
-  if (path.size() >= sizeof address.sun_path) {
-    return fail(ErrorCode::InvalidArgument, "console socket path too long for a unix socket: " + path);
-  }
-  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
+  auto address = UnixSocketAddress::of(socketPath);
+  if (!address) return Failure{address.error()};
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return fail(ErrorCode::Internal, describeErrno("socket", errno));
-  ::unlink(path.c_str());  // a previous shim's, in a reused session dir
+  ::unlink(address->path());  // a previous shim's, in a reused session dir
   // Created 0600 from the start: the socket is the session's stdin.
   mode_t previous = ::umask(0177);
-  int bound = ::bind(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address);
+  int bound = ::bind(fd, address->get(), address->size());
   int error = errno;
   ::umask(previous);
   if (bound != 0 || ::listen(fd, 16) != 0) {

@@ -207,8 +207,9 @@ class BeastWebSocket final : public WebSocket {
 };
 
 template <class Stream>
-void acceptOn(Stream stream, ServerRequest request, std::string peer, Options options, OnOpen onOpen) {
-  auto socket = std::make_shared<BeastWebSocket<Stream>>(std::move(stream), std::move(peer), options);
+void acceptOn(Stream stream, ServerRequest request, std::string peer, Options options, OnOpen onOpen,
+              std::shared_ptr<void> context) {
+  auto socket = std::make_shared<BeastWebSocket<Stream>>(std::move(stream), std::move(peer), options, std::move(context));
   socket->stream().set_option(websocket::stream_base::decorator(
       [](websocket::response_type& response) { response.set(bhttp::field::server, "bai"); }));
   beast::get_lowest_layer(socket->stream()).expires_after(options.handshakeTimeout);
@@ -260,12 +261,14 @@ Result<Endpoint> parseUrl(const std::string& url) {
 
 }  // namespace
 
-void acceptUpgrade(beast::tcp_stream stream, ServerRequest request, std::string peer, Options options, OnOpen onOpen) {
-  acceptOn(std::move(stream), std::move(request), std::move(peer), options, std::move(onOpen));
+void acceptUpgrade(beast::tcp_stream stream, ServerRequest request, std::string peer, Options options, OnOpen onOpen,
+                   std::shared_ptr<void> context) {
+  acceptOn(std::move(stream), std::move(request), std::move(peer), options, std::move(onOpen), std::move(context));
 }
 
-void acceptUpgrade(TlsStream stream, ServerRequest request, std::string peer, Options options, OnOpen onOpen) {
-  acceptOn(std::move(stream), std::move(request), std::move(peer), options, std::move(onOpen));
+void acceptUpgrade(TlsStream stream, ServerRequest request, std::string peer, Options options, OnOpen onOpen,
+                   std::shared_ptr<void> context) {
+  acceptOn(std::move(stream), std::move(request), std::move(peer), options, std::move(onOpen), std::move(context));
 }
 
 bool isUpgradeRequest(const std::map<std::string, std::string>& headers) {

@@ -16,10 +16,11 @@ using ServerRequest = boost::beast::http::request<boost::beast::http::string_bod
 using OnOpen = std::function<void(std::shared_ptr<WebSocket>)>;
 
 // Answers the upgrade `request` on `stream` (101) and hands the open WebSocket to
-// `onOpen` on the stream's thread; a failed handshake just closes the stream.
+// `onOpen` on the stream's thread; a failed handshake just closes the stream. The
+// WebSocket keeps `context` (the stream's io_context) alive: it may outlive the server.
 void acceptUpgrade(boost::beast::tcp_stream stream, ServerRequest request, std::string peer, Options options,
-                   OnOpen onOpen);
+                   OnOpen onOpen, std::shared_ptr<void> context);
 void acceptUpgrade(boost::beast::ssl_stream<boost::beast::tcp_stream> stream, ServerRequest request, std::string peer,
-                   Options options, OnOpen onOpen);
+                   Options options, OnOpen onOpen, std::shared_ptr<void> context);
 
 }  // namespace bai::ws

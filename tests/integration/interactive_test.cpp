@@ -320,6 +320,15 @@ TEST_F(InteractiveTest, AServiceIsReachedThroughTwentyConcurrentTunnels) {
   EXPECT_EQ(ended.declined->status, 409);
 }
 
+TEST_F(InteractiveTest, ALongSessionIdPastAUnixSocketsPathLimitStillHasItsConsole) {
+  const std::string id(100, 'l');  // the console socket's path is then well over 108 bytes
+  create(id, {"sh"}, false, true);
+  auto console = stream("/v1/sessions/" + id + "/attach");
+  ASSERT_TRUE(console);
+  console->sendStdin("echo long-$((1+1))\n");
+  EXPECT_TRUE(console->outputHas("long-2"));
+}
+
 TEST_F(InteractiveTest, RefusalsComeBeforeTheUpgradeAndNameWhatIsWrong) {
   create("plain", {"sleep", "60"}, false, false);
   auto unauthorised = open("/v1/sessions/plain/attach", false);

@@ -186,6 +186,22 @@ TEST_F(WebSocketTest, AnUnreachableServerIsAnErrorNamingTheUrl) {
   EXPECT_FALSE(connector_.connect(ws::ConnectRequest{"ftp://x/y"}));
 }
 
+TEST(WebSocketLifetime, AnUpgradedSocketMayOutliveItsServer) {
+  std::promise<std::shared_ptr<ws::WebSocket>> accepted;
+  auto server = std::make_unique<http::Server>(http::ServerOptions{}, [&](const http::Request&) {
+    return http::Response::acceptUpgrade([&](std::shared_ptr<ws::WebSocket> socket) { accepted.set_value(socket); });
+  });
+  ASSERT_TRUE(server->start());
+  ws::Connector connector;
+  auto outcome = connector.connect(ws::ConnectRequest{"ws://127.0.0.1:" + std::to_string(server->port()) + "/x"});
+  ASSERT_TRUE(outcome && outcome->socket);
+  auto held = accepted.get_future().get();
+  server.reset();  // stopped and gone, its connection's socket still held (an agent's bridge)
+  held->close(ws::kCloseGoingAway, "late");
+  held.reset();  // must not touch a destroyed io_context
+  SUCCEED();
+}
+
 TEST(UpgradeRequest, NeedsBothHeaders) {
   EXPECT_TRUE(ws::isUpgradeRequest({{"upgrade", "WebSocket"}, {"connection", "keep-alive, Upgrade"}}));
   EXPECT_FALSE(ws::isUpgradeRequest({{"upgrade", "websocket"}}));
