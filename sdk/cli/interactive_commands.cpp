@@ -189,6 +189,12 @@ int app(CommandContext& context, const AppCommand& options) {
     std::cerr << "bai: session " << options.id << " has ended (" << session->status << "): no service to reach\n";
     return kExitRefused;
   }
+  // A service the session lacks, or a session that is not the caller's, is said now and
+  // not at the first connection: one connection is opened and dropped. Nothing listening
+  // yet (502) is fine, the service may still be starting.
+  if (auto probe = api->connectService(options.id, options.service); !probe && endsTheTunnel(probe.error())) {
+    return context.fail(probe.error());
+  }
   auto listener = TunnelListener::open(*address);
   if (!listener) return context.usage(listener.error().message);
 

@@ -127,12 +127,11 @@ std::string TunnelListener::url() const {
   return "http://" + host + ":" + std::to_string(port_);
 }
 
-namespace {
-
-// A refusal every later connection would get too.
 bool endsTheTunnel(const client::ApiError& error) {
   return error.status == 401 || error.status == 403 || error.status == 404 || error.status == 409;
 }
+
+namespace {
 
 // One accepted connection, piped on its own thread.
 struct Connection {

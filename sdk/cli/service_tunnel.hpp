@@ -23,6 +23,10 @@ struct BindAddress {
 // "HOST:PORT", "[IPv6]:PORT"; the error names the text.
 Result<BindAddress> parseBindAddress(const std::string& text);
 
+// A refusal every later connection would get too (not the caller's, no such service, the
+// session not running); a 502 (nothing listens yet) or a 429 is one connection's.
+bool endsTheTunnel(const client::ApiError& error);
+
 // Copies one connection's bytes both ways until both sides are done: the socket's end
 // of file becomes Eof on the stream, the stream's Eof a half-close of the socket. The
 // next chunk is read from one side only once the last was taken by the other. Closes
