@@ -430,44 +430,6 @@ bool isOwnerName(std::string_view name) {
   });
 }
 
-bool isServiceName(std::string_view name) {
-  if (name.empty() || name.size() > 32 || name[0] < 'a' || name[0] > 'z') return false;
-  return std::all_of(name.begin(), name.end(),
-                     [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; });
-}
-
-Result<ServicePort> parseServicePort(std::string_view text) {
-  const std::string quoted = "'" + std::string(text) + "'";
-  std::vector<std::string_view> parts;
-  for (std::size_t start = 0;;) {
-    const std::size_t colon = text.find(':', start);
-    parts.push_back(text.substr(start, colon == std::string_view::npos ? std::string_view::npos : colon - start));
-    if (colon == std::string_view::npos) break;
-    start = colon + 1;
-  }
-  if (parts.size() < 2 || parts.size() > 3) {
-    return fail(ErrorCode::InvalidArgument, "service port " + quoted + ": expected name:port or name:protocol:port");
-  }
-  ServicePort service;
-  service.name = std::string(parts.front());
-  if (!isServiceName(service.name)) {
-    return fail(ErrorCode::InvalidArgument,
-                "service port " + quoted + ": the name must be 1 to 32 of a-z, 0-9 and '-', starting with a letter");
-  }
-  if (parts.size() == 3) service.protocol = std::string(parts[1]);
-  if (service.protocol != "tcp" && service.protocol != "http") {
-    return fail(ErrorCode::InvalidArgument, "service port " + quoted + ": the protocol must be tcp or http");
-  }
-  const std::string_view port = parts.back();
-  unsigned value = 0;
-  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos ||
-      (value = static_cast<unsigned>(std::stoul(std::string(port)))) == 0 || value > 65535) {
-    return fail(ErrorCode::InvalidArgument, "service port " + quoted + ": the port must be 1 to 65535");
-  }
-  service.port = static_cast<std::uint16_t>(value);
-  return service;
-}
-
 namespace {
 
 Result<void> checkServicePorts(const std::vector<ServicePort>& services) {
@@ -501,7 +463,7 @@ Result<std::vector<ServicePort>> readServicePorts(const json& array, const std::
     const std::string protocol = r.has("protocol") ? r.string("protocol") : "tcp";
     const std::uint64_t port = r.unsignedInteger("port");
     if (!r.ok()) return r.failure();
-    auto service = parseServicePort(name + ":" + protocol + ":" + std::to_string(port));
+    auto service = ServicePort::parse(name + ":" + protocol + ":" + std::to_string(port));
     if (!service) return fail(ErrorCode::InvalidArgument, where + ": " + service.error().message);
     services.push_back(std::move(*service));
   }
@@ -522,7 +484,7 @@ Result<std::vector<ServicePort>> parseServicePortList(std::string_view text) {
     while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
     while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
     if (!item.empty()) {
-      auto service = parseServicePort(item);
+      auto service = ServicePort::parse(item);
       if (!service) return Failure{service.error()};
       services.push_back(std::move(*service));
     }

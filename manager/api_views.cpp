@@ -24,7 +24,7 @@ nlohmann::json imagesJson(const AgentRecord& agent) {
 
 namespace {
 
-// One of service_ports: {"name", "protocol"?, "port"}, by protocol::parseServicePort's rules.
+// One of service_ports: {"name", "protocol"?, "port"}, by ServicePort::parse's rules.
 Outcome<protocol::ServicePort> servicePortOf(const nlohmann::json& entry, const std::string& where) {
   const std::string shape = where + " must be {\"name\": \"jupyter\", \"protocol\": \"tcp\"|\"http\", \"port\": 1..65535}";
   if (!entry.is_object()) return refuse(ErrorKind::InvalidRequest, shape, "service_ports");
@@ -38,7 +38,7 @@ Outcome<protocol::ServicePort> servicePortOf(const nlohmann::json& entry, const 
   // The text form, so that both ways of declaring a service follow one rule.
   const std::string text = entry["name"].get<std::string>() + ":" + entry.value("protocol", std::string("tcp")) + ":" +
                            entry["port"].dump();
-  auto service = protocol::parseServicePort(text);
+  auto service = protocol::ServicePort::parse(text);
   if (!service) return refuse(ErrorKind::InvalidRequest, where + ": " + service.error().message, "service_ports");
   return std::move(*service);
 }

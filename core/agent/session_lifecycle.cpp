@@ -259,20 +259,21 @@ Result<std::vector<protocol::ServicePort>> SessionLifecycle::assignServicePorts(
   return services;
 }
 
-void SessionLifecycle::holdServicePorts(const SessionRecord& session) {
+// The loopback ports a session's services hold: none unless its runtime hands them out.
+std::vector<std::uint16_t> SessionLifecycle::allocatedServicePorts(const SessionRecord& session) const {
   const SessionRuntime* runtime = runtimeOf(session.request);
-  if (options_.servicePorts == nullptr || runtime == nullptr || !runtime->allocatesServicePorts()) return;
   std::vector<std::uint16_t> ports;
+  if (options_.servicePorts == nullptr || runtime == nullptr || !runtime->allocatesServicePorts()) return ports;
   for (const auto& service : session.info.services) ports.push_back(service.port);
-  options_.servicePorts->hold(ports);
+  return ports;
+}
+
+void SessionLifecycle::holdServicePorts(const SessionRecord& session) {
+  if (auto ports = allocatedServicePorts(session); !ports.empty()) options_.servicePorts->hold(ports);
 }
 
 void SessionLifecycle::giveBackServicePorts(const SessionRecord& session) {
-  const SessionRuntime* runtime = runtimeOf(session.request);
-  if (options_.servicePorts == nullptr || runtime == nullptr || !runtime->allocatesServicePorts()) return;
-  std::vector<std::uint16_t> ports;
-  for (const auto& service : session.info.services) ports.push_back(service.port);
-  options_.servicePorts->giveBack(ports);
+  if (auto ports = allocatedServicePorts(session); !ports.empty()) options_.servicePorts->giveBack(ports);
 }
 
 std::filesystem::path SessionLifecycle::workDirOf(const std::string& id) const { return records_.dirOf(id) / "work"; }

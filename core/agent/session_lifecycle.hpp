@@ -103,6 +103,7 @@ class SessionLifecycle {
   std::filesystem::path workDirOf(const std::string& id) const;
   Result<std::vector<protocol::ServicePort>> assignServicePorts(const protocol::CreateSessionRequest& request,
                                                                 const SessionRuntime& runtime);
+  std::vector<std::uint16_t> allocatedServicePorts(const SessionRecord& session) const;
   void holdServicePorts(const SessionRecord& session);
   void giveBackServicePorts(const SessionRecord& session);
   void keepPrepared(Access& state, const std::string& id, const Prepared& prepared);

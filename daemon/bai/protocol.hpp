@@ -4,6 +4,7 @@
 #pragma once
 
 #include <bai/result.hpp>
+#include <bai/service_port.hpp>
 #include <bai/slots.hpp>
 
 #include <cstdint>
@@ -167,22 +168,10 @@ inline constexpr std::uint32_t kMaxOwnerId = 4294967294;
 bool isOwnerName(std::string_view name);
 
 // POST /v1/sessions: idempotent by id.
-// A TCP service a session offers (Jupyter, TensorBoard, SSH), reached through
-// `bai session app`. Declared with the session (`--port name:port`) or by its image's
-// label `ai.backend.service-ports` ("jupyter:http:8888,tensorboard:http:6006", as
-// Backend.AI's images do). In a container the service listens on `port`; a process
-// session shares the node's network, so it listens on the loopback port the agent
-// allocates and passes in BAI_SERVICE_PORT_<NAME> (also set, to `port`, in containers).
-struct ServicePort {
-  std::string name;              // 1 to 32 of a-z, 0-9, '-', starting with a letter
-  std::string protocol = "tcp";  // "tcp" or "http": what a client speaks, for UIs
-  std::uint16_t port = 0;        // 1..65535
-
-  bool operator==(const ServicePort&) const = default;
-};
-bool isServiceName(std::string_view name);
-// One "name:port" or "name:protocol:port" (the CLI's --port and the image label's items).
-Result<ServicePort> parseServicePort(std::string_view text);
+// A session's service (bai/service_port.hpp). A process session shares the node's
+// network, so its services listen on the loopback ports the agent allocates and passes
+// in BAI_SERVICE_PORT_<NAME> (also set, to `port`, in containers).
+using ServicePort = bai::ServicePort;
 // The label's whole value: items separated by ','; duplicates and bad items are errors.
 Result<std::vector<ServicePort>> parseServicePortList(std::string_view text);
 // BAI_SERVICE_PORT_<NAME>: the name upper-cased, '-' as '_'.

@@ -59,7 +59,7 @@ Result<void> readAgentImages(const std::string& text, AgentRecord& agent) {
   return {};
 }
 
-// service_ports_json: [{name, protocol, port}], each as protocol::parseServicePort reads it.
+// service_ports_json: [{name, protocol, port}], each as ServicePort::parse reads it.
 Result<void> readServicePorts(const std::string& text, SessionRecord& session) {
   const std::string where = "session '" + session.id + "' service ports";
   Result<Json> services = parseJson(text, where);
@@ -71,7 +71,7 @@ Result<void> readServicePorts(const std::string& text, SessionRecord& session) {
         !entry.value("port", Json()).is_number_unsigned()) {
       return fail(ErrorCode::Internal, corrupt);
     }
-    auto service = protocol::parseServicePort(entry["name"].get<std::string>() + ":" + entry["protocol"].get<std::string>() +
+    auto service = protocol::ServicePort::parse(entry["name"].get<std::string>() + ":" + entry["protocol"].get<std::string>() +
                                               ":" + std::to_string(entry["port"].get<std::uint64_t>()));
     if (!service.ok()) return fail(ErrorCode::Internal, corrupt + ": " + service.error().message);
     session.servicePorts.push_back(std::move(*service));

@@ -116,6 +116,21 @@ done
 "$bai" session run --image "$image" -- sh -c 'kill -9 $$' >/dev/null 2>&1 && rc=0 || rc=$?
 [ "$rc" = 137 ] || fail "a SIGKILLed command should end with 137, not $rc"
 
+# ---- interactive: a terminal in a container, stdin streamed, exec ----------------------
+drive() { python3 "$source_root/tests/e2e/pty_drive.py" "$@"; }
+printf '%s\n' 'send echo $((6*7))\r' 'expect 42' 'resize 30 90' 'send stty size\r' 'expect 30 90' 'send exit 6\r' >"$work/steps"
+out=$(drive "$work/steps" -- "$bai" session run -it --image "$image" -- sh) && rc=0 || rc=$?
+[ "$rc" = 6 ] || fail "bai session run -it --image should exit with the shell's 6, not $rc: $out"
+[ "$(printf 'one\ntwo\n' | "$bai" session run -i --image "$image" -- wc -l | tr -d ' ')" = 2 ] ||
+  fail "stdin did not reach a container session whole"
+id=$("$bai" session create --json --image "$image" -e FOO=bar -- sleep 300 | json "d['id']")
+running() { [ "$("$bai" session info --json "$1" | json "d['status']")" = RUNNING ]; }
+eventually 30 running "$id" || fail "the exec target is not RUNNING: $("$bai" session info "$id")"
+out=$("$bai" session exec "$id" -- sh -c 'echo $FOO; id -u; exit 3') && rc=0 || rc=$?
+[ "$rc" = 3 ] || fail "exec in a container should exit 3, not $rc"
+[ "$out" = "$(printf 'bar\n%s' "$uid")" ] || fail "exec in a container saw '$out'"
+"$bai" session destroy "$id" >/dev/null
+
 # ---- logs -f streams while it runs -----------------------------------------------------
 id=$("$bai" session create --json --image "$image" -- sh -c 'for i in 1 2 3; do echo line$i; sleep 0.5; done' | json "d['id']")
 streamed=$(timeout 30 "$bai" session logs -f "$id") || fail "logs -f failed or did not end: $streamed"
@@ -123,7 +138,6 @@ streamed=$(timeout 30 "$bai" session logs -f "$id") || fail "logs -f failed or d
 
 # ---- destroy: SIGTERM, then SIGKILL after the grace (2 s) ------------------------------
 id=$("$bai" session create --json --image "$image" -- sh -c 'trap "" TERM; sleep 1000' | json "d['id']")
-running() { [ "$("$bai" session info --json "$1" | json "d['status']")" = RUNNING ]; }
 ended() { [ "$("$bai" session info --json "$1" | json "d['status']")" = TERMINATED ]; }
 eventually 30 running "$id" || fail "the sleeper is not RUNNING: $("$bai" session info "$id")"
 start=$SECONDS

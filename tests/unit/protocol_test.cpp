@@ -220,13 +220,13 @@ TEST(ImageReference, KeysMatchTheSpellingsOfOneImageAndAllowListsUseGlobs) {
 }
 
 TEST(ServicePorts, ParseTheCliAndLabelFormsAndNameWhatIsWrong) {
-  auto jupyter = parseServicePort("jupyter:8888");
+  auto jupyter = ServicePort::parse("jupyter:8888");
   ASSERT_TRUE(jupyter);
   EXPECT_EQ(*jupyter, (ServicePort{"jupyter", "tcp", 8888}));
-  EXPECT_EQ(*parseServicePort("tensorboard:http:6006"), (ServicePort{"tensorboard", "http", 6006}));
+  EXPECT_EQ(*ServicePort::parse("tensorboard:http:6006"), (ServicePort{"tensorboard", "http", 6006}));
   for (const char* bad : {"jupyter", "jupyter:0", "jupyter:65536", "Jupyter:80", "9x:80", "a:ftp:21", "a:b:c:1", ":80",
                           "jupyter:80x", "a-very-long-service-name-over-32-chars:80"}) {
-    auto parsed = parseServicePort(bad);
+    auto parsed = ServicePort::parse(bad);
     ASSERT_FALSE(parsed) << bad;
     EXPECT_NE(parsed.error().message.find(bad), std::string::npos) << parsed.error().message;
   }

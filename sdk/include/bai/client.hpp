@@ -14,6 +14,7 @@
 #pragma once
 
 #include <bai/result.hpp>
+#include <bai/service_port.hpp>
 #include <bai/slots.hpp>
 
 #include <chrono>
@@ -78,20 +79,8 @@ struct Config {
 inline constexpr const char* kSessionStates[] = {"PENDING",   "SCHEDULED", "PREPARING", "RUNNING",
                                                  "TERMINATING", "TERMINATED", "ERROR", "CANCELLED"};
 
-// A TCP service a session offers (Jupyter, TensorBoard, SSH), reached through
-// Client::connectService (`bai session app`). Declared with the session or by its
-// image's label `ai.backend.service-ports`.
-struct ServicePort {
-  std::string name;              // 1 to 32 of a-z, 0-9 and '-', starting with a letter
-  std::string protocol = "tcp";  // "tcp" or "http": what a client speaks to it
-  std::uint16_t port = 0;        // 1..65535, where it listens inside the session
-
-  bool operator==(const ServicePort&) const = default;
-
-  // "name:port" or "name:protocol:port" (`bai --port jupyter:http:8888`); the error
-  // names the text and what is wrong with it.
-  static Result<ServicePort> parse(std::string_view text);
-};
+// A session's service, reached through Client::connectService (bai/service_port.hpp).
+using ServicePort = bai::ServicePort;
 
 struct Session {
   std::string id;
