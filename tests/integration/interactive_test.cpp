@@ -9,6 +9,7 @@
 
 #include <bai/protocol.hpp>
 
+#include <curl/curl.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -18,7 +19,6 @@
 #include <unistd.h>
 
 #include <array>
-#include <cctype>
 #include <cstdio>
 #include <fstream>
 #include <random>
@@ -35,17 +35,9 @@ const protocol::SessionOwner kTenant{200001, 200001, "tenant-a"};
 
 // A query value, percent-encoded.
 std::string queryValue(const std::string& text) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
+  char* escaped = curl_easy_escape(nullptr, text.c_str(), static_cast<int>(text.size()));
+  std::string out = escaped;
+  curl_free(escaped);
   return out;
 }
 
