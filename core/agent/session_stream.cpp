@@ -17,7 +17,9 @@
 namespace bai::core {
 namespace {
 
-constexpr std::size_t kReadChunk = 64 * 1024;
+// Large enough that a bulk transfer is few messages, small enough for the default
+// max-frame-bytes (1 MiB) of the manager that reads them.
+constexpr std::size_t kReadChunk = 512 * 1024;
 
 class TcpStream final : public SessionStream {
  public:
@@ -26,14 +28,10 @@ class TcpStream final : public SessionStream {
 
   std::optional<stream::Frame> read() override {
     if (ended_) return std::nullopt;
-    std::string buffer(kReadChunk, '\0');
     for (;;) {
-      const ssize_t n = ::recv(fd_, buffer.data(), buffer.size(), 0);
+      const ssize_t n = ::recv(fd_, buffer_.get(), kReadChunk, 0);
       if (n < 0 && errno == EINTR) continue;
-      if (n > 0) {
-        buffer.resize(static_cast<std::size_t>(n));
-        return stream::Frame{stream::FrameType::Stdout, std::move(buffer)};
-      }
+      if (n > 0) return stream::Frame{stream::FrameType::Stdout, std::string(buffer_.get(), static_cast<std::size_t>(n))};
       ended_ = true;
       if (n == 0 && !closed_) return stream::Frame{stream::FrameType::Eof, ""};  // the service half-closed
       return std::nullopt;
@@ -63,6 +61,7 @@ class TcpStream final : public SessionStream {
 
  private:
   int fd_;
+  std::unique_ptr<char[]> buffer_ = std::make_unique<char[]>(kReadChunk);  // the reader's, reused
   bool ended_ = false;  // the reader's
   std::atomic<bool> closed_{false};
 };
