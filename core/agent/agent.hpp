@@ -86,6 +86,8 @@ class Agent {
   // refusal is an HTTP error; then bridged to the client's WebSocket.
   AgentResult<StreamOpening> openStream(const std::string& id, const StreamTarget& target);
   void bridgeStream(StreamOpening opening, std::shared_ptr<ws::WebSocket> socket);
+  // Before the RPC server stops: ends the open streams while their sockets can still say so.
+  void closeStreams() { streams_.closeAll(); }
 
   AllocationFigures allocation() const;
   AgentHealth health() const;

@@ -87,7 +87,9 @@ StreamBridges::Place::~Place() {
   if (owner_ != nullptr) owner_->release(sessionId_);
 }
 
-StreamBridges::~StreamBridges() {
+StreamBridges::~StreamBridges() { closeAll(); }
+
+void StreamBridges::closeAll() {
   std::vector<std::shared_ptr<Bridge>> bridges;
   {
     const std::lock_guard lock(mutex_);
@@ -97,6 +99,15 @@ StreamBridges::~StreamBridges() {
   for (auto& bridge : bridges) {
     bridge->stream->close();
     bridge->blocking->close(ws::kCloseGoingAway, "the agent is stopping");
+  }
+  // The close frames have a moment to go out while the server still runs; then nobody
+  // waits for a socket whose I/O thread may be gone.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  for (auto& bridge : bridges) {
+    while (bridge->finished < 2 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    bridge->blocking->abandon();
   }
   for (auto& bridge : bridges) bridge->join();
 }

@@ -22,7 +22,7 @@ namespace bai::core {
 class StreamBridges {
  public:
   explicit StreamBridges(std::size_t maxPerSession) : maxPerSession_(maxPerSession) {}
-  // Ends every stream still open and joins their threads.
+  // Ends every stream still open and joins their threads (closeAll).
   ~StreamBridges();
   StreamBridges(const StreamBridges&) = delete;
   StreamBridges& operator=(const StreamBridges&) = delete;
@@ -47,6 +47,9 @@ class StreamBridges {
   void bridge(Place place, std::shared_ptr<ws::WebSocket> socket, std::unique_ptr<SessionStream> stream);
 
   std::size_t open(const std::string& sessionId) const;
+  // Ends every stream (their clients get 1001) and takes no more; call while the server
+  // whose sockets they use still runs.
+  void closeAll();
 
  private:
   struct Bridge;

@@ -131,6 +131,7 @@ int main(int argc, char** argv) {
     (void)reloadAgentConfig(**agent, running, configFile, flags);  // a refusal is logged and changes nothing
   });
   log(LogLevel::Info, "agent", std::string("stopping on ") + strsignal(signal) + "; sessions keep running");
+  (*agent)->closeStreams();
   server.stop();
   agent->reset();
   return 0;

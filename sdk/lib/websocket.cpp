@@ -290,6 +290,7 @@ struct BlockingWebSocket::State {
   std::condition_variable changed;
   std::optional<std::string> message;  // delivered, not yet received
   bool closed = false;
+  bool abandoned = false;  // the owner stopped waiting for the socket
   CloseInfo closeInfo;
 };
 
@@ -328,10 +329,22 @@ std::optional<std::string> BlockingWebSocket::receive(std::optional<std::chrono:
 }
 
 bool BlockingWebSocket::send(std::string message) {
-  auto done = std::make_shared<std::promise<bool>>();
-  auto written = done->get_future();
-  socket_->send(std::move(message), [done](bool ok) { done->set_value(ok); });
-  return written.get();
+  auto written = std::make_shared<std::optional<bool>>();
+  socket_->send(std::move(message), [state = state_, written](bool ok) {
+    const std::lock_guard lock(state->mutex);
+    *written = ok;
+    state->changed.notify_all();
+  });
+  std::unique_lock lock(state_->mutex);
+  state_->changed.wait(lock, [&] { return written->has_value() || state_->abandoned; });
+  return written->value_or(false);
+}
+
+void BlockingWebSocket::abandon() {
+  const std::lock_guard lock(state_->mutex);
+  state_->abandoned = true;
+  state_->closed = true;
+  state_->changed.notify_all();
 }
 
 void BlockingWebSocket::close(std::uint16_t code, std::string reason) { socket_->close(code, std::move(reason)); }

@@ -84,6 +84,9 @@ class BlockingWebSocket {
   // false: closed before the message was written.
   bool send(std::string message);
   void close(std::uint16_t code = kCloseNormal, std::string reason = {});
+  // Stops waiting for the socket: a receive() or send() blocked in another thread returns
+  // at once, as if it closed. For an owner whose I/O thread may already be gone.
+  void abandon();
   bool closed() const;
   CloseInfo closeInfo() const;
   WebSocket& socket() { return *socket_; }

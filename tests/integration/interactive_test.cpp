@@ -110,14 +110,22 @@ class InteractiveTest : public ::testing::Test {
         << agentToml("interactive-agent", "http://127.0.0.1:9", dir_ / "token", dir_, 60, "mock-4xa100.toml")
         << "[interactive]\nmax-connections-per-session = " << maxConnections() << "\nmax-frame-bytes = \"256k\"\n"
         << "service-port-range = \"" << kPortBase << "-" << kPortBase + 99 << "\"\n";
+    ASSERT_TRUE(startAgent()) << readFile(dir_ / "agent.log");
+  }
+
+  bool startAgent() {
+    fs::remove(dir_ / "ready");
     agent_ = spawnLogged({env("BAI_AGENT"), "--config", (dir_ / "agent.toml").string(), "--ready-file",
                           (dir_ / "ready").string()},
                          dir_ / "agent.log", dir_ / "agent.log");
-    ASSERT_TRUE(eventually([&] { return fs::exists(dir_ / "ready") || ::waitpid(agent_, nullptr, WNOHANG) == agent_; }));
-    ASSERT_TRUE(fs::exists(dir_ / "ready")) << readFile(dir_ / "agent.log");
+    if (!eventually([&] { return fs::exists(dir_ / "ready") || ::waitpid(agent_, nullptr, WNOHANG) == agent_; }) ||
+        !fs::exists(dir_ / "ready")) {
+      return false;
+    }
     address_ = readFile(dir_ / "ready");
     address_.erase(address_.find_last_not_of("\n") + 1);
     client_ = std::make_unique<HttpClient>("http://" + address_, token_);
+    return true;
   }
 
   void TearDown() override {
@@ -359,6 +367,25 @@ TEST_F(InteractiveTest, AFrameOverTheLimitClosesThatStreamOnly) {
   ASSERT_TRUE(again);
   again->sendStdin("small\n");
   EXPECT_TRUE(again->outputHas("small"));
+}
+
+TEST_F(InteractiveTest, AnAgentStoppingWithAnAttachedTerminalClosesItAndStopsPromptly) {
+  create("stop", {"sh"}, true, true);
+  auto console = stream("/v1/sessions/stop/attach");
+  ASSERT_TRUE(console);
+  console->sendStdin("echo ready\n");
+  ASSERT_TRUE(console->outputHas("ready"));
+  const auto start = std::chrono::steady_clock::now();
+  ::kill(agent_, SIGTERM);
+  ::waitpid(agent_, nullptr, 0);
+  agent_ = 0;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s) << "an open stream held the agent's stop";
+  console->readToEnd(5s);
+  EXPECT_TRUE(console->socket().closed());
+  EXPECT_EQ(console->socket().closeInfo().code, ws::kCloseGoingAway) << console->socket().closeInfo().reason;
+  // The session outlived its agent: the next one adopts it, and the teardown ends it.
+  ASSERT_TRUE(startAgent()) << readFile(dir_ / "agent.log");
+  EXPECT_TRUE(eventually([&] { return state("stop") == protocol::SessionState::Running; }));
 }
 
 class FewStreamsTest : public InteractiveTest {
