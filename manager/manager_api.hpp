@@ -1,8 +1,9 @@
 // bai-manager's HTTP API: a route table (method, path pattern, who may call, handler),
-// authentication (the cluster token for agents, signed keypair requests for users), and
-// the one place where a domain error kind becomes an HTTP status and body.
+// authentication (the cluster token for agents, signed keypair requests for users); error
+// kinds become statuses in api_errors.hpp.
 #pragma once
 
+#include "api_errors.hpp"
 #include "auth/request_verifier.hpp"
 #include "domain_error.hpp"
 #include "http_server.hpp"
@@ -13,10 +14,6 @@
 #include <memory>
 
 namespace bai::manager {
-
-// The HTTP status and problem document of a domain error.
-int httpStatusOf(ErrorKind kind);
-protocol::ApiError apiErrorOf(const DomainError& error);
 
 struct ApiOptions {
   std::string clusterToken;  // agents' bearer token; never accepted for /metrics
