@@ -2,7 +2,7 @@
 
 #include <bai/image_reference.hpp>
 
-#include "parse_json.hpp"
+#include "protocol_reader.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -14,103 +14,8 @@ namespace bai::protocol {
 namespace {
 
 using json = nlohmann::json;
-
-// Reads members of one object, remembering the first problem with its path.
-class Reader {
- public:
-  Reader(const json& object, std::string where) : object_(object), where_(std::move(where)) {}
-
-  bool has(const char* key) const { return object_.contains(key) && !object_[key].is_null(); }
-
-  std::string string(const char* key, bool required = true) {
-    if (!has(key)) return missing(key, required), std::string();
-    if (!object_[key].is_string()) return wrong(key, "a string"), std::string();
-    return object_[key].get<std::string>();
-  }
-  std::int64_t integer(const char* key, bool required = true) {
-    if (!has(key)) return missing(key, required), 0;
-    if (!object_[key].is_number_integer()) return wrong(key, "an integer"), 0;
-    return object_[key].get<std::int64_t>();
-  }
-  // A process exit code or signal-derived status: an int, never a wrapped 64-bit number.
-  int exitCode(const char* key) {
-    const std::int64_t code = integer(key);
-    if (code < INT32_MIN || code > INT32_MAX) return wrong(key, "an exit code (a 32-bit integer)"), 0;
-    return static_cast<int>(code);
-  }
-  std::uint64_t unsignedInteger(const char* key) {
-    if (!has(key)) return missing(key, true), 0;
-    if (!object_[key].is_number_unsigned()) return wrong(key, "a non-negative integer"), 0;
-    return object_[key].get<std::uint64_t>();
-  }
-  bool boolean(const char* key) {
-    if (!has(key)) return false;
-    if (!object_[key].is_boolean()) return wrong(key, "true or false"), false;
-    return object_[key].get<bool>();
-  }
-  ResourceSlot slots(const char* key, bool required = true) {
-    if (!has(key)) return missing(key, required), ResourceSlot();
-    auto parsed = ResourceSlot::fromJson(object_[key].dump());
-    if (!parsed) return note(where_ + "." + key + ": " + parsed.error().message), ResourceSlot();
-    return *parsed;
-  }
-  std::map<std::string, std::string> stringMap(const char* key) {
-    std::map<std::string, std::string> out;
-    if (!has(key)) return out;
-    if (!object_[key].is_object()) return wrong(key, "an object of strings"), out;
-    for (const auto& [k, v] : object_[key].items()) {
-      if (!v.is_string()) return wrong(key, "an object of strings"), out;
-      out[k] = v.get<std::string>();
-    }
-    return out;
-  }
-  const json* array(const char* key, bool required = true) {
-    if (!has(key)) return missing(key, required), nullptr;
-    if (!object_[key].is_array()) return wrong(key, "an array"), nullptr;
-    return &object_[key];
-  }
-  const json* object(const char* key, bool required = true) {
-    if (!has(key)) return missing(key, required), nullptr;
-    if (!object_[key].is_object()) return wrong(key, "an object"), nullptr;
-    return &object_[key];
-  }
-
-  void note(const std::string& problem) {
-    if (error_.empty()) error_ = problem;
-  }
-  bool ok() const { return error_.empty(); }
-  Failure<Error> failure() const { return fail(ErrorCode::InvalidArgument, error_); }
-  const std::string& where() const { return where_; }
-
- private:
-  void missing(const char* key, bool required) {
-    if (required) note(where_ + ": missing '" + key + "'");
-  }
-  void wrong(const char* key, const char* expected) { note(where_ + "." + key + ": expected " + expected); }
-
-  const json& object_;
-  std::string where_;
-  std::string error_;
-};
-
-Result<json> parseDocument(std::string_view text, const std::string& what, bool versioned) {
-  auto parsed = parseJson(text);
-  if (!parsed) return fail(ErrorCode::InvalidArgument, what + ": " + parsed.error().message);
-  json& document = *parsed;
-  if (!document.is_object()) return fail(ErrorCode::InvalidArgument, what + ": expected a JSON object");
-  if (versioned) {
-    if (!document.contains("protocol") || !document["protocol"].is_number_integer()) {
-      return fail(ErrorCode::InvalidArgument, what + ": missing 'protocol' version");
-    }
-    // Read as 64 bits: 4294967297 must not wrap to version 1.
-    const std::int64_t version = document["protocol"].get<std::int64_t>();
-    if (version != kVersion) {
-      return fail(ErrorCode::InvalidArgument, what + ": protocol version " + std::to_string(version) +
-                                                  " is not supported (this side speaks " + std::to_string(kVersion) + ")");
-    }
-  }
-  return parsed;
-}
+using detail::Reader;
+using detail::parseDocument;
 
 json slotsJson(const ResourceSlot& slots) { return json::parse(slots.toJson()); }
 
@@ -500,6 +405,67 @@ std::string servicePortEnvName(std::string_view serviceName) {
   return name;
 }
 
+namespace {
+
+json mountsJson(const std::vector<FolderMount>& mounts) {
+  json out = json::array();
+  for (const FolderMount& m : mounts) {
+    out.push_back({{"folder_id", m.folderId}, {"source", m.source}, {"target", m.target}, {"read_only", m.readOnly}});
+  }
+  return out;
+}
+
+Result<std::vector<FolderMount>> readMounts(const json& list, const std::string& where) {
+  if (list.size() > kMaxFolderMounts) {
+    return fail(ErrorCode::InvalidArgument, where + ": at most " + std::to_string(kMaxFolderMounts) + " mounts");
+  }
+  std::vector<FolderMount> out;
+  for (const json& item : list) {
+    if (!item.is_object()) return fail(ErrorCode::InvalidArgument, where + ": expected objects");
+    Reader r(item, where + "[]");
+    FolderMount m;
+    m.folderId = r.string("folder_id");
+    m.source = r.string("source");
+    m.target = r.string("target");
+    m.readOnly = r.boolean("read_only");
+    if (!r.ok()) return r.failure();
+    if (m.source.empty() || m.source.front() != '/') {
+      return fail(ErrorCode::InvalidArgument, where + ".source: '" + m.source + "' is not an absolute path");
+    }
+    if (!isMountTarget(m.target)) {
+      return fail(ErrorCode::InvalidArgument, where + ".target: '" + m.target + "' is not a path below " +
+                                                  std::string(kMountTargetRoot));
+    }
+    for (const FolderMount& before : out) {
+      if (before.target == m.target) {
+        return fail(ErrorCode::InvalidArgument, where + ": two mounts at " + m.target);
+      }
+    }
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+}  // namespace
+
+bool isMountTarget(std::string_view target) {
+  if (target.size() > 1024 || target.size() <= kMountTargetRoot.size() + 1) return false;
+  if (target.substr(0, kMountTargetRoot.size()) != kMountTargetRoot || target[kMountTargetRoot.size()] != '/') {
+    return false;
+  }
+  for (unsigned char c : target) {
+    if (c < 0x20 || c == 0x7f) return false;
+  }
+  std::string_view rest = target.substr(kMountTargetRoot.size() + 1);
+  while (true) {
+    const std::size_t slash = rest.find('/');
+    const std::string_view name = rest.substr(0, slash);
+    if (name.empty() || name == "." || name == "..") return false;
+    if (slash == std::string_view::npos) return true;
+    rest.remove_prefix(slash + 1);
+  }
+}
+
 std::string CreateSessionRequest::toJson() const {
   json out{{"protocol", kVersion}, {"session_id", sessionId}, {"command", command},
            {"env", env},             {"slots", slotsJson(slots)}};
@@ -511,6 +477,7 @@ std::string CreateSessionRequest::toJson() const {
   if (openStdin || tty) out["stdin"] = true;
   if (tty) out["tty"] = true;
   if (!servicePorts.empty()) out["service_ports"] = servicePortsJson(servicePorts);
+  if (!mounts.empty()) out["mounts"] = mountsJson(mounts);
   return out.dump();
 }
 
@@ -566,11 +533,17 @@ Result<CreateSessionRequest> CreateSessionRequest::fromJson(std::string_view tex
   request.tty = r.boolean("tty");
   request.openStdin = r.boolean("stdin") || request.tty;
   const json* services = r.array("service_ports", false);
+  const json* mounts = r.array("mounts", false);
   if (!r.ok()) return r.failure();
   if (services != nullptr) {
     auto read = readServicePorts(*services, "create-session.service_ports");
     if (!read) return Failure{read.error()};
     request.servicePorts = std::move(*read);
+  }
+  if (mounts != nullptr) {
+    auto read = readMounts(*mounts, "create-session.mounts");
+    if (!read) return Failure{read.error()};
+    request.mounts = std::move(*read);
   }
   if (request.image && !isImageReference(*request.image)) {
     return fail(ErrorCode::InvalidArgument, "create-session.image: '" + *request.image + "' is not an image reference");

@@ -179,6 +179,24 @@ std::string servicePortEnvName(std::string_view serviceName);
 inline constexpr std::string_view kServicePortsLabel = "ai.backend.service-ports";
 inline constexpr std::size_t kMaxServicePorts = 16;
 
+// A storage folder bound into a session: `source` is the folder's directory on the node
+// (a volume the storage proxy serves, mounted at the same path on every agent), `target`
+// where the session sees it. The agent binds only sources under its [storage]
+// mount-roots, read-only through the kernel when `readOnly`.
+struct FolderMount {
+  std::string folderId;  // the manager's id, for the agent's records and errors
+  std::string source;    // absolute
+  std::string target;    // isMountTarget
+  bool readOnly = false;
+
+  bool operator==(const FolderMount&) const = default;
+};
+inline constexpr std::size_t kMaxFolderMounts = 16;
+inline constexpr std::string_view kMountTargetRoot = "/home/work";
+// Below /home/work (not it): absolute, components separated by single '/', none "." or
+// "..", at most 1024 bytes, no control characters.
+bool isMountTarget(std::string_view target);
+
 struct CreateSessionRequest {
   std::string sessionId;
   std::vector<std::string> command;  // argv; command[0] is looked up in PATH; empty only with an image
@@ -195,6 +213,8 @@ struct CreateSessionRequest {
   bool openStdin = false;
   bool tty = false;
   std::vector<ServicePort> servicePorts = {};  // wire "service_ports"; names unique
+  // Folders bound into it (wire "mounts"); targets unique, at most kMaxFolderMounts.
+  std::vector<FolderMount> mounts = {};
 
   std::string toJson() const;
   static Result<CreateSessionRequest> fromJson(std::string_view json);
