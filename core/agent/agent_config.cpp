@@ -101,6 +101,27 @@ std::vector<Key> interactiveTableKeys() {
   });
 }
 
+std::vector<Key> storageTableKeys() {
+  return inTable("storage", {
+      {"mount-roots", KeyType::StringList, "[]",
+       "volume roots of the storage proxies, mounted at the same path here: sessions' folders are bound only from "
+       "below them, and sessions never see the roots themselves; empty: no folder mounts"},
+  });
+}
+
+// [storage] mount-roots: absolute, normalised, no two the same.
+Result<std::vector<std::filesystem::path>> mountRoots(const config::Config& c) {
+  std::vector<std::filesystem::path> roots;
+  for (const auto& text : c.stringList("storage.mount-roots")) {
+    const std::filesystem::path root = std::filesystem::path(text).lexically_normal();
+    if (text.empty() || text[0] != '/' || root == "/") {
+      return fail(ErrorCode::InvalidArgument, "storage.mount-roots: '" + text + "' is not an absolute path below /");
+    }
+    roots.push_back(root);
+  }
+  return roots;
+}
+
 Result<InteractiveSettings> interactiveSettings(const config::Config& c) {
   InteractiveSettings s;
   const std::int64_t connections = c.integer("interactive.max-connections-per-session");
@@ -131,7 +152,7 @@ Result<InteractiveSettings> interactiveSettings(const config::Config& c) {
 
 std::vector<Key> allAgentKeys() {
   std::vector<Key> keys = agentTableKeys();
-  for (auto table : {resourceTableKeys(), runtimeTableKeys(), interactiveTableKeys()}) {
+  for (auto table : {resourceTableKeys(), runtimeTableKeys(), interactiveTableKeys(), storageTableKeys()}) {
     keys.insert(keys.end(), table.begin(), table.end());
   }
   keys.push_back({"plugins.*", KeyType::Table, "", "a plugin's own settings, by plugin key or name (e.g. [plugins.mock])"});
@@ -261,6 +282,9 @@ IsolationSettings isolationSettings(const AgentSettings& settings) {
     if (!path.empty()) isolation.hidden.push_back(std::filesystem::absolute(path));
   }
   for (const auto& path : settings.hiddenPaths) isolation.hidden.push_back(path);
+  // Sessions see their own folders at their targets, never a volume's other folders.
+  for (const auto& root : settings.folderMountRoots) isolation.hidden.push_back(root);
+  isolation.folderMountRoots = settings.folderMountRoots;
   return isolation;
 }
 
@@ -334,6 +358,9 @@ Result<AgentSettings> agentSettings(const config::Config& c) {
     }
     s.hiddenPaths.emplace_back(path);
   }
+  auto roots = mountRoots(c);
+  if (!roots) return Failure{roots.error()};
+  s.folderMountRoots = std::move(*roots);
   s.shimPath = c.string("runtime.shim-path");
   s.destroyGrace = millis(c.seconds("runtime.destroy-grace"));
   s.cgroupRoot = c.string("runtime.cgroup-root");

@@ -61,6 +61,7 @@ struct AgentSettings {
   std::uint64_t defaultSessionMemory = std::uint64_t{1} << 30;
   std::vector<std::filesystem::path> hiddenPaths;  // runtime.hidden-paths, as configured
   std::filesystem::path configFile;       // set by the front end: hidden from sessions too
+  std::vector<std::filesystem::path> folderMountRoots;  // storage.mount-roots, normalised
   std::filesystem::path shimPath;
   std::chrono::milliseconds destroyGrace{10000};
   std::filesystem::path cgroupRoot;

@@ -26,6 +26,7 @@ struct IsolationSettings {
   std::uint64_t pidsMax = 4096;
   std::uint64_t defaultMemory = std::uint64_t{1} << 30;  // when no plugin set "memory"
   std::vector<std::filesystem::path> hidden;            // state dir, config, token, key, runtime.hidden-paths
+  std::vector<std::filesystem::path> folderMountRoots;  // storage.mount-roots: where folders may be bound from
 };
 
 struct PluginPayload {

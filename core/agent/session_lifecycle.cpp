@@ -1,5 +1,7 @@
 #include "agent/session_lifecycle.hpp"
 
+#include "agent/folder_mounts.hpp"
+
 #include "clock.hpp"
 #include "runtime/atomic_file.hpp"
 
@@ -232,6 +234,15 @@ SessionLifecycle::Prepared SessionLifecycle::prepare(
     return out;
   }
   out.isolation = std::move(*isolation);
+  auto folders = folderBinds(request.mounts, options_.isolation.folderMountRoots);
+  if (!folders) {
+    out.failure = folders.error().message;
+    return out;
+  }
+  for (const BindMount& folder : *folders) {
+    out.isolation.sandbox.mounts.push_back(folder);
+    out.isolation.containerMounts.push_back(folder);
+  }
   out.isolation.sandbox.workDir = workDirOf(request.sessionId);
   if (auto made = makeWorkDir(out.isolation.sandbox.workDir, owner.uid, owner.gid); !made) {
     out.failure = made.error().message;

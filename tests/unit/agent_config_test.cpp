@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 namespace bai::core {
@@ -178,6 +179,31 @@ TEST(AgentConfig, InteractiveLimitsAndServicePorts) {
     auto settings = settingsOf(toml);
     ASSERT_FALSE(settings.ok()) << toml;
     EXPECT_NE(settings.error().message.find(message), std::string::npos) << settings.error().message;
+  }
+}
+
+TEST(AgentConfig, StorageMountRootsAreAbsoluteAndHiddenFromSessions) {
+  auto settingsOf = [](const std::string& storage) {
+    auto config = agentConfigSchema().parse("[agent]\ncluster-token-file = \"t\"\n[storage]\n" + storage, "agent.toml");
+    EXPECT_TRUE(config.ok()) << (config.ok() ? "" : config.error().message);
+    return agentSettings(*config);
+  };
+  auto none = settingsOf("");
+  ASSERT_TRUE(none.ok()) << none.error().message;
+  EXPECT_TRUE(none->folderMountRoots.empty());
+  auto set = settingsOf("mount-roots = [\"/srv/bai/volumes/\", \"/mnt/nfs/../data\"]\n");
+  ASSERT_TRUE(set.ok()) << set.error().message;
+  ASSERT_EQ(set->folderMountRoots.size(), 2u);
+  EXPECT_EQ(set->folderMountRoots[1], std::filesystem::path("/mnt/data"));
+  const IsolationSettings isolation = isolationSettings(*set);
+  EXPECT_EQ(isolation.folderMountRoots, set->folderMountRoots);
+  for (const auto& root : set->folderMountRoots) {
+    EXPECT_NE(std::find(isolation.hidden.begin(), isolation.hidden.end(), root), isolation.hidden.end()) << root;
+  }
+  for (const char* bad : {"mount-roots = [\"relative\"]\n", "mount-roots = [\"/\"]\n", "mount-roots = [\"\"]\n"}) {
+    auto settings = settingsOf(bad);
+    ASSERT_FALSE(settings.ok()) << bad;
+    EXPECT_NE(settings.error().message.find("storage.mount-roots"), std::string::npos) << settings.error().message;
   }
 }
 

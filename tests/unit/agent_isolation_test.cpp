@@ -1,6 +1,7 @@
 // Whose sessions the agent runs (session_identity) and what isolates each one
 // (session_isolation): the owner checks and the merge of the plugins' payloads, with a
 // fake stat so no device node has to exist.
+#include "agent/folder_mounts.hpp"
 #include "agent/session_identity.hpp"
 #include "agent/session_isolation.hpp"
 
@@ -292,6 +293,58 @@ TEST(IdentityFiles, TheOwnerIsAddedWhereTheHostDoesNotKnowItsIds) {
   ASSERT_TRUE(none.ok());
   EXPECT_EQ(read((*none)[0].source), "tenant-c:x:200003:200003::/home/work:/bin/sh\n");
   std::filesystem::remove_all(dir);
+}
+
+// A folder the manager names is bound only from below the agent's mount roots, only as the
+// real directory it is (no symlink detours), and read-only when asked.
+class FolderMounts : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/bai-folder-mounts-XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern), nullptr);
+    base_ = pattern;
+    std::filesystem::create_directories(base_ / "volume/vfolders/aa");
+    std::filesystem::create_directories(base_ / "elsewhere");
+    std::filesystem::create_directory_symlink(base_ / "elsewhere", base_ / "volume/vfolders/link");
+    std::ofstream(base_ / "volume/vfolders/file") << "x";
+  }
+  void TearDown() override { std::filesystem::remove_all(base_); }
+
+  protocol::FolderMount mount(const std::string& relative, bool readOnly = false) const {
+    return {"aa", (base_ / relative).string(), "/home/work/data", readOnly};
+  }
+  std::string refusal(const std::vector<protocol::FolderMount>& mounts) const {
+    auto binds = folderBinds(mounts, {base_ / "volume"});
+    return binds ? "" : binds.error().message;
+  }
+
+  std::filesystem::path base_;
+};
+
+TEST_F(FolderMounts, AFolderBelowAMountRootIsBoundAtItsTarget) {
+  auto binds = folderBinds({mount("volume/vfolders/aa", true)}, {base_ / "volume"});
+  ASSERT_TRUE(binds.ok()) << binds.error().message;
+  ASSERT_EQ(binds->size(), 1u);
+  EXPECT_EQ((*binds)[0].source, base_ / "volume/vfolders/aa");
+  EXPECT_EQ((*binds)[0].target, "/home/work/data");
+  EXPECT_TRUE((*binds)[0].readOnly);
+  EXPECT_TRUE(folderBinds({}, {}).ok());  // no folders need no roots
+}
+
+TEST_F(FolderMounts, EverythingElseIsRefusedWithTheReason) {
+  EXPECT_NE(refusal({mount("elsewhere")}).find("not below any of this agent's [storage] mount-roots"), std::string::npos);
+  EXPECT_NE(refusal({mount("volume/vfolders/link")}).find("symlink"), std::string::npos);
+  EXPECT_NE(refusal({mount("volume/vfolders/file")}).find("not a directory"), std::string::npos);
+  EXPECT_NE(refusal({mount("volume/vfolders/missing")}).find("No such file"), std::string::npos);
+  EXPECT_NE(refusal({mount("volume/vfolders/aa/../../../elsewhere")}).find("mount-roots"), std::string::npos);
+  // The root itself is not a folder: binding it would show every folder of the volume.
+  EXPECT_NE(refusal({mount("volume")}).find("mount-roots"), std::string::npos);
+  // A root that is a prefix of the name but not a parent directory.
+  std::filesystem::create_directories(base_ / "volume2");
+  EXPECT_NE(refusal({mount("volume2")}).find("mount-roots"), std::string::npos);
+  auto noRoots = folderBinds({mount("volume/vfolders/aa")}, {});
+  ASSERT_FALSE(noRoots.ok());
+  EXPECT_NE(noRoots.error().message.find("mount-roots is empty"), std::string::npos);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include "agent/container_runtime.hpp"
 #include "memory_engine.hpp"
 
+#include <algorithm>
 #include <fstream>
 
 namespace bai::core::testing {
@@ -328,6 +329,80 @@ TEST_F(SessionLifecycleTest, ALogReadIsAtMostOnePage) {
   auto tail = lifecycle->logs("s1", "stdout", 0, 0, std::uint64_t{16u << 20});
   EXPECT_EQ(tail->text.size(), protocol::kLogPageBytes);
   EXPECT_EQ(tail->offset, 10u) << "the last page of a longer tail";
+}
+
+// A session's storage folders reach both runtimes as bind mounts, read-only as asked; a
+// folder outside the agent's mount roots ends the session with the reason.
+class FolderMountLifecycleTest : public ContainerLifecycleTest {
+ protected:
+  std::unique_ptr<SessionLifecycle> withRoots() {
+    std::filesystem::create_directories(folder_);
+    SessionLifecycleOptions options = lifecycleOptions();
+    options.isolation.folderMountRoots = {dir_.path() / "volume"};
+    auto processes = std::move(options.makeRuntimes);
+    options.makeRuntimes = [this, processes](SessionCallbacks callbacks) {
+      auto runtimes = processes(callbacks);
+      ContainerSettings settings;
+      settings.engineSocket = "/run/test.sock";
+      runtimes.push_back(std::make_unique<ContainerRuntime>(
+          ContainerRuntimeOptions{settings_.id, settings, sink(), callbacks.onExit, [] {}, {}, callbacks.onStarted},
+          std::make_unique<MemoryEngine>(engine_)));
+      return runtimes;
+    };
+    return std::make_unique<SessionLifecycle>(std::move(options), *ledger_, *records_, *journal_);
+  }
+  protocol::CreateSessionRequest mounting(protocol::CreateSessionRequest r, const std::filesystem::path& source) {
+    r.mounts = {{std::string(32, 'a'), source.string(), "/home/work/data", true}};
+    return r;
+  }
+  std::filesystem::path folder_ = dir_.path() / "volume/vfolders/aa";
+};
+
+TEST_F(FolderMountLifecycleTest, AProcessSessionsSandboxBindsTheFolderReadOnly) {
+  buildNode({"good"});
+  auto lifecycle = withRoots();
+  auto created = lifecycle->create(mounting(request("p1", "acme.device"), folder_));
+  ASSERT_TRUE(created.ok()) << created.error().detail;
+  ASSERT_EQ(processes().started.size(), 1u);
+  const Sandbox& sandbox = *processes().started[0].sandbox;
+  auto bound = std::find_if(sandbox.mounts.begin(), sandbox.mounts.end(),
+                            [](const BindMount& m) { return m.target == "/home/work/data"; });
+  ASSERT_NE(bound, sandbox.mounts.end());
+  EXPECT_EQ(bound->source, folder_);
+  EXPECT_TRUE(bound->readOnly);
+}
+
+TEST_F(FolderMountLifecycleTest, AContainerGetsTheFolderAsAReadOnlyBind) {
+  buildNode({"good"});
+  std::vector<BindMount> binds;  // as the container was created with them
+  engine_->scriptFor = [&binds](const ContainerSpec& spec) {
+    binds = spec.binds;
+    return MemoryEngine::Script{};
+  };
+  auto lifecycle = withRoots();
+  auto created = lifecycle->create(mounting(inImage("c1", "bai-test/busybox:1"), folder_));
+  ASSERT_TRUE(created.ok()) << created.error().detail;
+  ASSERT_TRUE(bai::testing::eventually([&] { return lifecycle->session("c1")->state == SessionState::Exited; }));
+  std::lock_guard<std::mutex> lock(engine_->mutex);
+  auto bound = std::find_if(binds.begin(), binds.end(), [](const BindMount& m) { return m.target == "/home/work/data"; });
+  ASSERT_NE(bound, binds.end());
+  EXPECT_EQ(bound->source, folder_);
+  EXPECT_TRUE(bound->readOnly);
+}
+
+TEST_F(FolderMountLifecycleTest, AFolderOutsideTheMountRootsFailsTheStartWithTheReasonAndHoldsNothing) {
+  buildNode({"good"});
+  auto lifecycle = withRoots();
+  std::filesystem::create_directories(dir_.path() / "elsewhere");
+  auto created = lifecycle->create(mounting(request("p2", "acme.device"), dir_.path() / "elsewhere"));
+  ASSERT_FALSE(created.ok());
+  EXPECT_EQ(created.error().kind, AgentErrorKind::SessionStartFailed);
+  auto info = lifecycle->session("p2");
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->state, SessionState::Failed);
+  EXPECT_NE(info->reason.find("not below any of this agent's [storage] mount-roots"), std::string::npos) << info->reason;
+  EXPECT_TRUE(processes().started.empty());
+  EXPECT_EQ(used("acme.device"), Quantity(0));
 }
 
 }  // namespace
