@@ -156,8 +156,28 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         });
       });
     }
-    bhttp::async_read(stream_, buffer_, *parser_,
-                      [self = this->shared_from_this()](beast::error_code ec, std::size_t) { self->onRead(ec); });
+    bhttp::async_read_header(stream_, buffer_, *parser_, [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) return self->onRead(ec);
+      self->continueBody();
+    });
+  }
+
+  // A client that sent "Expect: 100-continue" (curl does for bodies over 1 MiB) waits for
+  // the interim answer before the body: without it, each such request stalls a second.
+  void continueBody() {
+    const auto& header = parser_->get();
+    const bool expectsContinue = beast::iequals(header[bhttp::field::expect], "100-continue");
+    const bool fits = !parser_->content_length() || *parser_->content_length() <= maxBody_;
+    auto readBody = [self = this->shared_from_this()] {
+      bhttp::async_read(self->stream_, self->buffer_, *self->parser_,
+                        [self](beast::error_code ec, std::size_t) { self->onRead(ec); });
+    };
+    if (!expectsContinue || !fits || parser_->is_done()) return readBody();
+    static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    asio::async_write(stream_, asio::buffer(kContinue), [self = this->shared_from_this(), readBody](beast::error_code ec, std::size_t) {
+      if (ec) return self->close();
+      readBody();
+    });
   }
 
   // Closes the descriptor now, not after a shutdown handshake: it is needed elsewhere.

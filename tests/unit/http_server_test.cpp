@@ -370,5 +370,31 @@ TEST(HttpServer, StreamsAFileRangeAndKeepsTheConnection) {
   std::filesystem::remove(path);
 }
 
+// curl asks "Expect: 100-continue" before a body over 1 MiB; the server says continue at
+// once instead of letting the client wait out its timeout (set to 20 s here).
+TEST(HttpServer, AnswersExpectContinueAtOnce) {
+  Server server({"127.0.0.1", 0, 1, 4 << 20, "", ""}, [](const Request& r) {
+    return Response{200, "text/plain", std::to_string(r.body.size()), {}};
+  });
+  ASSERT_TRUE(server.start().ok());
+  const std::string body(2 << 20, 'b');
+  CURL* curl = curl_easy_init();
+  std::string reply;
+  const std::string url = "http://127.0.0.1:" + std::to_string(server.port()) + "/upload";
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+  curl_easy_setopt(curl, CURLOPT_EXPECT_100_TIMEOUT_MS, 20000L);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 60L);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &collect);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply);
+  const auto began = std::chrono::steady_clock::now();
+  EXPECT_EQ(curl_easy_perform(curl), CURLE_OK);
+  const auto took = std::chrono::steady_clock::now() - began;
+  curl_easy_cleanup(curl);
+  EXPECT_EQ(reply, std::to_string(body.size()));
+  EXPECT_LT(took, std::chrono::seconds(10)) << "the client waited for a 100 Continue that never came";
+}
+
 }  // namespace
 }  // namespace bai::http
