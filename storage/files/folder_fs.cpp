@@ -1,5 +1,7 @@
 #include "folder_fs.hpp"
 
+#include "http_server.hpp"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
@@ -188,6 +190,9 @@ Result<std::vector<storage_protocol::FileEntry>, FileError> FolderFs::list(const
     auto names = namesIn(dirFd, at);
     if (!names) return Failure{names.error()};
     for (const auto& name : *names) {
+      // A name that is not UTF-8 (a session may write one) cannot go into JSON, and no
+      // client path could name it (normalizeFolderPath refuses it): left out.
+      if (!http::isValidUtf8(name)) continue;
       struct stat child {};
       if (::fstatat(dirFd, name.c_str(), &child, AT_SYMLINK_NOFOLLOW) != 0) continue;  // gone meanwhile
       if (entries.size() == kMaxListedEntries) {

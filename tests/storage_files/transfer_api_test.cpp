@@ -184,6 +184,13 @@ TEST_F(TransferTest, ListsOneDirectoryOrTheSubtreeWithoutFollowingSymlinks) {
   ASSERT_EQ(one->size(), 1u);
   EXPECT_EQ((*one)[0].path, "a/b/c.txt");
   EXPECT_EQ(typeOf(call("GET", "/v1/list", "missing", downloadGrant())), "no-such-file");
+
+  writeFile(folder.dir / "a" / "\xff\xfe.bin", "not UTF-8");
+  auto skipped = call("GET", "/v1/list", "a", downloadGrant());
+  EXPECT_EQ(skipped.status, 200) << "a name that is not UTF-8 is left out, not a failed listing";
+  auto rest = sp::entriesFromJson(skipped.body);
+  ASSERT_TRUE(rest.ok());
+  EXPECT_EQ(rest->size(), 1u);
 }
 
 TEST_F(TransferTest, MkdirMakesParentsAndNeedsAnUploadGrant) {
