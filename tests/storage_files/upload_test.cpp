@@ -5,7 +5,9 @@
 
 #include <curl/curl.h>
 
+#include <signal.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 
 #include <atomic>
 #include <thread>
@@ -174,6 +176,45 @@ TEST_F(TransferTest, TheJanitorRemovesAndRefundsUploadsPastTheirExpiry) {
   nowMillis += 25LL * 3600 * 1000;
   EXPECT_EQ(api->removeExpiredUploads(folder), 1u);
   EXPECT_EQ(catalog->used(folder), 0u);
+}
+
+// A proxy killed with SIGKILL in the middle of a chunk: the next one resumes from the staged
+// bytes, which are a prefix of the file, and the result is the file exactly.
+TEST_F(TransferTest, AnUploadSurvivesAKill9AtAnyMoment) {
+  std::string content(32u << 20, '\0');
+  for (std::size_t i = 0; i < content.size(); ++i) content[i] = static_cast<char>((i * 2654435761u) >> 13);
+  const std::size_t chunk = 1u << 20;
+  ASSERT_EQ(start("killed.bin", content.size()).status, 200);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {  // the proxy: writes chunk after chunk until it is killed
+    for (std::size_t offset = 0; offset < content.size(); offset += chunk) {
+      (void)patch("killed.bin", content.size(), offset, content.substr(offset, chunk));
+    }
+    ::_exit(0);
+  }
+  // Kill it somewhere past the first few chunks, mid-write most likely.
+  const std::string staged = (folder.stagingDir / std::filesystem::directory_iterator(folder.stagingDir)->path().filename()).string();
+  std::error_code gone;
+  while (std::filesystem::file_size(staged, gone) < 5 * chunk + 12345 && !gone) std::this_thread::yield();
+  ::kill(child, SIGKILL);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "the child finished before it was killed; the test proves nothing";
+
+  restart();
+  auto resumed = start("killed.bin", content.size());
+  ASSERT_EQ(resumed.status, 200) << resumed.body;
+  std::uint64_t offset = offsetOf(resumed);
+  EXPECT_GT(offset, 5u * chunk);
+  EXPECT_LT(offset, content.size());
+  while (offset < content.size()) {
+    auto next = patch("killed.bin", content.size(), offset, content.substr(offset, chunk));
+    ASSERT_EQ(next.status, 200) << next.body;
+    offset = offsetOf(next);
+  }
+  EXPECT_TRUE(readFile(folder.dir / "killed.bin") == content) << "the resumed file differs";
+  EXPECT_EQ(catalog->used(folder), content.size());
 }
 
 // PATCH upload and download of a large file over loopback HTTP, through the real server:
