@@ -20,6 +20,8 @@
 #include <thread>
 #include <vector>
 
+#include <unistd.h>
+
 namespace bai::http {
 namespace {
 
@@ -34,6 +36,7 @@ constexpr auto kIdleTimeout = std::chrono::seconds(60);
 constexpr auto kFirstAcceptBackoff = std::chrono::milliseconds(10);
 constexpr auto kLongestAcceptBackoff = std::chrono::milliseconds(500);
 constexpr std::size_t kShedPerFailedAccept = 8;
+constexpr std::size_t kFilePieceBytes = 1 << 20;
 
 // Connections kept alive and waiting for their next request, oldest first: the ones
 // closed when the process runs out of descriptors. Any thread.
@@ -153,8 +156,28 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         });
       });
     }
-    bhttp::async_read(stream_, buffer_, *parser_,
-                      [self = this->shared_from_this()](beast::error_code ec, std::size_t) { self->onRead(ec); });
+    bhttp::async_read_header(stream_, buffer_, *parser_, [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) return self->onRead(ec);
+      self->continueBody();
+    });
+  }
+
+  // A client that sent "Expect: 100-continue" (curl does for bodies over 1 MiB) waits for
+  // the interim answer before the body: without it, each such request stalls a second.
+  void continueBody() {
+    const auto& header = parser_->get();
+    const bool expectsContinue = beast::iequals(header[bhttp::field::expect], "100-continue");
+    const bool fits = !parser_->content_length() || *parser_->content_length() <= maxBody_;
+    auto readBody = [self = this->shared_from_this()] {
+      bhttp::async_read(self->stream_, self->buffer_, *self->parser_,
+                        [self](beast::error_code ec, std::size_t) { self->onRead(ec); });
+    };
+    if (!expectsContinue || !fits || parser_->is_done()) return readBody();
+    static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    asio::async_write(stream_, asio::buffer(kContinue), [self = this->shared_from_this(), readBody](beast::error_code ec, std::size_t) {
+      if (ec) return self->close();
+      readBody();
+    });
   }
 
   // Closes the descriptor now, not after a shutdown handshake: it is needed elsewhere.
@@ -209,6 +232,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   }
 
   void respond(Response response, bool keepAlive) {
+    if (response.file) return respondWithFile(std::move(response), keepAlive);
     auto message = std::make_shared<bhttp::response<bhttp::string_body>>(static_cast<bhttp::status>(response.status), 11);
     message->set(bhttp::field::server, "bai");
     message->set(bhttp::field::content_type, response.contentType);
@@ -222,6 +246,48 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
                          self->answered_ = true;
                          self->read();
                        });
+  }
+
+  // The header, then the file's range piece by piece: never more than one piece in memory.
+  void respondWithFile(Response response, bool keepAlive) {
+    auto message = std::make_shared<bhttp::response<bhttp::empty_body>>(static_cast<bhttp::status>(response.status), 11);
+    message->set(bhttp::field::server, "bai");
+    message->set(bhttp::field::content_type, response.contentType);
+    for (const auto& [name, value] : response.headers) message->set(name, value);
+    message->keep_alive(keepAlive);
+    message->content_length(response.file->length);
+    auto serializer = std::make_shared<bhttp::response_serializer<bhttp::empty_body>>(*message);
+    beast::get_lowest_layer(stream_).expires_after(kIdleTimeout);
+    bhttp::async_write_header(stream_, *serializer,
+                              [self = this->shared_from_this(), message, serializer, keepAlive,
+                               file = std::move(response.file)](beast::error_code ec, std::size_t) {
+                                if (ec) return self->close();
+                                self->writeFilePiece(file, 0, std::make_shared<std::vector<char>>(), keepAlive);
+                              });
+  }
+
+  void writeFilePiece(std::shared_ptr<FileBody> file, std::uint64_t sent, std::shared_ptr<std::vector<char>> piece,
+                      bool keepAlive) {
+    if (sent == file->length) return finishResponse(keepAlive);
+    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(kFilePieceBytes, file->length - sent));
+    piece->resize(want);
+    const ssize_t got = ::pread(file->fd, piece->data(), want, static_cast<off_t>(file->offset + sent));
+    // The file shrank or failed under us: the promised length cannot be kept, so the
+    // connection ends and the client sees a short body.
+    if (got <= 0) return close();
+    piece->resize(static_cast<std::size_t>(got));
+    beast::get_lowest_layer(stream_).expires_after(kIdleTimeout);
+    asio::async_write(stream_, asio::buffer(*piece),
+                      [self = this->shared_from_this(), file, sent, piece, keepAlive](beast::error_code ec, std::size_t n) {
+                        if (ec) return self->close();
+                        self->writeFilePiece(file, sent + n, piece, keepAlive);
+                      });
+  }
+
+  void finishResponse(bool keepAlive) {
+    if (!keepAlive) return close();
+    answered_ = true;
+    read();
   }
 
   // Hands the connection over to a WebSocket; this session ends here.
@@ -255,6 +321,10 @@ Response Response::acceptUpgrade(OnUpgrade onOpen, ws::Options options) {
   response.upgrade = std::move(onOpen);
   response.upgradeOptions = options;
   return response;
+}
+
+FileBody::~FileBody() {
+  if (fd >= 0) ::close(fd);
 }
 
 std::string Request::header(const std::string& lowerName) const {

@@ -31,11 +31,26 @@ struct Request {
   std::string header(const std::string& lowerName) const;
 };
 
+// A byte range of an open file, sent as a response's body without being read whole: the
+// server writes it in pieces. Owns the descriptor (closed when the last holder drops it).
+struct FileBody {
+  int fd = -1;
+  std::uint64_t offset = 0;
+  std::uint64_t length = 0;
+
+  FileBody(int ownedFd, std::uint64_t from, std::uint64_t count) : fd(ownedFd), offset(from), length(count) {}
+  ~FileBody();
+  FileBody(const FileBody&) = delete;
+  FileBody& operator=(const FileBody&) = delete;
+};
+
 struct Response {
   int status = 200;
   std::string contentType = "application/json";
   std::string body;
   std::map<std::string, std::string> headers;
+  // When set, the body instead of `body`: Content-Length is its length.
+  std::shared_ptr<FileBody> file = {};
   // Set by a handler to accept a WebSocket upgrade (a request ws::isUpgradeRequest
   // holds for; on any other it answers 426): the server answers 101 and hands the
   // connection over, on its own thread; status and body are then unused.

@@ -341,5 +341,60 @@ TEST(HttpServer, OutOfDescriptorsShedsIdleConnectionsInsteadOfSpinning) {
   ::waitpid(child, nullptr, 0);
 }
 
+// A handler's file range is written in pieces, the bytes intact, and the connection stays
+// open for the next request.
+TEST(HttpServer, StreamsAFileRangeAndKeepsTheConnection) {
+  const auto path = std::filesystem::temp_directory_path() / ("bai-http-file-" + std::to_string(::getpid()));
+  std::string content(64 << 20, '\0');
+  for (std::size_t i = 0; i < content.size(); ++i) content[i] = static_cast<char>((i * 7919 + i / 4096) & 0xff);
+  std::ofstream(path, std::ios::binary).write(content.data(), static_cast<std::streamsize>(content.size()));
+  Server server({"127.0.0.1", 0, 1, 64, "", ""}, [&](const Request& request) {
+    Response response;
+    response.contentType = "application/octet-stream";
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    const std::uint64_t offset = request.path == "/middle" ? 1000 : 0;
+    const std::uint64_t length = request.path == "/middle" ? 5000 : content.size();
+    response.file = std::make_shared<FileBody>(fd, offset, length);
+    return response;
+  });
+  ASSERT_TRUE(server.start().ok());
+  const std::string base = "http://127.0.0.1:" + std::to_string(server.port());
+  Client client;
+  const Reply whole = client.request(base + "/whole");
+  EXPECT_EQ(whole.status, 200);
+  EXPECT_EQ(whole.body.size(), content.size());
+  EXPECT_TRUE(whole.body == content) << "the streamed bytes differ from the file's";
+  const Reply middle = client.request(base + "/middle");
+  EXPECT_EQ(middle.body, content.substr(1000, 5000));
+  EXPECT_EQ(middle.connects, 0) << "the connection was kept after a streamed body";
+  std::filesystem::remove(path);
+}
+
+// curl asks "Expect: 100-continue" before a body over 1 MiB; the server says continue at
+// once instead of letting the client wait out its timeout (set to 20 s here).
+TEST(HttpServer, AnswersExpectContinueAtOnce) {
+  Server server({"127.0.0.1", 0, 1, 4 << 20, "", ""}, [](const Request& r) {
+    return Response{200, "text/plain", std::to_string(r.body.size()), {}};
+  });
+  ASSERT_TRUE(server.start().ok());
+  const std::string body(2 << 20, 'b');
+  CURL* curl = curl_easy_init();
+  std::string reply;
+  const std::string url = "http://127.0.0.1:" + std::to_string(server.port()) + "/upload";
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+  curl_easy_setopt(curl, CURLOPT_EXPECT_100_TIMEOUT_MS, 20000L);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 60L);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &collect);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply);
+  const auto began = std::chrono::steady_clock::now();
+  EXPECT_EQ(curl_easy_perform(curl), CURLE_OK);
+  const auto took = std::chrono::steady_clock::now() - began;
+  curl_easy_cleanup(curl);
+  EXPECT_EQ(reply, std::to_string(body.size()));
+  EXPECT_LT(took, std::chrono::seconds(10)) << "the client waited for a 100 Continue that never came";
+}
+
 }  // namespace
 }  // namespace bai::http
