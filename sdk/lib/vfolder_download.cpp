@@ -35,7 +35,8 @@ ClientResult<std::vector<FileEntry>> listRemote(ProxyChannel& channel, const std
   if (response->status / 100 != 2) return Failure{proxyError(*response)};
   try {
     std::vector<FileEntry> out;
-    for (const auto& item : nlohmann::json::parse(response->body).at("entries")) {
+    const auto doc = nlohmann::json::parse(response->body);
+    for (const auto& item : doc.at("entries")) {
       out.push_back({item.at("path").get<std::string>(), item.at("type").get<std::string>(),
                      item.value("size", std::uint64_t{0}), item.value("mode", std::uint32_t{0}),
                      item.value("modified_at_ms", std::int64_t{0})});
