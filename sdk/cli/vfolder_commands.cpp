@@ -91,6 +91,17 @@ struct TransferArgs {
   bool recursive = false;
 };
 
+// A failure found here (a local path, a directory without -r) is the caller's mistake or
+// a refusal; only no answer from the manager or the proxy is "unreachable" (3).
+int transferFailed(CommandContext& c, const client::ApiError& error) {
+  const int code = c.fail(error);
+  if (error.status != 0 || error.type == "proxy-unreachable" || error.type == "unreachable" || error.type == "invalid-reply") {
+    return code;
+  }
+  return error.type == "is-a-directory" || error.type == "no-such-file" || error.type == "invalid-path" ? kExitUsage
+                                                                                                        : kExitRefused;
+}
+
 // Moves each path in turn (one grant each); the first failure ends the command.
 int transfer(CommandContext& c, const TransferArgs& args, bool upload) {
   const client::Client* api = c.api();
@@ -106,7 +117,7 @@ int transfer(CommandContext& c, const TransferArgs& args, bool upload) {
                        : client::downloadFromVfolder(*api, args.folder, path, args.to.empty() ? "." : args.to, options);
     if (!done) {
       if (!c.json) std::cerr << "\n";
-      return c.fail(done.error());
+      return transferFailed(c, done.error());
     }
     total.bytes += done->bytes;
     total.files += done->files;

@@ -29,7 +29,7 @@ client::ClientResult<http::ClientResponse> ProxyChannel::send(http::ClientReques
     auto response = http::send(request);
     if (!response) {
       // The message names the URL (path and query) but never the grant.
-      return Failure{client::ApiError{0, "unreachable", "Cannot reach the storage proxy", response.error().message}};
+      return Failure{client::ApiError{0, "proxy-unreachable", "Cannot reach the storage proxy", response.error().message}};
     }
     if (attempt > 0 || response->status != 403 || proxyError(*response).type != "grant-expired") return std::move(*response);
     if (auto renewed = open(); !renewed) return Failure{renewed.error()};

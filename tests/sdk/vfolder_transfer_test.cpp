@@ -212,7 +212,7 @@ TEST(VfolderTransfer, AnUploadInterruptedMidChunkResumesFromTheOffsetTheProxyRep
 
   auto first = uploadToVfolder(fake.client(), "data", local.path() / "big.bin", "in", smallChunks());
   ASSERT_FALSE(first.ok());
-  EXPECT_EQ(first.error().type, "unreachable");
+  EXPECT_EQ(first.error().type, "proxy-unreachable");
   EXPECT_FALSE(fake.files.count("in/big.bin")) << "never a partial file at its path";
   ASSERT_EQ(fake.uploads["in/big.bin"].staged.size(), 4096u + 1000u);
 
