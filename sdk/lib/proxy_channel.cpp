@@ -2,6 +2,8 @@
 
 #include "api_reply.hpp"
 
+#include <algorithm>
+
 namespace bai::client_internal {
 
 ProxyChannel::ProxyChannel(const client::Client& client, std::string ref, client::TransferOperation operation,
@@ -15,6 +17,14 @@ client::ClientResult<void> ProxyChannel::open() {
   if (grant->url.rfind("http://", 0) != 0 && grant->url.rfind("https://", 0) != 0) {
     return Failure{client::ApiError{0, "invalid-reply", "Unexpected answer from the manager",
                                     "the grant's proxy URL must start with http:// or https://"}};
+  }
+  // It goes into a header: a control character or space would end it or start another.
+  const bool printable = !grant->token.empty() && std::all_of(grant->token.begin(), grant->token.end(), [](char c) {
+    return c > ' ' && c < 0x7f;
+  });
+  if (!printable) {
+    return Failure{client::ApiError{0, "invalid-reply", "Unexpected answer from the manager",
+                                    "the grant is empty or holds characters a header cannot carry"}};
   }
   grant_ = std::move(*grant);
   return {};

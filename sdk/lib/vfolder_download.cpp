@@ -99,8 +99,12 @@ class Downloader {
         if (!changedSize && head.status == 206) changedSize = rangeTotal(head, have);
         if (!changedSize && head.status == 200) changedSize = have == 0 ? size : 0;  // the whole file again
         if (*changedSize != size) return false;
+        if (piece.size() > size - have) {
+          writeError = "the proxy sent more than the file's " + std::to_string(size) + " bytes";
+          return false;
+        }
         if (::pwrite(fd, piece.data(), piece.size(), static_cast<off_t>(have)) != static_cast<ssize_t>(piece.size())) {
-          writeError = std::strerror(errno);
+          writeError = std::string("cannot write: ") + std::strerror(errno);
           return false;
         }
         have += piece.size();
@@ -108,7 +112,7 @@ class Downloader {
         return true;
       };
       auto response = channel_.send(std::move(request), remoteTarget("/v1/download", remote));
-      if (!writeError.empty()) return transferFailure("unwritable", part.string() + ": " + writeError);
+      if (!writeError.empty()) return transferFailure("download-failed", part.string() + ": " + writeError);
       const bool changed = (changedSize && *changedSize != size) || (response && response->status == 416);
       if (changed && restarts == 0) {
         progress_.bytesDone -= std::min(progress_.bytesDone, have);

@@ -9,8 +9,11 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <sys/wait.h>
 #include <sys/xattr.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <mutex>
 #include <random>
@@ -354,6 +357,72 @@ TEST(VfolderTransfer, TheProxysRefusalIsTheErrorWithItsTypeAndDetail) {
   EXPECT_NE(refused.error().detail.find("3000 bytes more than the 1000 left"), std::string::npos);
   EXPECT_NE(refused.error().detail.find("big.bin"), std::string::npos) << "names the local file";
   EXPECT_EQ(refused.error().detail.find("grant-"), std::string::npos) << "never the grant";
+}
+
+// The bai CLI (BAI_CLI, set by meson test) against the same fake.
+class VfolderCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* cli = std::getenv("BAI_CLI");
+    if (cli == nullptr) GTEST_SKIP() << "BAI_CLI (the built bai) is not set: run through meson test";
+    cli_ = cli;
+  }
+  struct Run {
+    int exitCode = -1;
+    std::string out;
+  };
+  Run bai(const std::string& args) {
+    const Config config = fake_.client().config();
+    const std::string command = "BAI_CONFIG= BAI_ENDPOINT='" + config.endpoint + "' BAI_ACCESS_KEY=" + config.accessKey +
+                                " BAI_SECRET_KEY=" + config.secretKey + " '" + cli_ + "' " + args + " 2>&1";
+    Run run;
+    FILE* pipe = ::popen(command.c_str(), "r");
+    if (pipe == nullptr) return run;
+    char buffer[4096];
+    for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) run.out.append(buffer, n);
+    const int status = ::pclose(pipe);
+    run.exitCode = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return run;
+  }
+  FakeStorage fake_;
+  std::string cli_;
+  test::TempDir local_;
+};
+
+TEST_F(VfolderCli, UploadAndDownloadPrintOneSummaryLineWhenNotATerminal) {
+  writeFile(local_.path() / "a.txt", "alpha");
+  Run up = bai("vfolder upload data '" + (local_.path() / "a.txt").string() + "' --to in");
+  EXPECT_EQ(up.exitCode, 0) << up.out;
+  EXPECT_EQ(fake_.files["in/a.txt"], "alpha");
+  EXPECT_NE(up.out.find("5 B in "), std::string::npos) << up.out;
+  EXPECT_NE(up.out.find(" MiB/s (1 file)\n"), std::string::npos) << up.out;
+  EXPECT_EQ(up.out.find('\r'), std::string::npos) << "no bar when stderr is not a terminal";
+
+  Run down = bai("--json vfolder download data in/a.txt --to '" + (local_.path() / "back").string() + "'");
+  EXPECT_EQ(down.exitCode, 0) << down.out;
+  EXPECT_EQ(readFile(local_.path() / "back/a.txt"), "alpha");
+  const Json summary = Json::parse(down.out);
+  EXPECT_EQ(summary["bytes"], 5);
+  EXPECT_EQ(summary["files"], 1);
+}
+
+TEST_F(VfolderCli, RefusalsShowTheirTypeAndDetail) {
+  writeFile(local_.path() / "a.txt", "alpha");
+  fake_.refuseUploads = problem(413, "quota-exceeded", "5 bytes more than the 0 left");
+  Run refused = bai("vfolder upload data '" + (local_.path() / "a.txt").string() + "'");
+  EXPECT_EQ(refused.exitCode, 1) << refused.out;
+  EXPECT_NE(refused.out.find("5 bytes more than the 0 left"), std::string::npos) << refused.out;
+  EXPECT_NE(refused.out.find("[quota-exceeded, HTTP 413]"), std::string::npos) << refused.out;
+
+  Run directory = bai("vfolder upload data '" + local_.path().string() + "'");
+  EXPECT_EQ(directory.exitCode, 2) << directory.out;
+  EXPECT_NE(directory.out.find("use -r"), std::string::npos) << directory.out;
+}
+
+TEST_F(VfolderCli, ABadMountSpecIsNamed) {
+  Run run = bai("session create --mount data:/a:/b -- true");
+  EXPECT_EQ(run.exitCode, 2) << run.out;
+  EXPECT_NE(run.out.find("'data:/a:/b'"), std::string::npos) << run.out;
 }
 
 }  // namespace
