@@ -178,7 +178,8 @@ ClientResult<TransferSummary> downloadFromVfolder(const Client& client, const st
   if (isFile) {
     entries = *top;
   } else {
-    if (!options.recursive) return transferFailure("is-a-directory", remote + " is a directory (use -r to download it)");
+    if (!options.recursive) return transferFailure("is-a-directory", (remote.empty() ? std::string("the folder's root") : remote) +
+                                                                    " is a directory (use -r to download it)");
     auto all = listRemote(channel, remote, true);
     if (!all) return Failure{all.error()};
     entries = std::move(*all);
@@ -192,8 +193,9 @@ ClientResult<TransferSummary> downloadFromVfolder(const Client& client, const st
   }
   for (const FileEntry& entry : entries) {
     std::string relative;
-    const fs::path dest = isFile ? root : root / (client_internal::relativeBelow(entry.path, remote, relative) ? relative : "");
-    if (!isFile && relative.empty()) {
+    const bool below = isFile || client_internal::relativeBelow(entry.path, remote, relative);
+    const fs::path dest = isFile ? root : root / relative;
+    if (!below) {
       summary.skipped.push_back(entry.path + " (listed outside " + (remote.empty() ? "the folder" : remote) + ")");
     } else if (entry.type == "dir") {
       if (fs::create_directories(dest, error)) ++summary.directories;

@@ -143,6 +143,10 @@ class Uploader {
     if (response->status / 100 != 2) return Failure{proxyError(*response)};
     auto state = uploadState(*response);
     if (!state) return Failure{state.error()};
+    if (state->first > file.size) {
+      return transferFailure("invalid-reply", "the proxy has " + std::to_string(state->first) + " bytes staged of a " +
+                                                  std::to_string(file.size) + "-byte file");
+    }
     progress_.bytesDone += state->first;  // already there: counted as done, not as moved
     for (int mismatches = 0; !state->second;) {
       const std::uint64_t offset = state->first;
@@ -158,6 +162,12 @@ class Uploader {
       if (response->status / 100 != 2 && !(mismatch && ++mismatches <= 3)) return Failure{proxyError(*response)};
       state = mismatch ? offsetHeader(*response) : uploadState(*response);
       if (!state) return Failure{state.error()};
+      // A proxy that neither takes the chunk nor ends the upload would be asked forever.
+      if (state->first > file.size || (!mismatch && !state->second && state->first <= offset)) {
+        return transferFailure("invalid-reply", "the proxy answered offset " + std::to_string(state->first) +
+                                                    " after a chunk at " + std::to_string(offset) + " of " +
+                                                    std::to_string(file.size) + " bytes");
+      }
       if (state->first < offset) {
         progress_.bytesDone -= std::min(progress_.bytesDone, offset - state->first);
       } else {

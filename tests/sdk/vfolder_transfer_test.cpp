@@ -72,6 +72,7 @@ class FakeStorage {
   std::size_t dropStagedBytes = 0;
   int expireGrants = 0;            // the next N proxy calls answer grant-expired
   std::optional<http::Response> refuseUploads;
+  std::vector<std::string> hostileEntries;  // listed as files besides the real ones
 
  private:
   std::optional<http::Response> handle(const http::Request& request) {
@@ -161,6 +162,7 @@ class FakeStorage {
         if (below(path)) entries.push_back(entry(path, "file", content.size()));
       }
     }
+    for (const std::string& path : hostileEntries) entries.push_back(entry(path, "file", 4));
     return {200, "application/json", Json{{"entries", entries}}.dump(), {}};
   }
 
@@ -333,6 +335,23 @@ TEST(VfolderTransfer, ATreeGoesUpAndComesBackWithItsEmptyDirectoryAndWithoutItsS
   EXPECT_TRUE(fs::is_directory(back.path() / "top/empty"));
   EXPECT_EQ(down->files, 3u);
   EXPECT_EQ(fake.grants.back(), "download in/top");
+}
+
+TEST(VfolderTransfer, AListedPathLeadingOutsideTheDownloadIsSkipped) {
+  FakeStorage fake;
+  test::TempDir local;
+  fake.files["d/x"] = "x";
+  fake.files["evil"] = "evil";
+  fake.hostileEntries = {"d/../evil", "d//y", "/etc/evil", "other/evil"};
+  TransferOptions options = smallChunks();
+  options.recursive = true;
+  auto done = downloadFromVfolder(fake.client(), "data", "d", local.path() / "in", options);
+  ASSERT_TRUE(done.ok()) << done.error().message();
+  EXPECT_EQ(readFile(local.path() / "in/d/x"), "x");
+  EXPECT_EQ(done->files, 1u);
+  EXPECT_EQ(done->skipped.size(), 4u);
+  EXPECT_FALSE(fs::exists(local.path() / "in/evil"));
+  EXPECT_FALSE(fs::exists(local.path() / "evil"));
 }
 
 TEST(VfolderTransfer, ADirectoryIsDownloadedOnlyWithRecursive) {
