@@ -123,6 +123,7 @@ class Uploader {
   ClientResult<void> whole(int fd, const LocalFile& file) {
     http::ClientRequest request;
     request.method = "PUT";
+    request.headers["Content-Type"] = "application/octet-stream";
     if (auto read = readAt(fd, file, 0, file.size, request.body); !read) return read;
     auto response = channel_.send(std::move(request), remoteTarget("/v1/upload", file.remote));
     if (!response) return Failure{response.error()};
