@@ -127,12 +127,14 @@ void printKeypairs(const std::vector<client::Keypair>& keypairs) {
 }
 
 void printPolicies(const std::vector<client::ResourcePolicy>& policies, CommandContext& context) {
-  Table table({"NAME", "LIMITS", "UNLISTED SLOTS", "MAX SESSIONS", "MAX PENDING"});
+  Table table({"NAME", "LIMITS", "UNLISTED SLOTS", "MAX SESSIONS", "MAX PENDING", "MAX VFOLDERS", "MAX VFOLDER SIZE"});
   for (const auto& policy : policies) {
     const auto count = [](int n) { return n == 0 ? std::string("-") : std::to_string(n); };
     std::string limits = formatResources(policy.totalResourceSlots, context.slotTypes());
     table.add({policy.name, limits.empty() ? "-" : limits, policy.defaultForUnspecified, count(policy.maxConcurrentSessions),
-               count(policy.maxPendingSessionCount)});
+               count(policy.maxPendingSessionCount),
+               policy.maxVfolderCount == 0 ? "-" : std::to_string(policy.maxVfolderCount),
+               policy.maxVfolderSize == 0 ? "-" : BinarySize(policy.maxVfolderSize).toString()});
   }
   table.print(std::cout);
 }
@@ -174,6 +176,8 @@ struct PolicyFields {
   std::string unlisted;             // limited | unlimited
   std::optional<int> maxSessions;
   std::optional<int> maxPending;
+  std::optional<std::uint64_t> maxVfolderCount;
+  std::optional<std::string> maxVfolderSize;  // "10g" or bytes
 };
 
 void addPolicyFields(CLI::App* command, PolicyFields& fields) {
@@ -183,6 +187,9 @@ void addPolicyFields(CLI::App* command, PolicyFields& fields) {
       ->check(CLI::IsMember({"limited", "unlimited"}));
   command->add_option("--max-sessions", fields.maxSessions, "concurrent sessions (0: no limit)");
   command->add_option("--max-pending", fields.maxPending, "pending sessions (0: no limit)");
+  command->add_option("--max-vfolder-count", fields.maxVfolderCount, "virtual folders a keypair may own (0: no limit)");
+  command->add_option("--max-vfolder-size", fields.maxVfolderSize,
+                      "the largest quota of one virtual folder, e.g. 10g (0: no limit; also the quota of one made without)");
 }
 
 Result<Json> policyBody(const PolicyFields& fields) {
@@ -201,6 +208,12 @@ Result<Json> policyBody(const PolicyFields& fields) {
   if (!fields.unlisted.empty()) doc["default_for_unspecified"] = fields.unlisted == "unlimited" ? "UNLIMITED" : "LIMITED";
   if (fields.maxSessions) doc["max_concurrent_sessions"] = *fields.maxSessions;
   if (fields.maxPending) doc["max_pending_session_count"] = *fields.maxPending;
+  if (fields.maxVfolderCount) doc["max_vfolder_count"] = *fields.maxVfolderCount;
+  if (fields.maxVfolderSize) {
+    auto size = BinarySize::parse(*fields.maxVfolderSize);
+    if (!size) return fail(ErrorCode::InvalidArgument, "--max-vfolder-size: " + size.error().message);
+    doc["max_vfolder_size"] = size->bytes();
+  }
   return doc;
 }
 

@@ -4,6 +4,7 @@
 #include "command_context.hpp"
 #include "http_client.hpp"
 #include "session_commands.hpp"
+#include "vfolder_commands.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -24,6 +25,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("bai ") + BAI_VERSION);
   addSessionCommands(app, context);
   addAdminCommands(app, context);
+  addVfolderCommands(app, context);
 
   try {
     app.parse(argc, argv);

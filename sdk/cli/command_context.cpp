@@ -32,6 +32,8 @@ int CommandContext::fail(const client::ApiError& error) const {
   if (error.type == "unreachable") {
     hint = "is bai-manager running at " + (client_ ? client_->config().endpoint : std::string("the endpoint")) +
            "? (BAI_ENDPOINT or endpoint in the config file)";
+  } else if (error.type == "proxy-unreachable") {
+    hint = "the folder's storage proxy does not answer; ask the admin whether bai-storage-proxy runs";
   } else if (error.status == 401) {
     hint = "check BAI_ACCESS_KEY/BAI_SECRET_KEY (or the config file) and this machine's clock";
   } else if (error.status == 403 && error.type == "forbidden") {  // not a refusal such as image-not-allowed

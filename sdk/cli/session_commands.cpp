@@ -1,6 +1,7 @@
 #include "session_commands.hpp"
 
 #include "interactive_commands.hpp"
+#include "mount_spec.hpp"
 #include "output.hpp"
 
 #include <unistd.h>
@@ -32,6 +33,7 @@ struct CreateOptions {
   bool interactive = false;        // -i: stdin stays open for the session's console
   bool tty = false;                // -t: a pseudo-terminal (implies -i)
   std::vector<std::string> ports;  // --port NAME:[PROTO:]PORT
+  std::vector<std::string> mounts;  // --mount NAME[:/path][:ro]
 };
 
 // "cpu=2" -> {"cpu", "2"}; the manager checks the slot and the amount.
@@ -76,6 +78,11 @@ client::ClientResult<client::SessionSpec> specFrom(const CreateOptions& options)
     }
     spec.servicePorts.push_back(std::move(*service));
   }
+  for (const std::string& text : options.mounts) {
+    auto mount = parseMountSpec(text);
+    if (!mount) return Failure<client::ApiError>{client::ApiError{0, "usage", "", mount.error().message}};
+    spec.mounts.push_back(std::move(*mount));
+  }
   return spec;
 }
 
@@ -91,6 +98,9 @@ void addCreateOptions(CLI::App* command, CreateOptions& options) {
   command->add_flag("-i,--interactive", options.interactive, "keep the session's stdin open: run forwards this stdin to it");
   command->add_flag("-t,--tty", options.tty, "run it on a pseudo-terminal (implies -i; run puts this terminal in raw mode)");
   command->add_option("--port", options.ports, "NAME:[PROTO:]PORT, repeatable: a service to reach with `bai session app` (e.g. jupyter:http:8888)")
+      ->allow_extra_args(false);
+  command->add_option("--mount", options.mounts,
+                      "NAME[:/path][:ro], repeatable: mount a virtual folder (default target /home/work/NAME)")
       ->allow_extra_args(false);
   command->add_option("command", options.command, "the command to run, after --");
 }
@@ -336,6 +346,11 @@ int info(CommandContext& context, const std::string& id) {
       services += (services.empty() ? "" : ", ") + service.name + " " + service.protocol + ":" + std::to_string(service.port);
     }
     table.add({"services", services.empty() ? "-" : services + " (bai session app)"});
+    std::string mounts;
+    for (const auto& mount : s->mounts) {
+      mounts += (mounts.empty() ? "" : ", ") + mount.folder + " -> " + mount.target + (mount.readOnly ? " (ro)" : "");
+    }
+    table.add({"mounts", mounts.empty() ? "-" : mounts});
     table.add({"last activity", formatAge(s->lastActivityAtMs)});
     table.add({"exit code", s->exitCode ? std::to_string(*s->exitCode) : "-"});
     table.add({"created", formatAge(s->createdAtMs)});

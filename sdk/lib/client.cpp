@@ -131,6 +131,10 @@ Session sessionFrom(const Json& doc) {
     s.servicePorts.push_back({service.at("name").get<std::string>(), service.value("protocol", "tcp"),
                               service.at("port").get<std::uint16_t>()});
   }
+  for (const Json& mount : doc.value("mounts", Json::array())) {
+    s.mounts.push_back({mount.value("folder", ""), mount.value("id", ""), mount.at("target").get<std::string>(),
+                        mount.value("read_only", false)});
+  }
   return s;
 }
 
@@ -207,7 +211,9 @@ ResourcePolicy resourcePolicyFrom(const Json& doc) {
                         doc.value("max_concurrent_sessions", 0),
                         doc.value("max_pending_session_count", 0),
                         millis(doc, "created_at_ms"),
-                        {}};
+                        {},
+                        doc.value("max_vfolder_count", std::uint64_t{0}),
+                        doc.value("max_vfolder_size", std::uint64_t{0})};
 }
 
 ScalingGroup scalingGroupFrom(const Json& doc) {
@@ -404,6 +410,15 @@ ClientResult<Session> Client::createSession(const SessionSpec& spec) const {
       services.push_back({{"name", service.name}, {"protocol", service.protocol}, {"port", service.port}});
     }
     doc["service_ports"] = services;
+  }
+  if (!spec.mounts.empty()) {
+    Json mounts = Json::array();
+    for (const MountRequest& mount : spec.mounts) {
+      Json item = {{"folder", mount.folder}, {"read_only", mount.readOnly}};
+      if (!mount.target.empty()) item["target"] = mount.target;
+      mounts.push_back(std::move(item));
+    }
+    doc["mounts"] = mounts;
   }
   const std::string body = doc.dump();
   const std::map<std::string, std::string> key = {

@@ -23,12 +23,27 @@ CURL* threadHandle() {
 struct Sink {
   std::string* body;
   std::size_t limit;
+  CURL* easy;
+  const ClientRequest* request;
+  ClientResponse* head;
   bool tooLarge = false;
+  bool streamStopped = false;
 };
+
+int statusOf(CURL* easy) {
+  long status = 0;
+  curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+  return static_cast<int>(status);
+}
 
 std::size_t collect(char* data, std::size_t size, std::size_t count, void* out) {
   auto* sink = static_cast<Sink*>(out);
   const std::size_t bytes = size * count;
+  if (sink->request->bodySink && (sink->head->status = statusOf(sink->easy)) >= 200 && sink->head->status <= 299) {
+    if (sink->request->bodySink(std::string_view(data, bytes), *sink->head)) return bytes;
+    sink->streamStopped = true;
+    return 0;
+  }
   if (sink->body->size() + bytes > sink->limit) {
     sink->tooLarge = true;
     return 0;
@@ -68,7 +83,7 @@ Result<ClientResponse> send(const ClientRequest& request) {
   if (easy == nullptr) return fail(ErrorCode::Internal, "libcurl could not create a handle");
   curl_easy_reset(easy);
   ClientResponse response;
-  Sink sink{&response.body, request.maxReplyBytes};
+  Sink sink{&response.body, request.maxReplyBytes, easy, &request, &response};
   curl_slist* headers = nullptr;
   for (const auto& [name, value] : request.headers) headers = curl_slist_append(headers, (name + ": " + value).c_str());
   headers = curl_slist_append(headers, "Expect:");  // no 100-continue round trip for bodies over 1 KiB
@@ -98,6 +113,7 @@ Result<ClientResponse> send(const ClientRequest& request) {
     return fail(ErrorCode::OutOfRange, request.method + " " + request.url + ": reply larger than " +
                                            std::to_string(request.maxReplyBytes) + " bytes");
   }
+  if (sink.streamStopped) return fail(ErrorCode::Internal, request.method + " " + request.url + ": the body's receiver stopped");
   if (code != CURLE_OK) {
     return fail(ErrorCode::Internal, request.method + " " + request.url + ": " +
                                          (errorBuffer[0] != '\0' ? errorBuffer : curl_easy_strerror(code)));

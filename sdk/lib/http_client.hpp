@@ -5,10 +5,14 @@
 #include <bai/result.hpp>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <string>
+#include <string_view>
 
 namespace bai::http {
+
+struct ClientResponse;
 
 struct ClientRequest {
   std::string method = "GET";
@@ -20,6 +24,10 @@ struct ClientRequest {
   std::size_t maxReplyBytes = 16u << 20;
   bool verifyTls = true;
   std::string caFile;  // PEM bundle to verify the server with instead of the system's
+  // Set: a 2xx answer's body is handed here piece by piece as it arrives, with the
+  // answer's status and headers, instead of being collected (maxReplyBytes does not
+  // apply); false stops the exchange. Other answers (errors) are collected as usual.
+  std::function<bool(std::string_view piece, const ClientResponse& head)> bodySink = {};
 };
 
 struct ClientResponse {

@@ -16,6 +16,7 @@
 #include <bai/result.hpp>
 #include <bai/service_port.hpp>
 #include <bai/slots.hpp>
+#include <bai/vfolder.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -104,6 +105,7 @@ struct Session {
   bool tty = false;         // it runs on a pseudo-terminal
   std::vector<ServicePort> servicePorts = {};  // as declared when it was created
   std::int64_t lastActivityAtMs = 0;  // the last terminal or service traffic; 0: none yet
+  std::vector<SessionMount> mounts = {};  // the virtual folders it mounts
 
   // TERMINATED, ERROR or CANCELLED: nothing will change any more.
   bool isFinal() const;
@@ -129,6 +131,8 @@ struct SessionSpec {
   bool tty = false;
   // Services reached with connectService (wire "service_ports"); names unique.
   std::vector<ServicePort> servicePorts = {};
+  // Virtual folders to mount (wire "mounts"); the manager checks the caller's access.
+  std::vector<MountRequest> mounts = {};
 };
 
 // The manager answers at most one page (1 MiB) per read, however much is asked for.
@@ -265,6 +269,8 @@ struct ResourcePolicy {
   int maxPendingSessionCount = 0;
   std::int64_t createdAtMs = 0;
   std::string json;  // the document as the manager sent it (for --json output)
+  std::uint64_t maxVfolderCount = 0;  // 0: no limit
+  std::uint64_t maxVfolderSize = 0;   // bytes; 0: no limit
 };
 
 struct ScalingGroup {
@@ -427,6 +433,29 @@ class Client {
   ClientResult<ScalingGroup> scalingGroup(const std::string& name) const;
   ClientResult<ScalingGroup> createScalingGroup(const std::string& fieldsJson) const;
   ClientResult<ScalingGroup> updateScalingGroup(const std::string& name, const std::string& fieldsJson) const;
+
+  // Virtual folders (bai/vfolder.hpp). `ref` is a folder's name (the caller's own first,
+  // then one shared with them) or its id; one the caller may not see is no-such-vfolder.
+  ClientResult<Vfolder> createVfolder(const VfolderSpec& spec) const;
+  // The caller's own and those shared with them; `all` (admins): every folder.
+  ClientResult<std::vector<Vfolder>> vfolders(bool all = false) const;
+  // With used_bytes and file_count measured now by the storage proxy.
+  ClientResult<Vfolder> vfolder(const std::string& ref) const;
+  ClientResult<void> deleteVfolder(const std::string& ref) const;
+  // `permission` "ro" or "rw"; empty: the folder's default.
+  ClientResult<Vfolder> shareVfolder(const std::string& ref, const std::string& accessKey,
+                                     const std::string& permission = {}) const;
+  ClientResult<void> unshareVfolder(const std::string& ref, const std::string& accessKey) const;
+  // Paths inside the folder ("" is its root), relayed to its storage proxy.
+  ClientResult<std::vector<FileEntry>> vfolderFiles(const std::string& ref, const std::string& path,
+                                                    bool recursive = false) const;
+  ClientResult<void> vfolderMkdir(const std::string& ref, const std::string& path, bool parents = false) const;
+  ClientResult<void> vfolderDelete(const std::string& ref, const std::string& path, bool recursive = false) const;
+  ClientResult<void> vfolderMove(const std::string& ref, const std::string& from, const std::string& to) const;
+  ClientResult<std::vector<StorageHost>> storageHosts() const;
+  // A grant to upload to or download from `path` of the folder, straight with its proxy.
+  ClientResult<TransferGrant> vfolderGrant(const std::string& ref, TransferOperation operation,
+                                           const std::string& path) const;
 
   // One signed request; any HTTP status is a RawResponse, only a failed exchange is an
   // error. `target` is the path and query ("/v1/sessions?status=RUNNING").
