@@ -1,0 +1,120 @@
+#include "tree_walk.hpp"
+
+#include "runtime/atomic_file.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <string>
+
+namespace bai::storage {
+
+using core::describeErrno;
+
+namespace {
+
+// Deeper trees are refused rather than exhausting descriptors: one is open per level.
+constexpr int kMaxDepth = 512;
+
+// The entries of the directory `dirFd` (names only, "." and ".." left out), read through
+// a duplicate so that `dirFd` stays usable.
+Result<std::vector<std::string>> entryNames(int dirFd) {
+  const int copy = fcntl(dirFd, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) return fail(ErrorCode::Internal, describeErrno("dup", errno));
+  DIR* dir = fdopendir(copy);
+  if (dir == nullptr) {
+    const int error = errno;
+    close(copy);
+    return fail(ErrorCode::Internal, describeErrno("fdopendir", error));
+  }
+  rewinddir(dir);
+  std::vector<std::string> names;
+  errno = 0;
+  while (dirent* entry = readdir(dir)) {
+    const std::string name = entry->d_name;
+    if (name != "." && name != "..") names.push_back(name);
+    errno = 0;
+  }
+  const int error = errno;
+  closedir(dir);
+  if (error != 0) return fail(ErrorCode::Internal, describeErrno("readdir", error));
+  return names;
+}
+
+Result<void> walkLevel(int dirFd, const TreeVisitor& visit, int depth) {
+  if (depth > kMaxDepth) return fail(ErrorCode::OutOfRange, "directories nested deeper than " + std::to_string(kMaxDepth));
+  auto names = entryNames(dirFd);
+  if (!names) return Failure{names.error()};
+  for (const auto& name : *names) {
+    struct stat status {};
+    if (fstatat(dirFd, name.c_str(), &status, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (errno == ENOENT) continue;  // removed while we walk
+      return fail(ErrorCode::Internal, describeErrno("lstat " + name, errno));
+    }
+    if (auto visited = visit(dirFd, name.c_str(), status); !visited) return visited;
+    if (!S_ISDIR(status.st_mode)) continue;
+    auto child = openDirectoryAt(dirFd, name.c_str());
+    if (!child) {
+      if (child.error().code == ErrorCode::NotFound) continue;
+      return Failure{child.error()};
+    }
+    if (auto walked = walkLevel(child->get(), visit, depth + 1); !walked) return walked;
+  }
+  return {};
+}
+
+}  // namespace
+
+UniqueFd::~UniqueFd() {
+  if (fd_ >= 0) close(fd_);
+}
+
+UniqueFd& UniqueFd::operator=(UniqueFd&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) close(fd_);
+    fd_ = other.release();
+  }
+  return *this;
+}
+
+int UniqueFd::release() {
+  const int fd = fd_;
+  fd_ = -1;
+  return fd;
+}
+
+Result<UniqueFd> openDirectoryAt(int parentFd, const char* name) {
+  const int fd = openat(parentFd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd >= 0) return UniqueFd(fd);
+  const int error = errno;
+  if (error == ENOENT) return fail(ErrorCode::NotFound, std::string(name) + ": no such directory");
+  if (error == ENOTDIR || error == ELOOP) return fail(ErrorCode::InvalidArgument, std::string(name) + ": not a directory");
+  return fail(ErrorCode::Internal, describeErrno(std::string("open ") + name, error));
+}
+
+Result<void> walkTree(int dirFd, const TreeVisitor& visit) { return walkLevel(dirFd, visit, 0); }
+
+Result<void> removeTreeAt(int parentFd, const char* name) {
+  struct stat status {};
+  if (fstatat(parentFd, name, &status, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return {};
+    return fail(ErrorCode::Internal, describeErrno(std::string("lstat ") + name, errno));
+  }
+  if (S_ISDIR(status.st_mode)) {
+    auto dir = openDirectoryAt(parentFd, name);
+    if (!dir) return dir.error().code == ErrorCode::NotFound ? Result<void>{} : Result<void>{Failure{dir.error()}};
+    auto names = entryNames(dir->get());
+    if (!names) return Failure{names.error()};
+    for (const auto& child : *names) {
+      if (auto removed = removeTreeAt(dir->get(), child.c_str()); !removed) return removed;
+    }
+  }
+  if (unlinkat(parentFd, name, S_ISDIR(status.st_mode) ? AT_REMOVEDIR : 0) != 0 && errno != ENOENT) {
+    return fail(ErrorCode::Internal, describeErrno(std::string("remove ") + name, errno));
+  }
+  return {};
+}
+
+}  // namespace bai::storage
