@@ -4,6 +4,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -96,6 +97,46 @@ Result<UniqueFd> openDirectoryAt(int parentFd, const char* name) {
 
 Result<void> walkTree(int dirFd, const TreeVisitor& visit) { return walkLevel(dirFd, visit, 0); }
 
+namespace {
+
+// Empties the directory `dirFd`. Directories `kMaxDepth` levels down are moved up into
+// `topFd` (the directory being removed) instead of descended into, so neither the stack
+// nor the descriptors grow with a tree's depth; the caller's next pass removes them.
+Result<void> emptyLevel(int dirFd, int topFd, int depth, std::uint64_t& moved) {
+  auto names = entryNames(dirFd);
+  if (!names) return Failure{names.error()};
+  for (const auto& name : *names) {
+    struct stat status {};
+    if (fstatat(dirFd, name.c_str(), &status, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (errno == ENOENT) continue;
+      return fail(ErrorCode::Internal, describeErrno("lstat " + name, errno));
+    }
+    if (S_ISDIR(status.st_mode)) {
+      if (depth >= kMaxDepth) {
+        int renamed = -1;
+        do {  // a name taken (by the folder's own files) is skipped, never replaced
+          const std::string up = ".bai-removing-" + std::to_string(moved++);
+          renamed = renameat2(dirFd, name.c_str(), topFd, up.c_str(), RENAME_NOREPLACE);
+        } while (renamed != 0 && errno == EEXIST);
+        if (renamed != 0) return fail(ErrorCode::Internal, describeErrno("move up " + name, errno));
+        continue;
+      }
+      auto child = openDirectoryAt(dirFd, name.c_str());
+      if (!child) {
+        if (child.error().code == ErrorCode::NotFound) continue;
+        return Failure{child.error()};
+      }
+      if (auto emptied = emptyLevel(child->get(), topFd, depth + 1, moved); !emptied) return emptied;
+    }
+    if (unlinkat(dirFd, name.c_str(), S_ISDIR(status.st_mode) ? AT_REMOVEDIR : 0) != 0 && errno != ENOENT) {
+      return fail(ErrorCode::Internal, describeErrno("remove " + name, errno));
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
 Result<void> removeTreeAt(int parentFd, const char* name) {
   struct stat status {};
   if (fstatat(parentFd, name, &status, AT_SYMLINK_NOFOLLOW) != 0) {
@@ -105,10 +146,11 @@ Result<void> removeTreeAt(int parentFd, const char* name) {
   if (S_ISDIR(status.st_mode)) {
     auto dir = openDirectoryAt(parentFd, name);
     if (!dir) return dir.error().code == ErrorCode::NotFound ? Result<void>{} : Result<void>{Failure{dir.error()}};
-    auto names = entryNames(dir->get());
-    if (!names) return Failure{names.error()};
-    for (const auto& child : *names) {
-      if (auto removed = removeTreeAt(dir->get(), child.c_str()); !removed) return removed;
+    std::uint64_t moved = 0;
+    for (;;) {  // until no directory was moved up by the last pass
+      const std::uint64_t before = moved;
+      if (auto emptied = emptyLevel(dir->get(), dir->get(), 0, moved); !emptied) return emptied;
+      if (moved == before) break;
     }
   }
   if (unlinkat(parentFd, name, S_ISDIR(status.st_mode) ? AT_REMOVEDIR : 0) != 0 && errno != ENOENT) {

@@ -115,9 +115,12 @@ Result<VolumeCatalog::LockedFolder> VolumeCatalog::lockFolder(const std::string&
     auto metadata = readFolderMetadata(locked.volume->metadataDir() / (folderId + ".json"));
     if (metadata) {
       locked.state->metadata = std::move(*metadata);
-    } else if (metadata.error().code != ErrorCode::NotFound || mustExist) {
-      return metadata.error().code == ErrorCode::NotFound ? fail(ErrorCode::NotFound, "no folder " + folderId + " on volume " + volume)
-                                                          : Result<LockedFolder>{Failure{metadata.error()}};
+    } else if (metadata.error().code != ErrorCode::NotFound) {
+      return Failure{metadata.error()};
+    } else if (mustExist) {
+      locked.lock.unlock();  // asking for unknown folders must not grow the map
+      forget(volume, folderId, std::move(locked.state));
+      return fail(ErrorCode::NotFound, "no folder " + folderId + " on volume " + volume);
     }
   }
   return locked;
@@ -136,9 +139,12 @@ Result<FolderInfo> VolumeCatalog::measuredInfo(const LockedFolder& folder) {
   return FolderInfo{folder.volume->spec.name, m.folderId, dir.string(), m.uid, m.gid, m.quotaBytes, usage->bytes, usage->files};
 }
 
-void VolumeCatalog::forget(const std::string& volume, const std::string& folderId) {
+void VolumeCatalog::forget(const std::string& volume, const std::string& folderId, std::shared_ptr<FolderState> state) {
   std::lock_guard guard(mutex_);
-  folders_.erase({volume, folderId});
+  const auto found = folders_.find({volume, folderId});
+  // Only when no other thread holds it (the map and `state` are its two owners): one
+  // waiting for its lock would otherwise act on a state the map no longer knows.
+  if (found != folders_.end() && found->second == state && state.use_count() == 2) folders_.erase(found);
 }
 
 Result<CreatedFolder> VolumeCatalog::createFolder(const CreateFolderRequest& request) {
@@ -213,7 +219,7 @@ Result<void> VolumeCatalog::deleteFolder(const std::string& volume, const std::s
   folder->state->metadata.reset();
   folder->state->chargedBytes.reset();
   folder->lock.unlock();
-  forget(volume, folderId);
+  forget(volume, folderId, std::move(folder->state));
   if (log_) log_(LogLevel::Info, "volumes", "deleted folder " + folderId + " on " + volume);
   return {};
 }

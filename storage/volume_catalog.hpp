@@ -86,7 +86,7 @@ class VolumeCatalog final : public FolderCatalog {
   Result<LockedFolder> lockFolder(const std::string& volume, const std::string& folderId, bool mustExist);
   FolderRef refOf(const VolumeState& volume, const FolderMetadata& metadata) const;
   Result<storage_protocol::FolderInfo> measuredInfo(const LockedFolder& folder);
-  void forget(const std::string& volume, const std::string& folderId);
+  void forget(const std::string& volume, const std::string& folderId, std::shared_ptr<FolderState> state);
 
   const std::map<std::string, VolumeState> volumes_;  // fixed at start
   const LogSink log_;

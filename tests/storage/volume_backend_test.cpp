@@ -1,11 +1,14 @@
 // The back ends: vfs usage is exact (regular files' sizes, links neither followed nor
 // counted twice, sparse files by size) and xfs refuses what cannot hold its quotas.
 #include "temp_dir.hpp"
+#include "tree_walk.hpp"
 #include "volume_backend.hpp"
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -59,6 +62,23 @@ TEST(VfsUsage, RefusesAPathThatIsASymlink) {
   fs::create_directory(dir.path() / "real");
   fs::create_directory_symlink(dir.path() / "real", dir.path() / "link");
   EXPECT_FALSE(measureByWalking(dir.path() / "link").ok());
+}
+
+// Deeper than the walk descends (512 levels): removal moves deep directories up instead of
+// recursing, so a tree of any depth goes, with bounded stack and descriptors.
+TEST(TreeRemoval, RemovesATreeDeeperThanTheWalkDescends) {
+  test::TempDir dir;
+  fs::create_directory(dir.path() / "top");
+  UniqueFd level(::open((dir.path() / "top").c_str(), O_RDONLY | O_DIRECTORY));
+  for (int depth = 0; depth < 1200; ++depth) {
+    ASSERT_EQ(::mkdirat(level.get(), "d", 0700), 0);
+    level = UniqueFd(::openat(level.get(), "d", O_RDONLY | O_DIRECTORY));
+    ASSERT_TRUE(level.valid());
+  }
+  ASSERT_EQ(::mkdirat(level.get(), ".bai-removing-0", 0700), 0);  // a name the removal uses, taken
+  EXPECT_FALSE(measureByWalking(dir.path() / "top").ok());  // too deep to measure: refused, not crashed
+  ASSERT_TRUE(removeTreeAt(AT_FDCWD, (dir.path() / "top").c_str()).ok());
+  EXPECT_FALSE(fs::exists(dir.path() / "top"));
 }
 
 TEST(XfsBackend, RefusesAPathNotOnXfs) {
