@@ -22,7 +22,7 @@ class VfsBackend final : public VolumeBackend {
 
   Result<void> check(const std::filesystem::path&) override { return {}; }
   Result<FolderAttributes> prepareFolder(const std::filesystem::path&, const std::filesystem::path&,
-                                         const std::string&) override {
+                                         const std::filesystem::path&) override {
     return FolderAttributes{};
   }
   Result<void> applyQuota(const std::filesystem::path&, const FolderAttributes&, std::optional<std::uint64_t>) override {

@@ -34,9 +34,10 @@ class VolumeBackend {
 
   // At start: whether the volume rooted at `root` can be served; the error says why not.
   virtual Result<void> check(const std::filesystem::path& root) = 0;
-  // A new folder's directory, made and still empty; returns what to remember of it.
+  // A new folder's directory and its staging directory (partial uploads, renamed into the
+  // folder when complete), both made and still empty; returns what to remember of them.
   virtual Result<FolderAttributes> prepareFolder(const std::filesystem::path& root, const std::filesystem::path& dir,
-                                                 const std::string& folderId) = 0;
+                                                 const std::filesystem::path& stagingDir) = 0;
   // Sets (nullopt: clears) the folder's quota.
   virtual Result<void> applyQuota(const std::filesystem::path& dir, const FolderAttributes& attributes,
                                   std::optional<std::uint64_t> quotaBytes) = 0;

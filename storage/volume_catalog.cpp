@@ -178,7 +178,7 @@ Result<CreatedFolder> VolumeCatalog::createFolder(const CreateFolderRequest& req
     return undo(Error{ErrorCode::Internal, describeErrno("mkdir staging", errno)});
   }
   FolderMetadata metadata{request.folderId, request.uid, request.gid, request.quotaBytes, {}, {}, nowMillis()};
-  auto attributes = volume.backend->prepareFolder(volume.spec.path, dir, request.folderId);
+  auto attributes = volume.backend->prepareFolder(volume.spec.path, dir, volume.staging() / request.folderId);
   if (!attributes) return undo(attributes.error());
   metadata.backend = std::move(*attributes);
   if (auto applied = volume.backend->applyQuota(dir, metadata.backend, metadata.quotaBytes); !applied) return undo(applied.error());

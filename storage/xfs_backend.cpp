@@ -80,6 +80,22 @@ Result<std::uint32_t> allocateProjectId(const std::filesystem::path& root) {
   return next;
 }
 
+// Tags the directory with the project, inherited by what is made in it from now on.
+Result<void> setProject(const std::filesystem::path& dir, std::uint32_t projectId) {
+  auto folder = openDirectoryAt(AT_FDCWD, dir.c_str());
+  if (!folder) return Failure{folder.error()};
+  fsxattr attributes{};
+  if (ioctl(folder->get(), FS_IOC_FSGETXATTR, &attributes) != 0) {
+    return fail(ErrorCode::Internal, describeErrno("FS_IOC_FSGETXATTR " + dir.string(), errno));
+  }
+  attributes.fsx_projid = projectId;
+  attributes.fsx_xflags |= FS_XFLAG_PROJINHERIT;
+  if (ioctl(folder->get(), FS_IOC_FSSETXATTR, &attributes) != 0) {
+    return fail(ErrorCode::Internal, describeErrno("FS_IOC_FSSETXATTR " + dir.string(), errno));
+  }
+  return {};
+}
+
 class XfsBackend final : public VolumeBackend {
  public:
   std::string name() const override { return "xfs"; }
@@ -105,20 +121,14 @@ class XfsBackend final : public VolumeBackend {
     return {};
   }
 
+  // Both directories get the project: XFS refuses (EXDEV) to rename a file into a project
+  // directory from outside the project, and partial uploads then count against the quota.
   Result<FolderAttributes> prepareFolder(const std::filesystem::path& root, const std::filesystem::path& dir,
-                                         const std::string&) override {
+                                         const std::filesystem::path& stagingDir) override {
     auto projectId = allocateProjectId(root);
     if (!projectId) return Failure{projectId.error()};
-    auto folder = openDirectoryAt(AT_FDCWD, dir.c_str());
-    if (!folder) return Failure{folder.error()};
-    fsxattr attributes{};
-    if (ioctl(folder->get(), FS_IOC_FSGETXATTR, &attributes) != 0) {
-      return fail(ErrorCode::Internal, describeErrno("FS_IOC_FSGETXATTR " + dir.string(), errno));
-    }
-    attributes.fsx_projid = *projectId;
-    attributes.fsx_xflags |= FS_XFLAG_PROJINHERIT;
-    if (ioctl(folder->get(), FS_IOC_FSSETXATTR, &attributes) != 0) {
-      return fail(ErrorCode::Internal, describeErrno("FS_IOC_FSSETXATTR " + dir.string(), errno));
+    for (const auto& tagged : {dir, stagingDir}) {
+      if (auto set = setProject(tagged, *projectId); !set) return Failure{set.error()};
     }
     return FolderAttributes{{kProjectIdKey, std::to_string(*projectId)}};
   }
