@@ -94,6 +94,19 @@ std::vector<storage_protocol::VolumeInfo> VolumeCatalog::volumes() const {
   return out;
 }
 
+std::vector<FolderRef> VolumeCatalog::foldersWithStagedUploads() {
+  std::vector<FolderRef> out;
+  for (const auto& [name, volume] : volumes_) {
+    std::error_code error;
+    for (const auto& entry : std::filesystem::directory_iterator(volume.staging(), error)) {
+      const std::string id = entry.path().filename().string();
+      if (!storage_protocol::isFolderId(id)) continue;
+      if (auto ref = folder(name, id)) out.push_back(std::move(*ref));
+    }
+  }
+  return out;
+}
+
 bool VolumeCatalog::hasVolume(const std::string& volume) const { return volumes_.count(volume) != 0; }
 
 Result<VolumeCatalog::LockedFolder> VolumeCatalog::lockFolder(const std::string& volume, const std::string& folderId,

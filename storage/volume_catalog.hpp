@@ -56,6 +56,9 @@ class VolumeCatalog final : public FolderCatalog {
   Result<void> setAccess(const std::string& volume, const std::string& folderId, std::uint32_t uid,
                          std::optional<storage_protocol::Permission> permission);
 
+  // The folders that have partial uploads staged: the janitor's round.
+  std::vector<FolderRef> foldersWithStagedUploads();
+
   // FolderCatalog
   Result<FolderRef> folder(const std::string& volume, const std::string& folderId) override;
   Result<void> charge(const FolderRef& folder, std::uint64_t bytes) override;

@@ -1,12 +1,15 @@
 // bai-storage-proxy: serves volumes to the manager (folders, quotas, shares) and to
 // clients holding a grant (uploads, downloads). Runs as root: it chowns folders to their
 // owners and sets their ACLs. SIGHUP changes only the log level; the rest needs a restart.
+#include "files/folder_file_routes.hpp"
+#include "files/transfer_api.hpp"
 #include "http_server.hpp"
 #include "manager_api.hpp"
 #include "proxy_config.hpp"
 #include "ready_file.hpp"
 #include "secret_file.hpp"
 #include "service_notify.hpp"
+#include "upload_janitor.hpp"
 #include "volume_catalog.hpp"
 
 #include <CLI/CLI.hpp>
@@ -19,11 +22,6 @@ using namespace bai;
 using namespace bai::storage;
 
 namespace {
-
-// Until storage/files is merged: its routes answer 501, so the rest can be served.
-http::Response notImplemented(const std::string& what) {
-  return apiErrorResponse(501, "not-implemented", "Not implemented", what + " is not built into this proxy");
-}
 
 struct Listener {
   std::string name;
@@ -90,12 +88,20 @@ int main(int argc, char** argv) {
 
   const sigset_t signals = blockDaemonSignals();
 
-  // The files helper's routes (storage/files) plug in here: FolderFileRoutes::handle for
-  // the manager API's file operations, TransferApi::handle for the client API.
-  ManagerApi::FileRoutes fileRoutes = [](const http::Request&, const FolderRef&, std::string_view action) {
-    return notImplemented("the folder operation '" + std::string(action) + "'");
+  files::FolderFileRoutes folderFiles(**catalog);
+  ManagerApi::FileRoutes fileRoutes = [&folderFiles](const http::Request& request, const FolderRef& folder,
+                                                     std::string_view action) {
+    return folderFiles.handle(request, folder, action);
   };
-  http::Handler clientApi = [](const http::Request&) { return notImplemented("the client API"); };
+  files::TransferApi transfers(**catalog, storage_protocol::grantKey(*token),
+                               files::TransferOptions{static_cast<std::size_t>(settings->maxChunkBytes),
+                                                      std::chrono::milliseconds(settings->uploadExpiry).count(), {}});
+  http::Handler clientApi = [&transfers](const http::Request& request) { return transfers.handle(request); };
+  // Abandoned uploads go a quarter of their expiry after it, at most an hour late.
+  UploadJanitor janitor(**catalog, transfers,
+                        std::min<std::chrono::milliseconds>(std::chrono::milliseconds(settings->uploadExpiry) / 4,
+                                                            std::chrono::hours(1)),
+                        log);
 
   ManagerApi managerApi(**catalog, *token, std::move(fileRoutes), log);
   auto managerListener = startListener("manager", settings->managerListen, *settings, 1 << 20,
