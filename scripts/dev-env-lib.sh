@@ -5,7 +5,7 @@
 # The file that makes a directory a bai dev environment; install-dev.sh writes it first,
 # delete-dev.sh removes nothing without it. key=value lines (env_id, ports, created).
 readonly BAI_DEV_MARKER=.bai-dev-env
-readonly BAI_DEV_DAEMONS=(agent manager)  # the order they are stopped in
+readonly BAI_DEV_DAEMONS=(agent manager storage-proxy)  # the order they are stopped in
 readonly BAI_DEV_STOP_TIMEOUT=${BAI_DEV_STOP_TIMEOUT:-15}
 
 die() { echo "${0##*/}: error: $*" >&2; exit 1; }

@@ -12,6 +12,7 @@ packages=(
   clang libclang-rt-14-dev
   librocm-smi64-1 librocm-smi-dev
   podman runc conmon catatonit containernetworking-plugins busybox-static
+  acl xfsprogs
 )
 
 missing=()

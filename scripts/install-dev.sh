@@ -16,8 +16,9 @@ usage: ${0##*/} [-e ENV_ID] [--install-path DIR] [--enable-cuda] [--enable-cuda-
                 [--manager-port N] [--agent-rpc-port N] [--build-dir DIR] [--jobs N]
                 [--start] [--demo]
 
-Builds bai once and installs it into DIR/ENV_ID with everything a manager and an agent
-need, listening on 127.0.0.1 only. Several environments live side by side.
+Builds bai once and installs it into DIR/ENV_ID with everything a manager, an agent and a
+storage proxy (one vfs volume, for `bai vfolder`) need, listening on 127.0.0.1 only.
+Several environments live side by side.
 
   -e, --env ENV_ID        environment id, [a-z0-9][a-z0-9-]{0,31}; default: 8 random
                           characters
@@ -47,16 +48,19 @@ need, listening on 127.0.0.1 only. Several environments live side by side.
   --start                 start the manager, then the agent, in the background, and wait
                           until the manager answers and the agent has registered
   --demo                  --start, then run a first session (with -r cuda.shares=0.5 when
-                          the environment has cuda.shares) and show the agents and its output
+                          the environment has cuda.shares) and show the agents and its output;
+                          then upload a file into a folder, run a session that reads it and
+                          writes a result there, and download the result
   -h, --help              this text
 
 Layout of DIR/ENV_ID: bin/ and lib/ (the installed build; binaries find bai's libraries
-through their rpath), etc/ (manager.toml, agent.toml, cluster-token and admin.keypair, both 0600,
-mock configs), var/ (the SQLite database, the agent's state), run/ (pid and ready files),
+through their rpath), etc/ (manager.toml, agent.toml, storage-proxy.toml; cluster-token,
+storage-token and admin.keypair, all 0600; mock configs), var/ (the SQLite database, the
+agent's state), volumes/default (the storage proxy's volume), run/ (pid and ready files),
 log/ (daemon logs), env.sh (source it to use the environment).
 
 Re-running with the same ENV_ID reinstalls the binaries and rewrites the configs and
-env.sh, and keeps the database, the admin keypair, the cluster token and the ports.
+env.sh, and keeps the database, the admin keypair, the tokens, the folders and the ports.
 If that environment's daemons are running, a re-run refuses unless --start is given,
 in which case they are stopped, reinstalled and started again.
 
@@ -160,6 +164,8 @@ if [ -e "$env_dir" ]; then
   reinstall=true
   : "${manager_port:=$(bai_dev_marker_get "$env_dir" manager_port)}"
   : "${agent_port:=$(bai_dev_marker_get "$env_dir" agent_rpc_port)}"
+  storage_manager_port=$(bai_dev_marker_get "$env_dir" storage_manager_port)
+  storage_client_port=$(bai_dev_marker_get "$env_dir" storage_client_port)
 else
   reinstall=false
 fi
@@ -170,7 +176,7 @@ for marker in "$install_path"/*/"$BAI_DEV_MARKER"; do
   [ -f "$marker" ] || continue
   other=$(dirname "$marker")
   [ "$other" != "$env_dir" ] || continue
-  for key in manager_port agent_rpc_port; do
+  for key in manager_port agent_rpc_port storage_manager_port storage_client_port; do
     value=$(bai_dev_marker_get "$other" "$key")
     [ -z "$value" ] || claimed+=("$value:${other##*/}")
   done
@@ -210,10 +216,14 @@ pick_port() {  # pick_port FIRST LAST AVOID: a free, unclaimed port, from a rand
 if [ -n "$manager_port" ]; then check_port "$manager_port" manager; else manager_port=$(pick_port 20000 24999 "$agent_port"); fi
 if [ -n "$agent_port" ]; then check_port "$agent_port" "agent RPC"; else agent_port=$(pick_port 25000 29999 "$manager_port"); fi
 [ "$manager_port" != "$agent_port" ] || die "the manager and the agent need different ports"
+# The storage proxy's two listeners: above the agents' service ports (30000-30999).
+[ -n "${storage_manager_port:-}" ] || storage_manager_port=$(pick_port 35000 37499 0)
+[ -n "${storage_client_port:-}" ] || storage_client_port=$(pick_port 37500 39999 0)
 
 # Named after the directory too: the same id may live under two install paths.
 cgroup_parent=bai-dev-$env_id-$(printf '%s' "$env_dir" | sha256sum | cut -c1-8)
-mkdir -p "$env_dir"/{etc,var/agent,run,log}
+mkdir -p "$env_dir"/{etc,var/agent,run,log,volumes/default}
+chmod 0755 "$env_dir/volumes" "$env_dir/volumes/default"  # a volume root must not be writable by others
 chmod 0700 "$env_dir/var"  # the database holds the keypairs
 created=$(bai_dev_marker_get "$env_dir" created)
 cat >"$env_dir/$BAI_DEV_MARKER" <<EOF
@@ -221,6 +231,8 @@ cat >"$env_dir/$BAI_DEV_MARKER" <<EOF
 env_id=$env_id
 manager_port=$manager_port
 agent_rpc_port=$agent_port
+storage_manager_port=$storage_manager_port
+storage_client_port=$storage_client_port
 created=${created:-$(date -u +%Y-%m-%dT%H:%M:%SZ)}
 updated=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 source=$source_root
@@ -293,6 +305,30 @@ log-level = "info"
 
 [scheduler]
 policy-path = ["$policy_dir"]
+
+[storage-proxies.local]
+manager-url = "http://127.0.0.1:$storage_manager_port"
+client-url = "http://127.0.0.1:$storage_client_port"
+token-file = "$etc/storage-token"
+
+[storage]
+default-host = "local:default"
+EOF
+
+cat >"$etc/storage-proxy.toml" <<EOF
+# bai-storage-proxy of dev environment '$env_id', written by scripts/install-dev.sh (re-runs
+# rewrite it). Every key: bai-storage-proxy --print-config-reference
+[proxy]
+log-level = "info"
+
+[api]
+manager-listen = "127.0.0.1:$storage_manager_port"
+client-listen = "127.0.0.1:$storage_client_port"
+token-file = "$etc/storage-token"
+
+[volumes.default]
+backend = "vfs"
+path = "$env_dir/volumes/default"
 EOF
 
 {
@@ -322,6 +358,8 @@ EOF
     printf 'kinds = ["process", "container"]\n'
     if [ -n "$engine_socket" ]; then printf '\n[runtime.container]\nengine-socket = "%s"\n' "$engine_socket"; fi
   fi
+  # The storage proxy's volume: folders are bound into sessions from below it.
+  printf '\n[storage]\nmount-roots = ["%s"]\n' "$env_dir/volumes/default"
   if [ -n "$mock_config" ]; then
     printf '\n[plugins.mock]\nconfig_file = "%s"\n' "$etc/$mock_config"
   fi
@@ -340,6 +378,11 @@ fi
   --cluster-token-out "$etc/cluster-token" >"$env_dir/log/init.log" 2>&1 ||
   { cat "$env_dir/log/init.log" >&2; die "bai-manager init failed"; }
 chmod 0600 "$keypair" "$etc/cluster-token"
+# The token the manager and the storage proxy share: made once, kept on re-runs.
+if [ ! -s "$etc/storage-token" ]; then
+  (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$etc/storage-token")
+fi
+chmod 0600 "$etc/storage-token"
 
 cat >"$env_dir/env.sh" <<EOF
 # Source this to use bai dev environment '$env_id': . $env_dir/env.sh
@@ -354,6 +397,7 @@ export BAI_DEV_ENV=$env_id
 case ":\$PATH:" in *":$env_dir/bin:"*) ;; *) export PATH="$env_dir/bin:\$PATH" ;; esac
 EOF
 
+storage_cmd=("$env_dir/bin/bai-storage-proxy" --config "$etc/storage-proxy.toml" --ready-file "$env_dir/run/storage-proxy.ready")
 manager_cmd=("$env_dir/bin/bai-manager" --config "$etc/manager.toml" --ready-file "$env_dir/run/manager.ready")
 agent_cmd=("$env_dir/bin/bai-agent" --config "$etc/agent.toml" --ready-file "$env_dir/run/agent.ready")
 
@@ -363,9 +407,11 @@ cat <<EOF
 bai dev environment '$env_id' $what in $env_dir
   manager API  http://127.0.0.1:$manager_port
   agent RPC    http://127.0.0.1:$agent_port  (agent id $env_id-agent; plugins: ${plugins[*]})
+  storage      http://127.0.0.1:$storage_client_port for clients, :$storage_manager_port for the manager; volume $env_dir/volumes/default
   admin keypair $keypair (0600)
 
-Start the daemons (each in its own terminal, manager first):
+Start the daemons (each in its own terminal, in this order):
+  ${storage_cmd[*]}
   ${manager_cmd[*]}
   ${agent_cmd[*]}
 or in the background: $source_root/scripts/install-dev.sh -e $env_id --install-path $install_path --build-dir $build_dir --start
@@ -386,7 +432,7 @@ tail_log() { echo "---- last lines of $1 ----" >&2; tail -n 40 "$1" >&2 || true;
 fail_start() {  # fail_start WHAT LOG
   tail_log "$2"
   for daemon in "${BAI_DEV_DAEMONS[@]}"; do bai_dev_stop_daemon "$env_dir" "$daemon"; done
-  die "$1; both daemons are stopped again"
+  die "$1; the daemons are stopped again"
 }
 # start_daemon NAME CMD...: in the background, in a session of its own, pid file and log.
 start_daemon() {
@@ -408,6 +454,8 @@ start_daemon() {
 }
 api() { BAI_ENDPOINT=http://127.0.0.1:$manager_port python3 "$source_root/scripts/bai-api.py" --keypair "$keypair" "$@"; }
 
+note "starting bai-storage-proxy"
+start_daemon storage-proxy "${storage_cmd[@]}"
 note "starting bai-manager"
 start_daemon manager "${manager_cmd[@]}"
 curl -fsS --max-time 5 "http://127.0.0.1:$manager_port/healthz" >/dev/null ||
@@ -424,7 +472,8 @@ cat <<EOF
 bai dev environment '$env_id' is running:
   bai-manager pid $(<"$env_dir/run/manager.pid"), log $env_dir/log/manager.log
   bai-agent   pid $(<"$env_dir/run/agent.pid"), log $env_dir/log/agent.log
-Stop it: kill \$(cat $env_dir/run/agent.pid) \$(cat $env_dir/run/manager.pid)
+  bai-storage-proxy pid $(<"$env_dir/run/storage-proxy.pid"), log $env_dir/log/storage-proxy.log
+Stop it: kill \$(cat $env_dir/run/agent.pid) \$(cat $env_dir/run/manager.pid) \$(cat $env_dir/run/storage-proxy.pid)
 EOF
 
 $demo || exit 0
@@ -448,3 +497,24 @@ run_args=()
 for r in "${resources[@]}"; do run_args+=(-r "$r"); done
 echo "\$ bai session run ${run_args[*]} -- ${demo_command[*]@Q}"
 bai session run "${run_args[@]}" -- "${demo_command[@]}" || die "the demo session did not succeed (exit $?)"
+
+# A folder: a file goes in, a session reads it and writes a result beside it, the result
+# comes out. The folder is kept, so a re-run finds it.
+demo_files=$(mktemp -d)
+trap 'rm -rf "$demo_files"' EXIT
+printf 'hello from a folder\n' >"$demo_files/input.txt"
+echo
+if ! bai vfolder info demo >/dev/null 2>&1; then
+  echo "\$ bai vfolder create demo"
+  bai vfolder create demo || die "the demo folder could not be created (exit $?)"
+fi
+echo "\$ bai vfolder upload demo input.txt"
+bai vfolder upload demo "$demo_files/input.txt" || die "the upload into the demo folder failed (exit $?)"
+folder_command=(sh -c 'tr a-z A-Z </home/work/demo/input.txt >/home/work/demo/result.txt && ls -l /home/work/demo')
+echo "\$ bai session run --mount demo -r cpu=1 -r mem=1g -- ${folder_command[*]@Q}"
+bai session run --mount demo -r cpu=1 -r mem=1g -- "${folder_command[@]}" ||
+  die "the demo folder session did not succeed (exit $?)"
+echo "\$ bai vfolder download demo result.txt"
+bai vfolder download demo result.txt --to "$demo_files" || die "the download from the demo folder failed (exit $?)"
+echo "\$ cat result.txt"
+cat "$demo_files/result.txt"
