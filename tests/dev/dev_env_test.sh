@@ -84,14 +84,14 @@ grep -q "bai-agent --config $envs/alpha/etc/agent.toml" "$tmp/alpha.out" || fail
 step "distinct ports, loopback only, distinct files"
 ports=()
 for env in alpha beta; do
-  for key in manager_port agent_rpc_port; do
+  for key in manager_port agent_rpc_port storage_manager_port storage_client_port; do
     port=$(marker_get "$env" "$key")
     [[ $port =~ ^[0-9]+$ ]] || fail "$env: no $key in its marker"
     listens_on_loopback_only "$port" || fail "$env: $key $port is not listened on at 127.0.0.1 only"
     ports+=("$port")
   done
 done
-[ "$(printf '%s\n' "${ports[@]}" | sort -u | wc -l)" = 4 ] || fail "ports are not distinct: ${ports[*]}"
+[ "$(printf '%s\n' "${ports[@]}" | sort -u | wc -l)" = 8 ] || fail "ports are not distinct: ${ports[*]}"
 for env in alpha beta; do
   for f in etc/admin.keypair etc/cluster-token; do
     [ "$(stat -c %a "$envs/$env/$f")" = 600 ] || fail "$env/$f is not mode 0600"

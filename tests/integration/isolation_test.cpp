@@ -376,5 +376,47 @@ TEST_F(IsolationTest, RootSessionsOnlyWithTheAgentOptionWhichWarns) {
   EXPECT_NE(out.find("w=1"), std::string::npos) << "the host stays read-only:\n" << out;
 }
 
+// Storage folders in a real sandbox: the owner's folder read-write, another read-only by the
+// kernel (EROFS, not a permission the tenant could change), and the volume's root with the
+// other folders out of sight.
+TEST_F(IsolationTest, FoldersAreBoundReadWriteOrReadOnlyAndTheVolumeStaysHidden) {
+  const fs::path volume = nodes_ / "volume";  // in the host's view, like the device nodes
+  for (const char* folder : {"rw", "ro", "other"}) {
+    fs::create_directories(volume / "vfolders" / folder);
+    ASSERT_EQ(::chown((volume / "vfolders" / folder).c_str(), kTenantA.uid, kTenantA.gid), 0);
+    ::chmod((volume / "vfolders" / folder).c_str(), 0700);
+  }
+  std::ofstream(volume / "vfolders/ro/in.txt") << "dataset\n";
+  ASSERT_EQ(::chown((volume / "vfolders/ro/in.txt").c_str(), kTenantA.uid, kTenantA.gid), 0);
+  ASSERT_TRUE(startAgent("[storage]\nmount-roots = [\"" + volume.string() + "\"]\n")) << readFile(dir_ / "agent.log");
+
+  protocol::CreateSessionRequest request{"folders", {"sh", "-c",
+      "cat /home/work/in/in.txt && echo result > /home/work/out/result.txt && "
+      "touch /home/work/in/x 2>/tmp/err; cat /tmp/err; ls -A " + volume.string() + " | wc -l"},
+      {}, {{SlotName::of("cpu"), 1}}, kTenantA};
+  request.mounts = {{std::string(32, 'a'), (volume / "vfolders/rw").string(), "/home/work/out", false},
+                    {std::string(32, 'b'), (volume / "vfolders/ro").string(), "/home/work/in", true}};
+  auto reply = client_->post("/v1/sessions", request.toJson());
+  ASSERT_EQ(reply.status, 201) << reply.body;
+  protocol::SessionInfo ended = waitForEnd("folders");
+  EXPECT_EQ(ended.exitCode, 0) << ended.reason << "\n" << log("folders", "stderr");
+  const std::string out = log("folders", "stdout");
+  EXPECT_NE(out.find("dataset"), std::string::npos) << out;
+  EXPECT_NE(out.find("Read-only file system"), std::string::npos) << "the kernel refuses the write:\n" << out;
+  EXPECT_NE(out.find("\n0\n"), std::string::npos) << "the volume's root shows nothing:\n" << out;
+  EXPECT_EQ(readFile(volume / "vfolders/rw/result.txt"), "result\n");
+  EXPECT_FALSE(fs::exists(volume / "vfolders/ro/x"));
+}
+
+TEST_F(IsolationTest, AFolderOutsideTheMountRootsIsNeverBound) {
+  ASSERT_TRUE(startAgent("[storage]\nmount-roots = [\"" + (nodes_ / "volume").string() + "\"]\n"))
+      << readFile(dir_ / "agent.log");
+  protocol::CreateSessionRequest request{"etc", {"cat", "/home/work/etc/shadow"}, {}, {{SlotName::of("cpu"), 1}}, kTenantA};
+  request.mounts = {{std::string(32, 'c'), "/etc", "/home/work/etc", false}};
+  auto reply = client_->post("/v1/sessions", request.toJson());
+  EXPECT_NE(reply.body.find("not below any of this agent's [storage] mount-roots"), std::string::npos) << reply.body;
+  EXPECT_EQ(log("etc", "stdout"), "");
+}
+
 }  // namespace
 }  // namespace bai::testing
