@@ -26,8 +26,8 @@ namespace bai::manager {
 
 struct NewVfolder {
   std::string name;                 // 1 to 64 of [A-Za-z0-9._-], not starting with '.'
-  std::optional<std::string> host;  // "PROXY:VOLUME"; nullopt: [storage] default-host
-  std::optional<std::uint64_t> quotaBytes;
+  std::optional<std::string> host = std::nullopt;  // "PROXY:VOLUME"; nullopt: [storage] default-host
+  std::optional<std::uint64_t> quotaBytes = std::nullopt;
   storage_protocol::Permission permission = storage_protocol::Permission::ReadWrite;
 };
 

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <utility>
 #include <stdexcept>
 
 namespace bai::manager::test_support {
@@ -99,7 +100,20 @@ int FakeStorageProxy::unauthorizedCalls() const {
   return unauthorized_;
 }
 
+void FakeStorageProxy::beforeNextCreate(std::function<void()> hook) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  beforeCreate_ = std::move(hook);
+}
+
 Response FakeStorageProxy::handle(const http::Request& request) {
+  if (request.method == "POST" && request.path == "/v1/folders") {
+    std::function<void()> hook;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      hook = std::exchange(beforeCreate_, nullptr);
+    }
+    if (hook) hook();
+  }
   std::lock_guard<std::mutex> lock(mutex_);
   if (request.header("authorization") != "Bearer " + token_) {
     ++unauthorized_;

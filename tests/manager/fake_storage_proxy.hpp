@@ -9,6 +9,7 @@
 #include <bai/storage_protocol.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -43,6 +44,9 @@ class FakeStorageProxy {
   std::vector<std::string> calls() const;
   std::vector<std::string> operationBodies() const;
   int unauthorizedCalls() const;
+  // Runs once, before the next POST /v1/folders is answered (outside the fake's lock, so
+  // it may call the manager, which may call the fake again).
+  void beforeNextCreate(std::function<void()> hook);
 
  private:
   http::Response handle(const http::Request& request);
@@ -58,6 +62,7 @@ class FakeStorageProxy {
   std::vector<std::string> operationBodies_;
   std::optional<std::pair<int, protocol::ApiError>> failNext_;
   int unauthorized_ = 0;
+  std::function<void()> beforeCreate_;
   http::Server server_;
 };
 

@@ -452,6 +452,29 @@ TEST_F(VfolderTest, FileOperationsAreRelayedWithNormalisedPathsAndTheProxysError
   EXPECT_EQ(call("POST", "/v1/vfolders/data/mkdir", R"({"path": "z"})").status, 507);
 }
 
+TEST_F(VfolderTest, ACreateThatLosesTheRaceForItsNameDeletesTheFolderItMadeOnTheProxy) {
+  const std::string winner = "0123456789abcdef0123456789abcdef";
+  // While the create waits for the proxy, a folder of the same name is recorded.
+  proxy_.beforeNextCreate([&] {
+    auto won = manager_->store().write([&](StoreTransaction& tx) {
+      return tx.insertVfolder(VfolderRecord{winner, "data", owner_.accessKey, "local:default", "/srv/w", std::nullopt,
+                                            storage_protocol::Permission::ReadWrite, 1});
+    });
+    ASSERT_TRUE(won.ok()) << won.error().message;
+  });
+  auto lost = call("POST", "/v1/vfolders", R"({"name": "data"})");
+  EXPECT_EQ(lost.status, 409) << lost.body.dump();
+  EXPECT_EQ(typeOf(lost), "vfolder-exists");
+  EXPECT_EQ(proxy_.folderCount(), 0u) << "the folder made for the lost create is gone from the proxy";
+  const auto calls = proxy_.calls();
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_EQ(calls[0], "POST /v1/folders");
+  EXPECT_EQ(calls[1].rfind("DELETE /v1/folders/default/", 0), 0u) << calls[1];
+  auto listed = call("GET", "/v1/vfolders");
+  ASSERT_EQ(listed.body["vfolders"].size(), 1u);
+  EXPECT_EQ(listed.body["vfolders"][0]["id"], winner);
+}
+
 TEST_F(VfolderTest, StorageHostsListTheProxysVolumes) {
   proxy_.addVolume("scratch");
   auto hosts = call("GET", "/v1/storage/hosts");
