@@ -151,10 +151,25 @@ Result<ResourcePolicyRecord> resourcePolicyFromJson(const Json& doc, const SlotT
       if (!count) return Failure{count.error()};
       int& field = key == "max_concurrent_sessions" ? policy.maxConcurrentSessions : policy.maxPendingSessions;
       field = static_cast<int>(*count);
+    } else if (key == "max_vfolder_count") {
+      auto count = readCount(value, key, INT_MAX);
+      if (!count) return Failure{count.error()};
+      policy.maxVfolderCount = *count;
+    } else if (key == "max_vfolder_size") {
+      // Bytes as a number or as people write sizes ("10g"); stored in SQLite's signed integers.
+      auto size = value.is_string() ? BinarySize::parse(value.get<std::string>()) : Result<BinarySize>(BinarySize{});
+      if (value.is_string() && !size) return invalid("max_vfolder_size: " + size.error().message);
+      if (!value.is_string()) {
+        auto count = readCount(value, key, INT64_MAX);
+        if (!count) return Failure{count.error()};
+        size = BinarySize(static_cast<std::uint64_t>(*count));
+      }
+      if (size->bytes() > static_cast<std::uint64_t>(INT64_MAX)) return invalid("max_vfolder_size is above 2^63 - 1 bytes");
+      policy.maxVfolderSize = size->bytes();
     } else {
       return invalid("unknown field '" + key +
                      "' (name, total_resource_slots, default_session_slots, default_for_unspecified, "
-                     "max_concurrent_sessions, max_pending_session_count)");
+                     "max_concurrent_sessions, max_pending_session_count, max_vfolder_count, max_vfolder_size)");
     }
   }
   if (policy.name.empty()) return invalid("name is required");
@@ -172,6 +187,8 @@ Json resourcePolicyToJson(const ResourcePolicyRecord& policy) {
           {"default_for_unspecified", policy.defaultUnlimited ? "UNLIMITED" : "LIMITED"},
           {"max_concurrent_sessions", policy.maxConcurrentSessions},
           {"max_pending_session_count", policy.maxPendingSessions},
+          {"max_vfolder_count", policy.maxVfolderCount},
+          {"max_vfolder_size", policy.maxVfolderSize},
           {"created_at_ms", policy.createdAtMillis}};
 }
 

@@ -20,7 +20,8 @@ bool isValidRecordName(std::string_view name);
 
 // {"name", "total_resource_slots": {slot: amount}, "default_session_slots": {slot: amount},
 // "default_for_unspecified": "LIMITED" | "UNLIMITED", "max_concurrent_sessions",
-// "max_pending_session_count"}. Amounts are read like a session's request ("4g" for a
+// "max_pending_session_count", "max_vfolder_count", "max_vfolder_size" (bytes or "10g"; 0:
+// unlimited)}. Amounts are read like a session's request ("4g" for a
 // bytes slot) from slots in `types`; "Infinity" is no limit; defaults are for intrinsic
 // slots only. created_at_ms is the manager's to set and refused here.
 Result<ResourcePolicyRecord> resourcePolicyFromJson(const nlohmann::json& doc, const SlotTypeTable& types);

@@ -1,5 +1,7 @@
 #include "api_errors.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <array>
 
 namespace bai::manager {
@@ -38,6 +40,23 @@ constexpr std::array kKinds = {
     KindInfo{ErrorKind::NotInteractive, 409, "not-interactive", "The session has no stdin to attach to"},
     KindInfo{ErrorKind::TooManyConnections, 429, "too-many-connections", "Too many connections to the session"},
     KindInfo{ErrorKind::AgentUnreachable, 502, "agent-unreachable", "The agent did not answer"},
+    KindInfo{ErrorKind::UnknownVfolder, 404, "no-such-vfolder", "No such virtual folder"},
+    KindInfo{ErrorKind::AmbiguousVfolder, 409, "ambiguous-vfolder", "Several folders shared with you have this name"},
+    KindInfo{ErrorKind::VfolderExists, 409, "vfolder-exists", "You have a folder of this name"},
+    KindInfo{ErrorKind::VfolderLimit, 403, "vfolder-limit", "The resource policy limits folders"},
+    KindInfo{ErrorKind::VfolderReadOnly, 403, "vfolder-read-only", "The folder is shared with you read-only"},
+    KindInfo{ErrorKind::VfolderNotOwner, 403, "vfolder-not-owner", "Only the folder's owner or an admin may do this"},
+    KindInfo{ErrorKind::VfolderInUse, 409, "vfolder-in-use", "An active session mounts the folder"},
+    KindInfo{ErrorKind::InvalidPath, 400, "invalid-path", "Invalid path"},
+    KindInfo{ErrorKind::StorageUnavailable, 503, "storage-unavailable", "Storage unavailable"},
+    KindInfo{ErrorKind::StorageFailed, 502, "storage-error", "The storage proxy failed"},
+    KindInfo{ErrorKind::QuotaExceeded, 413, "quota-exceeded", "The folder's quota is exceeded"},
+    KindInfo{ErrorKind::NoSuchFile, 404, "no-such-file", "No such file"},
+    KindInfo{ErrorKind::FileExists, 409, "exists", "The path exists"},
+    KindInfo{ErrorKind::PathEscapes, 403, "path-escapes", "The path leads outside the folder"},
+    KindInfo{ErrorKind::NotARegularFile, 400, "not-a-regular-file", "Not a regular file"},
+    KindInfo{ErrorKind::TooManyEntries, 413, "too-many-entries", "Too many entries"},
+    KindInfo{ErrorKind::InsufficientStorage, 507, "insufficient-storage", "The volume is full"},
     KindInfo{ErrorKind::StoreFailed, 500, "store-error", "The cluster state could not be saved"},
     KindInfo{ErrorKind::ShuttingDown, 503, "shutting-down", "The manager is stopping"},
 };
@@ -56,6 +75,13 @@ int httpStatusOf(ErrorKind kind) { return infoOf(kind).status; }
 protocol::ApiError apiErrorOf(const DomainError& failure) {
   const KindInfo& info = infoOf(failure.kind);
   return protocol::ApiError{info.type, info.title, failure.detail};
+}
+
+std::string problemJson(const DomainError& failure) {
+  const protocol::ApiError problem = apiErrorOf(failure);
+  if (failure.field.empty()) return problem.toJson();
+  return nlohmann::json{{"type", problem.type}, {"title", problem.title}, {"detail", problem.detail}, {"field", failure.field}}
+      .dump();
 }
 
 }  // namespace bai::manager

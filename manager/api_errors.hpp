@@ -10,5 +10,8 @@ namespace bai::manager {
 
 int httpStatusOf(ErrorKind kind);
 protocol::ApiError apiErrorOf(const DomainError& error);
+// The problem document of `error`; one about a request's field names it in "field" (an
+// extension member, as RFC 9457 allows).
+std::string problemJson(const DomainError& error);
 
 }  // namespace bai::manager

@@ -1,6 +1,7 @@
 #include "api_views.hpp"
 
 #include "parse_json.hpp"
+#include "vfolder_views.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -113,8 +114,13 @@ Outcome<NewSession> parseNewSession(const std::string& body) {
       auto services = servicePortsOf(value);
       if (!services) return Failure{services.error()};
       session.servicePorts = std::move(*services);
+    } else if (key == "mounts") {
+      auto mounts = mountRequestsOf(value);
+      if (!mounts) return Failure{mounts.error()};
+      session.mounts = std::move(*mounts);
     } else {
-      return invalid("unknown field '" + key + "' (name, command, env, resources, scaling_group, image, stdin, tty, service_ports)");
+      return invalid("unknown field '" + key +
+                     "' (name, command, env, resources, scaling_group, image, stdin, tty, service_ports, mounts)");
     }
   }
   // A terminal is read from: tty implies stdin.
@@ -148,6 +154,7 @@ std::string sessionToJson(const SessionRecord& s, const std::string& pendingReas
                         {"stdin", s.openStdin},
                         {"tty", s.tty},
                         {"service_ports", services},
+                        {"mounts", mountsJson(s.mounts)},
                         {"last_activity_at_ms", lastActivityMillis ? nlohmann::json(*lastActivityMillis) : nlohmann::json()}};
   return out.dump();
 }

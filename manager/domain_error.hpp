@@ -35,6 +35,24 @@ enum class ErrorKind {
   NotInteractive,        // attach to a session created without stdin
   TooManyConnections,    // interactive.max-connections-per-session reached
   AgentUnreachable,      // the agent did not answer (or its calls are queued too long)
+  UnknownVfolder,        // none of the caller's own or shared folders (existence not revealed)
+  AmbiguousVfolder,      // two folders shared with the caller have the name
+  VfolderExists,         // the owner has a folder of the name
+  VfolderLimit,          // the owner's policy caps folders' count or size
+  VfolderReadOnly,       // a write through a read-only share
+  VfolderNotOwner,       // only the owner or an admin may delete or share it
+  VfolderInUse,          // an active session mounts it
+  InvalidPath,           // a path inside a folder that normalizeFolderPath refuses
+  StorageUnavailable,    // no proxy configured, or it did not answer
+  StorageFailed,         // the proxy answered something the manager cannot read or place
+  // The proxy's own refusals, passed through.
+  QuotaExceeded,
+  NoSuchFile,
+  FileExists,
+  PathEscapes,
+  NotARegularFile,
+  TooManyEntries,
+  InsufficientStorage,
   StoreFailed,           // the change could not be saved; nothing changed
   ShuttingDown,
 };

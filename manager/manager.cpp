@@ -7,6 +7,9 @@
 namespace bai::manager {
 namespace {
 
+// A storage proxy's call may measure a large folder or list 100000 entries.
+constexpr std::chrono::milliseconds kStorageCallTimeout{30000};
+
 Tunables tunablesOf(const ManagerSettings& settings) {
   return Tunables{settings.heartbeatTimeout, settings.schedulerPeriod,      settings.candidateWindow,
                   settings.maxWait,          settings.defaultSessionSlots, settings.maxPendingPerKeypair};
@@ -51,6 +54,7 @@ Manager::Manager(const ManagerSettings& settings, std::unique_ptr<Store> store, 
       scheduler_(ledger_, tracker_, lifecycle_, round_),
       sessions_(ledger_, lifecycle_, dispatcher_, waiters_),
       admin_(ledger_, *policies_, log_),
+      vfolders_(ledger_.store(), settings.storage, kStorageCallTimeout, log_),
       interactive_(ledger_, sessions_, std::move(clusterToken), settings, log_) {
   ledger_.onSessionEnded([this](const SessionRecord& session) { waiters_.finished(session); });
 }

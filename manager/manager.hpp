@@ -10,6 +10,7 @@
 //   SessionService    the user's sessions; Waiters: long polls (waiter thread)
 //   AdminService      keypairs, scaling groups, resource policies
 //   InteractiveStreams terminals, execs and service tunnels relayed to agents
+//   VfolderService    storage folders on storage proxies, their shares and grants
 //
 // Everything here is thread-safe; domain errors are kinds (domain_error.hpp).
 #pragma once
@@ -63,6 +64,7 @@ class Manager {
 
   SessionService& sessions() { return sessions_; }
   AdminService& admin() { return admin_; }
+  VfolderService& vfolders() { return vfolders_; }
   AgentTracker& tracker() { return tracker_; }
   InteractiveStreams& interactive() { return interactive_; }
 
@@ -78,8 +80,11 @@ class Manager {
   }
 
   // Sessions; see SessionService.
+  // Its mounts resolved first (404 or 403 before anything is queued).
   Outcome<SessionRecord> createSession(const Caller& caller, const NewSession& request) {
-    return sessions_.create(caller, request);
+    auto mounts = vfolders_.resolveMounts(caller, request.mounts);
+    if (!mounts) return Failure{mounts.error()};
+    return sessions_.create(caller, request, std::move(*mounts));
   }
   Outcome<SessionRecord> session(const Caller& caller, const std::string& id) { return sessions_.get(caller, id); }
   Outcome<SessionRecord> destroySession(const Caller& caller, const std::string& id) { return sessions_.destroy(caller, id); }
@@ -132,6 +137,7 @@ class Manager {
   SchedulerLoop scheduler_;
   SessionService sessions_;
   AdminService admin_;
+  VfolderService vfolders_;
   InteractiveStreams interactive_;
   bool stopped_ = false;
 };

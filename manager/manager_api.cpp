@@ -5,6 +5,7 @@
 #include "bearer_token.hpp"
 #include "parse_json.hpp"
 #include "store_nonce_journal.hpp"
+#include "vfolder_api.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -24,15 +25,7 @@ Response error(int status, std::string type, std::string title, std::string deta
   return json(status, protocol::ApiError{std::move(type), std::move(title), std::move(detail)}.toJson());
 }
 
-// A problem document; one about a field of the request names it in "field" (an
-// extension member, as RFC 9457 allows).
-Response error(const DomainError& failure) {
-  if (failure.field.empty()) return json(httpStatusOf(failure.kind), apiErrorOf(failure).toJson());
-  const protocol::ApiError problem = apiErrorOf(failure);
-  const nlohmann::json body{
-      {"type", problem.type}, {"title", problem.title}, {"detail", problem.detail}, {"field", failure.field}};
-  return json(httpStatusOf(failure.kind), body.dump());
-}
+Response error(const DomainError& failure) { return json(httpStatusOf(failure.kind), problemJson(failure)); }
 
 // uid or gid of a keypair request: absent is 0 (the manager's to give); else a whole
 // number from 1 to kMaxSessionId, never a string, a fraction or a boolean.
@@ -352,6 +345,11 @@ std::vector<Route> Api::routes() {
       {"PUT", "/v1/keypairs/{}/identity", Role::Admin, sync(&Api::setKeypairIdentity, this)},
   };
   for (auto& route : adminRoutes()) table.push_back(std::move(route));
+  for (auto& route : vfolderRoutes(manager_.vfolders())) {
+    table.push_back({route.method, route.pattern, Role::User, [handler = std::move(route.handler)](Call& call, Responder respond) {
+                       respond(handler(call.request, call.params, call.caller));
+                     }});
+  }
   return table;
 }
 

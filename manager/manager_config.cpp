@@ -1,6 +1,9 @@
 #include "manager_config.hpp"
 
+#include "secret_file.hpp"
+
 #include <bai/slots.hpp>
+#include <bai/storage_protocol.hpp>
 
 #include <filesystem>
 
@@ -59,6 +62,12 @@ const config::Schema& managerConfigSchema() {
        "largest WebSocket message relayed, either way (1k to 64m); a larger one closes its connection with 1009"},
       {"interactive.idle-timeout", KeyType::Seconds, "60",
        "a relayed WebSocket is pinged after half of this quiet and closed when its peer answers nothing within it"},
+      {"storage.default-host", KeyType::String, "\"\"",
+       "PROXY:VOLUME where folders created without a host go; empty: the first proxy's volume \"default\""},
+      {"storage.grant-ttl", KeyType::Seconds, "900", "how long an upload or download grant given to a client lasts (10 to 86400)"},
+      {"storage-proxies.*", KeyType::Table, "",
+       "a storage proxy: manager-url (its manager API), client-url (given to clients with grants), "
+       "token-file (mode 0600, the proxy's [api] token-file)"},
   });
   return schema;
 }
@@ -94,7 +103,77 @@ Result<std::pair<std::string, std::string>> defaultSlot(const std::string& entry
   return std::pair{std::move(slot), std::move(amount)};
 }
 
+// One [storage-proxies.NAME] table: three strings, nothing else.
+Result<StorageProxySettings> storageProxy(const std::string& name, const nlohmann::json& table) {
+  const std::string where = "storage-proxies." + name;
+  if (!storage_protocol::isVolumeName(name)) {
+    return fail(ErrorCode::InvalidArgument, where + ": the name must be 1 to 64 of a-z, 0-9, '-' and '_'");
+  }
+  StorageProxySettings proxy;
+  proxy.name = name;
+  for (const auto& [key, value] : table.items()) {
+    std::string* field = key == "manager-url" ? &proxy.managerUrl
+                         : key == "client-url" ? &proxy.clientUrl
+                         : key == "token-file" ? &proxy.tokenFile
+                                               : nullptr;
+    if (field == nullptr) return fail(ErrorCode::InvalidArgument, where + ": unknown key '" + key + "' (manager-url, client-url, token-file)");
+    if (!value.is_string() || value.get<std::string>().empty()) {
+      return fail(ErrorCode::InvalidArgument, where + "." + key + " must be a non-empty string");
+    }
+    *field = value.get<std::string>();
+  }
+  for (const auto& [key, value] : {std::pair{"manager-url", &proxy.managerUrl}, std::pair{"client-url", &proxy.clientUrl}}) {
+    if (value->empty()) return fail(ErrorCode::InvalidArgument, where + "." + key + " is required");
+    if (value->rfind("http://", 0) != 0 && value->rfind("https://", 0) != 0) {
+      return fail(ErrorCode::InvalidArgument, where + "." + key + ": '" + *value + "' is not an http:// or https:// URL");
+    }
+    while (value->size() > 1 && value->back() == '/') value->pop_back();
+  }
+  if (proxy.tokenFile.empty()) return fail(ErrorCode::InvalidArgument, where + ".token-file is required");
+  std::error_code ec;
+  proxy.tokenFile = std::filesystem::absolute(proxy.tokenFile, ec).string();
+  return proxy;
+}
+
+Result<StorageSettings> storageSettings(const config::Config& c) {
+  StorageSettings storage;
+  for (const auto& [name, table] : c.tables("storage-proxies")) {
+    auto proxy = storageProxy(name, table);
+    if (!proxy) return Failure{proxy.error()};
+    storage.proxies.push_back(std::move(*proxy));
+  }
+  storage.defaultHost = c.string("storage.default-host");
+  if (!storage.defaultHost.empty()) {
+    const auto colon = storage.defaultHost.find(':');
+    const bool shaped = colon != std::string::npos &&
+                        storage_protocol::isVolumeName(storage.defaultHost.substr(0, colon)) &&
+                        storage_protocol::isVolumeName(storage.defaultHost.substr(colon + 1));
+    if (!shaped) return fail(ErrorCode::InvalidArgument, "storage.default-host: '" + storage.defaultHost + "' is not PROXY:VOLUME");
+    bool known = false;
+    for (const auto& proxy : storage.proxies) known = known || proxy.name == storage.defaultHost.substr(0, colon);
+    if (!known) {
+      return fail(ErrorCode::InvalidArgument, "storage.default-host: no [storage-proxies." + storage.defaultHost.substr(0, colon) +
+                                                  "] table in manager.toml");
+    }
+  } else if (!storage.proxies.empty()) {
+    storage.defaultHost = storage.proxies.front().name + ":default";
+  }
+  const double ttl = c.seconds("storage.grant-ttl");
+  if (ttl < 10 || ttl > 86400) return fail(ErrorCode::InvalidArgument, "storage.grant-ttl must be 10 to 86400 seconds");
+  storage.grantTtl = std::chrono::seconds(static_cast<std::int64_t>(ttl));
+  return storage;
+}
+
 }  // namespace
+
+Result<void> readStorageTokens(StorageSettings& storage) {
+  for (auto& proxy : storage.proxies) {
+    auto token = readClusterToken(proxy.tokenFile);
+    if (!token) return fail(token.error().code, "storage-proxies." + proxy.name + ".token-file: " + token.error().message);
+    proxy.token = std::move(*token);
+  }
+  return {};
+}
 
 Result<ManagerSettings> managerSettings(const config::Config& c) {
   ManagerSettings s;
@@ -179,6 +258,9 @@ Result<ManagerSettings> managerSettings(const config::Config& c) {
   const double idle = c.seconds("interactive.idle-timeout");
   if (idle < 2 || idle > 86400) return fail(ErrorCode::InvalidArgument, "interactive.idle-timeout must be 2 to 86400 seconds");
   s.interactive.idleTimeout = std::chrono::seconds(static_cast<std::int64_t>(idle));
+  auto storage = storageSettings(c);
+  if (!storage) return Failure{storage.error()};
+  s.storage = std::move(*storage);
   return s;
 }
 

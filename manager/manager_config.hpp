@@ -25,6 +25,23 @@ struct InteractiveLimits {
   std::chrono::seconds idleTimeout{60};    // a leg whose peer answers no ping this long is closed
 };
 
+// [storage-proxies.NAME]: a storage proxy the manager asks to make, measure and share
+// folders (its manager API) and whose client API it sends clients to with grants.
+struct StorageProxySettings {
+  std::string name;        // storage_protocol::isVolumeName; the "NAME" of "NAME:VOLUME"
+  std::string managerUrl;  // "http://127.0.0.1:6021"
+  std::string clientUrl;   // what clients are told to use: "http://storage.example:6022"
+  std::string tokenFile;   // absolute; mode 0600
+  std::string token = "";  // read from tokenFile by readStorageTokens; never logged
+};
+
+// [storage]: where folders go by default and how long a grant lasts.
+struct StorageSettings {
+  std::vector<StorageProxySettings> proxies;  // by name
+  std::string defaultHost;                    // "NAME:VOLUME"; empty: the first proxy's "default" volume
+  std::chrono::seconds grantTtl{900};
+};
+
 struct ManagerSettings {
   std::string listen;  // host:port
   int apiThreads = 2;
@@ -52,9 +69,14 @@ struct ManagerSettings {
   int maxPendingPerKeypair = 100;  // pending sessions per keypair whose policy sets none; 0: no limit
   IdentityPolicy identity;         // uids and gids of keypairs created without them
   InteractiveLimits interactive;
+  StorageSettings storage;
 };
 
 Result<ManagerSettings> managerSettings(const config::Config& config);
+
+// Reads each proxy's token from its token-file (mode 0600, as the cluster token's);
+// errors name the proxy.
+Result<void> readStorageTokens(StorageSettings& storage);
 
 using bai::parseLogLevel;
 

@@ -99,6 +99,7 @@ void SessionLifecycle::start(const Guard& guard, const std::string& id) {
   request.openStdin = session.openStdin;
   request.tty = session.tty;
   request.servicePorts = session.servicePorts;
+  for (const auto& mount : session.mounts) request.mounts.push_back(mount.mount);
   // The agent refuses a session without an owner and says so; the log says why here.
   if (!request.owner) log(LogLevel::Error, "session " + id + ": keypair " + session.owner + " has no uid; the agent will refuse it");
   queue(

@@ -76,6 +76,9 @@ std::string requestDigest(const NewSession& request) {
   for (const auto& service : request.servicePorts) {
     digested["service_ports"].push_back({service.name, service.protocol, service.port});
   }
+  for (const auto& mount : request.mounts) {
+    digested["mounts"].push_back({mount.folder, mount.target.value_or(""), mount.readOnly});
+  }
   return auth::sha256Hex(digested.dump());
 }
 
@@ -140,7 +143,7 @@ Outcome<std::optional<SessionRecord>> SessionService::earlierWithKey(const Clust
   return earlier;
 }
 
-Outcome<SessionRecord> SessionService::create(const Caller& caller, const NewSession& request) {
+Outcome<SessionRecord> SessionService::create(const Caller& caller, const NewSession& request, std::vector<SessionMount> mounts) {
   if (auto shape = checkShape(request); !shape) return Failure{shape.error()};
   const std::string digest = requestDigest(request);
   // Under the ledger's lock, as every creation is: a retry racing its original finds it.
@@ -162,6 +165,7 @@ Outcome<SessionRecord> SessionService::create(const Caller& caller, const NewSes
   session.tty = request.tty;
   session.openStdin = request.openStdin || request.tty;
   session.servicePorts = request.servicePorts;
+  session.mounts = std::move(mounts);
   for (const auto& [slot, amount] : *requested) {
     if (!amount.isZero()) session.requested.set(slot, amount);
   }

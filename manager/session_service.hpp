@@ -11,6 +11,7 @@
 #include "domain_error.hpp"
 #include "ledger.hpp"
 #include "session_lifecycle.hpp"
+#include "vfolder_service.hpp"
 #include "waiters.hpp"
 
 #include <chrono>
@@ -40,6 +41,8 @@ struct NewSession {
   bool openStdin = false;
   bool tty = false;
   std::vector<protocol::ServicePort> servicePorts = {};  // names unique, at most protocol::kMaxServicePorts
+  // Folders to bind, as asked; Manager::createSession resolves them (VfolderService).
+  std::vector<MountRequest> mounts = {};
 };
 
 // A read of a session's log as GET .../logs asks for it: bytes from `offset` (at most
@@ -59,7 +62,8 @@ class SessionService {
 
   SessionService(Ledger& ledger, SessionLifecycle& lifecycle, AgentDispatcher& dispatcher, Waiters& waiters);
 
-  Outcome<SessionRecord> create(const Caller& caller, const NewSession& request);
+  // `mounts`: the request's mounts as VfolderService::resolveMounts resolved them.
+  Outcome<SessionRecord> create(const Caller& caller, const NewSession& request, std::vector<SessionMount> mounts = {});
   // Users see their own; admins see all.
   Outcome<std::vector<SessionRecord>> list(const Caller& caller, std::optional<SessionStatus> status);
   Outcome<SessionRecord> get(const Caller& caller, const std::string& id);

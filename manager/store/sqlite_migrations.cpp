@@ -145,6 +145,30 @@ const std::vector<std::vector<const char*>> kMigrations = {
         "ALTER TABLE sessions ADD COLUMN tty INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE sessions ADD COLUMN service_ports_json TEXT NOT NULL DEFAULT '[]'",
     },
+    {
+        // Storage folders, the keypairs each is shared with, the folders a session binds
+        // ([{folder, id, source, target, read_only}]) and the policies' folder limits
+        // (0: unlimited). Sessions stored before this mount nothing.
+      R"sql(CREATE TABLE vfolders (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            host TEXT NOT NULL,
+            host_path TEXT NOT NULL,
+            quota_bytes INTEGER,
+            permission TEXT NOT NULL,
+            created_at_ms INTEGER NOT NULL,
+            UNIQUE (owner, name)))sql",
+      R"sql(CREATE TABLE vfolder_shares (
+            folder_id TEXT NOT NULL REFERENCES vfolders(id) ON DELETE CASCADE,
+            access_key TEXT NOT NULL REFERENCES keypairs(access_key),
+            permission TEXT NOT NULL,
+            PRIMARY KEY (folder_id, access_key)))sql",
+        "CREATE INDEX vfolder_shares_by_access_key ON vfolder_shares (access_key)",
+        "ALTER TABLE sessions ADD COLUMN mounts_json TEXT NOT NULL DEFAULT '[]'",
+        "ALTER TABLE resource_policies ADD COLUMN max_vfolder_count INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE resource_policies ADD COLUMN max_vfolder_size INTEGER NOT NULL DEFAULT 0",
+    },
 };
 
 // Version 6: each existing keypair gets the next uid of the range in access-key order,

@@ -79,7 +79,34 @@ Result<void> readServicePorts(const std::string& text, SessionRecord& session) {
   return {};
 }
 
+// mounts_json: as mountsText writes it.
+Result<void> readMounts(const std::string& text, SessionRecord& session) {
+  const std::string where = "session '" + session.id + "' mounts";
+  Result<Json> mounts = parseJson(text, where);
+  if (!mounts.ok()) return Failure{mounts.error()};
+  if (!mounts->is_array()) return fail(ErrorCode::Internal, "corrupt store data in " + where + ": not a list");
+  for (const Json& entry : *mounts) {
+    const bool shaped = entry.is_object() && entry.value("folder", Json()).is_string() && entry.value("id", Json()).is_string() &&
+                        entry.value("source", Json()).is_string() && entry.value("target", Json()).is_string() &&
+                        entry.value("read_only", Json()).is_boolean();
+    if (!shaped) return fail(ErrorCode::Internal, "corrupt store data in " + where + ": " + entry.dump());
+    session.mounts.push_back(SessionMount{{entry["id"].get<std::string>(), entry["source"].get<std::string>(),
+                                           entry["target"].get<std::string>(), entry["read_only"].get<bool>()},
+                                          entry["folder"].get<std::string>()});
+  }
+  return {};
+}
+
 }  // namespace
+
+Result<std::string> mountsText(const SessionRecord& session) {
+  Json out = Json::array();
+  for (const auto& [mount, folderName] : session.mounts) {
+    out.push_back({{"folder", folderName}, {"id", mount.folderId}, {"source", mount.source},
+                   {"target", mount.target}, {"read_only", mount.readOnly}});
+  }
+  return dumpJson(out, "the mounts of session '" + session.id + "'");
+}
 
 Result<std::string> runtimesText(const AgentRecord& agent) {
   Json out = Json::array();
@@ -187,6 +214,7 @@ Result<std::vector<SessionRecord>> readSessionRows(Statement& stmt) {
     session.openStdin = stmt.integer(19) != 0;
     session.tty = stmt.integer(20) != 0;
     if (Result<void> read = readServicePorts(stmt.text(21), session); !read.ok()) return Failure{read.error()};
+    if (Result<void> read = readMounts(stmt.text(22), session); !read.ok()) return Failure{read.error()};
     found.push_back(std::move(session));
   }
 }

@@ -14,7 +14,7 @@ namespace bai::manager::sqlite {
 const std::string kSessionColumns =
     "SELECT id, name, owner, scaling_group, command_json, env_json, requested_json, status, status_reason, "
     "agent_id, exit_code, enqueue_seq, created_at_ms, scheduled_at_ms, started_at_ms, ended_at_ms, idempotency_key, "
-    "request_digest, image, open_stdin, tty, service_ports_json FROM sessions";
+    "request_digest, image, open_stdin, tty, service_ports_json, mounts_json FROM sessions";
 
 const std::string kAgentColumns =
     "SELECT id, status, rpc_url, region, scaling_group, architecture, version, digest, plugins_json, "
@@ -32,6 +32,8 @@ Result<std::string> runtimesText(const AgentRecord& agent);
 Result<std::string> imagesText(const AgentRecord& agent);
 // A session's declared service ports as their column holds them.
 Result<std::string> servicePortsText(const SessionRecord& session);
+// A session's folder mounts as their column holds them: [{folder, id, source, target, read_only}].
+Result<std::string> mountsText(const SessionRecord& session);
 
 // Every row `stmt` (kAllocationColumns + a WHERE) yields.
 Result<std::vector<AllocationRecord>> readAllocationRows(Statement& stmt);

@@ -2,6 +2,7 @@
 // records' SQL lives here, beside the SELECTs and row readers of sqlite_rows.hpp.
 #include "sqlite_connection.hpp"
 #include "sqlite_rows.hpp"
+#include "sqlite_vfolders.hpp"
 #include "store.hpp"
 
 #include <nlohmann/json.hpp>
@@ -103,15 +104,18 @@ class SqliteTransaction final : public StoreTransaction {
     if (Result<void> ok = checkWrite("resource policy", policy.name); !ok.ok()) return ok;
     Result<Statement> stmt = db_.prepare(
         "INSERT INTO resource_policies (name, total_resource_slots_json, default_unlimited, max_concurrent_sessions, "
-        "max_pending_sessions, created_at_ms, default_session_slots_json) VALUES (?, ?, ?, ?, ?, ?, ?) "
+        "max_pending_sessions, created_at_ms, default_session_slots_json, max_vfolder_count, max_vfolder_size) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (name) DO UPDATE SET total_resource_slots_json = excluded.total_resource_slots_json, "
         "default_unlimited = excluded.default_unlimited, max_concurrent_sessions = excluded.max_concurrent_sessions, "
         "max_pending_sessions = excluded.max_pending_sessions, "
-        "default_session_slots_json = excluded.default_session_slots_json");
+        "default_session_slots_json = excluded.default_session_slots_json, "
+        "max_vfolder_count = excluded.max_vfolder_count, max_vfolder_size = excluded.max_vfolder_size");
     if (!stmt.ok()) return Failure{stmt.error()};
     stmt->bind(policy.name).bind(policy.totalResourceSlots.toJson()).bind(policy.defaultUnlimited);
     stmt->bind(std::int64_t{policy.maxConcurrentSessions}).bind(std::int64_t{policy.maxPendingSessions});
     stmt->bind(policy.createdAtMillis).bind(policy.defaultSessionSlots.toJson());
+    stmt->bind(policy.maxVfolderCount).bind(static_cast<std::int64_t>(policy.maxVfolderSize));
     return stmt->run();
   }
 
@@ -247,11 +251,13 @@ class SqliteTransaction final : public StoreTransaction {
     if (!env.ok()) return Failure{env.error()};
     Result<std::string> servicePorts = servicePortsText(session);
     if (!servicePorts.ok()) return Failure{servicePorts.error()};
+    Result<std::string> mounts = mountsText(session);
+    if (!mounts.ok()) return Failure{mounts.error()};
     Result<Statement> stmt = db_.prepare(
         "INSERT INTO sessions (id, name, owner, scaling_group, command_json, env_json, requested_json, status, "
         "status_reason, agent_id, exit_code, created_at_ms, scheduled_at_ms, started_at_ms, ended_at_ms, "
-        "idempotency_key, request_digest, image, open_stdin, tty, service_ports_json) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        "idempotency_key, request_digest, image, open_stdin, tty, service_ports_json, mounts_json) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     if (!stmt.ok()) return Failure{stmt.error()};
     stmt->bind(session.id).bind(session.name).bind(session.owner).bind(session.scalingGroup);
     stmt->bind(*command).bind(*env).bind(session.requested.toJson()).bind(sessionStatusName(session.status));
@@ -264,7 +270,7 @@ class SqliteTransaction final : public StoreTransaction {
     } else {
       stmt->bindNull();
     }
-    stmt->bind(std::int64_t{session.openStdin}).bind(std::int64_t{session.tty}).bind(*servicePorts);
+    stmt->bind(std::int64_t{session.openStdin}).bind(std::int64_t{session.tty}).bind(*servicePorts).bind(*mounts);
     Result<void> ran = conflictAs(stmt->run(), "session '" + session.id + "' already exists");
     if (!ran.ok()) return Failure{ran.error()};
     return static_cast<std::uint64_t>(sqlite3_last_insert_rowid(db_.handle()));
@@ -371,6 +377,41 @@ class SqliteTransaction final : public StoreTransaction {
     if (!stmt.ok()) return Failure{stmt.error()};
     stmt->bind(sessionId);
     return requireChange(stmt->run(), "allocation of session '" + sessionId + "' not found");
+  }
+
+  Result<void> insertVfolder(const VfolderRecord& folder) override {
+    if (Result<void> ok = checkWrite("folder", folder.id); !ok.ok()) return ok;
+    return sqlite::vfolders::insert(db_, folder);
+  }
+  Result<std::optional<VfolderRecord>> vfolder(const std::string& id) override { return sqlite::vfolders::byId(db_, id); }
+  Result<std::optional<VfolderRecord>> vfolderByName(const std::string& owner, const std::string& name) override {
+    return sqlite::vfolders::byName(db_, owner, name);
+  }
+  Result<std::vector<VfolderRecord>> vfoldersOwnedBy(const std::string& owner) override {
+    return sqlite::vfolders::ownedBy(db_, owner);
+  }
+  Result<std::vector<VfolderRecord>> vfoldersSharedWith(const std::string& accessKey) override {
+    return sqlite::vfolders::sharedWith(db_, accessKey);
+  }
+  Result<std::vector<VfolderRecord>> vfolders() override { return sqlite::vfolders::all(db_); }
+  Result<std::int64_t> countVfoldersOwnedBy(const std::string& owner) override { return sqlite::vfolders::countOwnedBy(db_, owner); }
+  Result<void> deleteVfolder(const std::string& id) override {
+    if (Result<void> ok = checkWrite("folder", id); !ok.ok()) return ok;
+    return sqlite::vfolders::remove(db_, id);
+  }
+  Result<void> setVfolderShare(const VfolderShareRecord& share) override {
+    if (Result<void> ok = checkWrite("folder", share.folderId); !ok.ok()) return ok;
+    return sqlite::vfolders::setShare(db_, share);
+  }
+  Result<void> removeVfolderShare(const std::string& folderId, const std::string& accessKey) override {
+    if (Result<void> ok = checkWrite("folder", folderId); !ok.ok()) return ok;
+    return sqlite::vfolders::removeShare(db_, folderId, accessKey);
+  }
+  Result<std::vector<VfolderShareRecord>> vfolderShares(const std::string& folderId) override {
+    return sqlite::vfolders::shares(db_, folderId);
+  }
+  Result<bool> vfolderMountedByActiveSession(const std::string& folderId) override {
+    return sqlite::vfolders::mountedByActiveSession(db_, folderId);
   }
 
   Result<void> insertRequestNonce(const std::string& key, std::int64_t expiresAtMillis) override {
@@ -546,7 +587,7 @@ class SqliteTransaction final : public StoreTransaction {
                                                                  const std::optional<std::string>& name) {
     Result<Statement> stmt = db_.prepare(
         "SELECT name, total_resource_slots_json, default_unlimited, max_concurrent_sessions, max_pending_sessions, "
-        "created_at_ms, default_session_slots_json FROM resource_policies" + tail);
+        "created_at_ms, default_session_slots_json, max_vfolder_count, max_vfolder_size FROM resource_policies" + tail);
     if (!stmt.ok()) return Failure{stmt.error()};
     if (name) stmt->bind(*name);
     std::vector<ResourcePolicyRecord> found;
@@ -566,6 +607,8 @@ class SqliteTransaction final : public StoreTransaction {
       Result<ResourceSlot> defaults = slotsColumn(*stmt, 6, "resource policy '" + policy.name + "'");
       if (!defaults.ok()) return Failure{defaults.error()};
       policy.defaultSessionSlots = std::move(*defaults);
+      policy.maxVfolderCount = stmt->integer(7);
+      policy.maxVfolderSize = static_cast<std::uint64_t>(stmt->integer(8));
       found.push_back(std::move(policy));
     }
   }

@@ -9,6 +9,7 @@
 #include <bai/protocol.hpp>
 #include <bai/result.hpp>
 #include <bai/slots.hpp>
+#include <bai/storage_protocol.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -78,6 +79,37 @@ struct ResourcePolicyRecord {
   // What a session gets of an intrinsic slot it names no amount of; a slot absent here
   // takes the manager's default.
   ResourceSlot defaultSessionSlots = {};
+  std::int64_t maxVfolderCount = 0;   // folders a keypair of the policy owns; 0: unlimited
+  std::uint64_t maxVfolderSize = 0;   // the largest quota of one folder (bytes); 0: unlimited
+};
+
+// A storage folder (vfolder): the manager's record of a directory a storage proxy serves.
+struct VfolderRecord {
+  std::string id;     // 32 lower-case hex digits (storage_protocol::isFolderId), random
+  std::string name;   // unique per owner
+  std::string owner;  // access key
+  std::string host;   // "PROXY:VOLUME"
+  std::string hostPath;  // the folder's directory, as the proxy answered it: what agents bind
+  std::optional<std::uint64_t> quotaBytes = std::nullopt;  // nullopt: no limit
+  // What keypairs it is shared with get unless the share names another.
+  storage_protocol::Permission permission = storage_protocol::Permission::ReadWrite;
+  std::int64_t createdAtMillis = 0;
+};
+
+struct VfolderShareRecord {
+  std::string folderId;
+  std::string accessKey;
+  storage_protocol::Permission permission = storage_protocol::Permission::ReadWrite;
+
+  bool operator==(const VfolderShareRecord&) const = default;
+};
+
+// A folder bound into a session, with the folder's name as the session was created with it.
+struct SessionMount {
+  protocol::FolderMount mount;
+  std::string folderName;
+
+  bool operator==(const SessionMount&) const = default;
 };
 
 struct AgentSlotFigures {
@@ -152,6 +184,7 @@ struct SessionRecord {
   bool openStdin = false;
   bool tty = false;
   std::vector<protocol::ServicePort> servicePorts = {};
+  std::vector<SessionMount> mounts = {};  // fixed at submission
 };
 
 // A reservation of `slots` on `agentId` for one session; released ones no longer count
@@ -229,6 +262,23 @@ class StoreTransaction {
   virtual Result<std::vector<AllocationRecord>> allocations(const std::string& agentId) = 0;
   virtual Result<void> setAllocationReleased(const std::string& sessionId, bool released) = 0;
   virtual Result<void> deleteAllocation(const std::string& sessionId) = 0;
+
+  // Folders. Conflict when the id exists or the owner has a folder of that name.
+  virtual Result<void> insertVfolder(const VfolderRecord& folder) = 0;
+  virtual Result<std::optional<VfolderRecord>> vfolder(const std::string& id) = 0;
+  virtual Result<std::optional<VfolderRecord>> vfolderByName(const std::string& owner, const std::string& name) = 0;
+  virtual Result<std::vector<VfolderRecord>> vfoldersOwnedBy(const std::string& owner) = 0;     // by name
+  virtual Result<std::vector<VfolderRecord>> vfoldersSharedWith(const std::string& accessKey) = 0;  // by name, id
+  virtual Result<std::vector<VfolderRecord>> vfolders() = 0;  // every folder, by owner and name
+  virtual Result<std::int64_t> countVfoldersOwnedBy(const std::string& owner) = 0;
+  // The folder and its shares; NotFound if unknown.
+  virtual Result<void> deleteVfolder(const std::string& id) = 0;
+  // Adds or replaces the keypair's share; NotFound when the folder or keypair is unknown.
+  virtual Result<void> setVfolderShare(const VfolderShareRecord& share) = 0;
+  virtual Result<void> removeVfolderShare(const std::string& folderId, const std::string& accessKey) = 0;  // NotFound if none
+  virtual Result<std::vector<VfolderShareRecord>> vfolderShares(const std::string& folderId) = 0;  // by access key
+  // Whether a session that is not final mounts the folder.
+  virtual Result<bool> vfolderMountedByActiveSession(const std::string& folderId) = 0;
 
   // Nonces of accepted API requests (auth::NonceCache keys), each kept until it expires.
   virtual Result<void> insertRequestNonce(const std::string& key, std::int64_t expiresAtMillis) = 0;  // Conflict if kept

@@ -113,6 +113,12 @@ Result<Startup> prepareStartup(const std::string& configFile, const std::map<std
     }
     metricsToken = std::move(*read);
   }
+  if (auto storage = readStorageTokens(settings->storage); !storage) return Failure{storage.error()};
+  for (const auto& proxy : settings->storage.proxies) {
+    if (proxy.token == *token) {
+      return fail(ErrorCode::InvalidArgument, "storage-proxies." + proxy.name + ".token-file: holds the cluster token; give the proxy a token of its own");
+    }
+  }
   auto listen = http::splitHostPort(settings->listen);
   if (!listen) return fail(listen.error().code, "manager.listen: " + listen.error().message);
   StoreOptions storeOptions;

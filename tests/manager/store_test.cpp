@@ -720,10 +720,10 @@ TEST_F(StoreTest, OpensARelativePath) {
 
 TEST_F(StoreTest, AFreshDatabaseIsAtTheLatestVersion) {
   auto store = open(url());
-  EXPECT_EQ(store->schemaVersion(), 8);
-  EXPECT_EQ(static_cast<int>(sqliteMigrations().size()), 8);
+  EXPECT_EQ(store->schemaVersion(), 9);
+  EXPECT_EQ(static_cast<int>(sqliteMigrations().size()), 9);
   store.reset();
-  EXPECT_EQ(userVersion(file()), 8);
+  EXPECT_EQ(userVersion(file()), 9);
 }
 
 StoreOptions withUidRange(std::uint32_t first, std::uint32_t last, std::optional<std::uint32_t> gid = std::nullopt) {
@@ -750,7 +750,7 @@ TEST_F(StoreTest, UpgradingAVersionFiveDatabaseGivesEachKeypairItsOwnUidInAccess
                                       "INSERT INTO keypairs VALUES ('AKA', 's', 1, 1, 1, '');"
                                       "INSERT INTO keypairs VALUES ('AKB', 's', 0, 0, 2, '');"));
   auto store = open(url(), withUidRange(300000, 300009));
-  EXPECT_EQ(store->schemaVersion(), 8);
+  EXPECT_EQ(store->schemaVersion(), 9);
   auto keypairs = readValue<Keypairs>(*store, [](StoreTransaction& tx) { return tx.keypairs(); });
   ASSERT_EQ(keypairs.size(), 3u);
   EXPECT_EQ(keypairs[0].accessKey, "AKA");
@@ -1132,7 +1132,7 @@ TEST_F(StoreTest, UpgradingAVersionSixDatabaseKeepsItsRowsAsProcessSessionsAndAg
                       "INSERT INTO scaling_groups VALUES ('default', '', 'fifo', 'concentrated', '{}', '[]', 16, "
                       "300000, 1, 4);"));
   auto store = open(url());
-  EXPECT_EQ(store->schemaVersion(), 8);
+  EXPECT_EQ(store->schemaVersion(), 9);
   auto session = readValue<std::optional<SessionRecord>>(*store, [](StoreTransaction& tx) { return tx.session("S1"); });
   ASSERT_TRUE(session.has_value());
   EXPECT_EQ(session->command, std::vector<std::string>{"true"});
@@ -1232,7 +1232,7 @@ TEST_F(StoreTest, UpgradingAVersionSevenDatabaseKeepsItsSessionsAsNotInteractive
                       "ended_at_ms, image) VALUES ('S1', 'old', 'AK', 'default', '[\"sh\"]', '{\"A\":\"1\"}', '{}', "
                       "'RUNNING', '', 'a1', NULL, 3, 4, 5, 0, 'bai-test/busybox:1');"));
   auto store = open(url());
-  EXPECT_EQ(store->schemaVersion(), 8);
+  EXPECT_EQ(store->schemaVersion(), 9);
   auto session = readValue<std::optional<SessionRecord>>(*store, [](StoreTransaction& tx) { return tx.session("S1"); });
   ASSERT_TRUE(session.has_value());
   EXPECT_EQ(session->name, "old");
@@ -1289,6 +1289,183 @@ TEST_F(StoreTest, CorruptServicePortsAreAnErrorNamingTheSession) {
   ASSERT_FALSE(read.ok());
   EXPECT_NE(read.error().message.find("session 'S1' service ports"), std::string::npos) << read.error().message;
   EXPECT_NE(read.error().message.find("1 to 65535"), std::string::npos) << read.error().message;
+}
+
+// ---- Schema version 9: storage folders, shares, session mounts, folder limits ----------
+
+// The SQL of migrations 1 to 8 and `rows`: a file as a bai-manager of schema 8 left it.
+std::string versionEightDatabase(const std::string& rows) {
+  std::string sql = "BEGIN;";
+  for (std::size_t step = 0; step < 8; ++step) {
+    for (const char* statement : sqliteMigrations().at(step)) sql += std::string(statement) + ";";
+  }
+  return sql + rows + "PRAGMA user_version = 8; COMMIT;";
+}
+
+VfolderRecord sampleFolder(const std::string& id, const std::string& owner, const std::string& name) {
+  return VfolderRecord{id, name, owner, "local:default", "/srv/bai/default/vfolders/" + id, std::nullopt,
+                       storage_protocol::Permission::ReadWrite, 1'700'000'000'000};
+}
+
+// Two keypairs (AKOWNER uid 1001, AKOTHER uid 1002) and a folder of each.
+void seedFolders(Store& store) {
+  ASSERT_OK(writeOne(store, [](StoreTransaction& tx) -> Result<void> {
+    for (auto [key, uid] : {std::pair{"AKOWNER", 1001u}, std::pair{"AKOTHER", 1002u}}) {
+      KeypairRecord keypair{key, "secret", false, true, 1};
+      keypair.uid = uid;
+      keypair.gid = uid;
+      if (auto r = tx.insertKeypair(keypair); !r.ok()) return r;
+    }
+    VfolderRecord quota = sampleFolder("0123456789abcdef0123456789abcdef", "AKOWNER", "data");
+    quota.quotaBytes = 1ull << 40;
+    quota.permission = storage_protocol::Permission::ReadOnly;
+    if (auto r = tx.insertVfolder(quota); !r.ok()) return r;
+    return tx.insertVfolder(sampleFolder("fedcba9876543210fedcba9876543210", "AKOTHER", "data"));
+  }));
+}
+
+TEST_F(StoreTest, UpgradingAVersionEightDatabaseKeepsSessionsAndPoliciesWithNoFoldersOrLimits) {
+  execRaw(file(), versionEightDatabase(
+                      "INSERT INTO sessions (id, name, owner, scaling_group, command_json, env_json, requested_json, "
+                      "status, status_reason, agent_id, exit_code, created_at_ms, scheduled_at_ms, started_at_ms, "
+                      "ended_at_ms) VALUES ('S1', 'old', 'AK', 'default', '[\"sh\"]', '{}', '{}', "
+                      "'RUNNING', '', 'a1', NULL, 3, 4, 5, 0);"
+                      "INSERT INTO resource_policies (name, total_resource_slots_json, default_unlimited, "
+                      "max_concurrent_sessions, max_pending_sessions, created_at_ms) VALUES ('p', '{}', 1, 2, 3, 4);"));
+  auto store = open(url());
+  EXPECT_EQ(store->schemaVersion(), 9);
+  auto session = readValue<std::optional<SessionRecord>>(*store, [](StoreTransaction& tx) { return tx.session("S1"); });
+  ASSERT_TRUE(session.has_value());
+  EXPECT_EQ(session->name, "old");
+  EXPECT_TRUE(session->mounts.empty()) << "an older session mounts nothing";
+  auto policy = readValue<std::optional<ResourcePolicyRecord>>(*store, [](StoreTransaction& tx) { return tx.resourcePolicy("p"); });
+  ASSERT_TRUE(policy.has_value());
+  EXPECT_EQ(policy->maxConcurrentSessions, 2);
+  EXPECT_EQ(policy->maxVfolderCount, 0);
+  EXPECT_EQ(policy->maxVfolderSize, 0u);
+  auto folders = readValue<std::vector<VfolderRecord>>(*store, [](StoreTransaction& tx) { return tx.vfolders(); });
+  EXPECT_TRUE(folders.empty());
+}
+
+TEST_F(StoreTest, RoundTripsFoldersPolicyLimitsAndSessionMounts) {
+  {
+    auto store = open(url());
+    seedFolders(*store);
+    ResourcePolicyRecord policy{"p"};
+    policy.maxVfolderCount = 7;
+    policy.maxVfolderSize = 1ull << 50;
+    SessionRecord session = sampleSession("S1");
+    session.mounts = {{{"0123456789abcdef0123456789abcdef", "/srv/bai/default/vfolders/x", "/home/work/data", true}, "data"}};
+    ASSERT_OK(writeOne(*store, [&](StoreTransaction& tx) -> Result<void> {
+      if (auto r = tx.upsertResourcePolicy(policy); !r.ok()) return r;
+      auto seq = tx.insertSession(session);
+      return seq.ok() ? Result<void>{} : Result<void>{Failure{seq.error()}};
+    }));
+  }
+  auto store = open(url());
+  auto folder = readValue<std::optional<VfolderRecord>>(
+      *store, [](StoreTransaction& tx) { return tx.vfolder("0123456789abcdef0123456789abcdef"); });
+  ASSERT_TRUE(folder.has_value());
+  EXPECT_EQ(folder->name, "data");
+  EXPECT_EQ(folder->owner, "AKOWNER");
+  EXPECT_EQ(folder->host, "local:default");
+  EXPECT_EQ(folder->hostPath, "/srv/bai/default/vfolders/0123456789abcdef0123456789abcdef");
+  EXPECT_EQ(folder->quotaBytes, std::optional<std::uint64_t>(1ull << 40));
+  EXPECT_EQ(folder->permission, storage_protocol::Permission::ReadOnly);
+  EXPECT_EQ(folder->createdAtMillis, 1'700'000'000'000);
+  auto other = readValue<std::optional<VfolderRecord>>(*store, [](StoreTransaction& tx) { return tx.vfolderByName("AKOTHER", "data"); });
+  ASSERT_TRUE(other.has_value());
+  EXPECT_EQ(other->id, "fedcba9876543210fedcba9876543210");
+  EXPECT_FALSE(other->quotaBytes.has_value());
+  auto policy = readValue<std::optional<ResourcePolicyRecord>>(*store, [](StoreTransaction& tx) { return tx.resourcePolicy("p"); });
+  EXPECT_EQ(policy->maxVfolderCount, 7);
+  EXPECT_EQ(policy->maxVfolderSize, 1ull << 50);
+  auto session = readValue<std::optional<SessionRecord>>(*store, [](StoreTransaction& tx) { return tx.session("S1"); });
+  ASSERT_EQ(session->mounts.size(), 1u);
+  EXPECT_EQ(session->mounts[0].folderName, "data");
+  EXPECT_EQ(session->mounts[0].mount,
+            (protocol::FolderMount{"0123456789abcdef0123456789abcdef", "/srv/bai/default/vfolders/x", "/home/work/data", true}));
+}
+
+TEST_F(StoreTest, AFolderNameIsUniquePerOwnerAndAnIdOnce) {
+  auto store = open(url());
+  seedFolders(*store);
+  Result<void> sameName = writeOne(*store, [](StoreTransaction& tx) {
+    return tx.insertVfolder(sampleFolder("11111111111111111111111111111111", "AKOWNER", "data"));
+  });
+  ASSERT_FALSE(sameName.ok());
+  EXPECT_EQ(sameName.error().code, ErrorCode::Conflict);
+  Result<void> sameId = writeOne(*store, [](StoreTransaction& tx) {
+    return tx.insertVfolder(sampleFolder("fedcba9876543210fedcba9876543210", "AKOWNER", "other"));
+  });
+  ASSERT_FALSE(sameId.ok());
+  EXPECT_EQ(sameId.error().code, ErrorCode::Conflict);
+  EXPECT_EQ(readValue<std::int64_t>(*store, [](StoreTransaction& tx) { return tx.countVfoldersOwnedBy("AKOWNER"); }), 1);
+}
+
+TEST_F(StoreTest, SharesListTheFolderForTheirKeypairAndGoWithIt) {
+  auto store = open(url());
+  seedFolders(*store);
+  const std::string id = "0123456789abcdef0123456789abcdef";
+  ASSERT_OK(writeOne(*store, [&](StoreTransaction& tx) {
+    return tx.setVfolderShare(VfolderShareRecord{id, "AKOTHER", storage_protocol::Permission::ReadWrite});
+  }));
+  // A second share of the same keypair replaces its permission.
+  ASSERT_OK(writeOne(*store, [&](StoreTransaction& tx) {
+    return tx.setVfolderShare(VfolderShareRecord{id, "AKOTHER", storage_protocol::Permission::ReadOnly});
+  }));
+  auto shares = readValue<std::vector<VfolderShareRecord>>(*store, [&](StoreTransaction& tx) { return tx.vfolderShares(id); });
+  EXPECT_EQ(shares, (std::vector<VfolderShareRecord>{{id, "AKOTHER", storage_protocol::Permission::ReadOnly}}));
+  auto shared = readValue<std::vector<VfolderRecord>>(*store, [](StoreTransaction& tx) { return tx.vfoldersSharedWith("AKOTHER"); });
+  ASSERT_EQ(shared.size(), 1u);
+  EXPECT_EQ(shared[0].id, id);
+  EXPECT_TRUE(readValue<std::vector<VfolderRecord>>(*store, [](StoreTransaction& tx) { return tx.vfoldersSharedWith("AKOWNER"); })
+                  .empty());
+
+  Result<void> unknownKey = writeOne(*store, [&](StoreTransaction& tx) {
+    return tx.setVfolderShare(VfolderShareRecord{id, "AKNOBODY", storage_protocol::Permission::ReadOnly});
+  });
+  ASSERT_FALSE(unknownKey.ok());
+  EXPECT_EQ(unknownKey.error().code, ErrorCode::NotFound);
+
+  ASSERT_OK(writeOne(*store, [&](StoreTransaction& tx) { return tx.deleteVfolder(id); }));
+  EXPECT_TRUE(readValue<std::vector<VfolderShareRecord>>(*store, [&](StoreTransaction& tx) { return tx.vfolderShares(id); }).empty());
+  EXPECT_TRUE(readValue<std::vector<VfolderRecord>>(*store, [](StoreTransaction& tx) { return tx.vfoldersSharedWith("AKOTHER"); })
+                  .empty());
+  Result<void> again = writeOne(*store, [&](StoreTransaction& tx) { return tx.deleteVfolder(id); });
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code, ErrorCode::NotFound);
+  Result<void> noShare = writeOne(*store, [](StoreTransaction& tx) {
+    return tx.removeVfolderShare("fedcba9876543210fedcba9876543210", "AKOWNER");
+  });
+  ASSERT_FALSE(noShare.ok());
+  EXPECT_EQ(noShare.error().code, ErrorCode::NotFound);
+}
+
+TEST_F(StoreTest, OnlyASessionThatIsNotFinalKeepsAFolderMounted) {
+  auto store = open(url());
+  seedFolders(*store);
+  const std::string id = "0123456789abcdef0123456789abcdef";
+  SessionRecord session = sampleSession("S1");
+  session.status = SessionStatus::Running;
+  session.mounts = {{{id, "/srv/x", "/home/work/data", false}, "data"}};
+  SessionRecord other = sampleSession("S2");
+  other.mounts = {{{"fedcba9876543210fedcba9876543210", "/srv/y", "/home/work/y", false}, "data"}};
+  other.status = SessionStatus::Terminated;
+  ASSERT_OK(writeOne(*store, [&](StoreTransaction& tx) -> Result<void> {
+    for (const auto& s : {session, other}) {
+      if (auto seq = tx.insertSession(s); !seq.ok()) return Failure{seq.error()};
+    }
+    return {};
+  }));
+  auto mounted = [&](const std::string& folder) {
+    return readValue<bool>(*store, [&](StoreTransaction& tx) { return tx.vfolderMountedByActiveSession(folder); });
+  };
+  EXPECT_TRUE(mounted(id));
+  EXPECT_FALSE(mounted("fedcba9876543210fedcba9876543210")) << "its only session is over";
+  session.status = SessionStatus::Terminated;
+  ASSERT_OK(writeOne(*store, [&](StoreTransaction& tx) { return tx.updateSession(session); }));
+  EXPECT_FALSE(mounted(id));
 }
 
 }  // namespace
