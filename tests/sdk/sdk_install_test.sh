@@ -28,7 +28,7 @@ for lib in libbai libbai-client; do
   ls "$libdir/$lib".so.* >/dev/null 2>&1 || fail "$lib is not installed"
 done
 [ -e "$pcdir/bai.pc" ] || fail "bai.pc is not installed"
-unexpected=$(cd "$tmp/dest" && find . -type f | grep -Ev '/bin/(bai|bai-plugin-check|bai-agent|bai-manager|bai-session-shim)$|/include/bai/[a-z_]+\.(h|hpp)$|/libbai(-client)?\.so\.[0-9.]+$|/pkgconfig/bai(-sdk)?\.pc$|/bai/(accelerators|policies)/[a-z0-9-]+\.so$|/share/bai/(template|examples|docs)/|/lib/systemd/system/bai-(manager|agent)\.service$|/lib/sysusers\.d/bai\.conf$|/share/doc/bai/admin-guide\.md$' || true)
+unexpected=$(cd "$tmp/dest" && find . -type f | grep -Ev '/bin/(bai|bai-plugin-check|bai-agent|bai-manager|bai-storage-proxy|bai-session-shim)$|/include/bai/[a-z_]+\.(h|hpp)$|/libbai(-client)?\.so\.[0-9.]+$|/pkgconfig/bai(-sdk)?\.pc$|/bai/(accelerators|policies)/[a-z0-9-]+\.so$|/share/bai/(template|examples|docs)/|/lib/systemd/system/bai-(manager|agent|storage-proxy)\.service$|/lib/sysusers\.d/bai\.conf$|/share/doc/bai/admin-guide\.md$' || true)
 [ -z "$unexpected" ] || fail "unexpected installed files: $unexpected"
 echo "installed file list OK"
 
