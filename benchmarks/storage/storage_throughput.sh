@@ -59,7 +59,6 @@ seconds() {
   echo $((end - start))
 }
 record() { echo "$1 $2 $3" >>"$work/results"; }
-sync_tree() { find "$1" -type f -exec sync {} +; }
 
 for round in $(seq "$rounds"); do
   # one big file up
@@ -75,12 +74,12 @@ for round in $(seq "$rounds"); do
   # many small files up
   record "small-up-bai" "$(seconds bai vfolder upload bench -r "$work/src/small" --to "s$round")" "$small_bytes"
   record "small-up-curl" "$(seconds curl -fsS -K "$work/up.curl")" "$small_bytes"
-  record "small-up-cp" "$(seconds sh -c "cp -r '$work/src/small' '$work/copies/small' && sync -f '$work/copies/small'")" "$small_bytes"
+  record "small-up-cp" "$(seconds sh -c "cp -r '$work/src/small' '$work/copies/small' && find '$work/copies/small' -type f -exec sync {} +")" "$small_bytes"
   # and down
   mkdir -p "$work/down/curl-small"
   record "small-down-bai" "$(seconds bai vfolder download bench -r "s$round/small" --to "$work/down/bai")" "$small_bytes"
   record "small-down-curl" "$(seconds curl -fsS -K "$work/down.curl")" "$small_bytes"
-  record "small-down-cp" "$(seconds sh -c "cp -r '$volume_dir/s$round/small' '$work/down/cp-small' && sync -f '$work/down/cp-small'")" "$small_bytes"
+  record "small-down-cp" "$(seconds sh -c "cp -r '$volume_dir/s$round/small' '$work/down/cp-small' && find '$work/down/cp-small' -type f -exec sync {} +")" "$small_bytes"
   [ "$(ls "$work/down/bai/small" | wc -l)" = "$small_files" ] || die "bai brought back $(ls "$work/down/bai/small" | wc -l) of $small_files small files"
   rm -rf "$work/down"/* "$work/copies"/* "$work/served/small" "${volume_dir:?}/s$round"
 done
