@@ -38,4 +38,11 @@ Result<std::string> mountsText(const SessionRecord& session);
 // Every row `stmt` (kAllocationColumns + a WHERE) yields.
 Result<std::vector<AllocationRecord>> readAllocationRows(Statement& stmt);
 
+// SELECTs of scaling groups and resource policies; `tail` is the WHERE/ORDER clause, `name`
+// bound to its one parameter when given.
+Result<std::vector<ScalingGroupRecord>> readScalingGroupRows(Connection& db, const std::string& tail,
+                                                             const std::optional<std::string>& name);
+Result<std::vector<ResourcePolicyRecord>> readResourcePolicyRows(Connection& db, const std::string& tail,
+                                                                 const std::optional<std::string>& name);
+
 }  // namespace bai::manager::sqlite

@@ -90,14 +90,14 @@ class SqliteTransaction final : public StoreTransaction {
   }
 
   Result<std::optional<ScalingGroupRecord>> scalingGroup(const std::string& name) override {
-    Result<std::vector<ScalingGroupRecord>> found = readScalingGroups(" WHERE name = ?", name);
+    Result<std::vector<ScalingGroupRecord>> found = readScalingGroupRows(db_, " WHERE name = ?", name);
     if (!found.ok()) return Failure{found.error()};
     if (found->empty()) return std::optional<ScalingGroupRecord>();
     return std::optional<ScalingGroupRecord>(std::move(found->front()));
   }
 
   Result<std::vector<ScalingGroupRecord>> scalingGroups() override {
-    return readScalingGroups(" ORDER BY name", std::nullopt);
+    return readScalingGroupRows(db_, " ORDER BY name", std::nullopt);
   }
 
   Result<void> upsertResourcePolicy(const ResourcePolicyRecord& policy) override {
@@ -120,14 +120,14 @@ class SqliteTransaction final : public StoreTransaction {
   }
 
   Result<std::optional<ResourcePolicyRecord>> resourcePolicy(const std::string& name) override {
-    Result<std::vector<ResourcePolicyRecord>> found = readResourcePolicies(" WHERE name = ?", name);
+    Result<std::vector<ResourcePolicyRecord>> found = readResourcePolicyRows(db_, " WHERE name = ?", name);
     if (!found.ok()) return Failure{found.error()};
     if (found->empty()) return std::optional<ResourcePolicyRecord>();
     return std::optional<ResourcePolicyRecord>(std::move(found->front()));
   }
 
   Result<std::vector<ResourcePolicyRecord>> resourcePolicies() override {
-    return readResourcePolicies(" ORDER BY name", std::nullopt);
+    return readResourcePolicyRows(db_, " ORDER BY name", std::nullopt);
   }
 
   Result<std::map<std::string, SlotType>> slotTypes() override {
@@ -539,78 +539,6 @@ class SqliteTransaction final : public StoreTransaction {
     if (!row.ok()) return Failure{row.error()};
     if (!*row) return fail(ErrorCode::NotFound, "resource policy '" + name + "' not found");
     return {};
-  }
-
-  Result<std::vector<ScalingGroupRecord>> readScalingGroups(const std::string& tail,
-                                                            const std::optional<std::string>& name) {
-    Result<Statement> stmt = db_.prepare(
-        "SELECT name, description, sequencer, selector, options_json, slot_priority_json, hol_max_passes, "
-        "hol_max_wait_ms, is_active, created_at_ms, image_pull_policy, allowed_images_json FROM scaling_groups" + tail);
-    if (!stmt.ok()) return Failure{stmt.error()};
-    if (name) stmt->bind(*name);
-    std::vector<ScalingGroupRecord> found;
-    for (;;) {
-      Result<bool> row = stmt->step();
-      if (!row.ok()) return Failure{row.error()};
-      if (!*row) return found;
-      ScalingGroupRecord group;
-      group.name = stmt->text(0);
-      std::string where = "scaling group '" + group.name + "'";
-      group.description = stmt->text(1);
-      group.sequencer = stmt->text(2);
-      group.selector = stmt->text(3);
-      group.optionsJson = stmt->text(4);
-      Result<Json> priority = parseJson(stmt->text(5), where);
-      if (!priority.ok()) return Failure{priority.error()};
-      if (!priority->is_array()) return fail(ErrorCode::Internal, "corrupt store data in " + where + ": slot priority");
-      for (const Json& slot : *priority) {
-        if (!slot.is_string()) return fail(ErrorCode::Internal, "corrupt store data in " + where + ": slot priority");
-        group.slotPriority.push_back(slot.get<std::string>());
-      }
-      group.holMaxPasses = static_cast<int>(stmt->integer(6));
-      group.holMaxWaitMillis = stmt->integer(7);
-      group.active = stmt->integer(8) != 0;
-      group.createdAtMillis = stmt->integer(9);
-      group.imagePullPolicy = stmt->text(10);
-      Result<Json> allowed = parseJson(stmt->text(11), where);
-      if (!allowed.ok()) return Failure{allowed.error()};
-      if (!allowed->is_array()) return fail(ErrorCode::Internal, "corrupt store data in " + where + ": allowed images");
-      for (const Json& pattern : *allowed) {
-        if (!pattern.is_string()) return fail(ErrorCode::Internal, "corrupt store data in " + where + ": allowed images");
-        group.allowedImages.push_back(pattern.get<std::string>());
-      }
-      found.push_back(std::move(group));
-    }
-  }
-
-  Result<std::vector<ResourcePolicyRecord>> readResourcePolicies(const std::string& tail,
-                                                                 const std::optional<std::string>& name) {
-    Result<Statement> stmt = db_.prepare(
-        "SELECT name, total_resource_slots_json, default_unlimited, max_concurrent_sessions, max_pending_sessions, "
-        "created_at_ms, default_session_slots_json, max_vfolder_count, max_vfolder_size FROM resource_policies" + tail);
-    if (!stmt.ok()) return Failure{stmt.error()};
-    if (name) stmt->bind(*name);
-    std::vector<ResourcePolicyRecord> found;
-    for (;;) {
-      Result<bool> row = stmt->step();
-      if (!row.ok()) return Failure{row.error()};
-      if (!*row) return found;
-      ResourcePolicyRecord policy;
-      policy.name = stmt->text(0);
-      Result<ResourceSlot> slots = slotsColumn(*stmt, 1, "resource policy '" + policy.name + "'");
-      if (!slots.ok()) return Failure{slots.error()};
-      policy.totalResourceSlots = std::move(*slots);
-      policy.defaultUnlimited = stmt->integer(2) != 0;
-      policy.maxConcurrentSessions = static_cast<int>(stmt->integer(3));
-      policy.maxPendingSessions = static_cast<int>(stmt->integer(4));
-      policy.createdAtMillis = stmt->integer(5);
-      Result<ResourceSlot> defaults = slotsColumn(*stmt, 6, "resource policy '" + policy.name + "'");
-      if (!defaults.ok()) return Failure{defaults.error()};
-      policy.defaultSessionSlots = std::move(*defaults);
-      policy.maxVfolderCount = stmt->integer(7);
-      policy.maxVfolderSize = static_cast<std::uint64_t>(stmt->integer(8));
-      found.push_back(std::move(policy));
-    }
   }
 
   Connection& db_;
