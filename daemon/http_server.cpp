@@ -31,6 +31,8 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
 constexpr auto kIdleTimeout = std::chrono::seconds(60);
+// What a streamed body (ServerOptions::streamer) is read in.
+constexpr std::size_t kStreamPieceBytes = 1u << 20;
 // After a failed accept: wait, doubling up to the cap, so that a full descriptor table
 // (the pending connection stays in the backlog) does not spin the acceptor's thread.
 constexpr auto kFirstAcceptBackoff = std::chrono::milliseconds(10);
@@ -119,10 +121,11 @@ Response plainError(int status, const std::string& type, const std::string& titl
 template <class Stream>
 class Session : public std::enable_shared_from_this<Session<Stream>> {
  public:
-  Session(Stream stream, const AsyncHandler& handler, std::size_t maxBody, std::string peer, WaitingConnections& waiting,
-          std::shared_ptr<void> context)
+  Session(Stream stream, const AsyncHandler& handler, const BodyStreamer& streamer, std::size_t maxBody, std::string peer,
+          WaitingConnections& waiting, std::shared_ptr<void> context)
       : stream_(std::move(stream)),
         handler_(handler),
+        streamer_(streamer),
         maxBody_(maxBody),
         peer_(std::move(peer)),
         waiting_(waiting),
@@ -167,16 +170,73 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   void continueBody() {
     const auto& header = parser_->get();
     const bool expectsContinue = beast::iequals(header[bhttp::field::expect], "100-continue");
+    if (streamer_ && parser_->content_length() && !parser_->chunked() && !parser_->is_done()) {
+      auto decision = streamer_(requestOf(header));
+      if (decision && std::holds_alternative<Response>(*decision)) {
+        return respond(std::move(std::get<Response>(*decision)), false);  // the body stays unread
+      }
+      if (decision) {
+        auto stream = std::make_shared<BodyStream>(std::move(std::get<BodyStream>(*decision)));
+        if (!expectsContinue) return streamBody(stream, *parser_->content_length());
+        static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+        asio::async_write(stream_, asio::buffer(kContinue),
+                          [self = this->shared_from_this(), stream](beast::error_code ec, std::size_t) {
+                            if (ec) return self->close();
+                            self->streamBody(stream, *self->parser_->content_length());
+                          });
+        return;
+      }
+    }
     const bool fits = !parser_->content_length() || *parser_->content_length() <= maxBody_;
-    auto readBody = [self = this->shared_from_this()] {
-      bhttp::async_read(self->stream_, self->buffer_, *self->parser_,
-                        [self](beast::error_code ec, std::size_t) { self->onRead(ec); });
-    };
+    auto readBody = [self = this->shared_from_this()] { self->readBody(); };
     if (!expectsContinue || !fits || parser_->is_done()) return readBody();
     static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
     asio::async_write(stream_, asio::buffer(kContinue), [self = this->shared_from_this(), readBody](beast::error_code ec, std::size_t) {
       if (ec) return self->close();
       readBody();
+    });
+  }
+
+  // The request line and headers as a handler sees them (the body is the caller's).
+  template <class Header>
+  Request requestOf(const Header& message) const {
+    Request request;
+    request.method = std::string(message.method_string());
+    request.target = std::string(message.target());
+    const std::size_t question = request.target.find('?');
+    request.path = request.target.substr(0, question);
+    if (question != std::string::npos) request.query = parseQuery(request.target.substr(question + 1));
+    for (const auto& field : message) request.headers[lower(std::string(field.name_string()))] = std::string(field.value());
+    request.peer = peer_;
+    return request;
+  }
+
+  // The body to `stream` as it arrives, a piece of at most 1 MiB at a time; then its answer.
+  void streamBody(std::shared_ptr<BodyStream> stream, std::uint64_t remaining) {
+    if (buffer_.size() > 0 && remaining > 0) {
+      const std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(buffer_.size(), remaining));
+      const auto* data = static_cast<const char*>(buffer_.data().data());
+      auto refused = stream->write(std::string_view(data, take));
+      buffer_.consume(take);
+      if (refused) return respond(std::move(*refused), false);
+      remaining -= take;
+    }
+    if (remaining == 0) return respond(stream->finish(), parser_->get().keep_alive());
+    if (!piece_) piece_ = std::make_shared<std::vector<char>>(kStreamPieceBytes);
+    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(piece_->size(), remaining));
+    beast::get_lowest_layer(stream_).expires_after(kIdleTimeout);
+    stream_.async_read_some(asio::buffer(piece_->data(), want),
+                            [self = this->shared_from_this(), stream, remaining](beast::error_code ec, std::size_t n) {
+                              if (ec) return self->close();
+                              auto refused = stream->write(std::string_view(self->piece_->data(), n));
+                              if (refused) return self->respond(std::move(*refused), false);
+                              self->streamBody(stream, remaining - n);
+                            });
+  }
+
+  void readBody() {
+    bhttp::async_read(stream_, buffer_, *parser_, [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+      self->onRead(ec);
     });
   }
 
@@ -192,15 +252,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     }
     if (ec) return close();
     const auto& message = parser_->get();
-    Request request;
-    request.method = std::string(message.method_string());
-    request.target = std::string(message.target());
-    const std::size_t question = request.target.find('?');
-    request.path = request.target.substr(0, question);
-    if (question != std::string::npos) request.query = parseQuery(request.target.substr(question + 1));
-    for (const auto& field : message) request.headers[lower(std::string(field.name_string()))] = std::string(field.value());
+    Request request = requestOf(message);
     request.body = std::move(parser_->get().body());
-    request.peer = peer_;
     const bool keepAlive = message.keep_alive();
     // Kept for the handshake, should the handler accept the upgrade.
     std::shared_ptr<ws::ServerRequest> upgradeRequest;
@@ -303,8 +356,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
   Stream stream_;
   beast::flat_buffer buffer_;
+  std::shared_ptr<std::vector<char>> piece_;  // a streamed body's read buffer, kept for the next
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   const AsyncHandler& handler_;
+  const BodyStreamer& streamer_;
   std::size_t maxBody_;
   std::string peer_;
   WaitingConnections& waiting_;
@@ -402,12 +457,12 @@ struct Server::Impl {
     if (tls) {
       auto keep = std::make_shared<std::pair<std::shared_ptr<asio::io_context>, std::shared_ptr<asio::ssl::context>>>(context, tls);
       std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(
-          beast::ssl_stream<beast::tcp_stream>(beast::tcp_stream(std::move(socket)), *tls), handler, options.maxBodyBytes,
-          peer, waiting, keep)
+          beast::ssl_stream<beast::tcp_stream>(beast::tcp_stream(std::move(socket)), *tls), handler, options.streamer,
+          options.maxBodyBytes, peer, waiting, keep)
           ->run();
     } else {
-      std::make_shared<Session<beast::tcp_stream>>(beast::tcp_stream(std::move(socket)), handler, options.maxBodyBytes,
-                                                   peer, waiting, context)
+      std::make_shared<Session<beast::tcp_stream>>(beast::tcp_stream(std::move(socket)), handler, options.streamer,
+                                                   options.maxBodyBytes, peer, waiting, context)
           ->run();
     }
   }

@@ -16,6 +16,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <optional>
+#include <variant>
 
 namespace bai::http {
 
@@ -63,6 +65,20 @@ struct Response {
 
 using Handler = std::function<Response(const Request&)>;
 
+// A request's body taken as it arrives rather than whole (large uploads go to disk as they
+// come, in memory a piece at a time).
+struct BodyStream {
+  // Each piece in order; a Response ends the request with it, the rest of the body unread
+  // (the connection then closes).
+  std::function<std::optional<Response>(std::string_view piece)> write;
+  // After the last piece: the answer.
+  std::function<Response()> finish;
+};
+// Sees a request's head (its body still unread, `body` empty) when it has a Content-Length:
+// nullopt reads the body whole as usual; a Response answers without reading the body; a
+// BodyStream takes it piece by piece. Called on the connection's thread.
+using BodyStreamer = std::function<std::optional<std::variant<Response, BodyStream>>(const Request& head)>;
+
 // Answers a request later, from any thread, exactly once (later calls are ignored); the
 // connection waits without holding its thread, so a long poll costs no thread. Every
 // responder must be called or dropped before the Server is destroyed.
@@ -87,6 +103,7 @@ struct ServerOptions {
   std::string tlsKeyFile;
   LogSink log = {};  // running out of descriptors is said here, once per episode
   std::shared_ptr<ServerCounters> counters = {};  // shared with whoever renders them; made when empty
+  BodyStreamer streamer = {};  // empty: every body is read whole (at most maxBodyBytes)
 };
 
 class Server {

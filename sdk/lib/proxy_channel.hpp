@@ -4,10 +4,12 @@
 #pragma once
 
 #include <bai/client.hpp>
+#include <bai/vfolder_transfer.hpp>
 
 #include "http_client.hpp"
 
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <string>
 
@@ -32,6 +34,31 @@ class ProxyChannel {
   std::string path_;
   std::chrono::milliseconds timeout_;
   client::TransferGrant grant_;
+};
+
+// What an upload or a download keeps while it runs: the channel, the caller's options, the
+// progress it reports and the summary it returns.
+class TransferRun {
+ public:
+  TransferRun(ProxyChannel& channel, const client::TransferOptions& options, client::TransferProgress& progress,
+              client::TransferSummary& summary)
+      : channel_(channel), options_(options), progress_(progress), summary_(summary) {}
+
+ protected:
+  // `bytes` more moved by this run.
+  void moved(std::uint64_t bytes) {
+    summary_.bytes += bytes;
+    progress_.bytesDone += bytes;
+    report();
+  }
+  void report() {
+    if (options_.progress) options_.progress(progress_);
+  }
+
+  ProxyChannel& channel_;
+  const client::TransferOptions& options_;
+  client::TransferProgress& progress_;
+  client::TransferSummary& summary_;
 };
 
 // The proxy's error document as an ApiError (type and detail kept).

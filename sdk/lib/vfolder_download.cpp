@@ -20,6 +20,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using client_internal::ProxyChannel;
+using client_internal::TransferRun;
 using client_internal::proxyError;
 using client_internal::remoteTarget;
 using client_internal::transferFailure;
@@ -57,10 +58,9 @@ std::uint64_t resumableBytes(int fd, std::uint64_t size) {
   return static_cast<std::uint64_t>(info.st_size);
 }
 
-class Downloader {
+class Downloader : private TransferRun {
  public:
-  Downloader(ProxyChannel& channel, const TransferOptions& options, TransferProgress& progress, TransferSummary& summary)
-      : channel_(channel), options_(options), progress_(progress), summary_(summary) {}
+  using TransferRun::TransferRun;
 
   ClientResult<void> download(const std::string& remote, std::uint64_t size, const fs::path& dest) {
     const fs::path part = dest.string() + kPartSuffix;
@@ -147,19 +147,6 @@ class Downloader {
     return total;
   }
 
-  void moved(std::uint64_t bytes) {
-    summary_.bytes += bytes;
-    progress_.bytesDone += bytes;
-    report();
-  }
-  void report() {
-    if (options_.progress) options_.progress(progress_);
-  }
-
-  ProxyChannel& channel_;
-  const TransferOptions& options_;
-  TransferProgress& progress_;
-  TransferSummary& summary_;
 };
 
 }  // namespace

@@ -18,6 +18,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using client_internal::ProxyChannel;
+using client_internal::TransferRun;
 using client_internal::proxyError;
 using client_internal::remoteTarget;
 using client_internal::transferFailure;
@@ -92,10 +93,9 @@ ClientResult<UploadPlan> planUpload(const fs::path& local, const std::string& re
   return plan;
 }
 
-class Uploader {
+class Uploader : private TransferRun {
  public:
-  Uploader(ProxyChannel& channel, const TransferOptions& options, TransferProgress& progress, TransferSummary& summary)
-      : channel_(channel), options_(options), progress_(progress), summary_(summary) {}
+  using TransferRun::TransferRun;
 
   ClientResult<void> mkdir(const std::string& remote) {
     http::ClientRequest request;
@@ -210,19 +210,6 @@ class Uploader {
     return {};
   }
 
-  void moved(std::uint64_t bytes) {
-    summary_.bytes += bytes;
-    progress_.bytesDone += bytes;
-    report();
-  }
-  void report() {
-    if (options_.progress) options_.progress(progress_);
-  }
-
-  ProxyChannel& channel_;
-  const TransferOptions& options_;
-  TransferProgress& progress_;
-  TransferSummary& summary_;
 };
 
 }  // namespace

@@ -105,38 +105,83 @@ http::Response TransferApi::handle(const http::Request& request) {
                                    : request.method == (isMkdir ? "POST" : "GET");
   if (!methodFits) return errorResponse(405, "method-not-allowed", "Method not allowed", request.method + " " + route);
 
-  const std::string token = request.header("x-bai-grant");
-  if (token.empty()) return errorResponse(401, "grant-missing", "Grant missing", "send the grant in the X-BAI-Grant header");
-  auto grant = sp::verifyGrant(token, grantKey_, options_.clock());
-  if (!grant) {
-    const bool expired = grant.error().refusal == sp::GrantRefusal::Expired;
-    return errorResponse(403, expired ? "grant-expired" : "grant-invalid", expired ? "Grant expired" : "Grant invalid",
-                         grant.error().message);
-  }
-  const bool needsUpload = isUpload || isMkdir;
-  if (isDownload && grant->operation != sp::GrantOperation::Download) {
-    return errorResponse(403, "grant-scope", "Outside the grant", "downloads need a download grant");
-  }
-  if (needsUpload && grant->operation != sp::GrantOperation::Upload) {
-    return errorResponse(403, "grant-scope", "Outside the grant", "uploads need an upload grant");
-  }
-  const auto pathParameter = request.query.find("path");
-  auto path = sp::normalizeFolderPath(pathParameter == request.query.end() ? "" : pathParameter->second);
-  if (!path) return errorResponse(400, "invalid-path", "Invalid path", path.error().message);
-  if (!sp::pathWithin(*path, grant->path)) {
-    return errorResponse(403, "grant-scope", "Outside the grant", "the path is not within the grant's");
-  }
-  auto folder = catalog_.folder(grant->volume, grant->folderId);
-  if (!folder) return errorResponse(404, "no-such-folder", "No such folder", "the grant's folder does not exist");
-  auto fs = FolderFs::open(catalog_, *folder);
-  if (!fs) return fileErrorResponse(fs.error());
-
+  std::optional<sp::GrantOperation> needed;
+  if (isDownload) needed = sp::GrantOperation::Download;
+  if (isUpload || isMkdir) needed = sp::GrantOperation::Upload;
+  auto addressed = address(request, needed);
+  if (!addressed) return std::move(addressed.error());
+  const FolderFs* fs = &addressed->fs;
+  const std::string* path = &addressed->path;
   if (isList) return list(*fs, *path, request);
   if (isDownload) return download(*fs, *path, request);
   if (isUpload) return upload(*fs, *path, request);
   auto made = fs->makeDirectory(*path, true);
   if (!made) return fileErrorResponse(made.error());
   return jsonResponse(201, nlohmann::json{{"path", *path}}.dump());
+}
+
+Result<TransferApi::Addressed, http::Response> TransferApi::address(const http::Request& request,
+                                                                    std::optional<sp::GrantOperation> needed) {
+  const std::string token = request.header("x-bai-grant");
+  if (token.empty()) return Failure{errorResponse(401, "grant-missing", "Grant missing", "send the grant in the X-BAI-Grant header")};
+  auto grant = sp::verifyGrant(token, grantKey_, options_.clock());
+  if (!grant) {
+    const bool expired = grant.error().refusal == sp::GrantRefusal::Expired;
+    return Failure{errorResponse(403, expired ? "grant-expired" : "grant-invalid", expired ? "Grant expired" : "Grant invalid",
+                                 grant.error().message)};
+  }
+  if (needed && grant->operation != *needed) {
+    return Failure{errorResponse(403, "grant-scope", "Outside the grant",
+                                 *needed == sp::GrantOperation::Upload ? "uploads need an upload grant"
+                                                                       : "downloads need a download grant")};
+  }
+  const auto pathParameter = request.query.find("path");
+  auto path = sp::normalizeFolderPath(pathParameter == request.query.end() ? "" : pathParameter->second);
+  if (!path) return Failure{errorResponse(400, "invalid-path", "Invalid path", path.error().message)};
+  if (!sp::pathWithin(*path, grant->path)) {
+    return Failure{errorResponse(403, "grant-scope", "Outside the grant", "the path is not within the grant's")};
+  }
+  auto folder = catalog_.folder(grant->volume, grant->folderId);
+  if (!folder) return Failure{errorResponse(404, "no-such-folder", "No such folder", "the grant's folder does not exist")};
+  auto fs = FolderFs::open(catalog_, *folder);
+  if (!fs) return Failure{fileErrorResponse(fs.error())};
+  return Addressed{std::move(*fs), std::move(*path)};
+}
+
+std::optional<std::variant<http::Response, http::BodyStream>> TransferApi::stream(const http::Request& head) {
+  const bool put = head.method == "PUT";
+  if (head.path != "/v1/upload" || (!put && head.method != "PATCH")) return std::nullopt;
+  auto bodyBytes = countHeader(head, "content-length", "Content-Length");
+  if (!bodyBytes) return std::nullopt;  // the buffered path answers it
+  if (*bodyBytes > options_.maxChunkBytes) {
+    return errorResponse(413, "body-too-large", "Request body too large",
+                         "a chunk is at most " + std::to_string(options_.maxChunkBytes) + " bytes");
+  }
+  auto addressed = address(head, sp::GrantOperation::Upload);
+  if (!addressed) return std::move(addressed.error());
+  std::uint64_t length = *bodyBytes, offset = 0;
+  if (!put) {
+    auto announced = countHeader(head, "upload-length", "Upload-Length");
+    if (!announced) return fileErrorResponse(announced.error());
+    auto at = countHeader(head, "upload-offset", "Upload-Offset");
+    if (!at) return fileErrorResponse(at.error());
+    length = *announced;
+    offset = *at;
+  }
+  auto target = std::make_shared<Addressed>(std::move(*addressed));
+  auto opened = uploads_.openWriter(target->fs, target->path, length, offset, *bodyBytes, put);
+  if (!opened) return fileErrorResponse(opened.error());
+  std::shared_ptr<UploadWriter> writer(std::move(*opened));
+  const int status = put ? 201 : 200;
+  // The writer keeps a reference to the folder it writes into: both live as long as the stream.
+  return http::BodyStream{[target, writer](std::string_view piece) -> std::optional<http::Response> {
+                            if (auto written = writer->write(piece); !written) return fileErrorResponse(written.error());
+                            return std::nullopt;
+                          },
+                          [target, writer, status]() {
+                            auto done = writer->finish();
+                            return done ? progressResponse(status, *done) : fileErrorResponse(done.error());
+                          }};
 }
 
 http::Response TransferApi::list(const FolderFs& fs, const std::string& path, const http::Request& request) {

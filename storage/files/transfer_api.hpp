@@ -10,12 +10,17 @@
 #pragma once
 
 #include "folder_catalog.hpp"
+#include "folder_fs.hpp"
 #include "http_server.hpp"
+
+#include <bai/storage_protocol.hpp>
 #include "upload_store.hpp"
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
+#include <variant>
 
 namespace bai::storage::files {
 
@@ -31,11 +36,23 @@ class TransferApi {
   TransferApi(FolderCatalog& catalog, std::string grantKey, TransferOptions options);
 
   http::Response handle(const http::Request& request);
+  // For the server's BodyStreamer: a PATCH or PUT to /v1/upload with a Content-Length goes to
+  // disk as it arrives (its grant, path and offset checked before any byte is read); any
+  // other request is left to handle().
+  std::optional<std::variant<http::Response, http::BodyStream>> stream(const http::Request& head);
 
   // The janitor's pass over one folder's abandoned uploads (see UploadStore).
   std::size_t removeExpiredUploads(const FolderRef& folder);
 
  private:
+  // What a request addresses once its grant holds: the folder, opened, and the path in it.
+  struct Addressed {
+    FolderFs fs;
+    std::string path;
+  };
+  // Checks the grant (of the `needed` operation, when given) and the path; the refusal otherwise.
+  Result<Addressed, http::Response> address(const http::Request& request,
+                                            std::optional<storage_protocol::GrantOperation> needed);
   http::Response list(const FolderFs& fs, const std::string& path, const http::Request& request);
   http::Response download(const FolderFs& fs, const std::string& path, const http::Request& request);
   http::Response upload(const FolderFs& fs, const std::string& path, const http::Request& request);

@@ -139,8 +139,65 @@ Result<UploadProgress, FileError> UploadStore::putWhole(const FolderFs& fs, cons
   return write(fs, path, bytes.size(), 0, bytes, true);
 }
 
+struct UploadWriter::Target {
+  const FolderFs& fs;
+  std::string path;
+  UploadStore::Staging staging;
+  Fd fd;
+  std::uint64_t length = 0;
+  std::uint64_t offset = 0;  // where the next piece goes
+  std::uint64_t end = 0;     // where this request's body ends
+  bool completed = false;    // an empty file, done when it started
+};
+
+UploadWriter::UploadWriter(UploadStore& store, std::unique_ptr<Target> target)
+    : store_(store), target_(std::move(target)) {}
+
+UploadWriter::~UploadWriter() { store_.release(target_->staging.key); }
+
+Result<void, FileError> UploadWriter::write(std::string_view piece) {
+  Target& t = *target_;
+  if (piece.size() > t.end - t.offset) {
+    return Failure{FileError{FileErrorKind::InvalidRequest, "the body runs past the " + std::to_string(t.end) +
+                                                                " bytes it announced"}};
+  }
+  std::size_t done = 0;
+  while (done < piece.size()) {
+    const ssize_t n = ::pwrite(t.fd.get(), piece.data() + done, piece.size() - done, static_cast<off_t>(t.offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return Failure{errnoError(n < 0 ? errno : ENOSPC, "cannot write the upload of", t.path)};
+    done += static_cast<std::size_t>(n);
+  }
+  t.offset += piece.size();
+  return {};
+}
+
+Result<UploadProgress, FileError> UploadWriter::finish() {
+  Target& t = *target_;
+  if (t.completed) return UploadProgress{t.length, true};
+  if (t.offset < t.length) return UploadProgress{t.offset, false};
+  const std::lock_guard lock(store_.mutex_);
+  auto completed = store_.complete(t.fs, t.path, t.staging, t.fd.get(), t.length);
+  if (!completed) return Failure{completed.error()};
+  return UploadProgress{t.length, true};
+}
+
+void UploadStore::release(const std::string& key) {
+  const std::lock_guard lock(mutex_);
+  if (auto it = uploads_.find(key); it != uploads_.end()) it->second.busy = false;
+}
+
 Result<UploadProgress, FileError> UploadStore::write(const FolderFs& fs, const std::string& path, std::uint64_t length,
                                                      std::uint64_t offset, std::string_view bytes, bool restart) {
+  auto writer = openWriter(fs, path, length, offset, bytes.size(), restart);
+  if (!writer) return Failure{writer.error()};
+  if (auto written = (*writer)->write(bytes); !written) return Failure{written.error()};
+  return (*writer)->finish();
+}
+
+Result<std::unique_ptr<UploadWriter>, FileError> UploadStore::openWriter(const FolderFs& fs, const std::string& path,
+                                                                         std::uint64_t length, std::uint64_t offset,
+                                                                         std::uint64_t bodyBytes, bool restart) {
   const Staging staging = stagingFor(fs.folder(), path, length);
   {
     const std::lock_guard lock(mutex_);
@@ -148,8 +205,11 @@ Result<UploadProgress, FileError> UploadStore::write(const FolderFs& fs, const s
     // After a restart the table is empty while the staged bytes wait on disk.
     if (restart || (known == uploads_.end() && stagedSize(staging.key))) {
       auto started = startLocked(fs, path, length);
-      if (!started) return started;
-      if (started->complete) return started;
+      if (!started) return Failure{started.error()};
+      if (started->complete) {
+        auto done = std::make_unique<UploadWriter::Target>(UploadWriter::Target{fs, path, staging, Fd(), length, length, length, true});
+        return std::unique_ptr<UploadWriter>(new UploadWriter(*this, std::move(done)));
+      }
       known = uploads_.find(staging.key);
     }
     if (known == uploads_.end()) {
@@ -159,43 +219,26 @@ Result<UploadProgress, FileError> UploadStore::write(const FolderFs& fs, const s
     if (known->second.busy) return Failure{FileError{FileErrorKind::UploadBusy, "the upload of " + shown(path) + " is being written"}};
     known->second.busy = true;
   }
-  struct Release {
-    UploadStore& store;
-    const std::string& key;
-    ~Release() {
-      const std::lock_guard lock(store.mutex_);
-      if (auto it = store.uploads_.find(key); it != store.uploads_.end()) it->second.busy = false;
-    }
-  } release{*this, staging.key};
-
-  Fd fd(::open(staging.key.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW));
-  if (!fd.valid()) return Failure{errnoError(errno, "cannot open the staged upload of", path)};
-  if (restart && ::ftruncate(fd.get(), 0) != 0) return Failure{errnoError(errno, "cannot restart the upload of", path)};
+  auto target = std::make_unique<UploadWriter::Target>(UploadWriter::Target{fs, path, staging, Fd(), length, offset, offset + bodyBytes});
+  // From here the writer owns the busy mark: every return below releases it.
+  std::unique_ptr<UploadWriter> writer(new UploadWriter(*this, std::move(target)));
+  UploadWriter::Target& t = *writer->target_;
+  t.fd = Fd(::open(staging.key.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!t.fd.valid()) return Failure{errnoError(errno, "cannot open the staged upload of", path)};
+  if (restart && ::ftruncate(t.fd.get(), 0) != 0) return Failure{errnoError(errno, "cannot restart the upload of", path)};
   struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) return Failure{errnoError(errno, "cannot inspect the staged upload of", path)};
+  if (::fstat(t.fd.get(), &st) != 0) return Failure{errnoError(errno, "cannot inspect the staged upload of", path)};
   const auto stagedBytes = static_cast<std::uint64_t>(st.st_size);
   if (offset != stagedBytes) {
     return Failure{FileError{FileErrorKind::OffsetMismatch, "the upload of " + shown(path) + " is at offset " +
                                                                 std::to_string(stagedBytes) + ", not " + std::to_string(offset),
                              stagedBytes}};
   }
-  if (bytes.size() > length - offset) {
-    return Failure{FileError{FileErrorKind::InvalidRequest, "the chunk ends at " + std::to_string(offset + bytes.size()) +
+  if (bodyBytes > length - offset) {
+    return Failure{FileError{FileErrorKind::InvalidRequest, "the chunk ends at " + std::to_string(offset + bodyBytes) +
                                                                 ", past the upload's length " + std::to_string(length)}};
   }
-  std::size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::pwrite(fd.get(), bytes.data() + done, bytes.size() - done, static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return Failure{errnoError(n < 0 ? errno : ENOSPC, "cannot write the upload of", path)};
-    done += static_cast<std::size_t>(n);
-  }
-  const std::uint64_t reached = offset + bytes.size();
-  if (reached < length) return UploadProgress{reached, false};
-  const std::lock_guard lock(mutex_);
-  auto completed = complete(fs, path, staging, fd.get(), length);
-  if (!completed) return Failure{completed.error()};
-  return UploadProgress{length, true};
+  return writer;
 }
 
 Result<void, FileError> UploadStore::complete(const FolderFs& fs, const std::string& path, const Staging& staging,

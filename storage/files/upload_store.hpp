@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -28,6 +29,31 @@ namespace bai::storage::files {
 struct UploadProgress {
   std::uint64_t offset = 0;
   bool complete = false;
+};
+
+class UploadStore;
+
+// One request's bytes going into an upload in order, piece by piece (a streamed PATCH or
+// PUT). Holds the upload while it lives: another request for it is UploadBusy.
+class UploadWriter {
+ public:
+  ~UploadWriter();
+  UploadWriter(const UploadWriter&) = delete;
+  UploadWriter& operator=(const UploadWriter&) = delete;
+
+  // The next bytes; more than the request announced is InvalidRequest.
+  Result<void, FileError> write(std::string_view piece);
+  // After the request's last piece: the offset reached, and the file completed (synced,
+  // the owner's, renamed into place) when that is the upload's end.
+  Result<UploadProgress, FileError> finish();
+
+ private:
+  friend class UploadStore;
+  struct Target;
+  UploadWriter(UploadStore& store, std::unique_ptr<Target> target);
+
+  UploadStore& store_;
+  std::unique_ptr<Target> target_;
 };
 
 class UploadStore {
@@ -44,6 +70,12 @@ class UploadStore {
                                            std::uint64_t offset, std::string_view bytes);
   // The whole file in one call: starts (or restarts from zero) and completes.
   Result<UploadProgress, FileError> putWhole(const FolderFs& fs, const std::string& path, std::string_view bytes);
+  // For `bodyBytes` coming at `offset` of the upload of `length` bytes (as append), or for a
+  // whole file of `length` bytes (`restart`, as putWhole): the writer they go through. The
+  // writer keeps `fs`, which must outlive it.
+  Result<std::unique_ptr<UploadWriter>, FileError> openWriter(const FolderFs& fs, const std::string& path,
+                                                              std::uint64_t length, std::uint64_t offset,
+                                                              std::uint64_t bodyBytes, bool restart);
 
   // Removes and refunds the folder's staged uploads untouched for longer than the expiry;
   // how many. Run for each folder now and then (start() does it for its folder).
@@ -62,8 +94,10 @@ class UploadStore {
   Staging stagingFor(const FolderRef& folder, const std::string& path, std::uint64_t length) const;
   // With mutex_ held.
   Result<UploadProgress, FileError> startLocked(const FolderFs& fs, const std::string& path, std::uint64_t length);
+  friend class UploadWriter;
   Result<UploadProgress, FileError> write(const FolderFs& fs, const std::string& path, std::uint64_t length,
                                           std::uint64_t offset, std::string_view bytes, bool restart);
+  void release(const std::string& key);
   Result<void, FileError> complete(const FolderFs& fs, const std::string& path, const Staging& staging, int stagingFd,
                                    std::uint64_t length);
   void abandon(const FolderFs& fs, const Staging& staging);

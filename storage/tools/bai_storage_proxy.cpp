@@ -14,6 +14,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <csignal>
 #include <cstring>
 #include <iostream>
@@ -30,12 +31,13 @@ struct Listener {
 };
 
 Result<Listener> startListener(const std::string& name, const std::string& listen, const ProxySettings& settings,
-                               std::size_t maxBody, http::Handler handler, const LogSink& log) {
+                               std::size_t maxBody, http::Handler handler, const LogSink& log,
+                               http::BodyStreamer streamer = {}) {
   auto hostPort = http::splitHostPort(listen);
   if (!hostPort) return fail(hostPort.error().code, "api." + name + "-listen: " + hostPort.error().message);
   auto server = std::make_unique<http::Server>(
       http::ServerOptions{hostPort->first, hostPort->second, settings.threads, maxBody, settings.tlsCertificateFile,
-                          settings.tlsKeyFile, log, nullptr},
+                          settings.tlsKeyFile, log, nullptr, std::move(streamer)},
       std::move(handler));
   if (auto started = server->start(); !started) return fail(started.error().code, "api." + name + "-listen: " + started.error().message);
   const std::string address = hostPort->first + ":" + std::to_string(server->port());
@@ -112,7 +114,8 @@ int main(int argc, char** argv) {
   }
   // A chunk and its headers: the server bounds the body, the client API its chunks.
   auto clientListener = startListener("client", settings->clientListen, *settings, settings->maxChunkBytes + (64u << 10),
-                                      std::move(clientApi), log);
+                                      std::move(clientApi), log,
+                                      [&transfers](const http::Request& head) { return transfers.stream(head); });
   if (!clientListener) {
     std::cerr << "bai-storage-proxy: " << clientListener.error().message << "\n";
     return 1;

@@ -16,28 +16,16 @@ env_id=it-$$
 env_dir=$work/envs/$env_id
 extra_pids=()
 
-fail() {
-  echo "FAIL: $*" >&2
-  for log in "$env_dir"/log/*.log; do
-    [ -f "$log" ] && { echo "--- $log" >&2; tail -n 30 "$log" >&2; }
-  done
-  exit 1
-}
+# shellcheck source=e2e_lib.sh
+. "$source_root/tests/e2e/e2e_lib.sh"
+fail() { fail_with_logs "$@"; }
 cleanup() {
   for pid in "${extra_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  if [ -d "$env_dir" ]; then "$source_root/scripts/delete-dev.sh" -e "$env_id" --install-path "$work/envs" >/dev/null 2>&1 || true; fi
-  rm -rf "$work"
+  delete_dev_env
 }
 trap cleanup EXIT
 
-# shellcheck source=e2e_lib.sh
-. "$source_root/tests/e2e/e2e_lib.sh"
-
-"$source_root/scripts/install-dev.sh" -e "$env_id" --install-path "$work/envs" --build-dir "$build" \
-  --start >"$work/install.log" 2>&1 || { cat "$work/install.log" >&2; fail "install-dev.sh failed"; }
-# shellcheck disable=SC1091
-. "$env_dir/env.sh"
-bai=$env_dir/bin/bai
+start_dev_env
 drive() { python3 "$source_root/tests/e2e/pty_drive.py" "$@"; }
 script() { printf '%s\n' "$@" >"$work/steps"; echo "$work/steps"; }
 

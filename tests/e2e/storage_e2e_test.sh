@@ -14,28 +14,16 @@ env_id=st-$$
 env_dir=$work/envs/$env_id
 upload_pid=
 
-fail() {
-  echo "FAIL: $*" >&2
-  for log in "$env_dir"/log/*.log; do
-    [ -f "$log" ] && { echo "--- $log" >&2; tail -n 20 "$log" >&2; }
-  done
-  exit 1
-}
+# shellcheck source=e2e_lib.sh
+. "$source_root/tests/e2e/e2e_lib.sh"
+fail() { fail_with_logs "$@"; }
 cleanup() {
   [ -z "$upload_pid" ] || kill "$upload_pid" 2>/dev/null || true
-  if [ -d "$env_dir" ]; then "$source_root/scripts/delete-dev.sh" -e "$env_id" --install-path "$work/envs" >/dev/null 2>&1 || true; fi
-  rm -rf "$work"
+  delete_dev_env
 }
 trap cleanup EXIT
 
-# shellcheck source=e2e_lib.sh
-. "$source_root/tests/e2e/e2e_lib.sh"
-
-"$source_root/scripts/install-dev.sh" -e "$env_id" --install-path "$work/envs" --build-dir "$build" \
-  --start >"$work/install.log" 2>&1 || { cat "$work/install.log" >&2; fail "install-dev.sh failed"; }
-# shellcheck disable=SC1091
-. "$env_dir/env.sh"
-bai=$env_dir/bin/bai
+start_dev_env
 volume=$env_dir/volumes/default
 sums() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum); }
 folder_id() { "$bai" vfolder info "$1" --json | json "d['id']"; }

@@ -171,21 +171,10 @@ class InteractiveTest : public ::testing::Test {
     ASSERT_TRUE(reply.ok()) << reply.error().detail;
   }
 
-  struct Reply {
-    int status = 0;
-    Json body;
-  };
+  using Reply = test_support::SignedReply;
   Reply call(const std::string& method, const std::string& target, const std::string& body = "",
              const auth::SigningKey* key = nullptr) {
-    http::ClientRequest request;
-    request.method = method;
-    request.url = "http://127.0.0.1:" + std::to_string(api_->port()) + target;
-    request.headers = auth::signRequest(key ? *key : owner_, method, target, body, std::chrono::system_clock::now());
-    if (!body.empty()) request.headers.emplace("Content-Type", "application/json");
-    request.body = body;
-    auto response = http::send(request);
-    if (!response) return {0, response.error().message};
-    return {response->status, Json::parse(response->body, nullptr, false)};
+    return test_support::signedCall(api_->port(), key ? *key : owner_, method, target, body);
   }
 
   // A session of the owner, RUNNING on the fake agent.

@@ -3,8 +3,15 @@
 #pragma once
 
 #include <bai/protocol.hpp>
+#include <bai/request_signing.hpp>
 #include <bai/slots.hpp>
 
+#include "http_client.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdint>
 #include <initializer_list>
 #include <map>
 #include <stdexcept>
@@ -43,6 +50,25 @@ inline protocol::AgentState nodeState(const std::string& rpcUrl, std::map<std::s
   }
   for (const auto& id : running) state.sessions.push_back({id, protocol::SessionState::Running});
   return state;
+}
+
+// One signed call to a manager's API on loopback `port`: the status (0 when nothing answered)
+// and the body as JSON (discarded when it is not JSON).
+struct SignedReply {
+  int status = 0;
+  nlohmann::json body;
+};
+inline SignedReply signedCall(std::uint16_t port, const auth::SigningKey& key, const std::string& method,
+                              const std::string& target, const std::string& body = "") {
+  http::ClientRequest request;
+  request.method = method;
+  request.url = "http://127.0.0.1:" + std::to_string(port) + target;
+  request.headers = auth::signRequest(key, method, target, body, std::chrono::system_clock::now());
+  if (!body.empty()) request.headers.emplace("Content-Type", "application/json");
+  request.body = body;
+  auto response = http::send(request);
+  if (!response) return {0, response.error().message};
+  return {response->status, nlohmann::json::parse(response->body, nullptr, false)};
 }
 
 }  // namespace bai::manager::test_support
