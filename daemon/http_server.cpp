@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -147,7 +148,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
  private:
   void read() {
     parser_.emplace();
-    parser_->body_limit(maxBody_);
+    // With a streamer a body's size is judged once its head is read (continueBody). Not
+    // boost::none: Beast 1.74 compares a length with an empty optional as larger.
+    parser_->body_limit(streamer_ ? std::numeric_limits<std::uint64_t>::max() : maxBody_);
     parser_->header_limit(16 * 1024);
     beast::get_lowest_layer(stream_).expires_after(kIdleTimeout);
     // Kept alive after an answer: sheddable. A new connection is not, since its first
@@ -188,6 +191,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       }
     }
     const bool fits = !parser_->content_length() || *parser_->content_length() <= maxBody_;
+    if (streamer_ && !fits) return onRead(bhttp::error::body_limit);  // the limit the parser was not given
+    if (streamer_) parser_->body_limit(maxBody_);  // a chunked body, read whole
     auto readBody = [self = this->shared_from_this()] { self->readBody(); };
     if (!expectsContinue || !fits || parser_->is_done()) return readBody();
     static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";

@@ -87,8 +87,26 @@ class TransferTest : public ::testing::Test {
     request.query["path"] = path;
     request.headers = std::move(headers);
     if (!grantToken.empty()) request.headers["x-bai-grant"] = grantToken;
+    if (method == "PATCH" || method == "PUT") return streamed(std::move(request), body);
     request.body = std::move(body);
     return api->handle(request);
+  }
+  // PATCH and PUT the way the daemon serves them: the head to TransferApi::stream, then the
+  // body in small pieces.
+  http::Response streamed(http::Request head, const std::string& body) {
+    head.headers["content-length"] = std::to_string(body.size());
+    auto decision = api->stream(head);
+    if (!decision) {
+      ADD_FAILURE() << head.method << " was not streamed";
+      return {};
+    }
+    if (auto* refused = std::get_if<http::Response>(&*decision)) return std::move(*refused);
+    auto& stream = std::get<http::BodyStream>(*decision);
+    const std::size_t kPiece = body.size() < 4096 ? 5 : 64 * 1024;  // small bodies in many pieces
+    for (std::size_t at = 0; at < body.size(); at += kPiece) {
+      if (auto refused = stream.write(std::string_view(body).substr(at, kPiece))) return std::move(*refused);
+    }
+    return stream.finish();
   }
   http::Response download(const std::string& path, const std::string& range = "") {
     std::map<std::string, std::string> headers;

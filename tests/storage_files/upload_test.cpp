@@ -290,5 +290,57 @@ TEST_F(TransferTest, LoopbackThroughput) {
   std::printf("CPU seconds (client and server): upload %.2f, download %.2f\n", cpuUploaded - cpuBegan, cpuDownloaded - cpuUploaded);
 }
 
+// The daemon's way: a PATCH's head is checked before any of its body is read, and while one
+// request writes an upload no other can.
+TEST_F(TransferTest, AStreamedChunkIsRefusedBeforeItsBodyAndHoldsItsUploadUntilItEnds) {
+  const std::string content(100, 'x');
+  ASSERT_EQ(start("big.bin", content.size()).status, 200);
+  http::Request head;
+  head.method = "PATCH";
+  head.path = "/v1/upload";
+  head.query["path"] = "big.bin";
+  head.headers = {{"x-bai-grant", uploadGrant()}, {"upload-length", "100"}, {"upload-offset", "0"}, {"content-length", "60"}};
+
+  auto first = api->stream(head);
+  ASSERT_TRUE(first && std::holds_alternative<http::BodyStream>(*first));
+  auto& writing = std::get<http::BodyStream>(*first);
+  EXPECT_FALSE(writing.write(content.substr(0, 30)));
+  auto second = api->stream(head);  // the same chunk again, say a client's retry
+  ASSERT_TRUE(second && std::holds_alternative<http::Response>(*second));
+  EXPECT_EQ(typeOf(std::get<http::Response>(*second)), "upload-busy");
+  EXPECT_FALSE(writing.write(content.substr(30, 30)));
+  auto done = writing.finish();
+  EXPECT_EQ(done.status, 200);
+  EXPECT_EQ(done.headers["Upload-Offset"], "60");
+  first.reset();  // the request ended: the upload is free again
+
+  auto stale = api->stream(head);  // offset 0 again: refused with the real offset, nothing read
+  ASSERT_TRUE(stale && std::holds_alternative<http::Response>(*stale));
+  EXPECT_EQ(std::get<http::Response>(*stale).status, 409);
+  EXPECT_EQ(std::get<http::Response>(*stale).headers["Upload-Offset"], "60");
+
+  head.headers["content-length"] = std::to_string((1 << 20) + 1);
+  auto tooLarge = api->stream(head);
+  ASSERT_TRUE(tooLarge && std::holds_alternative<http::Response>(*tooLarge));
+  EXPECT_EQ(typeOf(std::get<http::Response>(*tooLarge)), "body-too-large");
+
+  head.headers["content-length"] = "40";
+  head.headers["upload-offset"] = "60";
+  auto last = api->stream(head);
+  ASSERT_TRUE(last && std::holds_alternative<http::BodyStream>(*last));
+  auto& rest = std::get<http::BodyStream>(*last);
+  auto overflow = rest.write(content.substr(0, 41));
+  ASSERT_TRUE(overflow) << "more than the announced Content-Length";
+  EXPECT_EQ(typeOf(*overflow), "invalid-request");
+  EXPECT_FALSE(rest.write(content.substr(0, 40)));
+  EXPECT_EQ(rest.finish().status, 200);
+  EXPECT_EQ(readFile(folder.dir / "big.bin"), content);
+
+  http::Request list = head;
+  list.method = "GET";
+  list.path = "/v1/list";
+  EXPECT_FALSE(api->stream(list)) << "only uploads are streamed";
+}
+
 }  // namespace
 }  // namespace bai::storage::files::testing

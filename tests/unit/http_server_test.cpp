@@ -396,5 +396,42 @@ TEST(HttpServer, AnswersExpectContinueAtOnce) {
   EXPECT_LT(took, std::chrono::seconds(10)) << "the client waited for a 100 Continue that never came";
 }
 
+// A body streamer takes large bodies piece by piece, past the buffered limit, and may
+// refuse one from its head alone; what it declines is read whole as before.
+TEST(HttpServer, AStreamerTakesBodiesPieceByPieceOrRefusesThemFromTheirHead) {
+  ServerOptions options{"127.0.0.1", 0, 1, 1024, "", ""};
+  auto received = std::make_shared<std::string>();
+  auto pieces = std::make_shared<std::size_t>(0);
+  options.streamer = [received, pieces](const Request& head) -> std::optional<std::variant<Response, BodyStream>> {
+    if (head.path == "/refused") return Response{403, "text/plain", "no " + head.header("content-length"), {}};
+    if (head.path != "/stream") return std::nullopt;
+    received->clear();
+    *pieces = 0;
+    return BodyStream{[received, pieces](std::string_view piece) -> std::optional<Response> {
+                        received->append(piece);
+                        ++*pieces;
+                        return std::nullopt;
+                      },
+                      [received] { return Response{200, "text/plain", std::to_string(received->size()), {}}; }};
+  };
+  Server server(options, [](const Request& r) { return Response{200, "text/plain", "whole " + r.body, {}}; });
+  ASSERT_TRUE(server.start().ok());
+  const std::string base = "http://127.0.0.1:" + std::to_string(server.port());
+  std::string body(5 << 20, '\0');
+  for (std::size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>((i * 131) & 0xff);
+
+  Client client;
+  const Reply streamed = client.request(base + "/stream", "PUT", body);
+  EXPECT_EQ(streamed.status, 200);
+  EXPECT_EQ(streamed.body, std::to_string(body.size())) << "5 MiB past a 1 KiB buffered limit";
+  EXPECT_TRUE(*received == body) << "the pieces put together differ from the body";
+  EXPECT_GE(*pieces, 5u) << "pieces of at most 1 MiB";
+  const Reply refused = client.request(base + "/refused", "PUT", body);
+  EXPECT_EQ(refused.status, 403);
+  EXPECT_EQ(refused.body, "no " + std::to_string(body.size()));
+  Client another;
+  EXPECT_EQ(another.request(base + "/other", "POST", "small").body, "whole small") << "declined: read whole";
+}
+
 }  // namespace
 }  // namespace bai::http
