@@ -28,6 +28,12 @@ struct ClientRequest {
   // answer's status and headers, instead of being collected (maxReplyBytes does not
   // apply); false stops the exchange. Other answers (errors) are collected as usual.
   std::function<bool(std::string_view piece, const ClientResponse& head)> bodySink = {};
+  // Set (with bodySourceBytes): the request's body is read from here as it is sent, instead
+  // of from `body`: fills `buffer` with the body's bytes from `at` on (what this exchange
+  // already sent), returns how many; 0 before the end fails the exchange. A large upload
+  // then never sits in memory whole, and the same request can be sent again.
+  std::function<std::size_t(char* buffer, std::size_t size, std::uint64_t at)> bodySource = {};
+  std::uint64_t bodySourceBytes = 0;
 };
 
 struct ClientResponse {

@@ -156,8 +156,21 @@ class Uploader : private TransferRun {
       chunk.headers = {{"Upload-Length", std::to_string(file.size)}, {"Upload-Offset", std::to_string(offset)},
                        {"Content-Type", "application/offset+octet-stream"}};
       const std::uint64_t length = std::min(options_.chunkBytes, file.size - offset);
-      if (auto read = readAt(fd, file, offset, length, chunk.body); !read) return read;
+      // Read from the file as curl sends: the chunk never sits in memory whole.
+      bool shortRead = false;
+      chunk.bodySourceBytes = length;
+      chunk.bodySource = [fd, offset, length, &shortRead](char* buffer, std::size_t size, std::uint64_t at) -> std::size_t {
+        const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(size, length - at));
+        ssize_t n;
+        do {
+          n = ::pread(fd, buffer, want, static_cast<off_t>(offset + at));
+        } while (n < 0 && errno == EINTR);
+        if (n > 0 || want == 0) return n > 0 ? static_cast<std::size_t>(n) : 0;
+        shortRead = true;
+        return 0;  // fails the exchange
+      };
       response = channel_.send(std::move(chunk), target);
+      if (shortRead) return transferFailure("file-changed", file.local.string() + " became shorter while it was uploaded");
       if (!response) return Failure{response.error()};
       const bool mismatch = response->status == 409 && proxyError(*response).type == "offset-mismatch";
       if (response->status / 100 != 2 && !(mismatch && ++mismatches <= 3)) return Failure{proxyError(*response)};
