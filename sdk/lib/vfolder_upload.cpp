@@ -11,7 +11,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 namespace bai::client {
 namespace {
@@ -149,7 +151,7 @@ class Uploader : private TransferRun {
                                                   std::to_string(file.size) + "-byte file");
     }
     progress_.bytesDone += state->first;  // already there: counted as done, not as moved
-    for (int mismatches = 0; !state->second;) {
+    for (int mismatches = 0, busyWaits = 0; !state->second;) {
       const std::uint64_t offset = state->first;
       http::ClientRequest chunk;
       chunk.method = "PATCH";
@@ -171,6 +173,12 @@ class Uploader : private TransferRun {
       };
       response = channel_.send(std::move(chunk), target);
       if (shortRead) return transferFailure("file-changed", file.local.string() + " became shorter while it was uploaded");
+      // The request of a client that died a moment ago may still hold the upload on the
+      // proxy until its connection is seen closed: wait for it, up to five seconds.
+      if (response && response->status == 409 && proxyError(*response).type == "upload-busy" && ++busyWaits <= 25) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        continue;
+      }
       if (!response) return Failure{response.error()};
       const bool mismatch = response->status == 409 && proxyError(*response).type == "offset-mismatch";
       if (response->status / 100 != 2 && !(mismatch && ++mismatches <= 3)) return Failure{proxyError(*response)};

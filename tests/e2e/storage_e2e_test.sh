@@ -100,19 +100,32 @@ small=$(folder_id small)
 "$bai" vfolder create big >/dev/null || fail "creating the big folder failed"
 big=$(folder_id big)
 head -c $((160 << 20)) /dev/urandom >"$work/big.bin"
-staged() { find "$volume/.bai/staging/$big" -type f -size +"$1"k 2>/dev/null | grep -q .; }
+size=$((160 << 20))
+# Stops the running upload (SIGSTOP) as soon as the proxy has staged more than 1 MiB of it, and
+# checks that it was caught midway: loopback uploads are fast, so the poll does not sleep.
+pause_midway() {
+  local deadline=$((SECONDS + 60)) staged
+  until staged=$(find "$volume/.bai/staging/$big" -type f -size +1024k -printf '%s\n' 2>/dev/null) && [ -n "$staged" ]; do
+    kill -0 "$upload_pid" 2>/dev/null || fail "the upload ended before it could be interrupted"
+    [ $SECONDS -lt $deadline ] || fail "the upload staged nothing"
+  done
+  kill -STOP "$upload_pid"
+  staged=$(find "$volume/.bai/staging/$big" -type f -printf '%s\n' | sort -n | tail -1)
+  [ -n "$staged" ] && [ "$staged" -lt "$size" ] || fail "the upload was not caught midway (staged: ${staged:-nothing})"
+}
 "$bai" vfolder upload big "$work/big.bin" >/dev/null 2>&1 &
 upload_pid=$!
-eventually 60 staged 20000 || fail "the upload staged nothing"
+pause_midway
 kill -9 "$upload_pid"; wait "$upload_pid" 2>/dev/null || true; upload_pid=
 out=$("$bai" vfolder upload big "$work/big.bin" --json 2>&1) || fail "resuming after the killed client failed: $out"
 moved=$(echo "$out" | json "d['bytes']")
-((moved < 160 << 20)) || fail "the second upload sent all $moved bytes instead of resuming"
+((moved < size)) || fail "the second upload sent all $moved bytes instead of resuming"
 
 "$bai" vfolder upload big "$work/big.bin" --to again >/dev/null 2>&1 &
 upload_pid=$!
-eventually 60 staged 20000 || fail "the second upload staged nothing"
+pause_midway
 kill -9 "$(cat "$env_dir/run/storage-proxy.pid")"
+kill -CONT "$upload_pid"
 wait "$upload_pid" 2>/dev/null && fail "the upload succeeded although its proxy was killed" || true
 upload_pid=
 setsid "$env_dir/bin/bai-storage-proxy" --config "$env_dir/etc/storage-proxy.toml" \
@@ -121,7 +134,7 @@ echo $! >"$env_dir/run/storage-proxy.pid"
 eventually 20 "$bai" vfolder hosts || fail "the proxy did not come back"
 out=$("$bai" vfolder upload big "$work/big.bin" --to again --json 2>&1) || fail "resuming after the killed proxy failed: $out"
 moved=$(echo "$out" | json "d['bytes']")
-((moved < 160 << 20)) || fail "the upload after the proxy's restart sent all $moved bytes instead of resuming"
+((moved < size)) || fail "the upload after the proxy's restart sent all $moved bytes instead of resuming"
 for remote in big.bin again/big.bin; do
   rm -rf "$work/check"
   "$bai" vfolder download big "$remote" --to "$work/check" >/dev/null 2>&1 || fail "downloading $remote failed"
