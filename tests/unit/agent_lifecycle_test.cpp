@@ -53,8 +53,9 @@ TEST_F(SessionLifecycleTest, ASessionRunsWithItsDevicesAndItsExitFreesThem) {
 // A lifecycle with both runtimes: processes (fake) and containers over an engine in memory.
 class ContainerLifecycleTest : public AgentPartsTest {
  protected:
-  std::unique_ptr<SessionLifecycle> makeBothRuntimes() {
+  std::unique_ptr<SessionLifecycle> makeBothRuntimes(IsolationSettings isolation = {}) {
     SessionLifecycleOptions options = lifecycleOptions();
+    options.isolation = std::move(isolation);
     auto processes = std::move(options.makeRuntimes);
     options.makeRuntimes = [this, processes](SessionCallbacks callbacks) {
       auto runtimes = processes(callbacks);
@@ -337,19 +338,9 @@ class FolderMountLifecycleTest : public ContainerLifecycleTest {
  protected:
   std::unique_ptr<SessionLifecycle> withRoots() {
     std::filesystem::create_directories(folder_);
-    SessionLifecycleOptions options = lifecycleOptions();
-    options.isolation.folderMountRoots = {dir_.path() / "volume"};
-    auto processes = std::move(options.makeRuntimes);
-    options.makeRuntimes = [this, processes](SessionCallbacks callbacks) {
-      auto runtimes = processes(callbacks);
-      ContainerSettings settings;
-      settings.engineSocket = "/run/test.sock";
-      runtimes.push_back(std::make_unique<ContainerRuntime>(
-          ContainerRuntimeOptions{settings_.id, settings, sink(), callbacks.onExit, [] {}, {}, callbacks.onStarted},
-          std::make_unique<MemoryEngine>(engine_)));
-      return runtimes;
-    };
-    return std::make_unique<SessionLifecycle>(std::move(options), *ledger_, *records_, *journal_);
+    IsolationSettings isolation;
+    isolation.folderMountRoots = {dir_.path() / "volume"};
+    return makeBothRuntimes(std::move(isolation));
   }
   protocol::CreateSessionRequest mounting(protocol::CreateSessionRequest r, const std::filesystem::path& source) {
     r.mounts = {{std::string(32, 'a'), source.string(), "/home/work/data", true}};
