@@ -4,6 +4,7 @@
 #include <bai/request_signing.hpp>
 
 #include "http_server.hpp"
+#include "scripted_manager.hpp"
 #include "temp_dir.hpp"
 
 #include <gtest/gtest.h>
@@ -32,45 +33,9 @@ using Json = nlohmann::json;
 constexpr const char* kAccessKey = "AKBAITEST0000000001";
 constexpr const char* kSecretKey = "s3cret-key-for-tests";
 
-// A manager stand-in: records each request and answers with the next scripted reply.
-class ScriptedManager {
- public:
-  ScriptedManager()
-      : server_({"127.0.0.1", 0, 2, 1 << 20, "", ""}, [this](const http::Request& request) {
-          std::lock_guard<std::mutex> lock(mutex_);
-          requests_.push_back(request);
-          return reply_;
-        }) {
-    EXPECT_TRUE(server_.start().ok());
-  }
-  ~ScriptedManager() { server_.stop(); }
-
-  void answer(int status, std::string body, std::string contentType = "application/json",
-              std::map<std::string, std::string> headers = {}) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    reply_ = http::Response{status, std::move(contentType), std::move(body), std::move(headers)};
-  }
-  std::size_t count() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return requests_.size();
-  }
-  http::Request last() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return requests_.empty() ? http::Request{} : requests_.back();
-  }
-  Client client() const {
-    Config config;
-    config.endpoint = "http://127.0.0.1:" + std::to_string(server_.port());
-    config.accessKey = kAccessKey;
-    config.secretKey = kSecretKey;
-    return Client(config);
-  }
-
- private:
-  std::mutex mutex_;
-  std::vector<http::Request> requests_;
-  http::Response reply_{200, "application/json", "{}", {}};
-  http::Server server_;
+// A manager stand-in (scripted_manager.hpp) with these tests' keypair.
+struct ScriptedManager : testing::ScriptedManager {
+  ScriptedManager() : testing::ScriptedManager(kAccessKey, kSecretKey) {}
 };
 
 const char* kSessionDoc = R"({"id":"s1","name":"train","owner":"AKBAITEST0000000001","scaling_group":"default",
@@ -478,24 +443,9 @@ class CliTest : public ::testing::Test {
     cli_ = cli;
   }
 
-  struct Run {
-    int exitCode = -1;
-    std::string out;
-  };
+  using Run = testing::CliRun;
   // Runs `bai ARGS` (a shell word list) with the scripted manager's endpoint and keys.
-  Run bai(const std::string& args) {
-    const Client client = manager_.client();
-    const std::string command = "BAI_CONFIG= BAI_ENDPOINT='" + client.config().endpoint + "' BAI_ACCESS_KEY=" + kAccessKey +
-                                " BAI_SECRET_KEY=" + kSecretKey + " '" + cli_ + "' " + args + " 2>&1";
-    Run run;
-    FILE* pipe = ::popen(command.c_str(), "r");
-    if (pipe == nullptr) return run;
-    char buffer[4096];
-    for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) run.out.append(buffer, n);
-    const int status = ::pclose(pipe);
-    run.exitCode = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return run;
-  }
+  Run bai(const std::string& args) { return testing::runCli(cli_, manager_.client().config(), args); }
 
   ScriptedManager manager_;
   std::string cli_;

@@ -4,6 +4,7 @@
 #include <bai/request_signing.hpp>
 
 #include "http_server.hpp"
+#include "scripted_manager.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -25,31 +26,9 @@ const char* kFolderDoc = R"({"id":"0123456789abcdef0123456789abcdef","name":"dat
 
 class VfolderClientTest : public ::testing::Test {
  protected:
-  VfolderClientTest()
-      : server_({"127.0.0.1", 0, 1, 1 << 20, "", ""}, [this](const http::Request& request) {
-          std::lock_guard<std::mutex> lock(mutex_);
-          requests_.push_back(request);
-          return reply_;
-        }) {
-    EXPECT_TRUE(server_.start().ok());
-  }
-  ~VfolderClientTest() override { server_.stop(); }
-
-  void answer(int status, std::string body) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    reply_ = http::Response{status, "application/json", std::move(body), {}};
-  }
-  http::Request last() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return requests_.empty() ? http::Request{} : requests_.back();
-  }
-  Client client() const {
-    Config config;
-    config.endpoint = "http://127.0.0.1:" + std::to_string(server_.port());
-    config.accessKey = kAccessKey;
-    config.secretKey = kSecretKey;
-    return Client(config);
-  }
+  void answer(int status, std::string body) { manager_.answer(status, std::move(body)); }
+  http::Request last() { return manager_.last(); }
+  Client client() const { return manager_.client(); }
   // The request was signed with the keypair over what was sent.
   static void expectSigned(const http::Request& sent) {
     EXPECT_EQ(sent.header("x-bai-content-sha256"), auth::sha256Hex(sent.body));
@@ -61,10 +40,7 @@ class VfolderClientTest : public ::testing::Test {
   }
 
  private:
-  std::mutex mutex_;
-  std::vector<http::Request> requests_;
-  http::Response reply_{200, "application/json", "{}", {}};
-  http::Server server_;
+  testing::ScriptedManager manager_{kAccessKey, kSecretKey};
 };
 
 TEST_F(VfolderClientTest, CreateSendsTheFieldsGivenAndReadsTheFolder) {

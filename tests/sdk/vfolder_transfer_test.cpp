@@ -4,6 +4,7 @@
 #include <bai/vfolder_transfer.hpp>
 
 #include "http_server.hpp"
+#include "scripted_manager.hpp"
 #include "temp_dir.hpp"
 
 #include <gtest/gtest.h>
@@ -386,23 +387,8 @@ class VfolderCli : public ::testing::Test {
     if (cli == nullptr) GTEST_SKIP() << "BAI_CLI (the built bai) is not set: run through meson test";
     cli_ = cli;
   }
-  struct Run {
-    int exitCode = -1;
-    std::string out;
-  };
-  Run bai(const std::string& args) {
-    const Config config = fake_.client().config();
-    const std::string command = "BAI_CONFIG= BAI_ENDPOINT='" + config.endpoint + "' BAI_ACCESS_KEY=" + config.accessKey +
-                                " BAI_SECRET_KEY=" + config.secretKey + " '" + cli_ + "' " + args + " 2>&1";
-    Run run;
-    FILE* pipe = ::popen(command.c_str(), "r");
-    if (pipe == nullptr) return run;
-    char buffer[4096];
-    for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) run.out.append(buffer, n);
-    const int status = ::pclose(pipe);
-    run.exitCode = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return run;
-  }
+  using Run = testing::CliRun;
+  Run bai(const std::string& args) { return testing::runCli(cli_, fake_.client().config(), args); }
   FakeStorage fake_;
   std::string cli_;
   test::TempDir local_;
