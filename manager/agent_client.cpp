@@ -1,5 +1,7 @@
 #include "agent_client.hpp"
 
+#include "bearer_request.hpp"
+
 #include "http_client.hpp"
 
 namespace bai::manager {
@@ -14,16 +16,9 @@ AgentClient::AgentClient(std::string clusterToken, std::chrono::milliseconds tim
 
 AgentCall<AgentReply> AgentClient::call(const std::string& method, const std::string& url, const std::string& body,
                                         std::size_t maxReplyBytes) const {
-  http::ClientRequest request;
-  request.method = method;
-  request.url = url;
-  request.body = body;
-  request.headers = {{"Authorization", "Bearer " + token_}};
-  if (!body.empty()) request.headers["Content-Type"] = "application/json";
-  request.timeout = timeout_;
+  http::ClientRequest request = bearerRequest(method, url, body, token_, timeout_);
   request.caFile = caFile_;
   request.maxReplyBytes = maxReplyBytes;
-  request.connectTimeout = std::min(timeout_, std::chrono::milliseconds(2000));
   auto response = http::send(request);
   if (!response) return Failure{AgentCallError{0, {"agent-unreachable", "Agent unreachable", response.error().message}}};
   return AgentReply{response->status, response->contentType, std::move(response->body), std::move(response->headers)};

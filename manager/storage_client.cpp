@@ -1,5 +1,7 @@
 #include "storage_client.hpp"
 
+#include "bearer_request.hpp"
+
 #include "http_client.hpp"
 
 #include <algorithm>
@@ -37,14 +39,7 @@ StorageClient::StorageClient(std::string managerUrl, std::string token, std::chr
 
 StorageCall<StorageClient::Reply> StorageClient::call(const std::string& method, const std::string& path,
                                                       const std::string& body) const {
-  http::ClientRequest request;
-  request.method = method;
-  request.url = url_ + path;
-  request.body = body;
-  request.headers = {{"Authorization", "Bearer " + token_}};
-  if (!body.empty()) request.headers["Content-Type"] = "application/json";
-  request.timeout = timeout_;
-  request.connectTimeout = std::min(timeout_, std::chrono::milliseconds(2000));
+  http::ClientRequest request = bearerRequest(method, url_ + path, body, token_, timeout_);
   request.maxReplyBytes = kMaxReplyBytes;
   auto response = http::send(request);
   if (!response) {
