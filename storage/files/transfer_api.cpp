@@ -148,29 +148,41 @@ Result<TransferApi::Addressed, http::Response> TransferApi::address(const http::
   return Addressed{std::move(*fs), std::move(*path)};
 }
 
+std::optional<http::Response> TransferApi::tooLarge(std::uint64_t bodyBytes) const {
+  if (bodyBytes <= options_.maxChunkBytes) return std::nullopt;
+  return errorResponse(413, "body-too-large", "Request body too large",
+                       "a chunk is at most " + std::to_string(options_.maxChunkBytes) + " bytes");
+}
+
+Result<std::unique_ptr<UploadWriter>, http::Response> TransferApi::openUpload(const FolderFs& fs, const std::string& path,
+                                                                              const http::Request& request,
+                                                                              std::uint64_t bodyBytes) {
+  const bool put = request.method == "PUT";
+  std::uint64_t length = bodyBytes, offset = 0;
+  if (!put) {
+    auto announced = countHeader(request, "upload-length", "Upload-Length");
+    if (!announced) return Failure{fileErrorResponse(announced.error())};
+    auto at = countHeader(request, "upload-offset", "Upload-Offset");
+    if (!at) return Failure{fileErrorResponse(at.error())};
+    length = *announced;
+    offset = *at;
+  }
+  auto opened = uploads_.openWriter(fs, path, length, offset, bodyBytes, put);
+  if (!opened) return Failure{fileErrorResponse(opened.error())};
+  return std::move(*opened);
+}
+
 std::optional<std::variant<http::Response, http::BodyStream>> TransferApi::stream(const http::Request& head) {
   const bool put = head.method == "PUT";
   if (head.path != "/v1/upload" || (!put && head.method != "PATCH")) return std::nullopt;
   auto bodyBytes = countHeader(head, "content-length", "Content-Length");
   if (!bodyBytes) return std::nullopt;  // the buffered path answers it
-  if (*bodyBytes > options_.maxChunkBytes) {
-    return errorResponse(413, "body-too-large", "Request body too large",
-                         "a chunk is at most " + std::to_string(options_.maxChunkBytes) + " bytes");
-  }
+  if (auto refused = tooLarge(*bodyBytes)) return std::move(*refused);
   auto addressed = address(head, sp::GrantOperation::Upload);
   if (!addressed) return std::move(addressed.error());
-  std::uint64_t length = *bodyBytes, offset = 0;
-  if (!put) {
-    auto announced = countHeader(head, "upload-length", "Upload-Length");
-    if (!announced) return fileErrorResponse(announced.error());
-    auto at = countHeader(head, "upload-offset", "Upload-Offset");
-    if (!at) return fileErrorResponse(at.error());
-    length = *announced;
-    offset = *at;
-  }
   auto target = std::make_shared<Addressed>(std::move(*addressed));
-  auto opened = uploads_.openWriter(target->fs, target->path, length, offset, *bodyBytes, put);
-  if (!opened) return fileErrorResponse(opened.error());
+  auto opened = openUpload(target->fs, target->path, head, *bodyBytes);
+  if (!opened) return std::move(opened.error());
   std::shared_ptr<UploadWriter> writer(std::move(*opened));
   const int status = put ? 201 : 200;
   // The writer keeps a reference to the folder it writes into: both live as long as the stream.
@@ -220,27 +232,21 @@ http::Response TransferApi::download(const FolderFs& fs, const std::string& path
 }
 
 http::Response TransferApi::upload(const FolderFs& fs, const std::string& path, const http::Request& request) {
-  if (request.body.size() > options_.maxChunkBytes) {
-    return errorResponse(413, "body-too-large", "Request body too large",
-                         "a chunk is at most " + std::to_string(options_.maxChunkBytes) + " bytes");
-  }
-  if (request.method == "PUT") {
-    auto put = uploads_.putWhole(fs, path, request.body);
-    if (!put) return fileErrorResponse(put.error());
-    return progressResponse(201, *put);
-  }
-  auto length = countHeader(request, "upload-length", "Upload-Length");
-  if (!length) return fileErrorResponse(length.error());
   if (request.method == "POST") {
+    auto length = countHeader(request, "upload-length", "Upload-Length");
+    if (!length) return fileErrorResponse(length.error());
     auto started = uploads_.start(fs, path, *length);
     if (!started) return fileErrorResponse(started.error());
     return progressResponse(200, *started);
   }
-  auto offset = countHeader(request, "upload-offset", "Upload-Offset");
-  if (!offset) return fileErrorResponse(offset.error());
-  auto appended = uploads_.append(fs, path, *length, *offset, request.body);
-  if (!appended) return fileErrorResponse(appended.error());
-  return progressResponse(200, *appended);
+  // A PATCH or PUT whose body came whole (sent without a Content-Length): one piece through
+  // the writer that streamed bodies use.
+  if (auto refused = tooLarge(request.body.size())) return std::move(*refused);
+  auto writer = openUpload(fs, path, request, request.body.size());
+  if (!writer) return std::move(writer.error());
+  if (auto written = (*writer)->write(request.body); !written) return fileErrorResponse(written.error());
+  auto done = (*writer)->finish();
+  return done ? progressResponse(request.method == "PUT" ? 201 : 200, *done) : fileErrorResponse(done.error());
 }
 
 }  // namespace bai::storage::files

@@ -53,6 +53,12 @@ class TransferApi {
   // Checks the grant (of the `needed` operation, when given) and the path; the refusal otherwise.
   Result<Addressed, http::Response> address(const http::Request& request,
                                             std::optional<storage_protocol::GrantOperation> needed);
+  // 413 for an upload body over max-chunk.
+  std::optional<http::Response> tooLarge(std::uint64_t bodyBytes) const;
+  // The writer of a PATCH (at its Upload-Offset of its Upload-Length) or a PUT (a whole file)
+  // of `bodyBytes`; the refusal otherwise.
+  Result<std::unique_ptr<UploadWriter>, http::Response> openUpload(const FolderFs& fs, const std::string& path,
+                                                                   const http::Request& request, std::uint64_t bodyBytes);
   http::Response list(const FolderFs& fs, const std::string& path, const http::Request& request);
   http::Response download(const FolderFs& fs, const std::string& path, const http::Request& request);
   http::Response upload(const FolderFs& fs, const std::string& path, const http::Request& request);

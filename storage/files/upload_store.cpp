@@ -129,16 +129,6 @@ Result<UploadProgress, FileError> UploadStore::startLocked(const FolderFs& fs, c
   return UploadProgress{length, true};
 }
 
-Result<UploadProgress, FileError> UploadStore::append(const FolderFs& fs, const std::string& path, std::uint64_t length,
-                                                      std::uint64_t offset, std::string_view bytes) {
-  return write(fs, path, length, offset, bytes, false);
-}
-
-Result<UploadProgress, FileError> UploadStore::putWhole(const FolderFs& fs, const std::string& path, std::string_view bytes) {
-  removeExpired(fs.catalog(), fs.folder());
-  return write(fs, path, bytes.size(), 0, bytes, true);
-}
-
 struct UploadWriter::Target {
   const FolderFs& fs;
   std::string path;
@@ -187,17 +177,10 @@ void UploadStore::release(const std::string& key) {
   if (auto it = uploads_.find(key); it != uploads_.end()) it->second.busy = false;
 }
 
-Result<UploadProgress, FileError> UploadStore::write(const FolderFs& fs, const std::string& path, std::uint64_t length,
-                                                     std::uint64_t offset, std::string_view bytes, bool restart) {
-  auto writer = openWriter(fs, path, length, offset, bytes.size(), restart);
-  if (!writer) return Failure{writer.error()};
-  if (auto written = (*writer)->write(bytes); !written) return Failure{written.error()};
-  return (*writer)->finish();
-}
-
 Result<std::unique_ptr<UploadWriter>, FileError> UploadStore::openWriter(const FolderFs& fs, const std::string& path,
                                                                          std::uint64_t length, std::uint64_t offset,
                                                                          std::uint64_t bodyBytes, bool restart) {
+  if (restart) removeExpired(fs.catalog(), fs.folder());  // a whole file: like a start, it cleans up after others
   const Staging staging = stagingFor(fs.folder(), path, length);
   {
     const std::lock_guard lock(mutex_);

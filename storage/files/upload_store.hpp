@@ -64,15 +64,9 @@ class UploadStore {
 
   // Starts the upload of `length` bytes to `path`, or finds the one in progress: its offset.
   Result<UploadProgress, FileError> start(const FolderFs& fs, const std::string& path, std::uint64_t length);
-  // Appends `bytes` at `offset`, which must be the staged size (OffsetMismatch says it
-  // otherwise); NoSuchUpload when none was started.
-  Result<UploadProgress, FileError> append(const FolderFs& fs, const std::string& path, std::uint64_t length,
-                                           std::uint64_t offset, std::string_view bytes);
-  // The whole file in one call: starts (or restarts from zero) and completes.
-  Result<UploadProgress, FileError> putWhole(const FolderFs& fs, const std::string& path, std::string_view bytes);
-  // For `bodyBytes` coming at `offset` of the upload of `length` bytes (as append), or for a
-  // whole file of `length` bytes (`restart`, as putWhole): the writer they go through. The
-  // writer keeps `fs`, which must outlive it.
+  // The writer for `bodyBytes` coming at `offset` of the upload of `length` bytes (which
+  // must be the staged size), or for a whole file of `length` bytes (`restart`). It keeps
+  // `fs`, which must outlive it.
   Result<std::unique_ptr<UploadWriter>, FileError> openWriter(const FolderFs& fs, const std::string& path,
                                                               std::uint64_t length, std::uint64_t offset,
                                                               std::uint64_t bodyBytes, bool restart);
@@ -95,8 +89,6 @@ class UploadStore {
   // With mutex_ held.
   Result<UploadProgress, FileError> startLocked(const FolderFs& fs, const std::string& path, std::uint64_t length);
   friend class UploadWriter;
-  Result<UploadProgress, FileError> write(const FolderFs& fs, const std::string& path, std::uint64_t length,
-                                          std::uint64_t offset, std::string_view bytes, bool restart);
   void release(const std::string& key);
   Result<void, FileError> complete(const FolderFs& fs, const std::string& path, const Staging& staging, int stagingFd,
                                    std::uint64_t length);

@@ -342,5 +342,30 @@ TEST_F(TransferTest, AStreamedChunkIsRefusedBeforeItsBodyAndHoldsItsUploadUntilI
   EXPECT_FALSE(api->stream(list)) << "only uploads are streamed";
 }
 
+// A body that came whole (sent without a Content-Length) goes through handle() and the same
+// writer: a PUT writes the file, a PATCH at a stale offset is refused with the real one.
+TEST_F(TransferTest, AWholeBodyTakesTheSameWriterAsAStreamedOne) {
+  auto whole = [&](const std::string& method, std::map<std::string, std::string> headers, std::string body) {
+    http::Request request;
+    request.method = method;
+    request.path = "/v1/upload";
+    request.query["path"] = "whole.txt";
+    request.headers = std::move(headers);
+    request.headers["x-bai-grant"] = uploadGrant();
+    request.body = std::move(body);
+    return api->handle(request);
+  };
+  EXPECT_EQ(whole("PUT", {}, "abc").status, 201);
+  EXPECT_EQ(readFile(folder.dir / "whole.txt"), "abc");
+  ASSERT_EQ(start("whole.txt", 6).status, 200);
+  EXPECT_EQ(whole("PATCH", {{"upload-length", "6"}, {"upload-offset", "0"}}, "abc").status, 200);
+  auto stale = whole("PATCH", {{"upload-length", "6"}, {"upload-offset", "0"}}, "def");
+  EXPECT_EQ(typeOf(stale), "offset-mismatch");
+  EXPECT_EQ(stale.headers["Upload-Offset"], "3");
+  EXPECT_EQ(whole("PATCH", {{"upload-length", "6"}, {"upload-offset", "3"}}, "def").status, 200);
+  EXPECT_EQ(readFile(folder.dir / "whole.txt"), "abcdef");
+  EXPECT_EQ(typeOf(whole("PUT", {}, std::string((1 << 20) + 1, 'x'))), "body-too-large");
+}
+
 }  // namespace
 }  // namespace bai::storage::files::testing
