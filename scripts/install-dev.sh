@@ -216,9 +216,10 @@ pick_port() {  # pick_port FIRST LAST AVOID: a free, unclaimed port, from a rand
 if [ -n "$manager_port" ]; then check_port "$manager_port" manager; else manager_port=$(pick_port 20000 24999 "$agent_port"); fi
 if [ -n "$agent_port" ]; then check_port "$agent_port" "agent RPC"; else agent_port=$(pick_port 25000 29999 "$manager_port"); fi
 [ "$manager_port" != "$agent_port" ] || die "the manager and the agent need different ports"
-# The storage proxy's two listeners: above the agents' service ports (30000-30999).
-[ -n "${storage_manager_port:-}" ] || storage_manager_port=$(pick_port 35000 37499 0)
-[ -n "${storage_client_port:-}" ] || storage_client_port=$(pick_port 37500 39999 0)
+# The storage proxy's two listeners: above the agents' service ports (30000-30999) and below
+# the kernel's ephemeral ports (32768 on), which outgoing connections may hold unseen.
+[ -n "${storage_manager_port:-}" ] || storage_manager_port=$(pick_port 31000 31899 0)
+[ -n "${storage_client_port:-}" ] || storage_client_port=$(pick_port 31900 32767 0)
 
 # Named after the directory too: the same id may live under two install paths.
 cgroup_parent=bai-dev-$env_id-$(printf '%s' "$env_dir" | sha256sum | cut -c1-8)
